@@ -1,0 +1,1 @@
+"""deficit: ingest package."""

@@ -1,0 +1,1 @@
+"""deficit: protocols package."""
