@@ -1,0 +1,83 @@
+"""Shared ingestion logic of Aave v2 and v3 markets (pool, configurator, oracle, tokens).
+
+Root contracts come from the deployment (``pool`` required; ``pool_configurator``, ``oracle``,
+``addresses_provider`` optional). Token contracts (aToken, variable and stable debt tokens) are
+*discovered* from the configurator's ``ReserveInitialized`` logs: those stored so far plus the
+current chunk's (root logs are written first, then tokens are read for the same chunk). If
+ingestion of a deployment starts after its ``start_block``, the ``ReserveInitialized`` logs
+between the two are read once (not stored) to learn the token addresses.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .base import LogDataset, Source
+
+if TYPE_CHECKING:
+    from ..deployments import DeploymentSet
+    from ..engine import RunContext
+
+__all__ = ["AaveMarket"]
+
+TOKEN_ROLES = ("a_token", "variable_debt_token", "stable_debt_token")
+
+
+class AaveMarket(LogDataset):
+    """Common part of :class:`~ingest.datasets.aave_v3.AaveV3` and ``AaveV2``."""
+
+    POOL_ROLE = "pool"
+    CONFIGURATOR_ROLE = "pool_configurator"
+
+    def sources(self, dset: DeploymentSet, chain_id: int) -> list[Source]:
+        return [Source(self.NAME, d.name, d.start_block, d) for d in dset.deployments
+                if d.protocol == self.NAME and d.chain_id == chain_id]
+
+    def root_roles(self, ctx: RunContext, source: Source) -> dict[str, list[str]]:
+        return {role: [addr] for role, addr in source.payload.contracts.items()
+                if role in self.ROLES and role not in TOKEN_ROLES}
+
+    def _reserve_table(self) -> str:
+        return next(t.table.fqn for t in self.EVENT_TABLES
+                    if t.spec.name == "ReserveInitialized")
+
+    def discovered_roles(self, ctx: RunContext, source: Source, a: int, b: int
+                         ) -> dict[str, list[str]]:
+        con = ctx.wh.con
+        rows = con.execute(
+            f"SELECT a_token, variable_debt_token, stable_debt_token FROM {self._reserve_table()} "
+            "WHERE chain_id=? AND source=? AND block_number <= ?",
+            [ctx.chain_id, source.key, b]).fetchall()
+        found = {r: set() for r in TOKEN_ROLES}
+        for at, vt, st in rows + self._before_coverage(ctx, source):
+            found["a_token"].add(at)
+            found["variable_debt_token"].add(vt)
+            found["stable_debt_token"].add(st)
+        for role in TOKEN_ROLES:  # tokens declared by hand in the deployment
+            if role in source.payload.contracts:
+                found[role].add(source.payload.contracts[role])
+        zero = "0x" + "0" * 40
+        return {r: sorted(x for x in v if x != zero) for r, v in found.items() if v}
+
+    def _before_coverage(self, ctx: RunContext, source: Source) -> list[tuple[str, str, str]]:
+        """ReserveInitialized logs between start_block and the first stored block, read once."""
+        key = (self.NAME, source.key, "pre")
+        if key in ctx.state:
+            return ctx.state[key]
+        cov = ctx.wh.covered(ctx.chain_id, self.NAME, source.key)
+        first = min([a for a, _ in cov] + [ctx.range_start])
+        out: list[tuple[str, str, str]] = []
+        configurator = source.payload.address(self.CONFIGURATOR_ROLE)
+        if configurator and first > source.start_block:
+            et = next(t for t in self.EVENT_TABLES if t.spec.name == "ReserveInitialized")
+            logs = ctx.rpc.get_logs(source.start_block, first - 1, [configurator],
+                                    [[et.spec.topic0]])
+            for lg in logs:
+                d = et.spec.decode_log(lg["topics"], lg["data"],
+                                       block_number=int(lg["blockNumber"], 16),
+                                       log_index=int(lg["logIndex"], 16),
+                                       tx_hash=lg["transactionHash"])
+                out.append((str(d["a_token"]), str(d["variable_debt_token"]),
+                            str(d["stable_debt_token"])))
+        ctx.state[key] = out
+        return out

@@ -1,0 +1,196 @@
+"""Chainlink price-feed rounds: every aggregator a proxy ever pointed to, per phase.
+
+An EACAggregatorProxy emits nothing when its aggregator changes (``confirmAggregator`` only bumps
+``phaseId``), so phases are discovered by ``eth_call``: ``phaseId()`` at the range end, then
+``phaseAggregators(i)`` for each phase, and the first block of each phase by binary search on
+``phaseId()`` at historical blocks. Logs are then read from *every* phase's aggregator, so a
+feed's full history across aggregator upgrades is ingested. A proxy round id is
+``(phase_id << 64) | aggregator_round_id`` (uint80), as ``AggregatorProxy.getRoundData`` builds it.
+
+``raw.oracle_rounds`` is derived from ``AnswerUpdated`` (emitted by OCR1/OCR2 and the older
+Flux/AccessControlled aggregators alike); ``NewTransmission`` keeps the OCR report details
+(observations, transmitter) in its own decoded table.
+
+Sources: smartcontractkit/chainlink contracts/src/v0.6/AggregatorProxy.sol; smartcontractkit/libocr
+contract/OffchainAggregator.sol, contract2/OCR2Aggregator.sol (see ``ingest/catalog.py``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
+from eth_hash.auto import keccak
+
+from .. import catalog
+from ..errors import DecodeError
+from ..schema import Column, Table, register_table
+from .base import EventGroup, LogDataset, Source, build_event_tables
+
+if TYPE_CHECKING:
+    from ..deployments import DeploymentSet, Feed
+    from ..engine import RunContext
+
+__all__ = ["Chainlink", "ORACLE_ROUNDS", "ORACLE_PHASES"]
+
+NAME = "chainlink"
+
+
+def _sel(sig: str) -> str:
+    return "0x" + keccak(sig.encode())[:4].hex()
+
+
+SEL_PHASE_ID = _sel("phaseId()")
+SEL_PHASE_AGGREGATORS = _sel("phaseAggregators(uint16)")
+SEL_DECIMALS = _sel("decimals()")
+
+ORACLE_PHASES = register_table(Table(
+    "raw", "oracle_phases", "Aggregators of each feed proxy by phase, discovered with eth_call "
+    "(phaseId, phaseAggregators) at the end of the ingested range; first_block found by binary "
+    "search on phaseId() at historical blocks.",
+    (
+        Column("chain_id", "UBIGINT", "chain", False),
+        Column("feed", "VARCHAR", "proxy address (what protocols read), lower-case hex", False),
+        Column("feed_name", "VARCHAR", "feed name from the deployments, e.g. 'ETH / USD'", False),
+        Column("phase_id", "USMALLINT", "proxy phase (uint16); 0 if the feed is a bare aggregator", False),
+        Column("aggregator", "VARCHAR", "aggregator contract of this phase, lower-case hex", False),
+        Column("first_block", "UBIGINT", "first block at which the proxy's phaseId() >= phase_id"),
+        Column("discovered_at_block", "UBIGINT", "block at which the phases were read", False),
+        Column("run_id", "VARCHAR", "ingest run that wrote the row", False),
+    ),
+    "ingest.datasets.chainlink", ("chain_id", "feed", "phase_id")))
+
+ORACLE_ROUNDS = register_table(Table(
+    "raw", "oracle_rounds", "One row per feed answer (AnswerUpdated of the feed's aggregator in "
+    "any phase): the exact answer, both round ids and both clocks — updated_at_ts (reported) and "
+    "block_timestamp_ts (when the chain made it readable).",
+    (
+        Column("chain_id", "UBIGINT", "chain", False),
+        Column("feed", "VARCHAR", "proxy address, lower-case hex", False),
+        Column("feed_name", "VARCHAR", "feed name from the deployments", False),
+        Column("aggregator", "VARCHAR", "emitting aggregator, lower-case hex", False),
+        Column("phase_id", "USMALLINT", "proxy phase of that aggregator", False),
+        Column("aggregator_round_id", "UHUGEINT", "the aggregator's own round id", False),
+        Column("proxy_round_id", "UHUGEINT", "(phase_id << 64) | aggregator_round_id, as the proxy reports it", False),
+        Column("answer", "HUGEINT", "exact answer in the feed's integer units (int256, checked to fit)", False),
+        Column("decimals", "UTINYINT", "feed decimals (answer / 10**decimals = price)", False),
+        Column("answer_f64", "DOUBLE", "derived: answer / 10**decimals (analysis only)", False),
+        Column("updated_at_ts", "UBIGINT", "updatedAt reported by the aggregator, unix seconds", False),
+        Column("block_timestamp_ts", "UBIGINT", "timestamp of the block that carried the update", False),
+        Column("block_number", "UBIGINT", "block of the AnswerUpdated log", False),
+        Column("block_hash", "VARCHAR", "its block hash", False),
+        Column("tx_hash", "VARCHAR", "transaction hash", False),
+        Column("tx_index", "UINTEGER", "transaction index", False),
+        Column("log_index", "UINTEGER", "log index in the block", False),
+        Column("source", "VARCHAR", "feed source key (the proxy address)", False),
+        Column("run_id", "VARCHAR", "ingest run that wrote the row", False),
+    ),
+    "ingest.datasets.chainlink", ("chain_id", "feed", "block_number", "log_index")))
+
+
+class Chainlink(LogDataset):
+    NAME = NAME
+    ROLES = {"aggregator": True}
+    GROUPS = (EventGroup(("aggregator",), catalog.CHAINLINK_AGGREGATOR, "chainlink", renames=(
+        ("NewTransmission(uint32,int192,address,uint32,int192[],bytes,int192,bytes32,uint40)",
+         "chainlink_ocr2_new_transmission"),)),)
+    EVENT_TABLES = build_event_tables(NAME, GROUPS)
+    DERIVED_TABLES = (ORACLE_PHASES, ORACLE_ROUNDS)
+
+    def sources(self, dset: DeploymentSet, chain_id: int) -> list[Source]:
+        return [Source(NAME, f.proxy, f.start_block, f) for f in dset.feeds
+                if f.chain_id == chain_id]
+
+    def prepare(self, ctx: RunContext, source: Source, to_block: int) -> None:
+        feed: Feed = source.payload
+        rpc = ctx.rpc
+        n_phases = self._phase_id(ctx, feed.proxy, to_block)
+        phases: list[tuple[int, str, int | None]] = []
+        if n_phases is None:  # not a phased proxy: the address is itself an aggregator
+            phases.append((0, feed.proxy, feed.start_block))
+        else:
+            calls = [("eth_call", [{"to": feed.proxy, "data": SEL_PHASE_AGGREGATORS
+                                    + abi_encode(["uint16"], [i]).hex()}, hex(to_block)])
+                     for i in range(1, n_phases + 1)]
+            for i, res in enumerate(rpc.batch(calls), start=1):
+                (agg,) = abi_decode(["address"], _bytes(res, f"phaseAggregators({i})"))
+                first = self._first_block_of_phase(ctx, feed, i, to_block)
+                if agg != "0x" + "00" * 20:
+                    phases.append((i, agg.lower(), first))
+        for phase, agg in feed.aggregators:
+            known = {p for p, _, _ in phases}
+            if phase in known and (phase, agg) not in {(p, a) for p, a, _ in phases}:
+                ctx.warn(f"feed {feed.name}: declared phase {phase} aggregator {agg} differs "
+                         "from the chain; using the chain's")
+        decimals = feed.decimals
+        if n_phases is not None or decimals is None:
+            res = rpc.call("eth_call", [{"to": feed.proxy, "data": SEL_DECIMALS}, hex(to_block)])
+            (onchain,) = abi_decode(["uint8"], _bytes(res, "decimals()"))
+            if decimals is not None and decimals != onchain:
+                ctx.warn(f"feed {feed.name}: declared decimals {decimals}, chain says {onchain}")
+            decimals = onchain
+        ctx.state[("chainlink", source.key)] = (phases, decimals)
+        with ctx.wh.transaction() as con:
+            con.execute("DELETE FROM raw.oracle_phases WHERE chain_id=? AND feed=?",
+                        [ctx.chain_id, feed.proxy])
+            for phase, agg, first in phases:
+                con.execute("INSERT INTO raw.oracle_phases VALUES (?,?,?,?,?,?,?,?)",
+                            [ctx.chain_id, feed.proxy, feed.name, phase, agg, first, to_block,
+                             ctx.run_id])
+
+    def _phase_id(self, ctx: RunContext, proxy: str, block: int) -> int | None:
+        res = ctx.try_eth_call(proxy, SEL_PHASE_ID, block)
+        if res is None or res in ("0x", ""):
+            return None
+        (v,) = abi_decode(["uint16"], _bytes(res, "phaseId()"))
+        return int(v)
+
+    def _first_block_of_phase(self, ctx: RunContext, feed: Feed, phase: int, hi: int) -> int:
+        lo = feed.start_block
+        if (self._phase_id(ctx, feed.proxy, lo) or 0) >= phase:
+            return lo
+        while hi - lo > 1:  # invariant: phaseId(lo) < phase <= phaseId(hi)
+            mid = (lo + hi) // 2
+            if (self._phase_id(ctx, feed.proxy, mid) or 0) >= phase:
+                hi = mid
+            else:
+                lo = mid
+        return hi
+
+    def root_roles(self, ctx: RunContext, source: Source) -> dict[str, list[str]]:
+        phases, _ = ctx.state[("chainlink", source.key)]
+        return {"aggregator": sorted({agg for _, agg, _ in phases})}
+
+    def after_chunk(self, ctx: RunContext, source: Source, a: int, b: int) -> None:
+        feed: Feed = source.payload
+        phases, decimals = ctx.state[("chainlink", source.key)]
+        con = ctx.wh.con
+        rows = [(p, agg) for p, agg, _ in phases]
+        values = ", ".join(f"({p}, '{agg}')" for p, agg in rows) or "(NULL, NULL)"
+        con.execute(
+            f"INSERT INTO raw.oracle_rounds SELECT au.chain_id, ?, ?, au.address, ph.p, "
+            f"au.round_id, (ph.p::UHUGEINT << 64) | au.round_id, au.current, ?, "
+            f"au.current::DOUBLE / 10::DOUBLE ** ?, "
+            f"CAST(au.updated_at AS UBIGINT), b.timestamp_ts, au.block_number, au.block_hash, "
+            f"au.tx_hash, au.tx_index, au.log_index, au.source, ? "
+            f"FROM raw.chainlink_answer_updated au "
+            f"JOIN (VALUES {values}) ph(p, agg) ON ph.agg = au.address "
+            f"JOIN raw.blocks b ON b.chain_id = au.chain_id AND b.number = au.block_number "
+            f"WHERE au.chain_id = ? AND au.source = ? AND au.block_number BETWEEN ? AND ? "
+            f"ORDER BY au.block_number, au.log_index",
+            [feed.proxy, feed.name, decimals, decimals, ctx.run_id, ctx.chain_id, source.key, a, b])
+        over = con.execute(
+            "SELECT block_number, log_index FROM raw.chainlink_answer_updated WHERE chain_id=? AND "
+            "source=? AND block_number BETWEEN ? AND ? AND round_id > 18446744073709551615 LIMIT 1",
+            [ctx.chain_id, source.key, a, b]).fetchone()
+        if over:
+            raise DecodeError("aggregator round id exceeds 64 bits: cannot form a proxy round id",
+                              block_number=over[0], log_index=over[1], field="round_id",
+                              event="AnswerUpdated")
+
+
+def _bytes(res: object, what: str) -> bytes:
+    if not isinstance(res, str) or not res.startswith("0x"):
+        raise DecodeError(f"eth_call {what} returned {res!r}, expected 0x-hex")
+    return bytes.fromhex(res[2:])

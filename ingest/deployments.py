@@ -1,0 +1,240 @@
+"""Deployments are data: protocol markets and price feeds, from presets or a user TOML file.
+
+A deployments file (the presets in ``ingest/presets/*.toml`` use the same format)::
+
+    [meta]
+    chain = "ethereum"
+    chain_id = 1
+
+    [[deployment]]
+    name = "aave_v3_ethereum"      # unique; becomes the ``source`` of every row it yields
+    protocol = "aave_v3"           # a dataset name: aave_v3 | aave_v2
+    chain_id = 1
+    start_block = 16291127
+    [deployment.contracts]         # role -> address (roles: see the dataset module)
+    pool = "0x87870Bca3F3fD6335C3F4ce8392D69350B4fA4E2"
+
+    [[feed]]                       # a Chainlink-style feed (an EACAggregatorProxy)
+    name = "ETH / USD"
+    chain_id = 1
+    proxy = "0x5f4eC3Df9cbd43714FE2740f5E3616155c5b8419"
+    decimals = 8
+    start_block = 10606501
+    deviation_bps = 50             # the feed's published deviation threshold (off-chain setting)
+    heartbeat_s = 3600             # the feed's published heartbeat (seconds)
+
+Errors name the file, the line of the offending entry and the field.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import ConfigError, DeploymentsFileError
+
+__all__ = ["Deployment", "Feed", "DeploymentSet", "load_deployments", "load_preset",
+           "PRESETS_DIR", "preset_names"]
+
+PRESETS_DIR = Path(__file__).resolve().parent / "presets"
+_ADDR = re.compile(r"^0x[0-9a-fA-F]{40}$")
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """One protocol market: addresses by role, where ingestion of it starts."""
+
+    name: str
+    protocol: str
+    chain_id: int
+    start_block: int
+    contracts: dict[str, str]
+    origin: str = ""
+
+    def address(self, role: str) -> str | None:
+        a = self.contracts.get(role)
+        return a.lower() if a else None
+
+
+@dataclass(frozen=True)
+class Feed:
+    """A Chainlink-style price feed proxy and its published update rules."""
+
+    name: str
+    chain_id: int
+    proxy: str
+    decimals: int | None
+    start_block: int
+    deviation_bps: int | None = None
+    heartbeat_s: int | None = None
+    min_answer: int | None = None
+    max_answer: int | None = None
+    aggregators: tuple[tuple[int, str], ...] = ()
+    origin: str = ""
+
+
+@dataclass
+class DeploymentSet:
+    chain_id: int | None = None
+    deployments: list[Deployment] = field(default_factory=list)
+    feeds: list[Feed] = field(default_factory=list)
+
+    def extend(self, other: DeploymentSet) -> None:
+        if other.chain_id is not None:
+            if self.chain_id is not None and self.chain_id != other.chain_id:
+                raise ConfigError(f"deployments for chain {other.chain_id} mixed with chain "
+                                  f"{self.chain_id}")
+            self.chain_id = other.chain_id
+        names = {d.name for d in self.deployments} | {f.name for f in self.feeds}
+        for d in other.deployments:
+            if d.name in names:
+                raise ConfigError(f"deployment {d.name!r} declared twice ({d.origin})")
+            self.deployments.append(d)
+        for f in other.feeds:
+            if f.name in names:
+                raise ConfigError(f"feed {f.name!r} declared twice ({f.origin})")
+            self.feeds.append(f)
+
+
+def _line_of(text: str, table: str, index: int, key: str | None) -> int | None:
+    """Line (1-based) of ``key`` inside the ``index``-th ``[[table]]`` entry, for messages."""
+    lines = text.splitlines()
+    starts = [i for i, ln in enumerate(lines) if ln.strip() == f"[[{table}]]"]
+    if index >= len(starts):
+        return None
+    start = starts[index]
+    end = starts[index + 1] if index + 1 < len(starts) else len(lines)
+    if key:
+        leaf = key.split(".")[-1]
+        for i in range(start, end):
+            if re.match(rf"^\s*{re.escape(leaf)}\s*=", lines[i]):
+                return i + 1
+    return start + 1
+
+
+def load_deployments(path: str | Path) -> DeploymentSet:
+    """Parse and validate a deployments TOML file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise DeploymentsFileError(str(path), f"cannot read: {e.strerror}") from None
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        m = re.search(r"line (\d+)", str(e))
+        raise DeploymentsFileError(str(path), f"invalid TOML: {e}",
+                                   int(m.group(1)) if m else None) from None
+    return _from_doc(doc, text, str(path))
+
+
+def _from_doc(doc: dict, text: str, origin: str) -> DeploymentSet:
+    out = DeploymentSet()
+    meta = doc.get("meta", {})
+    unknown_top = set(doc) - {"meta", "deployment", "feed"}
+    if unknown_top:
+        raise DeploymentsFileError(origin, f"unknown top-level key(s) {sorted(unknown_top)}; "
+                                   "expected [meta], [[deployment]], [[feed]]")
+    if "chain_id" in meta:
+        out.chain_id = _int(meta["chain_id"], origin, None, "meta.chain_id", text, "meta", 0)
+
+    def err(table: str, i: int, key: str, msg: str) -> DeploymentsFileError:
+        return DeploymentsFileError(origin, msg, _line_of(text, table, i, key), f"{table}[{i}].{key}")
+
+    from .datasets import DATASETS
+
+    for i, d in enumerate(doc.get("deployment", [])):
+        for req in ("name", "protocol", "chain_id", "start_block", "contracts"):
+            if req not in d:
+                raise err("deployment", i, req, f"missing required field {req!r}")
+        extra = set(d) - {"name", "protocol", "chain_id", "start_block", "contracts"}
+        if extra:
+            raise err("deployment", i, sorted(extra)[0], f"unknown field(s) {sorted(extra)}")
+        proto = d["protocol"]
+        if proto not in DATASETS or proto in ("blocks", "chainlink"):
+            raise err("deployment", i, "protocol",
+                      f"unknown protocol {proto!r}; expected one of "
+                      f"{sorted(k for k in DATASETS if k not in ('blocks', 'chainlink'))}")
+        roles = DATASETS[proto].ROLES
+        contracts = d["contracts"]
+        if not isinstance(contracts, dict):
+            raise err("deployment", i, "contracts", "expected a table of role = address")
+        for role, addr in contracts.items():
+            if role not in roles:
+                raise err("deployment", i, f"contracts.{role}",
+                          f"unknown role {role!r} for {proto}; expected one of {sorted(roles)}")
+            if not isinstance(addr, str) or not _ADDR.match(addr):
+                raise err("deployment", i, f"contracts.{role}",
+                          f"expected a 0x-prefixed 20-byte hex address, got {addr!r}")
+        missing = [r for r, required in roles.items() if required and r not in contracts]
+        if missing:
+            raise err("deployment", i, "contracts", f"missing required role(s) {missing}")
+        out.deployments.append(Deployment(
+            name=_str(d["name"], err("deployment", i, "name", "expected a non-empty string")),
+            protocol=proto,
+            chain_id=_int(d["chain_id"], origin, i, "chain_id", text, "deployment", i),
+            start_block=_int(d["start_block"], origin, i, "start_block", text, "deployment", i),
+            contracts={k: v.lower() for k, v in contracts.items()}, origin=origin))
+    for i, f in enumerate(doc.get("feed", [])):
+        for req in ("name", "chain_id", "proxy", "start_block"):
+            if req not in f:
+                raise err("feed", i, req, f"missing required field {req!r}")
+        allowed = {"name", "chain_id", "proxy", "decimals", "start_block", "deviation_bps",
+                   "heartbeat_s", "aggregators", "min_answer", "max_answer", "asset"}
+        extra = set(f) - allowed
+        if extra:
+            raise err("feed", i, sorted(extra)[0], f"unknown field(s) {sorted(extra)}")
+        if not isinstance(f["proxy"], str) or not _ADDR.match(f["proxy"]):
+            raise err("feed", i, "proxy", f"expected a 20-byte hex address, got {f['proxy']!r}")
+        aggs = []
+        for j, a in enumerate(f.get("aggregators", [])):
+            if (not isinstance(a, dict) or not isinstance(a.get("address"), str)
+                    or not _ADDR.match(a["address"]) or not isinstance(a.get("phase"), int)):
+                raise err("feed", i, "aggregators",
+                          f"aggregators[{j}]: expected {{phase = N, address = \"0x...\"}}")
+            aggs.append((int(a["phase"]), a["address"].lower()))
+
+        def opt(key: str, i: int = i, f: dict = f) -> int | None:
+            return _int(f[key], origin, i, key, text, "feed", i) if key in f else None
+
+        out.feeds.append(Feed(
+            name=_str(f["name"], err("feed", i, "name", "expected a non-empty string")),
+            chain_id=_int(f["chain_id"], origin, i, "chain_id", text, "feed", i),
+            proxy=f["proxy"].lower(), decimals=opt("decimals"),
+            start_block=_int(f["start_block"], origin, i, "start_block", text, "feed", i),
+            deviation_bps=opt("deviation_bps"), heartbeat_s=opt("heartbeat_s"),
+            min_answer=opt("min_answer"), max_answer=opt("max_answer"),
+            aggregators=tuple(aggs), origin=origin))
+    for d in out.deployments:
+        if out.chain_id is not None and d.chain_id != out.chain_id:
+            raise DeploymentsFileError(origin, f"deployment {d.name!r} has chain_id {d.chain_id} "
+                                       f"but [meta] says {out.chain_id}")
+    return out
+
+
+def _str(v: object, e: Exception) -> str:
+    if not isinstance(v, str) or not v.strip():
+        raise e
+    return v
+
+
+def _int(v: object, origin: str, i: int | None, key: str, text: str, table: str,
+         idx: int) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        raise DeploymentsFileError(origin, f"expected a non-negative integer, got {v!r}",
+                                   _line_of(text, table, idx, key) if i is not None else None,
+                                   f"{table}[{idx}].{key}" if i is not None else key)
+    return v
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.toml"))
+
+
+def load_preset(name: str) -> DeploymentSet:
+    p = PRESETS_DIR / f"{name}.toml"
+    if not p.exists():
+        raise ConfigError(f"unknown preset {name!r}; available: {', '.join(preset_names())}")
+    return load_deployments(p)

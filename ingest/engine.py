@@ -1,0 +1,392 @@
+"""The ingest run: finality watermark, reorg check, resumable chunk loop, one transaction a chunk.
+
+Order of a run:
+
+1. ``eth_chainId`` must equal the declared chain.
+2. :func:`ingest.reorg.verify_and_rollback` re-verifies the stored hash chain (and rolls back
+   above a fork, recording it in ``meta.reorgs``).
+3. The watermark: by default the node's ``finalized`` block (fallback: head minus N
+   confirmations); ``confirmations=N``; or ``head`` (the non-final tail is flagged in
+   ``raw.blocks.finality_at_ingest``).
+4. Per dataset source, what is not yet covered by ``meta.checkpoints`` in the requested range is
+   cut into aligned chunks. For each chunk, blocks and logs are fetched, then written with their
+   checkpoints in one transaction. A chain that changes under the run (a log whose block hash
+   disagrees, a parent hash that does not link) rolls the chunk back, re-verifies the chain and
+   retries; if it keeps happening, the run stops with the typed error.
+
+Killing the process at any instant loses at most the open chunk; the next run redoes it, so a
+resumed run yields the same rows as an uninterrupted one (only ``run_id`` lineage differs).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import secrets
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .datasets import LOG_DATASETS, get_dataset
+from .datasets.base import LOGS, LogDataset, Source, check_disjoint, logs_to_arrow, write_logs
+from .datasets.blocks import BLOCKS, fetch_blocks, write_blocks
+from .deployments import DeploymentSet
+from .errors import (BrokenChainError, ChainDataError, ConfigError, InconsistentLogError,
+                     RpcResponseError)
+from .reorg import verify_and_rollback
+from .rpc import JsonRpcClient
+from .warehouse import CHECKPOINTS, REORGS, RUNS, Warehouse, utcnow
+
+__all__ = ["IngestRequest", "IngestSummary", "Progress", "RunContext", "run_ingest",
+           "new_run_id", "code_version", "resolve_block_at", "DEFAULT_CONFIRMATIONS"]
+
+log = logging.getLogger("deficit.ingest")
+
+DEFAULT_CONFIRMATIONS = 64  # ~2 epochs on Ethereum: the fallback when 'finalized' is unknown
+MAX_CHUNK_RETRIES = 3
+
+
+def new_run_id() -> str:
+    """Time-ordered unique run id, e.g. ``20261125T171500Z-3f9a1c2e``."""
+    return utcnow().strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(4)
+
+
+def code_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        v = version("deficit")
+    except PackageNotFoundError:
+        v = "0+unknown"
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                             text=True, timeout=5, cwd=__file__.rsplit("/", 2)[0]).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        sha = ""
+    return f"deficit {v}" + (f"+g{sha}" if sha else "")
+
+
+@dataclass(frozen=True)
+class IngestRequest:
+    """What to ingest. ``finality``: 'finalized', 'head', or an int number of confirmations."""
+
+    chain_id: int
+    deployments: DeploymentSet
+    datasets: tuple[str, ...] = ()  # empty: every dataset that has sources, plus blocks
+    from_block: int | None = None
+    to_block: int | None = None
+    finality: str | int = "finalized"
+    chunk_blocks: int = 1000
+    endpoint_label: str = ""
+
+
+@dataclass
+class Progress:
+    """Reported after every chunk (presentation is the CLI's job)."""
+
+    blocks_done: int
+    blocks_total: int
+    logs: int
+    elapsed_s: float
+    chunk: tuple[int, int]
+
+
+@dataclass
+class IngestSummary:
+    run_id: str
+    chain_id: int
+    from_block: int
+    to_block: int
+    watermark: str
+    blocks_written: int = 0
+    logs_written: int = 0
+    chunks: int = 0
+    reorgs: list[tuple[int, int]] = field(default_factory=list)
+    elapsed_s: float = 0.0
+    per_table: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    clipped_to: int | None = None
+
+
+class RunContext:
+    """What dataset hooks may use during a run."""
+
+    def __init__(self, wh: Warehouse, rpc: JsonRpcClient, chain_id: int, run_id: str,
+                 range_start: int, summary: IngestSummary):
+        self.wh, self.rpc, self.chain_id, self.run_id = wh, rpc, chain_id, run_id
+        self.range_start = range_start
+        self.state: dict[Any, Any] = {}
+        self._summary = summary
+
+    def warn(self, msg: str) -> None:
+        log.warning(msg)
+        self._summary.warnings.append(msg)
+
+    def info(self, msg: str) -> None:
+        log.info(msg)
+
+    def try_eth_call(self, to: str, data: str, block: int) -> str | None:
+        """eth_call that returns None when the call reverts (e.g. a function that doesn't exist)."""
+        try:
+            res = self.rpc.call("eth_call", [{"to": to, "data": data}, hex(block)])
+        except RpcResponseError as e:
+            if e.code in (3, -32000, -32015) or "revert" in str(e).lower():
+                return None
+            raise
+        return res if isinstance(res, str) else None
+
+
+def _block_number(rpc: JsonRpcClient, tag: str) -> int | None:
+    try:
+        blk = rpc.call("eth_getBlockByNumber", [tag, False])
+    except RpcResponseError:
+        return None
+    return int(blk["number"], 16) if blk else None
+
+
+def resolve_block_at(rpc: JsonRpcClient, when: dt.datetime, *, first_at_or_after: bool) -> int:
+    """Block number for a UTC time, by binary search on block timestamps.
+
+    ``first_at_or_after``: the first block with timestamp >= when (for ``--from``); otherwise the
+    last block with timestamp <= when (for ``--to``).
+    """
+    if when.tzinfo is None:
+        raise ConfigError(f"time {when.isoformat()} has no UTC offset; write e.g. "
+                          f"{when.isoformat()}Z")
+    target = int(when.timestamp())
+    head = int(rpc.call("eth_blockNumber", []), 16)
+
+    def ts(n: int) -> int:
+        return int(rpc.call("eth_getBlockByNumber", [hex(n), False])["timestamp"], 16)
+
+    lo, hi = 0, head
+    if first_at_or_after:
+        if ts(head) < target:
+            raise ConfigError(f"{when.isoformat()} is after the node's head block {head}")
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if ts(mid) >= target:
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo
+    if ts(0) > target:
+        raise ConfigError(f"{when.isoformat()} is before the chain's genesis")
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if ts(mid) <= target:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _subtract(lo: int, hi: int, covered: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    out, cur = [], lo
+    for a, b in sorted(covered):
+        if b < cur or a > hi:
+            continue
+        if a > cur:
+            out.append((cur, a - 1))
+        cur = max(cur, b + 1)
+        if cur > hi:
+            break
+    if cur <= hi:
+        out.append((cur, hi))
+    return out
+
+
+def _intersect(a: int, b: int, ivs: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    return [(max(a, x), min(b, y)) for x, y in ivs if x <= b and y >= a]
+
+
+def run_ingest(wh: Warehouse, rpc: JsonRpcClient, req: IngestRequest,
+               progress: Callable[[Progress], None] | None = None) -> IngestSummary:
+    """Ingest ``req`` into ``wh``; returns a summary. Raises a typed :class:`IngestError`."""
+    t0 = time.monotonic()
+    run_id = new_run_id()
+    datasets: list[LogDataset] = []
+    names = req.datasets or tuple(k for k in LOG_DATASETS)
+    for n in names:
+        if n != "blocks":
+            datasets.append(get_dataset(n))
+    sources: list[tuple[LogDataset, Source]] = [
+        (d, s) for d in datasets for s in d.sources(req.deployments, req.chain_id)]
+    if req.datasets and any(n != "blocks" for n in req.datasets) and not sources:
+        raise ConfigError(f"no deployments or feeds for chain {req.chain_id} in datasets "
+                          f"{list(req.datasets)}: pass --preset or --deployments")
+    if req.chunk_blocks < 1:
+        raise ConfigError("--chunk-blocks must be >= 1")
+
+    tables = [RUNS, CHECKPOINTS, REORGS, BLOCKS, LOGS]
+    for d in LOG_DATASETS.values():
+        tables += list(d().all_tables())
+    wh.ensure(*tables)
+
+    rpc.check_chain_id(req.chain_id)
+    with wh.transaction() as con:
+        con.execute("INSERT INTO meta.runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", [
+            run_id, "ingest", req.chain_id, req.endpoint_label,
+            sorted({"blocks"} | {f"{d.NAME}:{s.key}" for d, s in sources}),
+            req.from_block, req.to_block, str(req.finality), code_version(), utcnow(), None,
+            "running", None])
+    summary = IngestSummary(run_id, req.chain_id, 0, 0, str(req.finality))
+    try:
+        _run(wh, rpc, req, run_id, sources, summary, progress, t0)
+    except BaseException as e:
+        msg = f"{type(e).__name__}: {e}"
+        try:
+            with wh.transaction() as con:
+                con.execute("UPDATE meta.runs SET status='failed', finished_at=?, message=? "
+                            "WHERE run_id=?", [utcnow(), msg[:2000], run_id])
+        except Exception:  # the original error matters more than the bookkeeping
+            log.debug("could not mark run %s failed", run_id)
+        raise
+    summary.elapsed_s = time.monotonic() - t0
+    with wh.transaction() as con:
+        con.execute("UPDATE meta.runs SET status='ok', finished_at=?, message=?, from_block=?, "
+                    "to_block=? WHERE run_id=?",
+                    [utcnow(), f"{summary.blocks_written} blocks, {summary.logs_written} logs, "
+                     f"{len(summary.reorgs)} reorg(s)", summary.from_block, summary.to_block,
+                     run_id])
+    return summary
+
+
+def _watermark(rpc: JsonRpcClient, finality: str | int) -> tuple[int, int, int]:
+    """(highest block to ingest, highest final block, head)."""
+    head = int(rpc.call("eth_blockNumber", []), 16)
+    finalized = _block_number(rpc, "finalized")
+    final = finalized if finalized is not None else max(head - DEFAULT_CONFIRMATIONS, -1)
+    if finality == "finalized":
+        return final, final, head
+    if finality == "head":
+        return head, final, head
+    if isinstance(finality, int) and finality >= 0:
+        return max(head - finality, -1), final, head
+    raise ConfigError(f"finality must be 'finalized', 'head' or a number of confirmations, "
+                      f"got {finality!r}")
+
+
+def _run(wh: Warehouse, rpc: JsonRpcClient, req: IngestRequest, run_id: str,
+         sources: list[tuple[LogDataset, Source]], summary: IngestSummary,
+         progress: Callable[[Progress], None] | None, t0: float) -> None:
+    chain = req.chain_id
+    lo = req.from_block if req.from_block is not None else min(
+        [s.start_block for _, s in sources], default=0)
+    ctx = RunContext(wh, rpc, chain, run_id, lo, summary)
+    rep = verify_and_rollback(ctx)
+    if rep:
+        summary.reorgs.append(tuple(rep))
+    upto, final, head = _watermark(rpc, req.finality)
+    hi = req.to_block if req.to_block is not None else upto
+    if hi > upto:
+        summary.clipped_to = upto
+        ctx.warn(f"--to {hi} is above the {req.finality} watermark {upto}; stopping at {upto} "
+                 "(use --finality head to include non-final blocks)")
+        hi = upto
+    if lo > hi:
+        raise ConfigError(f"nothing to ingest: from block {lo} is above the last ingestible "
+                          f"block {hi} (finality {req.finality})")
+    summary.from_block, summary.to_block = lo, hi
+    for d, s in sources:
+        if max(lo, s.start_block) <= hi:
+            d.prepare(ctx, s, hi)
+    check_disjoint([(f"{d.NAME}:{s.key}", d.root_roles(ctx, s)) for d, s in sources
+                    if max(lo, s.start_block) <= hi])
+
+    todo_blocks = _subtract(lo, hi, wh.covered(chain, "blocks", "chain"))
+    todo_src = {(d.NAME, s.key): _subtract(max(lo, s.start_block), hi,
+                                           wh.covered(chain, d.NAME, s.key))
+                for d, s in sources}
+    size = req.chunk_blocks
+    starts = sorted({x - x % size for a, b in todo_blocks + [iv for v in todo_src.values()
+                                                               for iv in v]
+                     for x in range(a - a % size, b + 1, size)})
+    total = sum(min(cs + size - 1, hi) - max(cs, lo) + 1 for cs in starts)
+    done = 0
+    for cs in starts:
+        a, b = max(cs, lo), min(cs + size - 1, hi)
+        blocks_ivs = _intersect(a, b, todo_blocks)
+        src_ivs = [(d, s, _intersect(a, b, todo_src[(d.NAME, s.key)])) for d, s in sources]
+        src_ivs = [(d, s, ivs) for d, s, ivs in src_ivs if ivs]
+        if not blocks_ivs and not src_ivs:
+            continue
+        for attempt in range(MAX_CHUNK_RETRIES + 1):
+            try:
+                nlogs = _chunk(ctx, blocks_ivs, src_ivs, final, head, summary)
+                break
+            except (InconsistentLogError, BrokenChainError) as e:
+                if attempt == MAX_CHUNK_RETRIES:
+                    raise
+                ctx.warn(f"blocks {a}..{b}: {e}; re-verifying the chain and retrying")
+                rep = verify_and_rollback(ctx)
+                if rep:
+                    summary.reorgs.append(tuple(rep))
+                    # everything above the fork must be redone, including earlier chunks
+                    raise ChainDataError(
+                        f"the chain reorganized below block {a} during the run (fork at "
+                        f"{rep[0]}); rerun `deficit ingest` to re-ingest from there") from e
+        summary.chunks += 1
+        summary.blocks_written += sum(y - x + 1 for x, y in blocks_ivs)
+        done += b - a + 1
+        summary.logs_written += nlogs
+        if progress:
+            progress(Progress(done, total, summary.logs_written, time.monotonic() - t0, (a, b)))
+
+
+def _chunk(ctx: RunContext, blocks_ivs: list[tuple[int, int]],
+           src_ivs: list[tuple[LogDataset, Source, list[tuple[int, int]]]],
+           final: int, head: int, summary: IngestSummary) -> int:
+    rpc, wh, chain = ctx.rpc, ctx.wh, ctx.chain_id
+    fetched_blocks = [(a, b, fetch_blocks(rpc, a, b)) for a, b in blocks_ivs]
+    root: list[tuple[LogDataset, Source, int, int, dict[str, list[dict[str, Any]]]]] = []
+    for d, s, ivs in src_ivs:
+        roles = d.root_roles(ctx, s)
+        for a, b in ivs:
+            root.append((d, s, a, b, _fetch_roles(rpc, d, roles, a, b)))
+    nlogs = 0
+    with wh.transaction() as con:
+        for a, b, blocks in fetched_blocks:
+            con.execute("DELETE FROM raw.blocks WHERE chain_id=? AND number BETWEEN ? AND ?",
+                        [chain, a, b])
+            write_blocks(con, blocks, chain_id=chain, run_id=ctx.run_id, final_upto=final,
+                         head=head)
+            wh.add_covered(chain, "blocks", "chain", a, b, ctx.run_id)
+        for d, s, a, b, by_role in root:
+            for t in [LOGS.fqn] + [t.table.fqn for t in d.EVENT_TABLES] + [
+                    t.fqn for t in d.DERIVED_TABLES if "source" in t.column_names()]:
+                con.execute(f"DELETE FROM {t} WHERE chain_id=? AND source=? AND block_number "
+                            f"BETWEEN ? AND ?", [chain, s.key, a, b])
+            nlogs += _write_roles(ctx, d, s, a, b, by_role)
+            found = d.discovered_roles(ctx, s, a, b)
+            if found:
+                nlogs += _write_roles(ctx, d, s, a, b, _fetch_roles(rpc, d, found, a, b))
+            d.after_chunk(ctx, s, a, b)
+            wh.add_covered(chain, d.NAME, s.key, a, b, ctx.run_id)
+    return nlogs
+
+
+def _fetch_roles(rpc: JsonRpcClient, d: LogDataset, roles: dict[str, list[str]], a: int,
+                 b: int) -> dict[str, list[dict[str, Any]]]:
+    out = {}
+    for role, addrs in sorted(roles.items()):
+        topics = d.topics_for(role)
+        if addrs and topics:
+            out[role] = rpc.get_logs(a, b, addrs, [topics])
+    return out
+
+
+def _write_roles(ctx: RunContext, d: LogDataset, s: Source, a: int, b: int,
+                 by_role: dict[str, list[dict[str, Any]]]) -> int:
+    n = 0
+    for role, logs in sorted(by_role.items()):
+        if not logs:
+            continue
+        tables = [t for t in d.EVENT_TABLES if role in t.roles]
+        n += write_logs(ctx.wh.con, logs_to_arrow(logs, role), chain_id=ctx.chain_id,
+                        dataset=d.NAME, source=s.key, run_id=ctx.run_id, a=a, b=b,
+                        event_tables=tables)
+    return n
+

@@ -1,0 +1,102 @@
+"""Reorg detection and rollback: re-verify the stored hash chain against the node.
+
+Stored blocks are contiguous within each checkpoint interval of the ``blocks`` dataset and every
+block is checked to link to its parent when written, so if the node agrees on the hash of an
+interval's highest block it agrees on the whole interval. Each run therefore compares one hash per
+stored interval (highest first); on a mismatch it walks down in doubling windows to the highest
+block whose hash still matches (the fork point), then — in ONE transaction — deletes every row of
+every ``raw`` table above the fork, trims the checkpoints, and records the reorg in
+``meta.reorgs`` (depth, old and new hashes, when detected). The engine then re-ingests.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .warehouse import utcnow
+
+if TYPE_CHECKING:
+    from .engine import RunContext
+
+__all__ = ["ReorgReport", "verify_and_rollback", "block_tables"]
+
+
+class ReorgReport(tuple):
+    """(fork_block, depth) of a rollback that happened."""
+
+
+def block_tables(ctx: RunContext) -> list[tuple[str, str]]:
+    """(table, block column) of every raw table holding per-block rows for the chain."""
+    rows = ctx.wh.con.execute(
+        "SELECT table_name, list(column_name) FROM duckdb_columns() WHERE schema_name='raw' "
+        "GROUP BY table_name ORDER BY table_name").fetchall()
+    out = []
+    for name, cols in rows:
+        if "chain_id" not in cols:
+            continue
+        if name == "blocks":
+            out.append((f"raw.{name}", "number"))
+        elif name == "oracle_phases":
+            out.append((f"raw.{name}", "discovered_at_block"))
+        elif "block_number" in cols:
+            out.append((f"raw.{name}", "block_number"))
+    return out
+
+
+def _node_hashes(ctx: RunContext, numbers: list[int]) -> dict[int, str | None]:
+    res = ctx.rpc.batch([("eth_getBlockByNumber", [hex(n), False]) for n in numbers])
+    return {n: (r["hash"].lower() if r else None) for n, r in zip(numbers, res, strict=True)}
+
+
+def verify_and_rollback(ctx: RunContext) -> ReorgReport | None:
+    """Check stored hashes against the node; roll back above the fork point if they differ."""
+    con = ctx.wh.con
+    intervals = ctx.wh.covered(ctx.chain_id, "blocks", "chain")
+    if not intervals:
+        return None
+    fork: int | None = None
+    lowest_bad_interval: tuple[int, int] | None = None
+    for lo, hi in sorted(intervals, reverse=True):
+        stored = con.execute("SELECT hash FROM raw.blocks WHERE chain_id=? AND number=?",
+                             [ctx.chain_id, hi]).fetchone()
+        if stored and _node_hashes(ctx, [hi])[hi] == stored[0]:
+            break
+        lowest_bad_interval = (lo, hi)
+    if lowest_bad_interval is None:
+        return None
+    lo, hi = lowest_bad_interval
+    # walk down from hi in doubling windows to the highest matching block of this interval
+    top, window = hi, 16
+    while fork is None:
+        start = max(lo, top - window + 1)
+        nums = list(range(start, top + 1))
+        stored = dict(con.execute(
+            "SELECT number, hash FROM raw.blocks WHERE chain_id=? AND number BETWEEN ? AND ?",
+            [ctx.chain_id, start, top]).fetchall())
+        node = _node_hashes(ctx, nums)
+        for n in reversed(nums):
+            if node.get(n) is not None and node[n] == stored.get(n):
+                fork = n
+                break
+        if fork is None:
+            if start == lo:
+                fork = lo - 1  # the whole interval was replaced
+                break
+            top, window = start - 1, window * 2
+    old_tip = int(con.execute("SELECT max(number) FROM raw.blocks WHERE chain_id=?",
+                              [ctx.chain_id]).fetchone()[0])
+    old = con.execute("SELECT number, hash FROM raw.blocks WHERE chain_id=? AND number > ? "
+                      "ORDER BY number", [ctx.chain_id, fork]).fetchall()
+    new = _node_hashes(ctx, [n for n, _ in old]) if len(old) <= 4096 else {}
+    with ctx.wh.transaction():
+        logs_removed = con.execute("SELECT count(*) FROM raw.logs WHERE chain_id=? AND "
+                                   "block_number > ?", [ctx.chain_id, fork]).fetchone()[0]
+        for table, col in block_tables(ctx):
+            con.execute(f"DELETE FROM {table} WHERE chain_id=? AND {col} > ?", [ctx.chain_id, fork])
+        ctx.wh.truncate_covered(ctx.chain_id, fork)
+        con.execute("INSERT INTO meta.reorgs VALUES (?,?,?,?,?,?,?,?,?)", [
+            ctx.chain_id, utcnow(), ctx.run_id, max(fork, 0), old_tip - fork, old_tip,
+            [h for _, h in old], [new.get(n) for n, _ in old], logs_removed])
+    ctx.info(f"reorg detected: {old_tip - fork} stored block(s) above {fork} replaced on the node; "
+             f"rolled back {logs_removed} log(s) and will re-ingest")
+    return ReorgReport((fork, old_tip - fork))

@@ -1,0 +1,140 @@
+"""Table declarations: each table is declared once, next to the code that fills it.
+
+A :class:`Table` carries its columns, their DuckDB types and their documentation; the DDL
+(``CREATE TABLE``) and the schema reference (``deficit schema``, ``docs/schema.md``) are both
+generated from it, so the docs cannot drift from the warehouse.
+
+Column-name suffixes carry units: ``_ts`` unix seconds, ``_raw`` token base units, ``_wad``/``_ray``/
+``_bps`` fixed point, ``_f64`` a derived float for analysis only (never a source of truth).
+
+uint256 policy: exact integers only. Values that provably fit 128 bits are ``UHUGEINT`` (signed:
+``HUGEINT``) and the decoder *raises* on a value that does not fit; other 256-bit values are kept
+as exact decimal ``VARCHAR`` (castable to ``BIGNUM`` for ``+``, ``-``, ``sum``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+__all__ = ["Column", "Table", "LINEAGE_LOG_COLUMNS", "register_table", "registered_tables",
+           "schema_markdown", "schema_text"]
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column: name, DuckDB type, documentation (units and meaning)."""
+
+    name: str
+    type: str
+    doc: str
+    nullable: bool = True
+
+
+@dataclass(frozen=True)
+class Table:
+    """A warehouse table, declared once; ``filled_by`` names the module that writes it."""
+
+    schema: str
+    name: str
+    doc: str
+    columns: tuple[Column, ...]
+    filled_by: str
+    sort_key: tuple[str, ...] = ()
+    kind: str = "table"  # "table" or "view"
+    view_sql: str = ""
+
+    @property
+    def fqn(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def ddl(self) -> str:
+        if self.kind == "view":
+            return f"CREATE OR REPLACE VIEW {self.fqn} AS {self.view_sql}"
+        cols = ",\n  ".join(
+            f'"{c.name}" {c.type}{"" if c.nullable else " NOT NULL"}' for c in self.columns)
+        return f"CREATE TABLE IF NOT EXISTS {self.fqn} (\n  {cols}\n)"
+
+    def comment_sql(self) -> list[str]:
+        """``COMMENT ON`` statements so the docs are also visible inside DuckDB."""
+        q = _sql_str
+        out = [f"COMMENT ON {'VIEW' if self.kind == 'view' else 'TABLE'} {self.fqn} IS {q(self.doc)}"]
+        if self.kind == "table":
+            out += [f'COMMENT ON COLUMN {self.fqn}."{c.name}" IS {q(c.doc)}' for c in self.columns]
+        return out
+
+
+def _sql_str(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+LINEAGE_LOG_COLUMNS: tuple[Column, ...] = (
+    Column("chain_id", "UBIGINT", "EIP-155 chain id of the chain the log was read from", False),
+    Column("block_number", "UBIGINT", "block height of the log", False),
+    Column("block_hash", "VARCHAR", "hash of the block that contained the log (0x-hex)", False),
+    Column("tx_hash", "VARCHAR", "hash of the emitting transaction (0x-hex)", False),
+    Column("tx_index", "UINTEGER", "index of the transaction in its block", False),
+    Column("log_index", "UINTEGER", "index of the log in its block", False),
+    Column("address", "VARCHAR", "emitting contract, lower-case 0x-hex", False),
+)
+
+
+_REGISTRY: dict[str, Table] = {}
+
+
+def register_table(table: Table) -> Table:
+    """Add a table to the warehouse registry; a second, different declaration is an error."""
+    prev = _REGISTRY.get(table.fqn)
+    if prev is not None and prev != table:
+        raise ValueError(f"table {table.fqn} declared twice with different definitions")
+    _REGISTRY[table.fqn] = table
+    return table
+
+
+def registered_tables() -> list[Table]:
+    """All declared tables, importing every module that declares some (sorted by name)."""
+    from . import datasets as _datasets  # noqa: F401  (declares dataset tables)
+    from . import prices as _prices  # noqa: F401
+    from . import warehouse as _warehouse  # noqa: F401
+
+    _datasets.all_event_tables()
+    return [_REGISTRY[k] for k in sorted(_REGISTRY)]
+
+
+def schema_markdown(tables: Iterable[Table] | None = None) -> str:
+    """The schema reference as Markdown (written to ``docs/schema.md``)."""
+    tables = list(tables if tables is not None else registered_tables())
+    lines = ["# Warehouse schema", "",
+             "Generated from the table declarations by `deficit schema --markdown`; "
+             "a test keeps this file in sync. Do not edit by hand.", ""]
+    by_schema: dict[str, list[Table]] = {}
+    for t in tables:
+        by_schema.setdefault(t.schema, []).append(t)
+    for schema in sorted(by_schema):
+        lines += [f"## Schema `{schema}`", ""]
+        for t in by_schema[schema]:
+            lines += [f"### `{t.fqn}`{' (view)' if t.kind == 'view' else ''}", "", t.doc, "",
+                      f"Filled by `{t.filled_by}`."
+                      + (f" Sorted by {', '.join(t.sort_key)}." if t.sort_key else ""), ""]
+            lines += ["| column | type | description |", "|---|---|---|"]
+            for c in t.columns:
+                doc = c.doc.replace("|", "\\|")
+                lines.append(f"| `{c.name}` | {c.type}{'' if c.nullable else ' NOT NULL'} | {doc} |")
+            lines.append("")
+    return "\n".join(lines)
+
+
+def schema_text(tables: Iterable[Table] | None = None) -> str:
+    """A compact plain-text listing for the terminal."""
+    tables = list(tables if tables is not None else registered_tables())
+    out: list[str] = []
+    for t in tables:
+        out.append(f"{t.fqn}  — {t.doc}")
+        width = max((len(c.name) for c in t.columns), default=0)
+        for c in t.columns:
+            out.append(f"    {c.name:<{width}}  {c.type:<10} {c.doc}")
+        out.append("")
+    return "\n".join(out)

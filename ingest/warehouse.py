@@ -1,0 +1,192 @@
+"""The DuckDB warehouse: opening it, its ``meta`` tables, transactions and checkpoints.
+
+Schemas: ``raw`` (chain facts, filled by ingest), ``meta`` (runs, checkpoints, reorgs), ``bt``
+(backtest results, filled by later stages). Every write that ingest makes goes through
+:meth:`Warehouse.transaction`: a block range is deleted and re-inserted together with its
+checkpoint in one transaction, so a run killed at any instant leaves either the old or the new
+state of that range, never half of it, and a resumed run equals an uninterrupted one.
+
+DuckDB lets one process open a file for writing; a second ingest into the same file fails fast
+with :class:`WarehouseLocked` naming the file (and the holder's PID when DuckDB reports it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+
+from .errors import WarehouseError, WarehouseLocked
+from .schema import Column, Table, register_table
+
+__all__ = ["Warehouse", "DEFAULT_DB", "RUNS", "CHECKPOINTS", "REORGS", "utcnow"]
+
+DEFAULT_DB = Path(__file__).resolve().parent.parent / "data" / "warehouse.duckdb"
+
+RUNS = register_table(Table(
+    "meta", "runs", "One row per ingest or import run: what was asked, against which endpoint "
+    "label (never the URL), which code version, and how it ended.",
+    (
+        Column("run_id", "VARCHAR", "unique id of the run (time-ordered)", False),
+        Column("command", "VARCHAR", "what ran: ingest, import-prices, ...", False),
+        Column("chain_id", "UBIGINT", "chain ingested (NULL for imports)"),
+        Column("endpoint_label", "VARCHAR", "redacted RPC endpoint (scheme://host/***); never a key"),
+        Column("datasets", "VARCHAR[]", "datasets (and sources) the run covered"),
+        Column("from_block", "UBIGINT", "first block requested"),
+        Column("to_block", "UBIGINT", "last block requested (after finality clipping)"),
+        Column("finality", "VARCHAR", "watermark rule: 'finalized', 'confirmations:N' or 'head'"),
+        Column("code_version", "VARCHAR", "deficit version and git commit of the code that ran"),
+        Column("started_at", "TIMESTAMPTZ", "wall-clock start (UTC)", False),
+        Column("finished_at", "TIMESTAMPTZ", "wall-clock end (UTC); NULL while running or if killed"),
+        Column("status", "VARCHAR", "running, ok or failed", False),
+        Column("message", "VARCHAR", "summary or the error message (secrets redacted)"),
+    ),
+    "ingest.warehouse", ("started_at",)))
+
+CHECKPOINTS = register_table(Table(
+    "meta", "checkpoints", "Block intervals already ingested, per dataset source. Written in the "
+    "same transaction as the data; adjacent intervals are merged. A resumed run ingests only "
+    "what is missing.",
+    (
+        Column("chain_id", "UBIGINT", "chain", False),
+        Column("dataset", "VARCHAR", "dataset name (blocks, chainlink, aave_v3, ...)", False),
+        Column("source", "VARCHAR", "source key within the dataset (deployment or feed)", False),
+        Column("from_block", "UBIGINT", "first block of the covered interval", False),
+        Column("to_block", "UBIGINT", "last block of the covered interval (inclusive)", False),
+        Column("run_id", "VARCHAR", "run that last extended this interval", False),
+        Column("updated_at", "TIMESTAMPTZ", "wall-clock time of that write (UTC)", False),
+    ),
+    "ingest.warehouse", ("chain_id", "dataset", "source", "from_block")))
+
+REORGS = register_table(Table(
+    "meta", "reorgs", "Chain reorganizations found when re-verifying stored block hashes against "
+    "the node. Everything above fork_block was deleted in one transaction and re-ingested. "
+    "An input of the finality-risk metric.",
+    (
+        Column("chain_id", "UBIGINT", "chain", False),
+        Column("detected_at", "TIMESTAMPTZ", "wall-clock time the mismatch was found (UTC)", False),
+        Column("run_id", "VARCHAR", "run that detected it", False),
+        Column("fork_block", "UBIGINT", "highest block whose stored hash still matched (common ancestor)", False),
+        Column("depth", "UBIGINT", "stored blocks above the fork that were replaced", False),
+        Column("old_tip_block", "UBIGINT", "highest stored block before the rollback", False),
+        Column("old_hashes", "VARCHAR[]", "stored hashes of fork_block+1 .. old_tip_block", False),
+        Column("new_hashes", "VARCHAR[]", "node hashes at the same heights when detected (NULL where the node had no block)", False),
+        Column("logs_removed", "UBIGINT", "raw.logs rows deleted by the rollback", False),
+    ),
+    "ingest.reorg", ("chain_id", "detected_at")))
+
+_LOCK_RE = re.compile(r"(?i)(conflicting lock|could not set lock)")
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Warehouse:
+    """An open DuckDB warehouse file (or ``:memory:``)."""
+
+    def __init__(self, path: str | Path = DEFAULT_DB, *, read_only: bool = False):
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.con = duckdb.connect(self.path, read_only=read_only)
+        except duckdb.IOException as e:
+            msg = str(e)
+            if _LOCK_RE.search(msg):
+                pid = re.search(r"PID (\d+)", msg)
+                holder = f" (held by PID {pid.group(1)})" if pid else ""
+                raise WarehouseLocked(
+                    f"{self.path} is locked by another process{holder}: another ingest is "
+                    "writing to it. Wait for it to finish, or use --db to choose another file."
+                ) from None
+            raise WarehouseError(f"cannot open {self.path}: {msg}") from None
+        self._in_tx = False
+        if not read_only:
+            for s in ("raw", "meta", "bt"):
+                self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {s}")
+
+    def ensure(self, *tables: Table) -> None:
+        """Create tables/views that do not exist yet, with their documentation as comments."""
+        for t in tables:
+            exists = self.con.execute(
+                "SELECT count(*) FROM duckdb_tables() WHERE schema_name=? AND table_name=?",
+                [t.schema, t.name]).fetchone()
+            self.con.execute(t.ddl())
+            if t.kind == "table" and not (exists and exists[0]):
+                for stmt in t.comment_sql():
+                    self.con.execute(stmt)
+            elif t.kind == "view":
+                for stmt in t.comment_sql():
+                    self.con.execute(stmt)
+            if t.kind == "table":
+                self._check_columns(t)
+
+    def _check_columns(self, t: Table) -> None:
+        rows = self.con.execute(
+            "SELECT column_name, data_type FROM duckdb_columns() WHERE schema_name=? AND "
+            "table_name=? ORDER BY column_index", [t.schema, t.name]).fetchall()
+        have = [(n, ty) for n, ty in rows]
+        want = [(c.name, c.type) for c in t.columns]
+        if [n for n, _ in have] != [n for n, _ in want]:
+            raise WarehouseError(
+                f"{t.fqn} in {self.path} has columns {[n for n, _ in have]}, but this version "
+                f"declares {[n for n, _ in want]}: migrate or use a new --db file")
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One atomic unit of work; rolled back on any exception."""
+        if self._in_tx:
+            raise WarehouseError("nested transaction")
+        self.con.execute("BEGIN TRANSACTION")
+        self._in_tx = True
+        try:
+            yield self.con
+        except BaseException:
+            self._in_tx = False
+            self.con.execute("ROLLBACK")
+            raise
+        else:
+            self._in_tx = False
+            self.con.execute("COMMIT")
+
+    # ----------------------------------------------------------------- checkpoints
+    def covered(self, chain_id: int, dataset: str, source: str) -> list[tuple[int, int]]:
+        rows = self.con.execute(
+            "SELECT from_block, to_block FROM meta.checkpoints WHERE chain_id=? AND dataset=? "
+            "AND source=? ORDER BY from_block", [chain_id, dataset, source]).fetchall()
+        return [(int(a), int(b)) for a, b in rows]
+
+    def add_covered(self, chain_id: int, dataset: str, source: str, a: int, b: int,
+                    run_id: str) -> None:
+        """Merge [a, b] into the covered intervals (call inside the data's transaction)."""
+        ivs = self.covered(chain_id, dataset, source)
+        lo, hi = a, b
+        for x, y in ivs:
+            if y + 1 >= lo and x <= hi + 1:
+                lo, hi = min(lo, x), max(hi, y)
+        self.con.execute(
+            "DELETE FROM meta.checkpoints WHERE chain_id=? AND dataset=? AND source=? "
+            "AND to_block + 1 >= ? AND from_block <= ? + 1", [chain_id, dataset, source, lo, hi])
+        self.con.execute("INSERT INTO meta.checkpoints VALUES (?,?,?,?,?,?,?)",
+                         [chain_id, dataset, source, lo, hi, run_id, utcnow()])
+
+    def truncate_covered(self, chain_id: int, above: int) -> None:
+        """Forget coverage above block ``above`` for every dataset (after a reorg rollback)."""
+        self.con.execute("DELETE FROM meta.checkpoints WHERE chain_id=? AND from_block > ?",
+                         [chain_id, above])
+        self.con.execute("UPDATE meta.checkpoints SET to_block=? WHERE chain_id=? AND to_block > ?",
+                         [above, chain_id, above])
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Warehouse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
