@@ -355,30 +355,62 @@ class DevChain:
                 raise self._explain_failure(tx, receipt, f"{contract.name}.{fn}")
         return tx_hash
 
-    def send_many(self, txs: Iterable[tuple[Contract, str, tuple[Any, ...]]], *,
-                  sender: str | None = None, gas: int | None = 3_000_000,
-                  wait: bool = True, check: bool = True) -> list[str]:
-        """Fire many ``(contract, fn, args)`` transactions in JSON-RPC batches, then wait for the
-        receipt of the last one (automine answers before mining). Returns the tx hashes.
+    def send_many(self, txs: Iterable[tuple[Any, ...]], *, sender: str | None = None,
+                  gas: int = 3_000_000, per_block: int | None = None, wait: bool = True,
+                  check: bool = True) -> list[str]:
+        """Send many transactions fast; returns their hashes in order.
 
-        With a fixed ``gas`` (default) anvil skips gas estimation, which roughly doubles the rate;
-        reverting transactions are then mined with status 0, so ``check`` fetches all receipts and
-        raises :class:`TxReverted` for the first failed one. ``gas=None`` lets anvil estimate
-        and reject a reverting transaction immediately."""
-        reqs = [self.tx_request(c, fn, *args, sender=sender, gas=gas) for c, fn, args in txs]
+        ``txs`` items are ``(contract, fn, args)`` or ``(contract, fn, args, sender)``. They are
+        fired as ``eth_sendTransaction`` in JSON-RPC batches with explicit nonces (anvil serves a
+        batch concurrently, so it cannot number them itself) and a fixed ``gas`` (concurrent gas
+        estimation is unreliable, and skipping it is faster).
+
+        * ``per_block=None``: automine packs whatever arrives together into blocks (the layout
+          depends on timing); the call waits for the last receipt (automine answers before mining).
+        * ``per_block=k``: deterministic layout: automine is paused and exactly ``k`` transactions
+          go into each mined block (use :meth:`set_next_timestamp` / ``mine(n, interval)``
+          around it to control time). Automine is restored afterwards.
+
+        With ``check`` every receipt is fetched (one batch) and the first failed transaction
+        raises :class:`TxReverted` with its reason (reverting transactions are mined with status 0
+        because gas is not estimated). ``wait=False`` returns right after sending (automine only).
+        """
+        reqs: list[dict[str, Any]] = []
+        for item in txs:
+            contract, fn, args = item[0], item[1], tuple(item[2])
+            who = item[3] if len(item) > 3 and item[3] else sender
+            reqs.append(self.tx_request(contract, fn, *args, sender=who, gas=gas))
         if not reqs:
             return []
-        # anvil serves a batch concurrently: let it pick nonces and two requests get the same
-        # one ("nonce too low"). Number them here, from the sender's pending count.
-        nonce = int(self.rpc("eth_getTransactionCount", [reqs[0]["from"], "pending"]), 16)
-        for i, tx in enumerate(reqs):
-            tx["nonce"] = hex(nonce + i)
-        hashes = [str(h) for h in self.rpc_batch([("eth_sendTransaction", [t]) for t in reqs])]
-        if not wait:
-            return hashes
-        if self._wait_receipt(hashes[-1]) is None:
-            return hashes
-        if check and gas is not None:
+        nonces: dict[str, int] = {}
+        for tx in reqs:
+            who = tx["from"] = str(tx["from"]).lower()
+            if who not in nonces:
+                nonces[who] = int(self.rpc("eth_getTransactionCount", [who, "pending"]), 16)
+            tx["nonce"] = hex(nonces[who])
+            nonces[who] += 1
+        sends = [("eth_sendTransaction", [t]) for t in reqs]
+        if per_block is None:
+            hashes = [str(h) for h in self.rpc_batch(sends)]
+            if not wait or self._wait_receipt(hashes[-1]) is None:
+                return hashes
+        else:
+            if per_block < 1:
+                raise DevChainError(f"per_block must be >= 1, got {per_block}")
+            hashes = []
+            fits = per_block * gas <= int(self.block()["gasLimit"], 16)
+            was_automine = self._automine
+            self.set_automine(False)
+            try:
+                for start in range(0, len(sends), per_block):
+                    chunk = [str(h) for h in self.rpc_batch(sends[start:start + per_block])]
+                    hashes += chunk
+                    self.mine()
+                    while not fits and self.receipt(chunk[-1]) is None:  # spilled over
+                        self.mine()
+            finally:
+                self.set_automine(was_automine)
+        if check:
             receipts = self.rpc_batch([("eth_getTransactionReceipt", [h]) for h in hashes])
             for tx, r in zip(reqs, receipts, strict=True):
                 if r is None:

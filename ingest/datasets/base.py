@@ -198,7 +198,7 @@ def write_logs(con: duckdb.DuckDBPyConnection, staged: pa.Table, *, chain_id: in
             "blockNumber::UBIGINT AS block_number, lower(blockHash) AS block_hash, "
             "lower(transactionHash) AS tx_hash, transactionIndex::UINTEGER AS tx_index, "
             "logIndex::UINTEGER AS log_index, lower(address) AS address, "
-            "list_transform(topics, t -> lower(t)) AS topics, lower(data) AS data, role "
+            "list_transform(topics, lambda t: lower(t)) AS topics, lower(data) AS data, role "
             "FROM _stage_json")
     finally:
         con.unregister("_stage_json")

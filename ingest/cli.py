@@ -1,0 +1,288 @@
+"""The ``deficit`` command line: presentation only (progress bars, tables, exit codes).
+
+Exit codes: 0 success, 1 the run failed (a typed error is printed), 2 bad usage or input.
+Every message printed passes through :func:`ingest.redact.redact_text` with the RPC URL as a
+secret, so keys never reach a terminal or a CI log even if a message slipped through unredacted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table as RichTable
+
+from .errors import ConfigError, DeploymentsFileError, IngestError, PriceImportError
+from .redact import redact_text, redact_url
+
+__all__ = ["main", "CHAINS", "parse_block_or_time"]
+
+CHAINS = {"ethereum": 1, "mainnet": 1, "optimism": 10, "bsc": 56, "polygon": 137, "base": 8453,
+          "arbitrum": 42161, "avalanche": 43114, "sepolia": 11155111, "anvil": 31337}
+
+_err = Console(stderr=True, highlight=False)
+_out = Console(highlight=False)
+
+
+def _chain_id(v: str) -> int:
+    if v.isdigit():
+        return int(v)
+    if v.lower() in CHAINS:
+        return CHAINS[v.lower()]
+    raise argparse.ArgumentTypeError(f"unknown chain {v!r}: give a chain id or one of "
+                                     f"{', '.join(sorted(CHAINS))}")
+
+
+def parse_block_or_time(v: str) -> int | dt.datetime:
+    """A block number (``17000000``, ``0x10``) or an ISO-8601 UTC time (``2021-01-11T00:00Z``)."""
+    s = v.strip().replace("_", "")
+    if s.isdigit():
+        return int(s)
+    if s.lower().startswith("0x"):
+        try:
+            return int(s, 16)
+        except ValueError:
+            pass
+    try:
+        t = dt.datetime.fromisoformat(s.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{v!r} is neither a block number nor an ISO-8601 time like 2021-01-11T00:00:00Z"
+        ) from None
+    if t.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{v!r} has no UTC offset: append Z for UTC")
+    return t
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="deficit", description="Replay DeFi liquidation rules on chain history and measure "
+        "bad debt, who pays for it, oracle-lag exposure and finality risk.")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    ing = sub.add_parser("ingest", help="ingest blocks, oracle rounds and protocol events from a "
+                         "JSON-RPC endpoint into the warehouse")
+    ing.add_argument("--rpc", help="JSON-RPC URL (default: $DEFICIT_RPC_URL); keys in it are "
+                     "never printed or stored")
+    ing.add_argument("--chain", type=_chain_id, default=None,
+                     help="chain id or name (default: the preset's / deployments file's chain)")
+    ing.add_argument("--preset", action="append", default=[],
+                     help="deployment preset(s), e.g. ethereum (see ingest/presets)")
+    ing.add_argument("--deployments", action="append", default=[], type=Path,
+                     help="your own deployments TOML file(s)")
+    ing.add_argument("--datasets", default="",
+                     help="comma-separated subset: blocks,chainlink,aave_v3,aave_v2 (default all)")
+    ing.add_argument("--from", dest="from_", type=parse_block_or_time,
+                     help="first block, or an ISO-8601 UTC time (default: deployments' start)")
+    ing.add_argument("--to", type=parse_block_or_time,
+                     help="last block or ISO-8601 UTC time (default: the finality watermark)")
+    fin = ing.add_mutually_exclusive_group()
+    fin.add_argument("--finalized", action="store_true",
+                     help="ingest only up to the node's 'finalized' block (default)")
+    fin.add_argument("--confirmations", type=int, metavar="N",
+                     help="ingest up to head minus N blocks")
+    fin.add_argument("--head", action="store_true",
+                     help="ingest up to the head; blocks above 'finalized' are flagged")
+    ing.add_argument("--db", type=Path, default=None, help="warehouse file (default data/warehouse.duckdb)")
+    ing.add_argument("--chunk-blocks", type=int, default=1000,
+                     help="blocks per transaction (default 1000)")
+    ing.add_argument("--rps", type=float, default=None, help="max HTTP requests per second")
+    ing.add_argument("--concurrency", type=int, default=4, help="parallel HTTP requests")
+    ing.add_argument("--batch-size", type=int, default=100, help="JSON-RPC calls per batch")
+    ing.add_argument("--logs-max-span", type=int, default=10_000,
+                     help="largest eth_getLogs block span to try (shrinks on provider limits)")
+    ing.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    imp = sub.add_parser("import-prices", help="import a CEX/DEX reference price series")
+    imp.add_argument("file", type=Path)
+    imp.add_argument("--pair", required=True, help="e.g. ETH/USD")
+    imp.add_argument("--unit", default=None, help="quote unit (default: the pair's quote)")
+    imp.add_argument("--format", dest="fmt", default=None,
+                     help="binance_kline | timestamp_price | riskdao_binance | coinapi_ohlcv "
+                     "(default: detect)")
+    imp.add_argument("--source", default=None, help="label for the series (default: file name)")
+    imp.add_argument("--db", type=Path, default=None)
+    imp.add_argument("--json", action="store_true")
+
+    sch = sub.add_parser("schema", help="print every warehouse table and column with its meaning")
+    sch.add_argument("--markdown", action="store_true", help="Markdown (as in docs/schema.md)")
+
+    demo = sub.add_parser("demo", help="the main job: build a local anvil chain with "
+                          "Chainlink-style rounds and Aave events, ingest it, show what was stored")
+    demo.add_argument("--db", type=Path, default=None)
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--json", action="store_true")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    secrets = [os.environ.get("DEFICIT_RPC_URL", ""), getattr(args, "rpc", None) or ""]
+    try:
+        if args.cmd == "ingest":
+            return _cmd_ingest(args)
+        if args.cmd == "import-prices":
+            return _cmd_import(args)
+        if args.cmd == "schema":
+            from .schema import schema_markdown, schema_text
+
+            _out.print(schema_markdown() if args.markdown else schema_text(), markup=False)
+            return 0
+        if args.cmd == "demo":
+            from .demo import run_demo
+
+            return run_demo(db=args.db, seed=args.seed, as_json=args.json, console=_out)
+    except (DeploymentsFileError, PriceImportError, ConfigError) as e:
+        _err.print(f"[bold red]error:[/] {redact_text(str(e), secrets)}", markup=True,
+                   soft_wrap=True)
+        return 2
+    except IngestError as e:
+        _err.print(f"[bold red]error ({type(e).__name__}):[/] "
+                   f"{redact_text(str(e), secrets)}", soft_wrap=True)
+        return 1
+    except KeyboardInterrupt:
+        _err.print("interrupted: the open chunk was rolled back; rerun to resume")
+        return 130
+    return 2
+
+
+def _load_deployments(args: argparse.Namespace):
+    from .deployments import DeploymentSet, load_deployments, load_preset
+
+    dset = DeploymentSet()
+    for name in args.preset:
+        dset.extend(load_preset(name))
+    for f in args.deployments:
+        dset.extend(load_deployments(f))
+    return dset
+
+
+def _cmd_ingest(args: argparse.Namespace) -> int:
+    from .engine import IngestRequest, resolve_block_at, run_ingest
+    from .rpc import JsonRpcClient
+    from .transports import HttpTransport
+    from .warehouse import DEFAULT_DB, Warehouse
+
+    url = args.rpc or os.environ.get("DEFICIT_RPC_URL")
+    if not url:
+        raise ConfigError("no RPC endpoint: pass --rpc URL or set DEFICIT_RPC_URL")
+    dset = _load_deployments(args)
+    chain = args.chain if args.chain is not None else dset.chain_id
+    if chain is None:
+        raise ConfigError("--chain is required when no preset or deployments file names one")
+    finality: str | int = "finalized"
+    if args.head:
+        finality = "head"
+    elif args.confirmations is not None:
+        if args.confirmations < 0:
+            raise ConfigError("--confirmations must be >= 0")
+        finality = args.confirmations
+    datasets = tuple(x.strip() for x in args.datasets.split(",") if x.strip())
+    transport = HttpTransport(url)
+    rpc = JsonRpcClient(transport, max_batch=args.batch_size, concurrency=args.concurrency,
+                        rps=args.rps, logs_max_span=args.logs_max_span)
+    try:
+        frm, to = args.from_, args.to
+        if isinstance(frm, dt.datetime):
+            frm = resolve_block_at(rpc, frm, first_at_or_after=True)
+        if isinstance(to, dt.datetime):
+            to = resolve_block_at(rpc, to, first_at_or_after=False)
+        req = IngestRequest(chain_id=chain, deployments=dset, datasets=datasets, from_block=frm,
+                            to_block=to, finality=finality, chunk_blocks=args.chunk_blocks,
+                            endpoint_label=redact_url(url))
+        with Warehouse(args.db or DEFAULT_DB) as wh:
+            summary = _with_progress(lambda cb: run_ingest(wh, rpc, req, cb), args.json)
+            per_table = _table_counts(wh, summary.run_id)
+    finally:
+        rpc.close()
+    _print_summary(summary, per_table, args.json, rpc.stats)
+    return 0
+
+
+def _with_progress(fn, quiet: bool):
+    if quiet or not sys.stderr.isatty():
+        return fn(None)
+    cols = (TextColumn("[bold]ingest[/]"), BarColumn(), TextColumn("{task.completed:,.0f}/"
+            "{task.total:,.0f} blocks"), TextColumn("{task.fields[logs]:,} logs "
+            "({task.fields[rate]:,.0f}/s)"), TimeElapsedColumn(), TextColumn("ETA"),
+            TimeRemainingColumn())
+    with Progress(*cols, console=_err, transient=False) as prog:
+        task = prog.add_task("ingest", total=None, logs=0, rate=0.0)
+
+        def cb(p):
+            prog.update(task, completed=p.blocks_done, total=p.blocks_total, logs=p.logs,
+                        rate=p.logs / p.elapsed_s if p.elapsed_s else 0.0)
+
+        return fn(cb)
+
+
+def _table_counts(wh, run_id: str) -> dict[str, int]:
+    rows = wh.con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE schema_name='raw' ORDER BY 1").fetchall()
+    out = {}
+    for (t,) in rows:
+        cols = {c[0] for c in wh.con.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE schema_name='raw' AND table_name=?",
+            [t]).fetchall()}
+        if "run_id" in cols:
+            n = wh.con.execute(f"SELECT count(*) FROM raw.{t} WHERE run_id=?", [run_id]).fetchone()
+            if n and n[0]:
+                out[f"raw.{t}"] = int(n[0])
+    return out
+
+
+def _print_summary(s, per_table: dict[str, int], as_json: bool, stats) -> None:
+    if as_json:
+        _out.print_json(json.dumps({
+            "run_id": s.run_id, "chain_id": s.chain_id, "from_block": s.from_block,
+            "to_block": s.to_block, "finality": s.watermark, "blocks": s.blocks_written,
+            "logs": s.logs_written, "chunks": s.chunks, "reorgs": s.reorgs,
+            "elapsed_s": round(s.elapsed_s, 3), "rows_by_table": per_table,
+            "warnings": s.warnings, "rpc": vars(stats) if stats else {}}))
+        return
+    t = RichTable(title=f"ingest {s.run_id}: blocks {s.from_block:,}..{s.to_block:,} "
+                  f"(chain {s.chain_id}, {s.watermark})", title_justify="left")
+    t.add_column("table")
+    t.add_column("rows written", justify="right")
+    for k, v in sorted(per_table.items()):
+        t.add_row(k, f"{v:,}")
+    _out.print(t)
+    rate = s.logs_written / s.elapsed_s if s.elapsed_s else 0
+    _out.print(f"{s.blocks_written:,} blocks, {s.logs_written:,} logs in {s.elapsed_s:.1f} s "
+               f"({rate:,.0f} logs/s), {s.chunks} chunk(s), {len(s.reorgs)} reorg(s) rolled back")
+    for w in s.warnings:
+        _err.print(f"[yellow]warning:[/] {w}")
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    from .engine import new_run_id
+    from .prices import import_prices
+    from .warehouse import DEFAULT_DB, Warehouse
+
+    pair = args.pair
+    unit = args.unit or (pair.split("/")[-1] if "/" in pair else None)
+    if unit is None:
+        raise ConfigError(f"--pair {pair!r} must look like BASE/QUOTE")
+    with Warehouse(args.db or DEFAULT_DB) as wh:
+        s = import_prices(wh, args.file, fmt=args.fmt, pair=pair, unit=unit, source=args.source,
+                          run_id=new_run_id())
+    if args.json:
+        _out.print_json(json.dumps({k: str(v) for k, v in vars(s).items()}))
+    else:
+        _out.print(f"imported {s.rows:,} {s.pair} prices from {args.file} ({s.format})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
