@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table as RichTable
 
@@ -144,12 +145,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_demo(db=args.db, seed=args.seed, as_json=args.json, console=_out)
     except (DeploymentsFileError, PriceImportError, ConfigError) as e:
-        _err.print(f"[bold red]error:[/] {redact_text(str(e), secrets)}", markup=True,
-                   soft_wrap=True)
+        _err.print(f"[bold red]error:[/] {escape(redact_text(str(e), secrets))}", soft_wrap=True)
         return 2
     except IngestError as e:
         _err.print(f"[bold red]error ({type(e).__name__}):[/] "
-                   f"{redact_text(str(e), secrets)}", soft_wrap=True)
+                   f"{escape(redact_text(str(e), secrets))}", soft_wrap=True)
         return 1
     except KeyboardInterrupt:
         _err.print("interrupted: the open chunk was rolled back; rerun to resume")
@@ -262,7 +262,7 @@ def _print_summary(s, per_table: dict[str, int], as_json: bool, stats) -> None:
     _out.print(f"{s.blocks_written:,} blocks, {s.logs_written:,} logs in {s.elapsed_s:.1f} s "
                f"({rate:,.0f} logs/s), {s.chunks} chunk(s), {len(s.reorgs)} reorg(s) rolled back")
     for w in s.warnings:
-        _err.print(f"[yellow]warning:[/] {w}")
+        _err.print(f"[yellow]warning:[/] {escape(w)}")
 
 
 def _cmd_import(args: argparse.Namespace) -> int:

@@ -24,13 +24,13 @@ import json
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import httpx
-from eth_abi import decode as abi_decode
-from eth_abi import encode as abi_encode
+from eth_abi.abi import decode as abi_decode
+from eth_abi.abi import encode as abi_encode
 from eth_hash.auto import keccak
 
 from .devnet import repo_root
@@ -60,7 +60,7 @@ class DevChainError(IngestError):
 
 
 class TxReverted(DevChainError):
-    """A transaction or call reverted; ``reason`` is the decoded revert string (or a description)."""
+    """A transaction or call reverted; ``reason`` is the decoded revert string (None if unknown)."""
 
     def __init__(self, message: str, reason: str | None, data: bytes = b""):
         super().__init__(message)
@@ -70,7 +70,7 @@ class TxReverted(DevChainError):
 # ----- ABI helpers -----
 
 def abi_type(param: dict[str, Any]) -> str:
-    """Canonical type of an ABI parameter entry; tuples become ``(t1,t2,...)`` (with array suffix)."""
+    """Canonical type of an ABI parameter entry; tuples become ``(t1,t2,...)`` (+ array suffix)."""
     t = str(param["type"])
     if t.startswith("tuple"):
         inner = ",".join(abi_type(c) for c in param["components"])
@@ -116,7 +116,7 @@ def artifacts_dir() -> Path:
     return repo_root() / "tests" / "contracts" / "artifacts"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load_artifact_cached(path: str) -> dict[str, Any]:
     with open(path, encoding="utf-8") as f:
         doc: dict[str, Any] = json.load(f)
@@ -127,8 +127,8 @@ def load_artifact(name: str) -> dict[str, Any]:
     """The committed artifact ``tests/contracts/artifacts/<name>.json`` (abi, bytecode, ...)."""
     path = artifacts_dir() / f"{name}.json"
     if not path.exists():
-        raise DevChainError(
-            f"no artifact {path} (run `node scripts/compile_contracts.mjs` after adding a contract)")
+        raise DevChainError(f"no artifact {path} "
+                            "(run `node scripts/compile_contracts.mjs` after adding a contract)")
     return _load_artifact_cached(str(path))
 
 
@@ -150,7 +150,7 @@ def _block_tag(block: int | str) -> str:
 
 @dataclass(frozen=True)
 class Contract:
-    """A deployed contract: checksum-free lower-case ``address``, its ``abi`` and artifact ``name``."""
+    """A deployed contract: lower-case ``address``, its ``abi`` and artifact ``name``."""
 
     address: str
     abi: list[dict[str, Any]] = field(repr=False)
@@ -174,7 +174,8 @@ class Contract:
         entries = [e for e in self.abi if e.get("type") == "event"
                    and (e["name"] == name or signature(e) == name)]
         if len(entries) != 1:
-            raise DevChainError(f"{self.name}: {'no' if not entries else 'ambiguous'} event {name!r}")
+            what = "no" if not entries else "ambiguous"
+            raise DevChainError(f"{self.name}: {what} event {name!r}")
         return entries[0]
 
     def topic(self, event: str) -> str:
@@ -325,17 +326,20 @@ class DevChain:
         code = _unhex(doc["bytecode"])
         if not code:
             raise DevChainError(f"{artifact} is abstract or an interface: no creation bytecode")
-        ctor = next((e for e in doc["abi"] if e.get("type") == "constructor"), {"inputs": []})
+        ctor: dict[str, Any] = next(
+            (e for e in doc["abi"] if e.get("type") == "constructor"), {"inputs": []})
         types = [abi_type(p) for p in ctor["inputs"]]
         if len(types) != len(args):
-            raise DevChainError(f"{artifact} constructor takes {len(types)} arguments, got {len(args)}")
+            raise DevChainError(
+                f"{artifact} constructor takes {len(types)} arguments, got {len(args)}")
         tx = self.tx_request(None, code + abi_encode(types, list(args)), sender=sender, value=value)
         receipt = self._wait_receipt(str(self.rpc("eth_sendTransaction", [tx])))
         if receipt is None:
             raise DevChainError(f"deploy {artifact}: not mined (automine is off: call mine())")
         if int(receipt["status"], 16) != 1 or not receipt.get("contractAddress"):
             raise DevChainError(f"deploy {artifact} failed: {receipt}")
-        return Contract(address=str(receipt["contractAddress"]).lower(), abi=doc["abi"], name=artifact)
+        address = str(receipt["contractAddress"]).lower()
+        return Contract(address=address, abi=doc["abi"], name=artifact)
 
     def at(self, artifact: str, address: str) -> Contract:
         """A :class:`Contract` handle for an already deployed ``artifact`` at ``address``."""
@@ -356,24 +360,26 @@ class DevChain:
         return tx_hash
 
     def send_many(self, txs: Iterable[tuple[Any, ...]], *, sender: str | None = None,
-                  gas: int = 3_000_000, per_block: int | None = None, wait: bool = True,
+                  gas: int = 2_000_000, per_block: int | None = None,
                   check: bool = True) -> list[str]:
-        """Send many transactions fast; returns their hashes in order.
+        """Send many transactions fast and mine them; returns their hashes in order.
 
         ``txs`` items are ``(contract, fn, args)`` or ``(contract, fn, args, sender)``. They are
-        fired as ``eth_sendTransaction`` in JSON-RPC batches with explicit nonces (anvil serves a
-        batch concurrently, so it cannot number them itself) and a fixed ``gas`` (concurrent gas
-        estimation is unreliable, and skipping it is faster).
+        fired as ``eth_sendTransaction`` in JSON-RPC batches with explicit nonces and a fixed
+        ``gas`` (no estimation), with automine paused: anvil serves a batch concurrently, and
+        with automine on, a transaction that overtakes its predecessor can stay "queued"
+        forever (seen with anvil 1.7.1). The blocks are then mined explicitly:
 
-        * ``per_block=None``: automine packs whatever arrives together into blocks (the layout
-          depends on timing); the call waits for the last receipt (automine answers before mining).
-        * ``per_block=k``: deterministic layout: automine is paused and exactly ``k`` transactions
-          go into each mined block (use :meth:`set_next_timestamp` / ``mine(n, interval)``
-          around it to control time). Automine is restored afterwards.
+        * ``per_block=None``: as many transactions per block as the block gas limit allows
+          (``gas`` counts per transaction: 500 per block with anvil's 1e9 limit in
+          :class:`~ingest.devnet.Anvil`); if automine was already off, nothing is mined (the
+          caller mines, e.g. with :meth:`mine`).
+        * ``per_block=k``: exactly ``k`` transactions per mined block (use
+          :meth:`set_next_timestamp` or ``mine(n, interval)`` in between calls to control time).
 
-        With ``check`` every receipt is fetched (one batch) and the first failed transaction
-        raises :class:`TxReverted` with its reason (reverting transactions are mined with status 0
-        because gas is not estimated). ``wait=False`` returns right after sending (automine only).
+        Automine is restored afterwards. With ``check`` every receipt is fetched (one batch) and
+        the first failed transaction raises :class:`TxReverted` with its reason (reverting
+        transactions are mined with status 0 because gas is not estimated).
         """
         reqs: list[dict[str, Any]] = []
         for item in txs:
@@ -382,6 +388,8 @@ class DevChain:
             reqs.append(self.tx_request(contract, fn, *args, sender=who, gas=gas))
         if not reqs:
             return []
+        if per_block is not None and per_block < 1:
+            raise DevChainError(f"per_block must be >= 1, got {per_block}")
         nonces: dict[str, int] = {}
         for tx in reqs:
             who = tx["from"] = str(tx["from"]).lower()
@@ -390,26 +398,25 @@ class DevChain:
             tx["nonce"] = hex(nonces[who])
             nonces[who] += 1
         sends = [("eth_sendTransaction", [t]) for t in reqs]
-        if per_block is None:
-            hashes = [str(h) for h in self.rpc_batch(sends)]
-            if not wait or self._wait_receipt(hashes[-1]) is None:
-                return hashes
-        else:
-            if per_block < 1:
-                raise DevChainError(f"per_block must be >= 1, got {per_block}")
-            hashes = []
-            fits = per_block * gas <= int(self.block()["gasLimit"], 16)
-            was_automine = self._automine
+        was_automine = self._automine
+        if per_block is None and not was_automine:
+            return [str(h) for h in self.rpc_batch(sends)]
+        hashes: list[str] = []
+        fits = (per_block or 1) * gas <= int(self.block()["gasLimit"], 16)
+        if was_automine:
             self.set_automine(False)
-            try:
-                for start in range(0, len(sends), per_block):
-                    chunk = [str(h) for h in self.rpc_batch(sends[start:start + per_block])]
-                    hashes += chunk
+        try:
+            step = per_block or len(sends)
+            for start in range(0, len(sends), step):
+                chunk = [str(h) for h in self.rpc_batch(sends[start:start + step])]
+                hashes += chunk
+                if per_block is not None and fits:
                     self.mine()
-                    while not fits and self.receipt(chunk[-1]) is None:  # spilled over
-                        self.mine()
-            finally:
-                self.set_automine(was_automine)
+                else:
+                    self._mine_until(chunk[-1], max_blocks=len(chunk) + 1)
+        finally:
+            if was_automine:
+                self.set_automine(True)
         if check:
             receipts = self.rpc_batch([("eth_getTransactionReceipt", [h]) for h in hashes])
             for tx, r in zip(reqs, receipts, strict=True):
@@ -419,7 +426,20 @@ class DevChain:
                     raise self._explain_failure(tx, r, "send_many")
         return hashes
 
-    def _explain_failure(self, tx: dict[str, Any], receipt: dict[str, Any], what: str) -> TxReverted:
+    def _mine_until(self, tx_hash: str, max_blocks: int) -> None:
+        """Mine blocks one at a time until ``tx_hash`` is included (automine off)."""
+        for _ in range(max_blocks):
+            self.mine()
+            if self.receipt(tx_hash) is not None:
+                return
+            status = self.rpc("txpool_status")
+            if int(status["pending"], 16) == 0:
+                raise DevChainError(f"tx {tx_hash} cannot be mined: nothing pending, "
+                                    f"{int(status['queued'], 16)} queued (nonce gap?)")
+        raise DevChainError(f"tx {tx_hash} not mined after {max_blocks} blocks")
+
+    def _explain_failure(self, tx: dict[str, Any], receipt: dict[str, Any],
+                         what: str) -> TxReverted:
         call = {k: v for k, v in tx.items() if k in ("from", "to", "data", "value", "gas")}
         parent = hex(int(receipt["blockNumber"], 16) - 1)
         try:

@@ -153,8 +153,10 @@ class _Row:
 
 
 def new_run_id() -> str:
-    """A time-ordered run id: UTC timestamp to the microsecond plus 8 random hex digits."""
-    return utcnow().strftime("%Y%m%dT%H%M%S.%fZ") + "-" + secrets.token_hex(4)
+    """A time-ordered run id, the same shape as ingest runs' (``20261125T171500Z-3f9a1c2e``)."""
+    from .engine import new_run_id as _engine_run_id  # lazy: keep this module import light
+
+    return _engine_run_id()
 
 
 def us_to_datetime(ts_us: int) -> dt.datetime:
@@ -280,10 +282,16 @@ class _Ctx:
         return PriceImportError(self.path, message, line=line, field=field)
 
 
-def _csv_rows(text: str) -> Iterator[tuple[int, list[str]]]:
+def _csv_rows(ctx: _Ctx, text: str) -> Iterator[tuple[int, list[str]]]:
     """(line, fields) for every non-blank CSV record."""
     reader = csv.reader(io.StringIO(text, newline=""))
-    for rec in reader:
+    while True:
+        try:
+            rec = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            raise ctx.err(f"malformed CSV: {e}", reader.line_num or 1, None) from None
         if not rec or all(not f.strip() for f in rec):
             continue
         yield reader.line_num, [f.strip() for f in rec]
@@ -325,18 +333,23 @@ def _read_binance_kline(ctx: _Ctx, text: str) -> list[_Row]:
     rows: list[_Row] = []
     mono = _Monotonic(ctx, "close_time")
     first = True
+    ncol = len(KLINE_HEADER)
     unit_seen: str | None = None
-    for line, rec in _csv_rows(text):
+    for line, rec in _csv_rows(ctx, text):
         if first:
             first = False
             if rec and not _INT_RE.match(rec[0]):
-                if tuple(h.lower() for h in rec) != KLINE_HEADER:
+                # The documented header; variants (other volume names) are accepted as long as
+                # open_time, close and close_time sit where Binance puts them.
+                low = [h.lower() for h in rec]
+                if len(low) < 7 or (low[0], low[4], low[6]) != ("open_time", "close",
+                                                                 "close_time"):
                     raise ctx.err(f"unexpected binance_kline header {','.join(rec)!r}; expected "
                                   f"{','.join(KLINE_HEADER)!r} or no header", line, "header")
+                ncol = len(rec)
                 continue
-        if len(rec) != len(KLINE_HEADER):
-            raise ctx.err(f"expected {len(KLINE_HEADER)} columns, got {len(rec)}", line,
-                          "columns")
+        if len(rec) != ncol:
+            raise ctx.err(f"expected {ncol} columns, got {len(rec)}", line, "columns")
         ot, ot_unit = _field(ctx, line, "open_time", _parse_binance_time, rec[0])
         ct, ct_unit = _field(ctx, line, "close_time", _parse_binance_time, rec[6])
         if ot_unit != ct_unit:
@@ -368,7 +381,7 @@ def _read_timestamp_price(ctx: _Ctx, text: str) -> list[_Row]:
     rows: list[_Row] = []
     mono = _Monotonic(ctx, "timestamp")
     idx: list[int] | None = None
-    for line, rec in _csv_rows(text):
+    for line, rec in _csv_rows(ctx, text):
         if idx is None:
             idx = _header_index(ctx, line, rec, ("timestamp", "price"), "timestamp_price")
             ncol = len(rec)
@@ -388,7 +401,7 @@ def _read_riskdao(ctx: _Ctx, text: str) -> list[_Row]:
     rows: list[_Row] = []
     mono = _Monotonic(ctx, "timestamp_x")
     idx: list[int] | None = None
-    for line, rec in _csv_rows(text):
+    for line, rec in _csv_rows(ctx, text):
         if idx is None:
             idx = _header_index(ctx, line, rec, ("timestamp_x", "ask_price", "bid_price"),
                                 "riskdao_binance")
@@ -505,7 +518,7 @@ def detect_format(text: str, path: str = "<text>") -> str:
         if re.match(r"\[\s*\]", stripped):
             return "coinapi_ohlcv"
         raise ctx.err(f"unrecognised JSON shape; {accepted}", first_line, None)
-    for line, rec in _csv_rows(text):
+    for line, rec in _csv_rows(ctx, text):
         low = [f.lower() for f in rec]
         if low == ["timestamp", "price"] or (
                 "timestamp" in low and "price" in low and len(low) == 2):
@@ -577,11 +590,9 @@ def parse_prices(path: str | Path, *, fmt: str | None = None
 
 
 def _code_version() -> str:
-    try:
-        from importlib.metadata import version
-        return f"deficit {version('deficit')}"
-    except Exception:  # noqa: BLE001 - not installed as a distribution
-        return "deficit (unknown version)"
+    from .engine import code_version  # lazy: keep this module import light
+
+    return code_version()
 
 
 def _arrow_rows(rows: list[tuple[int, str, float, int]], *, source: str, pair: str, unit: str,

@@ -801,9 +801,18 @@ class JsonRpcClient:
             return _Outcome(pending=everything, error=RpcHttpError(status, reason, self.label,
                                                                    what),
                             wait=_retry_after(response.headers.get("retry-after")))
-        if _is_rpc_answer(doc):  # e.g. Alchemy sends some JSON-RPC errors with HTTP 400
-            return self._answers(calls, ids, doc)
-        raise RpcHttpError(status, reason, self.label, what)
+        if not _is_rpc_answer(doc):
+            raise RpcHttpError(status, reason, self.label, what)
+        if len(calls) > 1 and isinstance(doc, Mapping) and doc.get("error") is not None:
+            # One error for the whole batch, and the status says it is final (Alchemy's 401
+            # "Must be authenticated!"): no point resending, unless it is about the size.
+            code, message, data = _error_fields(doc["error"])
+            texts = _texts(message, data)
+            if _matches(BATCH_TOO_LARGE_SHAPES, code, texts):
+                return _Outcome(pending=everything, too_large=True)
+            if not _matches(RETRYABLE_ERROR_SHAPES, code, texts):
+                raise RpcResponseError(code, message, self.label, what, data)
+        return self._answers(calls, ids, doc)  # e.g. Alchemy answers some errors with HTTP 400
 
     def _refuses_size(self, calls: list[_Call], doc: Any) -> bool:
         """Whether ``doc`` refuses the batch for its size (returns True) or, for a single

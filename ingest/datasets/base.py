@@ -234,10 +234,10 @@ def write_logs(con: duckdb.DuckDBPyConnection, staged: pa.Table, *, chain_id: in
             bad = con.execute(spec.validation_sql(rel)).fetchone()
             if bad:
                 _raise_field(spec, bad)
-            cols = ", ".join(spec.select_sql())
+            cols = "".join(f"{c}, " for c in spec.select_sql())
             con.execute(
                 f"INSERT INTO {et.table.fqn} SELECT ?, block_number, block_hash, tx_hash, tx_index, "
-                f"log_index, address, role, ?, {cols}, ? FROM {rel} ORDER BY block_number, log_index",
+                f"log_index, address, role, ?, {cols}? FROM {rel} ORDER BY block_number, log_index",
                 [chain_id, source, run_id])
         else:
             _insert_dynamic(con, et, rel, chain_id, source, run_id)
@@ -294,10 +294,10 @@ def _insert_dynamic(con: duckdb.DuckDBPyConnection, et: EventTable, rel: str, ch
         arrays["d_" + c.name] = pa.array(values[c.name])
     con.register("_stage_dyn", pa.table(arrays))
     try:
-        sel = ", ".join(f'CAST("d_{c.name}" AS {c.type})' for c in cols)
+        sel = "".join(f'CAST("d_{c.name}" AS {c.type}), ' for c in cols)
         con.execute(
             f"INSERT INTO {et.table.fqn} SELECT ?, block_number, block_hash, tx_hash, tx_index, "
-            f"log_index, address, role, ?, {sel}, ? FROM _stage_dyn", [chain_id, source, run_id])
+            f"log_index, address, role, ?, {sel}? FROM _stage_dyn", [chain_id, source, run_id])
     finally:
         con.unregister("_stage_dyn")
 

@@ -131,6 +131,11 @@ class Chainlink(LogDataset):
                 ctx.warn(f"feed {feed.name}: declared decimals {decimals}, chain says {onchain}")
             decimals = onchain
         ctx.state[("chainlink", source.key)] = (phases, decimals)
+        stored = ctx.wh.con.execute(
+            "SELECT phase_id, aggregator, first_block FROM raw.oracle_phases WHERE chain_id=? AND "
+            "feed=? ORDER BY phase_id", [ctx.chain_id, feed.proxy]).fetchall()
+        if [tuple(r) for r in stored] == sorted(phases):
+            return  # unchanged: a rerun writes nothing
         with ctx.wh.transaction() as con:
             con.execute("DELETE FROM raw.oracle_phases WHERE chain_id=? AND feed=?",
                         [ctx.chain_id, feed.proxy])
