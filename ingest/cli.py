@@ -23,6 +23,7 @@ from rich.table import Table as RichTable
 
 from .errors import ConfigError, DeploymentsFileError, IngestError, PriceImportError
 from .redact import redact_text, redact_url
+from .warehouse import fetch_one
 
 __all__ = ["main", "CHAINS", "parse_block_or_time"]
 
@@ -236,7 +237,7 @@ def _table_counts(wh, run_id: str) -> dict[str, int]:
             "SELECT column_name FROM duckdb_columns() WHERE schema_name='raw' AND table_name=?",
             [t]).fetchall()}
         if "run_id" in cols:
-            n = wh.con.execute(f"SELECT count(*) FROM raw.{t} WHERE run_id=?", [run_id]).fetchone()
+            n = fetch_one(wh.con.execute(f"SELECT count(*) FROM raw.{t} WHERE run_id=?", [run_id]))
             if n and n[0]:
                 out[f"raw.{t}"] = int(n[0])
     return out

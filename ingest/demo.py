@@ -29,6 +29,7 @@ from typing import Any
 
 from .devchain import Contract, DevChain
 from .devnet import Anvil, repo_root
+from .warehouse import fetch_one
 
 __all__ = ["SAMPLE_PRICES", "emitter_name", "feed_rounds", "deploy_market", "build_demo_chain",
            "DemoChain", "run_demo", "random_args"]
@@ -141,7 +142,6 @@ def build_demo_chain(chain: DevChain, *, seed: int = 7, borrowers: int = 40,
     m = deploy_market(chain, "aave_v3", roles)
     assets = {"WETH": "0x" + rng.randbytes(20).hex(), "USDC": "0x" + rng.randbytes(20).hex(),
               "WBTC": "0x" + rng.randbytes(20).hex()}
-    decimals = {"WETH": 18, "USDC": 6, "WBTC": 8}
     tokens: dict[str, dict[str, Contract]] = {}
     setup: list[tuple[Any, ...]] = []
     for sym, asset in assets.items():
@@ -253,7 +253,7 @@ def run_demo(*, db: Path | None, seed: int, as_json: bool, console: Any) -> int:
 
     t0 = time.monotonic()
     db = db or DEFAULT_DB
-    with Anvil(timestamp=DAY_START - 7200) as node, DevChain(node.url) as chain:
+    with Anvil(timestamp=DAY_START - 7200, keep_states=100_000) as node, DevChain(node.url) as chain:
         if not as_json:
             console.print(f"anvil on {node.url}: building the demo chain (seed {seed}) …")
         demo = build_demo_chain(chain, seed=seed)
@@ -274,9 +274,9 @@ def run_demo(*, db: Path | None, seed: int, as_json: bool, console: Any) -> int:
                     "SELECT phase_id, count(*), min(answer_f64), max(answer_f64) FROM "
                     "raw.oracle_rounds WHERE feed = ? GROUP BY 1 ORDER BY 1",
                     [demo.feed_proxy]).fetchall()
-                liq = wh.con.execute(
+                liq = fetch_one(wh.con.execute(
                     "SELECT count(*), sum(debt_to_cover) FROM raw.aave_v3_liquidation_call"
-                ).fetchone()
+                ))
         finally:
             rpc.close()
     result = {"warehouse": str(db), "run_id": summary.run_id, "blocks": summary.to_block + 1,

@@ -54,16 +54,21 @@ class Anvil:
 
     ``block_time``: seconds between automatically mined blocks (None = mine on each tx).
     ``timestamp``: genesis timestamp (unix seconds), so dev chains can replay a dated history.
+    ``keep_states``: keep this many historical states in memory (``--prune-history N``) instead of
+    anvil's default window of about 500 blocks, for eth_call at old blocks on longer chains.
+    Like ``--max-persisted-states 0`` it writes nothing to disk, but ``anvil_reorg`` does not work
+    with it, so reorg tests use the default.
     """
 
     def __init__(self, *, chain_id: int = 31337, block_time: float | None = None,
                  timestamp: int | None = None, accounts: int = 10,
-                 extra_args: tuple[str, ...] = ()):
+                 keep_states: int | None = None, extra_args: tuple[str, ...] = ()):
         self.chain_id = chain_id
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         args = [str(anvil_binary()), "--host", "127.0.0.1", "--port", str(self.port),
-                "--silent", "--max-persisted-states", "0", "--chain-id", str(chain_id),
+                "--silent", *(("--prune-history", str(keep_states)) if keep_states else
+                              ("--max-persisted-states", "0")), "--chain-id", str(chain_id),
                 "--accounts", str(accounts), "--gas-limit", "1000000000",
                 "--code-size-limit", "200000"]
         if block_time is not None:

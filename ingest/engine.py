@@ -38,6 +38,7 @@ from .errors import (BrokenChainError, ChainDataError, ConfigError, Inconsistent
 from .reorg import verify_and_rollback
 from .rpc import JsonRpcClient
 from .warehouse import CHECKPOINTS, REORGS, RUNS, Warehouse, utcnow
+from .warehouse import fetch_one
 
 __all__ = ["IngestRequest", "IngestSummary", "Progress", "RunContext", "run_ingest",
            "new_run_id", "code_version", "resolve_block_at", "DEFAULT_CONFIRMATIONS"]
@@ -355,10 +356,15 @@ def _chunk(ctx: RunContext, blocks_ivs: list[tuple[int, int]],
                          head=head)
             wh.add_covered(chain, "blocks", "chain", a, b, ctx.run_id)
         for d, s, a, b, by_role in root:
-            for t in [LOGS.fqn] + [t.table.fqn for t in d.EVENT_TABLES] + [
-                    t.fqn for t in d.DERIVED_TABLES if "source" in t.column_names()]:
-                con.execute(f"DELETE FROM {t} WHERE chain_id=? AND source=? AND block_number "
-                            f"BETWEEN ? AND ?", [chain, s.key, a, b])
+            # Range replace. Decoded and derived rows are only ever written together with their
+            # raw.logs rows, so when raw.logs holds nothing for the range neither do they.
+            stale = fetch_one(con.execute("SELECT count(*) FROM raw.logs WHERE chain_id=? AND source=? AND "
+                                "block_number BETWEEN ? AND ?", [chain, s.key, a, b]))
+            if stale and stale[0]:
+                for t in [LOGS.fqn] + [t.table.fqn for t in d.EVENT_TABLES] + [
+                        t.fqn for t in d.DERIVED_TABLES if "source" in t.column_names()]:
+                    con.execute(f"DELETE FROM {t} WHERE chain_id=? AND source=? AND "
+                                f"block_number BETWEEN ? AND ?", [chain, s.key, a, b])
             nlogs += _write_roles(ctx, d, s, a, b, by_role)
             found = d.discovered_roles(ctx, s, a, b)
             if found:

@@ -64,6 +64,7 @@ import pyarrow as pa
 from .errors import PriceImportError
 from .schema import Column, Table, register_table
 from .warehouse import RUNS, Warehouse, utcnow
+from .warehouse import fetch_one
 
 __all__ = ["REFERENCE_PRICES", "FORMATS", "KNOWN_UNITS", "KINDS", "ImportSummary",
            "import_prices", "detect_format", "new_run_id"]
@@ -653,8 +654,8 @@ def import_prices(wh: Warehouse, path: str | Path, *, fmt: str | None = None, pa
     stage = f"_prices_stage_{secrets.token_hex(4)}"
     try:
         with wh.transaction() as con:
-            old = con.execute(f"SELECT count(*) FROM {REFERENCE_PRICES.fqn} WHERE source=? AND "
-                              "pair=?", [src, pair]).fetchone()
+            old = fetch_one(con.execute(f"SELECT count(*) FROM {REFERENCE_PRICES.fqn} WHERE source=? AND "
+                              "pair=?", [src, pair]))
             replaced = int(old[0]) if old else 0
             con.execute(f"DELETE FROM {REFERENCE_PRICES.fqn} WHERE source=? AND pair=?",
                         [src, pair])

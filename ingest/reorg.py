@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .warehouse import utcnow
+from .warehouse import fetch_one
 
 if TYPE_CHECKING:
     from .engine import RunContext
@@ -57,8 +58,8 @@ def verify_and_rollback(ctx: RunContext) -> ReorgReport | None:
     fork: int | None = None
     lowest_bad_interval: tuple[int, int] | None = None
     for lo, hi in sorted(intervals, reverse=True):
-        stored = con.execute("SELECT hash FROM raw.blocks WHERE chain_id=? AND number=?",
-                             [ctx.chain_id, hi]).fetchone()
+        stored = fetch_one(con.execute("SELECT hash FROM raw.blocks WHERE chain_id=? AND number=?",
+                             [ctx.chain_id, hi]))
         if stored and _node_hashes(ctx, [hi])[hi] == stored[0]:
             break
         lowest_bad_interval = (lo, hi)
@@ -83,14 +84,14 @@ def verify_and_rollback(ctx: RunContext) -> ReorgReport | None:
                 fork = lo - 1  # the whole interval was replaced
                 break
             top, window = start - 1, window * 2
-    old_tip = int(con.execute("SELECT max(number) FROM raw.blocks WHERE chain_id=?",
-                              [ctx.chain_id]).fetchone()[0])
+    old_tip = int(fetch_one(con.execute("SELECT max(number) FROM raw.blocks WHERE chain_id=?",
+                              [ctx.chain_id]))[0])
     old = con.execute("SELECT number, hash FROM raw.blocks WHERE chain_id=? AND number > ? "
                       "ORDER BY number", [ctx.chain_id, fork]).fetchall()
     new = _node_hashes(ctx, [n for n, _ in old]) if len(old) <= 4096 else {}
     with ctx.wh.transaction():
-        logs_removed = con.execute("SELECT count(*) FROM raw.logs WHERE chain_id=? AND "
-                                   "block_number > ?", [ctx.chain_id, fork]).fetchone()[0]
+        logs_removed = fetch_one(con.execute("SELECT count(*) FROM raw.logs WHERE chain_id=? AND "
+                                   "block_number > ?", [ctx.chain_id, fork]))[0]
         for table, col in block_tables(ctx):
             con.execute(f"DELETE FROM {table} WHERE chain_id=? AND {col} > ?", [ctx.chain_id, fork])
         ctx.wh.truncate_covered(ctx.chain_id, fork)

@@ -23,7 +23,7 @@ import duckdb
 from .errors import WarehouseError, WarehouseLocked
 from .schema import Column, Table, register_table
 
-__all__ = ["Warehouse", "DEFAULT_DB", "RUNS", "CHECKPOINTS", "REORGS", "utcnow"]
+__all__ = ["Warehouse", "DEFAULT_DB", "fetch_one", "RUNS", "CHECKPOINTS", "REORGS", "utcnow"]
 
 DEFAULT_DB = Path(__file__).resolve().parent.parent / "data" / "warehouse.duckdb"
 
@@ -82,6 +82,13 @@ REORGS = register_table(Table(
 _LOCK_RE = re.compile(r"(?i)(conflicting lock|could not set lock)")
 
 
+def fetch_one(cur: duckdb.DuckDBPyConnection) -> tuple | None:
+    """First row of a result, draining the rest (DuckDB 2.0 keeps a half-read result open and
+    then refuses ``register``: "connection has an unfinished result")."""
+    rows = cur.fetchall()
+    return rows[0] if rows else None
+
+
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -111,31 +118,22 @@ class Warehouse:
                 self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {s}")
 
     def ensure(self, *tables: Table) -> None:
-        """Create tables/views that do not exist yet, with their documentation as comments."""
+        """Create tables/views that do not exist yet (with their docs as comments), and check
+        that existing tables have the declared columns."""
+        have: dict[str, list[str]] = {}
+        for schema, name, cols in self.con.execute(
+                "SELECT schema_name, table_name, list(column_name ORDER BY column_index) "
+                "FROM duckdb_columns() GROUP BY ALL").fetchall():
+            have[f"{schema}.{name}"] = list(cols)
         for t in tables:
-            exists = self.con.execute(
-                "SELECT count(*) FROM duckdb_tables() WHERE schema_name=? AND table_name=?",
-                [t.schema, t.name]).fetchone()
-            self.con.execute(t.ddl())
-            if t.kind == "table" and not (exists and exists[0]):
+            if t.kind == "view" or t.fqn not in have:
+                self.con.execute(t.ddl())
                 for stmt in t.comment_sql():
                     self.con.execute(stmt)
-            elif t.kind == "view":
-                for stmt in t.comment_sql():
-                    self.con.execute(stmt)
-            if t.kind == "table":
-                self._check_columns(t)
-
-    def _check_columns(self, t: Table) -> None:
-        rows = self.con.execute(
-            "SELECT column_name, data_type FROM duckdb_columns() WHERE schema_name=? AND "
-            "table_name=? ORDER BY column_index", [t.schema, t.name]).fetchall()
-        have = [(n, ty) for n, ty in rows]
-        want = [(c.name, c.type) for c in t.columns]
-        if [n for n, _ in have] != [n for n, _ in want]:
-            raise WarehouseError(
-                f"{t.fqn} in {self.path} has columns {[n for n, _ in have]}, but this version "
-                f"declares {[n for n, _ in want]}: migrate or use a new --db file")
+            elif have[t.fqn] != t.column_names():
+                raise WarehouseError(
+                    f"{t.fqn} in {self.path} has columns {have[t.fqn]}, but this version "
+                    f"declares {t.column_names()}: migrate or use a new --db file")
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:

@@ -17,6 +17,7 @@ import pyarrow as pa
 from ..abi import EventSpec, snake_case
 from ..errors import ConfigError, DecodeError, InconsistentLogError, ValueOutOfRange
 from ..schema import LINEAGE_LOG_COLUMNS, Column, Table, register_table
+from ..warehouse import fetch_one
 
 if TYPE_CHECKING:
     import duckdb
@@ -186,9 +187,9 @@ def write_logs(con: duckdb.DuckDBPyConnection, staged: pa.Table, *, chain_id: in
     con.register("_stage_json", staged)
     try:
         cases = " ".join(f"WHEN NOT coalesce({c}, false) THEN '{f}'" for c, f in _LOG_CHECKS)
-        bad = con.execute(
+        bad = fetch_one(con.execute(
             f"SELECT blockNumber, logIndex, transactionHash, CASE {cases} END AS f "
-            f"FROM _stage_json WHERE f IS NOT NULL LIMIT 1").fetchone()
+            f"FROM _stage_json WHERE f IS NOT NULL LIMIT 1"))
         if bad:
             raise DecodeError(f"malformed eth_getLogs entry (source {source})",
                               tx_hash=bad[2], field=bad[3],
@@ -202,36 +203,39 @@ def write_logs(con: duckdb.DuckDBPyConnection, staged: pa.Table, *, chain_id: in
             "FROM _stage_json")
     finally:
         con.unregister("_stage_json")
-    out_of_range = con.execute(
+    out_of_range = fetch_one(con.execute(
         "SELECT block_number, log_index, tx_hash FROM _stage WHERE block_number NOT BETWEEN ? AND ? "
-        "LIMIT 1", [a, b]).fetchone()
+        "LIMIT 1", [a, b]))
     if out_of_range:
         raise DecodeError(f"eth_getLogs for blocks {a}..{b} returned a log outside the range",
                           block_number=out_of_range[0], log_index=out_of_range[1],
                           tx_hash=out_of_range[2], field="blockNumber")
-    mism = con.execute(
+    mism = fetch_one(con.execute(
         "SELECT s.block_number, s.log_index, s.tx_hash, s.block_hash, b.hash FROM _stage s "
         "LEFT JOIN raw.blocks b ON b.chain_id = ? AND b.number = s.block_number "
-        "WHERE b.hash IS DISTINCT FROM s.block_hash ORDER BY 1, 2 LIMIT 1", [chain_id]).fetchone()
+        "WHERE b.hash IS DISTINCT FROM s.block_hash ORDER BY 1, 2 LIMIT 1", [chain_id]))
     if mism:
         raise InconsistentLogError(
             f"block {mism[0]} log index {mism[1]} (tx {mism[2]}): log says block hash {mism[3]} "
             f"but the block at that height is {mism[4]} — the chain changed between requests")
-    dup = con.execute("SELECT block_number, log_index FROM _stage GROUP BY ALL HAVING count(*) > 1 "
-                      "LIMIT 1").fetchone()
+    dup = fetch_one(con.execute("SELECT block_number, log_index FROM _stage GROUP BY ALL HAVING count(*) > 1 "
+                      "LIMIT 1"))
     if dup:
         raise DecodeError("duplicate log in eth_getLogs answer", block_number=dup[0],
                           log_index=dup[1], field="logIndex")
     con.execute(
         "INSERT INTO raw.logs SELECT ?, block_number, block_hash, tx_hash, tx_index, log_index, "
         "address, topics, data, ?, ?, role, ? FROM _stage", [chain_id, dataset, source, run_id])
+    present = {r[0] for r in con.execute("SELECT DISTINCT topics[1] FROM _stage").fetchall()}
     for et in event_tables:
         spec = et.spec
+        if spec.topic0 not in present:
+            continue
         roles = ", ".join(f"'{r}'" for r in et.roles)
         where = f"topics[1] = '{spec.topic0}' AND role IN ({roles})"
         rel = f"(SELECT * FROM _stage WHERE {where})"
         if spec.is_static:
-            bad = con.execute(spec.validation_sql(rel)).fetchone()
+            bad = fetch_one(con.execute(spec.validation_sql(rel)))
             if bad:
                 _raise_field(spec, bad)
             cols = "".join(f"{c}, " for c in spec.select_sql())
@@ -241,7 +245,7 @@ def write_logs(con: duckdb.DuckDBPyConnection, staged: pa.Table, *, chain_id: in
                 [chain_id, source, run_id])
         else:
             _insert_dynamic(con, et, rel, chain_id, source, run_id)
-    n = con.execute("SELECT count(*) FROM _stage").fetchone()
+    n = fetch_one(con.execute("SELECT count(*) FROM _stage"))
     con.execute("DROP TABLE _stage")
     return int(n[0]) if n else 0
 

@@ -13,6 +13,7 @@ import pyarrow as pa
 
 from ..errors import BrokenChainError, DecodeError
 from ..schema import Column, Table, register_table
+from ..warehouse import fetch_one
 
 if TYPE_CHECKING:
     import duckdb
@@ -77,13 +78,13 @@ def write_blocks(con: duckdb.DuckDBPyConnection, blocks: Sequence[dict[str, Any]
             raise DecodeError("block numbers are not consecutive", block_number=_num(blk),
                               field="number")
     first, last = int(blocks[0]["number"], 16), int(blocks[-1]["number"], 16)
-    below = con.execute("SELECT hash FROM raw.blocks WHERE chain_id=? AND number=?",
-                        [chain_id, first - 1]).fetchone()
+    below = fetch_one(con.execute("SELECT hash FROM raw.blocks WHERE chain_id=? AND number=?",
+                        [chain_id, first - 1]))
     if below and below[0] != blocks[0]["parentHash"].lower():
         raise BrokenChainError(f"block {first} does not link to stored block {first - 1} "
                                f"({below[0]}): the chain was reorganized")
-    above = con.execute("SELECT parent_hash FROM raw.blocks WHERE chain_id=? AND number=?",
-                        [chain_id, last + 1]).fetchone()
+    above = fetch_one(con.execute("SELECT parent_hash FROM raw.blocks WHERE chain_id=? AND number=?",
+                        [chain_id, last + 1]))
     if above and above[0] != blocks[-1]["hash"].lower():
         raise BrokenChainError(f"stored block {last + 1} does not link to block {last}: "
                                "the chain was reorganized")

@@ -17,6 +17,7 @@ contract/OffchainAggregator.sol, contract2/OCR2Aggregator.sol (see ``ingest/cata
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from eth_abi import decode as abi_decode
@@ -24,9 +25,10 @@ from eth_abi import encode as abi_encode
 from eth_hash.auto import keccak
 
 from .. import catalog
-from ..errors import DecodeError
+from ..errors import DecodeError, RpcResponseError
 from ..schema import Column, Table, register_table
 from .base import EventGroup, LogDataset, Source, build_event_tables
+from ..warehouse import fetch_one
 
 if TYPE_CHECKING:
     from ..deployments import DeploymentSet, Feed
@@ -44,6 +46,10 @@ def _sel(sig: str) -> str:
 SEL_PHASE_ID = _sel("phaseId()")
 SEL_PHASE_AGGREGATORS = _sel("phaseAggregators(uint16)")
 SEL_DECIMALS = _sel("decimals()")
+# how nodes say "no state for that block": geth/erigon/reth wordings and anvil's window
+_STATE_UNAVAILABLE = re.compile(
+    r"(?i)missing trie node|header not found|BlockOutOfRange|state .*not available|"
+    r"historical state|state histories|pruned|unknown block|required historical state")
 
 ORACLE_PHASES = register_table(Table(
     "raw", "oracle_phases", "Aggregators of each feed proxy by phase, discovered with eth_call "
@@ -151,16 +157,29 @@ class Chainlink(LogDataset):
         (v,) = abi_decode(["uint16"], _bytes(res, "phaseId()"))
         return int(v)
 
-    def _first_block_of_phase(self, ctx: RunContext, feed: Feed, phase: int, hi: int) -> int:
-        lo = feed.start_block
-        if (self._phase_id(ctx, feed.proxy, lo) or 0) >= phase:
-            return lo
-        while hi - lo > 1:  # invariant: phaseId(lo) < phase <= phaseId(hi)
-            mid = (lo + hi) // 2
-            if (self._phase_id(ctx, feed.proxy, mid) or 0) >= phase:
-                hi = mid
-            else:
-                lo = mid
+    def _first_block_of_phase(self, ctx: RunContext, feed: Feed, phase: int,
+                              hi: int) -> int | None:
+        """First block with ``phaseId() >= phase``, by binary search over historical eth_calls.
+
+        Returns None (and warns) when the node has no state that far back (not an archive node,
+        or anvil's in-memory window): the rounds are still ingested, only the switch block is
+        unknown. ``start_block - 1`` is taken as before the feed existed and never queried.
+        """
+        lo = feed.start_block - 1  # invariant: phaseId(lo) < phase <= phaseId(hi)
+        try:
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                if (self._phase_id(ctx, feed.proxy, mid) or 0) >= phase:
+                    hi = mid
+                else:
+                    lo = mid
+        except RpcResponseError as e:
+            if not _STATE_UNAVAILABLE.search(str(e)):
+                raise
+            ctx.warn(f"feed {feed.name}: the node has no state for historical eth_call "
+                     f"({e.rpc_message}); phase {phase} start block left unknown (NULL). "
+                     "Use an archive node to resolve phase switch blocks.")
+            return None
         return hi
 
     def root_roles(self, ctx: RunContext, source: Source) -> dict[str, list[str]]:
@@ -185,10 +204,10 @@ class Chainlink(LogDataset):
             f"WHERE au.chain_id = ? AND au.source = ? AND au.block_number BETWEEN ? AND ? "
             f"ORDER BY au.block_number, au.log_index",
             [feed.proxy, feed.name, decimals, decimals, ctx.run_id, ctx.chain_id, source.key, a, b])
-        over = con.execute(
+        over = fetch_one(con.execute(
             "SELECT block_number, log_index FROM raw.chainlink_answer_updated WHERE chain_id=? AND "
             "source=? AND block_number BETWEEN ? AND ? AND round_id > 18446744073709551615 LIMIT 1",
-            [ctx.chain_id, source.key, a, b]).fetchone()
+            [ctx.chain_id, source.key, a, b]))
         if over:
             raise DecodeError("aggregator round id exceeds 64 bits: cannot form a proxy round id",
                               block_number=over[0], log_index=over[1], field="round_id",
