@@ -226,7 +226,6 @@ def run_ingest(wh: Warehouse, rpc: JsonRpcClient, req: IngestRequest,
         tables += list(d().all_tables())
     wh.ensure(*tables)
 
-    rpc.check_chain_id(req.chain_id)
     with wh.transaction() as con:
         con.execute("INSERT INTO meta.runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", [
             run_id, "ingest", req.chain_id, req.endpoint_label,
@@ -274,6 +273,7 @@ def _run(wh: Warehouse, rpc: JsonRpcClient, req: IngestRequest, run_id: str,
          sources: list[tuple[LogDataset, Source]], summary: IngestSummary,
          progress: Callable[[Progress], None] | None, t0: float) -> None:
     chain = req.chain_id
+    rpc.check_chain_id(chain)
     lo = req.from_block if req.from_block is not None else min(
         [s.start_block for _, s in sources], default=0)
     ctx = RunContext(wh, rpc, chain, run_id, lo, summary)
