@@ -139,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.cmd == "schema":
             from .schema import schema_markdown, schema_text
 
-            _out.print(schema_markdown() if args.markdown else schema_text(), markup=False)
+            sys.stdout.write(schema_markdown() if args.markdown else schema_text())
             return 0
         if args.cmd == "demo":
             from .demo import run_demo

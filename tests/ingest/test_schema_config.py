@@ -1,0 +1,176 @@
+"""Schema declarations and docs, deployments files, CLI input validation, dependency rules."""
+
+from __future__ import annotations
+
+import ast
+import datetime as dt
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ingest.cli import main, parse_block_or_time
+from ingest.datasets import LOG_DATASETS
+from ingest.deployments import load_deployments, load_preset, preset_names
+from ingest.errors import ConfigError, DeploymentsFileError, WarehouseError
+from ingest.schema import Column, Table, registered_tables, schema_markdown
+from ingest.warehouse import Warehouse
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_docs_schema_md_is_generated_from_the_declarations():
+    on_disk = (ROOT / "docs" / "schema.md").read_text()
+    assert on_disk == schema_markdown(), (
+        "docs/schema.md is stale: run `deficit schema --markdown > docs/schema.md`")
+
+
+def test_every_table_and_column_is_documented_and_created(tmp_path):
+    tables = registered_tables()
+    assert {"raw.blocks", "raw.logs", "raw.oracle_rounds", "raw.oracle_phases",
+            "raw.reference_prices", "meta.runs", "meta.checkpoints", "meta.reorgs",
+            "raw.aave_v3_liquidation_call", "raw.aave_v2_liquidation_call",
+            "raw.chainlink_new_transmission"} <= {t.fqn for t in tables}
+    for t in tables:
+        assert t.doc.strip(), t.fqn
+        for c in t.columns:
+            assert c.doc.strip(), f"{t.fqn}.{c.name}"
+    with Warehouse(tmp_path / "w.duckdb") as wh:
+        wh.ensure(*tables)
+        wh.ensure(*tables)  # idempotent
+        n = wh.con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name IN "
+                           "('raw', 'meta')").fetchall()[0][0]
+        assert n == len(tables)
+        comment = wh.con.execute("SELECT comment FROM duckdb_columns() WHERE schema_name='raw' "
+                                 "AND table_name='blocks' AND column_name='timestamp_ts'"
+                                 ).fetchall()[0][0]
+        assert "unix seconds" in comment
+
+
+def test_one_typed_table_per_declared_event():
+    for name, cls in LOG_DATASETS.items():
+        sigs = {t.spec.signature for t in cls.EVENT_TABLES}
+        declared = {__import__("ingest.abi", fromlist=["EventSpec"]).EventSpec.parse(d).signature
+                    for g in cls.GROUPS for d in g.declarations}
+        assert sigs == declared, name
+        names = [t.table.fqn for t in cls.EVENT_TABLES]
+        assert len(names) == len(set(names)), name
+
+
+def test_a_table_whose_columns_changed_is_refused(tmp_path):
+    t1 = Table("raw", "x", "doc", (Column("a", "INTEGER", "a"),), "test")
+    t2 = Table("raw", "x", "doc", (Column("a", "INTEGER", "a"), Column("b", "INTEGER", "b")), "t")
+    with Warehouse(tmp_path / "w.duckdb") as wh:
+        wh.ensure(t1)
+        with pytest.raises(WarehouseError, match="migrate"):
+            wh.ensure(t2)
+
+
+def test_presets_load_and_name_real_mainnet_addresses():
+    assert "ethereum" in preset_names()
+    d = load_preset("ethereum")
+    assert d.chain_id == 1
+    v3 = next(x for x in d.deployments if x.protocol == "aave_v3")
+    assert v3.contracts["pool"] == "0x87870bca3f3fd6335c3f4ce8392d69350b4fa4e2"
+    v2 = next(x for x in d.deployments if x.protocol == "aave_v2")
+    assert v2.contracts["lending_pool"] == "0x7d2768de32b0b80b7a3454c06bdac94a69ddc7a9"
+    names = {f.name for f in d.feeds}
+    assert {"ETH / USD", "BTC / USD", "USDC / USD", "DAI / USD"} <= names
+    eth = next(f for f in d.feeds if f.name == "ETH / USD")
+    assert eth.proxy == "0x5f4ec3df9cbd43714fe2740f5e3616155c5b8419"
+    assert eth.deviation_bps == 50 and eth.heartbeat_s == 3600
+    with pytest.raises(ConfigError, match="unknown preset"):
+        load_preset("nope")
+
+
+GOOD = """[meta]
+chain_id = 1
+
+[[deployment]]
+name = "m"
+protocol = "aave_v3"
+chain_id = 1
+start_block = 5
+[deployment.contracts]
+pool = "0x87870Bca3F3fD6335C3F4ce8392D69350B4fA4E2"
+"""
+
+
+@pytest.mark.parametrize("text,line,field,msg", [
+    (GOOD.replace('pool = "0x87870Bca3F3fD6335C3F4ce8392D69350B4fA4E2"', 'pool = "0x1234"'), 10,
+     "deployment[0].contracts.pool", "20-byte hex address"),
+    (GOOD.replace("start_block = 5", 'start_block = "5"'), 8, "deployment[0].start_block",
+     "non-negative integer"),
+    (GOOD.replace('protocol = "aave_v3"', 'protocol = "aave_v9"'), 6, "deployment[0].protocol",
+     "unknown protocol"),
+    (GOOD.replace("pool =", "poool ="), 10, "deployment[0].contracts.poool", "unknown role"),
+    (GOOD.replace('name = "m"\n', ""), 4, "deployment[0].name", "missing required field"),
+    (GOOD + "\n[[feed]]\nname = \"x\"\nchain_id = 1\nproxy = \"0xzz\"\nstart_block = 1\n", 15,
+     "feed[0].proxy", "20-byte hex"),
+    (GOOD.replace("chain_id = 1\nstart_block", "chain_id = 2\nstart_block"), None, None,
+     "but [meta] says 1"),
+    (GOOD.replace("[meta]", "[meta"), 1, None, "invalid TOML"),
+])
+def test_deployments_file_errors_name_file_line_and_field(tmp_path, text, line, field, msg):
+    p = tmp_path / "d.toml"
+    p.write_text(text)
+    with pytest.raises(DeploymentsFileError) as ei:
+        load_deployments(p)
+    e = ei.value
+    assert msg in str(e) and str(p) in str(e)
+    assert e.line == line
+    assert e.field == field
+
+
+def test_deployments_good_file_loads(tmp_path):
+    p = tmp_path / "d.toml"
+    p.write_text(GOOD)
+    d = load_deployments(p)
+    assert d.deployments[0].start_block == 5
+
+
+def test_cli_errors_exit_2_with_a_clear_message(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("DEFICIT_RPC_URL", raising=False)
+    assert main(["ingest", "--chain", "1", "--db", str(tmp_path / "w.duckdb")]) == 2
+    assert "no RPC endpoint" in capsys.readouterr().err
+    bad = tmp_path / "d.toml"
+    bad.write_text(GOOD.replace("start_block = 5", "start_block = -5"))
+    assert main(["ingest", "--rpc", "http://127.0.0.1:1", "--deployments", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}:8" in err and "deployment[0].start_block" in err
+    r = subprocess.run([sys.executable, "-m", "ingest.cli", "ingest", "--from", "yesterday"],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 2 and "ISO-8601" in r.stderr
+
+
+def test_block_or_time_arguments():
+    assert parse_block_or_time("17_000_000") == 17_000_000
+    assert parse_block_or_time("0x10") == 16
+    assert parse_block_or_time("2021-01-11T00:00:00Z") == dt.datetime(2021, 1, 11, tzinfo=dt.UTC)
+    assert parse_block_or_time("2021-01-11T02:00+02:00") == dt.datetime(2021, 1, 11,
+                                                                          tzinfo=dt.UTC)
+    import argparse
+    with pytest.raises(argparse.ArgumentTypeError, match="UTC offset"):
+        parse_block_or_time("2021-01-11T00:00:00")
+
+
+def _imports(path: Path) -> set[str]:
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.add(node.module.split(".")[0])
+    return out
+
+
+def test_dependency_rules():
+    """protocols does no I/O; backtest never reaches the network; ingest never imports backtest."""
+    io = {"duckdb", "httpx", "requests", "web3", "polars", "pyarrow", "ingest", "backtest"}
+    for f in (ROOT / "protocols").rglob("*.py"):
+        assert not _imports(f) & io, f
+    for f in (ROOT / "backtest").rglob("*.py"):
+        assert not _imports(f) & {"httpx", "requests", "web3"}, f
+    for f in (ROOT / "ingest").rglob("*.py"):
+        assert "backtest" not in _imports(f), f
