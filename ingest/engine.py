@@ -33,12 +33,10 @@ from .datasets import LOG_DATASETS, get_dataset
 from .datasets.base import LOGS, LogDataset, Source, check_disjoint, logs_to_arrow, write_logs
 from .datasets.blocks import BLOCKS, fetch_blocks, write_blocks
 from .deployments import DeploymentSet
-from .errors import (BrokenChainError, ChainDataError, ConfigError, InconsistentLogError,
-                     RpcResponseError)
+from .errors import BrokenChainError, ChainDataError, ConfigError, InconsistentLogError, RpcResponseError
 from .reorg import verify_and_rollback
 from .rpc import JsonRpcClient
-from .warehouse import CHECKPOINTS, REORGS, RUNS, Warehouse, utcnow
-from .warehouse import fetch_one
+from .warehouse import CHECKPOINTS, REORGS, RUNS, Warehouse, fetch_one, utcnow
 
 __all__ = ["IngestRequest", "IngestSummary", "Progress", "RunContext", "run_ingest",
            "new_run_id", "code_version", "resolve_block_at", "DEFAULT_CONFIRMATIONS"]

@@ -63,8 +63,7 @@ import pyarrow as pa
 
 from .errors import PriceImportError
 from .schema import Column, Table, register_table
-from .warehouse import RUNS, Warehouse, utcnow
-from .warehouse import fetch_one
+from .warehouse import RUNS, Warehouse, fetch_one, utcnow
 
 __all__ = ["REFERENCE_PRICES", "FORMATS", "KNOWN_UNITS", "KINDS", "ImportSummary",
            "import_prices", "detect_format", "new_run_id"]

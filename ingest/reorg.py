@@ -13,8 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .warehouse import utcnow
-from .warehouse import fetch_one
+from .warehouse import fetch_one, utcnow
 
 if TYPE_CHECKING:
     from .engine import RunContext

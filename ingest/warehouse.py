@@ -70,11 +70,13 @@ REORGS = register_table(Table(
         Column("chain_id", "UBIGINT", "chain", False),
         Column("detected_at", "TIMESTAMPTZ", "wall-clock time the mismatch was found (UTC)", False),
         Column("run_id", "VARCHAR", "run that detected it", False),
-        Column("fork_block", "UBIGINT", "highest block whose stored hash still matched (common ancestor)", False),
+        Column("fork_block", "UBIGINT",
+               "highest block whose stored hash still matched (common ancestor)", False),
         Column("depth", "UBIGINT", "stored blocks above the fork that were replaced", False),
         Column("old_tip_block", "UBIGINT", "highest stored block before the rollback", False),
         Column("old_hashes", "VARCHAR[]", "stored hashes of fork_block+1 .. old_tip_block", False),
-        Column("new_hashes", "VARCHAR[]", "node hashes at the same heights when detected (NULL where the node had no block)", False),
+        Column("new_hashes", "VARCHAR[]", "node hashes at the same heights when detected "
+               "(NULL where the node had no block)", False),
         Column("logs_removed", "UBIGINT", "raw.logs rows deleted by the rollback", False),
     ),
     "ingest.reorg", ("chain_id", "detected_at")))

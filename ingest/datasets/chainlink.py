@@ -27,8 +27,8 @@ from eth_hash.auto import keccak
 from .. import catalog
 from ..errors import DecodeError, RpcResponseError
 from ..schema import Column, Table, register_table
-from .base import EventGroup, LogDataset, Source, build_event_tables
 from ..warehouse import fetch_one
+from .base import EventGroup, LogDataset, Source, build_event_tables
 
 if TYPE_CHECKING:
     from ..deployments import DeploymentSet, Feed
@@ -78,8 +78,10 @@ ORACLE_ROUNDS = register_table(Table(
         Column("aggregator", "VARCHAR", "emitting aggregator, lower-case hex", False),
         Column("phase_id", "USMALLINT", "proxy phase of that aggregator", False),
         Column("aggregator_round_id", "UHUGEINT", "the aggregator's own round id", False),
-        Column("proxy_round_id", "UHUGEINT", "(phase_id << 64) | aggregator_round_id, as the proxy reports it", False),
-        Column("answer", "HUGEINT", "exact answer in the feed's integer units (int256, checked to fit)", False),
+        Column("proxy_round_id", "UHUGEINT",
+               "(phase_id << 64) | aggregator_round_id, as the proxy reports it", False),
+        Column("answer", "HUGEINT",
+               "exact answer in the feed's integer units (int256, checked to fit)", False),
         Column("decimals", "UTINYINT", "feed decimals (answer / 10**decimals = price)", False),
         Column("answer_f64", "DOUBLE", "derived: answer / 10**decimals (analysis only)", False),
         Column("updated_at_ts", "UBIGINT", "updatedAt reported by the aggregator, unix seconds", False),
