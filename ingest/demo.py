@@ -264,6 +264,7 @@ def run_demo(*, db: Path | None, seed: int, as_json: bool, console: Any) -> int:
         rpc = JsonRpcClient(HttpTransport(node.url))
         try:
             with Warehouse(db) as wh:
+                wh.drop_chain(31337)  # the demo chain is new on every run
                 summary = run_ingest(wh, rpc, IngestRequest(
                     chain_id=31337, deployments=dset, finality="head", chunk_blocks=200,
                     endpoint_label=node.url))
@@ -302,5 +303,7 @@ def run_demo(*, db: Path | None, seed: int, as_json: bool, console: Any) -> int:
     console.print(f"{result['liquidations']} LiquidationCall events decoded; chain built in "
                   f"{t_chain:.1f} s, ingested {summary.logs_written:,} logs from "
                   f"{summary.to_block + 1:,} blocks in {summary.elapsed_s:.1f} s")
-    console.print("query it: duckdb " + str(db) + " \"SELECT * FROM raw.oracle_rounds LIMIT 5\"")
+    console.print(f"query it: python3 -m uv run python -c \"import duckdb; print(duckdb.connect("
+                  f"'{db}', read_only=True).sql('SELECT * FROM raw.oracle_rounds LIMIT 5'))\"",
+                  soft_wrap=True)
     return 0

@@ -182,6 +182,22 @@ class Warehouse:
         self.con.execute("UPDATE meta.checkpoints SET to_block=? WHERE chain_id=? AND to_block > ?",
                          [above, chain_id, above])
 
+    def drop_chain(self, chain_id: int) -> int:
+        """Delete every row of one chain (raw tables, checkpoints, reorgs) in one transaction.
+
+        Used by the demo, whose local chain is rebuilt from scratch on every run (a new anvil
+        chain must not be mistaken for a reorg of the previous one). Returns rows deleted.
+        """
+        tables = [f"{s}.{t}" for s, t in self.con.execute(
+            "SELECT schema_name, table_name FROM duckdb_columns() WHERE column_name='chain_id' "
+            "AND schema_name IN ('raw', 'meta') AND table_name <> 'runs' GROUP BY ALL").fetchall()]
+        n = 0
+        with self.transaction() as con:
+            for t in sorted(tables):
+                n += int(con.execute(f"DELETE FROM {t} WHERE chain_id = ?", [chain_id]
+                                     ).fetchall()[0][0])
+        return n
+
     def close(self) -> None:
         self.con.close()
 
