@@ -12,6 +12,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
@@ -65,12 +66,15 @@ class Anvil:
                  keep_states: int | None = None, extra_args: tuple[str, ...] = ()):
         self.chain_id = chain_id
         self.port = _free_port()
+        # anvil still creates an (empty) state folder per run even when it persists nothing;
+        # keep it in a temp dir of ours and remove it on stop
+        self._cache = tempfile.mkdtemp(prefix="deficit-anvil-")
         self.url = f"http://127.0.0.1:{self.port}"
         args = [str(anvil_binary()), "--host", "127.0.0.1", "--port", str(self.port),
                 "--silent", *(("--prune-history", str(keep_states)) if keep_states else
                               ("--max-persisted-states", "0")), "--chain-id", str(chain_id),
                 "--accounts", str(accounts), "--gas-limit", "1000000000",
-                "--code-size-limit", "200000"]
+                "--code-size-limit", "200000", "--cache-path", self._cache]
         if block_time is not None:
             args += ["--block-time", str(block_time)]
         if timestamp is not None:
@@ -125,6 +129,7 @@ class Anvil:
                 proc.wait(timeout=5)
         if proc.stderr:
             proc.stderr.close()
+        shutil.rmtree(self._cache, ignore_errors=True)
 
     def __enter__(self) -> Anvil:
         return self
