@@ -167,7 +167,18 @@ class EventSpec:
             base = "arg_" + base
         return base
 
+    @cached_property
+    def _columns(self) -> tuple[Column, ...]:
+        return self._build_columns()
+
     def columns(self) -> tuple[Column, ...]:
+        return self._columns
+
+    @cached_property
+    def _column_names(self) -> tuple[str, ...]:
+        return tuple(self.column_name(p) for p in self.params)
+
+    def _build_columns(self) -> tuple[Column, ...]:
         out = []
         for p in self.params:
             if p.indexed and p.is_dynamic:
@@ -308,6 +319,127 @@ class EventSpec:
             col = self.column_name(p)
             out[col] = self._check(p, v, col, where)
         return {c.name: out[c.name] for c in self.columns()}
+
+    def decode_fast(self, topics: list[str], data: str, *, block_number: int | None = None,
+                    log_index: int | None = None, tx_hash: str | None = None) -> list[object]:
+        """Strict decode of one log into column values (declaration order), without eth_abi.
+
+        The hot path for events with dynamic parameters (OCR ``NewTransmission``): about ten
+        times faster than ``eth_abi``. Accepts only the canonical layout Solidity emits (tails in
+        order, each where the previous ended, no trailing bytes), checks padding and sign
+        extension, and raises :class:`DecodeError`/:class:`ValueOutOfRange` naming the field.
+        ``decode_log`` (eth_abi) is the reference it is tested against.
+        """
+        where = dict(block_number=block_number, log_index=log_index, tx_hash=tx_hash,
+                     event=self.name)
+        if len(topics) != 1 + len(self.indexed):
+            raise DecodeError(f"expected {1 + len(self.indexed)} topics, got {len(topics)}",
+                              field="topics", **where)
+        try:
+            if not data.startswith("0x"):
+                raise ValueError
+            raw = bytes.fromhex(data[2:])
+            tw = [bytes.fromhex(t[2:]) if t.startswith("0x") else b"" for t in topics[1:]]
+        except ValueError:
+            raise DecodeError("data or topics are not 0x-prefixed hex", field="data",
+                              **where) from None
+        out: dict[str, object] = {}
+        names = dict(zip(self.params, self._column_names, strict=True))
+        for p, t in zip(self.indexed, tw, strict=True):
+            col = names[p]
+            if len(t) != 32:
+                raise DecodeError("topic is not 32 bytes", field=col, **where)
+            out[col] = "0x" + t.hex() if p.is_dynamic else self._word(p.elem, t, col, where)
+        dp = self.data_params
+        head = 32 * len(dp)
+        if len(raw) < head:
+            raise DecodeError(f"data is {len(raw)} bytes, the head alone needs {head}",
+                              field="data", **where)
+        end = head
+        for k, p in enumerate(dp):
+            col = names[p]
+            w = raw[32 * k: 32 * k + 32]
+            if not p.is_dynamic:
+                out[col] = self._word(p.elem, w, col, where)
+                continue
+            off = int.from_bytes(w, "big")
+            if off != end or off + 32 > len(raw):
+                raise DecodeError(f"tail offset {off} is not the canonical {end}", field=col,
+                                  **where)
+            n = int.from_bytes(raw[off: off + 32], "big")
+            body = off + 32
+            if p.is_array:
+                size = 32 * n
+                if body + size > len(raw):
+                    raise DecodeError(f"array of {n} elements runs past the data", field=col,
+                                      **where)
+                out[col] = self._words(p.elem, raw, body, n, col, where)
+            else:
+                size = -(-n // 32) * 32
+                if body + size > len(raw) or any(raw[body + n: body + size]):
+                    raise DecodeError("bytes/string tail overruns the data or has dirty padding",
+                                      field=col, **where)
+                content = raw[body: body + n]
+                if p.type == "string":
+                    try:
+                        out[col] = content.decode("utf-8")
+                    except UnicodeDecodeError:
+                        raise DecodeError("string is not valid UTF-8", field=col,
+                                          **where) from None
+                else:
+                    out[col] = "0x" + content.hex()
+            end = body + size
+        if end != len(raw):
+            raise DecodeError(f"data is {len(raw)} bytes, the encoding ends at {end}",
+                              field="data", **where)
+        return [out[c] for c in self._column_names]
+
+    def _words(self, e: str, raw: bytes, start: int, n: int, col: str, where: dict) -> list[object]:
+        """``n`` consecutive words from ``raw[start:]``; integers in one fast pass."""
+        if e.startswith(("int", "uint")):
+            signed = e.startswith("int")
+            bits = min(int(e.lstrip("uint") or 256), 128)
+            lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+            vals = [int.from_bytes(raw[i: i + 32], "big", signed=signed)
+                    for i in range(start, start + 32 * n, 32)]
+            if vals and (min(vals) < lo or max(vals) > hi):
+                bad = next(v for v in vals if not lo <= v <= hi)
+                # re-run the strict scalar check to raise the precise error
+                self._word(e, bad.to_bytes(32, "big", signed=signed), col, where)
+            return vals
+        return [self._word(e, raw[i: i + 32], col, where) for i in range(start, start + 32 * n, 32)]
+
+    def _word(self, e: str, w: bytes, col: str, where: dict) -> object:
+        """One 32-byte word as elementary type ``e``, strictly."""
+        if e == "address":
+            if any(w[:12]):
+                raise DecodeError("address has non-zero padding", field=col, **where)
+            return "0x" + w[12:].hex()
+        if e == "bool":
+            v = int.from_bytes(w, "big")
+            if v > 1:
+                raise DecodeError(f"bool is {v}", field=col, **where)
+            return v == 1
+        if e.startswith("bytes"):
+            n = int(e[5:])
+            if any(w[n:]):
+                raise DecodeError(f"{e} has non-zero padding", field=col, **where)
+            return "0x" + w[:n].hex()
+        bits = int(e.lstrip("uint") or 256)
+        if e.startswith("uint"):
+            v = int.from_bytes(w, "big")
+            if v >> bits:
+                raise DecodeError(f"{e} has non-zero high bits", field=col, **where)
+            if v > U128_MAX:
+                raise ValueOutOfRange(f"{e} value {v} exceeds 2**128-1 (UHUGEINT)", field=col,
+                                      **where)
+            return v
+        v = int.from_bytes(w, "big", signed=True)
+        if not -(1 << (bits - 1)) <= v < (1 << (bits - 1)):
+            raise DecodeError(f"{e} is not sign-extended", field=col, **where)
+        if not I128_MIN <= v <= I128_MAX:
+            raise ValueOutOfRange(f"{e} value {v} does not fit HUGEINT", field=col, **where)
+        return v
 
     def _check(self, p: Param, v: object, col: str, where: dict) -> object:
         if p.is_array:

@@ -273,7 +273,11 @@ def _raise_field(spec: EventSpec, bad: tuple[Any, ...]) -> None:
 
 def _insert_dynamic(con: duckdb.DuckDBPyConnection, et: EventTable, rel: str, chain_id: int,
                     source: str, run_id: str) -> None:
-    """Per-log strict decode (eth_abi) for events with dynamic parameters."""
+    """Per-log strict decode (:meth:`EventSpec.decode_fast`) for events with dynamic params.
+
+    Integers travel to DuckDB as int64 where every value of the column fits, else as exact
+    decimal text, and are cast to the declared type in SQL — never through a float.
+    """
     spec = et.spec
     rows = con.execute(
         f"SELECT block_number, block_hash, tx_hash, tx_index, log_index, address, role, topics, "
@@ -281,21 +285,12 @@ def _insert_dynamic(con: duckdb.DuckDBPyConnection, et: EventTable, rel: str, ch
     if not rows:
         return
     cols = spec.columns()
-    values: dict[str, list[Any]] = {c.name: [] for c in cols}
-    for r in rows:
-        dec = spec.decode_log(r[7], r[8], block_number=r[0], log_index=r[4], tx_hash=r[2])
-        for c in cols:
-            v = dec[c.name]
-            if isinstance(v, list):
-                v = [str(x) if isinstance(x, int) and not isinstance(x, bool) else x for x in v]
-            elif isinstance(v, int) and not isinstance(v, bool):
-                v = str(v)  # exact: ints travel as decimal text and are cast in SQL
-            values[c.name].append(v)
-    lineage = list(zip(*[(r[0], r[1], r[2], r[3], r[4], r[5], r[6]) for r in rows], strict=True))
+    decoded = [spec.decode_fast(r[7], r[8], block_number=r[0], log_index=r[4], tx_hash=r[2])
+               for r in rows]
     names = ["block_number", "block_hash", "tx_hash", "tx_index", "log_index", "address", "role"]
-    arrays = {n: pa.array(list(v)) for n, v in zip(names, lineage, strict=True)}
-    for c in cols:
-        arrays["d_" + c.name] = pa.array(values[c.name])
+    arrays = {n: pa.array([r[i] for r in rows]) for i, n in enumerate(names)}
+    for j, c in enumerate(cols):
+        arrays["d_" + c.name] = _exact_array([d[j] for d in decoded])
     con.register("_stage_dyn", pa.table(arrays))
     try:
         sel = "".join(f'CAST("d_{c.name}" AS {c.type}), ' for c in cols)
@@ -304,6 +299,27 @@ def _insert_dynamic(con: duckdb.DuckDBPyConnection, et: EventTable, rel: str, ch
             f"log_index, address, role, ?, {sel}? FROM _stage_dyn", [chain_id, source, run_id])
     finally:
         con.unregister("_stage_dyn")
+
+
+_I64 = (-(2**63), 2**63 - 1)
+
+
+def _exact_array(values: list[Any]) -> pa.Array:
+    """An Arrow column for decoded values; big integers as decimal strings (exact)."""
+    sample = next((v for v in values if v is not None and v != []), None)
+    ints = isinstance(sample, int) and not isinstance(sample, bool)
+    lists = isinstance(sample, list)
+    if lists and isinstance(sample[0], int) and not isinstance(sample[0], bool):
+        if all(_I64[0] <= x <= _I64[1] for v in values for x in v):
+            return pa.array(values, pa.list_(pa.int64()))
+        return pa.array([[str(x) for x in v] for v in values], pa.list_(pa.string()))
+    if lists:
+        return pa.array(values)
+    if ints:
+        if all(_I64[0] <= v <= _I64[1] for v in values):
+            return pa.array(values, pa.int64())
+        return pa.array([str(v) for v in values], pa.string())
+    return pa.array(values)
 
 
 def check_disjoint(sources: Sequence[tuple[str, dict[str, list[str]]]]) -> None:

@@ -292,3 +292,44 @@ def test_event_columns_type_policy():
     assert cols["receive_a_token"] == "BOOLEAN"
     cols = {c.name: c.type for c in NEW_TRANSMISSION.columns()}
     assert cols["observations"] == "HUGEINT[]" and cols["aggregator_round_id"] == "UINTEGER"
+
+
+def _new_transmission_log(obs: list[int]) -> dict:
+    values = {"aggregatorRoundId": 7, "answer": obs[len(obs) // 2] if obs else 0,
+              "transmitter": "0x" + "33" * 20, "observations": obs,
+              "observers": bytes(range(len(obs))), "rawReportContext": b"\x01" * 32}
+    return _encode_log(NEW_TRANSMISSION, values, 4, 2)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.integers(-(10**20), 10**20), min_size=1, max_size=8).map(sorted),
+       st.integers(0, 10_000), st.integers(1, 255))
+def test_mutated_dynamic_payload_is_rejected_or_decodes_like_eth_abi(obs, pos, byte):
+    """Fast strict decoder vs eth_abi on corrupted NewTransmission data: never a different
+    value (it may reject a non-canonical layout eth_abi would accept, never the reverse)."""
+    log = _new_transmission_log(obs)
+    raw = bytearray.fromhex(log["data"][2:])
+    i = pos % len(raw)
+    raw[i] ^= byte
+    bad = {**log, "data": "0x" + raw.hex()}
+    try:
+        got = _decode_bulk(NEW_TRANSMISSION, [bad])
+    except DecodeError:
+        return  # rejected loudly (only the canonical layout is accepted)
+    assert got == [NEW_TRANSMISSION.decode_log(bad["topics"], bad["data"])]
+
+
+@pytest.mark.parametrize("what,mutate,field", [
+    ("offset points elsewhere", lambda d: d[:128 + 62] + "e0" + d[128 + 64:], "observations"),
+    ("length word too large", lambda d: d[:320 + 62] + "ff" + d[320 + 64:], "observations"),
+    ("truncated tail", lambda d: d[:-64], "observers"),
+    ("dirty bytes padding", lambda d: d[:-2] + "01", "observers"),
+    ("element not sign-extended", lambda d: d[:384] + "7f" + d[386:], "observations"),
+])
+def test_malformed_dynamic_payload_raises_typed_error(what, mutate, field):
+    log = _new_transmission_log([1, 2, 3])
+    bad = {**log, "data": "0x" + mutate(log["data"][2:])}
+    with pytest.raises(DecodeError) as ei:
+        _decode_bulk(NEW_TRANSMISSION, [bad])
+    assert ei.value.field == field, what
+    assert ei.value.block_number == 4 and ei.value.log_index == 2
