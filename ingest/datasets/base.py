@@ -199,7 +199,7 @@ def write_logs(con: duckdb.DuckDBPyConnection, staged: pa.Table, *, chain_id: in
             "blockNumber::UBIGINT AS block_number, lower(blockHash) AS block_hash, "
             "lower(transactionHash) AS tx_hash, transactionIndex::UINTEGER AS tx_index, "
             "logIndex::UINTEGER AS log_index, lower(address) AS address, "
-            "list_transform(topics, lambda t: lower(t)) AS topics, lower(data) AS data, role "
+            "topics, data, role "
             "FROM _stage_json")
     finally:
         con.unregister("_stage_json")
@@ -226,13 +226,13 @@ def write_logs(con: duckdb.DuckDBPyConnection, staged: pa.Table, *, chain_id: in
     con.execute(
         "INSERT INTO raw.logs SELECT ?, block_number, block_hash, tx_hash, tx_index, log_index, "
         "address, topics, data, ?, ?, role, ? FROM _stage", [chain_id, dataset, source, run_id])
-    present = {r[0] for r in con.execute("SELECT DISTINCT topics[1] FROM _stage").fetchall()}
+    present = {r[0] for r in con.execute("SELECT DISTINCT lower(topics[1]) FROM _stage").fetchall()}
     for et in event_tables:
         spec = et.spec
         if spec.topic0 not in present:
             continue
         roles = ", ".join(f"'{r}'" for r in et.roles)
-        where = f"topics[1] = '{spec.topic0}' AND role IN ({roles})"
+        where = f"lower(topics[1]) = '{spec.topic0}' AND role IN ({roles})"
         rel = f"(SELECT * FROM _stage WHERE {where})"
         if spec.is_static:
             bad = fetch_one(con.execute(spec.validation_sql(rel)))

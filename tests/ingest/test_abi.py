@@ -333,3 +333,17 @@ def test_malformed_dynamic_payload_raises_typed_error(what, mutate, field):
         _decode_bulk(NEW_TRANSMISSION, [bad])
     assert ei.value.field == field, what
     assert ei.value.block_number == 4 and ei.value.log_index == 2
+
+
+def test_upper_case_hex_from_a_node_is_kept_raw_and_decoded_the_same():
+    values = {"current": -5, "roundId": 9, "updatedAt": 77}
+    log = _encode_log(ANSWER_UPDATED, values, 3, 0)
+    upper = {**log, "topics": ["0x" + t[2:].upper() for t in log["topics"]],
+             "data": "0x" + log["data"][2:].upper()}
+    assert _decode_bulk(ANSWER_UPDATED, [upper]) == [_expected(ANSWER_UPDATED, values)]
+    con, et = _con_with(ANSWER_UPDATED)
+    _add_blocks(con, [upper])
+    write_logs(con, logs_to_arrow([upper], "r"), chain_id=1, dataset="t", source="s", run_id="r",
+               a=3, b=3, event_tables=[et])
+    assert con.execute("SELECT topics, data FROM raw.logs").fetchall() == [
+        (upper["topics"], upper["data"])]  # raw.logs keeps the bytes exactly as received
