@@ -504,6 +504,7 @@ def run_config(chunks: list[Chunk] | Iterator[Chunk], market: Market, *, threads
         db_path.unlink()
     wh = Warehouse(db_path)
     try:
+        engine.configure_for_ingest(wh)  # the production settings (threads may override)
         if threads:
             wh.con.execute(f"SET threads={threads}")
         for kv in settings:  # experiments, e.g. checkpoint_threshold=1GB
@@ -528,7 +529,7 @@ def run_config(chunks: list[Chunk] | Iterator[Chunk], market: Market, *, threads
                 gc.collect()
                 t0 = time.perf_counter()
                 got = engine._chunk(ctx, [(ch.a, ch.b)], [(d, s, [(ch.a, ch.b)]) for d, s in srcs],
-                                    ch.b, ch.b, summary)
+                                    ch.b, ch.b)
                 dt = time.perf_counter() - t0
                 assert got == ch.n_logs, (got, ch.n_logs)
                 total += dt

@@ -203,7 +203,7 @@ class EventSpec:
         return f"substr(data, {3 + 64 * k}, 64)"
 
     def sql_checks(self) -> list[tuple[str, str]]:
-        """(condition that must hold, field name) pairs for the strict validation query."""
+        """(condition that must hold, field name) pairs: the strict checks of the bulk path."""
         checks: list[tuple[str, str]] = [
             (f"len(topics) = {1 + len(self.indexed)}", "topics"),
             (f"coalesce(length(data), -1) = {2 + 64 * len(self.data_params)}", "data"),
@@ -236,14 +236,6 @@ class EventSpec:
                                f" OR (lower(substr({w}, 1, {k})) = '{'f' * k}'"
                                f" AND substr({w}, {k + 1}, 1) >= '8'))", col))
         return checks
-
-    def validation_sql(self, relation: str) -> str:
-        """A query returning the first offending row of ``relation`` (logs of this event)."""
-        cases = " ".join(f"WHEN NOT coalesce({cond}, false) THEN '{field}'"
-                         for cond, field in self.sql_checks())
-        return (f"SELECT block_number, log_index, tx_hash, CASE {cases} END AS bad_field "
-                f"FROM {relation} WHERE bad_field IS NOT NULL "
-                f"ORDER BY block_number, log_index LIMIT 1")
 
     def select_sql(self) -> list[str]:
         """SQL expressions (aliased) decoding each parameter, in declaration order."""

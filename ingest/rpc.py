@@ -342,10 +342,21 @@ class _TokenBucket:
         return delay
 
 
-def _loads(body: bytes) -> Any:
-    """Decode a JSON body exactly; :data:`_INVALID` if it is not (complete) JSON."""
+# Methods whose results are, by the JSON-RPC spec, only hex strings, objects of hex strings and
+# booleans: a JSON number in their answer can only be the small id or error code, so the
+# big-integer guard (a regex over the whole body, as costly as parsing it) is not needed.
+_HEX_ONLY_METHODS = frozenset({"eth_getLogs", "eth_getBlockByNumber", "eth_getBlockByHash",
+                               "eth_call", "eth_blockNumber", "eth_chainId"})
+
+
+def _loads(body: bytes, hex_only: bool = False) -> Any:
+    """Decode a JSON body exactly; :data:`_INVALID` if it is not (complete) JSON.
+
+    orjson turns integers above 64 bits into floats; bodies that may carry one are decoded with
+    the stdlib instead (``hex_only`` skips that scan for methods whose results are hex strings).
+    """
     try:
-        if _BIG_INT.search(body):
+        if not hex_only and _BIG_INT.search(body):
             return json.loads(body)
         return orjson.loads(body)
     except ValueError:  # orjson.JSONDecodeError, json.JSONDecodeError, UnicodeDecodeError
@@ -768,7 +779,7 @@ class JsonRpcClient:
             return _Outcome(pending=everything, error=exc)
         with self._lock:
             self.stats.bytes_received += len(response.body)
-        doc = _loads(response.body)
+        doc = _loads(response.body, all(c.method in _HEX_ONLY_METHODS for c in calls))
         if not 200 <= response.status < 300:
             return self._http_failure(calls, ids, response, doc)
         if doc is _INVALID:

@@ -8,10 +8,12 @@ into ``raw.logs`` rows and decoded rows, validating strictly before anything is 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import duckdb
 import pyarrow as pa
 
 from ..abi import EventSpec, snake_case
@@ -20,8 +22,6 @@ from ..schema import LINEAGE_LOG_COLUMNS, Column, Table, register_table
 from ..warehouse import fetch_one
 
 if TYPE_CHECKING:
-    import duckdb
-
     from ..deployments import DeploymentSet
     from ..engine import RunContext
 
@@ -160,6 +160,7 @@ def logs_to_arrow(logs: Sequence[dict[str, Any]], role: str) -> pa.Table:
     ], schema=_LOG_SCHEMA)
 
 
+_DECODE_ERR = "deficit-decode-error"
 _HEXQ = "regexp_full_match({0}, '0x[0-9a-fA-F]{{1,16}}')"
 _LOG_CHECKS = (
     (_HEXQ.format("blockNumber"), "blockNumber"),
@@ -235,14 +236,26 @@ def write_logs(con: duckdb.DuckDBPyConnection, staged: pa.Table, *, chain_id: in
         where = f"lower(topics[1]) = '{spec.topic0}' AND role IN ({roles})"
         rel = f"(SELECT * FROM _stage WHERE {where})"
         if spec.is_static:
-            bad = fetch_one(con.execute(spec.validation_sql(rel)))
-            if bad:
-                _raise_field(spec, bad)
+            # validate and decode in one statement: a row failing any strict check aborts the
+            # statement (and so the chunk's transaction) through error(), carrying its location
+            # and field; the self-contained guard is safe whatever order the optimizer picks
+            checks = spec.sql_checks()
+            ok = " AND ".join(f"coalesce({c}, false)" for c, _ in checks)
+            which = " ".join(f"WHEN NOT coalesce({c}, false) THEN '{f}'" for c, f in checks)
+            guard = (f"CASE WHEN NOT ({where}) THEN false WHEN {ok} THEN true ELSE error("
+                     f"'{_DECODE_ERR}|' || block_number || '|' || log_index || '|' || tx_hash "
+                     f"|| '|' || CASE {which} END) END")
             cols = "".join(f"{c}, " for c in spec.select_sql())
-            con.execute(
-                f"INSERT INTO {et.table.fqn} SELECT ?, block_number, block_hash, tx_hash, tx_index, "
-                f"log_index, address, role, ?, {cols}? FROM {rel} ORDER BY block_number, log_index",
-                [chain_id, source, run_id])
+            try:
+                con.execute(
+                    f"INSERT INTO {et.table.fqn} SELECT ?, block_number, block_hash, tx_hash, "
+                    f"tx_index, log_index, address, role, ?, {cols}? FROM _stage WHERE {guard} "
+                    f"ORDER BY block_number, log_index", [chain_id, source, run_id])
+            except duckdb.Error as e:
+                m = re.search(rf"{_DECODE_ERR}\|(\d+)\|(\d+)\|([^|]*)\|(\w+)", str(e))
+                if not m:
+                    raise
+                _raise_field(spec, (int(m.group(1)), int(m.group(2)), m.group(3), m.group(4)))
         else:
             _insert_dynamic(con, et, rel, chain_id, source, run_id)
     n = fetch_one(con.execute("SELECT count(*) FROM _stage"))

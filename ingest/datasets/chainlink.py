@@ -25,7 +25,7 @@ from eth_abi import encode as abi_encode
 from eth_hash.auto import keccak
 
 from .. import catalog
-from ..errors import DecodeError, RpcResponseError
+from ..errors import ConfigError, DecodeError, RpcResponseError
 from ..schema import Column, Table, register_table
 from ..warehouse import fetch_one
 from .base import EventGroup, LogDataset, Source, build_event_tables
@@ -113,7 +113,13 @@ class Chainlink(LogDataset):
     def prepare(self, ctx: RunContext, source: Source, to_block: int) -> None:
         feed: Feed = source.payload
         rpc = ctx.rpc
-        n_phases = self._phase_id(ctx, feed.proxy, to_block)
+        try:
+            n_phases = self._phase_id(ctx, feed.proxy, to_block)
+        except RpcResponseError as e:
+            if not _STATE_UNAVAILABLE.search(str(e)):
+                raise
+            self._declared_phases(ctx, source, to_block, e)
+            return
         phases: list[tuple[int, str, int | None]] = []
         if n_phases is None:  # not a phased proxy: the address is itself an aggregator
             phases.append((0, feed.proxy, feed.start_block))
@@ -144,6 +150,29 @@ class Chainlink(LogDataset):
             "feed=? ORDER BY phase_id", [ctx.chain_id, feed.proxy]).fetchall()
         if [tuple(r) for r in stored] == sorted(phases):
             return  # unchanged: a rerun writes nothing
+        with ctx.wh.transaction() as con:
+            con.execute("DELETE FROM raw.oracle_phases WHERE chain_id=? AND feed=?",
+                        [ctx.chain_id, feed.proxy])
+            for phase, agg, first in phases:
+                con.execute("INSERT INTO raw.oracle_phases VALUES (?,?,?,?,?,?,?,?)",
+                            [ctx.chain_id, feed.proxy, feed.name, phase, agg, first, to_block,
+                             ctx.run_id])
+
+    def _declared_phases(self, ctx: RunContext, source: Source, to_block: int,
+                         e: RpcResponseError) -> None:
+        """No state at ``to_block`` (not an archive node): use the deployment's declared phase
+        aggregators and decimals, loudly; without them there is no safe way to go on."""
+        feed: Feed = source.payload
+        if not feed.aggregators or feed.decimals is None:
+            raise ConfigError(
+                f"feed {feed.name}: the node has no state at block {to_block} to discover the "
+                f"proxy's aggregators ({e.rpc_message}); use an archive node, or declare "
+                "`aggregators = [{phase = N, address = \"0x…\"}]` and `decimals` for the feed "
+                "in the deployments file") from None
+        ctx.warn(f"feed {feed.name}: no node state at block {to_block} ({e.rpc_message}); "
+                 f"using the {len(feed.aggregators)} declared phase aggregator(s), unverified")
+        phases = [(p, a, None) for p, a in sorted(feed.aggregators)]
+        ctx.state[("chainlink", source.key)] = (phases, feed.decimals)
         with ctx.wh.transaction() as con:
             con.execute("DELETE FROM raw.oracle_phases WHERE chain_id=? AND feed=?",
                         [ctx.chain_id, feed.proxy])

@@ -188,3 +188,31 @@ def test_iso_times_resolve_by_binary_search_on_timestamps(anvil_factory):
         resolve_block_at(rpc, dt.datetime(2030, 1, 1), first_at_or_after=True)
     rpc.close()
     chain.close()
+
+
+def test_feed_phases_without_node_state_use_declared_aggregators_or_fail_clearly(market, tmp_path):
+    node, chain, m, dep = market
+    early = chain.block_number()
+    chain.mine(700)  # past anvil's in-memory state window (~500 blocks): like a non-archive node
+    proxy = m.feeds["ETH / USD"].address
+    flux, ocr = (a.address for a in m.aggregators["ETH / USD"])
+    only_eth = m.deployments_toml
+    with pytest.raises(ConfigError, match="no state at block"):
+        ingest(node.url, tmp_path / "a.duckdb", dep, to_block=early)
+    declared = only_eth.replace(
+        f'proxy = "{proxy}"',
+        f'proxy = "{proxy}"\naggregators = [{{phase = 1, address = "{flux}"}}, '
+        f'{{phase = 2, address = "{ocr}"}}]')
+    usdc = m.feeds["USDC / USD"].address
+    declared = declared.replace(
+        f'proxy = "{usdc}"',
+        f'proxy = "{usdc}"\naggregators = [{{phase = 1, address = '
+        f'"{m.aggregators["USDC / USD"][0].address}"}}]')
+    dep2 = tmp_path / "declared.toml"
+    dep2.write_text(declared)
+    s = ingest(node.url, tmp_path / "b.duckdb", dep2, to_block=early)
+    assert any("declared phase aggregator" in w for w in s.warnings)
+    with Warehouse(tmp_path / "b.duckdb", read_only=True) as wh:
+        assert wh.con.execute("SELECT count(*) FROM raw.oracle_rounds").fetchall() == [(36,)]
+        assert wh.con.execute("SELECT count(*) FROM raw.oracle_phases WHERE first_block IS NULL"
+                              ).fetchall() == [(3,)]
