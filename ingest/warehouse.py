@@ -132,15 +132,16 @@ class Warehouse:
                 "SELECT schema_name, table_name, list(column_name ORDER BY column_index) "
                 "FROM duckdb_columns() GROUP BY ALL").fetchall():
             have[f"{schema}.{name}"] = list(cols)
+        script: list[str] = []
         for t in tables:
             if t.kind == "view" or t.fqn not in have:
-                self.con.execute(t.ddl())
-                for stmt in t.comment_sql():
-                    self.con.execute(stmt)
+                script += [t.ddl(), *t.comment_sql()]
             elif have[t.fqn] != t.column_names():
                 raise WarehouseError(
                     f"{t.fqn} in {self.path} has columns {have[t.fqn]}, but this version "
                     f"declares {t.column_names()}: migrate or use a new --db file")
+        if script:  # one round trip for all DDL and comments (thousands of statements)
+            self.con.execute(";\n".join(script))
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:

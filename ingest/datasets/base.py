@@ -73,10 +73,11 @@ def build_event_tables(dataset: str, groups: Sequence[EventGroup]) -> tuple[Even
     """Generate (and register) one typed table per declared event."""
     out: list[EventTable] = []
     seen: dict[str, str] = {}
+    parsed = {d: EventSpec.parse(d) for g in groups for d in g.declarations}
     for g in groups:
         renames = dict(g.renames)
         for decl in g.declarations:
-            spec = EventSpec.parse(decl)
+            spec = parsed[decl]
             name = renames.get(spec.signature, f"{g.table_prefix}_{snake_case(spec.name)}")
             if name in seen and seen[name] != spec.signature:
                 raise ValueError(f"{dataset}: table {name} would hold {seen[name]} and "
@@ -85,8 +86,7 @@ def build_event_tables(dataset: str, groups: Sequence[EventGroup]) -> tuple[Even
                 continue
             seen[name] = spec.signature
             roles = tuple(r for gg in groups for r in gg.roles
-                          if any(EventSpec.parse(d).signature == spec.signature
-                                 for d in gg.declarations))
+                          if any(parsed[d].signature == spec.signature for d in gg.declarations))
             cols = LINEAGE_LOG_COLUMNS + (
                 Column("role", "VARCHAR", "role of the emitting contract", False),
                 Column("source", "VARCHAR", "deployment or feed the log belongs to", False),
