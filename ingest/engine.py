@@ -207,7 +207,7 @@ def configure_for_ingest(wh: Warehouse) -> None:
     """DuckDB settings for ingest: many small transactions, so checkpoint the WAL less often
     (one CHECKPOINT at the end of the run instead of one per commit), and one thread, which is
     faster for many small statements (both measured in ``bench/ingest_cpu.py``)."""
-    wh.con.execute("SET checkpoint_threshold = '256MB'")
+    wh.con.execute("SET checkpoint_threshold = '64MB'")
     wh.con.execute("SET threads = 1")
 
 
