@@ -289,7 +289,7 @@ def _run(wh: Warehouse, rpc: JsonRpcClient, req: IngestRequest, run_id: str,
     ctx = RunContext(wh, rpc, chain, run_id, lo, summary)
     rep = verify_and_rollback(ctx)
     if rep:
-        summary.reorgs.append(tuple(rep))
+        summary.reorgs.append(rep)
     upto, final, head = _watermark(rpc, req.finality)
     hi = req.to_block if req.to_block is not None else upto
     if hi > upto:
@@ -334,7 +334,7 @@ def _run(wh: Warehouse, rpc: JsonRpcClient, req: IngestRequest, run_id: str,
                 ctx.warn(f"blocks {a}..{b}: {e}; re-verifying the chain and retrying")
                 rep = verify_and_rollback(ctx)
                 if rep:
-                    summary.reorgs.append(tuple(rep))
+                    summary.reorgs.append(rep)
                     # everything above the fork must be redone, including earlier chunks
                     raise ChainDataError(
                         f"the chain reorganized below block {a} during the run (fork at "

@@ -18,12 +18,7 @@ from .warehouse import fetch_one, utcnow
 if TYPE_CHECKING:
     from .engine import RunContext
 
-__all__ = ["ReorgReport", "verify_and_rollback", "block_tables"]
-
-
-class ReorgReport(tuple):
-    """(fork_block, depth) of a rollback that happened."""
-
+__all__ = ["verify_and_rollback", "block_tables"]
 
 def block_tables(ctx: RunContext) -> list[tuple[str, str]]:
     """(table, block column) of every raw table holding per-block rows for the chain."""
@@ -48,8 +43,11 @@ def _node_hashes(ctx: RunContext, numbers: list[int]) -> dict[int, str | None]:
     return {n: (r["hash"].lower() if r else None) for n, r in zip(numbers, res, strict=True)}
 
 
-def verify_and_rollback(ctx: RunContext) -> ReorgReport | None:
-    """Check stored hashes against the node; roll back above the fork point if they differ."""
+def verify_and_rollback(ctx: RunContext) -> tuple[int, int] | None:
+    """Check stored hashes against the node; roll back above the fork point if they differ.
+
+    Returns ``(fork_block, depth)`` of the rollback, or None when the stored chain matches.
+    """
     con = ctx.wh.con
     intervals = ctx.wh.covered(ctx.chain_id, "blocks", "chain")
     if not intervals:
@@ -99,4 +97,4 @@ def verify_and_rollback(ctx: RunContext) -> ReorgReport | None:
             [h for _, h in old], [new.get(n) for n, _ in old], logs_removed])
     ctx.info(f"reorg detected: {old_tip - fork} stored block(s) above {fork} replaced on the node; "
              f"rolled back {logs_removed} log(s) and will re-ingest")
-    return ReorgReport((fork, old_tip - fork))
+    return fork, old_tip - fork

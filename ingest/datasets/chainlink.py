@@ -150,13 +150,7 @@ class Chainlink(LogDataset):
             "feed=? ORDER BY phase_id", [ctx.chain_id, feed.proxy]).fetchall()
         if [tuple(r) for r in stored] == sorted(phases):
             return  # unchanged: a rerun writes nothing
-        with ctx.wh.transaction() as con:
-            con.execute("DELETE FROM raw.oracle_phases WHERE chain_id=? AND feed=?",
-                        [ctx.chain_id, feed.proxy])
-            for phase, agg, first in phases:
-                con.execute("INSERT INTO raw.oracle_phases VALUES (?,?,?,?,?,?,?,?)",
-                            [ctx.chain_id, feed.proxy, feed.name, phase, agg, first, to_block,
-                             ctx.run_id])
+        self._store_phases(ctx, feed, phases, to_block)
 
     def _declared_phases(self, ctx: RunContext, source: Source, to_block: int,
                          e: RpcResponseError) -> None:
@@ -173,6 +167,11 @@ class Chainlink(LogDataset):
                  f"using the {len(feed.aggregators)} declared phase aggregator(s), unverified")
         phases = [(p, a, None) for p, a in sorted(feed.aggregators)]
         ctx.state[("chainlink", source.key)] = (phases, feed.decimals)
+        self._store_phases(ctx, feed, phases, to_block)
+
+    @staticmethod
+    def _store_phases(ctx: RunContext, feed: Feed, phases: list[tuple[int, str, int | None]],
+                      to_block: int) -> None:
         with ctx.wh.transaction() as con:
             con.execute("DELETE FROM raw.oracle_phases WHERE chain_id=? AND feed=?",
                         [ctx.chain_id, feed.proxy])
