@@ -97,6 +97,9 @@ def _parser() -> argparse.ArgumentParser:
     ing.add_argument("--db", type=Path, default=None, help="warehouse file (default data/warehouse.duckdb)")
     ing.add_argument("--chunk-blocks", type=int, default=1000,
                      help="blocks per transaction (default 1000)")
+    ing.add_argument("--memory-limit", default="256MB",
+                     help="DuckDB buffer cap for the run (default 256MB): memory stays flat "
+                     "however long the range")
     ing.add_argument("--rps", type=float, default=None, help="max HTTP requests per second")
     ing.add_argument("--concurrency", type=int, default=4, help="parallel HTTP requests")
     ing.add_argument("--batch-size", type=int, default=100, help="JSON-RPC calls per batch")
@@ -202,7 +205,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
         req = IngestRequest(chain_id=chain, deployments=dset, datasets=datasets, from_block=frm,
                             to_block=to, finality=finality, chunk_blocks=args.chunk_blocks,
                             endpoint_label=redact_url(url))
-        with Warehouse(args.db or DEFAULT_DB) as wh:
+        with Warehouse(args.db or DEFAULT_DB, memory_limit=args.memory_limit) as wh:
             summary = _with_progress(lambda cb: run_ingest(wh, rpc, req, cb), args.json)
             per_table = _table_counts(wh, summary.run_id)
     finally:
