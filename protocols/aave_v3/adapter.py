@@ -1,0 +1,227 @@
+"""The Aave v3 adapter: a thin facade over the ported libraries, as ``Pool.sol`` is over them.
+
+Source: aave/aave-v3-core @ 724a9ef (v3.0.2) ``contracts/protocol/pool/Pool.sol``
+(``getUserAccountData``, ``liquidationCall``) — the logic lives in the sibling modules.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from typing import ClassVar
+
+from ..base import ZERO_ADDRESS, EventSpec, Kind, ProtocolAdapter
+from ..domain import AccountHealth, LiquidationOutcome, MarketSample, Position, ProtocolEvent
+from ..errors import ProtocolError
+from ..fixed_point import RAY, WAD, percent_mul_half_up, ray_mul_half_up
+from .configuration import ReserveConfiguration, is_using_as_collateral
+from .events import EVENTS, apply_event
+from .generic_logic import AccountData, UserAccountData, calculate_user_account_data, get_user_account_data
+from .liquidation_logic import ExecuteLiquidationCallParams, execute_liquidation_call
+from .reserve_logic import get_normalized_debt, get_normalized_income, stable_debt_balance_of
+from .state import (
+    V3_0,
+    AaveV3State,
+    Effects,
+    EModeCategory,
+    InterestRateStrategy,
+    ReserveData,
+    RuleSet,
+    TxContext,
+    UserReserve,
+    UserState,
+)
+
+__all__ = ["AaveV3Adapter", "BASE_CURRENCY_UNIT"]
+
+#: AaveOracle base currency unit: prices and values are USD with 8 decimals
+BASE_CURRENCY_UNIT = 10**8
+
+
+class AaveV3Adapter(ProtocolAdapter[AaveV3State]):
+    """Aave v3.0–v3.2 Pool rules (see the package docstring for sources and limits)."""
+
+    name: ClassVar[str] = "aave_v3"
+    kind: ClassVar[Kind] = "lending"
+    events: ClassVar[tuple[EventSpec, ...]] = EVENTS
+
+    def new_state(self, rules: RuleSet = V3_0, pool: str = ZERO_ADDRESS) -> AaveV3State:
+        return AaveV3State(rules=rules, pool=pool)
+
+    def apply(self, state: AaveV3State, event: ProtocolEvent) -> None:
+        apply_event(state, event)
+
+    # -- views --
+
+    def user_account_data(self, state: AaveV3State, user: str, prices: Mapping[str, int],
+                          timestamp: int) -> AccountData:
+        """``Pool.getUserAccountData(user)`` in a block at ``timestamp``."""
+        return get_user_account_data(TxContext(state, timestamp, prices), state.user(user))
+
+    def calculate_user_account_data(self, state: AaveV3State, user: str, prices: Mapping[str, int],
+                                    timestamp: int) -> UserAccountData:
+        """``GenericLogic.calculateUserAccountData`` (includes ``has_zero_ltv_collateral``)."""
+        return calculate_user_account_data(TxContext(state, timestamp, prices), state.user(user))
+
+    def account(self, state: AaveV3State, user: str, prices: Mapping[str, int],
+                timestamp: int) -> AccountHealth:
+        d = calculate_user_account_data(TxContext(state, timestamp, prices), state.user(user))
+        lt_value = percent_mul_half_up(d.total_collateral_base, d.avg_liquidation_threshold)
+        return AccountHealth(collateral_value=d.total_collateral_base, debt_value=d.total_debt_base,
+                             liquidation_threshold_value=lt_value, health_factor_wad=d.health_factor,
+                             liquidatable=d.health_factor < WAD,
+                             shortfall=max(0, d.total_debt_base - lt_value), unit=BASE_CURRENCY_UNIT)
+
+    def users(self, state: AaveV3State) -> Iterable[str]:
+        return sorted(state.users)
+
+    def positions(self, state: AaveV3State, user: str, timestamp: int) -> tuple[Position, ...]:
+        u = state.user(user)
+        out = []
+        for asset in sorted(u.reserves):
+            reserve = state.reserves.get(asset)
+            if reserve is None:
+                continue
+            ur = u.reserves[asset]
+            collateral = ray_mul_half_up(ur.scaled_a_token_balance, get_normalized_income(reserve, timestamp))
+            debt = ray_mul_half_up(ur.scaled_variable_debt, get_normalized_debt(reserve, timestamp))
+            if state.rules.stable_debt:
+                debt += stable_debt_balance_of(ur, timestamp)
+            enabled = is_using_as_collateral(u.configuration, reserve.id)
+            out.append(Position(user, asset, collateral, debt, enabled))
+        return tuple(out)
+
+    # -- liquidation --
+
+    def liquidate(self, state: AaveV3State, user: str, collateral: str, debt: str, debt_to_cover: int,
+                  prices: Mapping[str, int], timestamp: int, receive_a_token: bool = False, *,
+                  liquidator: str = ZERO_ADDRESS) -> LiquidationOutcome:
+        """``Pool.liquidationCall(collateral, debt, user, debtToCover, receiveAToken)`` sent by
+        ``liquidator`` in a block at ``timestamp``."""
+        self._check_time(state, user, (collateral, debt), timestamp)
+        params = ExecuteLiquidationCallParams(collateral, debt, user, debt_to_cover, receive_a_token,
+                                              liquidator)
+        return execute_liquidation_call(state, params, prices, timestamp)
+
+    def commit(self, state: AaveV3State, outcome: LiquidationOutcome) -> None:
+        if not outcome.ok:
+            raise ValueError(f"cannot commit a reverted liquidation ({outcome.revert_reason})")
+        if not isinstance(outcome.effects, Effects):
+            raise ValueError("outcome was not computed by the aave_v3 adapter")
+        outcome.effects.apply_to(state)
+
+    @staticmethod
+    def _check_time(state: AaveV3State, user: str, assets: Iterable[str], timestamp: int) -> None:
+        for asset in (*state.user(user).reserves, *assets):
+            r = state.reserves.get(asset)
+            if r is not None and r.last_update_timestamp > timestamp:
+                raise ProtocolError(f"timestamp {timestamp} precedes the last update of reserve {asset} "
+                                    f"({r.last_update_timestamp})")
+
+    def health_rounding(self, state: AaveV3State, user: str, prices: Mapping[str, int],
+                        timestamp: int) -> int:
+        """``avgLT`` is floored (``sum(value_i * LT_i) / total``) before ``percentMul``: the
+        numerator of the HF loses up to ``total / 1e4`` base units, and a collateral price fall
+        can move that loss, so the HF may rise by up to ``(total / 1e4 + 1) / debt`` (WAD)."""
+        d = calculate_user_account_data(TxContext(state, timestamp, prices), state.user(user))
+        if d.total_debt_base == 0:
+            return 0
+        return ((d.total_collateral_base // 10_000 + 2) * WAD) // d.total_debt_base + 2
+
+    def balance_rounding(self, state: AaveV3State, asset: str) -> int:
+        """A liquidation moves collateral twice (seized, fee), each ``rayDiv``-scaled with
+        half-up rounding; balances are ``rayMul``-ed back: the error is at most ``1 + I``
+        base units for a liquidity index ``I`` (in RAY units)."""
+        r = state.reserves.get(asset)
+        index = r.liquidity_index if r is not None else RAY
+        return 2 + index // RAY
+
+    # -- conformance sample --
+
+    def sample(self, rng: random.Random) -> MarketSample:
+        """Four reserves (18/8/6/18 decimals; the last two in e-mode category 1, the fourth an
+        isolated collateral), indices and rates drawn at random, and 1–4 users with
+        collateral and variable (and some stable) debt, many of them near liquidation."""
+        return _sample_market(rng)
+
+
+def _address(tag: str, i: int) -> str:
+    return "0x" + f"{tag}{i:x}".encode().hex()[:40].rjust(40, "0")
+
+
+def _sample_market(rng: random.Random) -> MarketSample:
+    state = AaveV3State(rules=V3_0, pool=_address("pool", 0))
+    specs = ((18, 2_000 * 10**8, 8000, 8250, 10500, 0, 0), (8, 30_000 * 10**8, 7000, 7500, 10650, 0, 0),
+             (6, 10**8, 7700, 7900, 10450, 1, 0), (18, 10**8, 6300, 7700, 10400, 1, 1_000_000_00))
+    ts = 1_700_000_000 + rng.randrange(10**6)
+    treasury = _address("treasury", 0)
+    assets = []
+    prices: dict[str, int] = {}
+    for i, (dec, price, ltv, lt, bonus, emode, ceiling) in enumerate(specs):
+        asset = _address("asset", i)
+        assets.append(asset)
+        prices[asset] = max(1, price * rng.randrange(50, 150) // 100)
+        cfg = ReserveConfiguration(ltv=ltv, liquidation_threshold=lt, liquidation_bonus=bonus, decimals=dec,
+                                   active=True, borrowing_enabled=True,
+                                   reserve_factor=rng.choice((0, 1000, 2000)),
+                                   liquidation_protocol_fee=rng.choice((0, 1000, 5000)), emode_category=emode,
+                                   debt_ceiling=ceiling, borrowable_in_isolation=emode == 1)
+        state.add_reserve(ReserveData(
+            asset=asset, id=i, configuration=cfg, liquidity_index=RAY + rng.randrange(RAY // 5),
+            current_liquidity_rate=rng.randrange(RAY // 10),
+            variable_borrow_index=RAY + rng.randrange(RAY // 4),
+            current_variable_borrow_rate=rng.randrange(RAY // 5), current_stable_borrow_rate=RAY // 10,
+            last_update_timestamp=ts - rng.randrange(0, 30 * 86_400), a_token=_address("atoken", i),
+            stable_debt_token=_address("sdebt", i), variable_debt_token=_address("vdebt", i),
+            treasury=treasury,
+            interest_rate_strategy=InterestRateStrategy(8 * RAY // 10, 0, 4 * RAY // 100, 75 * RAY // 100,
+                                                        5 * RAY // 1000, 75 * RAY // 100, 2 * RAY // 100,
+                                                        5 * RAY // 100, 2 * RAY // 10),
+            a_token_underlying_balance=10**6 * 10**dec))
+    state.emode_categories[1] = EModeCategory(9300, 9500, 10100, label="Stablecoins")
+    users = []
+    for k in range(rng.randrange(1, 5)):
+        user = _address("user", k)
+        users.append(user)
+        emode = 1 if rng.random() < 0.25 else 0
+        config = 0
+        reserves: dict[str, UserReserve] = {}
+        coll_ids = rng.sample(range(4), rng.randrange(1, 3)) if emode == 0 else [2, 3][: rng.randrange(1, 3)]
+        debt_ids = [i for i in rng.sample(range(4), rng.randrange(1, 3)) if emode == 0 or i in (2, 3)] or [2]
+        if 3 in coll_ids and len(coll_ids) == 1:  # isolated collateral: stablecoin debt only
+            debt_ids = [2]
+        coll_usd = 0
+        for i in coll_ids:
+            r = state.reserves[assets[i]]
+            usd = rng.randrange(100, 100_000)
+            coll_usd += usd
+            amount = usd * BASE_CURRENCY_UNIT * r.unit // prices[assets[i]]
+            reserves[assets[i]] = UserReserve(scaled_a_token_balance=amount * RAY // r.liquidity_index + 1,
+                                              a_token_previous_index=r.liquidity_index)
+            config |= 1 << (2 * i + 1)
+        target = coll_usd * rng.randrange(60, 130) // 100 // len(debt_ids)
+        for i in debt_ids:
+            r = state.reserves[assets[i]]
+            amount = max(1, target * BASE_CURRENCY_UNIT * r.unit // prices[assets[i]])
+            ur = reserves.get(assets[i], UserReserve())
+            if rng.random() < 0.3:
+                ur = replace(ur, stable_debt_principal=amount // 2,
+                             stable_rate=RAY // 10 + rng.randrange(RAY // 20),
+                             stable_debt_timestamp=r.last_update_timestamp)
+                amount -= amount // 2
+            ur = replace(ur, scaled_variable_debt=amount * RAY // r.variable_borrow_index + 1,
+                         variable_debt_previous_index=r.variable_borrow_index)
+            reserves[assets[i]] = ur
+            config |= 1 << (2 * i)
+        state.users[user] = UserState(config, emode, reserves)
+    for asset in assets:  # token totals consistent with the users
+        r = state.reserves[asset]
+        held = [u.reserve(asset) for u in state.users.values()]
+        principal = sum(h.stable_debt_principal for h in held)
+        avg = sum(h.stable_debt_principal * h.stable_rate for h in held) // principal if principal else 0
+        state.reserves[asset] = replace(
+            r, variable_debt_scaled_total_supply=sum(h.scaled_variable_debt for h in held),
+            stable_debt_total_principal=principal, average_stable_rate=avg,
+            stable_debt_total_supply_timestamp=r.last_update_timestamp)
+    return MarketSample(state=state, users=tuple(users), prices=prices, timestamp=ts, assets=tuple(assets))

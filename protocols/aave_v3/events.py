@@ -1,0 +1,533 @@
+"""Rebuilding Aave v3 state from the pool's, configurator's and tokens' events alone.
+
+Source (event semantics, i.e. which storage each emitting function writes): aave/aave-v3-core
+@ 724a9ef (v3.0.2) ``contracts/protocol/pool/Pool.sol``, ``pool/PoolConfigurator.sol``,
+``libraries/logic/{Supply,Borrow,Liquidation,EMode,Pool,Configurator,Bridge,FlashLoan}Logic.sol``,
+``tokenization/base/ScaledBalanceTokenBase.sol``, ``AToken.sol``, ``StableDebtToken.sol``;
+v3.1/v3.2 configurator events from aave-dao/aave-v3-origin v3.1.0 (e627c74) / v3.2.0 (7c6023e).
+Declarations (and the snake_case argument names) as in ``ingest/catalog.py``.
+
+How balances are rebuilt: the scaled tokens announce every balance change with the index used
+(``Mint``/``Burn``: ``value ± balance_increase`` is the amount, ``rayDiv(amount, index)`` the
+scaled change — a ``Mint`` whose value is below its balance increase comes from a burn, one
+equal to it only announces interest; ``BalanceTransfer`` carries the scaled amount). Indices
+and rates come from ``ReserveDataUpdated`` (timestamped with the block), flags from
+``ReserveUsedAsCollateral*`` (the borrowing flag, which has no event, is cleared when a
+``Repay``/``LiquidationCall`` leaves no debt), parameters from the configurator.
+
+Not rebuilt from events: ``accruedToTreasury`` (no event; ``MintedToTreasury`` resets it to 0),
+the aToken's underlying balance other than the pool's own flows (donations are invisible), the
+interest rate strategy's parameters. A reserve's decimals are not in ``ReserveInitialized``:
+they come from an aToken ``Initialized`` event, a ``decimals`` argument added by the caller, or
+``AaveV3State.asset_decimals`` seeded beforehand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from ..base import ZERO_ADDRESS, EventSpec
+from ..domain import ProtocolEvent
+from ..errors import InconsistentEvent, UnsupportedEvent
+from ..fixed_point import ray_div_half_up
+from .configuration import ReserveConfiguration, is_borrowing, set_borrowing, set_using_as_collateral
+from .state import AaveV3State, EModeCategory, ReserveData, UserState
+
+__all__ = ["EVENTS", "apply_event"]
+
+_POOL = {
+    "Supply": "Supply(address,address,address,uint256,uint16)",
+    "Withdraw": "Withdraw(address,address,address,uint256)",
+    "Borrow": "Borrow(address,address,address,uint256,uint8,uint256,uint16)",
+    "Repay": "Repay(address,address,address,uint256,bool)",
+    "LiquidationCall": "LiquidationCall(address,address,address,uint256,uint256,address,bool)",
+    "ReserveDataUpdated": "ReserveDataUpdated(address,uint256,uint256,uint256,uint256,uint256)",
+    "ReserveUsedAsCollateralEnabled": "ReserveUsedAsCollateralEnabled(address,address)",
+    "ReserveUsedAsCollateralDisabled": "ReserveUsedAsCollateralDisabled(address,address)",
+    "UserEModeSet": "UserEModeSet(address,uint8)",
+    "IsolationModeTotalDebtUpdated": "IsolationModeTotalDebtUpdated(address,uint256)",
+    "MintedToTreasury": "MintedToTreasury(address,uint256)",
+    "SwapBorrowRateMode": "SwapBorrowRateMode(address,address,uint8)",
+    "RebalanceStableBorrowRate": "RebalanceStableBorrowRate(address,address)",
+    "FlashLoan": "FlashLoan(address,address,address,uint256,uint8,uint256,uint16)",
+    "MintUnbacked": "MintUnbacked(address,address,address,uint256,uint16)",
+    "BackUnbacked": "BackUnbacked(address,address,uint256,uint256)",
+}
+_CONFIGURATOR = {
+    "ReserveInitialized": "ReserveInitialized(address,address,address,address,address)",
+    "CollateralConfigurationChanged": "CollateralConfigurationChanged(address,uint256,uint256,uint256)",
+    "PendingLtvChanged": "PendingLtvChanged(address,uint256)",
+    "ReserveBorrowing": "ReserveBorrowing(address,bool)",
+    "ReserveFlashLoaning": "ReserveFlashLoaning(address,bool)",
+    "ReserveStableRateBorrowing": "ReserveStableRateBorrowing(address,bool)",
+    "ReserveActive": "ReserveActive(address,bool)",
+    "ReserveFrozen": "ReserveFrozen(address,bool)",
+    "ReservePaused": "ReservePaused(address,bool)",
+    "ReserveDropped": "ReserveDropped(address)",
+    "ReserveFactorChanged": "ReserveFactorChanged(address,uint256,uint256)",
+    "BorrowCapChanged": "BorrowCapChanged(address,uint256,uint256)",
+    "SupplyCapChanged": "SupplyCapChanged(address,uint256,uint256)",
+    "LiquidationProtocolFeeChanged": "LiquidationProtocolFeeChanged(address,uint256,uint256)",
+    "LiquidationGracePeriodChanged": "LiquidationGracePeriodChanged(address,uint40)",
+    "LiquidationGracePeriodDisabled": "LiquidationGracePeriodDisabled(address)",
+    "UnbackedMintCapChanged": "UnbackedMintCapChanged(address,uint256,uint256)",
+    "EModeAssetCategoryChanged": "EModeAssetCategoryChanged(address,uint8,uint8)",
+    "EModeCategoryAdded": "EModeCategoryAdded(uint8,uint256,uint256,uint256,address,string)",
+    "AssetCollateralInEModeChanged": "AssetCollateralInEModeChanged(address,uint8,bool)",
+    "AssetBorrowableInEModeChanged": "AssetBorrowableInEModeChanged(address,uint8,bool)",
+    "DebtCeilingChanged": "DebtCeilingChanged(address,uint256,uint256)",
+    "SiloedBorrowingChanged": "SiloedBorrowingChanged(address,bool,bool)",
+    "BorrowableInIsolationChanged": "BorrowableInIsolationChanged(address,bool)",
+    "ReserveInterestRateStrategyChanged": "ReserveInterestRateStrategyChanged(address,address,address)",
+    "ATokenUpgraded": "ATokenUpgraded(address,address,address)",
+    "StableDebtTokenUpgraded": "StableDebtTokenUpgraded(address,address,address)",
+    "VariableDebtTokenUpgraded": "VariableDebtTokenUpgraded(address,address,address)",
+}
+_SCALED_MINT = "Mint(address,address,uint256,uint256,uint256)"
+_SCALED_BURN = "Burn(address,address,uint256,uint256,uint256)"
+_BALANCE_TRANSFER = "BalanceTransfer(address,address,uint256,uint256)"
+_A_TOKEN_INITIALIZED = "Initialized(address,address,address,address,uint8,string,string,bytes)"
+_STABLE_MINT = "Mint(address,address,uint256,uint256,uint256,uint256,uint256,uint256)"
+_STABLE_BURN = "Burn(address,uint256,uint256,uint256,uint256,uint256)"
+
+EVENTS: tuple[EventSpec, ...] = (
+    *(EventSpec("pool", s) for s in _POOL.values()),
+    *(EventSpec("pool_configurator", s) for s in _CONFIGURATOR.values()),
+    EventSpec("a_token", _SCALED_MINT),
+    EventSpec("a_token", _SCALED_BURN),
+    EventSpec("a_token", _BALANCE_TRANSFER),
+    EventSpec("a_token", _A_TOKEN_INITIALIZED),
+    EventSpec("variable_debt_token", _SCALED_MINT),
+    EventSpec("variable_debt_token", _SCALED_BURN),
+    EventSpec("stable_debt_token", _STABLE_MINT),
+    EventSpec("stable_debt_token", _STABLE_BURN),
+)
+
+Handler = Callable[[AaveV3State, ProtocolEvent], None]
+
+
+def apply_event(state: AaveV3State, event: ProtocolEvent) -> None:
+    """Update ``state`` for one decoded event (see the module docstring)."""
+    handler = _HANDLERS.get((event.role, event.signature))
+    if handler is None:
+        raise UnsupportedEvent(f"{event.ref}: aave_v3 does not apply {event.role} event {event.signature}")
+    try:
+        handler(state, event)
+    except (KeyError, TypeError, ValueError) as e:
+        raise InconsistentEvent(f"{event.ref}: {event.name}: malformed arguments ({e!r})") from e
+
+
+# ----- helpers -----
+
+def _fail(event: ProtocolEvent, message: str) -> InconsistentEvent:
+    return InconsistentEvent(f"{event.ref}: {event.name} at {event.address}: {message}")
+
+
+def _int(event: ProtocolEvent, key: str) -> int:
+    v = event.args[key]
+    if not isinstance(v, int) or isinstance(v, bool):
+        raise TypeError(f"{key}={v!r} is not an integer")
+    return v
+
+
+def _bool(event: ProtocolEvent, key: str) -> bool:
+    v = event.args[key]
+    if not isinstance(v, bool):
+        raise TypeError(f"{key}={v!r} is not a bool")
+    return v
+
+
+def _addr(event: ProtocolEvent, key: str) -> str:
+    v = event.args[key]
+    if not isinstance(v, str):
+        raise TypeError(f"{key}={v!r} is not an address")
+    return v.lower()
+
+
+def _reserve(state: AaveV3State, event: ProtocolEvent, key: str) -> ReserveData:
+    asset = _addr(event, key)
+    r = state.reserves.get(asset)
+    if r is None:
+        raise _fail(event, f"unknown reserve {asset}")
+    return r
+
+
+def _set_config(state: AaveV3State, event: ProtocolEvent, **changes: int | bool) -> None:
+    r = _reserve(state, event, "asset")
+    fields: dict[str, Any] = dict(changes)
+    state.reserves[r.asset] = replace(r, configuration=replace(r.configuration, **fields))
+
+
+def _put_user(state: AaveV3State, address: str, user: UserState) -> None:
+    if user.configuration == 0 and user.emode_category == 0 and not user.reserves:
+        state.users.pop(address, None)
+    else:
+        state.users[address] = user
+
+
+def _set_flag(state: AaveV3State, event: ProtocolEvent, user_key: str, reserve: ReserveData,
+              collateral: bool | None = None, borrowing: bool | None = None) -> None:
+    address = _addr(event, user_key)
+    u = state.user(address)
+    config = u.configuration
+    if collateral is not None:
+        config = set_using_as_collateral(config, reserve.id, collateral)
+    if borrowing is not None:
+        config = set_borrowing(config, reserve.id, borrowing)
+    _put_user(state, address, UserState(config, u.emode_category, u.reserves))
+
+
+def _add_underlying(r: ReserveData, delta: int) -> ReserveData:
+    if r.a_token_underlying_balance is None:
+        return r
+    return replace(r, a_token_underlying_balance=r.a_token_underlying_balance + delta)
+
+
+def _clear_borrowing_if_repaid(state: AaveV3State, user_address: str, reserve: ReserveData) -> None:
+    u = state.user(user_address)
+    ur = u.reserve(reserve.asset)
+    repaid = ur.scaled_variable_debt == 0 and ur.stable_debt_principal == 0
+    if repaid and is_borrowing(u.configuration, reserve.id):
+        _put_user(state, user_address, UserState(set_borrowing(u.configuration, reserve.id, False),
+                                                 u.emode_category, u.reserves))
+
+
+# ----- pool -----
+
+def _supply(state: AaveV3State, e: ProtocolEvent) -> None:
+    r = _reserve(state, e, "reserve")
+    state.reserves[r.asset] = _add_underlying(r, _int(e, "amount"))
+
+
+def _withdraw(state: AaveV3State, e: ProtocolEvent) -> None:
+    r = _reserve(state, e, "reserve")
+    state.reserves[r.asset] = _add_underlying(r, -_int(e, "amount"))
+
+
+def _borrow(state: AaveV3State, e: ProtocolEvent) -> None:
+    r = _reserve(state, e, "reserve")
+    state.reserves[r.asset] = _add_underlying(r, -_int(e, "amount"))
+    _set_flag(state, e, "on_behalf_of", r, borrowing=True)
+
+
+def _repay(state: AaveV3State, e: ProtocolEvent) -> None:
+    r = _reserve(state, e, "reserve")
+    if not _bool(e, "use_a_tokens"):
+        state.reserves[r.asset] = _add_underlying(r, _int(e, "amount"))
+    _clear_borrowing_if_repaid(state, _addr(e, "user"), r)
+
+
+def _liquidation_call(state: AaveV3State, e: ProtocolEvent) -> None:
+    debt = _reserve(state, e, "debt_asset")
+    state.reserves[debt.asset] = _add_underlying(debt, _int(e, "debt_to_cover"))
+    if not _bool(e, "receive_a_token"):
+        coll = _reserve(state, e, "collateral_asset")
+        state.reserves[coll.asset] = _add_underlying(coll, -_int(e, "liquidated_collateral_amount"))
+    _clear_borrowing_if_repaid(state, _addr(e, "user"), state.reserves[debt.asset])
+
+
+def _reserve_data_updated(state: AaveV3State, e: ProtocolEvent) -> None:
+    r = _reserve(state, e, "reserve")
+    state.reserves[r.asset] = replace(
+        r, current_liquidity_rate=_int(e, "liquidity_rate"),
+        current_stable_borrow_rate=_int(e, "stable_borrow_rate"),
+        current_variable_borrow_rate=_int(e, "variable_borrow_rate"),
+        liquidity_index=_int(e, "liquidity_index"),
+        variable_borrow_index=_int(e, "variable_borrow_index"), last_update_timestamp=e.ref.block_timestamp)
+
+
+def _collateral_enabled(state: AaveV3State, e: ProtocolEvent) -> None:
+    _set_flag(state, e, "user", _reserve(state, e, "reserve"), collateral=True)
+
+
+def _collateral_disabled(state: AaveV3State, e: ProtocolEvent) -> None:
+    _set_flag(state, e, "user", _reserve(state, e, "reserve"), collateral=False)
+
+
+def _user_emode_set(state: AaveV3State, e: ProtocolEvent) -> None:
+    address = _addr(e, "user")
+    u = state.user(address)
+    _put_user(state, address, UserState(u.configuration, _int(e, "category_id"), u.reserves))
+
+
+def _isolation_debt(state: AaveV3State, e: ProtocolEvent) -> None:
+    r = _reserve(state, e, "asset")
+    state.reserves[r.asset] = replace(r, isolation_mode_total_debt=_int(e, "total_debt"))
+
+
+def _minted_to_treasury(state: AaveV3State, e: ProtocolEvent) -> None:
+    r = _reserve(state, e, "reserve")
+    state.reserves[r.asset] = replace(r, accrued_to_treasury=0)
+
+
+def _no_state(state: AaveV3State, e: ProtocolEvent) -> None:
+    """Events whose effects arrive through other events (token mints/burns, rates)."""
+
+
+def _flash_loan(state: AaveV3State, e: ProtocolEvent) -> None:
+    r = _reserve(state, e, "asset")
+    if _int(e, "interest_rate_mode") == 0:  # repaid in the same transaction, premium kept
+        state.reserves[r.asset] = _add_underlying(r, _int(e, "premium"))
+
+
+def _mint_unbacked(state: AaveV3State, e: ProtocolEvent) -> None:
+    r = _reserve(state, e, "reserve")
+    state.reserves[r.asset] = replace(r, unbacked=r.unbacked + _int(e, "amount"))
+
+
+def _back_unbacked(state: AaveV3State, e: ProtocolEvent) -> None:
+    r = _reserve(state, e, "reserve")
+    amount = _int(e, "amount")
+    if amount > r.unbacked:
+        raise _fail(e, f"backs {amount} but only {r.unbacked} is unbacked")
+    backed = replace(r, unbacked=r.unbacked - amount)
+    state.reserves[r.asset] = _add_underlying(backed, amount + _int(e, "fee"))
+
+
+# ----- configurator -----
+
+def _reserve_initialized(state: AaveV3State, e: ProtocolEvent) -> None:
+    asset = _addr(e, "asset")
+    if asset in state.reserves:
+        raise _fail(e, f"reserve {asset} is already listed")
+    pending = state.pending_a_token_init.pop(asset, None)
+    decimals = e.args.get("decimals")
+    if not isinstance(decimals, int):
+        decimals = pending[0] if pending is not None else state.asset_decimals.get(asset)
+    if decimals is None:
+        raise _fail(e, f"decimals of {asset} unknown (seed AaveV3State.asset_decimals)")
+    reserve_id = next((i for i in range(state.reserves_count) if i not in state.reserves_list),
+                      state.reserves_count)
+    state.add_reserve(ReserveData(
+        asset=asset, id=reserve_id, configuration=ReserveConfiguration(decimals=decimals, active=True),
+        last_update_timestamp=0, a_token=_addr(e, "a_token"), stable_debt_token=_addr(e, "stable_debt_token"),
+        variable_debt_token=_addr(e, "variable_debt_token"),
+        interest_rate_strategy_address=_addr(e, "interest_rate_strategy_address"),
+        treasury=pending[1] if pending is not None else ZERO_ADDRESS,
+        a_token_underlying_balance=0))
+
+
+def _a_token_initialized(state: AaveV3State, e: ProtocolEvent) -> None:
+    asset = _addr(e, "underlying_asset")
+    decimals, treasury = _int(e, "a_token_decimals"), _addr(e, "treasury")
+    r = state.reserves.get(asset)
+    if r is not None and r.a_token == e.address:  # re-initialized by an upgrade
+        state.reserves[asset] = replace(r, treasury=treasury)
+    else:
+        state.pending_a_token_init[asset] = (decimals, treasury)
+
+
+def _reserve_dropped(state: AaveV3State, e: ProtocolEvent) -> None:
+    r = _reserve(state, e, "asset")
+    del state.reserves[r.asset]
+    state.reserves_list.pop(r.id, None)
+    for token in (r.a_token, r.stable_debt_token, r.variable_debt_token):
+        state.tokens.pop(token, None)
+
+
+def _collateral_configuration(state: AaveV3State, e: ProtocolEvent) -> None:
+    _set_config(state, e, ltv=_int(e, "ltv"), liquidation_threshold=_int(e, "liquidation_threshold"),
+                liquidation_bonus=_int(e, "liquidation_bonus"))
+
+
+def _config_setter(field: str, key: str, kind: str = "int") -> Handler:
+    def handler(state: AaveV3State, e: ProtocolEvent) -> None:
+        _set_config(state, e, **{field: _bool(e, key) if kind == "bool" else _int(e, key)})
+    return handler
+
+
+def _strategy_changed(state: AaveV3State, e: ProtocolEvent) -> None:
+    r = _reserve(state, e, "asset")
+    state.reserves[r.asset] = replace(r, interest_rate_strategy_address=_addr(e, "new_strategy"),
+                                      interest_rate_strategy=None)
+
+
+def _grace_period(state: AaveV3State, e: ProtocolEvent) -> None:
+    r = _reserve(state, e, "asset")
+    until = _int(e, "grace_period_until") if e.name == "LiquidationGracePeriodChanged" else 0
+    state.reserves[r.asset] = replace(r, liquidation_grace_period_until=until)
+
+
+def _emode_category_added(state: AaveV3State, e: ProtocolEvent) -> None:
+    cid = _int(e, "category_id")
+    old = state.emode_categories.get(cid)
+    label = e.args.get("label", "")
+    state.emode_categories[cid] = EModeCategory(
+        ltv=_int(e, "ltv"), liquidation_threshold=_int(e, "liquidation_threshold"),
+        liquidation_bonus=_int(e, "liquidation_bonus"), price_source=_addr(e, "oracle"),
+        label=label if isinstance(label, str) else "",
+        collateral_bitmap=old.collateral_bitmap if old else 0,
+        borrowable_bitmap=old.borrowable_bitmap if old else 0)
+
+
+def _emode_bitmap(field: str, key: str) -> Handler:
+    def handler(state: AaveV3State, e: ProtocolEvent) -> None:
+        r = _reserve(state, e, "asset")
+        cid = _int(e, "category_id")
+        cat = state.emode_categories.get(cid)
+        if cat is None:
+            raise _fail(e, f"unknown e-mode category {cid}")
+        bitmap = getattr(cat, field)
+        bitmap = bitmap | (1 << r.id) if _bool(e, key) else bitmap & ~(1 << r.id)
+        state.emode_categories[cid] = replace(cat, **{field: bitmap})
+    return handler
+
+
+# ----- tokens -----
+
+def _token_reserve(state: AaveV3State, e: ProtocolEvent) -> ReserveData:
+    hit = state.tokens.get(e.address.lower())
+    if hit is None or hit[1] != e.role:
+        raise _fail(e, f"{e.address} is not a known {e.role}")
+    return state.reserves[hit[0]]
+
+
+def _change_scaled(state: AaveV3State, e: ProtocolEvent, reserve: ReserveData, address: str, delta: int,
+                   index: int) -> None:
+    u = state.user(address)
+    ur = u.reserve(reserve.asset)
+    if e.role == "a_token":
+        new = ur.scaled_a_token_balance + delta
+        if new < 0:
+            raise _fail(e, f"{address} burns {-delta} scaled aTokens but holds {ur.scaled_a_token_balance}")
+        ur = replace(ur, scaled_a_token_balance=new, a_token_previous_index=index)
+    else:
+        new = ur.scaled_variable_debt + delta
+        if new < 0:
+            raise _fail(e, f"{address} repays {-delta} scaled debt but owes {ur.scaled_variable_debt}")
+        ur = replace(ur, scaled_variable_debt=new, variable_debt_previous_index=index)
+        total = reserve.variable_debt_scaled_total_supply + delta
+        if total < 0:
+            raise _fail(e, "variable debt supply below zero")
+        state.reserves[reserve.asset] = reserve = replace(reserve, variable_debt_scaled_total_supply=total)
+    _put_user(state, address, u.with_reserve(reserve.asset, ur))
+
+
+def _scaled_mint(state: AaveV3State, e: ProtocolEvent) -> None:
+    r = _token_reserve(state, e)
+    value, increase, index = _int(e, "value"), _int(e, "balance_increase"), _int(e, "index")
+    address = _addr(e, "on_behalf_of")
+    if value > increase:  # _mintScaled
+        _change_scaled(state, e, r, address, ray_div_half_up(value - increase, index), index)
+    elif value < increase:  # _burnScaled of less than the accrued interest
+        _change_scaled(state, e, r, address, -ray_div_half_up(increase - value, index), index)
+    else:  # interest announced by a transfer; the move is the BalanceTransfer
+        _change_scaled(state, e, r, address, 0, index)
+
+
+def _scaled_burn(state: AaveV3State, e: ProtocolEvent) -> None:
+    r = _token_reserve(state, e)
+    index = _int(e, "index")
+    amount = _int(e, "value") + _int(e, "balance_increase")
+    _change_scaled(state, e, r, _addr(e, "from"), -ray_div_half_up(amount, index), index)
+
+
+def _balance_transfer(state: AaveV3State, e: ProtocolEvent) -> None:
+    r = _token_reserve(state, e)
+    scaled, index = _int(e, "value"), _int(e, "index")
+    sender, recipient = _addr(e, "from"), _addr(e, "to")
+    _change_scaled(state, e, r, sender, -scaled, index)
+    _change_scaled(state, e, state.reserves[r.asset], recipient, scaled, index)
+
+
+def _stable_set(state: AaveV3State, e: ProtocolEvent, address: str, principal: int, rate: int, stamp: int,
+                total: int, avg: int) -> None:
+    r = _token_reserve(state, e)
+    u = state.user(address)
+    ur = u.reserve(r.asset)
+    if principal < 0:
+        raise _fail(e, f"{address} repays more stable debt than it owes")
+    _put_user(state, address, u.with_reserve(r.asset, replace(
+        ur, stable_debt_principal=principal, stable_rate=rate, stable_debt_timestamp=stamp)))
+    state.reserves[r.asset] = replace(r, stable_debt_total_principal=total, average_stable_rate=avg,
+                                      stable_debt_total_supply_timestamp=e.ref.block_timestamp)
+
+
+def _stable_mint(state: AaveV3State, e: ProtocolEvent) -> None:
+    address = _addr(e, "on_behalf_of")
+    amount, increase = _int(e, "amount"), _int(e, "balance_increase")
+    principal = state.user(address).reserve(_token_reserve(state, e).asset).stable_debt_principal + amount
+    avg, supply = _int(e, "avg_stable_rate"), _int(e, "new_total_supply")
+    total = supply if amount > increase or avg != 0 else 0  # from burn(): supply 0 when the avg resets
+    _stable_set(state, e, address, principal, _int(e, "new_rate"), e.ref.block_timestamp, total, avg)
+
+
+def _stable_burn(state: AaveV3State, e: ProtocolEvent) -> None:
+    address = _addr(e, "from")
+    ur = state.user(address).reserve(_token_reserve(state, e).asset)
+    principal = ur.stable_debt_principal - _int(e, "amount")
+    avg, supply = _int(e, "avg_stable_rate"), _int(e, "new_total_supply")
+    repaid_all = principal == 0
+    _stable_set(state, e, address, principal, 0 if repaid_all else ur.stable_rate,
+                0 if repaid_all else e.ref.block_timestamp, supply if avg != 0 else 0, avg)
+
+
+_HANDLERS: dict[tuple[str, str], Handler] = {
+    ("pool", _POOL["Supply"]): _supply,
+    ("pool", _POOL["Withdraw"]): _withdraw,
+    ("pool", _POOL["Borrow"]): _borrow,
+    ("pool", _POOL["Repay"]): _repay,
+    ("pool", _POOL["LiquidationCall"]): _liquidation_call,
+    ("pool", _POOL["ReserveDataUpdated"]): _reserve_data_updated,
+    ("pool", _POOL["ReserveUsedAsCollateralEnabled"]): _collateral_enabled,
+    ("pool", _POOL["ReserveUsedAsCollateralDisabled"]): _collateral_disabled,
+    ("pool", _POOL["UserEModeSet"]): _user_emode_set,
+    ("pool", _POOL["IsolationModeTotalDebtUpdated"]): _isolation_debt,
+    ("pool", _POOL["MintedToTreasury"]): _minted_to_treasury,
+    ("pool", _POOL["SwapBorrowRateMode"]): _no_state,
+    ("pool", _POOL["RebalanceStableBorrowRate"]): _no_state,
+    ("pool", _POOL["FlashLoan"]): _flash_loan,
+    ("pool", _POOL["MintUnbacked"]): _mint_unbacked,
+    ("pool", _POOL["BackUnbacked"]): _back_unbacked,
+    ("pool_configurator", _CONFIGURATOR["ReserveInitialized"]): _reserve_initialized,
+    ("pool_configurator", _CONFIGURATOR["CollateralConfigurationChanged"]): _collateral_configuration,
+    ("pool_configurator", _CONFIGURATOR["PendingLtvChanged"]): _no_state,
+    ("pool_configurator", _CONFIGURATOR["ReserveBorrowing"]): _config_setter("borrowing_enabled", "enabled",
+                                                                              "bool"),
+    ("pool_configurator", _CONFIGURATOR["ReserveFlashLoaning"]): _config_setter(
+        "flash_loan_enabled", "enabled", "bool"),
+    ("pool_configurator", _CONFIGURATOR["ReserveStableRateBorrowing"]): _config_setter(
+        "stable_borrowing_enabled", "enabled", "bool"),
+    ("pool_configurator", _CONFIGURATOR["ReserveActive"]): _config_setter("active", "active", "bool"),
+    ("pool_configurator", _CONFIGURATOR["ReserveFrozen"]): _config_setter("frozen", "frozen", "bool"),
+    ("pool_configurator", _CONFIGURATOR["ReservePaused"]): _config_setter("paused", "paused", "bool"),
+    ("pool_configurator", _CONFIGURATOR["ReserveDropped"]): _reserve_dropped,
+    ("pool_configurator", _CONFIGURATOR["ReserveFactorChanged"]): _config_setter("reserve_factor",
+                                                                                 "new_reserve_factor"),
+    ("pool_configurator", _CONFIGURATOR["BorrowCapChanged"]): _config_setter("borrow_cap", "new_borrow_cap"),
+    ("pool_configurator", _CONFIGURATOR["SupplyCapChanged"]): _config_setter("supply_cap", "new_supply_cap"),
+    ("pool_configurator", _CONFIGURATOR["LiquidationProtocolFeeChanged"]): _config_setter(
+        "liquidation_protocol_fee", "new_fee"),
+    ("pool_configurator", _CONFIGURATOR["LiquidationGracePeriodChanged"]): _grace_period,
+    ("pool_configurator", _CONFIGURATOR["LiquidationGracePeriodDisabled"]): _grace_period,
+    ("pool_configurator", _CONFIGURATOR["UnbackedMintCapChanged"]): _config_setter("unbacked_mint_cap",
+                                                                                   "new_unbacked_mint_cap"),
+    ("pool_configurator", _CONFIGURATOR["EModeAssetCategoryChanged"]): _config_setter("emode_category",
+                                                                                      "new_category_id"),
+    ("pool_configurator", _CONFIGURATOR["EModeCategoryAdded"]): _emode_category_added,
+    ("pool_configurator", _CONFIGURATOR["AssetCollateralInEModeChanged"]): _emode_bitmap("collateral_bitmap",
+                                                                                         "collateral"),
+    ("pool_configurator", _CONFIGURATOR["AssetBorrowableInEModeChanged"]): _emode_bitmap("borrowable_bitmap",
+                                                                                         "borrowable"),
+    ("pool_configurator", _CONFIGURATOR["DebtCeilingChanged"]): _config_setter("debt_ceiling",
+                                                                                "new_debt_ceiling"),
+    ("pool_configurator", _CONFIGURATOR["SiloedBorrowingChanged"]): _config_setter(
+        "siloed_borrowing", "new_state", "bool"),
+    ("pool_configurator", _CONFIGURATOR["BorrowableInIsolationChanged"]): _config_setter(
+        "borrowable_in_isolation", "borrowable", "bool"),
+    ("pool_configurator", _CONFIGURATOR["ReserveInterestRateStrategyChanged"]): _strategy_changed,
+    ("pool_configurator", _CONFIGURATOR["ATokenUpgraded"]): _no_state,
+    ("pool_configurator", _CONFIGURATOR["StableDebtTokenUpgraded"]): _no_state,
+    ("pool_configurator", _CONFIGURATOR["VariableDebtTokenUpgraded"]): _no_state,
+    ("a_token", _SCALED_MINT): _scaled_mint,
+    ("a_token", _SCALED_BURN): _scaled_burn,
+    ("a_token", _BALANCE_TRANSFER): _balance_transfer,
+    ("a_token", _A_TOKEN_INITIALIZED): _a_token_initialized,
+    ("variable_debt_token", _SCALED_MINT): _scaled_mint,
+    ("variable_debt_token", _SCALED_BURN): _scaled_burn,
+    ("stable_debt_token", _STABLE_MINT): _stable_mint,
+    ("stable_debt_token", _STABLE_BURN): _stable_burn,
+}
+assert {(s.role, s.signature) for s in EVENTS} == set(_HANDLERS)

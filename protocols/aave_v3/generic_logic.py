@@ -1,0 +1,144 @@
+"""Aave v3 account data: collateral, debt, average LTV / liquidation threshold, health factor.
+
+Source: aave/aave-v3-core @ 724a9ef (v3.0.2) ``contracts/protocol/libraries/logic/GenericLogic.sol``
+(``calculateUserAccountData``, ``calculateAvailableBorrows``, ``_getUserDebtInBaseCurrency``,
+``_getUserBalanceInBaseCurrency``), ``EModeLogic.sol`` (``getEModeConfiguration``,
+``isInEModeCategory``) and ``PoolLogic.executeGetUserAccountData``; the v3.2 variant
+(collateral bitmap instead of the asset's category, no category oracle, variable debt only)
+from aave-dao/aave-v3-origin v3.2.0 (7c6023e) ``src/contracts/protocol/libraries/logic/
+GenericLogic.sol``. Unchanged in v3.1.0.
+
+Values are in the oracle's base currency (USD, 8 decimals): ``floor(balance * price / unit)``
+per reserve, balances from scaled balances and the indices accrued to the block timestamp;
+``avgLT = floor(sum(value_i * LT_i) / total)``; ``HF = wadDiv(percentMul(total, avgLT), debt)``
+(both half-up), ``2**256 - 1`` without debt. Collateral with LT = 0 is ignored.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from ..base import ZERO_ADDRESS
+from ..fixed_point import UINT256_MAX, percent_mul_half_up, ray_mul_half_up, wad_div_half_up
+from .configuration import is_borrowing, is_using_as_collateral, reserve_ids
+from .reserve_logic import cached_normalized_debt, cached_normalized_income, stable_debt_balance_of
+from .state import EModeCategory, TxContext, UserState
+
+__all__ = [
+    "UserAccountData",
+    "AccountData",
+    "calculate_user_account_data",
+    "calculate_available_borrows",
+    "get_user_account_data",
+    "is_in_emode_category",
+    "NO_EMODE_CATEGORY",
+]
+
+NO_EMODE_CATEGORY = EModeCategory(0, 0, 0)
+
+
+class UserAccountData(NamedTuple):
+    """``GenericLogic.calculateUserAccountData``'s six results (base currency, bps, WAD)."""
+
+    total_collateral_base: int
+    total_debt_base: int
+    avg_ltv: int
+    avg_liquidation_threshold: int
+    health_factor: int
+    has_zero_ltv_collateral: bool
+
+
+class AccountData(NamedTuple):
+    """``Pool.getUserAccountData``'s six results, in its order."""
+
+    total_collateral_base: int
+    total_debt_base: int
+    available_borrows_base: int
+    current_liquidation_threshold: int
+    ltv: int
+    health_factor: int
+
+
+def is_in_emode_category(tx: TxContext, user_emode_category: int, reserve_id: int,
+                         asset_emode_category: int) -> bool:
+    """Whether a reserve's collateral takes the user's e-mode parameters:
+    ``EModeLogic.isInEModeCategory`` (v3.0–3.1) or the category's collateral bitmap (v3.2)."""
+    if user_emode_category == 0:
+        return False
+    if tx.rules.emode_bitmaps:
+        cat = tx.state.emode_categories.get(user_emode_category, NO_EMODE_CATEGORY)
+        return (cat.collateral_bitmap >> reserve_id) & 1 == 1
+    return asset_emode_category == user_emode_category
+
+
+def calculate_user_account_data(tx: TxContext, user: UserState) -> UserAccountData:
+    """``GenericLogic.calculateUserAccountData`` for ``user`` at ``tx.timestamp`` with
+    ``tx.prices``, reading reserves through ``tx`` (so a reserve the transaction already
+    updated is read as updated)."""
+    config = user.configuration
+    if config == 0:
+        return UserAccountData(0, 0, 0, 0, UINT256_MAX, False)
+    state, rules, ts = tx.state, tx.rules, tx.timestamp
+    emode = user.emode_category
+    emode_ltv = emode_lt = emode_asset_price = 0
+    if emode != 0:
+        cat = state.emode_categories.get(emode, NO_EMODE_CATEGORY)
+        emode_ltv, emode_lt = cat.ltv, cat.liquidation_threshold
+        if rules.emode_price_source and cat.price_source != ZERO_ADDRESS:
+            emode_asset_price = tx.price(cat.price_source)
+
+    total_collateral = total_debt = avg_ltv = avg_lt = 0
+    has_zero_ltv_collateral = False
+    for i in reserve_ids(config):
+        if i >= state.reserves_count:
+            break
+        asset = state.reserves_list.get(i)
+        if asset is None:
+            continue
+        reserve = tx.reserve(asset)
+        if reserve is None:
+            continue
+        cfg = reserve.configuration
+        unit = 10 ** cfg.decimals
+        if emode_asset_price != 0 and emode == cfg.emode_category:
+            price = emode_asset_price
+        else:
+            price = tx.price(asset)
+        ur = user.reserve(asset)
+        if cfg.liquidation_threshold != 0 and is_using_as_collateral(config, i):
+            balance = ray_mul_half_up(ur.scaled_a_token_balance, cached_normalized_income(state, reserve, ts))
+            value = balance * price // unit
+            total_collateral += value
+            in_emode = is_in_emode_category(tx, emode, i, cfg.emode_category)
+            if cfg.ltv != 0:
+                avg_ltv += value * (emode_ltv if in_emode else cfg.ltv)
+            else:
+                has_zero_ltv_collateral = True
+            avg_lt += value * (emode_lt if in_emode else cfg.liquidation_threshold)
+        if is_borrowing(config, i):
+            debt = 0
+            if ur.scaled_variable_debt != 0:
+                debt = ray_mul_half_up(ur.scaled_variable_debt, cached_normalized_debt(state, reserve, ts))
+            if rules.stable_debt:
+                debt += stable_debt_balance_of(ur, ts)
+            total_debt += price * debt // unit
+    if total_collateral != 0:
+        avg_ltv //= total_collateral
+        avg_lt //= total_collateral
+    hf = UINT256_MAX if total_debt == 0 else \
+        wad_div_half_up(percent_mul_half_up(total_collateral, avg_lt), total_debt)
+    return UserAccountData(total_collateral, total_debt, avg_ltv, avg_lt, hf, has_zero_ltv_collateral)
+
+
+def calculate_available_borrows(total_collateral_base: int, total_debt_base: int, ltv: int) -> int:
+    """``GenericLogic.calculateAvailableBorrows``: ``max(0, percentMul(collateral, ltv) - debt)``."""
+    available = percent_mul_half_up(total_collateral_base, ltv)
+    return 0 if available < total_debt_base else available - total_debt_base
+
+
+def get_user_account_data(tx: TxContext, user: UserState) -> AccountData:
+    """``Pool.getUserAccountData`` (``PoolLogic.executeGetUserAccountData``)."""
+    d = calculate_user_account_data(tx, user)
+    return AccountData(d.total_collateral_base, d.total_debt_base,
+                       calculate_available_borrows(d.total_collateral_base, d.total_debt_base, d.avg_ltv),
+                       d.avg_liquidation_threshold, d.avg_ltv, d.health_factor)

@@ -1,0 +1,310 @@
+"""Aave v3 market state: reserves, e-mode categories and users, as the Pool and its tokens store them.
+
+Source: aave/aave-v3-core @ 724a9ef (v3.0.2) ``contracts/protocol/libraries/types/DataTypes.sol``
+(``ReserveData``, ``EModeCategory``, ``UserConfigurationMap``) and the token storage of
+``tokenization/base/ScaledBalanceTokenBase.sol`` / ``StableDebtToken.sol``; v3.1/v3.2 fields from
+aave-dao/aave-v3-origin v3.1.0 (e627c74) / v3.2.0 (7c6023e) ``DataTypes.sol``.
+
+Records are frozen; :class:`AaveV3State` is the one mutable container, changed by the adapter's
+``apply``/``commit`` only. A record is replaced, never edited, so a liquidation computed on the
+state can tell whether what it read is still current (see :class:`TxContext`).
+
+Units: indices and rates in RAY (rates per year), balances in token base units, *scaled*
+balances in base units divided by the index (what the tokens store), timestamps in unix seconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from ..base import ZERO_ADDRESS
+from ..domain import EmittedEvent
+from ..errors import MissingPrice, StaleOutcome
+from ..fixed_point import RAY
+from .configuration import ReserveConfiguration
+
+__all__ = [
+    "RuleSet",
+    "V3_0",
+    "V3_1",
+    "V3_2",
+    "RULE_SETS",
+    "InterestRateStrategy",
+    "ReserveData",
+    "EModeCategory",
+    "UserReserve",
+    "UserState",
+    "EMPTY_USER",
+    "EMPTY_USER_RESERVE",
+    "AaveV3State",
+    "TxContext",
+    "Effects",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSet:
+    """What differs between the v3 releases this adapter covers.
+
+    * ``emode_price_source``: an e-mode category may carry its own oracle (v3.0–v3.1);
+    * ``emode_bitmaps``: e-mode membership is the category's collateral bitmap (v3.2), not the
+      reserve's single ``emode_category``;
+    * ``stable_debt``: stable-rate debt exists and counts (v3.0–v3.1);
+    * ``liquidation_grace_period``: per-reserve ``liquidationGracePeriodUntil`` gate (v3.1+)."""
+
+    version: str
+    emode_price_source: bool
+    emode_bitmaps: bool
+    stable_debt: bool
+    liquidation_grace_period: bool
+
+
+V3_0 = RuleSet("3.0", emode_price_source=True, emode_bitmaps=False, stable_debt=True,
+               liquidation_grace_period=False)
+V3_1 = RuleSet("3.1", emode_price_source=True, emode_bitmaps=False, stable_debt=True,
+               liquidation_grace_period=True)
+V3_2 = RuleSet("3.2", emode_price_source=False, emode_bitmaps=True, stable_debt=False,
+               liquidation_grace_period=True)
+RULE_SETS: Mapping[str, RuleSet] = MappingProxyType({r.version: r for r in (V3_0, V3_1, V3_2)})
+
+
+@dataclass(frozen=True, slots=True)
+class InterestRateStrategy:
+    """``DefaultReserveInterestRateStrategy`` (v3.0) parameters, all RAY."""
+
+    optimal_usage_ratio: int
+    base_variable_borrow_rate: int
+    variable_rate_slope1: int
+    variable_rate_slope2: int
+    stable_rate_slope1: int
+    stable_rate_slope2: int
+    base_stable_rate_offset: int
+    stable_rate_excess_offset: int
+    optimal_stable_to_total_debt_ratio: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReserveData:
+    """``DataTypes.ReserveData`` plus the token-level totals the logic reads.
+
+    * ``accrued_to_treasury``: scaled (divide-by-liquidity-index) amount owed to the treasury;
+    * ``isolation_mode_total_debt``: in base currency with 2 decimals;
+    * ``variable_debt_scaled_total_supply``: ``VariableDebtToken.scaledTotalSupply()``;
+    * ``stable_debt_total_principal`` / ``average_stable_rate`` /
+      ``stable_debt_total_supply_timestamp``: ``StableDebtToken.getSupplyData()`` parts;
+    * ``a_token_underlying_balance``: the underlying held by the aToken (v3.0 rates use it;
+      v3.1+ ``virtualUnderlyingBalance``); None when unknown;
+    * ``interest_rate_strategy``: None when unknown. Without both, a simulated action keeps
+      the reserve's current rates;
+    * ``treasury``: the aToken's ``RESERVE_TREASURY_ADDRESS`` (receives the liquidation fee)."""
+
+    asset: str
+    id: int
+    configuration: ReserveConfiguration
+    liquidity_index: int = RAY
+    current_liquidity_rate: int = 0
+    variable_borrow_index: int = RAY
+    current_variable_borrow_rate: int = 0
+    current_stable_borrow_rate: int = 0
+    last_update_timestamp: int = 0
+    a_token: str = ZERO_ADDRESS
+    stable_debt_token: str = ZERO_ADDRESS
+    variable_debt_token: str = ZERO_ADDRESS
+    interest_rate_strategy_address: str = ZERO_ADDRESS
+    accrued_to_treasury: int = 0
+    unbacked: int = 0
+    isolation_mode_total_debt: int = 0
+    liquidation_grace_period_until: int = 0
+    treasury: str = ZERO_ADDRESS
+    variable_debt_scaled_total_supply: int = 0
+    stable_debt_total_principal: int = 0
+    average_stable_rate: int = 0
+    stable_debt_total_supply_timestamp: int = 0
+    a_token_underlying_balance: int | None = None
+    interest_rate_strategy: InterestRateStrategy | None = None
+
+    @property
+    def unit(self) -> int:
+        return int(10 ** self.configuration.decimals)
+
+
+@dataclass(frozen=True, slots=True)
+class EModeCategory:
+    """``DataTypes.EModeCategory``: bps parameters; ``price_source`` (v3.0–v3.1, zero address =
+    none); ``collateral_bitmap``/``borrowable_bitmap`` (v3.2, bit ``i`` = reserve id ``i``)."""
+
+    ltv: int
+    liquidation_threshold: int
+    liquidation_bonus: int
+    price_source: str = ZERO_ADDRESS
+    label: str = ""
+    collateral_bitmap: int = 0
+    borrowable_bitmap: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class UserReserve:
+    """One user's token balances in one reserve, as stored by the tokens: scaled aToken and
+    variable debt balances with the index of the user's last interaction
+    (``getPreviousIndex``), and the stable debt principal with its rate and timestamp."""
+
+    scaled_a_token_balance: int = 0
+    a_token_previous_index: int = 0
+    scaled_variable_debt: int = 0
+    variable_debt_previous_index: int = 0
+    stable_debt_principal: int = 0
+    stable_rate: int = 0
+    stable_debt_timestamp: int = 0
+
+    @property
+    def empty(self) -> bool:
+        return not (self.scaled_a_token_balance or self.scaled_variable_debt or self.stable_debt_principal)
+
+
+EMPTY_USER_RESERVE = UserReserve()
+
+
+@dataclass(frozen=True, slots=True)
+class UserState:
+    """``Pool._usersConfig[user]`` (the bitmap), ``_usersEModeCategory[user]`` and the user's
+    balances by asset (empty balances may be absent)."""
+
+    configuration: int = 0
+    emode_category: int = 0
+    reserves: Mapping[str, UserReserve] = field(default_factory=dict)
+
+    def reserve(self, asset: str) -> UserReserve:
+        return self.reserves.get(asset, EMPTY_USER_RESERVE)
+
+    def with_reserve(self, asset: str, ur: UserReserve) -> UserState:
+        reserves = dict(self.reserves)
+        if ur.empty:  # the stored previous index and stable rate no longer matter
+            reserves.pop(asset, None)
+        else:
+            reserves[asset] = ur
+        return UserState(self.configuration, self.emode_category, reserves)
+
+
+EMPTY_USER = UserState()
+
+
+@dataclass
+class AaveV3State:
+    """One Aave v3 Pool (at address ``pool``): the rule set in force, reserves by asset and by
+    id, e-mode categories, users, and the two access-control facts liquidation reads (the L2
+    price-oracle sentinel's answer, None when the market has no sentinel; holders of
+    ISOLATED_COLLATERAL_SUPPLIER_ROLE)."""
+
+    rules: RuleSet = V3_0
+    pool: str = ZERO_ADDRESS
+    reserves: dict[str, ReserveData] = field(default_factory=dict)
+    reserves_list: dict[int, str] = field(default_factory=dict)
+    reserves_count: int = 0
+    emode_categories: dict[int, EModeCategory] = field(default_factory=dict)
+    users: dict[str, UserState] = field(default_factory=dict)
+    price_oracle_sentinel_allows_liquidation: bool | None = None
+    isolated_collateral_suppliers: frozenset[str] = frozenset()
+    #: token address -> (asset, role) for the aToken / debt tokens of every reserve
+    tokens: dict[str, tuple[str, str]] = field(default_factory=dict)
+    #: decimals of assets not yet listed, for rebuilding ``ReserveInitialized`` from events
+    asset_decimals: dict[str, int] = field(default_factory=dict)
+    #: asset -> (decimals, treasury) from an aToken ``Initialized`` awaiting its ``ReserveInitialized``
+    pending_a_token_init: dict[str, tuple[int, str]] = field(default_factory=dict)
+    #: (asset, kind) -> (reserve record, timestamp, normalized index): indices accrued to a
+    #: timestamp, reused while the reserve record is the same object (see ``reserve_logic``)
+    index_cache: dict[tuple[str, int], tuple[ReserveData, int, int]] = field(
+        default_factory=dict, repr=False, compare=False)
+
+    def add_reserve(self, reserve: ReserveData) -> None:
+        """List a reserve (as ``PoolConfigurator.initReserves`` does) under its ``id``."""
+        self.reserves[reserve.asset] = reserve
+        self.reserves_list[reserve.id] = reserve.asset
+        self.reserves_count = max(self.reserves_count, reserve.id + 1)
+        self._index_tokens(reserve)
+
+    def _index_tokens(self, r: ReserveData) -> None:
+        for address, role in ((r.a_token, "a_token"), (r.variable_debt_token, "variable_debt_token"),
+                              (r.stable_debt_token, "stable_debt_token")):
+            if address != ZERO_ADDRESS:
+                self.tokens[address] = (r.asset, role)
+
+    def user(self, address: str) -> UserState:
+        return self.users.get(address, EMPTY_USER)
+
+
+@dataclass(frozen=True, slots=True)
+class Effects:
+    """The writes of one simulated transaction: ``(key, value read before, value written)``."""
+
+    reserves: tuple[tuple[str, ReserveData | None, ReserveData], ...]
+    users: tuple[tuple[str, UserState | None, UserState], ...]
+
+    def apply_to(self, state: AaveV3State) -> None:
+        for asset, before, _ in self.reserves:
+            if state.reserves.get(asset) is not before:
+                raise StaleOutcome(f"reserve {asset} changed since the liquidation was computed")
+        for user, ubefore, _ in self.users:
+            if state.users.get(user) is not ubefore:
+                raise StaleOutcome(f"user {user} changed since the liquidation was computed")
+        for asset, _, after in self.reserves:
+            state.reserves[asset] = after
+        for user, _, uafter in self.users:
+            if uafter.configuration == 0 and not uafter.reserves and uafter.emode_category == 0:
+                state.users.pop(user, None)
+            else:
+                state.users[user] = uafter
+
+
+class TxContext:
+    """One simulated transaction: reads through to the state, buffers its writes (like storage
+    within a transaction), collects the events it emits, and knows the block timestamp and
+    the oracle's prices."""
+
+    __slots__ = ("state", "timestamp", "prices", "_reserves", "_users", "events")
+
+    def __init__(self, state: AaveV3State, timestamp: int, prices: Mapping[str, int]):
+        self.state = state
+        self.timestamp = timestamp
+        self.prices = prices
+        self._reserves: dict[str, tuple[ReserveData | None, ReserveData]] = {}
+        self._users: dict[str, tuple[UserState | None, UserState]] = {}
+        self.events: list[EmittedEvent] = []
+
+    @property
+    def rules(self) -> RuleSet:
+        return self.state.rules
+
+    def reserve(self, asset: str) -> ReserveData | None:
+        hit = self._reserves.get(asset)
+        return hit[1] if hit is not None else self.state.reserves.get(asset)
+
+    def put_reserve(self, reserve: ReserveData) -> None:
+        hit = self._reserves.get(reserve.asset)
+        before = hit[0] if hit is not None else self.state.reserves.get(reserve.asset)
+        self._reserves[reserve.asset] = (before, reserve)
+
+    def user(self, address: str) -> UserState:
+        hit = self._users.get(address)
+        return hit[1] if hit is not None else self.state.users.get(address, EMPTY_USER)
+
+    def put_user(self, address: str, user: UserState) -> None:
+        hit = self._users.get(address)
+        before = hit[0] if hit is not None else self.state.users.get(address)
+        self._users[address] = (before, user)
+
+    def price(self, source: str) -> int:
+        """``AaveOracle.getAssetPrice(source)``; a missing or non-positive answer raises (the
+        oracle would fall back to a fallback oracle the adapter does not model)."""
+        p = self.prices.get(source)
+        if p is None or p <= 0:
+            raise MissingPrice(f"no positive price for {source}")
+        return p
+
+    def emit(self, name: str, role: str, address: str, **args: object) -> None:
+        self.events.append(EmittedEvent(name, MappingProxyType(args), role, address))
+
+    def effects(self) -> Effects:
+        return Effects(tuple((a, b, r) for a, (b, r) in self._reserves.items()),
+                       tuple((u, b, s) for u, (b, s) in self._users.items()))

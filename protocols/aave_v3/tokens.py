@@ -1,0 +1,168 @@
+"""Aave v3 token bookkeeping: scaled aToken / variable debt burns and transfers, stable debt burns.
+
+Source: aave/aave-v3-core @ 724a9ef (v3.0.2) ``contracts/protocol/tokenization/base/
+ScaledBalanceTokenBase.sol`` (``_burnScaled``, ``_transfer``), ``AToken.sol`` (``burn``,
+``transferOnLiquidation``, ``_transfer``), ``VariableDebtToken.sol`` (``burn``),
+``StableDebtToken.sol`` (``burn``, ``_calculateBalanceIncrease``) and
+``base/IncentivizedERC20.sol`` / ``MintableIncentivizedERC20.sol`` (checked uint128 balance
+arithmetic). The underlying ERC-20 transfers are not modelled (they are the token's events).
+
+Each function changes the balances in a :class:`TxContext` and emits the token's events with the
+same arguments as the contract (``Transfer``, ``Mint``/``Burn`` with ``balance_increase``,
+``BalanceTransfer`` with the scaled amount). A contract revert is returned as its reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ..base import ZERO_ADDRESS
+from ..fixed_point import ray_div_half_up, ray_mul_half_up, wad_to_ray
+from . import error_codes as E
+from .reserve_logic import stable_debt_balance_of, stable_debt_total_supply
+from .state import ReserveData, TxContext
+
+__all__ = ["burn_scaled", "transfer_a_token", "burn_stable_debt"]
+
+
+def burn_scaled(tx: TxContext, asset: str, role: str, user: str, target: str, amount: int,
+                index: int) -> str | None:
+    """``ScaledBalanceTokenBase._burnScaled`` of the aToken (``role='a_token'``, ``target``
+    receives the underlying) or the variable debt token (``target`` is the zero address):
+    burns ``rayDiv(amount, index)`` scaled units; '25' if that is 0, a panic if it exceeds the
+    balance. Emits ``Transfer`` + ``Burn``, or ``Transfer`` + ``Mint`` when the interest accrued
+    since the user's last interaction exceeds ``amount``."""
+    reserve = _reserve(tx, asset)
+    amount_scaled = ray_div_half_up(amount, index)
+    if amount_scaled == 0:
+        return E.INVALID_BURN_AMOUNT
+    u = tx.user(user)
+    ur = u.reserve(asset)
+    a_token = role == "a_token"
+    scaled = ur.scaled_a_token_balance if a_token else ur.scaled_variable_debt
+    previous = ur.a_token_previous_index if a_token else ur.variable_debt_previous_index
+    if amount_scaled > scaled:
+        return E.PANIC_ARITHMETIC
+    balance_increase = ray_mul_half_up(scaled, index) - ray_mul_half_up(scaled, previous)
+    if a_token:
+        ur = replace(ur, scaled_a_token_balance=scaled - amount_scaled, a_token_previous_index=index)
+        token = reserve.a_token
+    else:
+        ur = replace(ur, scaled_variable_debt=scaled - amount_scaled, variable_debt_previous_index=index)
+        token = reserve.variable_debt_token
+        tx.put_reserve(replace(reserve, variable_debt_scaled_total_supply=(
+            reserve.variable_debt_scaled_total_supply - amount_scaled)))
+    tx.put_user(user, u.with_reserve(asset, ur))
+    if balance_increase > amount:
+        minted = balance_increase - amount
+        tx.emit("Transfer", role, token, **{"from": ZERO_ADDRESS, "to": user, "value": minted})
+        tx.emit("Mint", role, token, caller=user, on_behalf_of=user, value=minted,
+                balance_increase=balance_increase, index=index)
+    else:
+        burned = amount - balance_increase
+        tx.emit("Transfer", role, token, **{"from": user, "to": ZERO_ADDRESS, "value": burned})
+        tx.emit("Burn", role, token, **{"from": user, "target": target, "value": burned,
+                                        "balance_increase": balance_increase, "index": index})
+    return None
+
+
+def transfer_a_token(tx: TxContext, asset: str, sender: str, recipient: str, amount: int,
+                     index: int) -> str | None:
+    """``AToken.transferOnLiquidation`` → ``_transfer(from, to, amount, validate=false)`` at
+    ``index`` (the reserve's normalized income): moves ``rayDiv(amount, index)`` scaled units
+    (a panic if the sender has fewer); both parties' accrued interest is announced with
+    ``Transfer`` + ``Mint`` (caller: the pool); then ``Transfer`` and ``BalanceTransfer``."""
+    reserve = _reserve(tx, asset)
+    token, pool = reserve.a_token, tx.state.pool
+    s_user = tx.user(sender)
+    s_ur = s_user.reserve(asset)
+    amount_scaled = ray_div_half_up(amount, index)
+    s_scaled = s_ur.scaled_a_token_balance
+    s_increase = ray_mul_half_up(s_scaled, index) - ray_mul_half_up(s_scaled, s_ur.a_token_previous_index)
+    if amount_scaled > s_scaled:
+        return E.PANIC_ARITHMETIC
+    tx.put_user(sender, s_user.with_reserve(
+        asset, replace(s_ur, scaled_a_token_balance=s_scaled - amount_scaled, a_token_previous_index=index)))
+    r_user = tx.user(recipient)
+    r_ur = r_user.reserve(asset)
+    r_scaled = r_ur.scaled_a_token_balance
+    # for sender == recipient this reads the balance after the debit, as the contract reads
+    # both balances before either write but writes them in turn; the difference cancels out
+    r_increase = ray_mul_half_up(r_scaled, index) - ray_mul_half_up(r_scaled, r_ur.a_token_previous_index)
+    tx.put_user(recipient, r_user.with_reserve(
+        asset, replace(r_ur, scaled_a_token_balance=r_scaled + amount_scaled, a_token_previous_index=index)))
+    if s_increase > 0:
+        tx.emit("Transfer", "a_token", token, **{"from": ZERO_ADDRESS, "to": sender, "value": s_increase})
+        tx.emit("Mint", "a_token", token, caller=pool, on_behalf_of=sender, value=s_increase,
+                balance_increase=s_increase, index=index)
+    if sender != recipient and r_increase > 0:
+        tx.emit("Transfer", "a_token", token, **{"from": ZERO_ADDRESS, "to": recipient, "value": r_increase})
+        tx.emit("Mint", "a_token", token, caller=pool, on_behalf_of=recipient, value=r_increase,
+                balance_increase=r_increase, index=index)
+    tx.emit("Transfer", "a_token", token, **{"from": sender, "to": recipient, "value": amount})
+    tx.emit("BalanceTransfer", "a_token", token, **{"from": sender, "to": recipient, "value": amount_scaled,
+                                                    "index": index})
+    return None
+
+
+def burn_stable_debt(tx: TxContext, asset: str, user: str, amount: int) -> tuple[int, int]:
+    """``StableDebtToken.burn(user, amount)``: the user's principal becomes its compounded
+    balance minus ``amount`` (timestamp now, or cleared with the rate when repaid in full);
+    the supply drops by ``amount`` and the average rate is re-weighted (both reset to 0 when the
+    last debt goes, as the contract does). Returns (next supply, next average rate)."""
+    reserve = _reserve(tx, asset)
+    ts = tx.timestamp
+    u = tx.user(user)
+    ur = u.reserve(asset)
+    previous_principal = ur.stable_debt_principal
+    current_balance = stable_debt_balance_of(ur, ts) if previous_principal else 0
+    balance_increase = current_balance - previous_principal
+    previous_supply = stable_debt_total_supply(reserve, ts)
+    user_stable_rate = ur.stable_rate
+    next_avg = next_supply = 0
+    total_principal = 0
+    if previous_supply <= amount:
+        avg = 0
+    else:
+        next_supply = total_principal = previous_supply - amount
+        first_term = ray_mul_half_up(reserve.average_stable_rate, wad_to_ray(previous_supply))
+        second_term = ray_mul_half_up(user_stable_rate, wad_to_ray(amount))
+        if second_term >= first_term:
+            next_avg = total_principal = avg = 0
+        else:
+            next_avg = avg = ray_div_half_up(first_term - second_term, wad_to_ray(next_supply))
+    if amount == current_balance:
+        rate, stamp = 0, 0
+    else:
+        rate, stamp = user_stable_rate, ts
+    if balance_increase > amount:
+        principal = previous_principal + (balance_increase - amount)
+    else:
+        principal = previous_principal - (amount - balance_increase)
+    tx.put_reserve(replace(reserve, stable_debt_total_principal=total_principal, average_stable_rate=avg,
+                           stable_debt_total_supply_timestamp=ts))
+    tx.put_user(user, u.with_reserve(asset, replace(ur, stable_debt_principal=principal, stable_rate=rate,
+                                                    stable_debt_timestamp=stamp)))
+    token = reserve.stable_debt_token
+    if balance_increase > amount:
+        minted = balance_increase - amount
+        tx.emit("Transfer", "stable_debt_token", token, **{"from": ZERO_ADDRESS, "to": user, "value": minted})
+        tx.emit("Mint", "stable_debt_token", token, user=user, on_behalf_of=user, amount=minted,
+                current_balance=current_balance, balance_increase=balance_increase, new_rate=user_stable_rate,
+                avg_stable_rate=next_avg, new_total_supply=next_supply)
+    else:
+        burned = amount - balance_increase
+        tx.emit("Transfer", "stable_debt_token", token, **{"from": user, "to": ZERO_ADDRESS, "value": burned})
+        tx.emit("Burn", "stable_debt_token", token, **{"from": user, "amount": burned,
+                                                       "current_balance": current_balance,
+                                                       "balance_increase": balance_increase,
+                                                       "avg_stable_rate": next_avg,
+                                                       "new_total_supply": next_supply})
+    return next_supply, next_avg
+
+
+def _reserve(tx: TxContext, asset: str) -> ReserveData:
+    r = tx.reserve(asset)
+    if r is None:
+        raise KeyError(asset)
+    return r

@@ -1,0 +1,244 @@
+"""``protocols.aave_v3`` branches the v3.0.2 chain cannot reach, and its building blocks.
+
+The differential tests prove the v3.0 rules against the bytecode; these pin what they cannot
+exercise there: inactive reserves and the price-oracle sentinel, collateral with LT = 0 left
+enabled, the v3.1 grace period, the v3.2 e-mode bitmaps and stable-debt removal, contract
+panics, caller errors, and the configuration bitmaps.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from protocols.aave_v3 import V3_1, V3_2, AaveV3Adapter, AaveV3State, EModeCategory, UserReserve, UserState
+from protocols.aave_v3 import configuration as C
+from protocols.aave_v3.configuration import ReserveConfiguration
+from protocols.errors import MissingPrice, ProtocolError
+from protocols.fixed_point import RAY, UINT256_MAX, WAD
+from tests.protocols.aave_v3_market import decode_reserve_configuration
+
+ADAPTER = AaveV3Adapter()
+USER = "0x" + "99" * 20
+LIQUIDATOR = "0x" + "ee" * 20
+
+
+@settings(max_examples=200, deadline=None)
+@given(word=st.integers(0, 2**252 - 1))
+def test_reserve_configuration_word_round_trip(word: int) -> None:
+    cfg = ReserveConfiguration.from_word(word)
+    theirs = decode_reserve_configuration(word)
+    ours = {"ltv": cfg.ltv, "liquidation_threshold": cfg.liquidation_threshold,
+            "liquidation_bonus": cfg.liquidation_bonus, "decimals": cfg.decimals, "active": cfg.active,
+            "frozen": cfg.frozen, "borrowing": cfg.borrowing_enabled,
+            "stable_borrowing": cfg.stable_borrowing_enabled,
+            "paused": cfg.paused, "borrowable_in_isolation": cfg.borrowable_in_isolation,
+            "siloed_borrowing": cfg.siloed_borrowing, "flash_loans": cfg.flash_loan_enabled,
+            "reserve_factor": cfg.reserve_factor, "borrow_cap": cfg.borrow_cap, "supply_cap": cfg.supply_cap,
+            "liquidation_protocol_fee": cfg.liquidation_protocol_fee, "emode_category": cfg.emode_category,
+            "unbacked_mint_cap": cfg.unbacked_mint_cap, "debt_ceiling": cfg.debt_ceiling}
+    assert ours == theirs
+    assert ReserveConfiguration.from_word(cfg.to_word()) == cfg
+
+
+def test_user_configuration_bitmap() -> None:
+    data = C.set_using_as_collateral(C.set_borrowing(0, 3, True), 5, True)
+    data = C.set_borrowing(data, 5, True)
+    assert C.reserve_ids(data) == [3, 5]
+    assert C.is_borrowing(data, 3) and not C.is_using_as_collateral(data, 3)
+    assert C.is_using_as_collateral_one(data) and C.get_first_asset_id_by_mask(data, C.COLLATERAL_MASK) == 5
+    assert C.get_first_asset_id_by_mask(data, C.BORROWING_MASK) == 3
+    assert not C.is_using_as_collateral_one(C.set_using_as_collateral(data, 0, True))
+    assert C.set_borrowing(data, 3, False) & C.BORROWING_MASK == 1 << 10
+    with pytest.raises(ValueError, match="74"):
+        C.set_borrowing(0, 128, True)
+
+
+# ----- a hand-made market: WETH-like collateral (id 0), USDC-like debt (id 1) -----
+
+WETH, USDC, WBTC = "0x" + "01" * 20, "0x" + "02" * 20, "0x" + "03" * 20
+PRICES = {WETH: 2_000 * 10**8, USDC: 10**8, WBTC: 30_000 * 10**8}
+TS = 1_700_000_000
+
+
+def _market(hf_target: float = 0.97) -> AaveV3State:
+    """A user with 10 WETH (LT 82.5 %) and USDC debt sized for ``hf_target``; a WBTC reserve
+    the user supplies but with LT 0."""
+    s = random.Random(0)
+    state = ADAPTER.sample(s).state  # borrow the sample's reserves (ids 0..3) and re-key them
+    sample_assets = sorted(state.reserves, key=lambda a: state.reserves[a].id)
+    fresh = AaveV3State(pool="0x" + "0f" * 20)
+    for asset, new, dec, lt in ((sample_assets[0], WETH, 18, 8250), (sample_assets[2], USDC, 6, 7900),
+                                (sample_assets[1], WBTC, 8, 0)):
+        r = state.reserves[asset]
+        cfg = replace(r.configuration, decimals=dec, liquidation_threshold=lt, ltv=min(lt, 8000),
+                      liquidation_bonus=10500 if lt else 0, emode_category=0, debt_ceiling=0,
+                      liquidation_protocol_fee=1000)
+        fresh.add_reserve(replace(r, asset=new, configuration=cfg, last_update_timestamp=TS,
+                                  a_token="0xa" + new[3:], variable_debt_token="0xd" + new[3:],
+                                  stable_debt_token="0x5" + new[3:], variable_debt_scaled_total_supply=0,
+                                  stable_debt_total_principal=0))
+    weth, usdc = fresh.reserves[WETH], fresh.reserves[USDC]
+    coll_value = 10 * 2_000 * 10**8
+    debt_usd = int(coll_value * 0.825 / hf_target)
+    debt = debt_usd * 10**6 // 10**8
+    config = C.set_using_as_collateral(C.set_borrowing(0, usdc.id, True), weth.id, True)
+    config = C.set_using_as_collateral(config, fresh.reserves[WBTC].id, True)
+    fresh.users[USER] = UserState(config, 0, {
+        WETH: UserReserve(scaled_a_token_balance=10 * 10**18 * RAY // weth.liquidity_index,
+                          a_token_previous_index=weth.liquidity_index),
+        USDC: UserReserve(scaled_variable_debt=debt * RAY // usdc.variable_borrow_index + 1,
+                          variable_debt_previous_index=usdc.variable_borrow_index),
+        WBTC: UserReserve(scaled_a_token_balance=10**8, a_token_previous_index=RAY)})
+    fresh.reserves[USDC] = replace(usdc, variable_debt_scaled_total_supply=fresh.users[USER].reserve(USDC)
+                                   .scaled_variable_debt)
+    return fresh
+
+
+def _liquidate(state: AaveV3State, collateral: str = WETH, debt: str = USDC, amount: int = UINT256_MAX,
+               ts: int = TS + 12, prices: dict[str, int] | None = None) -> tuple[bool, str | None]:
+    o = ADAPTER.liquidate(state, USER, collateral, debt, amount, prices or PRICES, ts, liquidator=LIQUIDATOR)
+    return o.ok, o.revert_reason
+
+
+def test_lt_zero_collateral_is_ignored_even_if_enabled() -> None:
+    state = _market()
+    d = ADAPTER.calculate_user_account_data(state, USER, PRICES, TS)
+    weth_balance = ADAPTER.positions(state, USER, TS)[0].collateral
+    assert d.total_collateral_base == weth_balance * PRICES[WETH] // 10**18
+    assert d.avg_liquidation_threshold == 8250  # WBTC (LT 0) adds neither value nor weight
+    assert _liquidate(state, collateral=WBTC) == (False, "46")
+    health = ADAPTER.account(state, USER, PRICES, TS)
+    assert health.liquidatable
+    assert health.shortfall == health.debt_value - health.liquidation_threshold_value > 0
+
+
+def test_gates_in_contract_order() -> None:
+    state = _market()
+    assert _liquidate(state) == (True, None)
+    inactive = _market()
+    inactive.reserves[USDC] = replace(inactive.reserves[USDC], configuration=replace(
+        inactive.reserves[USDC].configuration, active=False, paused=True))
+    assert _liquidate(inactive) == (False, "27")  # before paused
+    paused = _market()
+    paused.reserves[WETH] = replace(paused.reserves[WETH], configuration=replace(
+        paused.reserves[WETH].configuration, paused=True))
+    assert _liquidate(paused) == (False, "29")
+    assert _liquidate(_market(), collateral="0x" + "77" * 20) == (False, "27")  # not listed
+    assert _liquidate(_market(), debt="0x" + "77" * 20) == (False, "execution reverted")
+    assert _liquidate(_market(1.2)) == (False, "45")
+    assert _liquidate(_market(), amount=0) == (False, "25")  # burns 0 scaled debt
+
+
+def test_price_oracle_sentinel_only_above_095() -> None:
+    state = _market(0.97)
+    state.price_oracle_sentinel_allows_liquidation = False
+    assert _liquidate(state) == (False, "59")
+    state.price_oracle_sentinel_allows_liquidation = True
+    assert _liquidate(state) == (True, None)
+    deep = _market(0.9)
+    deep.price_oracle_sentinel_allows_liquidation = False
+    assert _liquidate(deep) == (True, None)
+
+
+def test_v3_1_liquidation_grace_period() -> None:
+    state = _market()
+    state.rules = V3_1
+    state.reserves[USDC] = replace(state.reserves[USDC], liquidation_grace_period_until=TS + 12)
+    assert _liquidate(state, ts=TS + 12) == (False, "97")  # strictly before block.timestamp
+    assert _liquidate(state, ts=TS + 13) == (True, None)
+    state.rules = replace(V3_1, liquidation_grace_period=False)
+    assert _liquidate(state, ts=TS + 12) == (True, None)
+
+
+def test_close_factor_switches_strictly_above_095() -> None:
+    for target, factor in ((0.97, 5000), (0.9, 10000)):
+        state = _market(target)
+        debt = ADAPTER.positions(state, USER, TS + 12)[1].debt
+        o = ADAPTER.liquidate(state, USER, WETH, USDC, UINT256_MAX, PRICES, TS + 12)
+        assert o.ok and o.debt_repaid == (debt * factor + 5000) // 10000
+
+
+def test_v3_2_ignores_stable_debt_and_uses_the_collateral_bitmap() -> None:
+    state = _market(0.97)
+    u = state.users[USER]
+    stable = UserReserve(stable_debt_principal=50_000 * 10**6, stable_rate=RAY // 10,
+                         stable_debt_timestamp=TS)
+    state.users[USER] = UserState(u.configuration, u.emode_category,
+                                  {**u.reserves, USDC: replace(u.reserve(USDC), **{
+                                      f: getattr(stable, f) for f in ("stable_debt_principal", "stable_rate",
+                                                                      "stable_debt_timestamp")})})
+    v30 = ADAPTER.calculate_user_account_data(state, USER, PRICES, TS)
+    state.rules = V3_2
+    v32 = ADAPTER.calculate_user_account_data(state, USER, PRICES, TS)
+    assert v30.total_debt_base == v32.total_debt_base + 50_000 * 10**8
+    # e-mode: v3.2 takes the category LT for collateral whose bit is set, ignores the price source
+    oracle = "0x" + "0e" * 20
+    state.emode_categories[1] = EModeCategory(9000, 9300, 10100, price_source=oracle,
+                                              collateral_bitmap=1 << state.reserves[WETH].id)
+    state.users[USER] = replace(state.users[USER], emode_category=1)
+    in_bitmap = ADAPTER.calculate_user_account_data(state, USER, PRICES, TS)  # no price for `oracle` needed
+    assert in_bitmap.avg_liquidation_threshold == 9300
+    state.emode_categories[1] = replace(state.emode_categories[1], collateral_bitmap=0)
+    assert ADAPTER.calculate_user_account_data(state, USER, PRICES, TS).avg_liquidation_threshold == 8250
+    # v3.0 semantics for the same category: by the asset's category id, priced by the category oracle
+    state.rules = replace(V3_2, version="3.0", emode_price_source=True, emode_bitmaps=False, stable_debt=True)
+    state.reserves[WETH] = replace(state.reserves[WETH], configuration=replace(
+        state.reserves[WETH].configuration, emode_category=1))
+    with pytest.raises(MissingPrice):
+        ADAPTER.calculate_user_account_data(state, USER, PRICES, TS)
+    d = ADAPTER.calculate_user_account_data(state, USER, {**PRICES, oracle: 1_000 * 10**8}, TS)
+    weth_balance = ADAPTER.positions(state, USER, TS)[0].collateral
+    assert d.avg_liquidation_threshold == 9300
+    assert d.total_collateral_base == weth_balance * 1_000 * 10**8 // 10**18  # the category's price
+
+
+def test_emode_bonus_below_100_percent_panics_like_the_contract() -> None:
+    state = _market(0.9)
+    state.emode_categories[1] = EModeCategory(8000, 8250, 9000)
+    state.reserves[WETH] = replace(state.reserves[WETH], configuration=replace(
+        state.reserves[WETH].configuration, emode_category=1))
+    state.users[USER] = replace(state.users[USER], emode_category=1)
+    assert _liquidate(state) == (False, "Panic(0x11)")  # coll - percentDiv(coll, 9000) underflows
+
+
+def test_caller_errors() -> None:
+    state = _market()
+    with pytest.raises(MissingPrice):
+        ADAPTER.account(state, USER, {WETH: PRICES[WETH]}, TS)
+    with pytest.raises(MissingPrice):
+        ADAPTER.account(state, USER, {**PRICES, USDC: 0}, TS)
+    with pytest.raises(ProtocolError, match="precedes"):
+        ADAPTER.liquidate(state, USER, WETH, USDC, 1, PRICES, TS - 1)
+    empty = ADAPTER.account(state, "0x" + "12" * 20, {}, TS)
+    assert (empty.collateral_value, empty.debt_value, empty.health_factor_wad, empty.liquidatable) == \
+        (0, 0, UINT256_MAX, False)
+
+
+def test_bad_debt_is_the_debt_left_without_collateral() -> None:
+    state = _market(0.5)
+    state.users[USER] = replace(state.users[USER], configuration=C.set_using_as_collateral(
+        state.users[USER].configuration, state.reserves[WBTC].id, False))
+    o = ADAPTER.liquidate(state, USER, WETH, USDC, UINT256_MAX, PRICES, TS + 12, liquidator=LIQUIDATOR)
+    held = ADAPTER.positions(state, USER, TS + 12)
+    assert o.ok and o.collateral_seized + o.protocol_fee == held[0].collateral
+    left = ADAPTER.positions(state, USER, TS + 12)[1].debt - o.debt_repaid
+    assert abs(o.bad_debt[USDC] - left) <= 2 and set(o.bad_debt) == {USDC}
+    ADAPTER.commit(state, o)
+    after = ADAPTER.account(state, USER, PRICES, TS + 12)
+    assert after.collateral_value == 0 and after.debt_value > 0 and after.health_factor_wad == 0
+    assert after.bad_debt_value == after.debt_value
+
+
+def test_account_health_matches_get_user_account_data() -> None:
+    s = ADAPTER.sample(random.Random(11))
+    for user in s.users:
+        h = ADAPTER.account(s.state, user, s.prices, s.timestamp)
+        d = ADAPTER.user_account_data(s.state, user, s.prices, s.timestamp)
+        assert (h.collateral_value, h.debt_value, h.health_factor_wad) == \
+            (d.total_collateral_base, d.total_debt_base, d.health_factor)
+        assert h.liquidatable == (d.health_factor < WAD) and h.unit == 10**8
