@@ -7,7 +7,6 @@ Real bytes: the Chainlink OCR logs of mainnet blocks 17173049-50 recorded by eth
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import duckdb
 import pytest
@@ -21,7 +20,9 @@ from ingest.datasets.base import EventTable, logs_to_arrow, write_logs
 from ingest.errors import DecodeError, ValueOutOfRange
 from ingest.schema import LINEAGE_LOG_COLUMNS, Column, Table
 
-REAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "real" / "ethereum-etl-fixtures"
+from ..realdata import REAL_DATA
+
+REAL = REAL_DATA / "ethereum-etl-fixtures"
 ANSWER_UPDATED = EventSpec.parse(catalog.CHAINLINK_AGGREGATOR[0])
 NEW_TRANSMISSION = EventSpec.parse(catalog.CHAINLINK_AGGREGATOR[2])
 NEW_ROUND = EventSpec.parse(catalog.CHAINLINK_AGGREGATOR[1])

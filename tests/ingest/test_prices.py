@@ -17,7 +17,9 @@ from ingest.prices import REFERENCE_PRICES, import_prices, new_run_id
 from ingest.schema import registered_tables
 from ingest.warehouse import Warehouse
 
-REAL = Path("/work/shared/data/real")
+from ..realdata import REAL_DATA
+
+REAL = REAL_DATA
 RISKDAO = REAL / "riskdao-binance-futures-ethusdt-2021-01" / (
     "ethusdt_binance_futures_2021-01-10_to_2021-01-12.csv")
 COINAPI = REAL / "stablesims-crash-feeds" / "eth_01-11-2021.json"
