@@ -51,6 +51,7 @@ __all__ = [
     "AAVE_V3_SCALED_TOKEN",
     "AAVE_V3_ATOKEN",
     "AAVE_V3_STABLE_DEBT_TOKEN",
+    "AAVE_V3_DEBT_TOKEN",
     "AAVE_V2_POOL",
     "AAVE_V2_CONFIGURATOR",
     "AAVE_V2_ORACLE",
@@ -162,8 +163,19 @@ AAVE_V3_SCALED_TOKEN: tuple[str, ...] = (
 
 # aToken proxies (in addition to AAVE_V3_SCALED_TOKEN and ERC-20 Transfer/Approval).
 # aave/aave-v3-core @ 782f51917056a53a2c228701058a6c3fb233684a contracts/interfaces/IAToken.sol.
+# ``Initialized`` is emitted once by each token proxy when the configurator initialises it: the
+# only event carrying the token's decimals and the aToken's treasury (needed to rebuild state).
+# aave/aave-v3-core @ 724a9ef (npm @aave/core-v3 1.19.3) contracts/interfaces/IInitializableAToken.sol.
 AAVE_V3_ATOKEN: tuple[str, ...] = (
     "BalanceTransfer(address indexed from, address indexed to, uint256 value, uint256 index)",
+    "Initialized(address indexed underlyingAsset, address indexed pool, address treasury, address incentivesController, uint8 aTokenDecimals, string aTokenName, string aTokenSymbol, bytes params)",
+)
+
+# Variable and stable debt token proxies: their initialisation event.
+# aave/aave-v3-core @ 724a9ef (npm @aave/core-v3 1.19.3)
+# contracts/interfaces/IInitializableDebtToken.sol.
+AAVE_V3_DEBT_TOKEN: tuple[str, ...] = (
+    "Initialized(address indexed underlyingAsset, address indexed pool, address incentivesController, uint8 debtTokenDecimals, string debtTokenName, string debtTokenSymbol, bytes params)",
 )
 
 # Stable debt token proxies (v3.0-v3.1; the token was removed in v3.2).
@@ -301,6 +313,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "AAVE_V3_SCALED_TOKEN": AAVE_V3_SCALED_TOKEN,
     "AAVE_V3_ATOKEN": AAVE_V3_ATOKEN,
     "AAVE_V3_STABLE_DEBT_TOKEN": AAVE_V3_STABLE_DEBT_TOKEN,
+    "AAVE_V3_DEBT_TOKEN": AAVE_V3_DEBT_TOKEN,
     "AAVE_V2_POOL": AAVE_V2_POOL,
     "AAVE_V2_CONFIGURATOR": AAVE_V2_CONFIGURATOR,
     "AAVE_V2_ORACLE": AAVE_V2_ORACLE,

@@ -33,6 +33,8 @@ class AaveV3(AaveMarket):
         EventGroup(("a_token",), catalog.AAVE_V3_ATOKEN, f"{NAME}_a_token"),
         EventGroup(("stable_debt_token",), catalog.AAVE_V3_STABLE_DEBT_TOKEN,
                    f"{NAME}_stable_debt_token"),
+        EventGroup(("variable_debt_token", "stable_debt_token"), catalog.AAVE_V3_DEBT_TOKEN,
+                   f"{NAME}_debt_token"),
         EventGroup(("pool", "pool_configurator", "a_token", "variable_debt_token",
                     "stable_debt_token"), catalog.PROXY, NAME),
     )

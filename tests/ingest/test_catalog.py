@@ -280,6 +280,7 @@ EXPECTED: dict[str, dict[str, tuple[str, tuple[str, ...] | None]]] = {
             ("from", "to"),
         ),  # protocol-rules.md §2
     },
+    "AAVE_V3_DEBT_TOKEN": {},
     "AAVE_V3_STABLE_DEBT_TOKEN": {
         "Mint(address,address,uint256,uint256,uint256,uint256,uint256,uint256)": (
             "0xc16f4e4ca34d790de4c656c72fd015c667d688f20be64eea360618545c4c530f",
@@ -479,6 +480,8 @@ EXPECTED: dict[str, dict[str, tuple[str, tuple[str, ...] | None]]] = {
 }
 
 NOT_IN_DOC: dict[str, tuple[str, ...]] = {
+    "AAVE_V3_ATOKEN": ("Initialized(address,address,address,address,uint8,string,string,bytes)",),
+    "AAVE_V3_DEBT_TOKEN": ("Initialized(address,address,address,uint8,string,string,bytes)",),
     "AAVE_V3_CONFIGURATOR": (
         "ReserveFlashLoaning(address,bool)",
         "ReserveStableRateBorrowing(address,bool)",
@@ -514,6 +517,7 @@ GROUP_NAMES = (
     "AAVE_V3_SCALED_TOKEN",
     "AAVE_V3_ATOKEN",
     "AAVE_V3_STABLE_DEBT_TOKEN",
+    "AAVE_V3_DEBT_TOKEN",
     "AAVE_V2_POOL",
     "AAVE_V2_CONFIGURATOR",
     "AAVE_V2_ORACLE",

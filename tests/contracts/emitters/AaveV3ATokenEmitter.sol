@@ -7,6 +7,7 @@ contract AaveV3ATokenEmitter {
     event Mint(address indexed caller, address indexed onBehalfOf, uint256 value, uint256 balanceIncrease, uint256 index);
     event Burn(address indexed from, address indexed target, uint256 value, uint256 balanceIncrease, uint256 index);
     event BalanceTransfer(address indexed from, address indexed to, uint256 value, uint256 index);
+    event Initialized(address indexed underlyingAsset, address indexed pool, address treasury, address incentivesController, uint8 aTokenDecimals, string aTokenName, string aTokenSymbol, bytes params);
     event Upgraded(address indexed implementation);
 
     function emitMint(address caller_, address onBehalfOf_, uint256 value_, uint256 balanceIncrease_, uint256 index_) external {
@@ -19,6 +20,10 @@ contract AaveV3ATokenEmitter {
 
     function emitBalanceTransfer(address from_, address to_, uint256 value_, uint256 index_) external {
         emit BalanceTransfer(from_, to_, value_, index_);
+    }
+
+    function emitInitialized(address underlyingAsset_, address pool_, address treasury_, address incentivesController_, uint8 aTokenDecimals_, string calldata aTokenName_, string calldata aTokenSymbol_, bytes calldata params_) external {
+        emit Initialized(underlyingAsset_, pool_, treasury_, incentivesController_, aTokenDecimals_, aTokenName_, aTokenSymbol_, params_);
     }
 
     function emitUpgraded(address implementation_) external {

@@ -6,6 +6,7 @@ pragma solidity ^0.8.24;
 contract AaveV3StableDebtTokenEmitter {
     event Mint(address indexed user, address indexed onBehalfOf, uint256 amount, uint256 currentBalance, uint256 balanceIncrease, uint256 newRate, uint256 avgStableRate, uint256 newTotalSupply);
     event Burn(address indexed from, uint256 amount, uint256 currentBalance, uint256 balanceIncrease, uint256 avgStableRate, uint256 newTotalSupply);
+    event Initialized(address indexed underlyingAsset, address indexed pool, address incentivesController, uint8 debtTokenDecimals, string debtTokenName, string debtTokenSymbol, bytes params);
     event Upgraded(address indexed implementation);
 
     function emitMint(address user_, address onBehalfOf_, uint256 amount_, uint256 currentBalance_, uint256 balanceIncrease_, uint256 newRate_, uint256 avgStableRate_, uint256 newTotalSupply_) external {
@@ -14,6 +15,10 @@ contract AaveV3StableDebtTokenEmitter {
 
     function emitBurn(address from_, uint256 amount_, uint256 currentBalance_, uint256 balanceIncrease_, uint256 avgStableRate_, uint256 newTotalSupply_) external {
         emit Burn(from_, amount_, currentBalance_, balanceIncrease_, avgStableRate_, newTotalSupply_);
+    }
+
+    function emitInitialized(address underlyingAsset_, address pool_, address incentivesController_, uint8 debtTokenDecimals_, string calldata debtTokenName_, string calldata debtTokenSymbol_, bytes calldata params_) external {
+        emit Initialized(underlyingAsset_, pool_, incentivesController_, debtTokenDecimals_, debtTokenName_, debtTokenSymbol_, params_);
     }
 
     function emitUpgraded(address implementation_) external {

@@ -6,6 +6,7 @@ pragma solidity ^0.8.24;
 contract AaveV3VariableDebtTokenEmitter {
     event Mint(address indexed caller, address indexed onBehalfOf, uint256 value, uint256 balanceIncrease, uint256 index);
     event Burn(address indexed from, address indexed target, uint256 value, uint256 balanceIncrease, uint256 index);
+    event Initialized(address indexed underlyingAsset, address indexed pool, address incentivesController, uint8 debtTokenDecimals, string debtTokenName, string debtTokenSymbol, bytes params);
     event Upgraded(address indexed implementation);
 
     function emitMint(address caller_, address onBehalfOf_, uint256 value_, uint256 balanceIncrease_, uint256 index_) external {
@@ -14,6 +15,10 @@ contract AaveV3VariableDebtTokenEmitter {
 
     function emitBurn(address from_, address target_, uint256 value_, uint256 balanceIncrease_, uint256 index_) external {
         emit Burn(from_, target_, value_, balanceIncrease_, index_);
+    }
+
+    function emitInitialized(address underlyingAsset_, address pool_, address incentivesController_, uint8 debtTokenDecimals_, string calldata debtTokenName_, string calldata debtTokenSymbol_, bytes calldata params_) external {
+        emit Initialized(underlyingAsset_, pool_, incentivesController_, debtTokenDecimals_, debtTokenName_, debtTokenSymbol_, params_);
     }
 
     function emitUpgraded(address implementation_) external {
