@@ -40,3 +40,9 @@ def test_demo_ingests_the_real_price_path_through_the_feed_rules(tmp_path):
         lo, hi = wh.con.execute("SELECT min(answer_f64), max(answer_f64) FROM raw.oracle_rounds "
                                 "WHERE feed_name = 'ETH / USD'").fetchall()[0]
         assert lo < 0.8 * hi
+        # the README's example queries run on what the demo stored
+        readme = (ROOT / "README.md").read_text()
+        for block in readme.split("```sql")[1:]:
+            for q in [x.strip() for x in block.split("```")[0].split(";") if x.strip()]:
+                rows = wh.con.execute(q).fetchall()
+                assert rows, q
