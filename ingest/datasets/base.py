@@ -9,6 +9,7 @@ into ``raw.logs`` rows and decoded rows, validating strictly before anything is 
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -99,7 +100,7 @@ def build_event_tables(dataset: str, groups: Sequence[EventGroup]) -> tuple[Even
     return tuple(out)
 
 
-class LogDataset:
+class LogDataset(ABC):
     """Base class of datasets made of contract logs. Subclasses declare the class attributes."""
 
     NAME: str = ""
@@ -108,23 +109,24 @@ class LogDataset:
     EVENT_TABLES: tuple[EventTable, ...] = ()
     DERIVED_TABLES: tuple[Table, ...] = ()
 
+    @abstractmethod
     def sources(self, dset: DeploymentSet, chain_id: int) -> list[Source]:
-        raise NotImplementedError  # pragma: no cover - each dataset defines it
+        """The deployments or feeds of this dataset on ``chain_id``."""
 
-    def prepare(self, ctx: RunContext, source: Source, to_block: int) -> None:
-        """Run once per run before the chunk loop (e.g. phase discovery)."""
+    def prepare(self, ctx: RunContext, source: Source, to_block: int) -> None:  # noqa: B027
+        """Run once per run before the chunk loop (e.g. phase discovery); default: nothing."""
 
+    @abstractmethod
     def root_roles(self, ctx: RunContext, source: Source) -> dict[str, list[str]]:
         """Addresses by role known before reading the chunk."""
-        raise NotImplementedError  # pragma: no cover
 
     def discovered_roles(self, ctx: RunContext, source: Source, a: int, b: int
                          ) -> dict[str, list[str]]:
         """Addresses by role found from logs stored so far (called after root logs of [a, b])."""
         return {}
 
-    def after_chunk(self, ctx: RunContext, source: Source, a: int, b: int) -> None:
-        """Fill derived tables for [a, b] (inside the chunk's transaction)."""
+    def after_chunk(self, ctx: RunContext, source: Source, a: int, b: int) -> None:  # noqa: B027
+        """Fill derived tables for [a, b] (inside the chunk's transaction); default: nothing."""
 
     def topics_for(self, role: str) -> list[str]:
         return sorted({t.spec.topic0 for t in self.EVENT_TABLES if role in t.roles})
