@@ -404,8 +404,111 @@ def _contract(name: str, address: str, abi: list[dict[str, Any]] | None = None) 
                     name=name)
 
 
-class AaveV3Market:
+class AaveMarketDriver:
+    """What the Aave v3 and v2 market drivers share: deployment plumbing, users, tokens and
+    balance reads. Subclasses set ``_reserve_type`` and ``_user_seed`` and the attributes
+    these methods read (chain, admin, pool, reserves, _by_address, _approved, _users, _abi_at)."""
+
+    _reserve_type: type
+    _user_seed: bytes
+
+    def _deploy_test(self, artifact: str, *args: Any) -> Contract:
+        c = self.chain.deploy(artifact, *args, sender=self.admin)
+        self._abi_at[c.address] = c
+        return c
+
+    def _receipt(self, tx_hash: str, timeout: float = 60.0) -> dict[str, Any]:
+        deadline, delay = time.monotonic() + timeout, 0.0005
+        while (r := self.chain.receipt(tx_hash)) is None:
+            if time.monotonic() > deadline:
+                raise DevChainError(f"tx {tx_hash} not mined within {timeout} s (automine off?)")
+            time.sleep(delay)
+            delay = min(2 * delay, 0.05)
+        return r
+
+    def _admin_send(self, contract: Contract, fn: str, *args: Any) -> str:
+        return self.chain.send(contract, fn, *args, sender=self.admin)
+
+    def reserve(self, asset: str | Reserve) -> Reserve:
+        """A reserve by symbol (``"WETH"``), underlying address or :class:`Reserve`."""
+        if isinstance(asset, self._reserve_type):
+            return asset
+        r = self.reserves.get(asset) or self._by_address.get(asset.lower())
+        if r is None:
+            raise DevChainError(f"unknown reserve {asset!r}")
+        return r
+
+    def asset(self, asset: str | Reserve) -> str:
+        return self.reserve(asset).address
+
+    def new_user(self, eth: int = 10**21) -> str:
+        """A fresh impersonated account (no key) with ``eth`` wei, for more than anvil's 10."""
+        self._users += 1
+        user = "0x" + keccak(self._user_seed + str(self._users).encode()).hex()[-40:]
+        self.chain.rpc("anvil_setBalance", [user, hex(eth)])
+        self.chain.rpc("anvil_impersonateAccount", [user])
+        return user
+
+    def approve(self, user: str, asset: str | Reserve, amount: int = MAX_UINT256) -> None:
+        r = self.reserve(asset)
+        self.chain.send(r.token, "approve", self.pool.address, amount, sender=user)
+        self._approved.add((user.lower(), r.address))
+
+    def ensure_approved(self, user: str, asset: str | Reserve) -> None:
+        """Approve the pool for an unlimited amount of ``asset`` from ``user``, once."""
+        if (user.lower(), self.asset(asset)) not in self._approved:
+            self.approve(user, asset)
+
+    def fund(self, user: str, asset: str | Reserve, amount: int) -> None:
+        """Mint ``amount`` of the underlying to ``user`` and approve the pool (unlimited) once."""
+        self.mint(user, asset, amount)
+        self.ensure_approved(user, asset)
+
+    def normalized_income(self, asset: str | Reserve, block: int | str = "latest") -> int:
+        return int(self.chain.call(self.pool, "getReserveNormalizedIncome", self.asset(asset),
+                                   block=block)[0])
+
+    def normalized_debt(self, asset: str | Reserve, block: int | str = "latest") -> int:
+        return int(self.chain.call(self.pool, "getReserveNormalizedVariableDebt", self.asset(asset),
+                                   block=block)[0])
+
+    def _balance(self, contract: Contract | None, fn: str, user: str, block: int | str) -> int:
+        assert contract is not None
+        return int(self.chain.call(contract, fn, user, block=block)[0])
+
+    def token_balance(self, user: str, asset: str | Reserve, block: int | str = "latest") -> int:
+        return self._balance(self.reserve(asset).token, "balanceOf", user, block)
+
+    def a_balance(self, user: str, asset: str | Reserve, block: int | str = "latest") -> int:
+        return self._balance(self.reserve(asset).a_token, "balanceOf", user, block)
+
+    def a_scaled_balance(self, user: str, asset: str | Reserve, block: int | str = "latest") -> int:
+        return self._balance(self.reserve(asset).a_token, "scaledBalanceOf", user, block)
+
+    def variable_debt(self, user: str, asset: str | Reserve, block: int | str = "latest") -> int:
+        return self._balance(self.reserve(asset).variable_debt, "balanceOf", user, block)
+
+    def variable_debt_scaled(self, user: str, asset: str | Reserve, block: int | str = "latest") -> int:
+        return self._balance(self.reserve(asset).variable_debt, "scaledBalanceOf", user, block)
+
+    def stable_debt(self, user: str, asset: str | Reserve, block: int | str = "latest") -> int:
+        return self._balance(self.reserve(asset).stable_debt, "balanceOf", user, block)
+
+    def balances(self, user: str, asset: str | Reserve, block: int | str = "latest") -> Balances:
+        """Underlying, aToken (and scaled), variable debt (and scaled) and stable debt of ``user``."""
+        return Balances(self.token_balance(user, asset, block), self.a_balance(user, asset, block),
+                        self.a_scaled_balance(user, asset, block), self.variable_debt(user, asset, block),
+                        self.variable_debt_scaled(user, asset, block), self.stable_debt(user, asset, block))
+
+    def snapshot(self) -> str:
+        return self.chain.snapshot()
+
+
+class AaveV3Market(AaveMarketDriver):
     """A deployed Aave v3.0.2 market; build with :meth:`deploy`. See the module docstring."""
+
+    _reserve_type = Reserve
+    _user_seed = _USER_SEED
 
     def __init__(self, chain: DevChain, admin: str):
         self.chain = chain
@@ -452,23 +555,6 @@ class AaveV3Market:
         c = Contract(address=str(receipt["contractAddress"]).lower(), abi=art["abi"], name=name)
         self._abi_at[c.address] = c
         return c
-
-    def _deploy_test(self, artifact: str, *args: Any) -> Contract:
-        c = self.chain.deploy(artifact, *args, sender=self.admin)
-        self._abi_at[c.address] = c
-        return c
-
-    def _receipt(self, tx_hash: str, timeout: float = 60.0) -> dict[str, Any]:
-        deadline, delay = time.monotonic() + timeout, 0.0005
-        while (r := self.chain.receipt(tx_hash)) is None:
-            if time.monotonic() > deadline:
-                raise DevChainError(f"tx {tx_hash} not mined within {timeout} s (automine off?)")
-            time.sleep(delay)
-            delay = min(2 * delay, 0.05)
-        return r
-
-    def _admin_send(self, contract: Contract, fn: str, *args: Any) -> str:
-        return self.chain.send(contract, fn, *args, sender=self.admin)
 
     @classmethod
     def deploy(cls, chain: DevChain, reserves: Sequence[ReserveSpec] = DEFAULT_RESERVES,
@@ -580,45 +666,10 @@ class AaveV3Market:
 
     # -- lookups --
 
-    def reserve(self, asset: str | Reserve) -> Reserve:
-        """A reserve by symbol (``"WETH"``), underlying address or :class:`Reserve`."""
-        if isinstance(asset, Reserve):
-            return asset
-        r = self.reserves.get(asset) or self._by_address.get(asset.lower())
-        if r is None:
-            raise DevChainError(f"unknown reserve {asset!r}")
-        return r
-
-    def asset(self, asset: str | Reserve) -> str:
-        return self.reserve(asset).address
-
     # -- users and tokens --
-
-    def new_user(self, eth: int = 10**21) -> str:
-        """A fresh impersonated account (no key) with ``eth`` wei, for more than anvil's 10."""
-        self._users += 1
-        user = "0x" + keccak(_USER_SEED + str(self._users).encode()).hex()[-40:]
-        self.chain.rpc("anvil_setBalance", [user, hex(eth)])
-        self.chain.rpc("anvil_impersonateAccount", [user])
-        return user
 
     def mint(self, user: str, asset: str | Reserve, amount: int) -> None:
         self.chain.send(self.reserve(asset).token, "mint", user, amount, sender=user)
-
-    def approve(self, user: str, asset: str | Reserve, amount: int = MAX_UINT256) -> None:
-        r = self.reserve(asset)
-        self.chain.send(r.token, "approve", self.pool.address, amount, sender=user)
-        self._approved.add((user.lower(), r.address))
-
-    def ensure_approved(self, user: str, asset: str | Reserve) -> None:
-        """Approve the pool for an unlimited amount of ``asset`` from ``user``, once."""
-        if (user.lower(), self.asset(asset)) not in self._approved:
-            self.approve(user, asset)
-
-    def fund(self, user: str, asset: str | Reserve, amount: int) -> None:
-        """Mint ``amount`` of the underlying to ``user`` and approve the pool (unlimited) once."""
-        self.mint(user, asset, amount)
-        self.ensure_approved(user, asset)
 
     # -- transactions --
 
@@ -724,44 +775,8 @@ class AaveV3Market:
         out["configuration"] = decode_reserve_configuration(int(out["configuration"][0]))
         return out
 
-    def normalized_income(self, asset: str | Reserve, block: int | str = "latest") -> int:
-        return int(self.chain.call(self.pool, "getReserveNormalizedIncome", self.asset(asset),
-                                   block=block)[0])
-
-    def normalized_debt(self, asset: str | Reserve, block: int | str = "latest") -> int:
-        return int(self.chain.call(self.pool, "getReserveNormalizedVariableDebt", self.asset(asset),
-                                   block=block)[0])
-
     def user_emode(self, user: str, block: int | str = "latest") -> int:
         return int(self.chain.call(self.pool, "getUserEMode", user, block=block)[0])
-
-    def _balance(self, contract: Contract | None, fn: str, user: str, block: int | str) -> int:
-        assert contract is not None
-        return int(self.chain.call(contract, fn, user, block=block)[0])
-
-    def token_balance(self, user: str, asset: str | Reserve, block: int | str = "latest") -> int:
-        return self._balance(self.reserve(asset).token, "balanceOf", user, block)
-
-    def a_balance(self, user: str, asset: str | Reserve, block: int | str = "latest") -> int:
-        return self._balance(self.reserve(asset).a_token, "balanceOf", user, block)
-
-    def a_scaled_balance(self, user: str, asset: str | Reserve, block: int | str = "latest") -> int:
-        return self._balance(self.reserve(asset).a_token, "scaledBalanceOf", user, block)
-
-    def variable_debt(self, user: str, asset: str | Reserve, block: int | str = "latest") -> int:
-        return self._balance(self.reserve(asset).variable_debt, "balanceOf", user, block)
-
-    def variable_debt_scaled(self, user: str, asset: str | Reserve, block: int | str = "latest") -> int:
-        return self._balance(self.reserve(asset).variable_debt, "scaledBalanceOf", user, block)
-
-    def stable_debt(self, user: str, asset: str | Reserve, block: int | str = "latest") -> int:
-        return self._balance(self.reserve(asset).stable_debt, "balanceOf", user, block)
-
-    def balances(self, user: str, asset: str | Reserve, block: int | str = "latest") -> Balances:
-        """Underlying, aToken (and scaled), variable debt (and scaled) and stable debt of ``user``."""
-        return Balances(self.token_balance(user, asset, block), self.a_balance(user, asset, block),
-                        self.a_scaled_balance(user, asset, block), self.variable_debt(user, asset, block),
-                        self.variable_debt_scaled(user, asset, block), self.stable_debt(user, asset, block))
 
     # -- logs --
 
@@ -781,9 +796,6 @@ class AaveV3Market:
         return out
 
     # -- chain state --
-
-    def snapshot(self) -> str:
-        return self.chain.snapshot()
 
     def revert(self, snap: str) -> None:
         """``evm_revert`` (a snapshot id is good for one revert, as in anvil). Forgets which
