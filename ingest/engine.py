@@ -106,7 +106,6 @@ class IngestSummary:
     chunks: int = 0
     reorgs: list[tuple[int, int]] = field(default_factory=list)
     elapsed_s: float = 0.0
-    per_table: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     clipped_to: int | None = None
 
