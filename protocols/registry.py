@@ -24,6 +24,7 @@ __all__ = ["ADAPTERS", "get_adapter", "adapter_class"]
 
 _ENTRIES: tuple[tuple[str, str], ...] = (
     ("aave_v3", "protocols.aave_v3:AaveV3Adapter"),
+    ("aave_v2", "protocols.aave_v2:AaveV2Adapter"),
 )
 
 
