@@ -101,6 +101,10 @@ def registered_tables() -> list[Table]:
     from . import warehouse as _warehouse  # noqa: F401
 
     _datasets.all_event_tables()
+    from backtest import outputs as _bt_outputs  # noqa: F401  (bt.runs, bt.liquidations, ...)
+    from backtest.metrics import metric_tables
+
+    metric_tables()
     return [_REGISTRY[k] for k in sorted(_REGISTRY)]
 
 

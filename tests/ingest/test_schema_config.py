@@ -40,7 +40,7 @@ def test_every_table_and_column_is_documented_and_created(tmp_path):
         wh.ensure(*tables)
         wh.ensure(*tables)  # idempotent
         n = wh.con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name IN "
-                           "('raw', 'meta')").fetchall()[0][0]
+                           "('raw', 'meta', 'bt')").fetchall()[0][0]
         assert n == len(tables)
         comment = wh.con.execute("SELECT comment FROM duckdb_columns() WHERE schema_name='raw' "
                                  "AND table_name='blocks' AND column_name='timestamp_ts'"

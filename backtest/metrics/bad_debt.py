@@ -1,0 +1,211 @@
+"""Bad debt: realized (deficits a liquidation or the protocol books) and unrealized (debt above
+collateral value), per account, reserve and block, at the oracle and at the reference price.
+
+Definitions (base currency of the adapter, Aave v3: USD with 8 decimals):
+
+* **unrealized** bad debt of an account = ``max(0, debt_value - collateral_value)`` from
+  :attr:`protocols.domain.AccountHealth.bad_debt_value` — debt no collateral stands behind at
+  face value, evaluated exactly by the adapter at the oracle prices the protocol reads
+  (``*_oracle``) and at the reference prices (``*_reference``, when the run has a reference path).
+  Split over the account's debt reserves pro rata to their debt value (floored; the remainder
+  goes to the largest debt, ties by address) for the per-reserve view.
+* **dust** vs **material**: an account whose unrealized bad debt (oracle) is below
+  ``dust_usd`` (parameter, USD, default 1) is dust — too small for anyone to clean up.
+* **realized** bad debt: deficits the protocol books (Aave v3.3+ ``DeficitCreated``, carried
+  by a liquidation outcome's ``bad_debt``) and write-offs. Aave v3.0–v3.2 have no write-off:
+  their bad debt stays unrealized in the accounts, so realized is 0 for them by construction.
+
+Time series: ``bt.bad_debt_accounts`` gets a row for an account and reserve each time the
+account's unrealized figures change (including the row that returns it to 0), so the value at
+any block is the last row at or before it. ``bt.bad_debt_blocks`` gets one row per visited
+block in which the totals changed. Summary: peak (value and block) and end of window, at
+oracle and reference prices, material vs dust, realized.
+
+Accounts are re-evaluated where the replay re-evaluates them (events, liquidations, the at-risk
+index). Bad debt implies ``debt > collateral >= LT-weighted collateral``, i.e. HF < 1: a healthy
+account gains bad debt only after a move that crosses its liquidation point, and liquidatable
+accounts are re-evaluated on every move of their prices, so the at-risk index misses none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from ingest.schema import Column, Table, register_table
+
+from .base import AccountEval, BlockEnd, Liquidation, Metric, MetricError, SummaryValue, View
+
+__all__ = ["BadDebt", "ACCOUNTS", "BLOCKS"]
+
+ACCOUNTS = register_table(Table(
+    "bt", "bad_debt_accounts", "Unrealized bad debt per account and debt reserve, one row each time "
+    "the account's figures change (the value at a block is the last row at or before it).",
+    (
+        Column("run_id", "VARCHAR", "backtest run (bt.runs)", False),
+        Column("chain_id", "UBIGINT", "chain replayed", False),
+        Column("block_number", "UBIGINT", "block at whose end the account was evaluated", False),
+        Column("block_ts", "UBIGINT", "its timestamp, unix seconds", False),
+        Column("user", "VARCHAR", "account", False),
+        Column("reserve", "VARCHAR", "debt asset", False),
+        Column("debt_raw", "HUGEINT", "debt in that reserve, base units, interest accrued", False),
+        Column("debt_value", "HUGEINT", "its value at the oracle price, base currency units", False),
+        Column("bad_debt_oracle_value", "HUGEINT", "this reserve's share of the account's "
+               "max(0, debt - collateral) at oracle prices, base currency units", False),
+        Column("bad_debt_reference_value", "HUGEINT", "the same at reference prices (NULL: no reference)"),
+        Column("account_collateral_value", "HUGEINT", "account collateral at oracle prices", False),
+        Column("account_debt_value", "HUGEINT", "account debt at oracle prices", False),
+        Column("health_factor_wad", "UHUGEINT", "account health factor at oracle prices, WAD", False),
+        Column("material", "BOOLEAN", "account bad debt (oracle) >= the dust threshold", False),
+        Column("bad_debt_oracle_usd_f64", "DOUBLE", "derived: bad_debt_oracle_value in USD", False),
+    ),
+    "backtest.metrics.bad_debt", ("run_id", "user", "reserve", "block_number")))
+
+BLOCKS = register_table(Table(
+    "bt", "bad_debt_blocks", "Bad debt totals over all accounts, one row per visited block in which "
+    "they changed (the total at a block is the last row at or before it).",
+    (
+        Column("run_id", "VARCHAR", "backtest run (bt.runs)", False),
+        Column("chain_id", "UBIGINT", "chain replayed", False),
+        Column("block_number", "UBIGINT", "block", False),
+        Column("block_ts", "UBIGINT", "its timestamp, unix seconds", False),
+        Column("unrealized_oracle_value", "HUGEINT", "sum of accounts' max(0, debt - collateral) at "
+               "oracle prices, base currency units", False),
+        Column("material_oracle_value", "HUGEINT", "the part in accounts at or above the dust threshold",
+               False),
+        Column("dust_oracle_value", "HUGEINT", "the part in accounts below it", False),
+        Column("unrealized_reference_value", "HUGEINT", "the same total at reference prices "
+               "(accounts without a full reference price count at oracle prices)", False),
+        Column("accounts_underwater", "UBIGINT", "accounts with debt above collateral (oracle)", False),
+        Column("realized_value", "HUGEINT", "cumulative realized bad debt (deficits booked)", False),
+        Column("unrealized_oracle_usd_f64", "DOUBLE", "derived: unrealized_oracle_value in USD", False),
+    ),
+    "backtest.metrics.bad_debt", ("run_id", "block_number")))
+
+
+class BadDebt(Metric):
+    """Realized and unrealized bad debt (see the module docstring)."""
+
+    name: ClassVar[str] = "bad_debt"
+    tables: ClassVar[tuple[Table, ...]] = (ACCOUNTS, BLOCKS)
+    params_allowed: ClassVar[tuple[str, ...]] = ("dust_usd",)
+
+    def __init__(self, params: Mapping[str, Any] | None = None) -> None:
+        super().__init__(params)
+        dust = self.params.get("dust_usd", 1)
+        if isinstance(dust, bool) or not isinstance(dust, (int, float, str)):
+            raise MetricError(f"metric 'bad_debt': dust_usd must be a number, got {dust!r}")
+        try:
+            self.dust_usd = Decimal(str(dust))
+        except ArithmeticError:
+            raise MetricError(f"metric 'bad_debt': dust_usd must be a number, got {dust!r}") from None
+        if self.dust_usd < 0:
+            raise MetricError("metric 'bad_debt': dust_usd must be >= 0")
+        self.dust = 0
+        #: user -> (oracle, reference) unrealized bad debt at the last evaluation
+        self._by_user: dict[str, tuple[int, int]] = {}
+        self._oracle = self._reference = self._material = 0
+        self._underwater = 0
+        self._realized = 0
+        self._last_totals: tuple[int, ...] | None = None
+        self._accounts: list[tuple[Any, ...]] = []
+        self._blocks: list[tuple[Any, ...]] = []
+        self._peak = (0, 0)  # value, block
+        self._peak_ref = (0, 0)
+        self._unit = 1
+        self._end_block = 0
+
+    def on_run_start(self, view: View) -> None:
+        self._unit = view.unit
+        self.dust = int(self.dust_usd * view.unit)
+        self._update(view, tuple(view.accounts()), view.block.number, view.block.timestamp)
+
+    def on_liquidation(self, view: View, liquidation: Liquidation) -> None:
+        if liquidation.committed:
+            self._realized += liquidation.bad_debt_value
+
+    def on_block_end(self, view: View, block: BlockEnd) -> None:
+        self._update(view, block.evaluated, block.block.number, block.block.timestamp)
+
+    def on_run_end(self, view: View) -> None:
+        self._end_block = view.block.number
+
+    def _update(self, view: View, evaluated: Sequence[AccountEval], number: int, ts: int) -> None:
+        for ev in evaluated:
+            o = ev.oracle.bad_debt_value
+            r = ev.reference.bad_debt_value if ev.reference is not None else o
+            prev = self._by_user.get(ev.user, (0, 0))
+            if (o, r) == prev:
+                continue
+            self._oracle += o - prev[0]
+            self._reference += r - prev[1]
+            self._material += (o if o >= self.dust and o else 0) - (prev[0] if prev[0] >= self.dust and
+                                                                     prev[0] else 0)
+            self._underwater += (o > 0) - (prev[0] > 0)
+            if o or r:
+                self._by_user[ev.user] = (o, r)
+            else:
+                self._by_user.pop(ev.user, None)
+            self._account_rows(view, ev, number, ts, o, r if ev.reference is not None else None)
+        totals = (self._oracle, self._material, self._reference, self._underwater, self._realized)
+        if totals != self._last_totals:
+            self._last_totals = totals
+            self._blocks.append((view.run_id, view.chain_id, number, ts, self._oracle, self._material,
+                                 self._oracle - self._material, self._reference, self._underwater,
+                                 self._realized, self._oracle / self._unit))
+        if self._oracle > self._peak[0]:
+            self._peak = (self._oracle, number)
+        if self._reference > self._peak_ref[0]:
+            self._peak_ref = (self._reference, number)
+
+    def _account_rows(self, view: View, ev: AccountEval, number: int, ts: int, o: int, r: int | None) -> None:
+        debts = [(p.asset, p.debt) for p in view.adapter.positions(view.state, ev.user, ts) if p.debt]
+        if not debts:
+            debts = [("", 0)]
+        values = [view.value(a, d) if a else 0 for a, d in debts]
+        total = sum(values)
+        shares_o = _split(o, values, total)
+        shares_r = _split(r, values, total) if r is not None else [None] * len(values)
+        h = ev.oracle
+        for (asset, debt), value, so, sr in zip(debts, values, shares_o, shares_r, strict=True):
+            self._accounts.append((view.run_id, view.chain_id, number, ts, ev.user, asset, debt, value,
+                                   so, sr, h.collateral_value, h.debt_value, h.health_factor_wad,
+                                   o >= self.dust and o > 0, so / self._unit))
+
+    def rows(self) -> Mapping[str, Sequence[tuple[Any, ...]]]:
+        return {ACCOUNTS.fqn: self._accounts, BLOCKS.fqn: self._blocks}
+
+    def summary(self) -> Mapping[str, SummaryValue]:
+        u = self._unit
+        return {
+            "peak_unrealized_oracle_value": self._peak[0],
+            "peak_unrealized_oracle_block": self._peak[1] if self._peak[0] else None,
+            "peak_unrealized_oracle_usd": self._peak[0] / u,
+            "peak_unrealized_reference_value": self._peak_ref[0],
+            "peak_unrealized_reference_block": self._peak_ref[1] if self._peak_ref[0] else None,
+            "end_unrealized_oracle_value": self._oracle,
+            "end_unrealized_oracle_usd": self._oracle / u,
+            "end_unrealized_reference_value": self._reference,
+            "end_material_oracle_value": self._material,
+            "end_dust_oracle_value": self._oracle - self._material,
+            "end_accounts_underwater": self._underwater,
+            "realized_value": self._realized,
+            "dust_threshold_value": self.dust,
+            "end_block": self._end_block,
+        }
+
+
+def _split(amount: int, weights: Sequence[int], total: int) -> list[int]:
+    """``amount`` split pro rata to ``weights`` (floored); the remainder goes to the largest
+    weight (first of equals), so the parts sum exactly to ``amount``."""
+    if not weights:
+        return []
+    if total <= 0:
+        parts = [0] * len(weights)
+        parts[0] = amount
+        return parts
+    parts = [amount * w // total for w in weights]
+    big = max(range(len(weights)), key=lambda i: (weights[i], -i))
+    parts[big] += amount - sum(parts)
+    return parts

@@ -1,0 +1,70 @@
+"""Liquidations: count, volume, bonus paid, and delay from liquidatable to liquidated.
+
+Every liquidation (observed or simulated) is a row of ``bt.liquidations`` written by the engine
+(:mod:`backtest.outputs`); this metric summarises them. Figures are split by origin:
+``observed_*`` (on-chain LiquidationCalls, historical mode), ``simulated_*`` (the liquidator
+model: committed in counterfactual mode, predictions in historical mode). Volume = debt repaid
+at the oracle price; bonus = seized + protocol fee − repaid (what borrowers paid above par);
+delay = blocks from the first visited block the account was evaluated liquidatable in the
+episode to the liquidation (liquidations of accounts never seen liquidatable are counted in
+``*_delay_unknown``). Values in base currency units (Aave v3: USD 1e8) and ``*_usd`` floats.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar
+
+from .base import Liquidation, Metric, SummaryValue, View
+
+__all__ = ["Liquidations"]
+
+
+class Liquidations(Metric):
+    """Counts, volume, bonus and delay of liquidations (see the module docstring)."""
+
+    name: ClassVar[str] = "liquidations"
+
+    def __init__(self, params: Mapping[str, object] | None = None) -> None:
+        super().__init__(params)
+        self._unit = 1
+        self._acc: dict[str, list[int]] = {}  # origin -> [count, volume, bonus, fee, delayed_n,
+        #                                        delay_sum, delay_max, delay_unknown, users]
+        self._users: dict[str, set[str]] = {"observed": set(), "simulated": set()}
+
+    def on_run_start(self, view: View) -> None:
+        self._unit = view.unit
+
+    def on_liquidation(self, view: View, liquidation: Liquidation) -> None:
+        origin = "observed" if liquidation.observed else "simulated"
+        a = self._acc.setdefault(origin, [0] * 8)
+        a[0] += 1
+        a[1] += liquidation.debt_repaid_value
+        a[2] += liquidation.bonus_value
+        a[3] += liquidation.protocol_fee_value
+        d = liquidation.delay_blocks
+        if d is None:
+            a[7] += 1
+        else:
+            a[4] += 1
+            a[5] += d
+            a[6] = max(a[6], d)
+        self._users[origin].add(liquidation.user)
+
+    def summary(self) -> Mapping[str, SummaryValue]:
+        out: dict[str, SummaryValue] = {}
+        for origin in ("observed", "simulated"):
+            a = self._acc.get(origin, [0] * 8)
+            out |= {
+                f"{origin}_count": a[0],
+                f"{origin}_accounts": len(self._users[origin]),
+                f"{origin}_volume_value": a[1],
+                f"{origin}_volume_usd": a[1] / self._unit,
+                f"{origin}_bonus_value": a[2],
+                f"{origin}_bonus_usd": a[2] / self._unit,
+                f"{origin}_protocol_fee_value": a[3],
+                f"{origin}_delay_blocks_mean": a[5] / a[4] if a[4] else None,
+                f"{origin}_delay_blocks_max": a[6] if a[4] else None,
+                f"{origin}_delay_unknown": a[7],
+            }
+        return out

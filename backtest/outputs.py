@@ -1,0 +1,249 @@
+"""The engine's own ``bt`` tables and the one writer of a run's rows.
+
+* ``bt.runs``: one row per backtest run (what ran, on which data, with which code, how it ended);
+* ``bt.liquidations``: every liquidation of a run, observed or simulated (see
+  :class:`backtest.metrics.base.Liquidation`);
+* ``bt.summaries``: the metrics' headline figures, one row per (metric, name).
+
+Metric modules declare their own tables (:mod:`backtest.metrics`). :func:`write_run` writes a
+run's rows for *every* table in one transaction: rows of the same ``run_id`` are deleted first,
+so a re-run replaces its previous results, and an error leaves the warehouse as it was. Rows
+are inserted through Arrow (one round trip per table). Integers that do not fit the declared
+column type raise (DuckDB's cast is checked), never wrap.
+
+``bt.runs`` stores no wall-clock times: two runs of the same scenario on the same data and
+code produce byte-identical bt tables (the determinism guarantee); when a run happened is in
+the caller's logs, not in its results.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from ingest.schema import Column, Table, register_table
+from ingest.warehouse import Warehouse
+
+from .metrics.base import Liquidation, SummaryValue
+
+__all__ = ["RUNS", "LIQUIDATIONS", "SUMMARIES", "RunRecord", "liquidation_row", "summary_rows",
+           "write_run", "engine_tables"]
+
+_LINEAGE = (
+    Column("run_id", "VARCHAR", "backtest run (bt.runs)", False),
+    Column("chain_id", "UBIGINT", "EIP-155 chain id replayed", False),
+    Column("block_number", "UBIGINT", "block the row refers to", False),
+)
+
+RUNS = register_table(Table(
+    "bt", "runs", "One row per backtest run: scenario, mode, window with its end block hashes, "
+    "the ingest runs whose data it read, the code version, and how it ended.",
+    (
+        Column("run_id", "VARCHAR", "run id: derived from scenario sha256 + code version unless given",
+               False),
+        Column("scenario", "VARCHAR", "scenario name", False),
+        Column("scenario_sha256", "VARCHAR", "SHA-256 (hex) of the scenario's canonical JSON", False),
+        Column("scenario_path", "VARCHAR", "file the scenario was read from (NULL if built in code)"),
+        Column("mode", "VARCHAR", "historical or counterfactual", False),
+        Column("chain_id", "UBIGINT", "chain replayed", False),
+        Column("from_block", "UBIGINT", "first block of the window", False),
+        Column("to_block", "UBIGINT", "last block of the window (inclusive)", False),
+        Column("from_block_hash", "VARCHAR", "hash of from_block in raw.blocks (NULL: in-memory run)"),
+        Column("to_block_hash", "VARCHAR", "hash of to_block in raw.blocks (NULL: in-memory run)"),
+        Column("data_sources", "VARCHAR[]", "ingest runs (meta.runs.run_id) whose rows were read, "
+               "sorted", False),
+        Column("metrics", "VARCHAR[]", "metrics computed", False),
+        Column("code_version", "VARCHAR", "deficit version and git commit of the code that ran", False),
+        Column("scenario_json", "VARCHAR", "the scenario as canonical JSON (what the sha256 covers)",
+               False),
+        Column("events_applied", "UBIGINT", "protocol events applied", False),
+        Column("prices_consumed", "UBIGINT", "oracle and reference price updates consumed", False),
+        Column("blocks_visited", "UBIGINT", "blocks with inputs or scheduled liquidations", False),
+        Column("evaluations", "UBIGINT", "exact account evaluations performed", False),
+        Column("status", "VARCHAR", "ok (a failed run writes nothing)", False),
+    ),
+    "backtest.outputs", ("run_id",)))
+
+LIQUIDATIONS = register_table(Table(
+    "bt", "liquidations", "Every liquidation of a run: observed (on-chain LiquidationCall, with the "
+    "engine's own prediction of its amounts from the observed arguments) or simulated by the "
+    "liquidator model (committed in counterfactual mode; a prediction in historical mode).",
+    (
+        *_LINEAGE,
+        Column("log_index", "UINTEGER", "log index of the observed LiquidationCall (NULL: simulated)"),
+        Column("tx_hash", "VARCHAR", "its transaction (NULL: simulated)"),
+        Column("block_ts", "UBIGINT", "block timestamp, unix seconds", False),
+        Column("observed", "BOOLEAN", "true: on-chain LiquidationCall; false: liquidator model", False),
+        Column("committed", "BOOLEAN", "changed the replayed state (false: historical prediction)", False),
+        Column("user", "VARCHAR", "liquidated account", False),
+        Column("liquidator", "VARCHAR", "liquidator address (model: zero address)", False),
+        Column("collateral_asset", "VARCHAR", "collateral seized", False),
+        Column("debt_asset", "VARCHAR", "debt repaid", False),
+        Column("debt_to_cover_raw", "VARCHAR", "debtToCover argument, exact decimal (may be 2**256-1)",
+               False),
+        Column("debt_repaid_raw", "HUGEINT", "debt repaid, debt-asset base units", False),
+        Column("collateral_seized_raw", "HUGEINT", "collateral to the liquidator (excl. fee), base units",
+               False),
+        Column("protocol_fee_raw", "HUGEINT", "collateral to the treasury, base units", False),
+        Column("predicted_debt_repaid_raw", "HUGEINT", "observed: adapter.liquidate's debt repaid with "
+               "the observed arguments on the pre-event state (NULL: simulated or reverted)"),
+        Column("predicted_collateral_seized_raw", "HUGEINT", "observed: predicted collateral seized"),
+        Column("predicted_protocol_fee_raw", "HUGEINT", "observed: predicted protocol fee"),
+        Column("predicted_revert", "VARCHAR", "observed: the adapter's revert reason when it predicted "
+               "a revert (NULL otherwise)"),
+        Column("debt_repaid_value", "HUGEINT", "debt repaid at the oracle price, base currency units "
+               "(Aave v3: USD 1e8)", False),
+        Column("collateral_seized_value", "HUGEINT", "collateral seized at the oracle price", False),
+        Column("protocol_fee_value", "HUGEINT", "protocol fee at the oracle price", False),
+        Column("bonus_value", "HUGEINT", "seized + fee - repaid: what the borrower paid above par",
+               False),
+        Column("bad_debt_value", "HUGEINT", "deficit the liquidation created (v3.3+), base currency",
+               False),
+        Column("liquidatable_since_block", "UBIGINT", "first block of the episode in which the account "
+               "was evaluated liquidatable (NULL: never seen liquidatable)"),
+        Column("delay_blocks", "UBIGINT", "block_number - liquidatable_since_block"),
+        Column("decided_block", "UBIGINT", "simulated: block whose state the liquidator acted on"),
+        Column("gas_cost_value", "HUGEINT", "simulated: gas cost in base currency", False),
+        Column("slippage_value", "HUGEINT", "simulated: slippage selling the collateral", False),
+        Column("flash_fee_value", "HUGEINT", "simulated: flash-loan fee", False),
+        Column("profit_value", "HUGEINT", "simulated: liquidator bonus minus costs", False),
+        Column("bonus_usd_f64", "DOUBLE", "derived: bonus_value in USD (analysis only)", False),
+    ),
+    "backtest.outputs", ("run_id", "block_number", "log_index", "user")))
+
+SUMMARIES = register_table(Table(
+    "bt", "summaries", "Headline figures of each metric of a run (one row per metric and name). "
+    "Names carry units as suffixes; integers are exact in value_text.",
+    (
+        Column("run_id", "VARCHAR", "backtest run", False),
+        Column("chain_id", "UBIGINT", "chain replayed", False),
+        Column("block_number", "UBIGINT", "last block of the window (the figures' instant)", False),
+        Column("metric", "VARCHAR", "metric name (backtest.metrics registry)", False),
+        Column("name", "VARCHAR", "figure name, e.g. peak_bad_debt_usd", False),
+        Column("value_text", "VARCHAR", "exact value as text (JSON literal: 123, 1.5, \"x\", true, null)",
+               False),
+        Column("value_f64", "DOUBLE", "numeric value as a float (NULL for text/null)"),
+    ),
+    "backtest.outputs", ("run_id", "metric", "name")))
+
+
+def engine_tables() -> tuple[Table, ...]:
+    return (RUNS, LIQUIDATIONS, SUMMARIES)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """The ``bt.runs`` row of a run (see the table's column docs)."""
+
+    run_id: str
+    scenario: str
+    scenario_sha256: str
+    scenario_path: str | None
+    mode: str
+    chain_id: int
+    from_block: int
+    to_block: int
+    from_block_hash: str | None
+    to_block_hash: str | None
+    data_sources: tuple[str, ...]
+    metrics: tuple[str, ...]
+    code_version: str
+    scenario_json: str
+    events_applied: int
+    prices_consumed: int
+    blocks_visited: int
+    evaluations: int
+    status: str = "ok"
+
+    def row(self) -> tuple[Any, ...]:
+        return (self.run_id, self.scenario, self.scenario_sha256, self.scenario_path, self.mode,
+                self.chain_id, self.from_block, self.to_block, self.from_block_hash, self.to_block_hash,
+                list(self.data_sources), list(self.metrics), self.code_version, self.scenario_json,
+                self.events_applied, self.prices_consumed, self.blocks_visited, self.evaluations,
+                self.status)
+
+
+def liquidation_row(run_id: str, chain_id: int, liq: Liquidation, unit: int) -> tuple[Any, ...]:
+    """A ``bt.liquidations`` row (column order of :data:`LIQUIDATIONS`)."""
+    p = liq.predicted
+    ok = p is not None and p.ok
+    return (run_id, chain_id, liq.block_number, liq.log_index, liq.tx_hash, liq.timestamp, liq.observed,
+            liq.committed, liq.user, liq.liquidator, liq.collateral_asset, liq.debt_asset,
+            str(liq.debt_to_cover), liq.debt_repaid, liq.collateral_seized, liq.protocol_fee,
+            p.debt_repaid if ok and p else None, p.collateral_seized if ok and p else None,
+            p.protocol_fee if ok and p else None, p.revert_reason if p is not None and not p.ok else None,
+            liq.debt_repaid_value, liq.collateral_seized_value, liq.protocol_fee_value, liq.bonus_value,
+            liq.bad_debt_value, liq.liquidatable_since_block,
+            liq.delay_blocks, liq.decided_block, liq.gas_cost_value, liq.slippage_value, liq.flash_fee_value,
+            liq.profit_value, liq.bonus_value / unit)
+
+
+def summary_rows(run_id: str, chain_id: int, block: int, metric: str,
+                 summary: Mapping[str, SummaryValue]) -> list[tuple[Any, ...]]:
+    """``bt.summaries`` rows for one metric's summary, sorted by name."""
+    out = []
+    for name in sorted(summary):
+        v = summary[name]
+        if not isinstance(v, (int, float, str, bool)) and v is not None:
+            raise TypeError(f"metric {metric!r}: summary {name!r} is a {type(v).__name__}; expected "
+                            "int, float, str, bool or None")
+        f = float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+        out.append((run_id, chain_id, block, metric, name, json.dumps(v), f))
+    return out
+
+
+def _arrow(table: Table, rows: Sequence[tuple[Any, ...]]) -> pa.Table:
+    """Rows → an Arrow table of strings/ints the INSERT casts to the declared types.
+
+    HUGEINT/UHUGEINT columns travel as decimal text (Arrow has no 128-bit integer), cast by
+    DuckDB with overflow checks."""
+    cols: dict[str, list[Any]] = {c.name: [] for c in table.columns}
+    names = table.column_names()
+    for r in rows:
+        if len(r) != len(names):
+            raise ValueError(f"{table.fqn}: row has {len(r)} values, the table declares {len(names)}")
+        for n, v in zip(names, r, strict=True):
+            cols[n].append(v)
+    arrays = {}
+    for c in table.columns:
+        vals = cols[c.name]
+        if c.type in ("HUGEINT", "UHUGEINT"):
+            arrays[c.name] = pa.array([None if v is None else str(int(v)) for v in vals], pa.string())
+        elif c.type == "VARCHAR[]":
+            arrays[c.name] = pa.array(vals, pa.list_(pa.string()))
+        elif c.type in ("UBIGINT", "UINTEGER"):
+            arrays[c.name] = pa.array(vals, pa.uint64())
+        elif c.type == "BOOLEAN":
+            arrays[c.name] = pa.array(vals, pa.bool_())
+        elif c.type == "DOUBLE":
+            arrays[c.name] = pa.array(vals, pa.float64())
+        elif c.type == "TIMESTAMPTZ":
+            arrays[c.name] = pa.array(vals, pa.timestamp("us", tz="UTC"))
+        else:
+            arrays[c.name] = pa.array(vals, pa.string())
+    return pa.table(arrays)
+
+
+def write_run(wh: Warehouse, run_id: str, tables: Mapping[Table, Sequence[tuple[Any, ...]]]) -> None:
+    """Replace every row of ``run_id`` in ``tables`` (and any other bt table listed) with the
+    given rows, in one transaction (all or nothing)."""
+    wh.ensure(*tables)
+    with wh.transaction() as con:
+        for t in sorted(tables, key=lambda t: t.fqn):
+            con.execute(f"DELETE FROM {t.fqn} WHERE run_id = ?", [run_id])
+            rows = tables[t]
+            if not rows:
+                continue
+            arrow = _arrow(t, rows)
+            name = "_bt_stage_" + t.name
+            con.register(name, arrow)
+            try:
+                cols = ", ".join(f'CAST("{c.name}" AS {c.type})' for c in t.columns)
+                con.execute(f"INSERT INTO {t.fqn} SELECT {cols} FROM {name}")
+            finally:
+                con.unregister(name)
+
