@@ -276,7 +276,26 @@ def setup_position(mk: Market, rng: random.Random, seed: int) -> Setup:
     elif r < 0.19:
         res = m.configure("freezeReserve", m.asset(coll_sym), check=False)
         notes.append(f"freeze {coll_sym}: {res.ok or res.reason}")
+    elif r < 0.32:
+        _drain(m, rng, coll_sym, notes)
     return Setup(seed, kind, user, collateral, debts, down, up, notes)
+
+
+def _drain(m: AaveV2Market, rng: random.Random, sym: str, notes: list[str]) -> None:
+    """A whale borrows nearly all of ``sym``'s cash, so that a liquidation paid in the
+    underlying may find too little (LPCM_NOT_ENOUGH_LIQUIDITY_TO_LIQUIDATE '45')."""
+    r = m.reserve(sym)
+    assert r.a_token is not None
+    cash = m.token_balance(r.a_token.address, sym)
+    left = rng.choice([0, 1, rng.randint(1, max(1, cash // 1000)), rng.randint(1, max(1, cash // 20))])
+    if cash - left <= 0:
+        return
+    other = "USDC" if sym == "DAI" else "DAI"
+    whale = m.new_user()
+    value_eth = (cash - left) * m.price(sym) // r.unit
+    m.deposit(whale, other, _eth_to_amount(m, other, 3 * value_eth + ETH), fund=True)
+    res = m.borrow(whale, sym, cash - left, 2, check=False)
+    notes.append(f"drain {sym} to {left}: {res.ok or res.reason}")
 
 
 def _noise(m: AaveV2Market, rng: random.Random, keep: list[str]) -> None:
@@ -414,6 +433,7 @@ def _tally(case: Case, outcome: LiquidationOutcome) -> None:
     TALLY["ok" if outcome.ok else f"revert {outcome.revert_reason}"] += 1
     names = [(e.role, e.name) for e in outcome.events]
     for label, hit in (
+        ("drained collateral", any(n.startswith("drain") for n in case.notes)),
         ("receiveAToken", outcome.ok and case.receive_a_token),
         ("collateral exhausted", ("pool", "ReserveUsedAsCollateralDisabled") in names),
         ("bad debt left", bool(outcome.bad_debt)),
