@@ -1,7 +1,9 @@
 """The Aave v3 adapter: a thin facade over the ported libraries, as ``Pool.sol`` is over them.
 
 Source: aave/aave-v3-core @ 724a9ef (v3.0.2) ``contracts/protocol/pool/Pool.sol``
-(``getUserAccountData``, ``liquidationCall``) — the logic lives in the sibling modules.
+(``getUserAccountData``, ``liquidationCall``) — the logic lives in the sibling modules; the
+v3.3–v3.5 differences are in aave-dao/aave-v3-origin v3.3.0 (5431379), v3.4.0 (d7a6412),
+v3.5.0 (6138e1f) and are named in those modules.
 """
 
 from __future__ import annotations
@@ -14,13 +16,21 @@ from typing import ClassVar
 from ..base import ZERO_ADDRESS, EventSpec, Kind, ProtocolAdapter
 from ..domain import AccountHealth, LiquidationOutcome, MarketSample, Position, ProtocolEvent
 from ..errors import ProtocolError
-from ..fixed_point import RAY, WAD, percent_mul_half_up, ray_mul_half_up
+from ..fixed_point import RAY, WAD, percent_mul_half_up
 from .configuration import ReserveConfiguration, is_using_as_collateral
 from .events import EVENTS, apply_event
 from .generic_logic import AccountData, UserAccountData, calculate_user_account_data, get_user_account_data
 from .liquidation_logic import ExecuteLiquidationCallParams, execute_liquidation_call
-from .reserve_logic import get_normalized_debt, get_normalized_income, stable_debt_balance_of
+from .reserve_logic import (
+    a_token_balance,
+    get_normalized_debt,
+    get_normalized_income,
+    stable_debt_balance_of,
+    variable_debt_balance,
+)
+from .rule_schedule import KNOWN_DEPLOYMENTS
 from .state import (
+    RULE_SETS,
     V3_0,
     AaveV3State,
     Effects,
@@ -40,16 +50,27 @@ BASE_CURRENCY_UNIT = 10**8
 
 
 class AaveV3Adapter(ProtocolAdapter[AaveV3State]):
-    """Aave v3.0–v3.2 Pool rules (see the package docstring for sources and limits)."""
+    """Aave v3.0–v3.5 Pool rules (see the package docstring for sources and limits)."""
 
     name: ClassVar[str] = "aave_v3"
     kind: ClassVar[Kind] = "lending"
     events: ClassVar[tuple[EventSpec, ...]] = EVENTS
 
-    def new_state(self, rules: RuleSet = V3_0, pool: str = ZERO_ADDRESS) -> AaveV3State:
-        return AaveV3State(rules=rules, pool=pool)
+    def new_state(self, rules: RuleSet = V3_0, pool: str = ZERO_ADDRESS,
+                  implementations: Mapping[str, RuleSet] | None = None) -> AaveV3State:
+        """An empty market under ``rules``. ``implementations`` (pool implementation ->
+        rule set) lets a pool ``Upgraded`` event switch the rules; by default that of the
+        known deployment at ``pool`` (:data:`.rule_schedule.KNOWN_DEPLOYMENTS`), else none —
+        then any ``Upgraded`` raises :class:`.rule_schedule.UnknownImplementation`."""
+        pool = pool.lower()
+        if implementations is None:
+            known = KNOWN_DEPLOYMENTS.get(pool)
+            implementations = known.implementations if known is not None else {}
+        return AaveV3State(rules=rules, pool=pool,
+                           implementations={a.lower(): r for a, r in implementations.items()})
 
     def apply(self, state: AaveV3State, event: ProtocolEvent) -> None:
+        """Apply one event (a pool ``Upgraded`` switches ``state.rules``, see :mod:`.events`)."""
         apply_event(state, event)
 
     # -- views --
@@ -84,8 +105,10 @@ class AaveV3Adapter(ProtocolAdapter[AaveV3State]):
             if reserve is None:
                 continue
             ur = u.reserves[asset]
-            collateral = ray_mul_half_up(ur.scaled_a_token_balance, get_normalized_income(reserve, timestamp))
-            debt = ray_mul_half_up(ur.scaled_variable_debt, get_normalized_debt(reserve, timestamp))
+            collateral = a_token_balance(ur.scaled_a_token_balance, get_normalized_income(reserve, timestamp),
+                                         state.rules)
+            debt = variable_debt_balance(ur.scaled_variable_debt, get_normalized_debt(reserve, timestamp),
+                                         state.rules)
             if state.rules.stable_debt:
                 debt += stable_debt_balance_of(ur, timestamp)
             enabled = is_using_as_collateral(u.configuration, reserve.id)
@@ -127,6 +150,8 @@ class AaveV3Adapter(ProtocolAdapter[AaveV3State]):
         d = calculate_user_account_data(TxContext(state, timestamp, prices), state.user(user))
         if d.total_debt_base == 0:
             return 0
+        if state.rules.directional_rounding:  # v3.5: floor(wadDiv(sum(value_i*LT_i), debt) / 1e4)
+            return 1  # is monotone in each value_i, so a price fall cannot raise it
         return ((d.total_collateral_base // 10_000 + 2) * WAD) // d.total_debt_base + 2
 
     def balance_rounding(self, state: AaveV3State, asset: str) -> int:
@@ -142,7 +167,8 @@ class AaveV3Adapter(ProtocolAdapter[AaveV3State]):
     def sample(self, rng: random.Random) -> MarketSample:
         """Four reserves (18/8/6/18 decimals; the last two in e-mode category 1, the fourth an
         isolated collateral), indices and rates drawn at random, and 1–4 users with
-        collateral and variable (and some stable) debt, many of them near liquidation."""
+        collateral and variable (and, where the rules have it, stable) debt, many of them near
+        liquidation. The rule set is drawn too (v3.0 twice as often as each later one)."""
         return _sample_market(rng)
 
 
@@ -151,7 +177,8 @@ def _address(tag: str, i: int) -> str:
 
 
 def _sample_market(rng: random.Random) -> MarketSample:
-    state = AaveV3State(rules=V3_0, pool=_address("pool", 0))
+    rules = rng.choice((V3_0, *RULE_SETS.values()))
+    state = AaveV3State(rules=rules, pool=_address("pool", 0))
     specs = ((18, 2_000 * 10**8, 8000, 8250, 10500, 0, 0), (8, 30_000 * 10**8, 7000, 7500, 10650, 0, 0),
              (6, 10**8, 7700, 7900, 10450, 1, 0), (18, 10**8, 6300, 7700, 10400, 1, 1_000_000_00))
     ts = 1_700_000_000 + rng.randrange(10**6)
@@ -179,7 +206,8 @@ def _sample_market(rng: random.Random) -> MarketSample:
                                                         5 * RAY // 1000, 75 * RAY // 100, 2 * RAY // 100,
                                                         5 * RAY // 100, 2 * RAY // 10),
             a_token_underlying_balance=10**6 * 10**dec))
-    state.emode_categories[1] = EModeCategory(9300, 9500, 10100, label="Stablecoins")
+    state.emode_categories[1] = EModeCategory(9300, 9500, 10100, label="Stablecoins",
+                                              collateral_bitmap=0b1100, borrowable_bitmap=0b1100)
     users = []
     for k in range(rng.randrange(1, 5)):
         user = _address("user", k)
@@ -205,7 +233,7 @@ def _sample_market(rng: random.Random) -> MarketSample:
             r = state.reserves[assets[i]]
             amount = max(1, target * BASE_CURRENCY_UNIT * r.unit // prices[assets[i]])
             ur = reserves.get(assets[i], UserReserve())
-            if rng.random() < 0.3:
+            if rng.random() < 0.3 and rules.stable_debt:
                 ur = replace(ur, stable_debt_principal=amount // 2,
                              stable_rate=RAY // 10 + rng.randrange(RAY // 20),
                              stable_debt_timestamp=r.last_update_timestamp)

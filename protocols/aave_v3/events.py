@@ -15,6 +15,18 @@ and rates come from ``ReserveDataUpdated`` (timestamped with the block), flags f
 ``ReserveUsedAsCollateral*`` (the borrowing flag, which has no event, is cleared when a
 ``Repay``/``LiquidationCall`` leaves no debt), parameters from the configurator.
 
+v3.3+ (aave-dao/aave-v3-origin v3.3.0, 5431379, ``LiquidationLogic.sol``): ``DeficitCreated``
+adds to the reserve's ``deficit`` (the debt itself leaves through the debt token's ``Burn``),
+``DeficitCovered`` (``eliminateReserveDeficit``) takes it off (the aTokens burned arrive as a
+``Burn``); either under a rule set without deficit accounting means the rules are wrong and
+raises. The pool proxy's ``Upgraded(implementation)`` switches ``state.rules`` through
+``state.implementations`` (:mod:`.rule_schedule`; an unknown implementation raises
+:class:`~.rule_schedule.UnknownImplementation`). v3.5 (v3.5.0, 6138e1f,
+``ScaledBalanceTokenBase.sol``): a ``Mint``/``Burn`` value is the change of the *rounded*
+balance (aToken floor, debt ceil), so the scaled change is solved exactly from the stored
+scaled balance: the new scaled balance ``n`` is the one whose rounded balance at the event's
+index is ``balance(s, index) - balance_increase ± value``.
+
 Not rebuilt from events: ``accruedToTreasury`` (no event; ``MintedToTreasury`` resets it to 0),
 the aToken's underlying balance other than the pool's own flows (donations are invisible), the
 interest rate strategy's parameters. A reserve's decimals are not in ``ReserveInitialized``:
@@ -31,8 +43,9 @@ from typing import Any
 from ..base import ZERO_ADDRESS, EventSpec
 from ..domain import ProtocolEvent
 from ..errors import InconsistentEvent, UnsupportedEvent
-from ..fixed_point import ray_div_half_up
+from ..fixed_point import RAY, ray_div_half_up, ray_mul_ceil, ray_mul_floor
 from .configuration import ReserveConfiguration, is_borrowing, set_borrowing, set_using_as_collateral
+from .rule_schedule import Upgrade, implementation_rules
 from .state import AaveV3State, EModeCategory, ReserveData, UserState
 
 __all__ = ["EVENTS", "apply_event"]
@@ -54,6 +67,9 @@ _POOL = {
     "FlashLoan": "FlashLoan(address,address,address,uint256,uint8,uint256,uint16)",
     "MintUnbacked": "MintUnbacked(address,address,address,uint256,uint16)",
     "BackUnbacked": "BackUnbacked(address,address,uint256,uint256)",
+    "DeficitCreated": "DeficitCreated(address,address,uint256)",  # v3.3+
+    "DeficitCovered": "DeficitCovered(address,address,uint256)",  # v3.3+
+    "Upgraded": "Upgraded(address)",  # the pool proxy (ingest.catalog.PROXY)
 }
 _CONFIGURATOR = {
     "ReserveInitialized": "ReserveInitialized(address,address,address,address,address)",
@@ -286,6 +302,30 @@ def _back_unbacked(state: AaveV3State, e: ProtocolEvent) -> None:
     state.reserves[r.asset] = _add_underlying(backed, amount + _int(e, "fee"))
 
 
+def _deficit_created(state: AaveV3State, e: ProtocolEvent) -> None:
+    if not state.rules.deficit_accounting:
+        raise _fail(e, f"deficit event under Aave v{state.rules.version} rules, which have no deficit")
+    r = _reserve(state, e, "debt_asset")
+    state.reserves[r.asset] = replace(r, deficit=r.deficit + _int(e, "amount_created"))
+
+
+def _deficit_covered(state: AaveV3State, e: ProtocolEvent) -> None:
+    if not state.rules.deficit_accounting:
+        raise _fail(e, f"deficit event under Aave v{state.rules.version} rules, which have no deficit")
+    r = _reserve(state, e, "reserve")
+    amount = _int(e, "amount_covered")
+    if amount > r.deficit:
+        raise _fail(e, f"covers {amount} of reserve {r.asset} whose deficit is {r.deficit}")
+    state.reserves[r.asset] = replace(r, deficit=r.deficit - amount)
+
+
+def _upgraded(state: AaveV3State, e: ProtocolEvent) -> None:
+    if state.pool != ZERO_ADDRESS and e.address.lower() != state.pool:
+        raise _fail(e, f"Upgraded of {e.address}, which is not this state's pool {state.pool}")
+    state.rules = implementation_rules(state.implementations, Upgrade(e.ref, _addr(e, "implementation")))
+    state.index_cache.clear()
+
+
 # ----- configurator -----
 
 def _reserve_initialized(state: AaveV3State, e: ProtocolEvent) -> None:
@@ -405,11 +445,31 @@ def _change_scaled(state: AaveV3State, e: ProtocolEvent, reserve: ReserveData, a
     _put_user(state, address, u.with_reserve(reserve.asset, ur))
 
 
+def _exact_scaled_change(state: AaveV3State, e: ProtocolEvent, reserve: ReserveData, address: str,
+                         signed_value: int, increase: int, index: int) -> int:
+    """v3.5: the scaled change ``n - s`` such that ``bal(n, index) == bal(s, index) - increase
+    + signed_value`` (``bal`` = floor for aTokens, ceil for debt; unique for ``index >= RAY``)."""
+    ur = state.user(address).reserve(reserve.asset)
+    a_token = e.role == "a_token"
+    s = ur.scaled_a_token_balance if a_token else ur.scaled_variable_debt
+    bal = ray_mul_floor if a_token else ray_mul_ceil
+    target = bal(s, index) - increase + signed_value
+    if index <= 0 or target < 0:
+        raise _fail(e, f"no scaled balance of {address} matches value {signed_value} at index {index}")
+    n = -(-target * RAY // index) if a_token else target * RAY // index
+    if bal(n, index) != target:
+        raise _fail(e, f"no scaled balance of {address} has balance {target} at index {index}")
+    return n - s
+
+
 def _scaled_mint(state: AaveV3State, e: ProtocolEvent) -> None:
     r = _token_reserve(state, e)
     value, increase, index = _int(e, "value"), _int(e, "balance_increase"), _int(e, "index")
     address = _addr(e, "on_behalf_of")
-    if value > increase:  # _mintScaled
+    if state.rules.directional_rounding:
+        delta = _exact_scaled_change(state, e, r, address, value, increase, index)
+        _change_scaled(state, e, r, address, delta, index)
+    elif value > increase:  # _mintScaled
         _change_scaled(state, e, r, address, ray_div_half_up(value - increase, index), index)
     elif value < increase:  # _burnScaled of less than the accrued interest
         _change_scaled(state, e, r, address, -ray_div_half_up(increase - value, index), index)
@@ -420,8 +480,14 @@ def _scaled_mint(state: AaveV3State, e: ProtocolEvent) -> None:
 def _scaled_burn(state: AaveV3State, e: ProtocolEvent) -> None:
     r = _token_reserve(state, e)
     index = _int(e, "index")
+    address = _addr(e, "from")
+    if state.rules.directional_rounding:
+        increase = _int(e, "balance_increase")
+        delta = _exact_scaled_change(state, e, r, address, -_int(e, "value"), increase, index)
+        _change_scaled(state, e, r, address, delta, index)
+        return
     amount = _int(e, "value") + _int(e, "balance_increase")
-    _change_scaled(state, e, r, _addr(e, "from"), -ray_div_half_up(amount, index), index)
+    _change_scaled(state, e, r, address, -ray_div_half_up(amount, index), index)
 
 
 def _balance_transfer(state: AaveV3State, e: ProtocolEvent) -> None:
@@ -481,6 +547,9 @@ _HANDLERS: dict[tuple[str, str], Handler] = {
     ("pool", _POOL["FlashLoan"]): _flash_loan,
     ("pool", _POOL["MintUnbacked"]): _mint_unbacked,
     ("pool", _POOL["BackUnbacked"]): _back_unbacked,
+    ("pool", _POOL["DeficitCreated"]): _deficit_created,
+    ("pool", _POOL["DeficitCovered"]): _deficit_covered,
+    ("pool", _POOL["Upgraded"]): _upgraded,
     ("pool_configurator", _CONFIGURATOR["ReserveInitialized"]): _reserve_initialized,
     ("pool_configurator", _CONFIGURATOR["CollateralConfigurationChanged"]): _collateral_configuration,
     ("pool_configurator", _CONFIGURATOR["PendingLtvChanged"]): _no_state,

@@ -6,7 +6,11 @@ Source: aave/aave-v3-core @ 724a9ef (v3.0.2) ``contracts/protocol/libraries/logi
 ``isInEModeCategory``) and ``PoolLogic.executeGetUserAccountData``; the v3.2 variant
 (collateral bitmap instead of the asset's category, no category oracle, variable debt only)
 from aave-dao/aave-v3-origin v3.2.0 (7c6023e) ``src/contracts/protocol/libraries/logic/
-GenericLogic.sol``. Unchanged in v3.1.0.
+GenericLogic.sol``. Unchanged in v3.1.0; v3.3.0 (5431379) and v3.4.0 (d7a6412) only add the
+GHO debt special case (not modelled). v3.5.0 (6138e1f) ``GenericLogic.sol``: collateral
+balance ``rayMulFloor``, debt balance ``rayMulCeil`` and its value ``mulDivCeil``,
+``HF = wadDiv(sum(value_i * LT_i), debt) / 1e4`` (no floored average LT in between) and
+``availableBorrows`` with ``percentMulFloor``.
 
 Values are in the oracle's base currency (USD, 8 decimals): ``floor(balance * price / unit)``
 per reserve, balances from scaled balances and the indices accrued to the block timestamp;
@@ -19,7 +23,17 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from ..base import ZERO_ADDRESS
-from ..fixed_point import UINT256_MAX, percent_mul_half_up, ray_mul_half_up, wad_div_half_up
+from ..fixed_point import (
+    PERCENTAGE_FACTOR,
+    UINT256_MAX,
+    mul_div_ceil,
+    percent_mul_floor,
+    percent_mul_half_up,
+    ray_mul_ceil,
+    ray_mul_floor,
+    ray_mul_half_up,
+    wad_div_half_up,
+)
 from .configuration import is_borrowing, is_using_as_collateral, reserve_ids
 from .reserve_logic import cached_normalized_debt, cached_normalized_income, stable_debt_balance_of
 from .state import EModeCategory, TxContext, UserState
@@ -89,6 +103,7 @@ def calculate_user_account_data(tx: TxContext, user: UserState) -> UserAccountDa
 
     total_collateral = total_debt = avg_ltv = avg_lt = 0
     has_zero_ltv_collateral = False
+    v35 = rules.directional_rounding
     for i in reserve_ids(config):
         if i >= state.reserves_count:
             break
@@ -106,7 +121,9 @@ def calculate_user_account_data(tx: TxContext, user: UserState) -> UserAccountDa
             price = tx.price(asset)
         ur = user.reserve(asset)
         if cfg.liquidation_threshold != 0 and is_using_as_collateral(config, i):
-            balance = ray_mul_half_up(ur.scaled_a_token_balance, cached_normalized_income(state, reserve, ts))
+            income = cached_normalized_income(state, reserve, ts)
+            balance = ray_mul_floor(ur.scaled_a_token_balance, income) if v35 else \
+                ray_mul_half_up(ur.scaled_a_token_balance, income)
             value = balance * price // unit
             total_collateral += value
             in_emode = is_in_emode_category(tx, emode, i, cfg.emode_category)
@@ -115,24 +132,33 @@ def calculate_user_account_data(tx: TxContext, user: UserState) -> UserAccountDa
             else:
                 has_zero_ltv_collateral = True
             avg_lt += value * (emode_lt if in_emode else cfg.liquidation_threshold)
-        if is_borrowing(config, i):
+        if is_borrowing(config, i) and v35:
+            debt = ray_mul_ceil(ur.scaled_variable_debt, cached_normalized_debt(state, reserve, ts))
+            total_debt += mul_div_ceil(debt, price, unit)
+        elif is_borrowing(config, i):
             debt = 0
             if ur.scaled_variable_debt != 0:
                 debt = ray_mul_half_up(ur.scaled_variable_debt, cached_normalized_debt(state, reserve, ts))
             if rules.stable_debt:
                 debt += stable_debt_balance_of(ur, ts)
             total_debt += price * debt // unit
+    if v35:  # HF from the unrounded sum, before the averages are floored
+        hf = UINT256_MAX if total_debt == 0 else wad_div_half_up(avg_lt, total_debt) // PERCENTAGE_FACTOR
     if total_collateral != 0:
         avg_ltv //= total_collateral
         avg_lt //= total_collateral
-    hf = UINT256_MAX if total_debt == 0 else \
-        wad_div_half_up(percent_mul_half_up(total_collateral, avg_lt), total_debt)
+    if not v35:
+        hf = UINT256_MAX if total_debt == 0 else \
+            wad_div_half_up(percent_mul_half_up(total_collateral, avg_lt), total_debt)
     return UserAccountData(total_collateral, total_debt, avg_ltv, avg_lt, hf, has_zero_ltv_collateral)
 
 
-def calculate_available_borrows(total_collateral_base: int, total_debt_base: int, ltv: int) -> int:
-    """``GenericLogic.calculateAvailableBorrows``: ``max(0, percentMul(collateral, ltv) - debt)``."""
-    available = percent_mul_half_up(total_collateral_base, ltv)
+def calculate_available_borrows(total_collateral_base: int, total_debt_base: int, ltv: int,
+                                directional_rounding: bool = False) -> int:
+    """``GenericLogic.calculateAvailableBorrows``: ``max(0, percentMul(collateral, ltv) - debt)``
+    (v3.5+: ``percentMulFloor``)."""
+    available = percent_mul_floor(total_collateral_base, ltv) if directional_rounding else \
+        percent_mul_half_up(total_collateral_base, ltv)
     return 0 if available < total_debt_base else available - total_debt_base
 
 
@@ -140,5 +166,6 @@ def get_user_account_data(tx: TxContext, user: UserState) -> AccountData:
     """``Pool.getUserAccountData`` (``PoolLogic.executeGetUserAccountData``)."""
     d = calculate_user_account_data(tx, user)
     return AccountData(d.total_collateral_base, d.total_debt_base,
-                       calculate_available_borrows(d.total_collateral_base, d.total_debt_base, d.avg_ltv),
+                       calculate_available_borrows(d.total_collateral_base, d.total_debt_base, d.avg_ltv,
+                                                   tx.rules.directional_rounding),
                        d.avg_liquidation_threshold, d.avg_ltv, d.health_factor)

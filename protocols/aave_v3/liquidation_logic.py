@@ -6,7 +6,8 @@ Source: aave/aave-v3-core @ 724a9ef (v3.0.2) ``contracts/protocol/libraries/logi
 ``_liquidateATokens``) and ``IsolationModeLogic.sol`` (``updateIsolatedDebtIfIsolated``);
 v3.1 (grace period; otherwise unchanged) from aave-dao/aave-v3-origin v3.1.0 (e627c74) and
 v3.2 (variable debt only, e-mode bonus from the collateral bitmap, no e-mode oracle) from
-v3.2.0 (7c6023e) ``src/contracts/protocol/libraries/logic/LiquidationLogic.sol``.
+v3.2.0 (7c6023e) ``src/contracts/protocol/libraries/logic/LiquidationLogic.sol``. Under v3.3+
+rules :func:`execute_liquidation_call` runs :mod:`.liquidation_logic_v33` instead.
 
 The port runs the contract's steps in order on a :class:`TxContext`, so what the contract reads
 after a write (an updated index, a cleared flag) is what the port reads. Not modelled: the
@@ -33,6 +34,7 @@ from ..fixed_point import (
 from . import error_codes as E
 from .configuration import DEBT_CEILING_DECIMALS, is_borrowing, set_borrowing, set_using_as_collateral
 from .generic_logic import NO_EMODE_CATEGORY, calculate_user_account_data, is_in_emode_category
+from .liquidation_logic_v33 import Revert, deficits_mapping, execute_v33
 from .reserve_logic import (
     ReserveCache,
     cache,
@@ -139,15 +141,24 @@ def execute_liquidation_call(state: AaveV3State, params: ExecuteLiquidationCallP
     reason. ``state`` is not changed."""
     tx = TxContext(state, timestamp, prices)
     p = params
+    custom = state.rules.custom_errors
     try:
-        debt_repaid, seized, fee = _execute(tx, p)
-    except _Revert as r:
-        return LiquidationOutcome(False, r.reason, p.user, p.collateral_asset, p.debt_asset)
+        if state.rules.deficit_accounting:
+            debt_repaid, seized, fee, deficits = execute_v33(tx, p.collateral_asset, p.debt_asset, p.user,
+                                                             p.debt_to_cover, p.receive_a_token, p.liquidator)
+            bad_debt: Mapping[str, int] = MappingProxyType(deficits_mapping(deficits)) if deficits \
+                else EMPTY_MAPPING
+        else:
+            debt_repaid, seized, fee = _execute(tx, p)
+            bad_debt = _bad_debt(tx, p.user)
+    except (_Revert, Revert) as r:
+        reason = E.reason_for(r.reason, custom)
+        return LiquidationOutcome(False, reason, p.user, p.collateral_asset, p.debt_asset)
     except ArithmeticOverflow as e:
         reason = E.PANIC_DIVISION_BY_ZERO if "zero" in str(e) else E.PANIC_ARITHMETIC
         return LiquidationOutcome(False, reason, p.user, p.collateral_asset, p.debt_asset)
     return LiquidationOutcome(True, None, p.user, p.collateral_asset, p.debt_asset, debt_repaid=debt_repaid,
-                              collateral_seized=seized, protocol_fee=fee, bad_debt=_bad_debt(tx, p.user),
+                              collateral_seized=seized, protocol_fee=fee, bad_debt=bad_debt,
                               events=tuple(tx.events), effects=tx.effects())
 
 

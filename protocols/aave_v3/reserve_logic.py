@@ -11,6 +11,13 @@ Every function takes the block timestamp explicitly (``block.timestamp`` in the 
 v3.1+ replaced the rate strategy (``DefaultReserveInterestRateStrategyV2``) and uses the
 virtual balance; that strategy is not ported: without a v3.0 strategy a simulated action keeps
 the current rates (the replay gets real rates from ``ReserveDataUpdated``).
+
+v3.5 (aave-dao/aave-v3-origin v3.5.0, 6138e1f): ``helpers/TokenMath.sol`` (aToken balance =
+``rayMulFloor``, debt balance = ``rayMulCeil``; see :func:`a_token_balance`,
+:func:`variable_debt_balance`) and ``ReserveLogic._accrueToTreasury`` (interest floored,
+scaled down with ``rayDivFloor``). ``updateState`` skips when the *cache's* timestamp is the
+block's, as the contract does (v3.5 caches the collateral reserve before updating the debt
+reserve, so a same-asset liquidation accrues the treasury's share twice, as on chain).
 """
 
 from __future__ import annotations
@@ -24,14 +31,19 @@ from ..fixed_point import (
     compounded_interest_v3,
     linear_interest_v3,
     percent_mul_half_up,
+    ray_div_floor,
     ray_div_half_up,
+    ray_mul_ceil,
+    ray_mul_floor,
     ray_mul_half_up,
     wad_to_ray,
 )
 from .configuration import ReserveConfiguration
-from .state import AaveV3State, InterestRateStrategy, ReserveData, TxContext, UserReserve
+from .state import AaveV3State, InterestRateStrategy, ReserveData, RuleSet, TxContext, UserReserve
 
 __all__ = [
+    "a_token_balance",
+    "variable_debt_balance",
     "get_normalized_income",
     "get_normalized_debt",
     "cached_normalized_income",
@@ -44,6 +56,17 @@ __all__ = [
     "update_interest_rates",
     "calculate_interest_rates",
 ]
+
+
+def a_token_balance(scaled: int, index: int, rules: RuleSet) -> int:
+    """``AToken.balanceOf`` from a scaled balance: ``rayMul`` half-up, v3.5+ ``rayMulFloor``."""
+    return ray_mul_floor(scaled, index) if rules.directional_rounding else ray_mul_half_up(scaled, index)
+
+
+def variable_debt_balance(scaled: int, index: int, rules: RuleSet) -> int:
+    """``VariableDebtToken.balanceOf`` from a scaled balance: ``rayMul`` half-up, v3.5+
+    ``rayMulCeil`` (a non-zero scaled debt is never worth 0)."""
+    return ray_mul_ceil(scaled, index) if rules.directional_rounding else ray_mul_half_up(scaled, index)
 
 
 def get_normalized_income(reserve: ReserveData, timestamp: int) -> int:
@@ -155,12 +178,14 @@ def cache(reserve: ReserveData, timestamp: int) -> ReserveCache:
     )
 
 
-def update_state(reserve: ReserveData, rc: ReserveCache, timestamp: int) -> ReserveData:
+def update_state(reserve: ReserveData, rc: ReserveCache, timestamp: int, *,
+                 directional_rounding: bool = False) -> ReserveData:
     """``ReserveLogic.updateState``: accrue the indices to ``timestamp`` (``_updateIndexes``:
     the liquidity index only if the liquidity rate is non-zero, the variable borrow index only
     if there is variable debt) and the treasury's share of the interest
-    (``_accrueToTreasury``). Returns the updated reserve; ``rc`` is updated in place."""
-    if reserve.last_update_timestamp == timestamp:
+    (``_accrueToTreasury``, v3.5 rounding when ``directional_rounding``). Returns the updated
+    reserve; ``rc`` is updated in place. Skips when the cache was taken in this block."""
+    if rc.reserve_last_update_timestamp == timestamp:
         return reserve
     liquidity_index, variable_borrow_index = reserve.liquidity_index, reserve.variable_borrow_index
     if rc.curr_liquidity_rate != 0:
@@ -171,7 +196,9 @@ def update_state(reserve: ReserveData, rc: ReserveCache, timestamp: int) -> Rese
         rc.next_variable_borrow_index = variable_borrow_index = ray_mul_half_up(
             compounded_interest_v3(rc.curr_variable_borrow_rate, rc.reserve_last_update_timestamp,
                                    timestamp), rc.curr_variable_borrow_index)
-    accrued = reserve.accrued_to_treasury + _accrue_to_treasury(rc)
+    accrued = reserve.accrued_to_treasury + (_accrue_to_treasury_v35(rc) if directional_rounding
+                                             else _accrue_to_treasury(rc))
+    rc.reserve_last_update_timestamp = timestamp
     return replace(reserve, liquidity_index=liquidity_index, variable_borrow_index=variable_borrow_index,
                    accrued_to_treasury=accrued, last_update_timestamp=timestamp)
 
@@ -194,6 +221,17 @@ def _accrue_to_treasury(rc: ReserveCache) -> int:
         raise ArithmeticOverflow("_accrueToTreasury: debt decreased")
     amount_to_mint = percent_mul_half_up(total_debt_accrued, rc.reserve_factor)
     return ray_div_half_up(amount_to_mint, rc.next_liquidity_index) if amount_to_mint != 0 else 0
+
+
+def _accrue_to_treasury_v35(rc: ReserveCache) -> int:
+    """v3.5 ``_accrueToTreasury``: ``percentMul(rayMulFloor(currScaledDebt, nextIndex -
+    currIndex), reserveFactor)`` scaled down with ``rayDivFloor`` (no stable debt)."""
+    if rc.reserve_factor == 0:
+        return 0
+    total_debt_accrued = ray_mul_floor(rc.curr_scaled_variable_debt,
+                                       rc.next_variable_borrow_index - rc.curr_variable_borrow_index)
+    amount_to_mint = percent_mul_half_up(total_debt_accrued, rc.reserve_factor)
+    return ray_div_floor(amount_to_mint, rc.next_liquidity_index) if amount_to_mint != 0 else 0
 
 
 def update_interest_rates(tx: TxContext, reserve: ReserveData, rc: ReserveCache, liquidity_added: int,

@@ -16,7 +16,7 @@ balances in base units divided by the index (what the tokens store), timestamps 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from ..base import ZERO_ADDRESS
@@ -30,6 +30,9 @@ __all__ = [
     "V3_0",
     "V3_1",
     "V3_2",
+    "V3_3",
+    "V3_4",
+    "V3_5",
     "RULE_SETS",
     "InterestRateStrategy",
     "ReserveData",
@@ -49,16 +52,33 @@ class RuleSet:
     """What differs between the v3 releases this adapter covers.
 
     * ``emode_price_source``: an e-mode category may carry its own oracle (v3.0–v3.1);
-    * ``emode_bitmaps``: e-mode membership is the category's collateral bitmap (v3.2), not the
+    * ``emode_bitmaps``: e-mode membership is the category's collateral bitmap (v3.2+), not the
       reserve's single ``emode_category``;
     * ``stable_debt``: stable-rate debt exists and counts (v3.0–v3.1);
-    * ``liquidation_grace_period``: per-reserve ``liquidationGracePeriodUntil`` gate (v3.1+)."""
+    * ``liquidation_grace_period``: per-reserve ``liquidationGracePeriodUntil`` gate (v3.1+);
+    * ``deficit_accounting`` (v3.3+): whole-reserve-debt close factor unless both positions are
+      worth at least $2,000 and HF > 0.95, the $1,000 dust rule, and a user left without
+      collateral has every debt burned into its reserve's ``deficit`` (``DeficitCreated``);
+    * ``custom_errors`` (v3.4+): reverts are Solidity custom errors (``MustNotLeaveDust()``)
+      instead of the numeric ``Errors.sol`` strings (``'103'``);
+    * ``forbid_self_liquidation`` (v3.4+): ``SelfLiquidation()`` when liquidator == user;
+    * ``borrow_flag_from_balance`` (v3.4+): the borrowing flag is cleared when the burn leaves a
+      zero *scaled* balance, not when the repaid amount equals the debt;
+    * ``directional_rounding`` (v3.5+): ``TokenMath`` rounding (aToken balance floor, debt
+      ceil, burns/transfers in the protocol's favour), debt values rounded up, the HF without
+      the intermediate average-LT rounding, ``percentDivCeil`` for the debt a capped
+      collateral covers, the collateral reserve updated at the start of a liquidation."""
 
     version: str
     emode_price_source: bool
     emode_bitmaps: bool
     stable_debt: bool
     liquidation_grace_period: bool
+    deficit_accounting: bool = False
+    custom_errors: bool = False
+    forbid_self_liquidation: bool = False
+    borrow_flag_from_balance: bool = False
+    directional_rounding: bool = False
 
 
 V3_0 = RuleSet("3.0", emode_price_source=True, emode_bitmaps=False, stable_debt=True,
@@ -67,7 +87,16 @@ V3_1 = RuleSet("3.1", emode_price_source=True, emode_bitmaps=False, stable_debt=
                liquidation_grace_period=True)
 V3_2 = RuleSet("3.2", emode_price_source=False, emode_bitmaps=True, stable_debt=False,
                liquidation_grace_period=True)
-RULE_SETS: Mapping[str, RuleSet] = MappingProxyType({r.version: r for r in (V3_0, V3_1, V3_2)})
+#: aave-dao/aave-v3-origin v3.3.0 (5431379)
+V3_3 = replace(V3_2, version="3.3", deficit_accounting=True)
+#: v3.4.0 (d7a6412): v3.3's liquidation rules with custom errors, no self-liquidation and the
+#: balance-based borrowing flag (GHO, which v3.3 special-cases, is not modelled)
+V3_4 = replace(V3_3, version="3.4", custom_errors=True, forbid_self_liquidation=True,
+               borrow_flag_from_balance=True)
+#: v3.5.0 (6138e1f): v3.4 with the ``TokenMath`` rounding changes
+V3_5 = replace(V3_4, version="3.5", directional_rounding=True)
+RULE_SETS: Mapping[str, RuleSet] = MappingProxyType(
+    {r.version: r for r in (V3_0, V3_1, V3_2, V3_3, V3_4, V3_5)})
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +127,9 @@ class ReserveData:
       v3.1+ ``virtualUnderlyingBalance``); None when unknown;
     * ``interest_rate_strategy``: None when unknown. Without both, a simulated action keeps
       the reserve's current rates;
-    * ``treasury``: the aToken's ``RESERVE_TREASURY_ADDRESS`` (receives the liquidation fee)."""
+    * ``treasury``: the aToken's ``RESERVE_TREASURY_ADDRESS`` (receives the liquidation fee);
+    * ``deficit``: v3.3+ ``ReserveData.deficit``, debt burned from users left without
+      collateral and not yet covered (``eliminateReserveDeficit``), in base units."""
 
     asset: str
     id: int
@@ -124,6 +155,7 @@ class ReserveData:
     stable_debt_total_supply_timestamp: int = 0
     a_token_underlying_balance: int | None = None
     interest_rate_strategy: InterestRateStrategy | None = None
+    deficit: int = 0
 
     @property
     def unit(self) -> int:
@@ -205,6 +237,9 @@ class AaveV3State:
     emode_categories: dict[int, EModeCategory] = field(default_factory=dict)
     users: dict[str, UserState] = field(default_factory=dict)
     price_oracle_sentinel_allows_liquidation: bool | None = None
+    #: pool implementation address (lower case) -> the rule set it runs; a pool ``Upgraded``
+    #: event switches :attr:`rules` through it (see :mod:`.rule_schedule`)
+    implementations: Mapping[str, RuleSet] = field(default_factory=dict)
     isolated_collateral_suppliers: frozenset[str] = frozenset()
     #: token address -> (asset, role) for the aToken / debt tokens of every reserve
     tokens: dict[str, tuple[str, str]] = field(default_factory=dict)

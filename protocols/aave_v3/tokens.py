@@ -10,6 +10,13 @@ arithmetic). The underlying ERC-20 transfers are not modelled (they are the toke
 Each function changes the balances in a :class:`TxContext` and emits the token's events with the
 same arguments as the contract (``Transfer``, ``Mint``/``Burn`` with ``balance_increase``,
 ``BalanceTransfer`` with the scaled amount). A contract revert is returned as its reason.
+
+v3.5 (aave-dao/aave-v3-origin v3.5.0, 6138e1f ``tokenization/base/ScaledBalanceTokenBase.sol``
+``_burnScaled``, ``AToken.sol`` ``burn``/``transferOnLiquidation``/``_transfer``,
+``VariableDebtToken.sol`` ``burn``): the pool passes the *scaled* amount (rounded by
+``TokenMath`` in its favour); balances are ``rayMulFloor`` (aToken) / ``rayMulCeil`` (debt);
+the burn's event value is the exact change of the rounded balance
+(:func:`burn_scaled_exact`); a transfer's interest is computed with floored balances.
 """
 
 from __future__ import annotations
@@ -17,12 +24,12 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..base import ZERO_ADDRESS
-from ..fixed_point import ray_div_half_up, ray_mul_half_up, wad_to_ray
+from ..fixed_point import ray_div_half_up, ray_mul_ceil, ray_mul_floor, ray_mul_half_up, wad_to_ray
 from . import error_codes as E
 from .reserve_logic import stable_debt_balance_of, stable_debt_total_supply
 from .state import ReserveData, TxContext
 
-__all__ = ["burn_scaled", "transfer_a_token", "burn_stable_debt"]
+__all__ = ["burn_scaled", "burn_scaled_exact", "transfer_a_token", "burn_stable_debt"]
 
 
 def burn_scaled(tx: TxContext, asset: str, role: str, user: str, target: str, amount: int,
@@ -66,19 +73,66 @@ def burn_scaled(tx: TxContext, asset: str, role: str, user: str, target: str, am
     return None
 
 
+def burn_scaled_exact(tx: TxContext, asset: str, role: str, user: str, target: str, amount_scaled: int,
+                      index: int) -> tuple[str | None, bool]:
+    """v3.5 ``_burnScaled(user, target, amountScaled, index, getTokenBalance)``: burns exactly
+    ``amount_scaled``; '25' if it is 0, a panic if it exceeds the balance. With ``bal`` the
+    token's rounded balance (aToken floor, debt ceil), ``prev = bal(scaled, lastIndex)``,
+    ``next = bal(scaled - amountScaled, index)``: ``Mint`` of ``next - prev`` if positive, else
+    ``Burn`` of ``prev - next``; both carry ``balanceIncrease = bal(scaled, index) - prev``.
+    Returns (revert reason, whether the scaled balance is now 0)."""
+    reserve = _reserve(tx, asset)
+    if amount_scaled == 0:
+        return E.INVALID_BURN_AMOUNT, False
+    u = tx.user(user)
+    ur = u.reserve(asset)
+    a_token = role == "a_token"
+    bal = ray_mul_floor if a_token else ray_mul_ceil
+    scaled = ur.scaled_a_token_balance if a_token else ur.scaled_variable_debt
+    previous_index = ur.a_token_previous_index if a_token else ur.variable_debt_previous_index
+    if amount_scaled > scaled:
+        return E.PANIC_ARITHMETIC, False
+    next_balance = bal(scaled - amount_scaled, index)
+    previous_balance = bal(scaled, previous_index)
+    balance_increase = bal(scaled, index) - previous_balance
+    if a_token:
+        ur = replace(ur, scaled_a_token_balance=scaled - amount_scaled, a_token_previous_index=index)
+        token = reserve.a_token
+    else:
+        ur = replace(ur, scaled_variable_debt=scaled - amount_scaled, variable_debt_previous_index=index)
+        token = reserve.variable_debt_token
+        tx.put_reserve(replace(reserve, variable_debt_scaled_total_supply=(
+            reserve.variable_debt_scaled_total_supply - amount_scaled)))
+    tx.put_user(user, u.with_reserve(asset, ur))
+    if next_balance > previous_balance:
+        minted = next_balance - previous_balance
+        tx.emit("Transfer", role, token, **{"from": ZERO_ADDRESS, "to": user, "value": minted})
+        tx.emit("Mint", role, token, caller=user, on_behalf_of=user, value=minted,
+                balance_increase=balance_increase, index=index)
+    else:
+        burned = previous_balance - next_balance
+        tx.emit("Transfer", role, token, **{"from": user, "to": ZERO_ADDRESS, "value": burned})
+        tx.emit("Burn", role, token, **{"from": user, "target": target, "value": burned,
+                                        "balance_increase": balance_increase, "index": index})
+    return None, scaled == amount_scaled
+
+
 def transfer_a_token(tx: TxContext, asset: str, sender: str, recipient: str, amount: int,
-                     index: int) -> str | None:
+                     index: int, scaled_amount: int | None = None) -> str | None:
     """``AToken.transferOnLiquidation`` → ``_transfer(from, to, amount, validate=false)`` at
     ``index`` (the reserve's normalized income): moves ``rayDiv(amount, index)`` scaled units
     (a panic if the sender has fewer); both parties' accrued interest is announced with
-    ``Transfer`` + ``Mint`` (caller: the pool); then ``Transfer`` and ``BalanceTransfer``."""
+    ``Transfer`` + ``Mint`` (caller: the pool); then ``Transfer`` and ``BalanceTransfer``.
+
+    v3.5: the pool gives ``scaled_amount`` (``rayDivCeil``) and interest uses floored balances."""
     reserve = _reserve(tx, asset)
     token, pool = reserve.a_token, tx.state.pool
+    bal = ray_mul_half_up if scaled_amount is None else ray_mul_floor
     s_user = tx.user(sender)
     s_ur = s_user.reserve(asset)
-    amount_scaled = ray_div_half_up(amount, index)
+    amount_scaled = ray_div_half_up(amount, index) if scaled_amount is None else scaled_amount
     s_scaled = s_ur.scaled_a_token_balance
-    s_increase = ray_mul_half_up(s_scaled, index) - ray_mul_half_up(s_scaled, s_ur.a_token_previous_index)
+    s_increase = bal(s_scaled, index) - bal(s_scaled, s_ur.a_token_previous_index)
     if amount_scaled > s_scaled:
         return E.PANIC_ARITHMETIC
     tx.put_user(sender, s_user.with_reserve(
@@ -88,7 +142,7 @@ def transfer_a_token(tx: TxContext, asset: str, sender: str, recipient: str, amo
     r_scaled = r_ur.scaled_a_token_balance
     # for sender == recipient this reads the balance after the debit, as the contract reads
     # both balances before either write but writes them in turn; the difference cancels out
-    r_increase = ray_mul_half_up(r_scaled, index) - ray_mul_half_up(r_scaled, r_ur.a_token_previous_index)
+    r_increase = bal(r_scaled, index) - bal(r_scaled, r_ur.a_token_previous_index)
     tx.put_user(recipient, r_user.with_reserve(
         asset, replace(r_ur, scaled_a_token_balance=r_scaled + amount_scaled, a_token_previous_index=index)))
     if s_increase > 0:

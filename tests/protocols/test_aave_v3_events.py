@@ -49,7 +49,7 @@ NOT_IN_CATALOG = {("a_token", "Initialized(address,address,address,address,uint8
 
 
 def test_applied_events_are_declared_for_ingest() -> None:
-    roles = {"pool": catalog.AAVE_V3_POOL, "pool_configurator": catalog.AAVE_V3_CONFIGURATOR,
+    roles = {"pool": catalog.AAVE_V3_POOL + catalog.PROXY, "pool_configurator": catalog.AAVE_V3_CONFIGURATOR,
              "a_token": catalog.AAVE_V3_SCALED_TOKEN + catalog.AAVE_V3_ATOKEN,
              "variable_debt_token": catalog.AAVE_V3_SCALED_TOKEN,
              "stable_debt_token": catalog.AAVE_V3_STABLE_DEBT_TOKEN}

@@ -4,7 +4,9 @@ Loading and naming, a pinned ``Source:``, event specs that parse, loud unknown e
 unregistered adapter modules, and — on markets the adapter samples itself — the invariants every
 liquidation engine must keep: health never rises when a collateral price falls, a liquidation
 never seizes more than the collateral nor repays more than the debt, collateral is conserved
-(up to the adapter's declared balance rounding), and the same inputs give the same outcome.
+(up to the adapter's declared balance rounding), debt is conserved up to what the outcome
+reports as written off, and the same inputs give the same outcome. (An adapter with several
+rule sets draws one in ``sample`` so that every rule set meets these invariants.)
 """
 
 from __future__ import annotations
@@ -178,6 +180,10 @@ def test_liquidation_bounds_and_conservation(name: str, seed: int, pick: int, am
     slack = adapter.balance_rounding(s.state, collateral)
     assert abs(outcome.collateral_seized + outcome.protocol_fee + coll_after - coll_before) <= slack
     debt_after = after[debt].debt if debt in after else 0
-    assert abs(outcome.debt_repaid + debt_after - debt_before) <= adapter.balance_rounding(s.state, debt)
+    # debt is conserved: what was not repaid either stays owed or, with deficit accounting
+    # (Aave v3.3+), is written off and reported in bad_debt
+    gap = debt_before - outcome.debt_repaid - debt_after
+    debt_slack = adapter.balance_rounding(s.state, debt)
+    assert abs(gap) <= debt_slack or abs(gap - outcome.bad_debt.get(debt, 0)) <= debt_slack
     with pytest.raises(StaleOutcome):  # the state moved on: the same outcome cannot apply twice
         adapter.commit(s.state, outcome)
