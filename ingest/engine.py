@@ -31,7 +31,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .datasets import LOG_DATASETS, get_dataset
-from .datasets.base import LOGS, LogDataset, Source, check_disjoint, logs_to_arrow, write_logs
+from .datasets.base import (
+    LOGS,
+    LogDataset,
+    LogsBatch,
+    MalformedLogsJson,
+    Source,
+    check_disjoint,
+    stage_arrow,
+    stage_json,
+    write_stage,
+)
 from .datasets.blocks import BLOCKS, fetch_blocks, write_blocks
 from .deployments import DeploymentSet
 from .errors import BrokenChainError, ChainDataError, ConfigError, InconsistentLogError, RpcResponseError
@@ -349,12 +359,22 @@ def _run(wh: Warehouse, rpc: JsonRpcClient, req: IngestRequest, run_id: str,
 def _chunk(ctx: RunContext, blocks_ivs: list[tuple[int, int]],
            src_ivs: list[tuple[LogDataset, Source, list[tuple[int, int]]]],
            final: int, head: int) -> int:
-    # a chunk allocates millions of short-lived, acyclic objects (parsed JSON): the cyclic
-    # garbage collector would rescan them over and over (~35 % of parse time), so it waits
+    """Fetch and write one chunk in one transaction; returns the number of logs written.
+
+    Logs take the fast path (JSON bytes read by DuckDB, :meth:`JsonRpcClient.get_logs_raw`);
+    if DuckDB cannot read an answer as JSON (a corrupt body that still looked complete), the
+    chunk is rolled back and redone through parsed dicts, whose fetch retries corrupt bodies.
+    """
+    # a chunk allocates many short-lived, acyclic objects: the cyclic garbage collector would
+    # rescan them over and over, so it waits
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _chunk_inner(ctx, blocks_ivs, src_ivs, final, head)
+        try:
+            return _chunk_inner(ctx, blocks_ivs, src_ivs, final, head, raw=True)
+        except MalformedLogsJson as e:
+            ctx.info(f"re-reading the chunk through the parsed path: {e}")
+            return _chunk_inner(ctx, blocks_ivs, src_ivs, final, head, raw=False)
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -362,14 +382,17 @@ def _chunk(ctx: RunContext, blocks_ivs: list[tuple[int, int]],
 
 def _chunk_inner(ctx: RunContext, blocks_ivs: list[tuple[int, int]],
                  src_ivs: list[tuple[LogDataset, Source, list[tuple[int, int]]]],
-                 final: int, head: int) -> int:
+                 final: int, head: int, *, raw: bool) -> int:
     rpc, wh, chain = ctx.rpc, ctx.wh, ctx.chain_id
     fetched_blocks = [(a, b, fetch_blocks(rpc, a, b)) for a, b in blocks_ivs]
-    root: list[tuple[LogDataset, Source, int, int, dict[str, list[dict[str, Any]]]]] = []
+    # one write per dataset and range for all its sources and roles (few, large statements)
+    groups: dict[tuple[str, int, int], tuple[LogDataset, list[Source], list[LogsBatch]]] = {}
     for d, s, ivs in src_ivs:
         roles = d.root_roles(ctx, s)
         for a, b in ivs:
-            root.append((d, s, a, b, _fetch_roles(rpc, d, roles, a, b)))
+            g = groups.setdefault((d.NAME, a, b), (d, [], []))
+            g[1].append(s)
+            g[2].extend(_fetch_batches(rpc, d, s, roles, a, b, raw))
     nlogs = 0
     with wh.transaction() as con:
         for a, b, blocks in fetched_blocks:
@@ -378,44 +401,56 @@ def _chunk_inner(ctx: RunContext, blocks_ivs: list[tuple[int, int]],
             write_blocks(con, blocks, chain_id=chain, run_id=ctx.run_id, final_upto=final,
                          head=head)
             wh.add_covered(chain, "blocks", "chain", a, b, ctx.run_id)
-        for d, s, a, b, by_role in root:
-            # Range replace. Decoded and derived rows are only ever written together with their
-            # raw.logs rows, so when raw.logs holds nothing for the range neither do they.
-            stale = fetch_one(con.execute("SELECT count(*) FROM raw.logs WHERE chain_id=? AND source=? AND "
-                                "block_number BETWEEN ? AND ?", [chain, s.key, a, b]))
-            if stale and stale[0]:
-                for t in [LOGS.fqn] + [t.table.fqn for t in d.EVENT_TABLES] + [
-                        t.fqn for t in d.DERIVED_TABLES if "source" in t.column_names()]:
-                    con.execute(f"DELETE FROM {t} WHERE chain_id=? AND source=? AND "
-                                f"block_number BETWEEN ? AND ?", [chain, s.key, a, b])
-            nlogs += _write_roles(ctx, d, s, a, b, by_role)
-            found = d.discovered_roles(ctx, s, a, b)
-            if found:
-                nlogs += _write_roles(ctx, d, s, a, b, _fetch_roles(rpc, d, found, a, b))
-            d.after_chunk(ctx, s, a, b)
-            wh.add_covered(chain, d.NAME, s.key, a, b, ctx.run_id)
+        for (_, a, b), (d, srcs, batches) in groups.items():
+            for s in srcs:
+                # Range replace. Decoded and derived rows are only ever written together with
+                # their raw.logs rows, so when raw.logs holds nothing for the range neither do
+                # they.
+                stale = fetch_one(con.execute(
+                    "SELECT count(*) FROM raw.logs WHERE chain_id=? AND source=? AND "
+                    "block_number BETWEEN ? AND ?", [chain, s.key, a, b]))
+                if stale and stale[0]:
+                    for t in [LOGS.fqn] + [t.table.fqn for t in d.EVENT_TABLES] + [
+                            t.fqn for t in d.DERIVED_TABLES if "source" in t.column_names()]:
+                        con.execute(f"DELETE FROM {t} WHERE chain_id=? AND source=? AND "
+                                    f"block_number BETWEEN ? AND ?", [chain, s.key, a, b])
+            nlogs += _write_batches(ctx, d, batches, raw)
+            found: list[LogsBatch] = []
+            for s in srcs:
+                roles = d.discovered_roles(ctx, s, a, b)
+                if roles:
+                    found.extend(_fetch_batches(rpc, d, s, roles, a, b, raw))
+            nlogs += _write_batches(ctx, d, found, raw)
+            for s in srcs:
+                d.after_chunk(ctx, s, a, b)
+                wh.add_covered(chain, d.NAME, s.key, a, b, ctx.run_id)
     return nlogs
 
 
-def _fetch_roles(rpc: JsonRpcClient, d: LogDataset, roles: dict[str, list[str]], a: int,
-                 b: int) -> dict[str, list[dict[str, Any]]]:
-    out = {}
+def _fetch_batches(rpc: JsonRpcClient, d: LogDataset, s: Source, roles: dict[str, list[str]],
+                   a: int, b: int, raw: bool) -> list[LogsBatch]:
+    """The logs of ``s``'s contracts in blocks [a, b], one batch per role (and span)."""
+    out: list[LogsBatch] = []
     for role, addrs in sorted(roles.items()):
         topics = d.topics_for(role)
-        if addrs and topics:
-            out[role] = rpc.get_logs(a, b, addrs, [topics])
+        if not (addrs and topics):
+            continue
+        if raw:
+            out.extend(LogsBatch(s.key, role, p.start, p.end, body=p.body)
+                       for p in rpc.get_logs_raw(a, b, addrs, [topics]))
+        else:
+            logs = rpc.get_logs(a, b, addrs, [topics])
+            if logs:
+                out.append(LogsBatch(s.key, role, a, b, logs=logs))
     return out
 
 
-def _write_roles(ctx: RunContext, d: LogDataset, s: Source, a: int, b: int,
-                 by_role: dict[str, list[dict[str, Any]]]) -> int:
-    n = 0
-    for role, logs in sorted(by_role.items()):
-        if not logs:
-            continue
-        tables = [t for t in d.EVENT_TABLES if role in t.roles]
-        n += write_logs(ctx.wh.con, logs_to_arrow(logs, role), chain_id=ctx.chain_id,
-                        dataset=d.NAME, source=s.key, run_id=ctx.run_id, a=a, b=b,
-                        event_tables=tables)
-    return n
-
+def _write_batches(ctx: RunContext, d: LogDataset, batches: list[LogsBatch], raw: bool) -> int:
+    if not batches:
+        return 0
+    con = ctx.wh.con
+    n = stage_json(con, batches) if raw else stage_arrow(con, batches)
+    if not n:
+        return 0
+    return write_stage(con, chain_id=ctx.chain_id, dataset=d.NAME, run_id=ctx.run_id,
+                       event_tables=d.EVENT_TABLES)

@@ -8,7 +8,12 @@ into ``raw.logs`` rows and decoded rows, validating strictly before anything is 
 
 from __future__ import annotations
 
+import atexit
+import os
 import re
+import secrets
+import shutil
+import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,8 +31,8 @@ if TYPE_CHECKING:
     from ..deployments import DeploymentSet
     from ..engine import RunContext
 
-__all__ = ["EventGroup", "EventTable", "LogDataset", "Source", "LOGS", "logs_to_arrow",
-           "write_logs"]
+__all__ = ["EventGroup", "EventTable", "LogDataset", "LogsBatch", "MalformedLogsJson", "Source",
+           "LOGS", "logs_to_arrow", "stage_arrow", "stage_json", "write_logs", "write_stage"]
 
 LOGS = register_table(Table(
     "raw", "logs", "Every ingested log exactly as the node returned it (address, topics, data), "
@@ -136,12 +141,27 @@ class LogDataset(ABC):
 
 
 # ------------------------------------------------------------------------- bulk path
+#
+# One chunk of one dataset is written in two steps. First its eth_getLogs answers (every source
+# and role at once) become the temp table ``_stage``: either straight from the JSON bytes with
+# DuckDB's JSON reader (:func:`stage_json`, the fast path: no Python object per log), or from
+# parsed dicts through Arrow (:func:`stage_arrow`). Both apply the same strict checks in the
+# same statement (a bad row aborts it through ``error()``, naming block, log index, tx and
+# field). Then :func:`write_stage` checks the stage against ``raw.blocks``, and inserts
+# ``raw.logs`` and one INSERT ... SELECT per typed event table over all sources.
+
 _LOG_SCHEMA = pa.schema([
     ("blockNumber", pa.string()), ("blockHash", pa.string()), ("transactionHash", pa.string()),
     ("transactionIndex", pa.string()), ("logIndex", pa.string()), ("address", pa.string()),
     ("topics", pa.list_(pa.string())), ("data", pa.string()), ("removed", pa.bool_()),
     ("role", pa.string()),
 ])
+
+# what DuckDB's JSON reader reads of each log object (other keys are ignored, as before)
+_JSON_COLUMNS = ("{blockNumber: 'VARCHAR', blockHash: 'VARCHAR', transactionHash: 'VARCHAR', "
+                 "transactionIndex: 'VARCHAR', logIndex: 'VARCHAR', address: 'VARCHAR', "
+                 "topics: 'VARCHAR[]', data: 'VARCHAR', removed: 'BOOLEAN'}")
+_MAX_LOG_BYTES = 64 << 20  # DuckDB's limit for one JSON object (one log); default is 16 MiB
 
 
 def logs_to_arrow(logs: Sequence[dict[str, Any]], role: str) -> pa.Table:
@@ -162,57 +182,204 @@ def logs_to_arrow(logs: Sequence[dict[str, Any]], role: str) -> pa.Table:
     ], schema=_LOG_SCHEMA)
 
 
+@dataclass(frozen=True)
+class LogsBatch:
+    """One source's and role's eth_getLogs answer for blocks ``[start, end]``: either JSON bytes
+    (``body``, a JSON array as :meth:`JsonRpcClient.get_logs_raw` returns) or parsed ``logs``."""
+
+    source: str
+    role: str
+    start: int
+    end: int
+    body: bytes | memoryview | None = None
+    logs: Sequence[dict[str, Any]] | None = None
+
+
+class MalformedLogsJson(DecodeError):
+    """DuckDB could not read an eth_getLogs answer as an array of log objects (not valid JSON,
+    or a field of the wrong JSON type). The engine refetches such a chunk through the parsed
+    path, which retries corrupt bodies; there it is a plain :class:`DecodeError`."""
+
+
 _DECODE_ERR = "deficit-decode-error"
-_HEXQ = "regexp_full_match({0}, '0x[0-9a-fA-F]{{1,16}}')"
+_LOG_ERR = "deficit-log-error"
+_HEXQ = "regexp_full_match({0}, '0x[0-9a-fA-F]{{1,{1}}}')"
 _LOG_CHECKS = (
-    (_HEXQ.format("blockNumber"), "blockNumber"),
+    (_HEXQ.format("blockNumber", 16), "blockNumber"),
     ("regexp_full_match(blockHash, '0x[0-9a-fA-F]{64}')", "blockHash"),
     ("regexp_full_match(transactionHash, '0x[0-9a-fA-F]{64}')", "transactionHash"),
-    (_HEXQ.format("transactionIndex"), "transactionIndex"),
-    (_HEXQ.format("logIndex"), "logIndex"),
+    (_HEXQ.format("transactionIndex", 8), "transactionIndex"),
+    (_HEXQ.format("logIndex", 8), "logIndex"),
     ("regexp_full_match(address, '0x[0-9a-fA-F]{40}')", "address"),
     ("topics IS NOT NULL AND len(topics) BETWEEN 1 AND 4", "topics"),
     ("data IS NOT NULL", "data"),
-    ("NOT removed", "removed"),
+    ("NOT coalesce(removed, false)", "removed"),
+    ("blockNumber::UBIGINT BETWEEN lo AND hi", "range"),  # only reached when blockNumber is hex
 )
+
+
+def _stage_sql(rel: str) -> str:
+    """CREATE the temp ``_stage`` from ``rel`` (raw JSON-RPC columns plus role, source, lo, hi).
+
+    The first failing check of a row names its field; every cast is guarded by the checks, so
+    the statement either stages every row or stops at ``error()`` with the row's location,
+    whatever order DuckDB evaluates things in.
+    """
+    bad = " ".join(f"WHEN NOT coalesce({c}, false) THEN '{f}'" for c, f in _LOG_CHECKS)
+
+    def raw(col: str) -> str:
+        return f"coalesce(left(replace({col}, '|', '?'), 80), '')"
+
+    def ok(expr: str) -> str:
+        return f"CASE WHEN _bad IS NULL THEN {expr} END"
+
+    return (
+        "CREATE OR REPLACE TEMP TABLE _stage AS SELECT "
+        f"{ok('blockNumber::UBIGINT')} AS block_number, lower(blockHash) AS block_hash, "
+        f"lower(transactionHash) AS tx_hash, {ok('transactionIndex::UINTEGER')} AS tx_index, "
+        f"{ok('logIndex::UINTEGER')} AS log_index, lower(address) AS address, topics, data, "
+        "lower(topics[1]) AS topic0, role, source, lo, hi "
+        f"FROM (SELECT *, CASE {bad} END AS _bad FROM {rel}) "
+        f"WHERE CASE WHEN _bad IS NULL THEN true ELSE error('{_LOG_ERR}|' || _bad || '|' || "
+        f"source || '|' || lo || '|' || hi || '|' || {raw('blockNumber')} || '|' || "
+        f"{raw('logIndex')} || '|' || {raw('transactionHash')}) END")
+
+
+def _raise_log_error(e: duckdb.Error) -> None:
+    """Turn the staging statement's ``error()`` into the typed error it stands for."""
+    m = re.search(rf"{_LOG_ERR}\|(\w+)\|([^|]*)\|(\d+)\|(\d+)\|([^|]*)\|([^|]*)\|([^|\s\"]*)",
+                  str(e))
+    if not m:
+        return
+    fld, source, lo, hi, bn, li, tx = m.groups()
+    if fld == "range":
+        raise DecodeError(f"eth_getLogs for blocks {lo}..{hi} returned a log outside the range "
+                          f"(source {source})", block_number=_try_hex(bn),
+                          log_index=_try_hex(li), tx_hash=tx or None,
+                          field="blockNumber") from None
+    raise DecodeError(f"malformed eth_getLogs entry (source {source})", tx_hash=tx or None,
+                      field=fld, block_number=_try_hex(bn), log_index=_try_hex(li)) from None
+
+
+_tmp_dir: str | None = None
+
+
+def _json_dir() -> str:
+    """A private directory for the JSON arrays DuckDB reads (in RAM, /dev/shm, when there is
+    one); each file lives only for one staging statement."""
+    global _tmp_dir
+    if _tmp_dir is None or not os.path.isdir(_tmp_dir):
+        shm = "/dev/shm"
+        base = shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
+        _tmp_dir = tempfile.mkdtemp(prefix="deficit-logs-", dir=base)
+        atexit.register(shutil.rmtree, _tmp_dir, True)
+    return _tmp_dir
+
+
+def stage_json(con: duckdb.DuckDBPyConnection, batches: Sequence[LogsBatch]) -> int:
+    """Stage JSON-bytes batches as ``_stage`` with DuckDB's JSON reader; returns the row count.
+
+    Raises :class:`DecodeError` for a bad log and :class:`MalformedLogsJson` when a body is not
+    an array of log objects DuckDB can read.
+    """
+    batches = [bt for bt in batches if bt.body is not None]
+    if not batches:
+        return 0
+    d = _json_dir()
+    files, values = [], []
+    for bt in batches:
+        path = os.path.join(d, f"{secrets.token_hex(8)}.json")
+        with open(path, "wb") as f:
+            f.write(bt.body)  # type: ignore[arg-type]
+        files.append(path)
+        values.append(f"('{path}', {_sql_str(bt.source)}, {_sql_str(bt.role)}, "
+                      f"{int(bt.start)}::UBIGINT, {int(bt.end)}::UBIGINT)")
+    rel = (f"(SELECT j.*, m.role, m.source, m.lo, m.hi FROM read_json([{', '.join(map(_sql_str, files))}], "
+           f"format='array', columns={_JSON_COLUMNS}, filename='_file', "
+           f"maximum_object_size={_MAX_LOG_BYTES}) j "
+           f"JOIN (VALUES {', '.join(values)}) m(_file, source, role, lo, hi) USING (_file))")
+    try:
+        con.execute(_stage_sql(rel))
+    except duckdb.Error as e:
+        _raise_log_error(e)
+        raise MalformedLogsJson(f"eth_getLogs answer is not an array of log objects: "
+                                f"{str(e).splitlines()[0][:300]}") from None
+    finally:
+        for path in files:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+    n = fetch_one(con.execute("SELECT count(*) FROM _stage"))
+    return int(n[0]) if n else 0
+
+
+def stage_arrow(con: duckdb.DuckDBPyConnection, batches: Sequence[LogsBatch]) -> int:
+    """Stage parsed-dict batches as ``_stage`` (through Arrow); returns the row count."""
+    tables = []
+    for bt in batches:
+        if not bt.logs:
+            continue
+        t = logs_to_arrow(bt.logs, bt.role)
+        n = t.num_rows
+        tables.append(t.append_column("source", pa.array([bt.source] * n, pa.string()))
+                      .append_column("lo", pa.array([bt.start] * n, pa.uint64()))
+                      .append_column("hi", pa.array([bt.end] * n, pa.uint64())))
+    if not tables:
+        return 0
+    con.register("_stage_json", pa.concat_tables(tables))
+    try:
+        con.execute(_stage_sql("_stage_json"))
+    except duckdb.Error as e:
+        _raise_log_error(e)
+        raise
+    finally:
+        con.unregister("_stage_json")
+    n = fetch_one(con.execute("SELECT count(*) FROM _stage"))
+    return int(n[0]) if n else 0
+
+
+def _sql_str(v: str) -> str:
+    return "'" + v.replace("'", "''") + "'"
 
 
 def write_logs(con: duckdb.DuckDBPyConnection, staged: pa.Table, *, chain_id: int, dataset: str,
                source: str, run_id: str, a: int, b: int,
                event_tables: Sequence[EventTable]) -> int:
-    """Validate and insert one chunk's logs into ``raw.logs`` and the decoded tables.
+    """Validate and insert one source's logs (``staged``: :func:`logs_to_arrow`, with its role
+    column) into ``raw.logs`` and the decoded tables; every log must lie in blocks ``[a, b]``.
 
     Must run inside the chunk's transaction after the chunk's blocks are in ``raw.blocks``.
     Returns the number of logs written. Raises before writing anything on a bad row.
     """
     if staged.num_rows == 0:
         return 0
-    con.register("_stage_json", staged)
+    n = staged.num_rows
+    t = (staged.append_column("source", pa.array([source] * n, pa.string()))
+         .append_column("lo", pa.array([a] * n, pa.uint64()))
+         .append_column("hi", pa.array([b] * n, pa.uint64())))
+    con.register("_stage_json", t)
     try:
-        cases = " ".join(f"WHEN NOT coalesce({c}, false) THEN '{f}'" for c, f in _LOG_CHECKS)
-        bad = fetch_one(con.execute(
-            f"SELECT blockNumber, logIndex, transactionHash, CASE {cases} END AS f "
-            f"FROM _stage_json WHERE f IS NOT NULL LIMIT 1"))
-        if bad:
-            raise DecodeError(f"malformed eth_getLogs entry (source {source})",
-                              tx_hash=bad[2], field=bad[3],
-                              block_number=_try_hex(bad[0]), log_index=_try_hex(bad[1]))
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE _stage AS SELECT "
-            "blockNumber::UBIGINT AS block_number, lower(blockHash) AS block_hash, "
-            "lower(transactionHash) AS tx_hash, transactionIndex::UINTEGER AS tx_index, "
-            "logIndex::UINTEGER AS log_index, lower(address) AS address, "
-            "topics, data, role "
-            "FROM _stage_json")
+        con.execute(_stage_sql("_stage_json"))
+    except duckdb.Error as e:
+        _raise_log_error(e)
+        raise
     finally:
         con.unregister("_stage_json")
-    out_of_range = fetch_one(con.execute(
-        "SELECT block_number, log_index, tx_hash FROM _stage WHERE block_number NOT BETWEEN ? AND ? "
-        "LIMIT 1", [a, b]))
-    if out_of_range:
-        raise DecodeError(f"eth_getLogs for blocks {a}..{b} returned a log outside the range",
-                          block_number=out_of_range[0], log_index=out_of_range[1],
-                          tx_hash=out_of_range[2], field="blockNumber")
+    return write_stage(con, chain_id=chain_id, dataset=dataset, run_id=run_id,
+                       event_tables=event_tables)
+
+
+def write_stage(con: duckdb.DuckDBPyConnection, *, chain_id: int, dataset: str, run_id: str,
+                event_tables: Sequence[EventTable]) -> int:
+    """Insert the staged logs (``_stage``, from :func:`stage_json` / :func:`stage_arrow`) into
+    ``raw.logs`` and every typed event table, one statement per table for all sources.
+
+    Must run inside the chunk's transaction after the chunk's blocks are in ``raw.blocks``.
+    Checks first that each log's block hash is the stored block's and that no log comes twice;
+    every typed row is validated and decoded in the same statement. Drops ``_stage``; returns
+    the number of logs written.
+    """
     mism = fetch_one(con.execute(
         "SELECT s.block_number, s.log_index, s.tx_hash, s.block_hash, b.hash FROM _stage s "
         "LEFT JOIN raw.blocks b ON b.chain_id = ? AND b.number = s.block_number "
@@ -221,22 +388,21 @@ def write_logs(con: duckdb.DuckDBPyConnection, staged: pa.Table, *, chain_id: in
         raise InconsistentLogError(
             f"block {mism[0]} log index {mism[1]} (tx {mism[2]}): log says block hash {mism[3]} "
             f"but the block at that height is {mism[4]} — the chain changed between requests")
-    dup = fetch_one(con.execute("SELECT block_number, log_index FROM _stage GROUP BY ALL HAVING count(*) > 1 "
-                      "LIMIT 1"))
+    dup = fetch_one(con.execute("SELECT block_number, log_index FROM _stage GROUP BY ALL "
+                                "HAVING count(*) > 1 LIMIT 1"))
     if dup:
         raise DecodeError("duplicate log in eth_getLogs answer", block_number=dup[0],
                           log_index=dup[1], field="logIndex")
     con.execute(
         "INSERT INTO raw.logs SELECT ?, block_number, block_hash, tx_hash, tx_index, log_index, "
-        "address, topics, data, ?, ?, role, ? FROM _stage", [chain_id, dataset, source, run_id])
-    present = {r[0] for r in con.execute("SELECT DISTINCT lower(topics[1]) FROM _stage").fetchall()}
+        "address, topics, data, ?, source, role, ? FROM _stage", [chain_id, dataset, run_id])
+    present = {r[0] for r in con.execute("SELECT DISTINCT topic0 FROM _stage").fetchall()}
     for et in event_tables:
         spec = et.spec
         if spec.topic0 not in present:
             continue
         roles = ", ".join(f"'{r}'" for r in et.roles)
-        where = f"lower(topics[1]) = '{spec.topic0}' AND role IN ({roles})"
-        rel = f"(SELECT * FROM _stage WHERE {where})"
+        where = f"topic0 = '{spec.topic0}' AND role IN ({roles})"
         if spec.is_static:
             # validate and decode in one statement: a row failing any strict check aborts the
             # statement (and so the chunk's transaction) through error(), carrying its location
@@ -251,15 +417,15 @@ def write_logs(con: duckdb.DuckDBPyConnection, staged: pa.Table, *, chain_id: in
             try:
                 con.execute(
                     f"INSERT INTO {et.table.fqn} SELECT ?, block_number, block_hash, tx_hash, "
-                    f"tx_index, log_index, address, role, ?, {cols}? FROM _stage WHERE {guard} "
-                    f"ORDER BY block_number, log_index", [chain_id, source, run_id])
+                    f"tx_index, log_index, address, role, source, {cols}? FROM _stage "
+                    f"WHERE {guard} ORDER BY block_number, log_index", [chain_id, run_id])
             except duckdb.Error as e:
                 m = re.search(rf"{_DECODE_ERR}\|(\d+)\|(\d+)\|([^|]*)\|(\w+)", str(e))
                 if not m:
                     raise
                 _raise_field(spec, (int(m.group(1)), int(m.group(2)), m.group(3), m.group(4)))
         else:
-            _insert_dynamic(con, et, rel, chain_id, source, run_id)
+            _insert_dynamic(con, et, f"(SELECT * FROM _stage WHERE {where})", chain_id, run_id)
     n = fetch_one(con.execute("SELECT count(*) FROM _stage"))
     con.execute("DROP TABLE _stage")
     return int(n[0]) if n else 0
@@ -287,7 +453,7 @@ def _raise_field(spec: EventSpec, bad: tuple[Any, ...]) -> None:
 
 
 def _insert_dynamic(con: duckdb.DuckDBPyConnection, et: EventTable, rel: str, chain_id: int,
-                    source: str, run_id: str) -> None:
+                    run_id: str) -> None:
     """Per-log strict decode (:meth:`EventSpec.decode_fast`) for events with dynamic params.
 
     Integers travel to DuckDB as int64 where every value of the column fits, else as exact
@@ -295,14 +461,15 @@ def _insert_dynamic(con: duckdb.DuckDBPyConnection, et: EventTable, rel: str, ch
     """
     spec = et.spec
     rows = con.execute(
-        f"SELECT block_number, block_hash, tx_hash, tx_index, log_index, address, role, topics, "
-        f"data FROM {rel} ORDER BY block_number, log_index").fetchall()
+        f"SELECT block_number, block_hash, tx_hash, tx_index, log_index, address, role, source, "
+        f"topics, data FROM {rel} ORDER BY block_number, log_index").fetchall()
     if not rows:
         return
     cols = spec.columns()
-    decoded = [spec.decode_fast(r[7], r[8], block_number=r[0], log_index=r[4], tx_hash=r[2])
+    decoded = [spec.decode_fast(r[8], r[9], block_number=r[0], log_index=r[4], tx_hash=r[2])
                for r in rows]
-    names = ["block_number", "block_hash", "tx_hash", "tx_index", "log_index", "address", "role"]
+    names = ["block_number", "block_hash", "tx_hash", "tx_index", "log_index", "address", "role",
+             "source"]
     arrays = {n: pa.array([r[i] for r in rows]) for i, n in enumerate(names)}
     for j, c in enumerate(cols):
         arrays["d_" + c.name] = _exact_array([d[j] for d in decoded])
@@ -311,7 +478,7 @@ def _insert_dynamic(con: duckdb.DuckDBPyConnection, et: EventTable, rel: str, ch
         sel = "".join(f'CAST("d_{c.name}" AS {c.type}), ' for c in cols)
         con.execute(
             f"INSERT INTO {et.table.fqn} SELECT ?, block_number, block_hash, tx_hash, tx_index, "
-            f"log_index, address, role, ?, {sel}? FROM _stage_dyn", [chain_id, source, run_id])
+            f"log_index, address, role, source, {sel}? FROM _stage_dyn", [chain_id, run_id])
     finally:
         con.unregister("_stage_dyn")
 
