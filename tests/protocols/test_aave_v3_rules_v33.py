@@ -359,3 +359,41 @@ def test_v34_reports_custom_errors_and_forbids_self_liquidation() -> None:
         assert out.ok is self_liq
         if not self_liq:
             assert out.revert_reason == "SelfLiquidation()"
+
+
+# ----- isolation mode and receiveAToken under v3.3 -----
+
+def test_isolated_debt_drops_by_the_repaid_amount_only() -> None:
+    # WETH is an isolated collateral (debt ceiling set), its isolation total debt 600.00 (2 decimals).
+    # The liquidation of the deficit test repays 476190476 USDC units and writes the rest off:
+    # repaid in ceiling units = 476190476 // 10**(6 - 2) = 47619 -> total 60000 - 47619 = 12381.
+    state = _market(V3_3)
+    weth = state.reserves[WETH]
+    state.reserves[WETH] = replace(weth, configuration=replace(weth.configuration, debt_ceiling=1_000_000),
+                                   isolation_mode_total_debt=60000)
+    _user(state, collateral={WETH: E18 // 4}, debt={USDC: 600 * E6})
+    out = _liquidate(state, WETH, USDC)
+    assert out.ok, out.revert_reason
+    assert out.debt_repaid == (500 * E6 * 10000 + 10500 // 2) // 10500 == 476190476
+    assert _events(out, "IsolationModeTotalDebtUpdated") == [
+        {"asset": WETH, "total_debt": 60000 - 476190476 // 10**4}]
+    assert dict(out.bad_debt) == {USDC: 600 * E6 - 476190476}
+
+
+def test_receive_a_token_moves_scaled_balance_and_enables_collateral() -> None:
+    # the close-factor case under v3.3 (1700e6 USDC repaid, 0.8925e18 WETH incl. the fee), aTokens
+    # to the liquidator: at index RAY it receives exactly the seized amount as scaled balance
+    state = _market(V3_3)
+    _user(state, collateral={WETH: 2 * E18}, debt={USDC: 3000 * E6, DAI: 400 * E18})
+    out = _liquidate(state, WETH, USDC, receive=True)
+    assert out.ok, out.revert_reason
+    with_bonus = (E8 * 1700 * E6 * E18 // (2000 * E8 * E6) * 10500 + 5000) // 10000
+    fee = ((with_bonus - (with_bonus * 10000 + 10500 // 2) // 10500) * 1000 + 5000) // 10000
+    assert out.collateral_seized == with_bonus - fee
+    assert _events(out, "ReserveUsedAsCollateralEnabled") == [{"reserve": WETH, "user": LIQUIDATOR}]
+    ADAPTER.commit(state, out)
+    liq = state.user(LIQUIDATOR)
+    assert liq.reserve(WETH).scaled_a_token_balance == with_bonus - fee
+    assert liq.configuration == 1 << 1  # WETH (id 0) collateral bit
+    assert state.user(TREASURY).reserve(WETH).scaled_a_token_balance == fee
+    assert state.user(USER).reserve(WETH).scaled_a_token_balance == 2 * E18 - with_bonus
