@@ -208,11 +208,17 @@ def _repay(state: AaveV2State, e: ProtocolEvent) -> None:
 
 def _liquidation_call(state: AaveV2State, e: ProtocolEvent) -> None:
     debt = _reserve(state, e, "debt_asset")
-    _move_underlying(state, e, debt, _int(e, "debt_to_cover"))
-    if not _bool(e, "receive_a_token"):
-        _move_underlying(
-            state, e, _reserve(state, e, "collateral_asset"), -_int(e, "liquidated_collateral_amount")
-        )
+    repaid = _int(e, "debt_to_cover")
+    if _bool(e, "receive_a_token"):
+        _move_underlying(state, e, debt, repaid)
+        return
+    coll = _reserve(state, e, "collateral_asset")
+    seized = _int(e, "liquidated_collateral_amount")
+    if coll.asset == debt.asset:  # one reserve: net flow, checked once
+        _move_underlying(state, e, debt, repaid - seized)
+        return
+    _move_underlying(state, e, coll, -seized)  # the only check that can fail: nothing written before
+    _move_underlying(state, e, state.reserves[debt.asset], repaid)
 
 
 def _reserve_data_updated(state: AaveV2State, e: ProtocolEvent) -> None:
