@@ -28,11 +28,9 @@ from ingest.datasets.base import EventTable
 from protocols.base import ProtocolAdapter
 from protocols.domain import EventRef, ProtocolEvent
 
+from .errors import MissingData
+
 __all__ = ["MissingData", "EventSource", "event_sources", "protocol_events"]
-
-
-class MissingData(Exception):
-    """The warehouse lacks data a replay needs; the message says what and how to ingest it."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,8 +13,9 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -64,7 +65,13 @@ def parse_block_or_time(v: str) -> int | dt.datetime:
     return t
 
 
-def _parser() -> argparse.ArgumentParser:
+#: A subcommand contributed by a package layered on ingest (the backtest's ``run``): its name,
+#: a function adding its parser to the subparsers, and its handler (returns the exit code).
+#: ingest never imports those packages; their entry point passes them to :func:`main`.
+Command = tuple[str, Callable[[Any], None], Callable[[argparse.Namespace], int]]
+
+
+def _parser(commands: Sequence[Command] = ()) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="deficit", description="Replay DeFi liquidation rules on chain history and measure "
         "bad debt, who pays for it, oracle-lag exposure and finality risk.")
@@ -126,15 +133,20 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--db", type=Path, default=None)
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--json", action="store_true")
+    for _, add, _ in commands:
+        add(sub)
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, *, commands: Sequence[Command] = ()) -> int:
+    args = _parser(commands).parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     secrets = [os.environ.get("DEFICIT_RPC_URL", ""), getattr(args, "rpc", None) or ""]
     try:
+        for name, _, handler in commands:
+            if args.cmd == name:
+                return handler(args)
         if args.cmd == "ingest":
             return _cmd_ingest(args)
         if args.cmd == "import-prices":

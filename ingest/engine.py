@@ -24,7 +24,6 @@ import datetime as dt
 import gc
 import logging
 import secrets
-import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -47,6 +46,7 @@ from .deployments import DeploymentSet
 from .errors import BrokenChainError, ChainDataError, ConfigError, InconsistentLogError, RpcResponseError
 from .reorg import verify_and_rollback
 from .rpc import JsonRpcClient
+from .version import code_version
 from .warehouse import CHECKPOINTS, REORGS, RUNS, Warehouse, fetch_one, utcnow
 
 __all__ = ["IngestRequest", "IngestSummary", "Progress", "RunContext", "run_ingest",
@@ -62,21 +62,6 @@ MAX_CHUNK_RETRIES = 3
 def new_run_id() -> str:
     """Time-ordered unique run id, e.g. ``20261125T171500Z-3f9a1c2e``."""
     return utcnow().strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(4)
-
-
-def code_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        v = version("deficit")
-    except PackageNotFoundError:
-        v = "0+unknown"
-    try:
-        sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True,
-                             text=True, timeout=5, cwd=__file__.rsplit("/", 2)[0]).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        sha = ""
-    return f"deficit {v}" + (f"+g{sha}" if sha else "")
 
 
 @dataclass(frozen=True)

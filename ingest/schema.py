@@ -95,16 +95,15 @@ def register_table(table: Table) -> Table:
 
 
 def registered_tables() -> list[Table]:
-    """All declared tables, importing every module that declares some (sorted by name)."""
+    """All declared tables, importing every ingest module that declares some (sorted by name).
+
+    Packages layered on ingest (the backtest's ``bt`` tables) register theirs when imported;
+    the ``deficit`` command imports them first (``backtest.cli``), so its schema lists them."""
     from . import datasets as _datasets  # noqa: F401  (declares dataset tables)
     from . import prices as _prices  # noqa: F401
     from . import warehouse as _warehouse  # noqa: F401
 
     _datasets.all_event_tables()
-    from backtest import outputs as _bt_outputs  # noqa: F401  (bt.runs, bt.liquidations, ...)
-    from backtest.metrics import metric_tables
-
-    metric_tables()
     return [_REGISTRY[k] for k in sorted(_REGISTRY)]
 
 

@@ -122,7 +122,10 @@ class BadDebt(Metric):
         self._update(view, tuple(view.accounts()), view.block.number, view.block.timestamp)
 
     def on_liquidation(self, view: View, liquidation: Liquidation) -> None:
-        if liquidation.committed:
+        # a liquidation outcome's ``bad_debt`` is a booked deficit only under deficit accounting
+        # (Aave v3.3+ rule sets set ``deficit_accounting``); before that it is debt left without
+        # collateral, which stays in the account and is counted as unrealized
+        if liquidation.committed and getattr(getattr(view.state, "rules", None), "deficit_accounting", False):
             self._realized += liquidation.bad_debt_value
 
     def on_block_end(self, view: View, block: BlockEnd) -> None:
@@ -191,6 +194,8 @@ class BadDebt(Metric):
             "end_dust_oracle_value": self._oracle - self._material,
             "end_accounts_underwater": self._underwater,
             "realized_value": self._realized,
+            "realized_usd": self._realized / u,
+            "end_total_oracle_usd": (self._oracle + self._realized) / u,
             "dust_threshold_value": self.dust,
             "end_block": self._end_block,
         }

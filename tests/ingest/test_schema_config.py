@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import backtest.cli  # noqa: F401  (registers the bt tables, as the deficit command does)
 from ingest.cli import main, parse_block_or_time
 from ingest.datasets import LOG_DATASETS
 from ingest.deployments import load_deployments, load_preset, preset_names

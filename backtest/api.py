@@ -1,0 +1,310 @@
+"""The Python API: ``backtest.run(scenario, db=...)`` → :class:`RunResult` (polars frames).
+
+The production path reads the warehouse (:func:`load_inputs`): it checks, *before* replaying,
+that everything the scenario needs is there — the window inside the ingested blocks, the market's
+events from its first block, a price for every listed reserve, a reference path for every pair
+named — and raises :class:`~backtest.errors.MissingData` saying what is missing and the command
+that fetches it. Then it rebuilds the market at the window start from the ingested events,
+replays (:class:`backtest.engine.Replay`) and writes every ``bt`` row of the run in one
+transaction. :func:`run_inputs` replays in-memory inputs (tests, benchmarks) the same way.
+
+Run ids: ``bt-`` + the first 16 hex digits of ``sha256(scenario sha256, code version, data
+sources)`` unless given, so the same scenario on the same data and code has the same id and a
+re-run replaces its rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from ingest.version import code_version
+from ingest.warehouse import DEFAULT_DB, Warehouse
+from protocols.registry import get_adapter
+
+from .clock import Blocks
+from .engine import Replay, ReplayInputs, ReplayOutput
+from .errors import MissingData, ReplayError
+from .feed import protocol_events
+from .oracle import RefPoint, Round
+from .outputs import write_run
+from .scenario import Scenario, load_scenario
+
+__all__ = ["RunResult", "run", "run_inputs", "load_inputs", "derive_run_id"]
+
+
+@dataclass
+class RunResult:
+    """A finished run: id, scenario, the metrics' summaries, and its bt rows."""
+
+    run_id: str
+    scenario: Scenario
+    summary: dict[str, dict[str, Any]]
+    output: ReplayOutput
+    db: str | None = None
+    _mem: Warehouse | None = field(default=None, repr=False)
+
+    def frames(self) -> dict[str, pl.DataFrame]:
+        """Every bt table of the run as a polars DataFrame (sorted), keyed by table name."""
+        wh = self._warehouse()
+        out = {}
+        for t in sorted(self.output.tables, key=lambda t: t.fqn):
+            cur = wh.con.execute(f"SELECT * FROM {t.fqn} WHERE run_id = ? ORDER BY ALL", [self.run_id])
+            out[t.fqn] = cur.pl()  # type: ignore[attr-defined]
+        if self.db is not None:
+            wh.close()
+        return out
+
+    def _warehouse(self) -> Warehouse:
+        if self.db is not None:
+            return Warehouse(self.db, read_only=True)
+        if self._mem is None:
+            self._mem = Warehouse(":memory:")
+            write_run(self._mem, self.run_id, self.output.tables)
+        return self._mem
+
+
+def derive_run_id(scenario: Scenario, data_sources: tuple[str, ...], version: str) -> str:
+    h = hashlib.sha256("\n".join((scenario.sha256(), version, *sorted(data_sources))).encode())
+    return "bt-" + h.hexdigest()[:16]
+
+
+def run_inputs(scenario: Scenario, inputs: ReplayInputs, *, run_id: str | None = None,
+               naive: bool = False) -> RunResult:
+    """Replay in-memory inputs (no warehouse); ``frames()`` materialises the rows in memory."""
+    version = code_version()
+    rid = run_id or derive_run_id(scenario, inputs.data_sources, version)
+    out = Replay(scenario, inputs, rid, naive=naive, code_version=version).run()
+    return RunResult(rid, scenario, out.summary, out)
+
+
+def run(scenario: Scenario | str | Path, db: str | Path | None = None, *, run_id: str | None = None,
+        naive: bool = False) -> RunResult:
+    """Run a scenario (object or TOML path) over a warehouse and write its bt rows."""
+    sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+    path = str(db or sc.warehouse or DEFAULT_DB)
+    if path != ":memory:" and not Path(path).exists():
+        raise MissingData(f"warehouse {path} does not exist; ingest first (deficit ingest ...) or pass --db")
+    with Warehouse(path) as wh:
+        sc, inputs = load_inputs(wh, sc)
+        version = code_version()
+        rid = run_id or derive_run_id(sc, inputs.data_sources, version)
+        out = Replay(sc, inputs, rid, naive=naive, code_version=version).run()
+        write_run(wh, rid, out.tables)
+    return RunResult(rid, sc, out.summary, out, db=path)
+
+
+# ---------------------------------------------------------------------------- loading
+
+def _ingest_hint(sc: Scenario, what: str, a: int, b: int) -> str:
+    return (f"deficit ingest --chain-id {sc.chain_id} --from {a} --to {b} --deployments <file naming "
+            f"{what}>")
+
+
+def _covered(wh: Warehouse, chain: int, dataset: str, source: str) -> list[tuple[int, int]]:
+    if not _exists(wh, "meta.checkpoints"):
+        return []
+    return wh.covered(chain, dataset, source)
+
+
+def _exists(wh: Warehouse, fqn: str) -> bool:
+    s, n = fqn.split(".")
+    r = wh.con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name=? AND table_name=?",
+                       [s, n]).fetchall()
+    return bool(r[0][0])
+
+
+def _require(wh: Warehouse, sc: Scenario, dataset: str, source: str, a: int, b: int, what: str) -> None:
+    for x, y in _covered(wh, sc.chain_id, dataset, source):
+        if x <= a and b <= y:
+            return
+    have = _covered(wh, sc.chain_id, dataset, source)
+    raise MissingData(f"{what} ({dataset}:{source}) is not ingested over blocks {a}..{b} on chain "
+                      f"{sc.chain_id} (ingested: {have or 'nothing'}); "
+                      f"run `{_ingest_hint(sc, source, a, b)}`")
+
+
+def _resolve_window(wh: Warehouse, sc: Scenario) -> Scenario:
+    import dataclasses
+
+    w = sc.window
+    fb, tb = w.from_block, w.to_block
+    if w.from_time is not None:
+        r = wh.con.execute("SELECT min(number) FROM raw.blocks WHERE chain_id=? AND timestamp_ts >= ?",
+                           [sc.chain_id, int(w.from_time.timestamp())]).fetchall()
+        if r[0][0] is None:
+            raise MissingData(f"no ingested block at or after {w.from_time.isoformat()} "
+                              f"on chain {sc.chain_id}")
+        fb = int(r[0][0])
+    if w.to_time is not None:
+        r = wh.con.execute("SELECT max(number) FROM raw.blocks WHERE chain_id=? AND timestamp_ts <= ?",
+                           [sc.chain_id, int(w.to_time.timestamp())]).fetchall()
+        if r[0][0] is None:
+            raise MissingData(f"no ingested block at or before {w.to_time.isoformat()} "
+                              f"on chain {sc.chain_id}")
+        tb = int(r[0][0])
+    assert fb is not None and tb is not None
+    if tb < fb:
+        raise sc.error("window", f"the window resolves to blocks {fb}..{tb}, which is empty")
+    return dataclasses.replace(sc, window=dataclasses.replace(w, from_block=fb, to_block=tb))
+
+
+def load_inputs(wh: Warehouse, scenario: Scenario) -> tuple[Scenario, ReplayInputs]:
+    """Check the warehouse has what ``scenario`` needs and read it (see the module docstring)."""
+    if not _exists(wh, "raw.blocks"):
+        raise MissingData(f"{wh.path} has no raw.blocks: nothing is ingested; run `deficit ingest`")
+    sc = _resolve_window(wh, scenario)
+    chain, fb, tb, m = sc.chain_id, sc.from_block, sc.to_block, sc.market
+    _require(wh, sc, "blocks", "chain", fb, tb, "blocks")
+    mk_cov = _covered(wh, chain, m.dataset, m.source)
+    if not mk_cov:
+        raise MissingData(f"market {m.dataset}:{m.source} is not ingested on chain {chain}; run "
+                          f"`{_ingest_hint(sc, m.source, 0, tb)}` (from the deployment's start block)")
+    first = mk_cov[0][0]
+    _require(wh, sc, m.dataset, m.source, first, tb,
+             f"market {m.source} from its first ingested block {first}")
+    adapter = get_adapter(m.protocol)
+    con = wh.con
+    rdu = f"raw.{m.dataset}_reserve_data_updated"
+    pool = con.execute(f"SELECT any_value(address) FROM {rdu} WHERE chain_id=? AND source=?",
+                       [chain, m.source]).fetchall() if _exists(wh, rdu) else [(None,)]
+    kwargs: dict[str, Any] = {}
+    if pool[0][0]:
+        kwargs["pool"] = str(pool[0][0])
+    if m.rules is not None:
+        from protocols.aave_v3.state import RULE_SETS
+
+        if m.rules not in RULE_SETS:
+            raise sc.error("market.rules", f"unknown rule set {m.rules!r}; known: {sorted(RULE_SETS)}")
+        kwargs["rules"] = RULE_SETS[m.rules]
+    state = adapter.new_state(**kwargs)
+    try:
+        for ev in protocol_events(con, adapter, dataset=m.dataset, chain_id=chain, source=m.source,
+                                  to_block=fb - 1):
+            adapter.apply(state, ev)
+    except MissingData:
+        raise
+    except Exception as e:  # the adapter's typed errors carry the event location
+        raise ReplayError(f"rebuilding {m.source} before block {fb}: {e}") from e
+    reserves = sorted(state.reserves)
+    if not reserves:
+        raise MissingData(f"market {m.source} has no listed reserve before block {fb} (no ReserveInitialized "
+                          f"ingested); ingest it from its deployment block")
+    for i, o in enumerate(sc.overrides.reserves):
+        if o.asset not in state.reserves:
+            raise sc.error(f"overrides.reserve[{i}].asset", f"unknown reserve {o.asset}: market {m.source} "
+                           f"lists {reserves}")
+    # asset -> source (AaveOracle) as of the window start
+    tbl = f"raw.{m.dataset}_asset_source_updated"
+    if not _exists(wh, tbl):
+        raise MissingData(f"{tbl} does not exist: the market's oracle (role 'oracle') was not ingested; add "
+                          f"its address to the deployment and run `{_ingest_hint(sc, m.source, first, tb)}`")
+    src_rows = con.execute(f"SELECT asset, arg_source, block_number FROM {tbl} WHERE chain_id=? AND source=? "
+                           "AND block_number <= ? ORDER BY block_number, log_index", [chain, m.source, tb]
+                           ).fetchall()
+    asset_src: dict[str, str] = {}
+    for asset, src, b in src_rows:
+        if int(b) >= fb:
+            raise ReplayError(f"the oracle source of {asset} changes at block {b}, inside the window; "
+                              "source changes within a window are not supported yet: split the window")
+        asset_src[str(asset)] = str(src)
+    keys = list(reserves)
+    for cat in getattr(state, "emode_categories", {}).values():
+        ps = getattr(cat, "price_source", None)
+        if ps and ps != "0x" + "00" * 20:
+            keys.append(ps)
+    feed_keys: dict[str, list[str]] = {}
+    for k in sorted(set(keys)):
+        if k not in asset_src:
+            raise MissingData(f"no AaveOracle source for {k} before block {fb} (no AssetSourceUpdated "
+                              f"ingested for it); ingest the market's oracle from its deployment block")
+        feed_keys.setdefault(asset_src[k], []).append(k)
+    feeds = sorted(feed_keys)
+    if not _exists(wh, "raw.oracle_rounds"):
+        raise MissingData("raw.oracle_rounds does not exist: no price feed was ingested; add the feeds "
+                          f"{feeds} as [[feed]] entries and run `{_ingest_hint(sc, 'the feeds', fb, tb)}`")
+    rcols = "feed, answer, decimals, updated_at_ts, block_number, log_index, block_timestamp_ts"
+    sel = f"SELECT {rcols} FROM raw.oracle_rounds WHERE chain_id=? AND feed IN (SELECT unnest(?))"
+    rounds = [_round(r) for r in con.execute(
+        f"{sel} AND block_number BETWEEN ? AND ? ORDER BY block_number, log_index",
+        [chain, feeds, fb, tb]).fetchall()]
+    initial = {str(r[0]): _round(r) for r in con.execute(
+        f"{sel} AND block_number < ? QUALIFY row_number() OVER (PARTITION BY feed "
+        "ORDER BY block_number DESC, log_index DESC) = 1", [chain, feeds, fb]).fetchall()}
+    in_window = {r.feed for r in rounds}
+    for f in feeds:
+        if f not in initial and f not in in_window:
+            raise MissingData(f"feed {f} (oracle source of {feed_keys[f]}) has no round at or before "
+                              f"block {tb}; ingest it: add it as a [[feed]] and run "
+                              f"`{_ingest_hint(sc, f, 0, tb)}`")
+    if sc.reference is not None:
+        for f in sc.reference.pairs:
+            if f not in feed_keys:
+                raise sc.error(f"reference.pairs.{f}", f"{f} is not the oracle source of any reserve of "
+                               f"{m.source}; sources: {feeds}")
+    blocks_rows = con.execute(
+        "SELECT number, timestamp_ts, coalesce(base_fee_per_gas_wei, 0), finality_at_ingest = 'finalized', "
+        "hash FROM raw.blocks WHERE chain_id=? AND number BETWEEN ? AND ? ORDER BY number",
+        [chain, fb, tb]).fetchall()
+    ends = {int(r[0]): str(r[4]) for r in blocks_rows if int(r[0]) in (fb, tb)}
+    blocks = Blocks(((int(n), int(t), int(fee), bool(fin)) for n, t, fee, fin, _ in blocks_rows), ends)
+    refs, init_refs = _load_refs(wh, sc, blocks)
+    events = []
+    if sc.mode == "historical":
+        events = list(protocol_events(con, adapter, dataset=m.dataset, chain_id=chain, source=m.source,
+                                      from_block=fb, to_block=tb))
+    sources = sorted({str(r[0]) for r in con.execute(
+        "SELECT DISTINCT run_id FROM meta.checkpoints WHERE chain_id=? AND ((dataset='blocks') OR "
+        "(dataset=? AND source=?) OR (dataset='chainlink' AND source IN (SELECT unnest(?))))",
+        [chain, m.dataset, m.source, feeds]).fetchall()})
+    inputs = ReplayInputs(adapter, state, chain, fb, tb, blocks, {f: tuple(k) for f, k in feed_keys.items()},
+                          rounds, initial, refs, init_refs, events, tuple(sources),
+                          {f: r.decimals for f, r in initial.items()})
+    return sc, inputs
+
+
+def _round(r: tuple[Any, ...]) -> Round:
+    return Round(str(r[0]), int(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5]), int(r[6]))
+
+
+def _load_refs(wh: Warehouse, sc: Scenario, blocks: Blocks) -> tuple[list[RefPoint], Mapping[str, RefPoint]]:
+    if sc.reference is None:
+        return [], {}
+    pairs = sorted(set(sc.reference.pairs.values()))
+    if not _exists(wh, "raw.reference_prices"):
+        raise MissingData(f"raw.reference_prices does not exist; import the reference path for {pairs} with "
+                          "`deficit import-prices FILE --pair ETH/USD`")
+    t0, t1 = blocks.ts[0], blocks.ts[-1]
+    src = sc.reference.source
+    q = ("SELECT pair, ts_us, price_text FROM raw.reference_prices WHERE pair IN (SELECT unnest(?))"
+         + (" AND source = ?" if src else "") + " AND ts_us <= ? ORDER BY pair, ts_us")
+    args: list[Any] = [pairs] + ([src] if src else []) + [t1 * 10**6]
+    refs: list[RefPoint] = []
+    initial: dict[str, RefPoint] = {}
+    for pair, ts_us, text in wh.con.execute(q, args).fetchall():
+        ts = -(-int(ts_us) // 10**6)  # usable from the first block whose timestamp is >= the instant
+        price = Fraction(Decimal(str(text)))
+        if ts <= t0:
+            initial[str(pair)] = RefPoint(str(pair), ts, price, sc.from_block)
+            continue
+        b = blocks.first_at_or_after(ts)
+        if b is None:
+            continue
+        refs.append(RefPoint(str(pair), ts, price, b))
+    refs.sort(key=lambda r: (r.block_number, r.ts, r.pair))
+    have = {r.pair for r in refs}
+    for p in pairs:
+        if p not in have:
+            raise MissingData(f"reference pair {p} has no price in the window (blocks {sc.from_block}.."
+                              f"{sc.to_block}, unix {t0}..{t1}){' for source ' + repr(src) if src else ''}; "
+                              f"import it with `deficit import-prices FILE --pair {p}`")
+    return refs, initial
+
+

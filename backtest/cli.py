@@ -1,0 +1,74 @@
+"""The ``deficit`` console command: ingest's subcommands plus the backtest's ``run``.
+
+The entry point lives here because dependencies point one way (``backtest`` imports ``ingest``,
+never the reverse): :func:`main` hands ingest's CLI the backtest subcommands as plugins
+(:data:`ingest.cli.Command`). Importing this module also registers every ``bt`` table, so
+``deficit schema`` lists them.
+
+``deficit run SCENARIO.toml [--db FILE] [--json] [--run-id ID]``: exit 0 when the run finished
+and its rows were written, 2 for a bad scenario or missing data (nothing written), 1 for a replay
+error (an event contradicting the state, ...; nothing written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from ingest import cli as ingest_cli
+
+from . import outputs as _outputs  # noqa: F401  (registers bt.runs, bt.liquidations, bt.summaries)
+from .metrics import metric_tables
+
+__all__ = ["main", "COMMANDS"]
+
+metric_tables()  # register the metrics' bt tables
+
+
+def _add_run(sub: Any) -> None:
+    p = sub.add_parser("run", help="replay a scenario (historical or counterfactual) over the warehouse "
+                       "and write its results to the bt tables")
+    p.add_argument("scenario", help="scenario TOML file")
+    p.add_argument("--db", default=None, help="warehouse file (default: the scenario's, else "
+                   "data/warehouse.duckdb)")
+    p.add_argument("--run-id", default=None, help="run id (default: derived from the scenario hash "
+                   "and code version)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .api import run
+    from .errors import BacktestError, InputError
+
+    try:
+        res = run(args.scenario, db=args.db, run_id=args.run_id)
+    except InputError as e:
+        sys.stderr.write(f"error: {e}\n")
+        return 2
+    except BacktestError as e:
+        sys.stderr.write(f"error ({type(e).__name__}): {e}\n")
+        return 1
+    if args.json:
+        sys.stdout.write(json.dumps({"run_id": res.run_id, "summary": res.summary}, indent=2,
+                                    sort_keys=True, default=str) + "\n")
+    else:
+        sys.stdout.write(f"run {res.run_id}: {res.scenario.name} ({res.scenario.mode}), blocks "
+                         f"{res.scenario.from_block}..{res.scenario.to_block}\n")
+        for metric, figures in res.summary.items():
+            for name, v in figures.items():
+                sys.stdout.write(f"  {metric}.{name} = {v}\n")
+    return 0
+
+
+COMMANDS: tuple[ingest_cli.Command, ...] = (("run", _add_run, _cmd_run),)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return ingest_cli.main(argv, commands=COMMANDS)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,534 @@
+"""The replay: one total order of inputs, two clocks, the adapter's state, the liquidator model
+and the metrics' hooks.
+
+Inputs, keyed ``(block_number, log_index)``: oracle answers as the oracle model publishes them
+(:mod:`backtest.oracle`; a delayed or reference-derived answer takes effect at the start of its
+block, ``log_index = -1``), reference prices (start of the first block at or after their
+instant), and — in historical mode — the market's protocol events. Block-end work runs after a
+block's last input: exact re-evaluation of the accounts that may have changed (events, the
+at-risk index of :mod:`backtest.ledger`, expiries), the liquidator model's actions due in the
+block, then the metrics' ``on_block_end``.
+
+Two clocks: *happened* (the log's block) and *knowable* (when an actor can act on it): the
+protocol uses an answer from the block it takes effect in; the liquidator model acts on a state
+it saw ``reaction_delay_blocks + finality.wait_blocks`` blocks earlier (:mod:`backtest.liquidator`).
+
+Modes:
+
+* ``historical``: every protocol event is applied (observed ``LiquidationCall`` included: first
+  ``adapter.liquidate`` is computed with the event's own arguments on the pre-event state — the
+  prediction fidelity compares — then the event is applied; its amounts are the final word).
+  The liquidator model runs alongside and records *predictions* (not committed), at most one per
+  account and liquidatable episode.
+* ``counterfactual``: the state at the window start is rebuilt from events, then user actions are
+  frozen — no protocol event after the window start is applied (governance changes included);
+  prices follow the oracle model; interest accrues by timestamp; scenario overrides are applied
+  to the starting state; the liquidator model's liquidations are committed.
+
+Blocks are visited when they carry an input or a scheduled liquidation; everything is evaluated
+in sorted order, so the same inputs give the same outputs (no clocks, no set order).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+from collections import ChainMap
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from ingest.schema import Table
+from protocols.base import ZERO_ADDRESS, ProtocolAdapter
+from protocols.domain import AccountHealth, ProtocolEvent
+from protocols.errors import ProtocolError
+
+from .clock import Blocks
+from .errors import ReplayError
+from .ledger import Ledger, decimals_of
+from .liquidator import Decision, LiquidatorModel
+from .metrics import get_metric
+from .metrics.base import AccountEval, BlockEnd, BlockInfo, Liquidation, Metric, Mode, PriceUpdate
+from .oracle import Publication, RefPoint, Round, publications, reference_answer
+from .outputs import LIQUIDATIONS, RUNS, SUMMARIES, RunRecord, liquidation_row, summary_rows
+from .scenario import Overrides, Scenario
+
+__all__ = ["ReplayInputs", "ReplayOutput", "Replay", "apply_overrides"]
+
+_ADDRESS_LEN = 42
+
+
+@dataclass
+class ReplayInputs:
+    """Everything a replay reads, already in memory (the DuckDB loader, :mod:`backtest.api`,
+    builds it from the warehouse; tests and benchmarks build it directly).
+
+    * ``state``: the market at the end of block ``from_block - 1`` (positions, reserves);
+    * ``rounds``: oracle rounds with ``from_block <= block_number <= to_block``, in order;
+      ``initial_rounds``: each feed's last round before the window (the prices in force);
+    * ``feed_keys``: feed → the price keys it sets (Aave: the assets whose AaveOracle source it is);
+    * ``refs``: reference points in the window (block resolved), in order; ``initial_refs``: each
+      pair's last point before the window;
+    * ``events``: historical mode: the market's protocol events in the window, in order;
+    * ``blocks``: at least every block of the window."""
+
+    adapter: ProtocolAdapter[Any]
+    state: Any
+    chain_id: int
+    from_block: int
+    to_block: int
+    blocks: Blocks
+    feed_keys: Mapping[str, tuple[str, ...]]
+    rounds: Sequence[Round] = ()
+    initial_rounds: Mapping[str, Round] = field(default_factory=dict)
+    refs: Sequence[RefPoint] = ()
+    initial_refs: Mapping[str, RefPoint] = field(default_factory=dict)
+    events: Iterable[ProtocolEvent] = ()
+    data_sources: tuple[str, ...] = ()
+    feed_decimals: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class ReplayOutput:
+    """A finished replay: its ``bt`` rows per table, the metrics' summaries, the runs record."""
+
+    run_id: str
+    record: RunRecord
+    tables: dict[Table, list[tuple[Any, ...]]]
+    summary: dict[str, dict[str, Any]]
+    liquidations: list[Liquidation]
+    final_state: Any
+
+
+def apply_overrides(adapter: ProtocolAdapter[Any], state: Any, overrides: Overrides,
+                    assets: Iterable[str] | None = None) -> None:
+    """Replace the listed reserves' configuration fields (Aave v2/v3 state layout)."""
+    for o in overrides.reserves:
+        if assets is not None and o.asset not in assets:
+            continue
+        r = state.reserves.get(o.asset)
+        if r is None:
+            raise ReplayError(f"override for {o.asset}: no such reserve in the {adapter.name} market")
+        pairs = (("ltv", o.ltv_bps), ("liquidation_threshold", o.liquidation_threshold_bps),
+                 ("liquidation_bonus", o.liquidation_bonus_bps),
+                 ("liquidation_protocol_fee", o.liquidation_protocol_fee_bps),
+                 ("supply_cap", o.supply_cap), ("borrow_cap", o.borrow_cap))
+        changes = {k: v for k, v in pairs if v is not None}
+        state.reserves[o.asset] = dataclasses.replace(
+            r, configuration=dataclasses.replace(r.configuration, **changes))
+
+
+class _View:
+    """The :class:`backtest.metrics.base.View` the metrics see."""
+
+    def __init__(self, replay: Replay):
+        self._r = replay
+        s = replay.scenario
+        self.run_id = replay.run_id
+        self.chain_id = replay.inputs.chain_id
+        self.mode: Mode = s.mode
+        self.scenario = s
+        self.adapter = replay.adapter
+        self.state = replay.state
+        self.unit = replay.unit
+        self.block = replay.block
+        self.finality_depth_blocks = s.finality.depth_blocks
+        self.wait_blocks = s.finality.wait_blocks
+        self.from_block = replay.inputs.from_block
+        self.to_block = replay.inputs.to_block
+        self._prices = MappingProxyType(replay.prices)
+        self._ref = MappingProxyType(replay.ref_prices)
+
+    @property
+    def prices(self) -> Mapping[str, int]:
+        return self._prices
+
+    @property
+    def reference_prices(self) -> Mapping[str, int]:
+        return self._ref
+
+    def health(self, user: str) -> AccountEval | None:
+        return self._r.ledger.evals.get(user)
+
+    def accounts(self) -> Iterator[AccountEval]:
+        evals = self._r.ledger.evals
+        for u in sorted(evals):
+            yield evals[u]
+
+    def price_keys(self, asset: str) -> tuple[str, ...]:
+        return (asset,)
+
+    def value(self, asset: str, amount: int, prices: Mapping[str, int] | None = None) -> int:
+        p = (self._prices if prices is None else prices)[asset]
+        return int(amount * p // 10 ** decimals_of(self.state, asset))
+
+    def decimals(self, asset: str) -> int:
+        return decimals_of(self.state, asset)
+
+
+class Replay:
+    """One run of a scenario over :class:`ReplayInputs` (see the module docstring)."""
+
+    def __init__(self, scenario: Scenario, inputs: ReplayInputs, run_id: str, *, naive: bool = False,
+                 code_version: str = "", metrics: Sequence[Metric] | None = None):
+        self.scenario = scenario
+        self.inputs = inputs
+        self.run_id = run_id
+        self.code_version = code_version
+        self.adapter = inputs.adapter
+        self.state = inputs.state
+        self.mode: Mode = scenario.mode
+        self.unit = _base_unit(self.adapter)
+        self.ledger = Ledger(self.adapter, naive=naive)
+        self.metrics: list[Metric] = list(metrics) if metrics is not None else [
+            get_metric(n)(scenario.metrics.params.get(n)) for n in scenario.metrics.names]
+        self.prices: dict[str, int] = {}
+        self.ref_prices: dict[str, int] = {}
+        self.has_reference = scenario.reference is not None
+        self.liquidator = LiquidatorModel(scenario.liquidator, self.unit, scenario.overrides.close_factor_bps)
+        self.delay = scenario.liquidator.reaction_delay_blocks + scenario.finality.wait_blocks
+        self.block = BlockInfo(inputs.from_block, inputs.blocks.timestamp(inputs.from_block)
+                               if inputs.from_block in inputs.blocks else 0)
+        self.view = _View(self)
+        self.dirty: set[str] = set()
+        self.price_moved = False
+        self.schedule: dict[int, set[str]] = {}
+        self.scheduled: dict[str, int] = {}
+        self.episode: dict[str, tuple[int, int]] = {}
+        self.predicted: set[str] = set()
+        self.liquidations: list[Liquidation] = []
+        self.capacity_used = 0
+        self.events_applied = self.prices_consumed = self.blocks_visited = self.evaluations = 0
+        self.pair_feeds: dict[str, list[str]] = {}
+        if scenario.reference is not None:
+            for feed, pair in scenario.reference.pairs.items():
+                self.pair_feeds.setdefault(pair, []).append(feed)
+
+    # ------------------------------------------------------------------ setup
+    def _feed_decimals(self, feed: str) -> int:
+        r = self.inputs.initial_rounds.get(feed)
+        if r is not None:
+            return r.decimals
+        return self.inputs.feed_decimals.get(feed, 8)
+
+    def _initial_prices(self) -> None:
+        s = self.scenario
+        replaced: set[str] = set()
+        if s.reference is not None and s.oracle.model != "protocol":
+            replaced = set(s.reference.pairs)
+        for feed in sorted(self.inputs.feed_keys):
+            keys = self.inputs.feed_keys[feed]
+            r = self.inputs.initial_rounds.get(feed)
+            answer = r.answer if r is not None else None
+            if feed in replaced and s.reference is not None:
+                p = self.inputs.initial_refs.get(s.reference.pairs[feed])
+                if p is not None:
+                    answer = reference_answer(p.price, self._feed_decimals(feed))
+            if answer is not None:
+                for k in keys:
+                    self.prices[k] = answer
+        if s.reference is not None:
+            for feed, pair in sorted(s.reference.pairs.items()):
+                p = self.inputs.initial_refs.get(pair)
+                if p is not None:
+                    for k in self.inputs.feed_keys.get(feed, ()):
+                        self.ref_prices[k] = reference_answer(p.price, self._feed_decimals(feed))
+
+    def _stream(self) -> Iterator[tuple[int, int, int, int, object]]:
+        """Every input as ``(block, log_index, kind, seq, item)``; kind 0 reference, 1 oracle,
+        2 event (so at one position a reference price precedes the oracle answer)."""
+        s = self.scenario
+        pairs = dict(s.reference.pairs) if s.reference is not None else {}
+        decs = {f: self._feed_decimals(f) for f in self.inputs.feed_keys}
+        pubs = publications(s.oracle, self.inputs.rounds, self.inputs.refs, pairs, decs, self.inputs.blocks,
+                            self.inputs.to_block)
+        a: Iterator[tuple[int, int, int, int, object]] = (
+            (p.block_number, p.log_index, 1, p.seq, p) for p in pubs)
+        b: Iterator[tuple[int, int, int, int, object]] = (
+            (r.block_number, -1, 0, i, r) for i, r in enumerate(self.inputs.refs))
+        streams = [a, b]
+        if self.mode == "historical":
+            streams.append((e.ref.block_number, e.ref.log_index, 2, 0, e) for e in self.inputs.events)
+        return heapq.merge(*streams, key=lambda t: (t[0], t[1], t[2], t[3]))
+
+    # ------------------------------------------------------------------ run
+    def run(self) -> ReplayOutput:
+        if self.mode == "counterfactual" and not self.scenario.overrides.empty:
+            apply_overrides(self.adapter, self.state, self.scenario.overrides)
+        self._initial_prices()
+        start = self.inputs.from_block
+        self._begin(start)
+        for user in sorted(self._all_users()):
+            self._evaluate(user)
+        for m in self.metrics:
+            m.on_run_start(self.view)
+        first = True
+        cur: int | None = start
+        for b, _li, kind, _seq, item in self._stream():
+            if b != cur:
+                if cur is not None:
+                    self._end(cur, first)
+                    first = False
+                self._visit_scheduled_before(b)
+                self._begin(b)
+                cur = b
+            if kind == 0:
+                assert isinstance(item, RefPoint)
+                self._on_reference(item)
+            elif kind == 1:
+                assert isinstance(item, Publication)
+                self._on_publication(item)
+            else:
+                assert isinstance(item, ProtocolEvent)
+                self._on_event(item)
+        if cur is not None:
+            self._end(cur, first)
+        self._visit_scheduled_before(self.inputs.to_block + 1)
+        if self.block.number != self.inputs.to_block and self.inputs.to_block in self.inputs.blocks:
+            self._begin(self.inputs.to_block)
+        for m in self.metrics:
+            m.on_run_end(self.view)
+        return self._output()
+
+    def _all_users(self) -> Iterable[str]:
+        return self.adapter.users(self.state)
+
+    def _begin(self, b: int) -> None:
+        try:
+            self.block = self.inputs.blocks.info(b)
+        except KeyError:
+            raise ReplayError(f"block {b} is not in the replay's blocks (raw.blocks); re-ingest the window") \
+                from None
+        self.view.block = self.block
+        self.capacity_used = 0
+        self.price_moved = False
+
+    def _visit_scheduled_before(self, b: int) -> None:
+        while self.schedule:
+            s = min(self.schedule)
+            if s >= b or s > self.inputs.to_block:
+                return
+            nb = self.inputs.blocks.next_at_or_after(s)
+            if nb is None or nb > self.inputs.to_block:
+                self.schedule.pop(s)
+                return
+            if nb != s:  # no such block (gap): act in the next one
+                self.schedule.setdefault(nb, set()).update(self.schedule.pop(s))
+                continue
+            self._begin(s)
+            self._end(s, False)
+
+    # ------------------------------------------------------------------ inputs
+    def _on_reference(self, p: RefPoint) -> None:
+        self.prices_consumed += 1
+        for feed in self.pair_feeds.get(p.pair, ()):
+            dec = self._feed_decimals(feed)
+            ans = reference_answer(p.price, dec)
+            keys = self.inputs.feed_keys.get(feed, ())
+            prev = self.ref_prices.get(keys[0]) if keys else None
+            for k in keys:
+                self.ref_prices[k] = ans
+            upd = PriceUpdate("reference", p.pair, keys, ans, prev, ans, dec, True, p.block_number, p.ts,
+                              self.block.number, -1, self.block.timestamp, p.ts)
+            for m in self.metrics:
+                m.on_price(self.view, upd)
+
+    def _on_publication(self, p: Publication) -> None:
+        self.prices_consumed += 1
+        keys = self.inputs.feed_keys.get(p.feed, ())
+        prev = self.prices.get(keys[0]) if keys else None
+        if p.accepted and p.answer > 0:
+            for k in keys:
+                old = self.prices.get(k)
+                self.prices[k] = p.answer
+                if old != p.answer:
+                    self.price_moved = True
+                    self.dirty.update(self.ledger.crossed(k, p.answer))
+        price = p.answer if p.accepted and p.answer > 0 else (prev if prev is not None else 0)
+        upd = PriceUpdate("oracle", p.feed, keys, price, prev, p.answer, p.decimals,
+                          p.accepted and p.answer > 0, p.happened_block, p.happened_ts, self.block.number,
+                          p.log_index, self.block.timestamp, p.updated_at_ts)
+        for m in self.metrics:
+            m.on_price(self.view, upd)
+
+    def _on_event(self, e: ProtocolEvent) -> None:
+        observed = e.name == "LiquidationCall" and "liquidated_collateral_amount" in e.args
+        predicted = None
+        if observed:
+            a = e.args
+            try:
+                predicted = self.adapter.liquidate(
+                    self.state, str(a["user"]), str(a["collateral_asset"]), str(a["debt_asset"]),
+                    int(str(a["debt_to_cover"])), self.prices, e.ref.block_timestamp,
+                    bool(a["receive_a_token"]), liquidator=str(a["liquidator"]))
+            except ProtocolError as ex:
+                raise ReplayError(f"{e.ref}: predicting the observed LiquidationCall: {ex}") from ex
+        try:
+            self.adapter.apply(self.state, e)
+        except ProtocolError as ex:
+            raise ReplayError(f"{e.ref}: {e.name} from {e.address}: {ex}") from ex
+        self.events_applied += 1
+        touched = sorted({str(v) for v in e.args.values()
+                          if isinstance(v, str) and len(v) == _ADDRESS_LEN and v.startswith("0x")
+                          and v != ZERO_ADDRESS})
+        if e.role.endswith("configurator"):
+            exposed = self.ledger.exposed_to(touched)
+            self.dirty.update(exposed if exposed else self.ledger.evals)
+            if not self.scenario.overrides.empty:
+                apply_overrides(self.adapter, self.state, self.scenario.overrides,
+                                [t for t in touched if t in self.state.reserves])
+        else:
+            self.dirty.update(touched)
+        for m in self.metrics:
+            m.on_event(self.view, e)
+        if observed and predicted is not None:
+            a = e.args
+            user, coll, debt = str(a["user"]), str(a["collateral_asset"]), str(a["debt_asset"])
+            repaid, seized = int(str(a["debt_to_cover"])), int(str(a["liquidated_collateral_amount"]))
+            fee = predicted.protocol_fee if predicted.ok else 0
+            since = self.episode.get(user)
+            liq = Liquidation(
+                observed=True, committed=True, block_number=e.ref.block_number, log_index=e.ref.log_index,
+                tx_hash=e.ref.tx_hash, timestamp=e.ref.block_timestamp, user=user,
+                liquidator=str(a["liquidator"]),
+                collateral_asset=coll, debt_asset=debt, debt_to_cover=repaid, debt_repaid=repaid,
+                collateral_seized=seized, protocol_fee=fee, receive_a_token=bool(a["receive_a_token"]),
+                debt_repaid_value=self.view.value(debt, repaid),
+                collateral_seized_value=self.view.value(coll, seized),
+                protocol_fee_value=self.view.value(coll, fee),
+                liquidatable_since_block=since[0] if since else None,
+                liquidatable_since_ts=since[1] if since else None, predicted=predicted)
+            self._record_liquidation(liq)
+
+    def _record_liquidation(self, liq: Liquidation) -> None:
+        self.liquidations.append(liq)
+        for m in self.metrics:
+            m.on_liquidation(self.view, liq)
+
+    # ------------------------------------------------------------------ block end
+    def _evaluate(self, user: str) -> AccountEval:
+        self.evaluations += 1
+        ts = self.block.timestamp
+        try:
+            h = self.adapter.account(self.state, user, self.prices, ts)
+            ref: AccountHealth | None = None
+            if self.has_reference and h.debt_value:
+                ref = self.adapter.account(self.state, user, ChainMap(self.ref_prices, self.prices), ts)
+        except ProtocolError as ex:
+            raise ReplayError(f"block {self.block.number}: evaluating account {user}: {ex}") from ex
+        ev = AccountEval(user, h, ref)
+        self.ledger.record(ev, self.state, self.prices, ts)
+        return ev
+
+    def _end(self, b: int, first: bool) -> None:
+        self.blocks_visited += 1
+        ts = self.block.timestamp
+        self.dirty.update(self.ledger.expired(ts))
+        if self.price_moved:
+            self.dirty.update(self.ledger.hot)
+        evaluated: dict[str, AccountEval] = {}
+        for user in sorted(self.dirty):
+            evaluated[user] = self._evaluate(user)
+        self.dirty.clear()
+        for user in sorted(evaluated):
+            self._track(user, evaluated[user].oracle.liquidatable, b)
+        due = sorted(self.schedule.pop(b, set()))
+        for user in due:
+            self.scheduled.pop(user, None)
+            self._act(user, evaluated)
+        for m in self.metrics:
+            m.on_block_end(self.view, BlockEnd(self.block, tuple(evaluated[u] for u in sorted(evaluated))))
+
+    def _track(self, user: str, liquidatable: bool, b: int) -> None:
+        if not liquidatable:
+            self.episode.pop(user, None)
+            self.predicted.discard(user)
+            return
+        self.episode.setdefault(user, (b, self.block.timestamp))
+        if user in self.scheduled or (self.mode == "historical" and user in self.predicted):
+            return
+        at = b + self.delay
+        if at > self.inputs.to_block:
+            return
+        self.scheduled[user] = at
+        self.schedule.setdefault(at, set()).add(user)
+
+    def _act(self, user: str, evaluated: dict[str, AccountEval]) -> None:
+        cap = self.scenario.liquidator.capacity_per_block
+        decided = self.block.number - self.delay
+        for _ in range(64):
+            if cap and self.capacity_used >= cap:
+                return
+            ev = evaluated.get(user) or self._evaluate(user)
+            if not ev.oracle.liquidatable:
+                return
+            try:
+                d = self.liquidator.decide(self.adapter, self.state, user, self.prices, self.block,
+                                           self.view.value)
+            except ProtocolError as ex:
+                raise ReplayError(f"block {self.block.number}: liquidator model on {user}: {ex}") from ex
+            if d is None:
+                return
+            self.capacity_used += 1
+            commit = self.mode == "counterfactual"
+            liq = self._simulated(user, d, commit, decided)
+            if not commit:
+                self.predicted.add(user)
+                self._record_liquidation(liq)
+                return
+            self.adapter.commit(self.state, d.outcome)
+            self.liquidator.spend(d)
+            self._record_liquidation(liq)
+            evaluated[user] = self._evaluate(user)
+            self._track(user, evaluated[user].oracle.liquidatable, self.block.number)
+            if user in self.scheduled:  # it is still liquidatable: keep going in this block
+                self.schedule.get(self.scheduled.pop(user), set()).discard(user)
+
+    def _simulated(self, user: str, d: Decision, committed: bool, decided: int) -> Liquidation:
+        o = d.outcome
+        since = self.episode.get(user)
+        return Liquidation(
+            observed=False, committed=committed, block_number=self.block.number, log_index=None, tx_hash=None,
+            timestamp=self.block.timestamp, user=user, liquidator=ZERO_ADDRESS,
+            collateral_asset=o.collateral_asset,
+            debt_asset=o.debt_asset, debt_to_cover=d.debt_to_cover, debt_repaid=o.debt_repaid,
+            collateral_seized=o.collateral_seized, protocol_fee=o.protocol_fee, receive_a_token=False,
+            debt_repaid_value=d.debt_repaid_value, collateral_seized_value=d.collateral_seized_value,
+            protocol_fee_value=d.protocol_fee_value, bad_debt=o.bad_debt, bad_debt_value=d.bad_debt_value,
+            liquidatable_since_block=since[0] if since else None,
+            liquidatable_since_ts=since[1] if since else None,
+            decided_block=decided, gas_cost_value=d.gas_cost_value, slippage_value=d.slippage_value,
+            flash_fee_value=d.flash_fee_value, profit_value=d.profit_value, outcome=o)
+
+    # ------------------------------------------------------------------ output
+    def _output(self) -> ReplayOutput:
+        s = self.scenario
+        rid, chain = self.run_id, self.inputs.chain_id
+        tables: dict[Table, list[tuple[Any, ...]]] = {}
+        tables[LIQUIDATIONS] = [liquidation_row(rid, chain, liq, self.unit) for liq in self.liquidations]
+        summ: dict[str, dict[str, Any]] = {}
+        srows: list[tuple[Any, ...]] = []
+        for m in self.metrics:
+            for t in m.tables:
+                tables[t] = list(m.rows().get(t.fqn, ()))
+            summ[m.name] = dict(m.summary())
+            srows += summary_rows(rid, chain, self.inputs.to_block, m.name, summ[m.name])
+        tables[SUMMARIES] = srows
+        hashes = self.inputs.blocks.hashes
+        record = RunRecord(rid, s.name, s.sha256(), s.origin if s.text else None, s.mode, chain,
+                           self.inputs.from_block, self.inputs.to_block, hashes.get(self.inputs.from_block),
+                           hashes.get(self.inputs.to_block), tuple(sorted(self.inputs.data_sources)),
+                           tuple(m.name for m in self.metrics), self.code_version, s.canonical_json(),
+                           self.events_applied, self.prices_consumed, self.blocks_visited, self.evaluations)
+        tables[RUNS] = [record.row()]
+        return ReplayOutput(rid, record, tables, summ, self.liquidations, self.state)
+
+
+def _base_unit(adapter: ProtocolAdapter[Any]) -> int:
+    """One unit of the adapter's base currency (Aave v3: 10**8 USD; v2: 10**18 ETH wei)."""
+    mod = __import__(type(adapter).__module__, fromlist=["BASE_CURRENCY_UNIT"])
+    unit = getattr(mod, "BASE_CURRENCY_UNIT", None)
+    if not isinstance(unit, int):
+        raise ReplayError(f"adapter {adapter.name!r} does not declare BASE_CURRENCY_UNIT")
+    return int(unit)

@@ -1,0 +1,146 @@
+"""The liquidator model: who liquidates what, when, and only when it pays.
+
+For an account the replay evaluated liquidatable at the end of block ``B`` (the state the bot
+*saw*), the model acts in block ``A = B + reaction_delay_blocks + wait_blocks`` (the finality
+wait of :class:`backtest.scenario.Finality`), on the state and prices of ``A`` at the end of its
+inputs. It tries every (collateral, debt) pair of the account (collateral enabled and held,
+debt owed), passing ``debt_to_cover = 2**256 - 1`` as bots do (the protocol caps it at its close
+factor), or less when the scenario's ``close_factor_bps`` override or a finite inventory
+(``flash_loans = false``) caps it; asks the adapter for the exact outcome
+(:meth:`protocols.base.ProtocolAdapter.liquidate`) and values it at the oracle prices:
+
+* revenue = value of the collateral seized (excluding the protocol fee) − value of the debt repaid;
+* gas = ``gas_units * (base fee of A + priority_fee_wei)`` wei, valued at the price under
+  ``gas_price_key`` (ETH's price key, e.g. WETH's address; required when ``gas_units > 0``);
+* slippage selling the seized collateral: constant product with depth ``D`` (USD on the asset's
+  side): ``s**2 / (D + s)`` for a sale worth ``s``; or a table of (size USD, bps), linear between
+  points, flat beyond the last;
+* flash-loan fee: ``flash_fee_bps`` of the repaid value when ``flash_loans``; without flash loans
+  the bot repays from ``inventory`` (debt-asset base units), which each liquidation draws down;
+* profit = revenue − gas − slippage − flash fee.
+
+It picks the pair with the highest profit (ties: lowest (collateral, debt) addresses) and acts
+only if profit >= ``min_profit_usd``. It repeats on the same account in the same block while
+the account stays liquidatable and a liquidation pays, up to ``capacity_per_block``
+liquidations per block over all accounts (0 = unlimited). Values are base-currency integers,
+floored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+from protocols.base import ProtocolAdapter
+from protocols.domain import LiquidationOutcome
+
+from .metrics.base import BlockInfo
+from .scenario import LiquidatorSpec, Slippage
+
+__all__ = ["LiquidatorModel", "Decision", "MAX_UINT256"]
+
+MAX_UINT256 = 2**256 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The model's chosen liquidation and its economics (base-currency units)."""
+
+    outcome: LiquidationOutcome
+    debt_to_cover: int
+    debt_repaid_value: int
+    collateral_seized_value: int
+    protocol_fee_value: int
+    bad_debt_value: int
+    gas_cost_value: int
+    slippage_value: int
+    flash_fee_value: int
+    profit_value: int
+
+
+Valuer = Callable[[str, int], int]  # (asset, amount) -> base-currency value at the oracle prices
+
+
+class LiquidatorModel:
+    """See the module docstring. ``unit``: one unit of base currency (USD value = value / unit)."""
+
+    def __init__(self, spec: LiquidatorSpec, unit: int, close_factor_bps: int | None = None):
+        self.spec = spec
+        self.unit = unit
+        self.close_factor_bps = close_factor_bps
+        self.min_profit = int(spec.min_profit_usd * unit)
+        self.inventory: dict[str, int] = dict(spec.inventory)
+
+    def gas_cost(self, block: BlockInfo, prices: Mapping[str, int]) -> int:
+        if not self.spec.gas_units:
+            return 0
+        key = self.spec.gas_price_key
+        if key is None or key not in prices:
+            raise KeyError(f"liquidator.gas_price_key {key!r} has no price (needed to value gas)")
+        wei = self.spec.gas_units * (block.base_fee_wei + self.spec.priority_fee_wei)
+        return wei * prices[key] // 10**18
+
+    def slippage(self, asset: str, value: int) -> int:
+        s: Slippage | None = self.spec.slippage.get(asset)
+        if s is None or value <= 0:
+            return 0
+        if s.depth_usd is not None:
+            depth = int(s.depth_usd * self.unit)
+            return value * value // (depth + value)
+        usd = Fraction(value, self.unit)
+        pts = [(Fraction(a), b) for a, b in s.table]
+        bps: Fraction
+        if usd <= pts[0][0]:
+            bps = Fraction(pts[0][1]) * (usd / pts[0][0] if pts[0][0] else 1)
+        elif usd >= pts[-1][0]:
+            bps = Fraction(pts[-1][1])
+        else:
+            bps = Fraction(pts[-1][1])
+            for (a0, b0), (a1, b1) in zip(pts, pts[1:], strict=False):
+                if a0 <= usd <= a1:
+                    bps = b0 + (b1 - b0) * (usd - a0) / (a1 - a0)
+                    break
+        return int(value * bps / 10_000)
+
+    def decide(self, adapter: ProtocolAdapter[Any], state: Any, user: str, prices: Mapping[str, int],
+               block: BlockInfo, value: Valuer) -> Decision | None:
+        """The most profitable paying liquidation of ``user`` now, or None."""
+        positions = adapter.positions(state, user, block.timestamp)
+        colls = sorted(p.asset for p in positions if p.collateral > 0 and p.collateral_enabled)
+        debts = sorted((p.asset, p.debt) for p in positions if p.debt > 0)
+        gas = self.gas_cost(block, prices) if colls and debts else 0
+        best: Decision | None = None
+        for c in colls:
+            for d, owed in debts:
+                cover = MAX_UINT256
+                if self.close_factor_bps is not None:
+                    cover = owed * self.close_factor_bps // 10_000
+                if not self.spec.flash_loans:
+                    cover = min(cover, self.inventory.get(d, 0))
+                if cover <= 0:
+                    continue
+                out = adapter.liquidate(state, user, c, d, cover, prices, block.timestamp)
+                if not out.ok:
+                    continue
+                repaid_v = value(d, out.debt_repaid)
+                seized_v = value(c, out.collateral_seized)
+                fee_v = value(c, out.protocol_fee)
+                bad_v = sum(value(a, v) for a, v in sorted(out.bad_debt.items()))
+                slip = self.slippage(c, seized_v)
+                flash = repaid_v * self.spec.flash_fee_bps // 10_000 if self.spec.flash_loans else 0
+                profit = seized_v - repaid_v - gas - slip - flash
+                if best is None or profit > best.profit_value:
+                    best = Decision(out, cover, repaid_v, seized_v, fee_v, bad_v, gas, slip, flash, profit)
+        if best is None or best.profit_value < self.min_profit:
+            return None
+        return best
+
+    def spend(self, decision: Decision) -> None:
+        """Draw the inventory down after a committed liquidation (no flash loans)."""
+        if not self.spec.flash_loans:
+            d = decision.outcome.debt_asset
+            self.inventory[d] = self.inventory.get(d, 0) - decision.outcome.debt_repaid
+
+

@@ -1,0 +1,151 @@
+"""The oracle model: which price the protocol reads, and from when.
+
+Inputs are the ingested Chainlink rounds (``raw.oracle_rounds``: one ``AnswerUpdated`` per round,
+with the feed's own rules already applied on chain — deviation threshold, heartbeat, the
+aggregator's min/max answer) and, optionally, an off-chain reference path
+(``raw.reference_prices``). Models:
+
+* ``protocol``: the rounds as they happened;
+* ``reference``: the reference path in place of the oracle, for every feed that has a
+  reference pair (a perfect, instant oracle); feeds without one keep their rounds;
+* ``republish``: a Chainlink-style feed re-published from the reference path with the
+  scenario's ``deviation_bps`` and ``heartbeat_s``: a new answer whenever the reference moves at
+  least ``deviation_bps`` from the last published answer, or ``heartbeat_s`` after it (checked at
+  each reference point, as OCR nodes check at each observation).
+
+Then, for every model: ``delay_blocks`` (the answer is usable that many blocks later) and
+``delay_s`` (usable from the first block whose timestamp is at least ``happened + delay_s``)
+add latency; a delayed answer takes effect at the start of its block (before the block's logs),
+in its original order. ``min_answer``/``max_answer``: an answer outside the bounds is *not
+accepted* — the feed keeps its previous answer, as a Chainlink OCR aggregator rejects a report
+whose median is outside ``[minAnswer, maxAnswer]`` (``OffchainAggregator.transmit`` reverts
+"median is out of min-max range"). Rejected answers are still reported to metrics
+(``PriceUpdate.accepted = False``).
+
+Units: answers are the feed's raw integers (``answer / 10**decimals`` is the price). Aave's
+``AaveOracle.getAssetPrice`` returns the source's ``latestAnswer`` unscaled, so an Aave price is
+the answer itself. A reference price (exact decimal) becomes ``floor(price * 10**decimals)``
+with the feed's decimals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+
+from .clock import Blocks
+from .scenario import OracleModelSpec
+
+__all__ = ["Round", "RefPoint", "Publication", "publications", "reference_answer"]
+
+
+@dataclass(frozen=True, slots=True)
+class Round:
+    """One ingested oracle round of ``feed`` (proxy address)."""
+
+    feed: str
+    answer: int
+    decimals: int
+    updated_at_ts: int
+    block_number: int
+    log_index: int
+    block_ts: int
+
+
+@dataclass(frozen=True, slots=True)
+class RefPoint:
+    """One reference price: ``pair`` at unix second ``ts`` (exact ``price`` in quote units), and the
+    first block at or after it (``block_number``; the instant it is usable in the replay)."""
+
+    pair: str
+    ts: int
+    price: Fraction
+    block_number: int
+
+
+@dataclass(frozen=True, slots=True)
+class Publication:
+    """An answer of ``feed`` as the protocol gets it: taking effect at
+    ``(block_number, log_index)`` (``log_index = -1``: start of the block), produced at
+    ``happened_block``/``happened_ts``; ``accepted`` False when outside the bounds; ``seq`` keeps
+    the original order among publications at the same position."""
+
+    block_number: int
+    log_index: int
+    seq: int
+    feed: str
+    answer: int
+    decimals: int
+    updated_at_ts: int
+    happened_block: int
+    happened_ts: int
+    accepted: bool
+
+
+def reference_answer(price: Fraction, decimals: int) -> int:
+    """A reference price as a feed answer with ``decimals``: ``floor(price * 10**decimals)``."""
+    return int(price * 10**decimals // 1)
+
+
+def publications(spec: OracleModelSpec, rounds: Sequence[Round], refs: Sequence[RefPoint],
+                 pairs: Mapping[str, str], decimals: Mapping[str, int], blocks: Blocks,
+                 to_block: int) -> list[Publication]:
+    """Every oracle answer the protocol gets in the window, in replay order (see the module
+    docstring). ``pairs``: feed → reference pair; ``decimals``: feed → decimals (for feeds only
+    known from the reference path)."""
+    raw: list[tuple[int, int, str, int, int, int, int]] = []  # block, log, feed, answer, dec, upd, ts
+    replaced = set(pairs) if spec.model in ("reference", "republish") else set()
+    for r in rounds:
+        if r.feed not in replaced:
+            raw.append((r.block_number, r.log_index, r.feed, r.answer, r.decimals, r.updated_at_ts,
+                        r.block_ts))
+    if replaced:
+        by_pair: dict[str, list[RefPoint]] = {}
+        for p in refs:
+            by_pair.setdefault(p.pair, []).append(p)
+        for feed in sorted(replaced):
+            dec = decimals.get(feed, 8)
+            points = by_pair.get(pairs[feed], [])
+            raw += _from_reference(spec, feed, dec, points)
+    raw.sort(key=lambda t: (t[0], t[1]))
+    out: list[Publication] = []
+    for seq, (b, li, feed, answer, dec, upd, ts) in enumerate(raw):
+        eff_b, eff_li = b, li
+        if spec.delay_blocks:
+            eff_b, eff_li = b + spec.delay_blocks, -1
+        if spec.delay_s:
+            nb = blocks.first_at_or_after(ts + spec.delay_s)
+            if nb is None:
+                continue  # usable only after the last known block
+            if nb > eff_b:
+                eff_b, eff_li = nb, -1
+        if eff_b > to_block:
+            continue
+        if eff_b != b:
+            nb2 = blocks.next_at_or_after(eff_b)
+            if nb2 is None or nb2 > to_block:
+                continue
+            eff_b = nb2
+        ok = (spec.min_answer is None or answer >= spec.min_answer) and \
+             (spec.max_answer is None or answer <= spec.max_answer)
+        out.append(Publication(eff_b, eff_li, seq, feed, answer, dec, upd, b, ts, ok))
+    out.sort(key=lambda p: (p.block_number, p.log_index, p.seq))
+    return out
+
+
+def _from_reference(spec: OracleModelSpec, feed: str, dec: int,
+                    points: Iterable[RefPoint]) -> list[tuple[int, int, str, int, int, int, int]]:
+    out = []
+    last: int | None = None
+    last_ts = 0
+    for p in points:
+        answer = reference_answer(p.price, dec)
+        if spec.model == "republish":
+            assert spec.deviation_bps is not None and spec.heartbeat_s is not None
+            if last is not None and abs(answer - last) * 10_000 < spec.deviation_bps * abs(last) and \
+                    p.ts - last_ts < spec.heartbeat_s:
+                continue
+        last, last_ts = answer, p.ts
+        out.append((p.block_number, -1, feed, answer, dec, p.ts, p.ts))
+    return out

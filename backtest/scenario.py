@@ -1,0 +1,612 @@
+"""Scenarios: what to replay and under which assumptions, loaded from TOML (minimal format;
+issue 5 adds checks and more).
+
+::
+
+    name = "eth-crash-2021"
+    chain_id = 1
+    mode = "counterfactual"            # historical | counterfactual
+    warehouse = "data/warehouse.duckdb" # optional; --db overrides
+
+    [window]                           # from_block/to_block, or from/to ISO UTC times
+    from_block = 100
+    to_block = 200                     # inclusive
+
+    [market]
+    protocol = "aave_v3"               # adapter (protocols.registry)
+    source = "aave_v3_ethereum"        # the deployment name used when ingesting
+    dataset = "aave_v3"                # optional, default = protocol
+    rules = "3.0"                      # optional rule set (Aave v3: 3.0, 3.1, 3.2)
+
+    [oracle]                           # see backtest.oracle
+    model = "protocol"                 # protocol | reference | republish
+    delay_s = 0                        # added latency (seconds or blocks)
+    delay_blocks = 0
+    min_answer = 1                     # optional bounds on raw answers (all feeds)
+    max_answer = 1000000000000000
+    deviation_bps = 50                 # republish only
+    heartbeat_s = 3600                 # republish only
+
+    [reference]                        # optional off-chain reference path (raw.reference_prices)
+    source = "binance-ethusdt"         # optional: raw.reference_prices.source
+    [reference.pairs]                  # feed (proxy address) -> pair
+    "0x5f4ec3df9cbd43714fe2740f5e3616155c5b8419" = "ETH/USD"
+
+    [liquidator]                       # see backtest.liquidator
+    reaction_delay_blocks = 1
+    gas_units = 400000
+    priority_fee_wei = 1000000000
+    gas_price_key = "0xc02a..."        # price key of ETH (to value gas), e.g. WETH's address
+    min_profit_usd = 0
+    capacity_per_block = 0             # 0 = unlimited
+    flash_loans = true
+    flash_fee_bps = 5
+    [liquidator.slippage."0xc02a..."]  # per collateral asset: depth_usd (constant product) or table
+    depth_usd = 50000000
+    [liquidator.inventory]             # without flash loans: debt-asset base units available
+    "0xa0b8..." = 1000000000000
+
+    [overrides]                        # counterfactual mode only
+    close_factor_bps = 5000            # caps the debt the liquidator model asks to cover
+    [[overrides.reserve]]
+    asset = "0xc02a..."                # a listed reserve (address)
+    liquidation_threshold_bps = 8000   # ltv_bps, liquidation_bonus_bps, liquidation_protocol_fee_bps,
+                                       # supply_cap, borrow_cap (whole tokens)
+
+    [finality]
+    depth_blocks = 64                  # a block is final this many blocks later
+    wait_blocks = 0                    # liquidations wait this many blocks (finality wait)
+
+    [[shock]]                          # price-path shocks (backtest.shocks), applied in order
+    kind = "scale"
+    ...
+
+    [metrics]
+    names = ["bad_debt", "liquidations"]   # default: backtest.metrics.DEFAULT
+    [metrics.bad_debt]
+    dust_usd = 1
+
+Every key is checked: an unknown key, a wrong type or a bad value raises :class:`ScenarioError`
+naming the file, the line and the field, and what was expected. Whether the warehouse has the
+data is checked later, before the replay starts (:mod:`backtest.engine`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Literal
+
+from .errors import ScenarioError
+
+__all__ = ["Scenario", "Window", "Market", "OracleModelSpec", "ReferenceSpec", "LiquidatorSpec",
+           "ReserveOverride", "Overrides", "Finality", "MetricsSpec", "load_scenario", "parse_scenario"]
+
+_ADDR = re.compile(r"^0x[0-9a-f]{40}$")
+
+
+@dataclass(frozen=True)
+class Window:
+    """Blocks ``[from_block, to_block]``; or ISO UTC times resolved through raw.blocks (then the
+    block fields are None until resolved)."""
+
+    from_block: int | None = None
+    to_block: int | None = None
+    from_time: dt.datetime | None = None
+    to_time: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class Market:
+    protocol: str
+    source: str
+    dataset: str
+    rules: str | None = None
+
+
+@dataclass(frozen=True)
+class OracleModelSpec:
+    model: Literal["protocol", "reference", "republish"] = "protocol"
+    delay_s: int = 0
+    delay_blocks: int = 0
+    min_answer: int | None = None
+    max_answer: int | None = None
+    deviation_bps: int | None = None
+    heartbeat_s: int | None = None
+
+
+@dataclass(frozen=True)
+class ReferenceSpec:
+    """``pairs``: feed (proxy address) → reference pair; the feed's price keys then also get a
+    reference price. ``source``: restrict to one ``raw.reference_prices.source``."""
+
+    pairs: Mapping[str, str] = field(default_factory=dict)
+    source: str | None = None
+
+
+@dataclass(frozen=True)
+class Slippage:
+    """Constant-product depth (``depth_usd``: the pool's value on the asset side, USD) or a table
+    of ``(size_usd, bps)`` points (linear between points, flat beyond the last)."""
+
+    depth_usd: Decimal | None = None
+    table: tuple[tuple[Decimal, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class LiquidatorSpec:
+    reaction_delay_blocks: int = 0
+    gas_units: int = 0
+    priority_fee_wei: int = 0
+    gas_price_key: str | None = None
+    min_profit_usd: Decimal = Decimal(0)
+    capacity_per_block: int = 0
+    flash_loans: bool = True
+    flash_fee_bps: int = 0
+    slippage: Mapping[str, Slippage] = field(default_factory=dict)
+    inventory: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ReserveOverride:
+    asset: str
+    ltv_bps: int | None = None
+    liquidation_threshold_bps: int | None = None
+    liquidation_bonus_bps: int | None = None
+    liquidation_protocol_fee_bps: int | None = None
+    supply_cap: int | None = None
+    borrow_cap: int | None = None
+
+
+@dataclass(frozen=True)
+class Overrides:
+    close_factor_bps: int | None = None
+    reserves: tuple[ReserveOverride, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return self.close_factor_bps is None and not self.reserves
+
+
+@dataclass(frozen=True)
+class Finality:
+    depth_blocks: int = 64
+    wait_blocks: int = 0
+
+
+@dataclass(frozen=True)
+class MetricsSpec:
+    names: tuple[str, ...] = ()
+    params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A parsed, validated scenario (see the module docstring)."""
+
+    name: str
+    chain_id: int
+    mode: Literal["historical", "counterfactual"]
+    window: Window
+    market: Market
+    oracle: OracleModelSpec = OracleModelSpec()
+    reference: ReferenceSpec | None = None
+    liquidator: LiquidatorSpec = LiquidatorSpec()
+    overrides: Overrides = Overrides()
+    finality: Finality = Finality()
+    shocks: tuple[Mapping[str, Any], ...] = ()
+    metrics: MetricsSpec = MetricsSpec()
+    warehouse: str | None = None
+    origin: str = "<scenario>"
+    text: str = ""
+    #: ``[checks]`` thresholds (:class:`backtest.checks.Checks`, None without one); they judge a
+    #: run's results and do not change them, so they are not part of :meth:`canonical_json`
+    checks: Any = None
+
+    @property
+    def from_block(self) -> int:
+        if self.window.from_block is None:
+            raise ValueError("window not resolved to blocks")
+        return self.window.from_block
+
+    @property
+    def to_block(self) -> int:
+        if self.window.to_block is None:
+            raise ValueError("window not resolved to blocks")
+        return self.window.to_block
+
+    def canonical_json(self) -> str:
+        """The scenario's content as canonical JSON (sorted keys; origin and text excluded):
+        what ``bt.runs.scenario_sha256`` hashes."""
+        d = _plain(self)
+        assert isinstance(d, dict)
+        d.pop("origin")
+        d.pop("text")
+        d.pop("checks")
+        return json.dumps(d, sort_keys=True, default=_json_default, separators=(",", ":"))
+
+    def sha256(self) -> str:
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()
+
+    def error(self, field_path: str, message: str) -> ScenarioError:
+        """A :class:`ScenarioError` located at ``field_path`` (dotted, e.g. ``oracle.delay_s``)."""
+        return ScenarioError(self.origin, message, _line_of(self.text, field_path), field_path)
+
+
+def _plain(o: object) -> object:
+    """Dataclasses, mappings and sequences as plain dicts and lists (no deep copy)."""
+    if dataclasses.is_dataclass(o) and not isinstance(o, type):
+        return {f.name: _plain(getattr(o, f.name)) for f in dataclasses.fields(o)}
+    if isinstance(o, Mapping):
+        return {str(k): _plain(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_plain(v) for v in o]
+    return o
+
+
+def _json_default(o: object) -> object:
+    if isinstance(o, Decimal):
+        return str(o)
+    if isinstance(o, dt.datetime):
+        return o.isoformat()
+    if isinstance(o, Mapping):
+        return dict(o)
+    raise TypeError(type(o).__name__)
+
+
+# ------------------------------------------------------------------ line numbers
+
+def _line_of(text: str, path: str) -> int | None:
+    """1-based line of a dotted field path (``oracle.delay_s``, ``overrides.reserve[1].asset``,
+    ``metrics.bad_debt.dust_usd``) in TOML text: the ``key =`` line inside the table, else the
+    table header, else None."""
+    if not text:
+        return None
+    parts = [p for p in re.split(r"\.(?![^\[]*\])", path) if p]
+    key = parts[-1] if parts else ""
+    index = 0
+    m = re.match(r"^(.*)\[(\d+)\]$", key)
+    if m:
+        key, index = m.group(1), int(m.group(2))
+    lines = text.splitlines()
+    header: list[str] = []
+    counts: dict[str, int] = {}
+    want_table = ".".join(re.sub(r"\[\d+\]$", "", p) for p in parts[:-1])
+    want_index = 0
+    if parts[:-1]:
+        mi = re.match(r"^.*\[(\d+)\]$", parts[-2])
+        if mi:
+            want_index = int(mi.group(1))
+    best: int | None = None
+    for i, ln in enumerate(lines):
+        s = ln.strip()
+        h = re.match(r"^\[\[?\s*([^\]]+?)\s*\]\]?$", s)
+        if h:
+            name = h.group(1).replace('"', "")
+            header = [name]
+            counts[name] = counts.get(name, -1) + 1
+            if name == f"{want_table}.{key}".strip(".") or (name == key and not want_table):
+                if counts[name] == index or not m:
+                    best = best or i + 1
+            continue
+        cur = header[0] if header else ""
+        k = re.match(r'^\s*"?([^"=\s]+)"?\s*=', ln)
+        if k and k.group(1) == key and cur == want_table and counts.get(cur, 0) == want_index:
+            return i + 1
+    if best:
+        return best
+    for i, ln in enumerate(lines):
+        h = re.match(r"^\[\[?\s*([^\]]+?)\s*\]\]?$", ln.strip())
+        if h and want_table and h.group(1).replace('"', "") == want_table:
+            return i + 1
+    return None
+
+
+# ------------------------------------------------------------------ parsing
+
+class _P:
+    """Typed accessors that raise :class:`ScenarioError` at the field's line."""
+
+    def __init__(self, origin: str, text: str):
+        self.origin, self.text = origin, text
+
+    def err(self, path: str, msg: str) -> ScenarioError:
+        return ScenarioError(self.origin, msg, _line_of(self.text, path), path)
+
+    def table(self, doc: Mapping[str, Any], key: str, path: str, allowed: tuple[str, ...] | None,
+              required: bool = False) -> Mapping[str, Any]:
+        v = doc.get(key)
+        if v is None:
+            if required:
+                raise self.err(path, f"missing required table [{path}]")
+            return {}
+        if not isinstance(v, dict):
+            raise self.err(path, f"expected a table, got {type(v).__name__}")
+        if allowed is not None:
+            extra = sorted(set(v) - set(allowed))
+            if extra:
+                raise self.err(f"{path}.{extra[0]}", f"unknown key {extra[0]!r}; allowed: {list(allowed)}")
+        return v
+
+    def int_(self, d: Mapping[str, Any], key: str, path: str, default: int | None = None, *,
+             minimum: int | None = 0, required: bool = False) -> int | None:
+        if key not in d:
+            if required:
+                raise self.err(path, "missing required field")
+            return default
+        v = d[key]
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise self.err(f"{path}", f"expected an integer, got {v!r}")
+        if minimum is not None and v < minimum:
+            raise self.err(path, f"expected an integer >= {minimum}, got {v}")
+        return v
+
+    def str_(self, d: Mapping[str, Any], key: str, path: str, default: str | None = None, *,
+             required: bool = False, choices: tuple[str, ...] | None = None) -> str | None:
+        if key not in d:
+            if required:
+                raise self.err(path, "missing required field")
+            return default
+        v = d[key]
+        if not isinstance(v, str):
+            raise self.err(path, f"expected a string, got {v!r}")
+        if choices is not None and v not in choices:
+            raise self.err(path, f"expected one of {list(choices)}, got {v!r}")
+        return v
+
+    def bool_(self, d: Mapping[str, Any], key: str, path: str, default: bool) -> bool:
+        if key not in d:
+            return default
+        v = d[key]
+        if not isinstance(v, bool):
+            raise self.err(path, f"expected true or false, got {v!r}")
+        return v
+
+    def dec(self, d: Mapping[str, Any], key: str, path: str, default: Decimal | None) -> Decimal | None:
+        if key not in d:
+            return default
+        v = d[key]
+        if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+            raise self.err(path, f"expected a number, got {v!r}")
+        try:
+            out = Decimal(str(v))
+        except InvalidOperation:
+            raise self.err(path, f"expected a number, got {v!r}") from None
+        if not out.is_finite() or out < 0:
+            raise self.err(path, f"expected a finite number >= 0, got {v!r}")
+        return out
+
+    def addr(self, v: object, path: str) -> str:
+        if not isinstance(v, str) or not _ADDR.match(v.lower()):
+            raise self.err(path, f"expected a 0x address (40 hex digits), got {v!r}")
+        return v.lower()
+
+
+_TOP = ("name", "chain_id", "mode", "warehouse", "window", "market", "oracle", "reference", "liquidator",
+        "overrides", "finality", "shock", "metrics", "checks")
+
+
+def parse_scenario(text: str, origin: str = "<scenario>") -> Scenario:
+    """Parse and validate scenario TOML ``text`` (``origin`` names it in errors)."""
+    p = _P(origin, text)
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        m = re.search(r"line (\d+)", str(e))
+        raise ScenarioError(origin, f"not valid TOML: {e}", int(m.group(1)) if m else None) from None
+    extra = sorted(set(doc) - set(_TOP))
+    if extra:
+        raise p.err(extra[0], f"unknown key {extra[0]!r}; allowed: {list(_TOP)}")
+    name = p.str_(doc, "name", "name", required=True)
+    chain_id = p.int_(doc, "chain_id", "chain_id", required=True, minimum=1)
+    mode = p.str_(doc, "mode", "mode", "historical", choices=("historical", "counterfactual"))
+    warehouse = p.str_(doc, "warehouse", "warehouse")
+
+    w = p.table(doc, "window", "window", ("from_block", "to_block", "from", "to"), required=True)
+    window = Window(p.int_(w, "from_block", "window.from_block"), p.int_(w, "to_block", "window.to_block"),
+                    _time(p, w, "from"), _time(p, w, "to"))
+    if (window.from_block is None) == (window.from_time is None):
+        raise p.err("window.from_block", "give exactly one of from_block or from (ISO UTC time)")
+    if (window.to_block is None) == (window.to_time is None):
+        raise p.err("window.to_block", "give exactly one of to_block or to (ISO UTC time)")
+    if window.from_block is not None and window.to_block is not None and window.to_block < window.from_block:
+        raise p.err("window.to_block", f"to_block {window.to_block} is before from_block {window.from_block}")
+
+    mk = p.table(doc, "market", "market", ("protocol", "source", "dataset", "rules"), required=True)
+    protocol = p.str_(mk, "protocol", "market.protocol", required=True)
+    from protocols.registry import ADAPTERS
+
+    if protocol not in ADAPTERS:
+        raise p.err("market.protocol", f"unknown protocol {protocol!r}; registered: {sorted(ADAPTERS)}")
+    market = Market(str(protocol), str(p.str_(mk, "source", "market.source", required=True)),
+                    str(p.str_(mk, "dataset", "market.dataset", protocol)),
+                    p.str_(mk, "rules", "market.rules"))
+
+    o = p.table(doc, "oracle", "oracle", ("model", "delay_s", "delay_blocks", "min_answer", "max_answer",
+                                          "deviation_bps", "heartbeat_s"))
+    oracle = OracleModelSpec(
+        p.str_(o, "model", "oracle.model", "protocol", choices=("protocol", "reference", "republish")),  # type: ignore[arg-type]
+        p.int_(o, "delay_s", "oracle.delay_s", 0) or 0,
+        p.int_(o, "delay_blocks", "oracle.delay_blocks", 0) or 0,
+        p.int_(o, "min_answer", "oracle.min_answer", minimum=None),
+        p.int_(o, "max_answer", "oracle.max_answer", minimum=None),
+        p.int_(o, "deviation_bps", "oracle.deviation_bps"), p.int_(o, "heartbeat_s", "oracle.heartbeat_s"))
+    if oracle.model == "republish" and (oracle.deviation_bps is None or oracle.heartbeat_s is None):
+        raise p.err("oracle.model", "model 'republish' needs deviation_bps and heartbeat_s")
+    if oracle.model != "republish" and (oracle.deviation_bps is not None or oracle.heartbeat_s is not None):
+        raise p.err("oracle.deviation_bps" if oracle.deviation_bps is not None else "oracle.heartbeat_s",
+                    "deviation_bps / heartbeat_s apply to model 'republish' only")
+
+    reference = None
+    if "reference" in doc:
+        r = p.table(doc, "reference", "reference", ("pairs", "source"))
+        pairs_t = p.table(r, "pairs", "reference.pairs", None, required=True)
+        pairs = {}
+        for k in pairs_t:
+            pairs[p.addr(k, f"reference.pairs.{k}")] = str(p.str_(pairs_t, k, f"reference.pairs.{k}"))
+        reference = ReferenceSpec(MappingProxyType(dict(sorted(pairs.items()))),
+                                  p.str_(r, "source", "reference.source"))
+    if oracle.model in ("reference", "republish") and reference is None:
+        raise p.err("oracle.model", f"model {oracle.model!r} needs a [reference] table with pairs")
+
+    liquidator = _liquidator(p, doc)
+    overrides = _overrides(p, doc)
+    if not overrides.empty and mode != "counterfactual":
+        raise p.err("overrides", "overrides apply in counterfactual mode only "
+                    "(set mode = \"counterfactual\")")
+
+    f = p.table(doc, "finality", "finality", ("depth_blocks", "wait_blocks"))
+    finality = Finality(p.int_(f, "depth_blocks", "finality.depth_blocks", 64) or 0,
+                        p.int_(f, "wait_blocks", "finality.wait_blocks", 0) or 0)
+
+    shocks_raw = doc.get("shock", [])
+    if not isinstance(shocks_raw, list) or not all(isinstance(s, dict) for s in shocks_raw):
+        raise p.err("shock", "expected an array of tables [[shock]]")
+    for i, s in enumerate(shocks_raw):
+        if "kind" not in s:
+            raise p.err(f"shock[{i}].kind", "missing required field 'kind'")
+
+    mt = p.table(doc, "metrics", "metrics", None)
+    names_raw = mt.get("names")
+    from .metrics import DEFAULT, METRICS
+
+    if names_raw is None:
+        names = DEFAULT
+    else:
+        if not isinstance(names_raw, list) or not all(isinstance(n, str) for n in names_raw):
+            raise p.err("metrics.names", f"expected a list of metric names, got {names_raw!r}")
+        names = tuple(names_raw)
+    for n in names:
+        if n not in METRICS:
+            raise p.err("metrics.names", f"unknown metric {n!r}; registered: {sorted(METRICS)}")
+    params: dict[str, Mapping[str, Any]] = {}
+    for k, v in mt.items():
+        if k == "names":
+            continue
+        if k not in METRICS:
+            raise p.err(f"metrics.{k}", f"unknown metric {k!r}; registered: {sorted(METRICS)}")
+        if not isinstance(v, dict):
+            raise p.err(f"metrics.{k}", "expected a table of parameters")
+        params[k] = MappingProxyType(dict(v))
+    checks = None
+    if "checks" in doc:  # validated by backtest.checks (issue 5), same error type and lines
+        from .checks import parse_checks
+
+        checks = parse_checks(p, doc["checks"], names)
+    return Scenario(str(name), int(chain_id or 0), mode,  # type: ignore[arg-type]
+                    window, market, oracle, reference, liquidator, overrides, finality,
+                    tuple(MappingProxyType(dict(s)) for s in shocks_raw), MetricsSpec(names, params),
+                    warehouse, origin, text, checks)
+
+
+def _time(p: _P, w: Mapping[str, Any], key: str) -> dt.datetime | None:
+    if key not in w:
+        return None
+    v = w[key]
+    if isinstance(v, dt.datetime):
+        t = v
+    elif isinstance(v, str):
+        try:
+            t = dt.datetime.fromisoformat(v.replace("Z", "+00:00"))
+        except ValueError:
+            raise p.err(f"window.{key}", f"expected an ISO-8601 UTC time like 2021-01-11T00:00:00Z, "
+                        f"got {v!r}") from None
+    else:
+        raise p.err(f"window.{key}", f"expected an ISO-8601 UTC time, got {v!r}")
+    if t.tzinfo is None:
+        raise p.err(f"window.{key}", f"{v!r} has no UTC offset: append Z for UTC")
+    return t.astimezone(dt.UTC)
+
+
+def _liquidator(p: _P, doc: Mapping[str, Any]) -> LiquidatorSpec:
+    lq = p.table(doc, "liquidator", "liquidator", (
+        "reaction_delay_blocks", "gas_units", "priority_fee_wei", "gas_price_key", "min_profit_usd",
+        "capacity_per_block", "flash_loans", "flash_fee_bps", "slippage", "inventory"))
+    slip: dict[str, Slippage] = {}
+    for k, v in p.table(lq, "slippage", "liquidator.slippage", None).items():
+        path = f"liquidator.slippage.{k}"
+        asset = p.addr(k, path)
+        if not isinstance(v, dict):
+            raise p.err(path, "expected a table with depth_usd or table")
+        extra = sorted(set(v) - {"depth_usd", "table"})
+        if extra or len(v) != 1:
+            raise p.err(path, "expected exactly one of depth_usd (constant product) or table "
+                        "([[size_usd, bps], ...])")
+        if "depth_usd" in v:
+            depth = p.dec(v, "depth_usd", f"{path}.depth_usd", None)
+            if not depth:
+                raise p.err(f"{path}.depth_usd", "expected a depth > 0")
+            slip[asset] = Slippage(depth_usd=depth)
+        else:
+            pts = v["table"]
+            if not isinstance(pts, list) or not pts or not all(
+                    isinstance(x, list) and len(x) == 2 and isinstance(x[1], int) for x in pts):
+                raise p.err(f"{path}.table", "expected [[size_usd, bps], ...] with integer bps")
+            table = tuple((Decimal(str(a)), int(b)) for a, b in pts)
+            if [a for a, _ in table] != sorted(a for a, _ in table):
+                raise p.err(f"{path}.table", "sizes must increase")
+            slip[asset] = Slippage(table=table)
+    inv: dict[str, int] = {}
+    for k in p.table(lq, "inventory", "liquidator.inventory", None):
+        path = f"liquidator.inventory.{k}"
+        inv[p.addr(k, path)] = int(p.int_(lq["inventory"], k, path) or 0)
+    gas_key = p.str_(lq, "gas_price_key", "liquidator.gas_price_key")
+    return LiquidatorSpec(
+        p.int_(lq, "reaction_delay_blocks", "liquidator.reaction_delay_blocks", 0) or 0,
+        p.int_(lq, "gas_units", "liquidator.gas_units", 0) or 0,
+        p.int_(lq, "priority_fee_wei", "liquidator.priority_fee_wei", 0) or 0,
+        p.addr(gas_key, "liquidator.gas_price_key") if gas_key is not None else None,
+        p.dec(lq, "min_profit_usd", "liquidator.min_profit_usd", Decimal(0)) or Decimal(0),
+        p.int_(lq, "capacity_per_block", "liquidator.capacity_per_block", 0) or 0,
+        p.bool_(lq, "flash_loans", "liquidator.flash_loans", True),
+        p.int_(lq, "flash_fee_bps", "liquidator.flash_fee_bps", 0) or 0,
+        MappingProxyType(dict(sorted(slip.items()))), MappingProxyType(dict(sorted(inv.items()))))
+
+
+_RESERVE_KEYS = ("asset", "ltv_bps", "liquidation_threshold_bps", "liquidation_bonus_bps",
+                 "liquidation_protocol_fee_bps", "supply_cap", "borrow_cap")
+
+
+def _overrides(p: _P, doc: Mapping[str, Any]) -> Overrides:
+    ov = p.table(doc, "overrides", "overrides", ("close_factor_bps", "reserve"))
+    cf = p.int_(ov, "close_factor_bps", "overrides.close_factor_bps")
+    if cf is not None and not 0 < cf <= 10_000:
+        raise p.err("overrides.close_factor_bps", f"expected 1..10000, got {cf}")
+    raw = ov.get("reserve", [])
+    if not isinstance(raw, list):
+        raise p.err("overrides.reserve", "expected an array of tables [[overrides.reserve]]")
+    out = []
+    for i, r in enumerate(raw):
+        path = f"overrides.reserve[{i}]"
+        if not isinstance(r, dict):
+            raise p.err(path, "expected a table")
+        extra = sorted(set(r) - set(_RESERVE_KEYS))
+        if extra:
+            raise p.err(f"{path}.{extra[0]}", f"unknown key {extra[0]!r}; allowed: {list(_RESERVE_KEYS)}")
+        if "asset" not in r:
+            raise p.err(f"{path}.asset", "missing required field 'asset'")
+        vals = {k: p.int_(r, k, f"{path}.{k}") for k in _RESERVE_KEYS[1:]}
+        for k in ("ltv_bps", "liquidation_threshold_bps", "liquidation_protocol_fee_bps"):
+            if vals[k] is not None and int(vals[k] or 0) > 10_000:
+                raise p.err(f"{path}.{k}", f"expected 0..10000 bps, got {vals[k]}")
+        out.append(ReserveOverride(p.addr(r["asset"], f"{path}.asset"), **vals))
+    return Overrides(cf, tuple(out))
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate a scenario file."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ScenarioError(str(path), f"cannot read: {e.strerror}") from None
+    return parse_scenario(text, str(path))

@@ -1,0 +1,86 @@
+"""Determinism of the bt tables, malformed scenarios, and missing data caught before the replay."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from backtest.api import run, run_inputs
+from backtest.errors import MissingData, ScenarioError
+from backtest.outputs import write_run
+from backtest.scenario import load_scenario
+from ingest.warehouse import Warehouse
+from tests.backtest.markets import FROM, inputs, market, scenario
+
+CRASH = [2_000 * 10**8 * (100 - 3 * i) // 100 for i in range(25)]
+
+
+def _dump(db: Path, run_id: str) -> dict[str, list[tuple]]:
+    with Warehouse(db, read_only=True) as wh:
+        names = [r[0] for r in wh.con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE schema_name='bt' ORDER BY 1").fetchall()]
+        return {n: wh.con.execute(f"SELECT * FROM bt.{n} ORDER BY ALL").fetchall() for n in names}
+
+
+def test_two_runs_write_identical_bt_tables(tmp_path: Path) -> None:
+    positions = [(10**18 * (k + 1), (k + 1) * 1_500 * 10**6) for k in range(6)]
+    extra = "\n[liquidator]\nreaction_delay_blocks = 2\ncapacity_per_block = 1\n"
+    dumps = []
+    for i in range(2):
+        res = run_inputs(scenario(extra=extra, to_block=FROM + 40),
+                         inputs(market(8000, 10500, positions), CRASH, to_block=FROM + 40))
+        db = tmp_path / f"w{i}.duckdb"
+        with Warehouse(db) as wh:
+            write_run(wh, res.run_id, res.output.tables)
+            write_run(wh, res.run_id, res.output.tables)  # a re-run replaces, never duplicates
+        dumps.append(_dump(db, res.run_id))
+    assert dumps[0] == dumps[1]
+    assert dumps[0]["liquidations"], "the crash must produce liquidations for the comparison to mean much"
+    assert dumps[0]["bad_debt_blocks"]
+    assert len(dumps[0]["runs"]) == 1
+
+
+def test_malformed_scenario_names_file_line_and_field(tmp_path: Path) -> None:
+    f = tmp_path / "s.toml"
+    f.write_text('name = "x"\nchain_id = 1\n[window]\nfrom_block = 1\nto_block = 2\n[market]\n'
+                 'protocol = "aave_v3"\nsource = "m"\n[oracle]\nmodel = "protocol"\ndelay_s = "soon"\n')
+    with pytest.raises(ScenarioError) as e:
+        load_scenario(f)
+    assert (e.value.origin, e.value.line, e.value.field) == (str(f), 11, "oracle.delay_s")
+    assert str(e.value).startswith(f"{f}:11: oracle.delay_s: expected an integer")
+    f.write_text('name = "x"\nchain_id = 1\n[window]\nfrom_block = 1\nto_block = 2\n[market]\n'
+                 'protocol = "aave_v3"\nsource = "m"\n\n[liquidator]\ngas_unit = 5\n')
+    with pytest.raises(ScenarioError, match=r"s.toml:11: liquidator.gas_unit: unknown key 'gas_unit'"):
+        load_scenario(f)
+    f.write_text('name = "x"\nchain_id = 1\n[window]\nfrom_block = 1\nto_block = 2\n[market]\n'
+                 'protocol = "aave_v9"\nsource = "m"\n')
+    with pytest.raises(ScenarioError, match=r"s.toml:7: market.protocol: unknown protocol 'aave_v9'"):
+        load_scenario(f)
+
+
+def test_missing_data_fails_before_running_and_says_how_to_ingest(tmp_path: Path) -> None:
+    db = tmp_path / "w.duckdb"
+    f = tmp_path / "s.toml"
+    f.write_text('name = "x"\nchain_id = 31337\n[window]\nfrom_block = 10\nto_block = 20\n[market]\n'
+                 'protocol = "aave_v3"\nsource = "aave_v3_local"\n')
+    with pytest.raises(MissingData, match="does not exist"):
+        run(f, db=db)
+    from ingest.datasets.blocks import BLOCKS
+    from ingest.warehouse import CHECKPOINTS
+
+    with Warehouse(db) as wh:
+        wh.ensure(BLOCKS, CHECKPOINTS)
+        with wh.transaction():
+            wh.add_covered(31337, "blocks", "chain", 0, 15, "r1")
+    with pytest.raises(MissingData, match=r"blocks \(blocks:chain\) is not ingested over blocks 10\.\.20 .*"
+                       r"deficit ingest --chain-id 31337 --from 10 --to 20"):
+        run(f, db=db)
+    with Warehouse(db) as wh, wh.transaction():
+        wh.add_covered(31337, "blocks", "chain", 0, 30, "r2")
+    with pytest.raises(MissingData, match=r"market aave_v3:aave_v3_local is not ingested on chain 31337; run "
+                       r"`deficit ingest"):
+        run(f, db=db)
+    with Warehouse(db, read_only=True) as wh:  # nothing was written
+        n = wh.con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name='bt'").fetchall()[0][0]
+        assert n == 0
