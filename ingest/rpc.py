@@ -413,6 +413,9 @@ def _raw_result(body: bytes, call_id: int) -> memoryview | None:
     close = len(body[:end - 1].rstrip(_WS))
     if close <= m.end() - 1 or body[close - 1:close] != b"]":
         return None
+    last = len(body[:close - 1].rstrip(_WS))
+    if last != m.end() and body[last - 1:last] != b"}":
+        return None  # an array of log objects ends with "}" (or is empty)
     return memoryview(body)[m.end() - 1:close]
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 import duckdb
+import orjson
 import pytest
 from eth_abi import encode as abi_encode
 from hypothesis import HealthCheck, given, settings
@@ -16,7 +17,15 @@ from hypothesis import strategies as st
 
 from ingest import catalog
 from ingest.abi import EventSpec, snake_case
-from ingest.datasets.base import EventTable, logs_to_arrow, write_logs
+from ingest.datasets.base import (
+    EventTable,
+    LogsBatch,
+    MalformedLogsJson,
+    logs_to_arrow,
+    stage_json,
+    write_logs,
+    write_stage,
+)
 from ingest.errors import DecodeError, ValueOutOfRange
 from ingest.schema import LINEAGE_LOG_COLUMNS, Column, Table
 
@@ -48,17 +57,40 @@ def _add_blocks(con: duckdb.DuckDBPyConnection, logs: list[dict]) -> None:
                     [bn, bh, "0x" + "00" * 32, "0x" + "00" * 20])
 
 
-def _decode_bulk(spec: EventSpec, logs: list[dict]) -> list[dict]:
+def _decode_bulk_via(spec: EventSpec, logs: list[dict], path: str) -> list[dict]:
     con, et = _con_with(spec)
     _add_blocks(con, logs)
     lo = min(int(lg["blockNumber"], 16) for lg in logs)
     hi = max(int(lg["blockNumber"], 16) for lg in logs)
-    write_logs(con, logs_to_arrow(logs, "r"), chain_id=1, dataset="t", source="s", run_id="r",
-               a=lo, b=hi, event_tables=[et])
+    if path == "arrow":
+        write_logs(con, logs_to_arrow(logs, "r"), chain_id=1, dataset="t", source="s", run_id="r",
+                   a=lo, b=hi, event_tables=[et])
+    else:  # the engine's fast path: the eth_getLogs result array as JSON bytes, read by DuckDB
+        stage_json(con, [LogsBatch("s", "r", lo, hi, body=orjson.dumps(logs))])
+        write_stage(con, chain_id=1, dataset="t", run_id="r", event_tables=[et])
     cols = [c.name for c in spec.columns()]
     rows = con.execute(f"SELECT {', '.join(cols)} FROM raw.ev ORDER BY block_number, log_index"
                        ).fetchall()
     return [dict(zip(cols, r, strict=True)) for r in rows]
+
+
+def _decode_bulk(spec: EventSpec, logs: list[dict]) -> list[dict]:
+    """Decode through both bulk paths (Arrow from dicts, DuckDB's JSON reader from bytes); they
+    must agree exactly, on values and on the typed error (class, field, location)."""
+    out: dict[str, object] = {}
+    for path in ("arrow", "json"):
+        try:
+            out[path] = _decode_bulk_via(spec, logs, path)
+        except DecodeError as e:
+            out[path] = e
+    a, j = out["arrow"], out["json"]
+    if isinstance(a, DecodeError):
+        assert type(j) is type(a), (a, j)
+        assert isinstance(j, DecodeError)
+        assert (j.field, j.block_number, j.log_index) == (a.field, a.block_number, a.log_index)
+        raise a
+    assert j == a
+    return a  # type: ignore[return-value]
 
 
 def _real_chainlink_logs() -> list[dict]:
@@ -348,3 +380,60 @@ def test_upper_case_hex_from_a_node_is_kept_raw_and_decoded_the_same():
                a=3, b=3, event_tables=[et])
     assert con.execute("SELECT topics, data FROM raw.logs").fetchall() == [
         (upper["topics"], upper["data"])]  # raw.logs keeps the bytes exactly as received
+
+
+@pytest.mark.parametrize("what,edit,field", [
+    ("block number not hex", lambda g: {**g, "blockNumber": "12"}, "blockNumber"),
+    ("block number a JSON number", lambda g: {**g, "blockNumber": 3}, "blockNumber"),
+    ("block hash too short", lambda g: {**g, "blockHash": g["blockHash"][:-2]}, "blockHash"),
+    ("tx hash missing", lambda g: {k: v for k, v in g.items() if k != "transactionHash"},
+     "transactionHash"),
+    ("log index too wide", lambda g: {**g, "logIndex": "0x1" + "0" * 8}, "logIndex"),
+    ("address with junk", lambda g: {**g, "address": g["address"][:-1] + "z"}, "address"),
+    ("no topics", lambda g: {**g, "topics": []}, "topics"),
+    ("data missing", lambda g: {k: v for k, v in g.items() if k != "data"}, "data"),
+    ("removed by a reorg", lambda g: {**g, "removed": True}, "removed"),
+])
+def test_malformed_log_entry_raises_typed_error_on_both_paths(what, edit, field):
+    log = edit(_encode_log(ANSWER_UPDATED, {"current": 5, "roundId": 1, "updatedAt": 2}, 3, 0))
+    for path in ("arrow", "json"):
+        if path == "arrow" and what == "block number a JSON number":
+            continue  # a dict path never sees it: the client's range check rejects it first
+        con, et = _con_with(ANSWER_UPDATED)
+        _add_blocks(con, [_encode_log(ANSWER_UPDATED, {"current": 5, "roundId": 1,
+                                                       "updatedAt": 2}, 3, 0)])
+        with pytest.raises(DecodeError) as ei:
+            if path == "arrow":
+                write_logs(con, logs_to_arrow([log], "r"), chain_id=1, dataset="t", source="s",
+                           run_id="r", a=3, b=3, event_tables=[et])
+            else:
+                stage_json(con, [LogsBatch("s", "r", 3, 3, body=orjson.dumps([log]))])
+                write_stage(con, chain_id=1, dataset="t", run_id="r", event_tables=[et])
+        assert ei.value.field == field, (what, path)
+        assert "malformed eth_getLogs entry (source s)" in str(ei.value), (what, path)
+        assert con.execute("SELECT count(*) FROM raw.logs").fetchall() == [(0,)]
+
+
+def test_log_outside_its_requested_span_is_rejected_on_both_paths():
+    log = _encode_log(ANSWER_UPDATED, {"current": 5, "roundId": 1, "updatedAt": 2}, 7, 1)
+    for path in ("arrow", "json"):
+        con, et = _con_with(ANSWER_UPDATED)
+        _add_blocks(con, [log])
+        with pytest.raises(DecodeError, match="outside the range") as ei:
+            if path == "arrow":
+                write_logs(con, logs_to_arrow([log], "r"), chain_id=1, dataset="t", source="s",
+                           run_id="r", a=3, b=6, event_tables=[et])
+            else:
+                stage_json(con, [LogsBatch("s", "r", 3, 6, body=orjson.dumps([log]))])
+        assert (ei.value.block_number, ei.value.log_index, ei.value.field) == (7, 1, "blockNumber")
+
+
+@pytest.mark.parametrize("body", [
+    b'[{"blockNumber": "0x3"}',  # not valid JSON (cut)
+    b'["0x3"]',  # not an object
+    b'[{"topics": "0xaa"}]',  # topics not a list
+])
+def test_json_the_reader_cannot_read_is_malformed_logs_json(body):
+    con, _ = _con_with(ANSWER_UPDATED)
+    with pytest.raises(MalformedLogsJson):
+        stage_json(con, [LogsBatch("s", "r", 3, 3, body=body)])

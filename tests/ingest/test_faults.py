@@ -41,13 +41,14 @@ class FaultyTransport:
 
     def __init__(self, url: str, *, seed: int = 0, p: float = 0.0, kinds: tuple[str, ...] = (),
                  chain_id: int | None = None, bad_block_hash_at: int | None = None,
-                 logs_limit: int | None = None):
+                 logs_limit: int | None = None, corrupt_logs: int = 0):
         self.inner = HttpTransport(url)
         self.label = "faulty"
         self.rng = random.Random(seed)
         self.p, self.kinds = p, kinds
         self.chain_id, self.bad_block_hash_at, self.logs_limit = chain_id, bad_block_hash_at, logs_limit
         self.injected: dict[str, int] = {}
+        self.corrupt_logs = corrupt_logs  # this many non-empty eth_getLogs bodies get bad JSON
 
     def _count(self, k: str) -> None:
         self.injected[k] = self.injected.get(k, 0) + 1
@@ -82,6 +83,13 @@ class FaultyTransport:
                 r = self.inner.send(body, timeout=timeout)
                 return HttpResponse(200, r.headers, r.body[: max(1, len(r.body) // 2)])
         r = self.inner.send(body, timeout=timeout)
+        if self.corrupt_logs and method == "eth_getLogs" and b'"topics"' in r.body:
+            # invalid JSON inside an envelope that still looks complete: only a JSON parser
+            # can tell (the fast path's DuckDB reader, after the fetch)
+            assert r.body.startswith(b'{"jsonrpc":"2.0","id":'), r.body[:40]  # anvil's plain one
+            self.corrupt_logs -= 1
+            self._count("corrupt_inside")
+            return HttpResponse(r.status, r.headers, r.body.replace(b'"topics":', b'"topics";', 1))
         if self.bad_block_hash_at is not None and method == "eth_getLogs":
             doc = orjson.loads(r.body)
             for lg in doc.get("result") or []:
@@ -130,6 +138,16 @@ def test_transient_faults_leave_tables_equal_to_the_fault_free_run(market, tmp_p
     t = FaultyTransport(node.url, seed=len(kinds), p=0.3, kinds=kinds)
     _run(t, tmp_path / "w.duckdb", dep)
     assert sum(t.injected.values()) >= 5, t.injected
+    assert snapshot(tmp_path / "w.duckdb") == clean
+
+
+def test_corrupt_json_inside_a_complete_looking_body_is_refetched(market, tmp_path, caplog):
+    node, chain, dep, clean = market
+    t = FaultyTransport(node.url, corrupt_logs=3)
+    with caplog.at_level("INFO", logger="deficit.ingest"):
+        _run(t, tmp_path / "w.duckdb", dep)
+    assert t.injected == {"corrupt_inside": 3}
+    assert "re-reading the chunk through the parsed path" in caplog.text
     assert snapshot(tmp_path / "w.duckdb") == clean
 
 

@@ -883,3 +883,104 @@ def test_redact_url_never_leaks(case: tuple[str, list[str]]) -> None:
     assert "@" not in parts.netloc
     assert redact_url(label) == label
     assert all(s not in redact_text(f"error at {url}!", [url]) for s in secrets)
+
+
+# --------------------------------------------------------------------------- raw eth_getLogs
+
+
+def _raw_logs(client: JsonRpcClient, lo: int, hi: int, **kw: Any) -> list[dict[str, Any]]:
+    parts = client.get_logs_raw(lo, hi, [kw.get("address", "")] if kw else [], [])
+    out: list[dict[str, Any]] = []
+    for p in parts:
+        logs = orjson.loads(bytes(p.body))
+        assert logs and all(p.start <= int(g["blockNumber"], 16) <= p.end for g in logs)
+        out.extend(logs)
+    return out
+
+
+@needs_anvil
+def test_get_logs_raw_holds_the_same_logs_as_get_logs(make_client: Any, chain: Chain) -> None:
+    client, transport, _ = make_client(logs_max_span=4)
+    parts = client.get_logs_raw(0, chain.head, [chain.address], [[TOPIC_A, TOPIC_B]])
+    assert [orjson.loads(bytes(p.body)) for p in parts]  # the node's own bytes, unparsed
+    assert [g for p in parts for g in orjson.loads(bytes(p.body))] == chain.logs
+    assert [(p.start, p.end) for p in parts] == sorted({(p.start, p.end) for p in parts})
+    assert all(isinstance(p.body, memoryview) for p in parts)  # plain envelope: not parsed
+    assert transport.log_widths()[0] == 4
+
+
+@needs_anvil
+@pytest.mark.parametrize("edit", ["reordered", "extra_key", "pretty"])
+def test_get_logs_raw_other_envelopes_are_parsed_and_checked(make_client: Any, chain: Chain,
+                                                            edit: str) -> None:
+    def action(request: Any, forward: Any) -> HttpResponse:
+        r = forward()
+        doc = orjson.loads(r.body)
+        if edit == "reordered":
+            body = orjson.dumps({"result": doc["result"], "id": doc["id"], "jsonrpc": "2.0"})
+        elif edit == "extra_key":
+            body = orjson.dumps({**doc, "x": 1})
+        else:
+            body = orjson.dumps(doc, option=orjson.OPT_INDENT_2)
+        return HttpResponse(r.status, r.headers, body)
+
+    client, _, _ = make_client(Fault(action, method="eth_getLogs", times=float("inf")))
+    parts = client.get_logs_raw(0, chain.head, [chain.address], [])
+    assert [g for p in parts for g in orjson.loads(bytes(p.body))] == chain.logs
+
+
+@needs_anvil
+def test_get_logs_raw_retries_a_truncated_body(make_client: Any, chain: Chain) -> None:
+    client, _, sleeps = make_client(Fault(truncated, method="eth_getLogs", times=2))
+    parts = client.get_logs_raw(0, chain.head, [chain.address], [])
+    assert [g for p in parts for g in orjson.loads(bytes(p.body))] == chain.logs
+    assert client.stats.retries == 2 and len(sleeps) == 2
+
+
+@needs_anvil
+def test_get_logs_raw_range_errors_split_and_errors_raise(make_client: Any, chain: Chain) -> None:
+    client, _, _ = make_client(
+        refuse_wide_logs(-32005, "query returned more than 10000 results", limit=4))
+    parts = client.get_logs_raw(0, chain.head, [chain.address], [])
+    assert [g for p in parts for g in orjson.loads(bytes(p.body))] == chain.logs
+    assert client.stats.splits >= 1 and max(p.end - p.start + 1 for p in parts) <= 4
+    client, _, _ = make_client(Fault(rpc_error(-32602, "invalid argument 0: hex string"),
+                                     method="eth_getLogs"))
+    with pytest.raises(RpcResponseError):
+        client.get_logs_raw(0, chain.head, [chain.address], [])
+
+
+@needs_anvil
+def test_get_logs_raw_parsed_answer_outside_the_span_raises(make_client: Any,
+                                                             chain: Chain) -> None:
+    from ingest.errors import RpcError
+
+    def shift(request: Any, doc: Any) -> Any:  # and reorder keys: forces the parsed path
+        for g in doc["result"]:
+            g["blockNumber"] = hex(int(g["blockNumber"], 16) + 100)
+        return {"id": doc["id"], "jsonrpc": "2.0", "result": doc["result"]}
+
+    client, _, _ = make_client(Fault(tampered(shift), method="eth_getLogs"))
+    with pytest.raises(RpcError, match="outside the range"):
+        client.get_logs_raw(0, chain.head, [chain.address], [])
+
+
+@pytest.mark.parametrize(("body", "ok"), [
+    (b'{"jsonrpc":"2.0","id":7,"result":[]}', b"[]"),
+    (b' {"jsonrpc": "2.0", "id": 7, "result": [{"a":1}] }\n', b'[{"a":1}]'),
+    (b'{"jsonrpc":"2.0","id":8,"result":[]}', None),  # another call's answer
+    (b'{"jsonrpc":"2.0","id":7,"result":[{"a":1}', None),  # truncated
+    (b'{"jsonrpc":"2.0","id":7,"result":[{"a":["1"]}', None),  # truncated right after a ]
+    # cut right after a nested object's "]}": passes the envelope check, and DuckDB's JSON
+    # reader rejects it later (the engine then refetches through the parsed path)
+    (b'{"jsonrpc":"2.0","id":7,"result":[{"a":[{}]}', b'[{"a":[{}]'),
+    (b'{"jsonrpc":"2.0","id":7,"error":{"code":1,"message":"x"}}', None),
+    (b'{"id":7,"jsonrpc":"2.0","result":[]}', None),  # other key order: parsed instead
+    (b'{"jsonrpc":"2.0","id":7,"result":[],"x":[]}', None),
+    (b'{"jsonrpc":"2.0","id":"7","result":[]}', None),
+])
+def test_raw_envelope_is_recognized_only_when_plain(body: bytes, ok: bytes | None) -> None:
+    from ingest.rpc import _raw_result
+
+    got = _raw_result(body, 7)
+    assert (None if got is None else bytes(got)) == ok
