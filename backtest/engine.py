@@ -241,8 +241,8 @@ class Replay:
         s = self.scenario
         pairs = dict(s.reference.pairs) if s.reference is not None else {}
         decs = {f: self._feed_decimals(f) for f in self.inputs.feed_keys}
-        pubs = publications(s.oracle, self.inputs.rounds, self.inputs.refs, pairs, decs, self.inputs.blocks,
-                            self.inputs.to_block)
+        pubs = publications(s.oracle, self._shocked_rounds(), self.inputs.refs, pairs, decs,
+                            self.inputs.blocks, self.inputs.to_block)
         a: Iterator[tuple[int, int, int, int, object]] = (
             (p.block_number, p.log_index, 1, p.seq, p) for p in pubs)
         b: Iterator[tuple[int, int, int, int, object]] = (
@@ -251,6 +251,40 @@ class Replay:
         if self.mode == "historical":
             streams.append((e.ref.block_number, e.ref.log_index, 2, 0, e) for e in self.inputs.events)
         return heapq.merge(*streams, key=lambda t: (t[0], t[1], t[2], t[3]))
+
+    def _shocked_rounds(self) -> Sequence[Round]:
+        """The window's rounds after the scenario's shocks (:func:`backtest.shocks.apply_shocks`),
+        keyed by feed: each feed's path is its answer in force at the window start followed by its
+        rounds; a shocked observation at ``ts`` takes effect at the start of the first block at or
+        after ``ts`` (dropped beyond the window). Without shocks: the rounds unchanged."""
+        if not self.scenario.shocks:
+            return self.inputs.rounds
+        from .shocks import apply_shocks, parse_shock
+
+        t0 = self.inputs.blocks.timestamp(self.inputs.from_block)
+        paths: dict[str, list[tuple[int, int]]] = {}
+        for f, r in self.inputs.initial_rounds.items():
+            paths[f] = [(t0, r.answer)]
+        for r in self.inputs.rounds:
+            pts = paths.setdefault(r.feed, [])
+            if pts and pts[-1][0] >= r.block_ts:
+                pts[-1] = (pts[-1][0], r.answer) if pts[-1][0] == r.block_ts else pts[-1]
+                continue
+            pts.append((r.block_ts, r.answer))
+        shocks = [parse_shock(sh, f"shock[{i}]") for i, sh in enumerate(self.scenario.shocks)]
+        out = apply_shocks({f: tuple(v) for f, v in paths.items() if v}, shocks, self.scenario.seed)
+        rounds: list[Round] = []
+        for f in sorted(out):
+            dec = self._feed_decimals(f)
+            for ts, price in out[f]:
+                if ts <= t0:
+                    continue
+                b = self.inputs.blocks.first_at_or_after(ts)
+                if b is None or b > self.inputs.to_block:
+                    continue
+                rounds.append(Round(f, price, dec, ts, b, -1, ts))
+        rounds.sort(key=lambda r: (r.block_number, r.updated_at_ts, r.feed))
+        return rounds
 
     # ------------------------------------------------------------------ run
     def run(self) -> ReplayOutput:

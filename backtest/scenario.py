@@ -57,9 +57,11 @@ issue 5 adds checks and more).
     depth_blocks = 64                  # a block is final this many blocks later
     wait_blocks = 0                    # liquidations wait this many blocks (finality wait)
 
-    [[shock]]                          # price-path shocks (backtest.shocks), applied in order
-    kind = "scale"
-    ...
+    seed = 7                           # top level: seeds Monte Carlo shocks (default 0)
+    [[shock]]                          # price-path shocks (backtest.shocks), applied in order to
+    kind = "shift"                     # the oracle answers of each feed; "assets" name feeds
+    pct = -0.3                         # (proxy addresses). Counterfactual mode only.
+    at_ts = 1610000000
 
     [metrics]
     names = ["bad_debt", "liquidations"]   # default: backtest.metrics.DEFAULT
@@ -205,6 +207,7 @@ class Scenario:
     finality: Finality = Finality()
     shocks: tuple[Mapping[str, Any], ...] = ()
     metrics: MetricsSpec = MetricsSpec()
+    seed: int = 0
     warehouse: str | None = None
     origin: str = "<scenario>"
     text: str = ""
@@ -391,8 +394,8 @@ class _P:
         return v.lower()
 
 
-_TOP = ("name", "chain_id", "mode", "warehouse", "window", "market", "oracle", "reference", "liquidator",
-        "overrides", "finality", "shock", "metrics", "checks")
+_TOP = ("name", "chain_id", "mode", "seed", "warehouse", "window", "market", "oracle", "reference",
+        "liquidator", "overrides", "finality", "shock", "metrics", "checks")
 
 
 def parse_scenario(text: str, origin: str = "<scenario>") -> Scenario:
@@ -471,9 +474,16 @@ def parse_scenario(text: str, origin: str = "<scenario>") -> Scenario:
     shocks_raw = doc.get("shock", [])
     if not isinstance(shocks_raw, list) or not all(isinstance(s, dict) for s in shocks_raw):
         raise p.err("shock", "expected an array of tables [[shock]]")
+    from .shocks import ShockError, parse_shock
+
     for i, s in enumerate(shocks_raw):
-        if "kind" not in s:
-            raise p.err(f"shock[{i}].kind", "missing required field 'kind'")
+        try:
+            parse_shock(s, f"shock[{i}]")
+        except ShockError as e:
+            raise p.err(e.field, str(e).split(": ", 1)[-1]) from None
+    if shocks_raw and mode != "counterfactual":
+        raise p.err("shock", "shocks apply in counterfactual mode only")
+    seed = p.int_(doc, "seed", "seed", 0, minimum=None) or 0
 
     mt = p.table(doc, "metrics", "metrics", None)
     names_raw = mt.get("names")
@@ -505,7 +515,7 @@ def parse_scenario(text: str, origin: str = "<scenario>") -> Scenario:
     return Scenario(str(name), int(chain_id or 0), mode,  # type: ignore[arg-type]
                     window, market, oracle, reference, liquidator, overrides, finality,
                     tuple(MappingProxyType(dict(s)) for s in shocks_raw), MetricsSpec(names, params),
-                    warehouse, origin, text, checks)
+                    seed=seed, warehouse=warehouse, origin=origin, text=text, checks=checks)
 
 
 def _time(p: _P, w: Mapping[str, Any], key: str) -> dt.datetime | None:

@@ -84,3 +84,40 @@ def test_missing_data_fails_before_running_and_says_how_to_ingest(tmp_path: Path
     with Warehouse(db, read_only=True) as wh:  # nothing was written
         n = wh.con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name='bt'").fetchall()[0][0]
         assert n == 0
+
+
+def test_at_risk_index_gives_the_same_tables_as_the_naive_replay() -> None:
+    """The index is a filter only: every bt row equals the every-account-every-update replay's
+    (bt.runs differs only in the number of evaluations, which it exists to cut)."""
+    positions = [(10**18 * (k + 1), (k + 1) * (1_000 + 60 * k) * 10**6) for k in range(12)]
+    path = [2_000 * 10**8 * (100 + (7 if i % 5 == 0 else -4)) ** (i // 3) // 100 ** (i // 3)
+            for i in range(30)]
+    extra = "\n[liquidator]\nreaction_delay_blocks = 1\n"
+    out = []
+    for naive in (False, True):
+        res = run_inputs(scenario(extra=extra, to_block=FROM + 40),
+                         inputs(market(8000, 10500, positions, borrow_rate=10**26), path, to_block=FROM + 40),
+                         naive=naive)
+        out.append(res)
+    for t, rows in out[0].output.tables.items():
+        if t.name != "runs":
+            assert rows == out[1].output.tables[t], t.fqn
+    assert out[0].output.liquidations, "the path must liquidate someone"
+    assert out[0].output.record.evaluations < out[1].output.record.evaluations
+
+
+def test_a_shock_scenario_moves_the_oracle_path() -> None:
+    """A 60 % shift of the collateral feed in a counterfactual run creates the bad debt the
+    unshocked run does not have (no liquidator acts: min profit out of reach)."""
+    from tests.backtest.markets import FEED_C, T0
+
+    positions = [(10**18, 1_200 * 10**6)]
+    path = [2_000 * 10**8] * 10
+    idle = "\n[liquidator]\nmin_profit_usd = 1000000000\n"
+    shock = f'\n[[shock]]\nkind = "shift"\npct = -0.6\nat_ts = {T0 + 60}\nassets = ["{FEED_C}"]\n'
+    base = run_inputs(scenario(extra=idle, to_block=FROM + 12), inputs(market(8000, 10500, positions), path))
+    hit = run_inputs(scenario(extra=idle + shock, to_block=FROM + 12),
+                     inputs(market(8000, 10500, positions), path))
+    assert base.summary["bad_debt"]["end_unrealized_oracle_value"] == 0
+    # 1 ETH at $800 against $1,200 of debt: $400 (1e8 units) of bad debt
+    assert hit.summary["bad_debt"]["end_unrealized_oracle_value"] == 400 * 10**8
