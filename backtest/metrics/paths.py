@@ -1,0 +1,120 @@
+"""Paths and snapshots for reports: every price the replay consumed and every indebted account's
+health at the window's start and end.
+
+* ``bt.price_path``: one row per oracle or reference price update in the replay's total order
+  (what the protocol read under the scenario's oracle model, shocks included, and the reference
+  path), with the price in the adapter's base currency per whole token;
+* ``bt.health_snapshots``: every account with debt at the window start (after the starting state
+  is built) and at the window end, with its health factor at oracle and at reference prices.
+
+The report (:mod:`backtest.report`) draws the oracle-against-reference plot from the first and
+the health-factor distributions from the second. Health factors are exact decimal text (an
+indebted account's HF has no fixed bound) plus a float for plotting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from ingest.schema import Column, Table, register_table
+
+from .base import Metric, PriceUpdate, SummaryValue, View
+
+__all__ = ["Paths", "PRICE_PATH", "HEALTH_SNAPSHOTS"]
+
+WAD = 10**18
+
+PRICE_PATH = register_table(Table(
+    "bt", "price_path", "Every price update a run consumed, oracle (what the protocol read under the "
+    "oracle model) and reference, in replay order.",
+    (
+        Column("run_id", "VARCHAR", "backtest run (bt.runs)", False),
+        Column("chain_id", "UBIGINT", "chain replayed", False),
+        Column("block_number", "UBIGINT", "block the price took effect in (knowable)", False),
+        Column("log_index", "BIGINT", "log index of the round (-1: start of block, e.g. a delayed or "
+               "reference-derived answer)", False),
+        Column("block_ts", "UBIGINT", "its block timestamp, unix seconds", False),
+        Column("kind", "VARCHAR", "oracle | reference", False),
+        Column("feed", "VARCHAR", "oracle feed (proxy address) or reference pair", False),
+        Column("price_key", "VARCHAR", "first price key the update sets (Aave: an asset address)", False),
+        Column("price", "HUGEINT", "price in base currency per whole token (Aave v3: USD 1e8)", False),
+        Column("accepted", "BOOLEAN", "false: rejected by the oracle model's answer bounds", False),
+        Column("happened_block", "UBIGINT", "block the round was produced in (or the reference instant's)",
+               False),
+        Column("price_f64", "DOUBLE", "derived: price in base currency units (USD)", False),
+    ),
+    "backtest.metrics.paths", ("run_id", "block_number", "log_index", "kind", "feed")))
+
+HEALTH_SNAPSHOTS = register_table(Table(
+    "bt", "health_snapshots", "Every account with debt at the start and at the end of a run's window, "
+    "with its health factor at oracle and reference prices.",
+    (
+        Column("run_id", "VARCHAR", "backtest run (bt.runs)", False),
+        Column("chain_id", "UBIGINT", "chain replayed", False),
+        Column("block_number", "UBIGINT", "the window's first block (start) or last block (end)", False),
+        Column("phase", "VARCHAR", "start | end", False),
+        Column("user", "VARCHAR", "account", False),
+        Column("collateral_value", "HUGEINT", "collateral at oracle prices, base currency units", False),
+        Column("debt_value", "HUGEINT", "debt at oracle prices, base currency units", False),
+        Column("health_factor_wad", "VARCHAR", "HF at oracle prices, WAD, exact decimal", False),
+        Column("health_factor_reference_wad", "VARCHAR", "HF at reference prices (NULL: no reference)"),
+        Column("health_factor_f64", "DOUBLE", "derived: HF at oracle prices", False),
+        Column("health_factor_reference_f64", "DOUBLE", "derived: HF at reference prices"),
+        Column("debt_usd_f64", "DOUBLE", "derived: debt_value in base currency (USD)", False),
+    ),
+    "backtest.metrics.paths", ("run_id", "phase", "user")))
+
+
+class Paths(Metric):
+    """Price path and start/end health snapshots (see the module docstring)."""
+
+    name: ClassVar[str] = "paths"
+    tables: ClassVar[tuple[Table, ...]] = (PRICE_PATH, HEALTH_SNAPSHOTS)
+
+    def __init__(self, params: Mapping[str, Any] | None = None) -> None:
+        super().__init__(params)
+        self._prices: list[tuple[Any, ...]] = []
+        self._health: list[tuple[Any, ...]] = []
+        self._unit = 1
+        self._counts = {"oracle": 0, "reference": 0, "rejected": 0}
+
+    def on_run_start(self, view: View) -> None:
+        self._unit = view.unit
+        self._snapshot(view, "start")
+
+    def on_price(self, view: View, update: PriceUpdate) -> None:
+        self._counts[update.kind] += 1
+        self._counts["rejected"] += not update.accepted
+        key = update.keys[0] if update.keys else ""
+        self._prices.append((view.run_id, view.chain_id, update.block_number, update.log_index,
+                             update.timestamp, update.kind, update.feed, key,
+                             update.price, update.accepted, update.happened_block, update.price / self._unit))
+
+    def on_run_end(self, view: View) -> None:
+        self._snapshot(view, "end")
+
+    def _snapshot(self, view: View, phase: str) -> None:
+        for ev in view.accounts():
+            h = ev.oracle
+            if not h.debt_value:
+                continue
+            r = ev.reference
+            self._health.append((view.run_id, view.chain_id, view.block.number, phase, ev.user,
+                                 h.collateral_value, h.debt_value, str(h.health_factor_wad),
+                                 None if r is None or not r.debt_value else str(r.health_factor_wad),
+                                 h.health_factor_wad / WAD,
+                                 None if r is None or not r.debt_value else r.health_factor_wad / WAD,
+                                 h.debt_value / self._unit))
+
+    def rows(self) -> Mapping[str, Sequence[tuple[Any, ...]]]:
+        return {PRICE_PATH.fqn: self._prices, HEALTH_SNAPSHOTS.fqn: self._health}
+
+    def summary(self) -> Mapping[str, SummaryValue]:
+        start = [r for r in self._health if r[3] == "start"]
+        end = [r for r in self._health if r[3] == "end"]
+        return {"oracle_updates": self._counts["oracle"], "reference_updates": self._counts["reference"],
+                "rejected_updates": self._counts["rejected"], "accounts_with_debt_start": len(start),
+                "accounts_with_debt_end": len(end),
+                "accounts_below_1_start": sum(1 for r in start if r[9] < 1),
+                "accounts_below_1_end": sum(1 for r in end if r[9] < 1)}
