@@ -25,6 +25,11 @@ __all__ = ["METRICS", "DEFAULT", "get_metric", "metric_tables", "Metric", "Metri
 _ENTRIES: tuple[tuple[str, str], ...] = (
     ("bad_debt", "backtest.metrics.bad_debt:BadDebt"),
     ("liquidations", "backtest.metrics.liquidations:Liquidations"),
+    ("socialization", "backtest.metrics.socialization:Socialization"),
+    ("oracle_lag", "backtest.metrics.oracle_lag:OracleLag"),
+    ("finality", "backtest.metrics.finality:Finality"),
+    ("fidelity", "backtest.metrics.fidelity:Fidelity"),
+    ("spiral", "backtest.metrics.spiral:Spiral"),
 )
 
 #: metrics computed when a scenario does not list any

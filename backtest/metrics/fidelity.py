@@ -1,0 +1,181 @@
+"""Fidelity: the replay's liquidations against the ones that happened on chain (historical mode).
+
+Two questions, kept apart:
+
+* **Who and when** — does the liquidator model pick the accounts and blocks the real liquidators
+  did? The model's decisions in historical mode are *predictions* (``Liquidation.observed`` False,
+  ``committed`` False); the on-chain ``LiquidationCall`` events are the *observed* set. A
+  prediction ``(user, b')`` matches an observation ``(user, b)`` when ``|b − b'| <=
+  tolerance_blocks`` (parameter, default 0 = the same block). Matching is one-to-one, greedy in
+  chain order: each observation (by block, log index) takes the earliest unmatched prediction of
+  the same user within the tolerance. ``precision = matched / predictions``, ``recall = matched /
+  observations`` (None when the denominator is 0).
+* **How much** — given what the real liquidator asked for, does the protocol model compute what the
+  contract did? For every observed liquidation the engine computed ``adapter.liquidate`` with the
+  event's own arguments on the pre-event state (``Liquidation.predicted``); the error is
+  ``observed − predicted`` for the debt repaid and the collateral seized (base units of each
+  asset; 0 when the port is exact). A predicted revert is an error of its own
+  (``predicted_revert``), not an amount.
+
+Rows: ``bt.fidelity`` — one row per observed liquidation (with its match and amount errors) and
+one per unmatched prediction (a false positive), sorted by block, then log index (predictions
+last in their block), then user. In counterfactual mode nothing is observed: counts are 0 and
+precision/recall are None.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from ingest.schema import Column, Table, register_table
+from protocols.domain import LiquidationOutcome
+
+from .base import Liquidation, Metric, MetricError, SummaryValue, View
+
+__all__ = ["Fidelity", "FIDELITY", "match"]
+
+FIDELITY = register_table(Table(
+    "bt", "fidelity", "Observed on-chain liquidations against the replay: each observation with its "
+    "matching prediction of the liquidator model (user and block within a tolerance) and the error of "
+    "the adapter's amounts on the observed arguments; unmatched predictions as false positives.",
+    (
+        Column("run_id", "VARCHAR", "backtest run (bt.runs)", False),
+        Column("chain_id", "UBIGINT", "chain replayed", False),
+        Column("block_number", "UBIGINT", "block of the observation (or of the unmatched prediction)", False),
+        Column("log_index", "UINTEGER", "log index of the LiquidationCall (NULL: prediction row)"),
+        Column("tx_hash", "VARCHAR", "its transaction (NULL: prediction row)"),
+        Column("user", "VARCHAR", "liquidated account", False),
+        Column("kind", "VARCHAR", "observed (an on-chain LiquidationCall) or false_positive (a prediction "
+               "no observation matched)", False),
+        Column("matched", "BOOLEAN", "observed: a prediction matched it", False),
+        Column("predicted_block", "UBIGINT", "block of the matching prediction (false_positive: its own)"),
+        Column("block_error", "BIGINT", "predicted_block - block_number (NULL: unmatched)"),
+        Column("collateral_asset", "VARCHAR", "collateral seized", False),
+        Column("debt_asset", "VARCHAR", "debt repaid", False),
+        Column("debt_repaid_raw", "HUGEINT", "observed debt repaid, base units (NULL: prediction row)"),
+        Column("predicted_debt_repaid_raw", "HUGEINT", "adapter.liquidate on the observed arguments and "
+               "the pre-event state (NULL: it predicted a revert; prediction row: the model's amount)"),
+        Column("debt_repaid_error_raw", "HUGEINT", "observed - predicted debt repaid (0 = exact)"),
+        Column("collateral_seized_raw", "HUGEINT", "observed collateral to the liquidator, base units"),
+        Column("predicted_collateral_seized_raw", "HUGEINT", "predicted collateral to the liquidator"),
+        Column("collateral_seized_error_raw", "HUGEINT", "observed - predicted collateral seized "
+               "(0 = exact)"),
+        Column("predicted_revert", "VARCHAR", "the adapter's revert reason when it predicted a revert"),
+    ),
+    "backtest.metrics.fidelity", ("run_id", "block_number", "log_index", "user")))
+
+
+def match(observed: Sequence[tuple[str, int]], predicted: Sequence[tuple[str, int]],
+          tolerance: int) -> list[int | None]:
+    """For each observation ``(user, block)`` (in chain order) the index of the prediction it
+    matches (one-to-one; the earliest unmatched prediction of the same user with ``|Δblock| <=
+    tolerance``), or None."""
+    by_user: dict[str, list[int]] = {}
+    for i in sorted(range(len(predicted)), key=lambda i: (predicted[i][1], i)):
+        by_user.setdefault(predicted[i][0], []).append(i)
+    used: set[int] = set()
+    out: list[int | None] = []
+    for user, b in observed:
+        hit = None
+        for i in by_user.get(user, ()):
+            if i not in used and abs(predicted[i][1] - b) <= tolerance:
+                hit = i
+                break
+        if hit is not None:
+            used.add(hit)
+        out.append(hit)
+    return out
+
+
+def _revert(p: LiquidationOutcome | None) -> str | None:
+    if p is None:
+        return "no prediction"
+    return None if p.ok else p.revert_reason
+
+
+class Fidelity(Metric):
+    """Precision/recall of (user, block) and amount errors (see the module docstring)."""
+
+    name: ClassVar[str] = "fidelity"
+    tables: ClassVar[tuple[Table, ...]] = (FIDELITY,)
+    params_allowed: ClassVar[tuple[str, ...]] = ("tolerance_blocks",)
+
+    def __init__(self, params: Mapping[str, Any] | None = None) -> None:
+        super().__init__(params)
+        t = self.params.get("tolerance_blocks", 0)
+        if not isinstance(t, int) or isinstance(t, bool) or t < 0:
+            raise MetricError(f"metric 'fidelity': tolerance_blocks must be an integer >= 0, got {t!r}")
+        self.tolerance = t
+        self._observed: list[Liquidation] = []
+        self._predicted: list[Liquidation] = []
+        self._run_id, self._chain_id = "", 0
+
+    def on_run_start(self, view: View) -> None:
+        self._run_id, self._chain_id = view.run_id, view.chain_id
+
+    def on_liquidation(self, view: View, liquidation: Liquidation) -> None:
+        if liquidation.observed:
+            self._observed.append(liquidation)
+        elif not liquidation.committed:
+            self._predicted.append(liquidation)
+
+    def _matches(self) -> list[int | None]:
+        return match([(o.user, o.block_number) for o in self._observed],
+                     [(p.user, p.block_number) for p in self._predicted], self.tolerance)
+
+    def rows(self) -> Mapping[str, Sequence[tuple[Any, ...]]]:
+        rid, chain = self._run_id, self._chain_id
+        out: list[tuple[Any, ...]] = []
+        hits = self._matches()
+        for o, h in zip(self._observed, hits, strict=True):
+            p = o.predicted
+            ok = p is not None and p.ok
+            pb = self._predicted[h].block_number if h is not None else None
+            out.append((rid, chain, o.block_number, o.log_index, o.tx_hash, o.user, "observed", h is not None,
+                        pb, pb - o.block_number if pb is not None else None, o.collateral_asset, o.debt_asset,
+                        o.debt_repaid, p.debt_repaid if ok and p else None,
+                        o.debt_repaid - p.debt_repaid if ok and p else None, o.collateral_seized,
+                        p.collateral_seized if ok and p else None,
+                        o.collateral_seized - p.collateral_seized if ok and p else None,
+                        _revert(p)))
+        used = {h for h in hits if h is not None}
+        for i, q in enumerate(self._predicted):
+            if i in used:
+                continue
+            out.append((rid, chain, q.block_number, None, None, q.user, "false_positive", False,
+                        q.block_number, None, q.collateral_asset, q.debt_asset, None, q.debt_repaid, None,
+                        None, q.collateral_seized, None, None))
+        out.sort(key=lambda r: (r[2], r[3] is None, r[3] if r[3] is not None else 0, r[5], r[6]))
+        return {FIDELITY.fqn: out}
+
+    def summary(self) -> Mapping[str, SummaryValue]:
+        hits = self._matches()
+        matched = sum(1 for h in hits if h is not None)
+        n_obs, n_pred = len(self._observed), len(self._predicted)
+        errs_d: list[int] = []
+        errs_c: list[int] = []
+        reverts = 0
+        for o in self._observed:
+            p = o.predicted
+            if p is None or not p.ok:
+                reverts += 1
+                continue
+            errs_d.append(o.debt_repaid - p.debt_repaid)
+            errs_c.append(o.collateral_seized - p.collateral_seized)
+        exact = sum(1 for d, c in zip(errs_d, errs_c, strict=True) if d == 0 and c == 0)
+        return {
+            "tolerance_blocks": self.tolerance,
+            "observed": n_obs,
+            "predicted": n_pred,
+            "matched": matched,
+            "precision": matched / n_pred if n_pred else None,
+            "recall": matched / n_obs if n_obs else None,
+            "amounts_compared": len(errs_d),
+            "amounts_exact": exact,
+            "predicted_reverts": reverts,
+            "debt_repaid_abs_error_max_raw": max((abs(x) for x in errs_d), default=0),
+            "debt_repaid_abs_error_sum_raw": sum(abs(x) for x in errs_d),
+            "collateral_seized_abs_error_max_raw": max((abs(x) for x in errs_c), default=0),
+            "collateral_seized_abs_error_sum_raw": sum(abs(x) for x in errs_c),
+        }

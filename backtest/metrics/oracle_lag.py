@@ -1,0 +1,338 @@
+"""Oracle-lag exposure per feed: the protocol's oracle against the reference price path.
+
+For every feed that has a reference pair (scenario ``[reference.pairs]``):
+
+* **deviation** ``|oracle − reference| × 10⁴ / reference`` (bps) between the price the protocol
+  reads and the reference, piecewise constant between price updates (both change only at
+  updates). ``max`` is over every instant, ``mean`` is time-weighted (seconds of block time) over
+  the part of the window where both prices are known (``covered_s``).
+* **time beyond the deviation threshold** (seconds): time during which the deviation is strictly
+  above the feed's deviation threshold, i.e. the feed "should" have published and had not yet.
+  The threshold: parameter ``deviation_bps`` (an integer for every feed, or a table feed → bps),
+  else the scenario's ``oracle.deviation_bps`` when the oracle model is ``republish``, else 50 bps
+  (Chainlink ETH/USD on Ethereum mainnet: 0.5 %, heartbeat 3600 s).
+* **staleness** against the heartbeat: seconds since the round the protocol uses was updated
+  (``now − updatedAt``; a delayed answer is as old as its round). ``max_staleness_s`` over the
+  window and ``beyond_heartbeat_s``: time during which staleness exceeded ``heartbeat_s``
+  (parameter, integer or table, default the scenario's republish heartbeat, else 3600 s). A
+  rejected answer (outside min/max bounds) is not an update. Before the first round seen in
+  the window the age of the round in force is unknown: it is counted from the window start (a
+  lower bound).
+* **hidden insolvency**: debt that was liquidatable at the reference price but not at the oracle
+  price the protocol read (``AccountEval.reference.liquidatable and not .oracle.liquidatable``),
+  as value × duration: the account's debt value at reference prices × the seconds until its next
+  exact evaluation (an account not re-evaluated keeps its last evaluation — the at-risk semantics
+  of the replay) or the window end, in base currency units × seconds (``*_value_s``; Aave v3:
+  USD 1e8 · s) and ``*_usd_s`` floats. Per account (``bt.hidden_insolvency``, one row per
+  interval) and per feed (every feed with a reference the account holds a position priced by; an
+  account exposed to two such feeds counts for both, so per-feed figures may sum to more than
+  the total).
+
+Time is block time: an instant is the timestamp of the block an update took effect in; the
+window ends at the timestamp of its last block.
+
+**Bad debt attributable to lag** is not measured inside one run: it is the difference of two
+counterfactual runs, see :func:`backtest.attribution.lag_attribution`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from ingest.schema import Column, Table, register_table
+
+from .base import BlockEnd, Metric, MetricError, PriceUpdate, SummaryValue, View
+
+__all__ = ["OracleLag", "FEEDS", "HIDDEN", "DEFAULT_DEVIATION_BPS", "DEFAULT_HEARTBEAT_S"]
+
+#: Chainlink ETH/USD (Ethereum mainnet): deviation threshold 0.5 %, heartbeat 1 h
+DEFAULT_DEVIATION_BPS = 50
+DEFAULT_HEARTBEAT_S = 3600
+
+FEEDS = register_table(Table(
+    "bt", "oracle_lag_feeds", "Oracle-lag exposure per feed over the window: deviation from the reference "
+    "price, time beyond the deviation threshold, staleness against the heartbeat, hidden insolvency.",
+    (
+        Column("run_id", "VARCHAR", "backtest run (bt.runs)", False),
+        Column("chain_id", "UBIGINT", "chain replayed", False),
+        Column("block_number", "UBIGINT", "last block of the window (the figures cover the window)", False),
+        Column("feed", "VARCHAR", "oracle feed (proxy address)", False),
+        Column("pair", "VARCHAR", "reference pair, e.g. ETH/USD", False),
+        Column("price_key", "VARCHAR", "price key compared (the feed's first key, e.g. the asset)", False),
+        Column("deviation_threshold_bps", "UINTEGER", "threshold used (parameter, republish, or 50)", False),
+        Column("heartbeat_s", "UBIGINT", "heartbeat used, seconds", False),
+        Column("updates", "UBIGINT", "oracle answers accepted in the window", False),
+        Column("rejected", "UBIGINT", "oracle answers rejected (outside min/max answer)", False),
+        Column("covered_s", "UBIGINT", "seconds with both an oracle and a reference price", False),
+        Column("max_deviation_bps_f64", "DOUBLE", "max |oracle - reference| / reference, bps (NULL: never "
+               "covered)"),
+        Column("max_deviation_block", "UBIGINT", "block where the max took effect"),
+        Column("mean_deviation_bps_f64", "DOUBLE", "time-weighted mean deviation over covered_s, bps"),
+        Column("beyond_threshold_s", "UBIGINT", "seconds with deviation > threshold", False),
+        Column("max_staleness_s", "UBIGINT", "max seconds since the round in force was updated", False),
+        Column("beyond_heartbeat_s", "UBIGINT", "seconds with staleness > heartbeat", False),
+        Column("hidden_insolvency_value_s", "HUGEINT", "debt liquidatable at the reference but not at the "
+               "oracle price x seconds, base currency units x s, accounts exposed to this feed", False),
+        Column("hidden_insolvency_usd_s_f64", "DOUBLE", "the same in base currency (USD) x s", False),
+        Column("hidden_accounts", "UBIGINT", "accounts that were hidden-insolvent at some point", False),
+    ),
+    "backtest.metrics.oracle_lag", ("run_id", "feed")))
+
+HIDDEN = register_table(Table(
+    "bt", "hidden_insolvency", "Intervals during which an account was liquidatable at the reference "
+    "price but not at the oracle price (from one exact evaluation to the next, or the window end).",
+    (
+        Column("run_id", "VARCHAR", "backtest run (bt.runs)", False),
+        Column("chain_id", "UBIGINT", "chain replayed", False),
+        Column("block_number", "UBIGINT", "block of the evaluation that opened the interval", False),
+        Column("block_ts", "UBIGINT", "its timestamp, unix seconds", False),
+        Column("user", "VARCHAR", "account", False),
+        Column("end_block", "UBIGINT", "block of the next evaluation (or the window's last block)", False),
+        Column("duration_s", "UBIGINT", "seconds until then", False),
+        Column("debt_reference_value", "HUGEINT", "account debt at reference prices, base currency units",
+               False),
+        Column("health_factor_oracle_wad", "UHUGEINT", "HF at oracle prices (>= 1e18), WAD", False),
+        Column("health_factor_reference_wad", "UHUGEINT", "HF at reference prices (< 1e18), WAD", False),
+        Column("value_s", "HUGEINT", "debt_reference_value x duration_s", False),
+        Column("feeds", "VARCHAR[]", "feeds with a reference that price the account's positions", False),
+        Column("usd_s_f64", "DOUBLE", "derived: value_s in base currency (USD) x s", False),
+    ),
+    "backtest.metrics.oracle_lag", ("run_id", "user", "block_number")))
+
+
+def _per_feed(params: Mapping[str, Any], name: str) -> tuple[int | None, dict[str, int]]:
+    """A parameter given as one integer (all feeds) or a table feed -> integer."""
+    v = params.get(name)
+    if v is None:
+        return None, {}
+    if isinstance(v, int) and not isinstance(v, bool):
+        if v < 0:
+            raise MetricError(f"metric 'oracle_lag': {name} must be >= 0, got {v}")
+        return v, {}
+    if isinstance(v, Mapping):
+        out: dict[str, int] = {}
+        for k, x in v.items():
+            if not isinstance(x, int) or isinstance(x, bool) or x < 0:
+                raise MetricError(f"metric 'oracle_lag': {name}.{k} must be an integer >= 0, got {x!r}")
+            out[str(k).lower()] = x
+        return None, out
+    raise MetricError(f"metric 'oracle_lag': {name} must be an integer or a table feed -> integer, got {v!r}")
+
+
+class _Feed:
+    """Accumulators of one feed."""
+
+    __slots__ = ("feed", "pair", "key", "oracle", "ref", "since", "updated_at", "updates", "rejected",
+                 "covered", "dev_time", "beyond", "max_dev", "max_block", "max_stale", "stale_beyond",
+                 "hidden", "hidden_users", "threshold", "heartbeat")
+
+    def __init__(self, feed: str, pair: str, key: str, t0: int, threshold: int, heartbeat: int) -> None:
+        self.feed, self.pair, self.key = feed, pair, key
+        self.threshold, self.heartbeat = threshold, heartbeat
+        self.oracle: int | None = None
+        self.ref: int | None = None
+        self.since = t0  # start of the current constant piece
+        self.updated_at = t0  # updatedAt of the round in force (lower bound before the first)
+        self.updates = self.rejected = self.covered = self.beyond = self.max_stale = self.stale_beyond = 0
+        self.dev_time = 0.0
+        self.max_dev: float | None = None
+        self.max_block: int | None = None
+        self.hidden = 0
+        self.hidden_users: set[str] = set()
+
+    def deviation(self) -> float | None:
+        if self.oracle is None or not self.ref:
+            return None
+        return abs(self.oracle - self.ref) * 10_000 / self.ref
+
+    def advance(self, t: int) -> None:
+        """Integrate the constant piece [since, t)."""
+        threshold, heartbeat = self.threshold, self.heartbeat
+        if t <= self.since:
+            return
+        dt = t - self.since
+        dev = self.deviation()
+        if dev is not None:
+            self.covered += dt
+            self.dev_time += dev * dt
+            if dev > threshold:
+                self.beyond += dt
+        # staleness grows linearly from (since - updated_at) to (t - updated_at)
+        self.max_stale = max(self.max_stale, t - self.updated_at)
+        self.stale_beyond += max(0, t - max(self.since, self.updated_at + heartbeat))
+        self.since = t
+
+
+class OracleLag(Metric):
+    """Oracle against reference per feed, and hidden insolvency (see the module docstring)."""
+
+    name: ClassVar[str] = "oracle_lag"
+    tables: ClassVar[tuple[Table, ...]] = (FEEDS, HIDDEN)
+    requires_reference: ClassVar[bool] = True
+    params_allowed: ClassVar[tuple[str, ...]] = ("deviation_bps", "heartbeat_s")
+
+    def __init__(self, params: Mapping[str, Any] | None = None) -> None:
+        super().__init__(params)
+        self._dev_all, self._dev = _per_feed(self.params, "deviation_bps")
+        self._hb_all, self._hb = _per_feed(self.params, "heartbeat_s")
+        self._unit = 1
+        self._feeds: dict[str, _Feed] = {}
+        self._key_feed: dict[str, str] = {}  # price key -> feed (feeds with a reference)
+        self._pair_feeds: dict[str, list[str]] = {}
+        self._open: dict[str, tuple[int, int, int, int, int, tuple[str, ...]]] = {}
+        #   user -> (block, ts, debt_ref_value, hf_oracle, hf_ref, feeds) of the open interval
+        self._rows: list[tuple[Any, ...]] = []
+        self._hidden_total = 0
+        self._end_block = 0
+        self._run_id, self._chain_id = "", 0
+
+    # ------------------------------------------------------------------ parameters
+    def threshold(self, view: View, feed: str) -> int:
+        if feed in self._dev:
+            return self._dev[feed]
+        if self._dev_all is not None:
+            return self._dev_all
+        o = view.scenario.oracle
+        if o.model == "republish" and o.deviation_bps is not None:
+            return int(o.deviation_bps)
+        return DEFAULT_DEVIATION_BPS
+
+    def heartbeat(self, view: View, feed: str) -> int:
+        if feed in self._hb:
+            return self._hb[feed]
+        if self._hb_all is not None:
+            return self._hb_all
+        o = view.scenario.oracle
+        if o.model == "republish" and o.heartbeat_s is not None:
+            return int(o.heartbeat_s)
+        return DEFAULT_HEARTBEAT_S
+
+    # ------------------------------------------------------------------ hooks
+    def on_run_start(self, view: View) -> None:
+        self._unit = view.unit
+        self._run_id, self._chain_id = view.run_id, view.chain_id
+        ref = view.scenario.reference
+        if ref is None:
+            raise MetricError("metric 'oracle_lag' needs a [reference] path in the scenario")
+        feed_keys: Mapping[str, Sequence[str]] = getattr(view, "feed_keys", None) or {}
+        t0 = view.block.timestamp
+        for feed, pair in sorted(ref.pairs.items()):
+            keys = sorted(feed_keys.get(feed, ()))
+            f = _Feed(feed, pair, keys[0] if keys else "", t0, self.threshold(view, feed),
+                      self.heartbeat(view, feed))
+            self._feeds[feed] = f
+            self._pair_feeds.setdefault(pair, []).append(feed)
+            for k in keys:
+                self._key_feed[k] = feed
+            if f.key:
+                f.oracle = view.prices.get(f.key)
+                f.ref = view.reference_prices.get(f.key)
+                self._observe_max(f, view.block.number)
+        self._evaluations(view, tuple(view.accounts()), view.block.number, t0)
+
+    def _feed_of(self, update: PriceUpdate) -> _Feed | None:
+        if update.kind == "oracle":
+            f = self._feeds.get(update.feed)
+        else:
+            f = None
+            for k in update.keys:
+                if k in self._key_feed:
+                    f = self._feeds[self._key_feed[k]]
+                    break
+            cands = self._pair_feeds.get(update.feed, [])
+            if f is None and len(cands) == 1:
+                f = self._feeds[cands[0]]
+        if f is not None and not f.key and update.keys:
+            f.key = sorted(update.keys)[0]
+            for k in update.keys:
+                self._key_feed[k] = f.feed
+        return f
+
+    def on_price(self, view: View, update: PriceUpdate) -> None:
+        f = self._feed_of(update)
+        if f is None:
+            return
+        f.advance(update.timestamp)
+        if update.kind == "oracle":
+            if not update.accepted:
+                f.rejected += 1
+                return
+            f.updates += 1
+            f.oracle = update.price
+            f.updated_at = update.updated_at_ts
+            f.max_stale = max(f.max_stale, update.timestamp - update.updated_at_ts)
+        else:
+            f.ref = update.price
+        self._observe_max(f, update.block_number)
+
+    @staticmethod
+    def _observe_max(f: _Feed, block: int) -> None:
+        dev = f.deviation()
+        if dev is not None and (f.max_dev is None or dev > f.max_dev):
+            f.max_dev, f.max_block = dev, block
+
+    def on_block_end(self, view: View, block: BlockEnd) -> None:
+        self._evaluations(view, block.evaluated, block.block.number, block.block.timestamp)
+
+    def on_run_end(self, view: View) -> None:
+        t = view.block.timestamp
+        self._end_block = view.block.number
+        for feed in sorted(self._feeds):
+            self._feeds[feed].advance(t)
+        for user in sorted(self._open):
+            self._close(view, user, view.block.number, t)
+
+    # ------------------------------------------------------------------ hidden insolvency
+    def _evaluations(self, view: View, evaluated: Sequence[Any], number: int, ts: int) -> None:
+        for ev in evaluated:
+            if ev.user in self._open:
+                self._close(view, ev.user, number, ts)
+            r = ev.reference
+            if r is None or not r.liquidatable or ev.oracle.liquidatable:
+                continue
+            keys = {k for p in view.adapter.positions(view.state, ev.user, ts) if p.debt or p.collateral
+                    for k in view.price_keys(p.asset)}
+            feeds = tuple(sorted({self._key_feed[k] for k in keys if k in self._key_feed}))
+            self._open[ev.user] = (number, ts, r.debt_value, ev.oracle.health_factor_wad, r.health_factor_wad,
+                                   feeds)
+
+    def _close(self, view: View, user: str, end_block: int, end_ts: int) -> None:
+        b, ts, value, hf_o, hf_r, feeds = self._open.pop(user)
+        dur = end_ts - ts
+        vs = value * dur
+        self._hidden_total += vs
+        for feed in feeds:
+            f = self._feeds[feed]
+            f.hidden += vs
+            f.hidden_users.add(user)
+        self._rows.append((view.run_id, view.chain_id, b, ts, user, end_block, dur, value, hf_o, hf_r, vs,
+                           list(feeds), vs / self._unit))
+
+    # ------------------------------------------------------------------ outputs
+    def rows(self) -> Mapping[str, Sequence[tuple[Any, ...]]]:
+        feeds = []
+        for feed in sorted(self._feeds):
+            f = self._feeds[feed]
+            feeds.append(self._feed_row(f))
+        return {FEEDS.fqn: feeds, HIDDEN.fqn: sorted(self._rows, key=lambda r: (r[4], r[2]))}
+
+    def _feed_row(self, f: _Feed) -> tuple[Any, ...]:
+        return (self._run_id, self._chain_id, self._end_block, f.feed, f.pair, f.key, f.threshold,
+                f.heartbeat, f.updates, f.rejected, f.covered, f.max_dev, f.max_block,
+                f.dev_time / f.covered if f.covered else None, f.beyond, f.max_stale, f.stale_beyond,
+                f.hidden, f.hidden / self._unit, len(f.hidden_users))
+
+    def summary(self) -> Mapping[str, SummaryValue]:
+        devs = [f.max_dev for f in self._feeds.values() if f.max_dev is not None]
+        return {
+            "feeds": len(self._feeds),
+            "max_deviation_bps": max(devs) if devs else None,
+            "beyond_threshold_s_max": max((f.beyond for f in self._feeds.values()), default=0),
+            "max_staleness_s": max((f.max_stale for f in self._feeds.values()), default=0),
+            "beyond_heartbeat_s_max": max((f.stale_beyond for f in self._feeds.values()), default=0),
+            "hidden_insolvency_value_s": self._hidden_total,
+            "hidden_insolvency_usd_s": self._hidden_total / self._unit,
+            "hidden_insolvency_usd_h": self._hidden_total / self._unit / 3600,
+            "hidden_accounts": len({r[4] for r in self._rows}),
+        }
