@@ -231,7 +231,7 @@ class OracleLag(Metric):
                 self._observe_max(f, view.block.number)
         self._evaluations(view, tuple(view.accounts()), view.block.number, t0)
 
-    def _feed_of(self, update: PriceUpdate) -> _Feed | None:
+    def _feed_of(self, view: View, update: PriceUpdate) -> _Feed | None:
         if update.kind == "oracle":
             f = self._feeds.get(update.feed)
         else:
@@ -244,13 +244,19 @@ class OracleLag(Metric):
             if f is None and len(cands) == 1:
                 f = self._feeds[cands[0]]
         if f is not None and not f.key and update.keys:
+            # the view did not say which keys the feed sets (no ``feed_keys``): learn them from the
+            # first update, and take the prices in force from the view from then on
             f.key = sorted(update.keys)[0]
             for k in update.keys:
                 self._key_feed[k] = f.feed
+            if f.oracle is None:
+                f.oracle = view.prices.get(f.key)
+            if f.ref is None:
+                f.ref = view.reference_prices.get(f.key)
         return f
 
     def on_price(self, view: View, update: PriceUpdate) -> None:
-        f = self._feed_of(update)
+        f = self._feed_of(view, update)
         if f is None:
             return
         f.advance(update.timestamp)

@@ -1,0 +1,115 @@
+"""Oracle lag: deviation, time beyond threshold, staleness and hidden insolvency through the hooks
+with hand-built prices and evaluations (expected values worked out in the comments)."""
+
+from __future__ import annotations
+
+import pytest
+
+from backtest.api import run_inputs
+from backtest.metrics.base import AccountEval, BlockEnd, MetricError, PriceUpdate
+from backtest.metrics.oracle_lag import FEEDS, HIDDEN, OracleLag
+
+from .metric_market import BORROWER, FEED_WETH, FIRST, SUPPLIER, USDC, WETH, StubView, health, inputs, market
+from .metric_market import scenario as make_scenario
+
+E8 = 10**8
+
+
+def _update(kind: str, price: int, prev: int, block: int, ts: int, updated_at: int = 0,
+            accepted: bool = True) -> PriceUpdate:
+    feed = FEED_WETH if kind == "oracle" else "ETH/USD"
+    return PriceUpdate(kind, feed, (WETH,), price, prev, price, 8, accepted, block, ts, block,  # type: ignore[arg-type]
+                       0 if kind == "oracle" else -1, ts, updated_at or ts)
+
+
+def _cols(row: tuple[object, ...], table=FEEDS) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    return dict(zip(table.column_names(), row, strict=True))
+
+
+def test_deviation_threshold_staleness_and_hidden_insolvency_by_hand() -> None:
+    sc = make_scenario(["oracle_lag"], reference=True)
+    view = StubView(market(), sc, {WETH: 2_000 * E8, USDC: E8}, block=FIRST, ts=1_000,
+                    ref={WETH: 2_000 * E8})
+    m = OracleLag({"heartbeat_s": 30})
+    m.on_run_start(view)
+    # t=1012: the reference drops to 1,980; the oracle still says 2,000 -> 20/1980 = 101.0101 bps
+    view.at(FIRST + 1, 1_012)
+    view.reference_prices = {WETH: 1_980 * E8}
+    m.on_price(view, _update("reference", 1_980 * E8, 2_000 * E8, FIRST + 1, 1_012))
+    # the borrower is liquidatable at the reference but not at the oracle: hidden, 10,000 USD debt
+    hidden = AccountEval(BORROWER, health(13_000, 10_000), health(12_000, 10_000, 8250))
+    assert not hidden.oracle.liquidatable and hidden.reference is not None and hidden.reference.liquidatable
+    m.on_block_end(view, BlockEnd(view.block, (hidden,)))
+    # t=1060: the oracle publishes 1,980 (updatedAt 1060): deviation 0; the borrower is re-evaluated
+    # healthy at both, the supplier becomes hidden (5,000 USD debt) and stays so to the end
+    view.at(FIRST + 5, 1_060)
+    view.prices = {WETH: 1_980 * E8, USDC: E8}
+    m.on_price(view, _update("oracle", 1_980 * E8, 2_000 * E8, FIRST + 5, 1_060, 1_060))
+    ok = AccountEval(BORROWER, health(20_000, 10_000), health(20_000, 10_000))
+    sup = AccountEval(SUPPLIER, health(7_000, 5_000), health(6_000, 5_000))
+    m.on_block_end(view, BlockEnd(view.block, (ok, sup)))
+    # a rejected answer (outside bounds) changes nothing but is counted
+    view.at(FIRST + 6, 1_072)
+    m.on_price(view, _update("oracle", 1, 1_980 * E8, FIRST + 6, 1_072, 1_072, accepted=False))
+    view.at(FIRST + 9, 1_100)
+    m.on_run_end(view)
+
+    (feed,) = m.rows()[FEEDS.fqn]
+    f = _cols(feed)
+    assert f["feed"] == FEED_WETH and f["pair"] == "ETH/USD" and f["price_key"] == WETH
+    assert f["deviation_threshold_bps"] == 50 and f["heartbeat_s"] == 30
+    assert f["updates"] == 1 and f["rejected"] == 1
+    assert f["covered_s"] == 100  # 1000 -> 1100
+    assert f["max_deviation_bps_f64"] == pytest.approx(20 / 1_980 * 10_000)
+    assert f["max_deviation_block"] == FIRST + 1
+    # 101.0101 bps during 48 s out of 100
+    assert f["mean_deviation_bps_f64"] == pytest.approx(20 / 1_980 * 10_000 * 48 / 100)
+    assert f["beyond_threshold_s"] == 48
+    # staleness: round in force from 1000 (window start, lower bound) until 1060, then 1060
+    # max = 60 s; beyond a 30 s heartbeat: 1030..1060 (30 s) + 1090..1100 (10 s)
+    assert f["max_staleness_s"] == 60
+    assert f["beyond_heartbeat_s"] == 40
+    # hidden: borrower 10,000 USD x 48 s (priced by the WETH feed); the supplier (USDC only, no
+    # reference feed) 5,000 USD x 40 s counts in the total but not for the WETH feed
+    assert f["hidden_insolvency_value_s"] == 10_000 * E8 * 48
+    assert f["hidden_accounts"] == 1
+    rows = [_cols(r, HIDDEN) for r in m.rows()[HIDDEN.fqn]]
+    assert [(r["user"], r["block_number"], r["end_block"], r["duration_s"], r["value_s"]) for r in rows] == [
+        (SUPPLIER, FIRST + 5, FIRST + 9, 40, 5_000 * E8 * 40),  # sorted by user, then block
+        (BORROWER, FIRST + 1, FIRST + 5, 48, 10_000 * E8 * 48)]
+    assert rows[1]["feeds"] == [FEED_WETH] and rows[0]["feeds"] == []
+    s = m.summary()
+    assert s["hidden_insolvency_value_s"] == 10_000 * E8 * 48 + 5_000 * E8 * 40
+    assert s["hidden_insolvency_usd_h"] == pytest.approx((10_000 * 48 + 5_000 * 40) / 3600)
+    assert s["hidden_accounts"] == 2
+
+
+def test_parameters_per_feed_and_errors() -> None:
+    sc = make_scenario(["oracle_lag"], reference=True)
+    m = OracleLag({"deviation_bps": {FEED_WETH.upper().replace("0X", "0x"): 100}, "heartbeat_s": 86_400})
+    view = StubView(market(), sc, {WETH: 2_000 * E8, USDC: E8}, ref={WETH: 2_000 * E8})
+    assert m.threshold(view, FEED_WETH) == 100 and m.heartbeat(view, FEED_WETH) == 86_400
+    assert OracleLag().threshold(view, FEED_WETH) == 50  # Chainlink ETH/USD default
+    with pytest.raises(MetricError, match="deviation_bps"):
+        OracleLag({"deviation_bps": -1})
+    with pytest.raises(MetricError, match="unknown parameter"):
+        OracleLag({"threshold": 5})
+    with pytest.raises(MetricError, match="reference"):
+        OracleLag().on_run_start(StubView(market(), make_scenario(["oracle_lag"]), {WETH: 1, USDC: 1}))
+
+
+def test_engine_run_oracle_lagging_a_crash() -> None:
+    # reference: 2,000 -> 1,700 at block +10; the oracle only follows at block +20. Between, the
+    # borrower (10 WETH, 15,000 USDC; LT 82.5 %) is liquidatable at the reference (HF 14,025 /
+    # 15,000 = 0.935) but not at the oracle (16,500 / 15,000 = 1.1): hidden for 10 blocks = 120 s.
+    # The engine re-evaluates accounts on *oracle* moves (at-risk index), not on reference moves:
+    # a USDC round at +10 (1.0000 -> 0.9999) with naive=True makes it re-evaluate everyone there.
+    sc = make_scenario(["oracle_lag"], reference=True, delay=1000)
+    inp = inputs(market(debt_usdc=15_000), [(FIRST + 20, 1_700)], refs=[(FIRST + 10, 1_700)],
+                 usdc_path=[(FIRST + 10, 99_990_000)])
+    r = run_inputs(sc, inp, naive=True)
+    s = r.summary["oracle_lag"]
+    assert s["max_deviation_bps"] == pytest.approx(300 / 1_700 * 10_000)
+    hidden = [row for row in r.output.tables[HIDDEN] if row[4] == BORROWER]
+    assert [(row[2], row[5], row[6]) for row in hidden] == [(FIRST + 10, FIRST + 20, 120)]
+    assert hidden[0][10] == hidden[0][7] * 120

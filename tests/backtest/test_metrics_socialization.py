@@ -1,0 +1,105 @@
+"""Loss socialization: the arithmetic through the hooks on a hand-built market, then through the
+engine on a liquidation spiral that leaves bad debt."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from backtest.api import run_inputs
+from backtest.metrics import get_metric
+from backtest.metrics.base import AccountEval, BlockEnd
+from backtest.metrics.socialization import AAVE_BEARERS, BEARERS, LOSS_BEARERS, SOCIALIZATION, Socialization
+from backtest.scenario import Overrides, ReserveOverride
+
+from .metric_market import BORROWER, FIRST, T0, USDC, WETH, StubView, health, inputs, market, scenario
+
+PRICES = {WETH: 2_000 * 10**8, USDC: 10**8}
+
+
+def test_registered_and_vocabulary() -> None:
+    assert get_metric("socialization") is Socialization
+    assert set(AAVE_BEARERS) <= set(BEARERS)
+    assert {"insurance_fund", "adl", "socialized"} <= set(BEARERS)
+    import backtest.metrics.socialization as mod
+
+    for b in BEARERS:  # every category is defined in the module docstring
+        assert f"``{b}``" in (mod.__doc__ or "")
+
+
+def test_haircut_treasury_and_suppliers_by_hand() -> None:
+    # supply of USDC: supplier 100,000 + treasury 100 (index 1 RAY) = 100,100 USDC
+    state = market(treasury_usdc=100)
+    view = StubView(state, scenario(["socialization"]), dict(PRICES))
+    m = Socialization()
+    m.on_run_start(view)  # nobody underwater: no row
+    assert m.rows()[SOCIALIZATION.fqn] == []
+    # the borrower (17,000 USDC debt) is re-evaluated with 16,000 USD collateral: 1,000 USD bad debt
+    view.at(FIRST + 5, T0 + 60)
+    ev = AccountEval(BORROWER, health(16_000, 17_000), None)
+    view.evals[BORROWER] = ev
+    m.on_block_end(view, BlockEnd(view.block, (ev,)))
+    (row,) = m.rows()[SOCIALIZATION.fqn]
+    cols = dict(zip(SOCIALIZATION.column_names(), row, strict=True))
+    assert cols["reserve"] == USDC and cols["block_number"] == FIRST + 5
+    assert cols["unrealized_value"] == 1_000 * 10**8
+    assert cols["deficit_raw"] == 0 and cols["loss_value"] == 1_000 * 10**8
+    assert cols["supply_raw"] == 100_100 * 10**6 and cols["supply_value"] == 100_100 * 10**8
+    assert cols["treasury_raw"] == 100 * 10**6 and cols["treasury_value"] == 100 * 10**8
+    assert cols["treasury_reserve_value"] == 100 * 10**8
+    assert cols["suppliers_value"] == 900 * 10**8
+    assert cols["haircut_gross_bps_f64"] == pytest.approx(1_000 / 100_100 * 10_000)
+    assert cols["haircut_net_bps_f64"] == pytest.approx(900 / 100_100 * 10_000)
+    bearers = {r[4]: r[5] for r in m.rows()[LOSS_BEARERS.fqn]}
+    assert bearers == {"deficit_outstanding": 0, "suppliers": 900 * 10**8, "treasury_reserve": 100 * 10**8}
+    assert sum(bearers.values()) == cols["loss_value"]
+    # v3.3-style booked deficit of 50 USDC appears on the next block; the account recovers
+    state.reserves[USDC] = dataclasses.replace(state.reserves[USDC], deficit=50 * 10**6)
+    view.at(FIRST + 6, T0 + 72)
+    ev2 = AccountEval(BORROWER, health(20_000, 17_000), None)
+    m.on_block_end(view, BlockEnd(view.block, (ev2,)))
+    rows = m.rows()[SOCIALIZATION.fqn]
+    assert len(rows) == 2
+    last = dict(zip(SOCIALIZATION.column_names(), rows[-1], strict=True))
+    assert last["unrealized_value"] == 0 and last["deficit_value"] == 50 * 10**8
+    assert last["loss_value"] == 50 * 10**8 and last["suppliers_value"] == 0
+    # the treasury covers unrealized loss; the deficit stays booked (deficit_outstanding)
+    assert last["treasury_reserve_value"] == 0
+    s = m.summary()
+    assert s["end_loss_value"] == 50 * 10**8
+    assert s["end_deficit_outstanding_value"] == 50 * 10**8
+    assert s["max_haircut_gross_bps"] == pytest.approx(1_000 / 100_100 * 10_000)
+    assert s["max_haircut_gross_block"] == FIRST + 5
+
+
+def test_loss_split_over_two_debt_reserves() -> None:
+    # a borrower owing 1,000 USDC and 1 WETH (2,000 USD): 300 USD of bad debt splits 1:2
+    state = market()
+    u = state.users[BORROWER]
+    wr = dataclasses.replace(u.reserves[WETH], scaled_variable_debt=10**18, scaled_a_token_balance=0,
+                             variable_debt_previous_index=10**27)
+    ur = dataclasses.replace(u.reserves[USDC], scaled_variable_debt=1_000 * 10**6)
+    state.users[BORROWER] = dataclasses.replace(u, reserves={WETH: wr, USDC: ur})
+    view = StubView(state, scenario(["socialization"]), dict(PRICES))
+    m = Socialization()
+    m.on_run_start(view)
+    ev = AccountEval(BORROWER, health(2_700, 3_000), None)
+    m.on_block_end(view.at(FIRST + 1, T0 + 12), BlockEnd(view.block, (ev,)))
+    got = {r[4]: r[5] for r in m.rows()[SOCIALIZATION.fqn]}
+    assert got == {USDC: 100 * 10**8, WETH: 200 * 10**8}
+
+
+def test_spiral_bad_debt_falls_on_usdc_suppliers_through_the_engine() -> None:
+    ov = Overrides(reserves=(ReserveOverride(WETH, liquidation_threshold_bps=9000,
+                                             liquidation_bonus_bps=11500),))
+    sc = scenario(["bad_debt", "socialization"], delay=1, overrides=ov)
+    r = run_inputs(sc, inputs(market(), [(FIRST + 10, 1_880), (FIRST + 30, 2_000)]))
+    bd = r.summary["bad_debt"]["end_unrealized_oracle_value"]
+    s = r.summary["socialization"]
+    assert bd > 0
+    # v3.0 books no deficit: the whole loss is unrealized, no treasury balance: all on suppliers
+    assert s["end_loss_value"] == bd == s["end_suppliers_value"]
+    assert s["end_deficit_outstanding_value"] == 0 and s["deficit_created_value"] == 0
+    # supply is 100,000 USDC (1e5 USD): the haircut in bps is loss_usd / 1e5 * 1e4
+    assert s["max_haircut_gross_bps"] == pytest.approx(bd / 10**8 / 100_000 * 10_000)
