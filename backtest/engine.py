@@ -4,28 +4,32 @@ and the metrics' hooks.
 Inputs, keyed ``(block_number, log_index)``: oracle answers as the oracle model publishes them
 (:mod:`backtest.oracle`; a delayed or reference-derived answer takes effect at the start of its
 block, ``log_index = -1``), reference prices (start of the first block at or after their
-instant), and — in historical mode — the market's protocol events. Block-end work runs after a
-block's last input: exact re-evaluation of the accounts that may have changed (events, the
-at-risk index of :mod:`backtest.ledger`, expiries), the liquidator model's actions due in the
-block, then the metrics' ``on_block_end``.
+instant), and — in historical mode — the market's protocol events. A block runs: the
+liquidations the liquidator model decided at the end of the previous block (top of the block,
+before any input), the block's inputs in order, then block-end work: exact re-evaluation of the
+accounts that may have changed (events, the at-risk index of :mod:`backtest.ledger`, expiries,
+liquidatable accounts when an oracle answer was published, wake-ups), the liquidator model's
+quotes for the accounts due (landing in the next block), then the metrics' ``on_block_end``.
 
 Two clocks: *happened* (the log's block) and *knowable* (when an actor can act on it): the
-protocol uses an answer from the block it takes effect in; the liquidator model acts on a state
-it saw ``reaction_delay_blocks + finality.wait_blocks`` blocks earlier (:mod:`backtest.liquidator`).
+protocol uses an answer from the block it takes effect in; the liquidator model acts on what it
+observed at a block end, no earlier than ``reaction_delay_blocks + finality.wait_blocks`` blocks
+after the account's episode started (:mod:`backtest.liquidator` has the exact timing).
 
 Modes:
 
 * ``historical``: every protocol event is applied (observed ``LiquidationCall`` included: first
   ``adapter.liquidate`` is computed with the event's own arguments on the pre-event state — the
   prediction fidelity compares — then the event is applied; its amounts are the final word).
-  The liquidator model runs alongside and records *predictions* (not committed), at most one per
-  account and liquidatable episode.
+  The liquidator model runs alongside and records *predictions* (not committed): what it would
+  have executed at the top of each block, on the replayed pre-block state, at most one per
+  account and block.
 * ``counterfactual``: the state at the window start is rebuilt from events, then user actions are
   frozen — no protocol event after the window start is applied (governance changes included);
   prices follow the oracle model; interest accrues by timestamp; scenario overrides are applied
   to the starting state; the liquidator model's liquidations are committed.
 
-Blocks are visited when they carry an input or a scheduled liquidation; everything is evaluated
+Blocks are visited when they carry an input, a wake-up or a decided liquidation; everything is evaluated
 in sorted order, so the same inputs give the same outputs (no clocks, no set order).
 """
 
@@ -193,10 +197,10 @@ class Replay:
         self.view = _View(self)
         self.dirty: set[str] = set()
         self.price_moved = False
-        self.schedule: dict[int, set[str]] = {}
-        self.scheduled: dict[str, int] = {}
+        self.priced = False
+        self.wakes: dict[int, set[str]] = {}
+        self.pending: dict[int, list[tuple[str, Decision, int]]] = {}  # block -> (user, decision, seen)
         self.episode: dict[str, tuple[int, int]] = {}
-        self.predicted: set[str] = set()
         self.liquidations: list[Liquidation] = []
         self.capacity_used = 0
         self.events_applied = self.prices_consumed = self.blocks_visited = self.evaluations = 0
@@ -294,18 +298,18 @@ class Replay:
         start = self.inputs.from_block
         self._begin(start)
         for user in sorted(self._all_users()):
-            self._evaluate(user)
+            if self._evaluate(user).oracle.liquidatable:
+                self.dirty.add(user)  # observed at the end of the first block: its episode starts
         for m in self.metrics:
             m.on_run_start(self.view)
-        first = True
         cur: int | None = start
         for b, _li, kind, _seq, item in self._stream():
             if b != cur:
                 if cur is not None:
-                    self._end(cur, first)
-                    first = False
+                    self._end(cur)
                 self._visit_scheduled_before(b)
                 self._begin(b)
+                self._execute(b)
                 cur = b
             if kind == 0:
                 assert isinstance(item, RefPoint)
@@ -317,7 +321,7 @@ class Replay:
                 assert isinstance(item, ProtocolEvent)
                 self._on_event(item)
         if cur is not None:
-            self._end(cur, first)
+            self._end(cur)
         self._visit_scheduled_before(self.inputs.to_block + 1)
         if self.block.number != self.inputs.to_block and self.inputs.to_block in self.inputs.blocks:
             self._begin(self.inputs.to_block)
@@ -337,21 +341,29 @@ class Replay:
         self.view.block = self.block
         self.capacity_used = 0
         self.price_moved = False
+        self.priced = False
 
     def _visit_scheduled_before(self, b: int) -> None:
-        while self.schedule:
-            s = min(self.schedule)
+        """Visit the blocks before ``b`` that have a wake-up or a decided liquidation and no input."""
+        while True:
+            due = [min(x) for x in (self.wakes, self.pending) if x]
+            if not due:
+                return
+            s = min(due)
             if s >= b or s > self.inputs.to_block:
                 return
             nb = self.inputs.blocks.next_at_or_after(s)
             if nb is None or nb > self.inputs.to_block:
-                self.schedule.pop(s)
-                return
-            if nb != s:  # no such block (gap): act in the next one
-                self.schedule.setdefault(nb, set()).update(self.schedule.pop(s))
+                self.wakes.pop(s, None)
+                self.pending.pop(s, None)
+                continue
+            if nb != s:  # no such block (gap): it happens in the next one
+                self.wakes.setdefault(nb, set()).update(self.wakes.pop(s, set()))
+                self.pending.setdefault(nb, []).extend(self.pending.pop(s, []))
                 continue
             self._begin(s)
-            self._end(s, False)
+            self._execute(s)
+            self._end(s)
 
     # ------------------------------------------------------------------ inputs
     def _on_reference(self, p: RefPoint) -> None:
@@ -373,6 +385,7 @@ class Replay:
         keys = self.inputs.feed_keys.get(p.feed, ())
         prev = self.prices.get(keys[0]) if keys else None
         if p.accepted and p.answer > 0:
+            self.priced = True
             for k in keys:
                 old = self.prices.get(k)
                 self.prices[k] = p.answer
@@ -455,73 +468,97 @@ class Replay:
         self.ledger.record(ev, self.state, self.prices, ts)
         return ev
 
-    def _end(self, b: int, first: bool) -> None:
+    def _end(self, b: int) -> None:
         self.blocks_visited += 1
         ts = self.block.timestamp
         self.dirty.update(self.ledger.expired(ts))
         if self.price_moved:
             self.dirty.update(self.ledger.hot)
+        if self.priced:  # the liquidator reads every liquidatable account when an answer lands
+            self.dirty.update(self.episode)
+        self.dirty.update(self.wakes.pop(b, ()))
         evaluated: dict[str, AccountEval] = {}
         for user in sorted(self.dirty):
             evaluated[user] = self._evaluate(user)
         self.dirty.clear()
-        for user in sorted(evaluated):
-            self._track(user, evaluated[user].oracle.liquidatable, b)
-        due = sorted(self.schedule.pop(b, set()))
-        for user in due:
-            self.scheduled.pop(user, None)
-            self._act(user, evaluated)
+        due = [u for u in sorted(evaluated) if self._track(u, evaluated[u].oracle.liquidatable, b)]
+        self._quote(b, due)
         for m in self.metrics:
             m.on_block_end(self.view, BlockEnd(self.block, tuple(evaluated[u] for u in sorted(evaluated))))
 
-    def _track(self, user: str, liquidatable: bool, b: int) -> None:
+    def _track(self, user: str, liquidatable: bool, b: int) -> bool:
+        """Update the account's episode after an observation at the end of ``b``; True when it is
+        due (a liquidation may land in ``b + 1``), else schedule its wake-up if it needs one."""
         if not liquidatable:
             self.episode.pop(user, None)
-            self.predicted.discard(user)
-            return
-        self.episode.setdefault(user, (b, self.block.timestamp))
-        if user in self.scheduled or (self.mode == "historical" and user in self.predicted):
-            return
-        at = b + self.delay
-        if at > self.inputs.to_block:
-            return
-        self.scheduled[user] = at
-        self.schedule.setdefault(at, set()).add(user)
+            return False
+        start = self.episode.setdefault(user, (b, self.block.timestamp))[0]
+        if b + 1 >= start + self.delay:
+            return True
+        self.wakes.setdefault(start + self.delay - 1, set()).add(user)
+        return False
 
-    def _act(self, user: str, evaluated: dict[str, AccountEval]) -> None:
-        cap = self.scenario.liquidator.capacity_per_block
-        decided = self.block.number - self.delay
-        for _ in range(64):
-            if cap and self.capacity_used >= cap:
-                return
-            ev = evaluated.get(user) or self._evaluate(user)
-            if not ev.oracle.liquidatable:
-                return
+    def _quote(self, b: int, users: Sequence[str]) -> None:
+        """Quote the due accounts on the state at the end of ``b``; the paying ones land at the top
+        of the next block, in (profit desc, user asc) order."""
+        nxt = self.inputs.blocks.next_at_or_after(b + 1)
+        if not users or nxt is None or nxt > self.inputs.to_block:
+            return
+        base_fee = self.inputs.blocks.info(nxt).base_fee_wei
+        out: list[tuple[str, Decision, int]] = []
+        for user in users:
             try:
-                d = self.liquidator.decide(self.adapter, self.state, user, self.prices, self.block,
-                                           self.view.value)
+                d = self.liquidator.decide(self.adapter, self.state, user, self.prices, self.block.timestamp,
+                                           base_fee, self.view.value)
             except ProtocolError as ex:
-                raise ReplayError(f"block {self.block.number}: liquidator model on {user}: {ex}") from ex
-            if d is None:
-                return
-            self.capacity_used += 1
-            commit = self.mode == "counterfactual"
-            liq = self._simulated(user, d, commit, decided)
-            if not commit:
-                self.predicted.add(user)
-                self._record_liquidation(liq)
-                return
-            self.adapter.commit(self.state, d.outcome)
-            self.liquidator.spend(d)
-            self._record_liquidation(liq)
-            evaluated[user] = self._evaluate(user)
-            self._track(user, evaluated[user].oracle.liquidatable, self.block.number)
-            if user in self.scheduled:  # it is still liquidatable: keep going in this block
-                self.schedule.get(self.scheduled.pop(user), set()).discard(user)
+                raise ReplayError(f"block {b}: liquidator model on {user}: {ex}") from ex
+            if d is not None:
+                out.append((user, d, b))
+        out.sort(key=lambda t: (-t[1].profit_value, t[0]))
+        self.pending.setdefault(nxt, []).extend(out)
 
-    def _simulated(self, user: str, d: Decision, committed: bool, decided: int) -> Liquidation:
+    def _execute(self, b: int) -> None:
+        """Run the liquidations decided for block ``b`` (top of the block, before its inputs):
+        committed in counterfactual mode, recorded as predictions in historical mode."""
+        todo = self.pending.pop(b, [])
+        cap = self.scenario.liquidator.capacity_per_block
+        commit = self.mode == "counterfactual"
+        ts = self.block.timestamp
+        for user, decision, seen in todo:
+            d: Decision | None = decision
+            for _ in range(64):
+                if d is None or (cap and self.capacity_used >= cap):
+                    break
+                try:
+                    d = self.liquidator.execute(self.adapter, self.state, d, self.prices, ts, self.view.value)
+                except ProtocolError as ex:
+                    raise ReplayError(f"block {b}: liquidator model on {user}: {ex}") from ex
+                if d is None:
+                    break
+                self.capacity_used += 1
+                liq = self._simulated(user, d, commit, seen)
+                if not commit:
+                    self._record_liquidation(liq)
+                    break
+                self.adapter.commit(self.state, d.outcome)
+                self.liquidator.spend(d)
+                self._record_liquidation(liq)
+                self.dirty.add(user)
+                if not self.scenario.liquidator.repeat_in_block:
+                    break
+                if not self._evaluate(user).oracle.liquidatable:
+                    break
+                try:
+                    d = self.liquidator.decide(self.adapter, self.state, user, self.prices, ts,
+                                               self.block.base_fee_wei, self.view.value)
+                except ProtocolError as ex:
+                    raise ReplayError(f"block {b}: liquidator model on {user}: {ex}") from ex
+                seen = b
+
+    def _simulated(self, user: str, d: Decision, committed: bool, seen: int) -> Liquidation:
         o = d.outcome
         since = self.episode.get(user)
+        decided = min(seen, self.block.number - self.delay)
         return Liquidation(
             observed=False, committed=committed, block_number=self.block.number, log_index=None, tx_hash=None,
             timestamp=self.block.timestamp, user=user, liquidator=ZERO_ADDRESS,

@@ -1,29 +1,46 @@
 """The liquidator model: who liquidates what, when, and only when it pays.
 
-For an account the replay evaluated liquidatable at the end of block ``B`` (the state the bot
-*saw*), the model acts in block ``A = B + reaction_delay_blocks + wait_blocks`` (the finality
-wait of :class:`backtest.scenario.Finality`), on the state and prices of ``A`` at the end of its
-inputs. It tries every (collateral, debt) pair of the account (collateral enabled and held,
-debt owed), passing ``debt_to_cover = 2**256 - 1`` as bots do (the protocol caps it at its close
-factor), or less when the scenario's ``close_factor_bps`` override or a finite inventory
-(``flash_loans = false``) caps it; asks the adapter for the exact outcome
-(:meth:`protocols.base.ProtocolAdapter.liquidate`) and values it at the oracle prices:
+Timing (the same as a bot reading the chain and sending a transaction). The replay *observes*
+an account at the end of block ``n`` when it re-evaluates it (an event touched it, a price move
+could have crossed its liquidation point, an oracle answer was published in ``n`` while the
+account is liquidatable, or a wake-up below). An account's *episode* starts at the first
+observation ``L`` where it is liquidatable and ends at the first observation where it is not.
+With ``d = reaction_delay_blocks + finality.wait_blocks``, a liquidation can land in block
+``n + 1`` only if ``n + 1 >= L + d``: the account is *due* at observation ``n`` (``d`` of 0 and
+1 are the same: a transaction cannot land in the block whose end state it read). An account
+observed liquidatable but not yet due gets a wake-up observation at ``L + d - 1``.
+
+**Quote** (:meth:`LiquidatorModel.decide`) at observation ``n`` of a due account, on the state
+at the end of ``n`` (interest to ``n``'s timestamp, the oracle prices in force): every
+(collateral, debt) pair of the account (collateral enabled and held, debt owed), passing
+``debt_to_cover = 2**256 - 1`` as bots do (the protocol caps it at its close factor), or less when
+the scenario's ``close_factor_bps`` override or a finite inventory (``flash_loans = false``) caps
+it; the adapter gives the exact outcome (:meth:`protocols.base.ProtocolAdapter.liquidate`),
+valued at the oracle prices:
 
 * revenue = value of the collateral seized (excluding the protocol fee) − value of the debt repaid;
-* gas = ``gas_units * (base fee of A + priority_fee_wei)`` wei, valued at the price under
-  ``gas_price_key`` (ETH's price key, e.g. WETH's address; required when ``gas_units > 0``);
-* slippage selling the seized collateral: constant product with depth ``D`` (USD on the asset's
-  side): ``s**2 / (D + s)`` for a sale worth ``s``; or a table of (size USD, bps), linear between
-  points, flat beyond the last;
+* gas = ``gas_units * (base fee of n + 1 + priority_fee_wei)`` wei (under EIP-1559 the next
+  block's base fee is known in advance), valued at the price under ``gas_price_key`` (ETH's
+  price key, e.g. WETH's address; required when ``gas_units > 0``);
+* slippage selling the seized collateral: constant product with depth ``D`` (base currency on
+  the asset's side): ``s**2 // (D + s)`` for a sale worth ``s`` (the shortfall of
+  ``D*s/(D+s)`` received against ``s``); or a table of (size USD, bps), linear between points,
+  linear from (0, 0) up to the first point, flat beyond the last; ``floor(s * bps / 10000)``;
 * flash-loan fee: ``flash_fee_bps`` of the repaid value when ``flash_loans``; without flash loans
-  the bot repays from ``inventory`` (debt-asset base units), which each liquidation draws down;
+  the bot repays from ``inventory`` (debt-asset base units), which each committed liquidation
+  draws down;
 * profit = revenue − gas − slippage − flash fee.
 
 It picks the pair with the highest profit (ties: lowest (collateral, debt) addresses) and acts
-only if profit >= ``min_profit_usd``. It repeats on the same account in the same block while
-the account stays liquidatable and a liquidation pays, up to ``capacity_per_block``
-liquidations per block over all accounts (0 = unlimited). Values are base-currency integers,
-floored.
+only if profit >= ``min_profit_usd``. **Action**: the liquidation lands at the top of block
+``n + 1`` (before that block's oracle answers and user transactions, as a bot's high tip puts
+it), where the same pair and ``debt_to_cover`` are executed on the state then
+(:meth:`LiquidatorModel.execute`: interest to ``n + 1``'s timestamp). The block's liquidations
+run in the order (profit desc, user asc), at most ``capacity_per_block`` of them (0 =
+unlimited). In counterfactual mode, with ``repeat_in_block`` (default), the model quotes the
+account again right after its liquidation and repeats while it stays liquidatable and a
+liquidation pays (a bundle); without it, one liquidation per account per block (the next one
+follows its next observation). Values are base-currency integers, floored.
 """
 
 from __future__ import annotations
@@ -36,7 +53,6 @@ from typing import Any
 from protocols.base import ProtocolAdapter
 from protocols.domain import LiquidationOutcome
 
-from .metrics.base import BlockInfo
 from .scenario import LiquidatorSpec, Slippage
 
 __all__ = ["LiquidatorModel", "Decision", "MAX_UINT256"]
@@ -73,13 +89,15 @@ class LiquidatorModel:
         self.min_profit = int(spec.min_profit_usd * unit)
         self.inventory: dict[str, int] = dict(spec.inventory)
 
-    def gas_cost(self, block: BlockInfo, prices: Mapping[str, int]) -> int:
+    def gas_cost(self, base_fee_wei: int, prices: Mapping[str, int]) -> int:
+        """``gas_units * (base_fee_wei + priority_fee_wei)`` wei at the ETH price, base currency,
+        floored (``wei * price // 10**18``)."""
         if not self.spec.gas_units:
             return 0
         key = self.spec.gas_price_key
         if key is None or key not in prices:
             raise KeyError(f"liquidator.gas_price_key {key!r} has no price (needed to value gas)")
-        wei = self.spec.gas_units * (block.base_fee_wei + self.spec.priority_fee_wei)
+        wei = self.spec.gas_units * (base_fee_wei + self.spec.priority_fee_wei)
         return wei * prices[key] // 10**18
 
     def slippage(self, asset: str, value: int) -> int:
@@ -105,12 +123,13 @@ class LiquidatorModel:
         return int(value * bps / 10_000)
 
     def decide(self, adapter: ProtocolAdapter[Any], state: Any, user: str, prices: Mapping[str, int],
-               block: BlockInfo, value: Valuer) -> Decision | None:
-        """The most profitable paying liquidation of ``user`` now, or None."""
-        positions = adapter.positions(state, user, block.timestamp)
+               ts: int, base_fee_wei: int, value: Valuer) -> Decision | None:
+        """The most profitable paying liquidation of ``user`` on ``state`` at ``ts``, landing in a
+        block with base fee ``base_fee_wei``; None when no pair pays ``min_profit``."""
+        positions = adapter.positions(state, user, ts)
         colls = sorted(p.asset for p in positions if p.collateral > 0 and p.collateral_enabled)
         debts = sorted((p.asset, p.debt) for p in positions if p.debt > 0)
-        gas = self.gas_cost(block, prices) if colls and debts else 0
+        gas = self.gas_cost(base_fee_wei, prices) if colls and debts else 0
         best: Decision | None = None
         for c in colls:
             for d, owed in debts:
@@ -121,21 +140,40 @@ class LiquidatorModel:
                     cover = min(cover, self.inventory.get(d, 0))
                 if cover <= 0:
                     continue
-                out = adapter.liquidate(state, user, c, d, cover, prices, block.timestamp)
-                if not out.ok:
-                    continue
-                repaid_v = value(d, out.debt_repaid)
-                seized_v = value(c, out.collateral_seized)
-                fee_v = value(c, out.protocol_fee)
-                bad_v = sum(value(a, v) for a, v in sorted(out.bad_debt.items()))
-                slip = self.slippage(c, seized_v)
-                flash = repaid_v * self.spec.flash_fee_bps // 10_000 if self.spec.flash_loans else 0
-                profit = seized_v - repaid_v - gas - slip - flash
-                if best is None or profit > best.profit_value:
-                    best = Decision(out, cover, repaid_v, seized_v, fee_v, bad_v, gas, slip, flash, profit)
+                dec = self._economics(adapter.liquidate(state, user, c, d, cover, prices, ts), cover, gas,
+                                      value)
+                if dec is not None and (best is None or dec.profit_value > best.profit_value):
+                    best = dec
         if best is None or best.profit_value < self.min_profit:
             return None
         return best
+
+    def execute(self, adapter: ProtocolAdapter[Any], state: Any, decision: Decision,
+                prices: Mapping[str, int], ts: int, value: Valuer) -> Decision | None:
+        """The decided liquidation (same pair and ``debt_to_cover``, capped by what is left of the
+        inventory without flash loans) on ``state`` at ``ts``, where it lands; its gas is the
+        quoted one. None when it would revert now (it is not committed then)."""
+        o = decision.outcome
+        cover = decision.debt_to_cover
+        if not self.spec.flash_loans:
+            cover = min(cover, self.inventory.get(o.debt_asset, 0))
+            if cover <= 0:
+                return None
+        out = adapter.liquidate(state, o.user, o.collateral_asset, o.debt_asset, cover, prices, ts)
+        return self._economics(out, cover, decision.gas_cost_value, value)
+
+    def _economics(self, out: LiquidationOutcome, cover: int, gas: int, value: Valuer) -> Decision | None:
+        if not out.ok:
+            return None
+        c, d = out.collateral_asset, out.debt_asset
+        repaid_v = value(d, out.debt_repaid)
+        seized_v = value(c, out.collateral_seized)
+        fee_v = value(c, out.protocol_fee)
+        bad_v = sum(value(a, v) for a, v in sorted(out.bad_debt.items()))
+        slip = self.slippage(c, seized_v)
+        flash = repaid_v * self.spec.flash_fee_bps // 10_000 if self.spec.flash_loans else 0
+        profit = seized_v - repaid_v - gas - slip - flash
+        return Decision(out, cover, repaid_v, seized_v, fee_v, bad_v, gas, slip, flash, profit)
 
     def spend(self, decision: Decision) -> None:
         """Draw the inventory down after a committed liquidation (no flash loans)."""

@@ -39,6 +39,8 @@ issue 5 adds checks and more).
     gas_price_key = "0xc02a..."        # price key of ETH (to value gas), e.g. WETH's address
     min_profit_usd = 0
     capacity_per_block = 0             # 0 = unlimited
+    repeat_in_block = true             # counterfactual: liquidate an account again in the same
+                                       # block while it stays liquidatable and it pays
     flash_loans = true
     flash_fee_bps = 5
     [liquidator.slippage."0xc02a..."]  # per collateral asset: depth_usd (constant product) or table
@@ -156,6 +158,7 @@ class LiquidatorSpec:
     flash_fee_bps: int = 0
     slippage: Mapping[str, Slippage] = field(default_factory=dict)
     inventory: Mapping[str, int] = field(default_factory=dict)
+    repeat_in_block: bool = True
 
 
 @dataclass(frozen=True)
@@ -540,7 +543,7 @@ def _time(p: _P, w: Mapping[str, Any], key: str) -> dt.datetime | None:
 def _liquidator(p: _P, doc: Mapping[str, Any]) -> LiquidatorSpec:
     lq = p.table(doc, "liquidator", "liquidator", (
         "reaction_delay_blocks", "gas_units", "priority_fee_wei", "gas_price_key", "min_profit_usd",
-        "capacity_per_block", "flash_loans", "flash_fee_bps", "slippage", "inventory"))
+        "capacity_per_block", "flash_loans", "flash_fee_bps", "slippage", "inventory", "repeat_in_block"))
     slip: dict[str, Slippage] = {}
     for k, v in p.table(lq, "slippage", "liquidator.slippage", None).items():
         path = f"liquidator.slippage.{k}"
@@ -579,7 +582,8 @@ def _liquidator(p: _P, doc: Mapping[str, Any]) -> LiquidatorSpec:
         p.int_(lq, "capacity_per_block", "liquidator.capacity_per_block", 0) or 0,
         p.bool_(lq, "flash_loans", "liquidator.flash_loans", True),
         p.int_(lq, "flash_fee_bps", "liquidator.flash_fee_bps", 0) or 0,
-        MappingProxyType(dict(sorted(slip.items()))), MappingProxyType(dict(sorted(inv.items()))))
+        MappingProxyType(dict(sorted(slip.items()))), MappingProxyType(dict(sorted(inv.items()))),
+        p.bool_(lq, "repeat_in_block", "liquidator.repeat_in_block", True))
 
 
 _RESERVE_KEYS = ("asset", "ltv_bps", "liquidation_threshold_bps", "liquidation_bonus_bps",
