@@ -1,0 +1,99 @@
+"""Liquidation spirals, and "bad debt is not monotone in the parameters" (issue 4).
+
+The market (tests/backtest/metric_market.py): one borrower with 10 WETH of collateral and 17,000
+USDC of debt, Aave v3.0 rules, zero rates. Counterfactual override: WETH LT 90 %, bonus 15 %, so
+LT × (1 + bonus) = 1.035 > 1 (Aave's configurator would refuse it; a scenario may explore it).
+The WETH oracle drops from 2,000 to 1,880 at block +10 and recovers to 2,000 at block +30.
+
+By hand, with ``h`` = HF before, a 50 % close-factor liquidation (Aave v3.0: HF > 0.95) gives
+``HF' = LT(C − B·D/2) / (D/2) = 2h − LT·B``:
+
+* h₀ = 0.9 × 18,800 / 17,000 = 0.995294…  → HF₁ = 2h₀ − 1.035 = 0.955588… (still > 0.95: 50 % again)
+* HF₂ = 2·HF₁ − 1.035 = 0.876176…  (< 0.95: close factor 100 %)
+* the third liquidation seizes all the collateral (worth 4,137.5 USD, less than 1.15 × the
+  4,250 USD debt): HF₃ = 0, and 4,250 − 4,137.5 / 1.15 = 652.17 USD of debt is left with nothing
+  behind it.
+
+A liquidator that reacts after the price recovered (delay 25 blocks) finds HF = 1.0588 and does
+nothing: no bad debt. The faster liquidator creates 652 USD of bad debt that waiting would have
+avoided.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import pytest
+
+from backtest.api import run_inputs
+from backtest.metrics.base import MetricError
+from backtest.metrics.spiral import SEQUENCES, Spiral, lowers_health
+from backtest.scenario import Overrides, ReserveOverride
+
+from .metric_market import BORROWER, FIRST, WETH, inputs, market, scenario
+
+WAD = 10**18
+PATH = [(FIRST + 10, 1_880), (FIRST + 30, 2_000)]
+SPIRAL_PARAMS = Overrides(reserves=(ReserveOverride(WETH, liquidation_threshold_bps=9000,
+                                                    liquidation_bonus_bps=11500),))
+METRICS = ["bad_debt", "liquidations", "spiral"]
+
+
+def _run(delay: int, overrides: Overrides = SPIRAL_PARAMS):  # type: ignore[no-untyped-def]
+    return run_inputs(scenario(METRICS, delay=delay, overrides=overrides), inputs(market(), PATH))
+
+
+def _seq_rows(result) -> list[dict[str, object]]:  # type: ignore[no-untyped-def]
+    return [dict(zip(SEQUENCES.column_names(), r, strict=True)) for r in result.output.tables[SEQUENCES]]
+
+
+def test_buffer_condition_in_bps() -> None:
+    assert lowers_health(9000, 11500)  # 0.9 × 1.15 = 1.035
+    assert not lowers_health(8250, 10500)  # 0.86625: Aave's WETH-like parameters
+    assert not lowers_health(10_000, 10_000)  # exactly 1: HF unchanged, not lowered
+    with pytest.raises(MetricError):
+        Spiral({"min_liquidations": 1})
+
+
+def test_spiral_named_with_its_health_factor_path() -> None:
+    r = _run(delay=1)
+    (seq,) = _seq_rows(r)
+    assert seq["user"] == BORROWER and seq["spiral"] is True and seq["all_lowered"] is True
+    assert seq["buffer_negative"] is True and seq["liquidations"] == 3
+    assert seq["block_number"] == FIRST + 11 == seq["last_block"]  # decided at +10, acted at +11
+    path = [int(str(h)) for h in seq["hf_path_wad"]]  # type: ignore[union-attr]
+    h0 = Fraction(9 * 18_800, 10 * 17_000)
+    lt_b = Fraction(9000 * 11500, 10**8)
+    h1 = 2 * h0 - lt_b
+    h2 = 2 * h1 - lt_b
+    for got, want in zip(path, (h0, h1, h2), strict=False):
+        assert got / WAD == pytest.approx(float(want), rel=1e-9)
+    assert path[3] == 0
+    assert path == sorted(path, reverse=True) and len(set(path)) == 4
+    bad = 4_250 - Fraction(41_375, 10) / Fraction(115, 100)  # USD left without collateral
+    assert int(str(seq["bad_debt_value"])) / 10**8 == pytest.approx(float(bad), rel=1e-6)
+    s = r.summary["spiral"]
+    assert s["spirals"] == 1 and s["spiral_liquidations"] == 3
+    assert s["spiral_bad_debt_value"] == r.summary["bad_debt"]["end_unrealized_oracle_value"]
+
+
+def test_bad_debt_is_not_monotone_in_liquidator_speed() -> None:
+    fast, slow = _run(delay=1), _run(delay=25)
+    fast_bd = fast.summary["bad_debt"]["end_unrealized_oracle_value"]
+    slow_bd = slow.summary["bad_debt"]["end_unrealized_oracle_value"]
+    assert fast_bd > 0 and slow_bd == 0  # the faster liquidator yields MORE bad debt
+    assert fast.summary["liquidations"]["simulated_count"] == 3
+    assert slow.summary["liquidations"]["simulated_count"] == 0
+    assert fast.summary["spiral"]["spirals"] == 1 and slow.summary["spiral"]["spirals"] == 0
+
+
+def test_safe_buffer_no_spiral_and_no_bad_debt() -> None:
+    # Aave-like LT 82.5 % / bonus 5 % (0.866 < 1): the same drop (HF 0.912) is liquidated and each
+    # liquidation raises the HF; no bad debt, no spiral
+    safe = Overrides(reserves=(ReserveOverride(WETH, liquidation_threshold_bps=8250,
+                                               liquidation_bonus_bps=10500),))
+    r = _run(delay=1, overrides=safe)
+    assert r.summary["liquidations"]["simulated_count"] >= 1
+    assert r.summary["bad_debt"]["end_unrealized_oracle_value"] == 0
+    assert r.summary["spiral"]["spirals"] == 0
+    assert all(row["spiral"] is False for row in _seq_rows(r))
