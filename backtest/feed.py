@@ -71,14 +71,34 @@ def _table_exists(con: duckdb.DuckDBPyConnection, fqn: str) -> bool:
     return bool(row and row[0])
 
 
+def _uhugeint_columns(con: duckdb.DuckDBPyConnection, fqn: str) -> set[str]:
+    schema, name = fqn.split(".", 1)
+    return {str(r[0]) for r in con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ? AND "
+        "data_type = 'UHUGEINT'", [schema, name]).fetchall()}
+
+
 def _rows(con: duckdb.DuckDBPyConnection, src: EventSource, chain_id: int, source: str,
           from_block: int, to_block: int) -> list[tuple[Any, ...]]:
-    cols = ", ".join(f'e."{c}"' for c in src.columns)
-    sql = (f"SELECT e.block_number, e.log_index, e.tx_hash, e.address, b.timestamp_ts, {cols} "
-           f"FROM {src.table} e LEFT JOIN raw.blocks b ON b.chain_id = e.chain_id AND "
-           f"b.number = e.block_number WHERE e.chain_id = ? AND e.source = ? AND e.role = ? AND "
-           f"e.block_number BETWEEN ? AND ? ORDER BY e.block_number, e.log_index")
-    rows = con.execute(sql, [chain_id, source, src.role, from_block, to_block]).fetchall()
+    # DuckDB 2.0's Python client converts UHUGEINT to int ~30x slower than HUGEINT (bench/replay.py):
+    # read UHUGEINT columns through an exact HUGEINT cast; a value >= 2**127 makes the cast fail and
+    # the table is then read as stored (slow but exact)
+    huge = _uhugeint_columns(con, src.table)
+    params = [chain_id, source, src.role, from_block, to_block]
+    rows: list[tuple[Any, ...]] | None = None
+    for cast in ((True, False) if huge else (False,)):
+        cols = ", ".join(f'e."{c}"::HUGEINT' if cast and c in huge else f'e."{c}"' for c in src.columns)
+        sql = (f"SELECT e.block_number, e.log_index, e.tx_hash, e.address, b.timestamp_ts, {cols} "
+               f"FROM {src.table} e LEFT JOIN raw.blocks b ON b.chain_id = e.chain_id AND "
+               f"b.number = e.block_number WHERE e.chain_id = ? AND e.source = ? AND e.role = ? AND "
+               f"e.block_number BETWEEN ? AND ? ORDER BY e.block_number, e.log_index")
+        try:
+            rows = con.execute(sql, params).fetchall()
+            break
+        except duckdb.ConversionException:
+            if not cast:
+                raise
+    assert rows is not None
     for r in rows:
         if r[4] is None:
             raise MissingData(f"{src.table}: block {r[0]} (log index {r[1]}, tx {r[2]}) is not in "
