@@ -336,7 +336,8 @@ def summaries_of(con: Any, run_id: str) -> dict[str, dict[str, Any]]:
 
 def baseline_from_run(db: str, run_id: str) -> Baseline:
     """A baseline from a run stored in the warehouse ``db``."""
-    from ingest.warehouse import Warehouse, WarehouseError
+    from ingest.errors import WarehouseError
+    from ingest.warehouse import Warehouse
 
     if db != ":memory:" and not Path(db).exists():
         raise InputError(f"baseline run {run_id}: warehouse {db} does not exist")
@@ -455,7 +456,8 @@ def junit_xml(scenario_name: str, scenario_file: str, run_id: str | None, outcom
                                      "errors": suite.get("errors", "0")})
     root.append(suite)
     ET.indent(root)
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
+    data: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return data + b"\n"
 
 
 # ----------------------------------------------------------------------------- command

@@ -64,6 +64,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 COMMANDS: tuple[ingest_cli.Command, ...] = (("run", _add_run, _cmd_run),)
+# issue 5's user surfaces: check (CI thresholds), report, runs, compare
+from .checks import COMMANDS as _CHECK  # noqa: E402
+from .report.catalog import COMMANDS as _CATALOG  # noqa: E402
+from .report.cli import COMMANDS as _REPORT  # noqa: E402
+
+COMMANDS = COMMANDS + _CHECK + _REPORT + _CATALOG
 
 
 def main(argv: Sequence[str] | None = None) -> int:

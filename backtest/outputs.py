@@ -29,6 +29,7 @@ from ingest.schema import Column, Table, register_table
 from ingest.warehouse import Warehouse
 
 from .metrics.base import Liquidation, SummaryValue
+from .views import ensure_views
 
 __all__ = ["RUNS", "LIQUIDATIONS", "SUMMARIES", "RunRecord", "liquidation_row", "summary_rows",
            "write_run", "engine_tables"]
@@ -217,6 +218,8 @@ def _arrow(table: Table, rows: Sequence[tuple[Any, ...]]) -> pa.Table:
             arrays[c.name] = pa.array(vals, pa.list_(pa.string()))
         elif c.type in ("UBIGINT", "UINTEGER"):
             arrays[c.name] = pa.array(vals, pa.uint64())
+        elif c.type in ("BIGINT", "INTEGER"):
+            arrays[c.name] = pa.array(vals, pa.int64())
         elif c.type == "BOOLEAN":
             arrays[c.name] = pa.array(vals, pa.bool_())
         elif c.type == "DOUBLE":
@@ -246,4 +249,5 @@ def write_run(wh: Warehouse, run_id: str, tables: Mapping[Table, Sequence[tuple[
                 con.execute(f"INSERT INTO {t.fqn} SELECT {cols} FROM {name}")
             finally:
                 con.unregister(name)
+        ensure_views(con)  # the analysts' views over the tables that now exist (backtest.views)
 

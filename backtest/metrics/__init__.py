@@ -30,6 +30,7 @@ _ENTRIES: tuple[tuple[str, str], ...] = (
     ("finality", "backtest.metrics.finality:Finality"),
     ("fidelity", "backtest.metrics.fidelity:Fidelity"),
     ("spiral", "backtest.metrics.spiral:Spiral"),
+    ("paths", "backtest.metrics.paths:Paths"),
 )
 
 #: metrics computed when a scenario does not list any

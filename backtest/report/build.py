@@ -1,0 +1,802 @@
+"""``deficit report RUN``: an audit report of one stored run, from its ``bt`` rows.
+
+Reads (read-only) ``bt.runs`` (provenance), ``bt.summaries`` (headline figures) and each
+metric's tables when the run computed it — a section whose tables are absent says "not computed
+in this run" and how to compute it. Labels for assets come from the market's aToken
+``Initialized`` events (``raw.<dataset>_a_token_initialized.a_token_symbol``): on-chain strings,
+untrusted, escaped by the renderers; provenance lists the ingest runs (``meta.runs``) whose data
+the run read.
+
+Writes ``<out>/<run_id>/report.html`` (self-contained: inline SVG, inline CSS, no script, no
+network), ``report.md`` and ``plots/*.svg``. The same run gives byte-identical files (no clock;
+every query sorted).
+
+Sections: provenance; headline figures; oracle against reference price with the deviation band
+(``bt.price_path``, metric ``paths``; band = reference ± the feed's deviation threshold from
+``bt.oracle_lag_feeds``, else 50 bps); bad debt over time (``bt.bad_debt_blocks``); health-factor
+distribution at the window start and end (``bt.health_snapshots``); liquidation waterfall and
+timeline (``bt.liquidations``); loss socialization (``bt.socialization``, ``bt.loss_bearers``);
+finality and reorg exposure (``bt.finality_liquidations``, ``bt.reorg_exposure``); fidelity
+(``bt.fidelity``); every summary figure by metric.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+from .catalog import open_read_only
+from .model import Document, Para, Plot, Pre, Section, Table, render_html, render_markdown
+from .svg import PALETTE, Band, Series, bar_chart, line_chart, thin, waterfall
+
+__all__ = ["ReportFiles", "build_report", "HF_BUCKETS"]
+
+#: health-factor histogram buckets (lower bounds; the last is open)
+HF_BUCKETS: tuple[float, ...] = (0, 0.8, 0.9, 0.95, 1.0, 1.05, 1.1, 1.25, 1.5, 2.0, 5.0)
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    html: Path
+    markdown: Path
+    plots: tuple[Path, ...]
+    run_id: str
+
+
+def _fmt(v: Any, digits: int = 2) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, float):
+        if v != v:
+            return "NaN"
+        if abs(v) >= 1000:
+            return f"{v:,.{digits}f}"
+        return f"{v:.{max(digits, 4)}g}" if abs(v) < 1 and v else f"{v:,.{digits}f}"
+    return str(v)
+
+
+def _usd(v: float | None) -> str:
+    return "–" if v is None else f"{v:,.2f} USD"
+
+
+class _Data:
+    """Read access to one run's rows."""
+
+    def __init__(self, con: Any, run_id: str):
+        self.con, self.run_id = con, run_id
+        self.tables = {
+            f"{s}.{n}"
+            for s, n in con.execute("SELECT schema_name, table_name FROM duckdb_tables()").fetchall()
+        }
+        cols = [d[0] for d in con.execute("SELECT * FROM bt.runs LIMIT 0").description]
+        row = con.execute("SELECT * FROM bt.runs WHERE run_id = ?", [run_id]).fetchall()
+        if not row:
+            known = [
+                r[0] for r in con.execute("SELECT run_id FROM bt.runs ORDER BY run_id LIMIT 20").fetchall()
+            ]
+            raise InputError(
+                f"run {run_id!r} is not in the warehouse (runs: {known or 'none'}); see `deficit runs`"
+            )
+        self.run = dict(zip(cols, row[0], strict=True))
+        self.scenario = json.loads(self.run["scenario_json"])
+        self.summaries: dict[str, dict[str, Any]] = {}
+        for m, n, t in con.execute(
+            "SELECT metric, name, value_text FROM bt.summaries WHERE run_id = ? ORDER BY metric, name",
+            [run_id],
+        ).fetchall():
+            self.summaries.setdefault(str(m), {})[str(n)] = json.loads(t)
+        self.usd_per_unit = self._usd_per_unit()
+        self.labels = self._labels()
+
+    def has(self, *tables: str) -> bool:
+        return all(t in self.tables for t in tables)
+
+    def q(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        rows: list[tuple[Any, ...]] = self.con.execute(sql, [self.run_id, *args]).fetchall()
+        return rows
+
+    def fig(self, metric: str, name: str) -> Any:
+        return self.summaries.get(metric, {}).get(name)
+
+    def _usd_per_unit(self) -> float | None:
+        probes = (
+            ("bt.price_path", "price_f64 / price", "price"),
+            (
+                "bt.bad_debt_blocks",
+                "unrealized_oracle_usd_f64 / unrealized_oracle_value",
+                "unrealized_oracle_value",
+            ),
+            ("bt.liquidations", "bonus_usd_f64 / bonus_value", "bonus_value"),
+        )
+        for t, expr, col in probes:
+            if t in self.tables:
+                r = self.q(f"SELECT {expr} FROM {t} WHERE run_id = ? AND {col} <> 0 ORDER BY ALL LIMIT 1")
+                if r and r[0][0]:
+                    return float(r[0][0])
+        return None
+
+    def _labels(self) -> dict[str, str]:
+        """asset/feed address -> label: aToken symbols of the market (untrusted), feed names."""
+        out: dict[str, str] = {}
+        ds = str(self.scenario.get("market", {}).get("dataset", ""))
+        t = f"raw.{ds}_a_token_initialized"
+        if ds.isidentifier() and t in self.tables:
+            for asset, sym in self.con.execute(
+                f"SELECT underlying_asset, arg_max(a_token_symbol, block_number) FROM {t} WHERE chain_id = ? "
+                "GROUP BY ALL ORDER BY ALL",
+                [self.run["chain_id"]],
+            ).fetchall():
+                out[str(asset).lower()] = str(sym)
+        if "raw.oracle_phases" in self.tables:
+            for feed, name in self.con.execute(
+                "SELECT feed, any_value(feed_name) FROM raw.oracle_phases WHERE "
+                "chain_id = ? GROUP BY ALL ORDER BY ALL",
+                [self.run["chain_id"]],
+            ).fetchall():
+                out.setdefault(str(feed).lower(), str(name))
+        return out
+
+    def label(self, address: str | None) -> str:
+        if not address:
+            return "–"
+        a = str(address).lower()
+        sym = self.labels.get(a)
+        return f"{sym} ({a[:10]}…)" if sym else a
+
+    def usd(self, value: int | None) -> float | None:
+        if value is None or self.usd_per_unit is None:
+            return None
+        return int(value) * self.usd_per_unit
+
+
+def _missing(metric: str, tables: Sequence[str]) -> Para:
+    return Para(
+        f"Not computed in this run: metric '{metric}' wrote no rows here (tables "
+        f'{", ".join(tables)} absent). Add "{metric}" to [metrics] names in the scenario and run it again.',
+        "note",
+    )
+
+
+def _provenance(d: _Data) -> Section:
+    r = d.run
+    sc = d.scenario
+    rows = [
+        ("run id", r["run_id"]),
+        ("scenario", r["scenario"]),
+        ("scenario file", r.get("scenario_path") or "–"),
+        ("scenario sha256", r["scenario_sha256"]),
+        ("mode", r["mode"]),
+        ("chain id", str(r["chain_id"])),
+        ("market", f"{sc.get('market', {}).get('protocol')} / {sc.get('market', {}).get('source')}"),
+        ("window", f"blocks {r['from_block']:,} … {r['to_block']:,} (inclusive)"),
+        ("first block hash", r["from_block_hash"] or "– (in-memory run)"),
+        ("last block hash", r["to_block_hash"] or "– (in-memory run)"),
+        ("data sources (ingest runs)", ", ".join(r["data_sources"] or []) or "–"),
+        ("metrics", ", ".join(r["metrics"] or [])),
+        ("code version", r["code_version"]),
+        ("status", r["status"]),
+        (
+            "replay work",
+            f"{r['events_applied']:,} events, {r['prices_consumed']:,} prices, "
+            f"{r['blocks_visited']:,} blocks visited, {r['evaluations']:,} account evaluations",
+        ),
+    ]
+    s = Section("Provenance", "provenance", [Table(("field", "value"), rows, "kv")])
+    if "meta.runs" in d.tables and r["data_sources"]:
+        ing = d.con.execute(
+            "SELECT run_id, command, endpoint_label, from_block, to_block, finality, code_version, "
+            "status FROM meta.runs WHERE run_id IN (SELECT unnest(?)) ORDER BY run_id",
+            [list(r["data_sources"])],
+        ).fetchall()
+        if ing:
+            s.blocks.append(Para("Ingest runs whose rows this run read (meta.runs):"))
+            s.blocks.append(
+                Table(
+                    ("ingest run", "command", "endpoint", "blocks", "finality", "code", "status"),
+                    [
+                        (a, b, c or "–", f"{f} … {t}" if f is not None else "–", fin, cv, st)
+                        for a, b, c, f, t, fin, cv, st in ing
+                    ],
+                )
+            )
+    s.blocks.append(
+        Pre(
+            json.dumps(sc, indent=2, sort_keys=True),
+            "Scenario as run (canonical JSON, what the sha256 covers)",
+        )
+    )
+    return s
+
+
+def _headline(d: _Data) -> list[tuple[str, str]]:
+    out = []
+    f = d.fig
+    if "bad_debt" in d.summaries:
+        out.append(("bad debt at window end (USD)", _fmt(f("bad_debt", "end_total_oracle_usd"))))
+        out.append(("peak unrealized bad debt (USD)", _fmt(f("bad_debt", "peak_unrealized_oracle_usd"))))
+    if "liquidations" in d.summaries:
+        out.append(
+            (
+                "liquidations observed / simulated",
+                f"{_fmt(f('liquidations', 'observed_count'))} / {_fmt(f('liquidations', 'simulated_count'))}",
+            )
+        )
+    if "oracle_lag" in d.summaries:
+        out.append(("hidden insolvency (USD·h)", _fmt(f("oracle_lag", "hidden_insolvency_usd_h"))))
+    if "finality" in d.summaries:
+        out.append(("liquidated on non-final state (USD)", _fmt(f("finality", "liquidated_not_final_usd"))))
+    if "fidelity" in d.summaries:
+        out.append(
+            (
+                "fidelity recall / precision",
+                f"{_fmt(f('fidelity', 'recall'))} / {_fmt(f('fidelity', 'precision'))}",
+            )
+        )
+    if "socialization" in d.summaries:
+        out.append(("loss at window end (USD)", _fmt(f("socialization", "end_loss_usd"))))
+    return out
+
+
+def _prices(d: _Data) -> Section:
+    s = Section("Oracle against reference price", "prices")
+    if not d.has("bt.price_path"):
+        s.blocks.append(_missing("paths", ["bt.price_path"]))
+        return s
+    thresholds: dict[str, int] = {}
+    if d.has("bt.oracle_lag_feeds"):
+        for feed, key, bps in d.q(
+            "SELECT feed, price_key, deviation_threshold_bps FROM bt.oracle_lag_feeds "
+            "WHERE run_id = ? ORDER BY feed"
+        ):
+            thresholds[str(key)] = int(bps)
+            thresholds.setdefault(str(feed), int(bps))
+    keys = [
+        r[0]
+        for r in d.q(
+            "SELECT DISTINCT price_key FROM bt.price_path WHERE run_id = ? AND kind = 'reference' "
+            "ORDER BY price_key"
+        )
+    ]
+    if not keys:
+        s.blocks.append(
+            Para(
+                "This run has no reference price path (no [reference] pairs in the scenario): "
+                "nothing to compare the oracle with.",
+                "note",
+            )
+        )
+    for i, key in enumerate(keys):
+        feed_rows = d.q(
+            "SELECT feed FROM bt.price_path WHERE run_id = ? AND kind = 'oracle' AND price_key = ? "
+            "ORDER BY feed LIMIT 1",
+            key,
+        )
+        feed = str(feed_rows[0][0]) if feed_rows else ""
+        bps = thresholds.get(key, thresholds.get(feed, 50))
+        orc = [
+            (float(t), float(p))
+            for t, p in d.q(
+                "SELECT block_ts, price_f64 FROM bt.price_path WHERE run_id = ? AND kind = 'oracle' "
+                "AND accepted AND "
+                "price_key = ? ORDER BY block_number, log_index",
+                key,
+            )
+        ]
+        ref = [
+            (float(t), float(p))
+            for t, p in d.q(
+                "SELECT block_ts, price_f64 FROM bt.price_path WHERE run_id = ? AND kind = 'reference' "
+                "AND price_key = ? "
+                "ORDER BY block_number, log_index",
+                key,
+            )
+        ]
+        if orc and ref and orc[-1][0] < ref[-1][0]:
+            orc.append((ref[-1][0], orc[-1][1]))
+        ref_t = thin(ref)
+        band = Band(
+            f"reference ± {bps / 100:g} %",
+            [(x, y * (1 - bps / 10_000)) for x, y in ref_t],
+            [(x, y * (1 + bps / 10_000)) for x, y in ref_t],
+        )
+        label = d.label(key)
+        svg = line_chart(
+            f"{label}: oracle vs reference",
+            [
+                Series("oracle (what the protocol read)", thin(orc), PALETTE[1]),
+                Series("reference", ref_t, PALETTE[0], dash=True),
+            ],
+            band=band,
+            y_label="USD",
+        )
+        s.blocks.append(
+            Plot(
+                f"prices_{i}",
+                svg,
+                f"{label}, feed {d.label(feed)}: oracle answers in force (step) "
+                f"against the reference path, with the deviation band ± {bps} bps.",
+            )
+        )
+    if d.has("bt.oracle_lag_feeds"):
+        rows = d.q(
+            "SELECT feed, pair, deviation_threshold_bps, heartbeat_s, updates, max_deviation_bps_f64, "
+            "mean_deviation_bps_f64, beyond_threshold_s, max_staleness_s, beyond_heartbeat_s, "
+            "hidden_insolvency_usd_s_f64, hidden_accounts FROM bt.oracle_lag_feeds WHERE run_id = ? "
+            "ORDER BY feed"
+        )
+        s.blocks.append(
+            Table(
+                (
+                    "feed",
+                    "pair",
+                    "threshold bps",
+                    "heartbeat s",
+                    "updates",
+                    "max dev bps",
+                    "mean dev bps",
+                    "s beyond threshold",
+                    "max staleness s",
+                    "s beyond heartbeat",
+                    "hidden insolvency USD·h",
+                    "hidden accounts",
+                ),
+                [
+                    (
+                        d.label(r[0]),
+                        r[1],
+                        _fmt(r[2]),
+                        _fmt(r[3]),
+                        _fmt(r[4]),
+                        _fmt(r[5]),
+                        _fmt(r[6]),
+                        _fmt(r[7]),
+                        _fmt(r[8]),
+                        _fmt(r[9]),
+                        _fmt(None if r[10] is None else r[10] / 3600),
+                        _fmt(r[11]),
+                    )
+                    for r in rows
+                ],
+            )
+        )
+    else:
+        s.blocks.append(_missing("oracle_lag", ["bt.oracle_lag_feeds", "bt.hidden_insolvency"]))
+    return s
+
+
+def _bad_debt(d: _Data) -> Section:
+    s = Section("Bad debt over time", "bad-debt")
+    if not d.has("bt.bad_debt_blocks"):
+        s.blocks.append(_missing("bad_debt", ["bt.bad_debt_blocks", "bt.bad_debt_accounts"]))
+        return s
+    rows = d.q(
+        "SELECT block_ts, unrealized_oracle_value, unrealized_reference_value, realized_value "
+        "FROM bt.bad_debt_blocks WHERE run_id = ? ORDER BY block_number"
+    )
+    u = d.usd_per_unit or 1.0
+    unit = "USD" if d.usd_per_unit else "base currency units"
+    end_ts = rows[-1][0] if rows else 0
+    series = []
+    for j, name in ((1, "unrealized (oracle prices)"), (2, "unrealized (reference prices)"), (3, "realized")):
+        pts = [(float(r[0]), int(r[j]) * u) for r in rows]
+        if pts:
+            pts.append((float(end_ts), pts[-1][1]))
+        series.append(Series(name, thin(pts), PALETTE[j - 1], dash=j == 2))
+    s.blocks.append(
+        Plot(
+            "bad_debt",
+            line_chart("Bad debt", series, y_label=unit, y_zero=True),
+            "Unrealized bad debt (debt above collateral, summed over accounts) at oracle and at reference "
+            "prices, and realized (booked deficits), at the end of each block where they changed.",
+        )
+    )
+    f = d.fig
+    s.blocks.append(
+        Table(
+            ("figure", "value"),
+            [
+                (
+                    "bad debt at window end (unrealized + realized)",
+                    _usd(f("bad_debt", "end_total_oracle_usd")),
+                ),
+                ("peak unrealized (oracle)", _usd(f("bad_debt", "peak_unrealized_oracle_usd"))),
+                ("peak block", _fmt(f("bad_debt", "peak_unrealized_oracle_block"))),
+                (
+                    "peak unrealized (reference)",
+                    _usd(d.usd(f("bad_debt", "peak_unrealized_reference_value"))),
+                ),
+                ("realized", _usd(f("bad_debt", "realized_usd"))),
+                ("accounts underwater at the end", _fmt(f("bad_debt", "end_accounts_underwater"))),
+            ],
+            "kv",
+        )
+    )
+    if d.has("bt.bad_debt_accounts"):
+        top = d.q(
+            "SELECT user, arg_max(reserve, block_number), max_by(bad_debt_oracle_usd_f64, block_number), "
+            "max(bad_debt_oracle_usd_f64) FROM (SELECT user, reserve, block_number, "
+            "sum(bad_debt_oracle_usd_f64) AS bad_debt_oracle_usd_f64 FROM bt.bad_debt_accounts "
+            "WHERE run_id = ? GROUP BY ALL) GROUP BY user "
+            "ORDER BY 4 DESC, user LIMIT 10"
+        )
+        if top:
+            s.blocks.append(Para("Accounts with the largest peak bad debt:"))
+            s.blocks.append(
+                Table(
+                    ("account", "debt reserve", "bad debt at end USD", "peak bad debt USD"),
+                    [(r[0], d.label(r[1]), _fmt(r[2]), _fmt(r[3])) for r in top],
+                )
+            )
+    return s
+
+
+def _bucket(hf: float) -> int:
+    i = 0
+    for j, lo in enumerate(HF_BUCKETS):
+        if hf >= lo:
+            i = j
+    return i
+
+
+def _health(d: _Data) -> Section:
+    s = Section("Health-factor distribution, before and after", "health")
+    if not d.has("bt.health_snapshots"):
+        s.blocks.append(_missing("paths", ["bt.health_snapshots"]))
+        return s
+    labels = [
+        f"{lo:g}–{HF_BUCKETS[i + 1]:g}" if i + 1 < len(HF_BUCKETS) else f"≥ {lo:g}"
+        for i, lo in enumerate(HF_BUCKETS)
+    ]
+    counts = {"start": [0] * len(labels), "end": [0] * len(labels)}
+    debt = {"start": [0.0] * len(labels), "end": [0.0] * len(labels)}
+    for phase, hf, usd in d.q(
+        "SELECT phase, health_factor_f64, debt_usd_f64 FROM bt.health_snapshots "
+        "WHERE run_id = ? ORDER BY phase, user"
+    ):
+        b = _bucket(float(hf))
+        counts[str(phase)][b] += 1
+        debt[str(phase)][b] += float(usd)
+    s.blocks.append(
+        Plot(
+            "health_accounts",
+            bar_chart(
+                "Accounts with debt by health factor",
+                labels,
+                [("window start", counts["start"]), ("window end", counts["end"])],
+                y_label="accounts",
+                x_label="health factor (oracle prices)",
+            ),
+            "Indebted accounts by health factor at oracle prices, at the first and at the last block of "
+            "the window.",
+        )
+    )
+    s.blocks.append(
+        Plot(
+            "health_debt",
+            bar_chart(
+                "Debt by health factor",
+                labels,
+                [("window start", debt["start"]), ("window end", debt["end"])],
+                y_label="USD",
+                x_label="health factor (oracle prices)",
+            ),
+            "The same, weighted by debt (USD).",
+        )
+    )
+    s.blocks.append(
+        Table(
+            ("health factor", "accounts start", "accounts end", "debt start USD", "debt end USD"),
+            [
+                (
+                    lab,
+                    _fmt(counts["start"][i]),
+                    _fmt(counts["end"][i]),
+                    _fmt(debt["start"][i]),
+                    _fmt(debt["end"][i]),
+                )
+                for i, lab in enumerate(labels)
+            ],
+        )
+    )
+    return s
+
+
+def _liquidations(d: _Data) -> Section:
+    s = Section("Liquidations", "liquidations")
+    if not d.has("bt.liquidations"):
+        s.blocks.append(_missing("liquidations", ["bt.liquidations"]))
+        return s
+    agg = d.q(
+        "SELECT observed, committed, count(*), sum(debt_repaid_value), sum(collateral_seized_value), "
+        "sum(protocol_fee_value), sum(gas_cost_value), sum(slippage_value), sum(flash_fee_value), "
+        "sum(profit_value), sum(bad_debt_value) FROM bt.liquidations WHERE run_id = ? "
+        "GROUP BY ALL ORDER BY ALL"
+    )
+    if not agg:
+        s.blocks.append(Para("No liquidation, observed or simulated, in this run.", "note"))
+        return s
+    rows = []
+    for obs, com, n, rep, seized, fee, gas, slip, flash, profit, bad in agg:
+        origin = "observed" if obs else ("simulated, committed" if com else "simulated, prediction")
+        rows.append(
+            (
+                origin,
+                _fmt(int(n)),
+                _fmt(d.usd(rep)),
+                _fmt(d.usd(seized)),
+                _fmt(d.usd(fee)),
+                _fmt(d.usd(gas)),
+                _fmt(d.usd(slip)),
+                _fmt(d.usd(profit)),
+                _fmt(d.usd(bad)),
+            )
+        )
+        steps = [
+            ("debt repaid", d.usd(rep) or 0.0, "total"),
+            ("liquidator bonus", (d.usd(int(seized) - int(rep)) or 0.0), "delta"),
+            ("protocol fee", d.usd(fee) or 0.0, "delta"),
+            ("collateral taken", d.usd(int(seized) + int(fee)) or 0.0, "total"),
+        ]
+        if not obs:
+            steps += [
+                ("repaid back", -(d.usd(rep) or 0.0), "delta"),
+                ("protocol fee out", -(d.usd(fee) or 0.0), "delta"),
+                ("gas", -(d.usd(gas) or 0.0), "delta"),
+                ("slippage", -(d.usd(slip) or 0.0), "delta"),
+                ("flash fee", -(d.usd(flash) or 0.0), "delta"),
+                ("profit", d.usd(profit) or 0.0, "total"),
+            ]
+        slug = origin.replace(",", "").replace(" ", "_")
+        s.blocks.append(
+            Plot(
+                f"waterfall_{slug}",
+                waterfall(f"Liquidation waterfall: {origin} ({int(n)})", steps),
+                f"{origin}: debt repaid, plus the liquidator's bonus and the protocol fee, is the "
+                "collateral taken from borrowers"
+                + (
+                    "; minus the repayment, fee, gas, slippage and "
+                    "flash-loan fee it leaves the liquidator's profit."
+                    if not obs
+                    else "."
+                ),
+            )
+        )
+    s.blocks.insert(
+        0,
+        Table(
+            (
+                "origin",
+                "count",
+                "debt repaid USD",
+                "collateral seized USD",
+                "protocol fee USD",
+                "gas USD",
+                "slippage USD",
+                "profit USD",
+                "bad debt created USD",
+            ),
+            rows,
+        ),
+    )
+    series = []
+    for j, (name, cond) in enumerate((("observed", "observed"), ("simulated", "NOT observed"))):
+        pts = [
+            (float(t), float(v) * (d.usd_per_unit or 1.0))
+            for t, v in d.q(
+                f"SELECT block_ts, sum(sum(debt_repaid_value)) OVER (ORDER BY block_ts) FROM bt.liquidations "
+                f"WHERE run_id = ? AND {cond} GROUP BY block_ts ORDER BY block_ts"
+            )
+        ]
+        if pts:
+            series.append(Series(f"{name}: cumulative debt repaid", thin(pts), PALETTE[j]))
+    if series:
+        s.blocks.append(
+            Plot(
+                "liquidations_cumulative",
+                line_chart("Cumulative debt repaid by liquidations", series, y_label="USD", y_zero=True),
+                "Debt repaid by liquidations over time, observed on chain and by the liquidator model.",
+            )
+        )
+    delays = d.q(
+        "SELECT CASE WHEN observed THEN 'observed' ELSE 'simulated' END, delay_blocks, count(*) "
+        "FROM bt.liquidations WHERE run_id = ? AND delay_blocks IS NOT NULL "
+        "GROUP BY ALL ORDER BY ALL LIMIT 40"
+    )
+    if delays:
+        s.blocks.append(Para("Delay from first seen liquidatable to liquidated (blocks):"))
+        s.blocks.append(
+            Table(("origin", "delay blocks", "liquidations"), [(a, _fmt(b), _fmt(c)) for a, b, c in delays])
+        )
+    return s
+
+
+def _socialization(d: _Data) -> Section:
+    s = Section("Loss socialization", "socialization")
+    if not d.has("bt.socialization", "bt.loss_bearers"):
+        s.blocks.append(_missing("socialization", ["bt.socialization", "bt.loss_bearers"]))
+        return s
+    end = d.q(
+        "SELECT reserve, loss_value, unrealized_value, deficit_value, treasury_reserve_value, "
+        "suppliers_value, "
+        "supply_value, haircut_gross_bps_f64, haircut_net_bps_f64 FROM bt.socialization WHERE run_id = ? "
+        "QUALIFY row_number() OVER (PARTITION BY reserve ORDER BY block_number DESC) = 1 ORDER BY reserve"
+    )
+    s.blocks.append(
+        Table(
+            (
+                "reserve",
+                "loss USD",
+                "unrealized USD",
+                "deficit USD",
+                "treasury bears USD",
+                "suppliers bear USD",
+                "supply USD",
+                "haircut gross bps",
+                "haircut net bps",
+            ),
+            [(d.label(r[0]), *(_fmt(d.usd(v)) for v in r[1:7]), _fmt(r[7]), _fmt(r[8])) for r in end],
+        )
+    )
+    bearers = d.q(
+        "SELECT reserve, bearer, value FROM bt.loss_bearers WHERE run_id = ? QUALIFY block_number = "
+        "max(block_number) OVER (PARTITION BY reserve) ORDER BY reserve, bearer"
+    )
+    names = sorted({str(b) for _, b, _ in bearers})
+    reserves = sorted({str(r) for r, _, _ in bearers})
+    if bearers and reserves:
+        vals = {(str(r), str(b)): d.usd(v) or 0.0 for r, b, v in bearers}
+        s.blocks.append(
+            Plot(
+                "loss_bearers",
+                bar_chart(
+                    "Who bears the loss at the window end",
+                    [d.label(r) for r in reserves],
+                    [(b, [vals.get((r, b), 0.0) for r in reserves]) for b in names],
+                    y_label="USD",
+                ),
+                "Each reserve's loss at the end of the window, partitioned by bearer.",
+            )
+        )
+    elif not end:
+        s.blocks.append(Para("No loss in any reserve.", "note"))
+    return s
+
+
+def _finality(d: _Data) -> Section:
+    s = Section("Finality and reorg exposure", "finality")
+    if "finality" not in d.summaries and not d.has("bt.finality_liquidations"):
+        s.blocks.append(_missing("finality", ["bt.finality_liquidations", "bt.reorg_exposure"]))
+        return s
+    s.blocks.append(
+        Table(
+            ("figure", "value"),
+            [(n, _fmt(v)) for n, v in sorted(d.summaries.get("finality", {}).items())],
+            "kv",
+        )
+    )
+    if d.has("bt.finality_liquidations"):
+        rows = d.q(
+            "SELECT CASE WHEN observed THEN 'observed' ELSE 'simulated' END, final_when_acted, count(*), "
+            "sum(debt_repaid_value) FROM bt.finality_liquidations WHERE run_id = ? GROUP BY ALL ORDER BY ALL"
+        )
+        s.blocks.append(
+            Table(
+                ("origin", "acted on a final block", "liquidations", "debt repaid USD"),
+                [(a, _fmt(b), _fmt(c), _fmt(d.usd(v))) for a, b, c, v in rows],
+            )
+        )
+    if d.has("bt.reorg_exposure"):
+        rows = d.q(
+            "SELECT block_number, old_tip_block, depth, detected_by_run, logs_removed, liquidations, "
+            "liquidated_value, bt_rows FROM bt.reorg_exposure WHERE run_id = ? ORDER BY block_number"
+        )
+        if rows:
+            s.blocks.append(
+                Table(
+                    (
+                        "fork block",
+                        "old tip",
+                        "depth",
+                        "detected by",
+                        "logs removed",
+                        "liquidations",
+                        "liquidated USD",
+                        "bt rows in range",
+                    ),
+                    [
+                        (_fmt(a), _fmt(b), _fmt(c), e, _fmt(f), _fmt(g), _fmt(d.usd(h)), _fmt(i))
+                        for a, b, c, e, f, g, h, i in rows
+                    ],
+                )
+            )
+        else:
+            s.blocks.append(Para("No reorg recorded in meta.reorgs touches the window.", "note"))
+    else:
+        s.blocks.append(
+            Para(
+                "Reorg exposure was not computed for this run (bt.reorg_exposure absent: "
+                "backtest.metrics.finality.reorg_exposure writes it after a run).",
+                "note",
+            )
+        )
+    return s
+
+
+def _fidelity(d: _Data) -> Section:
+    s = Section("Fidelity: observed against predicted", "fidelity")
+    if "fidelity" not in d.summaries:
+        s.blocks.append(_missing("fidelity", ["bt.fidelity"]))
+        return s
+    s.blocks.append(
+        Table(("figure", "value"), [(n, _fmt(v)) for n, v in sorted(d.summaries["fidelity"].items())], "kv")
+    )
+    if d.has("bt.fidelity"):
+        cols = [c[0] for c in d.con.execute("SELECT * FROM bt.fidelity LIMIT 0").description]
+        show = [c for c in cols if c not in ("run_id", "chain_id")][:10]
+        rows = d.q(
+            f"SELECT {', '.join(chr(34) + c + chr(34) for c in show)} FROM bt.fidelity WHERE run_id = ? "
+            "ORDER BY ALL LIMIT 50"
+        )
+        if rows:
+            s.blocks.append(Table(show, [[_fmt(v) for v in r] for r in rows]))
+    return s
+
+
+def _all_figures(d: _Data) -> Section:
+    s = Section("All headline figures", "figures")
+    for m in sorted(d.summaries):
+        s.blocks.append(Para(f"Metric {m}:"))
+        s.blocks.append(
+            Table(("figure", "value"), [(n, _fmt(v)) for n, v in sorted(d.summaries[m].items())], "kv")
+        )
+    return s
+
+
+def build_report(db: str, run_id: str, out: str | Path = "out") -> ReportFiles:
+    """Write the HTML and Markdown reports of ``run_id`` (see the module docstring)."""
+    wh = open_read_only(db)
+    try:
+        d = _Data(wh.con, run_id)
+        sections = [
+            _provenance(d),
+            _prices(d),
+            _bad_debt(d),
+            _health(d),
+            _liquidations(d),
+            _socialization(d),
+            _finality(d),
+            _fidelity(d),
+            _all_figures(d),
+        ]
+        headline = _headline(d)
+        r = d.run
+        doc = Document(
+            f"deficit report: {r['scenario']}",
+            f"run {r['run_id']} · {r['mode']} · chain {r['chain_id']} · blocks {r['from_block']:,} … "
+            f"{r['to_block']:,} · scenario {r['scenario_sha256'][:16]} · {r['code_version']}",
+            sections,
+        )
+    finally:
+        wh.close()
+    base = Path(out) / run_id
+    plots_dir = base / "plots"
+    plots_dir.mkdir(parents=True, exist_ok=True)
+    plots = []
+    for sec in sections:
+        for b in sec.blocks:
+            if isinstance(b, Plot):
+                p = plots_dir / f"{b.name}.svg"
+                p.write_text(b.svg + "\n")
+                plots.append(p)
+    html_path, md_path = base / "report.html", base / "report.md"
+    html_path.write_text(render_html(doc, headline))
+    md_path.write_text(render_markdown(doc, "plots", headline))
+    return ReportFiles(html_path, md_path, tuple(plots), run_id)

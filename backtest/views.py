@@ -1,0 +1,191 @@
+"""Analysts' views over the ``bt`` tables (declared like tables, so ``deficit schema`` and
+``docs/schema.md`` document them; created by the run writer, :func:`ensure_views`).
+
+* ``bt.run_overview``: one row per run with its scenario, window and headline figures;
+* ``bt.daily_bad_debt_by_reserve``: unrealized bad debt per UTC day and debt reserve, as it stood
+  at the end of each day (each account's last evaluation at or before midnight);
+* ``bt.hidden_insolvency_by_feed``: hidden-insolvency exposure per oracle feed (USD x seconds,
+  hours) with the feed's deviation and staleness figures;
+* ``bt.liquidations_with_delay``: every liquidation with its origin, delay from first seen
+  liquidatable, reaction lag of the liquidator model and USD figures.
+
+A view is created only when every table it reads exists (a run that did not compute a metric
+does not have its tables); :func:`ensure_views` is called by :func:`backtest.outputs.write_run`
+inside the run's transaction, so the views appear with the first run that has their inputs.
+Days are UTC days of the block timestamp (``block_ts // 86400``), independent of the session's
+time zone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ingest.schema import Column, Table, register_table
+
+__all__ = ["VIEWS", "DEPENDS", "ensure_views"]
+
+_RUN = Column("run_id", "VARCHAR", "backtest run (bt.runs)")
+_CHAIN = Column("chain_id", "UBIGINT", "chain replayed")
+
+
+def _f(metric: str, name: str) -> str:
+    return (f"max(s.value_f64) FILTER (WHERE s.metric = '{metric}' AND s.name = '{name}')")
+
+
+RUN_OVERVIEW = register_table(Table(
+    "bt", "run_overview", "One row per backtest run: scenario, mode, window and its headline figures "
+    "(from bt.summaries; NULL when the run did not compute the metric).",
+    (
+        _RUN,
+        Column("scenario", "VARCHAR", "scenario name"),
+        Column("scenario_sha256", "VARCHAR", "scenario hash"),
+        Column("mode", "VARCHAR", "historical or counterfactual"),
+        _CHAIN,
+        Column("from_block", "UBIGINT", "first block of the window"),
+        Column("to_block", "UBIGINT", "last block of the window"),
+        Column("status", "VARCHAR", "run status"),
+        Column("code_version", "VARCHAR", "code that ran"),
+        Column("bad_debt_end_usd", "DOUBLE", "bad debt at the window end, unrealized + realized (USD)"),
+        Column("bad_debt_peak_unrealized_usd", "DOUBLE", "peak unrealized bad debt at oracle prices (USD)"),
+        Column("accounts_underwater_end", "DOUBLE", "accounts with debt above collateral at the end"),
+        Column("liquidations_observed", "DOUBLE", "on-chain liquidations"),
+        Column("liquidations_simulated", "DOUBLE", "liquidator-model liquidations"),
+        Column("hidden_insolvency_usd_h", "DOUBLE", "hidden insolvency, USD x hours (oracle_lag)"),
+        Column("max_deviation_bps", "DOUBLE", "max oracle/reference deviation, bps (oracle_lag)"),
+        Column("liquidated_not_final_usd", "DOUBLE", "debt liquidated on non-final state, USD (finality)"),
+        Column("loss_end_usd", "DOUBLE", "loss at the window end, USD (socialization)"),
+        Column("fidelity_recall", "DOUBLE", "observed liquidations the model predicted (fidelity)"),
+        Column("fidelity_precision", "DOUBLE", "predictions that were observed (fidelity)"),
+    ),
+    "backtest.views", ("run_id",), kind="view", view_sql=f"""
+SELECT r.run_id, r.scenario, r.scenario_sha256, r.mode, r.chain_id, r.from_block, r.to_block, r.status,
+       r.code_version,
+       {_f('bad_debt', 'end_total_oracle_usd')} AS bad_debt_end_usd,
+       {_f('bad_debt', 'peak_unrealized_oracle_usd')} AS bad_debt_peak_unrealized_usd,
+       {_f('bad_debt', 'end_accounts_underwater')} AS accounts_underwater_end,
+       {_f('liquidations', 'observed_count')} AS liquidations_observed,
+       {_f('liquidations', 'simulated_count')} AS liquidations_simulated,
+       {_f('oracle_lag', 'hidden_insolvency_usd_h')} AS hidden_insolvency_usd_h,
+       {_f('oracle_lag', 'max_deviation_bps')} AS max_deviation_bps,
+       {_f('finality', 'liquidated_not_final_usd')} AS liquidated_not_final_usd,
+       {_f('socialization', 'end_loss_usd')} AS loss_end_usd,
+       {_f('fidelity', 'recall')} AS fidelity_recall,
+       {_f('fidelity', 'precision')} AS fidelity_precision
+FROM bt.runs r LEFT JOIN bt.summaries s USING (run_id)
+GROUP BY ALL ORDER BY r.run_id"""))
+
+DAILY_BAD_DEBT = register_table(Table(
+    "bt", "daily_bad_debt_by_reserve", "Unrealized bad debt per run, UTC day and debt reserve at the end "
+    "of the day: each account counts with its last evaluation at or before midnight (bt.bad_debt_accounts).",
+    (
+        _RUN, _CHAIN,
+        Column("day", "DATE", "UTC day (of block timestamps)"),
+        Column("reserve", "VARCHAR", "debt reserve (asset address)"),
+        Column("bad_debt_oracle_value", "HUGEINT", "bad debt at oracle prices, base currency units"),
+        Column("bad_debt_reference_value", "HUGEINT", "the same at reference prices (NULL: no reference)"),
+        Column("accounts", "BIGINT", "accounts with bad debt in this reserve"),
+        Column("bad_debt_oracle_usd_f64", "DOUBLE", "derived: bad debt at oracle prices, USD"),
+    ),
+    "backtest.views", ("run_id", "day", "reserve"), kind="view", view_sql="""
+WITH span AS (
+    SELECT run_id, chain_id, CAST(min(block_ts) // 86400 AS BIGINT) AS d0,
+           CAST(max(block_ts) // 86400 AS BIGINT) AS d1
+    FROM bt.bad_debt_accounts GROUP BY ALL
+), days AS (
+    SELECT run_id, chain_id, d, (d + 1) * 86400 AS day_end_ts
+    FROM span, LATERAL range(d0, d1 + 1) t(d)
+), evals AS (
+    SELECT DISTINCT run_id, "user", block_number, block_ts FROM bt.bad_debt_accounts
+), users AS (
+    SELECT DISTINCT run_id, "user" FROM bt.bad_debt_accounts
+), last_eval AS (
+    SELECT dy.run_id, dy.chain_id, dy.d, u."user", e.block_number
+    FROM days dy JOIN users u USING (run_id)
+    ASOF JOIN evals e ON e.run_id = u.run_id AND e."user" = u."user" AND e.block_ts < dy.day_end_ts
+)
+SELECT le.run_id, le.chain_id, DATE '1970-01-01' + CAST(le.d AS INTEGER) AS day, a.reserve,
+       sum(a.bad_debt_oracle_value)::HUGEINT AS bad_debt_oracle_value,
+       sum(a.bad_debt_reference_value)::HUGEINT AS bad_debt_reference_value,
+       count(*) FILTER (WHERE a.bad_debt_oracle_value > 0) AS accounts,
+       sum(a.bad_debt_oracle_usd_f64) AS bad_debt_oracle_usd_f64
+FROM last_eval le JOIN bt.bad_debt_accounts a
+  ON a.run_id = le.run_id AND a."user" = le."user" AND a.block_number = le.block_number
+WHERE a.reserve <> ''
+GROUP BY ALL
+HAVING sum(a.bad_debt_oracle_value) > 0 OR sum(a.bad_debt_reference_value) > 0
+ORDER BY le.run_id, day, a.reserve"""))
+
+HIDDEN_BY_FEED = register_table(Table(
+    "bt", "hidden_insolvency_by_feed", "Hidden-insolvency exposure per run and oracle feed (debt "
+    "liquidatable at the reference price but not at the oracle's, x time) with the feed's deviation "
+    "and staleness figures (bt.oracle_lag_feeds).",
+    (
+        _RUN, _CHAIN,
+        Column("feed", "VARCHAR", "oracle feed (proxy address)"),
+        Column("pair", "VARCHAR", "reference pair"),
+        Column("hidden_insolvency_usd_s", "DOUBLE", "USD x seconds"),
+        Column("hidden_insolvency_usd_h", "DOUBLE", "USD x hours"),
+        Column("hidden_accounts", "UBIGINT", "accounts hidden-insolvent at some point"),
+        Column("max_deviation_bps", "DOUBLE", "max |oracle - reference| / reference, bps"),
+        Column("beyond_threshold_s", "UBIGINT", "seconds with deviation above the feed's threshold"),
+        Column("max_staleness_s", "UBIGINT", "max seconds since the round in force was updated"),
+    ),
+    "backtest.views", ("run_id", "feed"), kind="view", view_sql="""
+SELECT run_id, chain_id, feed, pair, hidden_insolvency_usd_s_f64 AS hidden_insolvency_usd_s,
+       hidden_insolvency_usd_s_f64 / 3600 AS hidden_insolvency_usd_h, hidden_accounts,
+       max_deviation_bps_f64 AS max_deviation_bps, beyond_threshold_s, max_staleness_s
+FROM bt.oracle_lag_feeds ORDER BY run_id, hidden_insolvency_usd_s_f64 DESC, feed"""))
+
+LIQ_DELAY = register_table(Table(
+    "bt", "liquidations_with_delay", "Every liquidation of a run with its origin (observed on chain or "
+    "simulated by the liquidator model), delay from first seen liquidatable, the model's reaction lag "
+    "and USD figures (bt.liquidations).",
+    (
+        _RUN, _CHAIN,
+        Column("block_number", "UBIGINT", "block of the liquidation"),
+        Column("block_ts", "UBIGINT", "its timestamp, unix seconds"),
+        Column("origin", "VARCHAR", "observed | simulated"),
+        Column("committed", "BOOLEAN", "changed the replayed state"),
+        Column("user", "VARCHAR", "liquidated account"),
+        Column("collateral_asset", "VARCHAR", "collateral seized"),
+        Column("debt_asset", "VARCHAR", "debt repaid"),
+        Column("liquidatable_since_block", "UBIGINT", "first block seen liquidatable in the episode"),
+        Column("delay_blocks", "UBIGINT", "block_number - liquidatable_since_block"),
+        Column("reaction_blocks", "BIGINT", "simulated: block_number - decided_block"),
+        Column("debt_repaid_usd", "DOUBLE", "debt repaid at the oracle price, USD"),
+        Column("bonus_usd", "DOUBLE", "seized + protocol fee - repaid, USD"),
+        Column("profit_usd", "DOUBLE", "simulated: liquidator profit after costs, USD"),
+        Column("tx_hash", "VARCHAR", "observed: its transaction"),
+    ),
+    "backtest.views", ("run_id", "block_number", "user"), kind="view", view_sql="""
+SELECT run_id, chain_id, block_number, block_ts,
+       CASE WHEN observed THEN 'observed' ELSE 'simulated' END AS origin, committed, "user",
+       collateral_asset, debt_asset, liquidatable_since_block, delay_blocks,
+       CAST(block_number AS BIGINT) - CAST(decided_block AS BIGINT) AS reaction_blocks,
+       debt_repaid_value * usd_per_unit AS debt_repaid_usd, bonus_usd_f64 AS bonus_usd,
+       profit_value * usd_per_unit AS profit_usd, tx_hash
+FROM (SELECT *, max(bonus_usd_f64 / nullif(bonus_value, 0)) OVER (PARTITION BY run_id) AS usd_per_unit
+      FROM bt.liquidations) ORDER BY run_id, block_number, log_index NULLS LAST, "user\""""))
+
+VIEWS: tuple[Table, ...] = (RUN_OVERVIEW, DAILY_BAD_DEBT, HIDDEN_BY_FEED, LIQ_DELAY)
+#: tables each view reads (the view is created only when all exist)
+DEPENDS: dict[str, tuple[str, ...]] = {
+    RUN_OVERVIEW.fqn: ("bt.runs", "bt.summaries"),
+    DAILY_BAD_DEBT.fqn: ("bt.bad_debt_accounts",),
+    HIDDEN_BY_FEED.fqn: ("bt.oracle_lag_feeds",),
+    LIQ_DELAY.fqn: ("bt.liquidations",),
+}
+
+
+def ensure_views(con: Any) -> list[str]:
+    """Create (or replace) every view whose input tables exist on ``con``; returns their names."""
+    have = {f"{s}.{n}" for s, n in con.execute(
+        "SELECT schema_name, table_name FROM duckdb_tables() WHERE schema_name = 'bt'").fetchall()}
+    made = []
+    for v in VIEWS:
+        if all(d in have for d in DEPENDS[v.fqn]):
+            con.execute(v.ddl())
+            for stmt in v.comment_sql():
+                con.execute(stmt)
+            made.append(v.fqn)
+    return made
