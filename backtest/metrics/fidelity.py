@@ -9,7 +9,11 @@ Two questions, kept apart:
   tolerance_blocks`` (parameter, default 0 = the same block). Matching is one-to-one, greedy in
   chain order: each observation (by block, log index) takes the earliest unmatched prediction of
   the same user within the tolerance. ``precision = matched / predictions``, ``recall = matched /
-  observations`` (None when the denominator is 0).
+  observations`` (None when the denominator is 0). The engine predicts once per account and
+  visited block while an account stays liquidatable and nobody liquidates it, so an account left
+  alone for 100 blocks is 100 false positives at ``(user, block)`` level; ``precision_episodes``
+  counts each liquidatable episode of the model (predictions sharing ``user`` and
+  ``liquidatable_since_block``) once: the share of episodes with at least one matched prediction.
 * **How much** — given what the real liquidator asked for, does the protocol model compute what the
   contract did? For every observed liquidation the engine computed ``adapter.liquidate`` with the
   event's own arguments on the pre-event state (``Liquidation.predicted``); the error is
@@ -164,6 +168,12 @@ class Fidelity(Metric):
             errs_d.append(o.debt_repaid - p.debt_repaid)
             errs_c.append(o.collateral_seized - p.collateral_seized)
         exact = sum(1 for d, c in zip(errs_d, errs_c, strict=True) if d == 0 and c == 0)
+        episodes: dict[tuple[str, int], bool] = {}
+        used = {h for h in hits if h is not None}
+        for i, q in enumerate(self._predicted):
+            since = q.liquidatable_since_block
+            key = (q.user, since if since is not None else q.block_number)
+            episodes[key] = episodes.get(key, False) or i in used
         return {
             "tolerance_blocks": self.tolerance,
             "observed": n_obs,
@@ -171,6 +181,8 @@ class Fidelity(Metric):
             "matched": matched,
             "precision": matched / n_pred if n_pred else None,
             "recall": matched / n_obs if n_obs else None,
+            "predicted_episodes": len(episodes),
+            "precision_episodes": sum(episodes.values()) / len(episodes) if episodes else None,
             "amounts_compared": len(errs_d),
             "amounts_exact": exact,
             "predicted_reverts": reverts,

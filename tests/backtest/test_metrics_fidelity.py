@@ -1,0 +1,81 @@
+"""Fidelity: (user, block) matching with a tolerance, precision/recall, and amount errors, driven
+through the hooks with hand-built liquidations; then on the real anvil warehouse."""
+
+from __future__ import annotations
+
+import pytest
+
+from backtest.metrics.base import Liquidation, MetricError
+from backtest.metrics.fidelity import FIDELITY, Fidelity, match
+from protocols.domain import LiquidationOutcome
+
+from .metric_market import USDC, WETH, StubView, market, scenario
+
+U1, U2, U3 = ("0x" + c * 40 for c in "123")
+
+
+def _liq(user: str, block: int, *, observed: bool, repaid: int = 0, seized: int = 0,
+         predicted: LiquidationOutcome | None = None, since: int | None = None) -> Liquidation:
+    return Liquidation(observed=observed, committed=observed, block_number=block,
+                       log_index=3 if observed else None, tx_hash="0x" + "ab" * 32 if observed else None,
+                       timestamp=block * 12, user=user, liquidator="0x" + "99" * 20, collateral_asset=WETH,
+                       debt_asset=USDC, debt_to_cover=repaid, debt_repaid=repaid, collateral_seized=seized,
+                       protocol_fee=0, receive_a_token=False, debt_repaid_value=repaid * 100,
+                       collateral_seized_value=0, protocol_fee_value=0, liquidatable_since_block=since,
+                       predicted=predicted)
+
+
+def _outcome(user: str, repaid: int, seized: int) -> LiquidationOutcome:
+    return LiquidationOutcome(True, None, user, WETH, USDC, repaid, seized, 0)
+
+
+def test_match_is_one_to_one_within_tolerance() -> None:
+    obs = [(U1, 100), (U2, 105), (U1, 120)]
+    pred = [(U1, 100), (U2, 103), (U3, 110), (U1, 100)]
+    assert match(obs, pred, 0) == [0, None, None]
+    assert match(obs, pred, 2) == [0, 1, None]
+    assert match(obs, pred, 20) == [0, 1, 3]  # the second U1 prediction serves the second U1 observation
+
+
+def test_precision_recall_and_amount_errors_by_hand() -> None:
+    view = StubView(market(), scenario(["fidelity"]), {})
+    m = Fidelity({"tolerance_blocks": 2})
+    m.on_run_start(view)
+    # observed: U1@100 predicted exactly; U2@105: the port says 1 unit less repaid, 3 wei less seized;
+    # U3@130: the adapter predicted a revert
+    m.on_liquidation(view, _liq(U1, 100, observed=True, repaid=500, seized=7,
+                                predicted=_outcome(U1, 500, 7)))
+    m.on_liquidation(view, _liq(U2, 105, observed=True, repaid=300, seized=10,
+                                predicted=_outcome(U2, 299, 7)))
+    m.on_liquidation(view, _liq(U3, 130, observed=True, repaid=1, seized=1,
+                                predicted=LiquidationOutcome(False, "45", U3, WETH, USDC)))
+    # the model's predictions: U1@99 (within 2), U2@103 and U2@104 (one episode), U1@150 (nobody did)
+    for user, b, since in ((U1, 99, 98), (U2, 103, 103), (U2, 104, 103), (U1, 150, 150)):
+        m.on_liquidation(view, _liq(user, b, observed=False, repaid=1, seized=1, since=since))
+    s = m.summary()
+    assert (s["observed"], s["predicted"], s["matched"]) == (3, 4, 2)
+    assert s["precision"] == pytest.approx(2 / 4) and s["recall"] == pytest.approx(2 / 3)
+    assert s["predicted_episodes"] == 3 and s["precision_episodes"] == pytest.approx(2 / 3)
+    assert s["amounts_compared"] == 2 and s["amounts_exact"] == 1 and s["predicted_reverts"] == 1
+    assert s["debt_repaid_abs_error_max_raw"] == 1 and s["collateral_seized_abs_error_sum_raw"] == 3
+    rows = [dict(zip(FIDELITY.column_names(), r, strict=True)) for r in m.rows()[FIDELITY.fqn]]
+    assert [(r["block_number"], r["user"], r["kind"], r["matched"], r["predicted_block"]) for r in rows] == [
+        (100, U1, "observed", True, 99), (104, U2, "false_positive", False, 104),
+        (105, U2, "observed", True, 103), (130, U3, "observed", False, None),
+        (150, U1, "false_positive", False, 150)]
+    assert rows[0]["debt_repaid_error_raw"] == 0 and rows[0]["collateral_seized_error_raw"] == 0
+    assert rows[2]["debt_repaid_error_raw"] == 1 and rows[2]["collateral_seized_error_raw"] == 3
+    assert rows[3]["predicted_revert"] == "45" and rows[3]["predicted_debt_repaid_raw"] is None
+    # exact matching (tolerance 0): nothing matches (U1's prediction is at 99, U2's at 103/104)
+    m0 = Fidelity()
+    for liq in m._observed + m._predicted:
+        m0.on_liquidation(view, liq)
+    assert m0.summary()["matched"] == 0 and m0.summary()["recall"] == 0.0
+
+
+def test_counterfactual_has_no_observations_and_bad_parameter() -> None:
+    m = Fidelity()
+    s = m.summary()
+    assert s["precision"] is None and s["recall"] is None
+    with pytest.raises(MetricError, match="tolerance_blocks"):
+        Fidelity({"tolerance_blocks": -1})

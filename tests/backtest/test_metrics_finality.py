@@ -1,0 +1,85 @@
+"""Finality: which decisions acted on blocks that were not final, under the block-depth, the
+seconds-depth and the L2-soft models, driven through the hooks with hand-built inputs."""
+
+from __future__ import annotations
+
+import pytest
+
+from backtest.metrics.base import Liquidation, MetricError, PriceUpdate
+from backtest.metrics.finality import LIQUIDATIONS, Finality
+
+from .metric_market import USDC, WETH, StubView, market, scenario
+
+U1, U2 = "0x" + "1" * 40, "0x" + "2" * 40
+
+
+def _sim(user: str, block: int, decided: int, value: int, committed: bool = True) -> Liquidation:
+    return Liquidation(observed=False, committed=committed, block_number=block, log_index=None, tx_hash=None,
+                       timestamp=block * 12, user=user, liquidator="0x" + "00" * 20, collateral_asset=WETH,
+                       debt_asset=USDC, debt_to_cover=1, debt_repaid=1, collateral_seized=1, protocol_fee=0,
+                       receive_a_token=False, debt_repaid_value=value, collateral_seized_value=0,
+                       protocol_fee_value=0, decided_block=decided)
+
+
+def _oracle(happened: int, consumed: int) -> PriceUpdate:
+    return PriceUpdate("oracle", "0x" + "f1" * 20, (WETH,), 1, 1, 1, 8, True, happened, happened * 12,
+                       consumed, 0, consumed * 12, happened * 12)
+
+
+def _drive(m: Finality) -> StubView:
+    """Blocks 1000 (start), 1010, 1100 (not final at ingest), 1200 visited, 12 s apart."""
+    view = StubView(market(), scenario(["finality"]), {}, block=1000, ts=12_000)
+    m.on_run_start(view)
+    view.at(1010, 12_120)
+    m.on_price(view, _oracle(1010, 1010))       # consumed in its own block
+    view.at(1100, 13_200, final_at_ingest=False)
+    m.on_price(view, _oracle(1000, 1100))       # delayed by 100 blocks
+    m.on_liquidation(view, _sim(U1, 1100, 1099, 500))   # decided on the block before
+    view.at(1200, 14_400)
+    m.on_liquidation(view, _sim(U2, 1200, 1010, 700))   # decided on block 1010, 190 blocks earlier
+    m.on_liquidation(view, _sim(U2, 1200, 1150, 11, committed=False))  # a prediction
+    m.on_run_end(view)
+    return view
+
+
+def test_block_depth_64() -> None:
+    m = Finality()
+    _drive(m)
+    s = m.summary()
+    assert s["depth_blocks"] == 64 and s["mode"] == "l1"
+    # 1099 > 1100-64 and 1150 > 1200-64 not final; 1010 <= 1200-64 final
+    assert (s["liquidations"], s["liquidations_not_final"]) == (3, 2)
+    assert s["liquidated_not_final_value"] == 511 and s["liquidated_not_final_committed_value"] == 500
+    assert s["liquidated_value"] == 1_211
+    assert s["accounts_changed_not_final"] == 1
+    # oracle: 1010 consumed at 1010 (not final), 1000 consumed at 1100 (final)
+    assert (s["oracle_updates"], s["oracle_updates_not_final"]) == (2, 1)
+    assert s["blocks_visited"] == 4 and s["blocks_not_final_at_ingest"] == 1
+    assert s["liquidations_in_blocks_not_final_at_ingest"] == 1
+    rows = [dict(zip(LIQUIDATIONS.column_names(), r, strict=True)) for r in m.rows()[LIQUIDATIONS.fqn]]
+    assert [(r["block_number"], r["user"], r["decided_block"], r["final_when_acted"]) for r in rows] == [
+        (1100, U1, 1099, False), (1200, U2, 1010, True), (1200, U2, 1150, False)]
+    assert rows[0]["block_final_at_ingest"] is False and rows[1]["depth_blocks"] == 64
+
+
+def test_depth_in_seconds_and_l2_soft() -> None:
+    # 15 minutes: 1010 (ts 12,120) is final at 1200 (ts 14,400: 2,280 s later); 1099 is not
+    # final at 1100 (decided block not visited: the first visited at or after it, 1100, is used)
+    m = Finality({"depth_s": 900})
+    _drive(m)
+    s = m.summary()
+    assert s["depth_s"] == 900 and s["depth_blocks"] is None
+    assert s["liquidations_not_final"] == 2  # 1099@1100 and 1150@1200 (1200 is the first visited >= 1150)
+    assert s["oracle_updates_not_final"] == 1  # 1000 consumed at 1100: 1,200 s >= 900: final
+    soft = Finality({"mode": "l2_soft"})
+    _drive(soft)
+    assert soft.summary()["liquidations_not_final"] == 0 and soft.summary()["oracle_updates_not_final"] == 0
+
+
+def test_bad_parameters() -> None:
+    with pytest.raises(MetricError, match="mode"):
+        Finality({"mode": "l3"})
+    with pytest.raises(MetricError, match="not both"):
+        Finality({"depth_blocks": 1, "depth_s": 1})
+    with pytest.raises(MetricError, match="depth_s"):
+        Finality({"depth_s": -5})
