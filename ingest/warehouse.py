@@ -140,8 +140,19 @@ class Warehouse:
                 raise WarehouseError(
                     f"{t.fqn} in {self.path} has columns {have[t.fqn]}, but this version "
                     f"declares {t.column_names()}: migrate or use a new --db file")
-        if script:  # one round trip for all DDL and comments (thousands of statements)
+        if not script:
+            return
+        if self._in_tx:
             self.con.execute(";\n".join(script))
+            return
+        # one round trip and one transaction for all DDL and comments (thousands of statements):
+        # all or nothing, and 3-4x faster than a commit per statement (~0.3 s instead of ~1 s)
+        try:
+            self.con.execute("BEGIN TRANSACTION;\n" + ";\n".join(script) + ";\nCOMMIT")
+        except BaseException:
+            with contextlib.suppress(duckdb.Error):
+                self.con.execute("ROLLBACK")
+            raise
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -115,25 +116,43 @@ def test_kill_9_at_random_points_then_resume_equals_clean_run(anvil, tmp_path):
     out, err = p.communicate(timeout=300)
     assert p.returncode == 0, err.decode()
     t_clean = time.monotonic() - t0
+    # the same command on a copy of the finished file: start-up and the hash check, no chunk
+    noop = tmp_path / "noop.duckdb"
+    shutil.copy(clean, noop)
+    t0 = time.monotonic()
+    p = _cli(*args, "--db", str(noop))
+    p.communicate(timeout=300)
+    t_noop = time.monotonic() - t0
     db = tmp_path / "killed.duckdb"
     rng = random.Random(20261125)
-    kills = 0
+    kills = in_loop = 0
     attempts = 0
     total = chain.block_number() + 1
-    while kills < 10 and attempts < 40:
+
+    def progress() -> tuple[int, int]:
+        if not db.exists():
+            return 0, 0
+        with Warehouse(db, read_only=True) as wh:
+            running = wh.con.execute("SELECT count(*) FROM meta.runs WHERE status='running'"
+                                     ).fetchall()[0][0]
+            return sum(b - a + 1 for a, b in wh.covered(31337, "blocks", "chain")), running
+
+    while (kills < 10 or in_loop < 3) and attempts < 60:
         attempts += 1
-        done = 0
-        if db.exists():
-            with Warehouse(db, read_only=True) as wh:
-                done = sum(b - a + 1 for a, b in wh.covered(31337, "blocks", "chain"))
-        # a random instant within what is left of the run (start-up included)
+        done, running = progress()
+        # a random instant within what is left of the run: anywhere (start-up included) on odd
+        # attempts, after the start-up on even ones (start-up is most of this short run)
+        lo = 0.0 if attempts % 2 else t_noop
         p = _cli(*args, "--db", str(db))
-        time.sleep(rng.uniform(0.0, t_clean * (1 - done / total)))
-        if p.poll() is None:
+        time.sleep(rng.uniform(lo, t_noop + max(0.0, t_clean - t_noop) * (1 - done / total)))
+        killed = p.poll() is None
+        if killed:
             p.send_signal(signal.SIGKILL)
             kills += 1
         p.communicate(timeout=60)
-    assert kills >= 10
+        if killed and progress()[1] > running:
+            in_loop += 1  # killed after its run was recorded: inside the chunk loop
+    assert kills >= 10 and in_loop >= 3, (kills, in_loop)
     p = _cli(*args, "--db", str(db))
     out, err = p.communicate(timeout=300)
     assert p.returncode == 0, err.decode()
