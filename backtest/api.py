@@ -33,7 +33,7 @@ from .clock import Blocks
 from .engine import Replay, ReplayInputs, ReplayOutput
 from .errors import MissingData, ReplayError
 from .feed import protocol_events
-from .oracle import RefPoint, Round
+from .oracle import RefPoint, Round, SourceChange
 from .outputs import write_run
 from .scenario import Scenario, load_scenario
 
@@ -56,8 +56,8 @@ class RunResult:
         wh = self._warehouse()
         out = {}
         for t in sorted(self.output.tables, key=lambda t: t.fqn):
-            cur = wh.con.execute(f"SELECT * FROM {t.fqn} WHERE run_id = ? ORDER BY ALL", [self.run_id])
-            out[t.fqn] = cur.pl()  # type: ignore[attr-defined]
+            rel = wh.con.sql(f"SELECT * FROM {t.fqn} WHERE run_id = ? ORDER BY ALL", params=[self.run_id])
+            out[t.fqn] = rel.pl()  # (a DuckDB 2.0 DB-API result has no .pl(); a relation does)
         if self.db is not None:
             wh.close()
         return out
@@ -206,15 +206,17 @@ def load_inputs(wh: Warehouse, scenario: Scenario) -> tuple[Scenario, ReplayInpu
     if not _exists(wh, tbl):
         raise MissingData(f"{tbl} does not exist: the market's oracle (role 'oracle') was not ingested; add "
                           f"its address to the deployment and run `{_ingest_hint(sc, m.source, first, tb)}`")
-    src_rows = con.execute(f"SELECT asset, arg_source, block_number FROM {tbl} WHERE chain_id=? AND source=? "
+    src_rows = con.execute(f"SELECT asset, arg_source, block_number, log_index FROM {tbl} WHERE chain_id=? "
+                           "AND source=? "
                            "AND block_number <= ? ORDER BY block_number, log_index", [chain, m.source, tb]
                            ).fetchall()
     asset_src: dict[str, str] = {}
-    for asset, src, b in src_rows:
-        if int(b) >= fb:
-            raise ReplayError(f"the oracle source of {asset} changes at block {b}, inside the window; "
-                              "source changes within a window are not supported yet: split the window")
-        asset_src[str(asset)] = str(src)
+    changes: list[SourceChange] = []
+    for asset, src, b, li in src_rows:
+        if int(b) >= fb:  # a switch inside the window: the engine applies it at its log
+            changes.append(SourceChange(int(b), int(li), str(asset), str(src)))
+        else:
+            asset_src[str(asset)] = str(src)
     keys = list(reserves)
     for cat in getattr(state, "emode_categories", {}).values():
         ps = getattr(cat, "price_source", None)
@@ -226,7 +228,7 @@ def load_inputs(wh: Warehouse, scenario: Scenario) -> tuple[Scenario, ReplayInpu
             raise MissingData(f"no AaveOracle source for {k} before block {fb} (no AssetSourceUpdated "
                               f"ingested for it); ingest the market's oracle from its deployment block")
         feed_keys.setdefault(asset_src[k], []).append(k)
-    feeds = sorted(feed_keys)
+    feeds = sorted(set(feed_keys) | {c.feed for c in changes})
     if not _exists(wh, "raw.oracle_rounds"):
         raise MissingData("raw.oracle_rounds does not exist: no price feed was ingested; add the feeds "
                           f"{feeds} as [[feed]] entries and run `{_ingest_hint(sc, 'the feeds', fb, tb)}`")
@@ -241,12 +243,18 @@ def load_inputs(wh: Warehouse, scenario: Scenario) -> tuple[Scenario, ReplayInpu
     in_window = {r.feed for r in rounds}
     for f in feeds:
         if f not in initial and f not in in_window:
-            raise MissingData(f"feed {f} (oracle source of {feed_keys[f]}) has no round at or before "
-                              f"block {tb}; ingest it: add it as a [[feed]] and run "
-                              f"`{_ingest_hint(sc, f, 0, tb)}`")
+            what = f"oracle source of {feed_keys[f]}" if f in feed_keys else "a source from the window"
+            raise MissingData(f"feed {f} ({what}) has no round at or before block {tb}; ingest it: add it "
+                              f"as a [[feed]] and run `{_ingest_hint(sc, f, 0, tb)}`")
+    for c in changes:
+        if c.feed not in initial and not any(r.feed == c.feed and (r.block_number, r.log_index) <
+                                             (c.block_number, c.log_index) for r in rounds):
+            raise MissingData(f"feed {c.feed} becomes the oracle source of {c.key} at block {c.block_number} "
+                              f"log {c.log_index} but has no round before that log; ingest the feed from its "
+                              f"deployment: `{_ingest_hint(sc, c.feed, 0, tb)}`")
     if sc.reference is not None:
         for f in sc.reference.pairs:
-            if f not in feed_keys:
+            if f not in feeds:
                 raise sc.error(f"reference.pairs.{f}", f"{f} is not the oracle source of any reserve of "
                                f"{m.source}; sources: {feeds}")
     blocks_rows = con.execute(
@@ -268,7 +276,9 @@ def load_inputs(wh: Warehouse, scenario: Scenario) -> tuple[Scenario, ReplayInpu
         [chain, m.dataset, m.source, feeds]).fetchall()})
     inputs = ReplayInputs(adapter, state, chain, fb, tb, blocks, {f: tuple(k) for f, k in feed_keys.items()},
                           rounds, initial, refs, init_refs, events, tuple(sources),
-                          {f: r.decimals for f, r in initial.items()})
+                          {f: r.decimals for f, r in initial.items()} | {r.feed: r.decimals for r in rounds
+                                                                         if r.feed not in initial},
+                          changes)
     return sc, inputs
 
 

@@ -40,12 +40,13 @@ import heapq
 from collections import ChainMap
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from types import MappingProxyType
 from typing import Any
 
 from ingest.schema import Table
 from protocols.base import ZERO_ADDRESS, ProtocolAdapter
-from protocols.domain import AccountHealth, ProtocolEvent
+from protocols.domain import AccountHealth, LiquidationOutcome, ProtocolEvent
 from protocols.errors import ProtocolError
 
 from .clock import Blocks
@@ -54,7 +55,7 @@ from .ledger import Ledger, decimals_of
 from .liquidator import Decision, LiquidatorModel
 from .metrics import get_metric
 from .metrics.base import AccountEval, BlockEnd, BlockInfo, Liquidation, Metric, Mode, PriceUpdate
-from .oracle import Publication, RefPoint, Round, publications, reference_answer
+from .oracle import Publication, RefPoint, Round, SourceChange, publications, reference_answer
 from .outputs import LIQUIDATIONS, RUNS, SUMMARIES, RunRecord, liquidation_row, summary_rows
 from .scenario import Overrides, Scenario
 
@@ -71,7 +72,9 @@ class ReplayInputs:
     * ``state``: the market at the end of block ``from_block - 1`` (positions, reserves);
     * ``rounds``: oracle rounds with ``from_block <= block_number <= to_block``, in order;
       ``initial_rounds``: each feed's last round before the window (the prices in force);
-    * ``feed_keys``: feed → the price keys it sets (Aave: the assets whose AaveOracle source it is);
+    * ``feed_keys``: feed → the price keys it sets at the window start (Aave: the assets whose
+      AaveOracle source it is); ``source_changes``: the switches of a key to another feed inside
+      the window, in order (every feed they name has its rounds in ``rounds``/``initial_rounds``);
     * ``refs``: reference points in the window (block resolved), in order; ``initial_refs``: each
       pair's last point before the window;
     * ``events``: historical mode: the market's protocol events in the window, in order;
@@ -91,6 +94,7 @@ class ReplayInputs:
     events: Iterable[ProtocolEvent] = ()
     data_sources: tuple[str, ...] = ()
     feed_decimals: Mapping[str, int] = field(default_factory=dict)
+    source_changes: Sequence[SourceChange] = ()
 
 
 @dataclass
@@ -143,6 +147,8 @@ class _View:
         self.to_block = replay.inputs.to_block
         self._prices = MappingProxyType(replay.prices)
         self._ref = MappingProxyType(replay.ref_prices)
+        #: feed → the price keys it currently sets (changes with AssetSourceUpdated)
+        self.feed_keys: Mapping[str, tuple[str, ...]] = MappingProxyType(replay.feed_keys)
 
     @property
     def prices(self) -> Mapping[str, int]:
@@ -190,6 +196,10 @@ class Replay:
         self.prices: dict[str, int] = {}
         self.ref_prices: dict[str, int] = {}
         self.has_reference = scenario.reference is not None
+        self.feed_keys: dict[str, tuple[str, ...]] = {
+            f: tuple(k) for f, k in sorted(inputs.feed_keys.items())}
+        self.feed_answer: dict[str, int] = {}  # feed -> its latest accepted answer
+        self.pair_last: dict[str, Fraction] = {}  # reference pair -> its latest price
         self.liquidator = LiquidatorModel(scenario.liquidator, self.unit, scenario.overrides.close_factor_bps)
         self.delay = scenario.liquidator.reaction_delay_blocks + scenario.finality.wait_blocks
         self.block = BlockInfo(inputs.from_block, inputs.blocks.timestamp(inputs.from_block)
@@ -203,6 +213,8 @@ class Replay:
         self.episode: dict[str, tuple[int, int]] = {}
         self.liquidations: list[Liquidation] = []
         self.capacity_used = 0
+        self._pre_tx: dict[tuple[int, int], ProtocolEvent] = {}
+        self._predictions: dict[tuple[int, int], LiquidationOutcome] = {}
         self.events_applied = self.prices_consumed = self.blocks_visited = self.evaluations = 0
         self.pair_feeds: dict[str, list[str]] = {}
         if scenario.reference is not None:
@@ -221,8 +233,10 @@ class Replay:
         replaced: set[str] = set()
         if s.reference is not None and s.oracle.model != "protocol":
             replaced = set(s.reference.pairs)
-        for feed in sorted(self.inputs.feed_keys):
-            keys = self.inputs.feed_keys[feed]
+        for pair, point in sorted(self.inputs.initial_refs.items()):
+            self.pair_last[pair] = point.price
+        feeds = sorted(set(self.feed_keys) | {c.feed for c in self.inputs.source_changes})
+        for feed in feeds:
             r = self.inputs.initial_rounds.get(feed)
             answer = r.answer if r is not None else None
             if feed in replaced and s.reference is not None:
@@ -230,13 +244,14 @@ class Replay:
                 if p is not None:
                     answer = reference_answer(p.price, self._feed_decimals(feed))
             if answer is not None:
-                for k in keys:
+                self.feed_answer[feed] = answer
+                for k in self.feed_keys.get(feed, ()):
                     self.prices[k] = answer
         if s.reference is not None:
             for feed, pair in sorted(s.reference.pairs.items()):
                 p = self.inputs.initial_refs.get(pair)
                 if p is not None:
-                    for k in self.inputs.feed_keys.get(feed, ()):
+                    for k in self.feed_keys.get(feed, ()):
                         self.ref_prices[k] = reference_answer(p.price, self._feed_decimals(feed))
 
     def _stream(self) -> Iterator[tuple[int, int, int, int, object]]:
@@ -244,16 +259,21 @@ class Replay:
         2 event (so at one position a reference price precedes the oracle answer)."""
         s = self.scenario
         pairs = dict(s.reference.pairs) if s.reference is not None else {}
-        decs = {f: self._feed_decimals(f) for f in self.inputs.feed_keys}
+        decs = {f: self._feed_decimals(f)
+                for f in sorted(set(self.feed_keys) | {c.feed for c in self.inputs.source_changes})}
         pubs = publications(s.oracle, self._shocked_rounds(), self.inputs.refs, pairs, decs,
                             self.inputs.blocks, self.inputs.to_block)
         a: Iterator[tuple[int, int, int, int, object]] = (
             (p.block_number, p.log_index, 1, p.seq, p) for p in pubs)
         b: Iterator[tuple[int, int, int, int, object]] = (
             (r.block_number, -1, 0, i, r) for i, r in enumerate(self.inputs.refs))
-        streams = [a, b]
+        c: Iterator[tuple[int, int, int, int, object]] = (
+            (x.block_number, x.log_index, 3, i, x) for i, x in enumerate(self.inputs.source_changes))
+        streams = [a, b, c]
         if self.mode == "historical":
-            streams.append((e.ref.block_number, e.ref.log_index, 2, 0, e) for e in self.inputs.events)
+            events = list(self.inputs.events)
+            self._pre_tx = _liquidation_triggers(events)
+            streams.append((e.ref.block_number, e.ref.log_index, 2, 0, e) for e in events)
         return heapq.merge(*streams, key=lambda t: (t[0], t[1], t[2], t[3]))
 
     def _shocked_rounds(self) -> Sequence[Round]:
@@ -317,6 +337,9 @@ class Replay:
             elif kind == 1:
                 assert isinstance(item, Publication)
                 self._on_publication(item)
+            elif kind == 3:
+                assert isinstance(item, SourceChange)
+                self._on_source_change(item)
             else:
                 assert isinstance(item, ProtocolEvent)
                 self._on_event(item)
@@ -368,10 +391,11 @@ class Replay:
     # ------------------------------------------------------------------ inputs
     def _on_reference(self, p: RefPoint) -> None:
         self.prices_consumed += 1
+        self.pair_last[p.pair] = p.price
         for feed in self.pair_feeds.get(p.pair, ()):
             dec = self._feed_decimals(feed)
             ans = reference_answer(p.price, dec)
-            keys = self.inputs.feed_keys.get(feed, ())
+            keys = self.feed_keys.get(feed, ())
             prev = self.ref_prices.get(keys[0]) if keys else None
             for k in keys:
                 self.ref_prices[k] = ans
@@ -382,10 +406,11 @@ class Replay:
 
     def _on_publication(self, p: Publication) -> None:
         self.prices_consumed += 1
-        keys = self.inputs.feed_keys.get(p.feed, ())
+        keys = self.feed_keys.get(p.feed, ())
         prev = self.prices.get(keys[0]) if keys else None
         if p.accepted and p.answer > 0:
             self.priced = True
+            self.feed_answer[p.feed] = p.answer
             for k in keys:
                 old = self.prices.get(k)
                 self.prices[k] = p.answer
@@ -399,18 +424,55 @@ class Replay:
         for m in self.metrics:
             m.on_price(self.view, upd)
 
+    def _on_source_change(self, c: SourceChange) -> None:
+        """``c.key`` now reads ``c.feed``: its price becomes that feed's latest answer at once."""
+        answer = self.feed_answer.get(c.feed)
+        if answer is None:
+            raise ReplayError(f"block {c.block_number} log {c.log_index}: the oracle source of {c.key} "
+                              f"becomes {c.feed}, which has no answer before that log")
+        for f in sorted(self.feed_keys):
+            if c.key in self.feed_keys[f]:
+                self.feed_keys[f] = tuple(k for k in self.feed_keys[f] if k != c.key)
+        self.feed_keys[c.feed] = tuple(sorted((*self.feed_keys.get(c.feed, ()), c.key)))
+        prev = self.prices.get(c.key)
+        self.prices[c.key] = answer
+        self.priced = True
+        if prev != answer:
+            self.price_moved = True
+            self.dirty.update(self.ledger.crossed(c.key, answer))
+        dec = self._feed_decimals(c.feed)
+        pair = self.scenario.reference.pairs.get(c.feed) if self.scenario.reference is not None else None
+        if pair is not None and pair in self.pair_last:
+            self.ref_prices[c.key] = reference_answer(self.pair_last[pair], dec)
+        else:
+            self.ref_prices.pop(c.key, None)
+        upd = PriceUpdate("oracle", c.feed, (c.key,), answer, prev, answer, dec, True, c.block_number,
+                          self.block.timestamp, self.block.number, c.log_index, self.block.timestamp,
+                          self.block.timestamp)
+        for m in self.metrics:
+            m.on_price(self.view, upd)
+
+    def _predict_observed(self, liq: ProtocolEvent) -> None:
+        """``adapter.liquidate`` with an observed LiquidationCall's own arguments, on the state just
+        before its transaction's first log (or its previous LiquidationCall in the same transaction):
+        the logs the call emits before ``LiquidationCall`` (index updates, burns, transfers) must
+        not be in the state it is predicted on."""
+        a = liq.args
+        try:
+            self._predictions[(liq.ref.block_number, liq.ref.log_index)] = self.adapter.liquidate(
+                self.state, str(a["user"]), str(a["collateral_asset"]), str(a["debt_asset"]),
+                int(str(a["debt_to_cover"])), self.prices, liq.ref.block_timestamp,
+                bool(a["receive_a_token"]), liquidator=str(a["liquidator"]))
+        except ProtocolError as ex:
+            raise ReplayError(f"{liq.ref}: predicting the observed LiquidationCall: {ex}") from ex
+
     def _on_event(self, e: ProtocolEvent) -> None:
-        observed = e.name == "LiquidationCall" and "liquidated_collateral_amount" in e.args
-        predicted = None
-        if observed:
-            a = e.args
-            try:
-                predicted = self.adapter.liquidate(
-                    self.state, str(a["user"]), str(a["collateral_asset"]), str(a["debt_asset"]),
-                    int(str(a["debt_to_cover"])), self.prices, e.ref.block_timestamp,
-                    bool(a["receive_a_token"]), liquidator=str(a["liquidator"]))
-            except ProtocolError as ex:
-                raise ReplayError(f"{e.ref}: predicting the observed LiquidationCall: {ex}") from ex
+        key = (e.ref.block_number, e.ref.log_index)
+        trigger = self._pre_tx.pop(key, None)
+        if trigger is not None:
+            self._predict_observed(trigger)
+        observed = _is_observed_liquidation(e)
+        predicted = self._predictions.pop(key, None) if observed else None
         try:
             self.adapter.apply(self.state, e)
         except ProtocolError as ex:
@@ -594,6 +656,25 @@ class Replay:
                            self.events_applied, self.prices_consumed, self.blocks_visited, self.evaluations)
         tables[RUNS] = [record.row()]
         return ReplayOutput(rid, record, tables, summ, self.liquidations, self.state)
+
+
+def _is_observed_liquidation(e: ProtocolEvent) -> bool:
+    return e.name == "LiquidationCall" and "liquidated_collateral_amount" in e.args
+
+
+def _liquidation_triggers(events: Sequence[ProtocolEvent]) -> dict[tuple[int, int], ProtocolEvent]:
+    """For each LiquidationCall: the (block, log index) of the event before which it is predicted —
+    its transaction's first event, or the first one after the transaction's previous
+    LiquidationCall."""
+    out: dict[tuple[int, int], ProtocolEvent] = {}
+    start: dict[str, ProtocolEvent] = {}
+    for e in events:
+        tx = e.ref.tx_hash
+        first = start.setdefault(tx, e)
+        if _is_observed_liquidation(e):
+            out[(first.ref.block_number, first.ref.log_index)] = e
+            del start[tx]
+    return out
 
 
 def _base_unit(adapter: ProtocolAdapter[Any]) -> int:

@@ -37,7 +37,7 @@ from fractions import Fraction
 from .clock import Blocks
 from .scenario import OracleModelSpec
 
-__all__ = ["Round", "RefPoint", "Publication", "publications", "reference_answer"]
+__all__ = ["Round", "RefPoint", "Publication", "SourceChange", "publications", "reference_answer"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +62,19 @@ class RefPoint:
     ts: int
     price: Fraction
     block_number: int
+
+
+@dataclass(frozen=True, slots=True)
+class SourceChange:
+    """The protocol's oracle switched price ``key`` (Aave: an asset) to ``feed`` at the log
+    ``(block_number, log_index)`` (``AaveOracle.AssetSourceUpdated``). From that position the key's
+    price is ``feed``'s latest accepted answer (``AaveOracle.getAssetPrice`` reads the source's
+    ``latestAnswer`` live, so the switch itself changes the price)."""
+
+    block_number: int
+    log_index: int
+    key: str
+    feed: str
 
 
 @dataclass(frozen=True, slots=True)
