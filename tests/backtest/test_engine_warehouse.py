@@ -162,7 +162,8 @@ names = ["fidelity", "liquidations", "bad_debt"]
     return f
 
 
-def test_historical_replay_of_an_ingested_market_reproduces_its_liquidations(chain: Chain, tmp_path: Path) -> None:
+def test_historical_replay_of_an_ingested_market_reproduces_its_liquidations(chain: Chain,
+                                                                             tmp_path: Path) -> None:
     res = run(_scenario(chain, tmp_path), db=chain.db)
     liqs = res.output.liquidations
     observed = [x for x in liqs if x.observed]
@@ -200,7 +201,8 @@ def test_historical_replay_of_an_ingested_market_reproduces_its_liquidations(cha
     assert r["events_applied"] > 0
 
 
-def test_oracle_source_switch_inside_the_window_changes_the_price_at_its_log(chain: Chain, tmp_path: Path) -> None:
+def test_oracle_source_switch_inside_the_window_changes_the_price_at_its_log(chain: Chain,
+                                                                             tmp_path: Path) -> None:
     """Starting after the switch gives the same second liquidation as starting before it: the
     switch is applied at its log either way (and the old feed's later $2,500 is ignored)."""
     res = run(_scenario(chain, tmp_path, from_block=chain.switch_block + 1), db=chain.db)
@@ -215,5 +217,6 @@ def test_oracle_source_switch_inside_the_window_changes_the_price_at_its_log(cha
 def test_a_window_past_the_ingested_range_fails_before_running(chain: Chain, tmp_path: Path) -> None:
     f = _scenario(chain, tmp_path)
     f.write_text(f.read_text().replace(f"to_block = {chain.to_block}", f"to_block = {chain.to_block + 50}"))
-    with pytest.raises(MissingData, match=rf"blocks {chain.from_block}\.\.{chain.to_block + 50}.*deficit ingest"):
+    want = rf"blocks {chain.from_block}\.\.{chain.to_block + 50}.*deficit ingest"
+    with pytest.raises(MissingData, match=want):
         run(f, db=chain.db)
