@@ -133,6 +133,14 @@ def _parser(commands: Sequence[Command] = ()) -> argparse.ArgumentParser:
     demo.add_argument("--db", type=Path, default=None)
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--json", action="store_true")
+
+    smp = sub.add_parser("sample", help="the bundled real-crash sample (data/sample.duckdb)")
+    smp_sub = smp.add_subparsers(dest="sample_cmd", required=True)
+    sb = smp_sub.add_parser("build", help="rebuild the sample from a seed: real Aave v3 market on "
+                            "anvil through the ETH crash of 2021-01-11, liquidator bots, ingested")
+    sb.add_argument("--seed", type=int, default=1, help="population seed (default 1, the committed one)")
+    sb.add_argument("--out", type=Path, default=None, help="output file (default data/sample.duckdb)")
+    sb.add_argument("--json", action="store_true", help="print the statistics as JSON")
     for _, add, _ in commands:
         add(sub)
     return p
@@ -160,6 +168,10 @@ def main(argv: Sequence[str] | None = None, *, commands: Sequence[Command] = ())
             from .demo import run_demo
 
             return run_demo(db=args.db, seed=args.seed, as_json=args.json, console=_out)
+        if args.cmd == "sample":
+            from .sample import run_sample_build
+
+            return run_sample_build(seed=args.seed, out=args.out, as_json=args.json, console=_out)
     except (DeploymentsFileError, PriceImportError, ConfigError) as e:
         _err.print(f"[bold red]error:[/] {escape(redact_text(str(e), secrets))}", soft_wrap=True)
         return 2
