@@ -1,0 +1,104 @@
+"""The oracle model (:mod:`backtest.oracle`) on known paths, with expectations worked by hand.
+
+Blocks are ``Blocks.regular(10, 40, t0=0)``: block ``n`` has timestamp ``12 * (n - 10)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from fractions import Fraction
+from typing import Any
+
+from backtest.api import run_inputs
+from backtest.clock import Blocks
+from backtest.engine import Replay
+from backtest.metrics.base import Metric, PriceUpdate, View
+from backtest.oracle import RefPoint, Round, publications
+from backtest.scenario import OracleModelSpec
+from tests.backtest.markets import COLL, FEED_C, FROM, inputs, market, scenario
+
+BLOCKS = Blocks.regular(10, 40, 0)
+FEED = "0x" + "fe" * 20
+
+
+def _ref(ts: int, price: str) -> RefPoint:
+    b = BLOCKS.first_at_or_after(ts)
+    assert b is not None
+    return RefPoint("ETH/USD", ts, Fraction(price), b)
+
+
+def test_republish_with_deviation_and_heartbeat_gives_the_exact_rounds() -> None:
+    """Deviation 1 % (100 bps), heartbeat 60 s, 8 decimals. Path and decisions:
+    t=0 100.00 first point → published; t=12 100.50 (0.50 % off 100.00, 12 s) → no;
+    t=24 101.01 (1.01 %) → yes; t=36 101.50 (0.485 % off 101.01, 12 s) → no;
+    t=84 101.60 (0.58 %, but 60 s since t=24: heartbeat) → yes;
+    t=96 100.58 (|100.58 − 101.60| = 1.02 ≥ 1 % × 101.60 = 1.016) → yes;
+    t=108 99.58 (0.994 % off 100.58, 12 s) → no."""
+    refs = [_ref(t, p) for t, p in ((0, "100.00"), (12, "100.50"), (24, "101.01"), (36, "101.50"),
+                                    (84, "101.60"), (96, "100.58"), (108, "99.58"))]
+    spec = OracleModelSpec(model="republish", deviation_bps=100, heartbeat_s=60)
+    pubs = publications(spec, [], refs, {FEED: "ETH/USD"}, {FEED: 8}, BLOCKS, 40)
+    assert [(p.block_number, p.log_index, p.answer, p.updated_at_ts, p.accepted) for p in pubs] == [
+        (10, -1, 100_00000000, 0, True), (12, -1, 101_01000000, 24, True), (17, -1, 101_60000000, 84, True),
+        (18, -1, 100_58000000, 96, True)]
+
+
+def test_reference_model_floors_to_the_feed_decimals() -> None:
+    refs = [_ref(12, "1999.999999999")]
+    spec = OracleModelSpec(model="reference")
+    pubs = publications(spec, [], refs, {FEED: "ETH/USD"}, {FEED: 8}, BLOCKS, 40)
+    assert [(p.block_number, p.answer) for p in pubs] == [(11, 1999_99999999)]
+
+
+def _round(block: int, li: int, answer: int) -> Round:
+    return Round(FEED, answer, 8, BLOCKS.timestamp(block), block, li, BLOCKS.timestamp(block))
+
+
+def test_delay_in_blocks_and_seconds_makes_an_answer_knowable_exactly_that_much_later() -> None:
+    rounds = [_round(12, 5, 100), _round(20, 0, 90), _round(38, 3, 80)]
+    # 3 blocks: usable at the start (log -1) of block 15, 23; 38 + 3 = 41 is past the window: dropped
+    p = publications(OracleModelSpec(delay_blocks=3), rounds, [], {}, {}, BLOCKS, 40)
+    assert [(x.block_number, x.log_index, x.happened_block, x.answer) for x in p] == [
+        (15, -1, 12, 100), (23, -1, 20, 90)]
+    # 30 s: round of block 12 (ts 24) usable from the first block with ts >= 54 → block 15 (ts 60);
+    # block 20 (ts 120) → ts >= 150 → block 23 (ts 156); block 38 (ts 336) → 366 → block 41: beyond
+    p = publications(OracleModelSpec(delay_s=30), rounds, [], {}, {}, BLOCKS, 40)
+    assert [(x.block_number, x.happened_ts, x.answer) for x in p] == [(15, 24, 100), (23, 120, 90)]
+    # 24 s is exactly two blocks: block 12 → ts >= 48 → block 14
+    p = publications(OracleModelSpec(delay_s=24), rounds[:1], [], {}, {}, BLOCKS, 40)
+    assert [(x.block_number, x.log_index) for x in p] == [(14, -1)]
+    # no delay: the round's own position
+    p = publications(OracleModelSpec(), rounds, [], {}, {}, BLOCKS, 40)
+    assert [(x.block_number, x.log_index) for x in p] == [(12, 5), (20, 0), (38, 3)]
+
+
+class _Prices(Metric):
+    """Records, after every oracle update, the price the protocol reads for the collateral."""
+
+    name = "test_prices"
+
+    def __init__(self, params: Mapping[str, Any] | None = None) -> None:
+        super().__init__(params)
+        self.seen: list[tuple[int, int, bool, int]] = []
+
+    def on_price(self, view: View, update: PriceUpdate) -> None:
+        if update.kind == "oracle" and update.feed == FEED_C:
+            self.seen.append((update.block_number, update.answer, update.accepted, view.prices[COLL]))
+
+
+def test_answers_outside_the_bounds_are_rejected_and_the_previous_price_stays() -> None:
+    """min 1,500, max 2,500 USD: 3,000 and 1,000 are rejected (the price stays at the last
+    accepted answer), 2,200 is accepted."""
+    path = [2_000 * 10**8, 3_000 * 10**8, 1_000 * 10**8, 2_200 * 10**8, 2_500 * 10**8]
+    book = market(8000, 10500, [(10**18, 100 * 10**6)])
+    # (markets.scenario appends ``extra`` inside the [oracle] table)
+    sc = scenario(to_block=FROM + 10, extra=f"min_answer = {1_500 * 10**8}\nmax_answer = {2_500 * 10**8}\n")
+    assert (sc.oracle.min_answer, sc.oracle.max_answer) == (1_500 * 10**8, 2_500 * 10**8)
+    rec = _Prices()
+    Replay(sc, inputs(book, path, to_block=FROM + 10), "r", metrics=[rec]).run()
+    assert rec.seen == [
+        (FROM + 1, 2_000 * 10**8, True, 2_000 * 10**8), (FROM + 2, 3_000 * 10**8, False, 2_000 * 10**8),
+        (FROM + 3, 1_000 * 10**8, False, 2_000 * 10**8), (FROM + 4, 2_200 * 10**8, True, 2_200 * 10**8),
+        (FROM + 5, 2_500 * 10**8, True, 2_500 * 10**8)]
+    res = run_inputs(sc, inputs(book, path, to_block=FROM + 10))
+    assert res.output.record.prices_consumed == 5
