@@ -99,6 +99,10 @@ class _Data:
     def has(self, *tables: str) -> bool:
         return all(t in self.tables for t in tables)
 
+    def computed(self, metric: str, *tables: str) -> bool:
+        """The run computed ``metric`` (bt.runs.metrics) and its tables exist."""
+        return metric in (self.run["metrics"] or []) and self.has(*tables)
+
     def q(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         rows: list[tuple[Any, ...]] = self.con.execute(sql, [self.run_id, *args]).fetchall()
         return rows
@@ -247,11 +251,17 @@ def _headline(d: _Data) -> list[tuple[str, str]]:
 
 def _prices(d: _Data) -> Section:
     s = Section("Oracle against reference price", "prices")
-    if not d.has("bt.price_path"):
+    if d.computed("paths", "bt.price_path"):
+        _price_plots(d, s)
+    else:
         s.blocks.append(_missing("paths", ["bt.price_path"]))
-        return s
+    _oracle_lag_table(d, s)
+    return s
+
+
+def _price_plots(d: _Data, s: Section) -> None:
     thresholds: dict[str, int] = {}
-    if d.has("bt.oracle_lag_feeds"):
+    if d.computed("oracle_lag", "bt.oracle_lag_feeds"):
         for feed, key, bps in d.q(
             "SELECT feed, price_key, deviation_threshold_bps FROM bt.oracle_lag_feeds "
             "WHERE run_id = ? ORDER BY feed"
@@ -325,7 +335,10 @@ def _prices(d: _Data) -> Section:
                 f"against the reference path, with the deviation band ± {bps} bps.",
             )
         )
-    if d.has("bt.oracle_lag_feeds"):
+
+
+def _oracle_lag_table(d: _Data, s: Section) -> None:
+    if d.computed("oracle_lag", "bt.oracle_lag_feeds"):
         rows = d.q(
             "SELECT feed, pair, deviation_threshold_bps, heartbeat_s, updates, max_deviation_bps_f64, "
             "mean_deviation_bps_f64, beyond_threshold_s, max_staleness_s, beyond_heartbeat_s, "
@@ -369,12 +382,11 @@ def _prices(d: _Data) -> Section:
         )
     else:
         s.blocks.append(_missing("oracle_lag", ["bt.oracle_lag_feeds", "bt.hidden_insolvency"]))
-    return s
 
 
 def _bad_debt(d: _Data) -> Section:
     s = Section("Bad debt over time", "bad-debt")
-    if not d.has("bt.bad_debt_blocks"):
+    if not d.computed("bad_debt", "bt.bad_debt_blocks"):
         s.blocks.append(_missing("bad_debt", ["bt.bad_debt_blocks", "bt.bad_debt_accounts"]))
         return s
     rows = d.q(
@@ -448,7 +460,7 @@ def _bucket(hf: float) -> int:
 
 def _health(d: _Data) -> Section:
     s = Section("Health-factor distribution, before and after", "health")
-    if not d.has("bt.health_snapshots"):
+    if not d.computed("paths", "bt.health_snapshots"):
         s.blocks.append(_missing("paths", ["bt.health_snapshots"]))
         return s
     labels = [
@@ -620,7 +632,7 @@ def _liquidations(d: _Data) -> Section:
 
 def _socialization(d: _Data) -> Section:
     s = Section("Loss socialization", "socialization")
-    if not d.has("bt.socialization", "bt.loss_bearers"):
+    if not d.computed("socialization", "bt.socialization", "bt.loss_bearers"):
         s.blocks.append(_missing("socialization", ["bt.socialization", "bt.loss_bearers"]))
         return s
     end = d.q(
@@ -672,7 +684,7 @@ def _socialization(d: _Data) -> Section:
 
 def _finality(d: _Data) -> Section:
     s = Section("Finality and reorg exposure", "finality")
-    if "finality" not in d.summaries and not d.has("bt.finality_liquidations"):
+    if not d.computed("finality"):
         s.blocks.append(_missing("finality", ["bt.finality_liquidations", "bt.reorg_exposure"]))
         return s
     s.blocks.append(
@@ -732,7 +744,7 @@ def _finality(d: _Data) -> Section:
 
 def _fidelity(d: _Data) -> Section:
     s = Section("Fidelity: observed against predicted", "fidelity")
-    if "fidelity" not in d.summaries:
+    if not d.computed("fidelity"):
         s.blocks.append(_missing("fidelity", ["bt.fidelity"]))
         return s
     s.blocks.append(
