@@ -20,6 +20,7 @@ from typing import Any
 
 from ingest import cli as ingest_cli
 
+from . import attribution as _attribution  # noqa: F401  (registers bt.attributions)
 from . import outputs as _outputs  # noqa: F401  (registers bt.runs, bt.liquidations, bt.summaries)
 from .metrics import metric_tables
 
