@@ -21,6 +21,7 @@ topic hash in a column named ``<name>_topic``.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from functools import cached_property
@@ -336,23 +337,20 @@ class EventSpec:
             raise DecodeError("data or topics are not 0x-prefixed hex", field="data",
                               **where) from None
         out: dict[str, object] = {}
-        names = dict(zip(self.params, self._column_names, strict=True))
-        for p, t in zip(self.indexed, tw, strict=True):
-            col = names[p]
+        for (col, dynamic, elem), t in zip(self._plan_indexed, tw, strict=True):
             if len(t) != 32:
                 raise DecodeError("topic is not 32 bytes", field=col, **where)
-            out[col] = "0x" + t.hex() if p.is_dynamic else self._word(p.elem, t, col, where)
-        dp = self.data_params
-        head = 32 * len(dp)
+            out[col] = "0x" + t.hex() if dynamic else self._word(elem, t, col, where)
+        plan = self._plan_data
+        head = 32 * len(plan)
         if len(raw) < head:
             raise DecodeError(f"data is {len(raw)} bytes, the head alone needs {head}",
                               field="data", **where)
         end = head
-        for k, p in enumerate(dp):
-            col = names[p]
+        for k, (col, dynamic, elem, p) in enumerate(plan):
             w = raw[32 * k: 32 * k + 32]
-            if not p.is_dynamic:
-                out[col] = self._word(p.elem, w, col, where)
+            if not dynamic:
+                out[col] = self._word(elem, w, col, where)
                 continue
             off = int.from_bytes(w, "big")
             if off != end or off + 32 > len(raw):
@@ -386,12 +384,20 @@ class EventSpec:
                               field="data", **where)
         return [out[c] for c in self._column_names]
 
+    @cached_property
+    def _plan_indexed(self) -> tuple[tuple[str, bool, str], ...]:
+        """(column, dynamic, element type) of each indexed param, for :meth:`decode_fast`."""
+        return tuple((self.column_name(p), p.is_dynamic, p.elem) for p in self.indexed)
+
+    @cached_property
+    def _plan_data(self) -> tuple[tuple[str, bool, str, Param], ...]:
+        """(column, dynamic, element type, param) of each data param, for :meth:`decode_fast`."""
+        return tuple((self.column_name(p), p.is_dynamic, p.elem, p) for p in self.data_params)
+
     def _words(self, e: str, raw: bytes, start: int, n: int, col: str, where: dict) -> list[object]:
         """``n`` consecutive words from ``raw[start:]``; integers in one fast pass."""
         if e.startswith(("int", "uint")):
-            signed = e.startswith("int")
-            bits = min(int(e.lstrip("uint") or 256), 128)
-            lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+            signed, lo, hi = _int_bounds(e)
             vals = [int.from_bytes(raw[i: i + 32], "big", signed=signed)
                     for i in range(start, start + 32 * n, 32)]
             if vals and (min(vals) < lo or max(vals) > hi):
@@ -456,6 +462,14 @@ class EventSpec:
                                       field=col, **where)
             return v
         return v
+
+
+@functools.cache
+def _int_bounds(e: str) -> tuple[bool, int, int]:
+    """(signed, lowest, highest) value of integer type ``e`` that fits its column (<= 128 bits)."""
+    signed = e.startswith("int")
+    bits = min(int(e.lstrip("uint") or 256), 128)
+    return (signed, *((-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)))
 
 
 _RESERVED = {"chain_id", "block_number", "block_hash", "tx_hash", "tx_index", "log_index",

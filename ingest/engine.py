@@ -24,6 +24,7 @@ import datetime as dt
 import gc
 import logging
 import secrets
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -310,17 +311,25 @@ def _run(wh: Warehouse, rpc: JsonRpcClient, req: IngestRequest, run_id: str,
                                                                for iv in v]
                      for x in range(a - a % size, b + 1, size)})
     total = sum(min(cs + size - 1, hi) - max(cs, lo) + 1 for cs in starts)
-    done = 0
+    plans = []
     for cs in starts:
         a, b = max(cs, lo), min(cs + size - 1, hi)
         blocks_ivs = _intersect(a, b, todo_blocks)
         src_ivs = [(d, s, _intersect(a, b, todo_src[(d.NAME, s.key)])) for d, s in sources]
         src_ivs = [(d, s, ivs) for d, s, ivs in src_ivs if ivs]
-        if not blocks_ivs and not src_ivs:
-            continue
+        if blocks_ivs or src_ivs:
+            plans.append((a, b, blocks_ivs, src_ivs))
+    done = 0
+    # While chunk k is written, chunk k+1's headers and root logs are fetched in a background
+    # thread (the node works and the socket waits while DuckDB writes; both release the GIL).
+    nxt = _Prefetch(ctx, plans[0][2], plans[0][3]) if plans else None
+    for i, (a, b, blocks_ivs, src_ivs) in enumerate(plans):
+        cur = nxt
+        nxt = _Prefetch(ctx, plans[i + 1][2], plans[i + 1][3]) if i + 1 < len(plans) else None
         for attempt in range(MAX_CHUNK_RETRIES + 1):
             try:
-                nlogs = _chunk(ctx, blocks_ivs, src_ivs, final, head)
+                nlogs = _chunk(ctx, blocks_ivs, src_ivs, final, head,
+                               prefetched=cur.result() if attempt == 0 and cur else None)
                 break
             except (InconsistentLogError, BrokenChainError) as e:
                 if attempt == MAX_CHUNK_RETRIES:
@@ -341,14 +350,49 @@ def _run(wh: Warehouse, rpc: JsonRpcClient, req: IngestRequest, run_id: str,
             progress(Progress(done, total, summary.logs_written, time.monotonic() - t0, (a, b)))
 
 
+_Fetched = tuple[list[tuple[int, int, list[dict[str, Any]]]],
+                 dict[tuple[str, int, int], tuple[LogDataset, list[Source], list[LogsBatch]]]]
+
+
+class _Prefetch:
+    """One chunk's fetch (headers and root logs, :func:`_fetch_root`) on a daemon thread.
+
+    A daemon, so that an interrupted or failed run never waits for a fetch nobody needs. Its
+    result is used once, for the chunk's first attempt; a retry fetches again.
+    """
+
+    def __init__(self, ctx: RunContext, blocks_ivs: list[tuple[int, int]],
+                 src_ivs: list[tuple[LogDataset, Source, list[tuple[int, int]]]]):
+        self._value: _Fetched | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(ctx, blocks_ivs, src_ivs),
+                                        name="deficit-prefetch", daemon=True)
+        self._thread.start()
+
+    def _run(self, ctx: RunContext, blocks_ivs: list[tuple[int, int]],
+             src_ivs: list[tuple[LogDataset, Source, list[tuple[int, int]]]]) -> None:
+        try:
+            self._value = _fetch_root(ctx, blocks_ivs, src_ivs, raw=True)
+        except BaseException as e:  # handed to the main thread, which raises it
+            self._error = e
+
+    def result(self) -> _Fetched:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._value is not None
+        return self._value
+
+
 def _chunk(ctx: RunContext, blocks_ivs: list[tuple[int, int]],
            src_ivs: list[tuple[LogDataset, Source, list[tuple[int, int]]]],
-           final: int, head: int) -> int:
+           final: int, head: int, prefetched: _Fetched | None = None) -> int:
     """Fetch and write one chunk in one transaction; returns the number of logs written.
 
     Logs take the fast path (JSON bytes read by DuckDB, :meth:`JsonRpcClient.get_logs_raw`);
     if DuckDB cannot read an answer as JSON (a corrupt body that still looked complete), the
     chunk is rolled back and redone through parsed dicts, whose fetch retries corrupt bodies.
+    ``prefetched``: the chunk's headers and root logs, already fetched (:class:`_Prefetch`).
     """
     # a chunk allocates many short-lived, acyclic objects: the cyclic garbage collector would
     # rescan them over and over, so it waits
@@ -356,7 +400,8 @@ def _chunk(ctx: RunContext, blocks_ivs: list[tuple[int, int]],
     gc.disable()
     try:
         try:
-            return _chunk_inner(ctx, blocks_ivs, src_ivs, final, head, raw=True)
+            return _chunk_inner(ctx, blocks_ivs, src_ivs, final, head, raw=True,
+                                prefetched=prefetched)
         except MalformedLogsJson as e:
             ctx.info(f"re-reading the chunk through the parsed path: {e}")
             return _chunk_inner(ctx, blocks_ivs, src_ivs, final, head, raw=False)
@@ -365,10 +410,11 @@ def _chunk(ctx: RunContext, blocks_ivs: list[tuple[int, int]],
             gc.enable()
 
 
-def _chunk_inner(ctx: RunContext, blocks_ivs: list[tuple[int, int]],
-                 src_ivs: list[tuple[LogDataset, Source, list[tuple[int, int]]]],
-                 final: int, head: int, *, raw: bool) -> int:
-    rpc, wh, chain = ctx.rpc, ctx.wh, ctx.chain_id
+def _fetch_root(ctx: RunContext, blocks_ivs: list[tuple[int, int]],
+                src_ivs: list[tuple[LogDataset, Source, list[tuple[int, int]]]], *,
+                raw: bool) -> _Fetched:
+    """A chunk's block headers, and its root-role logs grouped by (dataset, range)."""
+    rpc = ctx.rpc
     fetched_blocks = [(a, b, fetch_blocks(rpc, a, b)) for a, b in blocks_ivs]
     # one write per dataset and range for all its sources and roles (few, large statements)
     groups: dict[tuple[str, int, int], tuple[LogDataset, list[Source], list[LogsBatch]]] = {}
@@ -378,6 +424,14 @@ def _chunk_inner(ctx: RunContext, blocks_ivs: list[tuple[int, int]],
             g = groups.setdefault((d.NAME, a, b), (d, [], []))
             g[1].append(s)
             g[2].extend(_fetch_batches(rpc, d, s, roles, a, b, raw))
+    return fetched_blocks, groups
+
+
+def _chunk_inner(ctx: RunContext, blocks_ivs: list[tuple[int, int]],
+                 src_ivs: list[tuple[LogDataset, Source, list[tuple[int, int]]]],
+                 final: int, head: int, *, raw: bool, prefetched: _Fetched | None = None) -> int:
+    rpc, wh, chain = ctx.rpc, ctx.wh, ctx.chain_id
+    fetched_blocks, groups = prefetched or _fetch_root(ctx, blocks_ivs, src_ivs, raw=raw)
     nlogs = 0
     with wh.transaction() as con:
         for a, b, blocks in fetched_blocks:
