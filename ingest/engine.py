@@ -9,10 +9,13 @@ Order of a run:
    confirmations); ``confirmations=N``; or ``head`` (the non-final tail is flagged in
    ``raw.blocks.finality_at_ingest``).
 4. Per dataset source, what is not yet covered by ``meta.checkpoints`` in the requested range is
-   cut into aligned chunks. For each chunk, blocks and logs are fetched, then written with their
-   checkpoints in one transaction. A chain that changes under the run (a log whose block hash
-   disagrees, a parent hash that does not link) rolls the chunk back, re-verifies the chain and
-   retries; if it keeps happening, the run stops with the typed error.
+   cut into aligned chunks. For each chunk, blocks and logs are fetched (the next chunk's are
+   fetched on a background thread while this one is written), then written with their
+   checkpoints in one transaction: per dataset, one staging statement reads every source's and
+   role's ``eth_getLogs`` arrays straight from their JSON bytes, then one INSERT per table. A
+   chain that changes under the run (a log whose block hash disagrees, a parent hash that does
+   not link) rolls the chunk back, re-verifies the chain and retries; if it keeps happening, the
+   run stops with the typed error.
 
 Killing the process at any instant loses at most the open chunk; the next run redoes it, so a
 resumed run yields the same rows as an uninterrupted one (only ``run_id`` lineage differs).

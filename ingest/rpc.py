@@ -43,7 +43,10 @@ server-given wait replaces the draw. ``max_retries`` counts retries after the fi
 
 Range splitting for ``eth_getLogs`` lives in :meth:`JsonRpcClient.get_logs`: it walks the range in
 spans of :attr:`JsonRpcClient.logs_span` blocks, shrinks the span on :class:`RangeTooLarge` and
-grows it back after a run of successes.
+grows it back after a run of successes. :meth:`JsonRpcClient.get_logs_raw` walks the same spans
+with the same error handling but hands each span's ``result`` array back as JSON bytes (the bulk
+ingest path, read by DuckDB): a 2xx body in the plain success envelope is not parsed in Python at
+all; every other answer goes through the table above.
 """
 
 from __future__ import annotations
