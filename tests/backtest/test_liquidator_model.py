@@ -1,0 +1,128 @@
+"""The liquidator model (:mod:`backtest.liquidator`) with expectations worked by hand, on the real
+ported Aave v3.0 rules (:mod:`tests.backtest.markets` builds the starting state).
+
+The account of most cases: 10 ETH collateral (LT 80 %, bonus 5 %, protocol fee 0), 16,500 USDC
+variable debt, ETH at $2,000: HF = 10 x 2000 x 0.8 / 16500 = 0.9697 > 0.95, so the close factor is
+50 %: ``type(uint256).max`` covers 8,250 USDC, for 8,250 / 2,000 x 1.05 = 4.33125 ETH. In base
+currency (USD, 8 decimals): repaid 8,250.00, seized 8,662.50, bonus 412.50.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from types import MappingProxyType
+
+from backtest.api import run_inputs
+from backtest.clock import Blocks
+from backtest.liquidator import MAX_UINT256, LiquidatorModel
+from backtest.scenario import LiquidatorSpec, Slippage
+from tests.backtest.markets import ADAPTER, COLL, DEBT, FROM, T0, inputs, market, scenario, user
+
+UNIT = 10**8
+GWEI = 10**9
+PRICES = {COLL: 2_000 * UNIT, DEBT: UNIT}
+
+
+def _value(asset: str, amount: int) -> int:
+    return amount * PRICES[asset] // 10 ** (18 if asset == COLL else 6)
+
+
+def _model(**kw: object) -> LiquidatorModel:
+    return LiquidatorModel(LiquidatorSpec(**kw), UNIT)  # type: ignore[arg-type]
+
+
+def test_gas_is_units_times_base_fee_plus_tip_at_the_eth_price() -> None:
+    m = _model(gas_units=400_000, priority_fee_wei=3 * GWEI, gas_price_key=COLL)
+    # 400,000 x 53 gwei = 0.0212 ETH x $2,000 = $42.40
+    assert m.gas_cost(50 * GWEI, PRICES) == 42_40000000
+    assert _model().gas_cost(50 * GWEI, PRICES) == 0
+
+
+def test_decision_economics_and_min_profit_gate() -> None:
+    book = market(8000, 10500, [(10 * 10**18, 16_500 * 10**6)])
+    u = book.users[0]
+    base = dict(gas_units=400_000, priority_fee_wei=3 * GWEI, gas_price_key=COLL)
+    d = _model(**base).decide(ADAPTER, book.state, u, PRICES, T0, 50 * GWEI, _value)
+    assert d is not None
+    assert d.debt_to_cover == MAX_UINT256
+    assert (d.outcome.debt_repaid, d.outcome.collateral_seized, d.outcome.protocol_fee) == (
+        8_250 * 10**6, 4_331_250_000_000_000_000, 0)
+    assert (d.debt_repaid_value, d.collateral_seized_value, d.gas_cost_value) == (
+        8_250 * UNIT, 8_662_50000000, 42_40000000)
+    assert d.profit_value == 412_50000000 - 42_40000000 == 370_10000000
+    # acts at exactly the minimum, not a cent above it
+    assert _model(**base, min_profit_usd=Decimal("370.10")).decide(
+        ADAPTER, book.state, u, PRICES, T0, 50 * GWEI, _value) is not None
+    assert _model(**base, min_profit_usd=Decimal("370.11")).decide(
+        ADAPTER, book.state, u, PRICES, T0, 50 * GWEI, _value) is None
+    # flash loan fee 9 bps of the repaid value: 8,250 x 0.0009 = 7.425
+    f = _model(**base, flash_fee_bps=9).decide(ADAPTER, book.state, u, PRICES, T0, 50 * GWEI, _value)
+    assert f is not None and f.flash_fee_value == 7_42500000 and f.profit_value == 370_10000000 - 7_42500000
+
+
+def test_constant_product_slippage_by_hand() -> None:
+    m = _model(slippage=MappingProxyType({COLL: Slippage(depth_usd=Decimal(1_000_000))}))
+    # sale of $100,000 into $1,000,000 depth: s^2 / (D + s) = 1e10 / 1.1e6 = $9,090.90909090 (floored)
+    assert m.slippage(COLL, 100_000 * UNIT) == 9_090_90909090
+    assert m.slippage(DEBT, 100_000 * UNIT) == 0  # no curve for that asset
+
+
+def test_slippage_table_by_hand() -> None:
+    table = ((Decimal(10_000), 10), (Decimal(100_000), 50), (Decimal(1_000_000), 200))
+    m = _model(slippage=MappingProxyType({COLL: Slippage(table=table)}))
+    assert m.slippage(COLL, 5_000 * UNIT) == 2_50000000        # 5 bps (linear from 0 to 10) x $5,000
+    assert m.slippage(COLL, 55_000 * UNIT) == 165_00000000     # 10 + 40 x 45/90 = 30 bps x $55,000
+    assert m.slippage(COLL, 2_000_000 * UNIT) == 40_000_00000000  # flat 200 bps beyond the table
+
+
+def test_without_flash_loans_the_inventory_caps_and_is_drawn_down() -> None:
+    book = market(8000, 10500, [(10 * 10**18, 16_500 * 10**6)])
+    u = book.users[0]
+    m = _model(flash_loans=False, inventory=MappingProxyType({DEBT: 1_000 * 10**6}))
+    d = m.decide(ADAPTER, book.state, u, PRICES, T0, 0, _value)
+    # 1,000 USDC / 2,000 x 1.05 = 0.525 ETH
+    assert d is not None and d.debt_to_cover == 1_000 * 10**6
+    assert (d.outcome.debt_repaid, d.outcome.collateral_seized) == (1_000 * 10**6, 525 * 10**15)
+    ADAPTER.commit(book.state, d.outcome)
+    m.spend(d)
+    assert m.inventory[DEBT] == 0
+    assert m.decide(ADAPTER, book.state, u, PRICES, T0, 0, _value) is None
+
+
+def _crash_run(extra: str, positions: list[tuple[int, int]],  # type: ignore[no-untyped-def]
+               blocks: Blocks | None = None):
+    # ETH $2,000 until block FROM+3, then $1,800 from FROM+4 on
+    path = [2_000 * UNIT] * 3 + [1_800 * UNIT] * 12
+    inp = inputs(market(8000, 10500, positions), path, to_block=FROM + 20)
+    if blocks is not None:
+        inp.blocks = blocks
+    return run_inputs(scenario(extra=extra, to_block=FROM + 20), inp)
+
+
+def test_reaction_delay_and_gas_from_the_landing_blocks_base_fee() -> None:
+    """Liquidatable from the end of block FROM+4 (ETH at $1,800: HF = 10 x 1800 x 0.8 / 15000 = 0.96);
+    with a delay of 3 blocks the liquidation lands at FROM+7, on the state the bot read at FROM+6;
+    gas at the base fee of FROM+7 (block n's base fee = n gwei here) valued at $1,800."""
+    blocks = Blocks((n, T0 + 12 * (n - FROM + 1), n * GWEI, True) for n in range(FROM - 1, FROM + 21))
+    extra = (f'\n[liquidator]\nreaction_delay_blocks = 3\ngas_units = 100000\npriority_fee_wei = {GWEI}\n'
+             f'gas_price_key = "{COLL}"\nrepeat_in_block = false\n')
+    res = _crash_run(extra, [(10 * 10**18, 15_000 * 10**6)], blocks)
+    liqs = res.output.liquidations
+    assert liqs and liqs[0].block_number == FROM + 7 and liqs[0].liquidatable_since_block == FROM + 4
+    assert liqs[0].decided_block == FROM + 4  # landing block - reaction delay
+    assert liqs[0].gas_cost_value == 100_000 * ((FROM + 7) * GWEI + GWEI) * 1_800 * UNIT // 10**18
+    # after it: 7,500 repaid for 4.375 ETH, HF = 5.625 x 1800 x 0.8 / 7500 = 1.08: the episode ends
+    assert len(liqs) == 1
+
+
+def test_capacity_per_block_orders_by_profit_then_user() -> None:
+    """Three accounts liquidatable at once, one liquidation per block: largest profit first."""
+    positions = [(10 * 10**18, 15_000 * 10**6), (30 * 10**18, 45_000 * 10**6), (20 * 10**18, 30_000 * 10**6)]
+    res = _crash_run("\n[liquidator]\nreaction_delay_blocks = 1\ncapacity_per_block = 1\n", positions)
+    liqs = res.output.liquidations
+    per_block: dict[int, int] = {}
+    for x in liqs:
+        per_block[x.block_number] = per_block.get(x.block_number, 0) + 1
+    assert max(per_block.values()) == 1
+    assert [x.user for x in liqs[:3]] == [user(1), user(2), user(0)]
+    assert [x.block_number for x in liqs[:3]] == [FROM + 5, FROM + 6, FROM + 7]
