@@ -43,7 +43,7 @@ The population (seeded: ``random.Random(seed)``; addresses are fixed, derived fr
   position unhealthy): repay 20-60 % of their first debt asset (40 %), supply 10-50 % more WETH
   (35 %), or withdraw 5-15 % of their WETH (25 %).
 * Liquidator bots: :mod:`ingest.sample_bots` (policy, formulas and parameters). Their decisions
-  are stored in ``sample.bot_decisions``; their parameters in ``sample.meta`` (``bots.*``).
+  are stored in ``meta.sample_bot_decisions``; their parameters in ``meta.sample`` (``bots.*``).
 
 Transactions carry EIP-1559 fees (max fee = base fee + tip): bots tip 3 gwei, the ETH/USD
 transmitter 2 gwei, users 1 gwei; anvil orders a block's transactions by tip, so a block runs
@@ -56,9 +56,9 @@ The chain is ingested with the real ingestor (:func:`ingest.engine.run_ingest`, 
 (:func:`ingest.prices.import_prices`, format ``riskdao_binance``, source
 ``binance-futures-ethusdt-riskdao``). Run ids are derived from the seed
 (``sample-s<seed>-ingest`` / ``-prices``: the ingest run's random id is replaced after the run)
-so that two builds have identical ``raw.*`` rows. ``sample.meta`` records the seed, code, anvil
+so that two builds have identical ``raw.*`` rows. ``meta.sample`` records the seed, code, anvil
 and artifact versions, the window and the contracts (with the deployments TOML); wall-clock
-times exist only in ``meta.*`` and in ``sample.meta`` key ``build.*``. The file is written to a
+times exist only in ``meta.*`` and in ``meta.sample`` key ``build.*``. The file is written to a
 temporary path, copied compactly (``COPY FROM DATABASE``) and renamed: an error leaves nothing.
 """
 
@@ -757,9 +757,12 @@ def _relabel_run(con: Any, old: str, new: str) -> None:
 
 
 def build_sample(out: Path = SAMPLE_DB, seed: int = 1, params: BotParams | None = None, *,
-                 progress: Callable[[str], None] | None = None) -> SampleChain:
+                 progress: Callable[[str], None] | None = None,
+                 inspect: Callable[[DevChain, SampleChain], None] | None = None) -> SampleChain:
     """Build the sample chain on a fresh anvil, ingest it, import the reference prices and write
-    the DuckDB file ``out`` (replaced atomically). Returns the chain summary (``stats``)."""
+    the DuckDB file ``out`` (replaced atomically). Returns the chain summary (``stats``).
+    ``inspect(chain, sample)`` runs once the chain is built, while anvil still serves it (every
+    block's state is kept: tests read contract state at old blocks there)."""
     import duckdb
 
     from .deployments import load_deployments
@@ -778,6 +781,8 @@ def build_sample(out: Path = SAMPLE_DB, seed: int = 1, params: BotParams | None 
             say(f"anvil on {node.url}: deploying the market and playing 2021-01-11 (seed {seed}) …")
             sc = build_chain(chain, seed, params)
             t_chain = time.monotonic() - t0
+            if inspect is not None:
+                inspect(chain, sc)
             say(f"chain built: {sc.last_block + 1:,} blocks in {t_chain:.1f} s; ingesting …")
             dep = tmp / "sample-deployments.toml"
             dep.write_text(sc.deployments_toml)
@@ -795,7 +800,6 @@ def build_sample(out: Path = SAMPLE_DB, seed: int = 1, params: BotParams | None 
                     import_prices(wh, SAMPLE_PRICES, fmt="riskdao_binance", pair="ETH/USD", unit="USD",
                                   source=PRICE_SOURCE, run_id=prices_run_id(seed))
                     t_ingest = time.monotonic() - t0 - t_chain
-                    wh.con.execute("CREATE SCHEMA IF NOT EXISTS sample")
                     wh.ensure(META, BOT_DECISIONS, ACCOUNTS)
                     with wh.transaction() as con:
                         _relabel_run(con, summary.run_id, ingest_run_id(seed))

@@ -2,7 +2,7 @@
 
 The backtest's liquidator model (``backtest/liquidator.py``) must reproduce the bots' ``(user,
 block)`` decisions exactly (issue 4's fidelity test), so the policy is written down completely
-here and its parameters are stored in the sample (``sample.meta``, keys ``bots.*``).
+here and its parameters are stored in the sample (``meta.sample``, keys ``bots.*``).
 
 Policy (one policy; :attr:`BotParams.executors` EOAs carry it out)
 ------------------------------------------------------------------
@@ -76,7 +76,7 @@ MAX_CLOSE_FACTOR_BPS = 10_000
 
 @dataclass(frozen=True)
 class BotParams:
-    """The liquidator bots' parameters (stored in ``sample.meta`` as ``bots.<field>``)."""
+    """The liquidator bots' parameters (stored in ``meta.sample`` as ``bots.<field>``)."""
 
     reaction_delay_blocks: int = 2
     gas_units: int = 400_000           # gas the bots budget per liquidationCall

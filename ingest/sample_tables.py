@@ -1,4 +1,4 @@
-"""Tables of the bundled sample file (schema ``sample``), filled by :mod:`ingest.sample`.
+"""Tables of the bundled sample file (``meta.sample*``), filled by :mod:`ingest.sample`.
 
 They describe how the sample chain was made (seed, versions, bot parameters, the population and
 every bot decision); the chain itself is in the usual ``raw.*`` tables.
@@ -11,7 +11,7 @@ from .schema import Column, Table, register_table
 __all__ = ["META", "BOT_DECISIONS", "ACCOUNTS"]
 
 META = register_table(Table(
-    "sample", "meta",
+    "meta", "sample",
     "Provenance and parameters of the bundled sample (one row per key): seed, code/anvil/artifact "
     "versions, window, contract addresses, deployments TOML, liquidator bot parameters (bots.*), "
     "population statistics (stats.*) and build timings (build.*, wall clock: the only "
@@ -22,7 +22,7 @@ META = register_table(Table(
     filled_by="ingest.sample", sort_key=("key",)))
 
 BOT_DECISIONS = register_table(Table(
-    "sample", "bot_decisions",
+    "meta", "sample_bot_decisions",
     "Every quote of the sample's liquidator bots (ingest/sample_bots.py policy): the account, the "
     "state block it was computed on, the block the liquidation would land in, the pair and amounts "
     "the bots expected, gas and profit in the oracle base currency (USD, 8 decimals), and what they "
@@ -51,7 +51,7 @@ BOT_DECISIONS = register_table(Table(
     filled_by="ingest.sample", sort_key=("state_block", "user")))
 
 ACCOUNTS = register_table(Table(
-    "sample", "accounts",
+    "meta", "sample_accounts",
     "The sample's seeded population: one row per account with its profile, what it opened (raw "
     "token units) and its scheduled day action.",
     (Column("user", "VARCHAR", "account, lower-case 0x-hex", False),

@@ -101,6 +101,7 @@ def registered_tables() -> list[Table]:
     the ``deficit`` command imports them first (``backtest.cli``), so its schema lists them."""
     from . import datasets as _datasets  # noqa: F401  (declares dataset tables)
     from . import prices as _prices  # noqa: F401
+    from . import sample_tables as _sample_tables  # noqa: F401  (meta.sample*, the bundled sample)
     from . import warehouse as _warehouse  # noqa: F401
 
     _datasets.all_event_tables()
