@@ -33,8 +33,9 @@ _ENTRIES: tuple[tuple[str, str], ...] = (
     ("paths", "backtest.metrics.paths:Paths"),
 )
 
-#: metrics computed when a scenario does not list any
-DEFAULT: tuple[str, ...] = ("bad_debt", "liquidations")
+#: metrics computed when a scenario does not list any (all registered ones whose cost is within the
+#: noise of a replay, bench/metrics_cost.py; oracle_lag needs a reference path, so it is opt-in)
+DEFAULT: tuple[str, ...] = ("bad_debt", "liquidations", "socialization", "finality", "fidelity", "spiral")
 
 
 def _build(entries: Iterable[tuple[str, str]]) -> Mapping[str, str]:

@@ -42,8 +42,9 @@ loss is non-zero, then at every visited block in which its ``(U, D)`` changed (t
 block is the last row at or before it; supply and treasury in a row are as of that block).
 
 Cost: supply is kept as per-reserve sums of scaled aToken balances, updated only for accounts an
-event or a liquidation touches (plus the treasuries), so one full pass over the accounts happens
-at the run start only. Supports the Aave v2/v3 state layouts (``state.users[u].reserves[a]
+aToken event (``Mint``/``Burn``/``BalanceTransfer``: every change of a scaled balance, the
+treasury's mints included) or a committed liquidation touches, so one full pass over the accounts
+happens at the run start only. Supports the Aave v2/v3 state layouts (``state.users[u].reserves[a]
 .scaled_a_token_balance``, ``state.reserves[a].treasury``, ``.accrued_to_treasury``, ``.deficit``).
 """
 
@@ -171,10 +172,11 @@ class Socialization(Metric):
         self._emit(view, view.block.number, view.block.timestamp)
 
     def on_event(self, view: View, event: ProtocolEvent) -> None:
-        for v in event.args.values():
-            if isinstance(v, str) and len(v) == _ADDRESS_LEN and v.startswith("0x") and v != ZERO_ADDRESS:
-                self._touched.add(v.lower())
-        if event.name == "DeficitCreated":
+        if event.role == "a_token":  # only the aToken's Mint/Burn/BalanceTransfer move scaled balances
+            for v in event.args.values():
+                if isinstance(v, str) and len(v) == _ADDRESS_LEN and v.startswith("0x") and v != ZERO_ADDRESS:
+                    self._touched.add(v.lower())
+        elif event.name == "DeficitCreated":
             a = event.args
             self._deficit_created += view.value(str(a["debt_asset"]), int(str(a["amount_created"])))
         elif event.name == "DeficitCovered":
