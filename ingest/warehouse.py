@@ -133,7 +133,8 @@ class Warehouse:
                 "FROM duckdb_columns() GROUP BY ALL").fetchall():
             have[f"{schema}.{name}"] = list(cols)
         script: list[str] = []
-        for t in tables:
+        # tables before views: a view may read any declared table, whatever the names' order
+        for t in sorted(tables, key=lambda t: t.kind == "view"):
             if t.kind == "view" or t.fqn not in have:
                 script += [t.ddl(), *t.comment_sql()]
             elif have[t.fqn] != t.column_names():
