@@ -45,13 +45,14 @@ floats only for *choices* — every amount written is an exact integer):
   stable/ETH, alt/stable, e-mode ETH (LST collateral, WETH debt) or e-mode stables), a target
   LTV usage uniform in [0.25, 0.9] of the allowed LTV, and an activity weight (Pareto, alpha 1.2);
   ``suppliers`` who only supply and withdraw liquidity. Position sizes are log-normal (borrower
-  median 6,000 USD, sigma 1.6; supplier median 250,000 USD, sigma 1.2), capped at 50 M USD;
+  median 6,000 USD, sigma 1.6, at least 1,000 USD; supplier median 250,000 USD, sigma 1.2), capped at
+  50 M USD;
 * actions: ``actions`` position events at block heights uniform over the year after a one-day
   set-up (when every supplier makes a first deposit); a borrower's action follows its state
-  (no collateral -> supply; no debt -> borrow; else repay 45 %, borrow more 25 % if below
-  target, supply more 15 %, withdraw 15 % if it keeps usage below 90 % of the LTV capacity; a
-  borrower above 95 % of its liquidation threshold repays). Borrows never exceed the reserve's
-  available liquidity nor the LTV at the current oracle answers.
+  (no collateral -> supply; no debt -> borrow (always the first time); else repay 45 %, borrow
+  more 25 % if below target, supply more 15 %, withdraw 15 % if it keeps usage below 90 % of
+  the LTV capacity; a borrower above 95 % of its liquidation threshold repays). Borrows never
+  exceed the reserve's available liquidity nor the LTV at the current oracle answers.
 
 ``scale`` multiplies borrowers, suppliers and actions; the price path and oracle rounds do not
 change with it (same seed), so benchmarks can separate cost per event from positions x updates.
@@ -323,9 +324,9 @@ def _oracle_rounds(cfg: SyntheticConfig) -> list[_Round]:
     last_ts = [cfg.genesis_ts] * n
     rounds: list[_Round] = []
     rid = [0] * n
-    for i in range(n):  # every feed has an answer at genesis (published in block first_block + 1)
+    for i in range(n):  # every feed has an answer at genesis (block first_block, after the set-up)
         rid[i] = 1
-        rounds.append(_Round(i, 1, last[i], cfg.genesis_ts, cfg.first_block + 1))
+        rounds.append(_Round(i, 1, last[i], cfg.genesis_ts, cfg.first_block))
     end = cfg.genesis_ts + cfg.days * 86_400 - cfg.block_time_s * 4
     latency = max(1, min(3, cfg.grid_s // cfg.block_time_s))  # never reorders a feed's rounds
     ts = cfg.genesis_ts
@@ -443,6 +444,10 @@ class _Sink:
             self.rows[fqn] = self.rows.get(fqn, 0) + len(rows)
             rows.clear()
         self.pending = 0
+        # commit each batch: the file is built under a temporary name and renamed only when
+        # complete, so atomicity does not need one transaction, and DuckDB's memory stays bounded
+        con.execute("COMMIT")
+        con.execute("BEGIN TRANSACTION")
 
 
 def _tag(cfg: SyntheticConfig) -> str:
@@ -856,7 +861,7 @@ def _users(cfg: SyntheticConfig, rng: random.Random) -> list[_User]:
         debt = tuple(
             sorted(sym[s] for s in rng.sample(debt_left, min(len(debt_left), rng.choice((1, 1, 2)))))
         )
-        size = min(5e7, rng.lognormvariate(math.log(6_000), 1.6))
+        size = min(5e7, max(1_000.0, rng.lognormvariate(math.log(6_000), 1.6)))
         out.append(
             _User(_addr(cfg.seed, "user", k), True, emode, False, coll, debt, rng.uniform(0.25, 0.9), size)
         )
@@ -932,7 +937,8 @@ class _Actor:
         if cap <= 0.0:
             return self._supply_more(u, block, ts, (0.5, 1.0))
         if debt <= 0.0:
-            if rng.random() < 0.9 and self._borrow(u, block, ts, cap, debt):
+            never = not any(p[3] for p in u.pos.values())  # a borrower's first borrow is not skipped
+            if (never or rng.random() < 0.9) and self._borrow(u, block, ts, cap, debt):
                 return None
             if rng.random() < 0.3 and self._withdraw(u, block, ts, cap, debt):
                 return None
