@@ -4,7 +4,7 @@ reproduces every on-chain ``LiquidationCall`` — who, when, and how much.
 The sample (:mod:`ingest.sample`, ``data/sample.duckdb``) is a real Aave v3.0.2 market (npm
 bytecode) on anvil through the 2021-01-11 ETH crash: the Binance ETH-USDT path pushed through a
 Chainlink-style OCR feed with the real ETH/USD rules, a seeded borrower population and on-chain
-liquidator bots (:mod:`ingest.sample_bots`) whose parameters are stored in ``sample.meta``
+liquidator bots (:mod:`ingest.sample_bots`) whose parameters are stored in ``meta.sample``
 (``bots.*``). The replay reads only the ingested ``raw.*`` tables; the liquidator model is
 configured from ``bots.*`` alone. Checked:
 
@@ -33,6 +33,7 @@ import pytest
 
 from backtest.api import run
 from ingest.sample import SAMPLE_DB
+from ingest.sample_tables import BOT_DECISIONS, META
 from protocols.fixed_point import ray_div_half_up
 
 pytestmark = pytest.mark.anvil
@@ -41,7 +42,6 @@ pytestmark = pytest.mark.anvil
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A private copy of the sample (the run writes its bt rows into the file it reads)."""
-    # (not named sample.duckdb: its catalog would be called "sample" like the schema)
     dst = tmp_path_factory.mktemp("sample") / "fidelity.duckdb"
     src = Path(os.environ.get("DEFICIT_SAMPLE_DB", SAMPLE_DB))
     if src.exists():
@@ -56,7 +56,7 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _meta(db: Path) -> dict[str, str]:
     con = duckdb.connect(str(db), read_only=True)
     try:
-        return {str(k): str(v) for k, v in con.execute("SELECT key, value FROM sample.meta").fetchall()}
+        return {str(k): str(v) for k, v in con.execute(f"SELECT key, value FROM {META.fqn}").fetchall()}
     finally:
         con.close()
 
@@ -109,7 +109,7 @@ def test_replay_reproduces_every_onchain_liquidation_of_the_sample(sample: Path,
     try:
         chain = con.execute("SELECT user, block_number, log_index, tx_hash FROM raw.aave_v3_liquidation_call "
                             "ORDER BY block_number, log_index").fetchall()
-        bots = con.execute("SELECT user, exec_block, tx_hash FROM sample.bot_decisions WHERE action = "
+        bots = con.execute(f"SELECT user, exec_block, tx_hash FROM {BOT_DECISIONS.fqn} WHERE action = "
                            "'liquidate' AND status = 'ok' ORDER BY exec_block, user").fetchall()
         fees = {(str(tx), str(f)): (int(v), int(i)) for tx, f, v, i in con.execute(
             'SELECT tx_hash, "from", value, "index" FROM raw.aave_v3_a_token_balance_transfer WHERE "to" = ?',
