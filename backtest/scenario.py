@@ -501,6 +501,14 @@ def parse_scenario(text: str, origin: str = "<scenario>") -> Scenario:
     for n in names:
         if n not in METRICS:
             raise p.err("metrics.names", f"unknown metric {n!r}; registered: {sorted(METRICS)}")
+    if reference is None:
+        from .metrics import get_metric
+
+        needy = [n for n in names if get_metric(n).requires_reference]
+        if needy:
+            raise p.err("metrics.names", f"metric(s) {needy} need a reference price path: a [reference] "
+                        "table with pairs is needed (feed address = pair, e.g. \"ETH/USD\"); import the "
+                        "path with `deficit import-prices`")
     params: dict[str, Mapping[str, Any]] = {}
     for k, v in mt.items():
         if k == "names":

@@ -59,6 +59,18 @@ def test_malformed_scenario_names_file_line_and_field(tmp_path: Path) -> None:
         load_scenario(f)
 
 
+def test_a_metric_needing_a_reference_without_one_fails_at_validation(tmp_path: Path) -> None:
+    f = tmp_path / "s.toml"
+    f.write_text('name = "x"\nchain_id = 1\n[window]\nfrom_block = 1\nto_block = 2\n[market]\n'
+                 'protocol = "aave_v3"\nsource = "m"\n[metrics]\nnames = ["bad_debt", "oracle_lag"]\n')
+    with pytest.raises(ScenarioError) as e:
+        load_scenario(f)  # at load time, not when the run starts
+    assert (e.value.line, e.value.field) == (10, "metrics.names")
+    assert "'oracle_lag'" in e.value.message and "[reference] table with pairs is needed" in e.value.message
+    f.write_text(f.read_text() + '[reference.pairs]\n"0x' + "11" * 20 + '" = "ETH/USD"\n')
+    assert load_scenario(f).metrics.names == ("bad_debt", "oracle_lag")
+
+
 def test_missing_data_fails_before_running_and_says_how_to_ingest(tmp_path: Path) -> None:
     db = tmp_path / "w.duckdb"
     f = tmp_path / "s.toml"
