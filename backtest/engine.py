@@ -51,7 +51,7 @@ from protocols.errors import ProtocolError
 
 from .clock import Blocks
 from .errors import ReplayError
-from .ledger import Ledger, decimals_of
+from .ledger import Ledger
 from .liquidator import Decision, LiquidatorModel
 from .metrics import get_metric
 from .metrics.base import AccountEval, BlockEnd, BlockInfo, Liquidation, Metric, Mode, PriceUpdate
@@ -171,10 +171,10 @@ class _View:
 
     def value(self, asset: str, amount: int, prices: Mapping[str, int] | None = None) -> int:
         p = (self._prices if prices is None else prices)[asset]
-        return int(amount * p // 10 ** decimals_of(self.state, asset))
+        return int(amount * p // 10 ** self.adapter.decimals(self.state, asset))
 
     def decimals(self, asset: str) -> int:
-        return decimals_of(self.state, asset)
+        return self.adapter.decimals(self.state, asset)
 
 
 class Replay:
@@ -272,7 +272,7 @@ class Replay:
         streams = [a, b, c]
         if self.mode == "historical":
             events = list(self.inputs.events)
-            self._pre_tx = _liquidation_triggers(events)
+            self._pre_tx = _liquidation_triggers(self.adapter, events)
             streams.append((e.ref.block_number, e.ref.log_index, 2, 0, e) for e in events)
         return heapq.merge(*streams, key=lambda t: (t[0], t[1], t[2], t[3]))
 
@@ -457,12 +457,12 @@ class Replay:
         before its transaction's first log (or its previous LiquidationCall in the same transaction):
         the logs the call emits before ``LiquidationCall`` (index updates, burns, transfers) must
         not be in the state it is predicted on."""
-        a = liq.args
+        c = self.adapter.liquidation_call(liq)
+        assert c is not None  # _liquidation_triggers only keeps liquidation events
         try:
             self._predictions[(liq.ref.block_number, liq.ref.log_index)] = self.adapter.liquidate(
-                self.state, str(a["user"]), str(a["collateral_asset"]), str(a["debt_asset"]),
-                int(str(a["debt_to_cover"])), self.prices, liq.ref.block_timestamp,
-                bool(a["receive_a_token"]), liquidator=str(a["liquidator"]))
+                self.state, c.user, c.collateral, c.debt, c.debt_to_cover, self.prices,
+                liq.ref.block_timestamp, c.receive_a_token, liquidator=c.liquidator)
         except ProtocolError as ex:
             raise ReplayError(f"{liq.ref}: predicting the observed LiquidationCall: {ex}") from ex
 
@@ -471,8 +471,8 @@ class Replay:
         trigger = self._pre_tx.pop(key, None)
         if trigger is not None:
             self._predict_observed(trigger)
-        observed = _is_observed_liquidation(e)
-        predicted = self._predictions.pop(key, None) if observed else None
+        observed = self.adapter.liquidation_call(e)
+        predicted = self._predictions.pop(key, None) if observed is not None else None
         try:
             self.adapter.apply(self.state, e)
         except ProtocolError as ex:
@@ -491,18 +491,17 @@ class Replay:
             self.dirty.update(touched)
         for m in self.metrics:
             m.on_event(self.view, e)
-        if observed and predicted is not None:
-            a = e.args
-            user, coll, debt = str(a["user"]), str(a["collateral_asset"]), str(a["debt_asset"])
-            repaid, seized = int(str(a["debt_to_cover"])), int(str(a["liquidated_collateral_amount"]))
+        if observed is not None and predicted is not None:
+            user, coll, debt = observed.user, observed.collateral, observed.debt
+            repaid, seized = observed.debt_repaid, observed.collateral_seized
             fee = predicted.protocol_fee if predicted.ok else 0
             since = self.episode.get(user)
             liq = Liquidation(
                 observed=True, committed=True, block_number=e.ref.block_number, log_index=e.ref.log_index,
                 tx_hash=e.ref.tx_hash, timestamp=e.ref.block_timestamp, user=user,
-                liquidator=str(a["liquidator"]),
+                liquidator=observed.liquidator,
                 collateral_asset=coll, debt_asset=debt, debt_to_cover=repaid, debt_repaid=repaid,
-                collateral_seized=seized, protocol_fee=fee, receive_a_token=bool(a["receive_a_token"]),
+                collateral_seized=seized, protocol_fee=fee, receive_a_token=observed.receive_a_token,
                 debt_repaid_value=self.view.value(debt, repaid),
                 collateral_seized_value=self.view.value(coll, seized),
                 protocol_fee_value=self.view.value(coll, fee),
@@ -658,11 +657,8 @@ class Replay:
         return ReplayOutput(rid, record, tables, summ, self.liquidations, self.state)
 
 
-def _is_observed_liquidation(e: ProtocolEvent) -> bool:
-    return e.name == "LiquidationCall" and "liquidated_collateral_amount" in e.args
-
-
-def _liquidation_triggers(events: Sequence[ProtocolEvent]) -> dict[tuple[int, int], ProtocolEvent]:
+def _liquidation_triggers(adapter: ProtocolAdapter[Any], events: Sequence[ProtocolEvent]
+                          ) -> dict[tuple[int, int], ProtocolEvent]:
     """For each LiquidationCall: the (block, log index) of the event before which it is predicted —
     its transaction's first event, or the first one after the transaction's previous
     LiquidationCall."""
@@ -671,7 +667,7 @@ def _liquidation_triggers(events: Sequence[ProtocolEvent]) -> dict[tuple[int, in
     for e in events:
         tx = e.ref.tx_hash
         first = start.setdefault(tx, e)
-        if _is_observed_liquidation(e):
+        if adapter.liquidation_call(e) is not None:
             out[(first.ref.block_number, first.ref.log_index)] = e
             del start[tx]
     return out
@@ -679,8 +675,7 @@ def _liquidation_triggers(events: Sequence[ProtocolEvent]) -> dict[tuple[int, in
 
 def _base_unit(adapter: ProtocolAdapter[Any]) -> int:
     """One unit of the adapter's base currency (Aave v3: 10**8 USD; v2: 10**18 ETH wei)."""
-    mod = __import__(type(adapter).__module__, fromlist=["BASE_CURRENCY_UNIT"])
-    unit = getattr(mod, "BASE_CURRENCY_UNIT", None)
-    if not isinstance(unit, int):
-        raise ReplayError(f"adapter {adapter.name!r} does not declare BASE_CURRENCY_UNIT")
-    return int(unit)
+    unit = getattr(adapter, "base_unit", None)
+    if not isinstance(unit, int) or unit <= 0:
+        raise ReplayError(f"adapter {adapter.name!r} does not declare base_unit (protocols.base)")
+    return unit

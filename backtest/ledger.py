@@ -24,70 +24,25 @@ listed assets) could consume the reserved half of the slack; expired accounts ar
 Already liquidatable accounts (``slack <= 0``) are *hot*: re-evaluated at every block with a price
 update (bad debt can only grow in them, and the liquidator needs their state).
 
-Exposures are adapter-specific (:data:`EXPOSURES`; Aave v3 below). For an adapter without an
-exposure function every account with debt is hot (correct, slow). ``naive=True`` makes every
-account with debt hot (the benchmark baseline: every position at every price update).
+Exposures come from the adapter (:meth:`protocols.base.ProtocolAdapter.exposures`). For an
+adapter that gives none (the default ``None``) every account with debt is hot (correct, slow).
+``naive=True`` makes every account with debt hot (the benchmark baseline: every position at every
+price update).
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from protocols.base import ProtocolAdapter
 
 from .metrics.base import AccountEval
 
-__all__ = ["Ledger", "EXPOSURES", "aave_v3_exposures", "decimals_of"]
+__all__ = ["Ledger"]
 
 SECONDS_PER_YEAR = 365 * 86_400
-
-Exposures = Callable[[ProtocolAdapter[Any], Any, str, int], dict[str, float]]
-
-
-def decimals_of(state: Any, asset: str) -> int:
-    """Token decimals of a listed reserve (Aave v2/v3 state layout)."""
-    return int(state.reserves[asset].configuration.decimals)
-
-
-def aave_v3_exposures(adapter: ProtocolAdapter[Any], state: Any, user: str, ts: int) -> dict[str, float]:
-    """Net exposure per price key of an Aave v3 account: for enabled collateral with LT > 0,
-    ``+ amount * LT / 1e4 / 10**decimals``; for debt ``- amount / 10**decimals`` (per whole token,
-    so ``e * price`` is base currency). E-mode: the category's LT for its assets, and its price
-    source as key when it has one (v3.0-3.1), as ``GenericLogic.calculateUserAccountData``."""
-    u = state.users.get(user)
-    if u is None:
-        return {}
-    cat = state.emode_categories.get(u.emode_category) if u.emode_category else None
-    out: dict[str, float] = {}
-    for p in adapter.positions(state, user, ts):
-        r = state.reserves[p.asset]
-        cfg = r.configuration
-        if cat is None:
-            in_emode = False
-        elif state.rules.emode_bitmaps:
-            in_emode = bool((cat.collateral_bitmap >> r.id) & 1)
-        else:
-            in_emode = cfg.emode_category == u.emode_category
-        key = p.asset
-        if in_emode and cat is not None and state.rules.emode_price_source and \
-                cat.price_source != "0x" + "00" * 20:
-            key = cat.price_source
-        unit = 10.0 ** cfg.decimals
-        e = 0.0
-        lt = cat.liquidation_threshold if in_emode and cat is not None else cfg.liquidation_threshold
-        if p.collateral and p.collateral_enabled and lt:
-            e += p.collateral * lt / 10_000 / unit
-        if p.debt:
-            e -= p.debt / unit
-        if e:
-            out[key] = out.get(key, 0.0) + e
-    return out
-
-
-EXPOSURES: Mapping[str, Exposures] = {"aave_v3": aave_v3_exposures}
-
 
 class Ledger:
     """Last exact evaluation per account, the hot set and the per-key trigger heaps."""
@@ -96,7 +51,6 @@ class Ledger:
                  max_rate_per_year: float = 3.0):
         self.adapter = adapter
         self.naive = naive
-        self.exposures: Exposures | None = None if naive else EXPOSURES.get(adapter.name)
         self.max_rate = max_rate_per_year
         self.evals: dict[str, AccountEval] = {}
         self.version: dict[str, int] = {}
@@ -130,10 +84,10 @@ class Ledger:
             self.hot.discard(user)
             return
         slack = h.liquidation_threshold_value - h.debt_value
-        if self.exposures is None or slack <= 0:
+        if self.naive or slack <= 0:
             self.hot.add(user)
             return
-        exp = self.exposures(self.adapter, state, user, ts)
+        exp = self.adapter.exposures(state, user, ts)
         if not exp or any(k not in prices for k in exp):
             self.hot.add(user)
             return

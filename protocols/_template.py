@@ -64,6 +64,8 @@ class TemplateAdapter(ProtocolAdapter[TemplateState]):
     name: ClassVar[str] = "template"  # TODO: the registry key
     kind: ClassVar[Kind] = "lending"  # or "perps"
     events: ClassVar[tuple[EventSpec, ...]] = EVENTS
+    base_unit: ClassVar[int] = 10**8  # TODO: one unit of the oracle's base currency
+    base_currency: ClassVar[str] = "USD"  # TODO: what the oracle quotes in
 
     def new_state(self) -> TemplateState:
         return TemplateState()
@@ -90,6 +92,12 @@ class TemplateAdapter(ProtocolAdapter[TemplateState]):
 
     def positions(self, state: TemplateState, user: str, timestamp: int) -> tuple[Position, ...]:
         raise NotImplementedError  # TODO
+
+    def decimals(self, state: TemplateState, asset: str) -> int:
+        raise NotImplementedError  # TODO: the listed asset's token decimals
+
+    # optional (see protocols.base): exposures() for the replay's at-risk index (default: none, every
+    # account re-evaluated at every price move), liquidation_call() to read observed liquidations
 
     def sample(self, rng: random.Random) -> MarketSample:
         raise NotImplementedError  # TODO: a few assets and accounts, some near liquidation

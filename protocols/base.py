@@ -14,6 +14,15 @@ a database. Units are the protocol's native integers (see :mod:`protocols.domain
   block the view call or the liquidation transaction runs in. It may not precede the state's
   last update.
 * amounts: base units of the token (``debt_to_cover`` in the debt asset).
+
+What the replay engine (``backtest``) needs from an adapter beyond the rules, so that adding a
+protocol is one module and one registry line, with nothing protocol-specific in the engine:
+:attr:`~ProtocolAdapter.base_unit` / :attr:`~ProtocolAdapter.base_currency` (what a value is
+in), :meth:`~ProtocolAdapter.decimals` (to value an amount), :meth:`~ProtocolAdapter.exposures`
+(the linear price bound of the at-risk index; the default ``None`` makes the engine re-evaluate
+the account at every price move — correct, slow) and
+:meth:`~ProtocolAdapter.liquidation_call` (an observed liquidation event as the arguments of
+:meth:`~ProtocolAdapter.liquidate` plus its observed amounts).
 """
 
 from __future__ import annotations
@@ -26,7 +35,7 @@ from typing import ClassVar, Generic, Literal, TypeVar
 
 from .domain import AccountHealth, LiquidationOutcome, MarketSample, Position, ProtocolEvent
 
-__all__ = ["Kind", "EventSpec", "ProtocolAdapter", "ZERO_ADDRESS"]
+__all__ = ["Kind", "EventSpec", "ProtocolAdapter", "ZERO_ADDRESS", "LiquidationCall"]
 
 Kind = Literal["lending", "perps"]
 ZERO_ADDRESS = "0x" + "00" * 20
@@ -46,6 +55,26 @@ class EventSpec:
         return self.signature.split("(", 1)[0]
 
 
+@dataclass(frozen=True, slots=True)
+class LiquidationCall:
+    """An observed liquidation event read back as the call that emitted it: the arguments to
+    pass to :meth:`ProtocolAdapter.liquidate` (``user``, ``collateral``, ``debt``,
+    ``debt_to_cover``, ``receive_a_token``, ``liquidator``) and the amounts the event reports
+    (``debt_repaid``, debt asset base units; ``collateral_seized``, collateral asset base units,
+    excluding any protocol fee). For Aave the event's ``debtToCover`` *is* the amount repaid
+    (the contract emits the actual amount, not the argument), so ``debt_to_cover`` reproduces
+    the call exactly."""
+
+    user: str
+    collateral: str
+    debt: str
+    debt_to_cover: int
+    receive_a_token: bool
+    liquidator: str
+    debt_repaid: int
+    collateral_seized: int
+
+
 class ProtocolAdapter(ABC, Generic[S]):
     """One protocol's rules. Subclasses set :attr:`name`, :attr:`kind`, :attr:`events` and
     implement the abstract methods; see ``protocols/_template.py``."""
@@ -56,6 +85,11 @@ class ProtocolAdapter(ABC, Generic[S]):
     kind: ClassVar[Kind]
     #: the events :meth:`apply` handles; any other raises :class:`UnsupportedEvent`
     events: ClassVar[tuple[EventSpec, ...]] = ()
+    #: one unit of the base currency in value units (Aave v3: ``10**8``, USD with 8 decimals;
+    #: Aave v2: ``10**18``, ETH wei); equals ``AccountHealth.unit``
+    base_unit: ClassVar[int]
+    #: the base currency's name, upper case (``"USD"``, ``"ETH"``): what ``value / base_unit`` is in
+    base_currency: ClassVar[str]
 
     @abstractmethod
     def new_state(self) -> S:
@@ -97,6 +131,27 @@ class ProtocolAdapter(ABC, Generic[S]):
     @abstractmethod
     def sample(self, rng: random.Random) -> MarketSample:
         """A small random market with a few users, for the conformance suite and benchmarks."""
+
+    @abstractmethod
+    def decimals(self, state: S, asset: str) -> int:
+        """Token decimals of ``asset`` as the market knows them: ``amount * price //
+        10**decimals`` is the amount's value in base currency units. Raises :class:`ProtocolError`
+        for an asset the market does not list."""
+
+    def exposures(self, state: S, user: str, timestamp: int) -> Mapping[str, float] | None:
+        """The account's net exposure per price key, for the replay's at-risk index: ``e_k`` such
+        that, to first order, ``liquidation_threshold_value - debt_value`` moves by ``e_k * dp``
+        when price ``k`` moves by ``dp`` (per whole token: + collateral amount x liquidation
+        threshold, - debt amount; floats, a bound, not a rule). The default, ``None``, means
+        "no linear bound": the engine then re-evaluates the account exactly at every price move
+        (correct, slow). An adapter whose liquidation point is linear in prices should override
+        it; the account's keys must be keys of the ``prices`` mapping :meth:`account` reads."""
+        return None
+
+    def liquidation_call(self, event: ProtocolEvent) -> LiquidationCall | None:
+        """``event`` read back as an observed liquidation (see :class:`LiquidationCall`), or
+        ``None`` when it is not one. The default: no event is a liquidation."""
+        return None
 
     def health_rounding(self, state: S, user: str, prices: Mapping[str, int], timestamp: int) -> int:
         """How far (WAD) the protocol's health factor may *rise* when a collateral price falls,

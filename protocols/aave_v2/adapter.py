@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import ClassVar
 
-from ..base import ZERO_ADDRESS, EventSpec, Kind, ProtocolAdapter
+from ..base import ZERO_ADDRESS, EventSpec, Kind, LiquidationCall, ProtocolAdapter
 from ..domain import AccountHealth, LiquidationOutcome, MarketSample, Position, ProtocolEvent
 from ..errors import ProtocolError
 from ..fixed_point import RAY, WAD, percent_mul_half_up
@@ -41,6 +41,8 @@ class AaveV2Adapter(ProtocolAdapter[AaveV2State]):
     name: ClassVar[str] = "aave_v2"
     kind: ClassVar[Kind] = "lending"
     events: ClassVar[tuple[EventSpec, ...]] = EVENTS
+    base_unit: ClassVar[int] = BASE_CURRENCY_UNIT
+    base_currency: ClassVar[str] = "ETH"
 
     def new_state(self, pool: str = ZERO_ADDRESS) -> AaveV2State:
         return AaveV2State(pool=pool)
@@ -99,6 +101,44 @@ class AaveV2Adapter(ProtocolAdapter[AaveV2State]):
                 Position(user, asset, collateral, debt, is_using_as_collateral(u.configuration, reserve.id))
             )
         return tuple(out)
+
+    def decimals(self, state: AaveV2State, asset: str) -> int:
+        r = state.reserves.get(asset)
+        if r is None:
+            raise ProtocolError(f"{asset} is not a reserve of the aave_v2 market {state.pool}")
+        return int(r.configuration.decimals)
+
+    def exposures(self, state: AaveV2State, user: str, timestamp: int) -> dict[str, float] | None:
+        """Net exposure per asset (v2 prices every reserve by its own AaveOracle source; no
+        e-mode): enabled collateral with LT > 0 ``+ amount * LT / 1e4 / 10**decimals``, debt
+        (stable + variable) ``- amount / 10**decimals``, per whole token (``e * price`` is ETH wei)."""
+        if user not in state.users:
+            return {}
+        out: dict[str, float] = {}
+        for p in self.positions(state, user, timestamp):
+            cfg = state.reserves[p.asset].configuration
+            unit = 10.0 ** cfg.decimals
+            e = 0.0
+            if p.collateral and p.collateral_enabled and cfg.liquidation_threshold:
+                e += p.collateral * cfg.liquidation_threshold / 10_000 / unit
+            if p.debt:
+                e -= p.debt / unit
+            if e:
+                out[p.asset] = e
+        return out
+
+    def liquidation_call(self, event: ProtocolEvent) -> LiquidationCall | None:
+        """A pool ``LiquidationCall`` (``ILendingPool.LiquidationCall``: ``debtToCover`` is the
+        amount actually repaid, ``liquidatedCollateralAmount`` the collateral taken; v2 has no
+        protocol fee)."""
+        if event.name != "LiquidationCall" or event.role != "pool":
+            return None
+        a = event.args
+        return LiquidationCall(user=str(a["user"]), collateral=str(a["collateral_asset"]),
+                               debt=str(a["debt_asset"]), debt_to_cover=int(str(a["debt_to_cover"])),
+                               receive_a_token=bool(a["receive_a_token"]), liquidator=str(a["liquidator"]),
+                               debt_repaid=int(str(a["debt_to_cover"])),
+                               collateral_seized=int(str(a["liquidated_collateral_amount"])))
 
     # -- liquidation --
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import ClassVar
 
-from ..base import ZERO_ADDRESS, EventSpec, Kind, ProtocolAdapter
+from ..base import ZERO_ADDRESS, EventSpec, Kind, LiquidationCall, ProtocolAdapter
 from ..domain import AccountHealth, LiquidationOutcome, MarketSample, Position, ProtocolEvent
 from ..errors import ProtocolError
 from ..fixed_point import RAY, WAD, percent_mul_half_up
@@ -55,6 +55,8 @@ class AaveV3Adapter(ProtocolAdapter[AaveV3State]):
     name: ClassVar[str] = "aave_v3"
     kind: ClassVar[Kind] = "lending"
     events: ClassVar[tuple[EventSpec, ...]] = EVENTS
+    base_unit: ClassVar[int] = BASE_CURRENCY_UNIT
+    base_currency: ClassVar[str] = "USD"
 
     def new_state(self, rules: RuleSet = V3_0, pool: str = ZERO_ADDRESS,
                   implementations: Mapping[str, RuleSet] | None = None) -> AaveV3State:
@@ -115,6 +117,53 @@ class AaveV3Adapter(ProtocolAdapter[AaveV3State]):
             out.append(Position(user, asset, collateral, debt, enabled))
         return tuple(out)
 
+    def decimals(self, state: AaveV3State, asset: str) -> int:
+        r = state.reserves.get(asset)
+        if r is None:
+            raise ProtocolError(f"{asset} is not a reserve of the aave_v3 market {state.pool}")
+        return int(r.configuration.decimals)
+
+    def exposures(self, state: AaveV3State, user: str, timestamp: int) -> dict[str, float] | None:
+        """Net exposure per price key: for enabled collateral with LT > 0,
+        ``+ amount * LT / 1e4 / 10**decimals``; for debt ``- amount / 10**decimals`` (per whole
+        token, so ``e * price`` is base currency). E-mode: the category's LT for its assets, and
+        its price source as the key when it has one (v3.0-3.1), as
+        ``GenericLogic.calculateUserAccountData`` prices them."""
+        u = state.users.get(user)
+        if u is None:
+            return {}
+        cat = state.emode_categories.get(u.emode_category) if u.emode_category else None
+        out: dict[str, float] = {}
+        for p in self.positions(state, user, timestamp):
+            r = state.reserves[p.asset]
+            cfg = r.configuration
+            if cat is None:
+                in_emode = False
+            elif state.rules.emode_bitmaps:
+                in_emode = bool((cat.collateral_bitmap >> r.id) & 1)
+            else:
+                in_emode = cfg.emode_category == u.emode_category
+            key = p.asset
+            if in_emode and cat is not None and state.rules.emode_price_source \
+                    and cat.price_source != ZERO_ADDRESS:
+                key = cat.price_source
+            unit = 10.0 ** cfg.decimals
+            e = 0.0
+            lt = cat.liquidation_threshold if in_emode and cat is not None else cfg.liquidation_threshold
+            if p.collateral and p.collateral_enabled and lt:
+                e += p.collateral * lt / 10_000 / unit
+            if p.debt:
+                e -= p.debt / unit
+            if e:
+                out[key] = out.get(key, 0.0) + e
+        return out
+
+    def liquidation_call(self, event: ProtocolEvent) -> LiquidationCall | None:
+        """A pool ``LiquidationCall`` (``IPool.LiquidationCall``: ``debtToCover`` is the amount
+        actually repaid, ``liquidatedCollateralAmount`` the collateral sent to the liquidator,
+        the protocol fee excluded)."""
+        return _liquidation_call(event)
+
     # -- liquidation --
 
     def liquidate(self, state: AaveV3State, user: str, collateral: str, debt: str, debt_to_cover: int,
@@ -170,6 +219,18 @@ class AaveV3Adapter(ProtocolAdapter[AaveV3State]):
         collateral and variable (and, where the rules have it, stable) debt, many of them near
         liquidation. The rule set is drawn too (v3.0 twice as often as each later one)."""
         return _sample_market(rng)
+
+
+def _liquidation_call(e: ProtocolEvent) -> LiquidationCall | None:
+    if e.name != "LiquidationCall" or e.role != "pool":
+        return None
+    a = e.args
+    return LiquidationCall(user=str(a["user"]), collateral=str(a["collateral_asset"]),
+                           debt=str(a["debt_asset"]),
+                           debt_to_cover=int(str(a["debt_to_cover"])),
+                           receive_a_token=bool(a["receive_a_token"]), liquidator=str(a["liquidator"]),
+                           debt_repaid=int(str(a["debt_to_cover"])),
+                           collateral_seized=int(str(a["liquidated_collateral_amount"])))
 
 
 def _address(tag: str, i: int) -> str:

@@ -25,7 +25,7 @@ import protocols
 from protocols import registry
 from protocols.base import ProtocolAdapter
 from protocols.domain import EventRef, ProtocolEvent
-from protocols.errors import StaleOutcome, UnknownProtocol, UnsupportedEvent
+from protocols.errors import ProtocolError, StaleOutcome, UnknownProtocol, UnsupportedEvent
 from protocols.fixed_point import UINT256_MAX
 
 NAMES = sorted(registry.ADAPTERS)
@@ -72,6 +72,84 @@ def test_unknown_events_are_loud(name: str) -> None:
     wrong_role = ProtocolEvent(known.name, known.signature, "0x" + "11" * 20, "no_such_role", {}, REF)
     with pytest.raises(UnsupportedEvent):
         adapter.apply(state, wrong_role)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_replay_interface_base_currency_and_decimals(name: str) -> None:
+    """What the replay engine reads from every adapter: the base unit and currency (matching the
+    ``unit`` of its account health), and token decimals that value amounts consistently with
+    :meth:`account` (collateral value == sum of amount x price // 10**decimals, up to the
+    per-asset flooring)."""
+    adapter = registry.get_adapter(name)
+    cls = type(adapter)
+    assert isinstance(cls.base_unit, int) and cls.base_unit > 0
+    assert isinstance(cls.base_currency, str) and cls.base_currency == cls.base_currency.upper()
+    assert cls.base_currency and cls.base_currency.isalpha()
+    s = adapter.sample(random.Random(7))
+    for asset in s.assets:
+        d = adapter.decimals(s.state, asset)
+        assert isinstance(d, int) and 0 <= d <= 36
+    with pytest.raises(ProtocolError):
+        adapter.decimals(s.state, "0x" + "ab" * 20)
+    for user in s.users:
+        h = adapter.account(s.state, user, s.prices, s.timestamp)
+        assert h.unit == cls.base_unit
+
+
+@pytest.mark.parametrize("name", NAMES)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), pick=st.integers(0, 2**16), move=st.integers(-300, 300))
+def test_exposures_bound_the_liquidation_slack_linearly(name: str, seed: int, pick: int, move: int) -> None:
+    """``exposures`` (when an adapter gives them) predict how ``liquidation_threshold_value -
+    debt_value`` moves when one price moves: the exact change and ``e_k * dp`` agree up to the
+    formula's rounding (a few base units per position, and the relative float error)."""
+    adapter = registry.get_adapter(name)
+    s = adapter.sample(random.Random(seed))
+    user = s.users[pick % len(s.users)]
+    exp = adapter.exposures(s.state, user, s.timestamp)
+    if exp is None:
+        return  # the documented default: the engine re-evaluates every account (nothing to check)
+    assert all(k in s.prices for k in exp), "every exposure key is a price key the adapter reads"
+    assume(exp)
+    key = sorted(exp)[pick % len(exp)]
+    before = adapter.account(s.state, user, s.prices, s.timestamp)
+    prices = dict(s.prices)
+    dp = prices[key] * move // 1000
+    prices[key] = max(1, prices[key] + dp)
+    dp = prices[key] - s.prices[key]
+    after = adapter.account(s.state, user, prices, s.timestamp)
+    exact = (after.liquidation_threshold_value - after.debt_value) - (
+        before.liquidation_threshold_value - before.debt_value)
+    predicted = exp[key] * dp
+    n = len(adapter.positions(s.state, user, s.timestamp))
+    # rounding: each value is floored per position; avgLT is floored (<= collateral / 1e4 + 1)
+    tolerance = (4 * n + 2 + (before.collateral_value + after.collateral_value) / 10_000
+                 + abs(predicted) * 1e-9)
+    assert abs(exact - predicted) <= tolerance, (exact, predicted)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_liquidation_call_reads_only_liquidation_events(name: str) -> None:
+    """``liquidation_call`` maps the adapter's own liquidation event (if it has one) to
+    ``liquidate`` arguments and observed amounts, and returns None for every other event."""
+    adapter = registry.get_adapter(name)
+    liq_specs = [spec for spec in adapter.events if spec.name == "LiquidationCall"]
+    for spec in adapter.events:
+        if spec in liq_specs:
+            continue
+        ev = ProtocolEvent(spec.name, spec.signature, "0x" + "11" * 20, spec.role, {}, REF)
+        assert adapter.liquidation_call(ev) is None, spec
+    for spec in liq_specs:
+        args = {"collateral_asset": "0x" + "c0" * 20, "debt_asset": "0x" + "d0" * 20,
+                "user": "0x" + "0a" * 20,
+                "debt_to_cover": 123, "liquidated_collateral_amount": 456, "liquidator": "0x" + "ee" * 20,
+                "receive_a_token": True}
+        c = adapter.liquidation_call(ProtocolEvent(spec.name, spec.signature, "0x" + "11" * 20, spec.role,
+                                                   args, REF))
+        assert c is not None
+        assert (c.user, c.collateral, c.debt, c.debt_to_cover, c.receive_a_token, c.liquidator) == (
+            args["user"], args["collateral_asset"], args["debt_asset"], 123, True, args["liquidator"])
+        assert (c.debt_repaid, c.collateral_seized) == (123, 456)
 
 
 def test_unknown_protocol_lists_the_valid_names() -> None:
