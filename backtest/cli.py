@@ -16,6 +16,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from ingest import cli as ingest_cli
@@ -64,7 +65,25 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: tuple[ingest_cli.Command, ...] = (("run", _add_run, _cmd_run),)
+def _add_demo(sub: Any) -> None:
+    p = sub.add_parser("demo", help="the main job: replay the bundled real-crash sample (Aave v3 through "
+                       "the 2021-01-11 ETH crash), run every metric, write reports under out/, print a "
+                       "summary")
+    p.add_argument("--db", type=Path, default=None, help="warehouse to copy the sample into and write "
+                   "results to (default data/warehouse.duckdb; never overwritten unless it is a demo copy)")
+    p.add_argument("--out", type=Path, default=Path("out"), help="directory for reports and scenarios")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from .demo import cli_demo
+
+    return cli_demo(args.db, args.out, args.json, Console(highlight=False))
+
+
+COMMANDS: tuple[ingest_cli.Command, ...] = (("run", _add_run, _cmd_run), ("demo", _add_demo, _cmd_demo))
 # issue 5's user surfaces: check (CI thresholds), report, runs, compare
 from .checks import COMMANDS as _CHECK  # noqa: E402
 from .report.catalog import COMMANDS as _CATALOG  # noqa: E402

@@ -52,7 +52,8 @@ RUN_OVERVIEW = register_table(Table(
         Column("liquidations_simulated", "DOUBLE", "liquidator-model liquidations"),
         Column("hidden_insolvency_usd_h", "DOUBLE", "hidden insolvency, USD x hours (oracle_lag)"),
         Column("max_deviation_bps", "DOUBLE", "max oracle/reference deviation, bps (oracle_lag)"),
-        Column("liquidated_not_final_usd", "DOUBLE", "debt liquidated on non-final state, USD (finality)"),
+        Column("liquidated_not_final_usd", "DOUBLE", "debt liquidated on non-final state, USD (finality; "
+               "liquidations that changed the state: on-chain ones, or the model's in a counterfactual)"),
         Column("loss_end_usd", "DOUBLE", "loss at the window end, USD (socialization)"),
         Column("fidelity_recall", "DOUBLE", "observed liquidations the model predicted (fidelity)"),
         Column("fidelity_precision", "DOUBLE", "predictions that were observed (fidelity)"),
@@ -67,7 +68,7 @@ SELECT r.run_id, r.scenario, r.scenario_sha256, r.mode, r.chain_id, r.from_block
        {_f('liquidations', 'simulated_count')} AS liquidations_simulated,
        {_f('oracle_lag', 'hidden_insolvency_usd_h')} AS hidden_insolvency_usd_h,
        {_f('oracle_lag', 'max_deviation_bps')} AS max_deviation_bps,
-       {_f('finality', 'liquidated_not_final_usd')} AS liquidated_not_final_usd,
+       {_f('finality', 'liquidated_not_final_committed_usd')} AS liquidated_not_final_usd,
        {_f('socialization', 'end_loss_usd')} AS loss_end_usd,
        {_f('fidelity', 'recall')} AS fidelity_recall,
        {_f('fidelity', 'precision')} AS fidelity_precision

@@ -128,8 +128,9 @@ def _parser(commands: Sequence[Command] = ()) -> argparse.ArgumentParser:
     sch = sub.add_parser("schema", help="print every warehouse table and column with its meaning")
     sch.add_argument("--markdown", action="store_true", help="Markdown (as in docs/schema.md)")
 
-    demo = sub.add_parser("demo", help="the main job: build a local anvil chain with "
-                          "Chainlink-style rounds and Aave events, ingest it, show what was stored")
+    demo = sub.add_parser("demo-ingest", help="ingestion end to end: build a local anvil chain with "
+                          "Chainlink-style rounds (an aggregator switch mid-day) and Aave-ABI events, "
+                          "ingest it, show what was stored")
     demo.add_argument("--db", type=Path, default=None)
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--json", action="store_true")
@@ -164,7 +165,7 @@ def main(argv: Sequence[str] | None = None, *, commands: Sequence[Command] = ())
 
             sys.stdout.write(schema_markdown() if args.markdown else schema_text())
             return 0
-        if args.cmd == "demo":
+        if args.cmd == "demo-ingest":
             from .demo import run_demo
 
             return run_demo(db=args.db, seed=args.seed, as_json=args.json, console=_out)

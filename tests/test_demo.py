@@ -1,4 +1,4 @@
-"""The quickstart's main job, end to end: a real anvil chain, ingested, twice."""
+"""``deficit demo-ingest``: ingestion end to end — a real anvil chain with an aggregator switch, ingested, twice."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_demo_ingests_the_real_price_path_through_the_feed_rules(tmp_path):
     db = tmp_path / "w.duckdb"
     for _ in range(2):  # a rerun rebuilds the demo chain; it is not mistaken for a reorg
-        r = subprocess.run([sys.executable, "-m", "ingest.cli", "demo", "--json", "--db", str(db)],
+        r = subprocess.run([sys.executable, "-m", "ingest.cli", "demo-ingest", "--json", "--db", str(db)],
                            cwd=ROOT, capture_output=True, text=True, timeout=300)
         assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)

@@ -213,6 +213,7 @@ class Finality(Metric):
             "liquidated_not_final_value": a["liq_nf_value"],
             "liquidated_not_final_usd": a["liq_nf_value"] / self._unit,
             "liquidated_not_final_committed_value": a["liq_nf_committed_value"],
+            "liquidated_not_final_committed_usd": a["liq_nf_committed_value"] / self._unit,
             "oracle_updates": a["oracle"],
             "oracle_updates_not_final": a["oracle_nf"],
             "events_applied": a["events"],

@@ -236,7 +236,8 @@ def _headline(d: _Data) -> list[tuple[str, str]]:
     if "oracle_lag" in d.summaries:
         out.append(("hidden insolvency (USD·h)", _fmt(f("oracle_lag", "hidden_insolvency_usd_h"))))
     if "finality" in d.summaries:
-        out.append(("liquidated on non-final state (USD)", _fmt(f("finality", "liquidated_not_final_usd"))))
+        out.append(("liquidated on non-final state (USD)",
+                    _fmt(f("finality", "liquidated_not_final_committed_usd"))))
     if "fidelity" in d.summaries:
         out.append(
             (

@@ -50,6 +50,7 @@ def test_block_depth_64() -> None:
     # 1099 > 1100-64 and 1150 > 1200-64 not final; 1010 <= 1200-64 final
     assert (s["liquidations"], s["liquidations_not_final"]) == (3, 2)
     assert s["liquidated_not_final_value"] == 511 and s["liquidated_not_final_committed_value"] == 500
+    assert s["liquidated_not_final_committed_usd"] == 500 / 10**8
     assert s["liquidated_value"] == 1_211
     assert s["accounts_changed_not_final"] == 1
     # oracle: 1010 consumed at 1010 (not final), 1000 consumed at 1100 (final)
