@@ -7,8 +7,9 @@ block, ``log_index = -1``), reference prices (start of the first block at or aft
 instant), and — in historical mode — the market's protocol events. A block runs: the
 liquidations the liquidator model decided at the end of the previous block (top of the block,
 before any input), the block's inputs in order, then block-end work: exact re-evaluation of the
-accounts that may have changed (events, the at-risk index of :mod:`backtest.ledger`, expiries,
-liquidatable accounts when an oracle answer was published, wake-ups), the liquidator model's
+accounts that may have changed (events, the at-risk index of :mod:`backtest.ledger` — on oracle
+moves, and on reference moves when a metric ``requires_reference`` —, expiries, liquidatable
+accounts when an oracle answer was published, wake-ups), the liquidator model's
 quotes for the accounts due (landing in the next block), then the metrics' ``on_block_end``.
 
 Two clocks: *happened* (the log's block) and *knowable* (when an actor can act on it): the
@@ -190,12 +191,16 @@ class Replay:
         self.state = inputs.state
         self.mode: Mode = scenario.mode
         self.unit = _base_unit(self.adapter)
-        self.ledger = Ledger(self.adapter, naive=naive)
         self.metrics: list[Metric] = list(metrics) if metrics is not None else [
             get_metric(n)(scenario.metrics.params.get(n)) for n in scenario.metrics.names]
         self.prices: dict[str, int] = {}
         self.ref_prices: dict[str, int] = {}
         self.has_reference = scenario.reference is not None
+        #: a metric needs reference re-evaluation (hidden insolvency): the at-risk index also
+        #: tracks reference liquidation points (:class:`backtest.ledger.Ledger`)
+        self.track_reference = self.has_reference and any(m.requires_reference for m in self.metrics)
+        self.ledger = Ledger(self.adapter, naive=naive, track_reference=self.track_reference)
+        self.ref_moved = False
         self.feed_keys: dict[str, tuple[str, ...]] = {
             f: tuple(k) for f, k in sorted(inputs.feed_keys.items())}
         self.feed_answer: dict[str, int] = {}  # feed -> its latest accepted answer
@@ -364,6 +369,7 @@ class Replay:
         self.view.block = self.block
         self.capacity_used = 0
         self.price_moved = False
+        self.ref_moved = False
         self.priced = False
 
     def _visit_scheduled_before(self, b: int) -> None:
@@ -398,7 +404,12 @@ class Replay:
             keys = self.feed_keys.get(feed, ())
             prev = self.ref_prices.get(keys[0]) if keys else None
             for k in keys:
+                old = self.ref_prices.get(k, self.prices.get(k))
                 self.ref_prices[k] = ans
+                if old != ans:
+                    self.ref_moved = True
+                    if self.track_reference:
+                        self.dirty.update(self.ledger.crossed_ref(k, ans))
             upd = PriceUpdate("reference", p.pair, keys, ans, prev, ans, dec, True, p.block_number, p.ts,
                               self.block.number, -1, self.block.timestamp, p.ts)
             for m in self.metrics:
@@ -417,6 +428,8 @@ class Replay:
                 if old != p.answer:
                     self.price_moved = True
                     self.dirty.update(self.ledger.crossed(k, p.answer))
+                    if self.track_reference and k not in self.ref_prices:  # its reference is the oracle
+                        self.dirty.update(self.ledger.crossed_ref(k, p.answer))
         price = p.answer if p.accepted and p.answer > 0 else (prev if prev is not None else 0)
         upd = PriceUpdate("oracle", p.feed, keys, price, prev, p.answer, p.decimals,
                           p.accepted and p.answer > 0, p.happened_block, p.happened_ts, self.block.number,
@@ -442,10 +455,16 @@ class Replay:
             self.dirty.update(self.ledger.crossed(c.key, answer))
         dec = self._feed_decimals(c.feed)
         pair = self.scenario.reference.pairs.get(c.feed) if self.scenario.reference is not None else None
+        old_ref = self.ref_prices.get(c.key, prev)
         if pair is not None and pair in self.pair_last:
             self.ref_prices[c.key] = reference_answer(self.pair_last[pair], dec)
         else:
             self.ref_prices.pop(c.key, None)
+        new_ref = self.ref_prices.get(c.key, answer)
+        if new_ref != old_ref:
+            self.ref_moved = True
+            if self.track_reference:
+                self.dirty.update(self.ledger.crossed_ref(c.key, new_ref))
         upd = PriceUpdate("oracle", c.feed, (c.key,), answer, prev, answer, dec, True, c.block_number,
                           self.block.timestamp, self.block.number, c.log_index, self.block.timestamp,
                           self.block.timestamp)
@@ -526,7 +545,8 @@ class Replay:
         except ProtocolError as ex:
             raise ReplayError(f"block {self.block.number}: evaluating account {user}: {ex}") from ex
         ev = AccountEval(user, h, ref)
-        self.ledger.record(ev, self.state, self.prices, ts)
+        self.ledger.record(ev, self.state, self.prices, ts,
+                           ChainMap(self.ref_prices, self.prices) if self.track_reference else None)
         return ev
 
     def _end(self, b: int) -> None:
@@ -535,6 +555,8 @@ class Replay:
         self.dirty.update(self.ledger.expired(ts))
         if self.price_moved:
             self.dirty.update(self.ledger.hot)
+        if self.price_moved or self.ref_moved:  # liquidatable at the reference: bad debt / hidden there
+            self.dirty.update(self.ledger.ref_hot)
         if self.priced:  # the liquidator reads every liquidatable account when an answer lands
             self.dirty.update(self.episode)
         self.dirty.update(self.wakes.pop(b, ()))

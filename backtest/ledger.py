@@ -44,82 +44,131 @@ __all__ = ["Ledger"]
 
 SECONDS_PER_YEAR = 365 * 86_400
 
+Heaps = dict[str, list[tuple[float, str, int]]]
+
+
 class Ledger:
-    """Last exact evaluation per account, the hot set and the per-key trigger heaps."""
+    """Last exact evaluation per account, the hot sets and the per-key trigger heaps.
+
+    With ``track_reference`` (the run has a metric that ``requires_reference``), the same
+    bound is kept a second time against the *reference* evaluation (``AccountEval.reference``,
+    prices = the reference where a key has one, else the oracle): per key, reference trigger
+    heaps (``crossed_ref``, fed with every change of the key's effective reference price) and a
+    ``ref_hot`` set of accounts liquidatable at the reference (re-evaluated at every block where
+    a price or a reference price moved). So an account whose reference liquidation point a
+    reference move crosses is re-evaluated even when the oracle stands still (hidden insolvency
+    opens and closes where it happens)."""
 
     def __init__(self, adapter: ProtocolAdapter[Any], *, naive: bool = False,
-                 max_rate_per_year: float = 3.0):
+                 max_rate_per_year: float = 3.0, track_reference: bool = False):
         self.adapter = adapter
         self.naive = naive
+        self.track_reference = track_reference
         self.max_rate = max_rate_per_year
         self.evals: dict[str, AccountEval] = {}
         self.version: dict[str, int] = {}
         self.hot: set[str] = set()
-        self.down: dict[str, list[tuple[float, str, int]]] = {}
-        self.up: dict[str, list[tuple[float, str, int]]] = {}
+        self.ref_hot: set[str] = set()
+        self.down: Heaps = {}
+        self.up: Heaps = {}
+        self.rdown: Heaps = {}
+        self.rup: Heaps = {}
         self.expiry: list[tuple[int, str, int]] = []
         self.exposed: dict[str, set[str]] = {}  # key -> users exposed (for configuration changes)
         self.user_keys: dict[str, tuple[str, ...]] = {}
         self._live = 0
         self._entries = 0
+        self._user_entries: dict[str, int] = {}  # live heap entries per account
 
-    def record(self, ev: AccountEval, state: Any, prices: Mapping[str, int], ts: int) -> None:
-        """Store an exact evaluation and re-index the account."""
+    def record(self, ev: AccountEval, state: Any, prices: Mapping[str, int], ts: int,
+               ref_prices: Mapping[str, int] | None = None) -> None:
+        """Store an exact evaluation and re-index the account (``ref_prices``: the prices its
+        reference evaluation used, needed with ``track_reference``)."""
         user = ev.user
         v = self.version.get(user, 0) + 1
         self.version[user] = v
+        self._live -= self._user_entries.pop(user, 0)
         old = self.user_keys.pop(user, ())
-        self._live -= len(old)
         for k in old:
             s = self.exposed.get(k)
             if s is not None:
                 s.discard(user)
         h = ev.oracle
-        if h.debt_value == 0 and h.collateral_value == 0:
-            self.evals.pop(user, None)
+        if h.debt_value == 0:
+            if h.collateral_value == 0:
+                self.evals.pop(user, None)
+            else:
+                self.evals[user] = ev
             self.hot.discard(user)
+            self.ref_hot.discard(user)
             return
         self.evals[user] = ev
-        if h.debt_value == 0:
-            self.hot.discard(user)
-            return
         slack = h.liquidation_threshold_value - h.debt_value
-        if self.naive or slack <= 0:
+        r = ev.reference if self.track_reference and ref_prices is not None else None
+        rslack = r.liquidation_threshold_value - r.debt_value if r is not None else None
+        exp = None
+        if not self.naive and (slack > 0 or (rslack is not None and rslack > 0)):
+            exp = self.adapter.exposures(state, user, ts)
+            if exp is not None and (not exp or any(k not in prices for k in exp)):
+                exp = None
+        keys = tuple(sorted(exp)) if exp else ()
+        if exp is None or slack <= 0:
             self.hot.add(user)
-            return
-        exp = self.adapter.exposures(state, user, ts)
-        if not exp or any(k not in prices for k in exp):
-            self.hot.add(user)
-            return
-        self.hot.discard(user)
-        keys = tuple(sorted(exp))
-        self.user_keys[user] = keys
-        budget = slack / 2 / len(keys)
-        for k in keys:
-            self.exposed.setdefault(k, set()).add(user)
-            e = exp[k]
-            p0 = prices[k]
-            if e > 0:
-                heapq.heappush(self.down.setdefault(k, []), (-(p0 - budget / e), user, v))
+        else:
+            self.hot.discard(user)
+            self._push(self.down, self.up, exp, keys, prices, slack, user, v)
+        if self.track_reference:
+            if exp is None or rslack is None or rslack <= 0 or ref_prices is None:
+                self.ref_hot.add(user)
             else:
-                heapq.heappush(self.up.setdefault(k, []), (p0 + budget / -e, user, v))
-            self._entries += 1
-        self._live += len(keys)
-        years = (slack / 2) / (h.debt_value * self.max_rate) if self.max_rate > 0 else 1e9
-        heapq.heappush(self.expiry, (ts + max(1, int(years * SECONDS_PER_YEAR)), user, v))
+                self.ref_hot.discard(user)
+                self._push(self.rdown, self.rup, exp, keys, ref_prices, rslack, user, v)
+        if keys:
+            self.user_keys[user] = keys
+            for k in keys:
+                self.exposed.setdefault(k, set()).add(user)
+        margins = [x for x in (slack, rslack) if x is not None and x > 0]
+        if margins and keys:
+            years = (min(margins) / 2) / (h.debt_value * self.max_rate) if self.max_rate > 0 else 1e9
+            heapq.heappush(self.expiry, (ts + max(1, int(years * SECONDS_PER_YEAR)), user, v))
         if self._entries > 4 * max(self._live, 1024):
             self._compact()
 
+    def _push(self, down: Heaps, up: Heaps, exp: Mapping[str, float], keys: tuple[str, ...],
+              prices: Mapping[str, int], slack: int, user: str, v: int) -> None:
+        """One trigger per key: half the slack split evenly over the keys (module docstring)."""
+        budget = slack / 2 / len(keys)
+        for k in keys:
+            e = exp[k]
+            p0 = prices[k]
+            if e > 0:
+                heapq.heappush(down.setdefault(k, []), (-(p0 - budget / e), user, v))
+            else:
+                heapq.heappush(up.setdefault(k, []), (p0 + budget / -e, user, v))
+        self._entries += len(keys)
+        self._live += len(keys)
+        self._user_entries[user] = self._user_entries.get(user, 0) + len(keys)
+
     def crossed(self, key: str, price: int) -> list[str]:
         """Accounts whose trigger price for ``key`` the new ``price`` crossed (popped)."""
+        return self._crossed(self.down, self.up, key, price)
+
+    def crossed_ref(self, key: str, price: int) -> list[str]:
+        """Accounts whose *reference* trigger for ``key`` the key's new effective reference price
+        (its reference price, or its oracle price when it has no reference) crossed (popped)."""
+        if not self.track_reference:
+            return []
+        return self._crossed(self.rdown, self.rup, key, price)
+
+    def _crossed(self, downs: Heaps, ups: Heaps, key: str, price: int) -> list[str]:
         out = []
-        down = self.down.get(key)
+        down = downs.get(key)
         while down and -down[0][0] >= price:
             _, user, v = heapq.heappop(down)
             self._entries -= 1
             if self.version.get(user) == v:
                 out.append(user)
-        up = self.up.get(key)
+        up = ups.get(key)
         while up and up[0][0] <= price:
             _, user, v = heapq.heappop(up)
             self._entries -= 1
@@ -148,7 +197,7 @@ class Ledger:
             heapq.heapify(kept)
             return kept
         n = 0
-        for d in (self.down, self.up):
+        for d in (self.down, self.up, self.rdown, self.rup):
             for k in list(d):
                 d[k] = live(d[k])
                 n += len(d[k])

@@ -113,3 +113,33 @@ def test_engine_run_oracle_lagging_a_crash() -> None:
     hidden = [row for row in r.output.tables[HIDDEN] if row[4] == BORROWER]
     assert [(row[2], row[5], row[6]) for row in hidden] == [(FIRST + 10, FIRST + 20, 120)]
     assert hidden[0][10] == hidden[0][7] * 120
+
+
+@pytest.mark.parametrize("naive", [False, True])
+def test_reference_falling_through_the_liquidation_point_with_a_flat_oracle(naive: bool) -> None:
+    # The oracle stays at 2,000 for the whole window (no round at all); only the reference moves.
+    # Borrower: 10 WETH (LT 82.5 %), 15,000 USDC debt (USDC has no reference pair, so its reference
+    # price is the oracle's 1.00). Liquidatable at the reference iff 10 x P x 0.825 < 15,000, i.e.
+    # P < 1,818.18. Reference path: 1,900 at +10 (HF 15,675 / 15,000 = 1.045: not liquidatable),
+    # 1,700 at +20 (HF 14,025 / 15,000 = 0.935: hidden), 1,750 at +30 (HF 14,437.5 / 15,000 = 0.9625:
+    # still hidden), 1,900 at +40 (healthy). Blocks are 12 s apart, so the borrower is hidden from
+    # +20 to +40: two intervals (the account is re-evaluated at the +30 reference move) of 120 s each,
+    # at a reference debt value of 15,000 USD: value_s = 15,000e8 x 240.
+    sc = make_scenario(["oracle_lag"], reference=True, delay=1000)
+    refs = [(FIRST + 10, 1_900), (FIRST + 20, 1_700), (FIRST + 30, 1_750), (FIRST + 40, 1_900)]
+    r = run_inputs(sc, inputs(market(debt_usdc=15_000), [], refs=refs), naive=naive)
+    hidden = sorted((row for row in r.output.tables[HIDDEN] if row[4] == BORROWER), key=lambda row: row[2])
+    cols = [_cols(row, HIDDEN) for row in hidden]
+    assert [(c["block_number"], c["end_block"], c["duration_s"]) for c in cols] == [
+        (FIRST + 20, FIRST + 30, 120), (FIRST + 30, FIRST + 40, 120)]
+    assert [c["debt_reference_value"] for c in cols] == [15_000 * E8, 15_000 * E8]
+    assert [c["value_s"] for c in cols] == [15_000 * E8 * 120, 15_000 * E8 * 120]
+    # HF at the oracle: 16,500 / 15,000 = 1.1; at the reference 0.935 then 0.9625 (WAD, exact)
+    assert [c["health_factor_oracle_wad"] for c in cols] == [11 * 10**17, 11 * 10**17]
+    assert [c["health_factor_reference_wad"] for c in cols] == [935 * 10**15, 9625 * 10**14]
+    s = r.summary["oracle_lag"]
+    assert s["hidden_insolvency_value_s"] == 15_000 * E8 * 240
+    assert s["hidden_accounts"] == 1
+    (feed,) = r.output.tables[FEEDS]
+    assert _cols(feed)["hidden_insolvency_value_s"] == 15_000 * E8 * 240
+    assert r.output.liquidations == []  # the protocol never saw it: nothing to liquidate at the oracle
