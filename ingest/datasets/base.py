@@ -406,7 +406,8 @@ def write_stage(con: duckdb.DuckDBPyConnection, *, chain_id: int, dataset: str, 
         if spec.is_static:
             # validate and decode in one statement: a row failing any strict check aborts the
             # statement (and so the chunk's transaction) through error(), carrying its location
-            # and field; the self-contained guard is safe whatever order the optimizer picks
+            # and field; the self-contained guard is safe whatever order the optimizer picks, and
+            # the plain filter in front lets the scan drop the other events' rows first
             checks = spec.sql_checks()
             ok = " AND ".join(f"coalesce({c}, false)" for c, _ in checks)
             which = " ".join(f"WHEN NOT coalesce({c}, false) THEN '{f}'" for c, f in checks)
@@ -418,7 +419,8 @@ def write_stage(con: duckdb.DuckDBPyConnection, *, chain_id: int, dataset: str, 
                 con.execute(
                     f"INSERT INTO {et.table.fqn} SELECT ?, block_number, block_hash, tx_hash, "
                     f"tx_index, log_index, address, role, source, {cols}? FROM _stage "
-                    f"WHERE {guard} ORDER BY block_number, log_index", [chain_id, run_id])
+                    f"WHERE {where} AND {guard} ORDER BY block_number, log_index",
+                    [chain_id, run_id])
             except duckdb.Error as e:
                 m = re.search(rf"{_DECODE_ERR}\|(\d+)\|(\d+)\|([^|]*)\|(\w+)", str(e))
                 if not m:
