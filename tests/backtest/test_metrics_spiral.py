@@ -16,7 +16,8 @@ By hand, with ``h`` = HF before, a 50 % close-factor liquidation (Aave v3.0: HF 
 
 A liquidator that reacts after the price recovered (delay 25 blocks) finds HF = 1.0588 and does
 nothing: no bad debt. The faster liquidator creates 652 USD of bad debt that waiting would have
-avoided.
+avoided. Likewise a higher threshold (95 %) that keeps the account out of liquidation at the dip
+leaves no bad debt where the lower 90 % one spirals into it.
 """
 
 from __future__ import annotations
@@ -85,6 +86,38 @@ def test_bad_debt_is_not_monotone_in_liquidator_speed() -> None:
     assert fast.summary["liquidations"]["simulated_count"] == 3
     assert slow.summary["liquidations"]["simulated_count"] == 0
     assert fast.summary["spiral"]["spirals"] == 1 and slow.summary["spiral"]["spirals"] == 0
+
+
+def test_bad_debt_is_not_monotone_in_the_liquidation_threshold() -> None:
+    """A *lower* (stricter) liquidation threshold yields MORE bad debt, through the spiral.
+
+    Bonus 15 % in both runs, the same fast liquidator (delay 1) and the same dip to 1,880:
+
+    * LT 95 %: h = 0.95 × 18,800 / 17,000 = 1.050588… > 1 at the bottom of the dip: the account is
+      never liquidatable, the price recovers, no liquidation and no bad debt (LT × (1 + bonus) =
+      1.0925 > 1 would spiral, but nothing starts it).
+    * LT 90 %: h₀ = 0.995294… < 1: liquidated, and LT × (1 + bonus) = 1.035 > 1 makes every
+      liquidation lower the HF (2h − 1.035: 0.955588…, 0.876176…, then the whole collateral,
+      worth 10 − 8,500 × 1.15 / 1,880 − 4,250 × 1.15 / 1,880 = 2.2008 WETH = 4,137.5 USD, goes
+      for less than the 4,250 USD owed): 4,250 − 4,137.5 / 1.15 = 652.17 USD of bad debt.
+
+    Tightening the threshold, meant to be the safer setting, turns a dip that needed no
+    liquidation into a spiral ending in bad debt."""
+    def at(lt: int):  # type: ignore[no-untyped-def]
+        return _run(delay=1, overrides=Overrides(reserves=(ReserveOverride(
+            WETH, liquidation_threshold_bps=lt, liquidation_bonus_bps=11500),)))
+
+    high, low = at(9500), at(9000)
+    assert high.summary["liquidations"]["simulated_count"] == 0
+    assert high.summary["bad_debt"]["end_unrealized_oracle_value"] == 0
+    assert high.summary["spiral"]["spirals"] == 0
+    low_bd = low.summary["bad_debt"]["end_unrealized_oracle_value"]
+    bad = 4_250 - Fraction(41_375, 10) / Fraction(115, 100)
+    assert low_bd / 10**8 == pytest.approx(float(bad), rel=1e-6)  # the lower threshold: MORE bad debt
+    assert low.summary["liquidations"]["simulated_count"] == 3
+    (seq,) = _seq_rows(low)
+    assert seq["spiral"] is True and seq["all_lowered"] is True and seq["buffer_negative"] is True
+    assert low.summary["spiral"]["spiral_bad_debt_value"] == low_bd
 
 
 def test_safe_buffer_no_spiral_and_no_bad_debt() -> None:
