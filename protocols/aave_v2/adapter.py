@@ -131,7 +131,7 @@ class AaveV2Adapter(ProtocolAdapter[AaveV2State]):
         """A pool ``LiquidationCall`` (``ILendingPool.LiquidationCall``: ``debtToCover`` is the
         amount actually repaid, ``liquidatedCollateralAmount`` the collateral taken; v2 has no
         protocol fee)."""
-        if event.name != "LiquidationCall" or event.role != "pool":
+        if event.name != "LiquidationCall" or event.role != "lending_pool":
             return None
         a = event.args
         return LiquidationCall(user=str(a["user"]), collateral=str(a["collateral_asset"]),

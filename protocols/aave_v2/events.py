@@ -6,7 +6,9 @@ repay, swapBorrowRateMode, rebalanceStableBorrowRate, setUserUseReserveAsCollate
 finalizeTransfer, setPause), ``LendingPoolCollateralManager.sol``, ``LendingPoolConfigurator.sol``,
 ``libraries/logic/ReserveLogic.sol`` (``ReserveDataUpdated``), ``tokenization/{AToken,
 VariableDebtToken,StableDebtToken}.sol``. Declarations and snake_case argument names as in
-``ingest/catalog.py`` (``AAVE_V2_*``).
+``ingest/catalog.py`` (``AAVE_V2_*``). Roles are the ``aave_v2`` ingest dataset's deployment
+roles (``lending_pool``, ``lending_pool_configurator``, ``a_token``, ...), so the replay finds each
+event's raw table by ``(role, signature)``.
 
 How balances are rebuilt: aToken and variable debt token events carry the nominal amount and
 the index used, so the scaled change is ``rayDiv(value, index)`` (half-up, as the token
@@ -83,8 +85,8 @@ _S_MINT = "Mint(address,address,uint256,uint256,uint256,uint256,uint256,uint256)
 _S_BURN = "Burn(address,uint256,uint256,uint256,uint256,uint256)"
 
 EVENTS: tuple[EventSpec, ...] = (
-    *(EventSpec("pool", s) for s in _POOL.values()),
-    *(EventSpec("pool_configurator", s) for s in _CONFIGURATOR.values()),
+    *(EventSpec("lending_pool", s) for s in _POOL.values()),
+    *(EventSpec("lending_pool_configurator", s) for s in _CONFIGURATOR.values()),
     EventSpec("a_token", _A_MINT),
     EventSpec("a_token", _A_BURN),
     EventSpec("a_token", _BALANCE_TRANSFER),
@@ -457,38 +459,40 @@ def _s_burn(state: AaveV2State, e: ProtocolEvent) -> None:
     )
 
 
+_P, _C = "lending_pool", "lending_pool_configurator"  # the aave_v2 dataset's deployment roles
+
 _HANDLERS: dict[tuple[str, str], Handler] = {
-    ("pool", _POOL["Deposit"]): _deposit,
-    ("pool", _POOL["Withdraw"]): _withdraw,
-    ("pool", _POOL["Borrow"]): _borrow,
-    ("pool", _POOL["Repay"]): _repay,
-    ("pool", _POOL["Swap"]): _no_state,
-    ("pool", _POOL["ReserveUsedAsCollateralEnabled"]): _collateral_enabled,
-    ("pool", _POOL["ReserveUsedAsCollateralDisabled"]): _collateral_disabled,
-    ("pool", _POOL["RebalanceStableBorrowRate"]): _no_state,
-    ("pool", _POOL["FlashLoan"]): _flash_loan,
-    ("pool", _POOL["LiquidationCall"]): _liquidation_call,
-    ("pool", _POOL["ReserveDataUpdated"]): _reserve_data_updated,
-    ("pool", _POOL["Paused"]): _paused,
-    ("pool", _POOL["Unpaused"]): _paused,
-    ("pool_configurator", _CONFIGURATOR["ReserveInitialized"]): _reserve_initialized,
-    ("pool_configurator", _CONFIGURATOR["CollateralConfigurationChanged"]): _collateral_configuration,
-    ("pool_configurator", _CONFIGURATOR["BorrowingEnabledOnReserve"]): _borrowing_enabled,
-    ("pool_configurator", _CONFIGURATOR["BorrowingDisabledOnReserve"]): _const(borrowing_enabled=False),
-    ("pool_configurator", _CONFIGURATOR["StableRateEnabledOnReserve"]): _const(stable_borrowing_enabled=True),
-    ("pool_configurator", _CONFIGURATOR["StableRateDisabledOnReserve"]): _const(
+    (_P, _POOL["Deposit"]): _deposit,
+    (_P, _POOL["Withdraw"]): _withdraw,
+    (_P, _POOL["Borrow"]): _borrow,
+    (_P, _POOL["Repay"]): _repay,
+    (_P, _POOL["Swap"]): _no_state,
+    (_P, _POOL["ReserveUsedAsCollateralEnabled"]): _collateral_enabled,
+    (_P, _POOL["ReserveUsedAsCollateralDisabled"]): _collateral_disabled,
+    (_P, _POOL["RebalanceStableBorrowRate"]): _no_state,
+    (_P, _POOL["FlashLoan"]): _flash_loan,
+    (_P, _POOL["LiquidationCall"]): _liquidation_call,
+    (_P, _POOL["ReserveDataUpdated"]): _reserve_data_updated,
+    (_P, _POOL["Paused"]): _paused,
+    (_P, _POOL["Unpaused"]): _paused,
+    (_C, _CONFIGURATOR["ReserveInitialized"]): _reserve_initialized,
+    (_C, _CONFIGURATOR["CollateralConfigurationChanged"]): _collateral_configuration,
+    (_C, _CONFIGURATOR["BorrowingEnabledOnReserve"]): _borrowing_enabled,
+    (_C, _CONFIGURATOR["BorrowingDisabledOnReserve"]): _const(borrowing_enabled=False),
+    (_C, _CONFIGURATOR["StableRateEnabledOnReserve"]): _const(stable_borrowing_enabled=True),
+    (_C, _CONFIGURATOR["StableRateDisabledOnReserve"]): _const(
         stable_borrowing_enabled=False
     ),
-    ("pool_configurator", _CONFIGURATOR["ReserveActivated"]): _const(active=True),
-    ("pool_configurator", _CONFIGURATOR["ReserveDeactivated"]): _const(active=False),
-    ("pool_configurator", _CONFIGURATOR["ReserveFrozen"]): _const(frozen=True),
-    ("pool_configurator", _CONFIGURATOR["ReserveUnfrozen"]): _const(frozen=False),
-    ("pool_configurator", _CONFIGURATOR["ReserveFactorChanged"]): _config_int("reserve_factor", "factor"),
-    ("pool_configurator", _CONFIGURATOR["ReserveDecimalsChanged"]): _config_int("decimals", "decimals"),
-    ("pool_configurator", _CONFIGURATOR["ReserveInterestRateStrategyChanged"]): _strategy_changed,
-    ("pool_configurator", _CONFIGURATOR["ATokenUpgraded"]): _no_state,
-    ("pool_configurator", _CONFIGURATOR["StableDebtTokenUpgraded"]): _no_state,
-    ("pool_configurator", _CONFIGURATOR["VariableDebtTokenUpgraded"]): _no_state,
+    (_C, _CONFIGURATOR["ReserveActivated"]): _const(active=True),
+    (_C, _CONFIGURATOR["ReserveDeactivated"]): _const(active=False),
+    (_C, _CONFIGURATOR["ReserveFrozen"]): _const(frozen=True),
+    (_C, _CONFIGURATOR["ReserveUnfrozen"]): _const(frozen=False),
+    (_C, _CONFIGURATOR["ReserveFactorChanged"]): _config_int("reserve_factor", "factor"),
+    (_C, _CONFIGURATOR["ReserveDecimalsChanged"]): _config_int("decimals", "decimals"),
+    (_C, _CONFIGURATOR["ReserveInterestRateStrategyChanged"]): _strategy_changed,
+    (_C, _CONFIGURATOR["ATokenUpgraded"]): _no_state,
+    (_C, _CONFIGURATOR["StableDebtTokenUpgraded"]): _no_state,
+    (_C, _CONFIGURATOR["VariableDebtTokenUpgraded"]): _no_state,
     ("a_token", _A_MINT): _a_mint,
     ("a_token", _A_BURN): _a_burn,
     ("a_token", _BALANCE_TRANSFER): _balance_transfer,

@@ -240,7 +240,7 @@ def _execute(tx: TxContext, p: LiquidationCallParams) -> tuple[int, int]:
             )
             tx.emit(
                 "ReserveUsedAsCollateralEnabled",
-                "pool",
+                "lending_pool",
                 tx.state.pool,
                 reserve=p.collateral_asset,
                 user=p.liquidator,
@@ -259,7 +259,8 @@ def _execute(tx: TxContext, p: LiquidationCallParams) -> tuple[int, int]:
             u.with_configuration(set_using_as_collateral(u.configuration, collateral_reserve.id, False)),
         )
         tx.emit(
-            "ReserveUsedAsCollateralDisabled", "pool", tx.state.pool, reserve=p.collateral_asset, user=p.user
+            "ReserveUsedAsCollateralDisabled", "lending_pool", tx.state.pool, reserve=p.collateral_asset,
+            user=p.user,
         )
 
     debt_reserve = _current(tx, p.debt_asset)  # the liquidator's repayment reaches the aToken
@@ -271,7 +272,7 @@ def _execute(tx: TxContext, p: LiquidationCallParams) -> tuple[int, int]:
         )
     tx.emit(
         "LiquidationCall",
-        "pool",
+        "lending_pool",
         tx.state.pool,
         collateral_asset=p.collateral_asset,
         debt_asset=p.debt_asset,

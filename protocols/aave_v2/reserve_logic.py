@@ -245,7 +245,7 @@ def update_interest_rates(
         tx.put_reserve(reserve)
     tx.emit(
         "ReserveDataUpdated",
-        "pool",
+        "lending_pool",
         tx.state.pool,
         reserve=reserve.asset,
         liquidity_rate=reserve.current_liquidity_rate,

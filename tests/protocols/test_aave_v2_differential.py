@@ -435,14 +435,14 @@ def _tally(case: Case, outcome: LiquidationOutcome) -> None:
     for label, hit in (
         ("drained collateral", any(n.startswith("drain") for n in case.notes)),
         ("receiveAToken", outcome.ok and case.receive_a_token),
-        ("collateral exhausted", ("pool", "ReserveUsedAsCollateralDisabled") in names),
+        ("collateral exhausted", ("lending_pool", "ReserveUsedAsCollateralDisabled") in names),
         ("bad debt left", bool(outcome.bad_debt)),
         (
             "stable debt burned",
             ("stable_debt_token", "Burn") in names or ("stable_debt_token", "Mint") in names,
         ),
         ("treasury mint", ("a_token", "Mint") in names),
-        ("liquidator collateral enabled", ("pool", "ReserveUsedAsCollateralEnabled") in names),
+        ("liquidator collateral enabled", ("lending_pool", "ReserveUsedAsCollateralEnabled") in names),
         ("self-liquidation", outcome.ok and case.liquidator == case.user),
     ):
         if hit:

@@ -56,8 +56,8 @@ CASES = 24
 
 def test_applied_events_are_declared_for_ingest() -> None:
     roles = {
-        "pool": catalog.AAVE_V2_POOL,
-        "pool_configurator": catalog.AAVE_V2_CONFIGURATOR,
+        "lending_pool": catalog.AAVE_V2_POOL,
+        "lending_pool_configurator": catalog.AAVE_V2_CONFIGURATOR,
         "a_token": catalog.AAVE_V2_ATOKEN,
         "variable_debt_token": catalog.AAVE_V2_VARIABLE_DEBT_TOKEN,
         "stable_debt_token": catalog.AAVE_V2_STABLE_DEBT_TOKEN,
@@ -84,7 +84,7 @@ class Checkpoint:
 
 
 def _roles(m: AaveV2Market) -> dict[str, str]:
-    out = {m.pool.address: "pool", m.configurator.address: "pool_configurator"}
+    out = {m.pool.address: "lending_pool", m.configurator.address: "lending_pool_configurator"}
     for r in m.reserves.values():
         assert r.a_token and r.variable_debt and r.stable_debt
         out |= {
@@ -348,9 +348,9 @@ def _ev(sig: str, role: str, args: dict[str, object], address: str = A["aa"]) ->
 def test_contradictions_raise_inconsistent_event_with_location() -> None:
     state = ADAPTER.new_state(pool=A["01"])
     with pytest.raises(InconsistentEvent, match=r"block 19, log index 7, tx 0xabc.*decimals"):
-        ADAPTER.apply(state, _ev(INIT, "pool_configurator", INIT_ARGS))
+        ADAPTER.apply(state, _ev(INIT, "lending_pool_configurator", INIT_ARGS))
     state.asset_decimals[A["02"]] = 6
-    ADAPTER.apply(state, _ev(INIT, "pool_configurator", INIT_ARGS))
+    ADAPTER.apply(state, _ev(INIT, "lending_pool_configurator", INIT_ARGS))
     r = state.reserves[A["02"]]
     assert (r.id, r.configuration.decimals, r.configuration.active) == (0, 6, True)
     ADAPTER.apply(
@@ -401,18 +401,18 @@ def test_contradictions_raise_inconsistent_event_with_location() -> None:
         )
     withdraw = {"reserve": A["02"], "user": A["09"], "to": A["09"], "amount": 1}
     with pytest.raises(InconsistentEvent, match=r"block 19, log index 7, tx 0xabc.*aToken holds 0"):
-        ADAPTER.apply(state, _ev("Withdraw(address,address,address,uint256)", "pool", withdraw))
+        ADAPTER.apply(state, _ev("Withdraw(address,address,address,uint256)", "lending_pool", withdraw))
     deposit = {"reserve": A["77"], "user": A["09"], "on_behalf_of": A["09"], "amount": 1, "referral": 0}
     with pytest.raises(InconsistentEvent, match=r"block 19, log index 7, tx 0xabc.*unknown reserve"):
-        ADAPTER.apply(state, _ev("Deposit(address,address,address,uint256,uint16)", "pool", deposit))
+        ADAPTER.apply(state, _ev("Deposit(address,address,address,uint256,uint16)", "lending_pool", deposit))
     transfer = {"from": A["09"], "to": A["08"], "value": 1, "index": RAY}
     with pytest.raises(InconsistentEvent, match="not a known a_token"):
         ADAPTER.apply(state, _ev("BalanceTransfer(address,address,uint256,uint256)", "a_token", transfer))
     with pytest.raises(InconsistentEvent, match="malformed"):
-        ADAPTER.apply(state, _ev("ReserveFrozen(address)", "pool_configurator", {}))
+        ADAPTER.apply(state, _ev("ReserveFrozen(address)", "lending_pool_configurator", {}))
     with pytest.raises(InconsistentEvent, match="already listed"):
-        ADAPTER.apply(state, _ev(INIT, "pool_configurator", INIT_ARGS))
+        ADAPTER.apply(state, _ev(INIT, "lending_pool_configurator", INIT_ARGS))
     with pytest.raises(UnsupportedEvent, match="block 19"):
-        ADAPTER.apply(state, _ev("Supply(address,address,address,uint256,uint16)", "pool", deposit))
+        ADAPTER.apply(state, _ev("Supply(address,address,address,uint256,uint16)", "lending_pool", deposit))
     # nothing half-written: the failed events left the balances as they were
     assert state.user(A["09"]).reserve(A["02"]).scaled_a_token_balance == 5
