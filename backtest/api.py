@@ -15,29 +15,33 @@ re-run replaces its rows.
 
 from __future__ import annotations
 
+import gc
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import polars as pl
 
 from ingest.version import code_version
 from ingest.warehouse import DEFAULT_DB, Warehouse
+from protocols.domain import ProtocolEvent
 from protocols.registry import get_adapter
 
 from .clock import Blocks
 from .engine import Replay, ReplayInputs, ReplayOutput
 from .errors import MissingData, ReplayError
-from .feed import protocol_events
+from .feed import EventStream, fetch_columns, protocol_events
 from .oracle import RefPoint, Round, SourceChange
 from .outputs import write_run
 from .scenario import Scenario, load_scenario
 
-__all__ = ["RunResult", "run", "run_inputs", "load_inputs", "derive_run_id"]
+__all__ = ["RunResult", "run", "run_inputs", "load_inputs", "derive_run_id", "quiet_gc"]
 
 
 @dataclass
@@ -71,6 +75,21 @@ class RunResult:
         return self._mem
 
 
+@contextmanager
+def quiet_gc() -> Iterator[None]:
+    """Collect cyclic garbage rarely while replaying: a replay allocates millions of short-lived,
+    acyclic objects (events, records), and the default thresholds (a young collection every 700
+    allocations, full ones as the live state grows) rescan the market's state over and over —
+    about a third of the replay's time (bench/replay.py). The first generation waits for 200,000
+    allocations instead; the previous thresholds are restored on exit."""
+    old = gc.get_threshold()
+    gc.set_threshold(200_000, 50, 20)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
+
+
 def derive_run_id(scenario: Scenario, data_sources: tuple[str, ...], version: str) -> str:
     h = hashlib.sha256("\n".join((scenario.sha256(), version, *sorted(data_sources))).encode())
     return "bt-" + h.hexdigest()[:16]
@@ -81,7 +100,8 @@ def run_inputs(scenario: Scenario, inputs: ReplayInputs, *, run_id: str | None =
     """Replay in-memory inputs (no warehouse); ``frames()`` materialises the rows in memory."""
     version = code_version()
     rid = run_id or derive_run_id(scenario, inputs.data_sources, version)
-    out = Replay(scenario, inputs, rid, naive=naive, code_version=version).run()
+    with quiet_gc():
+        out = Replay(scenario, inputs, rid, naive=naive, code_version=version).run()
     return RunResult(rid, scenario, out.summary, out)
 
 
@@ -92,8 +112,8 @@ def run(scenario: Scenario | str | Path, db: str | Path | None = None, *, run_id
     path = str(db or sc.warehouse or DEFAULT_DB)
     if path != ":memory:" and not Path(path).exists():
         raise MissingData(f"warehouse {path} does not exist; ingest first (deficit ingest ...) or pass --db")
-    with Warehouse(path) as wh:
-        sc, inputs = load_inputs(wh, sc)
+    with Warehouse(path) as wh, quiet_gc():
+        sc, inputs = load_inputs(wh, sc, stream=True)
         version = code_version()
         rid = run_id or derive_run_id(sc, inputs.data_sources, version)
         out = Replay(sc, inputs, rid, naive=naive, code_version=version).run()
@@ -156,8 +176,13 @@ def _resolve_window(wh: Warehouse, sc: Scenario) -> Scenario:
     return dataclasses.replace(sc, window=dataclasses.replace(w, from_block=fb, to_block=tb))
 
 
-def load_inputs(wh: Warehouse, scenario: Scenario) -> tuple[Scenario, ReplayInputs]:
-    """Check the warehouse has what ``scenario`` needs and read it (see the module docstring)."""
+def load_inputs(wh: Warehouse, scenario: Scenario, *, stream: bool = False) -> tuple[Scenario, ReplayInputs]:
+    """Check the warehouse has what ``scenario`` needs and read it (see the module docstring).
+
+    ``stream``: the window's protocol events are read lazily from ``wh`` while the replay runs
+    (:class:`backtest.feed.EventStream`; memory bounded independently of the window, but ``wh``
+    must stay open until the replay ends — :func:`run` does this); by default they are read into
+    a list here, so the inputs outlive the warehouse connection."""
     if not _exists(wh, "raw.blocks"):
         raise MissingData(f"{wh.path} has no raw.blocks: nothing is ingested; run `deficit ingest`")
     sc = _resolve_window(wh, scenario)
@@ -234,9 +259,7 @@ def load_inputs(wh: Warehouse, scenario: Scenario) -> tuple[Scenario, ReplayInpu
                           f"{feeds} as [[feed]] entries and run `{_ingest_hint(sc, 'the feeds', fb, tb)}`")
     rcols = "feed, answer, decimals, updated_at_ts, block_number, log_index, block_timestamp_ts"
     sel = f"SELECT {rcols} FROM raw.oracle_rounds WHERE chain_id=? AND feed IN (SELECT unnest(?))"
-    rounds = [_round(r) for r in con.execute(
-        f"{sel} AND block_number BETWEEN ? AND ? ORDER BY block_number, log_index",
-        [chain, feeds, fb, tb]).fetchall()]
+    rounds = _load_rounds(wh, chain, feeds, fb, tb)
     initial = {str(r[0]): _round(r) for r in con.execute(
         f"{sel} AND block_number < ? QUALIFY row_number() OVER (PARTITION BY feed "
         "ORDER BY block_number DESC, log_index DESC) = 1", [chain, feeds, fb]).fetchall()}
@@ -257,19 +280,14 @@ def load_inputs(wh: Warehouse, scenario: Scenario) -> tuple[Scenario, ReplayInpu
             if f not in feeds:
                 raise sc.error(f"reference.pairs.{f}", f"{f} is not the oracle source of any reserve of "
                                f"{m.source}; sources: {feeds}")
-    blocks_rows = con.execute(
-        # ::HUGEINT: exact (base fees are far below 2**127) and ~30x faster to fetch than UHUGEINT
-        "SELECT number, timestamp_ts, coalesce(base_fee_per_gas_wei, 0)::HUGEINT, "
-        "finality_at_ingest = 'finalized', "
-        "hash FROM raw.blocks WHERE chain_id=? AND number BETWEEN ? AND ? ORDER BY number",
-        [chain, fb, tb]).fetchall()
-    ends = {int(r[0]): str(r[4]) for r in blocks_rows if int(r[0]) in (fb, tb)}
-    blocks = Blocks(((int(n), int(t), int(fee), bool(fin)) for n, t, fee, fin, _ in blocks_rows), ends)
+    blocks = _load_blocks(wh, chain, fb, tb)
     refs, init_refs = _load_refs(wh, sc, blocks)
-    events = []
+    events: Iterable[ProtocolEvent] = ()
     if sc.mode == "historical":
-        events = list(protocol_events(con, adapter, dataset=m.dataset, chain_id=chain, source=m.source,
-                                      from_block=fb, to_block=tb))
+        events = EventStream(con, adapter, dataset=m.dataset, chain_id=chain, source=m.source,
+                             from_block=fb, to_block=tb)
+        if not stream:
+            events = list(events)
     sources = sorted({str(r[0]) for r in con.execute(
         "SELECT DISTINCT run_id FROM meta.checkpoints WHERE chain_id=? AND ((dataset='blocks') OR "
         "(dataset=? AND source=?) OR (dataset='chainlink' AND source IN (SELECT unnest(?))))",
@@ -280,6 +298,42 @@ def load_inputs(wh: Warehouse, scenario: Scenario) -> tuple[Scenario, ReplayInpu
                                                                          if r.feed not in initial},
                           changes)
     return sc, inputs
+
+
+def _load_blocks(wh: Warehouse, chain: int, fb: int, tb: int) -> Blocks:
+    """The window's blocks as compact arrays (:meth:`Blocks.from_arrow`), and the hashes of its ends."""
+    try:
+        table = wh.con.sql(
+            "SELECT number::UBIGINT AS number, timestamp_ts::UBIGINT AS timestamp, "
+            "coalesce(base_fee_per_gas_wei, 0)::UBIGINT AS base_fee, "
+            "(finality_at_ingest = 'finalized')::UTINYINT AS final FROM raw.blocks "
+            "WHERE chain_id = ? AND number BETWEEN ? AND ? ORDER BY number",
+            params=[chain, fb, tb]).to_arrow_table()
+    except duckdb.ConversionException as e:
+        raise ReplayError(f"raw.blocks (chain {chain}, blocks {fb}..{tb}): a base fee or timestamp does "
+                          f"not fit 64 bits: {e}") from e
+    ends = {int(n): str(h) for n, h in wh.con.execute(
+        "SELECT number, hash FROM raw.blocks WHERE chain_id = ? AND number IN (?, ?)",
+        [chain, fb, tb]).fetchall()}
+    return Blocks.from_arrow(table, ends)
+
+
+def _load_rounds(wh: Warehouse, chain: int, feeds: list[str], fb: int, tb: int) -> list[Round]:
+    """The feeds' rounds in blocks ``[fb, tb]``, in order (columns through Arrow, exact answers)."""
+    types = {str(c): str(t) for c, t in wh.con.execute(
+        "SELECT column_name, data_type FROM duckdb_columns() WHERE schema_name = 'raw' AND "
+        "table_name = 'oracle_rounds'").fetchall()}
+    names = ("feed", "answer", "decimals", "updated_at_ts", "block_number", "log_index", "block_timestamp_ts")
+    cols = fetch_columns(wh.con, [(n, types[n]) for n in names],
+                         "FROM raw.oracle_rounds WHERE chain_id = ? AND feed IN (SELECT unnest(?)) AND "
+                         "block_number BETWEEN ? AND ? ORDER BY block_number, log_index",
+                         [chain, feeds, fb, tb])
+    for name, col in zip(names, cols, strict=True):
+        if None in col:
+            i = col.index(None)
+            raise MissingData(f"raw.oracle_rounds: the round of feed {cols[0][i]} at block {cols[4][i]} log "
+                              f"index {cols[5][i]} has no {name}; re-ingest the feed over that range")
+    return [Round(*r) for r in zip(*cols, strict=True)]
 
 
 def _round(r: tuple[Any, ...]) -> Round:

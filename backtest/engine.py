@@ -276,9 +276,10 @@ class Replay:
             (x.block_number, x.log_index, 3, i, x) for i, x in enumerate(self.inputs.source_changes))
         streams = [a, b, c]
         if self.mode == "historical":
-            events = list(self.inputs.events)
-            self._pre_tx = _liquidation_triggers(self.adapter, events)
-            streams.append((e.ref.block_number, e.ref.log_index, 2, 0, e) for e in events)
+            # lazily (a streamed year of events never sits in memory): each transaction's events
+            # are read ahead as a group, so its triggers are known before its first event
+            streams.append((e.ref.block_number, e.ref.log_index, 2, 0, e)
+                           for e in _with_triggers(self.adapter, self.inputs.events, self._pre_tx))
         return heapq.merge(*streams, key=lambda t: (t[0], t[1], t[2], t[3]))
 
     def _shocked_rounds(self) -> Sequence[Round]:
@@ -693,6 +694,27 @@ def _liquidation_triggers(adapter: ProtocolAdapter[Any], events: Sequence[Protoc
             out[(first.ref.block_number, first.ref.log_index)] = e
             del start[tx]
     return out
+
+
+def _with_triggers(adapter: ProtocolAdapter[Any], events: Iterable[ProtocolEvent],
+                   out: dict[tuple[int, int], ProtocolEvent]) -> Iterator[ProtocolEvent]:
+    """``events`` again, one transaction (a run of consecutive events with the same block and
+    transaction hash) at a time, after adding its triggers to ``out`` as
+    :func:`_liquidation_triggers` does."""
+    group: list[ProtocolEvent] = []
+    key: tuple[int, str] | None = None
+    for e in events:
+        k = (e.ref.block_number, e.ref.tx_hash)
+        if k != key:
+            if group:
+                out.update(_liquidation_triggers(adapter, group))
+                yield from group
+                group = []
+            key = k
+        group.append(e)
+    if group:
+        out.update(_liquidation_triggers(adapter, group))
+        yield from group
 
 
 def _base_unit(adapter: ProtocolAdapter[Any]) -> int:
