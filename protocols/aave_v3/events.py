@@ -46,7 +46,7 @@ from ..errors import InconsistentEvent, UnsupportedEvent
 from ..fixed_point import RAY, ray_div_half_up, ray_mul_ceil, ray_mul_floor
 from .configuration import ReserveConfiguration, is_borrowing, set_borrowing, set_using_as_collateral
 from .rule_schedule import Upgrade, implementation_rules
-from .state import AaveV3State, EModeCategory, ReserveData, UserState
+from .state import AaveV3State, EModeCategory, ReserveData, UserReserve, UserState, evolver
 
 __all__ = ["EVENTS", "apply_event"]
 
@@ -123,6 +123,15 @@ EVENTS: tuple[EventSpec, ...] = (
 
 Handler = Callable[[AaveV3State, ProtocolEvent], None]
 
+# the hot paths' record updates (``dataclasses.replace`` of fixed fields, 2-3x faster)
+_with_rates = evolver(ReserveData, "current_liquidity_rate", "current_stable_borrow_rate",
+                      "current_variable_borrow_rate", "liquidity_index", "variable_borrow_index",
+                      "last_update_timestamp")
+_with_underlying = evolver(ReserveData, "a_token_underlying_balance")
+_with_debt_supply = evolver(ReserveData, "variable_debt_scaled_total_supply")
+_with_a_balance = evolver(UserReserve, "scaled_a_token_balance", "a_token_previous_index")
+_with_debt_balance = evolver(UserReserve, "scaled_variable_debt", "variable_debt_previous_index")
+
 
 def apply_event(state: AaveV3State, event: ProtocolEvent) -> None:
     """Update ``state`` for one decoded event (see the module docstring)."""
@@ -198,7 +207,7 @@ def _set_flag(state: AaveV3State, event: ProtocolEvent, user_key: str, reserve: 
 def _add_underlying(r: ReserveData, delta: int) -> ReserveData:
     if r.a_token_underlying_balance is None:
         return r
-    return replace(r, a_token_underlying_balance=r.a_token_underlying_balance + delta)
+    return _with_underlying(r, r.a_token_underlying_balance + delta)
 
 
 def _clear_borrowing_if_repaid(state: AaveV3State, user_address: str, reserve: ReserveData) -> None:
@@ -246,12 +255,9 @@ def _liquidation_call(state: AaveV3State, e: ProtocolEvent) -> None:
 
 def _reserve_data_updated(state: AaveV3State, e: ProtocolEvent) -> None:
     r = _reserve(state, e, "reserve")
-    state.reserves[r.asset] = replace(
-        r, current_liquidity_rate=_int(e, "liquidity_rate"),
-        current_stable_borrow_rate=_int(e, "stable_borrow_rate"),
-        current_variable_borrow_rate=_int(e, "variable_borrow_rate"),
-        liquidity_index=_int(e, "liquidity_index"),
-        variable_borrow_index=_int(e, "variable_borrow_index"), last_update_timestamp=e.ref.block_timestamp)
+    state.reserves[r.asset] = _with_rates(
+        r, _int(e, "liquidity_rate"), _int(e, "stable_borrow_rate"), _int(e, "variable_borrow_rate"),
+        _int(e, "liquidity_index"), _int(e, "variable_borrow_index"), e.ref.block_timestamp)
 
 
 def _collateral_enabled(state: AaveV3State, e: ProtocolEvent) -> None:
@@ -432,16 +438,16 @@ def _change_scaled(state: AaveV3State, e: ProtocolEvent, reserve: ReserveData, a
         new = ur.scaled_a_token_balance + delta
         if new < 0:
             raise _fail(e, f"{address} burns {-delta} scaled aTokens but holds {ur.scaled_a_token_balance}")
-        ur = replace(ur, scaled_a_token_balance=new, a_token_previous_index=index)
+        ur = _with_a_balance(ur, new, index)
     else:
         new = ur.scaled_variable_debt + delta
         if new < 0:
             raise _fail(e, f"{address} repays {-delta} scaled debt but owes {ur.scaled_variable_debt}")
-        ur = replace(ur, scaled_variable_debt=new, variable_debt_previous_index=index)
+        ur = _with_debt_balance(ur, new, index)
         total = reserve.variable_debt_scaled_total_supply + delta
         if total < 0:
             raise _fail(e, "variable debt supply below zero")
-        state.reserves[reserve.asset] = reserve = replace(reserve, variable_debt_scaled_total_supply=total)
+        state.reserves[reserve.asset] = reserve = _with_debt_supply(reserve, total)
     _put_user(state, address, u.with_reserve(reserve.asset, ur))
 
 

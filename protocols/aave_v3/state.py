@@ -15,9 +15,11 @@ balances in base units divided by the index (what the tokens store), timestamps 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
+from typing import TypeVar, cast
 
 from ..base import ZERO_ADDRESS
 from ..domain import EmittedEvent
@@ -25,7 +27,10 @@ from ..errors import MissingPrice, StaleOutcome
 from ..fixed_point import RAY
 from .configuration import ReserveConfiguration
 
+_R = TypeVar("_R")
+
 __all__ = [
+    "evolver",
     "RuleSet",
     "V3_0",
     "V3_1",
@@ -45,6 +50,25 @@ __all__ = [
     "TxContext",
     "Effects",
 ]
+
+
+def evolver(cls: type[_R], *names: str) -> Callable[..., _R]:
+    """A fast ``dataclasses.replace`` of fixed fields: ``evolver(C, "a", "b")(obj, x, y)`` is
+    ``replace(obj, a=x, b=y)`` (a new frozen record; ``__post_init__`` is not run, none of the
+    records here has one). It calls the constructor positionally, reading the other fields
+    straight from ``obj``: 2-3x faster than ``replace``, which builds and checks a keyword dict
+    on every call (the event rebuild replaces a reserve or a balance record for most logs)."""
+    fields = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    unknown = [n for n in names if n not in fields]
+    if unknown or len(set(names)) != len(names):
+        raise ValueError(f"evolver({cls.__name__}): bad field names {names}")
+    params = [f"v{i}" for i in range(len(names))]
+    args = ", ".join(params[names.index(f)] if f in names else f"o.{f}" for f in fields)
+    ns: dict[str, object] = {"_cls": cls}
+    exec(f"def evolve(o, {', '.join(params)}):\n    return _cls({args})\n", ns)  # noqa: S102 - field names only
+    fn = cast(Callable[..., _R], ns["evolve"])
+    fn.__qualname__ = fn.__name__ = f"evolve_{cls.__name__}_{'_'.join(names)}"
+    return fn
 
 
 @dataclass(frozen=True, slots=True)
