@@ -209,6 +209,15 @@ def load_inputs(wh: Warehouse, scenario: Scenario, *, stream: bool = False) -> t
         if m.rules not in RULE_SETS:
             raise sc.error("market.rules", f"unknown rule set {m.rules!r}; known: {sorted(RULE_SETS)}")
         kwargs["rules"] = RULE_SETS[m.rules]
+    import inspect
+
+    for name, given in (("asset_decimals", m.asset_decimals), ("asset_treasuries", m.asset_treasuries)):
+        if given is None:
+            continue
+        if name not in inspect.signature(adapter.new_state).parameters:
+            raise sc.error(f"market.{name}", f"protocol {m.protocol} reads these from its events; {name} "
+                           "applies to protocols whose events lack them (aave_v2)")
+        kwargs[name] = dict(given)
     state = adapter.new_state(**kwargs)
     try:
         for ev in protocol_events(con, adapter, dataset=m.dataset, chain_id=chain, source=m.source,
@@ -247,13 +256,19 @@ def load_inputs(wh: Warehouse, scenario: Scenario, *, stream: bool = False) -> t
         ps = getattr(cat, "price_source", None)
         if ps and ps != "0x" + "00" * 20:
             keys.append(ps)
+    # Aave v2's AaveOracle prices its WETH at exactly 1 ETH (``getAssetPrice``: ``if (asset == WETH)
+    # return 1 ether``), whatever its source: a constant "feed" (WethSet log) with one answer
+    fixed = _fixed_prices(wh, sc, adapter.base_unit)
     feed_keys: dict[str, list[str]] = {}
     for k in sorted(set(keys)):
+        if k in fixed:
+            feed_keys.setdefault(fixed[k].feed, []).append(k)
+            continue
         if k not in asset_src:
             raise MissingData(f"no AaveOracle source for {k} before block {fb} (no AssetSourceUpdated "
                               f"ingested for it); ingest the market's oracle from its deployment block")
         feed_keys.setdefault(asset_src[k], []).append(k)
-    feeds = sorted(set(feed_keys) | {c.feed for c in changes})
+    feeds = sorted((set(feed_keys) | {c.feed for c in changes}) - {r.feed for r in fixed.values()})
     if not _exists(wh, "raw.oracle_rounds"):
         raise MissingData("raw.oracle_rounds does not exist: no price feed was ingested; add the feeds "
                           f"{feeds} as [[feed]] entries and run `{_ingest_hint(sc, 'the feeds', fb, tb)}`")
@@ -263,6 +278,7 @@ def load_inputs(wh: Warehouse, scenario: Scenario, *, stream: bool = False) -> t
     initial = {str(r[0]): _round(r) for r in con.execute(
         f"{sel} AND block_number < ? QUALIFY row_number() OVER (PARTITION BY feed "
         "ORDER BY block_number DESC, log_index DESC) = 1", [chain, feeds, fb]).fetchall()}
+    initial |= {r.feed: r for r in fixed.values()}
     in_window = {r.feed for r in rounds}
     for f in feeds:
         if f not in initial and f not in in_window:
@@ -334,6 +350,26 @@ def _load_rounds(wh: Warehouse, chain: int, feeds: list[str], fb: int, tb: int) 
             raise MissingData(f"raw.oracle_rounds: the round of feed {cols[0][i]} at block {cols[4][i]} log "
                               f"index {cols[5][i]} has no {name}; re-ingest the feed over that range")
     return [Round(*r) for r in zip(*cols, strict=True)]
+
+
+def _fixed_prices(wh: Warehouse, sc: Scenario, unit: int) -> dict[str, Round]:
+    """Price keys the market's oracle prices at a constant: the asset of the last ``WethSet`` before
+    the window (Aave v2 ``AaveOracle``), at one base unit (1 ETH), as a pseudo-feed
+    ``constant:<asset>`` whose single answer precedes the window (decimals = log10 of the unit)."""
+    m = sc.market
+    tbl = f"raw.{m.dataset}_weth_set"
+    if not _exists(wh, tbl):
+        return {}
+    row = wh.con.execute(
+        f"SELECT w.weth, w.block_number, w.log_index, b.timestamp_ts FROM {tbl} w JOIN raw.blocks b "
+        "ON b.chain_id = w.chain_id AND b.number = w.block_number WHERE w.chain_id=? AND w.source=? "
+        "AND w.block_number < ? ORDER BY w.block_number DESC, w.log_index DESC LIMIT 1",
+        [sc.chain_id, m.source, sc.from_block]).fetchall()
+    if not row or str(row[0][0]) == "0x" + "00" * 20:
+        return {}
+    asset, b, li, ts = str(row[0][0]), int(row[0][1]), int(row[0][2]), int(row[0][3])
+    dec = len(str(unit)) - 1
+    return {asset: Round(f"constant:{asset}", unit, dec, ts, b, li, ts)}
 
 
 def _round(r: tuple[Any, ...]) -> Round:

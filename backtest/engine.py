@@ -667,7 +667,7 @@ class Replay:
         for m in self.metrics:
             for t in m.tables:
                 tables[t] = list(m.rows().get(t.fqn, ()))
-            summ[m.name] = dict(m.summary())
+            summ[m.name] = _in_base_currency(dict(m.summary()), self.adapter.base_currency)
             srows += summary_rows(rid, chain, self.inputs.to_block, m.name, summ[m.name])
         tables[SUMMARIES] = srows
         hashes = self.inputs.blocks.hashes
@@ -678,6 +678,22 @@ class Replay:
                            self.events_applied, self.prices_consumed, self.blocks_visited, self.evaluations)
         tables[RUNS] = [record.row()]
         return ReplayOutput(rid, record, tables, summ, self.liquidations, self.state)
+
+
+def _in_base_currency(summary: dict[str, Any], currency: str) -> dict[str, Any]:
+    """A metric's summary with its unit named honestly: metrics divide base currency units by
+    ``view.unit`` and call the result ``*_usd`` (Aave v3's base currency); for an adapter whose base
+    currency is not USD (Aave v2: ETH) that figure is in that currency, so ``_usd`` becomes
+    ``_<currency>`` (``end_unrealized_oracle_eth``) rather than converting at some ETH/USD rate the
+    replay does not have. Every summary also says ``base_currency``. (Table columns keep their
+    declared ``*_usd_f64`` names; for a non-USD run they hold base currency floats — read
+    ``base_currency`` from the run's summaries.)"""
+    out: dict[str, Any] = {}
+    suffix = "_" + currency.lower()
+    for k, v in summary.items():
+        out[k.replace("_usd", suffix) if currency != "USD" else k] = v
+    out["base_currency"] = currency
+    return out
 
 
 def _liquidation_triggers(adapter: ProtocolAdapter[Any], events: Sequence[ProtocolEvent]

@@ -111,10 +111,20 @@ class Window:
 
 @dataclass(frozen=True)
 class Market:
+    """``asset_decimals``: token decimals declared by the scenario for a protocol whose events do
+    not carry them (Aave v2: ``ReserveInitialized`` has no decimals and the tokens' initializers
+    emit nothing); passed to ``adapter.new_state(asset_decimals=...)``. The values are the
+    ERC-20 ``decimals()`` of each underlying (e.g. from the token's verified source or an
+    ``eth_call``): a wrong value would misprice the reserve, so they are the scenario author's
+    declaration, never guessed."""
+
     protocol: str
     source: str
     dataset: str
     rules: str | None = None
+    asset_decimals: Mapping[str, int] | None = None
+    #: aToken treasury (``RESERVE_TREASURY_ADDRESS``) per asset, for the same reason (Aave v2)
+    asset_treasuries: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -427,15 +437,31 @@ def parse_scenario(text: str, origin: str = "<scenario>") -> Scenario:
     if window.from_block is not None and window.to_block is not None and window.to_block < window.from_block:
         raise p.err("window.to_block", f"to_block {window.to_block} is before from_block {window.from_block}")
 
-    mk = p.table(doc, "market", "market", ("protocol", "source", "dataset", "rules"), required=True)
+    mk = p.table(doc, "market", "market", ("protocol", "source", "dataset", "rules", "asset_decimals",
+                                                 "asset_treasuries"),
+                 required=True)
     protocol = p.str_(mk, "protocol", "market.protocol", required=True)
     from protocols.registry import ADAPTERS
 
     if protocol not in ADAPTERS:
         raise p.err("market.protocol", f"unknown protocol {protocol!r}; registered: {sorted(ADAPTERS)}")
+    asset_decimals = None
+    if "asset_decimals" in mk:
+        dt_ = p.table(mk, "asset_decimals", "market.asset_decimals", None)
+        asset_decimals = MappingProxyType(dict(sorted(
+            (p.addr(k, f"market.asset_decimals.{k}"),
+             int(p.int_(dt_, k, f"market.asset_decimals.{k}", required=True, minimum=0) or 0))
+            for k in dt_)))
+    asset_treasuries = None
+    if "asset_treasuries" in mk:
+        tt = p.table(mk, "asset_treasuries", "market.asset_treasuries", None)
+        asset_treasuries = MappingProxyType(dict(sorted(
+            (p.addr(k, f"market.asset_treasuries.{k}"),
+             p.addr(p.str_(tt, k, f"market.asset_treasuries.{k}", required=True),
+                    f"market.asset_treasuries.{k}")) for k in tt)))
     market = Market(str(protocol), str(p.str_(mk, "source", "market.source", required=True)),
                     str(p.str_(mk, "dataset", "market.dataset", protocol)),
-                    p.str_(mk, "rules", "market.rules"))
+                    p.str_(mk, "rules", "market.rules"), asset_decimals, asset_treasuries)
 
     o = p.table(doc, "oracle", "oracle", ("model", "delay_s", "delay_blocks", "min_answer", "max_answer",
                                           "deviation_bps", "heartbeat_s"))

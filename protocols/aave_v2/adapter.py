@@ -44,8 +44,15 @@ class AaveV2Adapter(ProtocolAdapter[AaveV2State]):
     base_unit: ClassVar[int] = BASE_CURRENCY_UNIT
     base_currency: ClassVar[str] = "ETH"
 
-    def new_state(self, pool: str = ZERO_ADDRESS) -> AaveV2State:
-        return AaveV2State(pool=pool)
+    def new_state(self, pool: str = ZERO_ADDRESS, asset_decimals: Mapping[str, int] | None = None,
+                  asset_treasuries: Mapping[str, str] | None = None) -> AaveV2State:
+        """An empty market. ``asset_decimals`` / ``asset_treasuries``: token decimals and aToken
+        treasury (``RESERVE_TREASURY_ADDRESS``) of the assets the market will list — no v2 event
+        carries them (see :mod:`.events`)."""
+        return AaveV2State(pool=pool.lower(),
+                           asset_decimals={a.lower(): int(d) for a, d in (asset_decimals or {}).items()},
+                           asset_treasuries={a.lower(): t.lower()
+                                             for a, t in (asset_treasuries or {}).items()})
 
     def apply(self, state: AaveV2State, event: ProtocolEvent) -> None:
         apply_event(state, event)

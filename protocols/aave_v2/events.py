@@ -23,7 +23,8 @@ as in the contract. The aToken's underlying balance follows the pool's flows.
 
 Not in any event: a reserve's decimals (``ReserveInitialized`` lacks them and these tokens'
 ``initialize`` emits nothing: seed ``AaveV2State.asset_decimals``, or pass a ``decimals``
-argument), the treasury address, the rate strategy's parameters and the LendingRateOracle's
+argument), the treasury address (the aToken's immutable ``RESERVE_TREASURY_ADDRESS``: seed
+``AaveV2State.asset_treasuries``), the rate strategy's parameters and the LendingRateOracle's
 market rates (rates then come from ``ReserveDataUpdated`` only).
 """
 
@@ -33,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from ..base import EventSpec
+from ..base import ZERO_ADDRESS, EventSpec
 from ..domain import ProtocolEvent
 from ..errors import InconsistentEvent, UnsupportedEvent
 from ..fixed_point import ray_div_half_up
@@ -274,7 +275,8 @@ def _reserve_initialized(state: AaveV2State, e: ProtocolEvent) -> None:
     if not isinstance(decimals, int):
         decimals = state.asset_decimals.get(asset)
     if decimals is None:
-        raise _fail(e, f"decimals of {asset} unknown (seed AaveV2State.asset_decimals)")
+        raise _fail(e, f"decimals of {asset} unknown: Aave v2 emits none; declare them "
+                       "(new_state(asset_decimals=...); a scenario's [market.asset_decimals])")
     state.add_reserve(
         ReserveData(
             asset=asset,
@@ -285,6 +287,7 @@ def _reserve_initialized(state: AaveV2State, e: ProtocolEvent) -> None:
             variable_debt_token=_addr(e, "variable_debt_token"),
             interest_rate_strategy_address=_addr(e, "interest_rate_strategy_address"),
             a_token_underlying_balance=0,
+            treasury=state.asset_treasuries.get(asset, ZERO_ADDRESS),
         )
     )
 

@@ -168,6 +168,9 @@ class AaveV2State:
     tokens: dict[str, tuple[str, str]] = field(default_factory=dict)
     #: decimals of assets not yet listed: v2's ``ReserveInitialized`` does not carry them
     asset_decimals: dict[str, int] = field(default_factory=dict)
+    #: the aTokens' ``RESERVE_TREASURY_ADDRESS`` per asset (an immutable: in no event either); a
+    #: reserve without one cannot mint its reserve factor share (the liquidation then fails)
+    asset_treasuries: dict[str, str] = field(default_factory=dict)
     #: (tx hash, asset, amount) of the last ``Borrow`` applied: a ``FlashLoan`` that opened
     #: debt follows its ``Borrow`` and kept no premium
     last_borrow: tuple[str, str, int] | None = None
