@@ -17,6 +17,10 @@ issue 5 adds checks and more).
     source = "aave_v3_ethereum"        # the deployment name used when ingesting
     dataset = "aave_v3"                # optional, default = protocol
     rules = "3.0"                      # optional rule set (Aave v3: 3.0, 3.1, 3.2)
+    [market.asset_decimals]            # Aave v2 only: token decimals (no v2 event carries them)
+    "0xa0b8...eb48" = 6                #   the underlying's ERC-20 decimals()
+    [market.asset_treasuries]          # Aave v2 only: aToken RESERVE_TREASURY_ADDRESS() per asset
+    "0xa0b8...eb48" = "0x464c...7c8c"
 
     [oracle]                           # see backtest.oracle
     model = "protocol"                 # protocol | reference | republish
