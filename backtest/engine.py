@@ -201,6 +201,9 @@ class Replay:
         self.track_reference = self.has_reference and any(m.requires_reference for m in self.metrics)
         self.ledger = Ledger(self.adapter, naive=naive, track_reference=self.track_reference)
         self.ref_moved = False
+        #: accounts a reference move may have carried across their liquidation point: evaluated
+        #: for the metrics at block end, never quoted (see :meth:`_end`)
+        self.ref_dirty: set[str] = set()
         self.feed_keys: dict[str, tuple[str, ...]] = {
             f: tuple(k) for f, k in sorted(inputs.feed_keys.items())}
         self.feed_answer: dict[str, int] = {}  # feed -> its latest accepted answer
@@ -410,7 +413,7 @@ class Replay:
                 if old != ans:
                     self.ref_moved = True
                     if self.track_reference:
-                        self.dirty.update(self.ledger.crossed_ref(k, ans))
+                        self.ref_dirty.update(self.ledger.crossed_ref(k, ans))
             upd = PriceUpdate("reference", p.pair, keys, ans, prev, ans, dec, True, p.block_number, p.ts,
                               self.block.number, -1, self.block.timestamp, p.ts)
             for m in self.metrics:
@@ -430,7 +433,7 @@ class Replay:
                     self.price_moved = True
                     self.dirty.update(self.ledger.crossed(k, p.answer))
                     if self.track_reference and k not in self.ref_prices:  # its reference is the oracle
-                        self.dirty.update(self.ledger.crossed_ref(k, p.answer))
+                        self.ref_dirty.update(self.ledger.crossed_ref(k, p.answer))
         price = p.answer if p.accepted and p.answer > 0 else (prev if prev is not None else 0)
         upd = PriceUpdate("oracle", p.feed, keys, price, prev, p.answer, p.decimals,
                           p.accepted and p.answer > 0, p.happened_block, p.happened_ts, self.block.number,
@@ -465,7 +468,7 @@ class Replay:
         if new_ref != old_ref:
             self.ref_moved = True
             if self.track_reference:
-                self.dirty.update(self.ledger.crossed_ref(c.key, new_ref))
+                self.ref_dirty.update(self.ledger.crossed_ref(c.key, new_ref))
         upd = PriceUpdate("oracle", c.feed, (c.key,), answer, prev, answer, dec, True, c.block_number,
                           self.block.timestamp, self.block.number, c.log_index, self.block.timestamp,
                           self.block.timestamp)
@@ -508,7 +511,11 @@ class Replay:
                 apply_overrides(self.adapter, self.state, self.scenario.overrides,
                                 [t for t in touched if t in self.state.reserves])
         else:
-            self.dirty.update(touched)
+            # only addresses that are (or were) accounts: one with no state in the market and no
+            # previous evaluation (a reserve, a token, a contract) has zero health before and after
+            accounts = getattr(self.state, "users", None)
+            evals = self.ledger.evals
+            self.dirty.update(t for t in touched if accounts is None or t in accounts or t in evals)
         for m in self.metrics:
             m.on_event(self.view, e)
         if observed is not None and predicted is not None:
@@ -553,19 +560,32 @@ class Replay:
     def _end(self, b: int) -> None:
         self.blocks_visited += 1
         ts = self.block.timestamp
-        self.dirty.update(self.ledger.expired(ts))
+        expired = self.ledger.expired(ts)
         if self.price_moved:
             self.dirty.update(self.ledger.hot)
-        if self.price_moved or self.ref_moved:  # liquidatable at the reference: bad debt / hidden there
-            self.dirty.update(self.ledger.ref_hot)
         if self.priced:  # the liquidator reads every liquidatable account when an answer lands
             self.dirty.update(self.episode)
+            self.dirty.update(expired)
         self.dirty.update(self.wakes.pop(b, ()))
+        # what the liquidator observes at the end of b: accounts an event touched, accounts an
+        # oracle answer may have moved (it re-reads every account when an answer lands) and its
+        # wake-ups. Accounts re-evaluated only because their interest bound expired or the
+        # reference price moved are evaluated for the metrics (exact bad debt, hidden insolvency)
+        # but not quoted: no liquidator watches an off-chain reference, and one that only reacts
+        # to answers and events does not see interest alone push an account under (the bundled
+        # sample's bots do exactly this; ingest/sample_bots.py)
+        observed = frozenset(self.dirty)
+        self.dirty.update(expired)
+        self.dirty.update(self.ref_dirty)
+        self.ref_dirty.clear()
+        if self.price_moved or self.ref_moved:
+            self.dirty.update(self.ledger.ref_hot)
         evaluated: dict[str, AccountEval] = {}
         for user in sorted(self.dirty):
             evaluated[user] = self._evaluate(user)
         self.dirty.clear()
-        due = [u for u in sorted(evaluated) if self._track(u, evaluated[u].oracle.liquidatable, b)]
+        due = [u for u in sorted(evaluated)
+               if u in observed and self._track(u, evaluated[u].oracle.liquidatable, b)]
         self._quote(b, due)
         for m in self.metrics:
             m.on_block_end(self.view, BlockEnd(self.block, tuple(evaluated[u] for u in sorted(evaluated))))
