@@ -80,11 +80,11 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Generic, NamedTuple, Protocol, Self, TypeVar
 
 from eth_abi.abi import encode as abi_encode
 from eth_hash.auto import keccak
@@ -107,11 +107,15 @@ __all__ = [
     "EModeSpec",
     "RateStrategy",
     "Reserve",
+    "ReserveLookups",
     "ReserveSpec",
     "TxResult",
     "aave_artifact",
     "aave_immutable_references",
+    "decode_common_configuration",
     "decode_reserve_configuration",
+    "find_artifact",
+    "index_artifacts",
     "linked_bytecode",
 ]
 
@@ -135,16 +139,36 @@ def core_v3_dir() -> Path:
     return repo_root() / "node_modules" / "@aave" / "core-v3"
 
 
+def index_artifacts(root: Path) -> dict[str, list[Path]]:
+    """Contract name -> paths of its hardhat artifacts (``<Name>.json``) below ``root``, leaving
+    out the ``.dbg.json`` companions and ``build-info`` (the layout of both Aave npm packages)."""
+    index: dict[str, list[Path]] = {}
+    for p in sorted(root.rglob("*.json")):
+        if not p.name.endswith(".dbg.json") and p.parent.name != "build-info":
+            index.setdefault(p.stem, []).append(p)
+    return index
+
+
+def find_artifact(index: dict[str, list[Path]], name: str, package: str) -> Path:
+    """The one artifact of ``name`` in ``index``; ``name`` may be ``"path/File.sol:Name"`` when
+    the short name is ambiguous. Raises naming ``package`` if there is none or more than one."""
+    if ":" in name:
+        source, short = name.rsplit(":", 1)
+        paths = [p for p in index.get(short, []) if p.parent.name == Path(source).name
+                 and str(p.parent).endswith(source)]
+    else:
+        paths = index.get(name, [])
+    if len(paths) != 1:
+        raise DevChainError(f"{package}: {'no' if not paths else 'ambiguous'} artifact {name!r}")
+    return paths[0]
+
+
 @cache
 def _artifact_index() -> dict[str, list[Path]]:
     root = core_v3_dir() / "artifacts" / "contracts"
     if not root.is_dir():
         raise DevChainError(f"{root} missing: run `npm ci` (needs @aave/core-v3 {AAVE_V3_CORE_NPM_VERSION})")
-    index: dict[str, list[Path]] = {}
-    for p in sorted(root.rglob("*.json")):
-        if not p.name.endswith(".dbg.json"):
-            index.setdefault(p.stem, []).append(p)
-    return index
+    return index_artifacts(root)
 
 
 @cache
@@ -152,15 +176,7 @@ def aave_artifact(name: str) -> dict[str, Any]:
     """The hardhat artifact of contract ``name`` in ``@aave/core-v3`` (``abi``, ``bytecode``,
     ``linkReferences``, ``sourceName``...). ``name`` may be ``"path/File.sol:Name"`` when the
     short name is ambiguous."""
-    if ":" in name:
-        source, short = name.rsplit(":", 1)
-        paths = [p for p in _artifact_index().get(short, []) if p.parent.name == Path(source).name
-                 and str(p.parent).endswith(source)]
-    else:
-        paths = _artifact_index().get(name, [])
-    if len(paths) != 1:
-        raise DevChainError(f"@aave/core-v3: {'no' if not paths else 'ambiguous'} artifact {name!r}")
-    with open(paths[0], encoding="utf-8") as f:
+    with open(find_artifact(_artifact_index(), name, "@aave/core-v3"), encoding="utf-8") as f:
         doc: dict[str, Any] = json.load(f)
     return doc
 
@@ -364,8 +380,27 @@ class TxResult:
         return found[0].args
 
 
+class ReserveLookups:
+    """Properties both drivers' ``Reserve`` dataclasses derive from their ``spec`` and ``token``."""
+
+    spec: Any
+    token: Contract
+
+    @property
+    def address(self) -> str:
+        return self.token.address
+
+    @property
+    def symbol(self) -> str:
+        return str(self.spec.symbol)
+
+    @property
+    def unit(self) -> int:
+        return int(10**self.spec.decimals)
+
+
 @dataclass
-class Reserve:
+class Reserve(ReserveLookups):
     spec: ReserveSpec
     token: Contract
     aggregator: Contract   # TestOCRAggregator: transmit() here
@@ -375,30 +410,34 @@ class Reserve:
     stable_debt: Contract | None = None
     variable_debt: Contract | None = None
 
-    @property
-    def address(self) -> str:
-        return self.token.address
 
-    @property
-    def symbol(self) -> str:
-        return self.spec.symbol
 
-    @property
-    def unit(self) -> int:
-        return int(10**self.spec.decimals)
+def _bits(data: int, start: int, width: int) -> int:
+    return (data >> start) & ((1 << width) - 1)
+
+
+def decode_common_configuration(data: int) -> dict[str, int | bool]:
+    """The fields a v2 and a v3.0 ``ReserveConfigurationMap`` word hold at the same bits: v2's
+    DataTypes.sol layout (bits 0-59 and the reserve factor at 64-79) is kept by v3, which only
+    fills v2's reserved bits 60-63 and the bits above 80 (see :func:`decode_reserve_configuration`)."""
+    return {
+        "ltv": _bits(data, 0, 16), "liquidation_threshold": _bits(data, 16, 16),
+        "liquidation_bonus": _bits(data, 32, 16), "decimals": _bits(data, 48, 8),
+        "active": bool(_bits(data, 56, 1)), "frozen": bool(_bits(data, 57, 1)),
+        "borrowing": bool(_bits(data, 58, 1)), "stable_borrowing": bool(_bits(data, 59, 1)),
+        "reserve_factor": _bits(data, 64, 16),
+    }
 
 
 def decode_reserve_configuration(data: int) -> dict[str, int | bool]:
     """The fields of a v3.0 ``ReserveConfigurationMap`` word (see ReserveConfiguration.sol)."""
     def bits(start: int, width: int) -> int:
-        return (data >> start) & ((1 << width) - 1)
+        return _bits(data, start, width)
     return {
-        "ltv": bits(0, 16), "liquidation_threshold": bits(16, 16), "liquidation_bonus": bits(32, 16),
-        "decimals": bits(48, 8), "active": bool(bits(56, 1)), "frozen": bool(bits(57, 1)),
-        "borrowing": bool(bits(58, 1)), "stable_borrowing": bool(bits(59, 1)),
+        **decode_common_configuration(data),
         "paused": bool(bits(60, 1)), "borrowable_in_isolation": bool(bits(61, 1)),
         "siloed_borrowing": bool(bits(62, 1)), "flash_loans": bool(bits(63, 1)),
-        "reserve_factor": bits(64, 16), "borrow_cap": bits(80, 36), "supply_cap": bits(116, 36),
+        "borrow_cap": bits(80, 36), "supply_cap": bits(116, 36),
         "liquidation_protocol_fee": bits(152, 16), "emode_category": bits(168, 8),
         "unbacked_mint_cap": bits(176, 36), "debt_ceiling": bits(212, 40),
     }
@@ -406,35 +445,154 @@ def decode_reserve_configuration(data: int) -> dict[str, int | bool]:
 
 # ----- the market -----
 
-def _contract(name: str, address: str, abi: list[dict[str, Any]] | None = None) -> Contract:
-    return Contract(address=address.lower(), abi=abi if abi is not None else aave_artifact(name)["abi"],
-                    name=name)
+class _ReserveLike(Protocol):
+    """What the shared driver reads of a reserve (both drivers' ``Reserve`` dataclasses)."""
+
+    @property
+    def address(self) -> str: ...
+    @property
+    def symbol(self) -> str: ...
+    @property
+    def token(self) -> Contract: ...
+    @property
+    def aggregator(self) -> Contract | None: ...
+    @property
+    def a_token(self) -> Contract | None: ...
+    @property
+    def stable_debt(self) -> Contract | None: ...
+    @property
+    def variable_debt(self) -> Contract | None: ...
 
 
-class AaveMarketDriver:
-    """What the Aave v3 and v2 market drivers share: deployment plumbing, users, tokens and
-    balance reads. Subclasses set ``_reserve_type`` and ``_user_seed`` and the attributes
-    these methods read (chain, admin, pool, reserves, _by_address, _approved, _users, _abi_at)."""
+R = TypeVar("R", bound=_ReserveLike)
+A = TypeVar("A")
 
-    _reserve_type: type
+
+class AaveMarketDriver(Generic[R, A]):
+    """What the Aave v3 and v2 market drivers share: deployment plumbing, users, tokens,
+    transactions, balance and pool reads. Both pools keep these entry points with the same
+    arguments (``borrow``, ``repay``, ``withdraw``, ``setUserUseReserveAsCollateral``,
+    ``liquidationCall``, ``getUserAccountData``, ``getReserveData``...); what differs is in the
+    subclasses: artifacts (:meth:`_artifact`), deployment sequence, the supply function's name,
+    ``mint`` of the mock token, the account-data tuple (``_account_data``, ``R``/``A``) and the
+    reserve configuration layout (:meth:`_decode_configuration`)."""
+
+    _reserve_type: type[R]
+    _account_data: Callable[..., A]
     _user_seed: bytes
-    # set by the subclass constructors / deploy()
-    chain: DevChain
-    admin: str
+    _treasury: str
+    # set by deploy()
+    provider: Contract
     pool: Contract
-    reserves: dict[str, Any]
-    _by_address: dict[str, Any]
-    _approved: set[tuple[str, str]]
-    _users: int
-    _abi_at: dict[str, Contract]
+    pool_impl: Contract
+    configurator: Contract
+    configurator_impl: Contract
+    oracle: Contract
+    data_provider: Contract
 
-    def mint(self, user: str, asset: Any, amount: int) -> None:
+    def __init__(self, chain: DevChain, admin: str):
+        self.chain = chain
+        self.admin = admin.lower()
+        self.treasury = self._treasury
+        self.libraries: dict[str, str] = {}
+        self.reserves: dict[str, R] = {}
+        self._by_address: dict[str, R] = {}
+        self._abi_at: dict[str, Contract] = {}
+        self._approved: set[tuple[str, str]] = set()
+        self._users = 0
+        # Gas limit of every pool/configurator transaction sent through the market. Fixed on
+        # purpose: anvil estimates gas on a pending block whose timestamp may not be the mined
+        # one, and an index update that only happens when time has passed then runs out of gas.
+        # Reverting transactions are therefore mined (status 0) and their reason is traced.
+        self.gas = 5_000_000
+
+    # -- what the subclasses say --
+
+    @staticmethod
+    def _artifact(name: str) -> dict[str, Any]:
+        """The npm hardhat artifact of contract ``name`` of this market's package."""
         raise NotImplementedError
+
+    @staticmethod
+    def _decode_configuration(data: int) -> dict[str, int | bool]:
+        """The fields of this version's ``ReserveConfigurationMap`` word."""
+        raise NotImplementedError
+
+    def mint(self, user: str, asset: str | R, amount: int) -> None:
+        raise NotImplementedError
+
+    # -- deployment --
+
+    @classmethod
+    def _start(cls, chain: DevChain, admin: str | None, block_interval: int | None) -> Self:
+        """The market object before ``deploy`` fills it in. ``block_interval``: make every later
+        block exactly that many seconds after the previous one (``anvil_setBlockTimestampInterval``),
+        so that with a fixed genesis timestamp (``Anvil(timestamp=...)``) interest accrual, and
+        thus every amount, is reproducible."""
+        if block_interval is not None:
+            chain.rpc("anvil_setBlockTimestampInterval", [block_interval])
+        return cls(chain, admin or chain.default_sender)
+
+    def _contract(self, name: str, address: str) -> Contract:
+        """Contract ``name`` of the package's artifacts at ``address`` (not registered for logs)."""
+        return Contract(address=address.lower(), abi=self._artifact(name)["abi"], name=name)
+
+    def _deploy(self, name: str, *args: Any) -> Contract:
+        """Deploy the npm artifact ``name`` (libraries linked) from the admin."""
+        art = self._artifact(name)
+        code = linked_bytecode(art, self.libraries)
+        ctor: dict[str, Any] = next(
+            (e for e in art["abi"] if e.get("type") == "constructor"), {"inputs": []})
+        types = [abi_type(p) for p in ctor["inputs"]]
+        if len(types) != len(args):
+            raise DevChainError(f"{name} constructor takes {len(types)} arguments, got {len(args)}")
+        tx = self.chain.tx_request(None, code + abi_encode(types, list(args)), sender=self.admin)
+        receipt = self._receipt(str(self.chain.rpc("eth_sendTransaction", [tx])))
+        if int(receipt["status"], 16) != 1 or not receipt.get("contractAddress"):
+            raise DevChainError(f"deploy {name} failed: {receipt}")
+        c = Contract(address=str(receipt["contractAddress"]).lower(), abi=art["abi"], name=name)
+        self._abi_at[c.address] = c
+        return c
 
     def _deploy_test(self, artifact: str, *args: Any) -> Contract:
         c = self.chain.deploy(artifact, *args, sender=self.admin)
         self._abi_at[c.address] = c
         return c
+
+    def _deploy_libraries(self, names: Iterable[str]) -> None:
+        """Deploy the logic libraries in ``names`` order (a later one may link an earlier one)."""
+        for lib in names:
+            self.libraries[lib] = self._deploy(lib).address
+
+    def _provided(self, name: str, getter: str) -> Contract:
+        """The proxy the addresses provider hands out through ``getter`` (e.g. ``getPool``), as
+        contract ``name``, registered for log decoding."""
+        c = self._contract(name, str(self.chain.call(self.provider, getter)[0]))
+        self._abi_at[c.address] = c
+        return c
+
+    def _deploy_feed(self, symbol: str, price: int, decimals: int, quote: str) -> tuple[Contract, Contract]:
+        """A ``TestOCRAggregator`` (``decimals``) behind a ``TestAggregatorProxy``, answer set to
+        ``price`` with ``transmit([price])``: (aggregator, proxy)."""
+        agg = self._deploy_test("TestOCRAggregator", 1, 2**191 - 1, decimals, f"{symbol} / {quote}")
+        feed = self._deploy_test("TestAggregatorProxy", agg.address)
+        self.chain.send(agg, "transmit", [price], sender=self.admin)
+        return agg, feed
+
+    def _add_reserve(self, r: R) -> None:
+        """List ``r`` by symbol and underlying address (``deploy`` rejects a duplicate symbol
+        before it deploys anything for it)."""
+        self.reserves[r.symbol] = r
+        self._by_address[r.address] = r
+
+    def _token_proxies(self, data: Sequence[Any], first: int) -> tuple[Contract, Contract, Contract]:
+        """(aToken, stableDebtToken, variableDebtToken) proxies named by ``getReserveData``
+        output ``data`` from index ``first`` on (their order in both versions), registered."""
+        tokens = (self._contract("AToken", data[first]), self._contract("StableDebtToken", data[first + 1]),
+                  self._contract("VariableDebtToken", data[first + 2]))
+        for c in tokens:
+            self._abi_at[c.address] = c
+        return tokens
 
     def _receipt(self, tx_hash: str, timeout: float = 60.0) -> dict[str, Any]:
         deadline, delay = time.monotonic() + timeout, 0.0005
@@ -448,18 +606,21 @@ class AaveMarketDriver:
     def _admin_send(self, contract: Contract, fn: str, *args: Any) -> str:
         return str(self.chain.send(contract, fn, *args, sender=self.admin))
 
-    def reserve(self, asset: Any) -> Any:
-        """A reserve by symbol (``"WETH"``), underlying address or reserve object (the
-        subclass's ``Reserve`` type)."""
+    # -- lookups --
+
+    def reserve(self, asset: str | R) -> R:
+        """A reserve by symbol (``"WETH"``), underlying address or reserve object."""
         if isinstance(asset, self._reserve_type):
             return asset
-        r = self.reserves.get(asset) or self._by_address.get(str(asset).lower())
+        r = self.reserves.get(str(asset)) or self._by_address.get(str(asset).lower())
         if r is None:
             raise DevChainError(f"unknown reserve {asset!r}")
         return r
 
-    def asset(self, asset: str | Reserve) -> str:
+    def asset(self, asset: str | R) -> str:
         return str(self.reserve(asset).address)
+
+    # -- users and tokens --
 
     def new_user(self, eth: int = 10**21) -> str:
         """A fresh impersonated account (no key) with ``eth`` wei, for more than anvil's 10."""
@@ -469,26 +630,134 @@ class AaveMarketDriver:
         self.chain.rpc("anvil_impersonateAccount", [user])
         return user
 
-    def approve(self, user: str, asset: str | Reserve, amount: int = MAX_UINT256) -> None:
+    def approve(self, user: str, asset: str | R, amount: int = MAX_UINT256) -> None:
         r = self.reserve(asset)
         self.chain.send(r.token, "approve", self.pool.address, amount, sender=user)
         self._approved.add((user.lower(), r.address))
 
-    def ensure_approved(self, user: str, asset: str | Reserve) -> None:
+    def ensure_approved(self, user: str, asset: str | R) -> None:
         """Approve the pool for an unlimited amount of ``asset`` from ``user``, once."""
         if (user.lower(), self.asset(asset)) not in self._approved:
             self.approve(user, asset)
 
-    def fund(self, user: str, asset: str | Reserve, amount: int) -> None:
+    def fund(self, user: str, asset: str | R, amount: int) -> None:
         """Mint ``amount`` of the underlying to ``user`` and approve the pool (unlimited) once."""
         self.mint(user, asset, amount)
         self.ensure_approved(user, asset)
 
-    def normalized_income(self, asset: str | Reserve, block: int | str = "latest") -> int:
+    # -- transactions --
+
+    def _tx(self, sender: str, contract: Contract, fn: str, *args: Any, check: bool = True) -> TxResult:
+        """Send with a fixed gas limit (no estimation, see :attr:`gas`) and wait for the receipt;
+        a revert's data comes from ``debug_traceTransaction`` of the mined transaction."""
+        tx = self.chain.tx_request(contract, fn, *args, sender=sender, gas=self.gas)
+        tx_hash = str(self.chain.rpc("eth_sendTransaction", [tx]))
+        receipt = self._receipt(tx_hash)
+        if int(receipt["status"], 16) == 1:
+            return TxResult(tx_hash, receipt, self.decode_logs(receipt.get("logs", [])))
+        trace = self.chain.rpc("debug_traceTransaction", [tx_hash, {"tracer": "callTracer"}]) or {}
+        out = str(trace.get("output") or "0x")
+        data = bytes.fromhex(out[2:])
+        reason = decode_revert(data) or trace.get("revertReason") or trace.get("error")
+        if check:
+            raise TxReverted(f"{contract.name}.{fn} reverted in tx {tx_hash}: {reason}", reason, data)
+        return TxResult(tx_hash, receipt, [], reason=reason, revert_data=data)
+
+    def configure(self, fn: str, *args: Any, check: bool = True) -> TxResult:
+        """``(Lending)PoolConfigurator.fn(*args)`` from the admin (it holds every admin role)."""
+        return self._tx(self.admin, self.configurator, fn, *args, check=check)
+
+    def _supply(self, fn: str, user: str, asset: str | R, amount: int, on_behalf_of: str | None,
+                fund: bool, check: bool) -> TxResult:
+        """``Pool.supply`` (v3) / ``LendingPool.deposit`` (v2), the same arguments; ``fund=True``
+        mints the amount first; the pool is approved once."""
+        if fund:
+            self.mint(user, asset, amount)
+        self.ensure_approved(user, asset)
+        return self._tx(user, self.pool, fn, self.asset(asset), amount, on_behalf_of or user, 0,
+                        check=check)
+
+    def borrow(self, user: str, asset: str | R, amount: int, mode: int = 2, *,
+               on_behalf_of: str | None = None, check: bool = True) -> TxResult:
+        """``borrow`` (mode 2 variable, 1 stable)."""
+        return self._tx(user, self.pool, "borrow", self.asset(asset), amount, mode, 0,
+                        on_behalf_of or user, check=check)
+
+    def repay(self, user: str, asset: str | R, amount: int, mode: int = 2, *,
+              on_behalf_of: str | None = None, check: bool = True) -> TxResult:
+        """``repay`` (``MAX_UINT256`` = all of the caller's own debt of that mode); approves the
+        pool for the payer first if needed."""
+        self.ensure_approved(user, asset)
+        return self._tx(user, self.pool, "repay", self.asset(asset), amount, mode, on_behalf_of or user,
+                        check=check)
+
+    def withdraw(self, user: str, asset: str | R, amount: int, *, to: str | None = None,
+                 check: bool = True) -> TxResult:
+        """``withdraw`` (``MAX_UINT256`` = whole balance)."""
+        return self._tx(user, self.pool, "withdraw", self.asset(asset), amount, to or user, check=check)
+
+    def set_collateral(self, user: str, asset: str | R, enabled: bool, *,
+                       check: bool = True) -> TxResult:
+        """``setUserUseReserveAsCollateral``."""
+        return self._tx(user, self.pool, "setUserUseReserveAsCollateral", self.asset(asset), enabled,
+                        check=check)
+
+    def liquidate(self, liquidator: str, collateral: str | R, debt: str | R, user: str,
+                  debt_to_cover: int, receive_atoken: bool = False, *, fund: bool = False,
+                  check: bool = False) -> TxResult:
+        """``liquidationCall``. Unlike the other actions a revert does **not** raise by default:
+        the result carries ``reason``, the ``Errors`` code string (v3 ``'45'`` healthy; v2, from
+        the delegatecalled collateral manager, ``'42'`` healthy, ``'43'``, ``'44'``, ``'45'``).
+        ``fund=True`` mints ``debt_to_cover`` of the debt asset to the liquidator; the pool is
+        approved for the liquidator's debt asset in any case."""
+        if fund:
+            self.fund(liquidator, debt, debt_to_cover)
+        self.ensure_approved(liquidator, debt)
+        return self._tx(liquidator, self.pool, "liquidationCall", self.asset(collateral),
+                        self.asset(debt), user, debt_to_cover, receive_atoken, check=check)
+
+    def set_price(self, asset: str | R, price: int, observations: Iterable[int] | None = None) -> str:
+        """Transmit a new answer (in the oracle's unit: v3 USD with 8 decimals, v2 ETH wei per whole
+        token) to the asset's aggregator (``observations``: the whole report, whose median becomes
+        the answer). Returns the tx hash. Raises for a reserve without a feed (v2's WETH)."""
+        r = self.reserve(asset)
+        if r.aggregator is None:
+            raise DevChainError(f"{r.symbol} is priced 1e18 by the AaveOracle (WETH): no feed to move")
+        obs = list(observations) if observations is not None else [price]
+        return self.chain.send(r.aggregator, "transmit", obs, sender=self.admin)
+
+    def advance_time(self, seconds: int, blocks: int = 1) -> int:
+        """Mine a block ``seconds`` after the latest one (``evm_setNextBlockTimestamp``, which,
+        unlike ``evm_increaseTime``, also works with a fixed block interval), then ``blocks - 1``
+        more; returns the new head's timestamp."""
+        ts = int(self.chain.block()["timestamp"], 16) + seconds
+        self.chain.set_next_timestamp(ts)
+        self.chain.mine(blocks)
+        return int(self.chain.block()["timestamp"], 16)
+
+    # -- reads --
+
+    def get_user_account_data(self, user: str, block: int | str = "latest") -> A:
+        return self._account_data(*self.chain.call(self.pool, "getUserAccountData", user, block=block))
+
+    def price(self, asset: str | R, block: int | str = "latest") -> int:
+        """``AaveOracle.getAssetPrice`` (v3 USD with 8 decimals, v2 ETH wei per whole token)."""
+        return int(self.chain.call(self.oracle, "getAssetPrice", self.asset(asset), block=block)[0])
+
+    def reserve_data(self, asset: str | R, block: int | str = "latest") -> dict[str, Any]:
+        """``getReserveData`` keyed by the ABI names (``configuration`` decoded with the version's
+        :func:`decode_reserve_configuration`)."""
+        entry = self.pool.function("getReserveData")
+        values = self.chain.call(self.pool, "getReserveData", self.asset(asset), block=block)[0]
+        out = {c["name"]: v for c, v in zip(entry["outputs"][0]["components"], values, strict=True)}
+        out["configuration"] = self._decode_configuration(int(out["configuration"][0]))
+        return out
+
+    def normalized_income(self, asset: str | R, block: int | str = "latest") -> int:
         return int(self.chain.call(self.pool, "getReserveNormalizedIncome", self.asset(asset),
                                    block=block)[0])
 
-    def normalized_debt(self, asset: str | Reserve, block: int | str = "latest") -> int:
+    def normalized_debt(self, asset: str | R, block: int | str = "latest") -> int:
         return int(self.chain.call(self.pool, "getReserveNormalizedVariableDebt", self.asset(asset),
                                    block=block)[0])
 
@@ -496,85 +765,86 @@ class AaveMarketDriver:
         assert contract is not None
         return int(self.chain.call(contract, fn, user, block=block)[0])
 
-    def token_balance(self, user: str, asset: str | Reserve, block: int | str = "latest") -> int:
+    def token_balance(self, user: str, asset: str | R, block: int | str = "latest") -> int:
         return self._balance(self.reserve(asset).token, "balanceOf", user, block)
 
-    def a_balance(self, user: str, asset: str | Reserve, block: int | str = "latest") -> int:
+    def a_balance(self, user: str, asset: str | R, block: int | str = "latest") -> int:
         return self._balance(self.reserve(asset).a_token, "balanceOf", user, block)
 
-    def a_scaled_balance(self, user: str, asset: str | Reserve, block: int | str = "latest") -> int:
+    def a_scaled_balance(self, user: str, asset: str | R, block: int | str = "latest") -> int:
         return self._balance(self.reserve(asset).a_token, "scaledBalanceOf", user, block)
 
-    def variable_debt(self, user: str, asset: str | Reserve, block: int | str = "latest") -> int:
+    def variable_debt(self, user: str, asset: str | R, block: int | str = "latest") -> int:
         return self._balance(self.reserve(asset).variable_debt, "balanceOf", user, block)
 
-    def variable_debt_scaled(self, user: str, asset: str | Reserve, block: int | str = "latest") -> int:
+    def variable_debt_scaled(self, user: str, asset: str | R, block: int | str = "latest") -> int:
         return self._balance(self.reserve(asset).variable_debt, "scaledBalanceOf", user, block)
 
-    def stable_debt(self, user: str, asset: str | Reserve, block: int | str = "latest") -> int:
+    def stable_debt(self, user: str, asset: str | R, block: int | str = "latest") -> int:
         return self._balance(self.reserve(asset).stable_debt, "balanceOf", user, block)
 
-    def balances(self, user: str, asset: str | Reserve, block: int | str = "latest") -> Balances:
+    def balances(self, user: str, asset: str | R, block: int | str = "latest") -> Balances:
         """Underlying, aToken (and scaled), variable debt (and scaled) and stable debt of ``user``."""
         return Balances(self.token_balance(user, asset, block), self.a_balance(user, asset, block),
                         self.a_scaled_balance(user, asset, block), self.variable_debt(user, asset, block),
                         self.variable_debt_scaled(user, asset, block), self.stable_debt(user, asset, block))
 
+    # -- logs --
+
+    def decode_logs(self, logs: Iterable[dict[str, Any]]) -> list[DecodedEvent]:
+        """Decode raw logs of the market's contracts (pool, incl. v2's delegatecalled collateral
+        manager's LiquidationCall, configurator, tokens, feeds...); logs of unknown contracts or
+        events are skipped."""
+        out: list[DecodedEvent] = []
+        for log in logs:
+            c = self._abi_at.get(str(log["address"]).lower())
+            if c is None or not log.get("topics"):
+                continue
+            try:
+                name, args = c.decode_log(log)
+            except DevChainError:
+                continue
+            out.append(DecodedEvent(str(log["address"]).lower(), name, args, int(log["logIndex"], 16)))
+        return out
+
+    # -- chain state --
+
     def snapshot(self) -> str:
         return self.chain.snapshot()
 
+    def revert(self, snap: str) -> None:
+        """``evm_revert`` (a snapshot id is good for one revert, as in anvil). Forgets which
+        approvals were made, since some may have been undone."""
+        self.chain.revert(snap)
+        self._approved.clear()
 
-class AaveV3Market(AaveMarketDriver):
+
+class AaveV3Market(AaveMarketDriver[Reserve, AccountData]):
     """A deployed Aave v3.0.2 market; build with :meth:`deploy`. See the module docstring."""
 
     _reserve_type = Reserve
+    _account_data = AccountData
     _user_seed = _USER_SEED
+    _treasury = TREASURY
 
     def __init__(self, chain: DevChain, admin: str):
-        self.chain = chain
-        self.admin = admin.lower()
-        self.treasury = TREASURY
-        self.libraries: dict[str, str] = {}
-        self.reserves: dict[str, Reserve] = {}
+        super().__init__(chain, admin)
         self.emodes: dict[int, EModeSpec] = {}
-        self._by_address: dict[str, Reserve] = {}
-        self._abi_at: dict[str, Contract] = {}
-        self._approved: set[tuple[str, str]] = set()
-        self._users = 0
-        # Gas limit of every pool/configurator transaction sent through the market. Fixed on
-        # purpose: anvil estimates gas on a pending block whose timestamp may not be the mined
-        # one, and an index update that only happens when time has passed then runs out of gas.
-        # Reverting transactions are therefore mined (status 0) and their reason is traced.
-        self.gas = 5_000_000
         # set by deploy()
-        self.provider: Contract
         self.acl: Contract
-        self.pool: Contract
-        self.pool_impl: Contract
-        self.configurator: Contract
-        self.configurator_impl: Contract
-        self.oracle: Contract
-        self.data_provider: Contract
         self.a_token_impl: Contract
         self.stable_debt_impl: Contract
         self.variable_debt_impl: Contract
 
-    # -- deployment --
+    @staticmethod
+    def _artifact(name: str) -> dict[str, Any]:
+        return aave_artifact(name)
 
-    def _deploy(self, name: str, *args: Any) -> Contract:
-        """Deploy the npm artifact ``name`` (libraries linked) from the admin."""
-        art = aave_artifact(name)
-        code = linked_bytecode(art, self.libraries)
-        ctor: dict[str, Any] = next(
-            (e for e in art["abi"] if e.get("type") == "constructor"), {"inputs": []})
-        types = [abi_type(p) for p in ctor["inputs"]]
-        tx = self.chain.tx_request(None, code + abi_encode(types, list(args)), sender=self.admin)
-        receipt = self._receipt(str(self.chain.rpc("eth_sendTransaction", [tx])))
-        if int(receipt["status"], 16) != 1 or not receipt.get("contractAddress"):
-            raise DevChainError(f"deploy {name} failed: {receipt}")
-        c = Contract(address=str(receipt["contractAddress"]).lower(), abi=art["abi"], name=name)
-        self._abi_at[c.address] = c
-        return c
+    @staticmethod
+    def _decode_configuration(data: int) -> dict[str, int | bool]:
+        return decode_reserve_configuration(data)
+
+    # -- deployment --
 
     @classmethod
     def deploy(cls, chain: DevChain, reserves: Sequence[ReserveSpec] = DEFAULT_RESERVES,
@@ -586,9 +856,7 @@ class AaveV3Market(AaveMarketDriver):
         ``block_interval``: make every later block exactly that many seconds after the previous
         one (``anvil_setBlockTimestampInterval``), so that with a fixed genesis timestamp
         (``Anvil(timestamp=...)``) interest accrual, and thus every amount, is reproducible."""
-        if block_interval is not None:
-            chain.rpc("anvil_setBlockTimestampInterval", [block_interval])
-        m = cls(chain, admin or chain.default_sender)
+        m = cls._start(chain, admin, block_interval)
         a = m.admin
         m.provider = m._deploy("PoolAddressesProvider", market_id, a)
         m._admin_send(m.provider, "setACLAdmin", a)
@@ -597,32 +865,24 @@ class AaveV3Market(AaveMarketDriver):
             m._admin_send(m.acl, fn, a)
         m._admin_send(m.provider, "setACLManager", m.acl.address)
 
-        for lib in _LIBRARIES:
-            m.libraries[lib] = m._deploy(lib).address
+        m._deploy_libraries(_LIBRARIES)
 
         m.pool_impl = m._deploy("Pool", m.provider.address)
         m._admin_send(m.provider, "setPoolImpl", m.pool_impl.address)
-        m.pool = _contract("Pool", str(m.chain.call(m.provider, "getPool")[0]))
+        m.pool = m._provided("Pool", "getPool")
         m.configurator_impl = m._deploy("PoolConfigurator")
         m._admin_send(m.provider, "setPoolConfiguratorImpl", m.configurator_impl.address)
-        m.configurator = _contract("PoolConfigurator",
-                                   str(m.chain.call(m.provider, "getPoolConfigurator")[0]))
-        m._abi_at[m.pool.address] = m.pool
-        m._abi_at[m.configurator.address] = m.configurator
+        m.configurator = m._provided("PoolConfigurator", "getPoolConfigurator")
 
         # tokens and price feeds
         for spec in reserves:
             if spec.symbol in m.reserves:
                 raise DevChainError(f"duplicate reserve {spec.symbol}")
             token = m._deploy("MintableERC20", spec.symbol, spec.symbol, spec.decimals)
-            agg = m._deploy_test("TestOCRAggregator", 1, 2**191 - 1, 8, f"{spec.symbol} / USD")
-            feed = m._deploy_test("TestAggregatorProxy", agg.address)
-            m.chain.send(agg, "transmit", [spec.price], sender=a)
+            agg, feed = m._deploy_feed(spec.symbol, spec.price, 8, "USD")
             strategy = m._deploy("DefaultReserveInterestRateStrategy", m.provider.address,
                                  *spec.rates.args())
-            r = Reserve(spec=spec, token=token, aggregator=agg, feed=feed, strategy=strategy)
-            m.reserves[spec.symbol] = r
-            m._by_address[token.address] = r
+            m._add_reserve(Reserve(spec=spec, token=token, aggregator=agg, feed=feed, strategy=strategy))
 
         rs = list(m.reserves.values())
         m.oracle = m._deploy("AaveOracle", m.provider.address, [r.address for r in rs],
@@ -644,11 +904,7 @@ class AaveV3Market(AaveMarketDriver):
                 f"Aave test variable debt {s.symbol}", f"variableDebt{s.symbol}",
                 f"Aave test stable debt {s.symbol}", f"stableDebt{s.symbol}", b"")])
             data = m.chain.call(m.pool, "getReserveData", r.address)[0]
-            r.a_token = _contract("AToken", data[8])
-            r.stable_debt = _contract("StableDebtToken", data[9])
-            r.variable_debt = _contract("VariableDebtToken", data[10])
-            for c in (r.a_token, r.stable_debt, r.variable_debt):
-                m._abi_at[c.address] = c
+            r.a_token, r.stable_debt, r.variable_debt = m._token_proxies(data, 8)
             m._configure_reserve(r)
 
         for e in emodes:
@@ -684,141 +940,23 @@ class AaveV3Market(AaveMarketDriver):
         if s.borrowable_in_isolation:
             self.configure("setBorrowableInIsolation", asset, True)
 
-    # -- lookups --
-
     # -- users and tokens --
 
     def mint(self, user: str, asset: str | Reserve, amount: int) -> None:
+        """``MintableERC20.mint(user, amount)`` (core-v3's mock mints to anyone, sent by ``user``)."""
         self.chain.send(self.reserve(asset).token, "mint", user, amount, sender=user)
 
     # -- transactions --
 
-    def _tx(self, sender: str, contract: Contract, fn: str, *args: Any, check: bool = True) -> TxResult:
-        """Send with a fixed gas limit (no estimation, see :attr:`gas`) and wait for the receipt;
-        a revert's data comes from ``debug_traceTransaction`` of the mined transaction."""
-        tx = self.chain.tx_request(contract, fn, *args, sender=sender, gas=self.gas)
-        tx_hash = str(self.chain.rpc("eth_sendTransaction", [tx]))
-        receipt = self._receipt(tx_hash)
-        if int(receipt["status"], 16) == 1:
-            return TxResult(tx_hash, receipt, self.decode_logs(receipt.get("logs", [])))
-        trace = self.chain.rpc("debug_traceTransaction", [tx_hash, {"tracer": "callTracer"}]) or {}
-        out = str(trace.get("output") or "0x")
-        data = bytes.fromhex(out[2:])
-        reason = decode_revert(data) or trace.get("revertReason") or trace.get("error")
-        if check:
-            raise TxReverted(f"{contract.name}.{fn} reverted in tx {tx_hash}: {reason}", reason, data)
-        return TxResult(tx_hash, receipt, [], reason=reason, revert_data=data)
-
-    def configure(self, fn: str, *args: Any, check: bool = True) -> TxResult:
-        """``PoolConfigurator.fn(*args)`` from the admin (pool/risk/emergency admin)."""
-        return self._tx(self.admin, self.configurator, fn, *args, check=check)
-
     def supply(self, user: str, asset: str | Reserve, amount: int, *, on_behalf_of: str | None = None,
                fund: bool = False, check: bool = True) -> TxResult:
         """``Pool.supply``; ``fund=True`` mints the amount first; the pool is approved once."""
-        if fund:
-            self.mint(user, asset, amount)
-        self.ensure_approved(user, asset)
-        return self._tx(user, self.pool, "supply", self.asset(asset), amount, on_behalf_of or user, 0,
-                        check=check)
-
-    def borrow(self, user: str, asset: str | Reserve, amount: int, mode: int = 2, *,
-               on_behalf_of: str | None = None, check: bool = True) -> TxResult:
-        """``Pool.borrow`` (mode 2 variable, 1 stable)."""
-        return self._tx(user, self.pool, "borrow", self.asset(asset), amount, mode, 0,
-                        on_behalf_of or user, check=check)
-
-    def repay(self, user: str, asset: str | Reserve, amount: int, mode: int = 2, *,
-              on_behalf_of: str | None = None, check: bool = True) -> TxResult:
-        """``Pool.repay`` (``MAX_UINT256`` = all of the caller's own debt); approves the pool
-        for the payer first if needed."""
-        self.ensure_approved(user, asset)
-        return self._tx(user, self.pool, "repay", self.asset(asset), amount, mode, on_behalf_of or user,
-                        check=check)
-
-    def withdraw(self, user: str, asset: str | Reserve, amount: int, *, to: str | None = None,
-                 check: bool = True) -> TxResult:
-        """``Pool.withdraw`` (``MAX_UINT256`` = whole balance)."""
-        return self._tx(user, self.pool, "withdraw", self.asset(asset), amount, to or user, check=check)
+        return self._supply("supply", user, asset, amount, on_behalf_of, fund, check)
 
     def set_user_emode(self, user: str, category: int, *, check: bool = True) -> TxResult:
         return self._tx(user, self.pool, "setUserEMode", category, check=check)
 
-    def set_collateral(self, user: str, asset: str | Reserve, enabled: bool, *,
-                       check: bool = True) -> TxResult:
-        return self._tx(user, self.pool, "setUserUseReserveAsCollateral", self.asset(asset), enabled,
-                        check=check)
-
-    def liquidate(self, liquidator: str, collateral: str | Reserve, debt: str | Reserve, user: str,
-                  debt_to_cover: int, receive_atoken: bool = False, *, fund: bool = False,
-                  check: bool = False) -> TxResult:
-        """``Pool.liquidationCall``. Unlike the other actions a revert does **not** raise by
-        default: the result carries ``reason`` (e.g. ``'45'``). ``fund=True`` mints
-        ``debt_to_cover`` of the debt asset to the liquidator; the pool is approved for the
-        liquidator's debt asset in any case."""
-        if fund:
-            self.fund(liquidator, debt, debt_to_cover)
-        self.ensure_approved(liquidator, debt)
-        return self._tx(liquidator, self.pool, "liquidationCall", self.asset(collateral),
-                        self.asset(debt), user, debt_to_cover, receive_atoken, check=check)
-
-    def set_price(self, asset: str | Reserve, price: int, observations: Iterable[int] | None = None) -> str:
-        """Transmit a new answer (USD, 8 decimals) to the asset's aggregator (``observations``:
-        the whole report, whose median becomes the answer). Returns the tx hash."""
-        obs = list(observations) if observations is not None else [price]
-        return self.chain.send(self.reserve(asset).aggregator, "transmit", obs, sender=self.admin)
-
-    def advance_time(self, seconds: int, blocks: int = 1) -> int:
-        """Mine a block ``seconds`` after the latest one (``evm_setNextBlockTimestamp``, which,
-        unlike ``evm_increaseTime``, also works with a fixed block interval), then ``blocks - 1``
-        more; returns the new head's timestamp."""
-        ts = int(self.chain.block()["timestamp"], 16) + seconds
-        self.chain.set_next_timestamp(ts)
-        self.chain.mine(blocks)
-        return int(self.chain.block()["timestamp"], 16)
-
     # -- reads --
-
-    def get_user_account_data(self, user: str, block: int | str = "latest") -> AccountData:
-        return AccountData(*self.chain.call(self.pool, "getUserAccountData", user, block=block))
-
-    def price(self, asset: str | Reserve, block: int | str = "latest") -> int:
-        """``AaveOracle.getAssetPrice`` (USD, 8 decimals)."""
-        return int(self.chain.call(self.oracle, "getAssetPrice", self.asset(asset), block=block)[0])
-
-    def reserve_data(self, asset: str | Reserve, block: int | str = "latest") -> dict[str, Any]:
-        """``Pool.getReserveData`` keyed by the ABI names (``configuration`` decoded with
-        :func:`decode_reserve_configuration`)."""
-        entry = self.pool.function("getReserveData")
-        values = self.chain.call(self.pool, "getReserveData", self.asset(asset), block=block)[0]
-        out = {c["name"]: v for c, v in zip(entry["outputs"][0]["components"], values, strict=True)}
-        out["configuration"] = decode_reserve_configuration(int(out["configuration"][0]))
-        return out
 
     def user_emode(self, user: str, block: int | str = "latest") -> int:
         return int(self.chain.call(self.pool, "getUserEMode", user, block=block)[0])
-
-    # -- logs --
-
-    def decode_logs(self, logs: Iterable[dict[str, Any]]) -> list[DecodedEvent]:
-        """Decode raw logs of the market's contracts (pool, configurator, tokens, feeds...);
-        logs of unknown contracts or events are skipped."""
-        out: list[DecodedEvent] = []
-        for log in logs:
-            c = self._abi_at.get(str(log["address"]).lower())
-            if c is None or not log.get("topics"):
-                continue
-            try:
-                name, args = c.decode_log(log)
-            except DevChainError:
-                continue
-            out.append(DecodedEvent(str(log["address"]).lower(), name, args, int(log["logIndex"], 16)))
-        return out
-
-    # -- chain state --
-
-    def revert(self, snap: str) -> None:
-        """``evm_revert`` (a snapshot id is good for one revert, as in anvil). Forgets which
-        approvals were made, since some may have been undone."""
-        self.chain.revert(snap)
-        self._approved.clear()

@@ -84,25 +84,28 @@ an ``Anvil(timestamp=...)`` and move time with :meth:`AaveV2Market.advance_time`
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from eth_abi.abi import encode as abi_encode
 from eth_hash.auto import keccak
 
-from ingest.devchain import Contract, DevChain, DevChainError, TxReverted, abi_type, decode_revert
-from ingest.devnet import repo_root
-from tests.protocols.aave_v3_market import (
+from ingest.aave_devmarket import (
     MAX_UINT256,
     AaveMarketDriver,
     Balances,
     DecodedEvent,
+    ReserveLookups,
     TxResult,
+    decode_common_configuration,
+    find_artifact,
+    index_artifacts,
     linked_bytecode,
 )
+from ingest.devchain import Contract, DevChain, DevChainError
+from ingest.devnet import repo_root
 
 __all__ = [
     "AAVE_V2_COMMIT",
@@ -150,22 +153,11 @@ def _artifact_index() -> dict[str, list[Path]]:
     root = protocol_v2_dir() / "artifacts"
     if not (root / "contracts").is_dir():
         raise DevChainError(f"{root} missing: run `npm ci` (needs @aave/protocol-v2 {AAVE_V2_NPM_VERSION})")
-    index: dict[str, list[Path]] = {}
-    for p in sorted(root.rglob("*.json")):
-        if not p.name.endswith(".dbg.json") and p.parent.name != "build-info":
-            index.setdefault(p.stem, []).append(p)
-    return index
+    return index_artifacts(root)
 
 
 def _artifact_path(name: str) -> Path:
-    if ":" in name:
-        source, short = name.rsplit(":", 1)
-        paths = [p for p in _artifact_index().get(short, []) if str(p.parent).endswith(source)]
-    else:
-        paths = _artifact_index().get(name, [])
-    if len(paths) != 1:
-        raise DevChainError(f"@aave/protocol-v2: {'no' if not paths else 'ambiguous'} artifact {name!r}")
-    return paths[0]
+    return find_artifact(_artifact_index(), name, "@aave/protocol-v2")
 
 
 @cache
@@ -267,7 +259,7 @@ class AccountData(NamedTuple):
 
 
 @dataclass
-class Reserve:
+class Reserve(ReserveLookups):
     spec: ReserveSpec
     token: Contract
     strategy: Contract
@@ -281,29 +273,12 @@ class Reserve:
     variable_debt: Contract | None = None
     id: int = -1
 
-    @property
-    def address(self) -> str:
-        return self.token.address
-
-    @property
-    def symbol(self) -> str:
-        return self.spec.symbol
-
-    @property
-    def unit(self) -> int:
-        return int(10**self.spec.decimals)
 
 
 def decode_reserve_configuration(data: int) -> dict[str, int | bool]:
-    """The fields of a v2 ``ReserveConfigurationMap`` word (DataTypes.sol)."""
-    def bits(start: int, width: int) -> int:
-        return (data >> start) & ((1 << width) - 1)
-    return {
-        "ltv": bits(0, 16), "liquidation_threshold": bits(16, 16), "liquidation_bonus": bits(32, 16),
-        "decimals": bits(48, 8), "active": bool(bits(56, 1)), "frozen": bool(bits(57, 1)),
-        "borrowing": bool(bits(58, 1)), "stable_borrowing": bool(bits(59, 1)),
-        "reserve_factor": bits(64, 16),
-    }
+    """The fields of a v2 ``ReserveConfigurationMap`` word (DataTypes.sol): all of them sit where
+    v3 keeps them, so this is the shared decoder (bits 60-63 are reserved in v2)."""
+    return decode_common_configuration(data)
 
 
 def decode_user_configuration(data: int, reserves_count: int) -> dict[int, tuple[bool, bool]]:
@@ -314,60 +289,35 @@ def decode_user_configuration(data: int, reserves_count: int) -> dict[int, tuple
 
 # ----- the market -----
 
-def _contract(name: str, address: str) -> Contract:
-    return Contract(address=address.lower(), abi=aave_v2_artifact(name)["abi"], name=name)
+class AaveV2Market(AaveMarketDriver[Reserve, AccountData]):
+    """A deployed Aave v2 market (npm 1.0.1); build with :meth:`deploy`. See the module docstring.
 
-
-class AaveV2Market(AaveMarketDriver):
-    """A deployed Aave v2 market (npm 1.0.1); build with :meth:`deploy`. See the module docstring."""
+    Transactions, balance reads and log decoding are the shared :class:`AaveMarketDriver`'s (v2's
+    LendingPool has the same entry points as v3's Pool for them); here: the v2 deployment, the
+    mock token's ``mint(amount)``, ``deposit`` (v3's ``supply``), the LendingRateOracle and the
+    v2 configuration words."""
 
     _reserve_type = Reserve
+    _account_data = AccountData
     _user_seed = _USER_SEED
+    _treasury = TREASURY
 
     def __init__(self, chain: DevChain, admin: str):
-        self.chain = chain
-        self.admin = admin.lower()
-        self.treasury = TREASURY
-        self.libraries: dict[str, str] = {}
-        self.reserves: dict[str, Reserve] = {}
+        super().__init__(chain, admin)
         self.weth: Reserve | None = None
-        self._by_address: dict[str, Reserve] = {}
-        self._abi_at: dict[str, Contract] = {}
-        self._approved: set[tuple[str, str]] = set()
-        self._users = 0
-        # Fixed gas limit of every pool/configurator transaction (see AaveV3Market.gas: anvil
-        # estimates on a pending block whose timestamp may differ from the mined one). Reverting
-        # transactions are mined with status 0 and their reason is traced.
-        self.gas = 5_000_000
         # set by deploy()
-        self.provider: Contract
-        self.pool: Contract
-        self.pool_impl: Contract
-        self.configurator: Contract
-        self.configurator_impl: Contract
         self.collateral_manager: Contract
-        self.oracle: Contract
         self.rate_oracle: Contract
-        self.data_provider: Contract
+
+    @staticmethod
+    def _artifact(name: str) -> dict[str, Any]:
+        return aave_v2_artifact(name)
+
+    @staticmethod
+    def _decode_configuration(data: int) -> dict[str, int | bool]:
+        return decode_reserve_configuration(data)
 
     # -- deployment --
-
-    def _deploy(self, name: str, *args: Any) -> Contract:
-        """Deploy the npm artifact ``name`` (libraries linked) from the admin."""
-        art = aave_v2_artifact(name)
-        code = linked_bytecode(art, self.libraries)
-        ctor: dict[str, Any] = next(
-            (e for e in art["abi"] if e.get("type") == "constructor"), {"inputs": []})
-        types = [abi_type(p) for p in ctor["inputs"]]
-        if len(types) != len(args):
-            raise DevChainError(f"{name} constructor takes {len(types)} arguments, got {len(args)}")
-        tx = self.chain.tx_request(None, code + abi_encode(types, list(args)), sender=self.admin)
-        receipt = self._receipt(str(self.chain.rpc("eth_sendTransaction", [tx])))
-        if int(receipt["status"], 16) != 1 or not receipt.get("contractAddress"):
-            raise DevChainError(f"deploy {name} failed: {receipt}")
-        c = Contract(address=str(receipt["contractAddress"]).lower(), abi=art["abi"], name=name)
-        self._abi_at[c.address] = c
-        return c
 
     @classmethod
     def deploy(cls, chain: DevChain, reserves: Sequence[ReserveSpec] = DEFAULT_RESERVES, *,
@@ -380,28 +330,22 @@ class AaveV2Market(AaveMarketDriver):
         feed); None = none (every asset gets a feed). ``block_interval``: make every later block
         exactly that many seconds after the previous one (``anvil_setBlockTimestampInterval``), so
         that with a fixed genesis timestamp every amount is reproducible."""
-        if block_interval is not None:
-            chain.rpc("anvil_setBlockTimestampInterval", [block_interval])
-        m = cls(chain, admin or chain.default_sender)
+        m = cls._start(chain, admin, block_interval)
         a = m.admin
         m.provider = m._deploy("LendingPoolAddressesProvider", market_id)
         m._admin_send(m.provider, "setPoolAdmin", a)
         m._admin_send(m.provider, "setEmergencyAdmin", a)
 
-        for lib in _LIBRARIES:
-            m.libraries[lib] = m._deploy(lib).address
+        m._deploy_libraries(_LIBRARIES)
 
         m.pool_impl = m._deploy("LendingPool")
         m._admin_send(m.provider, "setLendingPoolImpl", m.pool_impl.address)
-        m.pool = _contract("LendingPool", str(m.chain.call(m.provider, "getLendingPool")[0]))
+        m.pool = m._provided("LendingPool", "getLendingPool")
         m.configurator_impl = m._deploy("LendingPoolConfigurator")
         m._admin_send(m.provider, "setLendingPoolConfiguratorImpl", m.configurator_impl.address)
-        m.configurator = _contract("LendingPoolConfigurator",
-                                   str(m.chain.call(m.provider, "getLendingPoolConfigurator")[0]))
+        m.configurator = m._provided("LendingPoolConfigurator", "getLendingPoolConfigurator")
         m.collateral_manager = m._deploy("LendingPoolCollateralManager")
         m._admin_send(m.provider, "setLendingPoolCollateralManager", m.collateral_manager.address)
-        m._abi_at[m.pool.address] = m.pool
-        m._abi_at[m.configurator.address] = m.configurator
 
         # tokens and price feeds (ETH-quoted, 18 decimals)
         for spec in reserves:
@@ -413,14 +357,11 @@ class AaveV2Market(AaveMarketDriver):
                 if spec.price != WAD:
                     raise DevChainError(f"{spec.symbol} is the oracle's WETH: its price is 1e18")
             else:
-                agg = m._deploy_test("TestOCRAggregator", 1, 2**191 - 1, 18, f"{spec.symbol} / ETH")
-                feed = m._deploy_test("TestAggregatorProxy", agg.address)
-                m.chain.send(agg, "transmit", [spec.price], sender=a)
+                agg, feed = m._deploy_feed(spec.symbol, spec.price, 18, "ETH")
             strategy = m._deploy("DefaultReserveInterestRateStrategy", m.provider.address,
                                  *spec.rates.args())
             r = Reserve(spec=spec, token=token, strategy=strategy, aggregator=agg, feed=feed)
-            m.reserves[spec.symbol] = r
-            m._by_address[token.address] = r
+            m._add_reserve(r)
             if spec.symbol == weth:
                 m.weth = r
         if weth is not None and m.weth is None:
@@ -450,12 +391,8 @@ class AaveV2Market(AaveMarketDriver):
             m.configure("initReserve", r.a_token_impl.address, r.stable_debt_impl.address,
                         r.variable_debt_impl.address, s.decimals, r.strategy.address)
             data = m.chain.call(m.pool, "getReserveData", asset)[0]
-            r.a_token = _contract("AToken", data[7])
-            r.stable_debt = _contract("StableDebtToken", data[8])
-            r.variable_debt = _contract("VariableDebtToken", data[9])
+            r.a_token, r.stable_debt, r.variable_debt = m._token_proxies(data, 7)
             r.id = int(data[11])
-            for c in (r.a_token, r.stable_debt, r.variable_debt):
-                m._abi_at[c.address] = c
             if s.liquidation_threshold:
                 m.configure("configureReserveAsCollateral", asset, s.ltv, s.liquidation_threshold,
                             s.liquidation_bonus)
@@ -465,8 +402,6 @@ class AaveV2Market(AaveMarketDriver):
                 m.configure("setReserveFactor", asset, s.reserve_factor)
         return m
 
-    # -- lookups --
-
     # -- users and tokens --
 
     def mint(self, user: str, asset: str | Reserve, amount: int) -> None:
@@ -475,122 +410,25 @@ class AaveV2Market(AaveMarketDriver):
 
     # -- transactions --
 
-    def _tx(self, sender: str, contract: Contract, fn: str, *args: Any, check: bool = True) -> TxResult:
-        """Send with a fixed gas limit and wait for the receipt; a revert's data comes from
-        ``debug_traceTransaction`` of the mined transaction."""
-        tx = self.chain.tx_request(contract, fn, *args, sender=sender, gas=self.gas)
-        tx_hash = str(self.chain.rpc("eth_sendTransaction", [tx]))
-        receipt = self._receipt(tx_hash)
-        if int(receipt["status"], 16) == 1:
-            return TxResult(tx_hash, receipt, self.decode_logs(receipt.get("logs", [])))
-        trace = self.chain.rpc("debug_traceTransaction", [tx_hash, {"tracer": "callTracer"}]) or {}
-        out = str(trace.get("output") or "0x")
-        data = bytes.fromhex(out[2:])
-        reason = decode_revert(data) or trace.get("revertReason") or trace.get("error")
-        if check:
-            raise TxReverted(f"{contract.name}.{fn} reverted in tx {tx_hash}: {reason}", reason, data)
-        return TxResult(tx_hash, receipt, [], reason=reason, revert_data=data)
-
-    def configure(self, fn: str, *args: Any, check: bool = True) -> TxResult:
-        """``LendingPoolConfigurator.fn(*args)`` from the admin (pool and emergency admin)."""
-        return self._tx(self.admin, self.configurator, fn, *args, check=check)
-
     def deposit(self, user: str, asset: str | Reserve, amount: int, *, on_behalf_of: str | None = None,
                 fund: bool = False, check: bool = True) -> TxResult:
         """``LendingPool.deposit``; ``fund=True`` mints the amount first; the pool is approved once.
         A first deposit enables the reserve as collateral."""
-        if fund:
-            self.mint(user, asset, amount)
-        self.ensure_approved(user, asset)
-        return self._tx(user, self.pool, "deposit", self.asset(asset), amount, on_behalf_of or user, 0,
-                        check=check)
+        return self._supply("deposit", user, asset, amount, on_behalf_of, fund, check)
 
     supply = deposit  # the v3 name, for code that drives both markets
-
-    def borrow(self, user: str, asset: str | Reserve, amount: int, mode: int = 2, *,
-               on_behalf_of: str | None = None, check: bool = True) -> TxResult:
-        """``LendingPool.borrow`` (mode 2 variable, 1 stable)."""
-        return self._tx(user, self.pool, "borrow", self.asset(asset), amount, mode, 0,
-                        on_behalf_of or user, check=check)
-
-    def repay(self, user: str, asset: str | Reserve, amount: int, mode: int = 2, *,
-              on_behalf_of: str | None = None, check: bool = True) -> TxResult:
-        """``LendingPool.repay`` (``MAX_UINT256`` = all of the caller's own debt of that mode);
-        approves the pool for the payer first if needed."""
-        self.ensure_approved(user, asset)
-        return self._tx(user, self.pool, "repay", self.asset(asset), amount, mode, on_behalf_of or user,
-                        check=check)
-
-    def withdraw(self, user: str, asset: str | Reserve, amount: int, *, to: str | None = None,
-                 check: bool = True) -> TxResult:
-        """``LendingPool.withdraw`` (``MAX_UINT256`` = whole balance)."""
-        return self._tx(user, self.pool, "withdraw", self.asset(asset), amount, to or user, check=check)
-
-    def set_collateral(self, user: str, asset: str | Reserve, enabled: bool, *,
-                       check: bool = True) -> TxResult:
-        """``LendingPool.setUserUseReserveAsCollateral``."""
-        return self._tx(user, self.pool, "setUserUseReserveAsCollateral", self.asset(asset), enabled,
-                        check=check)
-
-    def liquidate(self, liquidator: str, collateral: str | Reserve, debt: str | Reserve, user: str,
-                  debt_to_cover: int, receive_atoken: bool = False, *, fund: bool = False,
-                  check: bool = False) -> TxResult:
-        """``LendingPool.liquidationCall`` (delegatecalls the collateral manager). Unlike the other
-        actions a revert does **not** raise by default: the result carries ``reason``, the
-        manager's error code string (``'42'`` healthy, ``'43'``, ``'44'``, ``'45'``...).
-        ``fund=True`` mints ``debt_to_cover`` of the debt asset to the liquidator; the pool is
-        approved for the liquidator's debt asset in any case."""
-        if fund:
-            self.fund(liquidator, debt, debt_to_cover)
-        self.ensure_approved(liquidator, debt)
-        return self._tx(liquidator, self.pool, "liquidationCall", self.asset(collateral),
-                        self.asset(debt), user, debt_to_cover, receive_atoken, check=check)
-
-    def set_price(self, asset: str | Reserve, price: int, observations: Iterable[int] | None = None) -> str:
-        """Transmit a new answer (ETH wei per whole token, 18 decimals) to the asset's aggregator
-        (``observations``: the whole report, whose median becomes the answer). Returns the tx hash.
-        The oracle's WETH has no feed (always 1e18): raises for it."""
-        r = self.reserve(asset)
-        if r.aggregator is None:
-            raise DevChainError(f"{r.symbol} is priced 1e18 by the AaveOracle (WETH): no feed to move")
-        obs = list(observations) if observations is not None else [price]
-        return self.chain.send(r.aggregator, "transmit", obs, sender=self.admin)
 
     def set_market_borrow_rate(self, asset: str | Reserve, rate: int) -> str:
         """``LendingRateOracle.setMarketBorrowRate`` (RAY): the base of new stable rates."""
         return self._admin_send(self.rate_oracle, "setMarketBorrowRate", self.asset(asset), rate)
 
-    def advance_time(self, seconds: int, blocks: int = 1) -> int:
-        """Mine a block ``seconds`` after the latest one (``evm_setNextBlockTimestamp``), then
-        ``blocks - 1`` more; returns the new head's timestamp."""
-        ts = int(self.chain.block()["timestamp"], 16) + seconds
-        self.chain.set_next_timestamp(ts)
-        self.chain.mine(blocks)
-        return int(self.chain.block()["timestamp"], 16)
-
     # -- reads --
-
-    def get_user_account_data(self, user: str, block: int | str = "latest") -> AccountData:
-        return AccountData(*self.chain.call(self.pool, "getUserAccountData", user, block=block))
 
     def user_configuration(self, user: str, block: int | str = "latest") -> dict[str, tuple[bool, bool]]:
         """Symbol -> (borrowing, using as collateral) from ``getUserConfiguration``."""
         word = int(self.chain.call(self.pool, "getUserConfiguration", user, block=block)[0][0])
         flags = decode_user_configuration(word, len(self.reserves))
         return {s: flags[r.id] for s, r in self.reserves.items()}
-
-    def price(self, asset: str | Reserve, block: int | str = "latest") -> int:
-        """``AaveOracle.getAssetPrice`` (ETH wei per whole token)."""
-        return int(self.chain.call(self.oracle, "getAssetPrice", self.asset(asset), block=block)[0])
-
-    def reserve_data(self, asset: str | Reserve, block: int | str = "latest") -> dict[str, Any]:
-        """``LendingPool.getReserveData`` keyed by the ABI names (``configuration`` decoded with
-        :func:`decode_reserve_configuration`)."""
-        entry = self.pool.function("getReserveData")
-        values = self.chain.call(self.pool, "getReserveData", self.asset(asset), block=block)[0]
-        out = {c["name"]: v for c, v in zip(entry["outputs"][0]["components"], values, strict=True)}
-        out["configuration"] = decode_reserve_configuration(int(out["configuration"][0]))
-        return out
 
     def stable_debt_position(self, user: str, asset: str | Reserve,
                              block: int | str = "latest") -> tuple[int, int, int]:
@@ -599,28 +437,3 @@ class AaveV2Market(AaveMarketDriver):
         return (self._balance(c, "principalBalanceOf", user, block),
                 self._balance(c, "getUserStableRate", user, block),
                 self._balance(c, "getUserLastUpdated", user, block))
-
-    # -- logs --
-
-    def decode_logs(self, logs: Iterable[dict[str, Any]]) -> list[DecodedEvent]:
-        """Decode raw logs of the market's contracts (pool, incl. the delegatecalled collateral
-        manager's LiquidationCall, configurator, tokens, feeds...); unknown ones are skipped."""
-        out: list[DecodedEvent] = []
-        for log in logs:
-            c = self._abi_at.get(str(log["address"]).lower())
-            if c is None or not log.get("topics"):
-                continue
-            try:
-                name, args = c.decode_log(log)
-            except DevChainError:
-                continue
-            out.append(DecodedEvent(str(log["address"]).lower(), name, args, int(log["logIndex"], 16)))
-        return out
-
-    # -- chain state --
-
-    def revert(self, snap: str) -> None:
-        """``evm_revert`` (a snapshot id is good for one revert). Forgets which approvals were
-        made, since some may have been undone."""
-        self.chain.revert(snap)
-        self._approved.clear()
