@@ -1,4 +1,4 @@
-"""One fresh build of the sample (seed 1) per session, for the slow rebuild tests.
+"""One fresh build of the sample (seed 1) per session, for the rebuild tests (about 3 minutes).
 
 While anvil still serves the freshly built chain, the build's ``inspect`` hook reads the
 contracts' state at the checkpoint blocks (eth_call at old blocks: anvil keeps every state of

@@ -20,7 +20,7 @@ from ingest.sample import CHAIN_ID, DEPLOYMENT
 from protocols.registry import get_adapter
 from tests.sample.conftest import FreshSample
 
-pytestmark = [pytest.mark.slow, pytest.mark.anvil]
+pytestmark = [pytest.mark.anvil]
 
 
 def test_positions_rebuilt_from_ingested_events_equal_the_chain(fresh_sample: FreshSample) -> None:

@@ -15,7 +15,7 @@ import pytest
 from ingest.sample import SAMPLE_DB
 from tests.sample.conftest import FreshSample
 
-pytestmark = [pytest.mark.slow, pytest.mark.anvil,
+pytestmark = [pytest.mark.anvil,
               pytest.mark.skipif(not SAMPLE_DB.exists(), reason="data/sample.duckdb not built")]
 
 
