@@ -29,11 +29,10 @@ import pytest
 from ingest import catalog
 from ingest.abi import EventSpec as CatalogSpec
 from ingest.abi import snake_case
-from ingest.devchain import DevChain, signature
-from ingest.devnet import Anvil
 from protocols.aave_v2 import AaveV2Adapter, AaveV2State
 from protocols.domain import EventRef, ProtocolEvent
 from protocols.errors import InconsistentEvent, UnsupportedEvent
+from tests.protocols import diffkit as kit
 from tests.protocols.aave_v2_chain_state import ChainSnapshot, read_state
 from tests.protocols.aave_v2_market import MAX_UINT256, AaveV2Market
 from tests.protocols.test_aave_v2_differential import (
@@ -47,7 +46,6 @@ from tests.protocols.test_aave_v2_differential import (
     prepare_market,
     setup_position,
 )
-from tests.protocols.test_aave_v3_differential import anvil_or_skip
 
 ADAPTER = AaveV2Adapter()
 APPLIED = {(s.role, s.signature) for s in ADAPTER.events}
@@ -83,55 +81,22 @@ class Checkpoint:
     account_data: dict[str, tuple[int, ...]]
 
 
-def _roles(m: AaveV2Market) -> dict[str, str]:
-    out = {m.pool.address: "lending_pool", m.configurator.address: "lending_pool_configurator"}
-    for r in m.reserves.values():
-        assert r.a_token and r.variable_debt and r.stable_debt
-        out |= {
-            r.a_token.address: "a_token",
-            r.variable_debt.address: "variable_debt_token",
-            r.stable_debt.address: "stable_debt_token",
-        }
-    return out
-
-
 def _events(m: AaveV2Market) -> list[ProtocolEvent]:
     """Every log of the market's contracts as the ingest would hand it to the adapter."""
-    roles = _roles(m)
-    logs = m.chain.get_logs(address=sorted(roles), from_block=0)
-    stamps: dict[int, int] = {}
-    out = []
-    for log in logs:
-        block = int(log["blockNumber"], 16)
-        if block not in stamps:
-            stamps[block] = int(m.chain.block(block)["timestamp"], 16)
-        address = str(log["address"]).lower()
-        contract = m._abi_at[address]
-        name, args = contract.decode_log(log)
-        entry = next(
-            e
-            for e in contract.abi
-            if e.get("type") == "event" and e["name"] == name and len(e["inputs"]) == len(args)
-        )
-        ref = EventRef(block, int(log["logIndex"], 16), str(log["transactionHash"]), stamps[block])
-        decoded = {
-            snake_case(k): (v.lower() if isinstance(v, str) and v.startswith("0x") else v)
-            for k, v in args.items()
-        }
-        out.append(ProtocolEvent(name, signature(entry), address, roles[address], decoded, ref))
-    return out
+    return kit.logged_events(m, kit.token_roles(m, "lending_pool", "lending_pool_configurator"))
 
 
 class History:
     def __init__(self, mk: Market):
         self.mk = mk
-        self.m = mk.m
+        m: AaveV2Market = mk.m
+        self.m = m
         self.users: set[str] = {mk.lp, mk.background, self.m.treasury}
         self.checkpoints: list[Checkpoint] = []
-        new_user = self.m.new_user
+        new_user = m.new_user
 
-        def tracked(*args: object, **kwargs: object) -> str:
-            u = new_user(*args, **kwargs)  # type: ignore[arg-type]
+        def tracked(eth: int = 10**21) -> str:
+            u = new_user(eth)
             self.users.add(u)
             return u
 
@@ -250,14 +215,7 @@ def _busy_history(mk: Market) -> History:
 
 @pytest.fixture(scope="module")
 def history() -> Iterator[History]:
-    anvil_or_skip()
-    node = Anvil(timestamp=GENESIS)
-    chain = DevChain(node.url)
-    try:
-        yield _busy_history(prepare_market(chain))
-    finally:
-        chain.close()
-        node.stop()
+    yield from kit.on_anvil(lambda chain: _busy_history(prepare_market(chain)))
 
 
 def _compare(state: AaveV2State, cp: Checkpoint) -> list[str]:

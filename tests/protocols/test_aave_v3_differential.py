@@ -34,23 +34,20 @@ only when selected: ``pytest -m slow tests/protocols/test_aave_v3_differential.p
 from __future__ import annotations
 
 import copy
-import os
 import random
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, fields, replace
+from dataclasses import replace
 
 import pytest
 
-from ingest.abi import snake_case
 from ingest.devchain import DevChain
-from ingest.devnet import Anvil, anvil_binary
-from ingest.errors import ConfigError
 from protocols.aave_v3 import AaveV3Adapter, AaveV3State
 from protocols.aave_v3.reserve_logic import get_normalized_income
-from protocols.domain import EventRef, LiquidationOutcome, ProtocolEvent
+from protocols.domain import LiquidationOutcome
 from protocols.fixed_point import RAY, ray_div_half_up
-from tests.protocols.aave_v3_chain_state import ChainSnapshot, read_state
+from tests.protocols import diffkit as kit
+from tests.protocols.aave_v3_chain_state import read_state
 from tests.protocols.aave_v3_market import (
     DEFAULT_RESERVES,
     MAX_UINT256,
@@ -58,17 +55,25 @@ from tests.protocols.aave_v3_market import (
     EModeSpec,
     ReserveSpec,
 )
+from tests.protocols.diffkit import (
+    BLOCK_INTERVAL,
+    CALLS_PER_CASE,
+    DAY,
+    DEFAULT_CASES,
+    GENESIS,
+    SLOW_CASES,
+    UNLISTED,
+    Case,
+    Market,
+    Setup,
+    anvil_or_skip,
+)
+
+__all__ = ["DAY", "GENESIS", "Market", "anvil_or_skip", "build_case", "diff_states", "prepare_market"]
 
 pytestmark = pytest.mark.anvil
 
-GENESIS = 1_700_000_000
-DAY = 86_400
-BLOCK_INTERVAL = 12
-DEFAULT_CASES = 100
-CALLS_PER_CASE = 2  # liquidation calls checked per position
-SLOW_CASES = int(os.environ.get("DEFICIT_AAVE_DIFF_CASES", "2000"))
 USD = 10**8  # oracle base unit
-UNLISTED, UNLISTED_ADDRESS = "UNLISTED", "0x" + "77" * 20  # an asset the pool does not know
 
 ADAPTER = AaveV3Adapter()
 #: what the checked liquidation calls did (the slow run prints it)
@@ -89,18 +94,6 @@ def _reserves() -> tuple[ReserveSpec, ...]:
 
 
 EMODES = (EModeSpec(1, 9300, 9500, 10100, "Stablecoins"), EModeSpec(2, 9000, 9300, 10200, "ETH-correlated"))
-
-
-@dataclass
-class Market:
-    m: AaveV3Market
-    lp: str
-    background: str
-    base: str  # snapshot id of the prepared chain
-
-    def reset(self) -> None:
-        self.m.revert(self.base)
-        self.base = self.m.snapshot()
 
 
 def prepare_market(chain: DevChain) -> Market:
@@ -125,41 +118,12 @@ def prepare_market(chain: DevChain) -> Market:
     return Market(m, lp, background, m.snapshot())
 
 
-def anvil_or_skip() -> None:
-    try:
-        anvil_binary()
-    except ConfigError as e:
-        if os.environ.get("CI"):
-            pytest.fail(str(e))  # CI must never silently skip the real-node tests
-        pytest.skip(str(e))
-
-
 @pytest.fixture(scope="module")
 def market() -> Iterator[Market]:
-    anvil_or_skip()
-    node = Anvil(timestamp=GENESIS)
-    chain = DevChain(node.url)
-    try:
-        yield prepare_market(chain)
-    finally:
-        chain.close()
-        node.stop()
+    yield from kit.on_anvil(prepare_market)
 
 
 # ----- building a case -----
-
-@dataclass
-class Case:
-    seed: int
-    kind: str
-    user: str
-    liquidator: str
-    collateral: str
-    debt: str
-    debt_to_cover: int
-    receive_a_token: bool
-    notes: list[str]
-
 
 def _usd_to_amount(m: AaveV3Market, sym: str, usd: int) -> int:
     return usd * USD * m.reserve(sym).unit // m.price(sym)
@@ -178,55 +142,6 @@ def _borrow_split(m: AaveV3Market, rng: random.Random, user: str, debts: list[st
         mode = 1 if (sym == "DAI" and stable_ok and rng.random() < 0.6) else 2
         res = m.borrow(user, sym, amount, mode, check=False)
         notes.append(f"borrow {sym} {amount} mode {mode}: {'ok' if res.ok else res.reason}")
-
-
-def _target_hf(rng: random.Random) -> float:
-    r = rng.random()
-    if r < 0.55:
-        return rng.uniform(0.90, 1.0)
-    if r < 0.77:
-        return rng.uniform(0.6, 0.95)
-    if r < 0.92:
-        return rng.uniform(0.05, 0.6)
-    return rng.uniform(1.0, 1.3)
-
-
-def _aim_prices(m: AaveV3Market, snap: ChainSnapshot, user: str, down: list[str], up: list[str],
-                target: float) -> dict[str, int]:
-    """New prices for ``down`` (scaled by f) or, if empty, ``up`` (scaled by 1/f) that bring
-    ``user``'s HF closest to ``target``: bisection on log f with the adapter's HF, which only
-    chooses the input here (the chain decides the outcome)."""
-    syms, sign = (down, 1) if down else (up, -1)
-    base = {m.asset(s): snap.prices[m.asset(s)] for s in syms}
-
-    def moved(log_f: float) -> dict[str, int]:
-        f = 10.0 ** (sign * log_f)
-        return {a: max(1, int(p * f)) for a, p in base.items()}
-
-    def hf(log_f: float) -> float:
-        prices = {**snap.prices, **moved(log_f)}
-        return min(ADAPTER.account(snap.state, user, prices, snap.timestamp).health_factor_wad / 1e18, 1e9)
-
-    lo, hi = -4.0, 3.0
-    for _ in range(50):
-        mid = (lo + hi) / 2
-        if hf(mid) < target:
-            lo = mid
-        else:
-            hi = mid
-    return {m.reserve(a).symbol: p for a, p in moved(lo).items()}
-
-
-@dataclass
-class Setup:
-    seed: int
-    kind: str
-    user: str
-    collateral: list[str]
-    debts: list[str]
-    down: list[str]
-    up: list[str]
-    notes: list[str]
 
 
 def build_case(mk: Market, seed: int) -> Case:
@@ -286,10 +201,10 @@ def setup_position(mk: Market, rng: random.Random, seed: int) -> Setup:
     _borrow_split(m, rng, user, debts, fraction, stable_ok, notes)
 
     # time and prices
-    dt = rng.choice([0, 0, rng.randint(1, 3_600), rng.randint(1, 30) * DAY, rng.randint(30, 800) * DAY])
+    dt = kit.time_step(rng)
     if dt:
         m.advance_time(dt)
-    target = _target_hf(rng)
+    target = kit.target_hf(rng)
     snap = read_state(m, [user, mk.lp, mk.background])
     down = [s for s in enabled if s not in debts]
     up = [s for s in debts if s not in collateral]
@@ -300,11 +215,11 @@ def setup_position(mk: Market, rng: random.Random, seed: int) -> Setup:
                           check=False)
         notes.append(f"e-mode 2 LT {lt}: {res.ok or res.reason} (target HF {target:.3f})")
     elif down or up:
-        for sym, price in _aim_prices(m, snap, user, down, up, target).items():
+        for sym, price in kit.aim_prices(ADAPTER, m, snap, user, down, up, target).items():
             m.set_price(sym, price)
             notes.append(f"{sym} price -> {price}")
         notes.append(f"target HF {target:.3f}")
-    _noise(m, rng, down + up)
+    kit.noise(m, rng, list(m.reserves), down + up)
 
     # risk parameter changes
     r = rng.random()
@@ -331,55 +246,15 @@ def setup_position(mk: Market, rng: random.Random, seed: int) -> Setup:
     return Setup(seed, kind, user, collateral, debts, down, up, notes)
 
 
-def _noise(m: AaveV3Market, rng: random.Random, keep: list[str]) -> None:
-    for sym in rng.sample(list(m.reserves), rng.randint(0, 2)):  # noise on other prices
-        if sym not in keep:
-            m.set_price(sym, max(1, m.price(sym) * rng.randint(97, 103) // 100))
-
-
 def move_again(mk: Market, rng: random.Random, s: Setup) -> None:
-    """Between two calls on one position: maybe time passes, prices move towards a new HF."""
-    m = mk.m
-    s.notes.append("| next call")
-    if rng.random() < 0.3:
-        m.advance_time(rng.randint(1, 10 * DAY))
-    if (s.down or s.up) and rng.random() < 0.7:
-        target = _target_hf(rng)
-        snap = read_state(m, [s.user])
-        for sym, price in _aim_prices(m, snap, s.user, s.down, s.up, target).items():
-            m.set_price(sym, price)
-        s.notes.append(f"re-aimed at HF {target:.3f}")
-        _noise(m, rng, s.down + s.up)
+    kit.move_again(mk, rng, s, ADAPTER, read_state, list(mk.m.reserves))
 
 
 def choose_call(mk: Market, rng: random.Random, s: Setup) -> Case:
     """Who liquidates which collateral for which debt, how much; funds the liquidator."""
-    m, user, collateral, debts, notes = mk.m, s.user, s.collateral, s.debts, s.notes
-    c = rng.random()
-    coll_choice = (rng.choice(collateral) if c < 0.8 else
-                   rng.choice(list(m.reserves)) if c < 0.98 else UNLISTED)
-    d = rng.random()
-    debt_choice = rng.choice(debts) if d < 0.87 else rng.choice(list(m.reserves)) if d < 0.98 else UNLISTED
-    snap = read_state(m, [user])
-    held = {p.asset: p for p in ADAPTER.positions(snap.state, user, snap.timestamp + BLOCK_INTERVAL)}
-    owed = held[_asset(m, debt_choice)].debt if _asset(m, debt_choice) in held else 0
-    a = rng.random()
-    if a < 0.3:
-        amount = MAX_UINT256
-    elif a < 0.6:
-        amount = int(owed * rng.uniform(0.0, 1.2))
-    elif a < 0.7:
-        amount = owed // 2
-    elif a < 0.77:
-        amount = owed
-    elif a < 0.9:
-        amount = rng.randint(1, 2_000)
-    elif a < 0.93:
-        amount = 0
-    else:
-        amount = rng.randint(1, 10**30)
-    receive = rng.random() < 0.3
-
+    m, user, notes = mk.m, s.user, s.notes
+    coll_choice, debt_choice, owed, amount, receive = kit.choose_target(mk, rng, s, ADAPTER, read_state,
+                                                                        MAX_UINT256)
     lk = rng.random()
     if lk < 0.08:
         liquidator = user
@@ -396,140 +271,55 @@ def choose_call(mk: Market, rng: random.Random, s: Setup) -> Case:
             res = m.supply(liquidator, "LINK", 100 * 10**18, fund=True, check=False)
             res = m.set_collateral(liquidator, "LINK", True, check=False) if res.ok else res
             notes.append(f"liquidator in isolation mode: {res.ok or res.reason}")
-    if debt_choice != UNLISTED:
-        m.fund(liquidator, debt_choice, min(amount, 3 * owed + 10 * m.reserve(debt_choice).unit))
-    return Case(s.seed, s.kind, user, liquidator, _asset(m, coll_choice), _asset(m, debt_choice), amount,
-                receive, notes)
-
-
-def _asset(m: AaveV3Market, sym: str) -> str:
-    return UNLISTED_ADDRESS if sym == UNLISTED else m.asset(sym)
-
-
-def _symbol(m: AaveV3Market, asset: str) -> str:
-    return UNLISTED if asset == UNLISTED_ADDRESS else m.reserve(asset).symbol
+    return kit.make_case(mk, s, liquidator, coll_choice, debt_choice, owed, amount, receive)
 
 
 # ----- comparing -----
 
-def _diff_states(a: AaveV3State, b: AaveV3State) -> list[str]:
-    out = []
-    for asset in sorted(set(a.reserves) | set(b.reserves)):
-        ra, rb = a.reserves.get(asset), b.reserves.get(asset)
-        if ra is None or rb is None:
-            out.append(f"reserve {asset}: {ra} vs {rb}")
-            continue
-        for f in fields(ra):
-            va, vb = getattr(ra, f.name), getattr(rb, f.name)
-            if va != vb:
-                out.append(f"reserve {asset} {f.name}: adapter {va} chain {vb}")
-    for user in sorted(set(a.users) | set(b.users)):
-        ua, ub = a.user(user), b.user(user)
-        if ua.configuration != ub.configuration:
-            out.append(f"user {user} configuration: adapter {ua.configuration:b} chain {ub.configuration:b}")
-        if ua.emode_category != ub.emode_category:
-            out.append(f"user {user} e-mode: adapter {ua.emode_category} chain {ub.emode_category}")
-        for asset in sorted(set(ua.reserves) | set(ub.reserves)):
-            xa, xb = ua.reserve(asset), ub.reserve(asset)
-            for f in fields(xa):
-                va, vb = getattr(xa, f.name), getattr(xb, f.name)
-                if va != vb:
-                    out.append(f"user {user} {asset} {f.name}: adapter {va} chain {vb}")
-    return out
-
-
-def _chain_events(m: AaveV3Market, res: object) -> list[tuple[str, str, dict[str, object]]]:
-    aave = {m.pool.address}
-    for r in m.reserves.values():
-        for t in (r.a_token, r.stable_debt, r.variable_debt):
-            assert t is not None
-            aave.add(t.address)
-    out = []
-    for e in res.events:  # type: ignore[attr-defined]
-        if e.address in aave:
-            args = {snake_case(k): (v.lower() if isinstance(v, str) else v) for k, v in e.args.items()}
-            out.append((e.address, e.name, args))
-    return out
+def diff_states(a: AaveV3State, b: AaveV3State) -> list[str]:
+    """Every reserve and user-reserve field, each user's configuration and e-mode, ``a`` vs ``b``."""
+    return kit.diff_states(a, b, user_fields=("configuration", "emode_category"))
 
 
 def _tally(case: Case, outcome: LiquidationOutcome) -> None:
-    TALLY[case.kind] += 1
-    TALLY["ok" if outcome.ok else f"revert {outcome.revert_reason}"] += 1
     names = [(e.role, e.name) for e in outcome.events]
-    for label, hit in (("fee > 0", outcome.protocol_fee > 0),
-                       ("receiveAToken", outcome.ok and case.receive_a_token),
-                       ("collateral exhausted", ("pool", "ReserveUsedAsCollateralDisabled") in names),
-                       ("bad debt left", bool(outcome.bad_debt)),
-                       ("stable debt burned", ("stable_debt_token", "Burn") in names
-                        or ("stable_debt_token", "Mint") in names),
-                       ("isolation debt reduced", ("pool", "IsolationModeTotalDebtUpdated") in names),
-                       ("liquidator collateral enabled", ("pool", "ReserveUsedAsCollateralEnabled") in names),
-                       ("self-liquidation", outcome.ok and case.liquidator == case.user)):
-        if hit:
-            TALLY[label] += 1
+    kit.tally_call(TALLY, case, outcome, (
+        ("fee > 0", outcome.protocol_fee > 0),
+        ("receiveAToken", outcome.ok and case.receive_a_token),
+        ("collateral exhausted", ("pool", "ReserveUsedAsCollateralDisabled") in names),
+        ("bad debt left", bool(outcome.bad_debt)),
+        ("stable debt burned", ("stable_debt_token", "Burn") in names
+         or ("stable_debt_token", "Mint") in names),
+        ("isolation debt reduced", ("pool", "IsolationModeTotalDebtUpdated") in names),
+        ("liquidator collateral enabled", ("pool", "ReserveUsedAsCollateralEnabled") in names),
+        ("self-liquidation", outcome.ok and case.liquidator == case.user)))
 
 
 def run_case(mk: Market, seed: int, calls: int = CALLS_PER_CASE) -> list[str]:
-    """Build one position and check ``calls`` liquidation calls on it, one block after the
-    other; the mismatches found (empty when the adapter agrees)."""
-    mk.reset()
-    rng = random.Random(seed)
-    setup = setup_position(mk, rng, seed)
-    problems: list[str] = []
-    for k in range(calls):
-        if k:
-            move_again(mk, rng, setup)
-        problems += check_call(mk, choose_call(mk, rng, setup))
-        if problems:
-            break
-    return problems
+    """Build one position and check ``calls`` liquidation calls on it; the mismatches found."""
+    return kit.run_case(mk, seed, calls, setup_position, move_again, choose_call, check_call)
 
 
 def check_call(mk: Market, case: Case) -> list[str]:
     """Compare account data, the liquidation call and the state after it, chain vs adapter."""
     m = mk.m
-    seed = case.seed
     treasury = m.treasury
     users = {case.user, case.liquidator, treasury, mk.lp, mk.background}
     snap = read_state(m, users)
-    problems: list[str] = []
-    where = f"seed {seed} ({case.kind}; {'; '.join(case.notes)})"
+    where = f"seed {case.seed} ({case.kind}; {'; '.join(case.notes)})"
+    problems = kit.account_data_problems(m, ADAPTER, snap.state, users, snap.block, snap.prices,
+                                         snap.timestamp, where)
 
-    for u in sorted(users):
-        got = tuple(m.get_user_account_data(u, snap.block))
-        mine = tuple(ADAPTER.user_account_data(snap.state, u, snap.prices, snap.timestamp))
-        if got != mine:
-            problems.append(f"{where}: getUserAccountData({u}) at {snap.block}: chain {got} adapter {mine}")
-
-    ts = snap.timestamp + BLOCK_INTERVAL
-    outcome = ADAPTER.liquidate(snap.state, case.user, case.collateral, case.debt, case.debt_to_cover,
-                                snap.prices, ts, case.receive_a_token, liquidator=case.liquidator)
-    if case.debt != UNLISTED_ADDRESS:
-        m.ensure_approved(case.liquidator, case.debt)  # (approved when funded: mines nothing)
-    res = m._tx(case.liquidator, m.pool, "liquidationCall", case.collateral, case.debt, case.user,
-                case.debt_to_cover, case.receive_a_token, check=False)
-    call = (f"liquidationCall({_symbol(m, case.collateral)}, {_symbol(m, case.debt)}, "
-            f"{case.debt_to_cover}, receiveAToken={case.receive_a_token})")
-    assert res.block_number == snap.block + 1
-    assert int(m.chain.block(res.block_number)["timestamp"], 16) == ts
+    outcome, res, call = kit.send_call(mk, case, ADAPTER, snap)
     _tally(case, outcome)
-    if res.ok != outcome.ok or (not res.ok and res.reason != outcome.revert_reason):
-        problems.append(f"{where}: {call}: chain {'ok' if res.ok else res.reason!r}, adapter "
-                        f"{'ok' if outcome.ok else outcome.revert_reason!r}")
-        return problems
+    if (mismatch := kit.revert_problem(res, outcome, f"{where}: {call}")) is not None:
+        return [*problems, mismatch]
     if not res.ok:
         return problems
-
-    chain_events = _chain_events(m, res)
-    mine_events = [(e.address, e.name, dict(e.args)) for e in outcome.events]
-    if chain_events != mine_events:
-        problems.append(f"{where}: {call} events differ:\n  chain   {chain_events}\n  adapter {mine_events}")
-    ev = res.event("LiquidationCall")
-    amounts = (outcome.debt_repaid, outcome.collateral_seized)
-    if (ev["debtToCover"], ev["liquidatedCollateralAmount"]) != amounts:
-        problems.append(f"{where}: {call}: LiquidationCall amounts chain {ev} adapter {outcome}")
+    problems += kit.event_problems(m, res, outcome, f"{where}: {call}")
 
     after = read_state(m, users, res.block_number)
+    # v3 only: the protocol fee goes to the treasury as aTokens at the collateral's index
     index = get_normalized_income(after.state.reserves[case.collateral], after.timestamp)
     fee_scaled = m.a_scaled_balance(treasury, case.collateral, res.block_number) - \
         m.a_scaled_balance(treasury, case.collateral, snap.block)
@@ -538,23 +328,19 @@ def check_call(mk: Market, case: Case) -> list[str]:
 
     replayed = copy.deepcopy(snap.state)
     ADAPTER.commit(snap.state, outcome)
-    problems += [f"{where}: {call}: after: {d}" for d in _diff_states(snap.state, after.state)]
+    problems += [f"{where}: {call}: after (adapter vs chain): {d}"
+                 for d in diff_states(snap.state, after.state)]
     # the outcome's events, applied as if ingested, give the committed state too (bar the
     # treasury accrual, which no event carries)
-    for i, ev_out in enumerate(outcome.events):
-        sig = SIGNATURES.get((ev_out.role, ev_out.name))
-        if sig is not None:
-            ADAPTER.apply(replayed, ProtocolEvent(ev_out.name, sig, ev_out.address, ev_out.role, ev_out.args,
-                                                  EventRef(after.block, i, res.tx_hash, after.timestamp)))
+    kit.apply_outcome_events(ADAPTER, SIGNATURES, replayed, outcome, after.block, res.tx_hash,
+                             after.timestamp)
     for asset, r in replayed.reserves.items():
         accrued = snap.state.reserves[asset].accrued_to_treasury
         replayed.reserves[asset] = replace(r, accrued_to_treasury=accrued)
-    problems += [f"{where}: {call}: events replayed: {d}" for d in _diff_states(replayed, snap.state)]
-    for u in sorted(users):
-        got = tuple(m.get_user_account_data(u, after.block))
-        mine = tuple(ADAPTER.user_account_data(snap.state, u, after.prices, after.timestamp))
-        if got != mine:
-            problems.append(f"{where}: after: getUserAccountData({u}): chain {got} adapter {mine}")
+    problems += [f"{where}: {call}: events replayed vs committed: {d}"
+                 for d in diff_states(replayed, snap.state)]
+    problems += kit.account_data_problems(m, ADAPTER, snap.state, users, after.block, after.prices,
+                                          after.timestamp, f"{where}: after")
     return problems
 
 
@@ -569,15 +355,8 @@ def test_differential_many(market: Market, request: pytest.FixtureRequest) -> No
     """``DEFICIT_AAVE_DIFF_CASES`` cases (default 2000); runs only when selected with ``-m slow``."""
     if "slow" not in (request.config.getoption("markexpr") or ""):
         pytest.skip("long differential run: select it with -m slow")
-    problems: list[str] = []
-    outcomes: dict[str, int] = {}
-    TALLY.clear()
-    for seed in range(10_000, 10_000 + SLOW_CASES):
-        found = run_case(market, seed)
-        problems += found
-        outcomes["mismatch" if found else "match"] = outcomes.get("mismatch" if found else "match", 0) + 1
-    print(f"\n{SLOW_CASES} cases: {outcomes}; calls: {dict(sorted(TALLY.items()))}")
-    assert not problems, f"{outcomes}\n" + "\n".join(problems[:50])
+    problems, outcomes = kit.run_many(market, run_case, TALLY, SLOW_CASES)
+    assert not problems, f"{dict(outcomes)}\n" + "\n".join(problems[:50])
 
 
 def test_base_market_is_busy(market: Market) -> None:

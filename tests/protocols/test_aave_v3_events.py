@@ -23,21 +23,19 @@ import pytest
 
 from ingest import catalog
 from ingest.abi import EventSpec as CatalogSpec
-from ingest.abi import snake_case
-from ingest.devchain import DevChain, signature
-from ingest.devnet import Anvil
+from ingest.devchain import DevChain
 from protocols.aave_v3 import AaveV3Adapter
 from protocols.domain import EventRef, ProtocolEvent
 from protocols.errors import InconsistentEvent
+from tests.protocols import diffkit as kit
 from tests.protocols.aave_v3_chain_state import read_state
 from tests.protocols.aave_v3_market import MAX_UINT256, AaveV3Market
 from tests.protocols.test_aave_v3_differential import (
     DAY,
     GENESIS,
     Market,
-    _diff_states,
-    anvil_or_skip,
     build_case,
+    diff_states,
     prepare_market,
 )
 
@@ -59,35 +57,9 @@ def test_applied_events_are_declared_for_ingest() -> None:
 
 # ----- rebuild from a real history -----
 
-def _roles(m: AaveV3Market) -> dict[str, str]:
-    out = {m.pool.address: "pool", m.configurator.address: "pool_configurator"}
-    for r in m.reserves.values():
-        assert r.a_token and r.variable_debt and r.stable_debt
-        out |= {r.a_token.address: "a_token", r.variable_debt.address: "variable_debt_token",
-                r.stable_debt.address: "stable_debt_token"}
-    return out
-
-
 def _events(m: AaveV3Market) -> list[ProtocolEvent]:
     """Every log of the market's contracts as the ingest would hand it to the adapter."""
-    roles = _roles(m)
-    logs = m.chain.get_logs(address=sorted(roles), from_block=0)
-    stamps: dict[int, int] = {}
-    out = []
-    for log in logs:
-        block = int(log["blockNumber"], 16)
-        if block not in stamps:
-            stamps[block] = int(m.chain.block(block)["timestamp"], 16)
-        address = str(log["address"]).lower()
-        contract = m._abi_at[address]
-        name, args = contract.decode_log(log)
-        entry = next(e for e in contract.abi if e.get("type") == "event" and e["name"] == name
-                     and len(e["inputs"]) == len(args))
-        ref = EventRef(block, int(log["logIndex"], 16), str(log["transactionHash"]), stamps[block])
-        decoded = {snake_case(k): (v.lower() if isinstance(v, str) and v.startswith("0x") else v)
-                   for k, v in args.items()}
-        out.append(ProtocolEvent(name, signature(entry), address, roles[address], decoded, ref))
-    return out
+    return kit.logged_events(m, kit.token_roles(m, "pool", "pool_configurator"))
 
 
 def _busy_history(mk: Market, cases: int) -> set[str]:
@@ -138,17 +110,14 @@ def _busy_history(mk: Market, cases: int) -> set[str]:
     return users
 
 
+def _history(chain: DevChain) -> tuple[Market, set[str]]:
+    mk = prepare_market(chain)
+    return mk, _busy_history(mk, 24)
+
+
 @pytest.fixture(scope="module")
 def history() -> Iterator[tuple[Market, set[str]]]:
-    anvil_or_skip()
-    node = Anvil(timestamp=GENESIS)
-    chain = DevChain(node.url)
-    try:
-        mk = prepare_market(chain)
-        yield mk, _busy_history(mk, 24)
-    finally:
-        chain.close()
-        node.stop()
+    yield from kit.on_anvil(_history)
 
 
 @pytest.mark.anvil
@@ -169,7 +138,7 @@ def test_state_rebuilt_from_events_equals_storage(history: tuple[Market, set[str
         c = chain.state.reserves[asset]
         state.reserves[asset] = replace(r, accrued_to_treasury=c.accrued_to_treasury,
                                         interest_rate_strategy=c.interest_rate_strategy)
-    problems = _diff_states(state, chain.state)
+    problems = [f"rebuilt vs chain: {d}" for d in diff_states(state, chain.state)]
     assert not problems, "\n".join(problems[:40])
     for u in sorted(users):  # and so is every account's health
         assert tuple(m.get_user_account_data(u, chain.block)) == \
