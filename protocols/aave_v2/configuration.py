@@ -17,6 +17,8 @@ from ..aave_v3.configuration import (
     BORROWING_MASK,
     COLLATERAL_MASK,
     MAX_RESERVES_COUNT,
+    decode_fields,
+    encode_fields,
     is_borrowing,
     is_borrowing_any,
     is_empty,
@@ -26,6 +28,7 @@ from ..aave_v3.configuration import (
     set_borrowing,
     set_using_as_collateral,
 )
+from ..aave_v3.configuration import LAYOUT as V3_LAYOUT
 
 __all__ = [
     "BORROWING_MASK",
@@ -42,18 +45,12 @@ __all__ = [
     "set_using_as_collateral",
 ]
 
-# (field, start bit, width) of the v2 ReserveConfigurationMap
-_LAYOUT: tuple[tuple[str, int, int], ...] = (
-    ("ltv", 0, 16),
-    ("liquidation_threshold", 16, 16),
-    ("liquidation_bonus", 32, 16),
-    ("decimals", 48, 8),
-    ("active", 56, 1),
-    ("frozen", 57, 1),
-    ("borrowing_enabled", 58, 1),
-    ("stable_borrowing_enabled", 59, 1),
-    ("reserve_factor", 64, 16),
-)
+# (field, start bit, width) of the v2 ReserveConfigurationMap: v3 kept these fields at the same
+# bits (it only filled v2's reserved bits 60-63 and the bits from 80 on), so they are v3's
+# entries; the packing code is v3's too (decode_fields / encode_fields).
+_V2_FIELDS = ("ltv", "liquidation_threshold", "liquidation_bonus", "decimals", "active", "frozen",
+              "borrowing_enabled", "stable_borrowing_enabled", "reserve_factor")
+_LAYOUT: tuple[tuple[str, int, int], ...] = tuple(f for f in V3_LAYOUT if f[0] in _V2_FIELDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,18 +71,8 @@ class ReserveConfiguration:
     @classmethod
     def from_word(cls, data: int) -> ReserveConfiguration:
         """Decode ``LendingPool.getConfiguration(asset).data``."""
-        values: dict[str, int | bool] = {}
-        for name, start, width in _LAYOUT:
-            v = (data >> start) & ((1 << width) - 1)
-            values[name] = bool(v) if width == 1 else v
-        return cls(**values)  # type: ignore[arg-type]
+        return cls(**decode_fields(_LAYOUT, data))  # type: ignore[arg-type]
 
     def to_word(self) -> int:
         """The uint256 word this configuration is stored as (unused bits zero)."""
-        data = 0
-        for name, start, width in _LAYOUT:
-            v = int(getattr(self, name))
-            if v >> width:
-                raise ValueError(f"{name}={v} does not fit in {width} bits")
-            data |= v << start
-        return data
+        return encode_fields(_LAYOUT, self)

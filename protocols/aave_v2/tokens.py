@@ -16,8 +16,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from ..aave_v3.tokens import stable_burn_totals, stable_burn_user
 from ..base import ZERO_ADDRESS
-from ..fixed_point import ArithmeticOverflow, ray_div_half_up, ray_mul_half_up, wad_to_ray
+from ..fixed_point import ArithmeticOverflow, ray_div_half_up
 from . import error_codes as E
 from .reserve_logic import get_normalized_income, stable_debt_balance_of, stable_debt_total_supply
 from .state import ReserveData, TxContext
@@ -95,27 +96,14 @@ def burn_stable_debt(tx: TxContext, asset: str, user: str, amount: int) -> None:
     balance_increase = current_balance - previous_principal if previous_principal else 0
     previous_supply = stable_debt_total_supply(reserve, ts)
     user_stable_rate = ur.stable_rate
-    new_avg = next_supply = 0
-    if previous_supply <= amount:
-        avg = total_principal = 0
-    else:
-        next_supply = total_principal = previous_supply - amount
-        first_term = ray_mul_half_up(reserve.average_stable_rate, wad_to_ray(previous_supply))
-        second_term = ray_mul_half_up(user_stable_rate, wad_to_ray(amount))
-        if second_term >= first_term:
-            new_avg = avg = total_principal = 0
-        else:
-            new_avg = avg = ray_div_half_up(first_term - second_term, wad_to_ray(next_supply))
-    if amount == current_balance:
-        rate, stamp = 0, 0
-    else:
-        rate, stamp = user_stable_rate, ts
-    if balance_increase > amount:
-        principal = previous_principal + (balance_increase - amount)
-    else:
-        if amount - balance_increase > previous_principal:
-            raise ArithmeticOverflow(E.SDT_BURN_EXCEEDS_BALANCE)
-        principal = previous_principal - (amount - balance_increase)
+    # the supply and user arithmetic is v3.0.2's too (same Solidity): shared with aave_v3.tokens
+    next_supply, total_principal, new_avg = stable_burn_totals(
+        previous_supply, reserve.average_stable_rate, user_stable_rate, amount)
+    avg = new_avg
+    rate, stamp, principal = stable_burn_user(previous_principal, current_balance, balance_increase,
+                                              user_stable_rate, amount, ts)
+    if principal < 0:  # v2's SafeMath sub reverts here
+        raise ArithmeticOverflow(E.SDT_BURN_EXCEEDS_BALANCE)
     tx.put_reserve(
         replace(
             reserve,

@@ -16,6 +16,9 @@ from dataclasses import dataclass
 
 __all__ = [
     "DEBT_CEILING_DECIMALS",
+    "LAYOUT",
+    "decode_fields",
+    "encode_fields",
     "MAX_RESERVES_COUNT",
     "BORROWING_MASK",
     "COLLATERAL_MASK",
@@ -39,7 +42,7 @@ BORROWING_MASK = int("55" * 32, 16)
 COLLATERAL_MASK = int("AA" * 32, 16)
 
 # (field, start bit, width) of ReserveConfigurationMap, in the contract's order
-_LAYOUT: tuple[tuple[str, int, int], ...] = (
+LAYOUT: tuple[tuple[str, int, int], ...] = (
     ("ltv", 0, 16),
     ("liquidation_threshold", 16, 16),
     ("liquidation_bonus", 32, 16),
@@ -60,6 +63,7 @@ _LAYOUT: tuple[tuple[str, int, int], ...] = (
     ("unbacked_mint_cap", 176, 36),
     ("debt_ceiling", 212, 40),
 )
+_LAYOUT = LAYOUT
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,21 +95,33 @@ class ReserveConfiguration:
     @classmethod
     def from_word(cls, data: int) -> ReserveConfiguration:
         """Decode the uint256 ``configuration.data`` of ``Pool.getReserveData``."""
-        values: dict[str, int | bool] = {}
-        for name, start, width in _LAYOUT:
-            v = (data >> start) & ((1 << width) - 1)
-            values[name] = bool(v) if width == 1 else v
-        return cls(**values)  # type: ignore[arg-type]
+        return cls(**decode_fields(_LAYOUT, data))  # type: ignore[arg-type]
 
     def to_word(self) -> int:
         """The uint256 word this configuration is stored as (unused bits zero)."""
-        data = 0
-        for name, start, width in _LAYOUT:
-            v = int(getattr(self, name))
-            if v >> width:
-                raise ValueError(f"{name}={v} does not fit in {width} bits")
-            data |= v << start
-        return data
+        return encode_fields(_LAYOUT, self)
+
+
+def decode_fields(layout: tuple[tuple[str, int, int], ...], data: int) -> dict[str, int | bool]:
+    """Field -> value of a packed word (one-bit fields as bools), by ``(name, start bit, width)``;
+    :class:`protocols.aave_v2.configuration.ReserveConfiguration` decodes with it too."""
+    values: dict[str, int | bool] = {}
+    for name, start, width in layout:
+        v = (data >> start) & ((1 << width) - 1)
+        values[name] = bool(v) if width == 1 else v
+    return values
+
+
+def encode_fields(layout: tuple[tuple[str, int, int], ...], obj: object) -> int:
+    """The word holding ``obj``'s fields at ``layout``'s bits (others zero); raises
+    :class:`ValueError` naming a field that does not fit its width."""
+    data = 0
+    for name, start, width in layout:
+        v = int(getattr(obj, name))
+        if v >> width:
+            raise ValueError(f"{name}={v} does not fit in {width} bits")
+        data |= v << start
+    return data
 
 
 def set_borrowing(data: int, reserve_index: int, borrowing: bool) -> int:

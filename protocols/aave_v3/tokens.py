@@ -29,7 +29,8 @@ from . import error_codes as E
 from .reserve_logic import stable_debt_balance_of, stable_debt_total_supply
 from .state import ReserveData, TxContext
 
-__all__ = ["burn_scaled", "burn_scaled_exact", "transfer_a_token", "burn_stable_debt"]
+__all__ = ["burn_scaled", "burn_scaled_exact", "transfer_a_token", "burn_stable_debt", "stable_burn_totals",
+           "stable_burn_user"]
 
 
 def burn_scaled(tx: TxContext, asset: str, role: str, user: str, target: str, amount: int,
@@ -173,26 +174,11 @@ def burn_stable_debt(tx: TxContext, asset: str, user: str, amount: int) -> tuple
     balance_increase = current_balance - previous_principal
     previous_supply = stable_debt_total_supply(reserve, ts)
     user_stable_rate = ur.stable_rate
-    next_avg = next_supply = 0
-    total_principal = 0
-    if previous_supply <= amount:
-        avg = 0
-    else:
-        next_supply = total_principal = previous_supply - amount
-        first_term = ray_mul_half_up(reserve.average_stable_rate, wad_to_ray(previous_supply))
-        second_term = ray_mul_half_up(user_stable_rate, wad_to_ray(amount))
-        if second_term >= first_term:
-            next_avg = total_principal = avg = 0
-        else:
-            next_avg = avg = ray_div_half_up(first_term - second_term, wad_to_ray(next_supply))
-    if amount == current_balance:
-        rate, stamp = 0, 0
-    else:
-        rate, stamp = user_stable_rate, ts
-    if balance_increase > amount:
-        principal = previous_principal + (balance_increase - amount)
-    else:
-        principal = previous_principal - (amount - balance_increase)
+    next_supply, total_principal, next_avg = stable_burn_totals(
+        previous_supply, reserve.average_stable_rate, user_stable_rate, amount)
+    avg = next_avg
+    rate, stamp, principal = stable_burn_user(previous_principal, current_balance, balance_increase,
+                                              user_stable_rate, amount, ts)
     tx.put_reserve(replace(reserve, stable_debt_total_principal=total_principal, average_stable_rate=avg,
                            stable_debt_total_supply_timestamp=ts))
     tx.put_user(user, u.with_reserve(asset, replace(ur, stable_debt_principal=principal, stable_rate=rate,
@@ -213,6 +199,39 @@ def burn_stable_debt(tx: TxContext, asset: str, user: str, amount: int) -> tuple
                                                        "avg_stable_rate": next_avg,
                                                        "new_total_supply": next_supply})
     return next_supply, next_avg
+
+
+def stable_burn_totals(previous_supply: int, average_rate: int, user_rate: int,
+                       amount: int) -> tuple[int, int, int]:
+    """The supply side of ``StableDebtToken.burn``, the same Solidity in v2 (protocol-v2
+    9169e0d) and v3.0.2, so :mod:`protocols.aave_v2.tokens` uses this too: (next supply as the
+    events report it, stored total principal, new average rate in RAY). Burning all of the
+    supply or more zeroes both; when the user's share of the weighted rate reaches the total's
+    (rounding at the last repayment) the stored principal and the average go to 0 while the
+    reported next supply stays ``previous - amount``, as in the contract."""
+    if previous_supply <= amount:
+        return 0, 0, 0
+    next_supply = previous_supply - amount
+    first_term = ray_mul_half_up(average_rate, wad_to_ray(previous_supply))
+    second_term = ray_mul_half_up(user_rate, wad_to_ray(amount))
+    if second_term >= first_term:
+        return next_supply, 0, 0
+    return next_supply, next_supply, ray_div_half_up(first_term - second_term, wad_to_ray(next_supply))
+
+
+def stable_burn_user(previous_principal: int, current_balance: int, balance_increase: int, user_rate: int,
+                     amount: int, timestamp: int) -> tuple[int, int, int]:
+    """The user side of ``StableDebtToken.burn`` (same Solidity in v2 and v3.0.2): (stable rate,
+    timestamp, principal). Rate and timestamp are cleared when ``amount`` is the whole compounded
+    balance, else the timestamp is now; the principal is the balance minus ``amount`` (negative
+    when ``amount`` exceeds it: v3's pool never burns that much, v2 reverts, see its caller)."""
+    if amount == current_balance:
+        rate, stamp = 0, 0
+    else:
+        rate, stamp = user_rate, timestamp
+    if balance_increase > amount:
+        return rate, stamp, previous_principal + (balance_increase - amount)
+    return rate, stamp, previous_principal - (amount - balance_increase)
 
 
 def _reserve(tx: TxContext, asset: str) -> ReserveData:
