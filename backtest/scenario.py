@@ -285,6 +285,21 @@ def _json_default(o: object) -> object:
 
 # ------------------------------------------------------------------ line numbers
 
+def _code(line: str) -> str:
+    """``line`` without its trailing ``# comment`` (a ``#`` inside a quoted string is kept), stripped:
+    a table header followed by a comment (``[checks]   # judged by ...``) is still a header."""
+    quote: str | None = None
+    for i, ch in enumerate(line):
+        if quote:
+            if ch == quote:
+                quote = None
+        elif ch in "\"'":
+            quote = ch
+        elif ch == "#":
+            return line[:i].strip()
+    return line.strip()
+
+
 def _line_of(text: str, path: str) -> int | None:
     """1-based line of a dotted field path (``oracle.delay_s``, ``overrides.reserve[1].asset``,
     ``metrics.bad_debt.dust_usd``) in TOML text: the ``key =`` line inside the table, else the
@@ -308,7 +323,7 @@ def _line_of(text: str, path: str) -> int | None:
             want_index = int(mi.group(1))
     best: int | None = None
     for i, ln in enumerate(lines):
-        s = ln.strip()
+        s = _code(ln)
         h = re.match(r"^\[\[?\s*([^\]]+?)\s*\]\]?$", s)
         if h:
             name = h.group(1).replace('"', "")
@@ -325,8 +340,12 @@ def _line_of(text: str, path: str) -> int | None:
     if best:
         return best
     for i, ln in enumerate(lines):
-        h = re.match(r"^\[\[?\s*([^\]]+?)\s*\]\]?$", ln.strip())
+        h = re.match(r"^\[\[?\s*([^\]]+?)\s*\]\]?$", _code(ln))
         if h and want_table and h.group(1).replace('"', "") == want_table:
+            return i + 1
+    for i, ln in enumerate(lines):  # a table given only through its sub-tables ([[overrides.reserve]])
+        h = re.match(r"^\[\[?\s*([^\]]+?)\s*\]\]?$", _code(ln))
+        if h and not m and h.group(1).replace('"', "").startswith(f"{path}."):
             return i + 1
     return None
 

@@ -1,0 +1,94 @@
+"""User mistakes at the ``deficit`` command line: each is a typed error naming what and where
+(file and line, or the output path), exit 2, no Python traceback, nothing half-written.
+
+Runs the real command in a subprocess against a copy of the bundled sample (``data/sample.duckdb``,
+a real Aave v3 market on anvil through the 2021-01-11 crash) with the demo's own scenario files,
+whose table headers carry trailing comments (``[checks]   # judged by ...``), as users' files do.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from backtest.demo import SAMPLE_DB, demo_scenarios, prepare_warehouse
+
+ROOT = Path(__file__).resolve().parents[1]
+OTHER_FEED = "0x1111111111111111111111111111111111111111"
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """A demo copy of the sample and the demo's scenario texts (historical, counterfactual, stress)."""
+    db = tmp_path_factory.mktemp("wh") / "w.duckdb"
+    prepare_warehouse(db, SAMPLE_DB)
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        meta = {str(k): str(v) for k, v in con.execute("SELECT key, value FROM meta.sample").fetchall()}
+    finally:
+        con.close()
+    return db, demo_scenarios(meta)
+
+
+def deficit(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "backtest.cli", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600)
+
+
+def line_of(text: str, needle: str) -> int:
+    return next(i for i, ln in enumerate(text.splitlines(), 1) if ln.startswith(needle))
+
+
+def small(text: str) -> str:
+    """A demo scenario over 100 blocks with one metric: a quick run."""
+    text = text.replace("to_block = 7799", "to_block = 700")
+    return re.sub(r"(?m)^names = \[.*\]$", 'names = ["bad_debt"]', text)
+
+
+def runs(db: Path) -> list[str]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'bt' AND "
+                           "table_name = 'runs'").fetchall()[0][0]:
+            return []
+        return [r[0] for r in con.execute("SELECT run_id FROM bt.runs ORDER BY 1").fetchall()]
+    finally:
+        con.close()
+
+
+def assert_user_error(r: subprocess.CompletedProcess[str]) -> str:
+    out = r.stdout + r.stderr
+    assert r.returncode == 2, out
+    assert "Traceback" not in out, out
+    return out
+
+
+@pytest.mark.parametrize("scenario, old, new, needle, field", [
+    ("historical", "reaction_delay_blocks = 2", 'reaction_delay_blocks = "2"', "reaction_delay_blocks",
+     "liquidator.reaction_delay_blocks"),
+    ("historical", "max_bad_debt_usd = 100", "max_bad_dept_usd = 100", "max_bad_dept_usd",
+     "checks.max_bad_dept_usd"),
+    ("stress", "pct = -0.25", "pct = -1.5", "pct = -1.5", "shock[0].pct"),
+])
+def test_errors_under_a_commented_table_header_name_the_line(
+    sample: tuple[Path, dict[str, str]], tmp_path: Path, scenario: str, old: str, new: str, needle: str,
+    field: str,
+) -> None:
+    db, texts = sample
+    text = texts[scenario]
+    assert old in text
+    text = text.replace(old, new)
+    if "[checks]" not in text:
+        text += "\n[checks]                 # a trailing comment\nmax_bad_debt_usd = 1\n"
+    f = tmp_path / f"{scenario}.toml"
+    f.write_text(text)
+    n = line_of(text, needle)
+    r = deficit("check", str(f), "--db", str(db))
+    out = assert_user_error(r)
+    assert f"error: {f}:{n}: {field}: " in r.stderr, out
+    assert f"::error file={f},line={n}," in r.stdout, out
