@@ -48,7 +48,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from .errors import BacktestError, InputError, ScenarioError
+from .errors import BacktestError, InputError, MissingData, ScenarioError
 
 __all__ = ["NAMED", "Threshold", "Checks", "Outcome", "Baseline", "parse_checks", "evaluate",
            "load_baseline", "baseline_from_run", "write_baseline", "junit_xml", "annotation",
@@ -509,7 +509,8 @@ def run_check(scenario_path: str, *, db: str | None = None, baseline: str | None
     from ingest.warehouse import DEFAULT_DB
 
     from .api import run
-    from .scenario import load_scenario
+    from .scenario import load_scenario, shock_error
+    from .shocks import ShockError
 
     rep = CheckReport(Path(scenario_path).stem, scenario_path)
     try:
@@ -536,9 +537,15 @@ def run_check(scenario_path: str, *, db: str | None = None, baseline: str | None
         res = run(sc, db=path, run_id=run_id)
         rep.run_id = res.run_id
         rep.outcomes = evaluate(checks, res.summary, res.run_id, rep.baseline)
+    except ScenarioError as e:
+        rep.error, rep.error_line = str(e), e.line
+    except MissingData as e:  # the message names the data; say which scenario needed it
+        rep.error = f"{scenario_path}: {e}"
     except BacktestError as e:
         rep.error = str(e)
-        return rep
+    except ShockError as e:  # a shock that does not fit the window's price paths
+        err = shock_error(sc, e)
+        rep.error, rep.error_line = str(err), err.line
     return rep
 
 

@@ -6,8 +6,9 @@ never the reverse): :func:`main` hands ingest's CLI the backtest subcommands as 
 ``deficit schema`` lists them.
 
 ``deficit run SCENARIO.toml [--db FILE] [--json] [--run-id ID]``: exit 0 when the run finished
-and its rows were written, 2 for a bad scenario or missing data (nothing written), 1 for a replay
-error (an event contradicting the state, ...; nothing written).
+and its rows were written, 2 for a bad scenario (a shock that does not fit the window's price
+paths included) or missing data (nothing written), 1 for a replay error (an event contradicting
+the state, ...; nothing written).
 """
 
 from __future__ import annotations
@@ -43,12 +44,20 @@ def _add_run(sub: Any) -> None:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from .api import run
-    from .errors import BacktestError, InputError
+    from .errors import BacktestError, InputError, MissingData
+    from .scenario import load_scenario, shock_error
+    from .shocks import ShockError
 
     try:
         res = run(args.scenario, db=args.db, run_id=args.run_id)
+    except MissingData as e:  # the warehouse lacks what the scenario needs: name the scenario too
+        sys.stderr.write(f"error: {args.scenario}: {e}\n")
+        return 2
     except InputError as e:
         sys.stderr.write(f"error: {e}\n")
+        return 2
+    except ShockError as e:  # a shock that does not fit the window's price paths (nothing written)
+        sys.stderr.write(f"error: {shock_error(load_scenario(args.scenario), e)}\n")
         return 2
     except BacktestError as e:
         sys.stderr.write(f"error ({type(e).__name__}): {e}\n")

@@ -97,7 +97,8 @@ from typing import Any, Literal
 from .errors import ScenarioError
 
 __all__ = ["Scenario", "Window", "Market", "OracleModelSpec", "ReferenceSpec", "LiquidatorSpec",
-           "ReserveOverride", "Overrides", "Finality", "MetricsSpec", "load_scenario", "parse_scenario"]
+           "ReserveOverride", "Overrides", "Finality", "MetricsSpec", "load_scenario", "parse_scenario",
+           "shock_error"]
 
 _ADDR = re.compile(r"^0x[0-9a-f]{40}$")
 
@@ -671,6 +672,24 @@ def _overrides(p: _P, doc: Mapping[str, Any]) -> Overrides:
                 raise p.err(f"{path}.{k}", f"expected 0..10000 bps, got {vals[k]}")
         out.append(ReserveOverride(p.addr(r["asset"], f"{path}.asset"), **vals))
     return Overrides(cf, tuple(out))
+
+
+def shock_error(sc: Scenario, e: Exception) -> ScenarioError:
+    """A :class:`backtest.shocks.ShockError` raised when the shocks meet the window's price paths
+    (a shock's ``assets`` naming a feed with no rounds there, ...) as a :class:`ScenarioError` at the
+    scenario's ``[[shock]]`` entry: ``field`` is ``shock[i].x``, or ``<kind>.x`` when only one shock
+    has that kind."""
+    field = str(getattr(e, "field", "shock"))
+    msg = str(e)
+    if msg.startswith(f"{field}: "):
+        msg = msg[len(field) + 2:]
+    if not field.startswith("shock["):
+        kind, _, rest = field.partition(".")
+        idx = [i for i, s in enumerate(sc.shocks) if s.get("kind") == kind]
+        field = f"shock[{idx[0]}].{rest}" if len(idx) == 1 and rest else "shock"
+    if field.endswith(".assets"):
+        msg += " (shock assets name oracle feeds by their proxy address, as in raw.oracle_rounds.feed)"
+    return sc.error(field, msg)
 
 
 def load_scenario(path: str | Path) -> Scenario:

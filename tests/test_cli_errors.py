@@ -92,3 +92,32 @@ def test_errors_under_a_commented_table_header_name_the_line(
     out = assert_user_error(r)
     assert f"error: {f}:{n}: {field}: " in r.stderr, out
     assert f"::error file={f},line={n}," in r.stdout, out
+
+
+def test_a_shock_on_a_feed_without_prices_is_a_scenario_error(
+    sample: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    db, texts = sample
+    text = small(texts["stress"])
+    feed = re.search(r'assets = \["(0x[0-9a-f]{40})"\]', text)
+    assert feed is not None
+    text = text.replace(feed.group(0), f'assets = ["{OTHER_FEED}"]')
+    f = tmp_path / "shock.toml"
+    f.write_text(text)
+    n = line_of(text, "assets = ")
+    before = runs(db)
+    out = assert_user_error(deficit("run", str(f), "--db", str(db)))
+    assert f"{f}:{n}: shock[0].assets: no price path for '{OTHER_FEED}'" in out
+    assert feed.group(1) in out  # the feeds that do have prices are listed
+    f.write_text(text + "\n[checks]\nmax_bad_debt_usd = 1\n")
+    out = assert_user_error(deficit("check", str(f), "--db", str(db)))
+    assert f"::error file={f},line={n}," in out
+    assert runs(db) == before  # nothing written
+
+
+def test_missing_data_names_the_scenario(sample: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
+    db, texts = sample
+    f = tmp_path / "late.toml"
+    f.write_text(small(texts["counterfactual"]).replace("to_block = 700", "to_block = 99999"))
+    out = assert_user_error(deficit("run", str(f), "--db", str(db)))
+    assert f"error: {f}: " in out and "99999" in out
