@@ -29,7 +29,8 @@ A *baseline* is a previous run's summaries: a run id in the warehouse (``bt.runs
 parameter change that raises bad debt then fails ``max_bad_debt_rise_usd = 0``.
 
 ``deficit check`` exit codes: 0 every threshold holds, 1 at least one fails, 2 an error
-(malformed scenario, missing data, replay error, unreadable baseline). ``--junit FILE`` writes a
+(malformed scenario, missing data, replay error, unreadable baseline, a ``--junit`` or
+``--write-baseline`` file that cannot be written). ``--junit FILE`` writes a
 JUnit XML report (one testcase per threshold); every failed threshold is also printed as a
 GitHub Actions annotation (``::error file=...,line=...,title=...::...``) pointing at the
 threshold's line in the scenario, which GitHub shows on the pull request.
@@ -529,7 +530,8 @@ def run_check(scenario_path: str, *, db: str | None = None, baseline: str | None
         if checks.needs_baseline and ref is None:
             t = next(t for t in checks.thresholds if t.vs_baseline)
             rep.error_line = t.line
-            raise InputError(f"{scenario_path}:{t.line}: {t.field}: compares against a baseline; pass "
+            where = f"{scenario_path}:{t.line}" if t.line else scenario_path
+            raise InputError(f"{where}: {t.field}: compares against a baseline; pass "
                              "--baseline RUN_ID|FILE or set baseline in [checks]")
         if ref is not None:
             rel = Path(scenario_path).parent if baseline is None else None
@@ -564,21 +566,37 @@ def _add_check(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print the verdicts as JSON")
 
 
+def _write_junit(path: str, data: bytes) -> None:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(p.name + ".part")
+    try:
+        tmp.write_bytes(data)
+        tmp.replace(p)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def _cmd_check(args: argparse.Namespace) -> int:
     rep = run_check(args.scenario, db=args.db, baseline=args.baseline, run_id=args.run_id)
     out = sys.stdout
-    if args.junit:
-        Path(args.junit).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.junit).write_bytes(junit_xml(rep.scenario, args.scenario, rep.run_id, rep.outcomes,
-                                               rep.error))
     if rep.error is None and args.write_baseline and rep.run_id is not None:
         from ingest.warehouse import DEFAULT_DB
 
         from .scenario import load_scenario
 
         sc = load_scenario(args.scenario)
-        write_baseline(args.write_baseline, baseline_from_run(str(args.db or sc.warehouse or DEFAULT_DB),
-                                                              rep.run_id))
+        try:
+            write_baseline(args.write_baseline,
+                           baseline_from_run(str(args.db or sc.warehouse or DEFAULT_DB), rep.run_id))
+        except OSError as e:
+            rep.error = f"--write-baseline {args.write_baseline}: cannot write: {_os_reason(e)}"
+    if args.junit:
+        try:
+            _write_junit(args.junit, junit_xml(rep.scenario, args.scenario, rep.run_id, rep.outcomes,
+                                               rep.error))
+        except OSError as e:
+            rep.error = f"--junit {args.junit}: cannot write: {_os_reason(e)}"
     if args.json:
         out.write(json.dumps(rep.as_json(), indent=2, sort_keys=True, default=str) + "\n")
     else:
@@ -593,8 +611,12 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return rep.exit_code
 
 
+def _os_reason(e: OSError) -> str:
+    return f"{e.strerror or e}" + (f" ({e.filename})" if e.filename else "")
+
+
 def _print_text(rep: CheckReport, out: Any) -> None:
-    if rep.error is not None:
+    if rep.error is not None and not rep.outcomes:
         out.write(f"deficit check {rep.scenario_file}: ERROR\n")
         return
     out.write(f"deficit check {rep.scenario_file}: run {rep.run_id}\n")
@@ -606,7 +628,9 @@ def _print_text(rep: CheckReport, out: Any) -> None:
     for o in rep.outcomes:
         out.write(f"  {'PASS' if o.ok else 'FAIL'}  {o.threshold.key:<{width}}  {o.message}\n")
     n_fail = sum(not o.ok for o in rep.outcomes)
-    out.write(f"{len(rep.outcomes)} thresholds: {len(rep.outcomes) - n_fail} passed, {n_fail} failed\n")
+    noun = "threshold" if len(rep.outcomes) == 1 else "thresholds"
+    out.write(f"{len(rep.outcomes)} {noun}: {len(rep.outcomes) - n_fail} passed, {n_fail} failed"
+              f"{'; ERROR (below)' if rep.error is not None else ''}\n")
 
 
 COMMANDS: tuple[tuple[str, Any, Any], ...] = (("check", _add_check, _cmd_check),)

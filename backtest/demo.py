@@ -192,6 +192,8 @@ def run_demo(*, db: Path | None = None, out: Path = Path("out"), sample: Path = 
 
     t0 = time.monotonic()
     wh_path = Path(db) if db is not None else DEFAULT_DB
+    sdir = out / "demo"
+    sdir.mkdir(parents=True, exist_ok=True)  # an unusable --out fails before the warehouse is touched
     step(f"copying the bundled sample to {wh_path}")
     prepare_warehouse(wh_path, sample)
     con = duckdb.connect(str(wh_path), read_only=True)
@@ -199,8 +201,6 @@ def run_demo(*, db: Path | None = None, out: Path = Path("out"), sample: Path = 
         meta = _meta(con)
     finally:
         con.close()
-    sdir = out / "demo"
-    sdir.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
     for name, text in demo_scenarios(meta).items():
         paths[name] = sdir / f"{name}.toml"
@@ -328,6 +328,11 @@ def cli_demo(db: Path | None, out: Path, as_json: bool, console: Any) -> int:
     except BacktestError as e:
         console.print(f"error ({type(e).__name__}): {e}", markup=False, style="red")
         return 1
+    except OSError as e:  # --out or --db not writable: a file in the way, no permission, disk full
+        where = f" ({e.filename})" if e.filename else ""
+        console.print(f"error: cannot write the demo's files{where}: {e.strerror or e}", markup=False,
+                      style="red")
+        return 2
     if as_json:
         print(json.dumps(res.summary, indent=2, sort_keys=True, default=str))
     else:

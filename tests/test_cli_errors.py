@@ -121,3 +121,41 @@ def test_missing_data_names_the_scenario(sample: tuple[Path, dict[str, str]], tm
     f.write_text(small(texts["counterfactual"]).replace("to_block = 700", "to_block = 99999"))
     out = assert_user_error(deficit("run", str(f), "--db", str(db)))
     assert f"error: {f}: " in out and "99999" in out
+
+
+def test_a_baseline_threshold_without_a_baseline_names_no_none_line(
+    sample: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    db, texts = sample
+    f = tmp_path / "inline.toml"  # an inline [checks] table: no line of its own for the key
+    f.write_text(re.sub(r"(?m)^(chain_id = .*)$", r"\1\nchecks = { max_bad_debt_rise_pct = 5 }",
+                        small(texts["counterfactual"]), count=1))
+    out = assert_user_error(deficit("check", str(f), "--db", str(db)))
+    assert f"error: {f}: checks.max_bad_debt_rise_pct: compares against a baseline" in out
+    assert "None" not in out
+
+
+def test_unwritable_outputs_are_errors_not_tracebacks(
+    sample: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    db, texts = sample
+    blocker = tmp_path / "a-file"  # a file where a folder is expected
+    blocker.write_text("in the way\n")
+    f = tmp_path / "ok.toml"
+    f.write_text(small(texts["counterfactual"]) + "\n[checks]\nmax_bad_debt_usd = 1e12\n")
+
+    r = deficit("check", str(f), "--db", str(db), "--junit", str(blocker / "junit.xml"))
+    out = assert_user_error(r)
+    assert f"--junit {blocker / 'junit.xml'}: cannot write" in r.stderr, out
+    assert "PASS  max_bad_debt_usd" in r.stdout  # the verdicts are still shown
+    r = deficit("check", str(f), "--db", str(db), "--write-baseline", str(blocker / "b.json"))
+    assert f"--write-baseline {blocker / 'b.json'}: cannot write" in assert_user_error(r)
+
+    run_id = runs(db)[0]
+    r = deficit("report", run_id, "--db", str(db), "--out", str(blocker))
+    assert f"cannot write the report under --out {blocker}" in assert_user_error(r)
+
+    fresh = tmp_path / "fresh.duckdb"
+    r = deficit("demo", "--db", str(fresh), "--out", str(blocker))
+    assert "cannot write the demo's files" in assert_user_error(r)
+    assert not fresh.exists()  # the warehouse is not touched when --out is unusable

@@ -807,9 +807,20 @@ def build_report(db: str, run_id: str, out: str | Path = "out") -> ReportFiles:
         for b in sec.blocks:
             if isinstance(b, Plot):
                 p = plots_dir / f"{b.name}.svg"
-                p.write_text(b.svg + "\n")
+                _write(p, b.svg + "\n")
                 plots.append(p)
     html_path, md_path = base / "report.html", base / "report.md"
-    html_path.write_text(render_html(doc, headline))
-    md_path.write_text(render_markdown(doc, "plots", headline))
+    _write(md_path, render_markdown(doc, "plots", headline))
+    _write(html_path, render_html(doc, headline))
     return ReportFiles(html_path, md_path, tuple(plots), run_id)
+
+
+def _write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a ``.part`` file renamed into place: a reader (or a failure
+    half-way, e.g. a full disk) never sees a half-written file."""
+    tmp = path.with_name(path.name + ".part")
+    try:
+        tmp.write_text(text)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)

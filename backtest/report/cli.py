@@ -1,6 +1,6 @@
 """``deficit report RUN [--db FILE] [--out DIR] [--json]``: write a run's HTML and Markdown report
 (:func:`backtest.report.build.build_report`). Exit 0 written, 2 when the run or warehouse is
-missing."""
+missing or the output folder cannot be written."""
 
 from __future__ import annotations
 
@@ -31,6 +31,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
         files = build_report(str(args.db or DEFAULT_DB), args.run, args.out)
     except BacktestError as e:
         sys.stderr.write(f"error: {e}\n")
+        return 2
+    except OSError as e:  # --out not writable: a file in the way, no permission, disk full
+        sys.stderr.write(f"error: cannot write the report under --out {args.out}: "
+                         f"{e.filename or ''}{': ' if e.filename else ''}{e.strerror or e}\n")
         return 2
     if args.json:
         sys.stdout.write(
