@@ -23,6 +23,7 @@ finality and reorg exposure (``bt.finality_liquidations``, ``bt.reorg_exposure``
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,8 @@ from .model import Document, Para, Plot, Pre, Section, Table, render_html, rende
 from .svg import PALETTE, Band, Series, bar_chart, line_chart, thin, waterfall
 
 __all__ = ["ReportFiles", "build_report", "HF_BUCKETS"]
+
+_ADDR = re.compile(r"^0x[0-9a-f]{40}$")
 
 #: health-factor histogram buckets (lower bounds; the last is open)
 HF_BUCKETS: tuple[float, ...] = (0, 0.8, 0.9, 0.95, 1.0, 1.05, 1.1, 1.25, 1.5, 2.0, 5.0)
@@ -147,6 +150,12 @@ class _Data:
             ).fetchall():
                 out.setdefault(str(feed).lower(), str(name))
         return out
+
+    def figure(self, v: Any) -> str:
+        """A summary figure as shown: an address (``max_haircut_gross_reserve``) with its label."""
+        if isinstance(v, str) and _ADDR.match(v.lower()):
+            return self.label(v)
+        return _fmt(v)
 
     def label(self, address: str | None) -> str:
         if not address:
@@ -691,7 +700,7 @@ def _finality(d: _Data) -> Section:
     s.blocks.append(
         Table(
             ("figure", "value"),
-            [(n, _fmt(v)) for n, v in sorted(d.summaries.get("finality", {}).items())],
+            [(n, d.figure(v)) for n, v in sorted(d.summaries.get("finality", {}).items())],
             "kv",
         )
     )
@@ -749,7 +758,8 @@ def _fidelity(d: _Data) -> Section:
         s.blocks.append(_missing("fidelity", ["bt.fidelity"]))
         return s
     s.blocks.append(
-        Table(("figure", "value"), [(n, _fmt(v)) for n, v in sorted(d.summaries["fidelity"].items())], "kv")
+        Table(("figure", "value"), [(n, d.figure(v)) for n, v in sorted(d.summaries["fidelity"].items())],
+              "kv")
     )
     if d.has("bt.fidelity"):
         cols = [c[0] for c in d.con.execute("SELECT * FROM bt.fidelity LIMIT 0").description]
@@ -768,7 +778,7 @@ def _all_figures(d: _Data) -> Section:
     for m in sorted(d.summaries):
         s.blocks.append(Para(f"Metric {m}:"))
         s.blocks.append(
-            Table(("figure", "value"), [(n, _fmt(v)) for n, v in sorted(d.summaries[m].items())], "kv")
+            Table(("figure", "value"), [(n, d.figure(v)) for n, v in sorted(d.summaries[m].items())], "kv")
         )
     return s
 

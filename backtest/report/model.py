@@ -79,6 +79,7 @@ th{background:#f2f2f2}td.n{text-align:right;font-variant-numeric:tabular-nums}
 table.kv td:first-child{font-weight:600;white-space:nowrap}
 code,pre{font-family:Menlo,Consolas,monospace;font-size:12px}
 pre{background:#f6f6f6;padding:10px;overflow:auto;max-height:420px}.note{color:#777;font-style:italic}
+.tw{max-width:100%;overflow-x:auto}
 figure{margin:12px 0 20px}figcaption{color:#555;font-size:12px}nav a{margin-right:12px;font-size:13px}
 .figs{display:flex;flex-wrap:wrap;gap:12px}
 .fig{border:1px solid #ddd;border-radius:4px;padding:8px 12px;min-width:150px}
@@ -135,7 +136,8 @@ def _html_block(b: Para | Table | Plot | Pre) -> str:
                 f'<td class="n">{_e(c)}</td>' if _NUM.match(str(c)) else f"<td>{_e(c)}</td>" for c in r
             )
             rows.append(f"<tr>{cells}</tr>")
-        return f"<table{cls}><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        return (f'<div class="tw"><table{cls}><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody>'
+                "</table></div>")
     if isinstance(b, Plot):
         return f"<figure>{b.svg}<figcaption>{_e(b.caption)}</figcaption></figure>"
     if b.summary:
@@ -143,14 +145,23 @@ def _html_block(b: Para | Table | Plot | Pre) -> str:
     return f"<pre>{_e(b.text)}</pre>"
 
 
-_MD_META = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
+#: Markdown metacharacters that act anywhere in a line (emphasis, code, links, tables, strikethrough)
+_MD_META = re.compile(r"([\\`*\[\]|~])")
+#: ``_`` opens or closes emphasis only at a word boundary (CommonMark): ``aave_v3`` stays as it is
+_MD_UNDERSCORE = re.compile(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
+#: what acts only at the start of a line: a heading, a list item, a setext or thematic rule
+_MD_LINE_START = re.compile(r"^(#|[-+](?=\s|$)|=+$|-+$)")
+_MD_ORDERED = re.compile(r"^(\d+)([.)])(?=\s|$)")
 
 
 def md_escape(s: object) -> str:
     """Text safe inside Markdown (and a table cell): HTML metacharacters become entities, Markdown
-    metacharacters are backslash-escaped, newlines become spaces."""
+    metacharacters are backslash-escaped where they would act (so run ids, hashes, numbers and
+    field names stay copyable from the raw file: ``bt-72e1…``, ``0.00``, ``aave_v3``), newlines
+    become spaces."""
     t = html.escape(str(s), quote=True).replace("\r", " ").replace("\n", " ")
-    return _MD_META.sub(r"\\\1", t)
+    t = _MD_UNDERSCORE.sub(r"\\_", _MD_META.sub(r"\\\1", t))
+    return _MD_ORDERED.sub(r"\1\\\2", _MD_LINE_START.sub(r"\\\1", t))
 
 
 def render_markdown(doc: Document, plots_dir: str, headline: Sequence[tuple[str, str]] = ()) -> str:

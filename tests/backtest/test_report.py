@@ -73,7 +73,14 @@ def test_report_is_self_contained_escaped_and_deterministic(
     # Markdown: escaped too, plots beside it
     md = (html_path.parent / "report.md").read_text()
     assert "<script" not in md and "<img" not in md.lower()
-    assert "a&lt;script&gt;alert\\(1\\)&lt;/script&gt;" in md
+    assert "a&lt;script&gt;alert(1)&lt;/script&gt;" in md  # HTML inert; no Markdown link can form
+    # identifiers stay copyable from the raw Markdown (no backslash inside a run id or a hash)
+    assert f"| run id | {run_id} |" in md and row[0] in md and row[1] in md
+    # a figure that is an address shows the asset's symbol with it, not the bare address
+    cells = re.findall(r"max_haircut_gross_reserve</td><td[^>]*>(.*?)</td>", html)
+    assert cells and not any(re.fullmatch(r"0x[0-9a-f]{40}", c) for c in cells), cells
+    # wide tables scroll inside the page instead of widening it
+    assert html.count("<table") == html.count('<div class="tw"><table')
     for ref in re.findall(r"\]\((plots/[a-z0-9_]+\.svg)\)", md):
         assert (html_path.parent / ref).is_file()
     # the same run gives the same bytes
