@@ -287,18 +287,18 @@ def print_summary(res: DemoResult, console: Any) -> None:
         ("fidelity: predicted vs observed (user, block)",
          f"precision {f['precision']:.0%}, recall {f['recall']:.0%} ({f['matched']}/{f['observed']})"),
         ("fidelity: amounts exact to the wei", f"{f['amounts_exact']}/{f['amounts_compared']}"),
-        ("bad debt: peak unrealized (block)",
+        ("bad debt: peak unrealized at oracle prices (block)",
          f"{usd(bd['peak_unrealized_usd'])} ({bd['peak_unrealized_block']})"),
-        ("bad debt: end of window", usd(bd["end_usd"])),
+        ("bad debt: end of window (oracle prices)", usd(bd["end_usd"])),
         ("oracle vs market: max deviation", f"{ol['max_deviation_bps']:.0f} bps"),
         ("hidden insolvency (liquidatable at market, not at oracle)",
          f"{usd(ol['hidden_insolvency_usd_h'])}·h over {ol['hidden_accounts']} account(s)"),
-        ("bad debt attributable to oracle lag (peak / end)",
+        ("bad debt attributable to oracle lag, at market prices (peak / end)",
          f"{usd(lag['peak'])} / {usd(lag['end'])}"),
         ("liquidated on blocks not yet final", usd(fi["liquidated_on_non_final_blocks_usd"])),
-        (f"extra bad debt if liquidators wait {fi['wait_blocks']} blocks (peak / end)",
+        (f"extra bad debt if liquidators wait {fi['wait_blocks']} blocks, at market prices (peak / end)",
          f"{usd(wait['peak'])} / {usd(wait['end'])}"),
-        ("stress (ETH −25 % more): bad debt peak / end",
+        ("stress (ETH −25 % more): bad debt peak / end (oracle prices)",
          f"{usd(st['peak_unrealized_bad_debt_usd'])} / {usd(st['end_bad_debt_usd'])}"),
         ("stress: suppliers' loss (max haircut)",
          f"{usd(st['suppliers_loss_usd'])} ({st['max_supplier_haircut_bps']:.3f} bps)"),
@@ -308,8 +308,9 @@ def print_summary(res: DemoResult, console: Any) -> None:
     console.print(t)
     console.print(f"reports: {s['reports']['historical']}  and  {s['reports']['stress']}")
     console.print(f"scenarios: {', '.join(s['scenarios'].values())}   warehouse: {s['warehouse']}")
+    junit = Path(s["scenarios"]["historical"]).parent.parent / "junit.xml"
     console.print(f"next: deficit check {s['scenarios']['historical']} --db {s['warehouse']} "
-                  f"--junit out/junit.xml   |   deficit runs --db {s['warehouse']}   ({s['elapsed_s']} s)")
+                  f"--junit {junit}   |   deficit runs --db {s['warehouse']}   ({s['elapsed_s']} s)")
 
 
 def cli_demo(db: Path | None, out: Path, as_json: bool, console: Any) -> int:

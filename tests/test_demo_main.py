@@ -112,3 +112,24 @@ def test_demo_leaves_a_foreign_warehouse_alone(tmp_path: Path) -> None:
     assert r.returncode == 2
     assert "not a demo copy" in r.stdout + r.stderr and str(db) in r.stdout + r.stderr
     assert db.read_bytes() == before
+
+
+def test_demo_text_summary_names_the_price_basis_and_its_own_paths(demo: tuple[dict, Path, Path]) -> None:
+    """The human summary: figures valued at different prices say which (the lag and finality
+    attributions are at the reference, i.e. market, price; the run's bad debt at oracle prices),
+    and the suggested next command writes under the demo's own --out."""
+    from rich.console import Console
+
+    from backtest.demo import DemoResult, print_summary
+
+    s, db, out = demo
+    res = DemoResult(db, {k: Path(v) for k, v in s["scenarios"].items()}, s,
+                     {k: Path(v) for k, v in s["reports"].items()})
+    console = Console(record=True, width=250, highlight=False)
+    print_summary(res, console)
+    text = console.export_text()
+    flat = re.sub(r" +", " ", text)
+    lag, peak = s["lag_attributable_bad_debt_usd"]["peak"], s["bad_debt"]["peak_unrealized_usd"]
+    assert f"bad debt attributable to oracle lag, at market prices (peak / end) │ ${lag:,.2f}" in flat, text
+    assert f"bad debt: peak unrealized at oracle prices (block) │ ${peak:,.2f}" in flat, text
+    assert f"--junit {out / 'junit.xml'}" in text and "--junit out/junit.xml" not in text
