@@ -101,7 +101,7 @@ def run_inputs(scenario: Scenario, inputs: ReplayInputs, *, run_id: str | None =
     version = code_version()
     rid = run_id or derive_run_id(scenario, inputs.data_sources, version)
     with quiet_gc():
-        out = Replay(scenario, inputs, rid, naive=naive, code_version=version).run()
+        out = _replay(scenario, inputs, rid, naive, version)
     return RunResult(rid, scenario, out.summary, out)
 
 
@@ -116,16 +116,45 @@ def run(scenario: Scenario | str | Path, db: str | Path | None = None, *, run_id
         sc, inputs = load_inputs(wh, sc, stream=True)
         version = code_version()
         rid = run_id or derive_run_id(sc, inputs.data_sources, version)
-        out = Replay(sc, inputs, rid, naive=naive, code_version=version).run()
+        out = _replay(sc, inputs, rid, naive, version)
         write_run(wh, rid, out.tables)
     return RunResult(rid, sc, out.summary, out, db=path)
+
+
+def _replay(sc: Scenario, inputs: ReplayInputs, rid: str, naive: bool, version: str) -> ReplayOutput:
+    """Run the replay; a shock that does not fit the window's price paths (its ``assets`` naming a
+    feed without rounds there, ...) is the scenario's error, located at its ``[[shock]]`` entry."""
+    from .scenario import shock_error
+    from .shocks import ShockError
+
+    try:
+        return Replay(sc, inputs, rid, naive=naive, code_version=version).run()
+    except ShockError as e:
+        raise shock_error(sc, e) from None
 
 
 # ---------------------------------------------------------------------------- loading
 
 def _ingest_hint(sc: Scenario, what: str, a: int, b: int) -> str:
-    return (f"deficit ingest --chain-id {sc.chain_id} --from {a} --to {b} --deployments <file naming "
-            f"{what}>")
+    """The ``deficit ingest`` command that fetches what is missing (``what``: ``blocks``, a feed, or a
+    market deployment named in a preset or deployments file)."""
+    base = f"deficit ingest --chain {sc.chain_id} --from {a} --to {b}"
+    if what == "blocks":
+        return f"{base} --datasets blocks --deployments <your deployments file> (or --preset NAME)"
+    return f"{base} --deployments <file naming {what}> (or --preset NAME)"
+
+
+def _ingested_span(wh: Warehouse, chain: int) -> str:
+    r = wh.con.execute("SELECT min(number), max(number), min(timestamp_ts), max(timestamp_ts) "
+                       "FROM raw.blocks WHERE chain_id = ?", [chain]).fetchall()[0]
+    if r[0] is None:
+        return f"no block of chain {chain} is ingested"
+    import datetime as dt
+
+    def iso(ts: int) -> str:
+        return dt.datetime.fromtimestamp(int(ts), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    return f"ingested on chain {chain}: blocks {r[0]}..{r[1]} ({iso(r[2])} .. {iso(r[3])})"
 
 
 def _covered(wh: Warehouse, chain: int, dataset: str, source: str) -> list[tuple[int, int]]:
@@ -148,7 +177,7 @@ def _require(wh: Warehouse, sc: Scenario, dataset: str, source: str, a: int, b: 
     have = _covered(wh, sc.chain_id, dataset, source)
     raise MissingData(f"{what} ({dataset}:{source}) is not ingested over blocks {a}..{b} on chain "
                       f"{sc.chain_id} (ingested: {have or 'nothing'}); "
-                      f"run `{_ingest_hint(sc, source, a, b)}`")
+                      f"run `{_ingest_hint(sc, 'blocks' if dataset == 'blocks' else source, a, b)}`")
 
 
 def _resolve_window(wh: Warehouse, sc: Scenario) -> Scenario:
@@ -160,15 +189,19 @@ def _resolve_window(wh: Warehouse, sc: Scenario) -> Scenario:
         r = wh.con.execute("SELECT min(number) FROM raw.blocks WHERE chain_id=? AND timestamp_ts >= ?",
                            [sc.chain_id, int(w.from_time.timestamp())]).fetchall()
         if r[0][0] is None:
-            raise MissingData(f"no ingested block at or after {w.from_time.isoformat()} "
-                              f"on chain {sc.chain_id}")
+            raise MissingData(f"window.from: no ingested block at or after "
+                              f"{w.from_time.isoformat()} ({_ingested_span(wh, sc.chain_id)}); ingest the "
+                              f"window first: `deficit ingest --chain {sc.chain_id} --from "
+                              f"{w.from_time.strftime('%Y-%m-%dT%H:%M:%SZ')} ...`")
         fb = int(r[0][0])
     if w.to_time is not None:
         r = wh.con.execute("SELECT max(number) FROM raw.blocks WHERE chain_id=? AND timestamp_ts <= ?",
                            [sc.chain_id, int(w.to_time.timestamp())]).fetchall()
         if r[0][0] is None:
-            raise MissingData(f"no ingested block at or before {w.to_time.isoformat()} "
-                              f"on chain {sc.chain_id}")
+            raise MissingData(f"window.to: no ingested block at or before "
+                              f"{w.to_time.isoformat()} ({_ingested_span(wh, sc.chain_id)}); ingest the "
+                              f"window first: `deficit ingest --chain {sc.chain_id} --to "
+                              f"{w.to_time.strftime('%Y-%m-%dT%H:%M:%SZ')} ...`")
         tb = int(r[0][0])
     assert fb is not None and tb is not None
     if tb < fb:

@@ -42,6 +42,7 @@ from collections import ChainMap
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -691,13 +692,22 @@ class Replay:
             srows += summary_rows(rid, chain, self.inputs.to_block, m.name, summ[m.name])
         tables[SUMMARIES] = srows
         hashes = self.inputs.blocks.hashes
-        record = RunRecord(rid, s.name, s.sha256(), s.origin if s.text else None, s.mode, chain,
+        record = RunRecord(rid, s.name, s.sha256(), _scenario_path(s), s.mode, chain,
                            self.inputs.from_block, self.inputs.to_block, hashes.get(self.inputs.from_block),
                            hashes.get(self.inputs.to_block), tuple(sorted(self.inputs.data_sources)),
                            tuple(m.name for m in self.metrics), self.code_version, s.canonical_json(),
                            self.events_applied, self.prices_consumed, self.blocks_visited, self.evaluations)
         tables[RUNS] = [record.row()]
         return ReplayOutput(rid, record, tables, summ, self.liquidations, self.state)
+
+
+def _scenario_path(s: Scenario) -> str | None:
+    """Where the scenario was read from, as an absolute path (an auditor reading ``bt.runs`` later
+    does not know the directory the command ran in); None for a scenario built in code."""
+    if not s.text:
+        return None
+    p = Path(s.origin)
+    return str(p.resolve()) if p.is_file() else s.origin
 
 
 def _in_base_currency(summary: dict[str, Any], currency: str) -> dict[str, Any]:

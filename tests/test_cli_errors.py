@@ -159,3 +159,38 @@ def test_unwritable_outputs_are_errors_not_tracebacks(
     r = deficit("demo", "--db", str(fresh), "--out", str(blocker))
     assert "cannot write the demo's files" in assert_user_error(r)
     assert not fresh.exists()  # the warehouse is not touched when --out is unusable
+
+
+def test_a_time_window_outside_the_data_says_what_is_ingested(sample: tuple[Path, dict[str, str]],
+                                                              tmp_path: Path) -> None:
+    db, texts = sample
+    text = re.sub(r"(?m)^from_block = .*$", 'from = "2030-01-01T00:00:00Z"', small(texts["counterfactual"]))
+    f = tmp_path / "late.toml"
+    f.write_text(text)
+    before = runs(db)
+    r = deficit("run", str(f), "--db", str(db))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    # the window field, what is there (blocks and UTC times of the sample) and the command that fetches it
+    assert "window.from" in r.stderr and "2030-01-01" in r.stderr
+    assert "blocks 0..7799 (2021-01-10T22:00:00Z .. 2021-01-11T23:59:48Z)" in r.stderr
+    assert "deficit ingest --chain 31337 --from 2030-01-01T00:00:00Z" in r.stderr
+    assert runs(db) == before
+
+
+def test_bt_runs_records_the_scenario_file_as_an_absolute_path(sample: tuple[Path, dict[str, str]],
+                                                                tmp_path: Path) -> None:
+    db, texts = sample
+    (tmp_path / "s.toml").write_text(small(texts["counterfactual"]))
+    r = subprocess.run([sys.executable, "-m", "backtest.cli", "run", "s.toml", "--db", str(db), "--json"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                       env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 0, r.stderr[-2000:]
+    import json
+
+    rid = json.loads(r.stdout)["run_id"]
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        path = con.execute("SELECT scenario_path FROM bt.runs WHERE run_id = ?", [rid]).fetchall()[0][0]
+    finally:
+        con.close()
+    assert path == str((tmp_path / "s.toml").resolve())

@@ -86,7 +86,7 @@ def test_missing_data_fails_before_running_and_says_how_to_ingest(tmp_path: Path
         with wh.transaction():
             wh.add_covered(31337, "blocks", "chain", 0, 15, "r1")
     with pytest.raises(MissingData, match=r"blocks \(blocks:chain\) is not ingested over blocks 10\.\.20 .*"
-                       r"deficit ingest --chain-id 31337 --from 10 --to 20"):
+                       r"deficit ingest --chain 31337 --from 10 --to 20 --datasets blocks"):
         run(f, db=db)
     with Warehouse(db) as wh, wh.transaction():
         wh.add_covered(31337, "blocks", "chain", 0, 30, "r2")
