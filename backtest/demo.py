@@ -240,7 +240,7 @@ def run_demo(*, db: Path | None = None, out: Path = Path("out"), sample: Path = 
             "peak": _usd(lag.figures["peak_unrealized_reference_value"][2]),
             "end": _usd(lag.figures["end_bad_debt_reference_value"][2])},
         "finality": {"liquidated_on_non_final_blocks_usd":
-                     _usd(h["finality"]["liquidated_not_final_committed_value"]),
+                     _usd(h["finality"]["liquidated_not_final_value"]),
                      "oracle_updates_consumed_non_final": h["finality"]["oracle_updates_not_final"],
                      "accounts_changed_non_final": h["finality"]["accounts_changed_not_final"],
                      "wait_blocks": FINALITY_WAIT_BLOCKS,

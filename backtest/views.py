@@ -68,7 +68,7 @@ SELECT r.run_id, r.scenario, r.scenario_sha256, r.mode, r.chain_id, r.from_block
        {_f('liquidations', 'simulated_count')} AS liquidations_simulated,
        {_f('oracle_lag', 'hidden_insolvency_usd_h')} AS hidden_insolvency_usd_h,
        {_f('oracle_lag', 'max_deviation_bps')} AS max_deviation_bps,
-       {_f('finality', 'liquidated_not_final_committed_usd')} AS liquidated_not_final_usd,
+       {_f('finality', 'liquidated_not_final_usd')} AS liquidated_not_final_usd,
        {_f('socialization', 'end_loss_usd')} AS loss_end_usd,
        {_f('fidelity', 'recall')} AS fidelity_recall,
        {_f('fidelity', 'precision')} AS fidelity_precision

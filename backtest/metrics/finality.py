@@ -119,7 +119,8 @@ class Finality(Metric):
         self._ts: list[int] = []
         self._unit = 1
         self._rows: list[tuple[Any, ...]] = []
-        self._acc = {"liq": 0, "liq_nf": 0, "liq_value": 0, "liq_nf_value": 0, "liq_nf_committed_value": 0,
+        self._acc = {"liq": 0, "liq_nf": 0, "liq_value": 0, "liq_nf_value": 0, "pred": 0, "pred_nf": 0,
+                     "pred_nf_value": 0,
                      "oracle": 0, "oracle_nf": 0, "events": 0, "events_nf": 0, "blocks": 0,
                      "blocks_not_final_at_ingest": 0, "liq_not_final_at_ingest": 0}
         self._changed: set[str] = set()
@@ -178,16 +179,20 @@ class Finality(Metric):
         final = self.is_final(decided, liq.block_number, liq.timestamp)
         at_ingest = view.block.finalized_at_ingest
         a = self._acc
-        a["liq"] += 1
-        a["liq_value"] += liq.debt_repaid_value
-        if not final:
-            a["liq_nf"] += 1
-            a["liq_nf_value"] += liq.debt_repaid_value
-            if liq.committed:
-                a["liq_nf_committed_value"] += liq.debt_repaid_value
+        if liq.committed:  # changed the state: on chain, or the model's in a counterfactual
+            a["liq"] += 1
+            a["liq_value"] += liq.debt_repaid_value
+            if not final:
+                a["liq_nf"] += 1
+                a["liq_nf_value"] += liq.debt_repaid_value
                 self._changed.add(liq.user)
-        if not at_ingest:
-            a["liq_not_final_at_ingest"] += 1
+            if not at_ingest:
+                a["liq_not_final_at_ingest"] += 1
+        else:  # the model's prediction in a historical run: counted apart, it moved nothing
+            a["pred"] += 1
+            if not final:
+                a["pred_nf"] += 1
+                a["pred_nf_value"] += liq.debt_repaid_value
         self._rows.append((view.run_id, view.chain_id, liq.block_number, liq.log_index, liq.user,
                            liq.observed, liq.committed, decided,
                            self.depth_blocks if self.depth_s is None else None, self.depth_s, final,
@@ -212,8 +217,9 @@ class Finality(Metric):
             "liquidated_value": a["liq_value"],
             "liquidated_not_final_value": a["liq_nf_value"],
             "liquidated_not_final_usd": a["liq_nf_value"] / self._unit,
-            "liquidated_not_final_committed_value": a["liq_nf_committed_value"],
-            "liquidated_not_final_committed_usd": a["liq_nf_committed_value"] / self._unit,
+            "predictions": a["pred"],
+            "predictions_not_final": a["pred_nf"],
+            "predicted_not_final_value": a["pred_nf_value"],
             "oracle_updates": a["oracle"],
             "oracle_updates_not_final": a["oracle_nf"],
             "events_applied": a["events"],

@@ -246,7 +246,7 @@ def _headline(d: _Data) -> list[tuple[str, str]]:
         out.append(("hidden insolvency (USD·h)", _fmt(f("oracle_lag", "hidden_insolvency_usd_h"))))
     if "finality" in d.summaries:
         out.append(("liquidated on non-final state (USD)",
-                    _fmt(f("finality", "liquidated_not_final_committed_usd"))))
+                    _fmt(f("finality", "liquidated_not_final_usd"))))
     if "fidelity" in d.summaries:
         out.append(
             (
@@ -706,7 +706,8 @@ def _finality(d: _Data) -> Section:
     )
     if d.has("bt.finality_liquidations"):
         rows = d.q(
-            "SELECT CASE WHEN observed THEN 'observed' ELSE 'simulated' END, final_when_acted, count(*), "
+            "SELECT CASE WHEN observed THEN 'observed' WHEN committed THEN 'simulated' "
+            "ELSE 'predicted (not committed)' END, final_when_acted, count(*), "
             "sum(debt_repaid_value) FROM bt.finality_liquidations WHERE run_id = ? GROUP BY ALL ORDER BY ALL"
         )
         s.blocks.append(

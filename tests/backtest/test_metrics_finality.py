@@ -48,10 +48,11 @@ def test_block_depth_64() -> None:
     s = m.summary()
     assert s["depth_blocks"] == 64 and s["mode"] == "l1"
     # 1099 > 1100-64 and 1150 > 1200-64 not final; 1010 <= 1200-64 final
-    assert (s["liquidations"], s["liquidations_not_final"]) == (3, 2)
-    assert s["liquidated_not_final_value"] == 511 and s["liquidated_not_final_committed_value"] == 500
-    assert s["liquidated_not_final_committed_usd"] == 500 / 10**8
-    assert s["liquidated_value"] == 1_211
+    # liquidations that changed the state (U1 at 1100, U2 at 1200) apart from the prediction (U2, 11)
+    assert (s["liquidations"], s["liquidations_not_final"]) == (2, 1)
+    assert s["liquidated_not_final_value"] == 500 and s["liquidated_not_final_usd"] == 500 / 10**8
+    assert s["liquidated_value"] == 1_200
+    assert (s["predictions"], s["predictions_not_final"], s["predicted_not_final_value"]) == (1, 1, 11)
     assert s["accounts_changed_not_final"] == 1
     # oracle: 1010 consumed at 1010 (not final), 1000 consumed at 1100 (final)
     assert (s["oracle_updates"], s["oracle_updates_not_final"]) == (2, 1)
@@ -70,7 +71,8 @@ def test_depth_in_seconds_and_l2_soft() -> None:
     _drive(m)
     s = m.summary()
     assert s["depth_s"] == 900 and s["depth_blocks"] is None
-    assert s["liquidations_not_final"] == 2  # 1099@1100 and 1150@1200 (1200 is the first visited >= 1150)
+    assert s["liquidations_not_final"] == 1  # 1099@1100 (the prediction 1150@1200 is counted apart)
+    assert s["predictions_not_final"] == 1  # 1150@1200: 1200 is the first visited block >= 1150
     assert s["oracle_updates_not_final"] == 1  # 1000 consumed at 1100: 1,200 s >= 900: final
     soft = Finality({"mode": "l2_soft"})
     _drive(soft)
