@@ -131,6 +131,11 @@ class Ledger:
         if margins and keys:
             years = (min(margins) / 2) / (h.debt_value * self.max_rate) if self.max_rate > 0 else 1e9
             heapq.heappush(self.expiry, (ts + max(1, int(years * SECONDS_PER_YEAR)), user, v))
+            if len(self.expiry) > 4 * max(len(self.evals), 1024):
+                # at most one live expiry per evaluated account: drop the superseded ones, or the
+                # heap grows with evaluations (millions in a year of an Aave-scale market)
+                self.expiry = [x for x in self.expiry if self.version.get(x[1]) == x[2]]
+                heapq.heapify(self.expiry)
         if self._entries > 4 * max(self._live, 1024):
             self._compact()
 

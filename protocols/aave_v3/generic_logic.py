@@ -34,9 +34,8 @@ from ..fixed_point import (
     ray_mul_half_up,
     wad_div_half_up,
 )
-from .configuration import is_borrowing, is_using_as_collateral, reserve_ids
 from .reserve_logic import cached_normalized_debt, cached_normalized_income, stable_debt_balance_of
-from .state import EModeCategory, TxContext, UserState
+from .state import EMPTY_USER_RESERVE, EModeCategory, TxContext, UserState
 
 __all__ = [
     "UserAccountData",
@@ -88,29 +87,45 @@ def is_in_emode_category(tx: TxContext, user_emode_category: int, reserve_id: in
 def calculate_user_account_data(tx: TxContext, user: UserState) -> UserAccountData:
     """``GenericLogic.calculateUserAccountData`` for ``user`` at ``tx.timestamp`` with
     ``tx.prices``, reading reserves through ``tx`` (so a reserve the transaction already
-    updated is read as updated)."""
+    updated is read as updated).
+
+    This is the replay's hottest function (every re-evaluated account, every liquidation
+    check), so the bitmap walk (``reserve_ids``), the flag tests (``is_borrowing``,
+    ``is_using_as_collateral``), ``is_in_emode_category`` and the reads through ``tx`` are
+    inlined; the arithmetic and its order are the contract's."""
     config = user.configuration
     if config == 0:
         return UserAccountData(0, 0, 0, 0, UINT256_MAX, False)
     state, rules, ts = tx.state, tx.rules, tx.timestamp
     emode = user.emode_category
     emode_ltv = emode_lt = emode_asset_price = 0
+    emode_bitmap = 0
     if emode != 0:
         cat = state.emode_categories.get(emode, NO_EMODE_CATEGORY)
-        emode_ltv, emode_lt = cat.ltv, cat.liquidation_threshold
+        emode_ltv, emode_lt, emode_bitmap = cat.ltv, cat.liquidation_threshold, cat.collateral_bitmap
         if rules.emode_price_source and cat.price_source != ZERO_ADDRESS:
             emode_asset_price = tx.price(cat.price_source)
+    bitmaps = rules.emode_bitmaps
+    # reads through the transaction's writes only when it has any (a plain evaluation has none)
+    get_reserve = tx.reserve if tx.has_writes() else state.reserves.get
+    prices = tx.prices
+    balances = user.reserves
+    reserves_list, count = state.reserves_list, state.reserves_count
 
     total_collateral = total_debt = avg_ltv = avg_lt = 0
     has_zero_ltv_collateral = False
     v35 = rules.directional_rounding
-    for i in reserve_ids(config):
-        if i >= state.reserves_count:
+    stable = rules.stable_debt
+    data = config
+    while data:  # reserve ids with a flag set, ascending (configuration.reserve_ids)
+        i = ((data & -data).bit_length() - 1) >> 1
+        data &= ~(3 << (i << 1))
+        if i >= count:
             break
-        asset = state.reserves_list.get(i)
+        asset = reserves_list.get(i)
         if asset is None:
             continue
-        reserve = tx.reserve(asset)
+        reserve = get_reserve(asset)
         if reserve is None:
             continue
         cfg = reserve.configuration
@@ -118,28 +133,35 @@ def calculate_user_account_data(tx: TxContext, user: UserState) -> UserAccountDa
         if emode_asset_price != 0 and emode == cfg.emode_category:
             price = emode_asset_price
         else:
-            price = tx.price(asset)
-        ur = user.reserve(asset)
-        if cfg.liquidation_threshold != 0 and is_using_as_collateral(config, i):
+            quoted = prices.get(asset)
+            price = quoted if quoted is not None and quoted > 0 else tx.price(asset)  # raises MissingPrice
+        ur = balances.get(asset, EMPTY_USER_RESERVE)
+        flags = (config >> (i << 1)) & 3  # bit 0 borrowing, bit 1 collateral
+        if cfg.liquidation_threshold != 0 and flags & 2:
             income = cached_normalized_income(state, reserve, ts)
             balance = ray_mul_floor(ur.scaled_a_token_balance, income) if v35 else \
                 ray_mul_half_up(ur.scaled_a_token_balance, income)
             value = balance * price // unit
             total_collateral += value
-            in_emode = is_in_emode_category(tx, emode, i, cfg.emode_category)
+            if emode == 0:
+                in_emode = False
+            elif bitmaps:
+                in_emode = (emode_bitmap >> i) & 1 == 1
+            else:
+                in_emode = cfg.emode_category == emode
             if cfg.ltv != 0:
                 avg_ltv += value * (emode_ltv if in_emode else cfg.ltv)
             else:
                 has_zero_ltv_collateral = True
             avg_lt += value * (emode_lt if in_emode else cfg.liquidation_threshold)
-        if is_borrowing(config, i) and v35:
+        if flags & 1 and v35:
             debt = ray_mul_ceil(ur.scaled_variable_debt, cached_normalized_debt(state, reserve, ts))
             total_debt += mul_div_ceil(debt, price, unit)
-        elif is_borrowing(config, i):
+        elif flags & 1:
             debt = 0
             if ur.scaled_variable_debt != 0:
                 debt = ray_mul_half_up(ur.scaled_variable_debt, cached_normalized_debt(state, reserve, ts))
-            if rules.stable_debt:
+            if stable:
                 debt += stable_debt_balance_of(ur, ts)
             total_debt += price * debt // unit
     if v35:  # HF from the unrounded sum, before the averages are floored

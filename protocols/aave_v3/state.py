@@ -335,6 +335,10 @@ class TxContext:
     def rules(self) -> RuleSet:
         return self.state.rules
 
+    def has_writes(self) -> bool:
+        """Whether the transaction wrote a reserve yet (reads then go through its buffer)."""
+        return bool(self._reserves)
+
     def reserve(self, asset: str) -> ReserveData | None:
         hit = self._reserves.get(asset)
         return hit[1] if hit is not None else self.state.reserves.get(asset)
