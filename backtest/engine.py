@@ -23,8 +23,11 @@ Modes:
   ``adapter.liquidate`` is computed with the event's own arguments on the pre-event state — the
   prediction fidelity compares — then the event is applied; its amounts are the final word).
   The liquidator model runs alongside and records *predictions* (not committed): what it would
-  have executed at the top of each block, on the replayed pre-block state, at most one per
-  account and block.
+  have executed at the top of each block, on the replayed pre-block state. A prediction stays
+  open until the account's position changes (an event touches it, e.g. the chain's own
+  liquidation) or it stops being liquidatable: the model does not predict the same account again
+  meanwhile, so a liquidation the chain never made is one false positive, not one per block (and
+  an under-water account nobody liquidates costs nothing per block).
 * ``counterfactual``: the state at the window start is rebuilt from events, then user actions are
   frozen — no protocol event after the window start is applied (governance changes included);
   prices follow the oracle model; interest accrues by timestamp; scenario overrides are applied
@@ -220,6 +223,8 @@ class Replay:
         self.wakes: dict[int, set[str]] = {}
         self.pending: dict[int, list[tuple[str, Decision, int]]] = {}  # block -> (user, decision, seen)
         self.episode: dict[str, tuple[int, int]] = {}
+        #: historical mode: accounts with an open prediction (see the module docstring)
+        self.predicted_open: set[str] = set()
         self.liquidations: list[Liquidation] = []
         self.capacity_used = 0
         self._pre_tx: dict[tuple[int, int], ProtocolEvent] = {}
@@ -517,6 +522,7 @@ class Replay:
             accounts = getattr(self.state, "users", None)
             evals = self.ledger.evals
             self.dirty.update(t for t in touched if accounts is None or t in accounts or t in evals)
+            self.predicted_open.difference_update(touched)
         for m in self.metrics:
             m.on_event(self.view, e)
         if observed is not None and predicted is not None:
@@ -596,6 +602,7 @@ class Replay:
         due (a liquidation may land in ``b + 1``), else schedule its wake-up if it needs one."""
         if not liquidatable:
             self.episode.pop(user, None)
+            self.predicted_open.discard(user)
             return False
         start = self.episode.setdefault(user, (b, self.block.timestamp))[0]
         if b + 1 >= start + self.delay:
@@ -612,6 +619,8 @@ class Replay:
         base_fee = self.inputs.blocks.info(nxt).base_fee_wei
         out: list[tuple[str, Decision, int]] = []
         for user in users:
+            if user in self.predicted_open:
+                continue
             try:
                 d = self.liquidator.decide(self.adapter, self.state, user, self.prices, self.block.timestamp,
                                            base_fee, self.view.value)
@@ -644,6 +653,7 @@ class Replay:
                 liq = self._simulated(user, d, commit, seen)
                 if not commit:
                     self._record_liquidation(liq)
+                    self.predicted_open.add(user)
                     break
                 self.adapter.commit(self.state, d.outcome)
                 self.liquidator.spend(d)
