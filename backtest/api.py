@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -106,7 +106,7 @@ def run_inputs(scenario: Scenario, inputs: ReplayInputs, *, run_id: str | None =
 
 
 def run(scenario: Scenario | str | Path, db: str | Path | None = None, *, run_id: str | None = None,
-        naive: bool = False) -> RunResult:
+        naive: bool = False, progress: Callable[[int, int, int], None] | None = None) -> RunResult:
     """Run a scenario (object or TOML path) over a warehouse and write its bt rows."""
     sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
     path = str(db or sc.warehouse or DEFAULT_DB)
@@ -116,19 +116,20 @@ def run(scenario: Scenario | str | Path, db: str | Path | None = None, *, run_id
         sc, inputs = load_inputs(wh, sc, stream=True)
         version = code_version()
         rid = run_id or derive_run_id(sc, inputs.data_sources, version)
-        out = _replay(sc, inputs, rid, naive, version)
+        out = _replay(sc, inputs, rid, naive, version, progress)
         write_run(wh, rid, out.tables)
     return RunResult(rid, sc, out.summary, out, db=path)
 
 
-def _replay(sc: Scenario, inputs: ReplayInputs, rid: str, naive: bool, version: str) -> ReplayOutput:
+def _replay(sc: Scenario, inputs: ReplayInputs, rid: str, naive: bool, version: str,
+            progress: Callable[[int, int, int], None] | None = None) -> ReplayOutput:
     """Run the replay; a shock that does not fit the window's price paths (its ``assets`` naming a
     feed without rounds there, ...) is the scenario's error, located at its ``[[shock]]`` entry."""
     from .scenario import shock_error
     from .shocks import ShockError
 
     try:
-        return Replay(sc, inputs, rid, naive=naive, code_version=version).run()
+        return Replay(sc, inputs, rid, naive=naive, code_version=version, progress=progress).run()
     except ShockError as e:
         raise shock_error(sc, e) from None
 

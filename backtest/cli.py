@@ -49,7 +49,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .shocks import ShockError
 
     try:
-        res = run(args.scenario, db=args.db, run_id=args.run_id)
+        with _progress(enabled=not args.json) as progress:
+            res = run(args.scenario, db=args.db, run_id=args.run_id, progress=progress)
     except MissingData as e:  # the warehouse lacks what the scenario needs: name the scenario too
         sys.stderr.write(f"error: {args.scenario}: {e}\n")
         return 2
@@ -66,12 +67,69 @@ def _cmd_run(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps({"run_id": res.run_id, "summary": res.summary}, indent=2,
                                     sort_keys=True, default=str) + "\n")
     else:
-        sys.stdout.write(f"run {res.run_id}: {res.scenario.name} ({res.scenario.mode}), blocks "
-                         f"{res.scenario.from_block}..{res.scenario.to_block}\n")
-        for metric, figures in res.summary.items():
-            for name, v in figures.items():
-                sys.stdout.write(f"  {metric}.{name} = {v}\n")
+        _print_summary(res)
     return 0
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, bool) or v is None or isinstance(v, str):
+        return str(v)
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, float):
+        return f"{v:,.6g}" if abs(v) < 1000 else f"{v:,.2f}"
+    return str(v)
+
+
+def _print_summary(res: Any) -> None:
+    """The figures of a finished run, one table per metric (``--json`` for machines)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    sc = res.scenario
+    console.print(f"run {res.run_id}: {sc.name} ({sc.mode}), blocks {sc.from_block}..{sc.to_block}",
+                  markup=False)
+    for metric, figures in res.summary.items():
+        t = Table(title=metric, title_justify="left", show_header=False, box=None, padding=(0, 2))
+        t.add_column("figure")
+        t.add_column("value", justify="right")
+        for name, v in figures.items():
+            if name != "base_currency":
+                t.add_row(name, _fmt(v))
+        console.print(t)
+    db = f" --db {res.db}" if res.db else ""
+    console.print(f"report: deficit report {res.run_id}{db}", markup=False)
+
+
+class _progress:
+    """A progress bar on stderr for a long replay (only on a terminal; display only)."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled and sys.stderr.isatty()
+        self._bar: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> Any:
+        if not self.enabled:
+            return None
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._bar = Progress(TextColumn("replay"), BarColumn(), TextColumn("block {task.fields[block]:,}"),
+                             TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+        self._bar.__enter__()
+
+        def update(block: int, first: int, last: int) -> None:
+            if self._task is None:
+                self._task = self._bar.add_task("replay", total=max(1, last - first), block=first)
+            self._bar.update(self._task, completed=block - first, block=block)
+
+        return update
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
 
 
 def _add_demo(sub: Any) -> None:

@@ -42,7 +42,7 @@ from __future__ import annotations
 import dataclasses
 import heapq
 from collections import ChainMap
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -186,8 +186,12 @@ class Replay:
     """One run of a scenario over :class:`ReplayInputs` (see the module docstring)."""
 
     def __init__(self, scenario: Scenario, inputs: ReplayInputs, run_id: str, *, naive: bool = False,
-                 code_version: str = "", metrics: Sequence[Metric] | None = None):
+                 code_version: str = "", metrics: Sequence[Metric] | None = None,
+                 progress: Callable[[int, int, int], None] | None = None):
         self.scenario = scenario
+        #: ``progress(block, from_block, to_block)``, called as the replay moves through the
+        #: window (at most every 2,000 visited blocks); display only, it cannot change the run
+        self.progress = progress
         self.inputs = inputs
         self.run_id = run_id
         self.code_version = code_version
@@ -342,6 +346,8 @@ class Replay:
             if b != cur:
                 if cur is not None:
                     self._end(cur)
+                    if self.progress is not None and self.blocks_visited % 2000 == 0:
+                        self.progress(cur, self.inputs.from_block, self.inputs.to_block)
                 self._visit_scheduled_before(b)
                 self._begin(b)
                 self._execute(b)
@@ -365,6 +371,8 @@ class Replay:
             self._begin(self.inputs.to_block)
         for m in self.metrics:
             m.on_run_end(self.view)
+        if self.progress is not None:
+            self.progress(self.inputs.to_block, self.inputs.from_block, self.inputs.to_block)
         return self._output()
 
     def _all_users(self) -> Iterable[str]:
