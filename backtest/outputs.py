@@ -18,11 +18,13 @@ the caller's logs, not in its results.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 
 from ingest.schema import Column, Table, register_table
@@ -248,6 +250,9 @@ def write_run(wh: Warehouse, run_id: str, tables: Mapping[Table, Sequence[tuple[
                 cols = ", ".join(f'CAST("{c.name}" AS {c.type})' for c in t.columns)
                 con.execute(f"INSERT INTO {t.fqn} SELECT {cols} FROM {name}")
             finally:
-                con.unregister(name)
+                # after a failed INSERT the transaction is aborted and unregister would raise
+                # "transaction is aborted", masking the INSERT's own error: let that one through
+                with contextlib.suppress(duckdb.Error):
+                    con.unregister(name)
         ensure_views(con)  # the analysts' views over the tables that now exist (backtest.views)
 
