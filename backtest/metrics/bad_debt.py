@@ -39,6 +39,9 @@ from .base import AccountEval, BlockEnd, Liquidation, Metric, MetricError, Summa
 
 __all__ = ["BadDebt", "ACCOUNTS", "BLOCKS"]
 
+#: the health factor Aave reports for an account without debt (type(uint256).max)
+_NO_DEBT_HF = 2**256 - 1
+
 ACCOUNTS = register_table(Table(
     "bt", "bad_debt_accounts", "Unrealized bad debt per account and debt reserve, one row each time "
     "the account's figures change (the value at a block is the last row at or before it).",
@@ -56,7 +59,8 @@ ACCOUNTS = register_table(Table(
         Column("bad_debt_reference_value", "HUGEINT", "the same at reference prices (NULL: no reference)"),
         Column("account_collateral_value", "HUGEINT", "account collateral at oracle prices", False),
         Column("account_debt_value", "HUGEINT", "account debt at oracle prices", False),
-        Column("health_factor_wad", "UHUGEINT", "account health factor at oracle prices, WAD", False),
+        Column("health_factor_wad", "UHUGEINT", "account health factor at oracle prices, WAD (NULL: no debt, "
+               "the protocol's type(uint256).max sentinel)"),
         Column("material", "BOOLEAN", "account bad debt (oracle) >= the dust threshold", False),
         Column("bad_debt_oracle_usd_f64", "DOUBLE", "derived: bad_debt_oracle_value in USD", False),
     ),
@@ -173,7 +177,8 @@ class BadDebt(Metric):
         h = ev.oracle
         for (asset, debt), value, so, sr in zip(debts, values, shares_o, shares_r, strict=True):
             self._accounts.append((view.run_id, view.chain_id, number, ts, ev.user, asset, debt, value,
-                                   so, sr, h.collateral_value, h.debt_value, h.health_factor_wad,
+                                   so, sr, h.collateral_value, h.debt_value,
+                                   None if h.health_factor_wad == _NO_DEBT_HF else h.health_factor_wad,
                                    o >= self.dust and o > 0, so / self._unit))
 
     def rows(self) -> Mapping[str, Sequence[tuple[Any, ...]]]:
