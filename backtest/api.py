@@ -113,12 +113,22 @@ def run(scenario: Scenario | str | Path, db: str | Path | None = None, *, run_id
     if path != ":memory:" and not Path(path).exists():
         raise MissingData(f"warehouse {path} does not exist; ingest first (deficit ingest ...) or pass --db")
     with Warehouse(path) as wh, quiet_gc():
+        _check_output_tables(wh, sc)
         sc, inputs = load_inputs(wh, sc, stream=True)
         version = code_version()
         rid = run_id or derive_run_id(sc, inputs.data_sources, version)
         out = _replay(sc, inputs, rid, naive, version, progress)
         write_run(wh, rid, out.tables)
     return RunResult(rid, sc, out.summary, out, db=path)
+
+
+def _check_output_tables(wh: Warehouse, sc: Scenario) -> None:
+    """Create the run's bt tables, or check that existing ones match this version's declarations,
+    before replaying (a stale table would otherwise fail only when the results are written)."""
+    from .metrics import get_metric
+    from .outputs import LIQUIDATIONS, RUNS, SUMMARIES
+
+    wh.ensure(RUNS, LIQUIDATIONS, SUMMARIES, *(t for n in sc.metrics.names for t in get_metric(n).tables))
 
 
 def _replay(sc: Scenario, inputs: ReplayInputs, rid: str, naive: bool, version: str,

@@ -128,10 +128,12 @@ class Warehouse:
         """Create tables/views that do not exist yet (with their docs as comments), and check
         that existing tables have the declared columns."""
         have: dict[str, list[str]] = {}
-        for schema, name, cols in self.con.execute(
-                "SELECT schema_name, table_name, list(column_name ORDER BY column_index) "
-                "FROM duckdb_columns() GROUP BY ALL").fetchall():
+        nullable: dict[str, list[bool]] = {}
+        for schema, name, cols, nulls in self.con.execute(
+                "SELECT schema_name, table_name, list(column_name ORDER BY column_index), "
+                "list(is_nullable ORDER BY column_index) FROM duckdb_columns() GROUP BY ALL").fetchall():
             have[f"{schema}.{name}"] = list(cols)
+            nullable[f"{schema}.{name}"] = [bool(x) for x in nulls]
         script: list[str] = []
         # tables before views: a view may read any declared table, whatever the names' order
         for t in sorted(tables, key=lambda t: t.kind == "view"):
@@ -141,6 +143,11 @@ class Warehouse:
                 raise WarehouseError(
                     f"{t.fqn} in {self.path} has columns {have[t.fqn]}, but this version "
                     f"declares {t.column_names()}: migrate or use a new --db file")
+            elif t.kind == "table" and nullable[t.fqn] != [c.nullable for c in t.columns]:
+                diff = [c.name for c, n in zip(t.columns, nullable[t.fqn], strict=True) if c.nullable != n]
+                raise WarehouseError(
+                    f"{t.fqn} in {self.path}: column(s) {diff} differ in NULL-ability from this version's "
+                    f"declaration: migrate or use a new --db file")
         if not script:
             return
         if self._in_tx:
