@@ -113,8 +113,8 @@ def run(scenario: Scenario | str | Path, db: str | Path | None = None, *, run_id
     if path != ":memory:" and not Path(path).exists():
         raise MissingData(f"warehouse {path} does not exist; ingest first (deficit ingest ...) or pass --db")
     with Warehouse(path) as wh, quiet_gc():
+        sc, inputs = load_inputs(wh, sc, stream=True)  # checks the data first: nothing written if missing
         _check_output_tables(wh, sc)
-        sc, inputs = load_inputs(wh, sc, stream=True)
         version = code_version()
         rid = run_id or derive_run_id(sc, inputs.data_sources, version)
         out = _replay(sc, inputs, rid, naive, version, progress)
