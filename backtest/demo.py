@@ -97,8 +97,7 @@ def prepare_warehouse(db: Path, sample: Path = SAMPLE_DB) -> None:
     os.close(fd)
     try:
         shutil.copyfile(sample, tmp)
-        for stale in (db.with_name(db.name + ".wal"),):
-            stale.unlink(missing_ok=True)
+        db.with_name(db.name + ".wal").unlink(missing_ok=True)  # a stale WAL would replay onto the copy
         os.replace(tmp, db)
     finally:
         Path(tmp).unlink(missing_ok=True)
