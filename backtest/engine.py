@@ -222,6 +222,9 @@ class Replay:
                                if inputs.from_block in inputs.blocks else 0)
         self.view = _View(self)
         self.dirty: set[str] = set()
+        #: accounts whose positions an event or a committed liquidation changed since their last
+        #: evaluation (the ledger re-reads their price keys)
+        self.moved: set[str] = set()
         self.price_moved = False
         self.priced = False
         self.wakes: dict[int, set[str]] = {}
@@ -369,6 +372,8 @@ class Replay:
         self._visit_scheduled_before(self.inputs.to_block + 1)
         if self.block.number != self.inputs.to_block and self.inputs.to_block in self.inputs.blocks:
             self._begin(self.inputs.to_block)
+            if self.ledger.stale_liquidatable(self.block.timestamp):
+                self._end(self.inputs.to_block)
         for m in self.metrics:
             m.on_run_end(self.view)
         if self.progress is not None:
@@ -428,6 +433,7 @@ class Replay:
                     self.ref_moved = True
                     if self.track_reference:
                         self.ref_dirty.update(self.ledger.crossed_ref(k, ans))
+                        self.ref_dirty.update(self.ledger.ref_hot_on(k))
             upd = PriceUpdate("reference", p.pair, keys, ans, prev, ans, dec, True, p.block_number, p.ts,
                               self.block.number, -1, self.block.timestamp, p.ts)
             for m in self.metrics:
@@ -446,8 +452,10 @@ class Replay:
                 if old != p.answer:
                     self.price_moved = True
                     self.dirty.update(self.ledger.crossed(k, p.answer))
+                    self.dirty.update(self.ledger.hot_on(k))
                     if self.track_reference and k not in self.ref_prices:  # its reference is the oracle
                         self.ref_dirty.update(self.ledger.crossed_ref(k, p.answer))
+                        self.ref_dirty.update(self.ledger.ref_hot_on(k))
         price = p.answer if p.accepted and p.answer > 0 else (prev if prev is not None else 0)
         upd = PriceUpdate("oracle", p.feed, keys, price, prev, p.answer, p.decimals,
                           p.accepted and p.answer > 0, p.happened_block, p.happened_ts, self.block.number,
@@ -471,6 +479,7 @@ class Replay:
         if prev != answer:
             self.price_moved = True
             self.dirty.update(self.ledger.crossed(c.key, answer))
+            self.dirty.update(self.ledger.hot_on(c.key))
         dec = self._feed_decimals(c.feed)
         pair = self.scenario.reference.pairs.get(c.feed) if self.scenario.reference is not None else None
         old_ref = self.ref_prices.get(c.key, prev)
@@ -483,6 +492,7 @@ class Replay:
             self.ref_moved = True
             if self.track_reference:
                 self.ref_dirty.update(self.ledger.crossed_ref(c.key, new_ref))
+                self.ref_dirty.update(self.ledger.ref_hot_on(c.key))
         upd = PriceUpdate("oracle", c.feed, (c.key,), answer, prev, answer, dec, True, c.block_number,
                           self.block.timestamp, self.block.number, c.log_index, self.block.timestamp,
                           self.block.timestamp)
@@ -521,6 +531,7 @@ class Replay:
         if e.role.endswith("configurator"):
             exposed = self.ledger.exposed_to(touched)
             self.dirty.update(exposed if exposed else self.ledger.evals)
+            self.moved.update(exposed if exposed else self.ledger.evals)
             if not self.scenario.overrides.empty:
                 apply_overrides(self.adapter, self.state, self.scenario.overrides,
                                 [t for t in touched if t in self.state.reserves])
@@ -530,6 +541,7 @@ class Replay:
             accounts = getattr(self.state, "users", None)
             evals = self.ledger.evals
             self.dirty.update(t for t in touched if accounts is None or t in accounts or t in evals)
+            self.moved.update(touched)
             self.predicted_open.difference_update(touched)
         for m in self.metrics:
             m.on_event(self.view, e)
@@ -568,18 +580,26 @@ class Replay:
         except ProtocolError as ex:
             raise ReplayError(f"block {self.block.number}: evaluating account {user}: {ex}") from ex
         ev = AccountEval(user, h, ref)
+        changed = user in self.moved
+        if changed:
+            self.moved.discard(user)
         self.ledger.record(ev, self.state, self.prices, ts,
-                           ChainMap(self.ref_prices, self.prices) if self.track_reference else None)
+                           ChainMap(self.ref_prices, self.prices) if self.track_reference else None,
+                           positions_changed=changed)
         return ev
 
     def _end(self, b: int) -> None:
         self.blocks_visited += 1
         ts = self.block.timestamp
         expired = self.ledger.expired(ts)
-        if self.price_moved:
-            self.dirty.update(self.ledger.hot)
-        if self.priced:  # the liquidator reads every liquidatable account when an answer lands
-            self.dirty.update(self.episode)
+        if self.price_moved:  # hot accounts without exposures (the moved keys' ones: on the move)
+            self.dirty.update(self.ledger.hot_any)
+        if self.priced:
+            # the liquidator reads every liquidatable account when an answer lands — except those
+            # it cannot act on: an open prediction (historical mode) or nothing to seize
+            evals = self.ledger.evals
+            self.dirty.update(u for u in self.episode if u not in self.predicted_open
+                              and (u not in evals or evals[u].oracle.collateral_value))
             self.dirty.update(expired)
         self.dirty.update(self.wakes.pop(b, ()))
         # what the liquidator observes at the end of b: accounts an event touched, accounts an
@@ -594,7 +614,9 @@ class Replay:
         self.dirty.update(self.ref_dirty)
         self.ref_dirty.clear()
         if self.price_moved or self.ref_moved:
-            self.dirty.update(self.ledger.ref_hot)
+            self.dirty.update(self.ledger.ref_hot_any)
+        if b == self.inputs.to_block:  # the window's end: under-water accounts evaluated at its last block
+            self.dirty.update(self.ledger.stale_liquidatable(ts))
         evaluated: dict[str, AccountEval] = {}
         for user in sorted(self.dirty):
             evaluated[user] = self._evaluate(user)
@@ -667,6 +689,7 @@ class Replay:
                 self.liquidator.spend(d)
                 self._record_liquidation(liq)
                 self.dirty.add(user)
+                self.moved.add(user)
                 if not self.scenario.liquidator.repeat_in_block:
                     break
                 if not self._evaluate(user).oracle.liquidatable:

@@ -21,19 +21,26 @@ Interest: debt grows between evaluations. An account's evaluation also expires a
 in which debt growing at ``max_rate_per_year`` (default 300 %/yr, above Aave's slope-2 region for
 listed assets) could consume the reserved half of the slack; expired accounts are re-evaluated.
 
-Already liquidatable accounts (``slack <= 0``) are *hot*: re-evaluated at every block with a price
-update (bad debt can only grow in them, and the liquidator needs their state).
+Already liquidatable accounts (``slack <= 0``) are *hot*: no bound holds for them, so they are
+re-evaluated whenever a price they are exposed to moves (``hot_on(key)``: the keys of their
+exposures, kept from their last evaluation while no event changed their positions), besides the
+events that touch them. An account's health depends only on its positions, its keys' prices and
+time (interest): a move of an unrelated feed cannot change it, so re-evaluating every hot account
+at every price update (positions x updates again, for the under-water set) would only re-sample
+interest. The engine re-evaluates the accounts liquidatable at their last evaluation at the
+window's last block (``stale_liquidatable``), so end-of-window figures include interest to the end.
 
 Exposures come from the adapter (:meth:`protocols.base.ProtocolAdapter.exposures`). For an
-adapter that gives none (the default ``None``) every account with debt is hot (correct, slow).
-``naive=True`` makes every account with debt hot (the benchmark baseline: every position at every
-price update).
+adapter that gives none (the default ``None``) every account with debt is hot on every key
+(``hot_any``: re-evaluated at every price update; correct, slow). ``naive=True`` does the same
+for every account with debt (the benchmark baseline: every position at every price update).
 """
 
 from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from protocols.base import ProtocolAdapter
@@ -45,6 +52,8 @@ __all__ = ["Ledger"]
 SECONDS_PER_YEAR = 365 * 86_400
 
 Heaps = dict[str, list[tuple[float, str, int]]]
+
+_EMPTY: frozenset[str] = frozenset()
 
 
 class Ledger:
@@ -67,8 +76,16 @@ class Ledger:
         self.max_rate = max_rate_per_year
         self.evals: dict[str, AccountEval] = {}
         self.version: dict[str, int] = {}
+        #: liquidatable accounts (oracle / reference evaluation); ``*_any``: those hot on every key
+        #: (no exposures); ``*_by_key``: key -> the hot accounts exposed to it
         self.hot: set[str] = set()
         self.ref_hot: set[str] = set()
+        self.hot_any: set[str] = set()
+        self.ref_hot_any: set[str] = set()
+        self.hot_by_key: dict[str, set[str]] = {}
+        self.ref_hot_by_key: dict[str, set[str]] = {}
+        #: account -> timestamp of its last evaluation
+        self.evaluated_at: dict[str, int] = {}
         self.down: Heaps = {}
         self.up: Heaps = {}
         self.rdown: Heaps = {}
@@ -79,14 +96,19 @@ class Ledger:
         self._live = 0
         self._entries = 0
         self._user_entries: dict[str, int] = {}  # live heap entries per account
+        self._hot_keys_of: dict[str, tuple[str, ...]] = {}
+        self._ref_hot_keys: dict[str, tuple[str, ...]] = {}
 
     def record(self, ev: AccountEval, state: Any, prices: Mapping[str, int], ts: int,
-               ref_prices: Mapping[str, int] | None = None) -> None:
+               ref_prices: Mapping[str, int] | None = None, *, positions_changed: bool = True) -> None:
         """Store an exact evaluation and re-index the account (``ref_prices``: the prices its
-        reference evaluation used, needed with ``track_reference``)."""
+        reference evaluation used, needed with ``track_reference``). ``positions_changed=False``
+        (no event touched the account since its last evaluation) lets a hot account keep the
+        price keys of its last exposures instead of asking the adapter again."""
         user = ev.user
         v = self.version.get(user, 0) + 1
         self.version[user] = v
+        self.evaluated_at[user] = ts
         self._live -= self._user_entries.pop(user, 0)
         old = self.user_keys.pop(user, ())
         for k in old:
@@ -97,31 +119,38 @@ class Ledger:
         if h.debt_value == 0:
             if h.collateral_value == 0:
                 self.evals.pop(user, None)
+                self.evaluated_at.pop(user, None)
             else:
                 self.evals[user] = ev
-            self.hot.discard(user)
-            self.ref_hot.discard(user)
+            self._set_hot(user, False, None, ref=False)
+            self._set_hot(user, False, None, ref=True)
             return
         self.evals[user] = ev
         slack = h.liquidation_threshold_value - h.debt_value
         r = ev.reference if self.track_reference and ref_prices is not None else None
         rslack = r.liquidation_threshold_value - r.debt_value if r is not None else None
         exp = None
-        if not self.naive and (slack > 0 or (rslack is not None and rslack > 0)):
-            exp = self.adapter.exposures(state, user, ts)
-            if exp is not None and (not exp or any(k not in prices for k in exp)):
-                exp = None
-        keys = tuple(sorted(exp)) if exp else ()
-        if exp is None or slack <= 0:
-            self.hot.add(user)
+        keys: tuple[str, ...] = ()
+        if not self.naive:
+            if slack > 0 or (rslack is not None and rslack > 0) or positions_changed or not old:
+                exp = self.adapter.exposures(state, user, ts)
+                if exp is not None and (not exp or any(k not in prices for k in exp)):
+                    exp = None
+                keys = tuple(sorted(exp)) if exp else ()
+            else:  # hot both ways, positions unchanged: the same price keys
+                keys = old
+        known = keys if keys else None
+        if exp is None and not keys or slack <= 0:
+            self._set_hot(user, True, known, ref=False)
         else:
-            self.hot.discard(user)
+            assert exp is not None
+            self._set_hot(user, False, None, ref=False)
             self._push(self.down, self.up, exp, keys, prices, slack, user, v)
         if self.track_reference:
             if exp is None or rslack is None or rslack <= 0 or ref_prices is None:
-                self.ref_hot.add(user)
+                self._set_hot(user, True, known, ref=True)
             else:
-                self.ref_hot.discard(user)
+                self._set_hot(user, False, None, ref=True)
                 self._push(self.rdown, self.rup, exp, keys, ref_prices, rslack, user, v)
         if keys:
             self.user_keys[user] = keys
@@ -138,6 +167,49 @@ class Ledger:
                 heapq.heapify(self.expiry)
         if self._entries > 4 * max(self._live, 1024):
             self._compact()
+
+    def _set_hot(self, user: str, hot: bool, keys: tuple[str, ...] | None, *, ref: bool) -> None:
+        """Put ``user`` in (``hot``, on ``keys``; None: every key) or out of the hot set."""
+        members, any_, by_key = (self.ref_hot, self.ref_hot_any, self.ref_hot_by_key) if ref else \
+            (self.hot, self.hot_any, self.hot_by_key)
+        if user in members:
+            members.discard(user)
+            any_.discard(user)
+            for k in self._hot_keys(user, ref):
+                s = by_key.get(k)
+                if s is not None:
+                    s.discard(user)
+                    if not s:
+                        del by_key[k]
+        if not hot:
+            (self._ref_hot_keys if ref else self._hot_keys_of).pop(user, None)
+            return
+        members.add(user)
+        if keys is None:
+            any_.add(user)
+            (self._ref_hot_keys if ref else self._hot_keys_of).pop(user, None)
+            return
+        (self._ref_hot_keys if ref else self._hot_keys_of)[user] = keys
+        for k in keys:
+            by_key.setdefault(k, set()).add(user)
+
+    def _hot_keys(self, user: str, ref: bool) -> tuple[str, ...]:
+        return (self._ref_hot_keys if ref else self._hot_keys_of).get(user, ())
+
+    def hot_on(self, key: str) -> AbstractSet[str]:
+        """The hot accounts a move of ``key``'s oracle price may change (not ``hot_any``)."""
+        return self.hot_by_key.get(key, _EMPTY)
+
+    def ref_hot_on(self, key: str) -> AbstractSet[str]:
+        """The reference-hot accounts a move of ``key``'s effective reference price may change."""
+        return self.ref_hot_by_key.get(key, _EMPTY)
+
+    def stale_liquidatable(self, ts: int) -> list[str]:
+        """Accounts liquidatable at their last evaluation (oracle or reference prices) and last
+        evaluated before ``ts``, sorted (the same set whether or not the index is ``naive``)."""
+        at = self.evaluated_at
+        return sorted(u for u, ev in self.evals.items() if at.get(u, ts) < ts and (
+            ev.oracle.liquidatable or (ev.reference is not None and ev.reference.liquidatable)))
 
     def _push(self, down: Heaps, up: Heaps, exp: Mapping[str, float], keys: tuple[str, ...],
               prices: Mapping[str, int], slack: int, user: str, v: int) -> None:
