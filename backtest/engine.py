@@ -63,6 +63,7 @@ from .metrics.base import AccountEval, BlockEnd, BlockInfo, Liquidation, Metric,
 from .oracle import Publication, RefPoint, Round, SourceChange, publications, reference_answer
 from .outputs import LIQUIDATIONS, RUNS, SUMMARIES, RunRecord, liquidation_row, summary_rows
 from .scenario import Overrides, Scenario
+from .sink import RowSink
 
 __all__ = ["ReplayInputs", "ReplayOutput", "Replay", "apply_overrides"]
 
@@ -108,7 +109,7 @@ class ReplayOutput:
 
     run_id: str
     record: RunRecord
-    tables: dict[Table, list[tuple[Any, ...]]]
+    tables: dict[Table, Sequence[tuple[Any, ...]]]  # lists, or RowSinks (backtest.sink) for big tables
     summary: dict[str, dict[str, Any]]
     liquidations: list[Liquidation]
     final_state: Any
@@ -722,13 +723,15 @@ class Replay:
     def _output(self) -> ReplayOutput:
         s = self.scenario
         rid, chain = self.run_id, self.inputs.chain_id
-        tables: dict[Table, list[tuple[Any, ...]]] = {}
+        tables: dict[Table, Sequence[tuple[Any, ...]]] = {}
         tables[LIQUIDATIONS] = [liquidation_row(rid, chain, liq, self.unit) for liq in self.liquidations]
         summ: dict[str, dict[str, Any]] = {}
         srows: list[tuple[Any, ...]] = []
         for m in self.metrics:
+            mrows = m.rows()
             for t in m.tables:
-                tables[t] = list(m.rows().get(t.fqn, ()))
+                rows = mrows.get(t.fqn, ())
+                tables[t] = rows if isinstance(rows, RowSink) else list(rows)  # a sink is not copied
             summ[m.name] = _in_base_currency(dict(m.summary()), self.adapter.base_currency)
             srows += summary_rows(rid, chain, self.inputs.to_block, m.name, summ[m.name])
         tables[SUMMARIES] = srows

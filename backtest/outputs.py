@@ -8,8 +8,11 @@
 Metric modules declare their own tables (:mod:`backtest.metrics`). :func:`write_run` writes a
 run's rows for *every* table in one transaction: rows of the same ``run_id`` are deleted first,
 so a re-run replaces its previous results, and an error leaves the warehouse as it was. Rows
-are inserted through Arrow (one round trip per table). Integers that do not fit the declared
-column type raise (DuckDB's cast is checked), never wrap.
+are inserted through Arrow: a table's rows are a list of tuples (one batch) or a
+:class:`backtest.sink.RowSink` (compact batches, spilled to a temporary file past a memory
+budget, streamed into the INSERT one at a time, sorted by DuckDB when the sink declares an
+order). Integers that do not fit the declared column type raise (DuckDB's cast is checked), never
+wrap.
 
 ``bt.runs`` stores no wall-clock times: two runs of the same scenario on the same data and
 code produce byte-identical bt tables (the determinism guarantee); when a run happened is in
@@ -31,6 +34,7 @@ from ingest.schema import Column, Table, register_table
 from ingest.warehouse import Warehouse
 
 from .metrics.base import Liquidation, SummaryValue
+from .sink import RowSink, arrow_schema, record_batch
 from .views import ensure_views
 
 __all__ = ["RUNS", "LIQUIDATIONS", "SUMMARIES", "RunRecord", "liquidation_row", "summary_rows",
@@ -199,60 +203,42 @@ def summary_rows(run_id: str, chain_id: int, block: int, metric: str,
     return out
 
 
-def _arrow(table: Table, rows: Sequence[tuple[Any, ...]]) -> pa.Table:
-    """Rows → an Arrow table of strings/ints the INSERT casts to the declared types.
-
-    HUGEINT/UHUGEINT columns travel as decimal text (Arrow has no 128-bit integer), cast by
-    DuckDB with overflow checks."""
-    cols: dict[str, list[Any]] = {c.name: [] for c in table.columns}
-    names = table.column_names()
-    for r in rows:
-        if len(r) != len(names):
-            raise ValueError(f"{table.fqn}: row has {len(r)} values, the table declares {len(names)}")
-        for n, v in zip(names, r, strict=True):
-            cols[n].append(v)
-    arrays = {}
-    for c in table.columns:
-        vals = cols[c.name]
-        if c.type in ("HUGEINT", "UHUGEINT"):
-            arrays[c.name] = pa.array([None if v is None else str(int(v)) for v in vals], pa.string())
-        elif c.type == "VARCHAR[]":
-            arrays[c.name] = pa.array(vals, pa.list_(pa.string()))
-        elif c.type in ("UBIGINT", "UINTEGER"):
-            arrays[c.name] = pa.array(vals, pa.uint64())
-        elif c.type in ("BIGINT", "INTEGER"):
-            arrays[c.name] = pa.array(vals, pa.int64())
-        elif c.type == "BOOLEAN":
-            arrays[c.name] = pa.array(vals, pa.bool_())
-        elif c.type == "DOUBLE":
-            arrays[c.name] = pa.array(vals, pa.float64())
-        elif c.type == "TIMESTAMPTZ":
-            arrays[c.name] = pa.array(vals, pa.timestamp("us", tz="UTC"))
-        else:
-            arrays[c.name] = pa.array(vals, pa.string())
-    return pa.table(arrays)
+def _source(table: Table, rows: Sequence[tuple[Any, ...]]) -> tuple[pa.RecordBatchReader, RowSink | None]:
+    """What the INSERT scans: a sink's batches as they are (streamed, in its order), or a plain
+    list of rows converted into one batch (small tables: the engine's own, the short metrics)."""
+    if isinstance(rows, RowSink):
+        if rows.table.fqn != table.fqn:
+            raise ValueError(f"rows for {table.fqn} are a row sink of {rows.table.fqn}")
+        return rows.reader(), rows
+    return pa.RecordBatchReader.from_batches(arrow_schema(table), [record_batch(table, rows)]), None
 
 
 def write_run(wh: Warehouse, run_id: str, tables: Mapping[Table, Sequence[tuple[Any, ...]]]) -> None:
     """Replace every row of ``run_id`` in ``tables`` (and any other bt table listed) with the
-    given rows, in one transaction (all or nothing)."""
+    given rows, in one transaction (all or nothing).
+
+    The rows of a table are a list of tuples or a :class:`backtest.sink.RowSink`; a sink's
+    batches are streamed into the INSERT one at a time (and sorted by DuckDB when the sink has an
+    ``order_by``), so the write never holds a large table's rows as Python objects. The sinks are
+    not consumed: the same tables can be written again."""
     wh.ensure(*tables)
     with wh.transaction() as con:
         for t in sorted(tables, key=lambda t: t.fqn):
             con.execute(f"DELETE FROM {t.fqn} WHERE run_id = ?", [run_id])
             rows = tables[t]
-            if not rows:
+            if not len(rows):
                 continue
-            arrow = _arrow(t, rows)
+            reader, sink = _source(t, rows)
             name = "_bt_stage_" + t.name
-            con.register(name, arrow)
+            con.register(name, reader)
             try:
-                cols = ", ".join(f'CAST("{c.name}" AS {c.type})' for c in t.columns)
-                con.execute(f"INSERT INTO {t.fqn} SELECT {cols} FROM {name}")
+                cols = [f'CAST("{c.name}" AS {c.type})' for c in t.columns]
+                select = (sink.select_sql(name, cols) if sink is not None
+                          else f"SELECT {', '.join(cols)} FROM {name}")
+                con.execute(f"INSERT INTO {t.fqn} {select}")
             finally:
                 # after a failed INSERT the transaction is aborted and unregister would raise
                 # "transaction is aborted", masking the INSERT's own error: let that one through
                 with contextlib.suppress(duckdb.Error):
                     con.unregister(name)
         ensure_views(con)  # the analysts' views over the tables that now exist (backtest.views)
-

@@ -35,7 +35,7 @@ from typing import Any, ClassVar
 
 from ingest.schema import Column, Table, register_table
 
-from .base import AccountEval, BlockEnd, Liquidation, Metric, MetricError, SummaryValue, View
+from .base import AccountEval, BlockEnd, Liquidation, Metric, MetricError, RowSink, SummaryValue, View
 
 __all__ = ["BadDebt", "ACCOUNTS", "BLOCKS"]
 
@@ -113,8 +113,9 @@ class BadDebt(Metric):
         self._underwater = 0
         self._realized = 0
         self._last_totals: tuple[int, ...] | None = None
-        self._accounts: list[tuple[Any, ...]] = []
-        self._blocks: list[tuple[Any, ...]] = []
+        # rows in append order (evaluation order), in bounded memory (backtest.sink)
+        self._accounts = RowSink(ACCOUNTS)
+        self._blocks = RowSink(BLOCKS)
         self._peak = (0, 0)  # value, block
         self._peak_ref = (0, 0)
         self._unit = 1

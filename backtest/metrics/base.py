@@ -38,6 +38,17 @@ Row conventions (the writer, :mod:`backtest.outputs`, relies on them):
 * Rows must come out in a deterministic order (the engine is deterministic; do not iterate
   sets or ``id()``-keyed dicts). The writer deletes the run's previous rows and inserts the new
   ones in one transaction with everything else of the run.
+* **A table whose rows grow with the run** (a row per account, block or reserve change: millions
+  over a year) keeps them in a :class:`RowSink` (:mod:`backtest.sink`), not a list: create one
+  per table in ``__init__`` (``self._rows = RowSink(MY_TABLE)``), ``append`` tuples to it in the
+  hooks, and return it as is from :meth:`Metric.rows`. It turns every few thousand rows into a
+  compact Arrow batch and spills batches to an anonymous temporary file past a memory budget;
+  the writer streams them into DuckDB. If the rows must be written in another order than they are
+  produced, give the sink ``order_by=("reserve", "block_number")`` (declared columns; ties keep
+  append order, as ``sorted`` would) instead of sorting at the end. A sink reads back like a list
+  (``len``, iteration, ``rows[-1]``, ``== [...]``), decoded from what will be written. A plain
+  list stays fine for tables with a handful of rows per liquidation or per run (and for rows
+  sorted by a Python key the sink cannot express).
 * Declare a table with ``ingest.schema.Table``/``Column`` + ``register_table`` in the metric's
   module, schema ``"bt"``, ``filled_by`` = the module name; list it in :attr:`Metric.tables`.
   Two metrics may not fill the same table.
@@ -57,6 +68,8 @@ from ingest.schema import Table
 from protocols.base import ProtocolAdapter
 from protocols.domain import EMPTY_MAPPING, AccountHealth, LiquidationOutcome, ProtocolEvent
 
+from ..sink import RowSink
+
 __all__ = [
     "Mode",
     "PriceUpdate",
@@ -68,6 +81,7 @@ __all__ = [
     "Metric",
     "SummaryValue",
     "MetricError",
+    "RowSink",
 ]
 
 Mode = Literal["historical", "counterfactual"]
@@ -340,7 +354,8 @@ class Metric:
         """Once, after the last block of the window (``view.block`` = that block)."""
 
     def rows(self) -> Mapping[str, Sequence[tuple[Any, ...]]]:
-        """``{table_fqn: rows}`` for the tables in :attr:`tables` (see the module docstring)."""
+        """``{table_fqn: rows}`` for the tables in :attr:`tables` (see the module docstring): a
+        list of tuples, or the table's :class:`RowSink` (returned as is, not copied)."""
         return {}
 
     def summary(self) -> Mapping[str, SummaryValue]:

@@ -59,7 +59,7 @@ from protocols.domain import ProtocolEvent
 from protocols.fixed_point import ray_mul_half_up
 
 from .bad_debt import _split
-from .base import AccountEval, BlockEnd, Liquidation, Metric, MetricError, SummaryValue, View
+from .base import AccountEval, BlockEnd, Liquidation, Metric, MetricError, RowSink, SummaryValue, View
 
 __all__ = ["Socialization", "SOCIALIZATION", "LOSS_BEARERS", "BEARERS", "AAVE_BEARERS"]
 
@@ -154,8 +154,9 @@ class Socialization(Metric):
         self._scaled_sum: dict[str, int] = {}
         self._last: dict[str, tuple[int, int]] = {}  # reserve -> (U, D) last written
         self._touched: set[str] = set()
-        self._rows: list[tuple[Any, ...]] = []
-        self._bearer_rows: list[tuple[Any, ...]] = []
+        # written sorted by reserve, then block (ties: emission order), in bounded memory
+        self._rows = RowSink(SOCIALIZATION, order_by=("reserve", "block_number"))
+        self._bearer_rows = RowSink(LOSS_BEARERS, order_by=("reserve", "block_number", "bearer"))
         self._end: dict[str, tuple[Any, ...]] = {}  # reserve -> last socialization row
         self._max_gross: tuple[float, str, int] | None = None
         self._max_net: tuple[float, str, int] | None = None
@@ -279,8 +280,7 @@ class Socialization(Metric):
 
     # ------------------------------------------------------------------ outputs
     def rows(self) -> Mapping[str, Sequence[tuple[Any, ...]]]:
-        return {SOCIALIZATION.fqn: sorted(self._rows, key=lambda r: (r[4], r[2])),
-                LOSS_BEARERS.fqn: sorted(self._bearer_rows, key=lambda r: (r[3], r[2], r[4]))}
+        return {SOCIALIZATION.fqn: self._rows, LOSS_BEARERS.fqn: self._bearer_rows}
 
     def summary(self) -> Mapping[str, SummaryValue]:
         end = [self._end[r] for r in sorted(self._end)]
