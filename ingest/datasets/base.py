@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import pyarrow as pa
 
+from .. import bulk_decode
 from ..abi import EventSpec, snake_case
 from ..errors import ConfigError, DecodeError, InconsistentLogError, ValueOutOfRange
 from ..schema import LINEAGE_LOG_COLUMNS, Column, Table, register_table
@@ -462,19 +463,39 @@ def _insert_dynamic(con: duckdb.DuckDBPyConnection, et: EventTable, rel: str, ch
     decimal text, and are cast to the declared type in SQL — never through a float.
     """
     spec = et.spec
+    lineage = "block_number, block_hash, tx_hash, tx_index, log_index, address, role, source"
+    # the bulk decoder first (same values and errors; ``None`` when it cannot take the rows)
+    tbl = bulk_decode.by_length(con.sql(
+        f"SELECT {lineage}, {bulk_decode.input_sql(spec)} FROM {rel}").to_arrow_table())
+    if tbl.num_rows == 0:
+        return
+    cols = spec.columns()
+    decoded = bulk_decode.decode_columns(spec, tbl)
+    if decoded is not None:
+        arrays = {n: tbl.column(n) for n in lineage.split(", ")}
+        for c, a in zip(cols, decoded, strict=True):
+            arrays["d_" + c.name] = a
+        del tbl
+        con.register("_stage_dyn", pa.table(arrays))
+        try:
+            sel = "".join(f'CAST("d_{c.name}" AS {c.type}), ' for c in cols)
+            con.execute(
+                f"INSERT INTO {et.table.fqn} SELECT ?, {lineage}, {sel}? FROM _stage_dyn "
+                "ORDER BY block_number, log_index", [chain_id, run_id])
+        finally:
+            con.unregister("_stage_dyn")
+        return
+    del tbl
     rows = con.execute(
         f"SELECT block_number, block_hash, tx_hash, tx_index, log_index, address, role, source, "
         f"topics, data FROM {rel} ORDER BY block_number, log_index").fetchall()
-    if not rows:
-        return
-    cols = spec.columns()
-    decoded = [spec.decode_fast(r[8], r[9], block_number=r[0], log_index=r[4], tx_hash=r[2])
+    decoded_rows = [spec.decode_fast(r[8], r[9], block_number=r[0], log_index=r[4], tx_hash=r[2])
                for r in rows]
     names = ["block_number", "block_hash", "tx_hash", "tx_index", "log_index", "address", "role",
              "source"]
     arrays = {n: pa.array([r[i] for r in rows]) for i, n in enumerate(names)}
     for j, c in enumerate(cols):
-        arrays["d_" + c.name] = _exact_array([d[j] for d in decoded])
+        arrays["d_" + c.name] = _exact_array([d[j] for d in decoded_rows])
     con.register("_stage_dyn", pa.table(arrays))
     try:
         sel = "".join(f'CAST("d_{c.name}" AS {c.type}), ' for c in cols)
