@@ -109,13 +109,19 @@ class Ledger:
         v = self.version.get(user, 0) + 1
         self.version[user] = v
         self.evaluated_at[user] = ts
+        h = ev.oracle
+        if not positions_changed and user in self.hot and user not in self.hot_any \
+                and 0 < h.debt_value and h.liquidation_threshold_value <= h.debt_value \
+                and self._still_ref_hot(ev, user, ref_prices):
+            # hot before and after, same positions: same keys, no bound, no expiry to re-index
+            self.evals[user] = ev
+            return
         self._live -= self._user_entries.pop(user, 0)
         old = self.user_keys.pop(user, ())
         for k in old:
             s = self.exposed.get(k)
             if s is not None:
                 s.discard(user)
-        h = ev.oracle
         if h.debt_value == 0:
             if h.collateral_value == 0:
                 self.evals.pop(user, None)
@@ -167,6 +173,13 @@ class Ledger:
                 heapq.heapify(self.expiry)
         if self._entries > 4 * max(self._live, 1024):
             self._compact()
+
+    def _still_ref_hot(self, ev: AccountEval, user: str, ref_prices: Mapping[str, int] | None) -> bool:
+        if not self.track_reference:
+            return True
+        r = ev.reference
+        return ref_prices is not None and r is not None and user in self.ref_hot \
+            and user not in self.ref_hot_any and r.liquidation_threshold_value <= r.debt_value
 
     def _set_hot(self, user: str, hot: bool, keys: tuple[str, ...] | None, *, ref: bool) -> None:
         """Put ``user`` in (``hot``, on ``keys``; None: every key) or out of the hot set."""
