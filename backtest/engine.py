@@ -208,6 +208,12 @@ class Replay:
         #: a metric needs reference re-evaluation (hidden insolvency): the at-risk index also
         #: tracks reference liquidation points (:class:`backtest.ledger.Ledger`)
         self.track_reference = self.has_reference and any(m.requires_reference for m in self.metrics)
+        # each hook only for the metrics that override it (a replay calls them millions of times)
+        self._hooks_price = _overriding(self.metrics, "on_price")
+        self._hooks_event = _overriding(self.metrics, "on_event")
+        self._hooks_liquidation = _overriding(self.metrics, "on_liquidation")
+        self._hooks_block_end = _overriding(self.metrics, "on_block_end")
+        self._address_args: dict[str, tuple[str, ...]] = {}  # event signature -> its address arguments
         self.ledger = Ledger(self.adapter, naive=naive, track_reference=self.track_reference)
         self.ref_moved = False
         #: accounts a reference move may have carried across their liquidation point: evaluated
@@ -297,7 +303,10 @@ class Replay:
             # are read ahead as a group, so its triggers are known before its first event
             streams.append((e.ref.block_number, e.ref.log_index, 2, 0, e)
                            for e in _with_triggers(self.adapter, self.inputs.events, self._pre_tx))
-        return heapq.merge(*streams, key=lambda t: (t[0], t[1], t[2], t[3]))
+        # plain tuple order: (block, log_index, kind, seq) never ties (a kind's seq is unique
+        # where it is not 0, and two events never share block and log index), so the items
+        # themselves are never compared
+        return heapq.merge(*streams)
 
     def _shocked_rounds(self) -> Sequence[Round]:
         """The window's rounds after the scenario's shocks (:func:`backtest.shocks.apply_shocks`),
@@ -437,8 +446,8 @@ class Replay:
                         self.ref_dirty.update(self.ledger.ref_hot_on(k))
             upd = PriceUpdate("reference", p.pair, keys, ans, prev, ans, dec, True, p.block_number, p.ts,
                               self.block.number, -1, self.block.timestamp, p.ts)
-            for m in self.metrics:
-                m.on_price(self.view, upd)
+            for hook in self._hooks_price:
+                hook(self.view, upd)
 
     def _on_publication(self, p: Publication) -> None:
         self.prices_consumed += 1
@@ -461,8 +470,8 @@ class Replay:
         upd = PriceUpdate("oracle", p.feed, keys, price, prev, p.answer, p.decimals,
                           p.accepted and p.answer > 0, p.happened_block, p.happened_ts, self.block.number,
                           p.log_index, self.block.timestamp, p.updated_at_ts)
-        for m in self.metrics:
-            m.on_price(self.view, upd)
+        for hook in self._hooks_price:
+            hook(self.view, upd)
 
     def _on_source_change(self, c: SourceChange) -> None:
         """``c.key`` now reads ``c.feed``: its price becomes that feed's latest answer at once."""
@@ -497,8 +506,8 @@ class Replay:
         upd = PriceUpdate("oracle", c.feed, (c.key,), answer, prev, answer, dec, True, c.block_number,
                           self.block.timestamp, self.block.number, c.log_index, self.block.timestamp,
                           self.block.timestamp)
-        for m in self.metrics:
-            m.on_price(self.view, upd)
+        for hook in self._hooks_price:
+            hook(self.view, upd)
 
     def _predict_observed(self, liq: ProtocolEvent) -> None:
         """``adapter.liquidate`` with an observed LiquidationCall's own arguments, on the state just
@@ -526,16 +535,20 @@ class Replay:
         except ProtocolError as ex:
             raise ReplayError(f"{e.ref}: {e.name} from {e.address}: {ex}") from ex
         self.events_applied += 1
-        touched = sorted({str(v) for v in e.args.values()
-                          if isinstance(v, str) and len(v) == _ADDRESS_LEN and v.startswith("0x")
-                          and v != ZERO_ADDRESS})
+        names = self._address_args.get(e.signature)
+        if names is None:
+            names = self._address_args[e.signature] = _address_arguments(e)
+        args = e.args
+        touched = {v for n in names if (v := str(args[n])) != ZERO_ADDRESS} if names != ("*",) else \
+            {v for v in args.values() if isinstance(v, str) and len(v) == _ADDRESS_LEN and v.startswith("0x")
+             and v != ZERO_ADDRESS}
         if e.role.endswith("configurator"):
             exposed = self.ledger.exposed_to(touched)
             self.dirty.update(exposed if exposed else self.ledger.evals)
             self.moved.update(exposed if exposed else self.ledger.evals)
             if not self.scenario.overrides.empty:
                 apply_overrides(self.adapter, self.state, self.scenario.overrides,
-                                [t for t in touched if t in self.state.reserves])
+                                [t for t in sorted(touched) if t in self.state.reserves])
         else:
             # only addresses that are (or were) accounts: one with no state in the market and no
             # previous evaluation (a reserve, a token, a contract) has zero health before and after
@@ -544,8 +557,8 @@ class Replay:
             self.dirty.update(t for t in touched if accounts is None or t in accounts or t in evals)
             self.moved.update(touched)
             self.predicted_open.difference_update(touched)
-        for m in self.metrics:
-            m.on_event(self.view, e)
+        for hook in self._hooks_event:
+            hook(self.view, e)
         if observed is not None and predicted is not None:
             user, coll, debt = observed.user, observed.collateral, observed.debt
             repaid, seized = observed.debt_repaid, observed.collateral_seized
@@ -566,8 +579,8 @@ class Replay:
 
     def _record_liquidation(self, liq: Liquidation) -> None:
         self.liquidations.append(liq)
-        for m in self.metrics:
-            m.on_liquidation(self.view, liq)
+        for hook in self._hooks_liquidation:
+            hook(self.view, liq)
 
     # ------------------------------------------------------------------ block end
     def _evaluate(self, user: str) -> AccountEval:
@@ -618,15 +631,18 @@ class Replay:
             self.dirty.update(self.ledger.ref_hot_any)
         if b == self.inputs.to_block:  # the window's end: under-water accounts evaluated at its last block
             self.dirty.update(self.ledger.stale_liquidatable(ts))
-        evaluated: dict[str, AccountEval] = {}
-        for user in sorted(self.dirty):
-            evaluated[user] = self._evaluate(user)
+        users = sorted(self.dirty)
         self.dirty.clear()
-        due = [u for u in sorted(evaluated)
-               if u in observed and self._track(u, evaluated[u].oracle.liquidatable, b)]
-        self._quote(b, due)
-        for m in self.metrics:
-            m.on_block_end(self.view, BlockEnd(self.block, tuple(evaluated[u] for u in sorted(evaluated))))
+        evaluate = self._evaluate
+        evaluated = tuple([evaluate(u) for u in users])
+        due = [u for u, ev in zip(users, evaluated, strict=True)
+               if u in observed and self._track(u, ev.oracle.liquidatable, b)]
+        if due:
+            self._quote(b, due)
+        if self._hooks_block_end:
+            end = BlockEnd(self.block, evaluated)
+            for hook in self._hooks_block_end:
+                hook(self.view, end)
 
     def _track(self, user: str, liquidatable: bool, b: int) -> bool:
         """Update the account's episode after an observation at the end of ``b``; True when it is
@@ -805,6 +821,24 @@ def _with_triggers(adapter: ProtocolAdapter[Any], events: Iterable[ProtocolEvent
     if group:
         out.update(_liquidation_triggers(adapter, group))
         yield from group
+
+
+def _overriding(metrics: Sequence[Metric], hook: str) -> list[Callable[..., None]]:
+    """The bound ``hook`` of each metric whose class overrides the base class's no-op."""
+    base = getattr(Metric, hook)
+    return [getattr(m, hook) for m in metrics if getattr(type(m), hook) is not base]
+
+
+def _address_arguments(e: ProtocolEvent) -> tuple[str, ...]:
+    """The names of ``e``'s ``address`` parameters, from its signature (``args`` follows the
+    parameters' order): the accounts an event of that signature can touch. ``("*",)`` when the
+    signature has tuple parameters or does not match ``args``: every address-shaped value then."""
+    inner = e.signature[e.signature.find("(") + 1:-1]
+    types = [t.strip() for t in inner.split(",")] if inner else []
+    names = list(e.args)
+    if "(" in inner or len(types) != len(names):
+        return ("*",)
+    return tuple(n for n, t in zip(names, types, strict=True) if t == "address")
 
 
 def _base_unit(adapter: ProtocolAdapter[Any]) -> int:
