@@ -154,6 +154,10 @@ class Socialization(Metric):
         self._scaled_sum: dict[str, int] = {}
         self._last: dict[str, tuple[int, int]] = {}  # reserve -> (U, D) last written
         self._touched: set[str] = set()
+        #: reserves whose (U, D) may have changed since the last emission; all of them when
+        #: ``_scan_all`` (the run's start, a committed simulated liquidation)
+        self._dirty: set[str] = set()
+        self._scan_all = True
         # written sorted by reserve, then block (ties: emission order), in bounded memory
         self._rows = RowSink(SOCIALIZATION, order_by=("reserve", "block_number"))
         self._bearer_rows = RowSink(LOSS_BEARERS, order_by=("reserve", "block_number", "bearer"))
@@ -180,13 +184,16 @@ class Socialization(Metric):
         elif event.name == "DeficitCreated":
             a = event.args
             self._deficit_created += view.value(str(a["debt_asset"]), int(str(a["amount_created"])))
+            self._dirty.add(str(a["debt_asset"]))
         elif event.name == "DeficitCovered":
             a = event.args
             self._deficit_covered += view.value(str(a["reserve"]), int(str(a["amount_covered"])))
+            self._dirty.add(str(a["reserve"]))
 
     def on_liquidation(self, view: View, liquidation: Liquidation) -> None:
         if not liquidation.committed:
             return
+        self._scan_all = True  # a committed simulated liquidation may book a deficit (v3.3+)
         self._touched.update((liquidation.user, liquidation.liquidator))
         r = view.state.reserves.get(liquidation.collateral_asset)
         if r is not None:
@@ -236,8 +243,10 @@ class Socialization(Metric):
                         new[asset] = new.get(asset, 0) + share
             for a, s in (old or {}).items():
                 self._u[a] = self._u.get(a, 0) - s
+                self._dirty.add(a)
             for a, s in new.items():
                 self._u[a] = self._u.get(a, 0) + s
+                self._dirty.add(a)
             if new:
                 self._shares[ev.user] = new
             else:
@@ -246,8 +255,14 @@ class Socialization(Metric):
     def _emit(self, view: View, number: int, ts: int) -> None:
         state = view.state
         assert self._income is not None
-        for reserve in sorted(state.reserves):
-            r = state.reserves[reserve]
+        # (U, D) changes only through evaluations and deficit bookings, which mark their reserves
+        reserves = sorted(state.reserves) if self._scan_all else sorted(self._dirty)
+        self._dirty.clear()
+        self._scan_all = False
+        for reserve in reserves:
+            r = state.reserves.get(reserve)
+            if r is None:
+                continue
             u = self._u.get(reserve, 0)
             d = int(getattr(r, "deficit", 0))
             if (u, d) == self._last.get(reserve, (0, 0)):
