@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 
 from .abi import EventSpec, Param
 
-__all__ = ["by_length", "decode_columns", "input_sql"]
+__all__ = ["by_length", "column_sql", "decode_columns", "input_sql"]
 
 _MAX = pa.scalar(2**64 - 1, pa.uint64())
 _SIGN = pa.scalar(2**63, pa.uint64())
@@ -49,13 +49,14 @@ def input_sql(spec: EventSpec) -> str:
             "strlen(data) AS _len, substr(data, 3) AS _hex")
 
 
-def decode_columns(spec: EventSpec, tbl: pa.Table) -> list[pa.Array] | None:
+def decode_columns(spec: EventSpec, tbl: pa.Table) -> list[tuple[pa.Array, ...]] | None:
     """Decoded columns (declaration order) for ``tbl``'s rows, or ``None`` to fall back.
 
     ``tbl`` has the columns of :func:`input_sql` and is sorted by ``_len`` (rows of one data
-    length are contiguous); the output arrays follow ``tbl``'s row order. Integers come out as
-    ``int64``/``uint64`` (lists of them for arrays), strings as lower-case ``0x`` hex, to be
-    cast to the declared column types in SQL.
+    length are contiguous); the output arrays follow ``tbl``'s row order. Each column is one
+    array, or two for integers wider than 64 bits (high and low halves, :func:`column_sql`).
+    Integers come out as ``int64``/``uint64`` (lists of them for arrays), strings as lower-case
+    ``0x`` hex, to be cast to the declared column types in SQL.
     """
     try:
         return _decode(spec, tbl)
@@ -64,7 +65,8 @@ def decode_columns(spec: EventSpec, tbl: pa.Table) -> list[pa.Array] | None:
 
 
 def _all(mask: pa.Array | pa.ChunkedArray) -> bool:
-    return bool(pc.all(mask).as_py()) if len(mask) else True
+    """Every value true (and none NULL)."""
+    return not mask.null_count and (bool(pc.all(mask).as_py()) if len(mask) else True)
 
 
 def _u64(a: array[int]) -> pa.Array:
@@ -80,41 +82,71 @@ def _quads(raw: bytes | memoryview) -> array[int]:
     return q
 
 
-def _strings_from(buf: pa.Array) -> tuple[memoryview, list[int]]:
+def _strings_from(buf: pa.Array) -> tuple[memoryview, memoryview]:
     """The contiguous character data of a string array, and its offsets."""
     if pa.types.is_large_string(buf.type):
         buf = buf.cast(pa.string())
     if not pa.types.is_string(buf.type):
         raise _GiveUp
     _, o, data = buf.buffers()
-    offsets = memoryview(o).cast("B").cast("i")[buf.offset: buf.offset + len(buf) + 1].tolist()
+    offsets = memoryview(o).cast("B").cast("i")[buf.offset: buf.offset + len(buf) + 1]
     return memoryview(data if data is not None else b""), offsets
 
 
-def _word_values(e: str, q: list[pa.Array]) -> pa.Array:
-    """Checked values of elementary type ``e`` from the quarters ``q`` of n words."""
+def _word_values(e: str, q: list[pa.Array], wide: bool = True) -> tuple[pa.Array, ...]:
+    """Checked values of elementary type ``e`` from the quarters ``q`` of n words: one array,
+    or for integers wider than 64 bits (``wide``) two, the high and low 64 bits."""
     p0, p1, p2, p3 = q
-    hz = pc.and_(pc.and_(pc.equal(p0, _ZERO), pc.equal(p1, _ZERO)), pc.equal(p2, _ZERO))
+    z01 = pc.and_(pc.equal(p0, _ZERO), pc.equal(p1, _ZERO))
+    hz = pc.and_(z01, pc.equal(p2, _ZERO))
     if e == "bool":
         if not _all(pc.and_(hz, pc.less_equal(p3, _ONE))):
             raise _GiveUp
-        return pc.equal(p3, _ONE)
+        return (pc.equal(p3, _ONE),)
     bits = int(e.lstrip("uint") or 256)
     if e.startswith("uint"):
-        ok = hz if bits >= 64 else pc.and_(hz, pc.equal(_shr(p3, bits), _ZERO))
+        if bits <= 64 or _all(hz):
+            ok = hz if bits >= 64 else pc.and_(hz, pc.equal(_shr(p3, bits), _ZERO))
+            if not _all(ok):
+                raise _GiveUp
+            return (p3,)
+        if not wide:
+            raise _GiveUp
+        ok = z01 if bits >= 128 else pc.and_(z01, pc.equal(_shr(p2, bits - 64), _ZERO))
         if not _all(ok):
             raise _GiveUp
-        return p3
+        return (p2, p3)
     neg = pc.greater_equal(p3, _SIGN)
-    hf = pc.and_(pc.and_(pc.equal(p0, _MAX), pc.equal(p1, _MAX)), pc.equal(p2, _MAX))
+    f01 = pc.and_(pc.equal(p0, _MAX), pc.equal(p1, _MAX))
+    hf = pc.and_(f01, pc.equal(p2, _MAX))
     ok = pc.or_(pc.and_(hz, pc.invert(neg)), pc.and_(hf, neg))
-    v = pa.Array.from_buffers(pa.int64(), len(p3), p3.buffers())
+    v = p3.cast(pa.int64(), safe=False)  # two's complement
     if bits < 64:
         lim = 1 << (bits - 1)
         ok = pc.and_(ok, pc.and_(pc.greater_equal(v, -lim), pc.less(v, lim)))
-    if not _all(ok):
+    if _all(ok):
+        return (v,)
+    if bits < 128 or not wide:  # 65..127 bits: not taken in bulk
         raise _GiveUp
-    return v
+    # sign-extended from 128 bits (the HUGEINT column's range; also valid for intN, N >= 128)
+    neg2 = pc.greater_equal(p2, _SIGN)
+    if not _all(pc.or_(pc.and_(z01, pc.invert(neg2)), pc.and_(f01, neg2))):
+        raise _GiveUp
+    return (p2.cast(pa.int64(), safe=False), p3)
+
+
+def column_sql(name: str, sql_type: str, parts: tuple[pa.Array, ...]
+               ) -> tuple[dict[str, pa.Array], str]:
+    """The Arrow columns and the SQL expression that give column ``name`` from a decoded
+    value (one array) or the (high, low) 64-bit halves of a 128-bit integer."""
+    if len(parts) == 1:
+        return {f"d_{name}": parts[0]}, f'CAST("d_{name}" AS {sql_type})'
+    hi, lo = f'"d_{name}__hi"', f'"d_{name}__lo"'
+    if pa.types.is_signed_integer(parts[0].type):
+        expr = f"({hi}::HUGEINT * 18446744073709551616::HUGEINT + {lo}::HUGEINT)"
+    else:
+        expr = f"(({hi}::UHUGEINT << 64) | {lo}::UHUGEINT)"
+    return {f"d_{name}__hi": parts[0], f"d_{name}__lo": parts[1]}, f"CAST({expr} AS {sql_type})"
 
 
 def _zero_tail(q: list[pa.Array], nbytes: int) -> pa.Array:
@@ -137,31 +169,32 @@ def _hex_slice(hexcol: pa.Array, a: int, b: int) -> pa.Array:
     return pc.binary_join_element_wise("0x", pc.ascii_lower(part), "")
 
 
-def _static(p: Param, e: str, q: list[pa.Array], hexcol: pa.Array, at: int) -> pa.Array:
+def _static(p: Param, e: str, q: list[pa.Array], hexcol: pa.Array, at: int
+            ) -> tuple[pa.Array, ...]:
     """One static word per row: quarters ``q``; the word is at byte ``at`` of each row of
     ``hexcol`` (the rows' hex text)."""
     if e == "address":
         p0, p1 = q[0], q[1]
         if not _all(pc.and_(pc.equal(p0, _ZERO), pc.equal(_shr(p1, 32), _ZERO))):
             raise _GiveUp
-        return _hex_slice(hexcol, at + 12, at + 32)
+        return (_hex_slice(hexcol, at + 12, at + 32),)
     if e.startswith("bytes"):
         n = int(e[5:])
         if not _all(_zero_tail(q, n)):
             raise _GiveUp
-        return _hex_slice(hexcol, at, at + n)
+        return (_hex_slice(hexcol, at, at + n),)
     if e == "string":
         raise _GiveUp
     return _word_values(e, q)
 
 
-def _decode(spec: EventSpec, tbl: pa.Table) -> list[pa.Array]:
+def _decode(spec: EventSpec, tbl: pa.Table) -> list[tuple[pa.Array, ...]]:
     n = tbl.num_rows
     if not _all(pc.equal(tbl.column("_nt"), 1 + len(spec.indexed))):
         raise _GiveUp
     if not _all(tbl.column("_ok")):
         raise _GiveUp
-    out: dict[str, pa.Array | pa.ChunkedArray] = {}
+    out: dict[str, tuple[pa.Array, ...]] = {}
     # indexed parameters: one 32-byte topic each
     for k, p in enumerate(spec.indexed):
         col = spec.column_name(p)
@@ -175,34 +208,43 @@ def _decode(spec: EventSpec, tbl: pa.Table) -> list[pa.Array]:
         if len(raw) != 32 * n:
             raise _GiveUp
         if p.is_dynamic:  # the keccak topic of the value
-            out[col] = _hex_slice(hexcol, 0, 32)
+            out[col] = (_hex_slice(hexcol, 0, 32),)
             continue
         qs = _quads(raw)
         out[col] = _static(p, p.elem, [_u64(qs[i::4]) for i in range(4)], hexcol, 0)
     # data parameters: per group of rows with equal data length
-    lens = tbl.column("_len").to_pylist()
+    lens = tbl.column("_len").combine_chunks()
+    if n > 1 and not _all(pc.greater_equal(lens.slice(1), lens.slice(0, n - 1))):
+        raise _GiveUp  # not grouped by length (by_length was not applied)
+    counts = pc.value_counts(lens).field("counts").to_pylist()
     hexall = tbl.column("_hex").combine_chunks()
     hexdata, offsets = _strings_from(hexall)
-    parts: dict[str, list[pa.Array]] = {spec.column_name(p): [] for p in spec.data_params}
+    parts: dict[str, list[tuple[pa.Array, ...]]] = {spec.column_name(p): [] for p in spec.data_params}
     i = 0
-    while i < n:
-        j = i
-        while j < n and lens[j] == lens[i]:
-            j += 1
+    for cnt in counts:
+        j = i + cnt
         raw = binascii.unhexlify(hexdata[offsets[i]: offsets[j]])
         for col, arr in _decode_group(spec, raw, j - i, hexall.slice(i, j - i)).items():
             parts[col].append(arr)
         i = j
-    for col, arrs in parts.items():
-        out[col] = pa.chunked_array(arrs) if arrs else pa.chunked_array([], pa.null())
-    res = []
-    for c in spec.columns():
-        a = out[c.name]
-        res.append(a.combine_chunks() if isinstance(a, pa.ChunkedArray) else a)
-    return res
+    for col, groups in parts.items():
+        if any(len(g) == 2 for g in groups):
+            groups = [g if len(g) == 2 else _widen(g[0]) for g in groups]
+        out[col] = tuple(pa.chunked_array([g[m] for g in groups]).combine_chunks()
+                         for m in range(len(groups[0])))
+    return [out[c.name] for c in spec.columns()]
 
 
-def _decode_group(spec: EventSpec, raw: bytes, k: int, hexcol: pa.Array) -> dict[str, pa.Array]:
+def _widen(v: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """A 64-bit integer column as (high, low) 64-bit halves of the 128-bit value."""
+    if pa.types.is_signed_integer(v.type):
+        hi = pc.if_else(pc.less(v, 0), pa.scalar(-1, pa.int64()), pa.scalar(0, pa.int64()))
+        return hi, v.cast(pa.uint64(), safe=False)
+    return pa.array([0] * len(v), pa.uint64()), v
+
+
+def _decode_group(spec: EventSpec, raw: bytes, k: int, hexcol: pa.Array
+                  ) -> dict[str, tuple[pa.Array, ...]]:
     """Decode ``k`` rows whose data (``raw``; ``hexcol``: as hex text) have the same length."""
     if k == 0 or len(raw) % k:
         raise _GiveUp
@@ -229,7 +271,7 @@ def _decode_group(spec: EventSpec, raw: bytes, k: int, hexcol: pa.Array) -> dict
     if size < head:
         raise _GiveUp
     rows = range(0, size * k, size)
-    out: dict[str, pa.Array] = {}
+    out: dict[str, tuple[pa.Array, ...]] = {}
     end = head
     for idx, p in enumerate(plan):
         col = spec.column_name(p)
@@ -249,9 +291,10 @@ def _decode_group(spec: EventSpec, raw: bytes, k: int, hexcol: pa.Array) -> dict
             b0 = body // 32
             pattern = b"\0" * b0 + b"\1" * cnt + b"\0" * (wd - b0 - cnt)
             mask = pc.equal(pa.Array.from_buffers(pa.uint8(), k * wd, [None, pa.py_buffer(pattern * k)]), 1)
-            vals = _word_values(p.elem, [pc.filter(_u64(q[i::4]), mask) for i in range(4)])
+            (vals,) = _word_values(p.elem, [pc.filter(_u64(q[i::4]), mask) for i in range(4)],
+                                   wide=False)
             offsets = pa.array([cnt * r for r in range(k + 1)], pa.int32())
-            out[col] = pa.ListArray.from_arrays(offsets, vals)
+            out[col] = (pa.ListArray.from_arrays(offsets, vals),)
         else:
             if p.type == "string":
                 raise _GiveUp
@@ -260,7 +303,7 @@ def _decode_group(spec: EventSpec, raw: bytes, k: int, hexcol: pa.Array) -> dict
                 raise _GiveUp
             if nbytes > cnt and any(b"".join(raw[r + body + cnt: r + body + nbytes] for r in rows)):
                 raise _GiveUp
-            out[col] = _hex_slice(hexcol, body, body + cnt)
+            out[col] = (_hex_slice(hexcol, body, body + cnt),)
         end = body + nbytes
     if end != size:
         raise _GiveUp

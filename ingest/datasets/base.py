@@ -202,6 +202,10 @@ class MalformedLogsJson(DecodeError):
     path, which retries corrupt bodies; there it is a plain :class:`DecodeError`."""
 
 
+# static events go through the column-at-a-time decoder first (faster than the SQL decode);
+# the SQL decode below stays the reference and runs whenever that decoder gives up
+BULK_STATIC = True
+
 _DECODE_ERR = "deficit-decode-error"
 _LOG_ERR = "deficit-log-error"
 _HEXQ = "regexp_full_match({0}, '0x[0-9a-fA-F]{{1,{1}}}')"
@@ -404,6 +408,9 @@ def write_stage(con: duckdb.DuckDBPyConnection, *, chain_id: int, dataset: str, 
             continue
         roles = ", ".join(f"'{r}'" for r in et.roles)
         where = f"topic0 = '{spec.topic0}' AND role IN ({roles})"
+        if spec.is_static and BULK_STATIC and _insert_bulk(
+                con, et, f"(SELECT * FROM _stage WHERE {where})", chain_id, run_id):
+            continue
         if spec.is_static:
             # validate and decode in one statement: a row failing any strict check aborts the
             # statement (and so the chunk's transaction) through error(), carrying its location
@@ -455,42 +462,55 @@ def _raise_field(spec: EventSpec, bad: tuple[Any, ...]) -> None:
                       field=fld)
 
 
+_LINEAGE = "block_number, block_hash, tx_hash, tx_index, log_index, address, role, source"
+
+
+def _insert_bulk(con: duckdb.DuckDBPyConnection, et: EventTable, rel: str, chain_id: int,
+                 run_id: str) -> bool:
+    """Decode ``rel``'s rows column at a time (:mod:`ingest.bulk_decode`) and insert them;
+    False (nothing written) when that decoder does not take them: the caller's decoder then
+    gives the same values, or the typed error of the first bad row."""
+    spec = et.spec
+    tbl = bulk_decode.by_length(con.sql(
+        f"SELECT {_LINEAGE}, {bulk_decode.input_sql(spec)} FROM {rel}").to_arrow_table())
+    if tbl.num_rows == 0:
+        return True
+    decoded = bulk_decode.decode_columns(spec, tbl)
+    if decoded is None:
+        return False
+    arrays = {n: tbl.column(n) for n in _LINEAGE.split(", ")}
+    sel = []
+    for c, parts in zip(spec.columns(), decoded, strict=True):
+        arrs, expr = bulk_decode.column_sql(c.name, c.type, parts)
+        arrays.update(arrs)
+        sel.append(expr)
+    del tbl
+    con.register("_stage_bulk", pa.table(arrays))
+    try:
+        con.execute(f"INSERT INTO {et.table.fqn} SELECT ?, {_LINEAGE}, {', '.join(sel)}, ? "
+                    "FROM _stage_bulk ORDER BY block_number, log_index", [chain_id, run_id])
+    finally:
+        con.unregister("_stage_bulk")
+    return True
+
+
 def _insert_dynamic(con: duckdb.DuckDBPyConnection, et: EventTable, rel: str, chain_id: int,
                     run_id: str) -> None:
-    """Per-log strict decode (:meth:`EventSpec.decode_fast`) for events with dynamic params.
+    """Per-log strict decode (:meth:`EventSpec.decode_fast`) for events with dynamic params,
+    unless the column-at-a-time decoder (:mod:`ingest.bulk_decode`) takes the rows.
 
     Integers travel to DuckDB as int64 where every value of the column fits, else as exact
     decimal text, and are cast to the declared type in SQL — never through a float.
     """
+    if _insert_bulk(con, et, rel, chain_id, run_id):
+        return
     spec = et.spec
-    lineage = "block_number, block_hash, tx_hash, tx_index, log_index, address, role, source"
-    # the bulk decoder first (same values and errors; ``None`` when it cannot take the rows)
-    tbl = bulk_decode.by_length(con.sql(
-        f"SELECT {lineage}, {bulk_decode.input_sql(spec)} FROM {rel}").to_arrow_table())
-    if tbl.num_rows == 0:
-        return
     cols = spec.columns()
-    decoded = bulk_decode.decode_columns(spec, tbl)
-    if decoded is not None:
-        arrays = {n: tbl.column(n) for n in lineage.split(", ")}
-        for c, a in zip(cols, decoded, strict=True):
-            arrays["d_" + c.name] = a
-        del tbl
-        con.register("_stage_dyn", pa.table(arrays))
-        try:
-            sel = "".join(f'CAST("d_{c.name}" AS {c.type}), ' for c in cols)
-            con.execute(
-                f"INSERT INTO {et.table.fqn} SELECT ?, {lineage}, {sel}? FROM _stage_dyn "
-                "ORDER BY block_number, log_index", [chain_id, run_id])
-        finally:
-            con.unregister("_stage_dyn")
-        return
-    del tbl
     rows = con.execute(
         f"SELECT block_number, block_hash, tx_hash, tx_index, log_index, address, role, source, "
         f"topics, data FROM {rel} ORDER BY block_number, log_index").fetchall()
-    decoded_rows = [spec.decode_fast(r[8], r[9], block_number=r[0], log_index=r[4], tx_hash=r[2])
-               for r in rows]
+    decoded_rows = [spec.decode_fast(r[8], r[9], block_number=r[0], log_index=r[4],
+                                     tx_hash=r[2]) for r in rows]
     names = ["block_number", "block_hash", "tx_hash", "tx_index", "log_index", "address", "role",
              "source"]
     arrays = {n: pa.array([r[i] for r in rows]) for i, n in enumerate(names)}
