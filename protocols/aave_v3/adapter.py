@@ -23,6 +23,8 @@ from .generic_logic import AccountData, UserAccountData, calculate_user_account_
 from .liquidation_logic import ExecuteLiquidationCallParams, execute_liquidation_call
 from .reserve_logic import (
     a_token_balance,
+    cached_normalized_debt,
+    cached_normalized_income,
     get_normalized_debt,
     get_normalized_income,
     stable_debt_balance_of,
@@ -128,32 +130,47 @@ class AaveV3Adapter(ProtocolAdapter[AaveV3State]):
         ``+ amount * LT / 1e4 / 10**decimals``; for debt ``- amount / 10**decimals`` (per whole
         token, so ``e * price`` is base currency). E-mode: the category's LT for its assets, and
         its price source as the key when it has one (v3.0-3.1), as
-        ``GenericLogic.calculateUserAccountData`` prices them."""
+        ``GenericLogic.calculateUserAccountData`` prices them.
+
+        Floats for the at-risk index's bounds (which reserve half the slack for rounding): amounts
+        are ``scaled * index / RAY`` in floating point with the indexes accrued to ``timestamp``,
+        not the tokens' rounded ``balanceOf`` (a relative error near 1e-16, and no big-integer
+        work: this runs for every re-indexed account)."""
         u = state.users.get(user)
         if u is None:
             return {}
         cat = state.emode_categories.get(u.emode_category) if u.emode_category else None
+        rules = state.rules
+        config = u.configuration
         out: dict[str, float] = {}
-        for p in self.positions(state, user, timestamp):
-            r = state.reserves[p.asset]
+        for asset in sorted(u.reserves):
+            r = state.reserves.get(asset)
+            if r is None:
+                continue
+            ur = u.reserves[asset]
             cfg = r.configuration
             if cat is None:
                 in_emode = False
-            elif state.rules.emode_bitmaps:
+            elif rules.emode_bitmaps:
                 in_emode = bool((cat.collateral_bitmap >> r.id) & 1)
             else:
                 in_emode = cfg.emode_category == u.emode_category
-            key = p.asset
-            if in_emode and cat is not None and state.rules.emode_price_source \
-                    and cat.price_source != ZERO_ADDRESS:
+            key = asset
+            if in_emode and cat is not None and rules.emode_price_source and cat.price_source != ZERO_ADDRESS:
                 key = cat.price_source
             unit = 10.0 ** cfg.decimals
             e = 0.0
             lt = cat.liquidation_threshold if in_emode and cat is not None else cfg.liquidation_threshold
-            if p.collateral and p.collateral_enabled and lt:
-                e += p.collateral * lt / 10_000 / unit
-            if p.debt:
-                e -= p.debt / unit
+            if ur.scaled_a_token_balance and lt and is_using_as_collateral(config, r.id):
+                income = cached_normalized_income(state, r, timestamp)
+                e += ur.scaled_a_token_balance * (income / RAY) * lt / 10_000 / unit
+            debt = 0.0
+            if ur.scaled_variable_debt:
+                debt = ur.scaled_variable_debt * (cached_normalized_debt(state, r, timestamp) / RAY)
+            if rules.stable_debt and ur.stable_debt_principal:
+                debt += stable_debt_balance_of(ur, timestamp)
+            if debt:
+                e -= debt / unit
             if e:
                 out[key] = out.get(key, 0.0) + e
         return out
