@@ -8,9 +8,12 @@ instant), and — in historical mode — the market's protocol events. A block r
 liquidations the liquidator model decided at the end of the previous block (top of the block,
 before any input), the block's inputs in order, then block-end work: exact re-evaluation of the
 accounts that may have changed (events, the at-risk index of :mod:`backtest.ledger` — on oracle
-moves, and on reference moves when a metric ``requires_reference`` —, expiries, liquidatable
-accounts when an oracle answer was published, wake-ups), the liquidator model's
-quotes for the accounts due (landing in the next block), then the metrics' ``on_block_end``.
+moves, and on reference moves when a metric ``requires_reference``: accounts whose liquidation
+point the move may have crossed, and already liquidatable accounts exposed to the moved price —,
+expiries, the liquidatable accounts the liquidator could act on when an oracle answer was
+published, wake-ups; at the window's last block, every account liquidatable at its last
+evaluation), the liquidator model's quotes for the accounts due (landing in the next block), then
+the metrics' ``on_block_end``.
 
 Two clocks: *happened* (the log's block) and *knowable* (when an actor can act on it): the
 protocol uses an answer from the block it takes effect in; the liquidator model acts on what it

@@ -161,12 +161,15 @@ class AccountEval:
 class BlockEnd:
     """Passed to :meth:`Metric.on_block_end`: the block, and every account whose health was
     re-evaluated exactly in it (sorted by user), i.e. accounts touched by an event or a
-    liquidation in the block and accounts whose liquidation point a price move of the block
-    could have crossed (the at-risk index; with ``naive=True`` every account with debt). When a
-    metric of the run ``requires_reference``, also the accounts whose liquidation point *at the
-    reference prices* a reference move of the block could have crossed, and those liquidatable at
-    the reference when a price or reference price moved (each with ``.oracle`` and ``.reference``).
-    An account absent from ``evaluated`` keeps its last evaluation (``view.health(user)``)."""
+    liquidation in the block, accounts whose liquidation point a price move of the block could
+    have crossed and liquidatable accounts exposed to a price that moved (the at-risk index; with
+    ``naive=True`` every account with debt at every price move). When a metric of the run
+    ``requires_reference``, also the accounts whose liquidation point *at the reference prices* a
+    reference move of the block could have crossed, and those liquidatable at the reference
+    exposed to a reference price that moved (each with ``.oracle`` and ``.reference``). At the
+    window's last block, every account liquidatable at its last evaluation. An account absent
+    from ``evaluated`` keeps its last evaluation (``view.health(user)``): between evaluations
+    only interest moves it."""
 
     block: BlockInfo
     evaluated: tuple[AccountEval, ...]
