@@ -41,7 +41,8 @@ from .oracle import RefPoint, Round, SourceChange
 from .outputs import write_run
 from .scenario import Scenario, load_scenario
 
-__all__ = ["RunResult", "run", "run_inputs", "load_inputs", "derive_run_id", "quiet_gc"]
+__all__ = ["RunResult", "run", "run_inputs", "load_inputs", "derive_run_id", "quiet_gc",
+           "REPLAY_MEMORY_LIMIT", "replay_memory_limit"]
 
 
 @dataclass
@@ -73,6 +74,20 @@ class RunResult:
             self._mem = Warehouse(":memory:")
             write_run(self._mem, self.run_id, self.output.tables)
         return self._mem
+
+
+#: DuckDB's buffer cache for a replay over a warehouse file. The feed reads each slice of the
+#: window once, so the file's blocks it cached are never read again, yet DuckDB keeps them until
+#: its limit (the warehouse default, 1 GB): a full-year replay of the 1x synthetic market held
+#: 550 MB of them at the end (bench/README.md). Sorting and inserting the run's rows at the write
+#: spill to the warehouse's temporary directory past the limit.
+REPLAY_MEMORY_LIMIT = "256MB"
+
+
+def replay_memory_limit(path: str) -> str:
+    """The DuckDB ``memory_limit`` to open the warehouse at ``path`` with for a replay: an
+    in-memory warehouse keeps the default (its data *is* its buffers)."""
+    return "1GB" if path == ":memory:" else REPLAY_MEMORY_LIMIT
 
 
 @contextmanager
@@ -112,7 +127,7 @@ def run(scenario: Scenario | str | Path, db: str | Path | None = None, *, run_id
     path = str(db or sc.warehouse or DEFAULT_DB)
     if path != ":memory:" and not Path(path).exists():
         raise MissingData(f"warehouse {path} does not exist; ingest first (deficit ingest ...) or pass --db")
-    with Warehouse(path) as wh, quiet_gc():
+    with Warehouse(path, memory_limit=replay_memory_limit(path)) as wh, quiet_gc():
         sc, inputs = load_inputs(wh, sc, stream=True)  # checks the data first: nothing written if missing
         _check_output_tables(wh, sc)
         version = code_version()

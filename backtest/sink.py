@@ -10,10 +10,11 @@ again: most of the replay's peak memory. A :class:`RowSink` holds the rows of on
 * a full buffer becomes one Arrow record batch (columnar: ~60-100 bytes a row; HUGEINT/UHUGEINT
   as exact decimal text, since Arrow has no 128-bit integer: the same encoding the writer always
   used, cast back by DuckDB with overflow checks);
-* batches stay in memory up to ``memory_bytes`` per sink; past that they are spilled, as Arrow IPC
-  messages, to an anonymous temporary file (``tempfile.TemporaryFile``: it has no name in the
-  file system, so the operating system reclaims it when the sink is closed or garbage collected,
-  or the process ends, however it ends — nothing to clean up, nothing left behind);
+* batches stay in memory up to ``memory_bytes`` per sink (default 8 MiB, two or three
+  batches); past that they are spilled, as Arrow IPC messages, to an anonymous temporary file
+  (``tempfile.TemporaryFile``: it has no name in the file system, so the operating system
+  reclaims it when the sink is closed or garbage collected, or the process ends, however it
+  ends — nothing to clean up, nothing left behind);
 * :func:`backtest.outputs.write_run` streams the batches into DuckDB inside the run's single
   transaction (all or nothing, as before).
 
@@ -54,7 +55,7 @@ SEQ_COLUMN = "_deficit_seq"
 #: rows buffered as tuples before they become one Arrow batch
 DEFAULT_BATCH_ROWS = 16_384
 #: Arrow batches a sink keeps in memory before it spills to its temporary file
-DEFAULT_MEMORY_BYTES = 32 * 2**20
+DEFAULT_MEMORY_BYTES = 8 * 2**20
 
 _BIG = ("HUGEINT", "UHUGEINT")
 #: column types whose order is the same in Python and in DuckDB (allowed in ``order_by``)

@@ -115,7 +115,7 @@ def child(args: argparse.Namespace) -> None:
     limit = int(args.limit_gb * 2**30)
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     import backtest
-    from backtest.api import derive_run_id, load_inputs, quiet_gc
+    from backtest.api import derive_run_id, load_inputs, quiet_gc, replay_memory_limit
     from backtest.engine import Replay
     from backtest.outputs import write_run
     from backtest.scenario import load_scenario
@@ -135,7 +135,7 @@ def child(args: argparse.Namespace) -> None:
         if args.api:
             run_id = backtest.run(args.scenario, db=args.db, naive=args.naive).run_id
         else:
-            with Warehouse(args.db) as wh, quiet_gc():
+            with Warehouse(args.db, memory_limit=replay_memory_limit(args.db)) as wh, quiet_gc():  # as run()
                 # stream=True, as backtest.run: the window's events are read while replaying, so
                 # "load" is the checks, the rebuild before the window, blocks and oracle rounds
                 sc, inputs = load_inputs(wh, load_scenario(args.scenario), stream=True)
