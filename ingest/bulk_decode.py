@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 
 from .abi import EventSpec, Param
 
-__all__ = ["by_length", "column_sql", "decode_columns", "input_sql"]
+__all__ = ["by_length", "column_sql", "decode_columns", "in_log_order", "input_sql"]
 
 _MAX = pa.scalar(2**64 - 1, pa.uint64())
 _SIGN = pa.scalar(2**63, pa.uint64())
@@ -293,7 +293,8 @@ def _decode_group(spec: EventSpec, raw: bytes, k: int, hexcol: pa.Array
             mask = pc.equal(pa.Array.from_buffers(pa.uint8(), k * wd, [None, pa.py_buffer(pattern * k)]), 1)
             (vals,) = _word_values(p.elem, [pc.filter(_u64(q[i::4]), mask) for i in range(4)],
                                    wide=False)
-            offsets = pa.array([cnt * r for r in range(k + 1)], pa.int32())
+            offsets = pa.Array.from_buffers(pa.int32(), k + 1, [None, pa.py_buffer(
+                array("i", range(0, cnt * k + 1, cnt)) if cnt else array("i", bytes(4 * (k + 1))))])
             out[col] = (pa.ListArray.from_arrays(offsets, vals),)
         else:
             if p.type == "string":
@@ -317,3 +318,11 @@ def by_length(tbl: pa.Table) -> pa.Table:
     if len(lens) < 2 or pc.min_max(lens)["min"] == pc.min_max(lens)["max"]:
         return tbl
     return tbl.take(pc.sort_indices(tbl, [("_len", "ascending")]))
+
+
+def in_log_order(tbl: pa.Table) -> pa.Table:
+    """``tbl`` sorted by (``block_number``, ``log_index``); unchanged when it already is."""
+    n = tbl.num_rows
+    idx = pc.sort_indices(tbl, [("block_number", "ascending"), ("log_index", "ascending")])
+    ident = pa.Array.from_buffers(pa.uint64(), n, [None, pa.py_buffer(array("Q", range(n)))])
+    return tbl if _all(pc.equal(idx, ident)) else tbl.take(idx)

@@ -29,6 +29,7 @@ class Column:
     type: str
     doc: str
     nullable: bool = True
+    compression: str | None = None  # storage hint, e.g. "zstd" for long unique hex text
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,9 @@ class Table:
         if self.kind == "view":
             return f"CREATE OR REPLACE VIEW {self.fqn} AS {self.view_sql}"
         cols = ",\n  ".join(
-            f'"{c.name}" {c.type}{"" if c.nullable else " NOT NULL"}' for c in self.columns)
+            f'"{c.name}" {c.type}'
+            f'{f" USING COMPRESSION {c.compression}" if c.compression else ""}'
+            f'{"" if c.nullable else " NOT NULL"}' for c in self.columns)
         return f"CREATE TABLE IF NOT EXISTS {self.fqn} (\n  {cols}\n)"
 
     def comment_sql(self) -> list[str]:
