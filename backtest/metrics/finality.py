@@ -40,6 +40,7 @@ intersects the window, the logs it removed and the run's ``bt`` rows that fall i
 from __future__ import annotations
 
 import bisect
+from array import array
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -115,8 +116,9 @@ class Finality(Metric):
         self.mode = str(mode)
         self.depth_s: int | None = None if self.mode == "l2_soft" else self.params.get("depth_s")
         self.depth_blocks: int | None = 0 if self.mode == "l2_soft" else self.params.get("depth_blocks")
-        self._blocks: list[int] = []
-        self._ts: list[int] = []
+        # every visited block and its timestamp, as machine integers (a year visits ~1.4 M blocks)
+        self._blocks = array("Q")
+        self._ts = array("q")
         self._unit = 1
         self._rows: list[tuple[Any, ...]] = []
         self._acc = {"liq": 0, "liq_nf": 0, "liq_value": 0, "liq_nf_value": 0, "pred": 0, "pred_nf": 0,
