@@ -63,6 +63,12 @@ def cached_market(scale: int, quick: bool, regen: bool) -> tuple[Path, dict]:
     name = f"synthetic-{'quick-' if quick else ''}{scale}x-{GEN_TAG}"
     db, meta = CACHE / f"{name}.duckdb", CACHE / f"{name}.json"
     if db.exists() and meta.exists() and not regen:
+        # earlier benchmark runs' bt results are leftovers, possibly from an older declaration of
+        # the bt tables (which the writer refuses to mix with this version's): start afresh
+        import duckdb
+
+        with duckdb.connect(str(db)) as con:
+            con.execute("DROP SCHEMA IF EXISTS bt CASCADE")
         return db, json.loads(meta.read_text())
     cfg = config(scale, quick)
     print(f"generating {db.name} ...", flush=True)
