@@ -51,7 +51,7 @@ from .errors import BrokenChainError, ChainDataError, ConfigError, InconsistentL
 from .reorg import verify_and_rollback
 from .rpc import JsonRpcClient
 from .version import code_version
-from .warehouse import CHECKPOINTS, REORGS, RUNS, Warehouse, fetch_one, utcnow
+from .warehouse import CHECKPOINTS, REORGS, RUNS, Warehouse, utcnow
 
 __all__ = ["IngestRequest", "IngestSummary", "Progress", "RunContext", "run_ingest",
            "configure_for_ingest",
@@ -444,14 +444,15 @@ def _chunk_inner(ctx: RunContext, blocks_ivs: list[tuple[int, int]],
                          head=head)
             wh.add_covered(chain, "blocks", "chain", a, b, ctx.run_id)
         for (_, a, b), (d, srcs, batches) in groups.items():
+            # Range replace. Decoded and derived rows are only ever written together with their
+            # raw.logs rows, so when raw.logs holds nothing for the range neither do they.
+            keys = [s.key for s in srcs]
+            stale = {r[0] for r in con.execute(
+                "SELECT DISTINCT source FROM raw.logs WHERE chain_id=? AND source IN "
+                f"({', '.join('?' for _ in keys)}) AND block_number BETWEEN ? AND ?",
+                [chain, *keys, a, b]).fetchall()}
             for s in srcs:
-                # Range replace. Decoded and derived rows are only ever written together with
-                # their raw.logs rows, so when raw.logs holds nothing for the range neither do
-                # they.
-                stale = fetch_one(con.execute(
-                    "SELECT count(*) FROM raw.logs WHERE chain_id=? AND source=? AND "
-                    "block_number BETWEEN ? AND ?", [chain, s.key, a, b]))
-                if stale and stale[0]:
+                if s.key in stale:
                     for t in [LOGS.fqn] + [t.table.fqn for t in d.EVENT_TABLES] + [
                             t.fqn for t in d.DERIVED_TABLES if "source" in t.column_names()]:
                         con.execute(f"DELETE FROM {t} WHERE chain_id=? AND source=? AND "
@@ -463,8 +464,8 @@ def _chunk_inner(ctx: RunContext, blocks_ivs: list[tuple[int, int]],
                 if roles:
                     found.extend(_fetch_batches(rpc, d, s, roles, a, b, raw))
             nlogs += _write_batches(ctx, d, found, raw)
+            d.after_chunk_all(ctx, srcs, a, b)
             for s in srcs:
-                d.after_chunk(ctx, s, a, b)
                 wh.add_covered(chain, d.NAME, s.key, a, b, ctx.run_id)
     return nlogs
 

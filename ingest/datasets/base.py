@@ -136,6 +136,12 @@ class LogDataset(ABC):
     def after_chunk(self, ctx: RunContext, source: Source, a: int, b: int) -> None:  # noqa: B027
         """Fill derived tables for [a, b] (inside the chunk's transaction); default: nothing."""
 
+    def after_chunk_all(self, ctx: RunContext, sources: Sequence[Source], a: int, b: int) -> None:
+        """:meth:`after_chunk` for several sources of one chunk (a dataset may do it in fewer
+        statements; the rows written must be the same, in the same order)."""
+        for s in sources:
+            self.after_chunk(ctx, s, a, b)
+
     def topics_for(self, role: str) -> list[str]:
         return sorted({t.spec.topic0 for t in self.EVENT_TABLES if role in t.roles})
 

@@ -18,6 +18,7 @@ contract/OffchainAggregator.sol, contract2/OCR2Aggregator.sol (see ``ingest/cata
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from eth_abi import decode as abi_decode
@@ -217,32 +218,49 @@ class Chainlink(LogDataset):
         return {"aggregator": sorted({agg for _, agg, _ in phases})}
 
     def after_chunk(self, ctx: RunContext, source: Source, a: int, b: int) -> None:
-        feed: Feed = source.payload
-        phases, decimals = ctx.state[("chainlink", source.key)]
+        self.after_chunk_all(ctx, [source], a, b)
+
+    def after_chunk_all(self, ctx: RunContext, sources: Sequence[Source], a: int, b: int) -> None:
+        """``raw.oracle_rounds`` for every feed of the chunk in one statement (feeds in the
+        given order, each by block and log index), then one 64-bit round id check."""
         con = ctx.wh.con
-        rows = [(p, agg) for p, agg, _ in phases]
-        values = ", ".join(f"({p}, '{agg}')" for p, agg in rows) or "(NULL, NULL)"
-        con.execute(
-            f"INSERT INTO raw.oracle_rounds SELECT au.chain_id, ?, ?, au.address, ph.p, "
-            f"au.round_id, (ph.p::UHUGEINT << 64) | au.round_id, au.current, ?, "
-            f"au.current::DOUBLE / 10::DOUBLE ** ?, "
-            f"CAST(au.updated_at AS UBIGINT), b.timestamp_ts, au.block_number, au.block_hash, "
-            f"au.tx_hash, au.tx_index, au.log_index, au.source, ? "
-            f"FROM raw.chainlink_answer_updated au "
-            f"JOIN (VALUES {values}) ph(p, agg) ON ph.agg = au.address "
-            f"JOIN raw.blocks b ON b.chain_id = au.chain_id AND b.number = au.block_number "
-            f"WHERE au.chain_id = ? AND au.source = ? AND au.block_number BETWEEN ? AND ? "
-            f"ORDER BY au.block_number, au.log_index",
-            [feed.proxy, feed.name, decimals, decimals, ctx.run_id, ctx.chain_id, source.key, a, b])
+        rows = []
+        for k, source in enumerate(sources):
+            feed: Feed = source.payload
+            phases, decimals = ctx.state[("chainlink", source.key)]
+            rows += [f"({k}, {_q(source.key)}, {_q(feed.proxy)}, {_q(feed.name)}, "
+                     f"{int(decimals)}, {int(p)}, {_q(agg)})" for p, agg, _ in phases]
+        keys = [s.key for s in sources]
+        marks = ", ".join("?" for _ in keys)
+        if rows:
+            con.execute(
+                f"INSERT INTO raw.oracle_rounds SELECT au.chain_id, f.proxy, f.name, au.address, "
+                f"f.p, au.round_id, (f.p::UHUGEINT << 64) | au.round_id, au.current, f.decimals, "
+                f"au.current::DOUBLE / 10::DOUBLE ** f.decimals, "
+                f"CAST(au.updated_at AS UBIGINT), b.timestamp_ts, au.block_number, au.block_hash, "
+                f"au.tx_hash, au.tx_index, au.log_index, au.source, ? "
+                f"FROM raw.chainlink_answer_updated au "
+                f"JOIN (VALUES {', '.join(rows)}) f(k, source, proxy, name, decimals, p, agg) "
+                f"ON f.source = au.source AND f.agg = au.address "
+                f"JOIN raw.blocks b ON b.chain_id = au.chain_id AND b.number = au.block_number "
+                f"WHERE au.chain_id = ? AND au.source IN ({marks}) AND au.block_number BETWEEN ? "
+                f"AND ? ORDER BY f.k, au.block_number, au.log_index",
+                [ctx.run_id, ctx.chain_id, *keys, a, b])
+        order = " ".join(f"WHEN {_q(key)} THEN {k}" for k, key in enumerate(keys))
         over = fetch_one(con.execute(
-            "SELECT block_number, log_index FROM raw.chainlink_answer_updated WHERE chain_id=? AND "
-            "source=? AND block_number BETWEEN ? AND ? AND round_id > 18446744073709551615 LIMIT 1",
-            [ctx.chain_id, source.key, a, b]))
+            f"SELECT block_number, log_index FROM raw.chainlink_answer_updated WHERE chain_id=? "
+            f"AND source IN ({marks}) AND block_number BETWEEN ? AND ? "
+            f"AND round_id > 18446744073709551615 "
+            f"ORDER BY CASE source {order} END, block_number, log_index LIMIT 1",
+            [ctx.chain_id, *keys, a, b]))
         if over:
             raise DecodeError("aggregator round id exceeds 64 bits: cannot form a proxy round id",
                               block_number=over[0], log_index=over[1], field="round_id",
                               event="AnswerUpdated")
 
+
+def _q(v: str) -> str:
+    return "'" + str(v).replace("'", "''") + "'"
 
 def _bytes(res: object, what: str) -> bytes:
     if not isinstance(res, str) or not res.startswith("0x"):
