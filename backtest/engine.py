@@ -53,7 +53,7 @@ from types import MappingProxyType
 from typing import Any
 
 from ingest.schema import Table
-from protocols.base import ZERO_ADDRESS, ProtocolAdapter
+from protocols.base import ZERO_ADDRESS, LiquidationCall, ProtocolAdapter
 from protocols.domain import AccountHealth, LiquidationOutcome, ProtocolEvent
 from protocols.errors import ProtocolError
 
@@ -246,6 +246,8 @@ class Replay:
         self.capacity_used = 0
         self._pre_tx: dict[tuple[int, int], ProtocolEvent] = {}
         self._predictions: dict[tuple[int, int], LiquidationOutcome] = {}
+        #: (block, log index) -> the adapter's reading of each observed LiquidationCall still ahead
+        self._calls: dict[tuple[int, int], LiquidationCall] = {}
         self.events_applied = self.prices_consumed = self.blocks_visited = self.evaluations = 0
         self.pair_feeds: dict[str, list[str]] = {}
         if scenario.reference is not None:
@@ -304,8 +306,7 @@ class Replay:
         if self.mode == "historical":
             # lazily (a streamed year of events never sits in memory): each transaction's events
             # are read ahead as a group, so its triggers are known before its first event
-            streams.append((e.ref.block_number, e.ref.log_index, 2, 0, e)
-                           for e in _with_triggers(self.adapter, self.inputs.events, self._pre_tx))
+            streams.append(_with_triggers(self.adapter, self.inputs.events, self._pre_tx, self._calls))
         # plain tuple order: (block, log_index, kind, seq) never ties (a kind's seq is unique
         # where it is not 0, and two events never share block and log index), so the items
         # themselves are never compared
@@ -517,8 +518,8 @@ class Replay:
         before its transaction's first log (or its previous LiquidationCall in the same transaction):
         the logs the call emits before ``LiquidationCall`` (index updates, burns, transfers) must
         not be in the state it is predicted on."""
-        c = self.adapter.liquidation_call(liq)
-        assert c is not None  # _liquidation_triggers only keeps liquidation events
+        c = self._calls.get((liq.ref.block_number, liq.ref.log_index))
+        assert c is not None  # _with_triggers only keeps liquidation events
         try:
             self._predictions[(liq.ref.block_number, liq.ref.log_index)] = self.adapter.liquidate(
                 self.state, c.user, c.collateral, c.debt, c.debt_to_cover, self.prices,
@@ -528,10 +529,11 @@ class Replay:
 
     def _on_event(self, e: ProtocolEvent) -> None:
         key = (e.ref.block_number, e.ref.log_index)
-        trigger = self._pre_tx.pop(key, None)
-        if trigger is not None:
-            self._predict_observed(trigger)
-        observed = self.adapter.liquidation_call(e)
+        if self._pre_tx:
+            trigger = self._pre_tx.pop(key, None)
+            if trigger is not None:
+                self._predict_observed(trigger)
+        observed = self._calls.pop(key, None) if self._calls else None
         predicted = self._predictions.pop(key, None) if observed is not None else None
         try:
             self.adapter.apply(self.state, e)
@@ -557,9 +559,11 @@ class Replay:
             # previous evaluation (a reserve, a token, a contract) has zero health before and after
             accounts = getattr(self.state, "users", None)
             evals = self.ledger.evals
-            self.dirty.update(t for t in touched if accounts is None or t in accounts or t in evals)
+            self.dirty.update(touched if accounts is None else
+                              [t for t in touched if t in accounts or t in evals])
             self.moved.update(touched)
-            self.predicted_open.difference_update(touched)
+            if self.predicted_open:
+                self.predicted_open.difference_update(touched)
         for hook in self._hooks_event:
             hook(self.view, e)
         if observed is not None and predicted is not None:
@@ -597,9 +601,10 @@ class Replay:
         except ProtocolError as ex:
             raise ReplayError(f"block {self.block.number}: evaluating account {user}: {ex}") from ex
         ev = AccountEval(user, h, ref)
-        changed = user in self.moved
+        moved = self.moved
+        changed = user in moved
         if changed:
-            self.moved.discard(user)
+            moved.discard(user)
         self.ledger.record(ev, self.state, self.prices, ts,
                            ChainMap(self.ref_prices, self.prices) if self.track_reference else None,
                            positions_changed=changed)
@@ -608,17 +613,21 @@ class Replay:
     def _end(self, b: int) -> None:
         self.blocks_visited += 1
         ts = self.block.timestamp
-        expired = self.ledger.expired(ts)
+        ledger = self.ledger
+        dirty = self.dirty
+        expired = ledger.expired(ts)
         if self.price_moved:  # hot accounts without exposures (the moved keys' ones: on the move)
-            self.dirty.update(self.ledger.hot_any)
+            dirty.update(ledger.hot_any)
         if self.priced:
             # the liquidator reads every liquidatable account when an answer lands — except those
             # it cannot act on: an open prediction (historical mode) or nothing to seize
-            evals = self.ledger.evals
-            self.dirty.update(u for u in self.episode if u not in self.predicted_open
-                              and (u not in evals or evals[u].oracle.collateral_value))
-            self.dirty.update(expired)
-        self.dirty.update(self.wakes.pop(b, ()))
+            evals = ledger.evals
+            dirty.update(u for u in self.episode if u not in self.predicted_open
+                         and (u not in evals or evals[u].oracle.collateral_value))
+            dirty.update(expired)
+        woken = self.wakes.pop(b, None)
+        if woken:
+            dirty.update(woken)
         # what the liquidator observes at the end of b: accounts an event touched, accounts an
         # oracle answer may have moved (it re-reads every account when an answer lands) and its
         # wake-ups. Accounts re-evaluated only because their interest bound expired or the
@@ -626,22 +635,27 @@ class Replay:
         # but not quoted: no liquidator watches an off-chain reference, and one that only reacts
         # to answers and events does not see interest alone push an account under (the bundled
         # sample's bots do exactly this; ingest/sample_bots.py)
-        observed = frozenset(self.dirty)
-        self.dirty.update(expired)
-        self.dirty.update(self.ref_dirty)
-        self.ref_dirty.clear()
+        observed = frozenset(dirty)
+        if expired:
+            dirty.update(expired)
+        if self.ref_dirty:
+            dirty.update(self.ref_dirty)
+            self.ref_dirty.clear()
         if self.price_moved or self.ref_moved:
-            self.dirty.update(self.ledger.ref_hot_any)
+            dirty.update(ledger.ref_hot_any)
         if b == self.inputs.to_block:  # the window's end: under-water accounts evaluated at its last block
-            self.dirty.update(self.ledger.stale_liquidatable(ts))
-        users = sorted(self.dirty)
-        self.dirty.clear()
-        evaluate = self._evaluate
-        evaluated = tuple([evaluate(u) for u in users])
-        due = [u for u, ev in zip(users, evaluated, strict=True)
-               if u in observed and self._track(u, ev.oracle.liquidatable, b)]
-        if due:
-            self._quote(b, due)
+            dirty.update(ledger.stale_liquidatable(ts))
+        evaluated: tuple[AccountEval, ...] = ()
+        if dirty:
+            users = sorted(dirty)
+            dirty.clear()
+            evaluate = self._evaluate
+            evaluated = tuple([evaluate(u) for u in users])
+            track = self._track
+            due = [u for u, ev in zip(users, evaluated, strict=True)
+                   if u in observed and track(u, ev.oracle.liquidatable, b)]
+            if due:
+                self._quote(b, due)
         if self._hooks_block_end:
             end = BlockEnd(self.block, evaluated)
             for hook in self._hooks_block_end:
@@ -789,40 +803,43 @@ def _in_base_currency(summary: dict[str, Any], currency: str) -> dict[str, Any]:
     return out
 
 
-def _liquidation_triggers(adapter: ProtocolAdapter[Any], events: Sequence[ProtocolEvent]
-                          ) -> dict[tuple[int, int], ProtocolEvent]:
-    """For each LiquidationCall: the (block, log index) of the event before which it is predicted —
-    its transaction's first event, or the first one after the transaction's previous
-    LiquidationCall."""
-    out: dict[tuple[int, int], ProtocolEvent] = {}
-    start: dict[str, ProtocolEvent] = {}
-    for e in events:
-        tx = e.ref.tx_hash
-        first = start.setdefault(tx, e)
-        if adapter.liquidation_call(e) is not None:
-            out[(first.ref.block_number, first.ref.log_index)] = e
-            del start[tx]
-    return out
+_NO_TX = object()
 
 
 def _with_triggers(adapter: ProtocolAdapter[Any], events: Iterable[ProtocolEvent],
-                   out: dict[tuple[int, int], ProtocolEvent]) -> Iterator[ProtocolEvent]:
-    """``events`` again, one transaction (a run of consecutive events with the same block and
-    transaction hash) at a time, after adding its triggers to ``out`` as
-    :func:`_liquidation_triggers` does."""
-    group: list[ProtocolEvent] = []
-    key: tuple[int, str] | None = None
+                   out: dict[tuple[int, int], ProtocolEvent],
+                   calls: dict[tuple[int, int], LiquidationCall]
+                   ) -> Iterator[tuple[int, int, int, int, ProtocolEvent]]:
+    """``events`` again as stream items ``(block, log_index, 2, 0, event)``, one transaction (a run
+    of consecutive events with the same block and transaction hash) at a time, after adding its
+    triggers to ``out``: for each LiquidationCall, the (block, log index) of the event before which
+    it is predicted — its transaction's first event, or the first one after the transaction's
+    previous LiquidationCall. ``calls``: (block, log index) -> ``adapter.liquidation_call(event)``
+    of each LiquidationCall (asked once per event)."""
+    liquidation_call = adapter.liquidation_call
+    group: list[tuple[int, int, int, int, ProtocolEvent]] = []
+    kb: int = -1
+    ktx: object = _NO_TX
+    first: tuple[int, int, int, int, ProtocolEvent] | None = None
     for e in events:
-        k = (e.ref.block_number, e.ref.tx_hash)
-        if k != key:
+        r = e.ref
+        bn, tx = r.block_number, r.tx_hash
+        if tx != ktx or bn != kb:
             if group:
-                out.update(_liquidation_triggers(adapter, group))
                 yield from group
                 group = []
-            key = k
-        group.append(e)
+            kb, ktx = bn, tx
+            first = None
+        item = (bn, r.log_index, 2, 0, e)
+        if first is None:
+            first = item
+        group.append(item)
+        c = liquidation_call(e)
+        if c is not None:
+            out[(first[0], first[1])] = e
+            calls[(bn, item[1])] = c
+            first = None
     if group:
-        out.update(_liquidation_triggers(adapter, group))
         yield from group
 
 

@@ -106,33 +106,39 @@ class Ledger:
         (no event touched the account since its last evaluation) lets a hot account keep the
         price keys of its last exposures instead of asking the adapter again."""
         user = ev.user
-        v = self.version.get(user, 0) + 1
-        self.version[user] = v
+        version = self.version
+        v = version.get(user, 0) + 1
+        version[user] = v
         self.evaluated_at[user] = ts
         h = ev.oracle
-        if not positions_changed and user in self.hot and user not in self.hot_any \
-                and 0 < h.debt_value and h.liquidation_threshold_value <= h.debt_value \
+        debt_value = h.debt_value
+        hot = self.hot
+        if not positions_changed and user in hot and user not in self.hot_any \
+                and 0 < debt_value and h.liquidation_threshold_value <= debt_value \
                 and self._still_ref_hot(ev, user, ref_prices):
             # hot before and after, same positions: same keys, no bound, no expiry to re-index
             self.evals[user] = ev
             return
-        self._live -= self._user_entries.pop(user, 0)
-        old = self.user_keys.pop(user, ())
-        for k in old:
-            s = self.exposed.get(k)
-            if s is not None:
-                s.discard(user)
-        if h.debt_value == 0:
+        entries = self._user_entries.pop(user, 0)
+        if entries:
+            self._live -= entries
+        old = self.user_keys.get(user, ())
+        if debt_value == 0:
+            if old:
+                self._unexpose(user, old)
             if h.collateral_value == 0:
                 self.evals.pop(user, None)
                 self.evaluated_at.pop(user, None)
             else:
                 self.evals[user] = ev
-            self._set_hot(user, False, None, ref=False)
-            self._set_hot(user, False, None, ref=True)
+            # (out of the hot set: nothing to do for an account not in it)
+            if user in hot:
+                self._set_hot(user, False, None, ref=False)
+            if user in self.ref_hot:
+                self._set_hot(user, False, None, ref=True)
             return
         self.evals[user] = ev
-        slack = h.liquidation_threshold_value - h.debt_value
+        slack = h.liquidation_threshold_value - debt_value
         r = ev.reference if self.track_reference and ref_prices is not None else None
         rslack = r.liquidation_threshold_value - r.debt_value if r is not None else None
         exp = None
@@ -150,18 +156,28 @@ class Ledger:
             self._set_hot(user, True, known, ref=False)
         else:
             assert exp is not None
-            self._set_hot(user, False, None, ref=False)
+            if user in hot:
+                self._set_hot(user, False, None, ref=False)
             self._push(self.down, self.up, exp, keys, prices, slack, user, v)
         if self.track_reference:
             if exp is None or rslack is None or rslack <= 0 or ref_prices is None:
                 self._set_hot(user, True, known, ref=True)
             else:
-                self._set_hot(user, False, None, ref=True)
+                if user in self.ref_hot:
+                    self._set_hot(user, False, None, ref=True)
                 self._push(self.rdown, self.rup, exp, keys, ref_prices, rslack, user, v)
-        if keys:
-            self.user_keys[user] = keys
-            for k in keys:
-                self.exposed.setdefault(k, set()).add(user)
+        if keys != old:
+            if old:
+                self._unexpose(user, old)
+            if keys:
+                self.user_keys[user] = keys
+                exposed = self.exposed
+                for k in keys:
+                    s = exposed.get(k)
+                    if s is None:
+                        exposed[k] = {user}
+                    else:
+                        s.add(user)
         margins = [x for x in (slack, rslack) if x is not None and x > 0]
         if margins and keys:
             years = (min(margins) / 2) / (h.debt_value * self.max_rate) if self.max_rate > 0 else 1e9
@@ -173,6 +189,13 @@ class Ledger:
                 heapq.heapify(self.expiry)
         if self._entries > 4 * max(self._live, 1024):
             self._compact()
+
+    def _unexpose(self, user: str, old: tuple[str, ...]) -> None:
+        del self.user_keys[user]
+        for k in old:
+            s = self.exposed.get(k)
+            if s is not None:
+                s.discard(user)
 
     def _still_ref_hot(self, ev: AccountEval, user: str, ref_prices: Mapping[str, int] | None) -> bool:
         if not self.track_reference:
