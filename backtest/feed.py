@@ -26,6 +26,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import repeat
+from operator import itemgetter
 from typing import Any
 
 import duckdb
@@ -142,8 +144,8 @@ def _bounds(con: duckdb.DuckDBPyConnection, srcs: Sequence[EventSource], chain_i
 
 
 def _slice(con: duckdb.DuckDBPyConnection, src: EventSource, types: dict[str, str], chain_id: int,
-           source: str, a: int, b: int, out: list[tuple[int, ProtocolEvent]]) -> None:
-    """Append ``(order key, event)`` for the table's events in blocks ``[a, b]`` (in order)."""
+           source: str, a: int, b: int, out: list[tuple[tuple[int, int], ProtocolEvent]]) -> None:
+    """Append ``((block, log index), event)`` for the table's events in blocks ``[a, b]`` (in order)."""
     exprs = [("e.block_number", "UBIGINT"), ("e.log_index", "UINTEGER"), ("e.tx_hash", "VARCHAR"),
              ("e.address", "VARCHAR"), ("b.timestamp_ts", "BIGINT")]
     exprs += [(f'e."{c}"', types.get(c, "")) for c in src.columns]
@@ -159,12 +161,16 @@ def _slice(con: duckdb.DuckDBPyConnection, src: EventSource, types: dict[str, st
         i = stamps.index(None)
         raise MissingData(f"{src.table}: block {blocks[i]} (log index {logs[i]}, tx {txs[i]}) is not in "
                           f"raw.blocks; re-run `deficit ingest` over that range")
-    names, name, sig, role = src.columns, src.name, src.signature, src.role
-    args_rows = zip(*cols[5:], strict=True) if names else iter(() for _ in blocks)
-    append = out.append
-    for bn, li, tx, addr, ts, vals in zip(blocks, logs, txs, addrs, stamps, args_rows, strict=True):
-        args = dict(zip(names, vals, strict=True))
-        append(((bn << 32) | li, ProtocolEvent(name, sig, addr, role, args, EventRef(bn, li, tx, ts))))
+    names, n = src.columns, len(blocks)
+    # column at a time, through map (no per-event Python frame): the same objects as a loop
+    if names:
+        args = [dict(zip(names, vals, strict=True)) for vals in zip(*cols[5:], strict=True)]
+    else:
+        args = [{} for _ in range(n)]
+    refs = map(EventRef, blocks, logs, txs, stamps)
+    events = map(ProtocolEvent, repeat(src.name, n), repeat(src.signature, n), addrs, repeat(src.role, n),
+                 args, refs)
+    out.extend(zip(zip(blocks, logs, strict=True), events, strict=True))
 
 
 def protocol_events(con: duckdb.DuckDBPyConnection, adapter: ProtocolAdapter[Any], *, dataset: str,
@@ -188,13 +194,15 @@ def protocol_events(con: duckdb.DuckDBPyConnection, adapter: ProtocolAdapter[Any
     a, last = min(sp[0] for _, sp in live), max(sp[1] for _, sp in live)
     while a <= last:
         b = min(last, a + slice_blocks - 1)
-        batch: list[tuple[int, ProtocolEvent]] = []
+        batch: list[tuple[tuple[int, int], ProtocolEvent]] = []
+        read = 0
         for s, (first, end) in live:
             if first <= b and a <= end:
                 _slice(con, s, types[s.table], chain_id, source, a, b, batch)
-        batch.sort(key=_first)  # concatenated sorted runs: a linear merge for timsort
-        for _, ev in batch:
-            yield ev
+                read += 1
+        if read > 1:  # one table's slice is already in order
+            batch.sort(key=_first)  # concatenated sorted runs: a linear merge for timsort
+        yield from map(_second, batch)
         del batch
         a = b + 1
 
@@ -214,5 +222,8 @@ class EventStream:
         return protocol_events(self._con, self._adapter, **self._kw)
 
 
-def _first(t: tuple[int, ProtocolEvent]) -> int:
-    return t[0]
+_first = itemgetter(0)
+
+
+
+_second = itemgetter(1)

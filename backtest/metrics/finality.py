@@ -169,10 +169,13 @@ class Finality(Metric):
             self._acc["oracle_nf"] += 1
 
     def on_event(self, view: View, event: ProtocolEvent) -> None:
-        self._see(view)
-        self._acc["events"] += 1
-        if not self.is_final(event.ref.block_number, view.block.number, view.block.timestamp):
-            self._acc["events_nf"] += 1
+        b = view.block
+        if not self._blocks or self._blocks[-1] < b.number:  # (a block's first input: _see's test)
+            self._see(view)
+        a = self._acc
+        a["events"] += 1
+        if not self.is_final(event.ref.block_number, b.number, b.timestamp):
+            a["events_nf"] += 1
 
     def on_liquidation(self, view: View, liquidation: Liquidation) -> None:
         self._see(view)
