@@ -593,8 +593,9 @@ class Replay:
     def _evaluate(self, user: str) -> AccountEval:
         self.evaluations += 1
         ts = self.block.timestamp
+        prices = self.prices
         try:
-            h = self.adapter.account(self.state, user, self.prices, ts)
+            h = self.adapter.account(self.state, user, prices, ts)
             ref: AccountHealth | None = None
             if self.has_reference and h.debt_value:
                 ref = self.adapter.account(self.state, user, ChainMap(self.ref_prices, self.prices), ts)
@@ -605,8 +606,8 @@ class Replay:
         changed = user in moved
         if changed:
             moved.discard(user)
-        self.ledger.record(ev, self.state, self.prices, ts,
-                           ChainMap(self.ref_prices, self.prices) if self.track_reference else None,
+        self.ledger.record(ev, self.state, prices, ts,
+                           ChainMap(self.ref_prices, prices) if self.track_reference else None,
                            positions_changed=changed)
         return ev
 
@@ -652,8 +653,16 @@ class Replay:
             evaluate = self._evaluate
             evaluated = tuple([evaluate(u) for u in users])
             track = self._track
-            due = [u for u, ev in zip(users, evaluated, strict=True)
-                   if u in observed and track(u, ev.oracle.liquidatable, b)]
+            episode, predicted_open = self.episode, self.predicted_open
+            due = []
+            for u, ev in zip(users, evaluated, strict=True):
+                if u in observed:
+                    if ev.oracle.liquidatable:
+                        if track(u, True, b):
+                            due.append(u)
+                    else:  # _track's not-liquidatable case, inline (most observations)
+                        episode.pop(u, None)
+                        predicted_open.discard(u)
             if due:
                 self._quote(b, due)
         if self._hooks_block_end:
@@ -698,7 +707,9 @@ class Replay:
     def _execute(self, b: int) -> None:
         """Run the liquidations decided for block ``b`` (top of the block, before its inputs):
         committed in counterfactual mode, recorded as predictions in historical mode."""
-        todo = self.pending.pop(b, [])
+        todo = self.pending.pop(b, None)
+        if not todo:
+            return
         cap = self.scenario.liquidator.capacity_per_block
         commit = self.mode == "counterfactual"
         ts = self.block.timestamp

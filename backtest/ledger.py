@@ -146,7 +146,7 @@ class Ledger:
         if not self.naive:
             if slack > 0 or (rslack is not None and rslack > 0) or positions_changed or not old:
                 exp = self.adapter.exposures(state, user, ts)
-                if exp is not None and (not exp or any(k not in prices for k in exp)):
+                if exp is not None and (not exp or not exp.keys() <= prices.keys()):  # a key unpriced
                     exp = None
                 keys = tuple(sorted(exp)) if exp else ()
             else:  # hot both ways, positions unchanged: the same price keys
@@ -178,9 +178,11 @@ class Ledger:
                         exposed[k] = {user}
                     else:
                         s.add(user)
-        margins = [x for x in (slack, rslack) if x is not None and x > 0]
-        if margins and keys:
-            years = (min(margins) / 2) / (h.debt_value * self.max_rate) if self.max_rate > 0 else 1e9
+        margin = slack if slack > 0 else None  # the smaller positive margin, if any
+        if rslack is not None and rslack > 0 and (margin is None or rslack < margin):
+            margin = rslack
+        if margin is not None and keys:
+            years = (margin / 2) / (debt_value * self.max_rate) if self.max_rate > 0 else 1e9
             heapq.heappush(self.expiry, (ts + max(1, int(years * SECONDS_PER_YEAR)), user, v))
             if len(self.expiry) > 4 * max(len(self.evals), 1024):
                 # at most one live expiry per evaluated account: drop the superseded ones, or the
@@ -250,17 +252,25 @@ class Ledger:
     def _push(self, down: Heaps, up: Heaps, exp: Mapping[str, float], keys: tuple[str, ...],
               prices: Mapping[str, int], slack: int, user: str, v: int) -> None:
         """One trigger per key: half the slack split evenly over the keys (module docstring)."""
-        budget = slack / 2 / len(keys)
+        n = len(keys)
+        budget = slack / 2 / n
+        push = heapq.heappush
         for k in keys:
             e = exp[k]
             p0 = prices[k]
             if e > 0:
-                heapq.heappush(down.setdefault(k, []), (-(p0 - budget / e), user, v))
+                h = down.get(k)
+                if h is None:
+                    h = down[k] = []
+                push(h, (-(p0 - budget / e), user, v))
             else:
-                heapq.heappush(up.setdefault(k, []), (p0 + budget / -e, user, v))
-        self._entries += len(keys)
-        self._live += len(keys)
-        self._user_entries[user] = self._user_entries.get(user, 0) + len(keys)
+                h = up.get(k)
+                if h is None:
+                    h = up[k] = []
+                push(h, (p0 + budget / -e, user, v))
+        self._entries += n
+        self._live += n
+        self._user_entries[user] = self._user_entries.get(user, 0) + n
 
     def crossed(self, key: str, price: int) -> list[str]:
         """Accounts whose trigger price for ``key`` the new ``price`` crossed (popped)."""
