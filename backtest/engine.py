@@ -369,18 +369,18 @@ class Replay:
                 self._begin(b)
                 self._execute(b)
                 cur = b
-            if kind == 0:
-                assert isinstance(item, RefPoint)
-                self._on_reference(item)
+            if kind == 2:  # the bulk of a historical run: tested first
+                assert isinstance(item, ProtocolEvent)
+                self._on_event(item)
             elif kind == 1:
                 assert isinstance(item, Publication)
                 self._on_publication(item)
-            elif kind == 3:
+            elif kind == 0:
+                assert isinstance(item, RefPoint)
+                self._on_reference(item)
+            else:
                 assert isinstance(item, SourceChange)
                 self._on_source_change(item)
-            else:
-                assert isinstance(item, ProtocolEvent)
-                self._on_event(item)
         if cur is not None:
             self._end(cur)
         self._visit_scheduled_before(self.inputs.to_block + 1)
