@@ -24,7 +24,6 @@ from rich.table import Table as RichTable
 
 from .errors import ConfigError, DeploymentsFileError, IngestError, PriceImportError
 from .redact import redact_text, redact_url
-from .warehouse import fetch_one
 
 __all__ = ["main", "CHAINS", "parse_block_or_time"]
 
@@ -257,18 +256,19 @@ def _with_progress(fn, quiet: bool):
 
 
 def _table_counts(wh, run_id: str) -> dict[str, int]:
-    rows = wh.con.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE schema_name='raw' ORDER BY 1").fetchall()
-    out = {}
-    for (t,) in rows:
-        cols = {c[0] for c in wh.con.execute(
-            "SELECT column_name FROM duckdb_columns() WHERE schema_name='raw' AND table_name=?",
-            [t]).fetchall()}
-        if "run_id" in cols:
-            n = fetch_one(wh.con.execute(f"SELECT count(*) FROM raw.{t} WHERE run_id=?", [run_id]))
-            if n and n[0]:
-                out[f"raw.{t}"] = int(n[0])
-    return out
+    """Rows the run wrote per raw table that has a run_id (non-zero only, by table name); one
+    catalog query and one counting statement for all tables."""
+    tables = [t for (t,) in wh.con.execute(
+        "SELECT DISTINCT c.table_name FROM duckdb_columns() c JOIN duckdb_tables() t "
+        "USING (schema_name, table_name) WHERE c.schema_name='raw' AND c.column_name='run_id' "
+        "ORDER BY 1").fetchall()]
+    if not tables:
+        return {}
+    counts = wh.con.execute(" UNION ALL ".join(
+        f"SELECT {i} AS i, count(*) AS n FROM raw.{t} WHERE run_id=$run"
+        for i, t in enumerate(tables)), {"run": run_id}).fetchall()
+    n_of = {int(i): int(n) for i, n in counts}
+    return {f"raw.{t}": n_of[i] for i, t in enumerate(tables) if n_of.get(i)}
 
 
 def _print_summary(s, per_table: dict[str, int], as_json: bool, stats) -> None:
