@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .errors import BacktestError, InputError, MissingData, ScenarioError
+from .files import write_atomic
 
 __all__ = ["NAMED", "Threshold", "Checks", "Outcome", "Baseline", "parse_checks", "evaluate",
            "load_baseline", "baseline_from_run", "write_baseline", "junit_xml", "annotation",
@@ -397,11 +398,7 @@ def load_baseline(path: str | Path) -> Baseline:
 
 def write_baseline(path: str | Path, baseline: Baseline) -> None:
     """Write ``baseline`` as JSON (sorted keys; the same run gives the same bytes)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(json.dumps(baseline.as_json(), indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)
+    write_atomic(path, json.dumps(baseline.as_json(), indent=2, sort_keys=True) + "\n")
 
 
 # ----------------------------------------------------------------------------- CI outputs
@@ -566,17 +563,6 @@ def _add_check(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print the verdicts as JSON")
 
 
-def _write_junit(path: str, data: bytes) -> None:
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".part")
-    try:
-        tmp.write_bytes(data)
-        tmp.replace(p)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _cmd_check(args: argparse.Namespace) -> int:
     rep = run_check(args.scenario, db=args.db, baseline=args.baseline, run_id=args.run_id)
     out = sys.stdout
@@ -593,7 +579,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
             rep.error = f"--write-baseline {args.write_baseline}: cannot write: {_os_reason(e)}"
     if args.junit:
         try:
-            _write_junit(args.junit, junit_xml(rep.scenario, args.scenario, rep.run_id, rep.outcomes,
+            write_atomic(args.junit, junit_xml(rep.scenario, args.scenario, rep.run_id, rep.outcomes,
                                                rep.error))
         except OSError as e:
             rep.error = f"--junit {args.junit}: cannot write: {_os_reason(e)}"

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from ..files import write_atomic
 from .catalog import open_read_only
 from .model import Document, Para, Plot, Pre, Section, Table, render_html, render_markdown
 from .svg import PALETTE, Band, Series, bar_chart, line_chart, thin, waterfall
@@ -818,20 +819,9 @@ def build_report(db: str, run_id: str, out: str | Path = "out") -> ReportFiles:
         for b in sec.blocks:
             if isinstance(b, Plot):
                 p = plots_dir / f"{b.name}.svg"
-                _write(p, b.svg + "\n")
+                write_atomic(p, b.svg + "\n")
                 plots.append(p)
     html_path, md_path = base / "report.html", base / "report.md"
-    _write(md_path, render_markdown(doc, "plots", headline))
-    _write(html_path, render_html(doc, headline))
+    write_atomic(md_path, render_markdown(doc, "plots", headline))
+    write_atomic(html_path, render_html(doc, headline))
     return ReportFiles(html_path, md_path, tuple(plots), run_id)
-
-
-def _write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a ``.part`` file renamed into place: a reader (or a failure
-    half-way, e.g. a full disk) never sees a half-written file."""
-    tmp = path.with_name(path.name + ".part")
-    try:
-        tmp.write_text(text)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -24,13 +24,11 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, fields
 from typing import Any
 
-import pytest
-
 from ingest.abi import snake_case
 from ingest.devchain import DevChain, signature
-from ingest.devnet import Anvil, anvil_binary
-from ingest.errors import ConfigError
+from ingest.devnet import Anvil
 from protocols.domain import EventRef, LiquidationOutcome, ProtocolEvent
+from tests.conftest import _require_anvil as anvil_or_skip  # one rule for every real-node test
 
 GENESIS = 1_700_000_000
 DAY = 86_400
@@ -39,15 +37,6 @@ DEFAULT_CASES = 100
 CALLS_PER_CASE = 2  # liquidation calls checked per position
 SLOW_CASES = int(os.environ.get("DEFICIT_AAVE_DIFF_CASES", "2000"))
 UNLISTED, UNLISTED_ADDRESS = "UNLISTED", "0x" + "77" * 20  # an asset the pool does not know
-
-
-def anvil_or_skip() -> None:
-    try:
-        anvil_binary()
-    except ConfigError as e:
-        if os.environ.get("CI"):
-            pytest.fail(str(e))  # CI must never silently skip the real-node tests
-        pytest.skip(str(e))
 
 
 def on_anvil(build: Callable[[DevChain], Any]) -> Iterator[Any]:
