@@ -447,7 +447,7 @@ class Replay:
                     self.ref_moved = True
                     if self.track_reference:
                         self.ref_dirty.update(self.ledger.crossed_ref(k, ans))
-                        self.ref_dirty.update(self.ledger.ref_hot_on(k))
+                        self.ref_dirty.update(self.ledger.ref_hot.on(k))
             upd = PriceUpdate("reference", p.pair, keys, ans, prev, ans, dec, True, p.block_number, p.ts,
                               self.block.number, -1, self.block.timestamp, p.ts)
             for hook in self._hooks_price:
@@ -466,10 +466,10 @@ class Replay:
                 if old != p.answer:
                     self.price_moved = True
                     self.dirty.update(self.ledger.crossed(k, p.answer))
-                    self.dirty.update(self.ledger.hot_on(k))
+                    self.dirty.update(self.ledger.hot.on(k))
                     if self.track_reference and k not in self.ref_prices:  # its reference is the oracle
                         self.ref_dirty.update(self.ledger.crossed_ref(k, p.answer))
-                        self.ref_dirty.update(self.ledger.ref_hot_on(k))
+                        self.ref_dirty.update(self.ledger.ref_hot.on(k))
         price = p.answer if p.accepted and p.answer > 0 else (prev if prev is not None else 0)
         upd = PriceUpdate("oracle", p.feed, keys, price, prev, p.answer, p.decimals,
                           p.accepted and p.answer > 0, p.happened_block, p.happened_ts, self.block.number,
@@ -493,7 +493,7 @@ class Replay:
         if prev != answer:
             self.price_moved = True
             self.dirty.update(self.ledger.crossed(c.key, answer))
-            self.dirty.update(self.ledger.hot_on(c.key))
+            self.dirty.update(self.ledger.hot.on(c.key))
         dec = self._feed_decimals(c.feed)
         pair = self.scenario.reference.pairs.get(c.feed) if self.scenario.reference is not None else None
         old_ref = self.ref_prices.get(c.key, prev)
@@ -506,7 +506,7 @@ class Replay:
             self.ref_moved = True
             if self.track_reference:
                 self.ref_dirty.update(self.ledger.crossed_ref(c.key, new_ref))
-                self.ref_dirty.update(self.ledger.ref_hot_on(c.key))
+                self.ref_dirty.update(self.ledger.ref_hot.on(c.key))
         upd = PriceUpdate("oracle", c.feed, (c.key,), answer, prev, answer, dec, True, c.block_number,
                           self.block.timestamp, self.block.number, c.log_index, self.block.timestamp,
                           self.block.timestamp)
@@ -618,7 +618,7 @@ class Replay:
         dirty = self.dirty
         expired = ledger.expired(ts)
         if self.price_moved:  # hot accounts without exposures (the moved keys' ones: on the move)
-            dirty.update(ledger.hot_any)
+            dirty.update(ledger.hot.any)
         if self.priced:
             # the liquidator reads every liquidatable account when an answer lands — except those
             # it cannot act on: an open prediction (historical mode) or nothing to seize
@@ -643,7 +643,7 @@ class Replay:
             dirty.update(self.ref_dirty)
             self.ref_dirty.clear()
         if self.price_moved or self.ref_moved:
-            dirty.update(ledger.ref_hot_any)
+            dirty.update(ledger.ref_hot.any)
         if b == self.inputs.to_block:  # the window's end: under-water accounts evaluated at its last block
             dirty.update(ledger.stale_liquidatable(ts))
         evaluated: tuple[AccountEval, ...] = ()

@@ -22,7 +22,7 @@ in which debt growing at ``max_rate_per_year`` (default 300 %/yr, above Aave's s
 listed assets) could consume the reserved half of the slack; expired accounts are re-evaluated.
 
 Already liquidatable accounts (``slack <= 0``) are *hot*: no bound holds for them, so they are
-re-evaluated whenever a price they are exposed to moves (``hot_on(key)``: the keys of their
+re-evaluated whenever a price they are exposed to moves (``HotSet.on(key)``: the keys of their
 exposures, kept from their last evaluation while no event changed their positions), besides the
 events that touch them. An account's health depends only on its positions, its keys' prices and
 time (interest): a move of an unrelated feed cannot change it, so re-evaluating every hot account
@@ -32,7 +32,7 @@ window's last block (``stale_liquidatable``), so end-of-window figures include i
 
 Exposures come from the adapter (:meth:`protocols.base.ProtocolAdapter.exposures`). For an
 adapter that gives none (the default ``None``) every account with debt is hot on every key
-(``hot_any``: re-evaluated at every price update; correct, slow). ``naive=True`` does the same
+(``HotSet.any``: re-evaluated at every price update; correct, slow). ``naive=True`` does the same
 for every account with debt (the benchmark baseline: every position at every price update).
 """
 
@@ -47,13 +47,60 @@ from protocols.base import ProtocolAdapter
 
 from .metrics.base import AccountEval
 
-__all__ = ["Ledger"]
+__all__ = ["Ledger", "HotSet"]
 
 SECONDS_PER_YEAR = 365 * 86_400
 
 Heaps = dict[str, list[tuple[float, str, int]]]
 
 _EMPTY: frozenset[str] = frozenset()
+
+
+class HotSet:
+    """Liquidatable accounts (no bound holds for them) and the price keys each is exposed to:
+    ``on(key)`` are the ones a move of ``key`` may change, ``any`` those without known keys
+    (re-evaluated at every price move)."""
+
+    __slots__ = ("members", "any", "by_key", "keys_of")
+
+    def __init__(self) -> None:
+        self.members: set[str] = set()
+        self.any: set[str] = set()
+        self.by_key: dict[str, set[str]] = {}
+        self.keys_of: dict[str, tuple[str, ...]] = {}
+
+    def add(self, user: str, keys: tuple[str, ...] | None) -> None:
+        """``user`` is hot on ``keys`` (None: on every key)."""
+        if user in self.members:
+            if (keys is None and user in self.any) or (keys is not None and self.keys_of.get(user) == keys):
+                return
+            self.discard(user)
+        self.members.add(user)
+        if keys is None:
+            self.any.add(user)
+            return
+        self.keys_of[user] = keys
+        for k in keys:
+            s = self.by_key.get(k)
+            if s is None:
+                self.by_key[k] = {user}
+            else:
+                s.add(user)
+
+    def discard(self, user: str) -> None:
+        if user not in self.members:
+            return
+        self.members.discard(user)
+        self.any.discard(user)
+        for k in self.keys_of.pop(user, ()):
+            s = self.by_key.get(k)
+            if s is not None:
+                s.discard(user)
+                if not s:
+                    del self.by_key[k]
+
+    def on(self, key: str) -> AbstractSet[str]:
+        return self.by_key.get(key, _EMPTY)
 
 
 class Ledger:
@@ -76,14 +123,9 @@ class Ledger:
         self.max_rate = max_rate_per_year
         self.evals: dict[str, AccountEval] = {}
         self.version: dict[str, int] = {}
-        #: liquidatable accounts (oracle / reference evaluation); ``*_any``: those hot on every key
-        #: (no exposures); ``*_by_key``: key -> the hot accounts exposed to it
-        self.hot: set[str] = set()
-        self.ref_hot: set[str] = set()
-        self.hot_any: set[str] = set()
-        self.ref_hot_any: set[str] = set()
-        self.hot_by_key: dict[str, set[str]] = {}
-        self.ref_hot_by_key: dict[str, set[str]] = {}
+        #: liquidatable accounts at the oracle / at the reference prices
+        self.hot = HotSet()
+        self.ref_hot = HotSet()
         #: account -> timestamp of its last evaluation
         self.evaluated_at: dict[str, int] = {}
         self.down: Heaps = {}
@@ -96,8 +138,6 @@ class Ledger:
         self._live = 0
         self._entries = 0
         self._user_entries: dict[str, int] = {}  # live heap entries per account
-        self._hot_keys_of: dict[str, tuple[str, ...]] = {}
-        self._ref_hot_keys: dict[str, tuple[str, ...]] = {}
 
     def record(self, ev: AccountEval, state: Any, prices: Mapping[str, int], ts: int,
                ref_prices: Mapping[str, int] | None = None, *, positions_changed: bool = True) -> None:
@@ -113,7 +153,7 @@ class Ledger:
         h = ev.oracle
         debt_value = h.debt_value
         hot = self.hot
-        if not positions_changed and user in hot and user not in self.hot_any \
+        if not positions_changed and user in hot.members and user not in hot.any \
                 and 0 < debt_value and h.liquidation_threshold_value <= debt_value \
                 and self._still_ref_hot(ev, user, ref_prices):
             # hot before and after, same positions: same keys, no bound, no expiry to re-index
@@ -131,11 +171,8 @@ class Ledger:
                 self.evaluated_at.pop(user, None)
             else:
                 self.evals[user] = ev
-            # (out of the hot set: nothing to do for an account not in it)
-            if user in hot:
-                self._set_hot(user, False, None, ref=False)
-            if user in self.ref_hot:
-                self._set_hot(user, False, None, ref=True)
+            hot.discard(user)
+            self.ref_hot.discard(user)
             return
         self.evals[user] = ev
         slack = h.liquidation_threshold_value - debt_value
@@ -153,18 +190,16 @@ class Ledger:
                 keys = old
         known = keys if keys else None
         if exp is None and not keys or slack <= 0:
-            self._set_hot(user, True, known, ref=False)
+            hot.add(user, known)
         else:
             assert exp is not None
-            if user in hot:
-                self._set_hot(user, False, None, ref=False)
+            hot.discard(user)
             self._push(self.down, self.up, exp, keys, prices, slack, user, v)
         if self.track_reference:
             if exp is None or rslack is None or rslack <= 0 or ref_prices is None:
-                self._set_hot(user, True, known, ref=True)
+                self.ref_hot.add(user, known)
             else:
-                if user in self.ref_hot:
-                    self._set_hot(user, False, None, ref=True)
+                self.ref_hot.discard(user)
                 self._push(self.rdown, self.rup, exp, keys, ref_prices, rslack, user, v)
         if keys != old:
             if old:
@@ -203,44 +238,8 @@ class Ledger:
         if not self.track_reference:
             return True
         r = ev.reference
-        return ref_prices is not None and r is not None and user in self.ref_hot \
-            and user not in self.ref_hot_any and r.liquidation_threshold_value <= r.debt_value
-
-    def _set_hot(self, user: str, hot: bool, keys: tuple[str, ...] | None, *, ref: bool) -> None:
-        """Put ``user`` in (``hot``, on ``keys``; None: every key) or out of the hot set."""
-        members, any_, by_key = (self.ref_hot, self.ref_hot_any, self.ref_hot_by_key) if ref else \
-            (self.hot, self.hot_any, self.hot_by_key)
-        if user in members:
-            members.discard(user)
-            any_.discard(user)
-            for k in self._hot_keys(user, ref):
-                s = by_key.get(k)
-                if s is not None:
-                    s.discard(user)
-                    if not s:
-                        del by_key[k]
-        if not hot:
-            (self._ref_hot_keys if ref else self._hot_keys_of).pop(user, None)
-            return
-        members.add(user)
-        if keys is None:
-            any_.add(user)
-            (self._ref_hot_keys if ref else self._hot_keys_of).pop(user, None)
-            return
-        (self._ref_hot_keys if ref else self._hot_keys_of)[user] = keys
-        for k in keys:
-            by_key.setdefault(k, set()).add(user)
-
-    def _hot_keys(self, user: str, ref: bool) -> tuple[str, ...]:
-        return (self._ref_hot_keys if ref else self._hot_keys_of).get(user, ())
-
-    def hot_on(self, key: str) -> AbstractSet[str]:
-        """The hot accounts a move of ``key``'s oracle price may change (not ``hot_any``)."""
-        return self.hot_by_key.get(key, _EMPTY)
-
-    def ref_hot_on(self, key: str) -> AbstractSet[str]:
-        """The reference-hot accounts a move of ``key``'s effective reference price may change."""
-        return self.ref_hot_by_key.get(key, _EMPTY)
+        return ref_prices is not None and r is not None and user in self.ref_hot.members \
+            and user not in self.ref_hot.any and r.liquidation_threshold_value <= r.debt_value
 
     def stale_liquidatable(self, ts: int) -> list[str]:
         """Accounts liquidatable at their last evaluation (oracle or reference prices) and last
