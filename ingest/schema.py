@@ -63,14 +63,15 @@ class Table:
 
     def comment_sql(self) -> list[str]:
         """``COMMENT ON`` statements so the docs are also visible inside DuckDB."""
-        q = _sql_str
+        q = sql_str
         out = [f"COMMENT ON {'VIEW' if self.kind == 'view' else 'TABLE'} {self.fqn} IS {q(self.doc)}"]
         if self.kind == "table":
             out += [f'COMMENT ON COLUMN {self.fqn}."{c.name}" IS {q(c.doc)}' for c in self.columns]
         return out
 
 
-def _sql_str(s: str) -> str:
+def sql_str(s: str) -> str:
+    """``s`` as a SQL string literal (quotes doubled)."""
     return "'" + s.replace("'", "''") + "'"
 
 

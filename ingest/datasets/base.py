@@ -25,7 +25,7 @@ import pyarrow as pa
 from .. import bulk_decode
 from ..abi import EventSpec, snake_case
 from ..errors import ConfigError, DecodeError, InconsistentLogError, ValueOutOfRange
-from ..schema import LINEAGE_LOG_COLUMNS, Column, Table, register_table
+from ..schema import LINEAGE_LOG_COLUMNS, Column, Table, register_table, sql_str
 from ..warehouse import fetch_one
 
 if TYPE_CHECKING:
@@ -305,9 +305,9 @@ def stage_json(con: duckdb.DuckDBPyConnection, batches: Sequence[LogsBatch]) -> 
         with open(path, "wb") as f:
             f.write(bt.body)  # type: ignore[arg-type]
         files.append(path)
-        values.append(f"('{path}', {_sql_str(bt.source)}, {_sql_str(bt.role)}, "
+        values.append(f"('{path}', {sql_str(bt.source)}, {sql_str(bt.role)}, "
                       f"{int(bt.start)}::UBIGINT, {int(bt.end)}::UBIGINT)")
-    rel = (f"(SELECT j.*, m.role, m.source, m.lo, m.hi FROM read_json([{', '.join(map(_sql_str, files))}], "
+    rel = (f"(SELECT j.*, m.role, m.source, m.lo, m.hi FROM read_json([{', '.join(map(sql_str, files))}], "
            f"format='array', columns={_JSON_COLUMNS}, filename='_file', "
            f"maximum_object_size={_MAX_LOG_BYTES}) j "
            f"JOIN (VALUES {', '.join(values)}) m(_file, source, role, lo, hi) USING (_file))")
@@ -352,8 +352,6 @@ def stage_arrow(con: duckdb.DuckDBPyConnection, batches: Sequence[LogsBatch]) ->
     return int(n[0]) if n else 0
 
 
-def _sql_str(v: str) -> str:
-    return "'" + v.replace("'", "''") + "'"
 
 
 def write_logs(con: duckdb.DuckDBPyConnection, staged: pa.Table, *, chain_id: int, dataset: str,

@@ -25,7 +25,7 @@ from eth_hash.auto import keccak
 
 from .. import catalog
 from ..errors import ConfigError, DecodeError, RpcResponseError
-from ..schema import Column, Table, register_table
+from ..schema import Column, Table, register_table, sql_str
 from ..warehouse import fetch_one
 from .base import EventGroup, LogDataset, Source, build_event_tables
 
@@ -225,8 +225,8 @@ class Chainlink(LogDataset):
         for k, source in enumerate(sources):
             feed: Feed = source.payload
             phases, decimals = ctx.state[("chainlink", source.key)]
-            rows += [f"({k}, {_q(source.key)}, {_q(feed.proxy)}, {_q(feed.name)}, "
-                     f"{int(decimals)}, {int(p)}, {_q(agg)})" for p, agg, _ in phases]
+            rows += [f"({k}, {sql_str(source.key)}, {sql_str(feed.proxy)}, {sql_str(feed.name)}, "
+                     f"{int(decimals)}, {int(p)}, {sql_str(agg)})" for p, agg, _ in phases]
         keys = [s.key for s in sources]
         marks = ", ".join("?" for _ in keys)
         if rows:
@@ -243,7 +243,7 @@ class Chainlink(LogDataset):
                 f"WHERE au.chain_id = ? AND au.source IN ({marks}) AND au.block_number BETWEEN ? "
                 f"AND ? ORDER BY f.k, au.block_number, au.log_index",
                 [ctx.run_id, ctx.chain_id, *keys, a, b])
-        order = " ".join(f"WHEN {_q(key)} THEN {k}" for k, key in enumerate(keys))
+        order = " ".join(f"WHEN {sql_str(key)} THEN {k}" for k, key in enumerate(keys))
         over = fetch_one(con.execute(
             f"SELECT block_number, log_index FROM raw.chainlink_answer_updated WHERE chain_id=? "
             f"AND source IN ({marks}) AND block_number BETWEEN ? AND ? "
@@ -256,8 +256,6 @@ class Chainlink(LogDataset):
                               event="AnswerUpdated")
 
 
-def _q(v: str) -> str:
-    return "'" + str(v).replace("'", "''") + "'"
 
 # The call results are one ABI word each, decoded here strictly (as eth_abi's strict decoder
 # does: a short answer, or non-zero padding above the type's bits, is an error). Not importing
