@@ -100,7 +100,7 @@ def _run(cmd: list[str], anvil_pid: int) -> tuple[float, float, float, str]:
 
 
 def run_ours(bc: BenchChain, dep: Path, db: Path, chunk: int, datasets: str,
-             anvil_pid: int) -> dict:
+             anvil_pid: int, chunk_rows: int | None = None) -> dict:
     for f in (db, db.with_name(db.name + ".wal")):
         if f.exists():
             f.unlink()
@@ -109,6 +109,8 @@ def run_ours(bc: BenchChain, dep: Path, db: Path, chunk: int, datasets: str,
            str(bc.head), "--json"]
     if datasets:
         cmd += ["--datasets", datasets]
+    if chunk_rows is not None:
+        cmd += ["--chunk-rows", str(chunk_rows)]
     wall, cpu, acpu, out = _run(cmd, anvil_pid)
     doc = json.loads(out)
     return {"wall": wall, "cpu": cpu, "anvil_cpu": acpu, "elapsed": doc["elapsed_s"],
@@ -168,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--chunk-blocks", type=int, default=1000,
                     help="--chunk-blocks for deficit and chunk_size for cryo (default 1000)")
+    ap.add_argument("--chunk-rows", type=int, default=None,
+                    help="--chunk-rows for deficit (default: the CLI's; 0: one range per transaction)")
     ap.add_argument("--seed", type=int, default=SEED)
     ap.add_argument("--keep", default=None, help="keep outputs in this directory")
     ap.add_argument("--profile", action="store_true",
@@ -178,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import cryo
     print(f"e2e vs cryo: {blocks:,} blocks x ({args.events_per_block} pool events + 1 round), "
-          f"chunk {args.chunk_blocks} blocks, {reps} rep(s), seed {args.seed}, cryo {cryo.__version__}")
+          f"chunk {args.chunk_blocks} blocks (rows {args.chunk_rows}), {reps} rep(s), seed {args.seed}, cryo {cryo.__version__}")
     with tempfile.TemporaryDirectory() as tmpd, Anvil() as node:
         tmp = Path(args.keep or tmpd)
         tmp.mkdir(parents=True, exist_ok=True)
@@ -203,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
             for case, who, kw in cases:
                 if who == "ours":
                     r = run_ours(bc, kw["dep"], tmp / "ours.duckdb", args.chunk_blocks,
-                                 kw["datasets"], anvil_pid)
+                                 kw["datasets"], anvil_pid, args.chunk_rows)
                 else:
                     r = run_cryo(bc, tmp / "cryo", kw["datatypes"], kw["contracts"],
                                  args.chunk_blocks, anvil_pid)

@@ -102,7 +102,12 @@ def _parser(commands: Sequence[Command] = ()) -> argparse.ArgumentParser:
                      help="ingest up to the head; blocks above 'finalized' are flagged")
     ing.add_argument("--db", type=Path, default=None, help="warehouse file (default data/warehouse.duckdb)")
     ing.add_argument("--chunk-blocks", type=int, default=1000,
-                     help="blocks per transaction (default 1000)")
+                     help="the plan's grid: block ranges of this size, each written whole in one "
+                     "transaction (default 1000)")
+    ing.add_argument("--chunk-rows", type=int, default=50_000, metavar="N",
+                     help="merge consecutive --chunk-blocks ranges into one transaction while the "
+                     "density seen so far keeps it near N rows, logs plus block headers "
+                     "(default 50000; 0: one range per transaction)")
     ing.add_argument("--memory-limit", default="256MB",
                      help="DuckDB buffer cap for the run (default 256MB): memory stays flat "
                      "however long the range")
@@ -228,6 +233,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
             to = resolve_block_at(rpc, to, first_at_or_after=False)
         req = IngestRequest(chain_id=chain, deployments=dset, datasets=datasets, from_block=frm,
                             to_block=to, finality=finality, chunk_blocks=args.chunk_blocks,
+                            chunk_rows=args.chunk_rows,
                             endpoint_label=redact_url(url))
         with Warehouse(args.db or DEFAULT_DB, memory_limit=args.memory_limit) as wh:
             summary = _with_progress(lambda cb: run_ingest(wh, rpc, req, cb), args.json)

@@ -141,6 +141,33 @@ def test_second_run_changes_nothing_and_resume_extends(market, tmp_path):
     assert snapshot(fresh) == snapshot(db)
 
 
+def test_merged_chunks_write_the_same_tables_in_fewer_transactions(market, tmp_path):
+    """``chunk_rows`` merges consecutive ``chunk_blocks`` ranges into one transaction as the
+    density seen so far allows: the tables equal one range per transaction, in fewer chunks, and
+    every chunk is a whole number of grid ranges."""
+    node, chain, m, dep = market
+    seen: list[tuple[int, int]] = []
+
+    def run(db: Path, rows: int) -> object:
+        rpc = JsonRpcClient(HttpTransport(node.url), backoff_base=0.01)
+        try:
+            with Warehouse(db) as wh:
+                req = IngestRequest(chain_id=31337, deployments=load_deployments(dep), finality="head",
+                                    endpoint_label="test", chunk_blocks=5, chunk_rows=rows)
+                return run_ingest(wh, rpc, req, lambda p: seen.append(p.chunk) if rows else None)
+        finally:
+            rpc.close()
+
+    single = run(tmp_path / "single.duckdb", 0)
+    merged = run(tmp_path / "merged.duckdb", 200)
+    assert snapshot(tmp_path / "merged.duckdb") == snapshot(tmp_path / "single.duckdb")
+    assert merged.logs_written == single.logs_written and merged.blocks_written == single.blocks_written
+    assert merged.chunks < single.chunks
+    assert seen[0][1] - seen[0][0] < 5 and any(b - a + 1 > 5 for a, b in seen)  # it grew
+    assert all((b + 1) % 5 == 0 for a, b in seen[:-1])  # chunks end on the grid
+    assert all(nxt[0] == prev[1] + 1 for prev, nxt in zip(seen, seen[1:]))
+
+
 def test_finalized_watermark_and_flags(market, tmp_path):
     node, chain, m, dep = market
     chain.mine(100)

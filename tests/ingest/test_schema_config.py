@@ -178,3 +178,14 @@ def test_dependency_rules():
         assert not _imports(f) & {"httpx", "requests", "web3"}, f
     for f in (ROOT / "ingest").rglob("*.py"):
         assert "backtest" not in _imports(f), f
+
+
+def test_merge_cells_sizes_chunks_from_the_density_seen():
+    from ingest.engine import MAX_MERGED_CELLS, merge_cells
+
+    assert merge_cells(50_000, 1000, 0, 0) == 1  # nothing seen yet: one range
+    assert merge_cells(0, 1000, 8_000, 1000) == 1  # merging off
+    assert merge_cells(50_000, 1000, 8_000, 1000) == 6  # 8k rows per range: 6 ranges <= 50k
+    assert merge_cells(50_000, 1000, 80_000, 1000) == 1  # denser than the target: never below 1
+    assert merge_cells(50_000, 1000, 10, 1_000_000) == MAX_MERGED_CELLS  # sparse: capped
+    assert merge_cells(50_000, 1000, 0, 5000) == MAX_MERGED_CELLS  # nothing new at all: capped
