@@ -182,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import cryo
     print(f"e2e vs cryo: {blocks:,} blocks x ({args.events_per_block} pool events + 1 round), "
-          f"chunk {args.chunk_blocks} blocks (rows {args.chunk_rows}), {reps} rep(s), seed {args.seed}, cryo {cryo.__version__}")
+          f"chunk {args.chunk_blocks} blocks (rows {args.chunk_rows}), {reps} rep(s), seed {args.seed}, "
+          f"cryo {cryo.__version__}")
     with tempfile.TemporaryDirectory() as tmpd, Anvil() as node:
         tmp = Path(args.keep or tmpd)
         tmp.mkdir(parents=True, exist_ok=True)
