@@ -132,6 +132,12 @@ def _parser(commands: Sequence[Command] = ()) -> argparse.ArgumentParser:
     sch = sub.add_parser("schema", help="print every warehouse table and column with its meaning")
     sch.add_argument("--markdown", action="store_true", help="Markdown (as in docs/schema.md)")
 
+    mig = sub.add_parser("migrate", help="bring a warehouse written by an older version to this "
+                         "version's tables: add new nullable columns, archive changed bt result "
+                         "tables; shows the plan, changes the file only with --apply")
+    mig.add_argument("--db", type=Path, default=None, help="warehouse file (default data/warehouse.duckdb)")
+    mig.add_argument("--apply", action="store_true", help="carry the plan out (one transaction)")
+
     demo = sub.add_parser("demo-ingest", help="ingestion end to end: build a local anvil chain with "
                           "Chainlink-style rounds (an aggregator switch mid-day) and Aave-ABI events, "
                           "ingest it, show what was stored")
@@ -169,6 +175,8 @@ def main(argv: Sequence[str] | None = None, *, commands: Sequence[Command] = ())
 
             sys.stdout.write(schema_markdown() if args.markdown else schema_text())
             return 0
+        if args.cmd == "migrate":
+            return _cmd_migrate(args)
         if args.cmd == "demo-ingest":
             from .demo import run_demo
 
@@ -188,6 +196,28 @@ def main(argv: Sequence[str] | None = None, *, commands: Sequence[Command] = ())
         _err.print("interrupted: the open chunk was rolled back; rerun to resume")
         return 130
     return 2
+
+
+def _cmd_migrate(args: argparse.Namespace) -> int:
+    from .migrate import apply_migration, plan_migration
+    from .warehouse import DEFAULT_DB, Warehouse
+
+    db = args.db or DEFAULT_DB
+    if not Path(db).exists():
+        raise ConfigError(f"{db} does not exist: nothing to migrate")
+    with Warehouse(db) as wh:
+        steps = plan_migration(wh)
+        for s in steps:
+            _out.print(f"{escape(s.table)}: {escape(s.detail)}", soft_wrap=True)
+        if args.apply:
+            apply_migration(wh, steps)
+            _out.print(f"migrated {len(steps)} table(s); {db} matches this version" if steps else
+                       f"{db} already matches this version's tables; created any that were missing")
+        elif steps:
+            _out.print(f"{len(steps)} table(s) to migrate: rerun with --apply to do it (one transaction)")
+        else:
+            _out.print(f"{db} already matches this version's tables: nothing to do")
+    return 0
 
 
 def _load_deployments(args: argparse.Namespace):

@@ -142,12 +142,13 @@ class Warehouse:
             elif have[t.fqn] != t.column_names():
                 raise WarehouseError(
                     f"{t.fqn} in {self.path} has columns {have[t.fqn]}, but this version "
-                    f"declares {t.column_names()}: migrate or use a new --db file")
+                    f"declares {t.column_names()}: run `deficit migrate --db {self.path}` (see "
+                    "what it would do first; nothing is dropped) or use a new --db file")
             elif t.kind == "table" and nullable[t.fqn] != [c.nullable for c in t.columns]:
                 diff = [c.name for c, n in zip(t.columns, nullable[t.fqn], strict=True) if c.nullable != n]
                 raise WarehouseError(
                     f"{t.fqn} in {self.path}: column(s) {diff} differ in NULL-ability from this version's "
-                    f"declaration: migrate or use a new --db file")
+                    f"declaration: run `deficit migrate --db {self.path}` or use a new --db file")
         if not script:
             return
         if self._in_tx:

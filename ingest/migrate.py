@@ -1,0 +1,132 @@
+"""``deficit migrate``: bring a warehouse written by an older version to this version's declarations.
+
+A table's declaration (:mod:`ingest.schema`) is its contract with analysts; ``Warehouse.ensure``
+refuses a file whose tables differ from it. Migration never drops data:
+
+* **columns appended** (the stored columns are the declared ones' prefix, the new ones are
+  nullable, the stored ones keep their NULL-ability): ``ALTER TABLE ... ADD COLUMN``, with the
+  new column's documentation. Existing rows read NULL there (unknown when they were written).
+  Any schema.
+* **bt result tables, any other change**: they are derived (a replay re-creates them), so the
+  stored table moves to an ``archive_<UTC time>`` schema, queryable as it was, and this version's
+  table is created empty. Re-run the scenarios to fill it.
+* **raw and meta tables, any other change**: chain facts and their lineage cannot be re-derived
+  in place: :class:`MigrationError` names the table and the difference, and nothing changes.
+  Ingest into a new ``--db`` file.
+
+The plan is computed first and shown; ``apply`` runs all of it in one transaction (all or
+nothing).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from .errors import WarehouseError
+from .schema import Table, registered_tables
+from .warehouse import Warehouse
+
+__all__ = ["Step", "MigrationError", "plan_migration", "apply_migration"]
+
+
+class MigrationError(WarehouseError):
+    """A stored table cannot be migrated in place without losing data."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """One table's migration: ``action`` is ``add_columns`` or ``archive``."""
+
+    table: str
+    action: str
+    detail: str
+    sql: tuple[str, ...]
+
+
+def _stored(wh: Warehouse) -> dict[str, list[tuple[str, bool]]]:
+    out: dict[str, list[tuple[str, bool]]] = {}
+    for schema, name, cols, nulls in wh.con.execute(
+            "SELECT schema_name, table_name, list(column_name ORDER BY column_index), "
+            "list(is_nullable ORDER BY column_index) FROM duckdb_columns() "
+            "WHERE NOT internal GROUP BY ALL").fetchall():
+        out[f"{schema}.{name}"] = [(str(c), bool(n)) for c, n in zip(cols, nulls, strict=True)]
+    return out
+
+
+def _views(wh: Warehouse) -> set[str]:
+    return {f"{s}.{n}" for s, n in wh.con.execute(
+        "SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
+
+
+def plan_migration(wh: Warehouse, tables: list[Table] | None = None, *,
+                   archive_schema: str | None = None) -> list[Step]:
+    """What :func:`apply_migration` would do to ``wh`` (empty: nothing to do). Raises
+    :class:`MigrationError` for a raw or meta table that cannot be migrated in place."""
+    tables = registered_tables() if tables is None else tables
+    archive = archive_schema or "archive_" + dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    stored = _stored(wh)
+    views = _views(wh)
+    steps: list[Step] = []
+    refused: list[str] = []
+    for t in tables:
+        if t.kind != "table" or t.fqn not in stored or t.fqn in views:
+            continue
+        have = stored[t.fqn]
+        want = [(c.name, c.nullable) for c in t.columns]
+        if have == want:
+            continue
+        names = [c for c, _ in have]
+        added = t.columns[len(have):]
+        if want[:len(have)] == have and all(c.nullable for c in added):
+            sql = [f'ALTER TABLE {t.fqn} ADD COLUMN "{c.name}" {c.type}' for c in added]
+            heads = tuple(f'COMMENT ON COLUMN {t.fqn}."{c.name}" ' for c in added)
+            sql += [s for s in t.comment_sql() if s.startswith(heads)]
+            steps.append(Step(t.fqn, "add_columns",
+                              f"add nullable column(s) {[c.name for c in added]} (existing rows: NULL)",
+                              tuple(sql)))
+        elif t.fqn.startswith("bt."):
+            name = t.fqn.split(".", 1)[1]
+            steps.append(Step(
+                t.fqn, "archive",
+                f"stored columns {names} differ from {t.column_names()}: move the stored table to "
+                f"{archive}.{name} and create this version's (empty; re-run the scenarios)",
+                (f"CREATE SCHEMA IF NOT EXISTS {archive}",
+                 f"CREATE TABLE {archive}.{name} AS SELECT * FROM {t.fqn}",
+                 f"DROP TABLE {t.fqn}")))
+        else:
+            diff = _describe(have, want)
+            refused.append(f"{t.fqn}: {diff}")
+    if refused:
+        raise MigrationError(
+            f"{wh.path}: cannot migrate in place without losing ingested data: "
+            + "; ".join(refused) + ". Ingest into a new --db file (nothing was changed).")
+    return steps
+
+
+def _describe(have: list[tuple[str, bool]], want: list[tuple[str, bool]]) -> str:
+    hn, wn = [c for c, _ in have], [c for c, _ in want]
+    if hn != wn:
+        gone = [c for c in hn if c not in wn]
+        new = [c for c in wn if c not in hn]
+        parts = []
+        if gone:
+            parts.append(f"stored column(s) {gone} no longer declared")
+        if new:
+            parts.append(f"declared column(s) {new} missing")
+        if not parts:
+            parts.append(f"columns in another order ({hn} vs {wn})")
+        return ", ".join(parts)
+    flips = [c for (c, a), (_, b) in zip(have, want, strict=True) if a != b]
+    return f"column(s) {flips} differ in NULL-ability"
+
+
+def apply_migration(wh: Warehouse, steps: list[Step], tables: list[Table] | None = None) -> None:
+    """Run ``steps`` and create what this version declares but the file lacks (tables, views,
+    their documentation), in one transaction."""
+    tables = registered_tables() if tables is None else tables
+    with wh.transaction() as con:
+        for s in steps:
+            for q in s.sql:
+                con.execute(q)
+        wh.ensure(*tables)
