@@ -13,6 +13,8 @@ refuses a file whose tables differ from it. Migration never drops data:
 * **raw and meta tables, any other change**: chain facts and their lineage cannot be re-derived
   in place: :class:`MigrationError` names the table and the difference, and nothing changes.
   Ingest into a new ``--db`` file.
+* **a table stored as a view** (no rows): the view is dropped and the table created. **A view
+  stored as a table**: archived like a changed bt table, refused in raw and meta.
 
 The plan is computed first and shown; ``apply`` runs all of it in one transaction (all or
 nothing).
@@ -22,6 +24,8 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+
+import duckdb
 
 from .errors import WarehouseError
 from .schema import Table, registered_tables
@@ -36,7 +40,7 @@ class MigrationError(WarehouseError):
 
 @dataclass(frozen=True)
 class Step:
-    """One table's migration: ``action`` is ``add_columns`` or ``archive``."""
+    """One table's migration: ``action`` is ``add_columns``, ``archive`` or ``drop_view``."""
 
     table: str
     action: str
@@ -70,7 +74,19 @@ def plan_migration(wh: Warehouse, tables: list[Table] | None = None, *,
     steps: list[Step] = []
     refused: list[str] = []
     for t in tables:
-        if t.kind != "table" or t.fqn not in stored or t.fqn in views:
+        if t.fqn in views:
+            if t.kind == "table":  # a view holds no rows: it makes way for the declared table
+                steps.append(Step(t.fqn, "drop_view", "stored as a view, declared as a table: drop "
+                                  "the view (it holds no rows) and create the table (empty)",
+                                  (f"DROP VIEW {t.fqn}",)))
+            continue
+        if t.fqn not in stored:
+            continue
+        if t.kind == "view":  # stored as a table: its rows must go somewhere first
+            if t.fqn.startswith("bt."):
+                steps.append(_archive(t, archive, stored, "stored as a table, declared as a view"))
+            else:
+                refused.append(f"{t.fqn}: stored as a table, declared as a view")
             continue
         have = stored[t.fqn]
         want = [(c.name, c.nullable) for c in t.columns]
@@ -86,14 +102,8 @@ def plan_migration(wh: Warehouse, tables: list[Table] | None = None, *,
                               f"add nullable column(s) {[c.name for c in added]} (existing rows: NULL)",
                               tuple(sql)))
         elif t.fqn.startswith("bt."):
-            name = t.fqn.split(".", 1)[1]
-            steps.append(Step(
-                t.fqn, "archive",
-                f"stored columns {names} differ from {t.column_names()}: move the stored table to "
-                f"{archive}.{name} and create this version's (empty; re-run the scenarios)",
-                (f"CREATE SCHEMA IF NOT EXISTS {archive}",
-                 f"CREATE TABLE {archive}.{name} AS SELECT * FROM {t.fqn}",
-                 f"DROP TABLE {t.fqn}")))
+            steps.append(_archive(t, archive, stored,
+                                  f"stored columns {names} differ from {t.column_names()}"))
         else:
             diff = _describe(have, want)
             refused.append(f"{t.fqn}: {diff}")
@@ -102,6 +112,19 @@ def plan_migration(wh: Warehouse, tables: list[Table] | None = None, *,
             f"{wh.path}: cannot migrate in place without losing ingested data: "
             + "; ".join(refused) + ". Ingest into a new --db file (nothing was changed).")
     return steps
+
+
+def _archive(t: Table, archive: str, stored: dict[str, list[tuple[str, bool]]], why: str) -> Step:
+    name = t.fqn.split(".", 1)[1]
+    if f"{archive}.{name}" in stored:
+        raise MigrationError(f"cannot archive {t.fqn}: {archive}.{name} already exists (nothing "
+                             "was changed); rerun it a second later (a new archive schema)")
+    return Step(t.fqn, "archive",
+                f"{why}: move the stored table to {archive}.{name} and create this version's "
+                "(empty; re-run the scenarios)",
+                (f"CREATE SCHEMA IF NOT EXISTS {archive}",
+                 f"CREATE TABLE {archive}.{name} AS SELECT * FROM {t.fqn}",
+                 f"DROP TABLE {t.fqn}"))
 
 
 def _describe(have: list[tuple[str, bool]], want: list[tuple[str, bool]]) -> str:
@@ -125,8 +148,12 @@ def apply_migration(wh: Warehouse, steps: list[Step], tables: list[Table] | None
     """Run ``steps`` and create what this version declares but the file lacks (tables, views,
     their documentation), in one transaction."""
     tables = registered_tables() if tables is None else tables
-    with wh.transaction() as con:
-        for s in steps:
-            for q in s.sql:
-                con.execute(q)
-        wh.ensure(*tables)
+    try:
+        with wh.transaction() as con:
+            for s in steps:
+                for q in s.sql:
+                    con.execute(q)
+            wh.ensure(*tables)
+    except duckdb.Error as e:  # rolled back: typed, and saying so
+        raise MigrationError(f"{wh.path}: migration failed and was rolled back (nothing was "
+                             f"changed): {type(e).__name__}: {e}") from e

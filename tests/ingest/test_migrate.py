@@ -11,7 +11,7 @@ import pytest
 
 from backtest.cli import main
 from ingest.errors import WarehouseError
-from ingest.migrate import MigrationError, apply_migration, plan_migration
+from ingest.migrate import MigrationError, Step, apply_migration, plan_migration
 from ingest.schema import registered_tables
 from ingest.warehouse import Warehouse
 
@@ -103,3 +103,75 @@ def test_raw_table_that_cannot_be_migrated_in_place_is_refused_and_left_alone(tm
 def test_missing_file_is_an_error(tmp_path, capsys):
     assert main(["migrate", "--db", str(tmp_path / "none.duckdb")]) == 2
     assert "nothing to migrate" in capsys.readouterr().err
+
+
+def test_table_stored_as_view_and_view_stored_as_table_are_migrated(tmp_path, capsys):
+    """A declared table that the file holds as a view (no rows) is replaced by the table; a
+    declared bt view that the file holds as a table is archived with its rows, then created as a
+    view. The plan says so (it used to say "nothing to do" while ``ensure`` still refused)."""
+    db = tmp_path / "w.duckdb"
+    _fresh(db)
+    with Warehouse(db) as wh:
+        wh.con.execute("DROP TABLE bt.liquidations")
+        wh.con.execute("CREATE VIEW bt.liquidations AS SELECT 1 AS x")
+        wh.con.execute("DROP VIEW bt.run_overview")
+        wh.con.execute("CREATE TABLE bt.run_overview (run_id VARCHAR)")
+        wh.con.execute("INSERT INTO bt.run_overview VALUES ('bt-old-run')")
+        with pytest.raises(WarehouseError):
+            wh.ensure(*registered_tables())
+    assert main(["migrate", "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert "bt.liquidations" in out and "bt.run_overview" in out and "--apply" in out
+    with Warehouse(db) as wh:
+        steps = plan_migration(wh, archive_schema="archive_test")
+        assert sorted((s.table, s.action) for s in steps) == [
+            ("bt.liquidations", "drop_view"), ("bt.run_overview", "archive")]
+        apply_migration(wh, steps)
+        wh.ensure(*registered_tables())
+        kinds = dict(wh.con.execute(
+            "SELECT table_name, 'table' FROM duckdb_tables() WHERE schema_name='bt' UNION ALL "
+            "SELECT view_name, 'view' FROM duckdb_views() WHERE schema_name='bt'").fetchall())
+        assert kinds["liquidations"] == "table" and kinds["run_overview"] == "view"
+        assert wh.con.execute("SELECT * FROM archive_test.run_overview").fetchall() == [("bt-old-run",)]
+
+
+def test_raw_view_stored_as_table_is_refused(tmp_path):
+    import dataclasses
+
+    db = tmp_path / "w.duckdb"
+    _fresh(db)
+    t = next(t for t in registered_tables() if t.fqn == "raw.reference_prices")
+    as_view = dataclasses.replace(t, kind="view", view_sql="SELECT 1 AS x")
+    with Warehouse(db) as wh, pytest.raises(MigrationError, match="raw.reference_prices.*declared as a view"):
+        plan_migration(wh, [as_view])
+
+
+def test_archive_name_taken_is_refused_before_anything_changes(tmp_path):
+    db = tmp_path / "w.duckdb"
+    _fresh(db)
+    with Warehouse(db) as wh:
+        wh.con.execute("DROP TABLE bt.liquidations")
+        wh.con.execute("CREATE TABLE bt.liquidations (run_id VARCHAR)")
+        wh.con.execute("CREATE SCHEMA archive_test")
+        wh.con.execute("CREATE TABLE archive_test.liquidations (y INTEGER)")
+        with pytest.raises(MigrationError, match="archive_test.liquidations already exists"):
+            plan_migration(wh, archive_schema="archive_test")
+
+
+def test_a_failing_step_rolls_back_every_step_and_is_typed(tmp_path):
+    """All or nothing: a column added by an earlier step is gone when a later one fails, and
+    the DuckDB error arrives as a :class:`MigrationError` naming the file."""
+    db = tmp_path / "w.duckdb"
+    _fresh(db)
+    last = next(t for t in registered_tables() if t.fqn == "meta.runs").columns[-1]
+    with Warehouse(db) as wh:
+        wh.con.execute(f'ALTER TABLE meta.runs DROP COLUMN "{last.name}"')
+        steps = plan_migration(wh)
+        assert [(s.table, s.action) for s in steps] == [("meta.runs", "add_columns")]
+        broken = Step("bt.nothing", "archive", "fails", ("SELECT * FROM bt.no_such_table",))
+        with pytest.raises(MigrationError, match=f"{db}.*rolled back"):
+            apply_migration(wh, [*steps, broken])
+        cols = [r[0] for r in wh.con.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE schema_name='meta' AND table_name='runs'"
+        ).fetchall()]
+        assert last.name not in cols
