@@ -106,7 +106,7 @@ def _parser(commands: Sequence[Command] = ()) -> argparse.ArgumentParser:
                      "transaction (default 1000)")
     ing.add_argument("--chunk-rows", type=int, default=50_000, metavar="N",
                      help="merge consecutive --chunk-blocks ranges into one transaction while the "
-                     "density seen so far keeps it near N rows, logs plus block headers "
+                     "last chunk's density keeps it near N rows, logs plus block headers "
                      "(default 50000; 0: one range per transaction)")
     ing.add_argument("--memory-limit", default="256MB",
                      help="DuckDB buffer cap for the run (default 256MB): memory stays flat "

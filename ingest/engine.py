@@ -80,7 +80,7 @@ class IngestRequest:
     finality: str | int = "finalized"
     chunk_blocks: int = 1000
     #: rows (logs + block headers) a transaction aims for: consecutive ``chunk_blocks`` ranges are
-    #: merged into one chunk while the density seen so far says it stays under this (0: never)
+    #: merged into one chunk while the last chunk's density says it stays under this (0: never)
     chunk_rows: int = 50_000
     endpoint_label: str = ""
 
@@ -331,17 +331,20 @@ def _run(wh: Warehouse, rpc: JsonRpcClient, req: IngestRequest, run_id: str,
         src_ivs = [(d, s, _intersect(a, b, todo_src[(d.NAME, s.key)])) for d, s in sources]
         return j, (a, b, _intersect(a, b, todo_blocks), [(d, s, ivs) for d, s, ivs in src_ivs if ivs])
 
-    done = rows = 0
+    done = 0
+    last = (0, 0)  # rows and blocks of the last chunk written: the next one is sized from them
     # While chunk k is written, chunk k+1's headers and root logs are fetched in a background
     # thread (the node works and the socket waits while DuckDB writes; both release the GIL).
-    # So chunk k+1 is sized before chunk k is written: from the rows per block of chunks < k.
+    # So chunk k+1 is sized before chunk k is written: from the rows per block of chunk k-1
+    # (recent, not the average since the start, which lags far behind a density that rises
+    # mid-range, e.g. when a source starts, and keeps chunks several times too large).
     i, cur_plan = plan(0, 1) if starts else (0, None)
     nxt = _Prefetch(ctx, cur_plan[2], cur_plan[3]) if cur_plan else None
     while cur_plan is not None:
         a, b, blocks_ivs, src_ivs = cur_plan
         cur, next_plan = nxt, None
         if i < len(starts):
-            i, next_plan = plan(i, merge_cells(req.chunk_rows, size, rows, done))
+            i, next_plan = plan(i, merge_cells(req.chunk_rows, size, *last))
         nxt = _Prefetch(ctx, next_plan[2], next_plan[3]) if next_plan else None
         for attempt in range(MAX_CHUNK_RETRIES + 1):
             try:
@@ -363,7 +366,7 @@ def _run(wh: Warehouse, rpc: JsonRpcClient, req: IngestRequest, run_id: str,
         nblocks = sum(y - x + 1 for x, y in blocks_ivs)
         summary.blocks_written += nblocks
         done += b - a + 1
-        rows += nlogs + nblocks
+        last = (nlogs + nblocks, b - a + 1)
         summary.logs_written += nlogs
         if progress:
             progress(Progress(done, total, summary.logs_written, time.monotonic() - t0, (a, b)))
@@ -371,13 +374,13 @@ def _run(wh: Warehouse, rpc: JsonRpcClient, req: IngestRequest, run_id: str,
 
 
 #: at most this many ``chunk_blocks`` cells in one chunk (a bound on a transaction's block span
-#: when the density seen so far is near zero, e.g. a re-run whose headers are all stored)
+#: when the last chunk's density is near zero, e.g. a re-run whose headers are all stored)
 MAX_MERGED_CELLS = 64
 
 
 def merge_cells(chunk_rows: int, size: int, rows: int, blocks: int) -> int:
     """How many ``size``-block cells the next chunk takes: as many as keep it near
-    ``chunk_rows`` rows at the ``rows / blocks`` density seen so far (1 before anything was
+    ``chunk_rows`` rows at the ``rows / blocks`` density of the last chunk (1 before anything was
     seen or with ``chunk_rows=0``; at most :data:`MAX_MERGED_CELLS`).
 
     Why: a transaction's fixed cost (the COMMIT's WAL write and sync, the per-statement costs

@@ -168,6 +168,43 @@ def test_merged_chunks_write_the_same_tables_in_fewer_transactions(market, tmp_p
     assert all(nxt[0] == prev[1] + 1 for prev, nxt in zip(seen, seen[1:]))
 
 
+def test_merged_chunks_follow_a_density_that_rises_mid_range(anvil, tmp_path):
+    """Chunks are sized from the density of the last chunk written, not the average since the
+    start: after a long sparse stretch (headers only), a dense one (a source becoming active)
+    gets chunks near ``chunk_rows`` again soon after the transition, instead of chunks several
+    times larger until the average catches up."""
+    from .test_reorg_resume import _tail_activity
+
+    chain = DevChain(anvil.url)
+    m = build_market_chain(chain, seed=3, times=1, datasets=("aave_v3",), rounds=2)
+    chain.mine(1500)  # sparse: one row (the header) per block
+    dense_from = chain.block_number() + 1
+    _tail_activity(chain, m, 700, seed=3)  # dense: ~5 rows per block
+    dep = tmp_path / "dep.toml"
+    dep.write_text(m.deployments_toml)
+    seen: list[tuple[int, int]] = []
+    target = 100
+    rpc = JsonRpcClient(HttpTransport(anvil.url), backoff_base=0.01)
+    try:
+        with Warehouse(tmp_path / "w.duckdb") as wh:
+            req = IngestRequest(chain_id=31337, deployments=load_deployments(dep), finality="head",
+                                endpoint_label="test", chunk_blocks=5, chunk_rows=target)
+            run_ingest(wh, rpc, req, lambda p: seen.append(p.chunk))
+            rows = [wh.con.execute(
+                "SELECT (SELECT count(*) FROM raw.logs WHERE block_number BETWEEN $1 AND $2) + "
+                "(SELECT count(*) FROM raw.blocks WHERE number BETWEEN $1 AND $2)", [a, b]
+            ).fetchone()[0] for a, b in seen]
+    finally:
+        rpc.close()
+        chain.close()
+    dense = [(c, n) for c, n in zip(seen, rows, strict=True) if c[1] >= dense_from]
+    assert sum(n for _, n in dense) > 4 * 700  # the dense stretch is there
+    # the transition costs at most three large chunks (the one spanning it, the next, sized
+    # before that one was written, and the one sized from the chunk spanning it); every later
+    # chunk is near the target
+    assert len(dense) > 6 and all(n <= 2 * target for _, n in dense[3:-1]), dense
+
+
 def test_finalized_watermark_and_flags(market, tmp_path):
     node, chain, m, dep = market
     chain.mine(100)
