@@ -205,7 +205,7 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
     db = args.db or DEFAULT_DB
     if not Path(db).exists():
         raise ConfigError(f"{db} does not exist: nothing to migrate")
-    with Warehouse(db) as wh:
+    with Warehouse(db, read_only=not args.apply) as wh:  # the plan alone changes nothing
         steps = plan_migration(wh)
         for s in steps:
             _out.print(f"{escape(s.table)}: {escape(s.detail)}", soft_wrap=True)

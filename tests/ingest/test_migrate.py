@@ -175,3 +175,23 @@ def test_a_failing_step_rolls_back_every_step_and_is_typed(tmp_path):
             "SELECT column_name FROM duckdb_columns() WHERE schema_name='meta' AND table_name='runs'"
         ).fetchall()]
         assert last.name not in cols
+
+
+def test_the_plan_alone_leaves_the_file_unchanged(tmp_path):
+    """Without --apply the file is opened read-only: not even the raw/meta/bt schemas that
+    opening a warehouse for writing creates appear in it."""
+    import duckdb
+
+    db = tmp_path / "w.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute("CREATE SCHEMA raw")
+    con.execute("CREATE TABLE raw.other (x INTEGER)")
+    con.close()
+    assert main(["migrate", "--db", str(db)]) == 0
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        schemas = {r[0] for r in con.execute(
+            "SELECT schema_name FROM duckdb_schemas() WHERE database_name = current_database()").fetchall()}
+    finally:
+        con.close()
+    assert not {"meta", "bt"} & schemas, schemas
