@@ -374,14 +374,17 @@ def _run(wh: Warehouse, rpc: JsonRpcClient, req: IngestRequest, run_id: str,
 
 
 #: at most this many ``chunk_blocks`` cells in one chunk (a bound on a transaction's block span
-#: when the last chunk's density is near zero, e.g. a re-run whose headers are all stored)
+#: when the last chunk's density is near zero, e.g. a re-run whose headers are all stored); and
+#: never more blocks than ``chunk_rows``, since each block may still need its header row
 MAX_MERGED_CELLS = 64
 
 
 def merge_cells(chunk_rows: int, size: int, rows: int, blocks: int) -> int:
     """How many ``size``-block cells the next chunk takes: as many as keep it near
     ``chunk_rows`` rows at the ``rows / blocks`` density of the last chunk (1 before anything was
-    seen or with ``chunk_rows=0``; at most :data:`MAX_MERGED_CELLS`).
+    seen or with ``chunk_rows=0``; at most :data:`MAX_MERGED_CELLS`, and at most ``chunk_rows``
+    blocks: the last chunk may have written ~nothing because its headers were stored, while the
+    next one needs every header, e.g. a re-run adding a dataset that goes past the stored range).
 
     Why: a transaction's fixed cost (the COMMIT's WAL write and sync, the per-statement costs
     of ~20 tables) dominates small chunks. Measured in ``bench/ingest_cpu.py`` (one thread):
@@ -389,10 +392,11 @@ def merge_cells(chunk_rows: int, size: int, rows: int, blocks: int) -> int:
     ``size``-block cells, so resuming and re-running redo the same ranges."""
     if chunk_rows <= 0 or blocks <= 0:
         return 1
+    cap = max(1, min(MAX_MERGED_CELLS, chunk_rows // size))
     per_cell = rows * size / blocks
     if per_cell <= 0:
-        return MAX_MERGED_CELLS
-    return max(1, min(MAX_MERGED_CELLS, int(chunk_rows // per_cell)))
+        return cap
+    return max(1, min(cap, int(chunk_rows // per_cell)))
 
 
 _Plan = tuple[int, int, list[tuple[int, int]], list[tuple[LogDataset, Source, list[tuple[int, int]]]]]

@@ -187,5 +187,18 @@ def test_merge_cells_sizes_chunks_from_the_density_seen():
     assert merge_cells(0, 1000, 8_000, 1000) == 1  # merging off
     assert merge_cells(50_000, 1000, 8_000, 1000) == 6  # 8k rows per range: 6 ranges <= 50k
     assert merge_cells(50_000, 1000, 80_000, 1000) == 1  # denser than the target: never below 1
-    assert merge_cells(50_000, 1000, 10, 1_000_000) == MAX_MERGED_CELLS  # sparse: capped
-    assert merge_cells(50_000, 1000, 0, 5000) == MAX_MERGED_CELLS  # nothing new at all: capped
+    assert merge_cells(50_000, 1000, 10, 1_000_000) == 50  # sparse: capped (headers <= 50k)
+    assert merge_cells(50_000, 1000, 0, 5000) == 50  # nothing new at all: capped
+    assert merge_cells(500_000, 1000, 0, 5000) == MAX_MERGED_CELLS
+
+
+def test_merge_cells_never_spans_more_blocks_than_chunk_rows():
+    """Every block can bring a header row: where the last chunk wrote ~nothing (its headers were
+    stored), the next may still need all of its own, so a merged chunk spans at most
+    ``chunk_rows`` blocks (a single range may be larger: ``--chunk-blocks`` as before)."""
+    from ingest.engine import merge_cells
+
+    for size in (7, 100, 1000, 10_000, 100_000):
+        for rows, blocks in ((0, 5000), (1, 10**6), (10, 64 * size)):
+            cells = merge_cells(50_000, size, rows, blocks)
+            assert cells == 1 or cells * size <= 50_000, (size, rows, blocks, cells)
