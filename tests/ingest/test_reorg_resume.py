@@ -109,7 +109,7 @@ def test_kill_9_at_random_points_then_resume_equals_clean_run(anvil, tmp_path):
     dep = tmp_path / "dep.toml"
     dep.write_text(m.deployments_toml)
     args = ["ingest", "--rpc", anvil.url, "--deployments", str(dep), "--head",
-            "--chunk-blocks", "7", "--chunk-rows", "40", "--json"]
+            "--chunk-blocks", "7", "--chunk-rows", "100", "--json"]
     clean = tmp_path / "clean.duckdb"
     t0 = time.monotonic()
     p = _cli(*args, "--db", str(clean))
