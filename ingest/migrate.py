@@ -7,9 +7,12 @@ refuses a file whose tables differ from it. Migration never drops data:
   nullable, the stored ones keep their NULL-ability): ``ALTER TABLE ... ADD COLUMN``, with the
   new column's documentation. Existing rows read NULL there (unknown when they were written).
   Any schema.
-* **bt result tables, any other change**: they are derived (a replay re-creates them), so the
-  stored table moves to an ``archive_<UTC time>`` schema, queryable as it was, and this version's
-  table is created empty. Re-run the scenarios to fill it.
+* **bt result tables, any other change** (column names, order, types, NULL-ability): they are
+  derived (a replay re-creates them), so the stored tables move to an ``archive_<UTC time>``
+  schema, queryable as they were, and this version's are created empty. Re-run the scenarios to
+  fill them. The ``bt`` tables move as a set: a run's results span them (``bt.runs`` lists the
+  run, the others hold its rows), so archiving one alone would leave runs listed whose rows are
+  elsewhere.
 * **raw and meta tables, any other change**: chain facts and their lineage cannot be re-derived
   in place: :class:`MigrationError` names the table and the difference, and nothing changes.
   Ingest into a new ``--db`` file.
@@ -29,7 +32,7 @@ import duckdb
 
 from .errors import WarehouseError
 from .schema import Table, registered_tables
-from .warehouse import Warehouse
+from .warehouse import Warehouse, canonical_types
 
 __all__ = ["Step", "MigrationError", "plan_migration", "apply_migration"]
 
@@ -48,13 +51,17 @@ class Step:
     sql: tuple[str, ...]
 
 
-def _stored(wh: Warehouse) -> dict[str, list[tuple[str, bool]]]:
-    out: dict[str, list[tuple[str, bool]]] = {}
-    for schema, name, cols, nulls in wh.con.execute(
+Col = tuple[str, bool, str]  # (name, nullable, DuckDB type name)
+
+
+def _stored(wh: Warehouse) -> dict[str, list[Col]]:
+    out: dict[str, list[Col]] = {}
+    for schema, name, cols, nulls, tys in wh.con.execute(
             "SELECT schema_name, table_name, list(column_name ORDER BY column_index), "
-            "list(is_nullable ORDER BY column_index) FROM duckdb_columns() "
-            "WHERE NOT internal GROUP BY ALL").fetchall():
-        out[f"{schema}.{name}"] = [(str(c), bool(n)) for c, n in zip(cols, nulls, strict=True)]
+            "list(is_nullable ORDER BY column_index), list(data_type ORDER BY column_index) "
+            "FROM duckdb_columns() WHERE NOT internal GROUP BY ALL").fetchall():
+        out[f"{schema}.{name}"] = [(str(c), bool(n), str(y))
+                                   for c, n, y in zip(cols, nulls, tys, strict=True)]
     return out
 
 
@@ -89,10 +96,11 @@ def plan_migration(wh: Warehouse, tables: list[Table] | None = None, *,
                 refused.append(f"{t.fqn}: stored as a table, declared as a view")
             continue
         have = stored[t.fqn]
-        want = [(c.name, c.nullable) for c in t.columns]
+        want = list(zip([c.name for c in t.columns], [c.nullable for c in t.columns],
+                        canonical_types(wh.con, [c.type for c in t.columns]), strict=True))
         if have == want:
             continue
-        names = [c for c, _ in have]
+        names = [c for c, _, _ in have]
         added = t.columns[len(have):]
         if want[:len(have)] == have and all(c.nullable for c in added):
             sql = [f'ALTER TABLE {t.fqn} ADD COLUMN "{c.name}" {c.type}' for c in added]
@@ -111,10 +119,22 @@ def plan_migration(wh: Warehouse, tables: list[Table] | None = None, *,
         raise MigrationError(
             f"{wh.path}: cannot migrate in place without losing ingested data: "
             + "; ".join(refused) + ". Ingest into a new --db file (nothing was changed).")
+    declared_tables = {t.fqn for t in tables if t.kind == "table"}
+    if any(st.action == "archive" and st.table in declared_tables for st in steps):
+        # a run's results span the bt tables (bt.runs lists the run, the others hold its rows):
+        # archive the previous version's results as a whole, so neither side lists runs whose
+        # rows are elsewhere
+        # (a bt table that only gained columns is archived too, instead of altered)
+        moved = {st.table for st in steps if st.action == "archive"}
+        steps = [st for st in steps if not (st.action == "add_columns" and st.table.startswith("bt."))]
+        for t in tables:
+            if t.fqn.startswith("bt.") and t.kind == "table" and t.fqn in stored \
+                    and t.fqn not in views and t.fqn not in moved:
+                steps.append(_archive(t, archive, stored, "archived with the other bt results"))
     return steps
 
 
-def _archive(t: Table, archive: str, stored: dict[str, list[tuple[str, bool]]], why: str) -> Step:
+def _archive(t: Table, archive: str, stored: dict[str, list[Col]], why: str) -> Step:
     name = t.fqn.split(".", 1)[1]
     if f"{archive}.{name}" in stored:
         raise MigrationError(f"cannot archive {t.fqn}: {archive}.{name} already exists (nothing "
@@ -127,8 +147,8 @@ def _archive(t: Table, archive: str, stored: dict[str, list[tuple[str, bool]]], 
                  f"DROP TABLE {t.fqn}"))
 
 
-def _describe(have: list[tuple[str, bool]], want: list[tuple[str, bool]]) -> str:
-    hn, wn = [c for c, _ in have], [c for c, _ in want]
+def _describe(have: list[Col], want: list[Col]) -> str:
+    hn, wn = [c for c, _, _ in have], [c for c, _, _ in want]
     if hn != wn:
         gone = [c for c in hn if c not in wn]
         new = [c for c in wn if c not in hn]
@@ -140,8 +160,14 @@ def _describe(have: list[tuple[str, bool]], want: list[tuple[str, bool]]) -> str
         if not parts:
             parts.append(f"columns in another order ({hn} vs {wn})")
         return ", ".join(parts)
-    flips = [c for (c, a), (_, b) in zip(have, want, strict=True) if a != b]
-    return f"column(s) {flips} differ in NULL-ability"
+    parts = []
+    flips = [c for (c, a, _), (_, b, _) in zip(have, want, strict=True) if a != b]
+    if flips:
+        parts.append(f"column(s) {flips} differ in NULL-ability")
+    retyped = [f"{c} is {a}, declared {b}" for (c, _, a), (_, _, b) in zip(have, want, strict=True) if a != b]
+    if retyped:
+        parts.append("column type(s) differ: " + "; ".join(retyped))
+    return ", ".join(parts)
 
 
 def apply_migration(wh: Warehouse, steps: list[Step], tables: list[Table] | None = None) -> None:

@@ -95,6 +95,21 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+_CANONICAL: dict[str, str] = {}
+
+
+def canonical_types(con: duckdb.DuckDBPyConnection, declared: list[str]) -> list[str]:
+    """DuckDB's own names for declared column types (``TIMESTAMPTZ`` -> ``TIMESTAMP WITH TIME
+    ZONE``), as ``duckdb_columns().data_type`` reports stored ones; asked once per type and
+    process."""
+    todo = sorted({t for t in declared if t not in _CANONICAL})
+    if todo:
+        row = con.execute("SELECT " + ", ".join(f"typeof(NULL::{t})" for t in todo)).fetchone()
+        assert row is not None
+        _CANONICAL.update(zip(todo, (str(x) for x in row), strict=True))
+    return [_CANONICAL[t] for t in declared]
+
+
 class Warehouse:
     """An open DuckDB warehouse file (or ``:memory:``)."""
 
@@ -126,14 +141,17 @@ class Warehouse:
 
     def ensure(self, *tables: Table) -> None:
         """Create tables/views that do not exist yet (with their docs as comments), and check
-        that existing tables have the declared columns."""
+        that existing tables have the declared columns: names, order, types and NULL-ability."""
         have: dict[str, list[str]] = {}
         nullable: dict[str, list[bool]] = {}
-        for schema, name, cols, nulls in self.con.execute(
+        types: dict[str, list[str]] = {}
+        for schema, name, cols, nulls, tys in self.con.execute(
                 "SELECT schema_name, table_name, list(column_name ORDER BY column_index), "
-                "list(is_nullable ORDER BY column_index) FROM duckdb_columns() GROUP BY ALL").fetchall():
+                "list(is_nullable ORDER BY column_index), list(data_type ORDER BY column_index) "
+                "FROM duckdb_columns() GROUP BY ALL").fetchall():
             have[f"{schema}.{name}"] = list(cols)
             nullable[f"{schema}.{name}"] = [bool(x) for x in nulls]
+            types[f"{schema}.{name}"] = [str(x) for x in tys]
         script: list[str] = []
         # tables before views: a view may read any declared table, whatever the names' order
         for t in sorted(tables, key=lambda t: t.kind == "view"):
@@ -149,6 +167,14 @@ class Warehouse:
                 raise WarehouseError(
                     f"{t.fqn} in {self.path}: column(s) {diff} differ in NULL-ability from this version's "
                     f"declaration: run `deficit migrate --db {self.path}` or use a new --db file")
+            elif t.kind == "table":
+                want = canonical_types(self.con, [c.type for c in t.columns])
+                diff = [f"{c.name} is {h}, declared {w}" for c, h, w in
+                        zip(t.columns, types[t.fqn], want, strict=True) if h != w]
+                if diff:
+                    raise WarehouseError(
+                        f"{t.fqn} in {self.path}: column type(s) differ from this version's declaration "
+                        f"({'; '.join(diff)}): run `deficit migrate --db {self.path}` or use a new --db file")
         if not script:
             return
         if self._in_tx:

@@ -60,24 +60,53 @@ def test_appended_nullable_column_is_added_and_rows_are_kept(tmp_path, capsys):
     assert "nothing to do" in capsys.readouterr().out
 
 
-def test_changed_bt_table_is_archived_not_dropped(tmp_path):
+def test_changed_bt_table_is_archived_not_dropped_with_the_other_bt_results(tmp_path):
     db = tmp_path / "w.duckdb"
     _fresh(db)
     with Warehouse(db) as wh:
         declared = _liquidations_columns(wh)
+        bt_tables = sorted(t.fqn for t in registered_tables()
+                           if t.fqn.startswith("bt.") and t.kind == "table")
+        assert "bt.runs" in bt_tables
         # an older layout: the first two columns only, with one stored row
         a, b = declared[:2]
         wh.con.execute("DROP TABLE bt.liquidations")
         wh.con.execute(f'CREATE TABLE bt.liquidations ("{a}" VARCHAR, "{b}" VARCHAR)')
         wh.con.execute("INSERT INTO bt.liquidations VALUES ('bt-old-run', 'x')")
         steps = plan_migration(wh, archive_schema="archive_test")
-        assert [(s.table, s.action) for s in steps] == [("bt.liquidations", "archive")]
+        # the bt results move as a set: bt.runs must not list runs whose rows were archived
+        assert sorted((s.table, s.action) for s in steps) == [(t, "archive") for t in bt_tables]
         apply_migration(wh, steps)
         wh.ensure(*registered_tables())
         assert _liquidations_columns(wh) == declared
         assert wh.con.execute("SELECT count(*) FROM bt.liquidations").fetchone()[0] == 0
         assert wh.con.execute(f'SELECT "{a}", "{b}" FROM archive_test.liquidations').fetchall() == [
             ("bt-old-run", "x")]
+        archived = {r[0] for r in wh.con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'archive_test'").fetchall()}
+        assert archived == {t.split(".", 1)[1] for t in bt_tables}
+
+
+def test_a_retyped_column_is_refused_by_ensure_and_migrated_or_refused_by_migrate(tmp_path):
+    db = tmp_path / "w.duckdb"
+    _fresh(db)
+    with Warehouse(db) as wh:  # an exact integer column stored as text: never read as plausible
+        wh.con.execute("ALTER TABLE raw.blocks ALTER COLUMN number TYPE VARCHAR")
+        with pytest.raises(WarehouseError, match=r"raw.blocks.*number is VARCHAR, declared UBIGINT"):
+            wh.ensure(*registered_tables())
+        with pytest.raises(MigrationError, match=r"raw.blocks.*number is VARCHAR, declared UBIGINT"):
+            plan_migration(wh)
+    db2 = tmp_path / "w2.duckdb"
+    _fresh(db2)
+    with Warehouse(db2) as wh:  # a bt column retyped: the bt results are archived
+        col = _liquidations_columns(wh)[-1]
+        wh.con.execute(f'ALTER TABLE bt.liquidations ALTER COLUMN "{col}" TYPE VARCHAR')
+        with pytest.raises(WarehouseError, match="column type"):
+            wh.ensure(*registered_tables())
+        steps = plan_migration(wh, archive_schema="archive_t")
+        assert ("bt.liquidations", "archive") in [(s.table, s.action) for s in steps]
+        apply_migration(wh, steps)
+        wh.ensure(*registered_tables())
 
 
 def test_raw_table_that_cannot_be_migrated_in_place_is_refused_and_left_alone(tmp_path, capsys):
