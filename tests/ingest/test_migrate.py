@@ -224,3 +224,18 @@ def test_the_plan_alone_leaves_the_file_unchanged(tmp_path):
     finally:
         con.close()
     assert not {"meta", "bt"} & schemas, schemas
+
+
+def test_the_ingest_only_entry_point_says_bt_tables_are_not_checked(tmp_path):
+    """``python -m ingest.cli`` does not import the backtest (layering), so it cannot see the bt
+    declarations: it says so instead of reporting them as up to date."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    db = tmp_path / "w.duckdb"
+    _fresh(db)
+    p = subprocess.run([sys.executable, "-m", "ingest.cli", "migrate", "--db", str(db)],
+                       capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2])
+    assert p.returncode == 0, p.stderr
+    assert "bt result tables are not known" in p.stderr and "deficit migrate" in p.stderr
