@@ -1,5 +1,4 @@
-"""Scenarios: what to replay and under which assumptions, loaded from TOML (minimal format;
-issue 5 adds checks and more).
+"""Scenarios: what to replay and under which assumptions, loaded from TOML.
 
 ::
 
@@ -16,7 +15,7 @@ issue 5 adds checks and more).
     protocol = "aave_v3"               # adapter (protocols.registry)
     source = "aave_v3_ethereum"        # the deployment name used when ingesting
     dataset = "aave_v3"                # optional, default = protocol
-    rules = "3.0"                      # optional rule set (Aave v3: 3.0, 3.1, 3.2)
+    rules = "3.0"                      # optional rule set, Aave v3 only: 3.0 to 3.5
     [market.asset_decimals]            # Aave v2 only: token decimals (no v2 event carries them)
     "0xa0b8...eb48" = 6                #   the underlying's ERC-20 decimals()
     [market.asset_treasuries]          # Aave v2 only: aToken RESERVE_TREASURY_ADDRESS() per asset
@@ -73,6 +72,8 @@ issue 5 adds checks and more).
     names = ["bad_debt", "liquidations"]   # default: backtest.metrics.DEFAULT
     [metrics.bad_debt]
     dust_usd = 1
+
+    [checks]                           # judged by `deficit check` (backtest.checks.Checks)
 
 Every key is checked: an unknown key, a wrong type or a bad value raises :class:`ScenarioError`
 naming the file, the line and the field, and what was expected. Whether the warehouse has the
