@@ -32,7 +32,7 @@ import duckdb
 
 from .errors import WarehouseError
 from .schema import Table, registered_tables
-from .warehouse import Warehouse, canonical_types
+from .warehouse import Col, Warehouse, column_difference, declared_columns
 
 __all__ = ["Step", "MigrationError", "plan_migration", "apply_migration"]
 
@@ -51,20 +51,6 @@ class Step:
     sql: tuple[str, ...]
 
 
-Col = tuple[str, bool, str]  # (name, nullable, DuckDB type name)
-
-
-def _stored(wh: Warehouse) -> dict[str, list[Col]]:
-    out: dict[str, list[Col]] = {}
-    for schema, name, cols, nulls, tys in wh.con.execute(
-            "SELECT schema_name, table_name, list(column_name ORDER BY column_index), "
-            "list(is_nullable ORDER BY column_index), list(data_type ORDER BY column_index) "
-            "FROM duckdb_columns() WHERE NOT internal GROUP BY ALL").fetchall():
-        out[f"{schema}.{name}"] = [(str(c), bool(n), str(y))
-                                   for c, n, y in zip(cols, nulls, tys, strict=True)]
-    return out
-
-
 def _views(wh: Warehouse) -> set[str]:
     return {f"{s}.{n}" for s, n in wh.con.execute(
         "SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
@@ -76,7 +62,7 @@ def plan_migration(wh: Warehouse, tables: list[Table] | None = None, *,
     :class:`MigrationError` for a raw or meta table that cannot be migrated in place."""
     tables = registered_tables() if tables is None else tables
     archive = archive_schema or "archive_" + dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    stored = _stored(wh)
+    stored = wh.stored_columns()
     views = _views(wh)
     steps: list[Step] = []
     refused: list[str] = []
@@ -96,11 +82,9 @@ def plan_migration(wh: Warehouse, tables: list[Table] | None = None, *,
                 refused.append(f"{t.fqn}: stored as a table, declared as a view")
             continue
         have = stored[t.fqn]
-        want = list(zip([c.name for c in t.columns], [c.nullable for c in t.columns],
-                        canonical_types(wh.con, [c.type for c in t.columns]), strict=True))
+        want = declared_columns(wh.con, t)
         if have == want:
             continue
-        names = [c for c, _, _ in have]
         added = t.columns[len(have):]
         if want[:len(have)] == have and all(c.nullable for c in added):
             sql = [f'ALTER TABLE {t.fqn} ADD COLUMN "{c.name}" {c.type}' for c in added]
@@ -110,10 +94,9 @@ def plan_migration(wh: Warehouse, tables: list[Table] | None = None, *,
                               f"add nullable column(s) {[c.name for c in added]} (existing rows: NULL)",
                               tuple(sql)))
         elif t.fqn.startswith("bt."):
-            steps.append(_archive(t, archive, stored,
-                                  f"stored columns {names} differ from {t.column_names()}"))
+            steps.append(_archive(t, archive, stored, column_difference(have, want)))
         else:
-            diff = _describe(have, want)
+            diff = column_difference(have, want)
             refused.append(f"{t.fqn}: {diff}")
     if refused:
         raise MigrationError(
@@ -145,29 +128,6 @@ def _archive(t: Table, archive: str, stored: dict[str, list[Col]], why: str) -> 
                 (f"CREATE SCHEMA IF NOT EXISTS {archive}",
                  f"CREATE TABLE {archive}.{name} AS SELECT * FROM {t.fqn}",
                  f"DROP TABLE {t.fqn}"))
-
-
-def _describe(have: list[Col], want: list[Col]) -> str:
-    hn, wn = [c for c, _, _ in have], [c for c, _, _ in want]
-    if hn != wn:
-        gone = [c for c in hn if c not in wn]
-        new = [c for c in wn if c not in hn]
-        parts = []
-        if gone:
-            parts.append(f"stored column(s) {gone} no longer declared")
-        if new:
-            parts.append(f"declared column(s) {new} missing")
-        if not parts:
-            parts.append(f"columns in another order ({hn} vs {wn})")
-        return ", ".join(parts)
-    parts = []
-    flips = [c for (c, a, _), (_, b, _) in zip(have, want, strict=True) if a != b]
-    if flips:
-        parts.append(f"column(s) {flips} differ in NULL-ability")
-    retyped = [f"{c} is {a}, declared {b}" for (c, _, a), (_, _, b) in zip(have, want, strict=True) if a != b]
-    if retyped:
-        parts.append("column type(s) differ: " + "; ".join(retyped))
-    return ", ".join(parts)
 
 
 def apply_migration(wh: Warehouse, steps: list[Step], tables: list[Table] | None = None) -> None:

@@ -110,6 +110,39 @@ def canonical_types(con: duckdb.DuckDBPyConnection, declared: list[str]) -> list
     return [_CANONICAL[t] for t in declared]
 
 
+Col = tuple[str, bool, str]  # a column as stored or declared: (name, nullable, DuckDB type name)
+
+
+def declared_columns(con: duckdb.DuckDBPyConnection, t: Table) -> list[Col]:
+    """``t``'s declared columns as :meth:`Warehouse.stored_columns` reports stored ones."""
+    return list(zip([c.name for c in t.columns], [c.nullable for c in t.columns],
+                    canonical_types(con, [c.type for c in t.columns]), strict=True))
+
+
+def column_difference(have: list[Col], want: list[Col]) -> str:
+    """What differs between stored columns ``have`` and declared ``want``, for a message."""
+    hn, wn = [c for c, _, _ in have], [c for c, _, _ in want]
+    if hn != wn:
+        gone = [c for c in hn if c not in wn]
+        new = [c for c in wn if c not in hn]
+        parts = []
+        if gone:
+            parts.append(f"stored column(s) {gone} no longer declared")
+        if new:
+            parts.append(f"declared column(s) {new} missing")
+        if not parts:
+            parts.append(f"columns in another order ({hn} vs {wn})")
+        return ", ".join(parts)
+    parts = []
+    flips = [c for (c, a, _), (_, b, _) in zip(have, want, strict=True) if a != b]
+    if flips:
+        parts.append(f"column(s) {flips} differ in NULL-ability")
+    retyped = [f"{c} is {a}, declared {b}" for (c, _, a), (_, _, b) in zip(have, want, strict=True) if a != b]
+    if retyped:
+        parts.append("column type(s) differ: " + "; ".join(retyped))
+    return ", ".join(parts)
+
+
 class Warehouse:
     """An open DuckDB warehouse file (or ``:memory:``)."""
 
@@ -139,42 +172,34 @@ class Warehouse:
             for s in ("raw", "meta", "bt"):
                 self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {s}")
 
-    def ensure(self, *tables: Table) -> None:
-        """Create tables/views that do not exist yet (with their docs as comments), and check
-        that existing tables have the declared columns: names, order, types and NULL-ability."""
-        have: dict[str, list[str]] = {}
-        nullable: dict[str, list[bool]] = {}
-        types: dict[str, list[str]] = {}
+    def stored_columns(self) -> dict[str, list[Col]]:
+        """Every stored table's and view's columns in order: ``fqn -> [(name, nullable, type)]``
+        (DuckDB's type names, as :func:`declared_columns` gives a declaration's)."""
+        out: dict[str, list[Col]] = {}
         for schema, name, cols, nulls, tys in self.con.execute(
                 "SELECT schema_name, table_name, list(column_name ORDER BY column_index), "
                 "list(is_nullable ORDER BY column_index), list(data_type ORDER BY column_index) "
-                "FROM duckdb_columns() GROUP BY ALL").fetchall():
-            have[f"{schema}.{name}"] = list(cols)
-            nullable[f"{schema}.{name}"] = [bool(x) for x in nulls]
-            types[f"{schema}.{name}"] = [str(x) for x in tys]
+                "FROM duckdb_columns() WHERE NOT internal GROUP BY ALL").fetchall():
+            out[f"{schema}.{name}"] = [(str(c), bool(n), str(y))
+                                       for c, n, y in zip(cols, nulls, tys, strict=True)]
+        return out
+
+    def ensure(self, *tables: Table) -> None:
+        """Create tables/views that do not exist yet (with their docs as comments), and check
+        that existing tables have the declared columns: names, order, types and NULL-ability."""
+        stored = self.stored_columns()
         script: list[str] = []
         # tables before views: a view may read any declared table, whatever the names' order
         for t in sorted(tables, key=lambda t: t.kind == "view"):
-            if t.kind == "view" or t.fqn not in have:
+            if t.kind == "view" or t.fqn not in stored:
                 script += [t.ddl(), *t.comment_sql()]
-            elif have[t.fqn] != t.column_names():
+                continue
+            have, want = stored[t.fqn], declared_columns(self.con, t)
+            if have != want:
                 raise WarehouseError(
-                    f"{t.fqn} in {self.path} has columns {have[t.fqn]}, but this version "
-                    f"declares {t.column_names()}: run `deficit migrate --db {self.path}` (see "
+                    f"{t.fqn} in {self.path} differs from this version's declaration "
+                    f"({column_difference(have, want)}): run `deficit migrate --db {self.path}` (see "
                     "what it would do first; nothing is dropped) or use a new --db file")
-            elif t.kind == "table" and nullable[t.fqn] != [c.nullable for c in t.columns]:
-                diff = [c.name for c, n in zip(t.columns, nullable[t.fqn], strict=True) if c.nullable != n]
-                raise WarehouseError(
-                    f"{t.fqn} in {self.path}: column(s) {diff} differ in NULL-ability from this version's "
-                    f"declaration: run `deficit migrate --db {self.path}` or use a new --db file")
-            elif t.kind == "table":
-                want = canonical_types(self.con, [c.type for c in t.columns])
-                diff = [f"{c.name} is {h}, declared {w}" for c, h, w in
-                        zip(t.columns, types[t.fqn], want, strict=True) if h != w]
-                if diff:
-                    raise WarehouseError(
-                        f"{t.fqn} in {self.path}: column type(s) differ from this version's declaration "
-                        f"({'; '.join(diff)}): run `deficit migrate --db {self.path}` or use a new --db file")
         if not script:
             return
         if self._in_tx:

@@ -165,7 +165,7 @@ def test_merged_chunks_write_the_same_tables_in_fewer_transactions(market, tmp_p
     assert merged.chunks < single.chunks
     assert seen[0][1] - seen[0][0] < 5 and any(b - a + 1 > 5 for a, b in seen)  # it grew
     assert all((b + 1) % 5 == 0 for a, b in seen[:-1])  # chunks end on the grid
-    assert all(nxt[0] == prev[1] + 1 for prev, nxt in zip(seen, seen[1:]))
+    assert all(nxt[0] == prev[1] + 1 for prev, nxt in zip(seen, seen[1:], strict=False))
 
 
 def test_merged_chunks_follow_a_density_that_rises_mid_range(anvil, tmp_path):
