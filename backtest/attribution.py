@@ -71,7 +71,9 @@ ATTRIBUTIONS = register_table(Table(
         Column("without_cause_value", "HUGEINT", "the figure in the run without it", False),
         Column("attributable_value", "HUGEINT", "with - without: bad debt the cause added (negative: "
                "removed)", False),
-        Column("attributable_usd_f64", "DOUBLE", "derived: attributable_value in base currency (USD)", False),
+        Column("attributable_base_f64", "DOUBLE", "derived: attributable_value in "
+               "whole base currency (bt.runs.base_currency)",
+               False),
     ),
     "backtest.attribution", ("attribution_id", "figure")))
 

@@ -19,7 +19,10 @@ figures (``bt.summaries``), optionally against a baseline run; ``deficit check``
     max = 40                             # and/or min; max_rise / max_rise_pct against the baseline
 
 Each named threshold maps to one figure of ``bt.summaries`` (:data:`NAMED`); the metric it needs
-must be in the scenario's metrics, or the scenario is rejected. Validation happens when the
+must be in the scenario's metrics, or the scenario is rejected. Money is in the market's base
+currency: for an Aave v2 market (ETH) the ``_usd`` keys are written ``_eth``
+(``max_bad_debt_eth``, ``max_hidden_insolvency_eth_s``) and judge the ``_eth`` figures; a ``_usd``
+key there is refused, since a limit is never converted between currencies. Validation happens when the
 scenario is parsed (:func:`parse_checks`, called by :mod:`backtest.scenario`), with the same
 :class:`~backtest.errors.ScenarioError` naming file, line and field.
 
@@ -52,7 +55,7 @@ from typing import Any, Literal
 from .errors import BacktestError, InputError, MissingData, ScenarioError
 from .files import write_atomic
 
-__all__ = ["NAMED", "Threshold", "Checks", "Outcome", "Baseline", "parse_checks", "evaluate",
+__all__ = ["NAMED", "named_in", "Threshold", "Checks", "Outcome", "Baseline", "parse_checks", "evaluate",
            "load_baseline", "baseline_from_run", "write_baseline", "junit_xml", "annotation",
            "BASELINE_FORMAT", "COMMANDS"]
 
@@ -91,6 +94,23 @@ NAMED: Mapping[str, tuple[Literal["min", "max"], Figure, Literal["abs", "pct"] |
 }
 
 _FIGURE_KEYS = ("metric", "name", "min", "max", "max_rise", "max_rise_pct")
+
+
+def named_in(currency: str) -> dict[str, tuple[Literal["min", "max"], Figure, Literal["abs", "pct"] | None]]:
+    """:data:`NAMED` for a market whose base currency is ``currency`` (lower case): a ``_usd`` in a
+    key, a figure name and a unit becomes that currency (``max_bad_debt_eth`` judges
+    ``bad_debt.end_total_oracle_eth`` in ETH, as :func:`backtest.engine._in_base_currency` names an
+    Aave v2 run's figures). Money limits are never converted between currencies."""
+    if currency == "usd":
+        return dict(NAMED)
+    out = {}
+    for key, (kind, fig, vs) in NAMED.items():
+        if "_usd" in key:
+            key = key.replace("_usd", f"_{currency}")
+            fig = Figure(fig.metric, fig.name.replace("_usd", f"_{currency}"), fig.meaning,
+                         fig.unit.replace("USD", currency.upper()))
+        out[key] = (kind, fig, vs)
+    return out
 
 
 @dataclass(frozen=True)
@@ -150,7 +170,12 @@ def parse_checks(p: Any, raw: object, metrics: Sequence[str]) -> Checks:
 
     if not isinstance(raw, dict):
         raise p.err("checks", f"expected a table [checks], got {type(raw).__name__}")
-    allowed = (*NAMED, "figure", "baseline")
+    from .scenario import currencies
+
+    currency = str(getattr(p, "currency", "usd"))
+    named = named_in(currency)
+    allowed = (*named, "figure", "baseline")
+    elsewhere = {k: c for c in currencies() if c != currency for k in named_in(c) if k not in named}
     out: list[Threshold] = []
     baseline = None
     for key, v in raw.items():
@@ -163,9 +188,14 @@ def parse_checks(p: Any, raw: object, metrics: Sequence[str]) -> Checks:
         if key == "figure":
             out += _figures(p, v, metrics, METRICS)
             continue
-        if key not in NAMED:
+        if key in elsewhere:
+            own = key.replace(f"_{elsewhere[key]}", f"_{currency}")
+            raise p.err(path, f"{key} is in {elsewhere[key].upper()}, but this {getattr(p, 'protocol', '')} "
+                        f"market's figures are in {currency.upper()} (its oracle's base currency; limits "
+                        f"are not converted); write {own} (in {currency.upper()})")
+        if key not in named:
             raise p.err(path, f"unknown threshold {key!r}; allowed: {list(allowed)}")
-        kind, fig, vs = NAMED[key]
+        kind, fig, vs = named[key]
         limit = _number(p, v, path, unit_interval=key.startswith("min_fidelity"))
         if kind == "max" and limit < 0 and vs is None:
             raise p.err(path, f"expected a number >= 0, got {v!r}")

@@ -88,8 +88,10 @@ def _print_summary(res: Any) -> None:
 
     console = Console(highlight=False)
     sc = res.scenario
-    console.print(f"run {res.run_id}: {sc.name} ({sc.mode}), blocks {sc.from_block}..{sc.to_block}",
-                  markup=False)
+    rec = res.output.record
+    console.print(f"run {res.run_id}: {sc.name} ({sc.mode}), blocks {sc.from_block}..{sc.to_block}; "
+                  f"*_value figures in {rec.base_currency} units of 1e-{rec.base_currency_decimals}, "
+                  f"*_{rec.base_currency.lower()} in whole {rec.base_currency}", markup=False)
     for metric, figures in res.summary.items():
         t = Table(title=metric, title_justify="left", show_header=False, box=None, padding=(0, 2))
         t.add_column("figure")

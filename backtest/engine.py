@@ -781,12 +781,21 @@ class Replay:
         tables[SUMMARIES] = srows
         hashes = self.inputs.blocks.hashes
         record = RunRecord(rid, s.name, s.sha256(), _scenario_path(s), s.mode, chain,
+                           self.adapter.base_currency, _decimals(self.adapter.base_unit),
                            self.inputs.from_block, self.inputs.to_block, hashes.get(self.inputs.from_block),
                            hashes.get(self.inputs.to_block), tuple(sorted(self.inputs.data_sources)),
                            tuple(m.name for m in self.metrics), self.code_version, s.canonical_json(),
                            self.events_applied, self.prices_consumed, self.blocks_visited, self.evaluations)
         tables[RUNS] = [record.row()]
         return ReplayOutput(rid, record, tables, summ, self.liquidations, self.state)
+
+
+def _decimals(unit: int) -> int:
+    """``d`` with ``unit == 10**d`` (an adapter's ``base_unit``); raises if there is none."""
+    d = len(str(unit)) - 1
+    if unit != 10**d:
+        raise ValueError(f"base_unit {unit} is not a power of ten")
+    return d
 
 
 def _scenario_path(s: Scenario) -> str | None:
@@ -803,9 +812,8 @@ def _in_base_currency(summary: dict[str, Any], currency: str) -> dict[str, Any]:
     ``view.unit`` and call the result ``*_usd`` (Aave v3's base currency); for an adapter whose base
     currency is not USD (Aave v2: ETH) that figure is in that currency, so ``_usd`` becomes
     ``_<currency>`` (``end_unrealized_oracle_eth``) rather than converting at some ETH/USD rate the
-    replay does not have. Every summary also says ``base_currency``. (Table columns keep their
-    declared ``*_usd_f64`` names; for a non-USD run they hold base currency floats — read
-    ``base_currency`` from the run's summaries.)"""
+    replay does not have. Every summary also says ``base_currency``. (Table columns have one
+    declared name for every run, so their floats are ``*_base_f64``, in ``bt.runs.base_currency``.)"""
     out: dict[str, Any] = {}
     suffix = "_" + currency.lower()
     for k, v in summary.items():

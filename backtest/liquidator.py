@@ -24,7 +24,7 @@ valued at the oracle prices:
   price key, e.g. WETH's address; required when ``gas_units > 0``);
 * slippage selling the seized collateral: constant product with depth ``D`` (base currency on
   the asset's side): ``s**2 // (D + s)`` for a sale worth ``s`` (the shortfall of
-  ``D*s/(D+s)`` received against ``s``); or a table of (size USD, bps), linear between points,
+  ``D*s/(D+s)`` received against ``s``); or a table of (size in base currency, bps), linear between points,
   linear from (0, 0) up to the first point, flat beyond the last; ``floor(s * bps / 10000)``;
 * flash-loan fee: ``flash_fee_bps`` of the repaid value when ``flash_loans``; without flash loans
   the bot repays from ``inventory`` (debt-asset base units), which each committed liquidation
@@ -32,7 +32,8 @@ valued at the oracle prices:
 * profit = revenue − gas − slippage − flash fee.
 
 It picks the pair with the highest profit (ties: lowest (collateral, debt) addresses) and acts
-only if profit >= ``min_profit_usd``. **Action**: the liquidation lands at the top of block
+only if profit >= ``min_profit`` (``min_profit_usd`` / ``min_profit_eth`` in the scenario: whole
+base currency). **Action**: the liquidation lands at the top of block
 ``n + 1`` (before that block's oracle answers and user transactions, as a bot's high tip puts
 it), where the same pair and ``debt_to_cover`` are executed on the state then
 (:meth:`LiquidatorModel.execute`: interest to ``n + 1``'s timestamp). The block's liquidations
@@ -86,7 +87,7 @@ class LiquidatorModel:
         self.spec = spec
         self.unit = unit
         self.close_factor_bps = close_factor_bps
-        self.min_profit = int(spec.min_profit_usd * unit)
+        self.min_profit = int(spec.min_profit * unit)
         self.inventory: dict[str, int] = dict(spec.inventory)
 
     def gas_cost(self, base_fee_wei: int, prices: Mapping[str, int]) -> int:
@@ -104,21 +105,21 @@ class LiquidatorModel:
         s: Slippage | None = self.spec.slippage.get(asset)
         if s is None or value <= 0:
             return 0
-        if s.depth_usd is not None:
-            depth = int(s.depth_usd * self.unit)
+        if s.depth is not None:
+            depth = int(s.depth * self.unit)
             return value * value // (depth + value)
-        usd = Fraction(value, self.unit)
+        size = Fraction(value, self.unit)  # whole base currency, like the table's sizes
         pts = [(Fraction(a), b) for a, b in s.table]
         bps: Fraction
-        if usd <= pts[0][0]:
-            bps = Fraction(pts[0][1]) * (usd / pts[0][0] if pts[0][0] else 1)
-        elif usd >= pts[-1][0]:
+        if size <= pts[0][0]:
+            bps = Fraction(pts[0][1]) * (size / pts[0][0] if pts[0][0] else 1)
+        elif size >= pts[-1][0]:
             bps = Fraction(pts[-1][1])
         else:
             bps = Fraction(pts[-1][1])
             for (a0, b0), (a1, b1) in zip(pts, pts[1:], strict=False):
-                if a0 <= usd <= a1:
-                    bps = b0 + (b1 - b0) * (usd - a0) / (a1 - a0)
+                if a0 <= size <= a1:
+                    bps = b0 + (b1 - b0) * (size - a0) / (a1 - a0)
                     break
         return int(value * bps / 10_000)
 

@@ -57,6 +57,11 @@ RUNS = register_table(Table(
         Column("scenario_path", "VARCHAR", "file the scenario was read from (NULL if built in code)"),
         Column("mode", "VARCHAR", "historical or counterfactual", False),
         Column("chain_id", "UBIGINT", "chain replayed", False),
+        Column("base_currency", "VARCHAR", "what the run's values are in: the protocol oracle's base "
+               "currency (USD for Aave v3, ETH for Aave v2); every *_value column holds its smallest "
+               "units, every *_base_f64 column whole units", False),
+        Column("base_currency_decimals", "UTINYINT", "decimals of *_value columns: value / "
+               "10^base_currency_decimals is whole base currency (Aave v3: 8, Aave v2: 18)", False),
         Column("from_block", "UBIGINT", "first block of the window", False),
         Column("to_block", "UBIGINT", "last block of the window (inclusive)", False),
         Column("from_block_hash", "VARCHAR", "hash of from_block in raw.blocks (NULL: in-memory run)"),
@@ -118,7 +123,8 @@ LIQUIDATIONS = register_table(Table(
         Column("slippage_value", "HUGEINT", "simulated: slippage selling the collateral", False),
         Column("flash_fee_value", "HUGEINT", "simulated: flash-loan fee", False),
         Column("profit_value", "HUGEINT", "simulated: liquidator bonus minus costs", False),
-        Column("bonus_usd_f64", "DOUBLE", "derived: bonus_value in USD (analysis only)", False),
+        Column("bonus_base_f64", "DOUBLE", "derived: bonus_value in whole base currency "
+               "(bt.runs.base_currency; analysis only)", False),
     ),
     "backtest.outputs", ("run_id", "block_number", "log_index", "user")))
 
@@ -152,6 +158,8 @@ class RunRecord:
     scenario_path: str | None
     mode: str
     chain_id: int
+    base_currency: str
+    base_currency_decimals: int
     from_block: int
     to_block: int
     from_block_hash: str | None
@@ -168,7 +176,8 @@ class RunRecord:
 
     def row(self) -> tuple[Any, ...]:
         return (self.run_id, self.scenario, self.scenario_sha256, self.scenario_path, self.mode,
-                self.chain_id, self.from_block, self.to_block, self.from_block_hash, self.to_block_hash,
+                self.chain_id, self.base_currency, self.base_currency_decimals, self.from_block,
+                self.to_block, self.from_block_hash, self.to_block_hash,
                 list(self.data_sources), list(self.metrics), self.code_version, self.scenario_json,
                 self.events_applied, self.prices_consumed, self.blocks_visited, self.evaluations,
                 self.status)

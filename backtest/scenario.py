@@ -40,14 +40,16 @@
     gas_units = 400000
     priority_fee_wei = 1000000000
     gas_price_key = "0xc02a..."        # price key of ETH (to value gas), e.g. WETH's address
-    min_profit_usd = 0
+    min_profit_usd = 0                 # amounts end in the market's base currency: _usd for
+                                       # Aave v3, _eth for Aave v2 (min_profit_eth, depth_eth,
+                                       # dust_eth); the other suffix is refused
     capacity_per_block = 0             # 0 = unlimited
     repeat_in_block = true             # counterfactual: liquidate an account again in the same
                                        # block while it stays liquidatable and it pays
     flash_loans = true
     flash_fee_bps = 5
-    [liquidator.slippage."0xc02a..."]  # per collateral asset: depth_usd (constant product) or table
-    depth_usd = 50000000
+    [liquidator.slippage."0xc02a..."]  # per collateral asset: depth_usd (constant product) or
+    depth_usd = 50000000               # table = [[size_usd, bps], ...]
     [liquidator.inventory]             # without flash loans: debt-asset base units available
     "0xa0b8..." = 1000000000000
 
@@ -99,7 +101,7 @@ from .errors import ScenarioError
 
 __all__ = ["Scenario", "Window", "Market", "OracleModelSpec", "ReferenceSpec", "LiquidatorSpec",
            "ReserveOverride", "Overrides", "Finality", "MetricsSpec", "load_scenario", "parse_scenario",
-           "shock_error"]
+           "shock_error", "currencies", "money_keys"]
 
 _ADDR = re.compile(r"^0x[0-9a-f]{40}$")
 
@@ -155,20 +157,24 @@ class ReferenceSpec:
 
 @dataclass(frozen=True)
 class Slippage:
-    """Constant-product depth (``depth_usd``: the pool's value on the asset side, USD) or a table
-    of ``(size_usd, bps)`` points (linear between points, flat beyond the last)."""
+    """Constant-product depth (``depth``: the pool's value on the asset side) or a table of
+    ``(size, bps)`` points (linear between points, flat beyond the last); whole units of the
+    market's base currency (``depth_usd`` / ``depth_eth`` in the scenario)."""
 
-    depth_usd: Decimal | None = None
+    depth: Decimal | None = None
     table: tuple[tuple[Decimal, int], ...] = ()
 
 
 @dataclass(frozen=True)
 class LiquidatorSpec:
+    """``min_profit``: whole units of the market's base currency (``min_profit_usd`` for Aave v3,
+    ``min_profit_eth`` for Aave v2 in the scenario)."""
+
     reaction_delay_blocks: int = 0
     gas_units: int = 0
     priority_fee_wei: int = 0
     gas_price_key: str | None = None
-    min_profit_usd: Decimal = Decimal(0)
+    min_profit: Decimal = Decimal(0)
     capacity_per_block: int = 0
     flash_loans: bool = True
     flash_fee_bps: int = 0
@@ -359,6 +365,23 @@ class _P:
 
     def __init__(self, origin: str, text: str):
         self.origin, self.text = origin, text
+        #: the market's base currency, lower case (``usd``, ``eth``): the suffix of money keys;
+        #: set once ``[market]`` is parsed
+        self.currency = "usd"
+        self.protocol = ""
+
+    def money(self, d: Mapping[str, Any], stem: str, path: str, default: Decimal | None) -> Decimal | None:
+        """The amount ``<stem>_<currency>`` of ``d`` (``path``: the table's dotted path), in whole
+        base currency. The same stem with another currency's suffix is refused, naming the key to
+        write: an Aave v2 market's values are in ETH, so its ``min_profit_usd`` would silently
+        mean ETH."""
+        own = f"{stem}_{self.currency}"
+        for k in money_keys(stem):
+            if k != own and k in d:
+                raise self.err(f"{path}.{k}", f"{k} is in {k.rsplit('_', 1)[1].upper()}, but this "
+                               f"{self.protocol} market's values are in {self.currency.upper()} (its "
+                               f"oracle's base currency); write {own} (in {self.currency.upper()})")
+        return self.dec(d, own, f"{path}.{own}", default)
 
     def err(self, path: str, msg: str) -> ScenarioError:
         return ScenarioError(self.origin, msg, _line_of(self.text, path), path)
@@ -470,6 +493,9 @@ def parse_scenario(text: str, origin: str = "<scenario>") -> Scenario:
 
     if protocol not in ADAPTERS:
         raise p.err("market.protocol", f"unknown protocol {protocol!r}; registered: {sorted(ADAPTERS)}")
+    from protocols.registry import adapter_class
+
+    p.currency, p.protocol = adapter_class(str(protocol)).base_currency.lower(), str(protocol)
     asset_decimals = None
     if "asset_decimals" in mk:
         dt_ = p.table(mk, "asset_decimals", "market.asset_decimals", None)
@@ -568,6 +594,10 @@ def parse_scenario(text: str, origin: str = "<scenario>") -> Scenario:
             raise p.err(f"metrics.{k}", f"unknown metric {k!r}; registered: {sorted(METRICS)}")
         if not isinstance(v, dict):
             raise p.err(f"metrics.{k}", "expected a table of parameters")
+        for key in v:  # a money parameter must be in the market's currency (dust_usd vs dust_eth)
+            stem, _, cur = key.rpartition("_")
+            if stem and cur in currencies():
+                p.money(v, stem, f"metrics.{k}", None)
         params[k] = MappingProxyType(dict(v))
     checks = None
     if "checks" in doc:  # validated by backtest.checks (issue 5), same error type and lines
@@ -599,30 +629,43 @@ def _time(p: _P, w: Mapping[str, Any], key: str) -> dt.datetime | None:
     return t.astimezone(dt.UTC)
 
 
+def currencies() -> tuple[str, ...]:
+    """The base currencies of the registered adapters, lower case: the suffixes of money keys."""
+    from protocols.registry import ADAPTERS, adapter_class
+
+    return tuple(sorted({adapter_class(a).base_currency.lower() for a in ADAPTERS} | {"usd"}))
+
+
+def money_keys(stem: str) -> tuple[str, ...]:
+    """``stem`` with each base currency's suffix (``dust_eth``, ``dust_usd``)."""
+    return tuple(f"{stem}_{c}" for c in currencies())
+
+
 def _liquidator(p: _P, doc: Mapping[str, Any]) -> LiquidatorSpec:
     lq = p.table(doc, "liquidator", "liquidator", (
-        "reaction_delay_blocks", "gas_units", "priority_fee_wei", "gas_price_key", "min_profit_usd",
+        "reaction_delay_blocks", "gas_units", "priority_fee_wei", "gas_price_key", *money_keys("min_profit"),
         "capacity_per_block", "flash_loans", "flash_fee_bps", "slippage", "inventory", "repeat_in_block"))
     slip: dict[str, Slippage] = {}
+    depth_key = f"depth_{p.currency}"
     for k, v in p.table(lq, "slippage", "liquidator.slippage", None).items():
         path = f"liquidator.slippage.{k}"
         asset = p.addr(k, path)
         if not isinstance(v, dict):
-            raise p.err(path, "expected a table with depth_usd or table")
-        extra = sorted(set(v) - {"depth_usd", "table"})
+            raise p.err(path, f"expected a table with {depth_key} or table")
+        depth = p.money(v, "depth", path, None)
+        extra = sorted(set(v) - {depth_key, "table"})
         if extra or len(v) != 1:
-            raise p.err(path, "expected exactly one of depth_usd (constant product) or table "
-                        "([[size_usd, bps], ...])")
-        if "depth_usd" in v:
-            depth = p.dec(v, "depth_usd", f"{path}.depth_usd", None)
+            raise p.err(path, f"expected exactly one of {depth_key} (constant product) or table "
+                        f"([[size_{p.currency}, bps], ...])")
+        if depth_key in v:
             if not depth:
-                raise p.err(f"{path}.depth_usd", "expected a depth > 0")
-            slip[asset] = Slippage(depth_usd=depth)
+                raise p.err(f"{path}.{depth_key}", "expected a depth > 0")
+            slip[asset] = Slippage(depth=depth)
         else:
             pts = v["table"]
             if not isinstance(pts, list) or not pts or not all(
                     isinstance(x, list) and len(x) == 2 and isinstance(x[1], int) for x in pts):
-                raise p.err(f"{path}.table", "expected [[size_usd, bps], ...] with integer bps")
+                raise p.err(f"{path}.table", f"expected [[size_{p.currency}, bps], ...] with integer bps")
             table = tuple((Decimal(str(a)), int(b)) for a, b in pts)
             if [a for a, _ in table] != sorted(a for a, _ in table):
                 raise p.err(f"{path}.table", "sizes must increase")
@@ -637,7 +680,7 @@ def _liquidator(p: _P, doc: Mapping[str, Any]) -> LiquidatorSpec:
         p.int_(lq, "gas_units", "liquidator.gas_units", 0) or 0,
         p.int_(lq, "priority_fee_wei", "liquidator.priority_fee_wei", 0) or 0,
         p.addr(gas_key, "liquidator.gas_price_key") if gas_key is not None else None,
-        p.dec(lq, "min_profit_usd", "liquidator.min_profit_usd", Decimal(0)) or Decimal(0),
+        p.money(lq, "min_profit", "liquidator", Decimal(0)) or Decimal(0),
         p.int_(lq, "capacity_per_block", "liquidator.capacity_per_block", 0) or 0,
         p.bool_(lq, "flash_loans", "liquidator.flash_loans", True),
         p.int_(lq, "flash_fee_bps", "liquidator.flash_fee_bps", 0) or 0,

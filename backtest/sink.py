@@ -68,9 +68,9 @@ def _arrow_type(type_: str) -> pa.DataType:
         return pa.string()  # exact decimal text, cast by DuckDB (checked)
     if type_ == "VARCHAR[]":
         return pa.list_(pa.string())
-    if type_ in ("UBIGINT", "UINTEGER"):
-        return pa.uint64()
-    if type_ in ("BIGINT", "INTEGER"):
+    if type_ in ("UBIGINT", "UINTEGER", "USMALLINT", "UTINYINT"):
+        return pa.uint64()  # narrowed by DuckDB's checked cast on insert
+    if type_ in ("BIGINT", "INTEGER", "SMALLINT", "TINYINT"):
         return pa.int64()
     if type_ == "BOOLEAN":
         return pa.bool_()

@@ -4,10 +4,14 @@
 * ``bt.run_overview``: one row per run with its scenario, window and headline figures;
 * ``bt.daily_bad_debt_by_reserve``: unrealized bad debt per UTC day and debt reserve, as it stood
   at the end of each day (each account's last evaluation at or before midnight);
-* ``bt.hidden_insolvency_by_feed``: hidden-insolvency exposure per oracle feed (USD x seconds,
-  hours) with the feed's deviation and staleness figures;
+* ``bt.hidden_insolvency_by_feed``: hidden-insolvency exposure per oracle feed (base currency x
+  seconds, hours) with the feed's deviation and staleness figures;
 * ``bt.liquidations_with_delay``: every liquidation with its origin, delay from first seen
-  liquidatable, reaction lag of the liquidator model and USD figures.
+  liquidatable, reaction lag of the liquidator model and its values in whole base currency.
+
+Money is in the run's base currency (``bt.runs.base_currency``: USD for Aave v3, ETH for Aave v2),
+named ``*_base`` here, and every view has a ``base_currency`` column, so runs of different markets
+are never summed unawares.
 
 A view is created only when every table it reads exists (a run that did not compute a metric
 does not have its tables); :func:`ensure_views` is called by :func:`backtest.outputs.write_run`
@@ -29,7 +33,16 @@ _CHAIN = Column("chain_id", "UBIGINT", "chain replayed")
 
 
 def _f(metric: str, name: str) -> str:
-    return (f"max(s.value_f64) FILTER (WHERE s.metric = '{metric}' AND s.name = '{name}')")
+    """The summary figure ``metric.name``; a ``_usd`` in ``name`` stands for the run's base currency
+    (summaries name it: ``end_total_oracle_eth`` in an Aave v2 run, see ``backtest.engine``)."""
+    if "_usd" in name:
+        cond = f"s.name = replace('{name}', '_usd', '_' || lower(r.base_currency))"
+    else:
+        cond = f"s.name = '{name}'"
+    return f"max(s.value_f64) FILTER (WHERE s.metric = '{metric}' AND {cond})"
+
+
+_CUR = Column("base_currency", "VARCHAR", "what the *_base columns are in (bt.runs.base_currency)")
 
 
 RUN_OVERVIEW = register_table(Table(
@@ -45,31 +58,36 @@ RUN_OVERVIEW = register_table(Table(
         Column("to_block", "UBIGINT", "last block of the window"),
         Column("status", "VARCHAR", "run status"),
         Column("code_version", "VARCHAR", "code that ran"),
-        Column("bad_debt_end_usd", "DOUBLE", "bad debt at the window end, unrealized + realized (USD)"),
-        Column("bad_debt_peak_unrealized_usd", "DOUBLE", "peak unrealized bad debt at oracle prices (USD)"),
+        _CUR,
+        Column("bad_debt_end_base", "DOUBLE", "bad debt at the window end, unrealized + realized "
+               "(base currency)"),
+        Column("bad_debt_peak_unrealized_base", "DOUBLE", "peak unrealized bad debt at oracle prices "
+               "(base currency)"),
         Column("accounts_underwater_end", "DOUBLE", "accounts with debt above collateral at the end"),
         Column("liquidations_observed", "DOUBLE", "on-chain liquidations"),
         Column("liquidations_simulated", "DOUBLE", "liquidator-model liquidations"),
-        Column("hidden_insolvency_usd_h", "DOUBLE", "hidden insolvency, USD x hours (oracle_lag)"),
+        Column("hidden_insolvency_base_h", "DOUBLE", "hidden insolvency, base currency x hours "
+               "(oracle_lag)"),
         Column("max_deviation_bps", "DOUBLE", "max oracle/reference deviation, bps (oracle_lag)"),
-        Column("liquidated_not_final_usd", "DOUBLE", "debt liquidated on non-final state, USD (finality; "
+        Column("liquidated_not_final_base", "DOUBLE", "debt liquidated on non-final state, base currency "
+               "(finality; "
                "liquidations that changed the state: on-chain ones, or the model's in a counterfactual)"),
-        Column("loss_end_usd", "DOUBLE", "loss at the window end, USD (socialization)"),
+        Column("loss_end_base", "DOUBLE", "loss at the window end, base currency (socialization)"),
         Column("fidelity_recall", "DOUBLE", "observed liquidations the model predicted (fidelity)"),
         Column("fidelity_precision", "DOUBLE", "predictions that were observed (fidelity)"),
     ),
     "backtest.views", ("run_id",), kind="view", view_sql=f"""
 SELECT r.run_id, r.scenario, r.scenario_sha256, r.mode, r.chain_id, r.from_block, r.to_block, r.status,
-       r.code_version,
-       {_f('bad_debt', 'end_total_oracle_usd')} AS bad_debt_end_usd,
-       {_f('bad_debt', 'peak_unrealized_oracle_usd')} AS bad_debt_peak_unrealized_usd,
+       r.code_version, r.base_currency,
+       {_f('bad_debt', 'end_total_oracle_usd')} AS bad_debt_end_base,
+       {_f('bad_debt', 'peak_unrealized_oracle_usd')} AS bad_debt_peak_unrealized_base,
        {_f('bad_debt', 'end_accounts_underwater')} AS accounts_underwater_end,
        {_f('liquidations', 'observed_count')} AS liquidations_observed,
        {_f('liquidations', 'simulated_count')} AS liquidations_simulated,
-       {_f('oracle_lag', 'hidden_insolvency_usd_h')} AS hidden_insolvency_usd_h,
+       {_f('oracle_lag', 'hidden_insolvency_usd_h')} AS hidden_insolvency_base_h,
        {_f('oracle_lag', 'max_deviation_bps')} AS max_deviation_bps,
-       {_f('finality', 'liquidated_not_final_usd')} AS liquidated_not_final_usd,
-       {_f('socialization', 'end_loss_usd')} AS loss_end_usd,
+       {_f('finality', 'liquidated_not_final_usd')} AS liquidated_not_final_base,
+       {_f('socialization', 'end_loss_usd')} AS loss_end_base,
        {_f('fidelity', 'recall')} AS fidelity_recall,
        {_f('fidelity', 'precision')} AS fidelity_precision
 FROM bt.runs r LEFT JOIN bt.summaries s USING (run_id)
@@ -85,7 +103,9 @@ DAILY_BAD_DEBT = register_table(Table(
         Column("bad_debt_oracle_value", "HUGEINT", "bad debt at oracle prices, base currency units"),
         Column("bad_debt_reference_value", "HUGEINT", "the same at reference prices (NULL: no reference)"),
         Column("accounts", "BIGINT", "accounts with bad debt in this reserve"),
-        Column("bad_debt_oracle_usd_f64", "DOUBLE", "derived: bad debt at oracle prices, USD"),
+        _CUR,
+        Column("bad_debt_oracle_base_f64", "DOUBLE", "derived: bad debt at oracle prices, whole base "
+               "currency"),
     ),
     "backtest.views", ("run_id", "day", "reserve"), kind="view", view_sql="""
 WITH span AS (
@@ -107,10 +127,11 @@ WITH span AS (
 SELECT le.run_id, le.chain_id, DATE '1970-01-01' + CAST(le.d AS INTEGER) AS day, a.reserve,
        sum(a.bad_debt_oracle_value)::HUGEINT AS bad_debt_oracle_value,
        sum(a.bad_debt_reference_value)::HUGEINT AS bad_debt_reference_value,
-       count(*) FILTER (WHERE a.bad_debt_oracle_value > 0) AS accounts,
-       sum(a.bad_debt_oracle_usd_f64) AS bad_debt_oracle_usd_f64
+       count(*) FILTER (WHERE a.bad_debt_oracle_value > 0) AS accounts, r.base_currency,
+       sum(a.bad_debt_oracle_base_f64) AS bad_debt_oracle_base_f64
 FROM last_eval le JOIN bt.bad_debt_accounts a
   ON a.run_id = le.run_id AND a."user" = le."user" AND a.block_number = le.block_number
+JOIN bt.runs r ON r.run_id = le.run_id
 WHERE a.reserve <> ''
 GROUP BY ALL
 HAVING sum(a.bad_debt_oracle_value) > 0 OR sum(a.bad_debt_reference_value) > 0
@@ -124,23 +145,26 @@ HIDDEN_BY_FEED = register_table(Table(
         _RUN, _CHAIN,
         Column("feed", "VARCHAR", "oracle feed (proxy address)"),
         Column("pair", "VARCHAR", "reference pair"),
-        Column("hidden_insolvency_usd_s", "DOUBLE", "USD x seconds"),
-        Column("hidden_insolvency_usd_h", "DOUBLE", "USD x hours"),
+        _CUR,
+        Column("hidden_insolvency_base_s", "DOUBLE", "base currency x seconds"),
+        Column("hidden_insolvency_base_h", "DOUBLE", "base currency x hours"),
         Column("hidden_accounts", "UBIGINT", "accounts hidden-insolvent at some point"),
         Column("max_deviation_bps", "DOUBLE", "max |oracle - reference| / reference, bps"),
         Column("beyond_threshold_s", "UBIGINT", "seconds with deviation above the feed's threshold"),
         Column("max_staleness_s", "UBIGINT", "max seconds since the round in force was updated"),
     ),
     "backtest.views", ("run_id", "feed"), kind="view", view_sql="""
-SELECT run_id, chain_id, feed, pair, hidden_insolvency_usd_s_f64 AS hidden_insolvency_usd_s,
-       hidden_insolvency_usd_s_f64 / 3600 AS hidden_insolvency_usd_h, hidden_accounts,
-       max_deviation_bps_f64 AS max_deviation_bps, beyond_threshold_s, max_staleness_s
-FROM bt.oracle_lag_feeds ORDER BY run_id, hidden_insolvency_usd_s_f64 DESC, feed"""))
+SELECT f.run_id, f.chain_id, f.feed, f.pair, r.base_currency,
+       f.hidden_insolvency_base_s_f64 AS hidden_insolvency_base_s,
+       f.hidden_insolvency_base_s_f64 / 3600 AS hidden_insolvency_base_h, f.hidden_accounts,
+       f.max_deviation_bps_f64 AS max_deviation_bps, f.beyond_threshold_s, f.max_staleness_s
+FROM bt.oracle_lag_feeds f JOIN bt.runs r USING (run_id)
+ORDER BY f.run_id, f.hidden_insolvency_base_s_f64 DESC, f.feed"""))
 
 LIQ_DELAY = register_table(Table(
     "bt", "liquidations_with_delay", "Every liquidation of a run with its origin (observed on chain or "
     "simulated by the liquidator model), delay from first seen liquidatable, the model's reaction lag "
-    "and USD figures (bt.liquidations).",
+    "and its values in whole base currency (bt.liquidations, bt.runs).",
     (
         _RUN, _CHAIN,
         Column("block_number", "UBIGINT", "block of the liquidation"),
@@ -153,28 +177,31 @@ LIQ_DELAY = register_table(Table(
         Column("liquidatable_since_block", "UBIGINT", "first block seen liquidatable in the episode"),
         Column("delay_blocks", "UBIGINT", "block_number - liquidatable_since_block"),
         Column("reaction_blocks", "BIGINT", "simulated: block_number - decided_block"),
-        Column("debt_repaid_usd", "DOUBLE", "debt repaid at the oracle price, USD"),
-        Column("bonus_usd", "DOUBLE", "seized + protocol fee - repaid, USD"),
-        Column("profit_usd", "DOUBLE", "simulated: liquidator profit after costs, USD"),
+        _CUR,
+        Column("debt_repaid_base", "DOUBLE", "debt repaid at the oracle price, base currency"),
+        Column("bonus_base", "DOUBLE", "seized + protocol fee - repaid, base currency"),
+        Column("profit_base", "DOUBLE", "simulated: liquidator profit after costs, base currency"),
         Column("tx_hash", "VARCHAR", "observed: its transaction"),
     ),
     "backtest.views", ("run_id", "block_number", "user"), kind="view", view_sql="""
-SELECT run_id, chain_id, block_number, block_ts,
-       CASE WHEN observed THEN 'observed' ELSE 'simulated' END AS origin, committed, "user",
-       collateral_asset, debt_asset, liquidatable_since_block, delay_blocks,
-       CAST(block_number AS BIGINT) - CAST(decided_block AS BIGINT) AS reaction_blocks,
-       debt_repaid_value * usd_per_unit AS debt_repaid_usd, bonus_usd_f64 AS bonus_usd,
-       profit_value * usd_per_unit AS profit_usd, tx_hash
-FROM (SELECT *, max(bonus_usd_f64 / nullif(bonus_value, 0)) OVER (PARTITION BY run_id) AS usd_per_unit
-      FROM bt.liquidations) ORDER BY run_id, block_number, log_index NULLS LAST, "user\""""))
+SELECT l.run_id, l.chain_id, l.block_number, l.block_ts,
+       CASE WHEN l.observed THEN 'observed' ELSE 'simulated' END AS origin, l.committed, l."user",
+       l.collateral_asset, l.debt_asset, l.liquidatable_since_block, l.delay_blocks,
+       CAST(l.block_number AS BIGINT) - CAST(l.decided_block AS BIGINT) AS reaction_blocks,
+       r.base_currency,
+       CAST(l.debt_repaid_value AS DOUBLE) / 10 ** r.base_currency_decimals AS debt_repaid_base,
+       l.bonus_base_f64 AS bonus_base,
+       CAST(l.profit_value AS DOUBLE) / 10 ** r.base_currency_decimals AS profit_base, l.tx_hash
+FROM bt.liquidations l JOIN bt.runs r USING (run_id)
+ORDER BY l.run_id, l.block_number, l.log_index NULLS LAST, l."user\""""))
 
 VIEWS: tuple[Table, ...] = (RUN_OVERVIEW, DAILY_BAD_DEBT, HIDDEN_BY_FEED, LIQ_DELAY)
 #: tables each view reads (the view is created only when all exist)
 DEPENDS: dict[str, tuple[str, ...]] = {
     RUN_OVERVIEW.fqn: ("bt.runs", "bt.summaries"),
-    DAILY_BAD_DEBT.fqn: ("bt.bad_debt_accounts",),
-    HIDDEN_BY_FEED.fqn: ("bt.oracle_lag_feeds",),
-    LIQ_DELAY.fqn: ("bt.liquidations",),
+    DAILY_BAD_DEBT.fqn: ("bt.runs", "bt.bad_debt_accounts"),
+    HIDDEN_BY_FEED.fqn: ("bt.runs", "bt.oracle_lag_feeds"),
+    LIQ_DELAY.fqn: ("bt.runs", "bt.liquidations"),
 }
 
 

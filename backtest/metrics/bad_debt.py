@@ -10,7 +10,8 @@ Definitions (base currency of the adapter, Aave v3: USD with 8 decimals):
   Split over the account's debt reserves pro rata to their debt value (floored; the remainder
   goes to the largest debt, ties by address) for the per-reserve view.
 * **dust** vs **material**: an account whose unrealized bad debt (oracle) is below
-  ``dust_usd`` (parameter, USD, default 1) is dust — too small for anyone to clean up.
+  ``dust_usd`` (parameter, whole base currency; ``dust_eth`` for an Aave v2 market; default
+  :data:`DEFAULT_DUST`: 1 USD, 0.001 ETH) is dust — too small for anyone to clean up.
 * **realized** bad debt: deficits the protocol books (Aave v3.3+ ``DeficitCreated``, carried
   by a liquidation outcome's ``bad_debt``) and write-offs. Aave v3.0–v3.2 have no write-off:
   their bad debt stays unrealized in the accounts, so realized is 0 for them by construction.
@@ -35,6 +36,7 @@ from typing import Any, ClassVar
 
 from ingest.schema import Column, Table, register_table
 
+from ..scenario import money_keys
 from .base import AccountEval, BlockEnd, Liquidation, Metric, MetricError, RowSink, SummaryValue, View
 
 __all__ = ["BadDebt", "ACCOUNTS", "BLOCKS"]
@@ -62,7 +64,9 @@ ACCOUNTS = register_table(Table(
         Column("health_factor_wad", "UHUGEINT", "account health factor at oracle prices, WAD (NULL: no debt, "
                "the protocol's type(uint256).max sentinel)"),
         Column("material", "BOOLEAN", "account bad debt (oracle) >= the dust threshold", False),
-        Column("bad_debt_oracle_usd_f64", "DOUBLE", "derived: bad_debt_oracle_value in USD", False),
+        Column("bad_debt_oracle_base_f64", "DOUBLE", "derived: bad_debt_oracle_value in "
+               "whole base currency (bt.runs.base_currency)",
+               False),
     ),
     "backtest.metrics.bad_debt", ("run_id", "user", "reserve", "block_number")))
 
@@ -83,9 +87,16 @@ BLOCKS = register_table(Table(
                "(accounts without a full reference price count at oracle prices)", False),
         Column("accounts_underwater", "UBIGINT", "accounts with debt above collateral (oracle)", False),
         Column("realized_value", "HUGEINT", "cumulative realized bad debt (deficits booked)", False),
-        Column("unrealized_oracle_usd_f64", "DOUBLE", "derived: unrealized_oracle_value in USD", False),
+        Column("unrealized_oracle_base_f64", "DOUBLE", "derived: unrealized_oracle_value in "
+               "whole base currency (bt.runs.base_currency)",
+               False),
     ),
     "backtest.metrics.bad_debt", ("run_id", "block_number")))
+
+
+#: the dust threshold without a ``dust_<currency>`` parameter, whole base currency: 1 USD; for
+#: ETH (Aave v2) 0.001 ETH, a few USD at any ETH price since 2020 (1 ETH would be thousands)
+DEFAULT_DUST: dict[str, Decimal] = {"usd": Decimal(1), "eth": Decimal("0.001")}
 
 
 class BadDebt(Metric):
@@ -93,20 +104,33 @@ class BadDebt(Metric):
 
     name: ClassVar[str] = "bad_debt"
     tables: ClassVar[tuple[Table, ...]] = (ACCOUNTS, BLOCKS)
-    params_allowed: ClassVar[tuple[str, ...]] = ("dust_usd",)
+    params_allowed: ClassVar[tuple[str, ...]] = money_keys("dust")
 
     def __init__(self, params: Mapping[str, Any] | None = None) -> None:
         super().__init__(params)
-        dust = self.params.get("dust_usd", 1)
-        if isinstance(dust, bool) or not isinstance(dust, (int, float, str)):
-            raise MetricError(f"metric 'bad_debt': dust_usd must be a number, got {dust!r}")
-        try:
-            self.dust_usd = Decimal(str(dust))
-        except ArithmeticError:
-            raise MetricError(f"metric 'bad_debt': dust_usd must be a number, got {dust!r}") from None
-        if self.dust_usd < 0:
-            raise MetricError("metric 'bad_debt': dust_usd must be >= 0")
-        self.dust = 0
+        given = [k for k in self.params_allowed if k in self.params]
+        if len(given) > 1:
+            raise MetricError(f"metric 'bad_debt': give one of {given}, in the market's base currency")
+        #: the dust key given (``dust_usd``, ``dust_eth``): checked against the market's currency
+        #: at the run's start; without one, :data:`DEFAULT_DUST` of that currency
+        self.dust_key = given[0] if given else None
+        self.dust_amount: Decimal | None = None
+        if self.dust_key is not None:
+            dust = self.params[self.dust_key]
+            if isinstance(dust, bool) or not isinstance(dust, (int, float, str)):
+                raise MetricError(f"metric 'bad_debt': {self.dust_key} must be a number, got {dust!r}")
+            try:
+                self.dust_amount = Decimal(str(dust))
+            except ArithmeticError:
+                raise MetricError(f"metric 'bad_debt': {self.dust_key} must be a number, "
+                                  f"got {dust!r}") from None
+            if not self.dust_amount.is_finite() or self.dust_amount < 0:
+                raise MetricError(f"metric 'bad_debt': {self.dust_key} must be a finite number >= 0, "
+                                  f"got {dust!r}")
+        self.dust = 0  # base currency units, set at the run's start
+        self._reset()
+
+    def _reset(self) -> None:
         #: user -> (oracle, reference) unrealized bad debt at the last evaluation
         self._by_user: dict[str, tuple[int, int]] = {}
         self._oracle = self._reference = self._material = 0
@@ -123,7 +147,15 @@ class BadDebt(Metric):
 
     def on_run_start(self, view: View) -> None:
         self._unit = view.unit
-        self.dust = int(self.dust_usd * view.unit)
+        cur = view.adapter.base_currency.lower()
+        if self.dust_key is not None and self.dust_key != f"dust_{cur}":
+            raise MetricError(f"metric 'bad_debt': {self.dust_key} is not in this market's base currency "
+                              f"({cur.upper()}); give dust_{cur}")
+        amount = self.dust_amount if self.dust_amount is not None else DEFAULT_DUST.get(cur)
+        if amount is None:
+            raise MetricError(f"metric 'bad_debt': no default dust threshold for base currency "
+                              f"{cur.upper()}; give dust_{cur}")
+        self.dust = int(amount * view.unit)
         self._update(view, tuple(view.accounts()), view.block.number, view.block.timestamp)
 
     def on_liquidation(self, view: View, liquidation: Liquidation) -> None:

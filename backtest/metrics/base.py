@@ -27,7 +27,8 @@ event driven): ``on_block_end`` is called for *visited* blocks only, in increasi
 Units are the protocol's (see :mod:`protocols.domain`): amounts in token base units, values in
 the adapter's base currency at its oracle precision (Aave v3: USD with 8 decimals, so
 ``value / view.unit`` is USD), health factors WAD. Rows for ``bt`` tables carry exact integers
-(HUGEINT/UHUGEINT columns) plus optional ``*_usd_f64`` analysis floats.
+(HUGEINT/UHUGEINT columns) plus optional ``*_base_f64`` analysis floats
+(whole base currency).
 
 Row conventions (the writer, :mod:`backtest.outputs`, relies on them):
 

@@ -74,7 +74,9 @@ FEEDS = register_table(Table(
         Column("beyond_heartbeat_s", "UBIGINT", "seconds with staleness > heartbeat", False),
         Column("hidden_insolvency_value_s", "HUGEINT", "debt liquidatable at the reference but not at the "
                "oracle price x seconds, base currency units x s, accounts exposed to this feed", False),
-        Column("hidden_insolvency_usd_s_f64", "DOUBLE", "the same in base currency (USD) x s", False),
+        Column("hidden_insolvency_base_s_f64", "DOUBLE", "the same in "
+               "whole base currency (bt.runs.base_currency) x s",
+               False),
         Column("hidden_accounts", "UBIGINT", "accounts that were hidden-insolvent at some point", False),
     ),
     "backtest.metrics.oracle_lag", ("run_id", "feed")))
@@ -96,7 +98,8 @@ HIDDEN = register_table(Table(
         Column("health_factor_reference_wad", "UHUGEINT", "HF at reference prices (< 1e18), WAD", False),
         Column("value_s", "HUGEINT", "debt_reference_value x duration_s", False),
         Column("feeds", "VARCHAR[]", "feeds with a reference that price the account's positions", False),
-        Column("usd_s_f64", "DOUBLE", "derived: value_s in base currency (USD) x s", False),
+        Column("base_s_f64", "DOUBLE", "derived: value_s in "
+               "whole base currency (bt.runs.base_currency) x s", False),
     ),
     "backtest.metrics.oracle_lag", ("run_id", "user", "block_number")))
 

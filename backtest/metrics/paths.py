@@ -61,7 +61,8 @@ HEALTH_SNAPSHOTS = register_table(Table(
         Column("health_factor_reference_wad", "VARCHAR", "HF at reference prices (NULL: no reference)"),
         Column("health_factor_f64", "DOUBLE", "derived: HF at oracle prices", False),
         Column("health_factor_reference_f64", "DOUBLE", "derived: HF at reference prices"),
-        Column("debt_usd_f64", "DOUBLE", "derived: debt_value in base currency (USD)", False),
+        Column("debt_base_f64", "DOUBLE", "derived: debt_value in "
+               "whole base currency (bt.runs.base_currency)", False),
     ),
     "backtest.metrics.paths", ("run_id", "phase", "user")))
 

@@ -97,7 +97,8 @@ SOCIALIZATION = register_table(Table(
         Column("haircut_gross_bps_f64", "DOUBLE", "L / supply_value in bps: suppliers' loss if all of it "
                "were socialised pro rata (NULL: no supply)"),
         Column("haircut_net_bps_f64", "DOUBLE", "suppliers_value / supply_value in bps (NULL: no supply)"),
-        Column("loss_usd_f64", "DOUBLE", "derived: loss_value in base currency (USD for Aave v3)", False),
+        Column("loss_base_f64", "DOUBLE", "derived: loss_value in "
+               "whole base currency (bt.runs.base_currency)", False),
     ),
     "backtest.metrics.socialization", ("run_id", "reserve", "block_number")))
 

@@ -22,6 +22,7 @@ read from the chain with ``eth_call``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -146,7 +147,7 @@ source = "aave_v2_local"
 {treas}
 [liquidator]
 reaction_delay_blocks = 1
-min_profit_usd = 0
+min_profit_eth = 0
 [metrics]
 names = ["fidelity", "liquidations", "bad_debt"]
 {extra}""")
@@ -203,3 +204,36 @@ def test_counterfactual_replay_of_an_aave_v2_market(chain: Chain, tmp_path: Path
                                                                                  x["seized"])
     bd = res.summary["bad_debt"]
     assert bd["base_currency"] == "ETH" and bd["end_unrealized_oracle_value"] > 0
+
+
+def test_aave_v2_money_is_in_eth_everywhere(chain: Chain, tmp_path: Path) -> None:
+    """An Aave v2 run's values are ETH (its oracle's base currency): bt.runs says so, the floats
+    are whole ETH, the run overview finds the ETH figures, ``[checks]`` judges them with ``_eth``
+    keys and the dust threshold is given in ETH. (Before, the floats were named ``_usd``, the
+    overview showed NULL and ``dust_usd = 1`` meant 1 ETH.)"""
+    from backtest.checks import evaluate
+
+    b = chain.users["b"]
+    want = _bad_debt_on_chain(chain, b, chain.to_block)
+    # a dust threshold 1 wei above B's bad debt, in ETH (a string: exact to the wei): B's bad debt
+    # is then dust, not material
+    dust = format(Decimal(want + 1).scaleb(-18), "f")
+    res = run(_scenario(chain, tmp_path, "historical", extra=(
+        f'[metrics.bad_debt]\ndust_eth = "{dust}"\n[checks]\nmax_bad_debt_eth = 1000\n')), db=chain.db)
+    with Warehouse(chain.db, read_only=True) as wh:
+        assert wh.con.execute("SELECT base_currency, base_currency_decimals FROM bt.runs "
+                              "WHERE run_id = ?", [res.run_id]).fetchall() == [("ETH", 18)]
+        (v, f), = wh.con.execute(
+            "SELECT unrealized_oracle_value, unrealized_oracle_base_f64 FROM bt.bad_debt_blocks "
+            "WHERE run_id = ? ORDER BY block_number DESC LIMIT 1", [res.run_id]).fetchall()
+        assert int(v) == want and f == int(v) / 10**18
+        (end, ov_cur), = wh.con.execute("SELECT bad_debt_end_base, base_currency FROM bt.run_overview "
+                                        "WHERE run_id = ?", [res.run_id]).fetchall()
+        assert ov_cur == "ETH" and end == pytest.approx(res.summary["bad_debt"]["end_total_oracle_eth"])
+    bd = res.summary["bad_debt"]
+    assert bd["end_unrealized_oracle_value"] == want
+    assert bd["dust_threshold_value"] == want + 1
+    assert bd["end_material_oracle_value"] == 0 and bd["end_dust_oracle_value"] == want
+    (o,) = evaluate(res.scenario.checks, res.summary, res.run_id)
+    assert o.ok and (o.threshold.figure.name, o.threshold.figure.unit) == ("end_total_oracle_eth", "ETH")
+    assert o.value == pytest.approx(want / 10**18)

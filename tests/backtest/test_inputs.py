@@ -59,6 +59,41 @@ def test_malformed_scenario_names_file_line_and_field(tmp_path: Path) -> None:
         load_scenario(f)
 
 
+@pytest.mark.parametrize(("protocol", "body", "line", "field", "write"), [
+    ("aave_v2", "[liquidator]\nmin_profit_usd = 5\n", 11, "liquidator.min_profit_usd", "min_profit_eth"),
+    ("aave_v2", '[liquidator.slippage."0x' + "22" * 20 + '"]\ndepth_usd = 9\n', 11,
+     "liquidator.slippage.0x" + "22" * 20 + ".depth_usd", "depth_eth"),
+    ("aave_v2", "[metrics.bad_debt]\ndust_usd = 1\n", 11, "metrics.bad_debt.dust_usd", "dust_eth"),
+    ("aave_v2", "[checks]\nmax_bad_debt_usd = 5\n", 11, "checks.max_bad_debt_usd", "max_bad_debt_eth"),
+    ("aave_v2", "[checks]\nmax_unrealized_bad_debt_usd = 5\n", 11, "checks.max_unrealized_bad_debt_usd",
+     "max_unrealized_bad_debt_eth"),
+    ("aave_v3", "[liquidator]\nmin_profit_eth = 5\n", 11, "liquidator.min_profit_eth", "min_profit_usd"),
+    ("aave_v3", "[checks]\nmax_bad_debt_rise_eth = 0\n", 11, "checks.max_bad_debt_rise_eth",
+     "max_bad_debt_rise_usd"),
+])
+def test_money_keys_must_name_the_markets_base_currency(tmp_path: Path, protocol: str, body: str, line: int,
+                                                         field: str, write: str) -> None:
+    """Aave v2 values everything in ETH: a ``_usd`` amount there would silently mean ETH (a
+    ``dust_usd = 1`` of 1 ETH), so it is refused at load time, naming the key to write instead."""
+    f = tmp_path / "s.toml"
+    f.write_text('name = "x"\nchain_id = 1\n[window]\nfrom_block = 1\nto_block = 2\n[market]\n'
+                 f'protocol = "{protocol}"\nsource = "m"\n\n' + body)
+    with pytest.raises(ScenarioError) as e:
+        load_scenario(f)
+    assert (e.value.line, e.value.field) == (line, field)
+    assert f"write {write} (in {'ETH' if protocol == 'aave_v2' else 'USD'})" in e.value.message
+    f.write_text(f.read_text().replace(field.rsplit(".", 1)[1], write))
+    sc = load_scenario(f)  # the right currency loads
+    if "min_profit" in write:
+        assert sc.liquidator.min_profit == 5
+    if "depth" in write:
+        assert sc.liquidator.slippage["0x" + "22" * 20].depth == 9
+    if write.startswith("max_"):
+        (t,) = sc.checks.thresholds
+        want = "ETH" if protocol == "aave_v2" else "USD"
+        assert t.key == write and want in t.figure.unit and t.figure.name.count(f"_{want.lower()}") == 1
+
+
 def test_a_metric_needing_a_reference_without_one_fails_at_validation(tmp_path: Path) -> None:
     f = tmp_path / "s.toml"
     f.write_text('name = "x"\nchain_id = 1\n[window]\nfrom_block = 1\nto_block = 2\n[market]\n'

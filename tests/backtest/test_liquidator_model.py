@@ -51,9 +51,9 @@ def test_decision_economics_and_min_profit_gate() -> None:
         8_250 * UNIT, 8_662_50000000, 42_40000000)
     assert d.profit_value == 412_50000000 - 42_40000000 == 370_10000000
     # acts at exactly the minimum, not a cent above it
-    assert _model(**base, min_profit_usd=Decimal("370.10")).decide(
+    assert _model(**base, min_profit=Decimal("370.10")).decide(
         ADAPTER, book.state, u, PRICES, T0, 50 * GWEI, _value) is not None
-    assert _model(**base, min_profit_usd=Decimal("370.11")).decide(
+    assert _model(**base, min_profit=Decimal("370.11")).decide(
         ADAPTER, book.state, u, PRICES, T0, 50 * GWEI, _value) is None
     # flash loan fee 9 bps of the repaid value: 8,250 x 0.0009 = 7.425
     f = _model(**base, flash_fee_bps=9).decide(ADAPTER, book.state, u, PRICES, T0, 50 * GWEI, _value)
@@ -61,7 +61,7 @@ def test_decision_economics_and_min_profit_gate() -> None:
 
 
 def test_constant_product_slippage_by_hand() -> None:
-    m = _model(slippage=MappingProxyType({COLL: Slippage(depth_usd=Decimal(1_000_000))}))
+    m = _model(slippage=MappingProxyType({COLL: Slippage(depth=Decimal(1_000_000))}))
     # sale of $100,000 into $1,000,000 depth: s^2 / (D + s) = 1e10 / 1.1e6 = $9,090.90909090 (floored)
     assert m.slippage(COLL, 100_000 * UNIT) == 9_090_90909090
     assert m.slippage(DEBT, 100_000 * UNIT) == 0  # no curve for that asset

@@ -64,13 +64,22 @@ def test_each_view_runs_with_its_declared_columns(run: tuple[rm.Built, str]) -> 
             last[user] = int(v)
         assert int(total) == sum(last.values()) > 0
         # run_overview carries the summaries' figures
-        ov = con.execute("SELECT bad_debt_end_usd FROM bt.run_overview WHERE run_id = ?", [run_id]).fetchall()
+        ov = con.execute("SELECT bad_debt_end_base FROM bt.run_overview WHERE run_id = ?",
+                         [run_id]).fetchall()
         s = con.execute(
             "SELECT value_f64 FROM bt.summaries WHERE run_id = ? AND metric = 'bad_debt' AND "
             "name = 'end_total_oracle_usd'",
             [run_id],
         ).fetchall()
         assert ov == s
+        # an Aave v3 run: money in USD, 8 decimals; the liquidations view divides by them
+        assert con.execute("SELECT DISTINCT base_currency FROM bt.liquidations_with_delay WHERE run_id = ?",
+                           [run_id]).fetchall() == [("USD",)]
+        pairs = con.execute(
+            "SELECT v.debt_repaid_base, l.debt_repaid_value FROM bt.liquidations_with_delay v "
+            "JOIN bt.liquidations l USING (run_id, block_number, \"user\", tx_hash) WHERE run_id = ?",
+            [run_id]).fetchall()
+        assert pairs and all(repaid == int(value) / 10**8 for repaid, value in pairs)
     finally:
         con.close()
 
