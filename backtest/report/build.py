@@ -18,6 +18,12 @@ distribution at the window start and end (``bt.health_snapshots``); liquidation 
 timeline (``bt.liquidations``); loss socialization (``bt.socialization``, ``bt.loss_bearers``);
 finality and reorg exposure (``bt.finality_liquidations``, ``bt.reorg_exposure``); fidelity
 (``bt.fidelity``); every summary figure by metric.
+
+Money is in the run's base currency, read from its ``bt.runs`` row (``base_currency``: USD for
+Aave v3, ETH for Aave v2; ``*_value`` columns hold ``10**base_currency_decimals`` units per whole
+one) and every label says it: an Aave v2 report shows ETH and never calls it USD. Summary figures
+that metrics name ``*_usd`` are stored as ``*_<currency>`` in a non-USD run
+(:func:`backtest.report.catalog.currency_name`), and looked up by that name.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..files import write_atomic
-from .catalog import open_read_only
+from .catalog import currency_name, open_read_only, run_currency
 from .model import Document, Para, Plot, Pre, Section, Table, render_html, render_markdown
 from .svg import PALETTE, Band, Series, bar_chart, line_chart, thin, waterfall
 
@@ -67,10 +73,6 @@ def _fmt(v: Any, digits: int = 2) -> str:
     return str(v)
 
 
-def _usd(v: float | None) -> str:
-    return "–" if v is None else f"{v:,.2f} USD"
-
-
 class _Data:
     """Read access to one run's rows."""
 
@@ -90,6 +92,9 @@ class _Data:
                 f"run {run_id!r} is not in the warehouse (runs: {known or 'none'}); see `deficit runs`"
             )
         self.run = dict(zip(cols, row[0], strict=True))
+        #: what every money figure of the run is in (``USD``, ``ETH``) and its ``*_value`` decimals
+        self.currency, self.decimals = run_currency(self.run)
+        self.unit: int = 10**self.decimals  # base currency units per whole one
         self.scenario = json.loads(self.run["scenario_json"])
         self.summaries: dict[str, dict[str, Any]] = {}
         for m, n, t in con.execute(
@@ -97,7 +102,6 @@ class _Data:
             [run_id],
         ).fetchall():
             self.summaries.setdefault(str(m), {})[str(n)] = json.loads(t)
-        self.usd_per_unit = self._usd_per_unit()
         self.labels = self._labels()
 
     def has(self, *tables: str) -> bool:
@@ -112,24 +116,13 @@ class _Data:
         return rows
 
     def fig(self, metric: str, name: str) -> Any:
-        return self.summaries.get(metric, {}).get(name)
+        """Summary figure ``metric.name``; a ``*_usd`` name means the run's base currency
+        (``end_total_oracle_usd`` finds ``end_total_oracle_eth`` in an ETH run)."""
+        return self.summaries.get(metric, {}).get(currency_name(name, self.currency))
 
-    def _usd_per_unit(self) -> float | None:
-        probes = (
-            ("bt.price_path", "price_f64 / price", "price"),
-            (
-                "bt.bad_debt_blocks",
-                "unrealized_oracle_usd_f64 / unrealized_oracle_value",
-                "unrealized_oracle_value",
-            ),
-            ("bt.liquidations", "bonus_usd_f64 / bonus_value", "bonus_value"),
-        )
-        for t, expr, col in probes:
-            if t in self.tables:
-                r = self.q(f"SELECT {expr} FROM {t} WHERE run_id = ? AND {col} <> 0 ORDER BY ALL LIMIT 1")
-                if r and r[0][0]:
-                    return float(r[0][0])
-        return None
+    def money(self, v: float | None) -> str:
+        """A whole-base-currency amount with its currency: ``1,234.56 USD``, ``0.0412 ETH``."""
+        return "–" if v is None else f"{v:,.{2 if self.currency == 'USD' else 4}f} {self.currency}"
 
     def _labels(self) -> dict[str, str]:
         """asset/feed address -> label: aToken symbols of the market (untrusted), feed names."""
@@ -165,10 +158,14 @@ class _Data:
         sym = self.labels.get(a)
         return f"{sym} ({a[:10]}…)" if sym else a
 
-    def usd(self, value: int | None) -> float | None:
-        if value is None or self.usd_per_unit is None:
+    def base(self, value: Any) -> float | None:
+        """``value`` in base currency units (``*_value``, HUGEINT) as whole base currency (a float,
+        for display: the int is divided exactly, then rounded once)."""
+        if value is None:
             return None
-        return int(value) * self.usd_per_unit
+        if isinstance(value, int):
+            return value / self.unit
+        return float(value) / self.unit
 
 
 def _missing(metric: str, tables: Sequence[str]) -> Para:
@@ -189,6 +186,11 @@ def _provenance(d: _Data) -> Section:
         ("scenario sha256", r["scenario_sha256"]),
         ("mode", r["mode"]),
         ("chain id", str(r["chain_id"])),
+        (
+            "base currency",
+            f"{d.currency}: every amount in this report (stored *_value columns: units of "
+            f"10^-{d.decimals} {d.currency})",
+        ),
         ("market", f"{sc.get('market', {}).get('protocol')} / {sc.get('market', {}).get('source')}"),
         ("window", f"blocks {r['from_block']:,} … {r['to_block']:,} (inclusive)"),
         ("first block hash", r["from_block_hash"] or "– (in-memory run)"),
@@ -232,10 +234,10 @@ def _provenance(d: _Data) -> Section:
 
 def _headline(d: _Data) -> list[tuple[str, str]]:
     out = []
-    f = d.fig
+    f, c = d.fig, d.currency
     if "bad_debt" in d.summaries:
-        out.append(("bad debt at window end (USD)", _fmt(f("bad_debt", "end_total_oracle_usd"))))
-        out.append(("peak unrealized bad debt (USD)", _fmt(f("bad_debt", "peak_unrealized_oracle_usd"))))
+        out.append((f"bad debt at window end ({c})", _fmt(f("bad_debt", "end_total_oracle_usd"))))
+        out.append((f"peak unrealized bad debt ({c})", _fmt(f("bad_debt", "peak_unrealized_oracle_usd"))))
     if "liquidations" in d.summaries:
         out.append(
             (
@@ -244,9 +246,9 @@ def _headline(d: _Data) -> list[tuple[str, str]]:
             )
         )
     if "oracle_lag" in d.summaries:
-        out.append(("hidden insolvency (USD·h)", _fmt(f("oracle_lag", "hidden_insolvency_usd_h"))))
+        out.append((f"hidden insolvency ({c}·h)", _fmt(f("oracle_lag", "hidden_insolvency_usd_h"))))
     if "finality" in d.summaries:
-        out.append(("liquidated on non-final state (USD)",
+        out.append((f"liquidated on non-final state ({c})",
                     _fmt(f("finality", "liquidated_not_final_usd"))))
     if "fidelity" in d.summaries:
         out.append(
@@ -256,7 +258,7 @@ def _headline(d: _Data) -> list[tuple[str, str]]:
             )
         )
     if "socialization" in d.summaries:
-        out.append(("loss at window end (USD)", _fmt(f("socialization", "end_loss_usd"))))
+        out.append((f"loss at window end ({c})", _fmt(f("socialization", "end_loss_usd"))))
     return out
 
 
@@ -336,14 +338,15 @@ def _price_plots(d: _Data, s: Section) -> None:
                 Series("reference", ref_t, PALETTE[0], dash=True),
             ],
             band=band,
-            y_label="USD",
+            y_label=f"{d.currency} per token",
         )
         s.blocks.append(
             Plot(
                 f"prices_{i}",
                 svg,
                 f"{label}, feed {d.label(feed)}: oracle answers in force (step) "
-                f"against the reference path, with the deviation band ± {bps} bps.",
+                f"against the reference path, with the deviation band ± {bps} bps; prices in "
+                f"{d.currency} per whole token.",
             )
         )
 
@@ -353,7 +356,7 @@ def _oracle_lag_table(d: _Data, s: Section) -> None:
         rows = d.q(
             "SELECT feed, pair, deviation_threshold_bps, heartbeat_s, updates, max_deviation_bps_f64, "
             "mean_deviation_bps_f64, beyond_threshold_s, max_staleness_s, beyond_heartbeat_s, "
-            "hidden_insolvency_usd_s_f64, hidden_accounts FROM bt.oracle_lag_feeds WHERE run_id = ? "
+            "hidden_insolvency_base_s_f64, hidden_accounts FROM bt.oracle_lag_feeds WHERE run_id = ? "
             "ORDER BY feed"
         )
         s.blocks.append(
@@ -369,7 +372,7 @@ def _oracle_lag_table(d: _Data, s: Section) -> None:
                     "s beyond threshold",
                     "max staleness s",
                     "s beyond heartbeat",
-                    "hidden insolvency USD·h",
+                    f"hidden insolvency {d.currency}·h",
                     "hidden accounts",
                 ),
                 [
@@ -404,19 +407,18 @@ def _bad_debt(d: _Data) -> Section:
         "SELECT block_ts, unrealized_oracle_value, unrealized_reference_value, realized_value "
         "FROM bt.bad_debt_blocks WHERE run_id = ? ORDER BY block_number"
     )
-    u = d.usd_per_unit or 1.0
-    unit = "USD" if d.usd_per_unit else "base currency units"
     end_ts = rows[-1][0] if rows else 0
     series = []
     for j, name in ((1, "unrealized (oracle prices)"), (2, "unrealized (reference prices)"), (3, "realized")):
-        pts = [(float(r[0]), int(r[j]) * u) for r in rows]
+        # no reference prices in the run: the reference column is NULL, and that series is left out
+        pts = [(float(r[0]), v) for r in rows if (v := d.base(r[j])) is not None]
         if pts:
             pts.append((float(end_ts), pts[-1][1]))
-        series.append(Series(name, thin(pts), PALETTE[j - 1], dash=j == 2))
+            series.append(Series(name, thin(pts), PALETTE[j - 1], dash=j == 2))
     s.blocks.append(
         Plot(
             "bad_debt",
-            line_chart("Bad debt", series, y_label=unit, y_zero=True),
+            line_chart("Bad debt", series, y_label=d.currency, y_zero=True),
             "Unrealized bad debt (debt above collateral, summed over accounts) at oracle and at reference "
             "prices, and realized (booked deficits), at the end of each block where they changed.",
         )
@@ -428,15 +430,15 @@ def _bad_debt(d: _Data) -> Section:
             [
                 (
                     "bad debt at window end (unrealized + realized)",
-                    _usd(f("bad_debt", "end_total_oracle_usd")),
+                    d.money(f("bad_debt", "end_total_oracle_usd")),
                 ),
-                ("peak unrealized (oracle)", _usd(f("bad_debt", "peak_unrealized_oracle_usd"))),
+                ("peak unrealized (oracle)", d.money(f("bad_debt", "peak_unrealized_oracle_usd"))),
                 ("peak block", _fmt(f("bad_debt", "peak_unrealized_oracle_block"))),
                 (
                     "peak unrealized (reference)",
-                    _usd(d.usd(f("bad_debt", "peak_unrealized_reference_value"))),
+                    d.money(d.base(f("bad_debt", "peak_unrealized_reference_value"))),
                 ),
-                ("realized", _usd(f("bad_debt", "realized_usd"))),
+                ("realized", d.money(f("bad_debt", "realized_usd"))),
                 ("accounts underwater at the end", _fmt(f("bad_debt", "end_accounts_underwater"))),
             ],
             "kv",
@@ -444,9 +446,9 @@ def _bad_debt(d: _Data) -> Section:
     )
     if d.has("bt.bad_debt_accounts"):
         top = d.q(
-            "SELECT user, arg_max(reserve, block_number), max_by(bad_debt_oracle_usd_f64, block_number), "
-            "max(bad_debt_oracle_usd_f64) FROM (SELECT user, reserve, block_number, "
-            "sum(bad_debt_oracle_usd_f64) AS bad_debt_oracle_usd_f64 FROM bt.bad_debt_accounts "
+            "SELECT user, arg_max(reserve, block_number), max_by(bad_debt_oracle_base_f64, block_number), "
+            "max(bad_debt_oracle_base_f64) FROM (SELECT user, reserve, block_number, "
+            "sum(bad_debt_oracle_base_f64) AS bad_debt_oracle_base_f64 FROM bt.bad_debt_accounts "
             "WHERE run_id = ? GROUP BY ALL) GROUP BY user "
             "ORDER BY 4 DESC, user LIMIT 10"
         )
@@ -454,7 +456,8 @@ def _bad_debt(d: _Data) -> Section:
             s.blocks.append(Para("Accounts with the largest peak bad debt:"))
             s.blocks.append(
                 Table(
-                    ("account", "debt reserve", "bad debt at end USD", "peak bad debt USD"),
+                    ("account", "debt reserve", f"bad debt at end {d.currency}",
+                     f"peak bad debt {d.currency}"),
                     [(r[0], d.label(r[1]), _fmt(r[2]), _fmt(r[3])) for r in top],
                 )
             )
@@ -480,13 +483,13 @@ def _health(d: _Data) -> Section:
     ]
     counts = {"start": [0] * len(labels), "end": [0] * len(labels)}
     debt = {"start": [0.0] * len(labels), "end": [0.0] * len(labels)}
-    for phase, hf, usd in d.q(
-        "SELECT phase, health_factor_f64, debt_usd_f64 FROM bt.health_snapshots "
+    for phase, hf, base in d.q(
+        "SELECT phase, health_factor_f64, debt_base_f64 FROM bt.health_snapshots "
         "WHERE run_id = ? ORDER BY phase, user"
     ):
         b = _bucket(float(hf))
         counts[str(phase)][b] += 1
-        debt[str(phase)][b] += float(usd)
+        debt[str(phase)][b] += float(base)
     s.blocks.append(
         Plot(
             "health_accounts",
@@ -508,15 +511,16 @@ def _health(d: _Data) -> Section:
                 "Debt by health factor",
                 labels,
                 [("window start", debt["start"]), ("window end", debt["end"])],
-                y_label="USD",
+                y_label=d.currency,
                 x_label="health factor (oracle prices)",
             ),
-            "The same, weighted by debt (USD).",
+            f"The same, weighted by debt ({d.currency}).",
         )
     )
     s.blocks.append(
         Table(
-            ("health factor", "accounts start", "accounts end", "debt start USD", "debt end USD"),
+            ("health factor", "accounts start", "accounts end", f"debt start {d.currency}",
+             f"debt end {d.currency}"),
             [
                 (
                     lab,
@@ -553,35 +557,35 @@ def _liquidations(d: _Data) -> Section:
             (
                 origin,
                 _fmt(int(n)),
-                _fmt(d.usd(rep)),
-                _fmt(d.usd(seized)),
-                _fmt(d.usd(fee)),
-                _fmt(d.usd(gas)),
-                _fmt(d.usd(slip)),
-                _fmt(d.usd(profit)),
-                _fmt(d.usd(bad)),
+                _fmt(d.base(rep)),
+                _fmt(d.base(seized)),
+                _fmt(d.base(fee)),
+                _fmt(d.base(gas)),
+                _fmt(d.base(slip)),
+                _fmt(d.base(profit)),
+                _fmt(d.base(bad)),
             )
         )
         steps = [
-            ("debt repaid", d.usd(rep) or 0.0, "total"),
-            ("liquidator bonus", (d.usd(int(seized) - int(rep)) or 0.0), "delta"),
-            ("protocol fee", d.usd(fee) or 0.0, "delta"),
-            ("collateral taken", d.usd(int(seized) + int(fee)) or 0.0, "total"),
+            ("debt repaid", d.base(rep) or 0.0, "total"),
+            ("liquidator bonus", (d.base(int(seized) - int(rep)) or 0.0), "delta"),
+            ("protocol fee", d.base(fee) or 0.0, "delta"),
+            ("collateral taken", d.base(int(seized) + int(fee)) or 0.0, "total"),
         ]
         if not obs:
             steps += [
-                ("repaid back", -(d.usd(rep) or 0.0), "delta"),
-                ("protocol fee out", -(d.usd(fee) or 0.0), "delta"),
-                ("gas", -(d.usd(gas) or 0.0), "delta"),
-                ("slippage", -(d.usd(slip) or 0.0), "delta"),
-                ("flash fee", -(d.usd(flash) or 0.0), "delta"),
-                ("profit", d.usd(profit) or 0.0, "total"),
+                ("repaid back", -(d.base(rep) or 0.0), "delta"),
+                ("protocol fee out", -(d.base(fee) or 0.0), "delta"),
+                ("gas", -(d.base(gas) or 0.0), "delta"),
+                ("slippage", -(d.base(slip) or 0.0), "delta"),
+                ("flash fee", -(d.base(flash) or 0.0), "delta"),
+                ("profit", d.base(profit) or 0.0, "total"),
             ]
         slug = origin.replace(",", "").replace(" ", "_")
         s.blocks.append(
             Plot(
                 f"waterfall_{slug}",
-                waterfall(f"Liquidation waterfall: {origin} ({int(n)})", steps),
+                waterfall(f"Liquidation waterfall: {origin} ({int(n)})", steps, y_label=d.currency),
                 f"{origin}: debt repaid, plus the liquidator's bonus and the protocol fee, is the "
                 "collateral taken from borrowers"
                 + (
@@ -598,13 +602,13 @@ def _liquidations(d: _Data) -> Section:
             (
                 "origin",
                 "count",
-                "debt repaid USD",
-                "collateral seized USD",
-                "protocol fee USD",
-                "gas USD",
-                "slippage USD",
-                "profit USD",
-                "bad debt created USD",
+                f"debt repaid {d.currency}",
+                f"collateral seized {d.currency}",
+                f"protocol fee {d.currency}",
+                f"gas {d.currency}",
+                f"slippage {d.currency}",
+                f"profit {d.currency}",
+                f"bad debt created {d.currency}",
             ),
             rows,
         ),
@@ -612,7 +616,7 @@ def _liquidations(d: _Data) -> Section:
     series = []
     for j, (name, cond) in enumerate((("observed", "observed"), ("simulated", "NOT observed"))):
         pts = [
-            (float(t), float(v) * (d.usd_per_unit or 1.0))
+            (float(t), d.base(v) or 0.0)
             for t, v in d.q(
                 f"SELECT block_ts, sum(sum(debt_repaid_value)) OVER (ORDER BY block_ts) FROM bt.liquidations "
                 f"WHERE run_id = ? AND {cond} GROUP BY block_ts ORDER BY block_ts"
@@ -624,7 +628,8 @@ def _liquidations(d: _Data) -> Section:
         s.blocks.append(
             Plot(
                 "liquidations_cumulative",
-                line_chart("Cumulative debt repaid by liquidations", series, y_label="USD", y_zero=True),
+                line_chart("Cumulative debt repaid by liquidations", series, y_label=d.currency,
+                           y_zero=True),
                 "Debt repaid by liquidations over time, observed on chain and by the liquidator model.",
             )
         )
@@ -656,16 +661,16 @@ def _socialization(d: _Data) -> Section:
         Table(
             (
                 "reserve",
-                "loss USD",
-                "unrealized USD",
-                "deficit USD",
-                "treasury bears USD",
-                "suppliers bear USD",
-                "supply USD",
+                f"loss {d.currency}",
+                f"unrealized {d.currency}",
+                f"deficit {d.currency}",
+                f"treasury bears {d.currency}",
+                f"suppliers bear {d.currency}",
+                f"supply {d.currency}",
                 "haircut gross bps",
                 "haircut net bps",
             ),
-            [(d.label(r[0]), *(_fmt(d.usd(v)) for v in r[1:7]), _fmt(r[7]), _fmt(r[8])) for r in end],
+            [(d.label(r[0]), *(_fmt(d.base(v)) for v in r[1:7]), _fmt(r[7]), _fmt(r[8])) for r in end],
         )
     )
     bearers = d.q(
@@ -675,7 +680,7 @@ def _socialization(d: _Data) -> Section:
     names = sorted({str(b) for _, b, _ in bearers})
     reserves = sorted({str(r) for r, _, _ in bearers})
     if bearers and reserves:
-        vals = {(str(r), str(b)): d.usd(v) or 0.0 for r, b, v in bearers}
+        vals = {(str(r), str(b)): d.base(v) or 0.0 for r, b, v in bearers}
         s.blocks.append(
             Plot(
                 "loss_bearers",
@@ -683,7 +688,7 @@ def _socialization(d: _Data) -> Section:
                     "Who bears the loss at the window end",
                     [d.label(r) for r in reserves],
                     [(b, [vals.get((r, b), 0.0) for r in reserves]) for b in names],
-                    y_label="USD",
+                    y_label=d.currency,
                 ),
                 "Each reserve's loss at the end of the window, partitioned by bearer.",
             )
@@ -713,8 +718,8 @@ def _finality(d: _Data) -> Section:
         )
         s.blocks.append(
             Table(
-                ("origin", "acted on a final block", "liquidations", "debt repaid USD"),
-                [(a, _fmt(b), _fmt(c), _fmt(d.usd(v))) for a, b, c, v in rows],
+                ("origin", "acted on a final block", "liquidations", f"debt repaid {d.currency}"),
+                [(a, _fmt(b), _fmt(c), _fmt(d.base(v))) for a, b, c, v in rows],
             )
         )
     if d.has("bt.reorg_exposure"):
@@ -732,11 +737,11 @@ def _finality(d: _Data) -> Section:
                         "detected by",
                         "logs removed",
                         "liquidations",
-                        "liquidated USD",
+                        f"liquidated {d.currency}",
                         "bt rows in range",
                     ),
                     [
-                        (_fmt(a), _fmt(b), _fmt(c), e, _fmt(f), _fmt(g), _fmt(d.usd(h)), _fmt(i))
+                        (_fmt(a), _fmt(b), _fmt(c), e, _fmt(f), _fmt(g), _fmt(d.base(h)), _fmt(i))
                         for a, b, c, e, f, g, h, i in rows
                     ],
                 )
@@ -806,7 +811,8 @@ def build_report(db: str, run_id: str, out: str | Path = "out") -> ReportFiles:
         doc = Document(
             f"deficit report: {r['scenario']}",
             f"run {r['run_id']} · {r['mode']} · chain {r['chain_id']} · blocks {r['from_block']:,} … "
-            f"{r['to_block']:,} · scenario {r['scenario_sha256'][:16]} · {r['code_version']}",
+            f"{r['to_block']:,} · amounts in {d.currency} · scenario {r['scenario_sha256'][:16]} · "
+            f"{r['code_version']}",
             sections,
         )
     finally:

@@ -3,7 +3,14 @@
 Both read the warehouse only (``bt.runs``, ``bt.summaries``) and open it read-only. ``compare``
 diffs every headline figure of two runs (``b - a``, and the change in percent of ``a`` where
 ``a`` is a non-zero number), plus the identity fields that differ (scenario hash, code version,
-window, mode), so a reader sees at once whether the two runs are comparable.
+window, mode, base currency), so a reader sees at once whether the two runs are comparable.
+
+Money is in each run's base currency (``bt.runs.base_currency``: USD for Aave v3, ETH for Aave
+v2). Summary figures are named after it (``end_total_oracle_usd`` in a USD run,
+``end_total_oracle_eth`` in an ETH run; :func:`currency_name` maps one to the other), ``deficit
+runs`` shows each run's currency beside its figures, and ``compare`` computes no difference
+between runs of different base currencies (their values are shown side by side, each labelled
+with its currency): an ETH figure is never subtracted from a USD one.
 """
 
 from __future__ import annotations
@@ -18,17 +25,40 @@ from typing import Any
 
 from ..errors import BacktestError, InputError
 
-__all__ = ["list_runs", "compare_runs", "open_read_only", "COMMANDS", "HEADLINE"]
+__all__ = ["list_runs", "compare_runs", "open_read_only", "currency_name", "run_currency", "COMMANDS",
+           "HEADLINE"]
 
-#: figures shown by ``deficit runs`` (metric, name, column title)
+#: figures shown by ``deficit runs`` (metric, name, column title); a ``_usd`` name stands for the
+#: run's base currency (:func:`currency_name`), shown in the table's ``currency`` column (``cur``)
 HEADLINE: tuple[tuple[str, str, str], ...] = (
-    ("bad_debt", "end_total_oracle_usd", "bad debt end USD"),
-    ("bad_debt", "peak_unrealized_oracle_usd", "peak unrealized USD"),
+    ("bad_debt", "end_total_oracle_usd", "bad debt end (cur)"),
+    ("bad_debt", "peak_unrealized_oracle_usd", "peak unrealized (cur)"),
     ("liquidations", "observed_count", "liq obs"),
     ("liquidations", "simulated_count", "liq sim"),
-    ("oracle_lag", "hidden_insolvency_usd_h", "hidden USD*h"),
+    ("oracle_lag", "hidden_insolvency_usd_h", "hidden cur*h"),
     ("fidelity", "recall", "recall"),
 )
+
+
+def currency_name(name: str, currency: str) -> str:
+    """The summary figure ``name`` as a run in ``currency`` stores it: metrics name base-currency
+    figures ``*_usd`` and the engine renames ``_usd`` to ``_<currency lower>`` for another base
+    currency (``backtest.engine._in_base_currency``): ``end_total_oracle_usd`` is
+    ``end_total_oracle_eth`` in an Aave v2 run; a name without ``_usd`` is unchanged."""
+    return name if currency == "USD" else name.replace("_usd", "_" + currency.lower())
+
+
+def run_currency(row: dict[str, Any]) -> tuple[str, int]:
+    """``(base_currency, base_currency_decimals)`` of a ``bt.runs`` row; InputError when the row
+    has none (a warehouse written before ``bt.runs`` recorded them: ``deficit migrate`` it)."""
+    cur, dec = row.get("base_currency"), row.get("base_currency_decimals")
+    if not isinstance(cur, str) or not cur or not isinstance(dec, int) or isinstance(dec, bool):
+        raise InputError(
+            f"run {row.get('run_id')!r} does not record its base currency (bt.runs.base_currency / "
+            "base_currency_decimals missing: a warehouse from before they existed); run `deficit "
+            "migrate` and the backtest again"
+        )
+    return cur, dec
 
 _RUN_COLS = (
     "run_id",
@@ -36,6 +66,8 @@ _RUN_COLS = (
     "scenario_sha256",
     "mode",
     "chain_id",
+    "base_currency",
+    "base_currency_decimals",
     "from_block",
     "to_block",
     "from_block_hash",
@@ -80,17 +112,25 @@ def _summaries(con: Any, run_ids: Sequence[str]) -> dict[str, dict[str, dict[str
 
 
 def _run_rows(con: Any, run_ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    have = {d[0] for d in con.execute("SELECT * FROM bt.runs LIMIT 0").description}
+    if not {"base_currency", "base_currency_decimals"} <= have:
+        run_currency({})  # raises: the warehouse predates bt.runs.base_currency
     q = f"SELECT {', '.join(_RUN_COLS)} FROM bt.runs"
     args: list[Any] = []
     if run_ids is not None:
         q += " WHERE run_id IN (SELECT unnest(?))"
         args.append(list(run_ids))
     q += " ORDER BY scenario, run_id"
-    return [dict(zip(_RUN_COLS, r, strict=True)) for r in con.execute(q, args).fetchall()]
+    rows = [dict(zip(_RUN_COLS, r, strict=True)) for r in con.execute(q, args).fetchall()]
+    for r in rows:
+        run_currency(r)
+    return rows
 
 
 def list_runs(db: str) -> list[dict[str, Any]]:
-    """Every run with its identity and headline figures (:data:`HEADLINE`), sorted."""
+    """Every run with its identity, base currency and headline figures (:data:`HEADLINE`, keyed
+    ``metric.name`` by the names the run stored: ``bad_debt.end_total_oracle_eth`` for an ETH
+    run), sorted. Runs of different base currencies are listed, never added up."""
     wh = open_read_only(db)
     try:
         runs = _run_rows(wh.con)
@@ -101,7 +141,12 @@ def list_runs(db: str) -> list[dict[str, Any]]:
         r["data_sources"] = list(r["data_sources"] or [])
         r["metrics"] = list(r["metrics"] or [])
         s = summ[r["run_id"]]
-        r["headline"] = {f"{m}.{n}": s.get(m, {}).get(n) for m, n, _ in HEADLINE if m in s}
+        cur = r["base_currency"]
+        r["headline"] = {
+            f"{m}.{currency_name(n, cur)}": s.get(m, {}).get(currency_name(n, cur))
+            for m, n, _ in HEADLINE
+            if m in s
+        }
     return runs
 
 
@@ -116,7 +161,12 @@ def _delta(a: Any, b: Any) -> tuple[Any, Any]:
 
 
 def compare_runs(db: str, run_a: str, run_b: str) -> dict[str, Any]:
-    """Identity differences and every figure of the two runs with ``b - a`` and percent."""
+    """Identity differences and every figure of the two runs with ``b - a`` and percent.
+
+    ``currency``: each run's base currency. Two runs of different base currencies (an Aave v3 run
+    in USD, an Aave v2 run in ETH) are not comparable in money: their figures are listed side by
+    side but no ``diff``/``pct`` is computed for any of them (``comparable`` false, ``note`` says
+    why), so no ETH value is subtracted from a USD one."""
     wh = open_read_only(db)
     try:
         rows = {r["run_id"]: r for r in _run_rows(wh.con, [run_a, run_b])}
@@ -131,29 +181,37 @@ def compare_runs(db: str, run_a: str, run_b: str) -> dict[str, Any]:
     finally:
         wh.close()
     ident = {}
-    for k in ("scenario", "scenario_sha256", "mode", "chain_id", "from_block", "to_block", "code_version"):
+    for k in ("scenario", "scenario_sha256", "mode", "chain_id", "base_currency", "base_currency_decimals",
+              "from_block", "to_block", "code_version"):
         a, b = rows[run_a][k], rows[run_b][k]
         ident[k] = {"a": a, "b": b, "same": a == b}
+    cur = {"a": rows[run_a]["base_currency"], "b": rows[run_b]["base_currency"]}
+    comparable = cur["a"] == cur["b"] and ident["base_currency_decimals"]["same"]
     figures = []
     sa, sb = summ[run_a], summ[run_b]
     for m in sorted(set(sa) | set(sb)):
         for n in sorted(set(sa.get(m, {})) | set(sb.get(m, {}))):
             a, b = sa.get(m, {}).get(n), sb.get(m, {}).get(n)
-            diff, pct = _delta(a, b)
+            diff, pct = _delta(a, b) if comparable else (None, None)
             figures.append(
                 {"metric": m, "name": n, "a": a, "b": b, "diff": diff, "pct": pct, "changed": a != b}
             )
-    return {"a": run_a, "b": run_b, "identity": ident, "figures": figures}
+    note = None if comparable else (
+        f"the runs are in different base currencies ({run_a}: {cur['a']}, {run_b}: {cur['b']}): "
+        "figures are shown side by side, no difference is computed"
+    )
+    return {"a": run_a, "b": run_b, "identity": ident, "currency": cur, "comparable": comparable,
+            "note": note, "figures": figures}
 
 
 # ----------------------------------------------------------------------------- commands
 
 
-def _fmt(v: Any) -> str:
+def _fmt(v: Any, digits: int = 2) -> str:
     if v is None:
         return "-"
     if isinstance(v, float):
-        return f"{v:,.2f}"
+        return f"{v:,.{digits}f}"
     if isinstance(v, int) and not isinstance(v, bool):
         return f"{v:,}"
     return str(v)
@@ -176,17 +234,26 @@ def _cmd_runs(args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.write(json.dumps(runs, indent=2, sort_keys=True, default=str) + "\n")
         return 0
-    head = ["run_id", "scenario", "mode", "window", "status"] + [t for _, _, t in HEADLINE]
+    head = ["run_id", "scenario", "mode", "window", "status", "cur"] + [t for _, _, t in HEADLINE]
     table = [head]
     for r in runs:
         window = f"{r['from_block']}..{r['to_block']}"
+        cur = r["base_currency"]
         table.append(
-            [r["run_id"], r["scenario"], r["mode"], window, r["status"]]
-            + [_fmt(r["headline"].get(f"{m}.{n}")) for m, n, _ in HEADLINE]
+            [r["run_id"], r["scenario"], r["mode"], window, r["status"], cur]
+            + [
+                _fmt(r["headline"].get(f"{m}.{currency_name(n, cur)}"), _digits(cur))
+                for m, n, _ in HEADLINE
+            ]
         )
     _print_table(table)
     sys.stdout.write(f"{len(runs)} run(s)\n")
     return 0
+
+
+def _digits(currency: str) -> int:
+    """Decimals shown for a float in ``currency``: cents for USD, 4 for ETH (and any other)."""
+    return 2 if currency == "USD" else 4
 
 
 def _print_table(rows: Sequence[Sequence[str]]) -> None:
@@ -216,19 +283,22 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(res, indent=2, sort_keys=True, default=str) + "\n")
         return 0
     out = sys.stdout
-    out.write(f"a = {res['a']}\nb = {res['b']}\n")
+    ca, cb = res["currency"]["a"], res["currency"]["b"]
+    out.write(f"a = {res['a']} (values in {ca})\nb = {res['b']} (values in {cb})\n")
     for k, v in res["identity"].items():
         if not v["same"]:
             out.write(f"  {k}: {v['a']} -> {v['b']}\n")
+    if res["note"]:
+        out.write(f"note: {res['note']}\n")
     rows = [["figure", "a", "b", "b - a", "%"]]
     for f in res["figures"]:
         if f["changed"] or args.all:
             rows.append(
                 [
                     f"{f['metric']}.{f['name']}",
-                    _fmt(f["a"]),
-                    _fmt(f["b"]),
-                    _fmt(f["diff"]),
+                    _fmt(f["a"], _digits(ca)),
+                    _fmt(f["b"], _digits(cb)),
+                    _fmt(f["diff"], _digits(ca)),
                     "-" if f["pct"] is None else f"{f['pct']:+.2f}",
                 ]
             )

@@ -268,7 +268,7 @@ def bar_chart(
     return "\n".join(parts)
 
 
-def waterfall(title: str, steps: Sequence[tuple[str, float, str]], *, y_label: str = "USD") -> str:
+def waterfall(title: str, steps: Sequence[tuple[str, float, str]], *, y_label: str = "") -> str:
     """A waterfall: ``steps`` = (label, amount, kind) with kind ``total`` (a bar from 0 to the
     amount, resetting the running level) or ``delta`` (a floating bar from the running level)."""
     parts = _frame(title, y_label, "")
