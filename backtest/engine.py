@@ -314,9 +314,14 @@ class Replay:
 
     def _shocked_rounds(self) -> Sequence[Round]:
         """The window's rounds after the scenario's shocks (:func:`backtest.shocks.apply_shocks`),
-        keyed by feed: each feed's path is its answer in force at the window start followed by its
-        rounds; a shocked observation at ``ts`` takes effect at the start of the first block at or
-        after ``ts`` (dropped beyond the window). Without shocks: the rounds unchanged."""
+        keyed by feed: each feed's path is its answer in force at the window start (at the first
+        block's timestamp ``t0``, after that block's own rounds) followed by its later rounds; a
+        shocked observation at ``ts`` takes effect at the start of the first block at or after
+        ``ts`` (dropped beyond the window). The shocked price in force at ``t0`` (a shock from
+        ``t0`` or earlier, or a round of the first block) takes effect at the start of the first
+        block when it differs from the answer in force before the window. A constant price (Aave
+        v2's WETH, ``constant:<asset>``) is not a feed and is never shocked. Without shocks: the
+        rounds unchanged."""
         if not self.scenario.shocks:
             return self.inputs.rounds
         from .shocks import apply_shocks, parse_shock
@@ -324,8 +329,11 @@ class Replay:
         t0 = self.inputs.blocks.timestamp(self.inputs.from_block)
         paths: dict[str, list[tuple[int, int]]] = {}
         for f, r in self.inputs.initial_rounds.items():
-            paths[f] = [(t0, r.answer)]
+            if not f.startswith("constant:"):
+                paths[f] = [(t0, r.answer)]
         for r in self.inputs.rounds:
+            if r.feed.startswith("constant:"):
+                continue
             pts = paths.setdefault(r.feed, [])
             if pts and pts[-1][0] >= r.block_ts:
                 pts[-1] = (pts[-1][0], r.answer) if pts[-1][0] == r.block_ts else pts[-1]
@@ -336,13 +344,18 @@ class Replay:
         rounds: list[Round] = []
         for f in sorted(out):
             dec = self._feed_decimals(f)
+            start: int | None = None  # the shocked price in force at t0
             for ts, price in out[f]:
                 if ts <= t0:
+                    start = price
                     continue
                 b = self.inputs.blocks.first_at_or_after(ts)
                 if b is None or b > self.inputs.to_block:
                     continue
                 rounds.append(Round(f, price, dec, ts, b, -1, ts))
+            before = self.inputs.initial_rounds.get(f)
+            if start is not None and (before is None or start != before.answer):
+                rounds.append(Round(f, start, dec, t0, self.inputs.from_block, -1, t0))
         rounds.sort(key=lambda r: (r.block_number, r.updated_at_ts, r.feed))
         return rounds
 

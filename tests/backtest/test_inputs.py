@@ -168,3 +168,55 @@ def test_a_shock_scenario_moves_the_oracle_path() -> None:
     assert base.summary["bad_debt"]["end_unrealized_oracle_value"] == 0
     # 1 ETH at $800 against $1,200 of debt: $400 (1e8 units) of bad debt
     assert hit.summary["bad_debt"]["end_unrealized_oracle_value"] == 400 * 10**8
+
+
+def _idle_shocked(shock: str, rounds: list | None = None, **kw: object) -> int:
+    """End unrealized bad debt (USD 1e8) of 1 COLL against 1,200 USDC, collateral at $2,000 before
+    the window and no liquidator acting, under ``shock``; ``rounds``: the window's rounds."""
+    import dataclasses
+
+    from tests.backtest.markets import T0
+
+    idle = "\n[liquidator]\nmin_profit_usd = 1000000000\n"
+    inp = dataclasses.replace(inputs(market(8000, 10500, [(10**18, 1_200 * 10**6)]), [2_000 * 10**8]),
+                              rounds=rounds or [], **kw)
+    t0 = T0 + 12  # the window's first block (markets.inputs: blocks every 12 s from FROM - 1 at T0)
+    text = shock.replace("T0", str(T0)).replace("t0", str(t0))
+    return int(run_inputs(scenario(extra=idle + text, to_block=FROM + 12), inp)
+               .summary["bad_debt"]["end_unrealized_oracle_value"])
+
+
+@pytest.mark.parametrize("at", ["T0", "t0"])
+def test_a_shock_from_the_window_start_or_before_moves_the_price_in_force(at: str) -> None:
+    """A shift from the window's first block (or earlier) moves the price in force at the start,
+    not only the feed's next round: with no round in the window it used to change nothing."""
+    from tests.backtest.markets import FEED_C
+
+    shock = f'\n[[shock]]\nkind = "shift"\npct = -0.6\nat_ts = {at}\nassets = ["{FEED_C}"]\n'
+    assert _idle_shocked(shock) == 400 * 10**8  # $800 of collateral against $1,200
+
+
+def test_a_round_in_the_first_block_is_kept_under_an_unrelated_shock() -> None:
+    """The first block's round (COLL to $800) used to be folded into the path's starting point and
+    then dropped whenever the scenario had any shock."""
+    from backtest.oracle import Round
+    from tests.backtest.markets import FEED_C, FEED_D, T0
+
+    first = [Round(FEED_C, 800 * 10**8, 8, T0 + 12, FROM, 0, T0 + 12)]
+    assert _idle_shocked("", first) == 400 * 10**8
+    far = f'\n[[shock]]\nkind = "shift"\npct = -0.1\nat_ts = {T0 + 10**6}\nassets = ["{FEED_D}"]\n'
+    assert _idle_shocked(far, first) == 400 * 10**8
+
+
+def test_a_constant_price_is_not_shocked() -> None:
+    """Aave v2 prices WETH at exactly 1 ETH (a ``constant:`` pseudo-feed, not a feed): a shock
+    without ``assets`` moves the feeds only. COLL constant at $2,000, the debt doubled: $400 short."""
+    from backtest.oracle import Round
+    from tests.backtest.markets import COLL, DEBT, FEED_D, T0
+
+    const = "constant:" + COLL
+    init = {const: Round(const, 2_000 * 10**8, 8, T0, FROM - 1, 0, T0),
+            FEED_D: Round(FEED_D, 10**8, 8, T0, FROM - 1, 1, T0)}
+    shock = '\n[[shock]]\nkind = "shift"\npct = 1\nat_ts = t0\n'
+    keys = {const: (COLL,), FEED_D: (DEBT,)}
+    assert _idle_shocked(shock, initial_rounds=init, feed_keys=keys) == 400 * 10**8
