@@ -242,6 +242,7 @@ def load_inputs(wh: Warehouse, scenario: Scenario, *, stream: bool = False) -> t
     (:class:`backtest.feed.EventStream`; memory bounded independently of the window, but ``wh``
     must stay open until the replay ends — :func:`run` does this); by default they are read into
     a list here, so the inputs outlive the warehouse connection."""
+    _check_reference_quotes(scenario)
     if not _exists(wh, "raw.blocks"):
         raise MissingData(f"{wh.path} has no raw.blocks: nothing is ingested; run `deficit ingest`")
     sc = _resolve_window(wh, scenario)
@@ -373,6 +374,31 @@ def load_inputs(wh: Warehouse, scenario: Scenario, *, stream: bool = False) -> t
                                                                          if r.feed not in initial},
                           changes)
     return sc, inputs
+
+
+#: the reference quote units (``raw.reference_prices.unit``) a market's base currency accepts: its
+#: own, and for USD the dollar stablecoins a CEX path is usually quoted in (Binance ETH/USDT)
+REFERENCE_QUOTES: Mapping[str, tuple[str, ...]] = {
+    "USD": ("USD", "USDT", "USDC", "DAI", "BUSD"), "ETH": ("ETH", "WETH")}
+
+
+def _check_reference_quotes(sc: Scenario) -> None:
+    """A reference pair replaces or shadows a feed's answer as it is (``price * 10**decimals``), so
+    its quote must be the market's base currency: an ``ETH/USD`` path on an Aave v2 feed (answers
+    in ETH) or a ``CRV/ETH`` one on an Aave v3 feed (USD) would be read ~2,000x off, silently."""
+    if sc.reference is None:
+        return
+    from protocols.registry import adapter_class
+
+    cur = adapter_class(sc.market.protocol).base_currency
+    ok = REFERENCE_QUOTES.get(cur, (cur,))
+    for feed, pair in sc.reference.pairs.items():
+        base, slash, quote = pair.rpartition("/")
+        if slash and base and quote.upper() not in ok:
+            raise sc.error(f"reference.pairs.{feed}",
+                           f"pair {pair!r} is quoted in {quote}, but this {sc.market.protocol} market's "
+                           f"prices are in {cur} (its oracle's base currency): the reference path would "
+                           f"be read as {cur}; import a path quoted in {' or '.join(ok)}")
 
 
 def _load_blocks(wh: Warehouse, chain: int, fb: int, tb: int) -> Blocks:

@@ -220,3 +220,32 @@ def test_a_constant_price_is_not_shocked() -> None:
     shock = '\n[[shock]]\nkind = "shift"\npct = 1\nat_ts = t0\n'
     keys = {const: (COLL,), FEED_D: (DEBT,)}
     assert _idle_shocked(shock, initial_rounds=init, feed_keys=keys) == 400 * 10**8
+
+
+@pytest.mark.parametrize(("protocol", "pair", "ok"), [
+    ("aave_v3", "ETH/USD", True), ("aave_v3", "ETH/USDT", True), ("aave_v3", "STETH/ETH", False),
+    ("aave_v3", "ETH/EUR", False), ("aave_v2", "CRV/ETH", True), ("aave_v2", "CRV/USD", False),
+    ("aave_v2", "ETH/USDT", False),
+])
+def test_a_reference_pair_must_be_quoted_in_the_markets_base_currency(tmp_path: Path, protocol: str,
+                                                                       pair: str, ok: bool) -> None:
+    """A reference price becomes a feed answer as it is: a USD path on an Aave v2 feed (answers in
+    ETH) was read as ETH, ~2,000x off, with no error; it is refused before anything is read."""
+    from backtest.api import load_inputs
+
+    feed = "0x" + "11" * 20
+    f = tmp_path / "s.toml"
+    f.write_text('name = "x"\nchain_id = 1\n[window]\nfrom_block = 1\nto_block = 2\n[market]\n'
+                 f'protocol = "{protocol}"\nsource = "m"\n[reference]\n[reference.pairs]\n'
+                 f'"{feed}" = "{pair}"\n')
+    with Warehouse(":memory:") as wh:
+        if ok:
+            with pytest.raises(MissingData, match="no raw.blocks"):
+                load_inputs(wh, load_scenario(f))
+            return
+        with pytest.raises(ScenarioError) as e:
+            load_inputs(wh, load_scenario(f))
+    assert (e.value.line, e.value.field) == (11, f"reference.pairs.{feed}")
+    cur = "ETH" if protocol == "aave_v2" else "USD"
+    quote = pair.split("/")[1]
+    assert f"quoted in {quote}, but this {protocol} market's prices are in {cur}" in e.value.message
