@@ -664,10 +664,13 @@ def _liquidator(p: _P, doc: Mapping[str, Any]) -> LiquidatorSpec:
         else:
             pts = v["table"]
             if not isinstance(pts, list) or not pts or not all(
-                    isinstance(x, list) and len(x) == 2 and isinstance(x[1], int) for x in pts):
-                raise p.err(f"{path}.table", f"expected [[size_{p.currency}, bps], ...] with integer bps")
-            table = tuple((Decimal(str(a)), int(b)) for a, b in pts)
-            if [a for a, _ in table] != sorted(a for a, _ in table):
+                    isinstance(x, list) and len(x) == 2 and isinstance(x[1], int)
+                    and not isinstance(x[1], bool) and x[1] >= 0 for x in pts):
+                raise p.err(f"{path}.table",
+                            f"expected [[size_{p.currency}, bps], ...] with integer bps >= 0")
+            table = tuple((p.dec({"size": a}, "size", f"{path}.table", None) or Decimal(0), int(b))
+                          for a, b in pts)
+            if any(a0 >= a1 for (a0, _), (a1, _) in zip(table, table[1:], strict=False)):
                 raise p.err(f"{path}.table", "sizes must increase")
             slip[asset] = Slippage(table=table)
     inv: dict[str, int] = {}

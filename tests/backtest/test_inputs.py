@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -249,3 +250,27 @@ def test_a_reference_pair_must_be_quoted_in_the_markets_base_currency(tmp_path: 
     cur = "ETH" if protocol == "aave_v2" else "USD"
     quote = pair.split("/")[1]
     assert f"quoted in {quote}, but this {protocol} market's prices are in {cur}" in e.value.message
+
+
+@pytest.mark.parametrize(("table", "message"), [
+    ('[["big", 10]]', "expected a number, got 'big'"),
+    ("[[true, 10]]", "expected a number, got True"),
+    ("[[-5, 10]]", "expected a finite number >= 0, got -5"),
+    ("[[5, -10]]", "integer bps >= 0"),
+    ("[[5, true]]", "integer bps >= 0"),
+    ("[[5, 10], [5, 20]]", "sizes must increase"),
+])
+def test_a_malformed_slippage_table_is_refused_at_its_line(table: str, message: str) -> None:
+    """A size that is not a number used to escape as a bare decimal.InvalidOperation; a negative
+    bps (slippage that pays the liquidator) and repeated sizes were accepted."""
+    from backtest.scenario import parse_scenario
+
+    slip = "liquidator.slippage.0x" + "22" * 20
+    text = ('name = "x"\nchain_id = 1\n[window]\nfrom_block = 1\nto_block = 2\n[market]\n'
+            f'protocol = "aave_v3"\nsource = "m"\n[liquidator.slippage."0x{"22" * 20}"]\ntable = {table}\n')
+    with pytest.raises(ScenarioError) as e:
+        parse_scenario(text, "s.toml")
+    assert (e.value.line, e.value.field) == (10, f"{slip}.table")
+    assert message in e.value.message
+    ok = parse_scenario(text.replace(f"table = {table}", 'table = [[0, 5], [1000.5, 50], ["2000", 80]]'))
+    assert ok.liquidator.slippage["0x" + "22" * 20].table[1] == (Decimal("1000.5"), 50)
