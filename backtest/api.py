@@ -461,6 +461,28 @@ def _round(r: tuple[Any, ...]) -> Round:
     return Round(str(r[0]), int(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5]), int(r[6]))
 
 
+def _check_one_source(sc: Scenario, rows: list[tuple[Any, ...]]) -> None:
+    """Without ``reference.source``, a pair's rows of every source are read as one path: fine for
+    sources that follow one another (monthly files), but two that overlap in time would interleave
+    (two prices at one instant, the path jumping between them), so that is refused. ``rows``:
+    ``(pair, source, ts_us, ...)``."""
+    spans: dict[str, dict[str, tuple[int, int]]] = {}
+    for pair, source, ts_us, *_ in rows:
+        by = spans.setdefault(str(pair), {})
+        a, _b = by.get(str(source), (int(ts_us), int(ts_us)))
+        by[str(source)] = (a, int(ts_us))
+    for pair, by in sorted(spans.items()):
+        order = sorted(by.items(), key=lambda kv: (kv[1][0], kv[0]))
+        (last_src, (_a, end)) = order[0]
+        for name, (a, b) in order[1:]:
+            if a <= end:
+                raise sc.error("reference.source", f"reference pair {pair} has prices from sources "
+                               f"{last_src!r} and {name!r} that overlap in time: read together they "
+                               f"would interleave; set reference.source to one of {sorted(by)}")
+            if b > end:
+                last_src, end = name, b
+
+
 def _load_refs(wh: Warehouse, sc: Scenario, blocks: Blocks) -> tuple[list[RefPoint], Mapping[str, RefPoint]]:
     if sc.reference is None:
         return [], {}
@@ -470,12 +492,15 @@ def _load_refs(wh: Warehouse, sc: Scenario, blocks: Blocks) -> tuple[list[RefPoi
                           "`deficit import-prices FILE --pair ETH/USD`")
     t0, t1 = blocks.ts[0], blocks.ts[-1]
     src = sc.reference.source
-    q = ("SELECT pair, ts_us, price_text FROM raw.reference_prices WHERE pair IN (SELECT unnest(?))"
-         + (" AND source = ?" if src else "") + " AND ts_us <= ? ORDER BY pair, ts_us")
+    q = ("SELECT pair, source, ts_us, price_text FROM raw.reference_prices WHERE pair IN (SELECT unnest(?))"
+         + (" AND source = ?" if src else "") + " AND ts_us <= ? ORDER BY pair, ts_us, source")
     args: list[Any] = [pairs] + ([src] if src else []) + [t1 * 10**6]
+    rows = wh.con.execute(q, args).fetchall()
+    if not src:
+        _check_one_source(sc, rows)
     refs: list[RefPoint] = []
     initial: dict[str, RefPoint] = {}
-    for pair, ts_us, text in wh.con.execute(q, args).fetchall():
+    for pair, _source, ts_us, text in rows:
         ts = -(-int(ts_us) // 10**6)  # usable from the first block whose timestamp is >= the instant
         price = Fraction(Decimal(str(text)))
         if ts <= t0:

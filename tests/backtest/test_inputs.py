@@ -274,3 +274,40 @@ def test_a_malformed_slippage_table_is_refused_at_its_line(table: str, message: 
     assert message in e.value.message
     ok = parse_scenario(text.replace(f"table = {table}", 'table = [[0, 5], [1000.5, 50], ["2000", 80]]'))
     assert ok.liquidator.slippage["0x" + "22" * 20].table[1] == (Decimal("1000.5"), 50)
+
+
+def test_a_pair_from_two_overlapping_sources_is_refused(tmp_path: Path) -> None:
+    """Without reference.source every source of a pair was read as one path: two overlapping
+    sources interleaved (2,000 and 1,000 at the same instants, their order at a tie up to DuckDB's
+    sort). Sources that follow one another (monthly files) are still read as one path."""
+    import dataclasses
+
+    from backtest.api import _load_refs
+    from backtest.clock import Blocks
+    from ingest.prices import import_prices
+    from tests.backtest.markets import T0
+
+    sc = scenario(reference=True, to_block=FROM + 10)
+    blocks = Blocks.regular(FROM, FROM + 10, T0)
+
+    def put(wh: Warehouse, name: str, price: int, times: range) -> None:
+        f = tmp_path / f"{name}.csv"
+        f.write_text("timestamp,price\n" + "".join(f"{t},{price}\n" for t in times))
+        import_prices(wh, f, fmt="timestamp_price", pair="COLL/USD", unit="USD", source=name, run_id=name)
+
+    with Warehouse(":memory:") as wh:
+        put(wh, "jan", 2_000, range(T0 - 60, T0 + 60, 12))
+        put(wh, "feb", 1_000, range(T0 + 60, T0 + 150, 12))  # follows jan: one path
+        refs, init = _load_refs(wh, sc, blocks)
+        assert [int(r.price) for r in refs] == [2_000] * 4 + [1_000] * 6
+        assert int(init["COLL/USD"].price) == 2_000
+        put(wh, "other", 1_500, range(T0 - 60, T0 + 60, 12))  # overlaps jan
+        with pytest.raises(ScenarioError) as e:
+            _load_refs(wh, sc, blocks)
+        assert e.value.field == "reference.source"
+        assert "sources 'jan' and 'other' that overlap in time" in e.value.message
+        assert "set reference.source to one of ['feb', 'jan', 'other']" in e.value.message
+        assert sc.reference is not None
+        one = dataclasses.replace(sc, reference=dataclasses.replace(sc.reference, source="other"))
+        refs, init = _load_refs(wh, one, blocks)
+        assert [int(r.price) for r in refs] == [1_500] * 4 and int(init["COLL/USD"].price) == 1_500
