@@ -218,6 +218,11 @@ class OracleLag(Metric):
         ref = view.scenario.reference
         if ref is None:
             raise MetricError("metric 'oracle_lag' needs a [reference] path in the scenario")
+        for name, per_feed in (("deviation_bps", self._dev), ("heartbeat_s", self._hb)):
+            unknown = sorted(set(per_feed) - set(ref.pairs))
+            if unknown:  # a mistyped feed would silently keep the default threshold
+                raise MetricError(f"metric 'oracle_lag': {name}.{unknown[0]} is not a feed of "
+                                  f"[reference.pairs]; feeds: {sorted(ref.pairs)}")
         feed_keys: Mapping[str, Sequence[str]] = getattr(view, "feed_keys", None) or {}
         t0 = view.block.timestamp
         for feed, pair in sorted(ref.pairs.items()):

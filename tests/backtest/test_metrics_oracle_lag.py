@@ -96,6 +96,12 @@ def test_parameters_per_feed_and_errors() -> None:
         OracleLag({"threshold": 5})
     with pytest.raises(MetricError, match="reference"):
         OracleLag().on_run_start(StubView(market(), make_scenario(["oracle_lag"]), {WETH: 1, USDC: 1}))
+    # a per-feed value for a feed without a reference pair (a typo) used to be ignored silently,
+    # the default threshold applying instead
+    typo = "0x" + "5f" * 20
+    for name in ("deviation_bps", "heartbeat_s"):
+        with pytest.raises(MetricError, match=rf"{name}\.{typo} is not a feed of \[reference.pairs\]"):
+            OracleLag({name: {typo: 100}}).on_run_start(view)
 
 
 def test_engine_run_oracle_lagging_a_crash() -> None:
