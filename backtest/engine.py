@@ -61,7 +61,7 @@ from .clock import Blocks
 from .errors import ReplayError
 from .ledger import Ledger
 from .liquidator import Decision, LiquidatorModel
-from .metrics import get_metric
+from .metrics import MetricError, get_metric
 from .metrics.base import AccountEval, BlockEnd, BlockInfo, Liquidation, Metric, Mode, PriceUpdate
 from .oracle import Publication, RefPoint, Round, SourceChange, publications, reference_answer
 from .outputs import LIQUIDATIONS, RUNS, SUMMARIES, RunRecord, liquidation_row, summary_rows
@@ -370,7 +370,10 @@ class Replay:
             if self._evaluate(user).oracle.liquidatable:
                 self.dirty.add(user)  # observed at the end of the first block: its episode starts
         for m in self.metrics:
-            m.on_run_start(self.view)
+            try:
+                m.on_run_start(self.view)
+            except MetricError as e:  # a parameter that does not fit the market (its currency, feeds)
+                raise self.scenario.error(f"metrics.{m.name}", str(e)) from None
         cur: int | None = start
         for b, _li, kind, _seq, item in self._stream():
             if b != cur:

@@ -599,6 +599,13 @@ def parse_scenario(text: str, origin: str = "<scenario>") -> Scenario:
             if stem and cur in currencies():
                 p.money(v, stem, f"metrics.{k}", None)
         params[k] = MappingProxyType(dict(v))
+    from .metrics import MetricError, get_metric
+
+    for n in names:  # the metrics' own parameter checks, now rather than when the replay starts
+        try:
+            get_metric(n)(params.get(n))
+        except MetricError as e:
+            raise p.err(f"metrics.{n}" if n in params else "metrics.names", str(e)) from None
     checks = None
     if "checks" in doc:  # validated by backtest.checks (issue 5), same error type and lines
         from .checks import parse_checks

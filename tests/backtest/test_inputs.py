@@ -311,3 +311,29 @@ def test_a_pair_from_two_overlapping_sources_is_refused(tmp_path: Path) -> None:
         one = dataclasses.replace(sc, reference=dataclasses.replace(sc.reference, source="other"))
         refs, init = _load_refs(wh, one, blocks)
         assert [int(r.price) for r in refs] == [1_500] * 4 and int(init["COLL/USD"].price) == 1_500
+
+
+def test_a_bad_metric_parameter_is_a_scenario_error_at_load_time(tmp_path: Path) -> None:
+    """The metrics checked their parameters only when the replay was built (after the market was
+    rebuilt from the warehouse), raising a bare MetricError without file or line, which `deficit
+    run` did not catch (a traceback)."""
+    f = tmp_path / "s.toml"
+    f.write_text('name = "x"\nchain_id = 1\n[window]\nfrom_block = 1\nto_block = 2\n[market]\n'
+                 'protocol = "aave_v3"\nsource = "m"\n[metrics]\nnames = ["spiral"]\n[metrics.spiral]\n'
+                 'min_liquidations = "x"\n')
+    with pytest.raises(ScenarioError) as e:
+        load_scenario(f)
+    assert (e.value.line, e.value.field) == (11, "metrics.spiral")
+    assert "min_liquidations must be an integer >= 2, got 'x'" in e.value.message
+
+
+def test_a_metric_parameter_that_does_not_fit_the_market_is_a_scenario_error() -> None:
+    """Checks that need the market (oracle_lag's per-feed thresholds against the reference pairs)
+    run when the replay starts: a ScenarioError at the metric's table, not a bare MetricError."""
+    typo = "0x" + "5f" * 20
+    extra = f'[metrics]\nnames = ["oracle_lag"]\n[metrics.oracle_lag]\ndeviation_bps = {{"{typo}" = 1}}\n'
+    sc = scenario(reference=True, to_block=FROM + 5, extra=extra)
+    with pytest.raises(ScenarioError) as e:
+        run_inputs(sc, inputs(market(8000, 10500, [(10**18, 1_000 * 10**6)]), [2_000 * 10**8]))
+    assert e.value.field == "metrics.oracle_lag"
+    assert f"deviation_bps.{typo} is not a feed of [reference.pairs]" in e.value.message
