@@ -227,6 +227,13 @@ def run_ingest(wh: Warehouse, rpc: JsonRpcClient, req: IngestRequest,
     if req.datasets and any(n != "blocks" for n in req.datasets) and not sources:
         raise ConfigError(f"no deployments or feeds for chain {req.chain_id} in datasets "
                           f"{list(req.datasets)}: pass --preset or --deployments")
+    dset = req.deployments
+    given = sorted({d.chain_id for d in dset.deployments} | {f.chain_id for f in dset.feeds})
+    if given and not sources and any(n != "blocks" for n in names):
+        # the presets / deployments files name other chains only: ingesting would silently skip
+        # every one of them (and fetch this chain's headers from block 0)
+        raise ConfigError(f"the deployments given are for chain(s) {given}, none for chain "
+                          f"{req.chain_id}: check --chain (or the presets / deployments files)")
     if req.chunk_blocks < 1:
         raise ConfigError("--chunk-blocks must be >= 1")
     if req.chunk_rows < 0:

@@ -202,3 +202,14 @@ def test_merge_cells_never_spans_more_blocks_than_chunk_rows():
         for rows, blocks in ((0, 5000), (1, 10**6), (10, 64 * size)):
             cells = merge_cells(50_000, size, rows, blocks)
             assert cells == 1 or cells * size <= 50_000, (size, rows, blocks, cells)
+
+
+def test_deployments_for_another_chain_only_are_refused(tmp_path, capsys):
+    """`--preset ethereum --chain 10` skipped every deployment and feed of the preset silently
+    (they are chain 1's) and ingested chain 10's headers from block 0; it is refused before any
+    request."""
+    db = tmp_path / "w.duckdb"
+    assert main(["ingest", "--rpc", "http://127.0.0.1:1", "--preset", "ethereum", "--chain", "10",
+                 "--db", str(db)]) == 2
+    err = capsys.readouterr().err
+    assert "the deployments given are for chain(s) [1], none for chain 10" in err and "--chain" in err
