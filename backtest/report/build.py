@@ -410,7 +410,8 @@ def _bad_debt(d: _Data) -> Section:
     end_ts = rows[-1][0] if rows else 0
     series = []
     for j, name in ((1, "unrealized (oracle prices)"), (2, "unrealized (reference prices)"), (3, "realized")):
-        # no reference prices in the run: the reference column is NULL, and that series is left out
+        # (the columns are NOT NULL; accounts without a reference price count at oracle prices in
+        # unrealized_reference_value): a NULL would leave its points out rather than draw a 0
         pts = [(float(r[0]), v) for r in rows if (v := d.base(r[j])) is not None]
         if pts:
             pts.append((float(end_ts), pts[-1][1]))
