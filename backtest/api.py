@@ -15,6 +15,7 @@ re-run replaces its rows.
 
 from __future__ import annotations
 
+import datetime as dt
 import gc
 import hashlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -175,7 +176,6 @@ def _ingested_span(wh: Warehouse, chain: int) -> str:
                        "FROM raw.blocks WHERE chain_id = ?", [chain]).fetchall()[0]
     if r[0] is None:
         return f"no block of chain {chain} is ingested"
-    import datetime as dt
 
     def iso(ts: int) -> str:
         return dt.datetime.fromtimestamp(int(ts), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -220,6 +220,7 @@ def _resolve_window(wh: Warehouse, sc: Scenario) -> Scenario:
                               f"window first: `deficit ingest --chain {sc.chain_id} --from "
                               f"{w.from_time.strftime('%Y-%m-%dT%H:%M:%SZ')} ...`")
         fb = int(r[0][0])
+        _check_from_resolved(wh, sc, fb, w.from_time)
     if w.to_time is not None:
         r = wh.con.execute("SELECT max(number) FROM raw.blocks WHERE chain_id=? AND timestamp_ts <= ?",
                            [sc.chain_id, int(w.to_time.timestamp())]).fetchall()
@@ -233,6 +234,26 @@ def _resolve_window(wh: Warehouse, sc: Scenario) -> Scenario:
     if tb < fb:
         raise sc.error("window", f"the window resolves to blocks {fb}..{tb}, which is empty")
     return dataclasses.replace(sc, window=dataclasses.replace(w, from_block=fb, to_block=tb))
+
+
+def _check_from_resolved(wh: Warehouse, sc: Scenario, fb: int, t: dt.datetime) -> None:
+    """``window.from`` resolved to ``fb``, the first *ingested* block at or after ``t``: that is the
+    window's first block only if block ``fb - 1`` is ingested too (its timestamp is then before
+    ``t``); otherwise blocks before ``fb`` may be at or after ``t`` and the window would silently
+    start late (days late, when the blocks were ingested from a later time)."""
+    if fb == 0:
+        return
+    r = wh.con.execute("SELECT count(*) FROM raw.blocks WHERE chain_id=? AND number=?",
+                       [sc.chain_id, fb - 1]).fetchall()
+    if r[0][0]:
+        return
+    iso = t.strftime("%Y-%m-%dT%H:%M:%SZ")
+    earlier = (t - dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    raise MissingData(f"window.from: the first ingested block at or after {iso} is {fb}, but block "
+                      f"{fb - 1} is not ingested, so the window may start before block {fb} "
+                      f"({_ingested_span(wh, sc.chain_id)}); ingest blocks from before {iso}: "
+                      f"`deficit ingest --chain {sc.chain_id} --from {earlier} ...`, or give "
+                      "window.from_block")
 
 
 def load_inputs(wh: Warehouse, scenario: Scenario, *, stream: bool = False) -> tuple[Scenario, ReplayInputs]:

@@ -337,3 +337,39 @@ def test_a_metric_parameter_that_does_not_fit_the_market_is_a_scenario_error() -
         run_inputs(sc, inputs(market(8000, 10500, [(10**18, 1_000 * 10**6)]), [2_000 * 10**8]))
     assert e.value.field == "metrics.oracle_lag"
     assert f"deviation_bps.{typo} is not a feed of [reference.pairs]" in e.value.message
+
+
+def test_a_window_start_time_before_the_ingested_blocks_is_not_moved_to_them() -> None:
+    """window.from resolved to the first *ingested* block at or after the time: with blocks ingested
+    only from a later time, the window silently started there (here 50 blocks late)."""
+    import datetime as dt
+
+    from backtest.api import _resolve_window
+    from backtest.scenario import parse_scenario
+    from ingest.datasets.blocks import BLOCKS
+    from ingest.warehouse import CHECKPOINTS
+
+    t0 = 1_600_000_000
+
+    def window(a: int, b: int) -> object:
+        def iso(n: int) -> str:
+            return dt.datetime.fromtimestamp(t0 + 12 * n, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+        sc = parse_scenario(f'name = "x"\nchain_id = 1\n[window]\nfrom = "{iso(a)}"\nto = "{iso(b)}"\n'
+                            '[market]\nprotocol = "aave_v3"\nsource = "m"\n')
+        r = _resolve_window(wh, sc).window
+        return r.from_block, r.to_block
+
+    with Warehouse(":memory:") as wh:
+        wh.ensure(BLOCKS, CHECKPOINTS)
+        with wh.transaction() as con:
+            for n in range(100, 201):
+                con.execute("INSERT INTO raw.blocks VALUES (1, ?, ?, ?, ?, NULL, 0, 0, '0x', 0, 'finalized', "
+                            "0, 'r')", [n, f"0x{n:064x}", f"0x{n - 1:064x}", t0 + 12 * n])
+        assert window(150, 160) == (150, 160)
+        assert window(101, 200) == (101, 200)
+        with pytest.raises(MissingData) as e:
+            window(50, 160)
+        assert "window.from: the first ingested block at or after 2020-09-13T12:36:40Z is 100, but block " \
+               "99 is not ingested" in str(e.value)
+        assert "--from 2020-09-13T11:36:40Z" in str(e.value)
