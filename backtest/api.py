@@ -388,7 +388,7 @@ def load_inputs(wh: Warehouse, scenario: Scenario, *, stream: bool = False) -> t
     sources = sorted({str(r[0]) for r in con.execute(
         "SELECT DISTINCT run_id FROM meta.checkpoints WHERE chain_id=? AND ((dataset='blocks') OR "
         "(dataset=? AND source=?) OR (dataset='chainlink' AND source IN (SELECT unnest(?))))",
-        [chain, m.dataset, m.source, feeds]).fetchall()})
+        [chain, m.dataset, m.source, feeds]).fetchall()} | set(_reference_runs(wh, sc, blocks)))
     inputs = ReplayInputs(adapter, state, chain, fb, tb, blocks, {f: tuple(k) for f, k in feed_keys.items()},
                           rounds, initial, refs, init_refs, events, tuple(sources),
                           {f: r.decimals for f, r in initial.items()} | {r.feed: r.decimals for r in rounds
@@ -502,6 +502,20 @@ def _check_one_source(sc: Scenario, rows: list[tuple[Any, ...]]) -> None:
                                f"would interleave; set reference.source to one of {sorted(by)}")
             if b > end:
                 last_src, end = name, b
+
+
+def _reference_runs(wh: Warehouse, sc: Scenario, blocks: Blocks) -> list[str]:
+    """The ``deficit import-prices`` runs whose reference rows the replay reads (the pairs, the
+    source if given, up to the window's end): part of the run's data sources, so that a
+    re-imported path is a different run (id and ``bt.runs.data_sources``)."""
+    if sc.reference is None:
+        return []
+    src = sc.reference.source
+    q = ("SELECT DISTINCT run_id FROM raw.reference_prices WHERE pair IN (SELECT unnest(?))"
+         + (" AND source = ?" if src else "") + " AND ts_us <= ? ORDER BY run_id")
+    args: list[Any] = [sorted(set(sc.reference.pairs.values()))] + ([src] if src else []) + [
+        blocks.ts[-1] * 10**6]
+    return [str(r[0]) for r in wh.con.execute(q, args).fetchall()]
 
 
 def _load_refs(wh: Warehouse, sc: Scenario, blocks: Blocks) -> tuple[list[RefPoint], Mapping[str, RefPoint]]:

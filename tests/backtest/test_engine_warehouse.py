@@ -198,6 +198,7 @@ def test_historical_replay_of_an_ingested_market_reproduces_its_liquidations(cha
     r = runs[0]
     assert r["from_block_hash"] == chain.headers[chain.from_block]["hash"]
     assert r["to_block_hash"] == chain.headers[chain.to_block]["hash"]
+    assert "prices-1" in r["data_sources"]  # the reference import it read
     assert r["events_applied"] > 0
 
 

@@ -373,3 +373,23 @@ def test_a_window_start_time_before_the_ingested_blocks_is_not_moved_to_them() -
         assert "window.from: the first ingested block at or after 2020-09-13T12:36:40Z is 100, but block " \
                "99 is not ingested" in str(e.value)
         assert "--from 2020-09-13T11:36:40Z" in str(e.value)
+
+
+def test_the_reference_imports_read_are_among_the_runs_data_sources(tmp_path: Path) -> None:
+    """bt.runs.data_sources (and so the derived run id) named the ingest runs only: a run over a
+    re-imported, different reference path had the same id and lineage as the one before it."""
+    from backtest.api import _reference_runs
+    from backtest.clock import Blocks
+    from ingest.prices import import_prices
+    from tests.backtest.markets import T0
+
+    sc = scenario(reference=True, to_block=FROM + 10)
+    blocks = Blocks.regular(FROM, FROM + 10, T0)
+    f = tmp_path / "p.csv"
+    with Warehouse(":memory:") as wh:
+        for run_id, price in (("prices-1", 2_000), ("prices-2", 1_900)):
+            f.write_text("timestamp,price\n" + "".join(f"{T0 + 12 * i},{price}\n" for i in range(12)))
+            import_prices(wh, f, fmt="timestamp_price", pair="COLL/USD", unit="USD", source="s",
+                          run_id=run_id)
+            assert _reference_runs(wh, sc, blocks) == [run_id]
+        assert _reference_runs(wh, scenario(to_block=FROM + 10), blocks) == []  # no [reference]
