@@ -171,6 +171,14 @@ class Socialization(Metric):
     # ------------------------------------------------------------------ hooks
     def on_run_start(self, view: View) -> None:
         self._unit = view.unit
+        unknown = sorted(a for a, r in view.state.reserves.items()
+                         if getattr(r, "treasury", ZERO_ADDRESS) == ZERO_ADDRESS)
+        if unknown:  # its claim would read as 0: the treasury's share of a loss put on the suppliers
+            raise MetricError(
+                f"metric 'socialization': the treasury of reserve(s) {unknown} is unknown, so the "
+                "part of a loss it could absorb (treasury_reserve) cannot be told from the suppliers'; "
+                "declare it in [market.asset_treasuries] (Aave v2: each aToken's "
+                "RESERVE_TREASURY_ADDRESS()), or leave socialization out of [metrics] names")
         self._income = _income_fn(view.adapter.name)
         for user in sorted(view.state.users):
             self._refresh_scaled(view, user)

@@ -237,3 +237,25 @@ def test_aave_v2_money_is_in_eth_everywhere(chain: Chain, tmp_path: Path) -> Non
     (o,) = evaluate(res.scenario.checks, res.summary, res.run_id)
     assert o.ok and (o.threshold.figure.name, o.threshold.figure.unit) == ("end_total_oracle_eth", "ETH")
     assert o.value == pytest.approx(want / 10**18)
+
+
+def test_socialization_needs_the_treasuries(chain: Chain, tmp_path: Path) -> None:
+    """Without [market.asset_treasuries] a v2 reserve's treasury is unknown: the socialization
+    metric read its claim as 0 and put the treasury's share of B's loss on the suppliers
+    (end_treasury_reserve_value 0 instead of 5.6e9 wei), silently. It is refused, at the metric."""
+    import re
+
+    from backtest.errors import ScenarioError
+
+    f = _scenario(chain, tmp_path, "historical")
+    text = f.read_text().replace('names = ["fidelity", "liquidations", "bad_debt"]',
+                                 'names = ["socialization", "bad_debt"]')
+    f.write_text(text)
+    s = run(f, db=chain.db).summary["socialization"]
+    assert s["end_treasury_reserve_value"] > 0
+    assert s["end_treasury_reserve_value"] + s["end_suppliers_value"] == s["end_unrealized_value"] > 0
+    f.write_text(re.sub(r'\[market.asset_treasuries\]\n("0x[0-9a-f]{40}" = "0x[0-9a-f]{40}"\n)*', "", text))
+    with pytest.raises(ScenarioError) as e:
+        run(f, db=chain.db)
+    assert e.value.field == "metrics.socialization"
+    assert "the treasury of reserve(s)" in e.value.message and "[market.asset_treasuries]" in e.value.message
