@@ -364,6 +364,12 @@ class Replay:
         if self.mode == "counterfactual" and not self.scenario.overrides.empty:
             apply_overrides(self.adapter, self.state, self.scenario.overrides)
         self._initial_prices()
+        lq = self.scenario.liquidator
+        if lq.gas_units and lq.gas_price_key not in self.prices:
+            raise self.scenario.error(
+                "liquidator.gas_price_key", f"{lq.gas_price_key} has no price in the {self.adapter.name} "
+                f"market (gas is valued at its oracle price): name the price key of ETH, e.g. WETH's "
+                f"address; priced: {sorted(self.prices)}")
         start = self.inputs.from_block
         self._begin(start)
         for user in sorted(self._all_users()):

@@ -685,6 +685,9 @@ def _liquidator(p: _P, doc: Mapping[str, Any]) -> LiquidatorSpec:
         path = f"liquidator.inventory.{k}"
         inv[p.addr(k, path)] = int(p.int_(lq["inventory"], k, path) or 0)
     gas_key = p.str_(lq, "gas_price_key", "liquidator.gas_price_key")
+    if gas_key is None and (p.int_(lq, "gas_units", "liquidator.gas_units", 0) or 0) > 0:
+        raise p.err("liquidator.gas_units", "gas_units > 0 needs gas_price_key: the price key of ETH "
+                    "(e.g. WETH's address), at whose oracle price gas is valued")
     return LiquidatorSpec(
         p.int_(lq, "reaction_delay_blocks", "liquidator.reaction_delay_blocks", 0) or 0,
         p.int_(lq, "gas_units", "liquidator.gas_units", 0) or 0,

@@ -393,3 +393,19 @@ def test_the_reference_imports_read_are_among_the_runs_data_sources(tmp_path: Pa
                           run_id=run_id)
             assert _reference_runs(wh, sc, blocks) == [run_id]
         assert _reference_runs(wh, scenario(to_block=FROM + 10), blocks) == []  # no [reference]
+
+
+def test_gas_without_a_priced_gas_price_key_is_a_scenario_error() -> None:
+    """gas_units > 0 needs the price of ETH: without gas_price_key, or with one the market does not
+    price, the replay used to stop at the first quote with a bare KeyError (a traceback)."""
+    crash = [2_000 * 10**8 * (100 - 5 * i) // 100 for i in range(20)]
+    book = market(8000, 10500, [(10**18, 1_500 * 10**6)])
+    with pytest.raises(ScenarioError) as e:
+        scenario(extra="\n[liquidator]\ngas_units = 300000\n", to_block=FROM + 30)
+    assert e.value.field == "liquidator.gas_units" and "needs gas_price_key" in e.value.message
+    stray = "0x" + "ee" * 20
+    gas = f'\n[liquidator]\ngas_units = 300000\ngas_price_key = "{stray}"\n'
+    sc = scenario(extra=gas, to_block=FROM + 30)
+    with pytest.raises(ScenarioError) as e:
+        run_inputs(sc, inputs(book, crash, to_block=FROM + 30))
+    assert e.value.field == "liquidator.gas_price_key" and f"{stray} has no price" in e.value.message
