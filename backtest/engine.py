@@ -370,6 +370,12 @@ class Replay:
                 "liquidator.gas_price_key", f"{lq.gas_price_key} has no price in the {self.adapter.name} "
                 f"market (gas is valued at its oracle price): name the price key of ETH, e.g. WETH's "
                 f"address; priced: {sorted(self.prices)}")
+        reserves = sorted(getattr(self.state, "reserves", None) or ())
+        for table, assets in (("slippage", lq.slippage), ("inventory", lq.inventory)):
+            stray = sorted(set(assets) - set(reserves)) if reserves else []
+            if stray:  # a mistyped asset: its slippage (or inventory) would silently never apply
+                raise self.scenario.error(f"liquidator.{table}.{stray[0]}", f"{stray[0]} is not a reserve "
+                                          f"of the {self.adapter.name} market; reserves: {reserves}")
         start = self.inputs.from_block
         self._begin(start)
         for user in sorted(self._all_users()):

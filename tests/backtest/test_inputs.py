@@ -409,3 +409,20 @@ def test_gas_without_a_priced_gas_price_key_is_a_scenario_error() -> None:
     with pytest.raises(ScenarioError) as e:
         run_inputs(sc, inputs(book, crash, to_block=FROM + 30))
     assert e.value.field == "liquidator.gas_price_key" and f"{stray} has no price" in e.value.message
+
+
+@pytest.mark.parametrize("table", ["slippage", "inventory"])
+def test_a_liquidator_table_naming_no_reserve_is_a_scenario_error(table: str) -> None:
+    """A slippage curve (or inventory) for an address that is not a reserve, a typo, never applied:
+    the liquidator then sold the collateral with no slippage at all, silently."""
+    from tests.backtest.markets import COLL
+
+    typo = COLL[:-1] + "1"
+    body = (f'[liquidator.slippage."{typo}"]\ndepth_usd = 1000\n' if table == "slippage" else
+            f'flash_loans = false\n[liquidator.inventory]\n"{typo}" = 1000\n')
+    sc = scenario(extra="\n[liquidator]\n" + body, to_block=FROM + 5)
+    with pytest.raises(ScenarioError) as e:
+        run_inputs(sc, inputs(market(8000, 10500, [(10**18, 1_000 * 10**6)]), [2_000 * 10**8]))
+    assert e.value.field == f"liquidator.{table}.{typo}" and "is not a reserve" in e.value.message
+    ok = scenario(extra="\n[liquidator]\n" + body.replace(typo, COLL), to_block=FROM + 5)
+    run_inputs(ok, inputs(market(8000, 10500, [(10**18, 1_000 * 10**6)]), [2_000 * 10**8]))
