@@ -27,8 +27,12 @@ the v3.1–v3.5 branches are ported from source only, v3.3–v3.5 checked agains
 vectors (``tests/protocols/test_aave_v3_rules_v33.py``) and, like every rule set, against the
 conformance invariants.
 
+GHO's variable debt token (v3.0.1-v3.4): the stkAAVE discount it burns from a borrower's scaled
+debt is inferred from each ``Mint``/``Burn`` (ported from gho-core @ 00e67fe source only; no GHO
+bytecode here, so hand-worked vectors in ``tests/protocols/test_aave_v3_events.py``).
+
 Not modelled: v3.6+ (its implementation is left out of the deployment data, so an upgrade to
-it stops a replay); GHO's special cases (v3.3's non-virtual-accounting debt valuation and
+it stops a replay); GHO's other special cases (v3.3's non-virtual-accounting debt valuation and
 deficit discount, v3.4+'s vGHO); the v3.1+ interest rate strategy (rates then come from
 ``ReserveDataUpdated``; the deficit's effect on rates is therefore not modelled either);
 simulating ``eliminateReserveDeficit`` (only its ``DeficitCovered`` event is applied); the

@@ -10,7 +10,11 @@ Declarations (and the snake_case argument names) as in ``ingest/catalog.py``.
 How balances are rebuilt: the scaled tokens announce every balance change with the index used
 (``Mint``/``Burn``: ``value ± balance_increase`` is the amount, ``rayDiv(amount, index)`` the
 scaled change — a ``Mint`` whose value is below its balance increase comes from a burn, one
-equal to it only announces interest; ``BalanceTransfer`` carries the scaled amount). Indices
+equal to it only announces interest; ``BalanceTransfer`` carries the scaled amount). A variable
+debt token whose ``balance_increase`` is less than the interest accrued on the rebuilt balance is
+GHO's (gho-core @ 00e67fe, ``GhoVariableDebtToken.sol``): the difference is the borrower's
+stkAAVE discount, which the token also burns from the scaled debt (:func:`_debt_discount_scaled`);
+more than the accrual raises. Indices
 and rates come from ``ReserveDataUpdated`` (timestamped with the block), flags from
 ``ReserveUsedAsCollateral*`` (the borrowing flag, which has no event, is cleared when a
 ``Repay``/``LiquidationCall`` leaves no debt), parameters from the configurator.
@@ -43,7 +47,7 @@ from typing import Any
 from ..base import ZERO_ADDRESS, EventSpec
 from ..domain import ProtocolEvent
 from ..errors import InconsistentEvent, UnsupportedEvent
-from ..fixed_point import RAY, ray_div_half_up, ray_mul_ceil, ray_mul_floor
+from ..fixed_point import RAY, ray_div_half_up, ray_mul_ceil, ray_mul_floor, ray_mul_half_up
 from .configuration import ReserveConfiguration, is_borrowing, set_borrowing, set_using_as_collateral
 from .rule_schedule import Upgrade, implementation_rules
 from .state import AaveV3State, EModeCategory, ReserveData, UserReserve, UserState, evolver
@@ -468,6 +472,31 @@ def _exact_scaled_change(state: AaveV3State, e: ProtocolEvent, reserve: ReserveD
     return n - s
 
 
+def _debt_discount_scaled(state: AaveV3State, e: ProtocolEvent, reserve: ReserveData, address: str,
+                          increase: int, index: int) -> int:
+    """The scaled debt a variable debt token burned as a *discount* in this action (v3.0-v3.4):
+    0 for Aave's own ``VariableDebtToken``; for GHO's ``GhoVariableDebtToken`` (gho-core @ 00e67fe,
+    ``src/contracts/facilitators/aave/tokens/GhoVariableDebtToken.sol``, ``_accrueDebtOnAction``)
+    the discount taken off the interest accrued since the user's last action.
+
+    Both tokens accrue ``raw = rayMul(s, index) - rayMul(s, previous index)`` on the stored scaled
+    debt ``s``; GHO then takes ``discount = percentMul(raw, discount percent)`` off it, emits
+    ``balance_increase = raw - discount`` and burns ``discount * RAY / index`` scaled tokens
+    (floored) besides the amount. The discount percent is internal state (it follows the
+    borrower's stkAAVE balance), but the event gives the discount itself: ``raw -
+    balance_increase``. An event announcing more than ``raw`` means the rebuilt balance is not
+    the token's, and raises."""
+    ur = state.user(address).reserve(reserve.asset)
+    s = ur.scaled_variable_debt
+    raw = ray_mul_half_up(s, index) - ray_mul_half_up(s, ur.variable_debt_previous_index) if s else 0
+    if increase > raw:
+        raise _fail(e, f"balance increase {increase} exceeds the {raw} accrued on {address}'s rebuilt "
+                    f"scaled debt {s} since index {ur.variable_debt_previous_index}")
+    if index <= 0:
+        raise _fail(e, f"index {index} is not positive")
+    return (raw - increase) * RAY // index
+
+
 def _scaled_mint(state: AaveV3State, e: ProtocolEvent) -> None:
     r = _token_reserve(state, e)
     value, increase, index = _int(e, "value"), _int(e, "balance_increase"), _int(e, "index")
@@ -475,12 +504,14 @@ def _scaled_mint(state: AaveV3State, e: ProtocolEvent) -> None:
     if state.rules.directional_rounding:
         delta = _exact_scaled_change(state, e, r, address, value, increase, index)
         _change_scaled(state, e, r, address, delta, index)
-    elif value > increase:  # _mintScaled
-        _change_scaled(state, e, r, address, ray_div_half_up(value - increase, index), index)
+        return
+    discount = _debt_discount_scaled(state, e, r, address, increase, index) if e.role != "a_token" else 0
+    if value > increase:  # _mintScaled
+        _change_scaled(state, e, r, address, ray_div_half_up(value - increase, index) - discount, index)
     elif value < increase:  # _burnScaled of less than the accrued interest
-        _change_scaled(state, e, r, address, -ray_div_half_up(increase - value, index), index)
-    else:  # interest announced by a transfer; the move is the BalanceTransfer
-        _change_scaled(state, e, r, address, 0, index)
+        _change_scaled(state, e, r, address, -ray_div_half_up(increase - value, index) - discount, index)
+    else:  # interest announced by a transfer (the move is the BalanceTransfer), or a GHO discount
+        _change_scaled(state, e, r, address, -discount, index)  # rebalance / distribution update
 
 
 def _scaled_burn(state: AaveV3State, e: ProtocolEvent) -> None:
@@ -492,8 +523,10 @@ def _scaled_burn(state: AaveV3State, e: ProtocolEvent) -> None:
         delta = _exact_scaled_change(state, e, r, address, -_int(e, "value"), increase, index)
         _change_scaled(state, e, r, address, delta, index)
         return
-    amount = _int(e, "value") + _int(e, "balance_increase")
-    _change_scaled(state, e, r, address, -ray_div_half_up(amount, index), index)
+    increase = _int(e, "balance_increase")
+    discount = _debt_discount_scaled(state, e, r, address, increase, index) if e.role != "a_token" else 0
+    amount = _int(e, "value") + increase
+    _change_scaled(state, e, r, address, -ray_div_half_up(amount, index) - discount, index)
 
 
 def _balance_transfer(state: AaveV3State, e: ProtocolEvent) -> None:
