@@ -230,6 +230,7 @@ def _resolve_window(wh: Warehouse, sc: Scenario) -> Scenario:
                               f"window first: `deficit ingest --chain {sc.chain_id} --to "
                               f"{w.to_time.strftime('%Y-%m-%dT%H:%M:%SZ')} ...`")
         tb = int(r[0][0])
+        _check_to_resolved(wh, sc, tb, w.to_time)
     assert fb is not None and tb is not None
     if tb < fb:
         raise sc.error("window", f"the window resolves to blocks {fb}..{tb}, which is empty")
@@ -254,6 +255,23 @@ def _check_from_resolved(wh: Warehouse, sc: Scenario, fb: int, t: dt.datetime) -
                       f"({_ingested_span(wh, sc.chain_id)}); ingest blocks from before {iso}: "
                       f"`deficit ingest --chain {sc.chain_id} --from {earlier} ...`, or give "
                       "window.from_block")
+
+
+def _check_to_resolved(wh: Warehouse, sc: Scenario, tb: int, t: dt.datetime) -> None:
+    """``window.to`` resolved to ``tb``, the last *ingested* block at or before ``t``: that is the
+    window's last block only if block ``tb + 1`` is ingested too (its timestamp is then after
+    ``t``); otherwise blocks after ``tb`` may be at or before ``t`` and the window would silently
+    end early (days early, when the ingest stopped before ``t``)."""
+    r = wh.con.execute("SELECT count(*) FROM raw.blocks WHERE chain_id=? AND number=?",
+                       [sc.chain_id, tb + 1]).fetchall()
+    if r[0][0]:
+        return
+    iso = t.strftime("%Y-%m-%dT%H:%M:%SZ")
+    later = (t + dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    raise MissingData(f"window.to: the last ingested block at or before {iso} is {tb}, but block "
+                      f"{tb + 1} is not ingested, so the window may end after block {tb} "
+                      f"({_ingested_span(wh, sc.chain_id)}); ingest blocks past {iso}: "
+                      f"`deficit ingest --chain {sc.chain_id} --to {later} ...`, or give window.to_block")
 
 
 def load_inputs(wh: Warehouse, scenario: Scenario, *, stream: bool = False) -> tuple[Scenario, ReplayInputs]:

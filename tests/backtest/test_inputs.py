@@ -367,12 +367,20 @@ def test_a_window_start_time_before_the_ingested_blocks_is_not_moved_to_them() -
                 con.execute("INSERT INTO raw.blocks VALUES (1, ?, ?, ?, ?, NULL, 0, 0, '0x', 0, 'finalized', "
                             "0, 'r')", [n, f"0x{n:064x}", f"0x{n - 1:064x}", t0 + 12 * n])
         assert window(150, 160) == (150, 160)
-        assert window(101, 200) == (101, 200)
+        assert window(101, 199) == (101, 199)
         with pytest.raises(MissingData) as e:
             window(50, 160)
         assert "window.from: the first ingested block at or after 2020-09-13T12:36:40Z is 100, but block " \
                "99 is not ingested" in str(e.value)
         assert "--from 2020-09-13T11:36:40Z" in str(e.value)
+        # the same at the end: with blocks ingested only up to 200, a window to a later time (or to
+        # block 200's own time: block 201 may share it) would silently end at 200
+        for b in (200, 260):
+            with pytest.raises(MissingData) as e:
+                window(150, b)
+            assert "window.to: the last ingested block at or before " in str(e.value)
+            assert "is 200, but block 201 is not ingested" in str(e.value)
+        assert "--to 2020-09-13T14:18:40Z" in str(e.value)  # an hour past 260's time
 
 
 def test_the_reference_imports_read_are_among_the_runs_data_sources(tmp_path: Path) -> None:
