@@ -162,7 +162,15 @@ COMMANDS = COMMANDS + _CHECK + _REPORT + _CATALOG
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return ingest_cli.main(argv, commands=COMMANDS)
+    try:
+        return ingest_cli.main(argv, commands=COMMANDS)
+    except BrokenPipeError:
+        # the reader of stdout went away (`deficit runs | head`): not an error of ours; point
+        # stdout at /dev/null so the interpreter's final flush does not raise again
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a shell reports a command killed by it
 
 
 if __name__ == "__main__":

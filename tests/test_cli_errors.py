@@ -194,3 +194,16 @@ def test_bt_runs_records_the_scenario_file_as_an_absolute_path(sample: tuple[Pat
     finally:
         con.close()
     assert path == str((tmp_path / "s.toml").resolve())
+
+
+def test_a_reader_closing_the_pipe_early_is_not_a_traceback() -> None:
+    """``deficit schema | head``: the reader is gone before the command writes (its end of the
+    pipe is closed at once, so the write fails with EPIPE every time); the command ends quietly
+    with 141 (128 + SIGPIPE, as a shell reports it) instead of a BrokenPipeError traceback."""
+    with subprocess.Popen([sys.executable, "-m", "backtest.cli", "schema"], cwd=ROOT,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as p:
+        assert p.stdout is not None and p.stderr is not None
+        p.stdout.close()
+        err = p.stderr.read().decode()
+        assert p.wait(timeout=60) == 141, err
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
