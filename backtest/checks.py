@@ -302,10 +302,24 @@ def _lookup(summaries: Summaries, fig: Figure) -> tuple[bool, Any]:
     return True, m[fig.name]
 
 
+def _currency_of(summaries: Summaries) -> str | None:
+    """The base currency a run's summaries say they are in (None: not recorded, older runs)."""
+    for m in sorted(summaries):
+        c = summaries[m].get("base_currency")
+        if isinstance(c, str):
+            return c
+    return None
+
+
 def evaluate(checks: Checks, summaries: Summaries, run_id: str, baseline: Baseline | None = None
              ) -> list[Outcome]:
     """Judge every threshold on a run's summaries (``{metric: {name: value}}``). A figure the
     run does not have fails its threshold (with a message saying so); so does a null one."""
+    if baseline is not None and checks.needs_baseline:
+        cur, bcur = _currency_of(summaries), _currency_of(baseline.summaries)
+        if cur and bcur and cur != bcur:  # a rise of wei against USD units would mean nothing
+            raise InputError(f"the baseline {baseline.run_id} ({baseline.origin}) is in {bcur}, run {run_id} "
+                             f"in {cur}: their figures cannot be compared")
     out = []
     for t in checks.thresholds:
         fig, unit = t.figure, t.figure.unit

@@ -188,3 +188,24 @@ def test_runs_and_compare(built: rm.Built, tmp_path: Path) -> None:
     assert sim["a"] > 0 and sim["b"] == 0 and sim["diff"] == -sim["a"]
     r = deficit("compare", ids[0], "bt-nope", "--db", str(built.db))
     assert r.returncode == 2 and "bt-nope" in r.stderr
+
+
+def test_a_baseline_in_another_currency_is_refused() -> None:
+    """A [[checks.figure]] rise on a *_value figure against a baseline run of another market's
+    currency compared ETH wei with USD 1e-8 units: $100 against 1 ETH passed as a fall."""
+    from backtest.checks import Baseline, evaluate
+    from backtest.errors import InputError
+    from backtest.scenario import parse_scenario
+
+    sc = parse_scenario('name = "x"\nchain_id = 1\n[window]\nfrom_block = 1\nto_block = 2\n[market]\n'
+                        'protocol = "aave_v3"\nsource = "m"\n[[checks.figure]]\nmetric = "bad_debt"\n'
+                        'name = "end_unrealized_oracle_value"\nmax_rise = 0\n')
+    run = {"bad_debt": {"end_unrealized_oracle_value": 100 * 10**8, "base_currency": "USD"}}
+    v2 = Baseline("bt-v2", "v2", "h", "c", {"bad_debt": {"end_unrealized_oracle_value": 10**18,
+                                                          "base_currency": "ETH"}}, "b.json")
+    with pytest.raises(InputError, match=r"the baseline bt-v2 \(b.json\) is in ETH, run bt-v3 in USD"):
+        evaluate(sc.checks, run, "bt-v3", v2)
+    same = Baseline("bt-a", "a", "h", "c", {"bad_debt": {"end_unrealized_oracle_value": 99 * 10**8,
+                                                          "base_currency": "USD"}}, "a.json")
+    (o,) = evaluate(sc.checks, run, "bt-v3", same)
+    assert not o.ok and o.compared == 10**8
