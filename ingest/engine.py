@@ -46,6 +46,7 @@ from .datasets.base import (
     write_stage,
 )
 from .datasets.blocks import BLOCKS, fetch_blocks, write_blocks
+from .datasets.chainlink import STATE_UNAVAILABLE
 from .deployments import DeploymentSet
 from .errors import BrokenChainError, ChainDataError, ConfigError, InconsistentLogError, RpcResponseError
 from .reorg import verify_and_rollback
@@ -130,10 +131,14 @@ class RunContext:
         log.info(msg)
 
     def try_eth_call(self, to: str, data: str, block: int) -> str | None:
-        """eth_call that returns None when the call reverts (e.g. a function that doesn't exist)."""
+        """eth_call that returns None when the call reverts (e.g. a function that doesn't exist).
+        A node without the block's state (geth's -32000 "missing trie node", ...) raises: that
+        is not an answer about the contract."""
         try:
             res = self.rpc.call("eth_call", [{"to": to, "data": data}, hex(block)])
         except RpcResponseError as e:
+            if STATE_UNAVAILABLE.search(e.rpc_message):
+                raise
             if e.code in (3, -32000, -32015) or "revert" in str(e).lower():
                 return None
             raise

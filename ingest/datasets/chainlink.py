@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from ..deployments import DeploymentSet, Feed
     from ..engine import RunContext
 
-__all__ = ["Chainlink", "ORACLE_ROUNDS", "ORACLE_PHASES"]
+__all__ = ["Chainlink", "ORACLE_ROUNDS", "ORACLE_PHASES", "STATE_UNAVAILABLE"]
 
 NAME = "chainlink"
 
@@ -46,7 +46,7 @@ SEL_PHASE_ID = _sel("phaseId()")
 SEL_PHASE_AGGREGATORS = _sel("phaseAggregators(uint16)")
 SEL_DECIMALS = _sel("decimals()")
 # how nodes say "no state for that block": geth/erigon/reth wordings and anvil's window
-_STATE_UNAVAILABLE = re.compile(
+STATE_UNAVAILABLE = re.compile(
     r"(?i)missing trie node|header not found|BlockOutOfRange|state .*not available|"
     r"historical state|state histories|pruned|unknown block|required historical state")
 
@@ -115,7 +115,7 @@ class Chainlink(LogDataset):
         try:
             n_phases = self._phase_id(ctx, feed.proxy, to_block)
         except RpcResponseError as e:
-            if not _STATE_UNAVAILABLE.search(str(e)):
+            if not STATE_UNAVAILABLE.search(str(e)):
                 raise
             self._declared_phases(ctx, source, to_block, e)
             return
@@ -202,7 +202,7 @@ class Chainlink(LogDataset):
                 else:
                     lo = mid
         except RpcResponseError as e:
-            if not _STATE_UNAVAILABLE.search(str(e)):
+            if not STATE_UNAVAILABLE.search(str(e)):
                 raise
             ctx.warn(f"feed {feed.name}: the node has no state for historical eth_call "
                      f"({e.rpc_message}); phase {phase} start block left unknown (NULL). "

@@ -262,3 +262,28 @@ def test_secret_in_rpc_url_never_reaches_output_tables_or_errors(anvil, tmp_path
     for secret in (key, qkey, "PASSWORDX"):
         assert secret not in dump
     assert "/***" in dump
+
+
+class _PrunedGeth(FaultyTransport):
+    """A geth full node: every eth_call is answered with geth's -32000 "missing trie node"."""
+
+    def send(self, body: bytes, *, timeout: float) -> HttpResponse:
+        req = orjson.loads(body)
+        if isinstance(req, dict) and req.get("method") == "eth_call":
+            self._count("missing_state")
+            return self._json({"jsonrpc": "2.0", "id": req["id"], "error": {
+                "code": -32000, "message": "missing trie node 5c0f3cf9b1c4e1a2 (path ) <nil>"}})
+        return super().send(body, timeout=timeout)
+
+
+def test_a_node_without_state_is_not_read_as_a_bare_aggregator(market, tmp_path):
+    """geth answers an eth_call on pruned state with code -32000, which eth_call's revert test
+    also accepted: phaseId() 'reverted', so each feed proxy was taken for a bare aggregator and
+    its rounds read from the proxy's address (none), silently. It stops with the no-state error."""
+    node, _chain, dep, _clean = market
+    from ingest.errors import ConfigError
+
+    t = _PrunedGeth(node.url)
+    with pytest.raises(ConfigError, match=r"the node has no state at block \d+ .*\(missing trie node"):
+        _run(t, tmp_path / "w.duckdb", dep)
+    assert t.injected["missing_state"] >= 1
