@@ -500,16 +500,18 @@ def _round(r: tuple[Any, ...]) -> Round:
     return Round(str(r[0]), int(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5]), int(r[6]))
 
 
-def _check_one_source(sc: Scenario, rows: list[tuple[Any, ...]]) -> None:
+def _check_one_source(sc: Scenario, rows: list[tuple[Any, ...]], t0: int) -> None:
     """Without ``reference.source``, a pair's rows of every source are read as one path: fine for
     sources that follow one another (monthly files), but two that overlap in time would interleave
-    (two prices at one instant, the path jumping between them), so that is refused. ``rows``:
-    ``(pair, source, ts_us, ...)``."""
+    (two prices at one instant, the path jumping between them), so that is refused. What is read
+    of a source is its last price at or before the window's start (unix second ``t0``, the price
+    in force) and its prices after it. ``rows``: ``(pair, source, ts_us, ...)`` in time order."""
     spans: dict[str, dict[str, tuple[int, int]]] = {}
     for pair, source, ts_us, *_ in rows:
         by = spans.setdefault(str(pair), {})
-        a, _b = by.get(str(source), (int(ts_us), int(ts_us)))
-        by[str(source)] = (a, int(ts_us))
+        t = int(ts_us)
+        a, _b = by.get(str(source), (t, t))
+        by[str(source)] = (t if t <= t0 * 10**6 else a, t)  # earlier prices are superseded
     for pair, by in sorted(spans.items()):
         order = sorted(by.items(), key=lambda kv: (kv[1][0], kv[0]))
         (last_src, (_a, end)) = order[0]
@@ -550,7 +552,7 @@ def _load_refs(wh: Warehouse, sc: Scenario, blocks: Blocks) -> tuple[list[RefPoi
     args: list[Any] = [pairs] + ([src] if src else []) + [t1 * 10**6]
     rows = wh.con.execute(q, args).fetchall()
     if not src:
-        _check_one_source(sc, rows)
+        _check_one_source(sc, rows, t0)
     refs: list[RefPoint] = []
     initial: dict[str, RefPoint] = {}
     for pair, _source, ts_us, text in rows:

@@ -298,6 +298,7 @@ def test_a_pair_from_two_overlapping_sources_is_refused(tmp_path: Path) -> None:
     with Warehouse(":memory:") as wh:
         put(wh, "jan", 2_000, range(T0 - 60, T0 + 60, 12))
         put(wh, "feb", 1_000, range(T0 + 60, T0 + 150, 12))  # follows jan: one path
+        put(wh, "old", 5, range(T0 - 600, T0 - 20, 12))  # overlaps jan before the window only
         refs, init = _load_refs(wh, sc, blocks)
         assert [int(r.price) for r in refs] == [2_000] * 4 + [1_000] * 6
         assert int(init["COLL/USD"].price) == 2_000
@@ -306,7 +307,7 @@ def test_a_pair_from_two_overlapping_sources_is_refused(tmp_path: Path) -> None:
             _load_refs(wh, sc, blocks)
         assert e.value.field == "reference.source"
         assert "sources 'jan' and 'other' that overlap in time" in e.value.message
-        assert "set reference.source to one of ['feb', 'jan', 'other']" in e.value.message
+        assert "set reference.source to one of ['feb', 'jan', 'old', 'other']" in e.value.message
         assert sc.reference is not None
         one = dataclasses.replace(sc, reference=dataclasses.replace(sc.reference, source="other"))
         refs, init = _load_refs(wh, one, blocks)
