@@ -395,6 +395,7 @@ def load_inputs(wh: Warehouse, scenario: Scenario, *, stream: bool = False) -> t
             if f not in feeds:
                 raise sc.error(f"reference.pairs.{f}", f"{f} is not the oracle source of any reserve of "
                                f"{m.source}; sources: {feeds}")
+    _check_base_fees(wh, sc, chain, fb, tb)
     blocks = _load_blocks(wh, chain, fb, tb)
     refs, init_refs = _load_refs(wh, sc, blocks)
     events: Iterable[ProtocolEvent] = ()
@@ -438,6 +439,22 @@ def _check_reference_quotes(sc: Scenario) -> None:
                            f"pair {pair!r} is quoted in {quote}, but this {sc.market.protocol} market's "
                            f"prices are in {cur} (its oracle's base currency): the reference path would "
                            f"be read as {cur}; import a path quoted in {' or '.join(ok)}")
+
+
+def _check_base_fees(wh: Warehouse, sc: Scenario, chain: int, fb: int, tb: int) -> None:
+    """The liquidator model values gas at ``gas_units * (base fee + priority fee)``: blocks without a
+    base fee (before London, Ethereum block 12,965,000) would value it at the priority fee alone,
+    a small fraction of what gas cost then. With ``gas_units > 0`` such a window is refused."""
+    if not sc.liquidator.gas_units:
+        return
+    n, lo, hi = wh.con.execute(
+        "SELECT count(*), min(number), max(number) FROM raw.blocks WHERE chain_id = ? AND number "
+        "BETWEEN ? AND ? AND base_fee_per_gas_wei IS NULL", [chain, fb, tb]).fetchall()[0]
+    if n:
+        raise sc.error("liquidator.gas_units", f"{n} block(s) of the window ({lo}..{hi}) have no base fee "
+                       "(before London): the model values gas as gas_units x (base fee + priority fee) "
+                       "and has no legacy gas price; set gas_units = 0 and put the gas a liquidation "
+                       "costs then into min_profit")
 
 
 def _load_blocks(wh: Warehouse, chain: int, fb: int, tb: int) -> Blocks:

@@ -435,3 +435,31 @@ def test_a_liquidator_table_naming_no_reserve_is_a_scenario_error(table: str) ->
     assert e.value.field == f"liquidator.{table}.{typo}" and "is not a reserve" in e.value.message
     ok = scenario(extra="\n[liquidator]\n" + body.replace(typo, COLL), to_block=FROM + 5)
     run_inputs(ok, inputs(market(8000, 10500, [(10**18, 1_000 * 10**6)]), [2_000 * 10**8]))
+
+
+def test_gas_is_not_valued_on_blocks_without_a_base_fee() -> None:
+    """Before London a block has no base fee; the model's gas_units x (base fee + priority fee)
+    valued gas there at the priority fee alone (2 gwei against the ~100-1,000 gwei paid in May
+    2021), silently. A window with such blocks and gas_units > 0 is now refused."""
+    from backtest.api import _check_base_fees
+    from backtest.scenario import parse_scenario
+    from ingest.datasets.blocks import BLOCKS
+
+    def sc(gas_units: int) -> object:
+        return parse_scenario('name = "x"\nchain_id = 1\n[window]\nfrom_block = 100\nto_block = 200\n'
+                              '[market]\nprotocol = "aave_v3"\nsource = "m"\n[liquidator]\n'
+                              f'gas_units = {gas_units}\ngas_price_key = "0x' + "11" * 20 + '"\n')
+
+    with Warehouse(":memory:") as wh:
+        wh.ensure(BLOCKS)
+        with wh.transaction() as con:
+            for n in range(100, 201):
+                con.execute("INSERT INTO raw.blocks VALUES (1, ?, ?, ?, ?, ?, 0, 0, '0x', 0, 'finalized', "
+                            "0, 'r')", [n, f"0x{n:064x}", f"0x{n - 1:064x}", 1_600_000_000 + 12 * n,
+                                        None if n < 150 else 10**9])
+        _check_base_fees(wh, sc(0), 1, 100, 200)  # gas not modelled: nothing to value
+        _check_base_fees(wh, sc(400_000), 1, 150, 200)  # London blocks only
+        with pytest.raises(ScenarioError) as e:
+            _check_base_fees(wh, sc(400_000), 1, 120, 200)
+        assert e.value.field == "liquidator.gas_units"
+        assert "30 block(s) of the window (120..149) have no base fee" in e.value.message
