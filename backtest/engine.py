@@ -72,6 +72,12 @@ __all__ = ["ReplayInputs", "ReplayOutput", "Replay", "apply_overrides"]
 
 _ADDRESS_LEN = 42
 
+#: at most this many liquidations of one account in one block (counterfactual mode,
+#: ``liquidator.repeat_in_block``: a bundle); an account still liquidatable after them is observed
+#: at the block's end like any other and its next liquidation lands in the next block
+#: (see :mod:`backtest.liquidator`)
+MAX_BUNDLE_LIQUIDATIONS = 64
+
 
 @dataclass
 class ReplayInputs:
@@ -482,6 +488,16 @@ class Replay:
                 hook(self.view, upd)
 
     def _on_publication(self, p: Publication) -> None:
+        """An oracle answer takes effect: the prices of the feed's keys become ``p.answer``.
+
+        An answer ``<= 0`` (like one the oracle model did not accept) leaves the previous price
+        in force: the keys keep their last price and nothing is re-evaluated for it; the metrics
+        still see the publication (``PriceUpdate.accepted`` False, ``price`` the price kept, 0 if
+        the key never had one). This is not what Aave's ``AaveOracle.getAssetPrice`` does: for a
+        non-positive answer it calls its fallback oracle, which on mainnet is usually unset or
+        reverts, so on chain the actions that read that price (liquidations, borrows, withdrawals
+        of an account using the asset) would revert until a positive answer lands; the replay
+        models neither the fallback nor those reverts."""
         self.prices_consumed += 1
         keys = self.feed_keys.get(p.feed, ())
         prev = self.prices.get(keys[0]) if keys else None
@@ -743,7 +759,7 @@ class Replay:
         ts = self.block.timestamp
         for user, decision, seen in todo:
             d: Decision | None = decision
-            for _ in range(64):
+            for _ in range(MAX_BUNDLE_LIQUIDATIONS):
                 if d is None or (cap and self.capacity_used >= cap):
                     break
                 try:
