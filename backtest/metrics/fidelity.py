@@ -19,7 +19,13 @@ Two questions, kept apart:
   event's own arguments on the pre-event state (``Liquidation.predicted``); the error is
   ``observed − predicted`` for the debt repaid and the collateral seized (base units of each
   asset; 0 when the port is exact). A predicted revert is an error of its own
-  (``predicted_revert``), not an amount.
+  (``predicted_revert``), not an amount. The summary does not add raw units of different assets
+  (USDC units and wei): ``*_mismatches`` counts the observations whose amount differs at all
+  (exact), and ``*_abs_error_sum_value`` / ``*_abs_error_max_value`` give the size of the errors
+  in base currency units (Aave v3: USD 1e8; v2: ETH wei), each error valued
+  ``floor(|error| * price / 10**decimals)`` at the oracle price of its asset when the
+  liquidation happened (the price ``debt_repaid_value`` is valued at), so an error worth less
+  than one base unit counts as a mismatch and adds 0 to the value figures.
 
 Rows: ``bt.fidelity`` — one row per observed liquidation (with its match and amount errors) and
 one per unmatched prediction (a false positive), sorted by block, then log index (predictions
@@ -112,6 +118,9 @@ class Fidelity(Metric):
             raise MetricError(f"metric 'fidelity': tolerance_blocks must be an integer >= 0, got {t!r}")
         self.tolerance = t
         self._observed: list[Liquidation] = []
+        #: per observed liquidation with an amount prediction: |error| of (debt repaid, collateral
+        #: seized) valued at the oracle prices of its block (None: predicted a revert or nothing)
+        self._error_values: list[tuple[int, int] | None] = []
         self._predicted: list[Liquidation] = []
         self._run_id, self._chain_id = "", 0
 
@@ -121,6 +130,11 @@ class Fidelity(Metric):
     def on_liquidation(self, view: View, liquidation: Liquidation) -> None:
         if liquidation.observed:
             self._observed.append(liquidation)
+            p = liquidation.predicted
+            self._error_values.append(None if p is None or not p.ok else (
+                view.value(liquidation.debt_asset, abs(liquidation.debt_repaid - p.debt_repaid)),
+                view.value(liquidation.collateral_asset,
+                           abs(liquidation.collateral_seized - p.collateral_seized))))
         elif not liquidation.committed:
             self._predicted.append(liquidation)
 
@@ -159,14 +173,18 @@ class Fidelity(Metric):
         n_obs, n_pred = len(self._observed), len(self._predicted)
         errs_d: list[int] = []
         errs_c: list[int] = []
+        vals_d: list[int] = []
+        vals_c: list[int] = []
         reverts = 0
-        for o in self._observed:
+        for o, v in zip(self._observed, self._error_values, strict=True):
             p = o.predicted
-            if p is None or not p.ok:
+            if p is None or not p.ok or v is None:
                 reverts += 1
                 continue
             errs_d.append(o.debt_repaid - p.debt_repaid)
             errs_c.append(o.collateral_seized - p.collateral_seized)
+            vals_d.append(v[0])
+            vals_c.append(v[1])
         exact = sum(1 for d, c in zip(errs_d, errs_c, strict=True) if d == 0 and c == 0)
         episodes: dict[tuple[str, int], bool] = {}
         used = {h for h in hits if h is not None}
@@ -186,8 +204,10 @@ class Fidelity(Metric):
             "amounts_compared": len(errs_d),
             "amounts_exact": exact,
             "predicted_reverts": reverts,
-            "debt_repaid_abs_error_max_raw": max((abs(x) for x in errs_d), default=0),
-            "debt_repaid_abs_error_sum_raw": sum(abs(x) for x in errs_d),
-            "collateral_seized_abs_error_max_raw": max((abs(x) for x in errs_c), default=0),
-            "collateral_seized_abs_error_sum_raw": sum(abs(x) for x in errs_c),
+            "debt_repaid_mismatches": sum(1 for x in errs_d if x),
+            "debt_repaid_abs_error_max_value": max(vals_d, default=0),
+            "debt_repaid_abs_error_sum_value": sum(vals_d),
+            "collateral_seized_mismatches": sum(1 for x in errs_c if x),
+            "collateral_seized_abs_error_max_value": max(vals_c, default=0),
+            "collateral_seized_abs_error_sum_value": sum(vals_c),
         }

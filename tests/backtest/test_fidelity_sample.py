@@ -165,7 +165,8 @@ def test_replay_reproduces_every_onchain_liquidation_of_the_sample(sample: Path,
     n = len(observed)
     assert (f["observed"], f["predicted"], f["matched"], f["precision"], f["recall"]) == (n, n, n, 1.0, 1.0)
     assert (f["amounts_compared"], f["amounts_exact"], f["predicted_reverts"]) == (n, n, 0)
-    assert f["debt_repaid_abs_error_max_raw"] == f["collateral_seized_abs_error_max_raw"] == 0
+    assert f["debt_repaid_mismatches"] == f["collateral_seized_mismatches"] == 0
+    assert f["debt_repaid_abs_error_sum_value"] == f["collateral_seized_abs_error_sum_value"] == 0
     frames = res.frames()
     rows = frames["bt.fidelity"]
     assert rows.height == n and rows["matched"].all()

@@ -3,6 +3,8 @@ through the hooks with hand-built liquidations; then on the real anvil warehouse
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from backtest.metrics.base import Liquidation, MetricError
@@ -38,7 +40,7 @@ def test_match_is_one_to_one_within_tolerance() -> None:
 
 
 def test_precision_recall_and_amount_errors_by_hand() -> None:
-    view = StubView(market(), scenario(["fidelity"]), {})
+    view = StubView(market(), scenario(["fidelity"]), {WETH: 2000 * 10**8, USDC: 10**8})
     m = Fidelity({"tolerance_blocks": 2})
     m.on_run_start(view)
     # observed: U1@100 predicted exactly; U2@105: the port says 1 unit less repaid, 3 wei less seized;
@@ -57,7 +59,9 @@ def test_precision_recall_and_amount_errors_by_hand() -> None:
     assert s["precision"] == pytest.approx(2 / 4) and s["recall"] == pytest.approx(2 / 3)
     assert s["predicted_episodes"] == 3 and s["precision_episodes"] == pytest.approx(2 / 3)
     assert s["amounts_compared"] == 2 and s["amounts_exact"] == 1 and s["predicted_reverts"] == 1
-    assert s["debt_repaid_abs_error_max_raw"] == 1 and s["collateral_seized_abs_error_sum_raw"] == 3
+    assert s["debt_repaid_mismatches"] == 1 and s["collateral_seized_mismatches"] == 1
+    # 1 USDC unit at $1 is 100 (1e8 per USD / 1e6 per USDC); 3 wei of WETH floor to 0
+    assert s["debt_repaid_abs_error_max_value"] == 100 and s["collateral_seized_abs_error_sum_value"] == 0
     rows = [dict(zip(FIDELITY.column_names(), r, strict=True)) for r in m.rows()[FIDELITY.fqn]]
     assert [(r["block_number"], r["user"], r["kind"], r["matched"], r["predicted_block"]) for r in rows] == [
         (100, U1, "observed", True, 99), (104, U2, "false_positive", False, 104),
@@ -71,6 +75,37 @@ def test_precision_recall_and_amount_errors_by_hand() -> None:
     for liq in m._observed + m._predicted:
         m0.on_liquidation(view, liq)
     assert m0.summary()["matched"] == 0 and m0.summary()["recall"] == 0.0
+
+
+def test_amount_errors_in_two_assets_are_valued_at_the_liquidations_prices() -> None:
+    """Errors in USDC units and in wei are not added as raw units: each is valued at the oracle
+    price of its asset when its liquidation happened, then summed (base currency, USD 1e8)."""
+    view = StubView(market(), scenario(["fidelity"]), {WETH: 2000 * 10**8, USDC: 10**8})
+    m = Fidelity()
+    m.on_run_start(view)
+    # U1 (WETH collateral, USDC debt): the port repays 5 USDC more and seizes 0.001 WETH less
+    m.on_liquidation(view, _liq(U1, 100, observed=True, repaid=900 * 10**6, seized=5 * 10**17,
+                                predicted=_outcome(U1, 905 * 10**6, 5 * 10**17 + 10**15)))
+    # U2 (USDC collateral, WETH debt), at WETH $2500: 0.01 WETH less repaid, 3 USDC units more seized
+    view.at(110, 110 * 12)
+    view.prices = {WETH: 2500 * 10**8, USDC: 10**8}
+    swapped = dataclasses.replace(_liq(U2, 110, observed=True, repaid=10**18, seized=2_600 * 10**6),
+                                  collateral_asset=USDC, debt_asset=WETH)
+    m.on_liquidation(view, dataclasses.replace(swapped, predicted=LiquidationOutcome(
+        True, None, U2, USDC, WETH, 10**18 - 10**16, 2_600 * 10**6 - 3, 0)))
+    # U3: exact
+    m.on_liquidation(view, _liq(U3, 120, observed=True, repaid=10**6, seized=10**15,
+                                predicted=_outcome(U3, 10**6, 10**15)))
+    s = m.summary()
+    assert (s["amounts_compared"], s["amounts_exact"]) == (3, 1)
+    assert (s["debt_repaid_mismatches"], s["collateral_seized_mismatches"]) == (2, 2)
+    # debt: 5 USDC at $1 = 5e8; 0.01 WETH at $2500 = 25e8
+    assert s["debt_repaid_abs_error_sum_value"] == 5 * 10**8 + 25 * 10**8
+    assert s["debt_repaid_abs_error_max_value"] == 25 * 10**8
+    # collateral: 0.001 WETH at $2000 = 2e8; 3 USDC units at $1 = 300
+    assert s["collateral_seized_abs_error_sum_value"] == 2 * 10**8 + 300
+    assert s["collateral_seized_abs_error_max_value"] == 2 * 10**8
+    assert not any(k.endswith("_raw") for k in s)  # no sum of units of different assets
 
 
 def test_counterfactual_has_no_observations_and_bad_parameter() -> None:
