@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from ..deployments import DeploymentSet, Feed
     from ..engine import RunContext
 
-__all__ = ["Chainlink", "ORACLE_ROUNDS", "ORACLE_PHASES", "STATE_UNAVAILABLE"]
+__all__ = ["Chainlink", "ORACLE_ROUNDS", "ORACLE_PHASES", "ORACLE_FEEDS", "STATE_UNAVAILABLE"]
 
 NAME = "chainlink"
 
@@ -65,6 +65,26 @@ ORACLE_PHASES = register_table(Table(
         Column("run_id", "VARCHAR", "ingest run that wrote the row", False),
     ),
     "ingest.datasets.chainlink", ("chain_id", "feed", "phase_id")))
+
+ORACLE_FEEDS = register_table(Table(
+    "raw", "oracle_feeds", "Each ingested feed's published update rules as declared in the deployments "
+    "(preset or file) of the last ingest that read it: deviation threshold and heartbeat (off-chain "
+    "settings, not on chain) and answer bounds. The backtest's oracle_lag metric judges a feed "
+    "against them by default.",
+    (
+        Column("chain_id", "UBIGINT", "chain", False),
+        Column("feed", "VARCHAR", "proxy address, lower-case hex", False),
+        Column("feed_name", "VARCHAR", "feed name from the deployments", False),
+        Column("decimals", "UTINYINT", "feed decimals (read on chain when the proxy answers)", False),
+        Column("deviation_bps", "UINTEGER", "published deviation threshold, basis points (NULL: not "
+               "declared)"),
+        Column("heartbeat_s", "UBIGINT", "published heartbeat, seconds (NULL: not declared)"),
+        Column("min_answer", "HUGEINT", "declared minimum answer, raw units (NULL: not declared)"),
+        Column("max_answer", "HUGEINT", "declared maximum answer, raw units (NULL: not declared)"),
+        Column("declared_in", "VARCHAR", "the deployments file that declared the feed", False),
+        Column("run_id", "VARCHAR", "ingest run that wrote the row", False),
+    ),
+    "ingest.datasets.chainlink", ("chain_id", "feed")))
 
 ORACLE_ROUNDS = register_table(Table(
     "raw", "oracle_rounds", "One row per feed answer (AnswerUpdated of the feed's aggregator in "
@@ -103,7 +123,7 @@ class Chainlink(LogDataset):
         ("NewTransmission(uint32,int192,address,uint32,int192[],bytes,int192,bytes32,uint40)",
          "chainlink_ocr2_new_transmission"),)),)
     EVENT_TABLES = build_event_tables(NAME, GROUPS)
-    DERIVED_TABLES = (ORACLE_PHASES, ORACLE_ROUNDS)
+    DERIVED_TABLES = (ORACLE_PHASES, ORACLE_ROUNDS, ORACLE_FEEDS)
 
     def sources(self, dset: DeploymentSet, chain_id: int) -> list[Source]:
         return [Source(NAME, f.proxy, f.start_block, f) for f in dset.feeds
@@ -144,6 +164,7 @@ class Chainlink(LogDataset):
                 ctx.warn(f"feed {feed.name}: declared decimals {decimals}, chain says {onchain}")
             decimals = onchain
         ctx.state[("chainlink", source.key)] = (phases, decimals)
+        self._store_rules(ctx, feed, decimals)
         stored = ctx.wh.con.execute(
             "SELECT phase_id, aggregator, first_block FROM raw.oracle_phases WHERE chain_id=? AND "
             "feed=? ORDER BY phase_id", [ctx.chain_id, feed.proxy]).fetchall()
@@ -166,7 +187,25 @@ class Chainlink(LogDataset):
                  f"using the {len(feed.aggregators)} declared phase aggregator(s), unverified")
         phases = [(p, a, None) for p, a in sorted(feed.aggregators)]
         ctx.state[("chainlink", source.key)] = (phases, feed.decimals)
+        self._store_rules(ctx, feed, feed.decimals)
         self._store_phases(ctx, feed, phases, to_block)
+
+    @staticmethod
+    def _store_rules(ctx: RunContext, feed: Feed, decimals: int) -> None:
+        """The feed's declared rules into ``raw.oracle_feeds``; a rerun with the same declaration
+        writes nothing."""
+        row = [ctx.chain_id, feed.proxy, feed.name, decimals, feed.deviation_bps, feed.heartbeat_s,
+               feed.min_answer, feed.max_answer, feed.origin]
+        stored = ctx.wh.con.execute(
+            "SELECT chain_id, feed, feed_name, decimals, deviation_bps, heartbeat_s, min_answer, "
+            "max_answer, declared_in FROM raw.oracle_feeds WHERE chain_id=? AND feed=?",
+            [ctx.chain_id, feed.proxy]).fetchall()
+        if [list(r) for r in stored] == [row]:
+            return
+        with ctx.wh.transaction() as con:
+            con.execute("DELETE FROM raw.oracle_feeds WHERE chain_id=? AND feed=?",
+                        [ctx.chain_id, feed.proxy])
+            con.execute("INSERT INTO raw.oracle_feeds VALUES (?,?,?,?,?,?,?,?,?,?)", [*row, ctx.run_id])
 
     @staticmethod
     def _store_phases(ctx: RunContext, feed: Feed, phases: list[tuple[int, str, int | None]],

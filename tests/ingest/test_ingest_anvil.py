@@ -280,3 +280,37 @@ def test_feed_phases_without_node_state_use_declared_aggregators_or_fail_clearly
         assert wh.con.execute("SELECT count(*) FROM raw.oracle_rounds").fetchall() == [(36,)]
         assert wh.con.execute("SELECT count(*) FROM raw.oracle_phases WHERE first_block IS NULL"
                               ).fetchall() == [(3,)]
+
+
+def test_feed_rules_declared_in_the_deployments_are_stored(market, tmp_path):
+    """raw.oracle_feeds keeps each feed's declared deviation threshold, heartbeat and bounds (the
+    oracle_lag metric's defaults); a rerun with the same declaration writes nothing, a changed
+    declaration replaces the row."""
+    node, chain, m, dep = market
+    eth = m.feeds["ETH / USD"].address
+    text = m.deployments_toml.replace(f'proxy = "{eth}"', f'proxy = "{eth}"\ndeviation_bps = 50\n'
+                                      'heartbeat_s = 3600\nmin_answer = 1\nmax_answer = 10000000000000')
+    assert text != m.deployments_toml
+    dep.write_text(text)
+    db = tmp_path / "w.duckdb"
+    ingest(node.url, db, dep)
+
+    def rows() -> list[tuple]:
+        with Warehouse(db, read_only=True) as wh:
+            return wh.con.execute("SELECT feed, feed_name, decimals, deviation_bps, heartbeat_s, "
+                                  "min_answer, max_answer, declared_in, run_id FROM raw.oracle_feeds "
+                                  "ORDER BY feed").fetchall()
+
+    first = rows()
+    by_feed = {r[0]: r for r in first}
+    assert set(by_feed) == {c.address for c in m.feeds.values()}
+    assert by_feed[eth][1:8] == ("ETH / USD", 8, 50, 3600, 1, 10**13, str(dep))
+    other = next(r for f, r in by_feed.items() if f != eth)
+    assert other[3:7] == (None, None, None, None)  # not declared: NULL, not a default
+    ingest(node.url, db, dep)
+    assert rows() == first  # same declaration: untouched (run ids included)
+    dep.write_text(text.replace("heartbeat_s = 3600", "heartbeat_s = 86400"))
+    ingest(node.url, db, dep)
+    after = {r[0]: r for r in rows()}
+    assert after[eth][4] == 86400 and after[eth][8] != by_feed[eth][8]
+    assert after[other[0]] == other
