@@ -613,7 +613,10 @@ class Replay:
         if observed is not None and predicted is not None:
             user, coll, debt = observed.user, observed.collateral, observed.debt
             repaid, seized = observed.debt_repaid, observed.collateral_seized
-            fee = predicted.protocol_fee if predicted.ok else 0
+            # the fee is not in the event: the prediction's, exactly 0 for a protocol without
+            # one (Aave v2), else unknown when the prediction reverted (see Liquidation)
+            fee = predicted.protocol_fee if predicted.ok else (
+                None if self.adapter.has_liquidation_protocol_fee else 0)
             since = self.episode.get(user)
             liq = Liquidation(
                 observed=True, committed=True, block_number=e.ref.block_number, log_index=e.ref.log_index,
@@ -623,7 +626,7 @@ class Replay:
                 collateral_seized=seized, protocol_fee=fee, receive_a_token=observed.receive_a_token,
                 debt_repaid_value=self.view.value(debt, repaid),
                 collateral_seized_value=self.view.value(coll, seized),
-                protocol_fee_value=self.view.value(coll, fee),
+                protocol_fee_value=self.view.value(coll, fee) if fee is not None else None,
                 liquidatable_since_block=since[0] if since else None,
                 liquidatable_since_ts=since[1] if since else None, predicted=predicted)
             self._record_liquidation(liq)

@@ -100,7 +100,9 @@ LIQUIDATIONS = register_table(Table(
         Column("debt_repaid_raw", "HUGEINT", "debt repaid, debt-asset base units", False),
         Column("collateral_seized_raw", "HUGEINT", "collateral to the liquidator (excl. fee), base units",
                False),
-        Column("protocol_fee_raw", "HUGEINT", "collateral to the treasury, base units", False),
+        Column("protocol_fee_raw", "HUGEINT", "collateral to the treasury, base units (observed: the "
+               "engine's prediction, which the event does not contradict; NULL: unknown, the prediction "
+               "reverted under a protocol with a fee, Aave v3; v2 has none: 0)"),
         Column("predicted_debt_repaid_raw", "HUGEINT", "observed: adapter.liquidate's debt repaid with "
                "the observed arguments on the pre-event state (NULL: simulated or reverted)"),
         Column("predicted_collateral_seized_raw", "HUGEINT", "observed: predicted collateral seized"),
@@ -110,9 +112,9 @@ LIQUIDATIONS = register_table(Table(
         Column("debt_repaid_value", "HUGEINT", "debt repaid at the oracle price, base currency units "
                "(Aave v3: USD 1e8)", False),
         Column("collateral_seized_value", "HUGEINT", "collateral seized at the oracle price", False),
-        Column("protocol_fee_value", "HUGEINT", "protocol fee at the oracle price", False),
-        Column("bonus_value", "HUGEINT", "seized + fee - repaid: what the borrower paid above par",
-               False),
+        Column("protocol_fee_value", "HUGEINT", "protocol fee at the oracle price (NULL: fee unknown)"),
+        Column("bonus_value", "HUGEINT", "seized + fee - repaid: what the borrower paid above par "
+               "(NULL: fee unknown)"),
         Column("bad_debt_value", "HUGEINT", "deficit the liquidation created (v3.3+), base currency",
                False),
         Column("liquidatable_since_block", "UBIGINT", "first block of the episode in which the account "
@@ -124,7 +126,7 @@ LIQUIDATIONS = register_table(Table(
         Column("flash_fee_value", "HUGEINT", "simulated: flash-loan fee", False),
         Column("profit_value", "HUGEINT", "simulated: liquidator bonus minus costs", False),
         Column("bonus_base_f64", "DOUBLE", "derived: bonus_value in whole base currency "
-               "(bt.runs.base_currency; analysis only)", False),
+               "(bt.runs.base_currency; analysis only; NULL: fee unknown)"),
     ),
     "backtest.outputs", ("run_id", "block_number", "log_index", "user")))
 
@@ -187,15 +189,16 @@ def liquidation_row(run_id: str, chain_id: int, liq: Liquidation, unit: int) -> 
     """A ``bt.liquidations`` row (column order of :data:`LIQUIDATIONS`)."""
     p = liq.predicted
     ok = p is not None and p.ok
+    bonus = liq.bonus_value  # None: the protocol fee is unknown
     return (run_id, chain_id, liq.block_number, liq.log_index, liq.tx_hash, liq.timestamp, liq.observed,
             liq.committed, liq.user, liq.liquidator, liq.collateral_asset, liq.debt_asset,
             str(liq.debt_to_cover), liq.debt_repaid, liq.collateral_seized, liq.protocol_fee,
             p.debt_repaid if ok and p else None, p.collateral_seized if ok and p else None,
             p.protocol_fee if ok and p else None, p.revert_reason if p is not None and not p.ok else None,
-            liq.debt_repaid_value, liq.collateral_seized_value, liq.protocol_fee_value, liq.bonus_value,
+            liq.debt_repaid_value, liq.collateral_seized_value, liq.protocol_fee_value, bonus,
             liq.bad_debt_value, liq.liquidatable_since_block,
             liq.delay_blocks, liq.decided_block, liq.gas_cost_value, liq.slippage_value, liq.flash_fee_value,
-            liq.profit_value, liq.bonus_value / unit)
+            liq.profit_value, bonus / unit if bonus is not None else None)
 
 
 def summary_rows(run_id: str, chain_id: int, block: int, metric: str,

@@ -179,7 +179,8 @@ LIQ_DELAY = register_table(Table(
         Column("reaction_blocks", "BIGINT", "simulated: block_number - decided_block"),
         _CUR,
         Column("debt_repaid_base", "DOUBLE", "debt repaid at the oracle price, base currency"),
-        Column("bonus_base", "DOUBLE", "seized + protocol fee - repaid, base currency"),
+        Column("bonus_base", "DOUBLE", "seized + protocol fee - repaid, base currency (NULL: the "
+               "protocol fee is unknown, bt.liquidations.protocol_fee_raw)"),
         Column("profit_base", "DOUBLE", "simulated: liquidator profit after costs, base currency"),
         Column("tx_hash", "VARCHAR", "observed: its transaction"),
     ),

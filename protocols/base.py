@@ -90,6 +90,10 @@ class ProtocolAdapter(ABC, Generic[S]):
     base_unit: ClassVar[int]
     #: the base currency's name, upper case (``"USD"``, ``"ETH"``): what ``value / base_unit`` is in
     base_currency: ClassVar[str]
+    #: False when a liquidation never pays a protocol fee (Aave v2): an observed liquidation's fee
+    #: is then exactly 0 even when :meth:`liquidate` does not reproduce it; True (the default)
+    #: when it may, so a fee the adapter could not predict is unknown
+    has_liquidation_protocol_fee: ClassVar[bool] = True
 
     @abstractmethod
     def new_state(self) -> S:

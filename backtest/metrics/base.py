@@ -196,6 +196,13 @@ class Liquidation:
     * ``*_value``: the same in base currency at the oracle prices of the block
       (``bonus_value`` = seized + fee value − repaid value: what the borrower paid above par;
       ``liquidator_bonus_value`` = seized value − repaid value).
+    * ``protocol_fee`` / ``protocol_fee_value`` (and so ``bonus_value``) are None when unknown:
+      an observed liquidation whose prediction reverted, under an adapter whose liquidations may
+      pay a fee (Aave v3). The event does not carry the fee and the ingested events do not give
+      it exactly (the treasury's ``BalanceTransfer`` has the *scaled* amount), so the fee comes
+      from the prediction; when the adapter's protocol has no fee (Aave v2,
+      ``ProtocolAdapter.has_liquidation_protocol_fee``) it is exactly 0. Never None for a
+      simulated liquidation. Consumers skip an unknown fee and say how many they skipped.
     * ``bad_debt``: the outcome's ``bad_debt`` (asset → base units; deficit created by v3.3+),
       ``bad_debt_value`` its value at the oracle prices.
     * ``liquidatable_since_block``/``_ts``: first visited block of the current episode in which
@@ -221,11 +228,11 @@ class Liquidation:
     debt_to_cover: int
     debt_repaid: int
     collateral_seized: int
-    protocol_fee: int
+    protocol_fee: int | None
     receive_a_token: bool
     debt_repaid_value: int
     collateral_seized_value: int
-    protocol_fee_value: int
+    protocol_fee_value: int | None
     bad_debt: Mapping[str, int] = field(default_factory=lambda: EMPTY_MAPPING)
     bad_debt_value: int = 0
     liquidatable_since_block: int | None = None
@@ -239,8 +246,11 @@ class Liquidation:
     predicted: LiquidationOutcome | None = None
 
     @property
-    def bonus_value(self) -> int:
-        """Value the borrower lost above par: seized + protocol fee − repaid (base currency)."""
+    def bonus_value(self) -> int | None:
+        """Value the borrower lost above par: seized + protocol fee − repaid (base currency); None
+        when the protocol fee is unknown."""
+        if self.protocol_fee_value is None:
+            return None
         return self.collateral_seized_value + self.protocol_fee_value - self.debt_repaid_value
 
     @property

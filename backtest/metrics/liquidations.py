@@ -8,6 +8,11 @@ at the oracle price; bonus = seized + protocol fee − repaid (what borrowers pa
 delay = blocks from the first visited block the account was evaluated liquidatable in the
 episode to the liquidation (liquidations of accounts never seen liquidatable are counted in
 ``*_delay_unknown``). Values in base currency units (Aave v3: USD 1e8) and ``*_usd`` floats.
+
+An observed liquidation whose protocol fee is unknown (its prediction reverted, Aave v3: see
+:class:`~backtest.metrics.base.Liquidation`) has no bonus either: ``*_bonus_value``,
+``*_bonus_usd`` and ``*_protocol_fee_value`` sum the liquidations whose fee is known, and
+``*_protocol_fee_unknown`` counts the others (0: the sums are complete).
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ class Liquidations(Metric):
         super().__init__(params)
         self._unit = 1
         self._acc: dict[str, list[int]] = {}  # origin -> [count, volume, bonus, fee, delayed_n,
-        #                                        delay_sum, delay_max, delay_unknown, users]
+        #                                        delay_sum, delay_max, delay_unknown, fee_unknown]
         self._users: dict[str, set[str]] = {"observed": set(), "simulated": set()}
 
     def on_run_start(self, view: View) -> None:
@@ -37,11 +42,15 @@ class Liquidations(Metric):
 
     def on_liquidation(self, view: View, liquidation: Liquidation) -> None:
         origin = "observed" if liquidation.observed else "simulated"
-        a = self._acc.setdefault(origin, [0] * 8)
+        a = self._acc.setdefault(origin, [0] * 9)
         a[0] += 1
         a[1] += liquidation.debt_repaid_value
-        a[2] += liquidation.bonus_value
-        a[3] += liquidation.protocol_fee_value
+        bonus, fee = liquidation.bonus_value, liquidation.protocol_fee_value
+        if bonus is None or fee is None:  # the fee is unknown: counted, not summed as 0
+            a[8] += 1
+        else:
+            a[2] += bonus
+            a[3] += fee
         d = liquidation.delay_blocks
         if d is None:
             a[7] += 1
@@ -54,7 +63,7 @@ class Liquidations(Metric):
     def summary(self) -> Mapping[str, SummaryValue]:
         out: dict[str, SummaryValue] = {}
         for origin in ("observed", "simulated"):
-            a = self._acc.get(origin, [0] * 8)
+            a = self._acc.get(origin, [0] * 9)
             out |= {
                 f"{origin}_count": a[0],
                 f"{origin}_accounts": len(self._users[origin]),
@@ -63,6 +72,7 @@ class Liquidations(Metric):
                 f"{origin}_bonus_value": a[2],
                 f"{origin}_bonus_usd": a[2] / self._unit,
                 f"{origin}_protocol_fee_value": a[3],
+                f"{origin}_protocol_fee_unknown": a[8],
                 f"{origin}_delay_blocks_mean": a[5] / a[4] if a[4] else None,
                 f"{origin}_delay_blocks_max": a[6] if a[4] else None,
                 f"{origin}_delay_unknown": a[7],

@@ -29,7 +29,9 @@ account's debt exceeds its collateral, or a deficit was booked by it).
 
 Rows: ``bt.liquidation_sequences`` — every sequence of at least 2 liquidations (spiral or not,
 with the flag), sorted by user and first block; the HF path is the list ``[before₁, after₁,
-after₂, …]`` as decimal WAD strings (``2**256 − 1`` = no debt).
+after₂, …]`` as decimal WAD strings (``2**256 − 1`` = no debt). A sequence's ``bonus_value`` is
+NULL when the protocol fee of one of its liquidations is unknown (an observed Aave v3
+liquidation whose prediction reverted: :class:`~backtest.metrics.base.Liquidation`).
 """
 
 from __future__ import annotations
@@ -68,8 +70,8 @@ SEQUENCES = register_table(Table(
         Column("buffer_negative", "BOOLEAN", "some collateral seized had LT_bps x bonus_bps > 1e8", False),
         Column("collateral_assets", "VARCHAR[]", "collateral seized (sorted)", False),
         Column("debt_repaid_value", "HUGEINT", "debt repaid over the sequence, base currency units", False),
-        Column("bonus_value", "HUGEINT", "seized + fee - repaid over the sequence, base currency units",
-               False),
+        Column("bonus_value", "HUGEINT", "seized + fee - repaid over the sequence, base currency units "
+               "(NULL: the protocol fee of one of its liquidations is unknown)"),
     ),
     "backtest.metrics.spiral", ("run_id", "user", "block_number")))
 
@@ -91,7 +93,7 @@ class _Seq:
     buffer_negative: bool = False
     collateral: set[str] = field(default_factory=set)
     repaid: int = 0
-    bonus: int = 0
+    bonus: int | None = 0  # None once a liquidation's protocol fee is unknown
     last_after: tuple[int, int] | None = None  # (block, hf) after the last liquidation
 
 
@@ -140,7 +142,8 @@ class Spiral(Metric):
             seq.deficit += liq.bad_debt_value
         seq.end_bad_debt = after_h.bad_debt_value
         seq.repaid += liq.debt_repaid_value
-        seq.bonus += liq.bonus_value
+        bonus = liq.bonus_value
+        seq.bonus = seq.bonus + bonus if seq.bonus is not None and bonus is not None else None
         seq.collateral.add(liq.collateral_asset)
         r = view.state.reserves.get(liq.collateral_asset) if hasattr(view.state, "reserves") else None
         if r is not None:

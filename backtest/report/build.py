@@ -545,15 +545,17 @@ def _liquidations(d: _Data) -> Section:
     agg = d.q(
         "SELECT observed, committed, count(*), sum(debt_repaid_value), sum(collateral_seized_value), "
         "sum(protocol_fee_value), sum(gas_cost_value), sum(slippage_value), sum(flash_fee_value), "
-        "sum(profit_value), sum(bad_debt_value) FROM bt.liquidations WHERE run_id = ? "
-        "GROUP BY ALL ORDER BY ALL"
+        "sum(profit_value), sum(bad_debt_value), count(*) FILTER (WHERE protocol_fee_value IS NULL) "
+        "FROM bt.liquidations WHERE run_id = ? GROUP BY ALL ORDER BY ALL"
     )
     if not agg:
         s.blocks.append(Para("No liquidation, observed or simulated, in this run.", "note"))
         return s
     rows = []
-    for obs, com, n, rep, seized, fee, gas, slip, flash, profit, bad in agg:
+    for obs, com, n, rep, seized, fee, gas, slip, flash, profit, bad, fee_unknown in agg:
         origin = "observed" if obs else ("simulated, committed" if com else "simulated, prediction")
+        # an unknown protocol fee (NULL: an observed v3 liquidation whose prediction reverted) is
+        # left out of the sums, never taken as 0: its count is shown next to them
         rows.append(
             (
                 origin,
@@ -561,6 +563,7 @@ def _liquidations(d: _Data) -> Section:
                 _fmt(d.base(rep)),
                 _fmt(d.base(seized)),
                 _fmt(d.base(fee)),
+                _fmt(int(fee_unknown)),
                 _fmt(d.base(gas)),
                 _fmt(d.base(slip)),
                 _fmt(d.base(profit)),
@@ -571,7 +574,7 @@ def _liquidations(d: _Data) -> Section:
             ("debt repaid", d.base(rep) or 0.0, "total"),
             ("liquidator bonus", (d.base(int(seized) - int(rep)) or 0.0), "delta"),
             ("protocol fee", d.base(fee) or 0.0, "delta"),
-            ("collateral taken", d.base(int(seized) + int(fee)) or 0.0, "total"),
+            ("collateral taken", d.base(int(seized) + int(fee or 0)) or 0.0, "total"),
         ]
         if not obs:
             steps += [
@@ -590,6 +593,12 @@ def _liquidations(d: _Data) -> Section:
                 f"{origin}: debt repaid, plus the liquidator's bonus and the protocol fee, is the "
                 "collateral taken from borrowers"
                 + (
+                    f" (the protocol fee of {int(fee_unknown)} of them is unknown: left out of the fee "
+                    "and of the collateral taken)"
+                    if fee_unknown
+                    else ""
+                )
+                + (
                     "; minus the repayment, fee, gas, slippage and "
                     "flash-loan fee it leaves the liquidator's profit."
                     if not obs
@@ -606,6 +615,7 @@ def _liquidations(d: _Data) -> Section:
                 f"debt repaid {d.currency}",
                 f"collateral seized {d.currency}",
                 f"protocol fee {d.currency}",
+                "protocol fee unknown (count)",
                 f"gas {d.currency}",
                 f"slippage {d.currency}",
                 f"profit {d.currency}",

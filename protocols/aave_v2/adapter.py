@@ -43,6 +43,7 @@ class AaveV2Adapter(ProtocolAdapter[AaveV2State]):
     events: ClassVar[tuple[EventSpec, ...]] = EVENTS
     base_unit: ClassVar[int] = BASE_CURRENCY_UNIT
     base_currency: ClassVar[str] = "ETH"
+    has_liquidation_protocol_fee: ClassVar[bool] = False  # v2's LiquidationCall pays no protocol fee
 
     def new_state(self, pool: str = ZERO_ADDRESS, asset_decimals: Mapping[str, int] | None = None,
                   asset_treasuries: Mapping[str, str] | None = None) -> AaveV2State:
