@@ -38,7 +38,7 @@ from .clock import Blocks
 from .engine import Replay, ReplayInputs, ReplayOutput
 from .errors import MissingData, ReplayError
 from .feed import EventStream, fetch_columns, protocol_events
-from .oracle import RefPoint, Round, SourceChange
+from .oracle import FeedRules, RefPoint, Round, SourceChange
 from .outputs import write_run
 from .scenario import Scenario, load_scenario
 
@@ -412,8 +412,22 @@ def load_inputs(wh: Warehouse, scenario: Scenario, *, stream: bool = False) -> t
                           rounds, initial, refs, init_refs, events, tuple(sources),
                           {f: r.decimals for f, r in initial.items()} | {r.feed: r.decimals for r in rounds
                                                                          if r.feed not in initial},
-                          changes)
+                          changes, _load_feed_rules(wh, chain, feeds))
     return sc, inputs
+
+
+def _load_feed_rules(wh: Warehouse, chain: int, feeds: list[str]) -> dict[str, FeedRules]:
+    """The feeds' rules as declared at ingest (``raw.oracle_feeds``); none for a feed ingested
+    before that table existed (the metrics then say they used their defaults)."""
+    if not _exists(wh, "raw.oracle_feeds"):
+        return {}
+    rows = wh.con.execute(
+        "SELECT feed, deviation_bps, heartbeat_s, min_answer::VARCHAR, max_answer::VARCHAR, declared_in "
+        "FROM raw.oracle_feeds WHERE chain_id = ? AND feed IN (SELECT unnest(?)) ORDER BY feed",
+        [chain, feeds]).fetchall()
+    return {str(f): FeedRules(None if d is None else int(d), None if h is None else int(h),
+                              None if lo is None else int(lo), None if hi is None else int(hi), str(src))
+            for f, d, h, lo, hi, src in rows}
 
 
 #: the reference quote units (``raw.reference_prices.unit``) a market's base currency accepts: its

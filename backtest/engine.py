@@ -63,7 +63,7 @@ from .ledger import Ledger
 from .liquidator import Decision, LiquidatorModel
 from .metrics import MetricError, get_metric
 from .metrics.base import AccountEval, BlockEnd, BlockInfo, Liquidation, Metric, Mode, PriceUpdate
-from .oracle import Publication, RefPoint, Round, SourceChange, publications, reference_answer
+from .oracle import FeedRules, Publication, RefPoint, Round, SourceChange, publications, reference_answer
 from .outputs import LIQUIDATIONS, RUNS, SUMMARIES, RunRecord, liquidation_row, summary_rows
 from .scenario import Overrides, Scenario
 from .sink import RowSink
@@ -93,7 +93,9 @@ class ReplayInputs:
     * ``refs``: reference points in the window (block resolved), in order; ``initial_refs``: each
       pair's last point before the window;
     * ``events``: historical mode: the market's protocol events in the window, in order;
-    * ``blocks``: at least every block of the window."""
+    * ``blocks``: at least every block of the window;
+    * ``feed_rules``: feed → its declared deviation threshold, heartbeat and bounds
+      (``raw.oracle_feeds``; the oracle_lag metric's defaults)."""
 
     adapter: ProtocolAdapter[Any]
     state: Any
@@ -110,6 +112,7 @@ class ReplayInputs:
     data_sources: tuple[str, ...] = ()
     feed_decimals: Mapping[str, int] = field(default_factory=dict)
     source_changes: Sequence[SourceChange] = ()
+    feed_rules: Mapping[str, FeedRules] = field(default_factory=dict)
 
 
 @dataclass
@@ -164,6 +167,8 @@ class _View:
         self._ref = MappingProxyType(replay.ref_prices)
         #: feed → the price keys it currently sets (changes with AssetSourceUpdated)
         self.feed_keys: Mapping[str, tuple[str, ...]] = MappingProxyType(replay.feed_keys)
+        #: feed → its rules as the deployments declared them at ingest (``raw.oracle_feeds``)
+        self.feed_rules: Mapping[str, FeedRules] = MappingProxyType(dict(replay.inputs.feed_rules))
 
     @property
     def prices(self) -> Mapping[str, int]:

@@ -37,7 +37,21 @@ from fractions import Fraction
 from .clock import Blocks
 from .scenario import OracleModelSpec
 
-__all__ = ["Round", "RefPoint", "Publication", "SourceChange", "publications", "reference_answer"]
+__all__ = ["Round", "RefPoint", "Publication", "SourceChange", "FeedRules", "publications",
+           "reference_answer"]
+
+
+@dataclass(frozen=True)
+class FeedRules:
+    """A feed's published update rules as the deployments declared them (``raw.oracle_feeds``):
+    deviation threshold (bps) and heartbeat (s), off-chain settings of the feed's nodes, and the
+    answer bounds; None where not declared. ``declared_in``: the deployments file."""
+
+    deviation_bps: int | None = None
+    heartbeat_s: int | None = None
+    min_answer: int | None = None
+    max_answer: int | None = None
+    declared_in: str = ""
 
 
 @dataclass(frozen=True, slots=True)

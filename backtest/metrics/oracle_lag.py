@@ -9,12 +9,16 @@ For every feed that has a reference pair (scenario ``[reference.pairs]``):
 * **time beyond the deviation threshold** (seconds): time during which the deviation is strictly
   above the feed's deviation threshold, i.e. the feed "should" have published and had not yet.
   The threshold: parameter ``deviation_bps`` (an integer for every feed, or a table feed → bps),
-  else the scenario's ``oracle.deviation_bps`` when the oracle model is ``republish``, else 50 bps
-  (Chainlink ETH/USD on Ethereum mainnet: 0.5 %, heartbeat 3600 s).
+  else the scenario's ``oracle.deviation_bps`` when the oracle model is ``republish``, else the
+  feed's own published threshold as the deployments declared it at ingest (``raw.oracle_feeds``:
+  e.g. 0.5 % for ETH/USD, 0.25 % for USDC/USD on Ethereum mainnet), else 50 bps. Which one was
+  used is in ``bt.oracle_lag_feeds.deviation_threshold_from`` (parameter, republish, deployment,
+  default), so a figure judged against a guess says so.
 * **staleness** against the heartbeat: seconds since the round the protocol uses was updated
   (``now − updatedAt``; a delayed answer is as old as its round). ``max_staleness_s`` over the
   window and ``beyond_heartbeat_s``: time during which staleness exceeded ``heartbeat_s``
-  (parameter, integer or table, default the scenario's republish heartbeat, else 3600 s). A
+  (parameter, integer or table, else the scenario's republish heartbeat, else the feed's declared
+  heartbeat, e.g. 24 h for USDC/USD, else 3600 s; ``heartbeat_from`` says which). A
   rejected answer (outside min/max bounds) is not an update. Before the first round seen in
   the window the age of the round in force is unknown: it is counted from the window start (a
   lower bound).
@@ -42,6 +46,7 @@ from typing import Any, ClassVar
 
 from ingest.schema import Column, Table, register_table
 
+from ..oracle import FeedRules
 from .base import BlockEnd, Metric, MetricError, PriceUpdate, SummaryValue, View
 
 __all__ = ["OracleLag", "FEEDS", "HIDDEN", "DEFAULT_DEVIATION_BPS", "DEFAULT_HEARTBEAT_S"]
@@ -60,8 +65,13 @@ FEEDS = register_table(Table(
         Column("feed", "VARCHAR", "oracle feed (proxy address)", False),
         Column("pair", "VARCHAR", "reference pair, e.g. ETH/USD", False),
         Column("price_key", "VARCHAR", "price key compared (the feed's first key, e.g. the asset)", False),
-        Column("deviation_threshold_bps", "UINTEGER", "threshold used (parameter, republish, or 50)", False),
+        Column("deviation_threshold_bps", "UINTEGER", "deviation threshold used, bps", False),
         Column("heartbeat_s", "UBIGINT", "heartbeat used, seconds", False),
+        Column("deviation_threshold_from", "VARCHAR", "where the threshold came from: parameter (the "
+               "metric's), republish (the oracle model's), deployment (the feed's declared rule, "
+               "raw.oracle_feeds) or default (50 bps: nothing declared)", False),
+        Column("heartbeat_from", "VARCHAR", "where the heartbeat came from (the same sources; default "
+               "3600 s)", False),
         Column("updates", "UBIGINT", "oracle answers accepted in the window", False),
         Column("rejected", "UBIGINT", "oracle answers rejected (outside min/max answer)", False),
         Column("covered_s", "UBIGINT", "seconds with both an oracle and a reference price", False),
@@ -123,16 +133,36 @@ def _per_feed(params: Mapping[str, Any], name: str) -> tuple[int | None, dict[st
     raise MetricError(f"metric 'oracle_lag': {name} must be an integer or a table feed -> integer, got {v!r}")
 
 
+def _declared(view: View, feed: str) -> FeedRules:
+    """The feed's rules as declared at ingest (``view.feed_rules``; none when the view has none)."""
+    rules: Mapping[str, FeedRules] = getattr(view, "feed_rules", None) or {}
+    return rules.get(feed, NO_RULES)
+
+
+def _rule(parameter: int | None, republish: int | None, declared: int | None,
+          default: int) -> tuple[int, str]:
+    """The first of the metric's parameter, the republish model's setting and the feed's declared
+    rule that is set, with its source's name; else ``default``."""
+    for v, source in ((parameter, "parameter"), (republish, "republish"), (declared, "deployment")):
+        if v is not None:
+            return int(v), source
+    return default, "default"
+
+
+NO_RULES = FeedRules()
+
+
 class _Feed:
     """Accumulators of one feed."""
 
     __slots__ = ("feed", "pair", "key", "oracle", "ref", "since", "updated_at", "updates", "rejected",
                  "covered", "dev_time", "beyond", "max_dev", "max_block", "max_stale", "stale_beyond",
-                 "hidden", "hidden_users", "threshold", "heartbeat")
+                 "hidden", "hidden_users", "threshold", "heartbeat", "threshold_from", "heartbeat_from")
 
     def __init__(self, feed: str, pair: str, key: str, t0: int, threshold: int, heartbeat: int) -> None:
         self.feed, self.pair, self.key = feed, pair, key
         self.threshold, self.heartbeat = threshold, heartbeat
+        self.threshold_from = self.heartbeat_from = "default"
         self.oracle: int | None = None
         self.ref: int | None = None
         self.since = t0  # start of the current constant piece
@@ -191,25 +221,19 @@ class OracleLag(Metric):
         self._run_id, self._chain_id = "", 0
 
     # ------------------------------------------------------------------ parameters
-    def threshold(self, view: View, feed: str) -> int:
-        if feed in self._dev:
-            return self._dev[feed]
-        if self._dev_all is not None:
-            return self._dev_all
+    def threshold(self, view: View, feed: str) -> tuple[int, str]:
+        """The feed's deviation threshold (bps) and where it came from."""
         o = view.scenario.oracle
-        if o.model == "republish" and o.deviation_bps is not None:
-            return int(o.deviation_bps)
-        return DEFAULT_DEVIATION_BPS
+        return _rule(self._dev.get(feed, self._dev_all),
+                     o.deviation_bps if o.model == "republish" else None,
+                     _declared(view, feed).deviation_bps, DEFAULT_DEVIATION_BPS)
 
-    def heartbeat(self, view: View, feed: str) -> int:
-        if feed in self._hb:
-            return self._hb[feed]
-        if self._hb_all is not None:
-            return self._hb_all
+    def heartbeat(self, view: View, feed: str) -> tuple[int, str]:
+        """The feed's heartbeat (s) and where it came from."""
         o = view.scenario.oracle
-        if o.model == "republish" and o.heartbeat_s is not None:
-            return int(o.heartbeat_s)
-        return DEFAULT_HEARTBEAT_S
+        return _rule(self._hb.get(feed, self._hb_all),
+                     o.heartbeat_s if o.model == "republish" else None,
+                     _declared(view, feed).heartbeat_s, DEFAULT_HEARTBEAT_S)
 
     # ------------------------------------------------------------------ hooks
     def on_run_start(self, view: View) -> None:
@@ -227,8 +251,9 @@ class OracleLag(Metric):
         t0 = view.block.timestamp
         for feed, pair in sorted(ref.pairs.items()):
             keys = sorted(feed_keys.get(feed, ()))
-            f = _Feed(feed, pair, keys[0] if keys else "", t0, self.threshold(view, feed),
-                      self.heartbeat(view, feed))
+            (dev, dev_from), (hb, hb_from) = self.threshold(view, feed), self.heartbeat(view, feed)
+            f = _Feed(feed, pair, keys[0] if keys else "", t0, dev, hb)
+            f.threshold_from, f.heartbeat_from = dev_from, hb_from
             self._feeds[feed] = f
             self._pair_feeds.setdefault(pair, []).append(feed)
             for k in keys:
@@ -333,7 +358,8 @@ class OracleLag(Metric):
 
     def _feed_row(self, f: _Feed) -> tuple[Any, ...]:
         return (self._run_id, self._chain_id, self._end_block, f.feed, f.pair, f.key, f.threshold,
-                f.heartbeat, f.updates, f.rejected, f.covered, f.max_dev, f.max_block,
+                f.heartbeat, f.threshold_from, f.heartbeat_from, f.updates, f.rejected, f.covered,
+                f.max_dev, f.max_block,
                 f.dev_time / f.covered if f.covered else None, f.beyond, f.max_stale, f.stale_beyond,
                 f.hidden, f.hidden / self._unit, len(f.hidden_users))
 

@@ -354,7 +354,8 @@ def _price_plots(d: _Data, s: Section) -> None:
 def _oracle_lag_table(d: _Data, s: Section) -> None:
     if d.computed("oracle_lag", "bt.oracle_lag_feeds"):
         rows = d.q(
-            "SELECT feed, pair, deviation_threshold_bps, heartbeat_s, updates, max_deviation_bps_f64, "
+            "SELECT feed, pair, deviation_threshold_bps || ' (' || deviation_threshold_from || ')', "
+            "heartbeat_s || ' (' || heartbeat_from || ')', updates, max_deviation_bps_f64, "
             "mean_deviation_bps_f64, beyond_threshold_s, max_staleness_s, beyond_heartbeat_s, "
             "hidden_insolvency_base_s_f64, hidden_accounts FROM bt.oracle_lag_feeds WHERE run_id = ? "
             "ORDER BY feed"
@@ -364,8 +365,8 @@ def _oracle_lag_table(d: _Data, s: Section) -> None:
                 (
                     "feed",
                     "pair",
-                    "threshold bps",
-                    "heartbeat s",
+                    "threshold bps (from)",
+                    "heartbeat s (from)",
                     "updates",
                     "max dev bps",
                     "mean dev bps",

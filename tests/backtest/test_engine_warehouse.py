@@ -58,7 +58,7 @@ def _deployments(m: AaveV3Market, feeds: list[str]) -> str:
              f'oracle = "{m.oracle.address}"', f'addresses_provider = "{m.provider.address}"']
     for i, f in enumerate(feeds):
         lines += ["", "[[feed]]", f'name = "feed {i}"', "chain_id = 31337", f'proxy = "{f}"', "decimals = 8",
-                  "start_block = 0", "deviation_bps = 50", "heartbeat_s = 3600"]
+                  "start_block = 0", f"deviation_bps = {50 + 25 * i}", f"heartbeat_s = {3600 * (i + 1)}"]
     return "\n".join(lines) + "\n"
 
 
@@ -221,3 +221,23 @@ def test_a_window_past_the_ingested_range_fails_before_running(chain: Chain, tmp
     want = rf"blocks {chain.from_block}\.\.{chain.to_block + 50}.*deficit ingest"
     with pytest.raises(MissingData, match=want):
         run(f, db=chain.db)
+
+
+def test_oracle_lag_judges_each_feed_by_its_declared_rules(chain: Chain, tmp_path: Path) -> None:
+    """The deployments' [[feed]] deviation_bps / heartbeat_s travel through the ingest
+    (raw.oracle_feeds) to the oracle_lag metric, which used 50 bps / 3600 s for every feed."""
+    f = _scenario(chain, tmp_path)
+    f.write_text(f.read_text().replace('names = ["fidelity", "liquidations", "bad_debt"]',
+                                       'names = ["oracle_lag"]'))
+    res = run(f, db=chain.db)
+    rows = {r["feed"]: r for r in res.frames()["bt.oracle_lag_feeds"].to_dicts()}
+    feeds = [chain.old_feed, chain.new_feed]
+    assert set(rows) == set(feeds)
+    with Warehouse(chain.db, read_only=True) as wh:
+        declared = dict(wh.con.execute("SELECT feed, [deviation_bps, heartbeat_s] FROM raw.oracle_feeds "
+                                       "WHERE chain_id = 31337").fetchall())
+    for f in feeds:
+        r = rows[f]
+        assert [r["deviation_threshold_bps"], r["heartbeat_s"]] == declared[f]
+        assert (r["deviation_threshold_from"], r["heartbeat_from"]) == ("deployment", "deployment")
+    assert declared[chain.old_feed] != declared[chain.new_feed]

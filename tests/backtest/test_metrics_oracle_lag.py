@@ -8,6 +8,7 @@ import pytest
 from backtest.api import run_inputs
 from backtest.metrics.base import AccountEval, BlockEnd, MetricError, PriceUpdate
 from backtest.metrics.oracle_lag import FEEDS, HIDDEN, OracleLag
+from backtest.oracle import FeedRules
 
 from .metric_market import BORROWER, FEED_WETH, FIRST, SUPPLIER, USDC, WETH, StubView, health, inputs, market
 from .metric_market import scenario as make_scenario
@@ -88,8 +89,25 @@ def test_parameters_per_feed_and_errors() -> None:
     sc = make_scenario(["oracle_lag"], reference=True)
     m = OracleLag({"deviation_bps": {FEED_WETH.upper().replace("0X", "0x"): 100}, "heartbeat_s": 86_400})
     view = StubView(market(), sc, {WETH: 2_000 * E8, USDC: E8}, ref={WETH: 2_000 * E8})
-    assert m.threshold(view, FEED_WETH) == 100 and m.heartbeat(view, FEED_WETH) == 86_400
-    assert OracleLag().threshold(view, FEED_WETH) == 50  # Chainlink ETH/USD default
+    assert m.threshold(view, FEED_WETH) == (100, "parameter")
+    assert m.heartbeat(view, FEED_WETH) == (86_400, "parameter")
+    assert OracleLag().threshold(view, FEED_WETH) == (50, "default")  # nothing declared
+    assert OracleLag().heartbeat(view, FEED_WETH) == (3_600, "default")
+    # the feed's rules as the deployments declared them at ingest (raw.oracle_feeds) come before
+    # the defaults and after the parameters; each row says which one it used
+    view.feed_rules = {FEED_WETH: FeedRules(deviation_bps=25, heartbeat_s=86_400, declared_in="d.toml")}
+    assert OracleLag().threshold(view, FEED_WETH) == (25, "deployment")
+    assert OracleLag().heartbeat(view, FEED_WETH) == (86_400, "deployment")
+    assert OracleLag({"deviation_bps": 70}).threshold(view, FEED_WETH) == (70, "parameter")
+    view.feed_rules = {FEED_WETH: FeedRules(heartbeat_s=600)}
+    assert OracleLag().threshold(view, FEED_WETH) == (50, "default")
+    m = OracleLag()
+    m.on_run_start(view)
+    (row,) = m.rows()[FEEDS.fqn]
+    f = _cols(row)
+    assert (f["deviation_threshold_bps"], f["deviation_threshold_from"]) == (50, "default")
+    assert (f["heartbeat_s"], f["heartbeat_from"]) == (600, "deployment")
+    del view.feed_rules
     with pytest.raises(MetricError, match="deviation_bps"):
         OracleLag({"deviation_bps": -1})
     with pytest.raises(MetricError, match="unknown parameter"):
