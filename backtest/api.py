@@ -38,7 +38,7 @@ from .clock import Blocks
 from .engine import Replay, ReplayInputs, ReplayOutput
 from .errors import MissingData, ReplayError
 from .feed import EventStream, fetch_columns, protocol_events
-from .oracle import FeedRules, RefPoint, Round, SourceChange
+from .oracle import FeedRules, RefPoint, Round, SourceChange, republish_rules
 from .outputs import write_run
 from .scenario import Scenario, load_scenario
 
@@ -404,6 +404,13 @@ def load_inputs(wh: Warehouse, scenario: Scenario, *, stream: bool = False) -> t
                              from_block=fb, to_block=tb)
         if not stream:
             events = list(events)
+    rules = _load_feed_rules(wh, chain, feeds)
+    if sc.oracle.model == "republish" and sc.reference is not None:
+        for f in sorted(sc.reference.pairs):
+            try:
+                republish_rules(sc.oracle, f, rules.get(f, FeedRules()))
+            except ValueError as e:
+                raise sc.error("oracle.model", str(e)) from None
     sources = sorted({str(r[0]) for r in con.execute(
         "SELECT DISTINCT run_id FROM meta.checkpoints WHERE chain_id=? AND ((dataset='blocks') OR "
         "(dataset=? AND source=?) OR (dataset='chainlink' AND source IN (SELECT unnest(?))))",
@@ -412,7 +419,7 @@ def load_inputs(wh: Warehouse, scenario: Scenario, *, stream: bool = False) -> t
                           rounds, initial, refs, init_refs, events, tuple(sources),
                           {f: r.decimals for f, r in initial.items()} | {r.feed: r.decimals for r in rounds
                                                                          if r.feed not in initial},
-                          changes, _load_feed_rules(wh, chain, feeds))
+                          changes, rules)
     return sc, inputs
 
 

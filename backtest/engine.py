@@ -306,7 +306,8 @@ class Replay:
         decs = {f: self._feed_decimals(f)
                 for f in sorted(set(self.feed_keys) | {c.feed for c in self.inputs.source_changes})}
         pubs = publications(s.oracle, self._shocked_rounds(), self.inputs.refs, pairs, decs,
-                            self.inputs.blocks, self.inputs.to_block)
+                            self.inputs.blocks, self.inputs.to_block, self.inputs.feed_rules,
+                            synthetic_rounds=bool(s.shocks))
         a: Iterator[tuple[int, int, int, int, object]] = (
             (p.block_number, p.log_index, 1, p.seq, p) for p in pubs)
         b: Iterator[tuple[int, int, int, int, object]] = (

@@ -9,9 +9,11 @@ aggregator's min/max answer) and, optionally, an off-chain reference path
 * ``reference``: the reference path in place of the oracle, for every feed that has a
   reference pair (a perfect, instant oracle); feeds without one keep their rounds;
 * ``republish``: a Chainlink-style feed re-published from the reference path with the
-  scenario's ``deviation_bps`` and ``heartbeat_s``: a new answer whenever the reference moves at
-  least ``deviation_bps`` from the last published answer, or ``heartbeat_s`` after it (checked at
-  each reference point, as OCR nodes check at each observation).
+  scenario's ``deviation_bps`` and ``heartbeat_s`` — or, where the scenario leaves one out, each
+  feed's own as the deployments declared it (:class:`FeedRules`, ``raw.oracle_feeds``): a new
+  answer whenever the reference moves at least ``deviation_bps`` from the last published answer,
+  or ``heartbeat_s`` after it (checked at each reference point, as OCR nodes check at each
+  observation).
 
 Then, for every model: ``delay_blocks`` (the answer is usable that many blocks later) and
 ``delay_s`` (usable from the first block whose timestamp is at least ``happened + delay_s``)
@@ -20,7 +22,10 @@ in its original order. ``min_answer``/``max_answer``: an answer outside the boun
 accepted* — the feed keeps its previous answer, as a Chainlink OCR aggregator rejects a report
 whose median is outside ``[minAnswer, maxAnswer]`` (``OffchainAggregator.transmit`` reverts
 "median is out of min-max range"). Rejected answers are still reported to metrics
-(``PriceUpdate.accepted = False``).
+(``PriceUpdate.accepted = False``). Answers the chain never saw — re-published or reference
+answers, and shocked rounds (``synthetic_rounds``) — are also held to each feed's declared
+``min_answer``/``max_answer`` (its real aggregator's bounds) where the scenario sets none; the
+rounds as they happened already passed the chain's own.
 
 Units: answers are the feed's raw integers (``answer / 10**decimals`` is the price). Aave's
 ``AaveOracle.getAssetPrice`` returns the source's ``latestAnswer`` unscaled, so an Aave price is
@@ -38,7 +43,7 @@ from .clock import Blocks
 from .scenario import OracleModelSpec
 
 __all__ = ["Round", "RefPoint", "Publication", "SourceChange", "FeedRules", "publications",
-           "reference_answer"]
+           "reference_answer", "republish_rules"]
 
 
 @dataclass(frozen=True)
@@ -117,10 +122,14 @@ def reference_answer(price: Fraction, decimals: int) -> int:
 
 def publications(spec: OracleModelSpec, rounds: Sequence[Round], refs: Sequence[RefPoint],
                  pairs: Mapping[str, str], decimals: Mapping[str, int], blocks: Blocks,
-                 to_block: int) -> list[Publication]:
+                 to_block: int, rules: Mapping[str, FeedRules] | None = None, *,
+                 synthetic_rounds: bool = False) -> list[Publication]:
     """Every oracle answer the protocol gets in the window, in replay order (see the module
     docstring). ``pairs``: feed → reference pair; ``decimals``: feed → decimals (for feeds only
-    known from the reference path)."""
+    known from the reference path); ``rules``: feed → declared rules; ``synthetic_rounds``: the
+    rounds were shocked (not what the chain saw). Raises :class:`ValueError` naming a feed the
+    republish model has no deviation threshold or heartbeat for."""
+    rules = rules or {}
     raw: list[tuple[int, int, str, int, int, int, int]] = []  # block, log, feed, answer, dec, upd, ts
     replaced = set(pairs) if spec.model in ("reference", "republish") else set()
     for r in rounds:
@@ -134,7 +143,7 @@ def publications(spec: OracleModelSpec, rounds: Sequence[Round], refs: Sequence[
         for feed in sorted(replaced):
             dec = decimals.get(feed, 8)
             points = by_pair.get(pairs[feed], [])
-            raw += _from_reference(spec, feed, dec, points)
+            raw += _from_reference(spec, feed, dec, points, rules.get(feed, FeedRules()))
     raw.sort(key=lambda t: (t[0], t[1]))
     out: list[Publication] = []
     for seq, (b, li, feed, answer, dec, upd, ts) in enumerate(raw):
@@ -154,24 +163,43 @@ def publications(spec: OracleModelSpec, rounds: Sequence[Round], refs: Sequence[
             if nb2 is None or nb2 > to_block:
                 continue
             eff_b = nb2
-        ok = (spec.min_answer is None or answer >= spec.min_answer) and \
-             (spec.max_answer is None or answer <= spec.max_answer)
+        lo, hi = spec.min_answer, spec.max_answer
+        if feed in replaced or synthetic_rounds:  # an answer the chain never saw: the feed's bounds
+            declared = rules.get(feed)
+            if declared is not None:
+                lo = declared.min_answer if lo is None else lo
+                hi = declared.max_answer if hi is None else hi
+        ok = (lo is None or answer >= lo) and (hi is None or answer <= hi)
         out.append(Publication(eff_b, eff_li, seq, feed, answer, dec, upd, b, ts, ok))
     out.sort(key=lambda p: (p.block_number, p.log_index, p.seq))
     return out
 
 
-def _from_reference(spec: OracleModelSpec, feed: str, dec: int,
-                    points: Iterable[RefPoint]) -> list[tuple[int, int, str, int, int, int, int]]:
+def republish_rules(spec: OracleModelSpec, feed: str, declared: FeedRules) -> tuple[int, int]:
+    """The republish model's (deviation bps, heartbeat s) for ``feed``: the scenario's, else the
+    feed's declared ones; :class:`ValueError` naming what is missing."""
+    dev = spec.deviation_bps if spec.deviation_bps is not None else declared.deviation_bps
+    hb = spec.heartbeat_s if spec.heartbeat_s is not None else declared.heartbeat_s
+    if dev is None or hb is None:
+        missing = [k for k, v in (("deviation_bps", dev), ("heartbeat_s", hb)) if v is None]
+        raise ValueError(f"feed {feed}: the republish model needs its {' and '.join(missing)}: set "
+                         f"{' and '.join('oracle.' + k for k in missing)} in the scenario, or declare "
+                         "them for the feed in the deployments and ingest again")
+    return dev, hb
+
+
+def _from_reference(spec: OracleModelSpec, feed: str, dec: int, points: Iterable[RefPoint],
+                    declared: FeedRules) -> list[tuple[int, int, str, int, int, int, int]]:
     out = []
     last: int | None = None
     last_ts = 0
+    dev = hb = 0
+    if spec.model == "republish":
+        dev, hb = republish_rules(spec, feed, declared)
     for p in points:
         answer = reference_answer(p.price, dec)
         if spec.model == "republish":
-            assert spec.deviation_bps is not None and spec.heartbeat_s is not None
-            if last is not None and abs(answer - last) * 10_000 < spec.deviation_bps * abs(last) and \
-                    p.ts - last_ts < spec.heartbeat_s:
+            if last is not None and abs(answer - last) * 10_000 < dev * abs(last) and p.ts - last_ts < hb:
                 continue
         last, last_ts = answer, p.ts
         out.append((p.block_number, -1, feed, answer, dec, p.ts, p.ts))

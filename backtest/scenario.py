@@ -27,8 +27,8 @@
     delay_blocks = 0
     min_answer = 1                     # optional bounds on raw answers (all feeds)
     max_answer = 1000000000000000
-    deviation_bps = 50                 # republish only
-    heartbeat_s = 3600                 # republish only
+    deviation_bps = 50                 # republish only; without it (or heartbeat_s), each feed's
+    heartbeat_s = 3600                 # own as the deployments declared it (raw.oracle_feeds)
 
     [reference]                        # optional off-chain reference path (raw.reference_prices)
     source = "binance-ethusdt"         # optional: raw.reference_prices.source
@@ -523,8 +523,6 @@ def parse_scenario(text: str, origin: str = "<scenario>") -> Scenario:
         p.int_(o, "min_answer", "oracle.min_answer", minimum=None),
         p.int_(o, "max_answer", "oracle.max_answer", minimum=None),
         p.int_(o, "deviation_bps", "oracle.deviation_bps"), p.int_(o, "heartbeat_s", "oracle.heartbeat_s"))
-    if oracle.model == "republish" and (oracle.deviation_bps is None or oracle.heartbeat_s is None):
-        raise p.err("oracle.model", "model 'republish' needs deviation_bps and heartbeat_s")
     if oracle.model != "republish" and (oracle.deviation_bps is not None or oracle.heartbeat_s is not None):
         raise p.err("oracle.deviation_bps" if oracle.deviation_bps is not None else "oracle.heartbeat_s",
                     "deviation_bps / heartbeat_s apply to model 'republish' only")

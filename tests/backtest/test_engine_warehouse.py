@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from backtest.api import run
-from backtest.errors import MissingData
+from backtest.errors import MissingData, ScenarioError
 from ingest.aave_devmarket import DEFAULT_EMODES, DEFAULT_RESERVES, MAX_UINT256, AaveV3Market
 from ingest.deployments import load_deployments
 from ingest.devchain import DevChain
@@ -241,3 +241,24 @@ def test_oracle_lag_judges_each_feed_by_its_declared_rules(chain: Chain, tmp_pat
         assert [r["deviation_threshold_bps"], r["heartbeat_s"]] == declared[f]
         assert (r["deviation_threshold_from"], r["heartbeat_from"]) == ("deployment", "deployment")
     assert declared[chain.old_feed] != declared[chain.new_feed]
+
+
+def test_republish_without_settings_uses_each_feeds_declared_rules(chain: Chain, tmp_path: Path) -> None:
+    """oracle.model = "republish" without deviation_bps / heartbeat_s re-publishes each feed by its
+    declared rules; a feed whose rules were never declared is refused before the replay, naming it."""
+    f = _scenario(chain, tmp_path, '[oracle]\nmodel = "republish"\n')
+    res = run(f, db=chain.db)
+    assert res.summary["liquidations"]["observed_count"] == 2
+    db = tmp_path / "copy.duckdb"
+    db.write_bytes(Path(chain.db).read_bytes())
+    with Warehouse(db) as wh, wh.transaction() as con:
+        con.execute("DELETE FROM raw.oracle_feeds WHERE feed = ?", [chain.new_feed])
+    with Warehouse(db, read_only=True) as wh:
+        runs_before = wh.con.execute("SELECT count(*) FROM bt.runs").fetchall()
+    with pytest.raises(ScenarioError) as e:
+        run(f, db=db)
+    assert e.value.field == "oracle.model"
+    assert (f"feed {chain.new_feed}: the republish model needs its deviation_bps and heartbeat_s"
+            in e.value.message)
+    with Warehouse(db, read_only=True) as wh:  # refused before anything was written
+        assert wh.con.execute("SELECT count(*) FROM bt.runs").fetchall() == runs_before

@@ -9,11 +9,13 @@ from collections.abc import Mapping
 from fractions import Fraction
 from typing import Any
 
+import pytest
+
 from backtest.api import run_inputs
 from backtest.clock import Blocks
 from backtest.engine import Replay
 from backtest.metrics.base import Metric, PriceUpdate, View
-from backtest.oracle import RefPoint, Round, publications
+from backtest.oracle import FeedRules, RefPoint, Round, publications
 from backtest.scenario import OracleModelSpec
 from tests.backtest.markets import COLL, FEED_C, FROM, inputs, market, scenario
 
@@ -41,6 +43,52 @@ def test_republish_with_deviation_and_heartbeat_gives_the_exact_rounds() -> None
     assert [(p.block_number, p.log_index, p.answer, p.updated_at_ts, p.accepted) for p in pubs] == [
         (10, -1, 100_00000000, 0, True), (12, -1, 101_01000000, 24, True), (17, -1, 101_60000000, 84, True),
         (18, -1, 100_58000000, 96, True)]
+
+
+def test_republish_without_scenario_settings_follows_each_feeds_declared_rules() -> None:
+    """The same path as above, two feeds re-publishing it: one declared 100 bps / 60 s (the same
+    rounds as above), one 300 bps / 3600 s (only the first point: no move reaches 3 % and the
+    heartbeat never elapses). A scenario value wins over the declared one; a feed with neither
+    is refused, naming what is missing."""
+    refs = [_ref(t, p) for t, p in ((0, "100.00"), (12, "100.50"), (24, "101.01"), (36, "101.50"),
+                                    (84, "101.60"), (96, "100.58"), (108, "99.58"))]
+    other = "0x" + "fd" * 20
+    rules = {FEED: FeedRules(deviation_bps=100, heartbeat_s=60), other: FeedRules(deviation_bps=300,
+                                                                                  heartbeat_s=3600)}
+    pairs = {FEED: "ETH/USD", other: "ETH/USD"}
+    pubs = publications(OracleModelSpec(model="republish"), [], refs, pairs, {FEED: 8, other: 8}, BLOCKS, 40,
+                        rules)
+    by_feed: dict[str, list[int]] = {}
+    for p in pubs:
+        by_feed.setdefault(p.feed, []).append(p.block_number)
+    assert by_feed == {FEED: [10, 12, 17, 18], other: [10]}
+    pubs = publications(OracleModelSpec(model="republish", heartbeat_s=60), [], refs, pairs,
+                        {FEED: 8, other: 8}, BLOCKS, 40, rules)
+    assert [p.block_number for p in pubs if p.feed == other] == [10, 17]  # the scenario's 60 s heartbeat
+    with pytest.raises(ValueError, match=r"feed 0xfd.*needs its deviation_bps and heartbeat_s: set "
+                       r"oracle.deviation_bps and oracle.heartbeat_s"):
+        publications(OracleModelSpec(model="republish"), [], refs, pairs, {FEED: 8, other: 8}, BLOCKS, 40,
+                     {FEED: rules[FEED]})
+
+
+def test_declared_bounds_hold_answers_the_chain_never_saw() -> None:
+    """A feed's declared min/max answer (its aggregator's bounds) reject reference and shocked
+    answers outside them, as the real aggregator would; the rounds as they happened passed the
+    chain's own bounds and are not judged again. Scenario bounds win over declared ones."""
+    rules = {FEED: FeedRules(min_answer=95_00000000, max_answer=10**12)}
+    refs = [_ref(0, "100"), _ref(12, "94.99999999"), _ref(24, "96")]
+    pubs = publications(OracleModelSpec(model="reference"), [], refs, {FEED: "ETH/USD"}, {FEED: 8}, BLOCKS,
+                        40, rules)
+    assert [(p.answer, p.accepted) for p in pubs] == [(100_00000000, True), (94_99999999, False),
+                                                     (96_00000000, True)]
+    pubs = publications(OracleModelSpec(model="reference", min_answer=1), [], refs, {FEED: "ETH/USD"},
+                        {FEED: 8}, BLOCKS, 40, rules)
+    assert all(p.accepted for p in pubs)
+    rounds = [_round(12, 0, 90_00000000)]
+    as_seen = publications(OracleModelSpec(), rounds, [], {}, {}, BLOCKS, 40, rules)
+    assert [p.accepted for p in as_seen] == [True]
+    assert [p.accepted for p in publications(OracleModelSpec(), rounds, [], {}, {}, BLOCKS, 40, rules,
+                                             synthetic_rounds=True)] == [False]
 
 
 def test_reference_model_floors_to_the_feed_decimals() -> None:
