@@ -28,6 +28,7 @@ Errors name the file, the line of the offending entry and the field.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -114,8 +115,10 @@ def _line_of(text: str, table: str, index: int, key: str | None) -> int | None:
     return start + 1
 
 
-def load_deployments(path: str | Path) -> DeploymentSet:
-    """Parse and validate a deployments TOML file."""
+def load_deployments(path: str | Path, label: str | None = None) -> DeploymentSet:
+    """Parse and validate a deployments TOML file. ``label``: what the deployments' ``origin``
+    says (stored with the data, e.g. ``raw.oracle_feeds.declared_in``); default the path as
+    given. Errors always name the path."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -127,7 +130,11 @@ def load_deployments(path: str | Path) -> DeploymentSet:
         m = re.search(r"line (\d+)", str(e))
         raise DeploymentsFileError(str(path), f"invalid TOML: {e}",
                                    int(m.group(1)) if m else None) from None
-    return _from_doc(doc, text, str(path))
+    out = _from_doc(doc, text, str(path))
+    if label is None:
+        return out
+    return DeploymentSet(out.chain_id, [dataclasses.replace(d, origin=label) for d in out.deployments],
+                         [dataclasses.replace(f, origin=label) for f in out.feeds])
 
 
 def _from_doc(doc: dict, text: str, origin: str) -> DeploymentSet:
@@ -237,4 +244,4 @@ def load_preset(name: str) -> DeploymentSet:
     p = PRESETS_DIR / f"{name}.toml"
     if not p.exists():
         raise ConfigError(f"unknown preset {name!r}; available: {', '.join(preset_names())}")
-    return load_deployments(p)
+    return load_deployments(p, label=f"preset {name}")  # not the install path: the same everywhere

@@ -52,8 +52,8 @@ liquidations, then the oracle round, then user actions.
 The file
 --------
 The chain is ingested with the real ingestor (:func:`ingest.engine.run_ingest`, finality
-``head``) and the same Binance path is imported as ``ETH/USD`` reference prices
-(:func:`ingest.prices.import_prices`, format ``riskdao_binance``, source
+``head``) and the same Binance path is imported as ``ETH/USDT`` reference prices, in USDT as
+quoted (:func:`ingest.prices.import_prices`, format ``riskdao_binance``, source
 ``binance-futures-ethusdt-riskdao``). Run ids are derived from the seed
 (``sample-s<seed>-ingest`` / ``-prices``: the ingest run's random id is replaced after the run)
 so that two builds have identical ``raw.*`` rows. ``meta.sample`` records the seed, code, anvil
@@ -708,7 +708,7 @@ def _meta_rows(sc: SampleChain, params: BotParams, build: dict[str, str]) -> lis
         "pool_configurator": m.configurator.address, "oracle": m.oracle.address,
         "addresses_provider": m.provider.address, "treasury": m.treasury,
         "price_file": str(SAMPLE_PRICES.relative_to(repo_root())), "price_source": PRICE_SOURCE,
-        "price_pair": "ETH/USD", "deployments_toml": sc.deployments_toml,
+        "price_pair": "ETH/USDT", "deployments_toml": sc.deployments_toml,
         "bots.addresses": ",".join(sc.bots),
         "bots.observation": "oracle round (any reserve source) -> all borrowers; pool event -> its user; "
                             "wake-up at episode_start + reaction_delay_blocks - 1",
@@ -791,13 +791,14 @@ def build_sample(out: Path = SAMPLE_DB, seed: int = 1, params: BotParams | None 
             try:
                 with Warehouse(stage) as wh:
                     summary = run_ingest(wh, rpc, IngestRequest(
-                        chain_id=CHAIN_ID, deployments=load_deployments(dep), finality="head",
+                        chain_id=CHAIN_ID, finality="head",
+                        deployments=load_deployments(dep, label="sample (meta.sample deployments_toml)"),
                         chunk_blocks=2000, to_block=sc.last_block,
                         endpoint_label="anvil (deficit sample build)"))
                     if summary.to_block != sc.last_block:
                         raise SampleBuildError(f"ingest stopped at block {summary.to_block}, "
                                                f"expected {sc.last_block}")
-                    import_prices(wh, SAMPLE_PRICES, fmt="riskdao_binance", pair="ETH/USD", unit="USD",
+                    import_prices(wh, SAMPLE_PRICES, fmt="riskdao_binance", pair="ETH/USDT", unit="USDT",
                                   source=PRICE_SOURCE, run_id=prices_run_id(seed))
                     t_ingest = time.monotonic() - t0 - t_chain
                     wh.ensure(META, BOT_DECISIONS, ACCOUNTS)

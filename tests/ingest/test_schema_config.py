@@ -84,6 +84,8 @@ def test_presets_load_and_name_real_mainnet_addresses():
     eth = next(f for f in d.feeds if f.name == "ETH / USD")
     assert eth.proxy == "0x5f4ec3df9cbd43714fe2740f5e3616155c5b8419"
     assert eth.deviation_bps == 50 and eth.heartbeat_s == 3600
+    # what raw.oracle_feeds.declared_in stores: the preset's name, not this machine's install path
+    assert {f.origin for f in d.feeds} | {x.origin for x in d.deployments} == {"preset ethereum"}
     with pytest.raises(ConfigError, match="unknown preset"):
         load_preset("nope")
 

@@ -78,7 +78,7 @@ def test_eth_usd_rounds_follow_the_real_path_under_the_feed_rules(con: duckdb.Du
     low = min(a for _, a in rows)
     assert low < 0.75 * rows[0][1], "the crash: ETH/USD falls by more than 25 %"
     ref = con.execute("SELECT count(*), min(ts_us), max(ts_us) FROM raw.reference_prices WHERE pair = "
-                      "'ETH/USD'").fetchone()
+                      "'ETH/USDT' AND unit = 'USDT'").fetchone()
     assert ref[0] == 4320
 
 
