@@ -592,6 +592,9 @@ def parse_scenario(text: str, origin: str = "<scenario>") -> Scenario:
             raise p.err(f"metrics.{k}", f"unknown metric {k!r}; registered: {sorted(METRICS)}")
         if not isinstance(v, dict):
             raise p.err(f"metrics.{k}", "expected a table of parameters")
+        if k not in names:  # parameters nobody reads: a typo in names, or a metric dropped from it
+            raise p.err(f"metrics.{k}", f"parameters for metric {k!r}, which this scenario does not "
+                        f"compute (metrics.names: {list(names)}); add it to names or remove the table")
         for key in v:  # a money parameter must be in the market's currency (dust_usd vs dust_eth)
             stem, _, cur = key.rpartition("_")
             if stem and cur in currencies():

@@ -463,3 +463,18 @@ def test_gas_is_not_valued_on_blocks_without_a_base_fee() -> None:
             _check_base_fees(wh, sc(400_000), 1, 120, 200)
         assert e.value.field == "liquidator.gas_units"
         assert "30 block(s) of the window (120..149) have no base fee" in e.value.message
+
+
+def test_parameters_of_a_metric_not_computed_are_refused(tmp_path: Path) -> None:
+    """[metrics.X] for a metric missing from names was accepted and never read (a typo in names,
+    or a metric dropped from it, silently ignored its settings)."""
+    f = tmp_path / "s.toml"
+    f.write_text('name = "x"\nchain_id = 1\n[window]\nfrom_block = 1\nto_block = 2\n[market]\n'
+                 'protocol = "aave_v3"\nsource = "m"\n[metrics]\nnames = ["liquidations"]\n'
+                 '[metrics.bad_debt]\ndust_usd = 5\n')
+    with pytest.raises(ScenarioError) as e:
+        load_scenario(f)
+    assert (e.value.line, e.value.field) == (11, "metrics.bad_debt")  # the table's header
+    assert "does not compute" in e.value.message and "['liquidations']" in e.value.message
+    f.write_text(f.read_text().replace('names = ["liquidations"]', 'names = ["liquidations", "bad_debt"]'))
+    assert load_scenario(f).metrics.params["bad_debt"]["dust_usd"] == 5
