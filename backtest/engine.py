@@ -257,6 +257,9 @@ class Replay:
         self.capacity_used = 0
         self._pre_tx: dict[tuple[int, int], ProtocolEvent] = {}
         self._predictions: dict[tuple[int, int], LiquidationOutcome] = {}
+        #: (tx hash, user) -> debt asset -> DeficitCreated amounts of the transaction so far: the
+        #: deficit an observed LiquidationCall created (v3.3+ emits them before LiquidationCall)
+        self._tx_deficits: dict[tuple[str, str], dict[str, int]] = {}
         #: (block, log index) -> the adapter's reading of each observed LiquidationCall still ahead
         self._calls: dict[tuple[int, int], LiquidationCall] = {}
         self.events_applied = self.prices_consumed = self.blocks_visited = self.evaluations = 0
@@ -590,6 +593,10 @@ class Replay:
         except ProtocolError as ex:
             raise ReplayError(f"{e.ref}: {e.name} from {e.address}: {ex}") from ex
         self.events_applied += 1
+        if e.name == "DeficitCreated":
+            d = self._tx_deficits.setdefault((e.ref.tx_hash, str(e.args["user"])), {})
+            asset = str(e.args["debt_asset"])
+            d[asset] = d.get(asset, 0) + int(e.args["amount_created"])  # type: ignore[call-overload]
         names = self._address_args.get(e.signature)
         if names is None:
             names = self._address_args[e.signature] = _address_arguments(e)
@@ -624,6 +631,8 @@ class Replay:
             fee = predicted.protocol_fee if predicted.ok else (
                 None if self.adapter.has_liquidation_protocol_fee else 0)
             since = self.episode.get(user)
+            # the deficit it created, as the chain booked it (DeficitCreated of this transaction)
+            bad = dict(sorted(self._tx_deficits.pop((e.ref.tx_hash, user), {}).items()))
             liq = Liquidation(
                 observed=True, committed=True, block_number=e.ref.block_number, log_index=e.ref.log_index,
                 tx_hash=e.ref.tx_hash, timestamp=e.ref.block_timestamp, user=user,
@@ -633,6 +642,8 @@ class Replay:
                 debt_repaid_value=self.view.value(debt, repaid),
                 collateral_seized_value=self.view.value(coll, seized),
                 protocol_fee_value=self.view.value(coll, fee) if fee is not None else None,
+                bad_debt=MappingProxyType(bad),
+                bad_debt_value=sum(self.view.value(a, v) for a, v in bad.items()),
                 liquidatable_since_block=since[0] if since else None,
                 liquidatable_since_ts=since[1] if since else None, predicted=predicted)
             self._record_liquidation(liq)

@@ -1,0 +1,53 @@
+"""Historical mode, Aave v3.3+: an on-chain liquidation that leaves debt without collateral books
+it as a reserve deficit (``DeficitCreated`` logs in its transaction, before ``LiquidationCall``).
+The observed liquidation used to carry no bad debt (a plausible 0), so the bad-debt metric's
+*realized* figure never counted what the chain wrote off."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+
+from backtest.api import run_inputs
+from protocols.aave_v3 import V3_3
+from protocols.domain import EventRef, ProtocolEvent
+from tests.backtest.markets import ADAPTER, COLL, DEBT, FROM, inputs, market, scenario, user
+
+MAX = 2**256 - 1
+LIQUIDATOR = "0x" + "4c" * 20
+
+
+def test_an_observed_liquidation_carries_the_deficit_its_transaction_booked() -> None:
+    # 1 collateral token against 700 debt units; the collateral falls to $500 (HF 0.57): under the
+    # v3.3 rules the whole position is liquidated (under $2,000), all collateral is seized and the
+    # rest of the debt, 700 - 500 / 1.05, is written off as the debt reserve's deficit
+    book = market(8000, 10500, [(10**18, 700 * 10**6)])
+    book.state.rules = V3_3
+    path = [1000 * 10**8, 500 * 10**8, 500 * 10**8, 500 * 10**8]
+    inp = inputs(book, path)
+    block = FROM + 4
+    ts = inp.blocks.timestamp(block)
+    # what the chain did at the top of `block`, computed by the adapter on a copy of the state then
+    # (no event before it in the window: the state is the window's start, the prices the path's)
+    out = ADAPTER.liquidate(copy.deepcopy(book.state), user(0), COLL, DEBT, MAX,
+                            {COLL: 500 * 10**8, DEBT: 10**8}, ts, False, liquidator=LIQUIDATOR)
+    assert out.ok, out.revert_reason
+    assert set(out.bad_debt) == {DEBT} and out.bad_debt[DEBT] > 0
+    specs = {(s.role, s.signature.split("(")[0]): s.signature for s in ADAPTER.events}
+    tx = "0x" + "ab" * 32
+    events = [ProtocolEvent(e.name, specs[(e.role, e.name)], e.address, e.role, e.args,
+                            EventRef(block, i, tx, ts))
+              for i, e in enumerate(x for x in out.events if (x.role, x.name) in specs)]
+    names = [e.name for e in events]
+    assert names.index("DeficitCreated") < names.index("LiquidationCall")
+    res = run_inputs(scenario("historical", to_block=FROM + len(path) + 1, extra='[metrics]\nnames = '
+                              '["bad_debt", "liquidations", "socialization"]\n'),
+                     dataclasses.replace(inp, events=events))
+    (obs,) = [x for x in res.output.liquidations if x.observed]
+    want = out.bad_debt[DEBT] * 10**8 // 10**6  # $1 debt token, 6 decimals, USD with 8
+    assert dict(obs.bad_debt) == dict(out.bad_debt) and obs.bad_debt_value == want
+    bd = res.summary["bad_debt"]
+    assert bd["realized_value"] == want  # it was 0: the chain's write-off was not counted
+    # booked once: socialization counts the same deficit from the DeficitCreated event itself
+    soc = res.summary["socialization"]
+    assert soc["deficit_created_value"] == want and soc["end_deficit_outstanding_value"] == want
