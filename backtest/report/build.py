@@ -447,20 +447,24 @@ def _bad_debt(d: _Data) -> Section:
         )
     )
     if d.has("bt.bad_debt_accounts"):
+        # an account's bad debt at a block is the sum of its reserves' rows at that block (one row
+        # per debt reserve at each evaluation that changed it), exact in base currency units
         top = d.q(
-            "SELECT user, arg_max(reserve, block_number), max_by(bad_debt_oracle_base_f64, block_number), "
-            "max(bad_debt_oracle_base_f64) FROM (SELECT user, reserve, block_number, "
-            "sum(bad_debt_oracle_base_f64) AS bad_debt_oracle_base_f64 FROM bt.bad_debt_accounts "
-            "WHERE run_id = ? GROUP BY ALL) GROUP BY user "
-            "ORDER BY 4 DESC, user LIMIT 10"
+            "SELECT user, max_by(reserves, block_number), max_by(total, block_number), max(total) "
+            "FROM (SELECT user, block_number, sum(bad_debt_oracle_value) AS total, "
+            "coalesce(list(reserve ORDER BY reserve) FILTER (WHERE bad_debt_oracle_value > 0), []) "
+            "AS reserves "
+            "FROM bt.bad_debt_accounts WHERE run_id = ? GROUP BY user, block_number) "
+            "GROUP BY user HAVING max(total) > 0 ORDER BY 4 DESC, user LIMIT 10"
         )
         if top:
             s.blocks.append(Para("Accounts with the largest peak bad debt:"))
             s.blocks.append(
                 Table(
-                    ("account", "debt reserve", f"bad debt at end {d.currency}",
+                    ("account", "debt reserves at end", f"bad debt at end {d.currency}",
                      f"peak bad debt {d.currency}"),
-                    [(r[0], d.label(r[1]), _fmt(r[2]), _fmt(r[3])) for r in top],
+                    [(r[0], ", ".join(d.label(a) for a in r[1]) if r[1] else "–",
+                      _fmt(d.base(r[2])), _fmt(d.base(r[3]))) for r in top],
                 )
             )
     return s

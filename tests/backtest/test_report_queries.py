@@ -1,0 +1,64 @@
+"""The report's figures against hand-made ``bt`` rows (no chain needed): what a table says an
+account's bad debt is must be the account's, summed over its debt reserves."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+
+import backtest.metrics.bad_debt as bad_debt
+import backtest.outputs as outputs
+from backtest.report.build import _bad_debt, _Data
+from backtest.report.model import Table
+
+USDC = "0x" + "a0" * 20
+DAI = "0x" + "6b" * 20
+ALICE = "0x" + "11" * 20
+BOB = "0x" + "22" * 20
+
+
+def _run_row(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
+    con.execute("CREATE SCHEMA IF NOT EXISTS bt")
+    con.execute(outputs.RUNS.ddl())
+    con.execute(outputs.SUMMARIES.ddl())
+    con.execute(
+        "INSERT INTO bt.runs VALUES (?, 's', 'ab', NULL, 'historical', 1, 'USD', 8, 1, 100, NULL, NULL, "
+        "[], ['bad_debt'], 'test', ?, 0, 0, 0, 0, 'ok')",
+        [run_id, json.dumps({"market": {"dataset": "aave_v3"}})],
+    )
+
+
+def test_top_accounts_sum_an_accounts_reserves(tmp_path: Path) -> None:
+    """Alice's bad debt is split over two debt reserves (60 + 40 USD at block 10, then 30 + 50 at
+    block 20): her peak is 100 USD and her bad debt at the end 80 USD, both reserves named. The
+    table showed one reserve's share for each (60 peak; 30 or 50 at the end, whichever row
+    DuckDB took, with a reserve that need not be the one whose share was shown)."""
+    db = tmp_path / "w.duckdb"
+    con = duckdb.connect(str(db))
+    _run_row(con, "r1")
+    con.execute(bad_debt.ACCOUNTS.ddl())
+    con.execute(bad_debt.BLOCKS.ddl())
+    u = 10**8
+    rows = [
+        (10, ALICE, USDC, 60), (10, ALICE, DAI, 40),
+        (20, ALICE, USDC, 30), (20, ALICE, DAI, 50),
+        (15, BOB, USDC, 70), (25, BOB, USDC, 0),
+    ]
+    for block, user, reserve, share in rows:
+        con.execute(
+            "INSERT INTO bt.bad_debt_accounts VALUES "
+            "('r1', 1, ?, ?, ?, ?, 1, 1, ?, NULL, 0, 1, NULL, true, ?)",
+            [block, 1000 + block, user, reserve, share * u, float(share)],
+        )
+    d = _Data(con, "r1")
+    sec = _bad_debt(d)
+    tables = [b for b in sec.blocks if isinstance(b, Table) and b.headers[0] == "account"]
+    assert len(tables) == 1
+    got = [tuple(r) for r in tables[0].rows]
+    assert got == [
+        (ALICE, f"{DAI}, {USDC}", "80.00", "100.00"),
+        (BOB, "–", "0.00", "70.00"),
+    ], got
+    con.close()
