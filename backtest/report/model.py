@@ -25,6 +25,7 @@ __all__ = [
     "render_html",
     "render_markdown",
     "md_escape",
+    "visible",
 ]
 
 
@@ -89,8 +90,23 @@ figure{margin:12px 0 20px}figcaption{color:#555;font-size:12px}nav a{margin-righ
 _NUM = re.compile(r"^[-+]?[\d,]*\.?\d+(e[-+]?\d+)?( [A-Za-z%*/]+)?$")
 
 
+#: characters never written as they are: C0 and C1 controls but tab, newline and CR (XML 1.0
+#: forbids the C0 ones: one in a token symbol made an SVG file ill-formed), bidirectional marks,
+#: overrides and isolates (they reorder the text that follows: a symbol could make the address
+#: next to it read backwards), surrogates and the non-characters U+FFFE/U+FFFF
+_INVISIBLE = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+    "\ud800-\udfff\ufffe\uffff]"
+)
+
+
+def visible(s: object) -> str:
+    """``s`` with every character of :data:`_INVISIBLE` shown as its escape (``\\u202e``)."""
+    return _INVISIBLE.sub(lambda m: f"\\u{ord(m.group()):04x}", str(s))
+
+
 def _e(s: object) -> str:
-    return html.escape(str(s), quote=True)
+    return html.escape(visible(s), quote=True)
 
 
 def render_html(doc: Document, headline: Sequence[tuple[str, str]] = ()) -> str:
@@ -159,7 +175,7 @@ def md_escape(s: object) -> str:
     metacharacters are backslash-escaped where they would act (so run ids, hashes, numbers and
     field names stay copyable from the raw file: ``bt-72e1…``, ``0.00``, ``aave_v3``), newlines
     become spaces."""
-    t = html.escape(str(s), quote=True).replace("\r", " ").replace("\n", " ")
+    t = html.escape(visible(s), quote=True).replace("\r", " ").replace("\n", " ")
     t = _MD_UNDERSCORE.sub(r"\\_", _MD_META.sub(r"\\\1", t))
     return _MD_ORDERED.sub(r"\1\\\2", _MD_LINE_START.sub(r"\\\1", t))
 

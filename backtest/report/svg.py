@@ -2,8 +2,9 @@
 waterfall. Output is plain SVG text (no scripts, no external references), deterministic (the
 same data gives the same bytes: coordinates rounded to 0.01, no ids from counters or clocks).
 
-Every label passed in is escaped here (:func:`html.escape`), so callers may pass untrusted
-strings (token symbols read from the chain).
+Every label passed in is escaped here (:func:`html.escape`, control and bidirectional
+characters shown as escapes: :func:`backtest.report.model.visible`), so callers may pass
+untrusted strings (token symbols read from the chain).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .model import visible
+
 __all__ = ["Series", "Band", "line_chart", "bar_chart", "waterfall", "PALETTE", "thin"]
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
@@ -23,7 +26,7 @@ MID = MT + (H - MT - MB) / 2
 
 
 def _e(s: object) -> str:
-    return html.escape(str(s), quote=True)
+    return html.escape(visible(s), quote=True)
 
 
 def _r(v: float) -> str:

@@ -62,3 +62,22 @@ def test_top_accounts_sum_an_accounts_reserves(tmp_path: Path) -> None:
         (BOB, "–", "0.00", "70.00"),
     ], got
     con.close()
+
+
+def test_control_and_bidi_characters_of_a_symbol_are_shown_as_escapes() -> None:
+    """A token symbol is on-chain text: a control character in it made the SVG ill-formed XML
+    (plots/*.svg would not open), and a right-to-left override reordered the address printed
+    after it. Both are written as visible escapes, in SVG, HTML and Markdown."""
+    import xml.etree.ElementTree as ET
+
+    from backtest.report.model import Document, Para, Section, md_escape, render_html
+    from backtest.report.svg import bar_chart
+
+    sym = "US\x00DC\x1b\u202e (0x12ab…)"
+    svg = bar_chart("loss", [sym], [("suppliers", [1.0])], y_label="USD")
+    ET.fromstring(svg)  # well-formed
+    assert "US\\u0000DC\\u001b\\u202e (0x12ab…)" in svg
+    page = render_html(Document("t", "s", [Section("x", "x", [Para(sym)])]))
+    assert "\x00" not in page and "\u202e" not in page and "US\\u0000DC" in page
+    md = md_escape(sym)
+    assert "\x1b" not in md and "\u202e" not in md and md.startswith("US\\\\u0000DC")
