@@ -1,0 +1,38 @@
+"""The at-risk index (backtest.ledger) against the naive replay (every account at every price
+update) in cases the property tests do not reach."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from backtest.api import run_inputs
+from backtest.clock import Blocks
+from backtest.oracle import Round
+from protocols.fixed_point import RAY
+from tests.backtest.markets import FEED_C, FROM, T0, inputs, market, scenario
+
+MONTH = 30 * 86_400
+
+
+def test_interest_compounding_over_long_gaps_is_not_missed() -> None:
+    """1 COLL at $2,000, LT 80 % ($1,600), against $100 of debt borrowed at 300 %/yr (the index's
+    max_rate): health factor 16, liquidatable after ~1.2 years of compounding interest alone.
+    Blocks a month apart, the collateral price rising a little each month (no trigger crossed).
+    The evaluation expired after the time *linear* growth takes to eat half the margin (2.5
+    years), so the index first saw the account under water 9 months after the naive replay did
+    (bad debt $4,497 instead of $282 at its first row; fails before)."""
+    n = 40
+    path = [2_000 * 10**8 + i * 10**8 for i in range(n)]
+    book = market(8000, 10500, [(10**18, 100 * 10**6)], borrow_rate=3 * RAY)
+    inp = inputs(book, path, to_block=FROM + n + 1)
+    blocks = Blocks([(FROM - 1 + k, T0 + k * MONTH, 0, True) for k in range(n + 3)])
+    rounds = [Round(FEED_C, p, 8, T0 + (i + 2) * MONTH, FROM + 1 + i, 0, T0 + (i + 2) * MONTH)
+              for i, p in enumerate(path)]
+    inp = dataclasses.replace(inp, blocks=blocks, rounds=rounds)
+    idle = "\n[liquidator]\nmin_profit_usd = 1000000000\n"
+    out = [run_inputs(scenario(extra=idle, to_block=FROM + n + 1), inp, naive=nv) for nv in (False, True)]
+    assert out[1].summary["bad_debt"]["end_accounts_underwater"] == 1  # not vacuous
+    for t, rows in out[0].output.tables.items():
+        if t.name != "runs":
+            assert rows == out[1].output.tables[t], t.fqn
+    assert out[0].output.record.evaluations < out[1].output.record.evaluations
