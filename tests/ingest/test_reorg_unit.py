@@ -1,0 +1,87 @@
+"""verify_and_rollback against a scripted node (no chain needed): what is a reorg and what is not."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ingest.datasets.base import LOGS
+from ingest.datasets.blocks import BLOCKS
+from ingest.engine import IngestSummary, RunContext
+from ingest.reorg import verify_and_rollback
+from ingest.warehouse import CHECKPOINTS, REORGS, Warehouse
+
+CHAIN = 31337
+
+
+def _h(n: int, fork: str = "") -> str:
+    return "0x" + f"{fork}{n:x}".rjust(64, "0")
+
+
+class Node:
+    """A node whose chain is blocks 0..head with hashes ``_h(n)``, except ``_h(n, 'f')`` from
+    ``forked_from`` on."""
+
+    def __init__(self, head: int, forked_from: int | None = None):
+        self.head, self.forked_from = head, forked_from
+
+    def _block(self, n: int) -> dict[str, Any] | None:
+        if n > self.head:
+            return None
+        fork = "f" if self.forked_from is not None and n >= self.forked_from else ""
+        return {"number": hex(n), "hash": _h(n, fork)}
+
+    def call(self, method: str, params: list[Any]) -> Any:
+        if method == "eth_blockNumber":
+            return hex(self.head)
+        assert method == "eth_getBlockByNumber", method
+        return self._block(int(params[0], 16))
+
+    def batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
+        return [self.call(m, p) for m, p in calls]
+
+
+def _warehouse(tmp: Path, top: int) -> Warehouse:
+    wh = Warehouse(tmp / "w.duckdb")
+    wh.ensure(BLOCKS, LOGS, CHECKPOINTS, REORGS)
+    with wh.transaction() as con:
+        for n in range(top + 1):
+            con.execute("INSERT INTO raw.blocks VALUES "
+                        "(?, ?, ?, ?, 0, NULL, 0, 0, '0x', 0, 'unfinalized', 0, 'r0')",
+                        [CHAIN, n, _h(n), _h(n - 1) if n else _h(0, "e")])
+        wh.add_covered(CHAIN, "blocks", "chain", 0, top, "r0")
+    return wh
+
+
+def _verify(wh: Warehouse, node: Node) -> tuple[int, int] | None:
+    ctx = RunContext(wh, node, CHAIN, "r1", 0, IngestSummary("r1", CHAIN, 0, 0, "head"))  # type: ignore[arg-type]
+    return verify_and_rollback(ctx)
+
+
+def test_a_node_behind_the_warehouse_is_not_a_reorg(tmp_path: Path) -> None:
+    """Blocks 0..20 stored (ingested at the head of another node); this node's head is 15 and it
+    agrees on every block it has. Nothing shows the stored 16..20 to be wrong: they stay, and no
+    reorg is recorded. Before, the node's missing blocks counted as mismatches: 16..20 were
+    deleted and meta.reorgs recorded a reorg of depth 5 that never happened (an input of the
+    finality metric's reorg exposure) (fails before)."""
+    wh = _warehouse(tmp_path, 20)
+    assert _verify(wh, Node(15)) is None
+    assert wh.con.execute("SELECT count(*) FROM meta.reorgs").fetchall()[0][0] == 0
+    assert wh.con.execute("SELECT count(*), max(number) FROM raw.blocks").fetchall()[0] == (21, 20)
+    assert wh.covered(CHAIN, "blocks", "chain") == [(0, 20)]
+    wh.close()
+
+
+def test_a_reorg_below_a_lagging_nodes_head_is_still_found(tmp_path: Path) -> None:
+    """The same node, whose chain differs from block 12 on: the fork is block 11, everything
+    above it goes (16..20 with it: they descend from the replaced blocks)."""
+    wh = _warehouse(tmp_path, 20)
+    assert _verify(wh, Node(15, forked_from=12)) == (11, 9)
+    fork, depth, old, new = wh.con.execute(
+        "SELECT fork_block, depth, old_hashes, new_hashes FROM meta.reorgs").fetchall()[0]
+    assert (fork, depth) == (11, 9)
+    assert old == [_h(n) for n in range(12, 21)]
+    assert new == [_h(n, "f") for n in range(12, 16)] + [None] * 5
+    assert wh.con.execute("SELECT max(number) FROM raw.blocks").fetchall()[0][0] == 11
+    assert wh.covered(CHAIN, "blocks", "chain") == [(0, 11)]
+    wh.close()
