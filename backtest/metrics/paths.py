@@ -42,7 +42,8 @@ PRICE_PATH = register_table(Table(
         Column("accepted", "BOOLEAN", "false: rejected by the oracle model's answer bounds", False),
         Column("happened_block", "UBIGINT", "block the round was produced in (or the reference instant's)",
                False),
-        Column("price_f64", "DOUBLE", "derived: price in base currency units (USD)", False),
+        Column("price_f64", "DOUBLE", "derived: price in whole base currency per whole token "
+               "(bt.runs.base_currency: USD for Aave v3, ETH for v2)", False),
     ),
     "backtest.metrics.paths", ("run_id", "block_number", "log_index", "kind", "feed")))
 
