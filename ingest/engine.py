@@ -55,7 +55,7 @@ from .version import code_version
 from .warehouse import CHECKPOINTS, REORGS, RUNS, Warehouse, utcnow
 
 __all__ = ["IngestRequest", "IngestSummary", "Progress", "RunContext", "run_ingest",
-           "configure_for_ingest",
+           "configure_for_ingest", "finality_label",
            "new_run_id", "code_version", "resolve_block_at", "DEFAULT_CONFIRMATIONS"]
 
 log = logging.getLogger("deficit.ingest")
@@ -254,9 +254,9 @@ def run_ingest(wh: Warehouse, rpc: JsonRpcClient, req: IngestRequest,
         con.execute("INSERT INTO meta.runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", [
             run_id, "ingest", req.chain_id, req.endpoint_label,
             sorted({"blocks"} | {f"{d.NAME}:{s.key}" for d, s in sources}),
-            req.from_block, req.to_block, str(req.finality), code_version(), utcnow(), None,
+            req.from_block, req.to_block, finality_label(req.finality), code_version(), utcnow(), None,
             "running", None])
-    summary = IngestSummary(run_id, req.chain_id, 0, 0, str(req.finality))
+    summary = IngestSummary(run_id, req.chain_id, 0, 0, finality_label(req.finality))
     try:
         _run(wh, rpc, req, run_id, sources, summary, progress, t0)
     except BaseException as e:
@@ -277,6 +277,12 @@ def run_ingest(wh: Warehouse, rpc: JsonRpcClient, req: IngestRequest,
                      f"{len(summary.reorgs)} reorg(s)", summary.from_block, summary.to_block,
                      run_id])
     return summary
+
+
+def finality_label(finality: str | int) -> str:
+    """The watermark rule as ``meta.runs.finality`` names it: 'finalized', 'head' or
+    'confirmations:N' (a bare 'N' said nothing of what it counted)."""
+    return f"confirmations:{finality}" if isinstance(finality, int) else str(finality)
 
 
 def _watermark(rpc: JsonRpcClient, finality: str | int) -> tuple[int, int, int]:

@@ -1,14 +1,20 @@
-"""verify_and_rollback against a scripted node (no chain needed): what is a reorg and what is not."""
+"""verify_and_rollback against a scripted node (no chain needed): what is a reorg and what is not;
+and what a run records of its finality rule."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from ingest.datasets.base import LOGS
 from ingest.datasets.blocks import BLOCKS
-from ingest.engine import IngestSummary, RunContext
+from ingest.deployments import DeploymentSet
+from ingest.engine import IngestRequest, IngestSummary, RunContext, run_ingest
 from ingest.reorg import verify_and_rollback
+from ingest.rpc import JsonRpcClient
+from ingest.transports import HttpTransport
 from ingest.warehouse import CHECKPOINTS, REORGS, Warehouse
 
 CHAIN = 31337
@@ -85,3 +91,19 @@ def test_a_reorg_below_a_lagging_nodes_head_is_still_found(tmp_path: Path) -> No
     assert wh.con.execute("SELECT max(number) FROM raw.blocks").fetchall()[0][0] == 11
     assert wh.covered(CHAIN, "blocks", "chain") == [(0, 11)]
     wh.close()
+
+
+@pytest.mark.anvil
+def test_a_confirmation_depth_is_recorded_as_what_it_is(anvil: Any, tmp_path: Path) -> None:
+    """meta.runs.finality (and the run's summary) say 'confirmations:N' as documented; they said
+    a bare 'N' (fails before)."""
+    rpc = JsonRpcClient(HttpTransport(anvil.url), backoff_base=0.01)
+    try:
+        with Warehouse(tmp_path / "c.duckdb") as wh:
+            req = IngestRequest(chain_id=CHAIN, deployments=DeploymentSet(), datasets=("blocks",),
+                                from_block=0, finality=0, endpoint_label="test")
+            s = run_ingest(wh, rpc, req)
+            assert s.watermark == "confirmations:0"
+            assert wh.con.execute("SELECT finality FROM meta.runs").fetchall() == [("confirmations:0",)]
+    finally:
+        rpc.close()
