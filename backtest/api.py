@@ -15,6 +15,8 @@ re-run replaces its rows.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import datetime as dt
 import gc
 import hashlib
@@ -113,12 +115,33 @@ def derive_run_id(scenario: Scenario, data_sources: tuple[str, ...], version: st
 
 def run_inputs(scenario: Scenario, inputs: ReplayInputs, *, run_id: str | None = None,
                naive: bool = False) -> RunResult:
-    """Replay in-memory inputs (no warehouse); ``frames()`` materialises the rows in memory."""
+    """Replay in-memory inputs (no warehouse); ``frames()`` materialises the rows in memory.
+
+    The replay works on a copy of ``inputs.state`` (the market at the window start): the replay
+    changes the state it is given (events, committed liquidations), so the same ``inputs`` run
+    twice gave two different runs, the second starting from the first one's end."""
     version = code_version()
     rid = run_id or derive_run_id(scenario, inputs.data_sources, version)
+    inputs = dataclasses.replace(inputs, state=_fresh_state(inputs.state))
     with quiet_gc():
         out = _replay(scenario, inputs, rid, naive, version)
     return RunResult(rid, scenario, out.summary, out)
+
+
+def _fresh_state(state: Any) -> Any:
+    """A market state for one replay, leaving ``state`` as it was. A protocol state (a dataclass)
+    holds immutable records (frozen reserves, users) in containers that a replay writes into,
+    replacing records and never changing one (``Effects`` compares the records it read by
+    identity): its dicts, lists and sets are copied, the records shared. Anything else is
+    deep-copied."""
+    if dataclasses.is_dataclass(state) and not isinstance(state, type):
+        out = copy.copy(state)
+        for f in dataclasses.fields(state):
+            v = getattr(state, f.name)
+            if isinstance(v, (dict, list, set)):
+                object.__setattr__(out, f.name, copy.copy(v))
+        return out
+    return copy.deepcopy(state)
 
 
 def run(scenario: Scenario | str | Path, db: str | Path | None = None, *, run_id: str | None = None,

@@ -36,3 +36,18 @@ def test_interest_compounding_over_long_gaps_is_not_missed() -> None:
         if t.name != "runs":
             assert rows == out[1].output.tables[t], t.fqn
     assert out[0].output.record.evaluations < out[1].output.record.evaluations
+
+
+def test_replaying_the_same_inputs_twice_gives_the_same_run() -> None:
+    """run_inputs replayed on ``inputs.state`` itself: the first run's liquidations (and, in a
+    historical run, its events) were left in it, so a second run of the same inputs started from
+    the first one's end state: no liquidation, other tables (fails before)."""
+    book = market(8000, 10500, [(10**18, 900 * 10**6), (10**18, 500 * 10**6)])  # HF 0.89 and 1.6
+    inp = inputs(book, [1000 * 10**8] * 4)
+    perfect = "\n[liquidator]\nreaction_delay_blocks = 0\ngas_units = 0\nmin_profit_usd = 0\n"
+    sc = scenario(extra=perfect, to_block=FROM + 6)
+    a, b = run_inputs(sc, inp), run_inputs(sc, inp)
+    assert a.output.liquidations
+    assert a.summary == b.summary
+    for t, rows in a.output.tables.items():
+        assert rows == b.output.tables[t], t.fqn
