@@ -116,7 +116,10 @@ WITH span AS (
     SELECT run_id, chain_id, d, (d + 1) * 86400 AS day_end_ts
     FROM span, LATERAL range(d0, d1 + 1) t(d)
 ), evals AS (
-    SELECT DISTINCT run_id, "user", block_number, block_ts FROM bt.bad_debt_accounts
+    -- an account's last evaluation of each timestamp (blocks can share one, e.g. on an L2): the
+    -- ASOF match below is on the timestamp, and among equal ones it took any block's rows
+    SELECT run_id, "user", block_ts, max(block_number) AS block_number FROM bt.bad_debt_accounts
+    GROUP BY ALL
 ), users AS (
     SELECT DISTINCT run_id, "user" FROM bt.bad_debt_accounts
 ), last_eval AS (

@@ -81,3 +81,26 @@ def test_control_and_bidi_characters_of_a_symbol_are_shown_as_escapes() -> None:
     assert "\x00" not in page and "\u202e" not in page and "US\\u0000DC" in page
     md = md_escape(sym)
     assert "\x1b" not in md and "\u202e" not in md and md.startswith("US\\\\u0000DC")
+
+
+def test_daily_bad_debt_takes_an_accounts_last_block_among_equal_timestamps() -> None:
+    """bt.daily_bad_debt_by_reserve matched each account's last evaluation of the day on the
+    block timestamp alone: with two blocks at one timestamp (an L2), it took either block's rows.
+    Here 200 accounts each have $50 of bad debt in block 10 and none in block 11, at the same
+    second: the day's bad debt is 0 (before: most of the 200 counted at $50, ~$8,000)."""
+    from backtest.views import ensure_views
+
+    con = duckdb.connect()
+    _run_row(con, "r1")
+    con.execute(bad_debt.ACCOUNTS.ddl())
+    for k in range(200):
+        who = "0x" + f"{k + 1:040x}"
+        for block, share in ((10, 50), (11, 0)):
+            con.execute(
+                "INSERT INTO bt.bad_debt_accounts VALUES "
+                "('r1', 1, ?, 1000, ?, ?, 1, 1, ?, NULL, 0, 1, NULL, ?, ?)",
+                [block, who, USDC, share * 10**8, share > 0, float(share)],
+            )
+    ensure_views(con)
+    assert con.execute("SELECT * FROM bt.daily_bad_debt_by_reserve").fetchall() == []
+    con.close()
