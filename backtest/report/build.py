@@ -130,10 +130,12 @@ class _Data:
         ds = str(self.scenario.get("market", {}).get("dataset", ""))
         t = f"raw.{ds}_a_token_initialized"
         if ds.isidentifier() and t in self.tables:
+            # the run's market only: another market of the protocol on the chain (Aave v3's Core
+            # and Prime) lists the same assets under its own aTokens
             for asset, sym in self.con.execute(
-                f"SELECT underlying_asset, arg_max(a_token_symbol, block_number) FROM {t} WHERE chain_id = ? "
-                "GROUP BY ALL ORDER BY ALL",
-                [self.run["chain_id"]],
+                f"SELECT underlying_asset, arg_max(a_token_symbol, (block_number, log_index)) FROM {t} "
+                "WHERE chain_id = ? AND source = ? GROUP BY ALL ORDER BY ALL",
+                [self.run["chain_id"], str(self.scenario.get("market", {}).get("source", ""))],
             ).fetchall():
                 out[str(asset).lower()] = str(sym)
         if "raw.oracle_phases" in self.tables:

@@ -104,3 +104,32 @@ def test_daily_bad_debt_takes_an_accounts_last_block_among_equal_timestamps() ->
     ensure_views(con)
     assert con.execute("SELECT * FROM bt.daily_bad_debt_by_reserve").fetchall() == []
     con.close()
+
+
+def test_asset_labels_come_from_the_runs_market() -> None:
+    """The report labels an asset with its aToken's symbol; another market of the protocol on the
+    chain (Aave v3 Core and Prime) lists the same asset under its own aToken, and the label was
+    whichever was initialised last, in either market (fails before: 'aEthLidoWETH')."""
+    from ingest.datasets import get_dataset
+
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA bt")
+    con.execute(outputs.RUNS.ddl())
+    con.execute(outputs.SUMMARIES.ddl())
+    con.execute(
+        "INSERT INTO bt.runs VALUES ('r1', 's', 'ab', NULL, 'historical', 1, 'USD', 8, 1, 100, NULL, NULL, "
+        "[], [], 'test', ?, 0, 0, 0, 0, 'ok')",
+        [json.dumps({"market": {"dataset": "aave_v3", "source": "core"}})],
+    )
+    con.execute("CREATE SCHEMA raw")
+    t = next(x for x in get_dataset("aave_v3").EVENT_TABLES if x.table.name == "aave_v3_a_token_initialized")
+    con.execute(t.table.ddl())
+    for block, source, sym in ((5, "core", "aEthWETH"), (9, "prime", "aEthLidoWETH")):
+        con.execute(
+            "INSERT INTO raw.aave_v3_a_token_initialized VALUES "
+            "(1, ?, '0x', '0x', 0, 0, '0x', 'a_token', ?, ?, '0x', '0x', '0x', 18, 'n', ?, '0x', 'r0')",
+            [block, source, USDC, sym],
+        )
+    d = _Data(con, "r1")
+    assert d.label(USDC) == f"aEthWETH ({USDC[:10]}…)"
+    con.close()
