@@ -285,11 +285,18 @@ def finality_label(finality: str | int) -> str:
     return f"confirmations:{finality}" if isinstance(finality, int) else str(finality)
 
 
-def _watermark(rpc: JsonRpcClient, finality: str | int) -> tuple[int, int, int]:
-    """(highest block to ingest, highest final block, head)."""
+def _watermark(rpc: JsonRpcClient, finality: str | int,
+               warn: Callable[[str], None] | None = None) -> tuple[int, int, int]:
+    """(highest block to ingest, highest final block, head). A node without a ``finalized``
+    block stands in ``head - DEFAULT_CONFIRMATIONS`` for it, and says so through ``warn``."""
     head = int(rpc.call("eth_blockNumber", []), 16)
     finalized = _block_number(rpc, "finalized")
     final = finalized if finalized is not None else max(head - DEFAULT_CONFIRMATIONS, -1)
+    if finalized is None and warn is not None:
+        warn(f"the node reports no 'finalized' block: blocks up to head - {DEFAULT_CONFIRMATIONS} "
+             f"confirmations ({final}) are taken as final"
+             + (" (the watermark), and" if finality == "finalized" else ", and")
+             + " flagged 'finalized' in raw.blocks.finality_at_ingest")
     if finality == "finalized":
         return final, final, head
     if finality == "head":
@@ -311,7 +318,7 @@ def _run(wh: Warehouse, rpc: JsonRpcClient, req: IngestRequest, run_id: str,
     rep = verify_and_rollback(ctx)
     if rep:
         summary.reorgs.append(rep)
-    upto, final, head = _watermark(rpc, req.finality)
+    upto, final, head = _watermark(rpc, req.finality, ctx.warn)
     hi = req.to_block if req.to_block is not None else upto
     if hi > upto:
         summary.clipped_to = upto

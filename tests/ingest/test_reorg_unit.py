@@ -107,3 +107,35 @@ def test_a_confirmation_depth_is_recorded_as_what_it_is(anvil: Any, tmp_path: Pa
             assert wh.con.execute("SELECT finality FROM meta.runs").fetchall() == [("confirmations:0",)]
     finally:
         rpc.close()
+
+
+class HeaderNode(Node):
+    """``Node`` with full headers and no ``finalized`` block (a node that does not report one)."""
+
+    def check_chain_id(self, expected: int) -> None:
+        assert expected == CHAIN
+
+    def _block(self, n: int) -> dict[str, Any] | None:
+        b = super()._block(n)
+        if b is not None:
+            b.update(parentHash=_h(n - 1) if n else _h(0, "e"), timestamp=hex(1000 + 12 * n),
+                     gasUsed="0x0", gasLimit="0x1", miner="0x" + "00" * 20, transactions=[])
+        return b
+
+    def call(self, method: str, params: list[Any]) -> Any:
+        if method == "eth_getBlockByNumber" and params[0] == "finalized":
+            return None
+        return super().call(method, params)
+
+
+def test_a_node_without_a_finalized_block_is_said_so(tmp_path: Path) -> None:
+    """Without the node's 'finalized' block the run takes head - 64 as final, for the watermark
+    and for raw.blocks.finality_at_ingest: it now says so in its warnings (before: silently)."""
+    with Warehouse(tmp_path / "f.duckdb") as wh:
+        req = IngestRequest(chain_id=CHAIN, deployments=DeploymentSet(), datasets=("blocks",),
+                            from_block=0, endpoint_label="test")
+        s = run_ingest(wh, HeaderNode(100), req)  # type: ignore[arg-type]
+        assert s.to_block == 36
+        assert any("no 'finalized' block" in w and "(36)" in w for w in s.warnings), s.warnings
+        assert wh.con.execute("SELECT count(*) FROM raw.blocks WHERE finality_at_ingest = 'finalized'"
+                              ).fetchall()[0][0] == 37
