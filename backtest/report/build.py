@@ -305,7 +305,10 @@ def _price_plots(d: _Data, s: Section) -> None:
             key,
         )
         feed = str(feed_rows[0][0]) if feed_rows else ""
-        bps = thresholds.get(key, thresholds.get(feed, 50))
+        bps = thresholds.get(key, thresholds.get(feed))
+        band_from = "the feed's threshold in bt.oracle_lag_feeds"
+        if bps is None:
+            bps, band_from = 50, "a 50 bps default, not the feed's threshold: oracle_lag not computed for it"
         orc = [
             (float(t), float(p))
             for t, p in d.q(
@@ -347,8 +350,8 @@ def _price_plots(d: _Data, s: Section) -> None:
                 f"prices_{i}",
                 svg,
                 f"{label}, feed {d.label(feed)}: oracle answers in force (step) "
-                f"against the reference path, with the deviation band ± {bps} bps; prices in "
-                f"{d.currency} per whole token.",
+                f"against the reference path, with the deviation band ± {bps} bps ({band_from}); "
+                f"prices in {d.currency} per whole token.",
             )
         )
 

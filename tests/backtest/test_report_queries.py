@@ -133,3 +133,29 @@ def test_asset_labels_come_from_the_runs_market() -> None:
     d = _Data(con, "r1")
     assert d.label(USDC) == f"aEthWETH ({USDC[:10]}…)"
     con.close()
+
+
+def test_a_default_deviation_band_is_called_a_default() -> None:
+    """Without oracle_lag the price plots draw the band at 50 bps, a default; the caption called
+    it 'the deviation band ± 50 bps' as if it were the feed's threshold (fails before)."""
+    import backtest.metrics.paths as paths
+    from backtest.report.build import _prices
+    from backtest.report.model import Plot
+
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA bt")
+    con.execute(outputs.RUNS.ddl())
+    con.execute(outputs.SUMMARIES.ddl())
+    con.execute(
+        "INSERT INTO bt.runs VALUES ('r1', 's', 'ab', NULL, 'historical', 1, 'USD', 8, 1, 100, NULL, NULL, "
+        "[], ['paths'], 'test', ?, 0, 0, 0, 0, 'ok')",
+        [json.dumps({"market": {"dataset": "aave_v3", "source": "core"}})],
+    )
+    con.execute(paths.PRICE_PATH.ddl())
+    feed = "0x" + "fe" * 20
+    for block, kind, fd in ((1, "oracle", feed), (1, "reference", "ETH/USD"), (2, "reference", "ETH/USD")):
+        con.execute("INSERT INTO bt.price_path VALUES ('r1', 1, ?, 0, ?, ?, ?, ?, 2000, true, 1, 2000.0)",
+                    [block, 1000 + block, kind, fd, USDC])
+    plots = [b for b in _prices(_Data(con, "r1")).blocks if isinstance(b, Plot)]
+    assert len(plots) == 1 and "± 50 bps (a 50 bps default, not the feed's threshold" in plots[0].caption
+    con.close()
