@@ -76,7 +76,8 @@ REORGS = register_table(Table(
         Column("old_tip_block", "UBIGINT", "highest stored block before the rollback", False),
         Column("old_hashes", "VARCHAR[]", "stored hashes of fork_block+1 .. old_tip_block", False),
         Column("new_hashes", "VARCHAR[]", "node hashes at the same heights when detected "
-               "(NULL where the node had no block)", False),
+               "(NULL where the node had no block; all NULL when more than 4096 blocks were "
+               "replaced: not fetched)", False),
         Column("logs_removed", "UBIGINT", "raw.logs rows deleted by the rollback", False),
     ),
     "ingest.reorg", ("chain_id", "detected_at")))
