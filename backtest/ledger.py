@@ -17,9 +17,10 @@ up: min-heap); a price update pops exactly the crossed entries, whose accounts a
 at block end. Stale entries (the account was re-evaluated since) are skipped by version and
 compacted when they outnumber live ones.
 
-Interest: debt grows between evaluations. An account's evaluation also expires after the time
-in which debt compounding at ``max_rate_per_year`` (default 300 %/yr, above Aave's slope-2 region
-for listed assets) could consume the reserved half of the slack; expired accounts are re-evaluated.
+Interest: debt grows between evaluations. An account's evaluation also expires before debt
+compounding at ``max_rate_per_year`` (default 300 %/yr, above Aave's slope-2 region for listed
+assets) could, with price moves inside the triggers, consume the slack (see ``record``);
+expired accounts are re-evaluated.
 
 Already liquidatable accounts (``slack <= 0``) are *hot*: no bound holds for them, so they are
 re-evaluated whenever a price they are exposed to moves (``HotSet.on(key)``: the keys of their
@@ -218,13 +219,20 @@ class Ledger:
         if rslack is not None and rslack > 0 and (margin is None or rslack < margin):
             margin = rslack
         if margin is not None and keys:
-            # debt compounds: at ``max_rate`` it grows by the factor exp(max_rate * t) at most
-            # (Aave's index accrues a truncated series of that exponential, and per-period
-            # compounding of any schedule of rates up to max_rate is below it), so half the margin
-            # lasts ln(1 + margin / 2 / debt) / max_rate years. (margin / 2) / (debt * max_rate),
-            # the linear growth, was longer: 2.5 years instead of 0.71 for a margin of 15x the
-            # debt at 300 %/yr, which compounding consumes in ~1.2 years.
-            years = math.log1p(margin / 2 / debt_value) / self.max_rate if self.max_rate > 0 else 1e9
+            # Until the evaluation expires, debt may grow by a factor 1 + g and prices may move
+            # within their triggers (an adverse move of at most half the margin, valued at the
+            # evaluation's amounts). The account stays healthy while
+            #     margin / 2 - g * (debt + margin / 2) > 0
+            # (interest on the debt, g * debt, and on the price rise of the debt, at most
+            # g * margin / 2), i.e. g < margin / (2 * debt + margin). Debt compounding at
+            # ``max_rate`` grows by at most exp(max_rate * t) (Aave's index accrues a truncated
+            # series of that exponential), so g stays below that bound for
+            # ln(1 + margin / (2 * debt + margin)) / max_rate years. Linear growth eating half
+            # the margin, (margin / 2) / (debt * max_rate), was too long: compounding (2.5 years
+            # instead of 0.71 for a margin of 15x the debt at 300 %/yr, which interest alone
+            # consumes in ~1.2 years), and the debt's price rise applies to the grown debt.
+            debt = max(debt_value, r.debt_value if r is not None else 0)
+            years = math.log1p(margin / (2 * debt + margin)) / self.max_rate if self.max_rate > 0 else 1e9
             heapq.heappush(self.expiry, (ts + max(1, int(years * SECONDS_PER_YEAR)), user, v))
             if len(self.expiry) > 4 * max(len(self.evals), 1024):
                 # at most one live expiry per evaluated account: drop the superseded ones, or the

@@ -9,7 +9,7 @@ from backtest.api import run_inputs
 from backtest.clock import Blocks
 from backtest.oracle import Round
 from protocols.fixed_point import RAY
-from tests.backtest.markets import FEED_C, FROM, T0, inputs, market, scenario
+from tests.backtest.markets import FEED_C, FEED_D, FROM, T0, inputs, market, scenario
 
 MONTH = 30 * 86_400
 
@@ -51,3 +51,29 @@ def test_replaying_the_same_inputs_twice_gives_the_same_run() -> None:
     assert a.summary == b.summary
     for t, rows in a.output.tables.items():
         assert rows == b.output.tables[t], t.fqn
+
+
+def test_interest_and_a_debt_price_rise_together_are_not_missed() -> None:
+    """Half the margin is kept for interest and half for price moves, but a price rise of the
+    debt asset applies to the debt *with* its interest. $128 owed at 300 %/yr against 1 COLL
+    ($1,600 at LT 80 %) at the window start grows to $620 in 7 months, inside the interest half
+    of the $1,472 margin (expiry after 7.7 months); the debt asset's price then rises from $1 to
+    $3.50, below its trigger at the evaluation ($3.88): $2,169 of debt, under water, no trigger
+    crossed, the evaluation not expired (before: seen a month after the naive replay)."""
+    n = 14
+    path = [2_000 * 10**8] * n
+    book = market(8000, 10500, [(10**18, 100 * 10**6)], borrow_rate=3 * RAY)
+    inp = inputs(book, path, to_block=FROM + n + 1)
+    blocks = Blocks([(FROM - 1 + k, T0 + k * MONTH, 0, True) for k in range(n + 3)])
+    rounds = [Round(FEED_C, p, 8, T0 + (i + 2) * MONTH, FROM + 1 + i, 0, T0 + (i + 2) * MONTH)
+              for i, p in enumerate(path)]
+    rounds += [Round(FEED_D, 350 * 10**6, 8, T0 + (i + 2) * MONTH, FROM + 1 + i, 1, T0 + (i + 2) * MONTH)
+               for i in range(6, n)]
+    rounds.sort(key=lambda r: (r.block_number, r.log_index))
+    inp = dataclasses.replace(inp, blocks=blocks, rounds=rounds)
+    idle = "\n[liquidator]\nmin_profit_usd = 1000000000\n"
+    out = [run_inputs(scenario(extra=idle, to_block=FROM + n + 1), inp, naive=nv) for nv in (False, True)]
+    assert out[1].summary["bad_debt"]["end_accounts_underwater"] == 1  # not vacuous
+    for t, rows in out[0].output.tables.items():
+        if t.name != "runs":
+            assert rows == out[1].output.tables[t], t.fqn
