@@ -605,7 +605,10 @@ class Replay:
             {v for v in args.values() if isinstance(v, str) and len(v) == _ADDRESS_LEN and v.startswith("0x")
              and v != ZERO_ADDRESS}
         if e.role.endswith("configurator"):
-            exposed = self.ledger.exposed_to(touched)
+            # an e-mode change reaches accounts through their category, not the addresses in the
+            # event: borrowers priced by a category's price source (v3.0-3.1) are exposed to that
+            # key only, so an asset leaving the category would miss them. Rare events: all accounts.
+            exposed = set() if "EMode" in e.name else self.ledger.exposed_to(touched)
             self.dirty.update(exposed if exposed else self.ledger.evals)
             self.moved.update(exposed if exposed else self.ledger.evals)
             if not self.scenario.overrides.empty:
