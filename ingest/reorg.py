@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .errors import ChainDataError
 from .warehouse import fetch_one, utcnow
 
 if TYPE_CHECKING:
@@ -45,6 +46,22 @@ def _node_hashes(ctx: RunContext, numbers: list[int]) -> dict[int, str | None]:
     return {n: (r["hash"].lower() if r else None) for n, r in zip(numbers, res, strict=True)}
 
 
+def _known_hashes(ctx: RunContext, numbers: list[int], head: int) -> dict[int, str | None]:
+    """The node's hashes of ``numbers`` (all at or below its reported ``head``). A block the node
+    does not return although its head is above it (a load balancer's lagging backend, a node
+    still syncing) says nothing about the stored one: it raises :class:`ChainDataError` instead of
+    counting as a mismatch, which would delete good blocks and record a reorg that never
+    happened."""
+    got = _node_hashes(ctx, numbers)
+    missing = [n for n in numbers if got[n] is None]
+    if missing:
+        raise ChainDataError(f"the node reports head {head} but returned no block {missing[0]}: an "
+                             "inconsistent endpoint (e.g. a load-balanced provider whose backends "
+                             "lag); the stored blocks cannot be checked against it, nothing was "
+                             "changed; rerun, or use another endpoint")
+    return got
+
+
 def verify_and_rollback(ctx: RunContext) -> tuple[int, int] | None:
     """Check stored hashes against the node; roll back above the fork point if they differ.
 
@@ -68,7 +85,7 @@ def verify_and_rollback(ctx: RunContext) -> tuple[int, int] | None:
         hi = min(hi, head)
         stored = fetch_one(con.execute("SELECT hash FROM raw.blocks WHERE chain_id=? AND number=?",
                              [ctx.chain_id, hi]))
-        if stored and _node_hashes(ctx, [hi])[hi] == stored[0]:
+        if stored and _known_hashes(ctx, [hi], head)[hi] == stored[0]:
             break
         lowest_bad_interval = (lo, hi)
     if lowest_bad_interval is None:
@@ -82,7 +99,7 @@ def verify_and_rollback(ctx: RunContext) -> tuple[int, int] | None:
         stored = dict(con.execute(
             "SELECT number, hash FROM raw.blocks WHERE chain_id=? AND number BETWEEN ? AND ?",
             [ctx.chain_id, start, top]).fetchall())
-        node = _node_hashes(ctx, nums)
+        node = _known_hashes(ctx, nums, head)
         for n in reversed(nums):
             if node.get(n) is not None and node[n] == stored.get(n):
                 fork = n

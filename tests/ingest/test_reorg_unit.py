@@ -139,3 +139,31 @@ def test_a_node_without_a_finalized_block_is_said_so(tmp_path: Path) -> None:
         assert any("no 'finalized' block" in w and "(36)" in w for w in s.warnings), s.warnings
         assert wh.con.execute("SELECT count(*) FROM raw.blocks WHERE finality_at_ingest = 'finalized'"
                               ).fetchall()[0][0] == 37
+
+
+class GappyNode(Node):
+    """``Node`` that does not return some blocks below its head (a load balancer's backend that
+    lags behind the one that answered eth_blockNumber)."""
+
+    def __init__(self, head: int, missing: set[int]):
+        super().__init__(head)
+        self.missing = missing
+
+    def _block(self, n: int) -> dict[str, Any] | None:
+        return None if n in self.missing else super()._block(n)
+
+
+def test_a_block_missing_below_the_nodes_head_is_not_a_reorg(tmp_path: Path) -> None:
+    """Blocks 0..20 stored; the node's head is 30 but it returns nothing for 20 and 19. That is
+    no evidence against the stored blocks: the run stops with ChainDataError and nothing changes.
+    Before, the missing blocks counted as mismatches: 19..20 were deleted and a reorg of depth 2
+    was recorded (fails before)."""
+    from ingest.errors import ChainDataError
+
+    wh = _warehouse(tmp_path, 20)
+    with pytest.raises(ChainDataError, match="reports head 30 but returned no block 20"):
+        _verify(wh, GappyNode(30, {19, 20}))
+    assert wh.con.execute("SELECT count(*) FROM meta.reorgs").fetchall()[0][0] == 0
+    assert wh.con.execute("SELECT count(*), max(number) FROM raw.blocks").fetchall()[0] == (21, 20)
+    assert _verify(wh, Node(30)) is None  # a consistent node agrees: no reorg
+    wh.close()
