@@ -243,7 +243,7 @@ def _resolve_window(wh: Warehouse, sc: Scenario) -> Scenario:
                               f"window first: `deficit ingest --chain {sc.chain_id} --from "
                               f"{w.from_time.strftime('%Y-%m-%dT%H:%M:%SZ')} ...`")
         fb = int(r[0][0])
-        _check_from_resolved(wh, sc, fb, w.from_time)
+        _check_edge(wh, sc, "from", fb, w.from_time)
     if w.to_time is not None:
         r = wh.con.execute("SELECT max(number) FROM raw.blocks WHERE chain_id=? AND timestamp_ts <= ?",
                            [sc.chain_id, int(w.to_time.timestamp())]).fetchall()
@@ -253,48 +253,32 @@ def _resolve_window(wh: Warehouse, sc: Scenario) -> Scenario:
                               f"window first: `deficit ingest --chain {sc.chain_id} --to "
                               f"{w.to_time.strftime('%Y-%m-%dT%H:%M:%SZ')} ...`")
         tb = int(r[0][0])
-        _check_to_resolved(wh, sc, tb, w.to_time)
+        _check_edge(wh, sc, "to", tb, w.to_time)
     assert fb is not None and tb is not None
     if tb < fb:
         raise sc.error("window", f"the window resolves to blocks {fb}..{tb}, which is empty")
     return dataclasses.replace(sc, window=dataclasses.replace(w, from_block=fb, to_block=tb))
 
 
-def _check_from_resolved(wh: Warehouse, sc: Scenario, fb: int, t: dt.datetime) -> None:
-    """``window.from`` resolved to ``fb``, the first *ingested* block at or after ``t``: that is the
-    window's first block only if block ``fb - 1`` is ingested too (its timestamp is then before
-    ``t``); otherwise blocks before ``fb`` may be at or after ``t`` and the window would silently
-    start late (days late, when the blocks were ingested from a later time)."""
-    if fb == 0:
-        return
-    r = wh.con.execute("SELECT count(*) FROM raw.blocks WHERE chain_id=? AND number=?",
-                       [sc.chain_id, fb - 1]).fetchall()
-    if r[0][0]:
-        return
-    iso = t.strftime("%Y-%m-%dT%H:%M:%SZ")
-    earlier = (t - dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    raise MissingData(f"window.from: the first ingested block at or after {iso} is {fb}, but block "
-                      f"{fb - 1} is not ingested, so the window may start before block {fb} "
-                      f"({_ingested_span(wh, sc.chain_id)}); ingest blocks from before {iso}: "
-                      f"`deficit ingest --chain {sc.chain_id} --from {earlier} ...`, or give "
-                      "window.from_block")
-
-
-def _check_to_resolved(wh: Warehouse, sc: Scenario, tb: int, t: dt.datetime) -> None:
-    """``window.to`` resolved to ``tb``, the last *ingested* block at or before ``t``: that is the
-    window's last block only if block ``tb + 1`` is ingested too (its timestamp is then after
-    ``t``); otherwise blocks after ``tb`` may be at or before ``t`` and the window would silently
-    end early (days early, when the ingest stopped before ``t``)."""
-    r = wh.con.execute("SELECT count(*) FROM raw.blocks WHERE chain_id=? AND number=?",
-                       [sc.chain_id, tb + 1]).fetchall()
-    if r[0][0]:
+def _check_edge(wh: Warehouse, sc: Scenario, side: str, block: int, t: dt.datetime) -> None:
+    """``window.from`` (``side`` "from") resolved to ``block``, the first *ingested* block at or
+    after ``t``, is the window's first block only if the block before it is ingested too (its
+    timestamp is then before ``t``); ``window.to`` resolved to the last ingested block at or
+    before ``t`` is the window's last only if the block after it is. Otherwise the window would
+    silently start late or end early (by days, when the ingest began later or stopped earlier)."""
+    start = side == "from"
+    neighbour = block - 1 if start else block + 1
+    if neighbour < 0 or wh.con.execute("SELECT count(*) FROM raw.blocks WHERE chain_id=? AND number=?",
+                                       [sc.chain_id, neighbour]).fetchall()[0][0]:
         return
     iso = t.strftime("%Y-%m-%dT%H:%M:%SZ")
-    later = (t + dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    raise MissingData(f"window.to: the last ingested block at or before {iso} is {tb}, but block "
-                      f"{tb + 1} is not ingested, so the window may end after block {tb} "
-                      f"({_ingested_span(wh, sc.chain_id)}); ingest blocks past {iso}: "
-                      f"`deficit ingest --chain {sc.chain_id} --to {later} ...`, or give window.to_block")
+    hint = (t - dt.timedelta(hours=1) if start else t + dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    what, may, past = (("first", "start before", "from before") if start else ("last", "end after", "past"))
+    raise MissingData(f"window.{side}: the {what} ingested block at or {'after' if start else 'before'} "
+                      f"{iso} is {block}, but block {neighbour} is not ingested, so the window may "
+                      f"{may} block {block} ({_ingested_span(wh, sc.chain_id)}); ingest blocks {past} "
+                      f"{iso}: `deficit ingest --chain {sc.chain_id} --{side} {hint} ...`, or give "
+                      f"window.{side}_block")
 
 
 def load_inputs(wh: Warehouse, scenario: Scenario, *, stream: bool = False) -> tuple[Scenario, ReplayInputs]:
@@ -418,6 +402,13 @@ def load_inputs(wh: Warehouse, scenario: Scenario, *, stream: bool = False) -> t
             if f not in feeds:
                 raise sc.error(f"reference.pairs.{f}", f"{f} is not the oracle source of any reserve of "
                                f"{m.source}; sources: {feeds}")
+    rules = _load_feed_rules(wh, chain, feeds)
+    if sc.oracle.model == "republish" and sc.reference is not None:
+        for f in sorted(sc.reference.pairs):
+            try:
+                republish_rules(sc.oracle, f, rules.get(f, FeedRules()))
+            except ValueError as e:
+                raise sc.error("oracle.model", str(e)) from None
     _check_base_fees(wh, sc, chain, fb, tb)
     blocks = _load_blocks(wh, chain, fb, tb)
     refs, init_refs = _load_refs(wh, sc, blocks)
@@ -427,13 +418,6 @@ def load_inputs(wh: Warehouse, scenario: Scenario, *, stream: bool = False) -> t
                              from_block=fb, to_block=tb)
         if not stream:
             events = list(events)
-    rules = _load_feed_rules(wh, chain, feeds)
-    if sc.oracle.model == "republish" and sc.reference is not None:
-        for f in sorted(sc.reference.pairs):
-            try:
-                republish_rules(sc.oracle, f, rules.get(f, FeedRules()))
-            except ValueError as e:
-                raise sc.error("oracle.model", str(e)) from None
     sources = sorted({str(r[0]) for r in con.execute(
         "SELECT DISTINCT run_id FROM meta.checkpoints WHERE chain_id=? AND ((dataset='blocks') OR "
         "(dataset=? AND source=?) OR (dataset='chainlink' AND source IN (SELECT unnest(?))))",

@@ -101,16 +101,12 @@ def named_in(currency: str) -> dict[str, tuple[Literal["min", "max"], Figure, Li
     key, a figure name and a unit becomes that currency (``max_bad_debt_eth`` judges
     ``bad_debt.end_total_oracle_eth`` in ETH, as :func:`backtest.engine._in_base_currency` names an
     Aave v2 run's figures). Money limits are never converted between currencies."""
-    if currency == "usd":
-        return dict(NAMED)
-    out = {}
-    for key, (kind, fig, vs) in NAMED.items():
-        if "_usd" in key:
-            key = key.replace("_usd", f"_{currency}")
-            fig = Figure(fig.metric, fig.name.replace("_usd", f"_{currency}"), fig.meaning,
-                         fig.unit.replace("USD", currency.upper()))
-        out[key] = (kind, fig, vs)
-    return out
+    from .metrics.base import currency_name
+
+    unit = currency.upper()
+    return {currency_name(key, currency): (kind, Figure(fig.metric, currency_name(fig.name, currency),
+                                                        fig.meaning, fig.unit.replace("USD", unit)), vs)
+            for key, (kind, fig, vs) in NAMED.items()}
 
 
 @dataclass(frozen=True)

@@ -62,7 +62,16 @@ from .errors import ReplayError
 from .ledger import Ledger
 from .liquidator import Decision, LiquidatorModel
 from .metrics import MetricError, get_metric
-from .metrics.base import AccountEval, BlockEnd, BlockInfo, Liquidation, Metric, Mode, PriceUpdate
+from .metrics.base import (
+    AccountEval,
+    BlockEnd,
+    BlockInfo,
+    Liquidation,
+    Metric,
+    Mode,
+    PriceUpdate,
+    currency_name,
+)
 from .oracle import FeedRules, Publication, RefPoint, Round, SourceChange, publications, reference_answer
 from .outputs import LIQUIDATIONS, RUNS, SUMMARIES, RunRecord, liquidation_row, summary_rows
 from .scenario import Overrides, Scenario
@@ -608,9 +617,10 @@ class Replay:
             # an e-mode change reaches accounts through their category, not the addresses in the
             # event: borrowers priced by a category's price source (v3.0-3.1) are exposed to that
             # key only, so an asset leaving the category would miss them. Rare events: all accounts.
-            exposed = set() if "EMode" in e.name else self.ledger.exposed_to(touched)
-            self.dirty.update(exposed if exposed else self.ledger.evals)
-            self.moved.update(exposed if exposed else self.ledger.evals)
+            exposed = None if "EMode" in e.name else self.ledger.exposed_to(touched)
+            targets = exposed or self.ledger.evals  # nobody exposed: a market-wide change
+            self.dirty.update(targets)
+            self.moved.update(targets)
             if not self.scenario.overrides.empty:
                 apply_overrides(self.adapter, self.state, self.scenario.overrides,
                                 [t for t in sorted(touched) if t in self.state.reserves])
@@ -875,16 +885,10 @@ def _scenario_path(s: Scenario) -> str | None:
 
 
 def _in_base_currency(summary: dict[str, Any], currency: str) -> dict[str, Any]:
-    """A metric's summary with its unit named honestly: metrics divide base currency units by
-    ``view.unit`` and call the result ``*_usd`` (Aave v3's base currency); for an adapter whose base
-    currency is not USD (Aave v2: ETH) that figure is in that currency, so ``_usd`` becomes
-    ``_<currency>`` (``end_unrealized_oracle_eth``) rather than converting at some ETH/USD rate the
-    replay does not have. Every summary also says ``base_currency``. (Table columns have one
-    declared name for every run, so their floats are ``*_base_f64``, in ``bt.runs.base_currency``.)"""
-    out: dict[str, Any] = {}
-    suffix = "_" + currency.lower()
-    for k, v in summary.items():
-        out[k.replace("_usd", suffix) if currency != "USD" else k] = v
+    """A metric's summary with its unit named honestly (:func:`backtest.metrics.base.currency_name`:
+    ``end_unrealized_oracle_eth`` in an Aave v2 run), plus ``base_currency``. (Table columns have
+    one declared name for every run, so their floats are ``*_base_f64``, in ``bt.runs.base_currency``.)"""
+    out = {currency_name(k, currency): v for k, v in summary.items()}
     out["base_currency"] = currency
     return out
 

@@ -93,6 +93,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from functools import cache
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
@@ -637,8 +638,10 @@ def _time(p: _P, w: Mapping[str, Any], key: str) -> dt.datetime | None:
     return t.astimezone(dt.UTC)
 
 
+@cache
 def currencies() -> tuple[str, ...]:
-    """The base currencies of the registered adapters, lower case: the suffixes of money keys."""
+    """The base currencies of the registered adapters, lower case: the suffixes of money keys
+    (the registry is fixed at import, so once per process)."""
     from protocols.registry import ADAPTERS, adapter_class
 
     return tuple(sorted({adapter_class(a).base_currency.lower() for a in ADAPTERS} | {"usd"}))

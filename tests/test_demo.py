@@ -1,4 +1,5 @@
-"""``deficit demo-ingest``: ingestion end to end — a real anvil chain with an aggregator switch, ingested, twice."""
+"""``deficit demo-ingest``: ingestion end to end — a real anvil chain with an aggregator switch,
+ingested, twice."""
 
 from __future__ import annotations
 

@@ -24,8 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _demo(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "backtest.cli", "demo", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=600)
+    return subprocess.run([sys.executable, "-m", "backtest.cli", "demo", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
 
 
 @pytest.fixture(scope="module")
@@ -60,10 +60,12 @@ def test_demo_reproduces_the_sample_and_reports_its_figures(demo: tuple[dict, Pa
     con = duckdb.connect(str(db), read_only=True)
     try:
         hid = s["historical_run"]
-        assert _figure(con, hid, "bad_debt", "peak_unrealized_oracle_usd") == s["bad_debt"]["peak_unrealized_usd"]
+        assert _figure(con, hid, "bad_debt", "peak_unrealized_oracle_usd") == \
+            s["bad_debt"]["peak_unrealized_usd"]
         assert _figure(con, hid, "oracle_lag", "hidden_insolvency_usd_h") == \
             s["oracle_lag"]["hidden_insolvency_usd_h"]
-        assert _figure(con, s["stress_run"], "bad_debt", "end_total_oracle_usd") == s["stress"]["end_bad_debt_usd"]
+        assert _figure(con, s["stress_run"], "bad_debt", "end_total_oracle_usd") == \
+            s["stress"]["end_bad_debt_usd"]
         # the stress scenario (ETH a further 25 % lower) leaves more bad debt than the crash did
         assert s["stress"]["end_bad_debt_usd"] > s["bad_debt"]["end_usd"]
         # the oracle really lagged the market on this path (0.5 % deviation rule, 1 h heartbeat)
@@ -97,7 +99,8 @@ def test_demo_report_renders_in_chromium(demo: tuple[dict, Path, Path], tmp_path
     assert s["historical_run"] in dom and dom.count("<svg") >= 6
     assert f"{s['liquidations_observed']} / {s['fidelity']['predicted']}" in dom
     shot = tmp_path / "shot.png"
-    r = chromium("--hide-scrollbars", "--window-size=1000,800", f"--screenshot={shot}", html.as_uri(), tmp=tmp_path)
+    r = chromium("--hide-scrollbars", "--window-size=1000,800", f"--screenshot={shot}", html.as_uri(),
+                 tmp=tmp_path)
     assert r.returncode == 0 and shot.is_file(), r.stderr[-2000:]
     assert len(png_colours(shot.read_bytes())) > 20
 

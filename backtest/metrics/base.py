@@ -83,10 +83,21 @@ __all__ = [
     "SummaryValue",
     "MetricError",
     "RowSink",
+    "currency_name",
 ]
 
 Mode = Literal["historical", "counterfactual"]
 SummaryValue = int | float | str | bool | None
+
+
+def currency_name(name: str, currency: str) -> str:
+    """The summary figure ``name`` in a run whose base currency is ``currency`` (any case): metrics
+    name base-currency figures ``*_usd`` (Aave v3's), and for another base currency the run stores
+    them as ``_<currency lower>`` (``end_total_oracle_usd`` is ``end_total_oracle_eth`` in an Aave
+    v2 run) rather than convert at some ETH/USD rate the replay does not have; a name without
+    ``_usd`` is unchanged. The one renaming the engine, ``[checks]`` and the report share."""
+    cur = currency.lower()
+    return name if cur == "usd" else name.replace("_usd", f"_{cur}")
 
 
 class MetricError(Exception):

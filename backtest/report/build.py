@@ -23,7 +23,7 @@ Money is in the run's base currency, read from its ``bt.runs`` row (``base_curre
 Aave v3, ETH for Aave v2; ``*_value`` columns hold ``10**base_currency_decimals`` units per whole
 one) and every label says it: an Aave v2 report shows ETH and never calls it USD. Summary figures
 that metrics name ``*_usd`` are stored as ``*_<currency>`` in a non-USD run
-(:func:`backtest.report.catalog.currency_name`), and looked up by that name.
+(:func:`backtest.metrics.base.currency_name`), and looked up by that name.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BacktestError, InputError
+from ..metrics.base import currency_name
 
 __all__ = ["list_runs", "compare_runs", "open_read_only", "currency_name", "run_currency", "COMMANDS",
            "HEADLINE"]
@@ -38,14 +39,6 @@ HEADLINE: tuple[tuple[str, str, str], ...] = (
     ("oracle_lag", "hidden_insolvency_usd_h", "hidden cur*h"),
     ("fidelity", "recall", "recall"),
 )
-
-
-def currency_name(name: str, currency: str) -> str:
-    """The summary figure ``name`` as a run in ``currency`` stores it: metrics name base-currency
-    figures ``*_usd`` and the engine renames ``_usd`` to ``_<currency lower>`` for another base
-    currency (``backtest.engine._in_base_currency``): ``end_total_oracle_usd`` is
-    ``end_total_oracle_eth`` in an Aave v2 run; a name without ``_usd`` is unchanged."""
-    return name if currency == "USD" else name.replace("_usd", "_" + currency.lower())
 
 
 def run_currency(row: dict[str, Any]) -> tuple[str, int]:

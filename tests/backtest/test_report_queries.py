@@ -19,14 +19,16 @@ ALICE = "0x" + "11" * 20
 BOB = "0x" + "22" * 20
 
 
-def _run_row(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
+def _run_row(con: duckdb.DuckDBPyConnection, run_id: str, metrics: tuple[str, ...] = ("bad_debt",),
+             source: str | None = None) -> None:
     con.execute("CREATE SCHEMA IF NOT EXISTS bt")
     con.execute(outputs.RUNS.ddl())
     con.execute(outputs.SUMMARIES.ddl())
+    market = {"dataset": "aave_v3"} | ({"source": source} if source else {})
     con.execute(
         "INSERT INTO bt.runs VALUES (?, 's', 'ab', NULL, 'historical', 1, 'USD', 8, 1, 100, NULL, NULL, "
-        "[], ['bad_debt'], 'test', ?, 0, 0, 0, 0, 'ok')",
-        [run_id, json.dumps({"market": {"dataset": "aave_v3"}})],
+        "[], ?, 'test', ?, 0, 0, 0, 0, 'ok')",
+        [run_id, list(metrics), json.dumps({"market": market})],
     )
 
 
@@ -113,14 +115,7 @@ def test_asset_labels_come_from_the_runs_market() -> None:
     from ingest.datasets import get_dataset
 
     con = duckdb.connect()
-    con.execute("CREATE SCHEMA bt")
-    con.execute(outputs.RUNS.ddl())
-    con.execute(outputs.SUMMARIES.ddl())
-    con.execute(
-        "INSERT INTO bt.runs VALUES ('r1', 's', 'ab', NULL, 'historical', 1, 'USD', 8, 1, 100, NULL, NULL, "
-        "[], [], 'test', ?, 0, 0, 0, 0, 'ok')",
-        [json.dumps({"market": {"dataset": "aave_v3", "source": "core"}})],
-    )
+    _run_row(con, "r1", (), source="core")
     con.execute("CREATE SCHEMA raw")
     t = next(x for x in get_dataset("aave_v3").EVENT_TABLES if x.table.name == "aave_v3_a_token_initialized")
     con.execute(t.table.ddl())
@@ -143,14 +138,7 @@ def test_a_default_deviation_band_is_called_a_default() -> None:
     from backtest.report.model import Plot
 
     con = duckdb.connect()
-    con.execute("CREATE SCHEMA bt")
-    con.execute(outputs.RUNS.ddl())
-    con.execute(outputs.SUMMARIES.ddl())
-    con.execute(
-        "INSERT INTO bt.runs VALUES ('r1', 's', 'ab', NULL, 'historical', 1, 'USD', 8, 1, 100, NULL, NULL, "
-        "[], ['paths'], 'test', ?, 0, 0, 0, 0, 'ok')",
-        [json.dumps({"market": {"dataset": "aave_v3", "source": "core"}})],
-    )
+    _run_row(con, "r1", ("paths",), source="core")
     con.execute(paths.PRICE_PATH.ddl())
     feed = "0x" + "fe" * 20
     for block, kind, fd in ((1, "oracle", feed), (1, "reference", "ETH/USD"), (2, "reference", "ETH/USD")):
