@@ -22,7 +22,7 @@ Two questions, kept apart:
   (``predicted_revert``), not an amount. The summary does not add raw units of different assets
   (USDC units and wei): ``*_mismatches`` counts the observations whose amount differs at all
   (exact), and ``*_abs_error_sum_value`` / ``*_abs_error_max_value`` give the size of the errors
-  in base currency units (Aave v3: USD 1e8; v2: ETH wei), each error valued
+  in base currency units (per row: ``*_abs_error_value``) (Aave v3: USD 1e8; v2: ETH wei), each error valued
   ``floor(|error| * price / 10**decimals)`` at the oracle price of its asset when the
   liquidation happened (the price ``debt_repaid_value`` is valued at), so an error worth less
   than one base unit counts as a mismatch and adds 0 to the value figures.
@@ -72,6 +72,12 @@ FIDELITY = register_table(Table(
         Column("collateral_seized_error_raw", "HUGEINT", "observed - predicted collateral seized "
                "(0 = exact)"),
         Column("predicted_revert", "VARCHAR", "the adapter's revert reason when it predicted a revert"),
+        Column("debt_repaid_abs_error_value", "HUGEINT", "|debt_repaid_error_raw| valued at the debt asset's "
+               "oracle price of the observation's block, base currency units, rounded down (NULL: no "
+               "amount compared)"),
+        Column("collateral_seized_abs_error_value", "HUGEINT", "|collateral_seized_error_raw| valued at the "
+               "collateral asset's oracle price of that block, base currency units, rounded down (NULL: no "
+               "amount compared)"),
     ),
     "backtest.metrics.fidelity", ("run_id", "block_number", "log_index", "user")))
 
@@ -146,7 +152,7 @@ class Fidelity(Metric):
         rid, chain = self._run_id, self._chain_id
         out: list[tuple[Any, ...]] = []
         hits = self._matches()
-        for o, h in zip(self._observed, hits, strict=True):
+        for o, h, v in zip(self._observed, hits, self._error_values, strict=True):
             p = o.predicted
             ok = p is not None and p.ok
             pb = self._predicted[h].block_number if h is not None else None
@@ -156,14 +162,14 @@ class Fidelity(Metric):
                         o.debt_repaid - p.debt_repaid if ok and p else None, o.collateral_seized,
                         p.collateral_seized if ok and p else None,
                         o.collateral_seized - p.collateral_seized if ok and p else None,
-                        _revert(p)))
+                        _revert(p), v[0] if v is not None else None, v[1] if v is not None else None))
         used = {h for h in hits if h is not None}
         for i, q in enumerate(self._predicted):
             if i in used:
                 continue
             out.append((rid, chain, q.block_number, None, None, q.user, "false_positive", False,
                         q.block_number, None, q.collateral_asset, q.debt_asset, None, q.debt_repaid, None,
-                        None, q.collateral_seized, None, None))
+                        None, q.collateral_seized, None, None, None, None))
         out.sort(key=lambda r: (r[2], r[3] is None, r[3] if r[3] is not None else 0, r[5], r[6]))
         return {FIDELITY.fqn: out}
 

@@ -70,6 +70,8 @@ def test_precision_recall_and_amount_errors_by_hand() -> None:
     assert rows[0]["debt_repaid_error_raw"] == 0 and rows[0]["collateral_seized_error_raw"] == 0
     assert rows[2]["debt_repaid_error_raw"] == 1 and rows[2]["collateral_seized_error_raw"] == 3
     assert rows[3]["predicted_revert"] == "45" and rows[3]["predicted_debt_repaid_raw"] is None
+    assert rows[3]["debt_repaid_abs_error_value"] is None and rows[1]["collateral_seized_abs_error_value"] is None
+    assert (rows[2]["debt_repaid_abs_error_value"], rows[2]["collateral_seized_abs_error_value"]) == (100, 0)
     # exact matching (tolerance 0): nothing matches (U1's prediction is at 99, U2's at 103/104)
     m0 = Fidelity()
     for liq in m._observed + m._predicted:
@@ -106,6 +108,10 @@ def test_amount_errors_in_two_assets_are_valued_at_the_liquidations_prices() -> 
     assert s["collateral_seized_abs_error_sum_value"] == 2 * 10**8 + 300
     assert s["collateral_seized_abs_error_max_value"] == 2 * 10**8
     assert not any(k.endswith("_raw") for k in s)  # no sum of units of different assets
+    # each observation carries its own valued errors, so an analyst can rank them
+    rows = [dict(zip(FIDELITY.column_names(), r, strict=True)) for r in m.rows()[FIDELITY.fqn]]
+    assert [(r["user"], r["debt_repaid_abs_error_value"], r["collateral_seized_abs_error_value"])
+            for r in rows] == [(U1, 5 * 10**8, 2 * 10**8), (U2, 25 * 10**8, 300), (U3, 0, 0)]
 
 
 def test_counterfactual_has_no_observations_and_bad_parameter() -> None:
