@@ -70,7 +70,8 @@ def test_precision_recall_and_amount_errors_by_hand() -> None:
     assert rows[0]["debt_repaid_error_raw"] == 0 and rows[0]["collateral_seized_error_raw"] == 0
     assert rows[2]["debt_repaid_error_raw"] == 1 and rows[2]["collateral_seized_error_raw"] == 3
     assert rows[3]["predicted_revert"] == "45" and rows[3]["predicted_debt_repaid_raw"] is None
-    assert rows[3]["debt_repaid_abs_error_value"] is None and rows[1]["collateral_seized_abs_error_value"] is None
+    assert rows[3]["debt_repaid_abs_error_value"] is None
+    assert rows[1]["collateral_seized_abs_error_value"] is None
     assert (rows[2]["debt_repaid_abs_error_value"], rows[2]["collateral_seized_abs_error_value"]) == (100, 0)
     # exact matching (tolerance 0): nothing matches (U1's prediction is at 99, U2's at 103/104)
     m0 = Fidelity()
