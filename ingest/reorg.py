@@ -62,6 +62,35 @@ def _known_hashes(ctx: RunContext, numbers: list[int], head: int) -> dict[int, s
     return got
 
 
+def _below_replaced_interval(ctx: RunContext, lo: int, head: int,
+                             intervals: list[tuple[int, int]]) -> int:
+    """The fork point when every stored block of the interval starting at ``lo`` was replaced.
+
+    Block ``lo - 1`` is not stored; it is the common ancestor when the stored block ``lo`` names
+    it as parent with the node's hash. Otherwise the fork lies lower, in the gap down to the
+    next stored interval, whose highest block matched (the check walks intervals from the top):
+    that block is the highest one known to match. A replaced genesis block is no reorg: the node
+    serves another chain under the same chain id (a restarted dev node), and rolling back would
+    delete the whole chain's history; it raises :class:`ChainDataError` and changes nothing."""
+    con = ctx.wh.con
+    if lo == 0:
+        stored = fetch_one(con.execute("SELECT hash FROM raw.blocks WHERE chain_id=? AND number=0",
+                                       [ctx.chain_id]))
+        node = _known_hashes(ctx, [0], head)[0]
+        raise ChainDataError(
+            f"chain {ctx.chain_id}: the node's genesis block is {node}, the stored one "
+            f"{stored[0] if stored else None}: the node serves another chain under this chain id "
+            "(e.g. a restarted dev node), not a reorg; nothing was changed. Use another warehouse "
+            "(--db) for this chain")
+    parent = fetch_one(con.execute("SELECT parent_hash FROM raw.blocks WHERE chain_id=? AND number=?",
+                                   [ctx.chain_id, lo]))
+    if parent is not None and _known_hashes(ctx, [lo - 1], head)[lo - 1] == parent[0]:
+        return lo - 1
+    below = [hi for _, hi in intervals if hi < lo]
+    # nothing stored below: the fork is at lo - 1 or lower; lo - 1 is the highest it can be
+    return max(below) if below else lo - 1
+
+
 def verify_and_rollback(ctx: RunContext) -> tuple[int, int] | None:
     """Check stored hashes against the node; roll back above the fork point if they differ.
 
@@ -96,32 +125,34 @@ def verify_and_rollback(ctx: RunContext) -> tuple[int, int] | None:
     while fork is None:
         start = max(lo, top - window + 1)
         nums = list(range(start, top + 1))
-        stored = dict(con.execute(
+        ours: dict[int, str] = dict(con.execute(
             "SELECT number, hash FROM raw.blocks WHERE chain_id=? AND number BETWEEN ? AND ?",
             [ctx.chain_id, start, top]).fetchall())
         node = _known_hashes(ctx, nums, head)
         for n in reversed(nums):
-            if node.get(n) is not None and node[n] == stored.get(n):
+            if node.get(n) is not None and node[n] == ours.get(n):
                 fork = n
                 break
         if fork is None:
             if start == lo:
-                fork = lo - 1  # the whole interval was replaced
+                fork = _below_replaced_interval(ctx, lo, head, intervals)
                 break
             top, window = start - 1, window * 2
-    old_tip = int(fetch_one(con.execute("SELECT max(number) FROM raw.blocks WHERE chain_id=?",
-                              [ctx.chain_id]))[0])
+    tip = fetch_one(con.execute("SELECT max(number) FROM raw.blocks WHERE chain_id=?", [ctx.chain_id]))
+    assert tip is not None
+    old_tip = int(tip[0])
     old = con.execute("SELECT number, hash FROM raw.blocks WHERE chain_id=? AND number > ? "
                       "ORDER BY number", [ctx.chain_id, fork]).fetchall()
     new = _node_hashes(ctx, [n for n, _ in old]) if len(old) <= 4096 else {}
     with ctx.wh.transaction():
-        logs_removed = fetch_one(con.execute("SELECT count(*) FROM raw.logs WHERE chain_id=? AND "
-                                   "block_number > ?", [ctx.chain_id, fork]))[0]
+        removed = fetch_one(con.execute("SELECT count(*) FROM raw.logs WHERE chain_id=? AND "
+                                        "block_number > ?", [ctx.chain_id, fork]))
+        logs_removed = removed[0] if removed else 0
         for table, col in block_tables(ctx):
             con.execute(f"DELETE FROM {table} WHERE chain_id=? AND {col} > ?", [ctx.chain_id, fork])
         ctx.wh.truncate_covered(ctx.chain_id, fork)
         con.execute("INSERT INTO meta.reorgs VALUES (?,?,?,?,?,?,?,?,?)", [
-            ctx.chain_id, utcnow(), ctx.run_id, max(fork, 0), old_tip - fork, old_tip,
+            ctx.chain_id, utcnow(), ctx.run_id, fork, old_tip - fork, old_tip,
             [h for _, h in old], [new.get(n) for n, _ in old], logs_removed])
     ctx.info(f"reorg detected: {old_tip - fork} stored block(s) above {fork} replaced on the node; "
              f"rolled back {logs_removed} log(s) and will re-ingest")

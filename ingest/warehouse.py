@@ -71,8 +71,12 @@ REORGS = register_table(Table(
         Column("detected_at", "TIMESTAMPTZ", "wall-clock time the mismatch was found (UTC)", False),
         Column("run_id", "VARCHAR", "run that detected it", False),
         Column("fork_block", "UBIGINT",
-               "highest block whose stored hash still matched (common ancestor)", False),
-        Column("depth", "UBIGINT", "stored blocks above the fork that were replaced", False),
+               "highest block known to match the node (common ancestor): a stored block whose hash "
+               "matched, or the unstored parent of a wholly replaced stored interval when its stored "
+               "parent hash matched; else the highest stored block matching below the gap, or, with "
+               "nothing stored below, the block under the lowest stored one (an upper bound)", False),
+        Column("depth", "UBIGINT", "old_tip_block - fork_block: heights replaced (the stored blocks "
+               "among them: old_hashes)", False),
         Column("old_tip_block", "UBIGINT", "highest stored block before the rollback", False),
         Column("old_hashes", "VARCHAR[]", "stored hashes of fork_block+1 .. old_tip_block", False),
         Column("new_hashes", "VARCHAR[]", "node hashes at the same heights when detected "

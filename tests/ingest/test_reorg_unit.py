@@ -12,6 +12,7 @@ from ingest.datasets.base import LOGS
 from ingest.datasets.blocks import BLOCKS
 from ingest.deployments import DeploymentSet
 from ingest.engine import IngestRequest, IngestSummary, RunContext, run_ingest
+from ingest.errors import ChainDataError
 from ingest.reorg import verify_and_rollback
 from ingest.rpc import JsonRpcClient
 from ingest.transports import HttpTransport
@@ -47,15 +48,16 @@ class Node:
         return [self.call(m, p) for m, p in calls]
 
 
-def _warehouse(tmp: Path, top: int) -> Warehouse:
+def _warehouse(tmp: Path, top: int, intervals: list[tuple[int, int]] | None = None) -> Warehouse:
     wh = Warehouse(tmp / "w.duckdb")
     wh.ensure(BLOCKS, LOGS, CHECKPOINTS, REORGS)
     with wh.transaction() as con:
-        for n in range(top + 1):
-            con.execute("INSERT INTO raw.blocks VALUES "
-                        "(?, ?, ?, ?, 0, NULL, 0, 0, '0x', 0, 'unfinalized', 0, 'r0')",
-                        [CHAIN, n, _h(n), _h(n - 1) if n else _h(0, "e")])
-        wh.add_covered(CHAIN, "blocks", "chain", 0, top, "r0")
+        for lo, hi in intervals or [(0, top)]:
+            for n in range(lo, hi + 1):
+                con.execute("INSERT INTO raw.blocks VALUES "
+                            "(?, ?, ?, ?, 0, NULL, 0, 0, '0x', 0, 'unfinalized', 0, 'r0')",
+                            [CHAIN, n, _h(n), _h(n - 1) if n else _h(0, "e")])
+            wh.add_covered(CHAIN, "blocks", "chain", lo, hi, "r0")
     return wh
 
 
@@ -90,6 +92,36 @@ def test_a_reorg_below_a_lagging_nodes_head_is_still_found(tmp_path: Path) -> No
     assert new == [_h(n, "f") for n in range(12, 16)] + [None] * 5
     assert wh.con.execute("SELECT max(number) FROM raw.blocks").fetchall()[0][0] == 11
     assert wh.covered(CHAIN, "blocks", "chain") == [(0, 11)]
+    wh.close()
+
+
+def test_a_wholly_replaced_interval_forks_where_its_parent_links_or_below_the_gap(tmp_path: Path) -> None:
+    """Blocks 0..10 and 20..25 stored (two ingests, a gap between). When the node replaced every
+    stored block of 20..25, the fork is 19 only if the stored block 20's parent is the node's 19;
+    when the node's chain differs from block 15 on, the highest block known to match is the stored
+    10, and the reorg is 15 heights deep, not 6 (before: fork 19, depth 6 in both cases)."""
+    wh = _warehouse(tmp_path, 25, [(0, 10), (20, 25)])
+    assert _verify(wh, Node(25, forked_from=20)) == (19, 6)
+    wh.close()
+    (tmp_path / "b").mkdir()
+    wh = _warehouse(tmp_path / "b", 25, [(0, 10), (20, 25)])
+    assert _verify(wh, Node(25, forked_from=15)) == (10, 15)
+    fork, depth, old = wh.con.execute("SELECT fork_block, depth, old_hashes FROM meta.reorgs").fetchall()[0]
+    assert (fork, depth, old) == (10, 15, [_h(n) for n in range(20, 26)])
+    assert wh.covered(CHAIN, "blocks", "chain") == [(0, 10)]
+    wh.close()
+
+
+def test_another_genesis_is_another_chain_not_a_reorg(tmp_path: Path) -> None:
+    """A node whose block 0 differs (a restarted dev node under the same chain id) used to be
+    taken for a reorg at 'fork_block 0' (which did not match) that deleted the whole chain. It
+    is refused with a typed error and nothing changes."""
+    wh = _warehouse(tmp_path, 20)
+    with pytest.raises(ChainDataError, match="another chain under this chain id"):
+        _verify(wh, Node(30, forked_from=0))
+    assert wh.con.execute("SELECT count(*) FROM meta.reorgs").fetchall()[0][0] == 0
+    assert wh.con.execute("SELECT count(*), max(number) FROM raw.blocks").fetchall()[0] == (21, 20)
+    assert wh.covered(CHAIN, "blocks", "chain") == [(0, 20)]
     wh.close()
 
 
