@@ -8,9 +8,11 @@ the usual safe depth). Parameters (``[metrics.finality]``):
 * ``depth_blocks``: override the depth in blocks;
 * ``depth_s``: a depth in seconds instead: ``B`` is final at ``H`` when
   ``ts(H) − ts(B) >= depth_s`` (block times from the visited blocks; an unvisited ``B`` takes
-  the timestamp of the first visited block at or after it, which can only make it less final);
+  the timestamp of the first visited block at or after it, which can only make it less final;
+  an oracle round's own block takes the round's ``happened_ts``, exact);
 * ``mode``: ``"l1"`` (default: the depth above) or ``"l2_soft"`` — an L2 whose sequencer's soft
-  confirmation is trusted: a block is final as soon as it is included (depth 0). For an L2
+  confirmation is trusted: a block is final as soon as it is included (depth 0; a
+  ``depth_blocks`` or ``depth_s`` given with it is an error). For an L2
   measured against L1 finality (batch posted and the L1 block finalized) use ``mode = "l1"``
   with ``depth_s`` = batch interval + L1 finality (e.g. 1800).
 
@@ -113,6 +115,9 @@ class Finality(Metric):
         mode = self.params.get("mode", "l1")
         if mode not in MODES:
             raise MetricError(f"metric 'finality': mode must be one of {list(MODES)}, got {mode!r}")
+        if mode == "l2_soft" and ("depth_blocks" in self.params or "depth_s" in self.params):
+            raise MetricError("metric 'finality': mode 'l2_soft' has depth 0; depth_blocks / depth_s "
+                              "apply to mode 'l1' only")
         self.mode = str(mode)
         self.depth_s: int | None = None if self.mode == "l2_soft" else self.params.get("depth_s")
         self.depth_blocks: int | None = 0 if self.mode == "l2_soft" else self.params.get("depth_blocks")
@@ -133,10 +138,11 @@ class Finality(Metric):
         i = bisect.bisect_left(self._blocks, b)
         return self._ts[i] if i < len(self._blocks) else None
 
-    def is_final(self, b: int, head: int, head_ts: int) -> bool:
-        """Was block ``b`` final when an actor acted in block ``head`` (timestamp ``head_ts``)?"""
+    def is_final(self, b: int, head: int, head_ts: int, b_ts: int | None = None) -> bool:
+        """Was block ``b`` final when an actor acted in block ``head`` (timestamp ``head_ts``)?
+        ``b_ts``: ``b``'s timestamp when known (else the visited blocks give it, see above)."""
         if self.depth_s is not None:
-            t = self._ts_of(b)
+            t = self._ts_of(b) if b_ts is None else b_ts
             if t is None:
                 t = head_ts
             return head_ts - t >= self.depth_s
@@ -165,7 +171,8 @@ class Finality(Metric):
         if update.kind != "oracle" or not update.accepted:
             return
         self._acc["oracle"] += 1
-        if not self.is_final(update.happened_block, update.block_number, update.timestamp):
+        u = update
+        if not self.is_final(u.happened_block, u.block_number, u.timestamp, u.happened_ts):
             self._acc["oracle_nf"] += 1
 
     def on_event(self, view: View, event: ProtocolEvent) -> None:

@@ -86,3 +86,25 @@ def test_bad_parameters() -> None:
         Finality({"depth_blocks": 1, "depth_s": 1})
     with pytest.raises(MetricError, match="depth_s"):
         Finality({"depth_s": -5})
+
+
+def test_depth_in_seconds_oracle_round_age_from_its_own_timestamp() -> None:
+    # the round was produced in block 1100 (ts 13,200), which the replay never visited (a delayed
+    # answer takes effect later): consumed at 1200 (ts 14,400) it is 1,200 s old, final under a
+    # 900 s depth. Its exact timestamp is in the update; the first visited block at or after
+    # 1100 is 1200 itself, which would make it 0 s old and not final.
+    m = Finality({"depth_s": 900})
+    view = StubView(market(), scenario(["finality"]), {}, block=1000, ts=12_000)
+    m.on_run_start(view)
+    view.at(1200, 14_400)
+    m.on_price(view, _oracle(1100, 1200))
+    m.on_price(view, _oracle(1150, 1200))  # 600 s old: not final
+    s = m.summary()
+    assert (s["oracle_updates"], s["oracle_updates_not_final"]) == (2, 1)
+
+
+def test_l2_soft_rejects_a_depth_it_would_ignore() -> None:
+    # l2_soft means depth 0: a depth given with it was silently dropped
+    for k in ("depth_blocks", "depth_s"):
+        with pytest.raises(MetricError, match="l2_soft"):
+            Finality({"mode": "l2_soft", k: 10})
