@@ -364,6 +364,7 @@ class Replay:
                 continue
             pts.append((r.block_ts, r.answer))
         shocks = [parse_shock(sh, f"shock[{i}]") for i, sh in enumerate(self.scenario.shocks)]
+        self._refuse_replaced_shocks(shocks, sorted(f for f, v in paths.items() if v))
         out = apply_shocks({f: tuple(v) for f, v in paths.items() if v}, shocks, self.scenario.seed)
         rounds: list[Round] = []
         for f in sorted(out):
@@ -382,6 +383,26 @@ class Replay:
                 rounds.append(Round(f, start, dec, t0, self.inputs.from_block, -1, t0))
         rounds.sort(key=lambda r: (r.block_number, r.updated_at_ts, r.feed))
         return rounds
+
+    def _refuse_replaced_shocks(self, shocks: Sequence[Any], feeds: Sequence[str]) -> None:
+        """Shocks move the feeds' rounds; oracle models ``reference`` and ``republish`` drop the
+        rounds of the feeds they replace (:func:`backtest.oracle.publications`), so a shock on such
+        a feed (named, or every feed without ``assets``) would change nothing: a ShockError."""
+        s = self.scenario
+        if s.reference is None or s.oracle.model == "protocol":
+            return
+        from .shocks import Correlated, ShockError
+
+        for i, sh in enumerate(shocks):
+            named = tuple(sh.betas) if isinstance(sh, Correlated) else sh.assets
+            hit = sorted(set(named or feeds) & set(s.reference.pairs))
+            if hit:
+                where = "betas" if isinstance(sh, Correlated) else "assets"
+                raise ShockError(f"shock[{i}].{where}", (
+                    f"the {sh.kind} shock moves the rounds of feed {hit[0]}, which oracle model "
+                    f"{s.oracle.model!r} replaces by the reference path {s.reference.pairs[hit[0]]}: it "
+                    f"would change nothing; name in {where} only feeds the model keeps, or use model "
+                    "'protocol'"))
 
     # ------------------------------------------------------------------ run
     def run(self) -> ReplayOutput:

@@ -67,7 +67,8 @@
     seed = 7                           # top level: seeds Monte Carlo shocks (default 0)
     [[shock]]                          # price-path shocks (backtest.shocks), applied in order to
     kind = "shift"                     # the oracle answers of each feed; "assets" name feeds
-    pct = -0.3                         # (proxy addresses). Counterfactual mode only.
+    pct = -0.3                         # (proxy addresses), never one that oracle model reference
+                                       # or republish replaces. Counterfactual mode only.
     at_ts = 1610000000
 
     [metrics]

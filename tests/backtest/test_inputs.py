@@ -223,6 +223,33 @@ def test_a_constant_price_is_not_shocked() -> None:
     assert _idle_shocked(shock, initial_rounds=init, feed_keys=keys) == 400 * 10**8
 
 
+@pytest.mark.parametrize("assets", [True, False])
+def test_a_shock_on_a_feed_the_oracle_model_replaces_is_refused(assets: bool) -> None:
+    """Under model "reference" the collateral feed's answers come from the reference path and its
+    rounds, which the shocks move, are dropped: a 60 % fall named on that feed (or on every feed,
+    no ``assets``) ran and changed nothing. It is refused at the shock; the protocol model, and a
+    shock naming only a feed the model keeps, still run."""
+    from fractions import Fraction
+
+    from tests.backtest.markets import FEED_C, FEED_D, T0
+
+    idle = "\n[liquidator]\nmin_profit_usd = 1000000000\n"
+    named = f'assets = ["{FEED_C}"]\n' if assets else ""
+    shock = f'\n[[shock]]\nkind = "shift"\npct = -0.6\nat_ts = {T0 + 60}\n{named}'
+
+    def go(model: str, text: str) -> int:
+        inp = inputs(market(8000, 10500, [(10**18, 1_200 * 10**6)]), [2_000 * 10**8] * 10,
+                     refs=[Fraction(2_000)] * 10, ref_start=Fraction(2_000))
+        sc = scenario(extra=idle + text, to_block=FROM + 12, reference=True, oracle=model)
+        return int(run_inputs(sc, inp).summary["bad_debt"]["end_unrealized_oracle_value"])
+
+    assert go("protocol", shock) == 400 * 10**8  # $800 of collateral against $1,200 of debt
+    with pytest.raises(ScenarioError, match=r"shock\[0\].*0xfcfc.*model 'reference'"):
+        go("reference", shock)
+    other = f'\n[[shock]]\nkind = "shift"\npct = 1\nat_ts = {T0}\nassets = ["{FEED_D}"]\n'
+    assert go("reference", other) == 400 * 10**8  # the debt feed, kept and shocked: $2,400 of debt
+
+
 @pytest.mark.parametrize(("protocol", "pair", "ok"), [
     ("aave_v3", "ETH/USD", True), ("aave_v3", "ETH/USDT", True), ("aave_v3", "STETH/ETH", False),
     ("aave_v3", "ETH/EUR", False), ("aave_v2", "CRV/ETH", True), ("aave_v2", "CRV/USD", False),
