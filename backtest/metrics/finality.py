@@ -34,7 +34,8 @@ liquidations in them.
 
 **Reorgs** in ``meta.reorgs`` and what they touched are read after a run by :func:`reorg_exposure`
 (it needs the warehouse): for each reorg whose replaced range ``fork_block+1 .. old_tip_block``
-intersects the window, the logs it removed and the run's ``bt`` rows that fall in that range.
+intersects the window, the logs it removed, the liquidations that changed the state in that range
+(committed: a historical run's predictions moved nothing) and the run's ``bt`` rows there.
 **The cost of waiting for finality** (liquidations wait ``k`` blocks) is a pair of runs:
 :func:`backtest.attribution.finality_attribution`.
 """
@@ -88,7 +89,8 @@ REORGS = register_table(Table(
         Column("depth", "UBIGINT", "blocks replaced", False),
         Column("detected_by_run", "VARCHAR", "ingest run that detected it (meta.runs)", False),
         Column("logs_removed", "UBIGINT", "raw.logs rows the rollback deleted", False),
-        Column("liquidations", "UBIGINT", "the run's bt.liquidations rows in fork_block+1..old_tip_block",
+        Column("liquidations", "UBIGINT", "the run's committed bt.liquidations rows (observed, or the "
+               "model's in a counterfactual; not historical predictions) in fork_block+1..old_tip_block",
                False),
         Column("liquidated_value", "HUGEINT", "their debt repaid, base currency units", False),
         Column("bt_rows", "UBIGINT", "the run's rows in every bt table with a block_number in the range",
@@ -271,8 +273,8 @@ def reorg_exposure(wh: Warehouse, run_id: str) -> list[tuple[Any, ...]]:
         lo, hi = int(fork) + 1, int(tip)
         n_liq, value = con.execute(
             "SELECT count(*), coalesce(sum(debt_repaid_value), 0) FROM bt.liquidations WHERE run_id = ? AND "
-            "block_number BETWEEN ? AND ?", [run_id, lo, hi]).fetchall()[0] if "liquidations" in bt_tables \
-            else (0, 0)
+            "committed AND block_number BETWEEN ? AND ?", [run_id, lo, hi]).fetchall()[0] \
+            if "liquidations" in bt_tables else (0, 0)
         total = 0
         for n in with_block:
             total += int(con.execute(f"SELECT count(*) FROM bt.{n} WHERE run_id = ? "

@@ -108,3 +108,39 @@ def test_l2_soft_rejects_a_depth_it_would_ignore() -> None:
     for k in ("depth_blocks", "depth_s"):
         with pytest.raises(MetricError, match="l2_soft"):
             Finality({"mode": "l2_soft", k: 10})
+
+
+def _row(table, **given):  # type: ignore[no-untyped-def]
+    """A row of ``table`` with placeholder values for every non-null column not ``given``."""
+    import datetime
+
+    fill = {"VARCHAR": "x", "BOOLEAN": False, "DOUBLE": 0.0, "VARCHAR[]": [],
+            "TIMESTAMPTZ": datetime.datetime(2021, 1, 1, tzinfo=datetime.UTC)}
+    return tuple(given[c.name] if c.name in given else None if c.nullable else fill.get(c.type, 0)
+                 for c in table.columns)
+
+
+def test_reorg_exposure_counts_what_changed_the_state_not_predictions(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # a historical run: the chain's liquidation (observed) at 105 and the model's prediction of it
+    # (committed false, it moved nothing) at 104; a reorg replaced 101..110. Only the observed one
+    # was liquidated; the prediction counted too (twice the value in 'liquidated')
+    from backtest.metrics.finality import REORGS, reorg_exposure
+    from backtest.outputs import LIQUIDATIONS as BT_LIQ
+    from backtest.outputs import RUNS, write_run
+    from ingest.warehouse import REORGS as META_REORGS
+    from ingest.warehouse import Warehouse
+
+    with Warehouse(str(tmp_path / "w.duckdb")) as wh:
+        write_run(wh, "r1", {
+            RUNS: [_row(RUNS, run_id="r1", chain_id=1, from_block=100, to_block=200)],
+            BT_LIQ: [_row(BT_LIQ, run_id="r1", chain_id=1, block_number=105, log_index=3, observed=True,
+                          committed=True, user=U1, debt_repaid_value=700),
+                     _row(BT_LIQ, run_id="r1", chain_id=1, block_number=104, observed=False,
+                          committed=False, user=U1, debt_repaid_value=690)]})
+        wh.ensure(META_REORGS)
+        wh.con.execute("INSERT INTO meta.reorgs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       list(_row(META_REORGS, chain_id=1, run_id="ingest-x", fork_block=100, depth=10,
+                                 old_tip_block=110, logs_removed=5)))
+        (row,) = reorg_exposure(wh, "r1")
+    r = dict(zip(REORGS.column_names(), row, strict=True))
+    assert (r["liquidations"], r["liquidated_value"]) == (1, 700)
