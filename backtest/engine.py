@@ -138,18 +138,28 @@ class ReplayOutput:
 
 def apply_overrides(adapter: ProtocolAdapter[Any], state: Any, overrides: Overrides,
                     assets: Iterable[str] | None = None) -> None:
-    """Replace the listed reserves' configuration fields (Aave v2/v3 state layout)."""
-    for o in overrides.reserves:
+    """Replace the listed reserves' configuration fields (Aave v2/v3 state layout); a field the
+    protocol's reserves lack (Aave v2: caps, protocol fee) is a :class:`ReplayError`."""
+    for i, o in enumerate(overrides.reserves):
         if assets is not None and o.asset not in assets:
             continue
         r = state.reserves.get(o.asset)
         if r is None:
             raise ReplayError(f"override for {o.asset}: no such reserve in the {adapter.name} market")
-        pairs = (("ltv", o.ltv_bps), ("liquidation_threshold", o.liquidation_threshold_bps),
-                 ("liquidation_bonus", o.liquidation_bonus_bps),
-                 ("liquidation_protocol_fee", o.liquidation_protocol_fee_bps),
-                 ("supply_cap", o.supply_cap), ("borrow_cap", o.borrow_cap))
-        changes = {k: v for k, v in pairs if v is not None}
+        pairs = (("ltv", "ltv_bps"), ("liquidation_threshold", "liquidation_threshold_bps"),
+                 ("liquidation_bonus", "liquidation_bonus_bps"),
+                 ("liquidation_protocol_fee", "liquidation_protocol_fee_bps"),
+                 ("supply_cap", "supply_cap"), ("borrow_cap", "borrow_cap"))
+        have = {f.name for f in dataclasses.fields(r.configuration)}
+        changes = {}
+        for name, key in pairs:
+            v = getattr(o, key)
+            if v is None:
+                continue
+            if name not in have:
+                raise ReplayError(f"overrides.reserve[{i}].{key}: the {adapter.name} market's reserves have "
+                                  f"no {name}")
+            changes[name] = v
         state.reserves[o.asset] = dataclasses.replace(
             r, configuration=dataclasses.replace(r.configuration, **changes))
 

@@ -505,3 +505,43 @@ def test_parameters_of_a_metric_not_computed_are_refused(tmp_path: Path) -> None
     assert "does not compute" in e.value.message and "['liquidations']" in e.value.message
     f.write_text(f.read_text().replace('names = ["liquidations"]', 'names = ["liquidations", "bad_debt"]'))
     assert load_scenario(f).metrics.params["bad_debt"]["dust_usd"] == 5
+
+
+@pytest.mark.parametrize("bonus", [0, 500, 9999])
+def test_a_liquidation_bonus_override_below_10000_bps_is_refused(bonus: int) -> None:
+    """Aave stores the liquidation bonus as 10000 + the premium (10500: 5 %). An override written
+    as the premium (500) was accepted: the liquidator got collateral worth 5 % of the debt it
+    repaid, no liquidation ever paid and the run reported no liquidations, silently."""
+    from backtest.scenario import parse_scenario
+
+    text = ('name = "x"\nchain_id = 1\nmode = "counterfactual"\n[window]\nfrom_block = 1\nto_block = 2\n'
+            '[market]\nprotocol = "aave_v3"\nsource = "m"\n[[overrides.reserve]]\n'
+            f'asset = "0x{"22" * 20}"\nliquidation_bonus_bps = {bonus}\n')
+    with pytest.raises(ScenarioError, match=r"10000 \+ the premium") as e:
+        parse_scenario(text, "s.toml")
+    assert (e.value.line, e.value.field) == (12, "overrides.reserve[0].liquidation_bonus_bps")
+    ok = parse_scenario(text.replace(f"= {bonus}\n", "= 10500\n"))
+    assert ok.overrides.reserves[0].liquidation_bonus_bps == 10500
+
+
+def test_an_override_of_a_field_the_protocol_lacks_is_a_replay_error() -> None:
+    """Aave v2 reserves have no supply or borrow cap and no liquidation protocol fee: such an
+    override escaped as a bare TypeError from dataclasses.replace."""
+    import random
+
+    from backtest.engine import apply_overrides
+    from backtest.errors import ReplayError
+    from backtest.scenario import Overrides, ReserveOverride
+    from protocols.registry import get_adapter
+
+    adapter = get_adapter("aave_v2")
+    state = adapter.sample(random.Random(1)).state
+    asset = sorted(state.reserves)[0]
+    for key, field in (("supply_cap", "supply_cap"), ("borrow_cap", "borrow_cap"),
+                       ("liquidation_protocol_fee_bps", "liquidation_protocol_fee")):
+        ov = Overrides(None, (ReserveOverride(asset, **{key: 5}),))
+        with pytest.raises(ReplayError, match=rf"overrides.reserve\[0\].{key}: .*aave_v2.* no {field}"):
+            apply_overrides(adapter, state, ov)
+    lt = Overrides(None, (ReserveOverride(asset, liquidation_threshold_bps=7000),))
+    apply_overrides(adapter, state, lt)
+    assert state.reserves[asset].configuration.liquidation_threshold == 7000
