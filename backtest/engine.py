@@ -327,9 +327,12 @@ class Replay:
         pairs = dict(s.reference.pairs) if s.reference is not None else {}
         decs = {f: self._feed_decimals(f)
                 for f in sorted(set(self.feed_keys) | {c.feed for c in self.inputs.source_changes})}
+        init = self.inputs.initial_refs
+        start = {f: (reference_answer(p.price, self._feed_decimals(f)), p.ts)  # as _initial_prices
+                 for f, pair in sorted(pairs.items()) if (p := init.get(pair)) is not None}
         pubs = publications(s.oracle, self._shocked_rounds(), self.inputs.refs, pairs, decs,
                             self.inputs.blocks, self.inputs.to_block, self.inputs.feed_rules,
-                            synthetic_rounds=bool(s.shocks))
+                            synthetic_rounds=bool(s.shocks), initial=start)
         a: Iterator[tuple[int, int, int, int, object]] = (
             (p.block_number, p.log_index, 1, p.seq, p) for p in pubs)
         b: Iterator[tuple[int, int, int, int, object]] = (

@@ -13,7 +13,8 @@ aggregator's min/max answer) and, optionally, an off-chain reference path
   feed's own as the deployments declared it (:class:`FeedRules`, ``raw.oracle_feeds``): a new
   answer whenever the reference moves at least ``deviation_bps`` from the last published answer,
   or ``heartbeat_s`` after it (checked at each reference point, as OCR nodes check at each
-  observation).
+  observation); the last published answer at the window start is the reference price in force
+  then (the feed's starting answer), at its instant.
 
 Then, for every model: ``delay_blocks`` (the answer is usable that many blocks later) and
 ``delay_s`` (usable from the first block whose timestamp is at least ``happened + delay_s``)
@@ -123,12 +124,15 @@ def reference_answer(price: Fraction, decimals: int) -> int:
 def publications(spec: OracleModelSpec, rounds: Sequence[Round], refs: Sequence[RefPoint],
                  pairs: Mapping[str, str], decimals: Mapping[str, int], blocks: Blocks,
                  to_block: int, rules: Mapping[str, FeedRules] | None = None, *,
-                 synthetic_rounds: bool = False) -> list[Publication]:
+                 synthetic_rounds: bool = False,
+                 initial: Mapping[str, tuple[int, int]] | None = None) -> list[Publication]:
     """Every oracle answer the protocol gets in the window, in replay order (see the module
     docstring). ``pairs``: feed → reference pair; ``decimals``: feed → decimals (for feeds only
     known from the reference path); ``rules``: feed → declared rules; ``synthetic_rounds``: the
-    rounds were shocked (not what the chain saw). Raises :class:`ValueError` naming a feed the
-    republish model has no deviation threshold or heartbeat for."""
+    rounds were shocked (not what the chain saw); ``initial``: feed → (answer, unix second) of a
+    replaced feed's answer in force at the window start (the reference price then), from which
+    the republish model measures its first deviation and heartbeat. Raises :class:`ValueError`
+    naming a feed the republish model has no deviation threshold or heartbeat for."""
     rules = rules or {}
     raw: list[tuple[int, int, str, int, int, int, int]] = []  # block, log, feed, answer, dec, upd, ts
     replaced = set(pairs) if spec.model in ("reference", "republish") else set()
@@ -143,7 +147,8 @@ def publications(spec: OracleModelSpec, rounds: Sequence[Round], refs: Sequence[
         for feed in sorted(replaced):
             dec = decimals.get(feed, 8)
             points = by_pair.get(pairs[feed], [])
-            raw += _from_reference(spec, feed, dec, points, rules.get(feed, FeedRules()))
+            raw += _from_reference(spec, feed, dec, points, rules.get(feed, FeedRules()),
+                                   (initial or {}).get(feed))
     raw.sort(key=lambda t: (t[0], t[1]))
     out: list[Publication] = []
     for seq, (b, li, feed, answer, dec, upd, ts) in enumerate(raw):
@@ -189,10 +194,11 @@ def republish_rules(spec: OracleModelSpec, feed: str, declared: FeedRules) -> tu
 
 
 def _from_reference(spec: OracleModelSpec, feed: str, dec: int, points: Iterable[RefPoint],
-                    declared: FeedRules) -> list[tuple[int, int, str, int, int, int, int]]:
+                    declared: FeedRules, initial: tuple[int, int] | None = None
+                    ) -> list[tuple[int, int, str, int, int, int, int]]:
     out = []
-    last: int | None = None
-    last_ts = 0
+    last: int | None = None if initial is None else initial[0]
+    last_ts = 0 if initial is None else initial[1]
     dev = hb = 0
     if spec.model == "republish":
         dev, hb = republish_rules(spec, feed, declared)

@@ -150,3 +150,29 @@ def test_answers_outside_the_bounds_are_rejected_and_the_previous_price_stays() 
         (FROM + 5, 2_500 * 10**8, True, 2_500 * 10**8)]
     res = run_inputs(sc, inputs(book, path, to_block=FROM + 10))
     assert res.output.record.prices_consumed == 5
+
+
+def test_republish_starts_from_the_answer_in_force_at_the_window_start() -> None:
+    """The republished feed's answer at the window start is the reference price in force then
+    ($2,000 at T0); the model then publishes only on a 1 % move or after the 3,600 s heartbeat.
+    Its first point in the window ($2,000.50, 0.025 % off, 24 s later) used to be published
+    anyway (the model started with no last answer), and the heartbeat ran from there."""
+    import dataclasses
+
+    from tests.backtest.markets import T0
+
+    book = market(8000, 10500, [(10**18, 100 * 10**6)])
+    inp = inputs(book, [2_000 * 10**8] * 5, to_block=FROM + 10, refs=[Fraction("2000.5")] * 5,
+                 ref_start=Fraction(2_000))
+    inp = dataclasses.replace(inp, feed_rules={FEED_C: FeedRules(deviation_bps=100, heartbeat_s=3_600)})
+    rec = _Prices()
+    Replay(scenario(to_block=FROM + 10, reference=True, oracle="republish"), inp, "r", metrics=[rec]).run()
+    assert rec.seen == []
+    # the heartbeat counts from the answer in force (T0): due at T0 + 3,600 (block FROM + 299)
+    blocks = Blocks.regular(FROM - 1, FROM + 400, T0)
+    refs = [RefPoint("COLL/USD", T0 + 24, Fraction("2000.5"), FROM + 1),
+            RefPoint("COLL/USD", T0 + 3_600, Fraction("2000.5"), FROM + 299)]
+    spec = OracleModelSpec(model="republish", deviation_bps=100, heartbeat_s=3_600)
+    pubs = publications(spec, [], refs, {FEED_C: "COLL/USD"}, {FEED_C: 8}, blocks, FROM + 400,
+                        initial={FEED_C: (2_000 * 10**8, T0)})
+    assert [(p.block_number, p.answer) for p in pubs] == [(FROM + 299, 2_000_50000000)]
