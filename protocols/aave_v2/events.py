@@ -197,7 +197,7 @@ def _borrow(state: AaveV2State, e: ProtocolEvent) -> None:
     amount = _int(e, "amount")
     _move_underlying(state, e, r, -amount)
     _set_flag(state, _addr(e, "on_behalf_of"), r, borrowing=True)
-    state.last_borrow = (e.ref.tx_hash, r.asset, amount)
+    state.last_borrow = (e.ref.tx_hash, e.ref.log_index, r.asset, amount)
 
 
 def _repay(state: AaveV2State, e: ProtocolEvent) -> None:
@@ -248,7 +248,9 @@ def _collateral_disabled(state: AaveV2State, e: ProtocolEvent) -> None:
 def _flash_loan(state: AaveV2State, e: ProtocolEvent) -> None:
     r = _reserve(state, e, "asset")
     amount = _int(e, "amount")
-    if state.last_borrow == (e.ref.tx_hash, r.asset, amount):  # mode 1/2: the loan became debt
+    # mode 1/2: the loan became debt; its Borrow is the log right before (a Borrow of the same
+    # asset and amount in the receiver's callback is not: a mode 0 loan emits ReserveDataUpdated)
+    if state.last_borrow == (e.ref.tx_hash, e.ref.log_index - 1, r.asset, amount):
         state.last_borrow = None
         return
     _move_underlying(state, e, r, _int(e, "premium"))  # mode 0: repaid with the premium

@@ -171,9 +171,10 @@ class AaveV2State:
     #: the aTokens' ``RESERVE_TREASURY_ADDRESS`` per asset (an immutable: in no event either); a
     #: reserve without one cannot mint its reserve factor share (the liquidation then fails)
     asset_treasuries: dict[str, str] = field(default_factory=dict)
-    #: (tx hash, asset, amount) of the last ``Borrow`` applied: a ``FlashLoan`` that opened
-    #: debt follows its ``Borrow`` and kept no premium
-    last_borrow: tuple[str, str, int] | None = None
+    #: (tx hash, log index, asset, amount) of the last ``Borrow`` applied: a ``FlashLoan`` that
+    #: opened debt is the log right after its ``Borrow`` (``_executeBorrow`` emits it last) and
+    #: kept no premium; a repaid one (mode 0) emits ``ReserveDataUpdated`` first
+    last_borrow: tuple[str, int, str, int] | None = None
     #: (asset, kind) -> (reserve record, timestamp, normalized index), see ``reserve_logic``
     index_cache: dict[tuple[str, int], tuple[ReserveData, int, int]] = field(
         default_factory=dict, repr=False, compare=False

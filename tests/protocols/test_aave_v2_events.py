@@ -374,3 +374,40 @@ def test_contradictions_raise_inconsistent_event_with_location() -> None:
         ADAPTER.apply(state, _ev("Supply(address,address,address,uint256,uint16)", "lending_pool", deposit))
     # nothing half-written: the failed events left the balances as they were
     assert state.user(A["09"]).reserve(A["02"]).scaled_a_token_balance == 5
+
+
+def test_flash_loan_repaid_in_full_after_a_borrow_of_the_same_amount_keeps_its_premium() -> None:
+    # a flash loan (mode 0) whose receiver borrowed the same asset and amount in its callback: the
+    # Borrow (callback) precedes the FlashLoan in the same transaction, yet the loan was repaid with
+    # its premium. Only a mode 1/2 FlashLoan follows its own Borrow directly (log index + 1; a
+    # mode 0 loan emits ReserveDataUpdated first). Underlying: 1000 deposited, the callback's
+    # borrow takes 100, the loan's 100 went out and came back with a premium of 9: 909.
+    state = ADAPTER.new_state(pool=A["01"])
+    state.asset_decimals[A["02"]] = 6
+    ADAPTER.apply(state, _ev(INIT, "lending_pool_configurator", INIT_ARGS))
+
+    def at(sig: str, args: dict[str, object], log_index: int) -> ProtocolEvent:
+        return ProtocolEvent(sig.split("(")[0], sig, A["aa"], "lending_pool", args,
+                             EventRef(19, log_index, "0xabc", GENESIS))
+
+    ADAPTER.apply(state, at("Deposit(address,address,address,uint256,uint16)",
+                            {"reserve": A["02"], "user": A["09"], "on_behalf_of": A["09"], "amount": 1000,
+                             "referral": 0}, 1))
+    ADAPTER.apply(state, at("Borrow(address,address,address,uint256,uint256,uint256,uint16)",
+                            {"reserve": A["02"], "user": A["08"], "on_behalf_of": A["08"], "amount": 100,
+                             "borrow_rate_mode": 2, "borrow_rate": 0, "referral": 0}, 5))
+    ADAPTER.apply(state, at("ReserveDataUpdated(address,uint256,uint256,uint256,uint256,uint256)",
+                            {"reserve": A["02"], "liquidity_rate": 0, "stable_borrow_rate": 0,
+                             "variable_borrow_rate": 0, "liquidity_index": RAY, "variable_borrow_index": RAY},
+                            9))
+    flash = {"target": A["08"], "initiator": A["08"], "asset": A["02"], "amount": 100, "premium": 9,
+             "referral_code": 0}
+    ADAPTER.apply(state, at("FlashLoan(address,address,address,uint256,uint256,uint16)", flash, 10))
+    assert state.reserves[A["02"]].a_token_underlying_balance == 909
+    # a mode 2 flash loan: its Borrow directly before it, no premium kept (the 50 became debt)
+    ADAPTER.apply(state, at("Borrow(address,address,address,uint256,uint256,uint256,uint16)",
+                            {"reserve": A["02"], "user": A["08"], "on_behalf_of": A["08"], "amount": 50,
+                             "borrow_rate_mode": 2, "borrow_rate": 0, "referral": 0}, 20))
+    ADAPTER.apply(state, at("FlashLoan(address,address,address,uint256,uint256,uint16)",
+                            flash | {"amount": 50, "premium": 4}, 21))
+    assert state.reserves[A["02"]].a_token_underlying_balance == 859
