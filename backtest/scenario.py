@@ -526,6 +526,10 @@ def parse_scenario(text: str, origin: str = "<scenario>") -> Scenario:
         p.int_(o, "min_answer", "oracle.min_answer", minimum=None),
         p.int_(o, "max_answer", "oracle.max_answer", minimum=None),
         p.int_(o, "deviation_bps", "oracle.deviation_bps"), p.int_(o, "heartbeat_s", "oracle.heartbeat_s"))
+    lo, hi = oracle.min_answer, oracle.max_answer
+    if lo is not None and hi is not None and lo > hi:
+        raise p.err("oracle.min_answer", f"min_answer {lo} is above max_answer {hi}: every answer would "
+                    "be rejected")
     if oracle.model != "republish" and (oracle.deviation_bps is not None or oracle.heartbeat_s is not None):
         raise p.err("oracle.deviation_bps" if oracle.deviation_bps is not None else "oracle.heartbeat_s",
                     "deviation_bps / heartbeat_s apply to model 'republish' only")

@@ -176,3 +176,14 @@ def test_republish_starts_from_the_answer_in_force_at_the_window_start() -> None
     pubs = publications(spec, [], refs, {FEED_C: "COLL/USD"}, {FEED_C: 8}, blocks, FROM + 400,
                         initial={FEED_C: (2_000 * 10**8, T0)})
     assert [(p.block_number, p.answer) for p in pubs] == [(FROM + 299, 2_000_50000000)]
+
+
+def test_bounds_with_min_above_max_are_refused() -> None:
+    """oracle.min_answer above oracle.max_answer rejects every answer: the replay ran with the
+    prices frozen at the window start and no error."""
+    from backtest.errors import ScenarioError
+
+    with pytest.raises(ScenarioError, match=r"min_answer 3 is above max_answer 2") as e:
+        scenario(extra="min_answer = 3\nmax_answer = 2\n")
+    assert e.value.field == "oracle.min_answer"
+    assert (scenario(extra="min_answer = 2\nmax_answer = 2\n").oracle.max_answer) == 2
