@@ -19,7 +19,9 @@ the usual safe depth). Parameters (``[metrics.finality]``):
 **Decisions** (what "acted on" means):
 
 * a *liquidation* in block ``A``: simulated — the liquidator model acted in ``A`` on the state of
-  ``decided_block`` (``A − reaction_delay − finality.wait_blocks``); observed — an on-chain
+  ``decided_block`` (``A − reaction_delay − finality.wait_blocks``, and at the latest the block
+  it observed the account in, ``A − 1`` without delay: a transaction cannot land in the block
+  whose end state it read); observed — an on-chain
   liquidator acted on the state of its own block (``decided = A``). Not final when
   ``decided > A − depth``. Value = debt repaid at the oracle price.
 * an *oracle update* the protocol consumed in block ``K``: produced in ``happened_block`` ``P``;
