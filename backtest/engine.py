@@ -827,7 +827,12 @@ class Replay:
         for user, decision, seen in todo:
             d: Decision | None = decision
             for _ in range(MAX_BUNDLE_LIQUIDATIONS):
-                if d is None or (cap and self.capacity_used >= cap):
+                if d is None:
+                    break
+                if cap and self.capacity_used >= cap:
+                    # left out by the block's capacity: observed at its end (still liquidatable,
+                    # it is quoted again for the next block), not forgotten until its next input
+                    self.dirty.add(user)
                     break
                 try:
                     d = self.liquidator.execute(self.adapter, self.state, d, self.prices, ts, self.view.value)

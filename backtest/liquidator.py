@@ -38,12 +38,14 @@ base currency). **Action**: the liquidation lands at the top of block
 it), where the same pair and ``debt_to_cover`` are executed on the state then
 (:meth:`LiquidatorModel.execute`: interest to ``n + 1``'s timestamp). The block's liquidations
 run in the order (profit desc, user asc), at most ``capacity_per_block`` of them (0 =
-unlimited). In counterfactual mode, with ``repeat_in_block`` (default), the model quotes the
-account again right after its liquidation and repeats while it stays liquidatable and a
-liquidation pays (a bundle) — at most ``backtest.engine.MAX_BUNDLE_LIQUIDATIONS`` (64) liquidations
-of one account in one block: an account still liquidatable after them is observed at the block's
-end and its next liquidation lands in the next block; without it, one liquidation per account per
-block (the next one follows its next observation). Values are base-currency integers, floored.
+unlimited); an account the capacity leaves out is observed at the block's end, so a liquidation
+still due is quoted again for the next block. In counterfactual mode, with ``repeat_in_block``
+(default), the model quotes the account again right after its liquidation and repeats while it
+stays liquidatable and a liquidation pays (a bundle) — at most
+``backtest.engine.MAX_BUNDLE_LIQUIDATIONS`` (64) liquidations of one account in one block: an
+account still liquidatable after them is observed at the block's end and its next liquidation
+lands in the next block; without it, one liquidation per account per block (the next one follows
+its next observation). Values are base-currency integers, floored.
 """
 
 from __future__ import annotations

@@ -126,3 +126,17 @@ def test_capacity_per_block_orders_by_profit_then_user() -> None:
     assert max(per_block.values()) == 1
     assert [x.user for x in liqs[:3]] == [user(1), user(2), user(0)]
     assert [x.block_number for x in liqs[:3]] == [FROM + 5, FROM + 6, FROM + 7]
+
+
+def test_capacity_leftovers_land_in_the_next_blocks_without_a_new_oracle_answer() -> None:
+    """The accounts a full block leaves out are quoted again at its end: with one oracle answer
+    (ETH to $1,800 at FROM+4) and no later input, three liquidatable accounts and one liquidation
+    per block land at FROM+5, +6, +7. (They were dropped: only the first was ever liquidated, the
+    others waited, liquidatable, for an input that never came.)"""
+    positions = [(10 * 10**18, 15_000 * 10**6), (30 * 10**18, 45_000 * 10**6), (20 * 10**18, 30_000 * 10**6)]
+    inp = inputs(market(8000, 10500, positions), [2_000 * UNIT] * 3 + [1_800 * UNIT], to_block=FROM + 20)
+    extra = "\n[liquidator]\nreaction_delay_blocks = 1\ncapacity_per_block = 1\nrepeat_in_block = false\n"
+    liqs = run_inputs(scenario(extra=extra, to_block=FROM + 20), inp).output.liquidations
+    assert [(x.block_number, x.user) for x in liqs[:3]] == [
+        (FROM + 5, user(1)), (FROM + 6, user(2)), (FROM + 7, user(0))]
+    assert [x.liquidatable_since_block for x in liqs[:3]] == [FROM + 4] * 3
