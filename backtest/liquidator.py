@@ -26,6 +26,7 @@ valued at the oracle prices:
   the asset's side): ``s**2 // (D + s)`` for a sale worth ``s`` (the shortfall of
   ``D*s/(D+s)`` received against ``s``); or a table of (size in base currency, bps), linear between points,
   linear from (0, 0) up to the first point, flat beyond the last; ``floor(s * bps / 10000)``;
+  none when the collateral is the debt asset (nothing is sold);
 * flash-loan fee: ``flash_fee_bps`` of the repaid value when ``flash_loans``; without flash loans
   the bot repays from ``inventory`` (debt-asset base units), which each committed liquidation
   draws down;
@@ -175,7 +176,7 @@ class LiquidatorModel:
         seized_v = value(c, out.collateral_seized)
         fee_v = value(c, out.protocol_fee)
         bad_v = sum(value(a, v) for a, v in sorted(out.bad_debt.items()))
-        slip = self.slippage(c, seized_v)
+        slip = self.slippage(c, seized_v) if c != d else 0  # the same asset repays the debt unsold
         flash = repaid_v * self.spec.flash_fee_bps // 10_000 if self.spec.flash_loans else 0
         profit = seized_v - repaid_v - gas - slip - flash
         return Decision(out, cover, repaid_v, seized_v, fee_v, bad_v, gas, slip, flash, profit)

@@ -16,6 +16,7 @@ from backtest.api import run_inputs
 from backtest.clock import Blocks
 from backtest.liquidator import MAX_UINT256, LiquidatorModel
 from backtest.scenario import LiquidatorSpec, Slippage
+from protocols.domain import LiquidationOutcome, Position
 from tests.backtest.markets import ADAPTER, COLL, DEBT, FROM, T0, inputs, market, scenario, user
 
 UNIT = 10**8
@@ -140,3 +141,28 @@ def test_capacity_leftovers_land_in_the_next_blocks_without_a_new_oracle_answer(
     assert [(x.block_number, x.user) for x in liqs[:3]] == [
         (FROM + 5, user(1)), (FROM + 6, user(2)), (FROM + 7, user(0))]
     assert [x.liquidatable_since_block for x in liqs[:3]] == [FROM + 4] * 3
+
+
+class _SameAssetAdapter:
+    """Just what :meth:`LiquidatorModel.decide` reads: one account with DEBT as collateral and debt
+    (a looped position), liquidated for 1,000 DEBT repaid against 1,050 DEBT seized."""
+
+    def positions(self, state: object, user: str, ts: int) -> list[Position]:
+        return [Position(user, DEBT, 20_000 * 10**6, 19_000 * 10**6, True)]
+
+    def liquidate(self, state: object, user: str, coll: str, debt: str, cover: int,
+                  prices: object, ts: int) -> LiquidationOutcome:
+        return LiquidationOutcome(True, None, user, coll, debt, debt_repaid=1_000 * 10**6,
+                                  collateral_seized=1_050 * 10**6)
+
+
+def test_no_slippage_when_the_seized_collateral_is_the_debt_asset() -> None:
+    """Seized DEBT repays the DEBT flash loan as it is: nothing is sold, so no slippage, even with a
+    curve for DEBT (it was charged on the whole seized value: $1,050 into $10,000 depth, $100.00)."""
+    m = _model(slippage=MappingProxyType({DEBT: Slippage(depth=Decimal(10_000))}), flash_fee_bps=9)
+    d = m.decide(_SameAssetAdapter(), None, user(0), PRICES, T0, 0, _value)  # type: ignore[arg-type]
+    assert d is not None
+    assert (d.debt_repaid_value, d.collateral_seized_value) == (1_000 * UNIT, 1_050 * UNIT)
+    assert d.slippage_value == 0
+    assert d.flash_fee_value == 90_000_000  # 9 bps of $1,000: the flash loan is still taken
+    assert d.profit_value == 50 * UNIT - 90_000_000
