@@ -57,9 +57,11 @@
     close_factor_bps = 5000            # caps the debt the liquidator model asks to cover
     [[overrides.reserve]]
     asset = "0xc02a..."                # a listed reserve (address)
-    liquidation_threshold_bps = 8000   # ltv_bps, liquidation_bonus_bps (10000 + premium: 10500),
-                                       # liquidation_protocol_fee_bps, supply_cap, borrow_cap (whole
-                                       # tokens; Aave v3 only, as the protocol fee)
+    liquidation_threshold_bps = 8000   # liquidation_bonus_bps (10000 + premium: 10500),
+                                       # liquidation_protocol_fee_bps (Aave v3). ltv_bps, supply_cap
+                                       # and borrow_cap are refused: with user actions frozen they
+                                       # cannot change a result. Accounts in an e-mode category
+                                       # covering the reserve keep the category's threshold and bonus
 
     [finality]
     depth_blocks = 64                  # a block is final this many blocks later
@@ -737,6 +739,11 @@ def _overrides(p: _P, doc: Mapping[str, Any]) -> Overrides:
         for k in ("ltv_bps", "liquidation_threshold_bps", "liquidation_protocol_fee_bps"):
             if vals[k] is not None and int(vals[k] or 0) > 10_000:
                 raise p.err(f"{path}.{k}", f"expected 0..10000 bps, got {vals[k]}")
+        for k in ("ltv_bps", "supply_cap", "borrow_cap"):
+            if vals[k] is not None:
+                raise p.err(f"{path}.{k}", f"{k} has no effect in counterfactual mode (the only mode with "
+                            "overrides): user actions are frozen, and LTV and caps bound only new borrows "
+                            "and supplies; a liquidation reads neither. Remove it")
         bonus = vals["liquidation_bonus_bps"]
         if bonus is not None and bonus < 10_000:  # the premium alone (500) would seize 5 % of the debt
             raise p.err(f"{path}.liquidation_bonus_bps", f"expected >= 10000, got {bonus}: Aave's "

@@ -545,3 +545,18 @@ def test_an_override_of_a_field_the_protocol_lacks_is_a_replay_error() -> None:
     lt = Overrides(None, (ReserveOverride(asset, liquidation_threshold_bps=7000),))
     apply_overrides(adapter, state, lt)
     assert state.reserves[asset].configuration.liquidation_threshold == 7000
+
+
+@pytest.mark.parametrize("key", ["ltv_bps", "supply_cap", "borrow_cap"])
+def test_an_override_that_cannot_change_a_counterfactual_run_is_refused(key: str) -> None:
+    """Counterfactual mode freezes user actions: LTV and the caps only bound new borrows and
+    supplies, which never happen, and a liquidation reads neither. ltv_bps = 0 with both caps at 1
+    gave bt rows identical to the run without them (liquidations included), with no word."""
+    from backtest.scenario import parse_scenario
+
+    text = ('name = "x"\nchain_id = 1\nmode = "counterfactual"\n[window]\nfrom_block = 1\nto_block = 2\n'
+            '[market]\nprotocol = "aave_v3"\nsource = "m"\n[[overrides.reserve]]\n'
+            f'asset = "0x{"22" * 20}"\n{key} = 1\n')
+    with pytest.raises(ScenarioError, match=r"no effect in counterfactual mode") as e:
+        parse_scenario(text, "s.toml")
+    assert (e.value.line, e.value.field) == (12, f"overrides.reserve[0].{key}")
