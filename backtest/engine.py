@@ -215,6 +215,12 @@ class _View:
     def decimals(self, asset: str) -> int:
         return self.adapter.decimals(self.state, asset)
 
+    def block_timestamp(self, n: int) -> int | None:
+        """Timestamp of block ``n`` from the replay's block clock, visited or not (None when the
+        clock lacks it)."""
+        blocks = self._r.inputs.blocks
+        return blocks.timestamp(n) if n in blocks else None
+
 
 class Replay:
     """One run of a scenario over :class:`ReplayInputs` (see the module docstring)."""

@@ -7,9 +7,9 @@ the usual safe depth). Parameters (``[metrics.finality]``):
 
 * ``depth_blocks``: override the depth in blocks;
 * ``depth_s``: a depth in seconds instead: ``B`` is final at ``H`` when
-  ``ts(H) − ts(B) >= depth_s`` (block times from the visited blocks; an unvisited ``B`` takes
-  the timestamp of the first visited block at or after it, which can only make it less final;
-  an oracle round's own block takes the round's ``happened_ts``, exact);
+  ``ts(H) − ts(B) >= depth_s`` (block times from the replay's block clock, visited or not;
+  an oracle round's block from the round's ``happened_ts``; only a view without a clock falls
+  back to the first visited block at or after ``B``, which can only make it less final);
 * ``mode``: ``"l1"`` (default: the depth above) or ``"l2_soft"`` — an L2 whose sequencer's soft
   confirmation is trusted: a block is final as soon as it is included (depth 0; a
   ``depth_blocks`` or ``depth_s`` given with it is an error). For an L2
@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import bisect
 from array import array
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from ingest.schema import Column, Table, register_table
@@ -136,9 +136,14 @@ class Finality(Metric):
                      "blocks_not_final_at_ingest": 0, "liq_not_final_at_ingest": 0}
         self._changed: set[str] = set()
         self._not_final_ingest: set[int] = set()
+        self._clock: Callable[[int], int | None] | None = None
 
     # ------------------------------------------------------------------ the model
     def _ts_of(self, b: int) -> int | None:
+        if self._clock is not None:
+            t = self._clock(b)
+            if t is not None:
+                return t
         i = bisect.bisect_left(self._blocks, b)
         return self._ts[i] if i < len(self._blocks) else None
 
@@ -156,6 +161,8 @@ class Finality(Metric):
     # ------------------------------------------------------------------ hooks
     def on_run_start(self, view: View) -> None:
         self._unit = view.unit
+        # the engine's view reads any block's timestamp from the replay's clock (optional)
+        self._clock = getattr(view, "block_timestamp", None)
         if self.depth_blocks is None and self.depth_s is None:
             self.depth_blocks = view.finality_depth_blocks
         self._see(view)

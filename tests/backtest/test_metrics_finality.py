@@ -144,3 +144,28 @@ def test_reorg_exposure_counts_what_changed_the_state_not_predictions(tmp_path) 
         (row,) = reorg_exposure(wh, "r1")
     r = dict(zip(REORGS.column_names(), row, strict=True))
     assert (r["liquidations"], r["liquidated_value"]) == (1, 700)
+
+
+def test_depth_in_seconds_reads_an_unvisited_decided_block_from_the_block_clock() -> None:
+    # through the engine (Aave v3 test market, 12 s blocks): the account is liquidatable from
+    # block 1002 on; liquidations wait 10 blocks, one per block (repeat_in_block false): 1012
+    # decided on 1002, then 1013 decided on 1003 (10 blocks = 120 s earlier: final under a 100 s
+    # depth). 1003 is not a visited block (the next one is the wake-up at 1011): its timestamp
+    # was taken from 1011, 24 s before 1013, and the liquidation counted as not final.
+    from backtest.api import run_inputs
+
+    from .markets import FROM, inputs
+    from .markets import market as v3_market
+    from .markets import scenario as v3_scenario
+
+    extra = ("\n[liquidator]\nreaction_delay_blocks = 0\ngas_units = 0\nmin_profit_usd = 0\n"
+             "repeat_in_block = false\n[finality]\nwait_blocks = 10\n[metrics]\nnames = [\"finality\"]\n"
+             "[metrics.finality]\ndepth_s = 100\n")
+    book = v3_market(9500, 10500, [(10**18, 1500 * 10**6)])
+    hf_097 = 1500 * 97 * 10**8 // 95  # collateral price putting the account at HF 0.97
+    res = run_inputs(v3_scenario(extra=extra, to_block=FROM + 40),
+                     inputs(book, [2000 * 10**8, hf_097], to_block=FROM + 40))
+    assert [(q.block_number, q.decided_block) for q in res.output.liquidations] == [
+        (FROM + 12, FROM + 2), (FROM + 13, FROM + 3)]
+    s = res.summary["finality"]
+    assert (s["liquidations"], s["liquidations_not_final"]) == (2, 0)
