@@ -72,7 +72,16 @@ from .metrics.base import (
     PriceUpdate,
     currency_name,
 )
-from .oracle import FeedRules, Publication, RefPoint, Round, SourceChange, publications, reference_answer
+from .oracle import (
+    FeedRules,
+    Publication,
+    RefPoint,
+    Round,
+    SourceChange,
+    accepted,
+    publications,
+    reference_answer,
+)
 from .outputs import LIQUIDATIONS, RUNS, SUMMARIES, RunRecord, liquidation_row, summary_rows
 from .scenario import Overrides, Scenario
 from .sink import RowSink
@@ -261,6 +270,8 @@ class Replay:
         self.feed_keys: dict[str, tuple[str, ...]] = {
             f: tuple(k) for f, k in sorted(inputs.feed_keys.items())}
         self.feed_answer: dict[str, int] = {}  # feed -> its latest accepted answer
+        #: replaced feed -> (answer, unix second) in force at the window start (_initial_prices)
+        self._start_answer: dict[str, tuple[int, int]] = {}
         self.pair_last: dict[str, Fraction] = {}  # reference pair -> its latest price
         self.liquidator = LiquidatorModel(scenario.liquidator, self.unit, scenario.overrides.close_factor_bps)
         self.delay = scenario.liquidator.reaction_delay_blocks + scenario.finality.wait_blocks
@@ -314,7 +325,13 @@ class Replay:
             if feed in replaced and s.reference is not None:
                 p = self.inputs.initial_refs.get(s.reference.pairs[feed])
                 if p is not None:
-                    answer = reference_answer(p.price, self._feed_decimals(feed))
+                    a = reference_answer(p.price, self._feed_decimals(feed))
+                    # an answer the chain never saw: outside the feed's bounds, the last round stays
+                    if accepted(s.oracle, a, self.inputs.feed_rules.get(feed)):
+                        answer = a
+                        self._start_answer[feed] = (a, p.ts)
+                    elif r is not None:
+                        self._start_answer[feed] = (r.answer, r.updated_at_ts)
             if answer is not None:
                 self.feed_answer[feed] = answer
                 for k in self.feed_keys.get(feed, ()):
@@ -333,12 +350,9 @@ class Replay:
         pairs = dict(s.reference.pairs) if s.reference is not None else {}
         decs = {f: self._feed_decimals(f)
                 for f in sorted(set(self.feed_keys) | {c.feed for c in self.inputs.source_changes})}
-        init = self.inputs.initial_refs
-        start = {f: (reference_answer(p.price, self._feed_decimals(f)), p.ts)  # as _initial_prices
-                 for f, pair in sorted(pairs.items()) if (p := init.get(pair)) is not None}
         pubs = publications(s.oracle, self._shocked_rounds(), self.inputs.refs, pairs, decs,
                             self.inputs.blocks, self.inputs.to_block, self.inputs.feed_rules,
-                            synthetic_rounds=bool(s.shocks), initial=start)
+                            synthetic_rounds=bool(s.shocks), initial=self._start_answer)
         a: Iterator[tuple[int, int, int, int, object]] = (
             (p.block_number, p.log_index, 1, p.seq, p) for p in pubs)
         b: Iterator[tuple[int, int, int, int, object]] = (

@@ -24,7 +24,8 @@ accepted* — the feed keeps its previous answer, as a Chainlink OCR aggregator 
 whose median is outside ``[minAnswer, maxAnswer]`` (``OffchainAggregator.transmit`` reverts
 "median is out of min-max range"). Rejected answers are still reported to metrics
 (``PriceUpdate.accepted = False``). Answers the chain never saw — re-published or reference
-answers, and shocked rounds (``synthetic_rounds``) — are also held to each feed's declared
+answers (the one in force at the window start included: outside, the feed keeps its last round),
+and shocked rounds (``synthetic_rounds``) — are also held to each feed's declared
 ``min_answer``/``max_answer`` (its real aggregator's bounds) where the scenario sets none; the
 rounds as they happened already passed the chain's own.
 
@@ -44,7 +45,7 @@ from .clock import Blocks
 from .scenario import OracleModelSpec
 
 __all__ = ["Round", "RefPoint", "Publication", "SourceChange", "FeedRules", "publications",
-           "reference_answer", "republish_rules"]
+           "reference_answer", "republish_rules", "accepted"]
 
 
 @dataclass(frozen=True)
@@ -168,16 +169,21 @@ def publications(spec: OracleModelSpec, rounds: Sequence[Round], refs: Sequence[
             if nb2 is None or nb2 > to_block:
                 continue
             eff_b = nb2
-        lo, hi = spec.min_answer, spec.max_answer
-        if feed in replaced or synthetic_rounds:  # an answer the chain never saw: the feed's bounds
-            declared = rules.get(feed)
-            if declared is not None:
-                lo = declared.min_answer if lo is None else lo
-                hi = declared.max_answer if hi is None else hi
-        ok = (lo is None or answer >= lo) and (hi is None or answer <= hi)
+        # an answer the chain never saw (replaced, shocked) is held to the feed's declared bounds too
+        ok = accepted(spec, answer, rules.get(feed) if feed in replaced or synthetic_rounds else None)
         out.append(Publication(eff_b, eff_li, seq, feed, answer, dec, upd, b, ts, ok))
     out.sort(key=lambda p: (p.block_number, p.log_index, p.seq))
     return out
+
+
+def accepted(spec: OracleModelSpec, answer: int, declared: FeedRules | None = None) -> bool:
+    """Whether ``answer`` is inside the scenario's bounds, or where it sets none, the feed's
+    ``declared`` ones (given for an answer the chain never saw)."""
+    lo, hi = spec.min_answer, spec.max_answer
+    if declared is not None:
+        lo = declared.min_answer if lo is None else lo
+        hi = declared.max_answer if hi is None else hi
+    return (lo is None or answer >= lo) and (hi is None or answer <= hi)
 
 
 def republish_rules(spec: OracleModelSpec, feed: str, declared: FeedRules) -> tuple[int, int]:

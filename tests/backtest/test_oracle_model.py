@@ -187,3 +187,29 @@ def test_bounds_with_min_above_max_are_refused() -> None:
         scenario(extra="min_answer = 3\nmax_answer = 2\n")
     assert e.value.field == "oracle.min_answer"
     assert (scenario(extra="min_answer = 2\nmax_answer = 2\n").oracle.max_answer) == 2
+
+
+class _Start(Metric):
+    """The collateral's price when the run starts."""
+
+    name = "test_start"
+
+    def on_run_start(self, view: View) -> None:
+        self.price = view.prices[COLL]
+
+
+@pytest.mark.parametrize("model", ["reference", "republish"])
+def test_the_starting_reference_answer_is_held_to_the_feeds_bounds(model: str) -> None:
+    """A replaced feed starts from the reference price in force at the window start: an answer the
+    chain never saw, held like every later one to the feed's declared bounds (min $95). At $90 it
+    was used anyway; now the feed keeps its last round ($100), as an aggregator refusing it would."""
+    import dataclasses
+
+    book = market(8000, 10500, [(10**18, 10 * 10**6)])
+    rules = {FEED_C: FeedRules(deviation_bps=100, heartbeat_s=3_600, min_answer=95 * 10**8)}
+    for start, price in ((Fraction(90), 100 * 10**8), (Fraction(96), 96 * 10**8)):
+        inp = dataclasses.replace(inputs(book, [100 * 10**8] * 5, to_block=FROM + 10, refs=[start] * 5,
+                                         ref_start=start), feed_rules=rules)
+        rec = _Start()
+        Replay(scenario(to_block=FROM + 10, reference=True, oracle=model), inp, "r", metrics=[rec]).run()
+        assert rec.price == price
