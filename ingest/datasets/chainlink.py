@@ -8,8 +8,14 @@ feed's full history across aggregator upgrades is ingested. A proxy round id is
 ``(phase_id << 64) | aggregator_round_id`` (uint80), as ``AggregatorProxy.getRoundData`` builds it.
 
 ``raw.oracle_rounds`` is derived from ``AnswerUpdated`` (emitted by OCR1/OCR2 and the older
-Flux/AccessControlled aggregators alike); ``NewTransmission`` keeps the OCR report details
-(observations, transmitter) in its own decoded table.
+Flux/AccessControlled aggregators alike), keeping only the logs of each aggregator within its
+phase's blocks ``[first_block, next phase's first_block)``: a new aggregator transmits before it is
+confirmed, an old one may go on after, and neither is what the proxy reported then. Limits: the
+switch block's logs are attributed to the new phase whatever their order relative to the
+``confirmAggregator`` transaction, and the new aggregator's latest answer from before the switch
+(which the proxy reads from the switch on) is not repeated at the switch block.
+``NewTransmission`` keeps the OCR report details (observations, transmitter) in its own decoded
+table.
 
 Sources: smartcontractkit/chainlink contracts/src/v0.6/AggregatorProxy.sol; smartcontractkit/libocr
 contract/OffchainAggregator.sol, contract2/OCR2Aggregator.sol (see ``ingest/catalog.py``).
@@ -89,7 +95,10 @@ ORACLE_FEEDS = register_table(Table(
 ORACLE_ROUNDS = register_table(Table(
     "raw", "oracle_rounds", "One row per feed answer (AnswerUpdated of the feed's aggregator in "
     "any phase): the exact answer, both round ids and both clocks — updated_at_ts (reported) and "
-    "block_timestamp_ts (when the chain made it readable).",
+    "block_timestamp_ts (when the chain made it readable). Only the answers the proxy reported: "
+    "an aggregator's logs before its phase's first_block, or from the next phase's first_block "
+    "on, are left out (they stay in raw.chainlink_answer_updated); where a switch block is "
+    "unknown (NULL first_block) that bound is not applied.",
     (
         Column("chain_id", "UBIGINT", "chain", False),
         Column("feed", "VARCHAR", "proxy address, lower-case hex", False),
@@ -265,7 +274,8 @@ class Chainlink(LogDataset):
             feed: Feed = source.payload
             phases, decimals = ctx.state[("chainlink", source.key)]
             rows += [f"({k}, {sql_str(source.key)}, {sql_str(feed.proxy)}, {sql_str(feed.name)}, "
-                     f"{int(decimals)}, {int(p)}, {sql_str(agg)})" for p, agg, _ in phases]
+                     f"{int(decimals)}, {int(p)}, {sql_str(agg)}, {_sql_block(lo)}, "
+                     f"{_sql_block(hi)})" for p, agg, lo, hi in _phase_ranges(phases)]
         keys = [s.key for s in sources]
         marks = ", ".join("?" for _ in keys)
         if rows:
@@ -276,8 +286,10 @@ class Chainlink(LogDataset):
                 f"CAST(au.updated_at AS UBIGINT), b.timestamp_ts, au.block_number, au.block_hash, "
                 f"au.tx_hash, au.tx_index, au.log_index, au.source, ? "
                 f"FROM raw.chainlink_answer_updated au "
-                f"JOIN (VALUES {', '.join(rows)}) f(k, source, proxy, name, decimals, p, agg) "
+                f"JOIN (VALUES {', '.join(rows)}) f(k, source, proxy, name, decimals, p, agg, lo, hi) "
                 f"ON f.source = au.source AND f.agg = au.address "
+                f"AND (f.lo IS NULL OR au.block_number >= f.lo) "
+                f"AND (f.hi IS NULL OR au.block_number < f.hi) "
                 f"JOIN raw.blocks b ON b.chain_id = au.chain_id AND b.number = au.block_number "
                 f"WHERE au.chain_id = ? AND au.source IN ({marks}) AND au.block_number BETWEEN ? "
                 f"AND ? ORDER BY f.k, au.block_number, au.log_index",
@@ -294,6 +306,22 @@ class Chainlink(LogDataset):
                               block_number=over[0], log_index=over[1], field="round_id",
                               event="AnswerUpdated")
 
+
+
+def _phase_ranges(phases: Sequence[tuple[int, str, int | None]]
+                  ) -> list[tuple[int, str, int | None, int | None]]:
+    """(phase, aggregator, first block, first block of the next phase) of each phase: the blocks
+    in which the proxy read that aggregator. A bound is None where a switch block is unknown."""
+    ordered = sorted(phases)
+    out = []
+    for i, (p, agg, first) in enumerate(ordered):
+        nxt = next((f for _, _, f in ordered[i + 1:] if f is not None), None)
+        out.append((p, agg, first, nxt))
+    return out
+
+
+def _sql_block(b: int | None) -> str:
+    return "NULL::UBIGINT" if b is None else f"{int(b)}::UBIGINT"
 
 
 # The call results are one ABI word each, decoded here strictly (as eth_abi's strict decoder
