@@ -207,6 +207,9 @@ def _parse_iso(text: str) -> int:
     if not m:
         raise _FieldError(f"timestamp {text!r} is neither unix seconds nor ISO-8601")
     date, clock, frac, off = m.groups()
+    if frac and clock.count(":") == 1:
+        raise _FieldError(f"timestamp {text!r} has a fraction of a minute (hh:mm.f); write the "
+                          "seconds (hh:mm:ss.f)")
     if off is None:
         raise _FieldError(f"timestamp {text!r} has no UTC offset: a naive time is ambiguous "
                           "(append 'Z' or '+00:00')")

@@ -270,6 +270,8 @@ BAD_TS_PRICE = [
     (["1600000000,100", "1600000060,12abc"], 3, "price", "not a number"),
     (["1600000000,100", "yesterday,101"], 3, "timestamp", "neither"),
     (["1600000000,100", "2020-09-13T12:27:40,101"], 3, "timestamp", "naive"),
+    # a fraction of a *minute* (ISO 8601: 12:27.5 is 12:27:30) was read as 12:27:00.5
+    (["1600000000,100", "2020-09-13T12:27.5Z,101"], 3, "timestamp", "fraction of a minute"),
     (["1600000000,100", "1600000060.0000001,101"], 3, "timestamp", "sub-microsecond"),
     (["1600000000,100", "1600000060,101,7"], 3, "columns", "columns"),
     (["1600000000,1e999999"], 2, "price", "double"),
