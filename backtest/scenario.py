@@ -725,7 +725,7 @@ def _overrides(p: _P, doc: Mapping[str, Any]) -> Overrides:
     raw = ov.get("reserve", [])
     if not isinstance(raw, list):
         raise p.err("overrides.reserve", "expected an array of tables [[overrides.reserve]]")
-    out = []
+    out: list[ReserveOverride] = []
     for i, r in enumerate(raw):
         path = f"overrides.reserve[{i}]"
         if not isinstance(r, dict):
@@ -748,7 +748,12 @@ def _overrides(p: _P, doc: Mapping[str, Any]) -> Overrides:
         if bonus is not None and bonus < 10_000:  # the premium alone (500) would seize 5 % of the debt
             raise p.err(f"{path}.liquidation_bonus_bps", f"expected >= 10000, got {bonus}: Aave's "
                         "liquidation bonus is 10000 + the premium in bps (10500 = a 5 % bonus)")
-        out.append(ReserveOverride(p.addr(r["asset"], f"{path}.asset"), **vals))
+        asset = p.addr(r["asset"], f"{path}.asset")
+        seen = [j for j, o in enumerate(out) if o.asset == asset]
+        if seen:  # applied in turn, the later entry's fields would silently replace the earlier's
+            raise p.err(f"{path}.asset", f"{asset} is already overridden by overrides.reserve[{seen[0]}]: "
+                        "give each reserve one entry")
+        out.append(ReserveOverride(asset, **vals))
     return Overrides(cf, tuple(out))
 
 

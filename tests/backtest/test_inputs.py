@@ -560,3 +560,18 @@ def test_an_override_that_cannot_change_a_counterfactual_run_is_refused(key: str
     with pytest.raises(ScenarioError, match=r"no effect in counterfactual mode") as e:
         parse_scenario(text, "s.toml")
     assert (e.value.line, e.value.field) == (12, f"overrides.reserve[0].{key}")
+
+
+def test_two_overrides_of_one_reserve_are_refused() -> None:
+    """Two [[overrides.reserve]] entries for one asset (here the second in checksum case) were
+    applied one after the other: the later one's threshold silently replaced the earlier one's."""
+    from backtest.scenario import parse_scenario
+
+    a, upper = "0x" + "ab" * 20, "0x" + "AB" * 20
+    text = ('name = "x"\nchain_id = 1\nmode = "counterfactual"\n[window]\nfrom_block = 1\nto_block = 2\n'
+            '[market]\nprotocol = "aave_v3"\nsource = "m"\n'
+            f'[[overrides.reserve]]\nasset = "{a}"\nliquidation_threshold_bps = 8000\n'
+            f'[[overrides.reserve]]\nasset = "{upper}"\nliquidation_threshold_bps = 7000\n')
+    with pytest.raises(ScenarioError, match=r"already overridden by overrides.reserve\[0\]") as e:
+        parse_scenario(text, "s.toml")
+    assert (e.value.line, e.value.field) == (14, "overrides.reserve[1].asset")
