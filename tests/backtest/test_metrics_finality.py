@@ -169,3 +169,10 @@ def test_depth_in_seconds_reads_an_unvisited_decided_block_from_the_block_clock(
         (FROM + 12, FROM + 2), (FROM + 13, FROM + 3)]
     s = res.summary["finality"]
     assert (s["liquidations"], s["liquidations_not_final"]) == (2, 0)
+
+
+def test_a_block_exactly_depth_deep_is_final() -> None:
+    m = Finality({"depth_blocks": 64})
+    assert m.is_final(1136, 1200, 0) and not m.is_final(1137, 1200, 0)
+    s = Finality({"depth_s": 768})
+    assert s.is_final(1136, 1200, 14_400, 14_400 - 768) and not s.is_final(1137, 1200, 14_400, 14_400 - 767)
