@@ -18,8 +18,8 @@ aggregator's min/max answer) and, optionally, an off-chain reference path
 
 Then, for every model: ``delay_blocks`` (the answer is usable that many blocks later) and
 ``delay_s`` (usable from the first block whose timestamp is at least ``happened + delay_s``)
-add latency; a delayed answer takes effect at the start of its block (before the block's logs),
-in its original order. ``min_answer``/``max_answer``: an answer outside the bounds is *not
+add latency (with both, the later of the two positions: they are not summed); a delayed answer
+takes effect at the start of its block (before the block's logs), in its original order. ``min_answer``/``max_answer``: an answer outside the bounds is *not
 accepted* — the feed keeps its previous answer, as a Chainlink OCR aggregator rejects a report
 whose median is outside ``[minAnswer, maxAnswer]`` (``OffchainAggregator.transmit`` reverts
 "median is out of min-max range"). Rejected answers are still reported to metrics

@@ -115,6 +115,11 @@ def test_delay_in_blocks_and_seconds_makes_an_answer_knowable_exactly_that_much_
     # 24 s is exactly two blocks: block 12 → ts >= 48 → block 14
     p = publications(OracleModelSpec(delay_s=24), rounds[:1], [], {}, {}, BLOCKS, 40)
     assert [(x.block_number, x.log_index) for x in p] == [(14, -1)]
+    # both: the later of the two (not their sum): 1 block or 30 s → block 15; 5 blocks or 30 s → 17
+    p = publications(OracleModelSpec(delay_blocks=1, delay_s=30), rounds[:1], [], {}, {}, BLOCKS, 40)
+    assert [(x.block_number, x.log_index) for x in p] == [(15, -1)]
+    p = publications(OracleModelSpec(delay_blocks=5, delay_s=30), rounds[:1], [], {}, {}, BLOCKS, 40)
+    assert [(x.block_number, x.log_index) for x in p] == [(17, -1)]
     # no delay: the round's own position
     p = publications(OracleModelSpec(), rounds, [], {}, {}, BLOCKS, 40)
     assert [(x.block_number, x.log_index) for x in p] == [(12, 5), (20, 0), (38, 3)]
