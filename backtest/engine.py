@@ -287,6 +287,10 @@ class Replay:
         self.wakes: dict[int, set[str]] = {}
         self.pending: dict[int, list[tuple[str, Decision, int]]] = {}  # block -> (user, decision, seen)
         self.episode: dict[str, tuple[int, int]] = {}
+        #: account -> (block, timestamp) of the first of its current run of exact evaluations that
+        #: found it liquidatable, whether the liquidator observed them or not (an evaluation for an
+        #: expired interest bound or a reference move counts): its liquidations' liquidatable_since
+        self.liquidatable_since: dict[str, tuple[int, int]] = {}
         #: historical mode: accounts with an open prediction (see the module docstring)
         self.predicted_open: set[str] = set()
         self.liquidations: list[Liquidation] = []
@@ -697,7 +701,7 @@ class Replay:
             # one (Aave v2), else unknown when the prediction reverted (see Liquidation)
             fee = predicted.protocol_fee if predicted.ok else (
                 None if self.adapter.has_liquidation_protocol_fee else 0)
-            since = self.episode.get(user)
+            since = self.liquidatable_since.get(user)
             # the deficit it created, as the chain booked it (DeficitCreated of this transaction)
             bad = dict(sorted(self._tx_deficits.pop((e.ref.tx_hash, user), {}).items()))
             liq = Liquidation(
@@ -733,6 +737,11 @@ class Replay:
         except ProtocolError as ex:
             raise ReplayError(f"block {self.block.number}: evaluating account {user}: {ex}") from ex
         ev = AccountEval(user, h, ref)
+        if h.liquidatable:
+            if user not in self.liquidatable_since:
+                self.liquidatable_since[user] = (self.block.number, ts)
+        else:
+            self.liquidatable_since.pop(user, None)
         moved = self.moved
         changed = user in moved
         if changed:
@@ -884,7 +893,7 @@ class Replay:
 
     def _simulated(self, user: str, d: Decision, committed: bool, seen: int) -> Liquidation:
         o = d.outcome
-        since = self.episode.get(user)
+        since = self.liquidatable_since.get(user)
         decided = min(seen, self.block.number - self.delay)
         return Liquidation(
             observed=False, committed=committed, block_number=self.block.number, log_index=None, tx_hash=None,

@@ -117,8 +117,8 @@ LIQUIDATIONS = register_table(Table(
                "(NULL: fee unknown)"),
         Column("bad_debt_value", "HUGEINT", "deficit the liquidation created (v3.3+), base currency",
                False),
-        Column("liquidatable_since_block", "UBIGINT", "first block of the episode in which the account "
-               "was evaluated liquidatable (NULL: never seen liquidatable)"),
+        Column("liquidatable_since_block", "UBIGINT", "first block of the account's current run of "
+               "evaluations finding it liquidatable, any evaluation (NULL: never seen liquidatable)"),
         Column("delay_blocks", "UBIGINT", "block_number - liquidatable_since_block"),
         Column("decided_block", "UBIGINT", "simulated: block whose state the liquidator acted on"),
         Column("gas_cost_value", "HUGEINT", "simulated: gas cost in base currency", False),

@@ -216,9 +216,12 @@ class Liquidation:
       simulated liquidation. Consumers skip an unknown fee and say how many they skipped.
     * ``bad_debt``: the outcome's ``bad_debt`` (asset → base units; deficit created by v3.3+),
       ``bad_debt_value`` its value at the oracle prices.
-    * ``liquidatable_since_block``/``_ts``: first visited block of the current episode in which
-      the account was evaluated liquidatable (None if the replay never saw it liquidatable, e.g.
-      an observed liquidation the model did not anticipate); delay = block_number − since.
+    * ``liquidatable_since_block``/``_ts``: first visited block of the account's current run of
+      exact evaluations that found it liquidatable — every evaluation counts, also those the
+      liquidator model does not observe (an expired interest bound, a reference move), so it can
+      precede the model's episode (:mod:`backtest.liquidator`); the run ends at an evaluation
+      finding it not liquidatable. None if the replay never evaluated it liquidatable (e.g. an
+      observed liquidation of an account it had not re-evaluated); delay = block_number − since.
     * ``decided_block``: simulated: the block whose state the liquidator saw (acting block −
       reaction delay − finality wait); observed: None.
     * ``gas_cost_value`` / ``slippage_value`` / ``flash_fee_value`` / ``profit_value``:

@@ -10,14 +10,17 @@ currency (USD, 8 decimals): repaid 8,250.00, seized 8,662.50, bonus 412.50.
 from __future__ import annotations
 
 from decimal import Decimal
+from fractions import Fraction
 from types import MappingProxyType
 
 from backtest.api import run_inputs
 from backtest.clock import Blocks
 from backtest.liquidator import MAX_UINT256, LiquidatorModel
+from backtest.oracle import RefPoint, Round
 from backtest.scenario import LiquidatorSpec, Slippage
 from protocols.domain import LiquidationOutcome, Position
-from tests.backtest.markets import ADAPTER, COLL, DEBT, FROM, T0, inputs, market, scenario, user
+from protocols.fixed_point import RAY
+from tests.backtest.markets import ADAPTER, COLL, DEBT, FEED_C, FROM, T0, inputs, market, scenario, user
 
 UNIT = 10**8
 GWEI = 10**9
@@ -166,3 +169,30 @@ def test_no_slippage_when_the_seized_collateral_is_the_debt_asset() -> None:
     assert d.slippage_value == 0
     assert d.flash_fee_value == 90_000_000  # 9 bps of $1,000: the flash loan is still taken
     assert d.profit_value == 50 * UNIT - 90_000_000
+
+
+def test_delay_counts_from_the_first_evaluation_finding_the_account_liquidatable() -> None:
+    """Interest (100 % APR) pushes the account under between daily blocks; a reference point visits
+    FROM+5, where the replay evaluates it for its expired interest bound: liquidatable (HF 0.99).
+    The liquidator model reacts to oracle answers only, so it first observes it at FROM+11 (an
+    answer) and liquidates at FROM+12; the delay from liquidatable to liquidated is 7 blocks, not
+    1 (liquidatable_since was the model's first observation, FROM+11)."""
+    day = 86_400
+
+    def ts(b: int) -> int:
+        return T0 + day * (b - FROM + 1)
+
+    inp = inputs(market(8000, 10500, [(10 * 10**18, 15_900 * 10**6)], borrow_rate=RAY), [2_000 * UNIT],
+                 to_block=FROM + 20, refs=[Fraction(2_000)], ref_start=Fraction(2_000))
+    inp.blocks = Blocks((n, ts(n), 0, True) for n in range(FROM - 1, FROM + 21))
+    inp.rounds = [Round(FEED_C, p * UNIT, 8, ts(b), b, 0, ts(b))
+                  for b, p in ((FROM + 1, 2_000), (FROM + 11, 1_999))]
+    inp.refs = [RefPoint("COLL/USD", ts(FROM + 5), Fraction(2_000), FROM + 5)]
+    res = run_inputs(scenario(extra="\n[metrics]\nnames = ['liquidations']\n", to_block=FROM + 20,
+                              reference=True), inp)
+    (liq,) = res.output.liquidations
+    assert (liq.block_number, liq.liquidatable_since_block, liq.liquidatable_since_ts) == (
+        FROM + 12, FROM + 5, ts(FROM + 5))
+    assert liq.decided_block == FROM + 11  # the model's own timing still starts at its observation
+    s = res.output.summary["liquidations"]
+    assert (s["simulated_delay_blocks_mean"], s["simulated_delay_blocks_max"]) == (7.0, 7)
