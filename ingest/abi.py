@@ -25,6 +25,7 @@ import functools
 import re
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 from eth_hash.auto import keccak
 
@@ -271,11 +272,11 @@ class EventSpec:
 
         Integers come back as Python ints (exact); every value is checked against its column.
         """
-        from eth_abi import decode as abi_decode
+        from eth_abi.abi import decode as abi_decode
         from eth_abi.exceptions import DecodingError
 
-        where = dict(block_number=block_number, log_index=log_index, tx_hash=tx_hash,
-                     event=self.name)
+        where: dict[str, Any] = dict(block_number=block_number, log_index=log_index,
+                                     tx_hash=tx_hash, event=self.name)
         if len(topics) != 1 + len(self.indexed):
             raise DecodeError(f"expected {1 + len(self.indexed)} topics, got {len(topics)}",
                               field="topics", **where)
@@ -286,6 +287,8 @@ class EventSpec:
             raw = bytes.fromhex(data[2:] if data.startswith("0x") else "!")
         except ValueError:
             raise DecodeError("data is not 0x-prefixed hex", field="data", **where) from None
+        if 2 * len(raw) + 2 != len(data):  # fromhex skips whitespace
+            raise DecodeError("data is not 0x-prefixed hex", field="data", **where)
         for i, p in enumerate(self.indexed):
             t = topics[i + 1]
             col = self.column_name(p)
@@ -323,8 +326,8 @@ class EventSpec:
         extension, and raises :class:`DecodeError`/:class:`ValueOutOfRange` naming the field.
         ``decode_log`` (eth_abi) is the reference it is tested against.
         """
-        where = dict(block_number=block_number, log_index=log_index, tx_hash=tx_hash,
-                     event=self.name)
+        where: dict[str, Any] = dict(block_number=block_number, log_index=log_index,
+                                     tx_hash=tx_hash, event=self.name)
         if len(topics) != 1 + len(self.indexed):
             raise DecodeError(f"expected {1 + len(self.indexed)} topics, got {len(topics)}",
                               field="topics", **where)
@@ -332,7 +335,10 @@ class EventSpec:
             if not data.startswith("0x"):
                 raise ValueError
             raw = bytes.fromhex(data[2:])
-            tw = [bytes.fromhex(t[2:]) if t.startswith("0x") else b"" for t in topics[1:]]
+            if 2 * len(raw) + 2 != len(data):  # fromhex skips whitespace
+                raise ValueError
+            tw = [bytes.fromhex(t[2:]) if t.startswith("0x") and len(t) == 66 else b""
+                  for t in topics[1:]]
         except ValueError:
             raise DecodeError("data or topics are not 0x-prefixed hex", field="data",
                               **where) from None
@@ -394,12 +400,13 @@ class EventSpec:
         """(column, dynamic, element type, param) of each data param, for :meth:`decode_fast`."""
         return tuple((self.column_name(p), p.is_dynamic, p.elem, p) for p in self.data_params)
 
-    def _words(self, e: str, raw: bytes, start: int, n: int, col: str, where: dict) -> list[object]:
+    def _words(self, e: str, raw: bytes, start: int, n: int, col: str,
+               where: dict[str, Any]) -> list[object]:
         """``n`` consecutive words from ``raw[start:]``; integers in one fast pass."""
         if e.startswith(("int", "uint")):
             signed, lo, hi = _int_bounds(e)
-            vals = [int.from_bytes(raw[i: i + 32], "big", signed=signed)
-                    for i in range(start, start + 32 * n, 32)]
+            vals: list[Any] = [int.from_bytes(raw[i: i + 32], "big", signed=signed)
+                               for i in range(start, start + 32 * n, 32)]
             if vals and (min(vals) < lo or max(vals) > hi):
                 bad = next(v for v in vals if not lo <= v <= hi)
                 # re-run the strict scalar check to raise the precise error
@@ -407,7 +414,7 @@ class EventSpec:
             return vals
         return [self._word(e, raw[i: i + 32], col, where) for i in range(start, start + 32 * n, 32)]
 
-    def _word(self, e: str, w: bytes, col: str, where: dict) -> object:
+    def _word(self, e: str, w: bytes, col: str, where: dict[str, Any]) -> object:
         """One 32-byte word as elementary type ``e``, strictly."""
         if e == "address":
             if any(w[:12]):
@@ -439,7 +446,7 @@ class EventSpec:
             raise ValueOutOfRange(f"{e} value {v} does not fit HUGEINT", field=col, **where)
         return v
 
-    def _check(self, p: Param, v: object, col: str, where: dict) -> object:
+    def _check(self, p: Param, v: object, col: str, where: dict[str, Any]) -> object:
         if p.is_array:
             assert isinstance(v, (list, tuple))
             return [self._check(Param(p.name, p.elem, False), x, col, where) for x in v]

@@ -368,6 +368,25 @@ def test_malformed_dynamic_payload_raises_typed_error(what, mutate, field):
     assert ei.value.block_number == 4 and ei.value.log_index == 2
 
 
+@pytest.mark.parametrize("what,edit,field", [
+    ("space in data", lambda g: {**g, "data": g["data"][:10] + " " + g["data"][10:]}, "data"),
+    ("newline in data", lambda g: {**g, "data": g["data"] + "\n"}, "data"),
+    ("space in an indexed topic", lambda g: {**g, "topics": [
+        g["topics"][0], g["topics"][1][:4] + " " + g["topics"][1][4:]]}, "aggregator_round_id"),
+])
+def test_hex_with_whitespace_is_rejected_on_every_path(what, edit, field):
+    """``bytes.fromhex`` skips whitespace: a dynamic event's data or topic with a space in it
+    decoded as if it were clean (the static events' SQL path rejects it) (fails before)."""
+    bad = edit(_new_transmission_log([1, 2, 3]))
+    with pytest.raises(DecodeError) as ei:
+        _decode_bulk(NEW_TRANSMISSION, [bad])
+    assert ei.value.block_number == 4 and ei.value.log_index == 2, what
+    for decode in (NEW_TRANSMISSION.decode_fast, NEW_TRANSMISSION.decode_log):
+        with pytest.raises(DecodeError) as ei:
+            decode(bad["topics"], bad["data"], block_number=4, log_index=2)
+        assert ei.value.field in (field, "data"), (what, decode.__name__)
+
+
 def test_upper_case_hex_from_a_node_is_kept_raw_and_decoded_the_same():
     values = {"current": -5, "roundId": 9, "updatedAt": 77}
     log = _encode_log(ANSWER_UPDATED, values, 3, 0)
