@@ -38,8 +38,11 @@ suppliers would lose, in basis points of supply, if the whole loss were socialis
 block's timestamp, as ``AToken.totalSupply``), the treasury's own aTokens included.
 
 Rows: ``bt.socialization`` and ``bt.loss_bearers`` get a row for a reserve at the run start if its
-loss is non-zero, then at every visited block in which its ``(U, D)`` changed (the value at a
-block is the last row at or before it; supply and treasury in a row are as of that block).
+loss is non-zero, then at every visited block in which its ``(U, D)`` changed, or in which its
+supply moved (a scaled aToken balance changed: a withdrawal, a liquidation) while its loss is
+non-zero — the haircut of the suppliers who stay grows as others leave (the value at a block is
+the last row at or before it; supply and treasury in a row are as of that block; interest alone
+does not write a row).
 
 Cost: supply is kept as per-reserve sums of scaled aToken balances, updated only for accounts an
 aToken event (``Mint``/``Burn``/``BalanceTransfer``: every change of a scaled balance, the
@@ -74,7 +77,8 @@ _ADDRESS_LEN = 42
 SOCIALIZATION = register_table(Table(
     "bt", "socialization", "Loss per reserve and who bears it: unrealized bad debt in accounts, booked "
     "deficit (Aave v3.3+), the treasury's capacity, and the suppliers' haircut in bps of supply. One row "
-    "per reserve each time its loss changes (the value at a block is the last row at or before it).",
+    "per reserve each time its loss changes, or its supply moves while it has a loss (the value at a "
+    "block is the last row at or before it).",
     (
         Column("run_id", "VARCHAR", "backtest run (bt.runs)", False),
         Column("chain_id", "UBIGINT", "chain replayed", False),
@@ -105,7 +109,7 @@ SOCIALIZATION = register_table(Table(
 LOSS_BEARERS = register_table(Table(
     "bt", "loss_bearers", "The loss of each reserve partitioned by bearer (vocabulary: suppliers, "
     "treasury_reserve, deficit_outstanding; reserved for perps: insurance_fund, adl, socialized), one "
-    "row per bearer each time the reserve's loss changes.",
+    "row per bearer each time the reserve has a bt.socialization row.",
     (
         Column("run_id", "VARCHAR", "backtest run (bt.runs)", False),
         Column("chain_id", "UBIGINT", "chain replayed", False),
@@ -155,6 +159,8 @@ class Socialization(Metric):
         self._scaled_sum: dict[str, int] = {}
         self._last: dict[str, tuple[int, int]] = {}  # reserve -> (U, D) last written
         self._touched: set[str] = set()
+        #: reserves whose scaled aToken sum changed since the last emission
+        self._supply_moved: set[str] = set()
         #: reserves whose (U, D) may have changed since the last emission; all of them when
         #: ``_scan_all`` (the run's start, a committed simulated liquidation)
         self._dirty: set[str] = set()
@@ -231,6 +237,7 @@ class Socialization(Metric):
             self._scaled_sum[a] = self._scaled_sum.get(a, 0) - s
         for a, s in new.items():
             self._scaled_sum[a] = self._scaled_sum.get(a, 0) + s
+        self._supply_moved.update(a for a in old.keys() | new.keys() if old.get(a) != new.get(a))
         if new:
             self._scaled[user] = new
         else:
@@ -264,8 +271,10 @@ class Socialization(Metric):
     def _emit(self, view: View, number: int, ts: int) -> None:
         state = view.state
         assert self._income is not None
-        # (U, D) changes only through evaluations and deficit bookings, which mark their reserves
-        reserves = sorted(state.reserves) if self._scan_all else sorted(self._dirty)
+        # (U, D) changes only through evaluations and deficit bookings, which mark their reserves;
+        # the supply through scaled aToken balances (_refresh_scaled)
+        moved = self._supply_moved
+        reserves = sorted(state.reserves) if self._scan_all else sorted(self._dirty | moved)
         self._dirty.clear()
         self._scan_all = False
         for reserve in reserves:
@@ -274,7 +283,7 @@ class Socialization(Metric):
                 continue
             u = self._u.get(reserve, 0)
             d = int(getattr(r, "deficit", 0))
-            if (u, d) == self._last.get(reserve, (0, 0)):
+            if (u, d) == self._last.get(reserve, (0, 0)) and ((u, d) == (0, 0) or reserve not in moved):
                 continue
             self._last[reserve] = (u, d)
             index = self._income(r, ts)
@@ -301,6 +310,7 @@ class Socialization(Metric):
                 self._max_gross = (gross, reserve, number)
             if net is not None and (self._max_net is None or net > self._max_net[0]):
                 self._max_net = (net, reserve, number)
+        moved.clear()
 
     # ------------------------------------------------------------------ outputs
     def rows(self) -> Mapping[str, Sequence[tuple[Any, ...]]]:

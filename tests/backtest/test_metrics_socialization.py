@@ -14,7 +14,19 @@ from backtest.metrics.base import AccountEval, BlockEnd
 from backtest.metrics.socialization import AAVE_BEARERS, BEARERS, LOSS_BEARERS, SOCIALIZATION, Socialization
 from backtest.scenario import Overrides, ReserveOverride
 
-from .metric_market import BORROWER, FIRST, T0, USDC, WETH, StubView, health, inputs, market, scenario
+from .metric_market import (
+    BORROWER,
+    FIRST,
+    SUPPLIER,
+    T0,
+    USDC,
+    WETH,
+    StubView,
+    health,
+    inputs,
+    market,
+    scenario,
+)
 
 PRICES = {WETH: 2_000 * 10**8, USDC: 10**8}
 
@@ -131,3 +143,37 @@ def test_incremental_supply_matches_a_full_recount_on_the_real_market(tmp_path: 
                 recount[asset] = recount.get(asset, 0) + ur.scaled_a_token_balance
     assert recount and {a: v for a, v in m._scaled_sum.items() if v} == recount
     assert out.summary["socialization"]["end_loss_value"] >= 0
+
+
+def test_haircut_follows_the_supply_when_suppliers_leave_a_reserve_with_a_loss() -> None:
+    """1,000 USD of bad debt on a 100,000 USDC supply is 100 bps; then 90,000 USDC is withdrawn (an
+    aToken Burn) and nothing else changes: the 10,000 USDC left bear the same loss, 1,000 bps. The
+    metric wrote rows only when the loss changed, so the haircut stayed at 100 bps (also its max)."""
+    from protocols.domain import EventRef, ProtocolEvent
+
+    state = market()
+    view = StubView(state, scenario(["socialization"]), dict(PRICES))
+    m = Socialization()
+    m.on_run_start(view)
+    view.at(FIRST + 5, T0 + 60)
+    ev = AccountEval(BORROWER, health(16_000, 17_000), None)
+    view.evals[BORROWER] = ev
+    m.on_block_end(view, BlockEnd(view.block, (ev,)))
+    view.at(FIRST + 6, T0 + 72)
+    sup = state.users[SUPPLIER]
+    state.users[SUPPLIER] = dataclasses.replace(sup, reserves={USDC: dataclasses.replace(
+        sup.reserves[USDC], scaled_a_token_balance=10_000 * 10**6)})
+    args = {"from": SUPPLIER, "target": SUPPLIER, "value": 90_000 * 10**6, "balance_increase": 0,
+            "index": 10**27}
+    burn = ProtocolEvent("Burn", "Burn(address,address,uint256,uint256,uint256)", "0x" + "a1" * 20, "a_token",
+                         args, EventRef(FIRST + 6, 0, "0x" + "00" * 32, T0 + 72))
+    m.on_event(view, burn)
+    m.on_block_end(view, BlockEnd(view.block, ()))
+    rows = [dict(zip(SOCIALIZATION.column_names(), r, strict=True)) for r in m.rows()[SOCIALIZATION.fqn]]
+    assert [(r["block_number"], r["supply_raw"], r["loss_value"]) for r in rows] == [
+        (FIRST + 5, 100_000 * 10**6, 1_000 * 10**8), (FIRST + 6, 10_000 * 10**6, 1_000 * 10**8)]
+    assert rows[-1]["haircut_gross_bps_f64"] == pytest.approx(1_000.0)
+    assert len(m.rows()[LOSS_BEARERS.fqn]) == 2 * len(AAVE_BEARERS)
+    s = m.summary()
+    assert (s["max_haircut_gross_bps"], s["max_haircut_gross_block"]) == (pytest.approx(1_000.0), FIRST + 6)
+    assert s["max_haircut_net_bps"] == pytest.approx(1_000.0)
