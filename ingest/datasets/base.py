@@ -83,6 +83,15 @@ def build_event_tables(dataset: str, groups: Sequence[EventGroup]) -> tuple[Even
     out: list[EventTable] = []
     seen: dict[str, str] = {}
     parsed = {d: EventSpec.parse(d) for g in groups for d in g.declarations}
+    # one table per signature: its declarations must agree on which parameters are indexed and
+    # on their names, or the logs of one would be decoded (and named) by the other's layout
+    layout: dict[str, str] = {}
+    for decl, spec in parsed.items():
+        first = layout.setdefault(spec.signature, decl)
+        if parsed[first].columns() != spec.columns() or \
+                [p.indexed for p in parsed[first].params] != [p.indexed for p in spec.params]:
+            raise ValueError(f"{dataset}: {first!r} and {decl!r} have the same signature (topic0) "
+                             "but different indexed parameters or names")
     for g in groups:
         renames = dict(g.renames)
         for decl in g.declarations:
@@ -543,7 +552,7 @@ def _exact_array(values: list[Any]) -> pa.Array:
     sample = next((v for v in values if v is not None and v != []), None)
     ints = isinstance(sample, int) and not isinstance(sample, bool)
     lists = isinstance(sample, list)
-    if lists and isinstance(sample[0], int) and not isinstance(sample[0], bool):
+    if isinstance(sample, list) and isinstance(sample[0], int) and not isinstance(sample[0], bool):
         if all(_I64[0] <= x <= _I64[1] for v in values for x in v):
             return pa.array(values, pa.list_(pa.int64()))
         return pa.array([[str(x) for x in v] for v in values], pa.list_(pa.string()))

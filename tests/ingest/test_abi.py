@@ -456,3 +456,18 @@ def test_json_the_reader_cannot_read_is_malformed_logs_json(body):
     con, _ = _con_with(ANSWER_UPDATED)
     with pytest.raises(MalformedLogsJson):
         stage_json(con, [LogsBatch("s", "r", 3, 3, body=body)])
+
+
+def test_one_signature_declared_with_two_indexed_layouts_is_refused():
+    """Two declarations of one event (same topic0) that index different parameters share one
+    table: the second was dropped silently and its emitters' logs decoded with the first's
+    layout (here x and y swapped, both valid uint256) (fails before)."""
+    from ingest.datasets.base import EventGroup, build_event_tables
+    from ingest.schema import registered_tables
+
+    before = {t.fqn for t in registered_tables()}
+    groups = [EventGroup(("a",), ("Swapped(uint256 indexed x, uint256 y)",), "audit_t"),
+              EventGroup(("b",), ("Swapped(uint256 x, uint256 indexed y)",), "audit_t")]
+    with pytest.raises(ValueError, match="same signature"):
+        build_event_tables("audit_t", groups)
+    assert {t.fqn for t in registered_tables()} == before  # nothing registered
