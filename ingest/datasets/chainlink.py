@@ -194,7 +194,7 @@ class Chainlink(LogDataset):
                 "in the deployments file") from None
         ctx.warn(f"feed {feed.name}: no node state at block {to_block} ({e.rpc_message}); "
                  f"using the {len(feed.aggregators)} declared phase aggregator(s), unverified")
-        phases = [(p, a, None) for p, a in sorted(feed.aggregators)]
+        phases: list[tuple[int, str, int | None]] = [(p, a, None) for p, a in sorted(feed.aggregators)]
         ctx.state[("chainlink", source.key)] = (phases, feed.decimals)
         self._store_rules(ctx, feed, feed.decimals)
         self._store_phases(ctx, feed, phases, to_block)
