@@ -47,11 +47,11 @@
     repeat_in_block = true             # counterfactual: liquidate an account again in the same
                                        # block while it stays liquidatable and it pays
     flash_loans = true
-    flash_fee_bps = 5
+    flash_fee_bps = 5                  # with flash loans only
     [liquidator.slippage."0xc02a..."]  # per collateral asset: depth_usd (constant product) or
     depth_usd = 50000000               # table = [[size_usd, bps], ...]
-    [liquidator.inventory]             # without flash loans: debt-asset base units available
-    "0xa0b8..." = 1000000000000
+    # [liquidator.inventory]           # flash_loans = false only, and required then: the
+    # "0xa0b8..." = 1000000000000      # debt-asset base units the bot repays from
 
     [overrides]                        # counterfactual mode only
     close_factor_bps = 5000            # caps the debt the liquidator model asks to cover
@@ -700,6 +700,16 @@ def _liquidator(p: _P, doc: Mapping[str, Any]) -> LiquidatorSpec:
     if gas_key is None and (p.int_(lq, "gas_units", "liquidator.gas_units", 0) or 0) > 0:
         raise p.err("liquidator.gas_units", "gas_units > 0 needs gas_price_key: the price key of ETH "
                     "(e.g. WETH's address), at whose oracle price gas is valued")
+    flash = p.bool_(lq, "flash_loans", "liquidator.flash_loans", True)
+    # each of these is read under one setting of flash_loans only: given under the other, it was ignored
+    if flash and "inventory" in lq:
+        raise p.err("liquidator.inventory", "inventory applies only with flash_loans = false (the bot "
+                    "repays from it); with flash loans it borrows what it repays")
+    if not flash and (p.int_(lq, "flash_fee_bps", "liquidator.flash_fee_bps", 0) or 0) > 0:
+        raise p.err("liquidator.flash_fee_bps", "flash_fee_bps applies only with flash_loans = true")
+    if not flash and not any(v > 0 for v in inv.values()):
+        raise p.err("liquidator.flash_loans", "flash_loans = false needs [liquidator.inventory]: the "
+                    "debt-asset base units the bot repays from; with none it can never liquidate")
     return LiquidatorSpec(
         p.int_(lq, "reaction_delay_blocks", "liquidator.reaction_delay_blocks", 0) or 0,
         p.int_(lq, "gas_units", "liquidator.gas_units", 0) or 0,
@@ -707,7 +717,7 @@ def _liquidator(p: _P, doc: Mapping[str, Any]) -> LiquidatorSpec:
         p.addr(gas_key, "liquidator.gas_price_key") if gas_key is not None else None,
         p.money(lq, "min_profit", "liquidator", Decimal(0)) or Decimal(0),
         p.int_(lq, "capacity_per_block", "liquidator.capacity_per_block", 0) or 0,
-        p.bool_(lq, "flash_loans", "liquidator.flash_loans", True),
+        flash,
         p.int_(lq, "flash_fee_bps", "liquidator.flash_fee_bps", 0) or 0,
         MappingProxyType(dict(sorted(slip.items()))), MappingProxyType(dict(sorted(inv.items()))),
         p.bool_(lq, "repeat_in_block", "liquidator.repeat_in_block", True))

@@ -13,11 +13,13 @@ from decimal import Decimal
 from fractions import Fraction
 from types import MappingProxyType
 
+import pytest
+
 from backtest.api import run_inputs
 from backtest.clock import Blocks
 from backtest.liquidator import MAX_UINT256, LiquidatorModel
 from backtest.oracle import RefPoint, Round
-from backtest.scenario import LiquidatorSpec, Slippage
+from backtest.scenario import LiquidatorSpec, ScenarioError, Slippage
 from protocols.domain import LiquidationOutcome, Position
 from protocols.fixed_point import RAY
 from tests.backtest.markets import ADAPTER, COLL, DEBT, FEED_C, FROM, T0, inputs, market, scenario, user
@@ -196,3 +198,19 @@ def test_delay_counts_from_the_first_evaluation_finding_the_account_liquidatable
     assert liq.decided_block == FROM + 11  # the model's own timing still starts at its observation
     s = res.output.summary["liquidations"]
     assert (s["simulated_delay_blocks_mean"], s["simulated_delay_blocks_max"]) == (7.0, 7)
+
+
+def test_flash_loan_settings_read_under_the_other_setting_are_scenario_errors() -> None:
+    """flash_loans = false with no inventory never liquidated anything (every quote capped the cover
+    at 0), silently; flash_fee_bps without flash loans and an inventory with them were ignored."""
+    cases = (("flash_loans = false\n", "liquidator.flash_loans"),
+             (f'flash_loans = false\n[liquidator.inventory]\n"{DEBT}" = 0\n', "liquidator.flash_loans"),
+             (f'flash_loans = false\nflash_fee_bps = 9\n[liquidator.inventory]\n"{DEBT}" = 5\n',
+              "liquidator.flash_fee_bps"),
+             (f'flash_fee_bps = 9\n[liquidator.inventory]\n"{DEBT}" = 5\n', "liquidator.inventory"))
+    for body, field in cases:
+        with pytest.raises(ScenarioError) as e:
+            scenario(extra="\n[liquidator]\n" + body)
+        assert e.value.field == field, body
+    ok = scenario(extra=f'\n[liquidator]\nflash_loans = false\n[liquidator.inventory]\n"{DEBT}" = 5\n')
+    assert ok.liquidator.inventory == {DEBT: 5} and not ok.liquidator.flash_loans
