@@ -378,12 +378,7 @@ def load_inputs(wh: Warehouse, scenario: Scenario, *, stream: bool = False) -> t
     if not _exists(wh, "raw.oracle_rounds"):
         raise MissingData("raw.oracle_rounds does not exist: no price feed was ingested; add the feeds "
                           f"{feeds} as [[feed]] entries and run `{_ingest_hint(sc, 'the feeds', fb, tb)}`")
-    rcols = "feed, answer, decimals, updated_at_ts, block_number, log_index, block_timestamp_ts"
-    sel = f"SELECT {rcols} FROM raw.oracle_rounds WHERE chain_id=? AND feed IN (SELECT unnest(?))"
-    rounds = _load_rounds(wh, chain, feeds, fb, tb)
-    initial = {str(r[0]): _round(r) for r in con.execute(
-        f"{sel} AND block_number < ? QUALIFY row_number() OVER (PARTITION BY feed "
-        "ORDER BY block_number DESC, log_index DESC) = 1", [chain, feeds, fb]).fetchall()}
+    initial, rounds = _feed_rounds(wh, sc, feeds, fb, tb)
     initial |= {r.feed: r for r in fixed.values()}
     in_window = {r.feed for r in rounds}
     for f in feeds:
@@ -503,16 +498,44 @@ def _load_blocks(wh: Warehouse, chain: int, fb: int, tb: int) -> Blocks:
     return Blocks.from_arrow(table, ends)
 
 
-def _load_rounds(wh: Warehouse, chain: int, feeds: list[str], fb: int, tb: int) -> list[Round]:
-    """The feeds' rounds in blocks ``[fb, tb]``, in order (columns through Arrow, exact answers)."""
+def _feed_rounds(wh: Warehouse, sc: Scenario, feeds: list[str], fb: int, tb: int
+                 ) -> tuple[dict[str, Round], list[Round]]:
+    """Each feed's answer in force at the window start (``initial_rounds``) and the rounds the
+    window reads. With an oracle delay a round is usable ``delay_blocks`` blocks, or ``delay_s``
+    seconds, after its block (:mod:`backtest.oracle`): the answer in force at block ``fb`` is the
+    last round usable by then (block ``<= fb - delay_blocks`` and timestamp ``<= t0 - delay_s``,
+    ``t0`` the timestamp of ``fb``), and the later rounds before the window come first among the
+    rounds, to take effect inside it."""
+    chain, o = sc.chain_id, sc.oracle
+    rcols = "feed, answer, decimals, updated_at_ts, block_number, log_index, block_timestamp_ts"
+    sel = f"SELECT {rcols} FROM raw.oracle_rounds WHERE chain_id=? AND feed IN (SELECT unnest(?))"
+    ready, held, args = "", None, []
+    if o.delay_blocks or o.delay_s:
+        t0 = int(wh.con.execute("SELECT timestamp_ts FROM raw.blocks WHERE chain_id=? AND number=?",
+                                [chain, fb]).fetchall()[0][0])
+        held = (fb - o.delay_blocks, t0 - o.delay_s)
+        ready, args = " AND block_number::BIGINT <= ? AND block_timestamp_ts::BIGINT <= ?", list(held)
+    initial = {str(r[0]): _round(r) for r in wh.con.execute(
+        f"{sel} AND block_number < ?{ready} QUALIFY row_number() OVER (PARTITION BY feed "
+        "ORDER BY block_number DESC, log_index DESC) = 1", [chain, feeds, fb, *args]).fetchall()}
+    pending = _load_rounds(wh, chain, feeds, 0, fb - 1, held) if held is not None and fb > 0 else []
+    return initial, pending + _load_rounds(wh, chain, feeds, fb, tb)
+
+
+def _load_rounds(wh: Warehouse, chain: int, feeds: list[str], fb: int, tb: int,
+                 held: tuple[int, int] | None = None) -> list[Round]:
+    """The feeds' rounds in blocks ``[fb, tb]``, in order (columns through Arrow, exact answers);
+    with ``held = (block, ts)`` only those not usable at the window start (after that block or
+    that timestamp: see :func:`_feed_rounds`)."""
     types = {str(c): str(t) for c, t in wh.con.execute(
         "SELECT column_name, data_type FROM duckdb_columns() WHERE schema_name = 'raw' AND "
         "table_name = 'oracle_rounds'").fetchall()}
     names = ("feed", "answer", "decimals", "updated_at_ts", "block_number", "log_index", "block_timestamp_ts")
     cols = fetch_columns(wh.con, [(n, types[n]) for n in names],
                          "FROM raw.oracle_rounds WHERE chain_id = ? AND feed IN (SELECT unnest(?)) AND "
-                         "block_number BETWEEN ? AND ? ORDER BY block_number, log_index",
-                         [chain, feeds, fb, tb])
+                         "block_number BETWEEN ? AND ?" + (" AND NOT (block_number::BIGINT <= ? AND "
+                                                           "block_timestamp_ts::BIGINT <= ?)" if held else "")
+                         + " ORDER BY block_number, log_index", [chain, feeds, fb, tb, *(held or ())])
     for name, col in zip(names, cols, strict=True):
         if None in col:
             i = col.index(None)

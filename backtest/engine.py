@@ -103,8 +103,10 @@ class ReplayInputs:
     builds it from the warehouse; tests and benchmarks build it directly).
 
     * ``state``: the market at the end of block ``from_block - 1`` (positions, reserves);
-    * ``rounds``: oracle rounds with ``from_block <= block_number <= to_block``, in order;
-      ``initial_rounds``: each feed's last round before the window (the prices in force);
+    * ``rounds``: oracle rounds with ``from_block <= block_number <= to_block``, in order, and
+      before them, with an oracle delay (``delay_blocks``/``delay_s``), the rounds before the window
+      that the delay makes usable only inside it; ``initial_rounds``: each feed's last round before
+      the window usable at its start (the prices in force);
     * ``feed_keys``: feed → the price keys it sets at the window start (Aave: the assets whose
       AaveOracle source it is); ``source_changes``: the switches of a key to another feed inside
       the window, in order (every feed they name has its rounds in ``rounds``/``initial_rounds``);
@@ -376,7 +378,8 @@ class Replay:
     def _shocked_rounds(self) -> Sequence[Round]:
         """The window's rounds after the scenario's shocks (:func:`backtest.shocks.apply_shocks`),
         keyed by feed: each feed's path is its answer in force at the window start (at the first
-        block's timestamp ``t0``, after that block's own rounds) followed by its later rounds; a
+        block's timestamp ``t0``, after that block's own rounds and the rounds before the window
+        that a delay holds back: all fold into the start) followed by its later rounds; a
         shocked observation at ``ts`` takes effect at the start of the first block at or after
         ``ts`` (dropped beyond the window). The shocked price in force at ``t0`` (a shock from
         ``t0`` or earlier, or a round of the first block) takes effect at the start of the first
@@ -396,10 +399,11 @@ class Replay:
             if r.feed.startswith("constant:"):
                 continue
             pts = paths.setdefault(r.feed, [])
-            if pts and pts[-1][0] >= r.block_ts:
-                pts[-1] = (pts[-1][0], r.answer) if pts[-1][0] == r.block_ts else pts[-1]
+            ts = max(r.block_ts, t0)  # a round before the window (behind a delay) folds into the start
+            if pts and pts[-1][0] >= ts:
+                pts[-1] = (pts[-1][0], r.answer) if pts[-1][0] == ts else pts[-1]
                 continue
-            pts.append((r.block_ts, r.answer))
+            pts.append((ts, r.answer))
         shocks = [parse_shock(sh, f"shock[{i}]") for i, sh in enumerate(self.scenario.shocks)]
         self._refuse_replaced_shocks(shocks, sorted(f for f, v in paths.items() if v))
         out = apply_shocks({f: tuple(v) for f, v in paths.items() if v}, shocks, self.scenario.seed)

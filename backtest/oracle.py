@@ -19,7 +19,11 @@ aggregator's min/max answer) and, optionally, an off-chain reference path
 Then, for every model: ``delay_blocks`` (the answer is usable that many blocks later) and
 ``delay_s`` (usable from the first block whose timestamp is at least ``happened + delay_s``)
 add latency (with both, the later of the two positions: they are not summed); a delayed answer
-takes effect at the start of its block (before the block's logs), in its original order. ``min_answer``/``max_answer``: an answer outside the bounds is *not
+takes effect at the start of its block (before the block's logs), in its original order. The
+answer in force at the window start is the last round usable by then, and the rounds before the
+window that the delay holds back are published inside it (``backtest.api``; a feed the reference
+or republish model replaces still starts from the reference price in force at the window start).
+``min_answer``/``max_answer``: an answer outside the bounds is *not
 accepted* — the feed keeps its previous answer, as a Chainlink OCR aggregator rejects a report
 whose median is outside ``[minAnswer, maxAnswer]`` (``OffchainAggregator.transmit`` reverts
 "median is out of min-max range"). Rejected answers are still reported to metrics

@@ -575,3 +575,38 @@ def test_two_overrides_of_one_reserve_are_refused() -> None:
     with pytest.raises(ScenarioError, match=r"already overridden by overrides.reserve\[0\]") as e:
         parse_scenario(text, "s.toml")
     assert (e.value.line, e.value.field) == (14, "overrides.reserve[1].asset")
+
+
+@pytest.mark.parametrize(("delay", "initial", "held"), [
+    ("", 99, []), ("delay_blocks = 1", 99, []), ("delay_blocks = 2", 98, [99]),
+    ("delay_s = 24", 98, [99]), ("delay_s = 30", 95, [98, 99]),
+    ("delay_s = 30\ndelay_blocks = 1", 95, [98, 99]),
+])
+def test_the_answer_in_force_at_the_window_start_waits_for_the_oracle_delay(
+        tmp_path: Path, delay: str, initial: int, held: list[int]) -> None:
+    """Blocks 90.. every 12 s (block 100, the window's first, at t0 = 1120), rounds in blocks 95,
+    98, 99 and 100. With a delay a round is usable delay_blocks / delay_s after its block, but the
+    replay took the last round before the window as the answer in force at its start, whatever
+    the delay: with delay_s = 30 the round of block 99 (ts 1108, usable from ts 1138) priced block
+    100. Now the answer in force is the last round usable by t0 (ts <= t0 - delay_s, block <=
+    100 - delay_blocks; exactly on the boundary is usable) and the held-back ones lead the rounds."""
+    from backtest.api import _feed_rounds
+    from backtest.scenario import parse_scenario
+    from ingest.datasets.blocks import BLOCKS
+    from ingest.datasets.chainlink import ORACLE_ROUNDS
+
+    feed = "0x" + "fe" * 20
+    with Warehouse(tmp_path / "w.duckdb") as wh:
+        wh.ensure(BLOCKS, ORACLE_ROUNDS)
+        for n in range(90, 111):
+            wh.con.execute("INSERT INTO raw.blocks VALUES (1, ?, 'h', 'p', ?, 0, 0, 0, 'm', 0, 'finalized', "
+                           "0, 'r')", [n, 1000 + 12 * (n - 90)])
+        for n in (95, 98, 99, 100):
+            ts = 1000 + 12 * (n - 90)
+            wh.con.execute("INSERT INTO raw.oracle_rounds VALUES (1, ?, 'f', 'a', 1, ?, ?, ?, 8, 0, ?, ?, ?, "
+                           "'h', 't', 0, 0, ?, 'r')", [feed, n, n, n * 10**8, ts, ts, n, feed])
+        sc = parse_scenario('name = "x"\nchain_id = 1\n[window]\nfrom_block = 100\nto_block = 110\n'
+                            f'[market]\nprotocol = "aave_v3"\nsource = "m"\n[oracle]\n{delay}\n')
+        init, rounds = _feed_rounds(wh, sc, [feed], 100, 110)
+    assert init[feed].block_number == initial
+    assert [r.block_number for r in rounds] == [*held, 100]

@@ -218,3 +218,27 @@ def test_the_starting_reference_answer_is_held_to_the_feeds_bounds(model: str) -
         rec = _Start()
         Replay(scenario(to_block=FROM + 10, reference=True, oracle=model), inp, "r", metrics=[rec]).run()
         assert rec.price == price
+
+
+@pytest.mark.parametrize("shocked", [False, True])
+def test_a_round_just_before_the_window_takes_effect_after_the_delay(shocked: bool) -> None:
+    """With delay_blocks = 3, a round of block FROM - 1 is usable from FROM + 2: the inputs carry it
+    among the rounds (the answer in force at the start is the round before it). A shock on another
+    feed used to drop it (a path point before the window start was neither the start nor a later
+    round), so the feed never moved; under shocks it folds into the answer in force at the window
+    start, which takes effect the delay after the first block (FROM + 3), as a shocked start does."""
+    import dataclasses
+
+    from tests.backtest.markets import FEED_D, T0
+
+    book = market(8000, 10500, [(10**18, 100 * 10**6)])
+    inp = inputs(book, [2_000 * 10**8], to_block=FROM + 10)
+    before = Round(FEED_C, 2_000 * 10**8, 8, T0 - 600, FROM - 50, 0, T0 - 600)
+    pending = Round(FEED_C, 1_900 * 10**8, 8, T0, FROM - 1, 0, T0)
+    inp = dataclasses.replace(inp, rounds=[pending], initial_rounds={**inp.initial_rounds, FEED_C: before})
+    shock = (f'\n[[shock]]\nkind = "shift"\npct = 0.1\nat_ts = {T0 + 10**6}\nassets = ["{FEED_D}"]\n'
+             if shocked else "")
+    rec = _Prices()
+    Replay(scenario(to_block=FROM + 10, extra="delay_blocks = 3\n" + shock), inp, "r", metrics=[rec]).run()
+    at = FROM + 3 if shocked else FROM + 2
+    assert rec.seen == [(at, 1_900 * 10**8, True, 1_900 * 10**8)]
