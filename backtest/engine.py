@@ -381,17 +381,21 @@ class Replay:
         block's timestamp ``t0``, after that block's own rounds and the rounds before the window
         that a delay holds back: all fold into the start) followed by its later rounds; a
         shocked observation at ``ts`` takes effect at the start of the first block at or after
-        ``ts`` (dropped beyond the window). The shocked price in force at ``t0`` (a shock from
-        ``t0`` or earlier, or a round of the first block) takes effect at the start of the first
-        block when it differs from the answer in force before the window. A constant price (Aave
-        v2's WETH, ``constant:<asset>``) is not a feed and is never shocked. Without shocks: the
-        rounds unchanged."""
+        ``ts`` (dropped beyond the window), or at the block of the feed's round at ``ts`` where
+        there is one (a later block may share its timestamp). The shocked price in force at ``t0``
+        (a shock from ``t0`` or earlier, or a round of the first block) takes effect at the start
+        of the first block when it differs from the answer in force before the window. A constant
+        price (Aave v2's WETH, ``constant:<asset>``) is not a feed and is never shocked. Without
+        shocks: the rounds unchanged."""
         if not self.scenario.shocks:
             return self.inputs.rounds
         from .shocks import apply_shocks, parse_shock
 
         t0 = self.inputs.blocks.timestamp(self.inputs.from_block)
         paths: dict[str, list[tuple[int, int]]] = {}
+        #: (feed, second) -> the block of its (last) round then: a point at that second goes back to
+        #: it, not to an earlier block sharing the timestamp (Blocks allows repeated timestamps)
+        block_of: dict[tuple[str, int], int] = {}
         for f, r in self.inputs.initial_rounds.items():
             if not f.startswith("constant:"):
                 paths[f] = [(t0, r.answer)]
@@ -400,6 +404,7 @@ class Replay:
                 continue
             pts = paths.setdefault(r.feed, [])
             ts = max(r.block_ts, t0)  # a round before the window (behind a delay) folds into the start
+            block_of[(r.feed, ts)] = r.block_number
             if pts and pts[-1][0] >= ts:
                 pts[-1] = (pts[-1][0], r.answer) if pts[-1][0] == ts else pts[-1]
                 continue
@@ -415,7 +420,9 @@ class Replay:
                 if ts <= t0:
                     start = price
                     continue
-                b = self.inputs.blocks.first_at_or_after(ts)
+                b = block_of.get((f, ts))
+                if b is None:
+                    b = self.inputs.blocks.first_at_or_after(ts)
                 if b is None or b > self.inputs.to_block:
                     continue
                 rounds.append(Round(f, price, dec, ts, b, -1, ts))

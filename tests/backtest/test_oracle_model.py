@@ -242,3 +242,25 @@ def test_a_round_just_before_the_window_takes_effect_after_the_delay(shocked: bo
     Replay(scenario(to_block=FROM + 10, extra="delay_blocks = 3\n" + shock), inp, "r", metrics=[rec]).run()
     at = FROM + 3 if shocked else FROM + 2
     assert rec.seen == [(at, 1_900 * 10**8, True, 1_900 * 10**8)]
+
+
+def test_a_shock_elsewhere_does_not_move_a_round_to_an_earlier_block_of_the_same_second() -> None:
+    """Block timestamps may repeat (Blocks allows it): a shocked path point at second ``ts`` went
+    to the first block with that timestamp, so under any shock (here on the other feed) a round of
+    block FROM + 3 took effect in FROM + 2, which shares its second, before it happened."""
+    import dataclasses
+
+    from tests.backtest.markets import FEED_D, T0
+
+    rows = [(n, T0 + 12 * (n - FROM + 1) - (12 if n >= FROM + 3 else 0), 0, False)
+            for n in range(FROM - 1, FROM + 11)]
+    blocks = Blocks(rows)
+    ts = blocks.timestamp(FROM + 3)
+    assert blocks.timestamp(FROM + 2) == ts
+    rnd = Round(FEED_C, 1_500 * 10**8, 8, ts, FROM + 3, 0, ts)
+    inp = dataclasses.replace(inputs(market(8000, 10500, [(10**18, 100 * 10**6)]), [2_000 * 10**8],
+                                     to_block=FROM + 10), blocks=blocks, rounds=[rnd])
+    shock = f'\n[[shock]]\nkind = "shift"\npct = 0.1\nat_ts = {T0 + 10**6}\nassets = ["{FEED_D}"]\n'
+    rec = _Prices()
+    Replay(scenario(to_block=FROM + 10, extra=shock), inp, "r", metrics=[rec]).run()
+    assert [(b, a) for b, a, _, _ in rec.seen] == [(FROM + 3, 1_500 * 10**8)]
