@@ -92,6 +92,16 @@ def build_event_tables(dataset: str, groups: Sequence[EventGroup]) -> tuple[Even
                 [p.indexed for p in parsed[first].params] != [p.indexed for p in spec.params]:
             raise ValueError(f"{dataset}: {first!r} and {decl!r} have the same signature (topic0) "
                              "but different indexed parameters or names")
+    # and one signature goes to one table: each table takes the logs of every role declaring
+    # the signature, so two tables of one signature would each hold every such log
+    table_of: dict[str, str] = {}
+    for g in groups:
+        for decl in g.declarations:
+            sig = parsed[decl].signature
+            name = dict(g.renames).get(sig, f"{g.table_prefix}_{snake_case(parsed[decl].name)}")
+            if table_of.setdefault(sig, name) != name:
+                raise ValueError(f"{dataset}: {sig} would fill two tables, {table_of[sig]} and "
+                                 f"{name}; declare it in one group")
     for g in groups:
         renames = dict(g.renames)
         for decl in g.declarations:

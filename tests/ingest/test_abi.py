@@ -471,3 +471,17 @@ def test_one_signature_declared_with_two_indexed_layouts_is_refused():
     with pytest.raises(ValueError, match="same signature"):
         build_event_tables("audit_t", groups)
     assert {t.fqn for t in registered_tables()} == before  # nothing registered
+
+
+def test_one_signature_in_two_groups_with_different_tables_is_refused():
+    """A signature declared in two groups of different table prefixes made two tables, each
+    taking the logs of both groups' roles: every log decoded twice (fails before)."""
+    from ingest.datasets.base import EventGroup, build_event_tables
+    from ingest.schema import registered_tables
+
+    before = {t.fqn for t in registered_tables()}
+    groups = [EventGroup(("a",), ("Twice(uint256 x)",), "audit_p"),
+              EventGroup(("b",), ("Twice(uint256 x)",), "audit_q")]
+    with pytest.raises(ValueError, match="two tables"):
+        build_event_tables("audit_t", groups)
+    assert {t.fqn for t in registered_tables()} == before
