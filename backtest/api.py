@@ -504,7 +504,8 @@ def _feed_rounds(wh: Warehouse, sc: Scenario, feeds: list[str], fb: int, tb: int
     window reads. With an oracle delay a round is usable ``delay_blocks`` blocks, or ``delay_s``
     seconds, after its block (:mod:`backtest.oracle`): the answer in force at block ``fb`` is the
     last round usable by then (block ``<= fb - delay_blocks`` and timestamp ``<= t0 - delay_s``,
-    ``t0`` the timestamp of ``fb``), and the later rounds before the window come first among the
+    ``t0`` the timestamp of ``fb``; a feed with none starts from its oldest round before the
+    window, the oldest answer known), and the later rounds before the window come first among the
     rounds, to take effect inside it."""
     chain, o = sc.chain_id, sc.oracle
     rcols = "feed, answer, decimals, updated_at_ts, block_number, log_index, block_timestamp_ts"
@@ -519,6 +520,10 @@ def _feed_rounds(wh: Warehouse, sc: Scenario, feeds: list[str], fb: int, tb: int
         f"{sel} AND block_number < ?{ready} QUALIFY row_number() OVER (PARTITION BY feed "
         "ORDER BY block_number DESC, log_index DESC) = 1", [chain, feeds, fb, *args]).fetchall()}
     pending = _load_rounds(wh, chain, feeds, 0, fb - 1, held) if held is not None and fb > 0 else []
+    for r in list(pending):  # no round usable yet (a feed younger than the delay): its oldest answer
+        if r.feed not in initial:
+            initial[r.feed] = r
+            pending.remove(r)
     return initial, pending + _load_rounds(wh, chain, feeds, fb, tb)
 
 

@@ -580,7 +580,7 @@ def test_two_overrides_of_one_reserve_are_refused() -> None:
 @pytest.mark.parametrize(("delay", "initial", "held"), [
     ("", 99, []), ("delay_blocks = 1", 99, []), ("delay_blocks = 2", 98, [99]),
     ("delay_s = 24", 98, [99]), ("delay_s = 30", 95, [98, 99]),
-    ("delay_s = 30\ndelay_blocks = 1", 95, [98, 99]),
+    ("delay_s = 30\ndelay_blocks = 1", 95, [98, 99]), ("delay_blocks = 6", 95, [98, 99]),
 ])
 def test_the_answer_in_force_at_the_window_start_waits_for_the_oracle_delay(
         tmp_path: Path, delay: str, initial: int, held: list[int]) -> None:
@@ -589,7 +589,8 @@ def test_the_answer_in_force_at_the_window_start_waits_for_the_oracle_delay(
     replay took the last round before the window as the answer in force at its start, whatever
     the delay: with delay_s = 30 the round of block 99 (ts 1108, usable from ts 1138) priced block
     100. Now the answer in force is the last round usable by t0 (ts <= t0 - delay_s, block <=
-    100 - delay_blocks; exactly on the boundary is usable) and the held-back ones lead the rounds."""
+    100 - delay_blocks; exactly on the boundary is usable) and the held-back ones lead the rounds.
+    A feed with no usable round yet (delay_blocks = 6: none by block 94) starts from its oldest."""
     from backtest.api import _feed_rounds
     from backtest.scenario import parse_scenario
     from ingest.datasets.blocks import BLOCKS
