@@ -299,6 +299,8 @@ class Replay:
         self.capacity_used = 0
         self._pre_tx: dict[tuple[int, int], ProtocolEvent] = {}
         self._predictions: dict[tuple[int, int], LiquidationOutcome] = {}
+        #: the account's HF on the same state and prices as the prediction (Liquidation.health_before_wad)
+        self._health_before: dict[tuple[int, int], int] = {}
         #: (tx hash, user) -> debt asset -> DeficitCreated amounts of the transaction so far: the
         #: deficit an observed LiquidationCall created (v3.3+ emits them before LiquidationCall)
         self._tx_deficits: dict[tuple[str, str], dict[str, int]] = {}
@@ -648,13 +650,18 @@ class Replay:
         """``adapter.liquidate`` with an observed LiquidationCall's own arguments, on the state just
         before its transaction's first log (or its previous LiquidationCall in the same transaction):
         the logs the call emits before ``LiquidationCall`` (index updates, burns, transfers) must
-        not be in the state it is predicted on."""
-        c = self._calls.get((liq.ref.block_number, liq.ref.log_index))
+        not be in the state it is predicted on. The account's health there too (what the
+        liquidation changed: an answer earlier in the block is in it, unlike in its last
+        end-of-block evaluation)."""
+        key = (liq.ref.block_number, liq.ref.log_index)
+        c = self._calls.get(key)
         assert c is not None  # _with_triggers only keeps liquidation events
         try:
-            self._predictions[(liq.ref.block_number, liq.ref.log_index)] = self.adapter.liquidate(
+            self._predictions[key] = self.adapter.liquidate(
                 self.state, c.user, c.collateral, c.debt, c.debt_to_cover, self.prices,
                 liq.ref.block_timestamp, c.receive_a_token, liquidator=c.liquidator)
+            self._health_before[key] = self.adapter.account(
+                self.state, c.user, self.prices, liq.ref.block_timestamp).health_factor_wad
         except ProtocolError as ex:
             raise ReplayError(f"{liq.ref}: predicting the observed LiquidationCall: {ex}") from ex
 
@@ -666,6 +673,7 @@ class Replay:
                 self._predict_observed(trigger)
         observed = self._calls.pop(key, None) if self._calls else None
         predicted = self._predictions.pop(key, None) if observed is not None else None
+        health_before = self._health_before.pop(key, None) if observed is not None else None
         try:
             self.adapter.apply(self.state, e)
         except ProtocolError as ex:
@@ -727,7 +735,8 @@ class Replay:
                 bad_debt=MappingProxyType(bad),
                 bad_debt_value=sum(self.view.value(a, v) for a, v in bad.items()),
                 liquidatable_since_block=since[0] if since else None,
-                liquidatable_since_ts=since[1] if since else None, predicted=predicted)
+                liquidatable_since_ts=since[1] if since else None, predicted=predicted,
+                health_before_wad=health_before)
             self._record_liquidation(liq)
 
     def _record_liquidation(self, liq: Liquidation) -> None:

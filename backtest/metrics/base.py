@@ -227,7 +227,12 @@ class Liquidation:
     * ``gas_cost_value`` / ``slippage_value`` / ``flash_fee_value`` / ``profit_value``:
       simulated only (base currency; 0 for observed), ``profit_value`` = liquidator bonus − costs.
     * ``outcome``: the adapter's outcome committed or predicted (simulated); for observed ones,
-      None (see ``predicted``)."""
+      None (see ``predicted``).
+    * ``health_before_wad``: observed: the account's health factor on the state ``predicted`` was
+      computed on (just before the transaction) at the oracle prices in force then — an answer
+      earlier in the block included, which the last end-of-block evaluation
+      (:meth:`View.health`) is not; None for simulated ones (they land at the top of a block, on
+      the prices of their last evaluation)."""
 
     observed: bool
     committed: bool
@@ -258,6 +263,7 @@ class Liquidation:
     profit_value: int = 0
     outcome: LiquidationOutcome | None = None
     predicted: LiquidationOutcome | None = None
+    health_before_wad: int | None = None
 
     @property
     def bonus_value(self) -> int | None:

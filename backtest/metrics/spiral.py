@@ -20,7 +20,10 @@ price moving against the position during the sequence can still produce it.
 **Detection** (per account): the account's committed liquidations (observed, or simulated in
 counterfactual mode) are grouped into *sequences*: a sequence ends when an exact evaluation finds
 the account no longer liquidatable, or when its liquidation raises the health factor. For each
-liquidation, ``HF before`` is the account's last exact evaluation before it (or the HF after the
+liquidation, ``HF before`` is its health on the state and oracle prices just before it: for an
+observed one, the engine's (:attr:`~backtest.metrics.base.Liquidation.health_before_wad`: an
+answer earlier in its block counts, so a price move is not taken for the liquidation's effect);
+for a simulated one (top of a block), the account's last exact evaluation (or the HF after the
 previous liquidation of the sequence in the same block) and ``HF after`` is the adapter's
 evaluation of the post-liquidation state at the oracle prices of the block. A sequence is a
 **spiral** when it has at least ``min_liquidations`` (parameter, default 2) liquidations, every
@@ -122,7 +125,9 @@ class Spiral(Metric):
         if not liq.committed:
             return
         seq = self._open.get(liq.user)
-        if seq is not None and seq.last_after is not None and seq.last_after[0] == liq.block_number:
+        if liq.health_before_wad is not None:  # observed: on the state and prices it changed
+            before = liq.health_before_wad
+        elif seq is not None and seq.last_after is not None and seq.last_after[0] == liq.block_number:
             before = seq.last_after[1]
         else:
             ev = view.health(liq.user)

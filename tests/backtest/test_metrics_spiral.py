@@ -143,3 +143,50 @@ def test_metric_tables_are_deterministic() -> None:
     for t, rows in mine.items():
         assert b.output.tables[t] == rows, t.fqn
     assert a.summary == b.summary
+
+
+def test_an_observed_liquidation_after_an_answer_in_its_block_is_compared_at_that_answer() -> None:
+    """Historical mode, LT 80 %, bonus 5 % (LT x (1 + bonus) = 0.84). 10 COLL against 13,000 debt:
+    HF 1.2308 at $2,000. At FROM+3 an answer takes COLL to $1,460 (HF 0.8985) and, later in the
+    block, a bot repays 1,000: HF 0.9033, *raised* (0.8985 > 0.84). At FROM+4 an answer takes it to
+    $1,300 (HF 0.8043) and a bot repays 1,000 more: HF 0.8011, lowered (0.8043 < 0.84). The
+    first liquidation was compared with the last end-of-block HF, 1.2308 at the old price, so the
+    sequence said every liquidation lowered the HF; HF before is now the account's on the state
+    and prices just before the transaction."""
+    import copy
+    import dataclasses
+
+    from protocols.domain import EventRef, ProtocolEvent
+    from tests.backtest.markets import ADAPTER, COLL, DEBT, T0, user
+    from tests.backtest.markets import FROM as START
+    from tests.backtest.markets import inputs as book_inputs
+    from tests.backtest.markets import market as book_market
+    from tests.backtest.markets import scenario as book_scenario
+
+    book = book_market(8000, 10500, [(10 * 10**18, 13_000 * 10**6)])
+    path = [2_000 * 10**8, 2_000 * 10**8, 1_460 * 10**8, 1_300 * 10**8, 1_300 * 10**8]
+    inp = book_inputs(book, path)
+    specs = {(s.role, s.signature.split("(")[0]): s.signature for s in ADAPTER.events}
+    state = copy.deepcopy(book.state)
+    events: list[ProtocolEvent] = []
+    for block, price in ((START + 3, 1_460), (START + 4, 1_300)):
+        ts = inp.blocks.timestamp(block)
+        out = ADAPTER.liquidate(state, user(0), COLL, DEBT, 1_000 * 10**6, {COLL: price * 10**8, DEBT: 10**8},
+                                ts, False, liquidator="0x" + "4c" * 20)
+        assert out.ok, out.revert_reason
+        ADAPTER.commit(state, out)
+        tx = "0x" + f"{block:064x}"
+        events += [ProtocolEvent(e.name, specs[(e.role, e.name)], e.address, e.role, e.args,
+                                 EventRef(block, i + 1, tx, ts))
+                   for i, e in enumerate(x for x in out.events if (x.role, x.name) in specs)]
+    assert T0 < inp.blocks.timestamp(START + 3)
+    res = run_inputs(book_scenario("historical", to_block=START + len(path) + 1,
+                                   extra='[metrics]\nnames = ["spiral"]\n'),
+                     dataclasses.replace(inp, events=events))
+    assert len([x for x in res.output.liquidations if x.observed]) == 2
+    (seq,) = _seq_rows(res)
+    path_hf = [int(str(h)) / WAD for h in seq["hf_path_wad"]]  # type: ignore[union-attr]
+    want = [10 * 1_460 * 0.8 / 13_000, (10 - 1_050 / 1_460) * 1_460 * 0.8 / 12_000,
+            (10 - 1_050 / 1_460 - 1_050 / 1_300) * 1_300 * 0.8 / 11_000]
+    assert path_hf == pytest.approx(want, rel=1e-6)
+    assert seq["all_lowered"] is False and seq["spiral"] is False
