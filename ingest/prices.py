@@ -21,7 +21,8 @@ Accepted formats (:data:`FORMATS`; auto-detected from the header/shape when ``fm
     ``Z``; naive ISO times are rejected as ambiguous. Kind ``price``.
 ``riskdao_binance``
     The Risk-DAO simulation-env CSV (``timestamp_x`` unix microseconds written as a float,
-    ``ask_price``, ``bid_price``, ...). Price = (ask + bid) / 2, computed exactly in decimal from
+    ``ask_price``, ``bid_price``, ...); a ``timestamp_x`` outside 16 digits (a millisecond or
+    second value) is refused. Price = (ask + bid) / 2, computed exactly in decimal from
     the file's text (the mid of two finite decimals is a finite decimal) and stored as exact text;
     kind ``mid``. ``timestamp_x`` text such as ``1610236829852628.8`` is itself a float64 rendering
     (float64 resolution there is 0.25 µs), so it is rounded to the nearest integer microsecond
@@ -263,8 +264,10 @@ def _parse_float_us(text: str) -> int:
         raise _FieldError("empty timestamp")
     if not _NUM_RE.match(t) or t.startswith("-"):
         raise _FieldError(f"timestamp is not a non-negative number: {t!r}")
-    v = Decimal(t).to_integral_value(rounding=ROUND_HALF_EVEN)
-    return _check_ts_range(int(v), t)
+    v = int(Decimal(t).to_integral_value(rounding=ROUND_HALF_EVEN))
+    if not 10**15 <= v < 10**16:  # as Binance's 16-digit rule: a ms or s value is not µs
+        raise _FieldError(f"timestamp {t} is not unix microseconds (16 digits, 2001..2286)")
+    return _check_ts_range(v, t)
 
 
 def _exact_mid(ask: str, bid: str) -> str:

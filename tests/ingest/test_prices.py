@@ -363,6 +363,21 @@ def test_bad_riskdao_rows(wh: Warehouse, tmp_path: Path) -> None:
         assert rows(wh) == before
 
 
+@pytest.mark.parametrize("ts", ["1610236829852.6", "1610236829.8", "1.6102368298526e12"])
+def test_riskdao_timestamp_not_in_microseconds_is_refused(wh: Warehouse, tmp_path: Path,
+                                                          ts: str) -> None:
+    """timestamp_x is unix microseconds; a millisecond or second value was taken as µs and
+    imported silently as January 1970 (1000x / 10**6x off); now refused like Binance's
+    digit-count rule (fails before)."""
+    f = write(tmp_path / "r.csv", "timestamp_x,ask_price,bid_price\n"
+              f"{ts},1280.5,1280.1\n")
+    with pytest.raises(PriceImportError) as ei:
+        import_prices(wh, f, fmt="riskdao_binance", pair="ETH/USDT", unit="USDT",
+                      run_id=new_run_id())
+    assert (ei.value.line, ei.value.field) == (2, "timestamp_x"), str(ei.value)
+    assert "microseconds" in str(ei.value)
+
+
 def _bar(end: str, close: str) -> str:
     return ('  {\n    "time_period_start": "x",\n    "time_period_end": "' + end + '",\n'
             '    "price_close": ' + close + '\n  }')
