@@ -754,6 +754,12 @@ def _overrides(p: _P, doc: Mapping[str, Any]) -> Overrides:
                 raise p.err(f"{path}.{k}", f"{k} has no effect in counterfactual mode (the only mode with "
                             "overrides): user actions are frozen, and LTV and caps bound only new borrows "
                             "and supplies; a liquidation reads neither. Remove it")
+        if vals["liquidation_protocol_fee_bps"] is not None:
+            from protocols.registry import adapter_class
+
+            if not adapter_class(p.protocol).has_liquidation_protocol_fee:
+                raise p.err(f"{path}.liquidation_protocol_fee_bps", f"{p.protocol} liquidations pay no "
+                            "liquidation protocol fee: there is nothing to override")
         bonus = vals["liquidation_bonus_bps"]
         if bonus is not None and bonus < 10_000:  # the premium alone (500) would seize 5 % of the debt
             raise p.err(f"{path}.liquidation_bonus_bps", f"expected >= 10000, got {bonus}: Aave's "

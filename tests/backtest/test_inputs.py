@@ -611,3 +611,18 @@ def test_the_answer_in_force_at_the_window_start_waits_for_the_oracle_delay(
         init, rounds = _feed_rounds(wh, sc, [feed], 100, 110)
     assert init[feed].block_number == initial
     assert [r.block_number for r in rounds] == [*held, 100]
+
+
+def test_a_protocol_fee_override_on_aave_v2_is_refused_at_its_line() -> None:
+    """Aave v2 liquidations pay no protocol fee: the override used to fail only once the replay
+    started (a ReplayError, before that a bare TypeError), without its line."""
+    from backtest.scenario import parse_scenario
+
+    text = ('name = "x"\nchain_id = 1\nmode = "counterfactual"\n[window]\nfrom_block = 1\nto_block = 2\n'
+            '[market]\nprotocol = "aave_v2"\nsource = "m"\n[[overrides.reserve]]\n'
+            f'asset = "0x{"22" * 20}"\nliquidation_protocol_fee_bps = 1000\n')
+    with pytest.raises(ScenarioError, match=r"aave_v2 .*no liquidation protocol fee") as e:
+        parse_scenario(text, "s.toml")
+    assert (e.value.line, e.value.field) == (12, "overrides.reserve[0].liquidation_protocol_fee_bps")
+    v3 = parse_scenario(text.replace("aave_v2", "aave_v3"))
+    assert v3.overrides.reserves[0].liquidation_protocol_fee_bps == 1000
