@@ -46,7 +46,8 @@ does not write a row).
 
 Cost: supply is kept as per-reserve sums of scaled aToken balances, updated only for accounts an
 aToken event (``Mint``/``Burn``/``BalanceTransfer``: every change of a scaled balance, the
-treasury's mints included) or a committed liquidation touches, so one full pass over the accounts
+treasury's mints included) or a committed liquidation touches (a simulated one: the aToken
+events of its outcome), so one full pass over the accounts
 happens at the run start only. Supports the Aave v2/v3 state layouts (``state.users[u].reserves[a]
 .scaled_a_token_balance``, ``state.reserves[a].treasury``, ``.accrued_to_treasury``, ``.deficit``).
 """
@@ -193,9 +194,7 @@ class Socialization(Metric):
 
     def on_event(self, view: View, event: ProtocolEvent) -> None:
         if event.role == "a_token":  # only the aToken's Mint/Burn/BalanceTransfer move scaled balances
-            for v in event.args.values():
-                if isinstance(v, str) and len(v) == _ADDRESS_LEN and v.startswith("0x") and v != ZERO_ADDRESS:
-                    self._touched.add(v.lower())
+            self._touch(event.args)
         elif event.name == "DeficitCreated":
             a = event.args
             self._deficit_created += view.value(str(a["debt_asset"]), int(str(a["amount_created"])))
@@ -213,6 +212,10 @@ class Socialization(Metric):
         r = view.state.reserves.get(liquidation.collateral_asset)
         if r is not None:
             self._touched.add(r.treasury)
+        if liquidation.outcome is not None:  # simulated: no events, the outcome's (Aave v2: the
+            for e in liquidation.outcome.events:  # debt reserve's updateState mints to its treasury)
+                if e.role == "a_token":
+                    self._touch(e.args)
         if not liquidation.observed and _books_deficit(view.state):
             # observed ones book theirs through DeficitCreated events; before v3.3 the outcome's
             # bad_debt stays in the account (unrealized), nothing is booked
@@ -226,6 +229,11 @@ class Socialization(Metric):
         self._emit(view, block.block.number, block.block.timestamp)
 
     # ------------------------------------------------------------------ bookkeeping
+    def _touch(self, args: Mapping[str, object]) -> None:
+        for v in args.values():
+            if isinstance(v, str) and len(v) == _ADDRESS_LEN and v.startswith("0x") and v != ZERO_ADDRESS:
+                self._touched.add(v.lower())
+
     def _refresh_scaled(self, view: View, user: str) -> None:
         u = view.state.users.get(user)
         new = {a: ur.scaled_a_token_balance for a, ur in u.reserves.items() if ur.scaled_a_token_balance} \

@@ -177,3 +177,36 @@ def test_haircut_follows_the_supply_when_suppliers_leave_a_reserve_with_a_loss()
     s = m.summary()
     assert (s["max_haircut_gross_bps"], s["max_haircut_gross_block"]) == (pytest.approx(1_000.0), FIRST + 6)
     assert s["max_haircut_net_bps"] == pytest.approx(1_000.0)
+
+
+def test_a_simulated_liquidation_minting_to_the_debt_reserves_treasury_moves_its_supply() -> None:
+    """Aave v2's liquidationCall runs the debt reserve's updateState, which mints aTokens to *its*
+    treasury (``Mint`` in the outcome's events); a counterfactual run has no events, and the metric
+    re-read only the liquidated user, the liquidator and the collateral reserve's treasury, so a
+    debt reserve with another treasury kept a stale supply (here 100,000 USDC for 100,050)."""
+    from backtest.metrics.base import Liquidation
+    from protocols.aave_v3.state import UserReserve, UserState
+    from protocols.domain import EmittedEvent, LiquidationOutcome
+
+    other = "0x" + "7f" * 20
+    state = market()
+    state.reserves[USDC] = dataclasses.replace(state.reserves[USDC], treasury=other)
+    view = StubView(state, scenario(["socialization"]), dict(PRICES))
+    m = Socialization()
+    m.on_run_start(view)
+    assert m._scaled_sum[USDC] == 100_000 * 10**6
+    view.at(FIRST + 1, T0 + 12)
+    state.users[other] = UserState(configuration=0, reserves={
+        USDC: UserReserve(scaled_a_token_balance=50 * 10**6, a_token_previous_index=10**27)})
+    a_usdc = state.reserves[USDC].a_token
+    mint = EmittedEvent("Mint", {"from": other, "value": 50 * 10**6, "index": 10**27}, "a_token", a_usdc)
+    out = LiquidationOutcome(True, None, BORROWER, WETH, USDC, debt_repaid=1, collateral_seized=1,
+                             events=(mint,))
+    m.on_liquidation(view, Liquidation(
+        observed=False, committed=True, block_number=FIRST + 1, log_index=None, tx_hash=None,
+        timestamp=T0 + 12, user=BORROWER, liquidator="0x" + "00" * 20, collateral_asset=WETH,
+        debt_asset=USDC, debt_to_cover=1, debt_repaid=1, collateral_seized=1, protocol_fee=0,
+        receive_a_token=False, debt_repaid_value=0, collateral_seized_value=0, protocol_fee_value=0,
+        outcome=out))
+    m.on_block_end(view, BlockEnd(view.block, ()))
+    assert m._scaled_sum[USDC] == 100_050 * 10**6
