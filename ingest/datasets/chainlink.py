@@ -167,8 +167,13 @@ class Chainlink(LogDataset):
                          "from the chain; using the chain's")
         decimals = feed.decimals
         if n_phases is not None or decimals is None:
-            res = rpc.call("eth_call", [{"to": feed.proxy, "data": SEL_DECIMALS}, hex(to_block)])
-            onchain = _uint(_bytes(res, "decimals()"), 8, "decimals()")
+            dec_res: object = rpc.call("eth_call", [{"to": feed.proxy, "data": SEL_DECIMALS},
+                                                    hex(to_block)])
+        else:  # a bare aggregator with declared decimals: checked where it answers decimals()
+            dec_res = ctx.try_eth_call(feed.proxy, SEL_DECIMALS, to_block)
+            dec_res = None if dec_res in ("0x", "") else dec_res
+        if dec_res is not None or decimals is None:
+            onchain = _uint(_bytes(dec_res, "decimals()"), 8, "decimals()")
             if decimals is not None and decimals != onchain:
                 ctx.warn(f"feed {feed.name}: declared decimals {decimals}, chain says {onchain}")
             decimals = onchain

@@ -82,3 +82,36 @@ def test_unknown_phase_start_keeps_every_round(tmp_path: Path) -> None:
     got = _rounds(wh, [(1, AGG1, None), (2, AGG2, None)])
     assert [r[0] for r in got] == [5, 10, 25]
     wh.close()
+
+
+class _BareAggregatorNode:
+    """eth_call answers of a bare aggregator (no phaseId()) whose decimals() is 8."""
+
+    def call(self, method: str, params: list) -> str:
+        from ingest.datasets.chainlink import SEL_DECIMALS, SEL_PHASE_ID
+        assert method == "eth_call", method
+        data = params[0]["data"]
+        if data == SEL_PHASE_ID:
+            return "0x"  # no such function: not a proxy
+        assert data == SEL_DECIMALS, data
+        return "0x" + (8).to_bytes(32, "big").hex()
+
+
+def test_declared_decimals_of_a_bare_aggregator_are_checked_against_the_chain(tmp_path: Path
+                                                                              ) -> None:
+    """A feed that is a bare aggregator took its declared decimals on trust (a proxy's are
+    checked): declared 18 for an 8-decimal aggregator silently scaled its answers (answer_f64,
+    reference answers) by 10**10. Now the chain's decimals win, with a warning, as for a proxy
+    (fails before)."""
+    from ingest.datasets.chainlink import ORACLE_FEEDS, ORACLE_PHASES
+
+    wh = Warehouse(tmp_path / "w.duckdb")
+    wh.ensure(ORACLE_FEEDS, ORACLE_PHASES)
+    feed = Feed("ETH / USD", CHAIN, AGG1, 18, 1)
+    summary = IngestSummary("r1", CHAIN, 1, 40, "head")
+    ctx = RunContext(wh, _BareAggregatorNode(), CHAIN, "r1", 1, summary)  # type: ignore[arg-type]
+    Chainlink().prepare(ctx, Source("chainlink", AGG1, 1, feed), 40)
+    assert ctx.state[("chainlink", AGG1)] == ([(0, AGG1, 1)], 8)
+    assert any("declared decimals 18, chain says 8" in w for w in summary.warnings)
+    assert wh.con.execute("SELECT decimals FROM raw.oracle_feeds").fetchall() == [(8,)]
+    wh.close()
