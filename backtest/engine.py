@@ -148,9 +148,20 @@ class ReplayOutput:
 
 
 def apply_overrides(adapter: ProtocolAdapter[Any], state: Any, overrides: Overrides,
-                    assets: Iterable[str] | None = None) -> None:
-    """Replace the listed reserves' configuration fields (Aave v2/v3 state layout); a field the
-    protocol's reserves lack (Aave v2: caps, protocol fee) is a :class:`ReplayError`."""
+                    assets: Iterable[str] | None = None, *, emode: bool = True) -> None:
+    """Replace the listed reserves' configuration fields (Aave v2/v3 state layout; only
+    ``assets`` when given) and, with ``emode``, the listed e-mode categories' threshold and bonus
+    (Aave v3 ``state.emode_categories``); a field the protocol's reserves lack (Aave v2: caps,
+    protocol fee) or a category the market does not have is a :class:`ReplayError`."""
+    if emode:
+        for i, c in enumerate(overrides.emode):
+            cat = state.emode_categories.get(c.category)
+            if cat is None:
+                raise ReplayError(f"overrides.emode[{i}].category: the {adapter.name} market has no e-mode "
+                                  f"category {c.category}")
+            state.emode_categories[c.category] = dataclasses.replace(cat, **{
+                k: v for k, v in (("liquidation_threshold", c.liquidation_threshold_bps),
+                                  ("liquidation_bonus", c.liquidation_bonus_bps)) if v is not None})
     for i, o in enumerate(overrides.reserves):
         if assets is not None and o.asset not in assets:
             continue
@@ -698,9 +709,10 @@ class Replay:
             targets = exposed or self.ledger.evals  # nobody exposed: a market-wide change
             self.dirty.update(targets)
             self.moved.update(targets)
-            if not self.scenario.overrides.empty:
+            if not self.scenario.overrides.empty:  # the chain's change must not undo the scenario's
                 apply_overrides(self.adapter, self.state, self.scenario.overrides,
-                                [t for t in sorted(touched) if t in self.state.reserves])
+                                [t for t in sorted(touched) if t in self.state.reserves],
+                                emode="EMode" in e.name)
         else:
             # only addresses that are (or were) accounts: one with no state in the market and no
             # previous evaluation (a reserve, a token, a contract) has zero health before and after
@@ -721,8 +733,13 @@ class Replay:
             fee = predicted.protocol_fee if predicted.ok else (
                 None if self.adapter.has_liquidation_protocol_fee else 0)
             since = self.liquidatable_since.get(user)
-            # the deficit it created, as the chain booked it (DeficitCreated of this transaction)
+            # the deficit it created, as the chain booked it (DeficitCreated of this transaction);
+            # a protocol that books none (Aave v2, v3.0-3.2) leaves that debt on the account: as in
+            # a simulated liquidation's outcome, read on the state after it (not the prediction's:
+            # replayed with the event's debtToCover, a whole-collateral seizure can leave dust)
             bad = dict(sorted(self._tx_deficits.pop((e.ref.tx_hash, user), {}).items()))
+            if not getattr(getattr(self.state, "rules", None), "deficit_accounting", False):
+                bad = self._left_without_collateral(user, e.ref.block_timestamp)
             liq = Liquidation(
                 observed=True, committed=True, block_number=e.ref.block_number, log_index=e.ref.log_index,
                 tx_hash=e.ref.tx_hash, timestamp=e.ref.block_timestamp, user=user,
@@ -738,6 +755,16 @@ class Replay:
                 liquidatable_since_ts=since[1] if since else None, predicted=predicted,
                 health_before_wad=health_before)
             self._record_liquidation(liq)
+
+    def _left_without_collateral(self, user: str, ts: int) -> dict[str, int]:
+        """The account's debt per asset when no collateral that counts is left (else nothing)."""
+        try:
+            if self.adapter.account(self.state, user, self.prices, ts).collateral_value:
+                return {}
+            return {p.asset: p.debt for p in sorted(self.adapter.positions(self.state, user, ts),
+                                                     key=lambda p: p.asset) if p.debt}
+        except ProtocolError as ex:
+            raise ReplayError(f"block {self.block.number}: evaluating account {user}: {ex}") from ex
 
     def _record_liquidation(self, liq: Liquidation) -> None:
         self.liquidations.append(liq)

@@ -115,8 +115,8 @@ LIQUIDATIONS = register_table(Table(
         Column("protocol_fee_value", "HUGEINT", "protocol fee at the oracle price (NULL: fee unknown)"),
         Column("bonus_value", "HUGEINT", "seized + fee - repaid: what the borrower paid above par "
                "(NULL: fee unknown)"),
-        Column("bad_debt_value", "HUGEINT", "deficit the liquidation created (v3.3+), base currency",
-               False),
+        Column("bad_debt_value", "HUGEINT", "debt the liquidation left without collateral, base currency: "
+               "v3.3+ the deficit it booked; Aave v2, v3.0-3.2 the debt that stays on the account", False),
         Column("liquidatable_since_block", "UBIGINT", "first block of the account's current run of "
                "evaluations finding it liquidatable, any evaluation (NULL: never seen liquidatable)"),
         Column("delay_blocks", "UBIGINT", "block_number - liquidatable_since_block"),

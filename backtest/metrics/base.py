@@ -214,7 +214,10 @@ class Liquidation:
       from the prediction; when the adapter's protocol has no fee (Aave v2,
       ``ProtocolAdapter.has_liquidation_protocol_fee``) it is exactly 0. Never None for a
       simulated liquidation. Consumers skip an unknown fee and say how many they skipped.
-    * ``bad_debt``: the outcome's ``bad_debt`` (asset → base units; deficit created by v3.3+),
+    * ``bad_debt``: debt the liquidation left without collateral (asset → base units): under
+      deficit accounting (v3.3+) the deficit it booked (simulated: the outcome's; observed: its
+      transaction's ``DeficitCreated``), else (Aave v2, v3.0–3.2) the debt that stays on the
+      account (simulated: the outcome's; observed: read on the state after it);
       ``bad_debt_value`` its value at the oracle prices.
     * ``liquidatable_since_block``/``_ts``: first visited block of the account's current run of
       exact evaluations that found it liquidatable — every evaluation counts, also those the

@@ -51,3 +51,34 @@ def test_an_observed_liquidation_carries_the_deficit_its_transaction_booked() ->
     # booked once: socialization counts the same deficit from the DeficitCreated event itself
     soc = res.summary["socialization"]
     assert soc["deficit_created_value"] == want and soc["end_deficit_outstanding_value"] == want
+
+
+def test_before_v3_3_an_observed_liquidation_carries_the_debt_it_left_without_collateral() -> None:
+    """The same liquidation under v3.0 rules: nothing is booked (no DeficitCreated), the debt left
+    without collateral stays on the account. A simulated liquidation reports that debt as its
+    ``bad_debt`` (the adapter's outcome); the observed one reported 0, so bt.liquidations (and
+    the report's "bad debt created") said the chain's liquidations left none where the model's
+    identical ones did."""
+    book = market(8000, 10500, [(10**18, 700 * 10**6)])
+    path = [1000 * 10**8, 500 * 10**8, 500 * 10**8, 500 * 10**8]
+    inp = inputs(book, path)
+    block = FROM + 4
+    ts = inp.blocks.timestamp(block)
+    out = ADAPTER.liquidate(copy.deepcopy(book.state), user(0), COLL, DEBT, MAX,
+                            {COLL: 500 * 10**8, DEBT: 10**8}, ts, False, liquidator=LIQUIDATOR)
+    assert out.ok, out.revert_reason
+    assert set(out.bad_debt) == {DEBT} and out.bad_debt[DEBT] > 0  # v3.0: left on the account
+    specs = {(s.role, s.signature.split("(")[0]): s.signature for s in ADAPTER.events}
+    tx = "0x" + "ab" * 32
+    events = [ProtocolEvent(e.name, specs[(e.role, e.name)], e.address, e.role, e.args,
+                            EventRef(block, i, tx, ts))
+              for i, e in enumerate(x for x in out.events if (x.role, x.name) in specs)]
+    assert "DeficitCreated" not in [e.name for e in events]
+    res = run_inputs(scenario("historical", to_block=FROM + len(path) + 1, extra='[metrics]\nnames = '
+                              '["bad_debt", "liquidations"]\n'), dataclasses.replace(inp, events=events))
+    (obs,) = [x for x in res.output.liquidations if x.observed]
+    assert dict(obs.bad_debt) == dict(out.bad_debt)
+    assert obs.bad_debt_value == out.bad_debt[DEBT] * 10**8 // 10**6
+    bd = res.summary["bad_debt"]
+    assert bd["realized_value"] == 0  # nothing booked: it is the account's unrealized bad debt
+    assert bd["end_unrealized_oracle_value"] == obs.bad_debt_value
