@@ -341,6 +341,11 @@ def load_inputs(wh: Warehouse, scenario: Scenario, *, stream: bool = False) -> t
         if o.asset not in state.reserves:
             raise sc.error(f"overrides.reserve[{i}].asset", f"unknown reserve {o.asset}: market {m.source} "
                            f"lists {reserves}")
+    for i, eo in enumerate(sc.overrides.emode):
+        cats = sorted(getattr(state, "emode_categories", {}))
+        if eo.category not in cats:
+            raise sc.error(f"overrides.emode[{i}].category", f"unknown e-mode category {eo.category}: market "
+                           f"{m.source} has {cats or 'none'} before block {fb}")
     # asset -> source (AaveOracle) as of the window start
     tbl = f"raw.{m.dataset}_asset_source_updated"
     if not _exists(wh, tbl):

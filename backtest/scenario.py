@@ -62,6 +62,9 @@
                                        # and borrow_cap are refused: with user actions frozen they
                                        # cannot change a result. Accounts in an e-mode category
                                        # covering the reserve keep the category's threshold and bonus
+    [[overrides.emode]]                # Aave v3: an e-mode category's parameters, which its
+    category = 1                       # accounts are liquidated by instead of their reserves'
+    liquidation_threshold_bps = 9000   # and liquidation_bonus_bps (10000 + premium)
 
     [finality]
     depth_blocks = 64                  # a block is final this many blocks later
@@ -200,13 +203,24 @@ class ReserveOverride:
 
 
 @dataclass(frozen=True)
+class EModeOverride:
+    """An e-mode category's liquidation parameters (Aave v3 ``DataTypes.EModeCategory``, bps): what
+    its accounts are liquidated by instead of their reserves' own."""
+
+    category: int
+    liquidation_threshold_bps: int | None = None
+    liquidation_bonus_bps: int | None = None
+
+
+@dataclass(frozen=True)
 class Overrides:
     close_factor_bps: int | None = None
     reserves: tuple[ReserveOverride, ...] = ()
+    emode: tuple[EModeOverride, ...] = ()
 
     @property
     def empty(self) -> bool:
-        return self.close_factor_bps is None and not self.reserves
+        return self.close_factor_bps is None and not self.reserves and not self.emode
 
 
 @dataclass(frozen=True)
@@ -265,6 +279,10 @@ class Scenario:
         d.pop("origin")
         d.pop("text")
         d.pop("checks")
+        ov = d["overrides"]
+        assert isinstance(ov, dict)
+        if not ov["emode"]:  # added later: left out when empty, so earlier scenarios keep their hash
+            del ov["emode"]
         return json.dumps(d, sort_keys=True, default=_json_default, separators=(",", ":"))
 
     def sha256(self) -> str:
@@ -728,7 +746,7 @@ _RESERVE_KEYS = ("asset", "ltv_bps", "liquidation_threshold_bps", "liquidation_b
 
 
 def _overrides(p: _P, doc: Mapping[str, Any]) -> Overrides:
-    ov = p.table(doc, "overrides", "overrides", ("close_factor_bps", "reserve"))
+    ov = p.table(doc, "overrides", "overrides", ("close_factor_bps", "reserve", "emode"))
     cf = p.int_(ov, "close_factor_bps", "overrides.close_factor_bps")
     if cf is not None and not 0 < cf <= 10_000:
         raise p.err("overrides.close_factor_bps", f"expected 1..10000, got {cf}")
@@ -770,7 +788,53 @@ def _overrides(p: _P, doc: Mapping[str, Any]) -> Overrides:
             raise p.err(f"{path}.asset", f"{asset} is already overridden by overrides.reserve[{seen[0]}]: "
                         "give each reserve one entry")
         out.append(ReserveOverride(asset, **vals))
-    return Overrides(cf, tuple(out))
+    return Overrides(cf, tuple(out), _emode_overrides(p, ov))
+
+
+_EMODE_KEYS = ("category", "liquidation_threshold_bps", "liquidation_bonus_bps")
+
+
+def _emode_overrides(p: _P, ov: Mapping[str, Any]) -> tuple[EModeOverride, ...]:
+    raw = ov.get("emode", [])
+    if not isinstance(raw, list):
+        raise p.err("overrides.emode", "expected an array of tables [[overrides.emode]]")
+    if raw:
+        from protocols.registry import adapter_class
+
+        if not adapter_class(p.protocol).has_emode_categories:
+            raise p.err("overrides.emode", f"{p.protocol} markets have no e-mode categories")
+    out: list[EModeOverride] = []
+    for i, r in enumerate(raw):
+        path = f"overrides.emode[{i}]"
+        if not isinstance(r, dict):
+            raise p.err(path, "expected a table")
+        if "ltv_bps" in r:
+            raise p.err(f"{path}.ltv_bps", "ltv_bps has no effect in counterfactual mode (the only mode with "
+                        "overrides): user actions are frozen, and LTV bounds only new borrows. Remove it")
+        extra = sorted(set(r) - set(_EMODE_KEYS))
+        if extra:
+            raise p.err(f"{path}.{extra[0]}", f"unknown key {extra[0]!r}; allowed: {list(_EMODE_KEYS)}")
+        cat = p.int_(r, "category", f"{path}.category")
+        if cat is None:
+            raise p.err(f"{path}.category", "missing required field 'category' (the e-mode category id)")
+        if not 1 <= cat <= 255:  # uint8; 0 is "no e-mode", which has no parameters of its own
+            raise p.err(f"{path}.category", f"expected an e-mode category id 1..255, got {cat}")
+        lt = p.int_(r, "liquidation_threshold_bps", f"{path}.liquidation_threshold_bps")
+        bonus = p.int_(r, "liquidation_bonus_bps", f"{path}.liquidation_bonus_bps")
+        if lt is None and bonus is None:
+            raise p.err(path, "nothing to override: give liquidation_threshold_bps and/or "
+                        "liquidation_bonus_bps")
+        if lt is not None and not 0 <= lt <= 10_000:
+            raise p.err(f"{path}.liquidation_threshold_bps", f"expected 0..10000 bps, got {lt}")
+        if bonus is not None and bonus < 10_000:
+            raise p.err(f"{path}.liquidation_bonus_bps", f"expected >= 10000, got {bonus}: Aave's "
+                        "liquidation bonus is 10000 + the premium in bps (10100 = a 1 % bonus)")
+        seen = [j for j, o in enumerate(out) if o.category == cat]
+        if seen:
+            raise p.err(f"{path}.category", f"e-mode category {cat} is already overridden by "
+                        f"overrides.emode[{seen[0]}]: give each category one entry")
+        out.append(EModeOverride(cat, lt, bonus))
+    return tuple(out)
 
 
 def shock_error(sc: Scenario, e: Exception) -> ScenarioError:

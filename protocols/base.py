@@ -94,6 +94,9 @@ class ProtocolAdapter(ABC, Generic[S]):
     #: is then exactly 0 even when :meth:`liquidate` does not reproduce it; True (the default)
     #: when it may, so a fee the adapter could not predict is unknown
     has_liquidation_protocol_fee: ClassVar[bool] = True
+    #: True when accounts may choose a category (Aave v3 e-mode, ``state.emode_categories``) whose
+    #: liquidation threshold and bonus replace their reserves' own; scenarios may override them
+    has_emode_categories: ClassVar[bool] = False
 
     @abstractmethod
     def new_state(self) -> S:

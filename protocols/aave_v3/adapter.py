@@ -59,6 +59,7 @@ class AaveV3Adapter(ProtocolAdapter[AaveV3State]):
     events: ClassVar[tuple[EventSpec, ...]] = EVENTS
     base_unit: ClassVar[int] = BASE_CURRENCY_UNIT
     base_currency: ClassVar[str] = "USD"
+    has_emode_categories: ClassVar[bool] = True
 
     def new_state(self, rules: RuleSet = V3_0, pool: str = ZERO_ADDRESS,
                   implementations: Mapping[str, RuleSet] | None = None) -> AaveV3State:

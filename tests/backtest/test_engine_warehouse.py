@@ -262,3 +262,20 @@ def test_republish_without_settings_uses_each_feeds_declared_rules(chain: Chain,
             in e.value.message)
     with Warehouse(db, read_only=True) as wh:  # refused before anything was written
         assert wh.con.execute("SELECT count(*) FROM bt.runs").fetchall() == runs_before
+
+
+def test_an_emode_override_names_a_category_of_the_ingested_market(chain: Chain, tmp_path: Path) -> None:
+    """[[overrides.emode]] is checked against the categories the rebuilt market has at the window
+    start (EModeCategoryAdded events of the real PoolConfigurator): an unknown id is refused at its
+    line, naming the ones there are; a known one runs."""
+    f = _scenario(chain, tmp_path, "[[overrides.emode]]\ncategory = 9\nliquidation_threshold_bps = 9000\n")
+    f.write_text(f.read_text().replace('mode = "historical"', 'mode = "counterfactual"'))
+    want = r"unknown e-mode category 9: market aave_v3_local has \[1\]"
+    with pytest.raises(ScenarioError, match=want) as e:
+        run(f, db=chain.db)
+    assert e.value.field == "overrides.emode[0].category"
+    assert e.value.line == f.read_text().splitlines().index("category = 9") + 1
+    f.write_text(f.read_text().replace("category = 9", "category = 1"))
+    assert DEFAULT_EMODES[0].category_id == 1
+    out = run(f, db=chain.db)
+    assert out.output.final_state.emode_categories[1].liquidation_threshold == 9000
