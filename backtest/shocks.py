@@ -19,7 +19,8 @@ naming the field):
 * ``resample`` (:class:`Resample`): insert last-observation-carried-forward points on a
   regular grid (so a later shift or stretch acts between sparse observations);
 * ``student_t`` (:class:`StudentT`): replace ``(from_ts, to_ts]`` by a seeded Monte Carlo path
-  on a ``step_s`` grid with Student-t log returns (``df``; ``None`` = Gaussian, i.e. GBM),
+  on a ``step_s`` grid with Student-t log returns (``df``; ``None``, in TOML ``"normal"`` =
+  Gaussian, i.e. GBM),
   annualised ``vol`` and ``drift``, correlated across assets by a ``correlation`` matrix
   (multivariate t: one shared chi-square draw per step, so the correlation of the returns is the
   matrix itself);
@@ -270,7 +271,8 @@ def _mc_common(obj: StudentT | Bootstrap) -> None:
 class StudentT:
     """Monte Carlo path on ``(from_ts, to_ts]`` every ``step_s`` seconds: log return per step
     ``drift * dt + vol * sqrt(dt) * e`` with ``dt = step_s / SECONDS_PER_YEAR`` and ``e`` a
-    unit-variance Student-t with ``df > 2`` degrees of freedom (``None``: standard normal),
+    unit-variance Student-t with ``df > 2`` degrees of freedom (``None``, in a scenario
+    ``df = "normal"``: standard normal, i.e. geometric Brownian motion),
     correlated across ``assets`` by ``correlation`` (default: identity). ``vol`` is one annual
     volatility for all assets or one per asset."""
 
@@ -294,6 +296,10 @@ class StudentT:
         if any(v < 0 for v in vols):
             raise ShockError("student_t.vol", f"must be >= 0, got {list(vols)}")
         _set(self, "vol", vols)
+        if isinstance(self.df, str):  # TOML has no null: a scenario writes df = "normal"
+            if self.df.lower() not in ("normal", "gaussian"):
+                raise ShockError("student_t.df", f"expected a number > 2 or \"normal\", got {self.df!r}")
+            _set(self, "df", None)
         if self.df is not None:
             df = _float(self.kind, "df", self.df)
             if df <= 2:

@@ -280,3 +280,17 @@ def test_parse_shock_from_scenario_table() -> None:
     assert e.value.field == "shocks[1].factor"
     with pytest.raises(ShockError, match="unknown shock kind 'crash'"):
         parse_shock({"kind": "crash"})
+
+
+def test_a_scenario_can_ask_for_gaussian_returns() -> None:
+    """TOML has no null, so ``df = None`` (Gaussian returns, GBM) could not be written in a
+    scenario; ``df = "normal"`` now means it and gives the very path ``df=None`` gives."""
+    table = {"kind": "student_t", "from_ts": T0, "to_ts": T0 + 600, "step_s": 60, "assets": ["a"],
+             "vol": 0.5}
+    base = {"a": ((T0, 10**18),)}
+    s = parse_shock({**table, "df": "normal"})
+    assert isinstance(s, StudentT) and s.df is None
+    kw = dict(from_ts=T0, to_ts=T0 + 600, step_s=60, assets=("a",), vol=0.5)
+    assert apply_shocks(base, [s], 5) == apply_shocks(base, [StudentT(df=None, **kw)], 5)
+    with pytest.raises(ShockError, match=r'shock.df: expected a number > 2 or "normal"'):
+        parse_shock({**table, "df": "cauchy"})
