@@ -280,6 +280,8 @@ class EventSpec:
         if len(topics) != 1 + len(self.indexed):
             raise DecodeError(f"expected {1 + len(self.indexed)} topics, got {len(topics)}",
                               field="topics", **where)
+        if not all(isinstance(t, str) for t in topics):
+            raise DecodeError("a topic is not a string", field="topics", **where)
         if topics[0].lower() != self.topic0:
             raise DecodeError(f"topic0 {topics[0]} is not {self.signature}", field="topics", **where)
         out: dict[str, object] = {}
@@ -337,8 +339,8 @@ class EventSpec:
             raw = bytes.fromhex(data[2:])
             if 2 * len(raw) + 2 != len(data):  # fromhex skips whitespace
                 raise ValueError
-            tw = [bytes.fromhex(t[2:]) if t.startswith("0x") and len(t) == 66 else b""
-                  for t in topics[1:]]
+            tw = [bytes.fromhex(t[2:]) if isinstance(t, str) and t.startswith("0x")
+                  and len(t) == 66 else b"" for t in topics[1:]]
         except ValueError:
             raise DecodeError("data or topics are not 0x-prefixed hex", field="data",
                               **where) from None

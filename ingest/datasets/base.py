@@ -243,7 +243,8 @@ _LOG_CHECKS = (
     (_HEXQ.format("transactionIndex", 8), "transactionIndex"),
     (_HEXQ.format("logIndex", 8), "logIndex"),
     ("regexp_full_match(address, '0x[0-9a-fA-F]{40}')", "address"),
-    ("topics IS NOT NULL AND len(topics) BETWEEN 1 AND 4", "topics"),
+    ("topics IS NOT NULL AND len(topics) BETWEEN 1 AND 4 "
+     "AND regexp_full_match(topics[1], '0x[0-9a-fA-F]{64}')", "topics"),
     ("data IS NOT NULL", "data"),
     ("NOT coalesce(removed, false)", "removed"),
     ("blockNumber::UBIGINT BETWEEN lo AND hi", "range"),  # only reached when blockNumber is hex

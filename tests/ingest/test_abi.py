@@ -387,6 +387,18 @@ def test_hex_with_whitespace_is_rejected_on_every_path(what, edit, field):
         assert ei.value.field in (field, "data"), (what, decode.__name__)
 
 
+def test_null_indexed_topic_of_a_dynamic_event_is_a_typed_error():
+    """A null topic reached decode_fast, which failed with AttributeError (fails before)."""
+    log = _new_transmission_log([1, 2, 3])
+    bad = {**log, "topics": [log["topics"][0], None]}
+    with pytest.raises(DecodeError) as ei:
+        _decode_bulk(NEW_TRANSMISSION, [bad])
+    assert (ei.value.block_number, ei.value.log_index) == (4, 2)
+    for decode in (NEW_TRANSMISSION.decode_fast, NEW_TRANSMISSION.decode_log):
+        with pytest.raises(DecodeError):
+            decode(bad["topics"], bad["data"], block_number=4, log_index=2)
+
+
 def test_upper_case_hex_from_a_node_is_kept_raw_and_decoded_the_same():
     values = {"current": -5, "roundId": 9, "updatedAt": 77}
     log = _encode_log(ANSWER_UPDATED, values, 3, 0)
@@ -410,6 +422,11 @@ def test_upper_case_hex_from_a_node_is_kept_raw_and_decoded_the_same():
     ("log index too wide", lambda g: {**g, "logIndex": "0x1" + "0" * 8}, "logIndex"),
     ("address with junk", lambda g: {**g, "address": g["address"][:-1] + "z"}, "address"),
     ("no topics", lambda g: {**g, "topics": []}, "topics"),
+    # a null or non-hex topic0 was staged and stored in raw.logs, then matched no event table:
+    # the log was silently left undecoded (fails before)
+    ("topic0 null", lambda g: {**g, "topics": [None] + g["topics"][1:]}, "topics"),
+    ("topic0 not hex", lambda g: {**g, "topics": ["0x" + "zz" * 32] + g["topics"][1:]},
+     "topics"),
     ("data missing", lambda g: {k: v for k, v in g.items() if k != "data"}, "data"),
     ("removed by a reorg", lambda g: {**g, "removed": True}, "removed"),
 ])
