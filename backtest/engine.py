@@ -60,7 +60,7 @@ from protocols.errors import ProtocolError
 from .clock import Blocks
 from .errors import ReplayError
 from .ledger import Ledger
-from .liquidator import Decision, LiquidatorModel
+from .liquidator import MAX_UINT256, Decision, LiquidatorModel
 from .metrics import MetricError, get_metric
 from .metrics.base import (
     AccountEval,
@@ -663,14 +663,28 @@ class Replay:
         the logs the call emits before ``LiquidationCall`` (index updates, burns, transfers) must
         not be in the state it is predicted on. The account's health there too (what the
         liquidation changed: an answer earlier in the block is in it, unlike in its last
-        end-of-block evaluation)."""
+        end-of-block evaluation).
+
+        The event reports the debt actually repaid, not the call's ``debtToCover``: when that
+        amount does not reproduce the event's (reverts, or seizes another amount: a call that got
+        the whole collateral, whose debt -> collateral conversion rounds down) and
+        ``type(uint256).max``, the usual argument, reproduces it exactly, the prediction is the
+        latter's."""
         key = (liq.ref.block_number, liq.ref.log_index)
         c = self._calls.get(key)
         assert c is not None  # _with_triggers only keeps liquidation events
         try:
-            self._predictions[key] = self.adapter.liquidate(
-                self.state, c.user, c.collateral, c.debt, c.debt_to_cover, self.prices,
-                liq.ref.block_timestamp, c.receive_a_token, liquidator=c.liquidator)
+            ts = liq.ref.block_timestamp
+            out = self.adapter.liquidate(self.state, c.user, c.collateral, c.debt, c.debt_to_cover,
+                                         self.prices, ts, c.receive_a_token, liquidator=c.liquidator)
+            event = (c.debt_repaid, c.collateral_seized)
+            missed = not out.ok or (out.debt_repaid, out.collateral_seized) != event
+            if missed and c.debt_to_cover != MAX_UINT256:
+                alt = self.adapter.liquidate(self.state, c.user, c.collateral, c.debt, MAX_UINT256,
+                                             self.prices, ts, c.receive_a_token, liquidator=c.liquidator)
+                if alt.ok and (alt.debt_repaid, alt.collateral_seized) == event:
+                    out = alt
+            self._predictions[key] = out
             self._health_before[key] = self.adapter.account(
                 self.state, c.user, self.prices, liq.ref.block_timestamp).health_factor_wad
         except ProtocolError as ex:

@@ -63,7 +63,9 @@ class LiquidationCall:
     (``debt_repaid``, debt asset base units; ``collateral_seized``, collateral asset base units,
     excluding any protocol fee). For Aave the event's ``debtToCover`` *is* the amount repaid
     (the contract emits the actual amount, not the argument), so ``debt_to_cover`` reproduces
-    the call exactly."""
+    the call — except when the call got the whole collateral: replayed with the amount repaid,
+    the debt -> collateral conversion rounds down and seizes a little less (the replay then also
+    tries ``type(uint256).max``, :meth:`backtest.engine.Replay._predict_observed`)."""
 
     user: str
     collateral: str

@@ -195,7 +195,10 @@ class Liquidation:
     * ``observed``: True for an on-chain LiquidationCall (historical mode). Its amounts are the
       event's (the final word); ``predicted`` is what ``adapter.liquidate`` computed with the
       event's own arguments (collateral, debt, user, debt_to_cover, receive_a_token, liquidator)
-      on the pre-event state at the observed block — fidelity compares the two.
+      on the pre-event state at the observed block — fidelity compares the two. (The event's
+      debt_to_cover is the amount repaid; when it does not reproduce the event and
+      ``type(uint256).max`` does exactly, the prediction is that call's:
+      ``Replay._predict_observed``.)
     * ``committed``: True if it changed the replay's state (observed ones always; simulated ones
       in counterfactual mode). A simulated liquidation in historical mode is a *prediction*
       (``committed=False``): the state follows what happened on chain.

@@ -82,3 +82,35 @@ def test_before_v3_3_an_observed_liquidation_carries_the_debt_it_left_without_co
     bd = res.summary["bad_debt"]
     assert bd["realized_value"] == 0  # nothing booked: it is the account's unrealized bad debt
     assert bd["end_unrealized_oracle_value"] == obs.bad_debt_value
+
+
+def test_a_whole_collateral_liquidation_is_predicted_as_the_chain_ran_it() -> None:
+    """The bot passed type(uint256).max and got the whole collateral (1e18) for 476.190476 debt;
+    the event reports that actual amount as debtToCover. Replayed with it, the adapter seizes
+    999999999600000000 (debt -> collateral rounds down), so the prediction differed from the event:
+    a false fidelity error, and the observed protocol fee (v3: the prediction's) from a different
+    seizure. The event does not carry the argument: when the amount repaid does not reproduce it
+    and type(uint256).max does, the prediction is the latter's."""
+    book = market(8000, 10500, [(10**18, 700 * 10**6)], fee=1000)
+    path = [1000 * 10**8, 500 * 10**8, 500 * 10**8, 500 * 10**8]
+    inp = inputs(book, path)
+    block = FROM + 4
+    ts = inp.blocks.timestamp(block)
+    prices = {COLL: 500 * 10**8, DEBT: 10**8}
+    out = ADAPTER.liquidate(copy.deepcopy(book.state), user(0), COLL, DEBT, MAX, prices, ts, False,
+                            liquidator=LIQUIDATOR)
+    exact = ADAPTER.liquidate(copy.deepcopy(book.state), user(0), COLL, DEBT, out.debt_repaid, prices, ts,
+                              False, liquidator=LIQUIDATOR)
+    assert out.ok and exact.ok and exact.collateral_seized < out.collateral_seized  # the rounding
+    specs = {(s.role, s.signature.split("(")[0]): s.signature for s in ADAPTER.events}
+    tx = "0x" + "ab" * 32
+    events = [ProtocolEvent(e.name, specs[(e.role, e.name)], e.address, e.role, e.args,
+                            EventRef(block, i, tx, ts))
+              for i, e in enumerate(x for x in out.events if (x.role, x.name) in specs)]
+    res = run_inputs(scenario("historical", to_block=FROM + len(path) + 1, extra='[metrics]\nnames = '
+                              '["liquidations", "fidelity"]\n'), dataclasses.replace(inp, events=events))
+    (obs,) = [x for x in res.output.liquidations if x.observed]
+    assert obs.predicted is not None and obs.predicted.ok
+    p = obs.predicted
+    assert (p.debt_repaid, p.collateral_seized) == (obs.debt_repaid, obs.collateral_seized)
+    assert obs.protocol_fee == out.protocol_fee > 0
