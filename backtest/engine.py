@@ -310,8 +310,9 @@ class Replay:
         self.capacity_used = 0
         self._pre_tx: dict[tuple[int, int], ProtocolEvent] = {}
         self._predictions: dict[tuple[int, int], LiquidationOutcome] = {}
-        #: the account's HF on the same state and prices as the prediction (Liquidation.health_before_wad)
-        self._health_before: dict[tuple[int, int], int] = {}
+        #: the account's health on the same state and prices as the prediction
+        #: (Liquidation.health_before_wad; liquidatable then: its liquidatable_since at the latest)
+        self._health_before: dict[tuple[int, int], AccountHealth] = {}
         #: (tx hash, user) -> debt asset -> DeficitCreated amounts of the transaction so far: the
         #: deficit an observed LiquidationCall created (v3.3+ emits them before LiquidationCall)
         self._tx_deficits: dict[tuple[str, str], dict[str, int]] = {}
@@ -685,8 +686,7 @@ class Replay:
                 if alt.ok and (alt.debt_repaid, alt.collateral_seized) == event:
                     out = alt
             self._predictions[key] = out
-            self._health_before[key] = self.adapter.account(
-                self.state, c.user, self.prices, liq.ref.block_timestamp).health_factor_wad
+            self._health_before[key] = self.adapter.account(self.state, c.user, self.prices, ts)
         except ProtocolError as ex:
             raise ReplayError(f"{liq.ref}: predicting the observed LiquidationCall: {ex}") from ex
 
@@ -746,6 +746,10 @@ class Replay:
             # one (Aave v2), else unknown when the prediction reverted (see Liquidation)
             fee = predicted.protocol_fee if predicted.ok else (
                 None if self.adapter.has_liquidation_protocol_fee else 0)
+            if health_before is not None and health_before.liquidatable:
+                # liquidatable just before it (a backrun of an answer in this block is seen here
+                # first, not at an end-of-block evaluation): since this block at the latest
+                self.liquidatable_since.setdefault(user, (e.ref.block_number, e.ref.block_timestamp))
             since = self.liquidatable_since.get(user)
             # the deficit it created, as the chain booked it (DeficitCreated of this transaction);
             # a protocol that books none (Aave v2, v3.0-3.2) leaves that debt on the account: as in
@@ -767,7 +771,7 @@ class Replay:
                 bad_debt_value=sum(self.view.value(a, v) for a, v in bad.items()),
                 liquidatable_since_block=since[0] if since else None,
                 liquidatable_since_ts=since[1] if since else None, predicted=predicted,
-                health_before_wad=health_before)
+                health_before_wad=health_before.health_factor_wad if health_before is not None else None)
             self._record_liquidation(liq)
 
     def _left_without_collateral(self, user: str, ts: int) -> dict[str, int]:

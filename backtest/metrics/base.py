@@ -226,8 +226,10 @@ class Liquidation:
       exact evaluations that found it liquidatable — every evaluation counts, also those the
       liquidator model does not observe (an expired interest bound, a reference move), so it can
       precede the model's episode (:mod:`backtest.liquidator`); the run ends at an evaluation
-      finding it not liquidatable. None if the replay never evaluated it liquidatable (e.g. an
-      observed liquidation of an account it had not re-evaluated); delay = block_number − since.
+      finding it not liquidatable. An observed liquidation of an account liquidatable on the
+      state just before its transaction (``health_before_wad``) has one by its own block at the
+      latest (a backrun of an answer in that block: delay 0). None if the replay never found it
+      liquidatable; delay = block_number − since.
     * ``decided_block``: simulated: the block whose state the liquidator saw (acting block −
       reaction delay − finality wait); observed: None.
     * ``gas_cost_value`` / ``slippage_value`` / ``flash_fee_value`` / ``profit_value``:

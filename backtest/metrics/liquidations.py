@@ -6,8 +6,9 @@ Every liquidation (observed or simulated) is a row of ``bt.liquidations`` writte
 model: committed in counterfactual mode, predictions in historical mode). Volume = debt repaid
 at the oracle price; bonus = seized + protocol fee − repaid (what borrowers paid above par);
 delay = blocks from the first visited block of the account's current run of evaluations
-finding it liquidatable (any evaluation, observed by the liquidator model or not) to the
-liquidation (liquidations of accounts never seen liquidatable are counted in
+finding it liquidatable (any evaluation, observed by the liquidator model or not; for an observed
+liquidation, also the state just before its transaction: a backrun of an answer in its own block
+has delay 0) to the liquidation (liquidations of accounts never seen liquidatable are counted in
 ``*_delay_unknown``). Values in base currency units (Aave v3: USD 1e8) and ``*_usd`` floats.
 
 An observed liquidation whose protocol fee is unknown (its prediction reverted, Aave v3: see

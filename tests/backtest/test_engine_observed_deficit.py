@@ -114,3 +114,29 @@ def test_a_whole_collateral_liquidation_is_predicted_as_the_chain_ran_it() -> No
     p = obs.predicted
     assert (p.debt_repaid, p.collateral_seized) == (obs.debt_repaid, obs.collateral_seized)
     assert obs.protocol_fee == out.protocol_fee > 0
+
+
+def test_a_liquidation_backrunning_the_answer_in_its_block_has_delay_zero() -> None:
+    """The answer taking the collateral to $500 (HF 0.57) lands at FROM+2 and a bot liquidates in
+    the same block, after it. The replay evaluates accounts at block ends, so it never saw the
+    account liquidatable before the liquidation: the delay was unknown (the liquidations metric
+    left it out of its mean, which so counted only the slower ones). The account is liquidatable
+    on the state and prices just before the transaction: liquidatable since FROM+2, delay 0."""
+    book = market(8000, 10500, [(10**18, 700 * 10**6)])
+    path = [1000 * 10**8, 500 * 10**8, 500 * 10**8]
+    inp = inputs(book, path)
+    block = FROM + 2
+    ts = inp.blocks.timestamp(block)
+    out = ADAPTER.liquidate(copy.deepcopy(book.state), user(0), COLL, DEBT, 100 * 10**6,
+                            {COLL: 500 * 10**8, DEBT: 10**8}, ts, False, liquidator=LIQUIDATOR)
+    assert out.ok, out.revert_reason
+    specs = {(s.role, s.signature.split("(")[0]): s.signature for s in ADAPTER.events}
+    events = [ProtocolEvent(e.name, specs[(e.role, e.name)], e.address, e.role, e.args,
+                            EventRef(block, i + 1, "0x" + "cd" * 32, ts))
+              for i, e in enumerate(x for x in out.events if (x.role, x.name) in specs)]
+    res = run_inputs(scenario("historical", to_block=FROM + len(path) + 1, extra='[metrics]\nnames = '
+                              '["liquidations"]\n'), dataclasses.replace(inp, events=events))
+    (obs,) = [x for x in res.output.liquidations if x.observed]
+    assert (obs.block_number, obs.liquidatable_since_block, obs.delay_blocks) == (block, block, 0)
+    s = res.summary["liquidations"]
+    assert (s["observed_delay_unknown"], s["observed_delay_blocks_max"]) == (0, 0)
