@@ -185,7 +185,8 @@ LIQ_DELAY = register_table(Table(
         Column("debt_repaid_base", "DOUBLE", "debt repaid at the oracle price, base currency"),
         Column("bonus_base", "DOUBLE", "seized + protocol fee - repaid, base currency (NULL: the "
                "protocol fee is unknown, bt.liquidations.protocol_fee_raw)"),
-        Column("profit_base", "DOUBLE", "simulated: liquidator profit after costs, base currency"),
+        Column("profit_base", "DOUBLE", "simulated: liquidator profit after costs, base currency (NULL: "
+               "observed)"),
         Column("tx_hash", "VARCHAR", "observed: its transaction"),
     ),
     "backtest.views", ("run_id", "block_number", "user"), kind="view", view_sql="""
@@ -196,7 +197,8 @@ SELECT l.run_id, l.chain_id, l.block_number, l.block_ts,
        r.base_currency,
        CAST(l.debt_repaid_value AS DOUBLE) / 10 ** r.base_currency_decimals AS debt_repaid_base,
        l.bonus_base_f64 AS bonus_base,
-       CAST(l.profit_value AS DOUBLE) / 10 ** r.base_currency_decimals AS profit_base, l.tx_hash
+       CASE WHEN NOT l.observed THEN CAST(l.profit_value AS DOUBLE) / 10 ** r.base_currency_decimals END
+           AS profit_base, l.tx_hash
 FROM bt.liquidations l JOIN bt.runs r USING (run_id)
 ORDER BY l.run_id, l.block_number, l.log_index NULLS LAST, l."user\""""))
 

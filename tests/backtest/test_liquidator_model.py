@@ -214,3 +214,37 @@ def test_flash_loan_settings_read_under_the_other_setting_are_scenario_errors() 
         assert e.value.field == field, body
     ok = scenario(extra=f'\n[liquidator]\nflash_loans = false\n[liquidator.inventory]\n"{DEBT}" = 5\n')
     assert ok.liquidator.inventory == {DEBT: 5} and not ok.liquidator.flash_loans
+
+
+def test_the_delay_view_has_no_profit_for_an_observed_liquidation() -> None:
+    """bt.liquidations stores gas/slippage/flash fee/profit as 0 for an observed liquidation (NOT
+    NULL columns, "simulated: ..."); bt.liquidations_with_delay turned that 0 into profit_base
+    0.0, a profit the chain's liquidator never had computed, which an average over the view's rows
+    took in. It is NULL for observed rows, like reaction_blocks."""
+    import duckdb
+
+    from backtest.metrics.base import Liquidation
+    from backtest.outputs import LIQUIDATIONS, RUNS, RunRecord, liquidation_row
+    from backtest.views import LIQ_DELAY, ensure_views
+
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA bt")
+    for t in (RUNS, LIQUIDATIONS):
+        con.execute(t.ddl())
+    rec = RunRecord("bt-x", "s", "0" * 64, None, "historical", 1, "USD", 8, 1, 9, None, None, (), (), "v",
+                    "{}", 0, 0, 0, 0)
+    con.execute(f"INSERT INTO {RUNS.fqn} VALUES ({', '.join('?' * len(RUNS.columns))})", rec.row())
+    for observed in (True, False):
+        liq = Liquidation(observed=observed, committed=observed, block_number=5,
+                          log_index=1 if observed else None, tx_hash="0x01" if observed else None,
+                          timestamp=T0, user=user(0), liquidator=user(9),
+                          collateral_asset=COLL, debt_asset=DEBT, debt_to_cover=1, debt_repaid=1,
+                          collateral_seized=1, protocol_fee=0, receive_a_token=False, debt_repaid_value=UNIT,
+                          collateral_seized_value=2 * UNIT, protocol_fee_value=0,
+                          decided_block=None if observed else 4, profit_value=0 if observed else UNIT // 2)
+        con.execute(f"INSERT INTO {LIQUIDATIONS.fqn} VALUES ({', '.join('?' * len(LIQUIDATIONS.columns))})",
+                    liquidation_row("bt-x", 1, liq, UNIT))
+    ensure_views(con)
+    got = con.execute(f"SELECT origin, reaction_blocks, profit_base, bonus_base FROM {LIQ_DELAY.fqn} "
+                      "ORDER BY origin").fetchall()
+    assert got == [("observed", None, None, 1.0), ("simulated", 1, 0.5, 1.0)]
