@@ -133,6 +133,8 @@ class BadDebt(Metric):
     def _reset(self) -> None:
         #: user -> (oracle, reference) unrealized bad debt at the last evaluation
         self._by_user: dict[str, tuple[int, int]] = {}
+        #: user -> the debt reserves its last rows gave a non-zero share (oracle or reference)
+        self._shared: dict[str, tuple[str, ...]] = {}
         self._oracle = self._reference = self._material = 0
         self._underwater = 0
         self._realized = 0
@@ -144,6 +146,13 @@ class BadDebt(Metric):
         self._peak_ref = (0, 0)
         self._unit = 1
         self._end_block = 0
+        #: the window's first block: its number, the account rows by user and the totals row, held
+        #: until its end. The run's start evaluates the accounts on the state before that block's
+        #: inputs and its end evaluates the ones they changed: both at the same block number, so the
+        #: end's rows replace the start's (one row per account, reserve and block, as the tables'
+        #: keys say; a reader summing an account's rows at a block counted both)
+        self._held: tuple[int, dict[str, list[tuple[Any, ...]]]] | None = None
+        self._held_totals: tuple[Any, ...] | None = None
 
     def on_run_start(self, view: View) -> None:
         self._unit = view.unit
@@ -156,6 +165,7 @@ class BadDebt(Metric):
             raise MetricError(f"metric 'bad_debt': no default dust threshold for base currency "
                               f"{cur.upper()}; give dust_{cur}")
         self.dust = int(amount * view.unit)
+        self._held = (view.block.number, {})
         self._update(view, tuple(view.accounts()), view.block.number, view.block.timestamp)
 
     def on_liquidation(self, view: View, liquidation: Liquidation) -> None:
@@ -166,12 +176,37 @@ class BadDebt(Metric):
             self._realized += liquidation.bad_debt_value
 
     def on_block_end(self, view: View, block: BlockEnd) -> None:
+        if self._held is not None and self._held[0] != block.block.number:
+            self._release()
         self._update(view, block.evaluated, block.block.number, block.block.timestamp)
+        self._release()
 
     def on_run_end(self, view: View) -> None:
+        self._release()
         self._end_block = view.block.number
 
+    def _release(self) -> None:
+        """Write the held rows of the window's first block (see ``_held``)."""
+        if self._held is None:
+            return
+        number, rows = self._held
+        self._held = None
+        for user in sorted(rows):
+            for row in rows[user]:
+                self._accounts.append(row)
+        if self._held_totals is not None:
+            totals, self._held_totals = self._held_totals, None
+            self._blocks.append(totals)
+            self._observe_peak(totals[4], totals[7], number)
+
+    def _observe_peak(self, oracle: int, reference: int, number: int) -> None:
+        if oracle > self._peak[0]:
+            self._peak = (oracle, number)
+        if reference > self._peak_ref[0]:
+            self._peak_ref = (reference, number)
+
     def _update(self, view: View, evaluated: Sequence[AccountEval], number: int, ts: int) -> None:
+        held = self._held[1] if self._held is not None and self._held[0] == number else None
         for ev in evaluated:
             o = ev.oracle.bad_debt_value
             r = ev.reference.bad_debt_value if ev.reference is not None else o
@@ -187,32 +222,55 @@ class BadDebt(Metric):
                 self._by_user[ev.user] = (o, r)
             else:
                 self._by_user.pop(ev.user, None)
-            self._account_rows(view, ev, number, ts, o, r if ev.reference is not None else None)
+            rows = self._account_rows(view, ev, number, ts, o, r if ev.reference is not None else None)
+            if held is not None:
+                held[ev.user] = rows  # the block's last evaluation of the account
+            else:
+                for row in rows:
+                    self._accounts.append(row)
         totals = (self._oracle, self._material, self._reference, self._underwater, self._realized)
         if totals != self._last_totals:
             self._last_totals = totals
-            self._blocks.append((view.run_id, view.chain_id, number, ts, self._oracle, self._material,
-                                 self._oracle - self._material, self._reference, self._underwater,
-                                 self._realized, self._oracle / self._unit))
-        if self._oracle > self._peak[0]:
-            self._peak = (self._oracle, number)
-        if self._reference > self._peak_ref[0]:
-            self._peak_ref = (self._reference, number)
+            row = (view.run_id, view.chain_id, number, ts, self._oracle, self._material,
+                   self._oracle - self._material, self._reference, self._underwater,
+                   self._realized, self._oracle / self._unit)
+            if held is not None:
+                self._held_totals = row
+            else:
+                self._blocks.append(row)
+        if held is None:
+            self._observe_peak(self._oracle, self._reference, number)
 
-    def _account_rows(self, view: View, ev: AccountEval, number: int, ts: int, o: int, r: int | None) -> None:
+    def _account_rows(self, view: View, ev: AccountEval, number: int, ts: int, o: int,
+                      r: int | None) -> list[tuple[Any, ...]]:
         debts = [(p.asset, p.debt) for p in view.adapter.positions(view.state, ev.user, ts) if p.debt]
         if not debts:
             debts = [("", 0)]
         values = [view.value(a, d) if a else 0 for a, d in debts]
         total = sum(values)
         shares_o = _split(o, values, total)
-        shares_r = _split(r, values, total) if r is not None else [None] * len(values)
+        shares_r: list[int | None] = list(_split(r, values, total)) if r is not None else [None] * len(values)
+        # a reserve whose last row gave it a share and that is no longer a debt of the account (repaid,
+        # liquidated, written off) gets a row of 0: else its last row, read per account and reserve
+        # ("the value at a block is the last row at or before it"), kept its share for ever
+        gone = [a for a in self._shared.get(ev.user, ()) if a not in {x for x, _ in debts}]
+        if gone:
+            debts += [(a, 0) for a in gone]
+            values += [0] * len(gone)
+            shares_o += [0] * len(gone)
+            shares_r += [None if r is None else 0] * len(gone)
+        shared = tuple(sorted(a for (a, _), so, sr in zip(debts, shares_o, shares_r, strict=True)
+                              if a and (so or sr)))
+        if shared:
+            self._shared[ev.user] = shared
+        else:
+            self._shared.pop(ev.user, None)
         h = ev.oracle
-        for (asset, debt), value, so, sr in zip(debts, values, shares_o, shares_r, strict=True):
-            self._accounts.append((view.run_id, view.chain_id, number, ts, ev.user, asset, debt, value,
-                                   so, sr, h.collateral_value, h.debt_value,
-                                   None if h.health_factor_wad == _NO_DEBT_HF else h.health_factor_wad,
-                                   o >= self.dust and o > 0, so / self._unit))
+        return [(view.run_id, view.chain_id, number, ts, ev.user, asset, debt, value,
+                 so, sr, h.collateral_value, h.debt_value,
+                 None if h.health_factor_wad == _NO_DEBT_HF else h.health_factor_wad,
+                 o >= self.dust and o > 0, so / self._unit)
+                for (asset, debt), value, so, sr in zip(debts, values, shares_o, shares_r, strict=True)]
 
     def rows(self) -> Mapping[str, Sequence[tuple[Any, ...]]]:
         return {ACCOUNTS.fqn: self._accounts, BLOCKS.fqn: self._blocks}
