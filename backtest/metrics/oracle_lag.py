@@ -325,7 +325,13 @@ class OracleLag(Metric):
     # ------------------------------------------------------------------ hidden insolvency
     def _evaluations(self, view: View, evaluated: Sequence[Any], number: int, ts: int) -> None:
         for ev in evaluated:
-            if ev.user in self._open:
+            opened = self._open.get(ev.user)
+            if opened is not None and opened[0] == number:
+                # opened by the run's start on the state before the first block's inputs and
+                # re-evaluated at that block's end: the end's evaluation replaces it (an interval
+                # of 0 s, a second row with the key (run, user, block) of the one that follows)
+                del self._open[ev.user]
+            elif opened is not None:
                 self._close(view, ev.user, number, ts)
             r = ev.reference
             if r is None or not r.liquidatable or ev.oracle.liquidatable:

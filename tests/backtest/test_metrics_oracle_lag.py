@@ -167,3 +167,25 @@ def test_reference_falling_through_the_liquidation_point_with_a_flat_oracle(naiv
     (feed,) = r.output.tables[FEEDS]
     assert _cols(feed)["hidden_insolvency_value_s"] == 15_000 * E8 * 240
     assert r.output.liquidations == []  # the protocol never saw it: nothing to liquidate at the oracle
+
+
+def test_hidden_at_the_start_and_re_evaluated_in_the_first_block_is_one_interval() -> None:
+    """The run's start finds the borrower hidden (reference 1,700 in force before the window, oracle
+    2,000; 15,000 USDC debt); a reference point in the first block (1,750) re-evaluates it there,
+    still hidden, until 1,900 at +10. Before, the start's interval was closed at the first block
+    after 0 s and a second one opened: two bt.hidden_insolvency rows with the key (run, user,
+    block) of the first block. Now one interval from the first block: 120 s."""
+    from fractions import Fraction
+
+    from backtest.oracle import RefPoint
+
+    from .metric_market import T0
+
+    sc = make_scenario(["oracle_lag"], reference=True, delay=1000)
+    inp = inputs(market(debt_usdc=15_000), [], refs=[(FIRST, 1_750), (FIRST + 10, 1_900)])
+    inp.initial_refs = {"ETH/USD": RefPoint("ETH/USD", T0 - 12, Fraction(1_700), FIRST)}
+    r = run_inputs(sc, inp)
+    cols = [_cols(row, HIDDEN) for row in r.output.tables[HIDDEN]]
+    assert [(c["user"], c["block_number"], c["end_block"], c["duration_s"]) for c in cols] == [
+        (BORROWER, FIRST, FIRST + 10, 120)]
+    assert r.summary["oracle_lag"]["hidden_insolvency_value_s"] == 15_000 * E8 * 120
