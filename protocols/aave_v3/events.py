@@ -20,7 +20,9 @@ and rates come from ``ReserveDataUpdated`` (timestamped with the block), flags f
 ``Repay``/``LiquidationCall`` leaves no debt), parameters from the configurator.
 
 v3.3+ (aave-dao/aave-v3-origin v3.3.0, 5431379, ``LiquidationLogic.sol``): ``DeficitCreated``
-adds to the reserve's ``deficit`` (the debt itself leaves through the debt token's ``Burn``),
+adds to the reserve's ``deficit`` (the debt itself leaves through the debt token's ``Burn``)
+and clears the user's borrowing flag of that reserve (``_burnBadDebt`` burns debts the
+``LiquidationCall`` does not name),
 ``DeficitCovered`` (``eliminateReserveDeficit``) takes it off (the aTokens burned arrive as a
 ``Burn``); either under a rule set without deficit accounting means the rules are wrong and
 raises. The pool proxy's ``Upgraded(implementation)`` switches ``state.rules`` through
@@ -316,7 +318,18 @@ def _deficit_created(state: AaveV3State, e: ProtocolEvent) -> None:
     if not state.rules.deficit_accounting:
         raise _fail(e, f"deficit event under Aave v{state.rules.version} rules, which have no deficit")
     r = _reserve(state, e, "debt_asset")
-    state.reserves[r.asset] = replace(r, deficit=r.deficit + _int(e, "amount_created"))
+    state.reserves[r.asset] = r = replace(r, deficit=r.deficit + _int(e, "amount_created"))
+    # _burnDebtTokens burned the user's whole debt of this reserve (its Burn came first) and
+    # clears the borrowing flag: v3.3 sets outstandingDebt = 0, v3.4+ reads noMoreDebt from the
+    # burn. For a debt other than the LiquidationCall's (_burnBadDebt) no other event says so.
+    address = _addr(e, "user")
+    if state.rules.borrow_flag_from_balance:
+        _clear_borrowing_if_repaid(state, address, r)
+    else:
+        u = state.user(address)
+        if is_borrowing(u.configuration, r.id):
+            _put_user(state, address, UserState(set_borrowing(u.configuration, r.id, False),
+                                                u.emode_category, u.reserves))
 
 
 def _deficit_covered(state: AaveV3State, e: ProtocolEvent) -> None:

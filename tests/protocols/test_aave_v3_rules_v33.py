@@ -397,3 +397,44 @@ def test_receive_a_token_moves_scaled_balance_and_enables_collateral() -> None:
     assert liq.configuration == 1 << 1  # WETH (id 0) collateral bit
     assert state.user(TREASURY).reserve(WETH).scaled_a_token_balance == fee
     assert state.user(USER).reserve(WETH).scaled_a_token_balance == 2 * E18 - with_bonus
+
+
+# ----- the events rebuild of a v3.3+ liquidation agrees with the contract's storage -----
+
+def _rebuild_from_events(state: AaveV3State, outcome: LiquidationOutcome) -> None:
+    """Apply the liquidation's events (as ingest would decode them; ERC-20 ``Transfer`` is not
+    ingested) to ``state`` through the events rebuild."""
+    from protocols.aave_v3 import events as ev
+    from protocols.domain import EventRef, ProtocolEvent
+
+    token_sigs = {"Mint": ev._SCALED_MINT, "Burn": ev._SCALED_BURN, "BalanceTransfer": ev._BALANCE_TRANSFER}
+    for i, e in enumerate(outcome.events):
+        if e.name == "Transfer":
+            continue
+        sig = ev._POOL[e.name] if e.role == "pool" else token_sigs[e.name]
+        ADAPTER.apply(state, ProtocolEvent(e.name, sig, e.address, e.role, dict(e.args),
+                                           EventRef(1, i, "0x" + "00" * 32, TS)))
+
+
+def test_events_rebuild_clears_the_borrowing_flag_of_every_debt_burned_into_deficit() -> None:
+    # the deficit case above: _burnBadDebt burns the user's DAI debt into deficit and clears its
+    # borrowing flag (v3.3 _burnDebtTokens: outstandingDebt = 0 -> setBorrowing(false); v3.4+:
+    # noMoreDebt). The events of that (DAI Burn, DeficitCreated) carry no flag change, and the
+    # LiquidationCall names only USDC: the rebuild must clear DAI's flag on DeficitCreated, else
+    # the user keeps a borrowing flag with no debt (a later v3.3 liquidation then touches DAI:
+    # updateState, ReserveDataUpdated, as the chain does not).
+    for rules in (V3_3, V3_4, V3_5):
+        state = _market(rules)
+        _user(state, collateral={WETH: E18 // 4}, debt={USDC: 600 * E6, DAI: 500 * E18})
+        rebuilt = _market(rules)
+        _user(rebuilt, collateral={WETH: E18 // 4}, debt={USDC: 600 * E6, DAI: 500 * E18})
+        out = _liquidate(state, WETH, USDC)
+        assert out.ok, out.revert_reason
+        assert _events(out, "DeficitCreated")[1]["debt_asset"] == DAI
+        ADAPTER.commit(state, out)
+        assert state.user(USER).configuration == 0
+        _rebuild_from_events(rebuilt, out)
+        assert rebuilt.user(USER).configuration == 0, rules.version
+        assert rebuilt.users == state.users
+        assert {a: r.deficit for a, r in rebuilt.reserves.items()} == \
+            {a: r.deficit for a, r in state.reserves.items()}
