@@ -32,8 +32,9 @@ A *baseline* is a previous run's summaries: a run id in the warehouse (``bt.runs
 parameter change that raises bad debt then fails ``max_bad_debt_rise_usd = 0``.
 
 ``deficit check`` exit codes: 0 every threshold holds, 1 at least one fails, 2 an error
-(malformed scenario, missing data, replay error, unreadable baseline, a ``--junit`` or
-``--write-baseline`` file that cannot be written). ``--junit FILE`` writes a
+(malformed scenario, missing data, a warehouse that cannot be opened, replay error, unreadable
+baseline, a ``--junit`` or ``--write-baseline`` file that cannot be written, an internal error):
+never 0 or 1 when nothing was judged. ``--junit FILE`` writes a
 JUnit XML report (one testcase per threshold); every failed threshold is also printed as a
 GitHub Actions annotation (``::error file=...,line=...,title=...::...``) pointing at the
 threshold's line in the scenario, which GitHub shows on the pull request.
@@ -44,6 +45,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
@@ -270,8 +272,17 @@ class Outcome:
         t = self.threshold
         return {"threshold": t.key, "field": t.field, "line": t.line, "kind": t.kind,
                 "limit": _num_json(t.limit), "metric": t.figure.metric, "figure": t.figure.name,
-                "vs_baseline": t.vs_baseline, "value": self.value, "baseline_value": self.baseline_value,
-                "compared": self.compared, "ok": self.ok, "message": self.message}
+                "vs_baseline": t.vs_baseline, "value": _json_num(self.value),
+                "baseline_value": _json_num(self.baseline_value), "compared": _json_num(self.compared),
+                "ok": self.ok, "message": self.message}
+
+
+def _json_num(v: float | int | None) -> float | int | str | None:
+    """``v`` for JSON: a non-finite float (an infinite rise against a zero baseline) as the string
+    ``"+inf"``/``"-inf"``/``"NaN"``: ``json.dumps`` would write ``Infinity``, which is not JSON."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return _fmt(v)
+    return v
 
 
 def _num_json(d: Decimal) -> int | float:
@@ -281,9 +292,9 @@ def _num_json(d: Decimal) -> int | float:
 def _fmt(v: float | int | Decimal | None, unit: str = "") -> str:
     if v is None:
         return "null"
-    if isinstance(v, float) and math.isinf(v):
-        return "+inf"
     d = Decimal(str(v))
+    if not d.is_finite():  # an infinite rise against a zero baseline, a non-finite figure
+        return f"{'NaN' if d.is_nan() else '-inf' if d < 0 else '+inf'} {unit}".rstrip()
     if d == d.to_integral_value():
         s = f"{int(d):,}"
     else:
@@ -296,6 +307,13 @@ def _lookup(summaries: Summaries, fig: Figure) -> tuple[bool, Any]:
     if m is None or fig.name not in m:
         return False, None
     return True, m[fig.name]
+
+
+def _is_number(v: object) -> bool:
+    """A figure a threshold can judge: an int or float, not a bool, not NaN (NaN compares with
+    nothing; +-inf compares, and fails or holds as any number would)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and not (isinstance(v, float) and
+                                                                          math.isnan(v))
 
 
 def _currency_of(summaries: Summaries) -> str | None:
@@ -326,9 +344,9 @@ def evaluate(checks: Checks, summaries: Summaries, run_id: str, baseline: Baseli
             out.append(Outcome(t, False, None, None, None, f"{label} is not in run {run_id}'s summaries "
                                f"(metric {fig.metric!r} did not report it)"))
             continue
-        if v is None or isinstance(v, (bool, str)):
+        if not _is_number(v):
             out.append(Outcome(t, False, None, None, None, f"{label} is {json.dumps(v)} in run {run_id} "
-                               "(not a number: undefined for this run)"))
+                               "(not a number: undefined for this run, cannot be judged)"))
             continue
         compared: float | int | Decimal = v
         if t.vs_baseline:
@@ -336,7 +354,8 @@ def evaluate(checks: Checks, summaries: Summaries, run_id: str, baseline: Baseli
                 raise InputError(f"{t.field} compares against a baseline; pass --baseline RUN_ID|FILE "
                                  "or set [checks] baseline")
             bhave, bv = _lookup(baseline.summaries, fig)
-            if not bhave or bv is None or isinstance(bv, (bool, str)):
+            if not bhave or not _is_number(bv):
+                bv = None
                 out.append(Outcome(t, False, v, None, None, f"the baseline {baseline.run_id} has no number "
                                    f"for {label} ({baseline.origin})"))
                 continue
@@ -458,12 +477,23 @@ def annotation(scenario_file: str, line: int | None, title: str, message: str) -
     return f"::error {','.join(props)}::{_gh_data(message)}"
 
 
+#: characters XML 1.0 cannot hold, even escaped (C0 controls but tab/LF/CR, surrogates, U+FFFE/F)
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _xml_text(s: str) -> str:
+    """``s`` with every character XML cannot hold shown as its escape (``\\u0007``): written as
+    it is, one made the whole JUnit file ill-formed (a scenario name is any TOML string)."""
+    return _NOT_XML.sub(lambda m: f"\\u{ord(m.group()):04x}", s)
+
+
 def junit_xml(scenario_name: str, scenario_file: str, run_id: str | None, outcomes: Sequence[Outcome],
               error: str | None = None, properties: Mapping[str, str] | None = None) -> bytes:
     """JUnit XML: one testsuite, one testcase per threshold (a failure carries the figure, the
-    threshold and the run id); an error before evaluation is one errored testcase."""
+    threshold and the run id); an error (before evaluation, or after it: a --write-baseline file
+    that cannot be written) is one more, errored testcase. Counts equal the testcases."""
     suite = ET.Element("testsuite", {
-        "name": f"deficit check {scenario_name}", "tests": str(len(outcomes) or (1 if error else 0)),
+        "name": f"deficit check {scenario_name}", "tests": str(len(outcomes) + (1 if error else 0)),
         "failures": str(sum(not o.ok for o in outcomes)), "errors": "1" if error else "0", "skipped": "0"})
     props = ET.SubElement(suite, "properties")
     all_props = {**(properties or {}), "scenario_file": scenario_file, "run_id": run_id or ""}
@@ -493,6 +523,10 @@ def junit_xml(scenario_name: str, scenario_file: str, run_id: str | None, outcom
                                      "failures": suite.get("failures", "0"),
                                      "errors": suite.get("errors", "0")})
     root.append(suite)
+    for el in root.iter():
+        el.attrib = {k: _xml_text(v) for k, v in el.attrib.items()}
+        if el.text:
+            el.text = _xml_text(el.text)
     ET.indent(root)
     data: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
     return data + b"\n"
@@ -544,6 +578,7 @@ def _resolve_baseline(ref: str, relative_to: Path | None, db: str) -> Baseline:
 def run_check(scenario_path: str, *, db: str | None = None, baseline: str | None = None,
               run_id: str | None = None) -> CheckReport:
     """Load, run and judge a scenario (the ``deficit check`` logic without printing)."""
+    from ingest.errors import IngestError
     from ingest.warehouse import DEFAULT_DB
 
     from .api import run
@@ -582,6 +617,8 @@ def run_check(scenario_path: str, *, db: str | None = None, baseline: str | None
         rep.error = f"{scenario_path}: {e}"
     except BacktestError as e:
         rep.error = str(e)
+    except IngestError as e:  # the warehouse cannot be read (not a DuckDB file, locked): not judged
+        rep.error = f"{type(e).__name__}: {e}"
     except ShockError as e:  # a shock that does not fit the window's price paths
         err = shock_error(sc, e)
         rep.error, rep.error_line = str(err), err.line
@@ -604,7 +641,14 @@ def _add_check(sub: Any) -> None:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    rep = run_check(args.scenario, db=args.db, baseline=args.baseline, run_id=args.run_id)
+    try:
+        rep = run_check(args.scenario, db=args.db, baseline=args.baseline, run_id=args.run_id)
+    except Exception as e:  # a bug: its traceback, and exit 2 (an uncaught one exits 1, "a threshold failed")
+        import traceback
+
+        traceback.print_exc()
+        rep = CheckReport(Path(args.scenario).stem, args.scenario,
+                          error=f"internal error ({type(e).__name__}): {e}; nothing was judged")
     out = sys.stdout
     if rep.error is None and args.write_baseline and rep.run_id is not None:
         from ingest.warehouse import DEFAULT_DB

@@ -1,0 +1,157 @@
+"""``deficit check`` verdicts and CI outputs without a chain: JUnit XML that CI parsers accept
+(well-formed whatever the strings, counts equal to the testcases), non-finite figures judged
+rather than crashing, signs of an infinite rise, and exit 2 (never 1, the "threshold failed"
+code) when the warehouse cannot be read."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from decimal import Decimal
+from pathlib import Path
+
+from backtest.checks import Baseline, Checks, Figure, Outcome, Threshold, evaluate, junit_xml
+
+ROOT = Path(__file__).resolve().parents[2]
+BAD_DEBT = Figure("bad_debt", "end_total_oracle_usd", "bad debt at the end", "USD")
+
+
+def _max(limit: int, fig: Figure = BAD_DEBT, vs: str | None = None,
+         key: str = "max_bad_debt_usd") -> Threshold:
+    return Threshold(key, f"checks.{key}", 3, "max", Decimal(limit), fig, vs)  # type: ignore[arg-type]
+
+
+def _suite(xml: bytes) -> ET.Element:
+    root = ET.fromstring(xml)  # raises on ill-formed XML
+    suite = root.find("testsuite")
+    assert suite is not None
+    cases = suite.findall("testcase")
+    # the counts CI tools read (Jenkins, GitLab, GitHub test reporters) must match the cases
+    assert suite.get("tests") == str(len(cases)) == root.get("tests")
+    n_fail = sum(c.find("failure") is not None for c in cases)
+    assert suite.get("failures") == str(n_fail) == root.get("failures")
+    assert suite.get("errors") == str(sum(c.find("error") is not None for c in cases)) == root.get("errors")
+    assert suite.get("skipped") == str(sum(c.find("skipped") is not None for c in cases))
+    return suite
+
+
+def test_junit_is_well_formed_with_control_characters_in_names_and_messages() -> None:
+    """A scenario name is any TOML string (``"crash\\u0007"`` is valid TOML) and a
+    [[checks.figure]] name is echoed in its message: a C0 control character written as it is made
+    the JUnit file ill-formed XML, so the CI's test reporter rejected the whole report."""
+    fig = Figure("liquidations", "simulated\x01count", "x")
+    outs = evaluate(Checks((_max(5), _max(1, fig, key="figure[0].max"))),
+                    {"bad_debt": {"end_total_oracle_usd": 7.0}}, "r\x1b1")
+    suite = _suite(junit_xml("crash\x07 <&> \"q\"", "s\x0c.toml", "r\x1b1", outs,
+                             properties={"k": "v\x00"}))
+    assert suite.get("name") == 'deficit check crash\\u0007 <&> "q"'
+    fails = [c.find("failure") for c in suite.findall("testcase")]
+    assert all(f is not None for f in fails)
+    assert "simulated\\u0001count" in (fails[1].get("message") or "")  # type: ignore[union-attr]
+
+
+def test_junit_counts_an_error_next_to_judged_thresholds() -> None:
+    """After the thresholds were judged, a --write-baseline file that cannot be written is an
+    error (exit 2) reported with them: the suite said tests=1 for two testcases."""
+    outs = evaluate(Checks((_max(5),)), {"bad_debt": {"end_total_oracle_usd": 7.0}}, "r1")
+    suite = _suite(junit_xml("n", "s.toml", "r1", outs, error="--write-baseline b.json: cannot write"))
+    assert suite.get("tests") == "2" and suite.get("failures") == "1" and suite.get("errors") == "1"
+
+
+def test_a_nan_figure_fails_its_threshold_instead_of_crashing() -> None:
+    """A NaN figure (bt.summaries stores it as the JSON literal NaN; a baseline file may hold one)
+    raised decimal.InvalidOperation out of evaluate: a traceback and exit 1, the code of a failed
+    threshold, with no JUnit file. It cannot be judged: it fails with a message saying so."""
+    nan = float("nan")
+    [o] = evaluate(Checks((_max(5),)), {"bad_debt": {"end_total_oracle_usd": nan}}, "r1")
+    assert not o.ok and "not a number" in o.message
+    base = Baseline("b0", "s", "h", "v", {"bad_debt": {"end_total_oracle_usd": nan}}, "b.json")
+    [o] = evaluate(Checks((_max(0, vs="abs", key="max_bad_debt_rise_usd"),)),
+                   {"bad_debt": {"end_total_oracle_usd": 1.0}}, "r1", base)
+    assert not o.ok and "no number" in o.message
+
+
+def test_an_infinite_fall_against_a_zero_baseline_says_fall() -> None:
+    """A figure going from 0 to -3 against max_rise_pct is a fall of -inf %, which holds; the
+    message said 'rose by +inf %' (the sign was dropped) and the JSON verdict held the float
+    Infinity, which is not JSON (jq and strict parsers reject the whole --json output)."""
+    fig = Figure("m", "x", "a figure")
+    t = _max(5, fig, vs="pct", key="figure[0].max_rise_pct")
+    base = Baseline("b0", "s", "h", "v", {"m": {"x": 0}}, "b.json")
+    [down] = evaluate(Checks((t,)), {"m": {"x": -3}}, "r1", base)
+    assert down.ok and "-inf %" in down.message and "+inf" not in down.message
+    [up] = evaluate(Checks((t,)), {"m": {"x": 3}}, "r1", base)
+    assert not up.ok and "+inf %" in up.message
+    for o in (down, up):
+        text = json.dumps(o.as_json(), allow_nan=False)  # raises on a float infinity
+        assert json.loads(text)["compared"] == ("-inf" if o is down else "+inf")
+
+
+def test_a_minus_infinite_figure_is_shown_negative() -> None:
+    fig = Figure("m", "x", "a figure")
+    t = Threshold("figure[0].min", "checks.figure[0].min", 3, "min", Decimal(0), fig)
+    [o] = evaluate(Checks((t,)), {"m": {"x": float("-inf")}}, "r1")
+    assert isinstance(o, Outcome) and not o.ok and "= -inf" in o.message, o.message
+
+
+MIN_SCENARIO = """\
+name = "min"
+chain_id = 31337
+mode = "historical"
+
+[market]
+protocol = "aave_v3"
+dataset = "aave_v3"
+source = "aave_v3_sample"
+
+[window]
+from_block = 600
+to_block = 7799
+
+[metrics]
+names = ["bad_debt"]
+
+[checks]
+max_bad_debt_usd = 100
+"""
+
+
+def test_an_unreadable_warehouse_exits_2_with_a_junit_error(tmp_path: Path) -> None:
+    """A warehouse that is not a DuckDB file (or one locked by another process) raised the
+    ingest's WarehouseError out of `deficit check`: exit 1, the code of a failed threshold, and no
+    JUnit file; nothing was judged, so it is an error: exit 2, JUnit error, annotation."""
+    sc = tmp_path / "s.toml"
+    sc.write_text(MIN_SCENARIO)
+    db = tmp_path / "w.duckdb"
+    db.write_bytes(b"not a duckdb file" * 300)
+    junit = tmp_path / "j.xml"
+    r = subprocess.run([sys.executable, "-m", "backtest.cli", "check", str(sc), "--db", str(db), "--junit",
+                        str(junit)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "not a valid DuckDB database file" in r.stderr
+    assert f"::error file={sc}," in r.stdout
+    suite = _suite(junit.read_bytes())
+    assert suite.get("errors") == "1"
+
+
+def test_the_sample_passes_and_a_tight_limit_fails(tmp_path: Path) -> None:
+    """End to end on the bundled sample (a copy): exit 0, then 1 with a limit below the figure;
+    the JUnit file is well-formed with matching counts both times."""
+    db = tmp_path / "w.duckdb"
+    shutil.copy(ROOT / "data" / "sample.duckdb", db)
+    for limit, code in (("1e12", 0), ("0", 1)):
+        sc = tmp_path / f"s{code}.toml"
+        sc.write_text(MIN_SCENARIO.replace("max_bad_debt_usd = 100",
+                                           f"max_unrealized_bad_debt_usd = {limit}"))
+        junit = tmp_path / f"j{code}.xml"
+        r = subprocess.run([sys.executable, "-m", "backtest.cli", "check", str(sc), "--db", str(db),
+                            "--junit", str(junit), "--json"],
+                           cwd=ROOT, capture_output=True, text=True, timeout=600)
+        assert r.returncode == code, r.stdout + r.stderr
+        out = json.loads(r.stdout.split("\n::error")[0])
+        assert out["checks"][0]["value"] > 0  # the crash leaves unrealized bad debt
+        suite = _suite(junit.read_bytes())
+        assert suite.get("failures") == str(code)
