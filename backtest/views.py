@@ -3,7 +3,8 @@
 
 * ``bt.run_overview``: one row per run with its scenario, window and headline figures;
 * ``bt.daily_bad_debt_by_reserve``: unrealized bad debt per UTC day and debt reserve, as it stood
-  at the end of each day (each account's last evaluation at or before midnight);
+  at the end of each day (each account's last evaluation at or before midnight), every day from
+  the first row's to the window end's (``bad_debt``'s ``end_block_ts`` summary);
 * ``bt.hidden_insolvency_by_feed``: hidden-insolvency exposure per oracle feed (base currency x
   seconds, hours) with the feed's deviation and staleness figures;
 * ``bt.liquidations_with_delay``: every liquidation with its origin, delay from first seen
@@ -95,7 +96,8 @@ GROUP BY ALL ORDER BY r.run_id"""))
 
 DAILY_BAD_DEBT = register_table(Table(
     "bt", "daily_bad_debt_by_reserve", "Unrealized bad debt per run, UTC day and debt reserve at the end "
-    "of the day: each account counts with its last evaluation at or before midnight (bt.bad_debt_accounts).",
+    "of the day: each account counts with its last evaluation at or before midnight (bt.bad_debt_accounts); "
+    "every day up to the window end's (bad_debt's end_block_ts summary), not only days with a change.",
     (
         _RUN, _CHAIN,
         Column("day", "DATE", "UTC day (of block timestamps)"),
@@ -108,10 +110,16 @@ DAILY_BAD_DEBT = register_table(Table(
                "currency"),
     ),
     "backtest.views", ("run_id", "day", "reserve"), kind="view", view_sql="""
-WITH span AS (
-    SELECT run_id, chain_id, CAST(min(block_ts) // 86400 AS BIGINT) AS d0,
-           CAST(max(block_ts) // 86400 AS BIGINT) AS d1
-    FROM bt.bad_debt_accounts GROUP BY ALL
+WITH ends AS (
+    -- the window's end: an account's last row stands until then (rows are written on change only)
+    SELECT run_id, max(CAST(value_text AS UBIGINT)) AS end_ts FROM bt.summaries
+    WHERE metric = 'bad_debt' AND name = 'end_block_ts' GROUP BY run_id
+), rows_span AS (
+    SELECT run_id, chain_id, min(block_ts) AS t0, max(block_ts) AS t1 FROM bt.bad_debt_accounts GROUP BY ALL
+), span AS (
+    SELECT s.run_id, s.chain_id, CAST(s.t0 // 86400 AS BIGINT) AS d0,
+           CAST(greatest(s.t1, coalesce(e.end_ts, s.t1)) // 86400 AS BIGINT) AS d1
+    FROM rows_span s LEFT JOIN ends e USING (run_id)
 ), days AS (
     SELECT run_id, chain_id, d, (d + 1) * 86400 AS day_end_ts
     FROM span, LATERAL range(d0, d1 + 1) t(d)
@@ -206,7 +214,7 @@ VIEWS: tuple[Table, ...] = (RUN_OVERVIEW, DAILY_BAD_DEBT, HIDDEN_BY_FEED, LIQ_DE
 #: tables each view reads (the view is created only when all exist)
 DEPENDS: dict[str, tuple[str, ...]] = {
     RUN_OVERVIEW.fqn: ("bt.runs", "bt.summaries"),
-    DAILY_BAD_DEBT.fqn: ("bt.runs", "bt.bad_debt_accounts"),
+    DAILY_BAD_DEBT.fqn: ("bt.runs", "bt.summaries", "bt.bad_debt_accounts"),
     HIDDEN_BY_FEED.fqn: ("bt.runs", "bt.oracle_lag_feeds"),
     LIQ_DELAY.fqn: ("bt.runs", "bt.liquidations"),
 }

@@ -145,7 +145,7 @@ class BadDebt(Metric):
         self._peak = (0, 0)  # value, block
         self._peak_ref = (0, 0)
         self._unit = 1
-        self._end_block = 0
+        self._end_block = self._end_ts = 0
         #: the window's first block: its number, the account rows by user and the totals row, held
         #: until its end. The run's start evaluates the accounts on the state before that block's
         #: inputs and its end evaluates the ones they changed: both at the same block number, so the
@@ -184,6 +184,7 @@ class BadDebt(Metric):
     def on_run_end(self, view: View) -> None:
         self._release()
         self._end_block = view.block.number
+        self._end_ts = view.block.timestamp
 
     def _release(self) -> None:
         """Write the held rows of the window's first block (see ``_held``)."""
@@ -294,6 +295,9 @@ class BadDebt(Metric):
             "end_total_oracle_usd": (self._oracle + self._realized) / u,
             "dust_threshold_value": self.dust,
             "end_block": self._end_block,
+            # the window's end (unix s): the rows stop at the last change, the figures hold until then
+            # (bt.daily_bad_debt_by_reserve has a row for every day up to it)
+            "end_block_ts": self._end_ts,
         }
 
 
