@@ -33,6 +33,10 @@ balance (aToken floor, debt ceil), so the scaled change is solved exactly from t
 scaled balance: the new scaled balance ``n`` is the one whose rounded balance at the event's
 index is ``balance(s, index) - balance_increase ± value``.
 
+v3.5 also updates the collateral reserve at the start of ``liquidationCall``; with
+``receiveAToken`` no ``ReserveDataUpdated`` follows, so the ``LiquidationCall`` accrues that
+reserve's indices to the block as ``updateState`` does.
+
 Not rebuilt from events: ``accruedToTreasury`` (no event; ``MintedToTreasury`` resets it to 0),
 the aToken's underlying balance other than the pool's own flows (donations are invisible), the
 interest rate strategy's parameters. A reserve's decimals are not in ``ReserveInitialized``:
@@ -51,6 +55,7 @@ from ..domain import ProtocolEvent
 from ..errors import InconsistentEvent, UnsupportedEvent
 from ..fixed_point import RAY, ray_div_half_up, ray_mul_ceil, ray_mul_floor, ray_mul_half_up
 from .configuration import ReserveConfiguration, is_borrowing, set_borrowing, set_using_as_collateral
+from .reserve_logic import cache, update_state
 from .rule_schedule import Upgrade, implementation_rules
 from .state import AaveV3State, EModeCategory, ReserveData, UserReserve, UserState, evolver
 
@@ -251,6 +256,13 @@ def _repay(state: AaveV3State, e: ProtocolEvent) -> None:
 
 
 def _liquidation_call(state: AaveV3State, e: ProtocolEvent) -> None:
+    if state.rules.directional_rounding and _bool(e, "receive_a_token"):
+        # v3.5 updates the collateral reserve first; with receiveAToken no ReserveDataUpdated
+        # follows for it, so its indices and timestamp are accrued here as updateState does (a
+        # no-op when an event of this block already set them, e.g. collateral == debt asset)
+        coll = _reserve(state, e, "collateral_asset")
+        ts = e.ref.block_timestamp
+        state.reserves[coll.asset] = update_state(coll, cache(coll, ts), ts, directional_rounding=True)
     debt = _reserve(state, e, "debt_asset")
     state.reserves[debt.asset] = _add_underlying(debt, _int(e, "debt_to_cover"))
     if not _bool(e, "receive_a_token"):

@@ -438,3 +438,29 @@ def test_events_rebuild_clears_the_borrowing_flag_of_every_debt_burned_into_defi
         assert rebuilt.users == state.users
         assert {a: r.deficit for a, r in rebuilt.reserves.items()} == \
             {a: r.deficit for a, r in state.reserves.items()}
+
+
+def test_events_rebuild_updates_the_collateral_reserve_of_a_v35_receive_a_token_liquidation() -> None:
+    # v3.5 executeLiquidationCall runs collateralReserve.updateState first; with receiveAToken
+    # nothing then calls updateInterestRates on it, so no ReserveDataUpdated announces its new
+    # index and timestamp (the aTokens' BalanceTransfer is at that index). Rates: WETH liquidity
+    # 5 % and variable 8 % a year, last updated a day before the liquidation, some WETH borrowed
+    # so the borrow index accrues too. Before v3.5 the collateral reserve is not updated at all.
+    for rules, updated in ((V3_4, False), (V3_5, True)):
+        def market(rules: RuleSet = rules) -> AaveV3State:
+            s = _market(rules)
+            s.reserves[WETH] = replace(s.reserves[WETH], current_liquidity_rate=5 * RAY // 100,
+                                       current_variable_borrow_rate=8 * RAY // 100,
+                                       last_update_timestamp=TS - 86_400,
+                                       variable_debt_scaled_total_supply=10 * E18)
+            _user(s, collateral={WETH: 2 * E18}, debt={USDC: 3000 * E6, DAI: 400 * E18})
+            return s
+        state, rebuilt = market(), market()
+        out = _liquidate(state, WETH, USDC, receive=True)
+        assert out.ok, out.revert_reason
+        ADAPTER.commit(state, out)
+        assert (state.reserves[WETH].last_update_timestamp == TS) is updated
+        _rebuild_from_events(rebuilt, out)
+        for field in ("liquidity_index", "variable_borrow_index", "last_update_timestamp"):
+            assert getattr(rebuilt.reserves[WETH], field) == getattr(state.reserves[WETH], field), \
+                (rules.version, field)
