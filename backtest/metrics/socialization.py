@@ -37,8 +37,9 @@ suppliers would lose, in basis points of supply, if the whole loss were socialis
 ``supply`` is the aToken total supply (``rayMul(scaledTotalSupply, normalizedIncome)`` at the
 block's timestamp, as ``AToken.totalSupply``), the treasury's own aTokens included.
 
-Rows: ``bt.socialization`` and ``bt.loss_bearers`` get a row for a reserve at the run start if its
-loss is non-zero, then at every visited block in which its ``(U, D)`` changed, or in which its
+Rows: ``bt.socialization`` and ``bt.loss_bearers`` get a row for a reserve at the end of the
+window's first block if its loss is non-zero (the run start's figures with that block's changes:
+one row per reserve and block), then at every visited block in which its ``(U, D)`` changed, or in which its
 supply moved (a scaled aToken balance changed: a withdrawal, a liquidation) while its loss is
 non-zero — the haircut of the suppliers who stay grows as others leave (the value at a block is
 the last row at or before it; supply and treasury in a row are as of that block; interest alone
@@ -190,7 +191,8 @@ class Socialization(Metric):
         for user in sorted(view.state.users):
             self._refresh_scaled(view, user)
         self._evaluations(view, tuple(view.accounts()))
-        self._emit(view, view.block.number, view.block.timestamp)
+        # no row here: the first block's end writes every reserve with a loss (_scan_all), so a
+        # reserve never has two rows at one block (the start's and that block's end)
 
     def on_event(self, view: View, event: ProtocolEvent) -> None:
         if event.role == "a_token":  # only the aToken's Mint/Burn/BalanceTransfer move scaled balances

@@ -210,3 +210,22 @@ def test_a_simulated_liquidation_minting_to_the_debt_reserves_treasury_moves_its
         outcome=out))
     m.on_block_end(view, BlockEnd(view.block, ()))
     assert m._scaled_sum[USDC] == 100_050 * 10**6
+
+
+def test_one_row_per_reserve_and_block_when_the_first_block_changes_the_loss() -> None:
+    """A loss at the run start and another figure at the end of the same (first) block: the run
+    start wrote a row labelled with that block too, so the reserve had two rows at one
+    block_number and "the last row at or before a block" depended on the physical row order. The
+    first row is now the first block's end."""
+    state = market()
+    view = StubView(state, scenario(["socialization"]), dict(PRICES), block=FIRST)
+    view.evals[BORROWER] = AccountEval(BORROWER, health(16_000, 17_000), None)  # 1,000 USD under
+    m = Socialization()
+    m.on_run_start(view)
+    ev = AccountEval(BORROWER, health(15_000, 17_000), None)  # an answer in FIRST: 2,000 USD
+    view.evals[BORROWER] = ev
+    m.on_block_end(view, BlockEnd(view.block, (ev,)))
+    rows = [dict(zip(SOCIALIZATION.column_names(), r, strict=True)) for r in m.rows()[SOCIALIZATION.fqn]]
+    assert [(r["block_number"], r["loss_value"]) for r in rows] == [(FIRST, 2_000 * 10**8)]
+    assert [r[5] for r in m.rows()[LOSS_BEARERS.fqn]] == [0, 2_000 * 10**8, 0]
+    assert m.summary()["max_haircut_gross_bps"] == pytest.approx(2_000 / 100_000 * 10_000)
