@@ -16,7 +16,9 @@ Two questions, kept apart:
   ``liquidatable_since_block``) once: the share of episodes with at least one matched prediction.
 * **How much** — given what the real liquidator asked for, does the protocol model compute what the
   contract did? For every observed liquidation the engine computed ``adapter.liquidate`` with the
-  event's own arguments on the pre-event state (``Liquidation.predicted``); the error is
+  event's own arguments on the pre-event state (``Liquidation.predicted``; the event's
+  debtToCover is the amount repaid, so when that does not reproduce the event and
+  ``type(uint256).max`` does exactly, that call's); the error is
   ``observed − predicted`` for the debt repaid and the collateral seized (base units of each
   asset; 0 when the port is exact). A predicted revert is an error of its own
   (``predicted_revert``), not an amount. The summary does not add raw units of different assets
