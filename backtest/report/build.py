@@ -45,6 +45,13 @@ __all__ = ["ReportFiles", "build_report", "HF_BUCKETS"]
 
 _ADDR = re.compile(r"^0x[0-9a-f]{40}$")
 
+#: rows of the fidelity table (mismatches first) and delay rows per origin the report shows
+FIDELITY_ROWS = 50
+DELAY_ROWS = 30
+#: bt.fidelity columns the report's table shows first
+FIDELITY_COLUMNS = ("block_number", "log_index", "user", "kind", "matched", "block_error",
+                    "debt_repaid_error_raw", "collateral_seized_error_raw", "predicted_revert")
+
 #: health-factor histogram buckets (lower bounds; the last is open)
 HF_BUCKETS: tuple[float, ...] = (0, 0.8, 0.9, 0.95, 1.0, 1.05, 1.1, 1.25, 1.5, 2.0, 5.0)
 
@@ -654,15 +661,24 @@ def _liquidations(d: _Data) -> Section:
                 "Debt repaid by liquidations over time, observed on chain and by the liquidator model.",
             )
         )
+    # per origin, the shortest DELAY_ROWS delays one row each, then one row for all longer ones
+    # (a flat LIMIT cut the table off inside the observed rows: the simulated ones vanished)
     delays = d.q(
-        "SELECT CASE WHEN observed THEN 'observed' ELSE 'simulated' END, delay_blocks, count(*) "
-        "FROM bt.liquidations WHERE run_id = ? AND delay_blocks IS NOT NULL "
-        "GROUP BY ALL ORDER BY ALL LIMIT 40"
+        "WITH d AS (SELECT CASE WHEN observed THEN 'observed' ELSE 'simulated' END AS origin, "
+        "delay_blocks, count(*) AS n FROM bt.liquidations WHERE run_id = ? AND delay_blocks IS NOT NULL "
+        "GROUP BY ALL), r AS (SELECT *, row_number() OVER (PARTITION BY origin ORDER BY delay_blocks) "
+        "AS rank FROM d) "
+        "SELECT origin, CASE WHEN rank <= ? THEN delay_blocks END AS shown, min(delay_blocks), "
+        "max(delay_blocks), sum(n)::BIGINT FROM r GROUP BY origin, shown "
+        "ORDER BY origin, min(delay_blocks)",
+        DELAY_ROWS,
     )
     if delays:
         s.blocks.append(Para("Delay from first seen liquidatable to liquidated (blocks):"))
         s.blocks.append(
-            Table(("origin", "delay blocks", "liquidations"), [(a, _fmt(b), _fmt(c)) for a, b, c in delays])
+            Table(("origin", "delay blocks", "liquidations"),
+                  [(a, _fmt(int(b)) if b is not None else f"{_fmt(lo)} … {_fmt(hi)}", _fmt(c))
+                   for a, b, lo, hi, c in delays])
         )
     return s
 
@@ -786,18 +802,40 @@ def _fidelity(d: _Data) -> Section:
         s.blocks.append(_missing("fidelity", ["bt.fidelity"]))
         return s
     s.blocks.append(
-        Table(("figure", "value"), [(n, d.figure(v)) for n, v in sorted(d.summaries["fidelity"].items())],
-              "kv")
+        Table(("figure", "value"),
+              [(n, d.figure(v)) for n, v in sorted(d.summaries.get("fidelity", {}).items())], "kv")
     )
     if d.has("bt.fidelity"):
         cols = [c[0] for c in d.con.execute("SELECT * FROM bt.fidelity LIMIT 0").description]
-        show = [c for c in cols if c not in ("run_id", "chain_id")][:10]
+        # the columns that say whether the model got it right (the amounts' errors included:
+        # the first ten columns in table order left them out), then others up to ten
+        show = [c for c in FIDELITY_COLUMNS if c in cols]
+        rest = [c for c in cols if c not in show and c not in ("run_id", "chain_id")]
+        show += rest[: max(0, 10 - len(show))]
+        # rows the model did not get exactly right first (a flat LIMIT showed the window's first
+        # rows, so a mismatch after them was not in the report)
+        wrong = " OR ".join(w for c, w in (
+            ("matched", "NOT coalesce(matched, false)"), ("kind", "kind <> 'observed'"),
+            ("block_error", "coalesce(block_error, 0) <> 0"),
+            ("debt_repaid_error_raw", "coalesce(debt_repaid_error_raw, 0) <> 0"),
+            ("collateral_seized_error_raw", "coalesce(collateral_seized_error_raw, 0) <> 0"),
+            ("predicted_revert", "predicted_revert IS NOT NULL")) if c in cols) or "false"
+        order = ", ".join(f'"{c}"' for c in ("block_number", "log_index", "user") if c in cols) or "ALL"
+        (total,) = d.q("SELECT count(*) FROM bt.fidelity WHERE run_id = ?")[0]
         rows = d.q(
             f"SELECT {', '.join(chr(34) + c + chr(34) for c in show)} FROM bt.fidelity WHERE run_id = ? "
-            "ORDER BY ALL LIMIT 50"
+            f"ORDER BY ({wrong}) DESC, {order} LIMIT ?",
+            FIDELITY_ROWS,
         )
         if rows:
             s.blocks.append(Table(show, [[_fmt(v) for v in r] for r in rows]))
+            hidden = [c for c in cols if c not in show and c not in ("run_id", "chain_id")]
+            if int(total) > len(rows) or hidden:
+                s.blocks.append(Para(
+                    f"Shown: {len(rows):,} of the run's {int(total):,} rows of bt.fidelity (those the "
+                    "model did not get exactly right first)"
+                    + (f"; columns not shown: {', '.join(hidden)}" if hidden else "")
+                    + ". Every row is in bt.fidelity.", "note"))
     return s
 
 

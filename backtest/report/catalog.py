@@ -3,7 +3,9 @@
 Both read the warehouse only (``bt.runs``, ``bt.summaries``) and open it read-only. ``compare``
 diffs every headline figure of two runs (``b - a``, and the change in percent of ``a`` where
 ``a`` is a non-zero number), plus the identity fields that differ (scenario hash, code version,
-window, mode, base currency), so a reader sees at once whether the two runs are comparable.
+window, the window's end block hashes and the ingest runs read, mode, base currency), so a reader
+sees at once whether the two runs are comparable: two runs of one scenario over the same blocks
+whose data was re-ingested in between (a reorg, a fix) differ in their data, not their parameters.
 
 Money is in each run's base currency (``bt.runs.base_currency``: USD for Aave v3, ETH for Aave
 v2). Summary figures are named after it (``end_total_oracle_usd`` in a USD run,
@@ -175,8 +177,10 @@ def compare_runs(db: str, run_a: str, run_b: str) -> dict[str, Any]:
         wh.close()
     ident = {}
     for k in ("scenario", "scenario_sha256", "mode", "chain_id", "base_currency", "base_currency_decimals",
-              "from_block", "to_block", "code_version"):
+              "from_block", "to_block", "from_block_hash", "to_block_hash", "data_sources", "code_version"):
         a, b = rows[run_a][k], rows[run_b][k]
+        if k == "data_sources":
+            a, b = list(a or []), list(b or [])
         ident[k] = {"a": a, "b": b, "same": a == b}
     cur = {"a": rows[run_a]["base_currency"], "b": rows[run_b]["base_currency"]}
     comparable = cur["a"] == cur["b"] and ident["base_currency_decimals"]["same"]

@@ -1,0 +1,126 @@
+"""The report's tables against hand-made ``bt`` rows (no chain needed): a table cut to a size
+says so and keeps what matters (the simulated delays, the fidelity mismatches)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import duckdb
+
+import backtest.metrics.fidelity as fidelity
+import backtest.outputs as outputs
+from backtest.report.build import _Data, _fidelity, _liquidations
+from backtest.report.model import Para, Table
+
+USER = "0x" + "11" * 20
+ASSET = "0x" + "a0" * 20
+
+
+def _con(metrics: tuple[str, ...]) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA bt")
+    for t in (outputs.RUNS, outputs.SUMMARIES, outputs.LIQUIDATIONS, fidelity.FIDELITY):
+        con.execute(t.ddl())
+    con.execute(
+        "INSERT INTO bt.runs VALUES ('r1', 's', 'ab', NULL, 'historical', 1, 'USD', 8, 1, 100, NULL, NULL, "
+        "[], ?, 'test', ?, 0, 0, 0, 0, 'ok')",
+        [list(metrics), json.dumps({"market": {"dataset": "aave_v3"}})],
+    )
+    return con
+
+
+def _row(table: Any, **given: Any) -> list[Any]:
+    """A row of ``table`` with a plain value in every column not given."""
+    out = []
+    for c in table.columns:
+        if c.name in given:
+            out.append(given[c.name])
+        elif c.name == "run_id":
+            out.append("r1")
+        elif c.type == "BOOLEAN":
+            out.append(False)
+        elif c.type == "VARCHAR":
+            out.append(ASSET)
+        elif c.type == "VARCHAR[]":
+            out.append([])
+        elif c.type == "DOUBLE":
+            out.append(0.0)
+        else:
+            out.append(0)
+    return out
+
+
+def _insert(con: duckdb.DuckDBPyConnection, table: Any, rows: list[list[Any]]) -> None:
+    marks = ", ".join("?" * len(table.columns))
+    con.executemany(f"INSERT INTO {table.fqn} VALUES ({marks})", rows)
+
+
+def test_the_delay_table_keeps_every_origin_and_every_liquidation() -> None:
+    """45 observed liquidations with 45 different delays, 3 simulated ones: the table was cut at
+    40 rows in (origin, delay) order, so the simulated delays were not in the report at all and
+    5 observed liquidations were missing, with nothing saying so. Now each origin keeps its rows
+    (the longest delays of a long tail grouped in one row) and the counts add up."""
+    con = _con(("liquidations",))
+    rows = [_row(outputs.LIQUIDATIONS, block_number=100 + i, log_index=i, observed=True, delay_blocks=i + 1,
+                 user=USER) for i in range(45)]
+    rows += [_row(outputs.LIQUIDATIONS, block_number=300 + i, log_index=None, observed=False,
+                  delay_blocks=7, user=f"0x{i + 1:040x}") for i in range(3)]
+    _insert(con, outputs.LIQUIDATIONS, rows)
+    sec = _liquidations(_Data(con, "r1"))
+    [t] = [b for b in sec.blocks if isinstance(b, Table) and b.headers[0] == "origin" and len(b.headers) == 3]
+    counts: dict[str, int] = {}
+    for origin, _, n in t.rows:
+        counts[origin] = counts.get(origin, 0) + int(n.replace(",", ""))
+    assert counts == {"observed": 45, "simulated": 3}, t.rows
+    assert ("simulated", "7", "3") in [tuple(r) for r in t.rows]
+    assert any("…" in r[1] and r[0] == "observed" for r in t.rows), "the tail is grouped, with its range"
+    assert ("observed", "31 … 45", "15") in [tuple(r) for r in t.rows]
+    con.close()
+
+
+def test_the_fidelity_table_shows_mismatches_first_and_says_it_is_cut() -> None:
+    """60 observed liquidations, the model exact on all but the 58th (debt repaid off by 5): the
+    table showed the window's first 50 rows and its first ten columns, which left out both the
+    mismatch and the error columns, and said nothing about the rest."""
+    con = _con(("fidelity",))
+    rows = [_row(fidelity.FIDELITY, block_number=100 + i, log_index=1, user=USER, kind="observed",
+                 matched=True, predicted_revert=None, debt_repaid_error_raw=5 if i == 57 else 0)
+            for i in range(60)]
+    _insert(con, fidelity.FIDELITY, rows)
+    con.execute("INSERT INTO bt.summaries VALUES ('r1', 1, 100, 'fidelity', 'recall', '1.0', 1.0)")
+    sec = _fidelity(_Data(con, "r1"))
+    [t] = [b for b in sec.blocks if isinstance(b, Table) and b.headers[0] == "block_number"]
+    assert "debt_repaid_error_raw" in t.headers and "collateral_seized_error_raw" in t.headers
+    err = list(t.headers).index("debt_repaid_error_raw")
+    assert t.rows[0][0] == "157" and t.rows[0][err] == "5", t.rows[0]
+    assert len(t.rows) == 50
+    notes = [b.text for b in sec.blocks if isinstance(b, Para) and b.text.startswith("Shown:")]
+    assert notes and "50 of the run's 60 rows" in notes[0], notes
+    con.close()
+
+
+def test_compare_names_a_change_of_data_between_two_runs(tmp_path: Any) -> None:
+    """Two runs of one scenario and code over the same window, the second after the warehouse was
+    re-ingested (another block hash at the window's end, another ingest run): compare listed no
+    identity difference, so their different figures read as if the model had changed."""
+    from backtest.report.catalog import compare_runs
+
+    db = str(tmp_path / "w.duckdb")
+    con = duckdb.connect(db)
+    con.execute("CREATE SCHEMA bt")
+    for t in (outputs.RUNS, outputs.SUMMARIES):
+        con.execute(t.ddl())
+    for rid, h, src, v in (("ra", "0xaa", "ingest-1", 5.0), ("rb", "0xbb", "ingest-2", 7.5)):
+        con.execute(
+            "INSERT INTO bt.runs VALUES (?, 's', 'ab', NULL, 'historical', 1, 'USD', 8, 1, 100, '0x01', ?, "
+            "?, ['bad_debt'], 'v1', '{}', 0, 0, 0, 0, 'ok')", [rid, h, [src]])
+        con.execute("INSERT INTO bt.summaries VALUES (?, 1, 100, 'bad_debt', 'end_total_oracle_usd', ?, ?)",
+                    [rid, json.dumps(v), v])
+    con.close()
+    res = compare_runs(db, "ra", "rb")
+    differ = {k: (v["a"], v["b"]) for k, v in res["identity"].items() if not v["same"]}
+    assert differ == {"to_block_hash": ("0xaa", "0xbb"), "data_sources": (["ingest-1"], ["ingest-2"])}
+    [f] = res["figures"]
+    assert (f["diff"], f["pct"]) == (2.5, 50.0)  # b - a, in percent of a
+    json.dumps(res)  # the identity stays JSON
