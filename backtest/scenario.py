@@ -702,9 +702,10 @@ def _liquidator(p: _P, doc: Mapping[str, Any]) -> LiquidatorSpec:
             pts = v["table"]
             if not isinstance(pts, list) or not pts or not all(
                     isinstance(x, list) and len(x) == 2 and isinstance(x[1], int)
-                    and not isinstance(x[1], bool) and x[1] >= 0 for x in pts):
+                    and not isinstance(x[1], bool) and 0 <= x[1] <= 10_000 for x in pts):
+                # above 10,000 bps the sale would lose more than it sells (a percent typed as bps...)
                 raise p.err(f"{path}.table",
-                            f"expected [[size_{p.currency}, bps], ...] with integer bps >= 0")
+                            f"expected [[size_{p.currency}, bps], ...] with integer bps >= 0 and <= 10000")
             table = tuple((p.dec({"size": a}, "size", f"{path}.table", None) or Decimal(0), int(b))
                           for a, b in pts)
             if any(a0 >= a1 for (a0, _), (a1, _) in zip(table, table[1:], strict=False)):

@@ -248,3 +248,14 @@ def test_the_delay_view_has_no_profit_for_an_observed_liquidation() -> None:
     got = con.execute(f"SELECT origin, reaction_blocks, profit_base, bonus_base FROM {LIQ_DELAY.fqn} "
                       "ORDER BY origin").fetchall()
     assert got == [("observed", None, None, 1.0), ("simulated", 1, 0.5, 1.0)]
+
+
+def test_a_slippage_table_above_10000_bps_is_a_scenario_error() -> None:
+    """A slippage of more than 100 % of the sale (20000 bps: 2 % typed as a percent x 10^4...) was
+    accepted: every sale of that collateral lost more than it sold, so none paid, silently."""
+    bad = f'\n[liquidator]\n[liquidator.slippage."{COLL}"]\ntable = [[1000, 50], [100000, 20000]]\n'
+    with pytest.raises(ScenarioError) as e:
+        scenario(extra=bad)
+    assert e.value.field == f"liquidator.slippage.{COLL}.table"
+    ok = scenario(extra=bad.replace("20000]", "10000]"))
+    assert ok.liquidator.slippage[COLL].table[-1][1] == 10_000
