@@ -147,6 +147,19 @@ class Market:
             "pool": self.pool, "a_token": self.a_tokens[0],
             "variable_debt_token": self.vdebt_tokens[0]}, "bench")
 
+    def seed_reserves(self, wh: Warehouse) -> None:
+        """The market's ``ReserveInitialized`` rows, as if ingested before block 0 (unchecked
+        stand-ins), so that ``discovered_roles`` asks for every token's logs, as for a real
+        market: the stand-in node answers a role with every token's logs, and logs of a
+        contract the request did not name are refused."""
+        zero = "0x" + "00" * 20
+        wh.con.executemany(
+            "INSERT INTO raw.aave_v3_reserve_initialized VALUES "
+            "(?, 0, ?, ?, 0, ?, ?, 'pool_configurator', 'aave_v3_bench', ?, ?, ?, ?, ?, 'seed')",
+            [[CHAIN_ID, "0x" + "00" * 32, "0x" + "00" * 32, i, zero, r, a, zero, v, zero]
+             for i, (r, a, v) in enumerate(zip(self.reserves, self.a_tokens, self.vdebt_tokens,
+                                               strict=True))])
+
     def sources(self) -> list[tuple[LogDataset, Source]]:
         aave = AaveV3()
         out: list[tuple[LogDataset, Source]] = [(aave, Source("aave_v3", "aave_v3_bench", 0,
@@ -522,6 +535,7 @@ def run_config(chunks: list[Chunk] | Iterator[Chunk], market: Market, *, threads
             wh.con.execute(f"SET {k}='{v}'")
         cur_threads = wh.con.execute("SELECT current_setting('threads')").fetchone()[0]
         wh.ensure(*all_tables())
+        market.seed_reserves(wh)
         raw_con = wh.con
         wh.con = TimedConnection(raw_con, timers)  # type: ignore[assignment]
         rpc = MemoryRpc(market, timers)

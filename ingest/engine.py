@@ -551,13 +551,15 @@ def _fetch_batches(rpc: JsonRpcClient, d: LogDataset, s: Source, roles: dict[str
         topics = d.topics_for(role)
         if not (addrs and topics):
             continue
+        asked, t0s = tuple(addrs), tuple(topics)  # every log is checked against the request
         if raw:
-            out.extend(LogsBatch(s.key, role, p.start, p.end, body=p.body)
+            out.extend(LogsBatch(s.key, role, p.start, p.end, body=p.body, addresses=asked,
+                                 topic0s=t0s)
                        for p in rpc.get_logs_raw(a, b, addrs, [topics]))
         else:
             logs = rpc.get_logs(a, b, addrs, [topics])
             if logs:
-                out.append(LogsBatch(s.key, role, a, b, logs=logs))
+                out.append(LogsBatch(s.key, role, a, b, logs=logs, addresses=asked, topic0s=t0s))
     return out
 
 

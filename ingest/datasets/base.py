@@ -221,6 +221,10 @@ class LogsBatch:
     end: int
     body: bytes | memoryview | None = None
     logs: Sequence[dict[str, Any]] | None = None
+    # what was asked for: every log must be of one of these contracts and topic0s (empty: not
+    # checked), as every log must lie in [start, end]
+    addresses: tuple[str, ...] = ()
+    topic0s: tuple[str, ...] = ()
 
 
 class MalformedLogsJson(DecodeError):
@@ -248,7 +252,20 @@ _LOG_CHECKS = (
     ("data IS NOT NULL", "data"),
     ("NOT coalesce(removed, false)", "removed"),
     ("blockNumber::UBIGINT BETWEEN lo AND hi", "range"),  # only reached when blockNumber is hex
+    # only reached when address and topics are well-formed
+    ("len(addrs) = 0 OR list_contains(addrs, lower(address))", "unasked_address"),
+    ("len(t0s) = 0 OR list_contains(t0s, lower(topics[1]))", "unasked_topic0"),
 )
+
+
+def _sql_list(values: Sequence[str]) -> str:
+    return "[" + ", ".join(sql_str(v.lower()) for v in values) + "]::VARCHAR[]"
+
+
+def _asked(bt: LogsBatch, n: int) -> tuple[pa.Array, pa.Array]:
+    """The batch's asked-for addresses and topic0s (lower case), one list per row."""
+    return (pa.array([[a.lower() for a in bt.addresses]] * n, pa.list_(pa.string())),
+            pa.array([[t.lower() for t in bt.topic0s]] * n, pa.list_(pa.string())))
 
 
 def _stage_sql(rel: str) -> str:
@@ -290,6 +307,12 @@ def _raise_log_error(e: duckdb.Error) -> None:
                           f"(source {source})", block_number=_try_hex(bn),
                           log_index=_try_hex(li), tx_hash=tx or None,
                           field="blockNumber") from None
+    if fld in ("unasked_address", "unasked_topic0"):
+        what = "contract" if fld == "unasked_address" else "event (topic0)"
+        raise DecodeError(f"eth_getLogs returned a log of a {what} it was not asked for "
+                          f"(source {source})", block_number=_try_hex(bn),
+                          log_index=_try_hex(li), tx_hash=tx or None,
+                          field="address" if fld == "unasked_address" else "topics") from None
     raise DecodeError(f"malformed eth_getLogs entry (source {source})", tx_hash=tx or None,
                       field=fld, block_number=_try_hex(bn), log_index=_try_hex(li)) from None
 
@@ -326,11 +349,14 @@ def stage_json(con: duckdb.DuckDBPyConnection, batches: Sequence[LogsBatch]) -> 
             f.write(bt.body)  # type: ignore[arg-type]
         files.append(path)
         values.append(f"('{path}', {sql_str(bt.source)}, {sql_str(bt.role)}, "
-                      f"{int(bt.start)}::UBIGINT, {int(bt.end)}::UBIGINT)")
-    rel = (f"(SELECT j.*, m.role, m.source, m.lo, m.hi FROM read_json([{', '.join(map(sql_str, files))}], "
+                      f"{int(bt.start)}::UBIGINT, {int(bt.end)}::UBIGINT, "
+                      f"{_sql_list(bt.addresses)}, {_sql_list(bt.topic0s)})")
+    rel = (f"(SELECT j.*, m.role, m.source, m.lo, m.hi, m.addrs, m.t0s FROM "
+           f"read_json([{', '.join(map(sql_str, files))}], "
            f"format='array', columns={_JSON_COLUMNS}, filename='_file', "
            f"maximum_object_size={_MAX_LOG_BYTES}) j "
-           f"JOIN (VALUES {', '.join(values)}) m(_file, source, role, lo, hi) USING (_file))")
+           f"JOIN (VALUES {', '.join(values)}) m(_file, source, role, lo, hi, addrs, t0s) "
+           f"USING (_file))")
     try:
         con.execute(_stage_sql(rel))
     except duckdb.Error as e:
@@ -355,9 +381,11 @@ def stage_arrow(con: duckdb.DuckDBPyConnection, batches: Sequence[LogsBatch]) ->
             continue
         t = logs_to_arrow(bt.logs, bt.role)
         n = t.num_rows
+        addrs, t0s = _asked(bt, n)
         tables.append(t.append_column("source", pa.array([bt.source] * n, pa.string()))
                       .append_column("lo", pa.array([bt.start] * n, pa.uint64()))
-                      .append_column("hi", pa.array([bt.end] * n, pa.uint64())))
+                      .append_column("hi", pa.array([bt.end] * n, pa.uint64()))
+                      .append_column("addrs", addrs).append_column("t0s", t0s))
     if not tables:
         return 0
     con.register("_stage_json", pa.concat_tables(tables))
@@ -386,9 +414,11 @@ def write_logs(con: duckdb.DuckDBPyConnection, staged: pa.Table, *, chain_id: in
     if staged.num_rows == 0:
         return 0
     n = staged.num_rows
+    addrs, t0s = _asked(LogsBatch(source, "", a, b), n)  # nothing asked: not checked
     t = (staged.append_column("source", pa.array([source] * n, pa.string()))
          .append_column("lo", pa.array([a] * n, pa.uint64()))
-         .append_column("hi", pa.array([b] * n, pa.uint64())))
+         .append_column("hi", pa.array([b] * n, pa.uint64()))
+         .append_column("addrs", addrs).append_column("t0s", t0s))
     con.register("_stage_json", t)
     try:
         con.execute(_stage_sql("_stage_json"))

@@ -22,6 +22,7 @@ from ingest.datasets.base import (
     LogsBatch,
     MalformedLogsJson,
     logs_to_arrow,
+    stage_arrow,
     stage_json,
     write_logs,
     write_stage,
@@ -462,6 +463,35 @@ def test_log_outside_its_requested_span_is_rejected_on_both_paths():
             else:
                 stage_json(con, [LogsBatch("s", "r", 3, 6, body=orjson.dumps([log]))])
         assert (ei.value.block_number, ei.value.log_index, ei.value.field) == (7, 1, "blockNumber")
+
+
+@pytest.mark.parametrize("what,edit,field", [
+    ("another contract", lambda g: {**g, "address": "0x" + "22" * 20}, "address"),
+    ("another event", lambda g: {**g, "topics": [NEW_ROUND.topic0] + g["topics"][1:]}, "topics"),
+])
+def test_log_the_request_did_not_ask_for_is_rejected_on_both_paths(what, edit, field):
+    """eth_getLogs was asked for one contract's AnswerUpdated; a log of another contract with
+    the same topic0 was decoded into the role's table as if the role's contract emitted it, and
+    a log of another event was stored in raw.logs and left undecoded (fails before)."""
+    good = _encode_log(ANSWER_UPDATED, {"current": 5, "roundId": 1, "updatedAt": 2}, 3, 0)
+    log = edit(good)
+    ask = dict(addresses=(good["address"].upper().replace("0X", "0x"),),
+               topic0s=(ANSWER_UPDATED.topic0,))
+    for path in ("arrow", "json"):
+        con, et = _con_with(ANSWER_UPDATED)
+        _add_blocks(con, [log])
+        batch = (LogsBatch("s", "r", 3, 3, logs=[log], **ask) if path == "arrow" else
+                 LogsBatch("s", "r", 3, 3, body=orjson.dumps([log]), **ask))
+        with pytest.raises(DecodeError, match="not asked for") as ei:
+            (stage_arrow if path == "arrow" else stage_json)(con, [batch])
+        assert (ei.value.block_number, ei.value.log_index, ei.value.field) == (3, 0, field), what
+        # the asked-for log itself goes through
+        con, et = _con_with(ANSWER_UPDATED)
+        _add_blocks(con, [good])
+        (stage_arrow if path == "arrow" else stage_json)(con, [
+            LogsBatch("s", "r", 3, 3, logs=[good], **ask) if path == "arrow" else
+            LogsBatch("s", "r", 3, 3, body=orjson.dumps([good]), **ask)])
+        assert write_stage(con, chain_id=1, dataset="t", run_id="r", event_tables=[et]) == 1
 
 
 @pytest.mark.parametrize("body", [
