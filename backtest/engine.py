@@ -8,12 +8,12 @@ instant), and — in historical mode — the market's protocol events. A block r
 liquidations the liquidator model decided at the end of the previous block (top of the block,
 before any input), the block's inputs in order, then block-end work: exact re-evaluation of the
 accounts that may have changed (events, the at-risk index of :mod:`backtest.ledger` — on oracle
-moves, and on reference moves when a metric ``requires_reference``: accounts whose liquidation
-point the move may have crossed, and already liquidatable accounts exposed to the moved price —,
-expiries, the liquidatable accounts the liquidator could act on when an oracle answer was
-published, wake-ups; at the window's last block, every account liquidatable at its last
-evaluation), the liquidator model's quotes for the accounts due (landing in the next block), then
-the metrics' ``on_block_end``.
+moves, and on reference moves when a metric ``requires_reference`` or ``tracks_reference``:
+accounts whose liquidation point the move may have crossed, and already liquidatable accounts
+exposed to the moved price —, expiries, the liquidatable accounts the liquidator could act on
+when an oracle answer was published, wake-ups; at the window's last block, every account
+liquidatable at its last evaluation), the liquidator model's quotes for the accounts due (landing
+in the next block), then the metrics' ``on_block_end``.
 
 Two clocks: *happened* (the log's block) and *knowable* (when an actor can act on it): the
 protocol uses an answer from the block it takes effect in; the liquidator model acts on what it
@@ -268,7 +268,8 @@ class Replay:
         self.has_reference = scenario.reference is not None
         #: a metric needs reference re-evaluation (hidden insolvency): the at-risk index also
         #: tracks reference liquidation points (:class:`backtest.ledger.Ledger`)
-        self.track_reference = self.has_reference and any(m.requires_reference for m in self.metrics)
+        self.track_reference = self.has_reference and any(m.requires_reference or m.tracks_reference
+                                                          for m in self.metrics)
         # each hook only for the metrics that override it (a replay calls them millions of times)
         self._hooks_price = _overriding(self.metrics, "on_price")
         self._hooks_event = _overriding(self.metrics, "on_event")

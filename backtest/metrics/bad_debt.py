@@ -23,7 +23,8 @@ block in which the totals changed. Summary: peak (value and block) and end of wi
 oracle and reference prices, material vs dust, realized.
 
 Accounts are re-evaluated where the replay re-evaluates them (events, liquidations, the at-risk
-index). Bad debt implies ``debt > collateral >= LT-weighted collateral``, i.e. HF < 1: a healthy
+index; with a reference path also on reference moves, ``tracks_reference``). Bad debt implies
+``debt > collateral >= LT-weighted collateral``, i.e. HF < 1: a healthy
 account gains bad debt only after a move that crosses its liquidation point, and liquidatable
 accounts are re-evaluated on every move of their prices, so the at-risk index misses none.
 """
@@ -105,6 +106,10 @@ class BadDebt(Metric):
     name: ClassVar[str] = "bad_debt"
     tables: ClassVar[tuple[Table, ...]] = (ACCOUNTS, BLOCKS)
     params_allowed: ClassVar[tuple[str, ...]] = money_keys("dust")
+    #: the ``*_reference`` figures need accounts re-evaluated on reference moves (the at-risk
+    #: index on oracle moves alone left an account healthy at the oracle but under water at the
+    #: reference at 0, and lag attribution compares runs by these figures)
+    tracks_reference: ClassVar[bool] = True
 
     def __init__(self, params: Mapping[str, Any] | None = None) -> None:
         super().__init__(params)

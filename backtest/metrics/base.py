@@ -176,12 +176,12 @@ class BlockEnd:
     liquidation in the block, accounts whose liquidation point a price move of the block could
     have crossed and liquidatable accounts exposed to a price that moved (the at-risk index; with
     ``naive=True`` every account with debt at every price move). When a metric of the run
-    ``requires_reference``, also the accounts whose liquidation point *at the reference prices* a
-    reference move of the block could have crossed, and those liquidatable at the reference
-    exposed to a reference price that moved (each with ``.oracle`` and ``.reference``). At the
-    window's last block, every account liquidatable at its last evaluation. An account absent
-    from ``evaluated`` keeps its last evaluation (``view.health(user)``): between evaluations
-    only interest moves it."""
+    ``requires_reference`` (or ``tracks_reference``, with a reference path), also the accounts
+    whose liquidation point *at the reference prices* a reference move of the block could have
+    crossed, and those liquidatable at the reference exposed to a reference price that moved
+    (each with ``.oracle`` and ``.reference``). At the window's last block, every account
+    liquidatable at its last evaluation. An account absent from ``evaluated`` keeps its last
+    evaluation (``view.health(user)``): between evaluations only interest moves it."""
 
     block: BlockInfo
     evaluated: tuple[AccountEval, ...]
@@ -359,13 +359,18 @@ class Metric:
     Class attributes: ``name`` (the registry key, also ``bt.summaries.metric``), ``tables``
     (the bt tables whose rows :meth:`rows` returns), ``requires_reference`` (True if the
     metric needs a reference price path; the engine then fails before running when the scenario
-    has none). Instances are created once per run with the scenario's parameters for the metric
+    has none), ``tracks_reference`` (True if the metric reads the reference evaluations when the
+    scenario has a reference path, without needing one: the engine then re-evaluates accounts on
+    reference moves as for ``requires_reference``, else their ``.reference`` figures are only as
+    fresh as the last oracle move or event that re-evaluated them). Instances are created once
+    per run with the scenario's parameters for the metric
     (``[metrics.<name>]`` table as a dict); validate them in ``__init__`` and raise
     :class:`MetricError` naming the parameter."""
 
     name: ClassVar[str] = ""
     tables: ClassVar[tuple[Table, ...]] = ()
     requires_reference: ClassVar[bool] = False
+    tracks_reference: ClassVar[bool] = False
     #: parameter names accepted in ``[metrics.<name>]`` (others are scenario errors)
     params_allowed: ClassVar[tuple[str, ...]] = ()
 

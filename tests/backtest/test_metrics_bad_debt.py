@@ -86,3 +86,17 @@ def test_split_sums_exactly_and_gives_the_remainder_to_the_largest() -> None:
         assert sum(parts) == amount and all(p >= 0 for p in parts), (amount, weights, parts)
     assert _split(10, [1, 1, 1], 3) == [4, 3, 3]  # the first of equals takes the remainder
     assert _split(7, [1, 2], 3) == [2, 5]
+
+
+def test_reference_figures_follow_reference_moves_without_oracle_lag() -> None:
+    """The oracle stays at 2,000 for the whole window; the reference falls to 1,000 at +10: the
+    borrower (10 WETH, 15,000 USDC) has 5,000 USD of bad debt at the reference from then on. The
+    engine re-evaluated accounts on reference moves only when a metric *required* a reference
+    (oracle_lag): a run of bad_debt alone (the default metrics, both runs of a lag attribution)
+    never re-evaluated the borrower, and reported 0 at the reference, peak and end."""
+    sc = scenario(["bad_debt"], reference=True, delay=1000)
+    r = run_inputs(sc, inputs(market(debt_usdc=15_000), [], refs=[(FIRST + 10, 1_000)]))
+    s = r.summary["bad_debt"]
+    assert s["end_unrealized_reference_value"] == s["peak_unrealized_reference_value"] == 5_000 * E8
+    assert s["peak_unrealized_reference_block"] == FIRST + 10
+    assert s["end_unrealized_oracle_value"] == 0
