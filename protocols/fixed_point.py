@@ -22,7 +22,8 @@ __all__ = [
     "ray_mul_floor", "ray_mul_ceil", "ray_div_floor", "ray_div_ceil", "ray_to_wad_half_up",
     "wad_to_ray", "percent_mul_half_up", "percent_div_half_up", "percent_mul_floor",
     "percent_mul_ceil", "percent_div_floor", "percent_div_ceil", "mul_div_floor",
-    "mul_div_ceil", "linear_interest_v3", "compounded_interest_v3", "compounded_interest_v2",
+    "mul_div_ceil", "linear_interest_v3", "compounded_interest_v3", "compounded_interest_v34",
+    "compounded_interest_v2",
 ]
 
 WAD = 10**18
@@ -173,6 +174,17 @@ def compounded_interest_v3(rate_ray: int, last_update_ts: int, current_ts: int) 
     second_term = _u256(exp * exp_minus_one * base_power_two) // 2
     third_term = _u256(exp * exp_minus_one * exp_minus_two * base_power_three) // 6
     return RAY + _u256(rate_ray * exp) // SECONDS_PER_YEAR + second_term + third_term
+
+
+def compounded_interest_v34(rate_ray: int, last_update_ts: int, current_ts: int) -> int:
+    """``MathUtils.calculateCompoundedInterest`` of Aave v3.4+ (aave-dao/aave-v3-origin v3.4.0,
+    d7a6412): ``x = rate*dt/YEAR``, ``RAY + x + rayMul(x, x/2 + rayMul(x, x/6))`` (the full
+    x^2/2 + x^3/6, no exp*(exp-1) factors)."""
+    exp = current_ts - last_update_ts
+    if exp == 0:
+        return RAY
+    x = _u256(rate_ray * exp) // SECONDS_PER_YEAR
+    return RAY + x + ray_mul_half_up(x, x // 2 + ray_mul_half_up(x, x // 6))
 
 
 def compounded_interest_v2(rate_ray: int, last_update_ts: int, current_ts: int) -> int:

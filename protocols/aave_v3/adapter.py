@@ -112,8 +112,8 @@ class AaveV3Adapter(ProtocolAdapter[AaveV3State]):
             ur = u.reserves[asset]
             collateral = a_token_balance(ur.scaled_a_token_balance, get_normalized_income(reserve, timestamp),
                                          state.rules)
-            debt = variable_debt_balance(ur.scaled_variable_debt, get_normalized_debt(reserve, timestamp),
-                                         state.rules)
+            debt = variable_debt_balance(ur.scaled_variable_debt,
+                                         get_normalized_debt(reserve, timestamp, state.rules), state.rules)
             if state.rules.stable_debt:
                 debt += stable_debt_balance_of(ur, timestamp)
             enabled = is_using_as_collateral(u.configuration, reserve.id)

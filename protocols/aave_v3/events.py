@@ -262,7 +262,8 @@ def _liquidation_call(state: AaveV3State, e: ProtocolEvent) -> None:
         # no-op when an event of this block already set them, e.g. collateral == debt asset)
         coll = _reserve(state, e, "collateral_asset")
         ts = e.ref.block_timestamp
-        state.reserves[coll.asset] = update_state(coll, cache(coll, ts), ts, directional_rounding=True)
+        state.reserves[coll.asset] = update_state(coll, cache(coll, ts), ts, state.rules,
+                                                   directional_rounding=True)
     debt = _reserve(state, e, "debt_asset")
     state.reserves[debt.asset] = _add_underlying(debt, _int(e, "debt_to_cover"))
     if not _bool(e, "receive_a_token"):

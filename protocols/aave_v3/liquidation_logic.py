@@ -168,7 +168,7 @@ def _execute(tx: TxContext, p: ExecuteLiquidationCallParams) -> tuple[int, int, 
     if debt_reserve is None:  # cache() calls scaledTotalSupply() on address(0)
         raise _Revert(E.EMPTY_REVERT)
     rc = cache(debt_reserve, ts)
-    debt_reserve = update_state(debt_reserve, rc, ts)
+    debt_reserve = update_state(debt_reserve, rc, ts, rules)
     tx.put_reserve(debt_reserve)
 
     user = tx.user(p.user)
@@ -179,7 +179,7 @@ def _execute(tx: TxContext, p: ExecuteLiquidationCallParams) -> tuple[int, int, 
     user_variable_debt = 0
     if debt_position.scaled_variable_debt != 0:
         user_variable_debt = ray_mul_half_up(debt_position.scaled_variable_debt,
-                                             get_normalized_debt(debt_reserve, ts))
+                                             get_normalized_debt(debt_reserve, ts, rules))
     user_stable_debt = stable_debt_balance_of(debt_position, ts) if rules.stable_debt else 0
     user_total_debt = user_stable_debt + user_variable_debt
     close_factor = DEFAULT_LIQUIDATION_CLOSE_FACTOR if health_factor > CLOSE_FACTOR_HF_THRESHOLD \
@@ -294,7 +294,7 @@ def _burn_collateral_a_tokens(tx: TxContext, p: ExecuteLiquidationCallParams, ac
     ts = tx.timestamp
     reserve = _reserve(tx, p.collateral_asset)
     crc = cache(reserve, ts)
-    reserve = update_state(reserve, crc, ts)
+    reserve = update_state(reserve, crc, ts, tx.rules)
     tx.put_reserve(reserve)
     reserve = update_interest_rates(tx, reserve, crc, 0, actual_collateral)
     tx.put_reserve(reserve)
@@ -337,7 +337,8 @@ def _bad_debt(tx: TxContext, user_address: str) -> Mapping[str, int]:
         if reserve is None or not is_borrowing(user.configuration, reserve.id):
             continue
         ur = user.reserves[asset]
-        debt = ray_mul_half_up(ur.scaled_variable_debt, get_normalized_debt(reserve, tx.timestamp))
+        debt = ray_mul_half_up(ur.scaled_variable_debt,
+                               get_normalized_debt(reserve, tx.timestamp, state.rules))
         if state.rules.stable_debt:
             debt += stable_debt_balance_of(ur, tx.timestamp)
         if debt:

@@ -182,9 +182,11 @@ def execute_v33(
     coll_rc: ReserveCache | None = None
     if v35:  # the collateral reserve is cached before the debt reserve is updated
         coll_rc = cache(_reserve(tx, collateral_asset), ts)
-    tx.put_reserve(update_state(debt_reserve, rc, ts, directional_rounding=v35))
+    tx.put_reserve(update_state(debt_reserve, rc, ts, rules, directional_rounding=v35))
     if coll_rc is not None:
-        tx.put_reserve(update_state(_reserve(tx, collateral_asset), coll_rc, ts, directional_rounding=True))
+        tx.put_reserve(
+            update_state(_reserve(tx, collateral_asset), coll_rc, ts, rules, directional_rounding=True)
+        )
 
     user = tx.user(user_address)
     account = calculate_user_account_data(tx, user)
@@ -418,7 +420,9 @@ def _burn_bad_debt(tx: TxContext, user_address: str, deficits: dict[str, int]) -
         if not rc.reserve_configuration.active:
             continue
         tx.put_reserve(
-            update_state(reserve, rc, tx.timestamp, directional_rounding=tx.rules.directional_rounding)
+            update_state(
+                reserve, rc, tx.timestamp, tx.rules, directional_rounding=tx.rules.directional_rounding
+            )
         )
         debt = variable_debt_balance(
             tx.user(user_address).reserve(asset).scaled_variable_debt, rc.next_variable_borrow_index, tx.rules
@@ -448,7 +452,7 @@ def _burn_collateral_a_tokens(
     reserve = _reserve(tx, asset)
     if coll_rc is None:
         crc = cache(reserve, ts)
-        reserve = update_state(reserve, crc, ts)
+        reserve = update_state(reserve, crc, ts, tx.rules)
         tx.put_reserve(reserve)
     else:  # v3.5 copies the debt cache's scaled debt when both assets are the same; it only
         # feeds the (v3.1+, not ported) rate strategy, so the current supply is used

@@ -12,6 +12,10 @@ v3.1+ replaced the rate strategy (``DefaultReserveInterestRateStrategyV2``) and 
 virtual balance; that strategy is not ported: without a v3.0 strategy a simulated action keeps
 the current rates (the replay gets real rates from ``ReserveDataUpdated``).
 
+v3.4 (aave-dao/aave-v3-origin v3.4.0, d7a6412) ``math/MathUtils.sol``: a new
+``calculateCompoundedInterest`` (:func:`compounded_interest`, by ``RuleSet.compounding_v34``),
+used for the variable borrow index here and for every debt balance between updates.
+
 v3.5 (aave-dao/aave-v3-origin v3.5.0, 6138e1f): ``helpers/TokenMath.sol`` (aToken balance =
 ``rayMulFloor``, debt balance = ``rayMulCeil``; see :func:`a_token_balance`,
 :func:`variable_debt_balance`) and ``ReserveLogic._accrueToTreasury`` (interest floored,
@@ -29,6 +33,7 @@ from ..fixed_point import (
     RAY,
     ArithmeticOverflow,
     compounded_interest_v3,
+    compounded_interest_v34,
     linear_interest_v3,
     percent_mul_half_up,
     ray_div_floor,
@@ -46,6 +51,7 @@ __all__ = [
     "variable_debt_balance",
     "get_normalized_income",
     "get_normalized_debt",
+    "compounded_interest",
     "cached_normalized_income",
     "cached_normalized_debt",
     "stable_debt_balance_of",
@@ -78,13 +84,21 @@ def get_normalized_income(reserve: ReserveData, timestamp: int) -> int:
                                               timestamp), reserve.liquidity_index)
 
 
-def get_normalized_debt(reserve: ReserveData, timestamp: int) -> int:
+def compounded_interest(rules: RuleSet, rate: int, last_update_ts: int, current_ts: int) -> int:
+    """``MathUtils.calculateCompoundedInterest`` of the release ``rules`` describe (v3.4+
+    changed the formula, see :func:`~protocols.fixed_point.compounded_interest_v34`)."""
+    if rules.compounding_v34:
+        return compounded_interest_v34(rate, last_update_ts, current_ts)
+    return compounded_interest_v3(rate, last_update_ts, current_ts)
+
+
+def get_normalized_debt(reserve: ReserveData, timestamp: int, rules: RuleSet) -> int:
     """``ReserveLogic.getNormalizedDebt``: the variable borrow index compounded to ``timestamp``
-    (RAY). Variable debt = ``rayMul(scaled, this)``."""
+    (RAY) by the ``rules``' formula. Variable debt = ``rayMul(scaled, this)``."""
     if reserve.last_update_timestamp == timestamp:
         return reserve.variable_borrow_index
-    return ray_mul_half_up(compounded_interest_v3(reserve.current_variable_borrow_rate,
-                                                  reserve.last_update_timestamp, timestamp),
+    return ray_mul_half_up(compounded_interest(rules, reserve.current_variable_borrow_rate,
+                                               reserve.last_update_timestamp, timestamp),
                            reserve.variable_borrow_index)
 
 
@@ -106,7 +120,7 @@ def cached_normalized_debt(state: AaveV3State, reserve: ReserveData, timestamp: 
     hit = state.index_cache.get(key)
     if hit is not None and hit[0] is reserve and hit[1] == timestamp:
         return hit[2]
-    value = get_normalized_debt(reserve, timestamp)
+    value = get_normalized_debt(reserve, timestamp, state.rules)
     state.index_cache[key] = (reserve, timestamp, value)
     return value
 
@@ -178,7 +192,7 @@ def cache(reserve: ReserveData, timestamp: int) -> ReserveCache:
     )
 
 
-def update_state(reserve: ReserveData, rc: ReserveCache, timestamp: int, *,
+def update_state(reserve: ReserveData, rc: ReserveCache, timestamp: int, rules: RuleSet, *,
                  directional_rounding: bool = False) -> ReserveData:
     """``ReserveLogic.updateState``: accrue the indices to ``timestamp`` (``_updateIndexes``:
     the liquidity index only if the liquidity rate is non-zero, the variable borrow index only
@@ -194,8 +208,8 @@ def update_state(reserve: ReserveData, rc: ReserveCache, timestamp: int, *,
             rc.curr_liquidity_index)
     if rc.curr_scaled_variable_debt != 0:
         rc.next_variable_borrow_index = variable_borrow_index = ray_mul_half_up(
-            compounded_interest_v3(rc.curr_variable_borrow_rate, rc.reserve_last_update_timestamp,
-                                   timestamp), rc.curr_variable_borrow_index)
+            compounded_interest(rules, rc.curr_variable_borrow_rate, rc.reserve_last_update_timestamp,
+                                timestamp), rc.curr_variable_borrow_index)
     accrued = reserve.accrued_to_treasury + (_accrue_to_treasury_v35(rc) if directional_rounding
                                              else _accrue_to_treasury(rc))
     rc.reserve_last_update_timestamp = timestamp

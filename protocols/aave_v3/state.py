@@ -88,6 +88,9 @@ class RuleSet:
     * ``forbid_self_liquidation`` (v3.4+): ``SelfLiquidation()`` when liquidator == user;
     * ``borrow_flag_from_balance`` (v3.4+): the borrowing flag is cleared when the burn leaves a
       zero *scaled* balance, not when the repaid amount equals the debt;
+    * ``compounding_v34`` (v3.4+): ``MathUtils.calculateCompoundedInterest`` is
+      ``RAY + x + rayMul(x, x/2 + rayMul(x, x/6))`` with ``x = rate*dt/YEAR`` (the variable
+      borrow index and every debt balance accrued between updates);
     * ``directional_rounding`` (v3.5+): ``TokenMath`` rounding (aToken balance floor, debt
       ceil, burns/transfers in the protocol's favour), debt values rounded up, the HF without
       the intermediate average-LT rounding, ``percentDivCeil`` for the debt a capped
@@ -102,6 +105,7 @@ class RuleSet:
     custom_errors: bool = False
     forbid_self_liquidation: bool = False
     borrow_flag_from_balance: bool = False
+    compounding_v34: bool = False
     directional_rounding: bool = False
 
 
@@ -113,10 +117,11 @@ V3_2 = RuleSet("3.2", emode_price_source=False, emode_bitmaps=True, stable_debt=
                liquidation_grace_period=True)
 #: aave-dao/aave-v3-origin v3.3.0 (5431379)
 V3_3 = replace(V3_2, version="3.3", deficit_accounting=True)
-#: v3.4.0 (d7a6412): v3.3's liquidation rules with custom errors, no self-liquidation and the
-#: balance-based borrowing flag (GHO, which v3.3 special-cases, is not modelled)
+#: v3.4.0 (d7a6412): v3.3's liquidation rules with custom errors, no self-liquidation, the
+#: balance-based borrowing flag and the new compounding formula (GHO, which v3.3 special-cases,
+#: is not modelled)
 V3_4 = replace(V3_3, version="3.4", custom_errors=True, forbid_self_liquidation=True,
-               borrow_flag_from_balance=True)
+               borrow_flag_from_balance=True, compounding_v34=True)
 #: v3.5.0 (6138e1f): v3.4 with the ``TokenMath`` rounding changes
 V3_5 = replace(V3_4, version="3.5", directional_rounding=True)
 RULE_SETS: Mapping[str, RuleSet] = MappingProxyType(

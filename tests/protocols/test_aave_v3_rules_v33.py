@@ -464,3 +464,41 @@ def test_events_rebuild_updates_the_collateral_reserve_of_a_v35_receive_a_token_
         for field in ("liquidity_index", "variable_borrow_index", "last_update_timestamp"):
             assert getattr(rebuilt.reserves[WETH], field) == getattr(state.reserves[WETH], field), \
                 (rules.version, field)
+
+
+# ----- v3.4+ compounding -----
+
+def test_v34_variable_debt_compounds_with_the_v34_math_utils_formula() -> None:
+    # MathUtils.calculateCompoundedInterest, v3.0-v3.3: exp = dt, basePowerTwo = rayMul(r, r) //
+    # YEAR**2, basePowerThree = rayMul(basePowerTwo, r) // YEAR, RAY + r*exp//YEAR +
+    # exp*(exp-1)*b2//2 + exp*(exp-1)*(exp-2)*b3//6; v3.4.0 (d7a6412) onwards: x = r*exp//YEAR,
+    # RAY + x + rayMul(x, x//2 + rayMul(x, x//6)) (rayMul half-up).
+    # DAI borrowed at 8 % a year, index 1.05 RAY, last updated one day (86,400 s) before TS.
+    year, dt, rate, index = 365 * 86_400, 86_400, 8 * RAY // 100, 105 * RAY // 100
+
+    def ray_mul(a: int, b: int) -> int:
+        return (a * b + RAY // 2) // RAY
+
+    b2 = ray_mul(rate, rate) // (year * year)
+    b3 = ray_mul(b2, rate) // year
+    old = RAY + rate * dt // year + dt * (dt - 1) * b2 // 2 + dt * (dt - 1) * (dt - 2) * b3 // 6
+    x = rate * dt // year
+    new = RAY + x + ray_mul(x, x // 2 + ray_mul(x, x // 6))
+    assert new - old == 312990734143532
+    scaled = 3000 * E18 * RAY // index
+    for rules, growth in ((V3_3, old), (V3_4, new), (V3_5, new)):
+        state = _market(rules)
+        _user(state, collateral={WETH: 2 * E18}, debt={DAI: scaled}, index=index)
+        state.reserves[DAI] = replace(state.reserves[DAI], variable_borrow_index=index,
+                                       current_variable_borrow_rate=rate, last_update_timestamp=TS - dt)
+        next_index = ray_mul(growth, index)
+        debt = {p.asset: p.debt for p in ADAPTER.positions(state, USER, TS)}[DAI]
+        balance = -(-scaled * next_index // RAY) if rules is V3_5 else ray_mul(scaled, next_index)
+        assert debt == balance, rules.version
+        # a liquidation's updateState writes that index (its ReserveDataUpdated)
+        weth = UserReserve(scaled_a_token_balance=E18, a_token_previous_index=RAY)
+        state.users[USER] = replace(state.users[USER], reserves={**state.users[USER].reserves, WETH: weth})
+        out = _liquidate(state, WETH, DAI)
+        assert out.ok, out.revert_reason
+        dai_updates = [a for a in _events(out, "ReserveDataUpdated") if a["reserve"] == DAI]
+        assert dai_updates[0]["variable_borrow_index"] == next_index, rules.version
