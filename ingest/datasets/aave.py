@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..errors import DecodeError
 from .base import LogDataset, Source
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ class AaveMarket(LogDataset):
             f"SELECT a_token, variable_debt_token, stable_debt_token FROM {self._reserve_table()} "
             "WHERE chain_id=? AND source=? AND block_number <= ?",
             [ctx.chain_id, source.key, b]).fetchall()
-        found = {r: set() for r in TOKEN_ROLES}
+        found: dict[str, set[str]] = {r: set() for r in TOKEN_ROLES}
         for at, vt, st in rows + self._before_coverage(ctx, source):
             found["a_token"].add(at)
             found["variable_debt_token"].add(vt)
@@ -63,7 +64,8 @@ class AaveMarket(LogDataset):
         """ReserveInitialized logs between start_block and the first stored block, read once."""
         key = (self.NAME, source.key, "pre")
         if key in ctx.state:
-            return ctx.state[key]
+            cached: list[tuple[str, str, str]] = ctx.state[key]
+            return cached
         cov = ctx.wh.covered(ctx.chain_id, self.NAME, source.key)
         first = min([a for a, _ in cov] + [ctx.range_start])
         out: list[tuple[str, str, str]] = []
@@ -73,6 +75,12 @@ class AaveMarket(LogDataset):
             logs = ctx.rpc.get_logs(source.start_block, first - 1, [configurator],
                                     [[et.spec.topic0]])
             for lg in logs:
+                if str(lg.get("address", "")).lower() != configurator:
+                    raise DecodeError(
+                        "eth_getLogs returned a log of a contract it was not asked for "
+                        f"(ReserveInitialized of {configurator})", field="address",
+                        block_number=int(lg["blockNumber"], 16),
+                        log_index=int(lg["logIndex"], 16), tx_hash=lg.get("transactionHash"))
                 d = et.spec.decode_log(lg["topics"], lg["data"],
                                        block_number=int(lg["blockNumber"], 16),
                                        log_index=int(lg["logIndex"], 16),
