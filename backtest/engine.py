@@ -655,7 +655,7 @@ class Replay:
                 self.ref_dirty.update(self.ledger.ref_hot.on(c.key))
         upd = PriceUpdate("oracle", c.feed, (c.key,), answer, prev, answer, dec, True, c.block_number,
                           self.block.timestamp, self.block.number, c.log_index, self.block.timestamp,
-                          self.block.timestamp)
+                          self.block.timestamp, source_change=True)
         for hook in self._hooks_price:
             hook(self.view, upd)
 

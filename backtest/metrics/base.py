@@ -127,7 +127,10 @@ class PriceUpdate:
       block), or the reference instant (its ``happened_block`` is the first block at or after it).
     * ``block_number``/``log_index``/``timestamp``: where in the replay it took effect, i.e.
       when it became *knowable* to the protocol (later than ``happened`` under an added delay).
-    * ``updated_at_ts``: the round's ``updatedAt`` (staleness against the heartbeat)."""
+    * ``updated_at_ts``: the round's ``updatedAt`` (staleness against the heartbeat).
+    * ``source_change``: True when the update is the protocol switching ``keys`` to ``feed``
+      (``AaveOracle.AssetSourceUpdated``), not an answer: ``price`` is the feed's latest accepted
+      answer, which the keys read from then on (``updated_at_ts`` is then the switch's time)."""
 
     kind: Literal["oracle", "reference"]
     feed: str
@@ -143,6 +146,7 @@ class PriceUpdate:
     log_index: int
     timestamp: int
     updated_at_ts: int
+    source_change: bool = False
 
 
 @dataclass(frozen=True, slots=True)

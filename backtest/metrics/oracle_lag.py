@@ -267,13 +267,18 @@ class OracleLag(Metric):
     def _feed_of(self, view: View, update: PriceUpdate) -> _Feed | None:
         if update.kind == "oracle":
             f = self._feeds.get(update.feed)
+            if f is not None and update.source_change:
+                # the keys read this feed from now on (their hidden insolvency, their reference)
+                for k in update.keys:
+                    self._key_feed[k] = f.feed
         else:
             f = None
-            for k in update.keys:
-                if k in self._key_feed:
-                    f = self._feeds[self._key_feed[k]]
-                    break
             cands = self._pair_feeds.get(update.feed, [])
+            for k in update.keys:
+                feed = self._key_feed.get(k)
+                if feed is not None and feed in cands:  # the pair's feed that sets the key
+                    f = self._feeds[feed]
+                    break
             if f is None and len(cands) == 1:
                 f = self._feeds[cands[0]]
         if f is not None and not f.key and update.keys:
@@ -294,6 +299,11 @@ class OracleLag(Metric):
             return
         f.advance(update.timestamp)
         if update.kind == "oracle":
+            if update.source_change:
+                # not an answer: a key now reads the feed's round in force (its updatedAt unchanged)
+                f.oracle = update.price
+                self._observe_max(f, update.block_number)
+                return
             if not update.accepted:
                 f.rejected += 1
                 return

@@ -189,3 +189,39 @@ def test_hidden_at_the_start_and_re_evaluated_in_the_first_block_is_one_interval
     assert [(c["user"], c["block_number"], c["end_block"], c["duration_s"]) for c in cols] == [
         (BORROWER, FIRST, FIRST + 10, 120)]
     assert r.summary["oracle_lag"]["hidden_insolvency_value_s"] == 15_000 * E8 * 120
+
+
+@pytest.mark.parametrize("other_key", [False, True])
+def test_a_source_change_is_not_an_answer(other_key: bool) -> None:
+    """WETH's oracle source switches from FEED_WETH to FEED_NEW at +10 (AssetSourceUpdated);
+    FEED_NEW's last round (2,000) was published before the window and it publishes nothing in it.
+    The switch reached the metric as an oracle update of FEED_NEW with updatedAt = the switch's
+    block time: it counted as an answer (updates 1) and reset the feed's staleness (max 600 s,
+    from the switch to the window end). Now no answer, and FEED_NEW's round in force is as old
+    as the window at its end (720 s, a lower bound). With ``other_key`` FEED_NEW already priced
+    another key at the start: the metric kept WETH as FEED_WETH's and credited the ETH/USD
+    reference moves of FEED_NEW's keys to FEED_WETH (FEED_NEW: no deviation at all)."""
+    from dataclasses import replace
+
+    from backtest.oracle import Round, SourceChange
+    from backtest.scenario import ReferenceSpec
+
+    from .metric_market import T0
+
+    new, other = "0x" + "f3" * 20, "0x" + "ff" * 20
+    sc = make_scenario(["oracle_lag"], reference=True, delay=1000)
+    sc = replace(sc, reference=ReferenceSpec({FEED_WETH: "ETH/USD", new: "ETH/USD"}))
+    inp = inputs(market(debt_usdc=15_000), [], refs=[(FIRST + 20, 1_900)])
+    inp.initial_rounds = {**inp.initial_rounds,
+                          new: Round(new, 2_000 * E8, 8, T0 - 100, FIRST - 9, 0, T0 - 100)}
+    if other_key:
+        inp.feed_keys = {**inp.feed_keys, new: (other,)}
+    inp.source_changes = [SourceChange(FIRST + 10, 3, WETH, new)]
+    r = run_inputs(sc, inp)
+    rows = {c["feed"]: c for c in (_cols(row) for row in r.output.tables[FEEDS])}
+    f = rows[new]
+    assert (f["updates"], f["price_key"]) == (0, other if other_key else WETH)
+    assert f["max_staleness_s"] == 720
+    # FEED_NEW against the reference: 2,000 vs 1,900 from +20 (480 s)
+    assert f["max_deviation_bps_f64"] == pytest.approx(100 / 1_900 * 10_000)
+    assert f["beyond_threshold_s"] == 480
