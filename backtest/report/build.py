@@ -29,6 +29,7 @@ that metrics name ``*_usd`` are stored as ``*_<currency>`` in a non-USD run
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -127,9 +128,23 @@ class _Data:
         (``end_total_oracle_usd`` finds ``end_total_oracle_eth`` in an ETH run)."""
         return self.summaries.get(metric, {}).get(currency_name(name, self.currency))
 
+    def amount(self, v: float | int | None) -> str:
+        """A whole-base-currency amount as every place of the report shows it: the currency's
+        decimals (2 for USD, 4 otherwise: ``1,234.56``, ``0.0412``), significant digits for a
+        non-zero amount that would round to zero (``0.004``, never ``0.00``)."""
+        if v is None:
+            return "–"
+        if isinstance(v, float) and not math.isfinite(v):
+            return _fmt(v)
+        digits = 2 if self.currency == "USD" else 4
+        s = f"{v:,.{digits}f}"
+        if v and not any(ch in "123456789" for ch in s):
+            s = f"{v:.{max(digits, 4)}g}"
+        return s
+
     def money(self, v: float | None) -> str:
         """A whole-base-currency amount with its currency: ``1,234.56 USD``, ``0.0412 ETH``."""
-        return "–" if v is None else f"{v:,.{2 if self.currency == 'USD' else 4}f} {self.currency}"
+        return "–" if v is None else f"{self.amount(v)} {self.currency}"
 
     def _labels(self) -> dict[str, str]:
         """asset/feed address -> label: aToken symbols of the market (untrusted), feed names."""
@@ -154,10 +169,15 @@ class _Data:
                 out.setdefault(str(feed).lower(), str(name))
         return out
 
-    def figure(self, v: Any) -> str:
-        """A summary figure as shown: an address (``max_haircut_gross_reserve``) with its label."""
+    def figure(self, v: Any, name: str = "") -> str:
+        """A summary figure as shown: an address (``max_haircut_gross_reserve``) with its label; an
+        amount in whole base currency (``name`` ending ``_usd``, ``_eth``: the run's currency) as
+        :meth:`amount` shows it."""
         if isinstance(v, str) and _ADDR.match(v.lower()):
             return self.label(v)
+        money = name.endswith(f"_{self.currency.lower()}")
+        if money and isinstance(v, (int, float)) and not isinstance(v, bool):
+            return self.amount(v)
         return _fmt(v)
 
     def label(self, address: str | None) -> str:
@@ -245,8 +265,8 @@ def _headline(d: _Data) -> list[tuple[str, str]]:
     out = []
     f, c = d.fig, d.currency
     if "bad_debt" in d.summaries:
-        out.append((f"bad debt at window end ({c})", _fmt(f("bad_debt", "end_total_oracle_usd"))))
-        out.append((f"peak unrealized bad debt ({c})", _fmt(f("bad_debt", "peak_unrealized_oracle_usd"))))
+        out.append((f"bad debt at window end ({c})", d.amount(f("bad_debt", "end_total_oracle_usd"))))
+        out.append((f"peak unrealized bad debt ({c})", d.amount(f("bad_debt", "peak_unrealized_oracle_usd"))))
     if "liquidations" in d.summaries:
         out.append(
             (
@@ -258,7 +278,7 @@ def _headline(d: _Data) -> list[tuple[str, str]]:
         out.append((f"hidden insolvency ({c}·h)", _fmt(f("oracle_lag", "hidden_insolvency_usd_h"))))
     if "finality" in d.summaries:
         out.append((f"liquidated on non-final state ({c})",
-                    _fmt(f("finality", "liquidated_not_final_usd"))))
+                    d.amount(f("finality", "liquidated_not_final_usd"))))
     if "fidelity" in d.summaries:
         out.append(
             (
@@ -267,7 +287,7 @@ def _headline(d: _Data) -> list[tuple[str, str]]:
             )
         )
     if "socialization" in d.summaries:
-        out.append((f"loss at window end ({c})", _fmt(f("socialization", "end_loss_usd"))))
+        out.append((f"loss at window end ({c})", d.amount(f("socialization", "end_loss_usd"))))
     return out
 
 
@@ -476,7 +496,7 @@ def _bad_debt(d: _Data) -> Section:
                     ("account", "debt reserves at end", f"bad debt at end {d.currency}",
                      f"peak bad debt {d.currency}"),
                     [(r[0], ", ".join(d.label(a) for a in r[1]) if r[1] else "–",
-                      _fmt(d.base(r[2])), _fmt(d.base(r[3]))) for r in top],
+                      d.amount(d.base(r[2])), d.amount(d.base(r[3]))) for r in top],
                 )
             )
     return s
@@ -544,8 +564,8 @@ def _health(d: _Data) -> Section:
                     lab,
                     _fmt(counts["start"][i]),
                     _fmt(counts["end"][i]),
-                    _fmt(debt["start"][i]),
-                    _fmt(debt["end"][i]),
+                    d.amount(debt["start"][i]),
+                    d.amount(debt["end"][i]),
                 )
                 for i, lab in enumerate(labels)
             ],
@@ -577,14 +597,14 @@ def _liquidations(d: _Data) -> Section:
             (
                 origin,
                 _fmt(int(n)),
-                _fmt(d.base(rep)),
-                _fmt(d.base(seized)),
-                _fmt(d.base(fee)),
+                d.amount(d.base(rep)),
+                d.amount(d.base(seized)),
+                d.amount(d.base(fee)),
                 _fmt(int(fee_unknown)),
-                _fmt(d.base(gas)),
-                _fmt(d.base(slip)),
-                _fmt(d.base(profit)),
-                _fmt(d.base(bad)),
+                d.amount(d.base(gas)),
+                d.amount(d.base(slip)),
+                d.amount(d.base(profit)),
+                d.amount(d.base(bad)),
             )
         )
         steps = [
@@ -707,7 +727,7 @@ def _socialization(d: _Data) -> Section:
                 "haircut gross bps",
                 "haircut net bps",
             ),
-            [(d.label(r[0]), *(_fmt(d.base(v)) for v in r[1:7]), _fmt(r[7]), _fmt(r[8])) for r in end],
+            [(d.label(r[0]), *(d.amount(d.base(v)) for v in r[1:7]), _fmt(r[7]), _fmt(r[8])) for r in end],
         )
     )
     bearers = d.q(
@@ -743,7 +763,7 @@ def _finality(d: _Data) -> Section:
     s.blocks.append(
         Table(
             ("figure", "value"),
-            [(n, d.figure(v)) for n, v in sorted(d.summaries.get("finality", {}).items())],
+            [(n, d.figure(v, n)) for n, v in sorted(d.summaries.get("finality", {}).items())],
             "kv",
         )
     )
@@ -756,7 +776,7 @@ def _finality(d: _Data) -> Section:
         s.blocks.append(
             Table(
                 ("origin", "acted on a final block", "liquidations", f"debt repaid {d.currency}"),
-                [(a, _fmt(b), _fmt(c), _fmt(d.base(v))) for a, b, c, v in rows],
+                [(a, _fmt(b), _fmt(c), d.amount(d.base(v))) for a, b, c, v in rows],
             )
         )
     if d.has("bt.reorg_exposure"):
@@ -778,7 +798,7 @@ def _finality(d: _Data) -> Section:
                         "bt rows in range",
                     ),
                     [
-                        (_fmt(a), _fmt(b), _fmt(c), e, _fmt(f), _fmt(g), _fmt(d.base(h)), _fmt(i))
+                        (_fmt(a), _fmt(b), _fmt(c), e, _fmt(f), _fmt(g), d.amount(d.base(h)), _fmt(i))
                         for a, b, c, e, f, g, h, i in rows
                     ],
                 )
@@ -803,7 +823,7 @@ def _fidelity(d: _Data) -> Section:
         return s
     s.blocks.append(
         Table(("figure", "value"),
-              [(n, d.figure(v)) for n, v in sorted(d.summaries.get("fidelity", {}).items())], "kv")
+              [(n, d.figure(v, n)) for n, v in sorted(d.summaries.get("fidelity", {}).items())], "kv")
     )
     if d.has("bt.fidelity"):
         cols = [c[0] for c in d.con.execute("SELECT * FROM bt.fidelity LIMIT 0").description]
@@ -844,7 +864,7 @@ def _all_figures(d: _Data) -> Section:
     for m in sorted(d.summaries):
         s.blocks.append(Para(f"Metric {m}:"))
         s.blocks.append(
-            Table(("figure", "value"), [(n, d.figure(v)) for n, v in sorted(d.summaries[m].items())], "kv")
+            Table(("figure", "value"), [(n, d.figure(v, n)) for n, v in sorted(d.summaries[m].items())], "kv")
         )
     return s
 

@@ -124,3 +124,50 @@ def test_compare_names_a_change_of_data_between_two_runs(tmp_path: Any) -> None:
     [f] = res["figures"]
     assert (f["diff"], f["pct"]) == (2.5, 50.0)  # b - a, in percent of a
     json.dumps(res)  # the identity stays JSON
+
+
+def _summary_run(currency: str, decimals: int, figures: dict[str, Any]) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA bt")
+    for t in (outputs.RUNS, outputs.SUMMARIES):
+        con.execute(t.ddl())
+    con.execute(
+        "INSERT INTO bt.runs VALUES ('r1', 's', 'ab', NULL, 'historical', 1, ?, ?, 1, 100, NULL, NULL, "
+        "[], ['bad_debt'], 'test', ?, 0, 0, 0, 0, 'ok')",
+        [currency, decimals, json.dumps({"market": {"dataset": "aave_v3"}})],
+    )
+    for name, v in figures.items():
+        con.execute("INSERT INTO bt.summaries VALUES ('r1', 1, 100, 'bad_debt', ?, ?, ?)",
+                    [name, json.dumps(v), v])
+    return con
+
+
+def test_a_money_figure_reads_the_same_everywhere_in_the_report() -> None:
+    """One figure, three roundings: an ETH run's bad debt of 1.23456789 ETH was '1.23' in the
+    headline and the figures list but '1.2346 ETH' in the bad-debt table; a USD run's bad debt of
+    $0.004 was '0.004' in the headline and '0.00 USD' (nothing) in the table. Now every place
+    shows the currency's decimals (2 for USD, 4 otherwise), and a non-zero amount that would round
+    to zero keeps significant digits."""
+    from backtest.report.build import _all_figures, _bad_debt, _headline
+
+    for cur, dec, v, want in (("ETH", 18, 1.23456789, "1.2346"), ("USD", 8, 0.004, "0.004"),
+                              ("USD", 8, 1234.5, "1,234.50")):
+        key = "end_total_oracle_usd" if cur == "USD" else "end_total_oracle_eth"
+        con = _summary_run(cur, dec, {key: v, "realized_" + key.split("_")[-1]: 0.0})
+        con.execute(bad_debt_ddl())
+        d = _Data(con, "r1")
+        head = dict(_headline(d))
+        assert head[f"bad debt at window end ({cur})"] == want, (cur, head)
+        [table] = [b for b in _bad_debt(d).blocks if isinstance(b, Table)]
+        cells = {str(r[0]): str(r[1]) for r in table.rows}
+        assert cells["bad debt at window end (unrealized + realized)"] == f"{want} {cur}"
+        assert cells["realized"] == f"{'0.00' if cur == 'USD' else '0.0000'} {cur}"
+        [figs] = [b for b in _all_figures(d).blocks if isinstance(b, Table)]
+        assert {str(r[0]): str(r[1]) for r in figs.rows}[key] == want
+        con.close()
+
+
+def bad_debt_ddl() -> str:
+    import backtest.metrics.bad_debt as bad_debt
+
+    return bad_debt.BLOCKS.ddl()
