@@ -6,10 +6,11 @@ Source: aave/aave-v3-core @ 724a9ef (v3.0.2) ``contracts/protocol/libraries/logi
 ``isInEModeCategory``) and ``PoolLogic.executeGetUserAccountData``; the v3.2 variant
 (collateral bitmap instead of the asset's category, no category oracle, variable debt only)
 from aave-dao/aave-v3-origin v3.2.0 (7c6023e) ``src/contracts/protocol/libraries/logic/
-GenericLogic.sol``. Unchanged in v3.1.0; v3.3.0 (5431379) and v3.4.0 (d7a6412) only add the
-GHO debt special case (not modelled). v3.5.0 (6138e1f) ``GenericLogic.sol``: collateral
-balance ``rayMulFloor``, debt balance ``rayMulCeil`` and its value ``mulDivCeil``,
-``HF = wadDiv(sum(value_i * LT_i), debt) / 1e4`` (no floored average LT in between) and
+GenericLogic.sol``. Unchanged in v3.1.0; v3.3.0 (5431379) adds the GHO debt special case (its
+discounted ``balanceOf``; not modelled), v3.4.0 (d7a6412) drops it again and compounds debt with
+its new ``MathUtils`` formula (see ``reserve_logic.compounded_interest``). v3.5.0 (6138e1f)
+``GenericLogic.sol``: collateral balance ``rayMulFloor``, debt balance ``rayMulCeil`` and its
+value ``mulDivCeil``, ``HF = wadDiv(sum(value_i * LT_i), debt) / 1e4`` (no floored average LT in between) and
 ``availableBorrows`` with ``percentMulFloor``.
 
 Values are in the oracle's base currency (USD, 8 decimals): ``floor(balance * price / unit)``
