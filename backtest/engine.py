@@ -210,6 +210,9 @@ class _View:
         self.feed_keys: Mapping[str, tuple[str, ...]] = MappingProxyType(replay.feed_keys)
         #: feed → its rules as the deployments declared them at ingest (``raw.oracle_feeds``)
         self.feed_rules: Mapping[str, FeedRules] = MappingProxyType(dict(replay.inputs.feed_rules))
+        #: feed → updatedAt (unix s) of its answer in force at the window start: its last round
+        #: before the window, or under a replacing oracle model the reference point's instant
+        self.start_updated_at: Mapping[str, int] = MappingProxyType(replay.start_updated_at)
 
     @property
     def prices(self) -> Mapping[str, int]:
@@ -284,6 +287,8 @@ class Replay:
         self.feed_keys: dict[str, tuple[str, ...]] = {
             f: tuple(k) for f, k in sorted(inputs.feed_keys.items())}
         self.feed_answer: dict[str, int] = {}  # feed -> its latest accepted answer
+        #: feed -> updatedAt (unix s) of the answer in force at the window start (_initial_prices)
+        self.start_updated_at: dict[str, int] = {}
         #: replaced feed -> (answer, unix second) in force at the window start (_initial_prices)
         self._start_answer: dict[str, tuple[int, int]] = {}
         self.pair_last: dict[str, Fraction] = {}  # reference pair -> its latest price
@@ -355,6 +360,10 @@ class Replay:
                         self._start_answer[feed] = (r.answer, r.updated_at_ts)
             if answer is not None:
                 self.feed_answer[feed] = answer
+                if feed in self._start_answer:
+                    self.start_updated_at[feed] = self._start_answer[feed][1]
+                elif r is not None:
+                    self.start_updated_at[feed] = r.updated_at_ts
                 for k in self.feed_keys.get(feed, ()):
                     self.prices[k] = answer
         if s.reference is not None:

@@ -19,9 +19,10 @@ For every feed that has a reference pair (scenario ``[reference.pairs]``):
   window and ``beyond_heartbeat_s``: time during which staleness exceeded ``heartbeat_s``
   (parameter, integer or table, else the scenario's republish heartbeat, else the feed's declared
   heartbeat, e.g. 24 h for USDC/USD, else 3600 s; ``heartbeat_from`` says which). A
-  rejected answer (outside min/max bounds) is not an update. Before the first round seen in
-  the window the age of the round in force is unknown: it is counted from the window start (a
-  lower bound).
+  rejected answer (outside min/max bounds) is not an update. The round in force at the window
+  start is as old as its ``updatedAt`` (the view's ``start_updated_at``: the feed's last round
+  before the window); only where the view does not give it is its age counted from the window
+  start (a lower bound).
 * **hidden insolvency**: debt that was liquidatable at the reference price but not at the oracle
   price the protocol read (``AccountEval.reference.liquidatable and not .oracle.liquidatable``),
   as value × duration: the account's debt value at reference prices × the seconds until its next
@@ -248,11 +249,15 @@ class OracleLag(Metric):
                 raise MetricError(f"metric 'oracle_lag': {name}.{unknown[0]} is not a feed of "
                                   f"[reference.pairs]; feeds: {sorted(ref.pairs)}")
         feed_keys: Mapping[str, Sequence[str]] = getattr(view, "feed_keys", None) or {}
+        start_updated_at: Mapping[str, int] = getattr(view, "start_updated_at", None) or {}
         t0 = view.block.timestamp
         for feed, pair in sorted(ref.pairs.items()):
             keys = sorted(feed_keys.get(feed, ()))
             (dev, dev_from), (hb, hb_from) = self.threshold(view, feed), self.heartbeat(view, feed)
             f = _Feed(feed, pair, keys[0] if keys else "", t0, dev, hb)
+            updated_at = start_updated_at.get(feed)
+            if updated_at is not None and updated_at <= t0:
+                f.updated_at = updated_at
             f.threshold_from, f.heartbeat_from = dev_from, hb_from
             self._feeds[feed] = f
             self._pair_feeds.setdefault(pair, []).append(feed)

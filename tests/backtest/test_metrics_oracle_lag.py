@@ -197,8 +197,8 @@ def test_a_source_change_is_not_an_answer(other_key: bool) -> None:
     FEED_NEW's last round (2,000) was published before the window and it publishes nothing in it.
     The switch reached the metric as an oracle update of FEED_NEW with updatedAt = the switch's
     block time: it counted as an answer (updates 1) and reset the feed's staleness (max 600 s,
-    from the switch to the window end). Now no answer, and FEED_NEW's round in force is as old
-    as the window at its end (720 s, a lower bound). With ``other_key`` FEED_NEW already priced
+    from the switch to the window end). Now no answer, and FEED_NEW's round in force is 820 s old
+    at the window end (updatedAt T0 - 100). With ``other_key`` FEED_NEW already priced
     another key at the start: the metric kept WETH as FEED_WETH's and credited the ETH/USD
     reference moves of FEED_NEW's keys to FEED_WETH (FEED_NEW: no deviation at all)."""
     from dataclasses import replace
@@ -221,7 +221,27 @@ def test_a_source_change_is_not_an_answer(other_key: bool) -> None:
     rows = {c["feed"]: c for c in (_cols(row) for row in r.output.tables[FEEDS])}
     f = rows[new]
     assert (f["updates"], f["price_key"]) == (0, other if other_key else WETH)
-    assert f["max_staleness_s"] == 720
+    assert f["max_staleness_s"] == 820  # its round's updatedAt T0 - 100 to the window end T0 + 720
     # FEED_NEW against the reference: 2,000 vs 1,900 from +20 (480 s)
     assert f["max_deviation_bps_f64"] == pytest.approx(100 / 1_900 * 10_000)
     assert f["beyond_threshold_s"] == 480
+
+
+def test_staleness_counts_from_the_updated_at_of_the_round_in_force_at_the_start() -> None:
+    """WETH's last round before the window was updated at T0 - 3,000 and no round lands in the
+    window (T0 .. T0 + 720): at its end the round is 3,720 s old, beyond the 3,600 s heartbeat
+    from T0 + 600 (120 s). The metric counted the age from the window start (a 'lower bound'
+    although the engine knows the round): 720 s, never beyond the heartbeat."""
+    from dataclasses import replace
+
+    from .metric_market import T0
+
+    sc = make_scenario(["oracle_lag"], reference=True, delay=1000)
+    inp = inputs(market(), [], refs=[(FIRST + 20, 1_990)])
+    inp.initial_rounds = {**inp.initial_rounds,
+                          FEED_WETH: replace(inp.initial_rounds[FEED_WETH], updated_at_ts=T0 - 3_000)}
+    r = run_inputs(sc, inp)
+    (f,) = [_cols(row) for row in r.output.tables[FEEDS]]
+    assert (f["heartbeat_s"], f["heartbeat_from"]) == (3_600, "default")
+    assert f["max_staleness_s"] == 3_720
+    assert f["beyond_heartbeat_s"] == 120
