@@ -7,7 +7,8 @@ never the reverse): :func:`main` hands ingest's CLI the backtest subcommands as 
 
 ``deficit run SCENARIO.toml [--db FILE] [--json] [--run-id ID]``: exit 0 when the run finished
 and its rows were written, 2 for a bad scenario (a shock that does not fit the window's price
-paths included) or missing data (nothing written), 1 for a replay error (an event contradicting
+paths included), missing data or a warehouse that cannot be opened (not a DuckDB file, locked by
+another process; nothing written), 1 for a replay error (an event contradicting
 the state, ...; nothing written).
 """
 
@@ -43,6 +44,8 @@ def _add_run(sub: Any) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from ingest.errors import WarehouseError
+
     from .api import run
     from .errors import BacktestError, InputError, MissingData
     from .scenario import load_scenario, shock_error
@@ -63,6 +66,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except BacktestError as e:
         sys.stderr.write(f"error ({type(e).__name__}): {e}\n")
         return 1
+    except WarehouseError as e:  # not a DuckDB file, locked: the run could not start (nothing written)
+        sys.stderr.write(f"error ({type(e).__name__}): {e}\n")
+        return 2
     if args.json:
         sys.stdout.write(json.dumps({"run_id": res.run_id, "summary": res.summary}, indent=2,
                                     sort_keys=True, default=str) + "\n")

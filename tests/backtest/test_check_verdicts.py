@@ -155,3 +155,17 @@ def test_the_sample_passes_and_a_tight_limit_fails(tmp_path: Path) -> None:
         assert out["checks"][0]["value"] > 0  # the crash leaves unrealized bad debt
         suite = _suite(junit.read_bytes())
         assert suite.get("failures") == str(code)
+
+
+def test_deficit_run_on_an_unreadable_warehouse_is_an_input_error(tmp_path: Path) -> None:
+    """`deficit run` documents 2 for a run that cannot start (bad scenario, missing data) and 1
+    for a replay error (an event contradicting the state); a warehouse that is not a DuckDB file
+    exited 1, as if the replay had failed on the data."""
+    sc = tmp_path / "s.toml"
+    sc.write_text(MIN_SCENARIO)
+    db = tmp_path / "w.duckdb"
+    db.write_bytes(b"not a duckdb file" * 300)
+    r = subprocess.run([sys.executable, "-m", "backtest.cli", "run", str(sc), "--db", str(db)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "not a valid DuckDB database file" in r.stderr and "Traceback" not in r.stderr
