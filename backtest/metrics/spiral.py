@@ -25,7 +25,9 @@ observed one, the engine's (:attr:`~backtest.metrics.base.Liquidation.health_bef
 answer earlier in its block counts, so a price move is not taken for the liquidation's effect);
 for a simulated one (top of a block), the account's last exact evaluation (or the HF after the
 previous liquidation of the sequence in the same block) and ``HF after`` is the adapter's
-evaluation of the post-liquidation state at the oracle prices of the block. A sequence is a
+evaluation of the post-liquidation state at the oracle prices of the block — 0 for one that
+burned the debt it left into a reserve deficit (v3.3+: no debt is left, HF ``2**256 − 1``, but
+nothing was behind it; before v3.3 the same liquidation leaves HF 0). A sequence is a
 **spiral** when it has at least ``min_liquidations`` (parameter, default 2) liquidations, every
 one lowered the HF (``after < before``), and it ends in bad debt (after its last liquidation the
 account's debt exceeds its collateral, or a deficit was booked by it).
@@ -133,7 +135,10 @@ class Spiral(Metric):
             ev = view.health(liq.user)
             before = ev.oracle.health_factor_wad if ev is not None else 2**256 - 1
         after_h = view.adapter.account(view.state, liq.user, view.prices, view.block.timestamp)
-        after = after_h.health_factor_wad
+        books = _books_deficit(view.state)
+        # a liquidation that burned the debt left into a deficit (v3.3+) leaves no debt (HF
+        # type(uint256).max), but nothing was behind that debt: HF 0, as before v3.3
+        after = 0 if books and liq.bad_debt_value > 0 else after_h.health_factor_wad
         if seq is not None and after >= before:  # this one raised the HF: the sequence ends before it
             self._finish(liq.user)
             seq = None
@@ -143,7 +148,7 @@ class Spiral(Metric):
         seq.last_block = liq.block_number
         seq.hf.append(after)
         seq.lowered = seq.lowered and after < before
-        if _books_deficit(view.state):  # v3.3+: the debt left was burned into the reserve deficit
+        if books:  # v3.3+: the debt left was burned into the reserve deficit
             seq.deficit += liq.bad_debt_value
         seq.end_bad_debt = after_h.bad_debt_value
         seq.repaid += liq.debt_repaid_value

@@ -190,3 +190,24 @@ def test_an_observed_liquidation_after_an_answer_in_its_block_is_compared_at_tha
             (10 - 1_050 / 1_460 - 1_050 / 1_300) * 1_300 * 0.8 / 11_000]
     assert path_hf == pytest.approx(want, rel=1e-6)
     assert seq["all_lowered"] is False and seq["spiral"] is False
+
+
+def test_a_spiral_ending_in_a_booked_deficit_under_v3_3() -> None:
+    """The same spiral under v3.3 rules: the third liquidation seizes the last collateral and the
+    652.17 USD of debt left is burned into the reserve's deficit, so the account has no debt after
+    it (HF type(uint256).max). Compared as 'after >= before', that liquidation ended the sequence
+    and started one of its own: the spiral had 2 liquidations and 112.50 USD of bad debt (what the
+    second left), not the deficit. A liquidation that writes debt off has no collateral behind it:
+    HF after 0, the sequence's last, its deficit the spiral's bad debt."""
+    from protocols.aave_v3 import V3_3
+
+    state = market()
+    state.rules = V3_3
+    r = run_inputs(scenario(METRICS, delay=1, overrides=SPIRAL_PARAMS), inputs(state, PATH))
+    realized = r.summary["bad_debt"]["realized_value"]
+    bad = 4_250 - Fraction(41_375, 10) / Fraction(115, 100)
+    assert realized / 10**8 == pytest.approx(float(bad), rel=1e-6)  # the deficit booked
+    (seq,) = _seq_rows(r)
+    assert seq["liquidations"] == 3 and seq["all_lowered"] is True and seq["spiral"] is True
+    assert [int(str(h)) for h in seq["hf_path_wad"]][-1] == 0  # type: ignore[union-attr]
+    assert seq["bad_debt_value"] == realized == r.summary["spiral"]["spiral_bad_debt_value"]
