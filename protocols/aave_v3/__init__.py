@@ -10,8 +10,8 @@ rates), and the rebuild of reserves and positions from the pool, configurator an
 v3.3/v3.4 (:data:`V3_3`, :data:`V3_4`): the whole-debt close factor with the $2,000 thresholds,
 the $1,000 dust rule, deficit accounting (``DeficitCreated`` for every debt of a user left
 without collateral; ``DeficitCreated``/``DeficitCovered`` applied to ``ReserveData.deficit``),
-v3.4's custom errors and ``SelfLiquidation``. v3.5 (:data:`V3_5`): the ``TokenMath`` rounding.
-The rule set in force follows the pool's ``Upgraded`` logs (:mod:`.rule_schedule`).
+v3.4's custom errors, ``SelfLiquidation`` and compounding formula. v3.5 (:data:`V3_5`): the
+``TokenMath`` rounding. The rule set in force follows the pool's ``Upgraded`` logs (:mod:`.rule_schedule`).
 
 Source: aave/aave-v3-core @ 724a9ef43adf139437ba87dcbab63462394d4601 (tag v1.19.3, npm
 @aave/core-v3 1.19.3, protocol v3.0.2; ``contracts/`` identical to the final commit 782f519):
