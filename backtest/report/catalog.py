@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Sequence
 from decimal import Decimal
@@ -208,7 +209,12 @@ def _fmt(v: Any, digits: int = 2) -> str:
     if v is None:
         return "-"
     if isinstance(v, float):
-        return f"{v:,.{digits}f}"
+        s = f"{v:,.{digits}f}"
+        # a non-zero amount that rounds to zero keeps significant digits (the report's rule):
+        # a bad debt going from $0.001 to $0.004 read '0.00 -> 0.00, b - a 0.00'
+        if v and math.isfinite(v) and not any(ch in "123456789" for ch in s):
+            s = f"{v:.{max(digits, 4)}g}"
+        return s
     if isinstance(v, int) and not isinstance(v, bool):
         return f"{v:,}"
     return str(v)

@@ -171,3 +171,28 @@ def bad_debt_ddl() -> str:
     import backtest.metrics.bad_debt as bad_debt
 
     return bad_debt.BLOCKS.ddl()
+
+
+def test_compare_shows_a_small_change_as_a_change(tmp_path: Any, capsys: Any) -> None:
+    """deficit compare printed a USD bad debt going from $0.001 to $0.004 as '0.00  0.00  0.00
+    +300.00': a changed figure whose values and difference all read zero. Non-zero amounts keep
+    significant digits (as in the report)."""
+    import argparse
+
+    from backtest.report.catalog import _cmd_compare
+
+    db = str(tmp_path / "w.duckdb")
+    con = duckdb.connect(db)
+    con.execute("CREATE SCHEMA bt")
+    for t in (outputs.RUNS, outputs.SUMMARIES):
+        con.execute(t.ddl())
+    for rid, v in (("ra", 0.001), ("rb", 0.004)):
+        con.execute(
+            "INSERT INTO bt.runs VALUES (?, 's', 'ab', NULL, 'historical', 1, 'USD', 8, 1, 100, NULL, NULL, "
+            "[], ['bad_debt'], 'v1', '{}', 0, 0, 0, 0, 'ok')", [rid])
+        con.execute("INSERT INTO bt.summaries VALUES (?, 1, 100, 'bad_debt', 'end_total_oracle_usd', ?, ?)",
+                    [rid, json.dumps(v), v])
+    con.close()
+    assert _cmd_compare(argparse.Namespace(run_a="ra", run_b="rb", db=db, all=False, json=False)) == 0
+    [row] = [ln.split() for ln in capsys.readouterr().out.splitlines() if ln.startswith("bad_debt.")]
+    assert row == ["bad_debt.end_total_oracle_usd", "0.001", "0.004", "0.003", "+300.00"], row
