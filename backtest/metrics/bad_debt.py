@@ -133,6 +133,7 @@ class BadDebt(Metric):
                 raise MetricError(f"metric 'bad_debt': {self.dust_key} must be a finite number >= 0, "
                                   f"got {dust!r}")
         self.dust = 0  # base currency units, set at the run's start
+        self._has_reference = False
         self._reset()
 
     def _reset(self) -> None:
@@ -170,6 +171,7 @@ class BadDebt(Metric):
             raise MetricError(f"metric 'bad_debt': no default dust threshold for base currency "
                               f"{cur.upper()}; give dust_{cur}")
         self.dust = int(amount * view.unit)
+        self._has_reference = getattr(view.scenario, "reference", None) is not None
         self._held = (view.block.number, {})
         self._update(view, tuple(view.accounts()), view.block.number, view.block.timestamp)
 
@@ -228,7 +230,10 @@ class BadDebt(Metric):
                 self._by_user[ev.user] = (o, r)
             else:
                 self._by_user.pop(ev.user, None)
-            rows = self._account_rows(view, ev, number, ts, o, r if ev.reference is not None else None)
+            # NULL at the reference only in a run without one: an account without debt has no
+            # reference evaluation (the engine skips it) but its bad debt there is 0, not unknown
+            rows = self._account_rows(view, ev, number, ts, o,
+                                      r if ev.reference is not None or self._has_reference else None)
             if held is not None:
                 held[ev.user] = rows  # the block's last evaluation of the account
             else:

@@ -100,3 +100,26 @@ def test_reference_figures_follow_reference_moves_without_oracle_lag() -> None:
     assert s["end_unrealized_reference_value"] == s["peak_unrealized_reference_value"] == 5_000 * E8
     assert s["peak_unrealized_reference_block"] == FIRST + 10
     assert s["end_unrealized_oracle_value"] == 0
+
+
+def test_an_account_repaid_in_full_has_zero_reference_bad_debt_not_null() -> None:
+    """With a reference path, the row that returns an account to 0 when its debt is gone said
+    bad_debt_reference_value NULL ('no reference': the engine does not evaluate an account
+    without debt at the reference), so its last row per reserve was unknown instead of 0."""
+    state = market()
+    view = StubView(state, scenario(["bad_debt"], reference=True), {WETH: 1_500 * E8, USDC: E8},
+                    block=FIRST, ts=1_000, ref={WETH: 1_400 * E8})
+    m = BadDebt()
+    m.on_run_start(view)
+    m.on_block_end(view, BlockEnd(view.block, (
+        AccountEval(BORROWER, health(15_000, 17_000), health(14_000, 17_000)),)))
+    u = state.users[BORROWER]
+    state.users[BORROWER] = UserState(configuration=u.configuration & ~(1 << 2), reserves={
+        **u.reserves, USDC: replace(u.reserves[USDC], scaled_variable_debt=0)})
+    view.at(FIRST + 1, 1_012)
+    m.on_block_end(view, BlockEnd(view.block, (AccountEval(BORROWER, health(15_000, 0), None),)))
+    m.on_run_end(view)
+    rows = [_cols(x) for x in m.rows()[ACCOUNTS.fqn]]
+    got = [(x["block_number"], x["reserve"], x["bad_debt_oracle_value"], x["bad_debt_reference_value"])
+           for x in rows]
+    assert got == [(FIRST, USDC, 2_000 * E8, 3_000 * E8), (FIRST + 1, "", 0, 0), (FIRST + 1, USDC, 0, 0)], got
