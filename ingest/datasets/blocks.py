@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from ..errors import BrokenChainError, DecodeError
+from ..errors import BrokenChainError, ChainDataError, DecodeError
 from ..schema import Column, Table, register_table
 from ..warehouse import fetch_one
 
@@ -57,7 +57,20 @@ def fetch_blocks(rpc: JsonRpcClient, a: int, b: int) -> list[dict[str, Any]]:
         if blk is None:
             raise BrokenChainError(f"the node has no block {n} (the chain is shorter than asked, "
                                    "or it was reorganized while reading)")
+        got = blk.get("number") if isinstance(blk, dict) else None
+        # the header of another height (a proxy's cache or a backend serving the wrong block)
+        # would be stored, hash links intact, under the number asked for
+        if not isinstance(got, str) or not got.startswith("0x") or _hex_int(got) != n:
+            raise ChainDataError(f"asked the node for block {n}, it answered with block number {got!r}: "
+                                 "a misbehaving endpoint; nothing was stored")
     return res
+
+
+def _hex_int(text: str) -> int | None:
+    try:
+        return int(text, 16)
+    except ValueError:
+        return None
 
 
 def write_blocks(con: duckdb.DuckDBPyConnection, blocks: Sequence[dict[str, Any]], *,
