@@ -7,8 +7,9 @@ Definitions (base currency of the adapter, Aave v3: USD with 8 decimals):
   :attr:`protocols.domain.AccountHealth.bad_debt_value` — debt no collateral stands behind at
   face value, evaluated exactly by the adapter at the oracle prices the protocol reads
   (``*_oracle``) and at the reference prices (``*_reference``, when the run has a reference path).
-  Split over the account's debt reserves pro rata to their debt value (floored; the remainder
-  goes to the largest debt, ties by address) for the per-reserve view.
+  Split over the account's debt reserves pro rata to their debt value (at the oracle prices for
+  the oracle figure, at the reference prices for the reference one; floored, the remainder goes
+  to the largest debt, ties by address) for the per-reserve view.
 * **dust** vs **material**: an account whose unrealized bad debt (oracle) is below
   ``dust_usd`` (parameter, whole base currency; ``dust_eth`` for an Aave v2 market; default
   :data:`DEFAULT_DUST`: 1 USD, 0.001 ETH) is dust — too small for anyone to clean up.
@@ -31,6 +32,7 @@ accounts are re-evaluated on every move of their prices, so the at-risk index mi
 
 from __future__ import annotations
 
+from collections import ChainMap
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -260,7 +262,11 @@ class BadDebt(Metric):
         values = [view.value(a, d) if a else 0 for a, d in debts]
         total = sum(values)
         shares_o = _split(o, values, total)
-        shares_r: list[int | None] = list(_split(r, values, total)) if r is not None else [None] * len(values)
+        shares_r: list[int | None] = [None] * len(values) if r is None else [0] * len(values)
+        if r:  # the reference bad debt pro rata to the debts' values at the reference prices
+            ref = ChainMap(dict(view.reference_prices), dict(view.prices))
+            values_r = [view.value(a, d, ref) if a else 0 for a, d in debts]
+            shares_r = list(_split(r, values_r, sum(values_r)))
         # a reserve whose last row gave it a share and that is no longer a debt of the account (repaid,
         # liquidated, written off) gets a row of 0: else its last row, read per account and reserve
         # ("the value at a block is the last row at or before it"), kept its share for ever

@@ -123,3 +123,21 @@ def test_an_account_repaid_in_full_has_zero_reference_bad_debt_not_null() -> Non
     got = [(x["block_number"], x["reserve"], x["bad_debt_oracle_value"], x["bad_debt_reference_value"])
            for x in rows]
     assert got == [(FIRST, USDC, 2_000 * E8, 3_000 * E8), (FIRST + 1, "", 0, 0), (FIRST + 1, USDC, 0, 0)], got
+
+
+def test_reference_share_follows_the_debts_values_at_the_reference() -> None:
+    """Alice owes 1 WETH and 3,000 USDC; WETH is 2,000 at the oracle and 1,000 at the reference.
+    Her bad debt at the reference (1,500 USD) was split by the debts' *oracle* values (2,000 :
+    3,000 -> 600 WETH, 900 USDC) although at the reference WETH is 1,000 of her 4,000 USD of
+    debt: 375 WETH, 1,125 USDC."""
+    state = _two_debts(1, 3_000)
+    view = StubView(state, scenario(["bad_debt"], reference=True), {WETH: 2_000 * E8, USDC: E8},
+                    block=FIRST, ts=1_000, ref={WETH: 1_000 * E8})
+    m = BadDebt()
+    m.on_run_start(view)
+    m.on_block_end(view, BlockEnd(view.block, (
+        AccountEval(BORROWER, health(4_000, 5_000), health(2_500, 4_000)),)))
+    m.on_run_end(view)
+    got = sorted((x["reserve"], x["bad_debt_oracle_value"], x["bad_debt_reference_value"])
+                 for x in (_cols(r) for r in m.rows()[ACCOUNTS.fqn]))
+    assert got == [(USDC, 600 * E8, 1_125 * E8), (WETH, 400 * E8, 375 * E8)], got
