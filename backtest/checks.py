@@ -302,6 +302,30 @@ def _fmt(v: float | int | Decimal | None, unit: str = "") -> str:
     return f"{s} {unit}".rstrip()
 
 
+def _fmt_limit(d: Decimal, unit: str = "") -> str:
+    """A threshold as written (``40.905``, not rounded to ``40.91``)."""
+    s = f"{int(d):,}" if d == d.to_integral_value() else f"{d.normalize():,f}"
+    return f"{s} {unit}".rstrip()
+
+
+def _fmt_vs(v: float | int | Decimal | None, limit: Decimal, unit: str = "") -> str:
+    """``v`` as :func:`_fmt` shows it, unless that rounding makes it read equal to ``limit`` or
+    on the other side of it (``40.91 > 40.91``, ``recall 0.8 < 0.8``): then every digit."""
+    s = _fmt(v, unit)
+    if v is None or isinstance(v, bool):
+        return s
+    d = Decimal(str(v))
+    if not d.is_finite():
+        return s
+    try:
+        shown = Decimal(s.removesuffix(unit).strip().replace(",", ""))
+    except ArithmeticError:
+        return s
+    if (shown > limit) != (d > limit) or (shown < limit) != (d < limit):
+        return f"{d.normalize():,f} {unit}".rstrip()
+    return s
+
+
 def _lookup(summaries: Summaries, fig: Figure) -> tuple[bool, Any]:
     m = summaries.get(fig.metric)
     if m is None or fig.name not in m:
@@ -372,13 +396,15 @@ def evaluate(checks: Checks, summaries: Summaries, run_id: str, baseline: Baseli
         cf = float(c)
         bid = baseline.run_id if baseline else ""
         if t.vs_baseline == "abs":
-            msg = (f"{label} rose by {_fmt(cf, unit)} ({_fmt(bv, unit)} in baseline {bid} -> {_fmt(v, unit)} "
-                   f"in run {run_id}): {op} the allowed rise {t.key} = {_fmt(t.limit, unit)}")
+            msg = (f"{label} rose by {_fmt_vs(c, t.limit, unit)} ({_fmt(bv, unit)} in baseline {bid} -> "
+                   f"{_fmt(v, unit)} in run {run_id}): {op} the allowed rise {t.key} = "
+                   f"{_fmt_limit(t.limit, unit)}")
         elif t.vs_baseline == "pct":
-            msg = (f"{label} rose by {_fmt(cf)} % ({_fmt(bv, unit)} in baseline {bid} -> {_fmt(v, unit)} "
-                   f"in run {run_id}): {op} the allowed {t.key} = {_fmt(t.limit)} %")
+            msg = (f"{label} rose by {_fmt_vs(c, t.limit)} % ({_fmt(bv, unit)} in baseline {bid} -> "
+                   f"{_fmt(v, unit)} in run {run_id}): {op} the allowed {t.key} = {_fmt_limit(t.limit)} %")
         else:
-            msg = f"{label} = {_fmt(v, unit)} in run {run_id}: {op} {t.key} = {_fmt(t.limit, unit)}"
+            msg = (f"{label} = {_fmt_vs(v, t.limit, unit)} in run {run_id}: {op} {t.key} = "
+                   f"{_fmt_limit(t.limit, unit)}")
         out.append(Outcome(t, ok, v, bv, cf, msg))
     return out
 
@@ -513,7 +539,7 @@ def junit_xml(scenario_name: str, scenario_file: str, run_id: str | None, outcom
         case = ET.SubElement(suite, "testcase", attrs)
         if not o.ok:
             f = ET.SubElement(case, "failure", {"message": o.message, "type": "threshold"})
-            f.text = (f"{o.message}\nthreshold: {t.field} = {_fmt(t.limit)} ({t.kind}) at "
+            f.text = (f"{o.message}\nthreshold: {t.field} = {_fmt_limit(t.limit)} ({t.kind}) at "
                       f"{scenario_file}:{t.line or '?'}\nfigure: {t.describe}: {t.figure.meaning}\n"
                       f"run: {run_id}")
         else:

@@ -169,3 +169,22 @@ def test_deficit_run_on_an_unreadable_warehouse_is_an_input_error(tmp_path: Path
                        cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 2, r.stdout + r.stderr
     assert "not a valid DuckDB database file" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_failure_message_never_reads_as_holding() -> None:
+    """Messages rounded both sides to 2 decimals (6 significant digits below 1): a peak of
+    40.9074 USD against max 40.905 failed as '40.91 USD: > ... = 40.91 USD', the limit not as
+    written; a recall of 0.79999999 against min 0.8 failed as '0.8: < ... = 0.8'. The limit is
+    shown as written and the figure with the digits that tell it from the limit."""
+    fig = Figure("bad_debt", "peak_unrealized_oracle_usd", "peak", "USD")
+    [o] = evaluate(Checks((Threshold("max_unrealized_bad_debt_usd", "checks.max_unrealized_bad_debt_usd", 3,
+                                     "max", Decimal("40.905"), fig),)),
+                   {"bad_debt": {"peak_unrealized_oracle_usd": 40.9074}}, "r1")
+    assert not o.ok and o.message.endswith("40.91 USD in run r1: > max_unrealized_bad_debt_usd = 40.905 USD")
+    rec = Figure("fidelity", "recall", "recall")
+    [o] = evaluate(Checks((Threshold("min_fidelity_recall", "checks.min_fidelity_recall", 4, "min",
+                                     Decimal("0.8"), rec),)), {"fidelity": {"recall": 0.79999999}}, "r1")
+    assert not o.ok and o.message == "fidelity.recall = 0.79999999 in run r1: < min_fidelity_recall = 0.8"
+    suite = _suite(junit_xml("n", "s.toml", "r1", [o]))
+    failure = suite.find("testcase/failure")
+    assert failure is not None and "threshold: checks.min_fidelity_recall = 0.8 (min)" in (failure.text or "")
