@@ -315,6 +315,17 @@ def load_inputs(wh: Warehouse, scenario: Scenario, *, stream: bool = False) -> t
         if m.rules not in RULE_SETS:
             raise sc.error("market.rules", f"unknown rule set {m.rules!r}; known: {sorted(RULE_SETS)}")
         kwargs["rules"] = RULE_SETS[m.rules]
+    elif m.protocol == "aave_v3" and pool[0][0]:
+        from protocols.aave_v3.rule_schedule import KNOWN_DEPLOYMENTS
+        from protocols.aave_v3.state import RULE_SETS
+
+        if str(pool[0][0]).lower() not in KNOWN_DEPLOYMENTS:
+            # a pool deployed at a later version emits no Upgraded log: the 3.0 default would
+            # apply 3.0's rounding, interest and close factor to a 3.3 market without a word
+            raise sc.error("market.rules", f"pool {pool[0][0]} of market {m.source} is not a known "
+                           "deployment, so the Aave v3 version it ran cannot be inferred: set market.rules "
+                           f"to its Pool implementation's version at block {first}, one of "
+                           f"{sorted(RULE_SETS)}")
     import inspect
 
     for name, given in (("asset_decimals", m.asset_decimals), ("asset_treasuries", m.asset_treasuries)):

@@ -113,6 +113,7 @@ def demo_scenarios(meta: dict[str, str]) -> dict[str, str]:
 protocol = "aave_v3"
 dataset = "{meta["dataset"]}"
 source = "{meta["deployment"]}"
+rules = "3.0"                        # the sample's Pool: @aave/core-v3 1.19.3 bytecode (v3.0.2)
 
 [reference]                          # the Binance path the feed followed, as the market price
 source = "{meta["price_source"]}"

@@ -15,7 +15,9 @@
     protocol = "aave_v3"               # adapter (protocols.registry)
     source = "aave_v3_ethereum"        # the deployment name used when ingesting
     dataset = "aave_v3"                # optional, default = protocol
-    rules = "3.0"                      # optional rule set, Aave v3 only: 3.0 to 3.5
+    rules = "3.0"                      # Aave v3 only: 3.0 to 3.5, the Pool's version at the market's
+                                       # first ingested block (later upgrades follow Upgraded logs);
+                                       # required unless the pool is a known deployment (mainnet)
     [market.asset_decimals]            # Aave v2 only: token decimals (no v2 event carries them)
     "0xa0b8...eb48" = 6                #   the underlying's ERC-20 decimals()
     [market.asset_treasuries]          # Aave v2 only: aToken RESERVE_TREASURY_ADDRESS() per asset

@@ -237,6 +237,7 @@ def scenario_text(
         [market]
         protocol = "aave_v3"
         source = "{DEPLOYMENT}"
+        rules = "3.0"
 
         [reference]
         source = "{PRICE_SOURCE}"

@@ -145,6 +145,7 @@ to_block = {ch.to_block}
 [market]
 protocol = "aave_v3"
 source = "aave_v3_local"
+rules = "3.0"
 [reference]
 source = "test"
 [reference.pairs]
@@ -279,3 +280,15 @@ def test_an_emode_override_names_a_category_of_the_ingested_market(chain: Chain,
     assert DEFAULT_EMODES[0].category_id == 1
     out = run(f, db=chain.db)
     assert out.output.final_state.emode_categories[1].liquidation_threshold == 9000
+
+
+def test_an_unknown_pool_needs_its_rule_set(chain: Chain, tmp_path: Path) -> None:
+    """The local pool is not a known deployment and (deployed at its version, like any pool not
+    upgraded since) emits no Upgraded log: its Aave v3 version cannot be inferred. Without
+    market.rules the replay silently applied 3.0's rounding, interest and close factor, right
+    only for a 3.0 pool; it is refused at market.rules."""
+    f = _scenario(chain, tmp_path)
+    f.write_text(f.read_text().replace('rules = "3.0"\n', ""))
+    with pytest.raises(ScenarioError, match=r"not a known deployment.*set market.rules") as e:
+        run(f, db=chain.db)
+    assert e.value.field == "market.rules"

@@ -83,6 +83,7 @@ to_block = {meta["last_block"]}
 protocol = "aave_v3"
 dataset = "{meta["dataset"]}"
 source = "{meta["deployment"]}"
+rules = "3.0"
 [liquidator]
 reaction_delay_blocks = {meta["bots.reaction_delay_blocks"]}
 gas_units = {meta["bots.gas_units"]}
