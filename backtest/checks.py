@@ -37,7 +37,8 @@ baseline, a ``--junit`` or ``--write-baseline`` file that cannot be written, an 
 never 0 or 1 when nothing was judged. ``--junit FILE`` writes a
 JUnit XML report (one testcase per threshold); every failed threshold is also printed as a
 GitHub Actions annotation (``::error file=...,line=...,title=...::...``) pointing at the
-threshold's line in the scenario, which GitHub shows on the pull request.
+threshold's line in the scenario, which GitHub shows on the pull request: on stdout, or on
+stderr with ``--json`` (stdout is then the JSON document alone).
 """
 
 from __future__ import annotations
@@ -697,13 +698,16 @@ def _cmd_check(args: argparse.Namespace) -> int:
         out.write(json.dumps(rep.as_json(), indent=2, sort_keys=True, default=str) + "\n")
     else:
         _print_text(rep, out)
+    # with --json, stdout is the JSON document alone (a failed threshold made it unparseable:
+    # the annotations followed it); the runner reads workflow commands on stderr as well
+    ann = sys.stderr if args.json else out
     if rep.error is not None:
         sys.stderr.write(f"error: {rep.error}\n")
-        out.write(annotation(args.scenario, rep.error_line, "deficit check: error", rep.error) + "\n")
+        ann.write(annotation(args.scenario, rep.error_line, "deficit check: error", rep.error) + "\n")
     for o in rep.outcomes:
         if not o.ok:
             title = f"deficit check: {o.threshold.key}"
-            out.write(annotation(args.scenario, o.threshold.line, title, o.message) + "\n")
+            ann.write(annotation(args.scenario, o.threshold.line, title, o.message) + "\n")
     return rep.exit_code
 
 

@@ -144,12 +144,12 @@ def test_baseline_rise_fails_a_change_that_raises_bad_debt(built: rm.Built, tmp_
     for ref in (str(bfile), base_run):  # a stored file, then the run in the warehouse
         r = deficit("check", str(lazy), "--baseline", ref, "--json")
         assert r.returncode == 1, r.stdout + r.stderr
-        out = json.loads(r.stdout.split("\n::error")[0])
+        out = json.loads(r.stdout)  # the JSON alone: the annotations go to stderr with --json
         assert out["baseline"]["run_id"] == base_run
         rise = out["checks"][0]
         assert rise["baseline_value"] == base_bad and rise["value"] > base_bad and not rise["ok"]
         assert rise["compared"] == pytest.approx(rise["value"] - base_bad)
-        ann = [ln for ln in r.stdout.splitlines() if ln.startswith("::error")]
+        ann = [ln for ln in r.stderr.splitlines() if ln.startswith("::error")]
         assert [a.split(",line=")[1].split(",")[0] for a in ann] == [
             str(line_of(text, "max_bad_debt_rise_usd")),
             str(line_of(text, "max_bad_debt_rise_pct")),
