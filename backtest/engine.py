@@ -594,7 +594,7 @@ class Replay:
                         self.ref_dirty.update(self.ledger.crossed_ref(k, ans))
                         self.ref_dirty.update(self.ledger.ref_hot.on(k))
             upd = PriceUpdate("reference", p.pair, keys, ans, prev, ans, dec, True, p.block_number, p.ts,
-                              self.block.number, -1, self.block.timestamp, p.ts)
+                              self.block.number, -1, self.block.timestamp, p.ts, reference_of=feed)
             for hook in self._hooks_price:
                 hook(self.view, upd)
 

@@ -130,7 +130,9 @@ class PriceUpdate:
     * ``updated_at_ts``: the round's ``updatedAt`` (staleness against the heartbeat).
     * ``source_change``: True when the update is the protocol switching ``keys`` to ``feed``
       (``AaveOracle.AssetSourceUpdated``), not an answer: ``price`` is the feed's latest accepted
-      answer, which the keys read from then on (``updated_at_ts`` is then the switch's time)."""
+      answer, which the keys read from then on (``updated_at_ts`` is then the switch's time).
+    * ``reference_of``: for a reference price, the oracle feed it is the reference of (one update
+      per feed of the pair; ``keys`` are that feed's, empty once it prices no key); "" otherwise."""
 
     kind: Literal["oracle", "reference"]
     feed: str
@@ -147,6 +149,7 @@ class PriceUpdate:
     timestamp: int
     updated_at_ts: int
     source_change: bool = False
+    reference_of: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -276,7 +276,9 @@ class OracleLag(Metric):
                 # the keys read this feed from now on (their hidden insolvency, their reference)
                 for k in update.keys:
                     self._key_feed[k] = f.feed
-        else:
+        elif update.reference_of:
+            f = self._feeds.get(update.reference_of)
+        else:  # a view that does not say which feed: the pair's feed that sets one of the keys
             f = None
             cands = self._pair_feeds.get(update.feed, [])
             for k in update.keys:

@@ -245,3 +245,32 @@ def test_staleness_counts_from_the_updated_at_of_the_round_in_force_at_the_start
     assert (f["heartbeat_s"], f["heartbeat_from"]) == (3_600, "default")
     assert f["max_staleness_s"] == 3_720
     assert f["beyond_heartbeat_s"] == 120
+
+
+def test_the_feed_switched_away_from_still_follows_its_reference() -> None:
+    """WETH switches from FEED_WETH to FEED_NEW at +10; FEED_WETH keeps publishing (2,000 at +30)
+    while the reference moves to 1,900 at +20 and back to 2,000 at +40. The engine's reference
+    update for FEED_WETH then names no key (it prices none), and with two feeds on ETH/USD the
+    metric could not tell which feed it was for: FEED_WETH's reference stayed at 2,000 (no
+    deviation). Now 100 / 1,900 from +20 to +40 (240 s)."""
+    from dataclasses import replace
+
+    from backtest.oracle import Round, SourceChange
+    from backtest.scenario import ReferenceSpec
+
+    from .metric_market import T0
+
+    new = "0x" + "f3" * 20
+    sc = make_scenario(["oracle_lag"], reference=True, delay=1000)
+    sc = replace(sc, reference=ReferenceSpec({FEED_WETH: "ETH/USD", new: "ETH/USD"}))
+    inp = inputs(market(debt_usdc=15_000), [(FIRST + 30, 2_000)],
+                 refs=[(FIRST + 20, 1_900), (FIRST + 40, 2_000)])
+    inp.initial_rounds = {**inp.initial_rounds,
+                          new: Round(new, 2_000 * E8, 8, T0 - 100, FIRST - 9, 0, T0 - 100)}
+    inp.source_changes = [SourceChange(FIRST + 10, 3, WETH, new)]
+    r = run_inputs(sc, inp)
+    rows = {c["feed"]: c for c in (_cols(row) for row in r.output.tables[FEEDS])}
+    for feed in (FEED_WETH, new):
+        f = rows[feed]
+        assert f["max_deviation_bps_f64"] == pytest.approx(100 / 1_900 * 10_000), feed
+        assert f["beyond_threshold_s"] == 240, feed
