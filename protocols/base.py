@@ -157,6 +157,14 @@ class ProtocolAdapter(ABC, Generic[S]):
         it; the account's keys must be keys of the ``prices`` mapping :meth:`account` reads."""
         return None
 
+    def liquidation_parameters(self, state: S, user: str, collateral_asset: str) -> tuple[int, int] | None:
+        """The liquidation threshold and bonus (bps; the bonus as ``10000 + premium``) that
+        ``user``'s ``collateral_asset`` is liquidated by, as the protocol selects them (Aave v3:
+        an e-mode category's instead of the reserve's when the collateral is in the user's
+        category), or None when the market does not list the asset or the protocol has no
+        such pair. Used by metrics that judge a liquidation's buffer (LT x bonus > 1)."""
+        return None
+
     def liquidation_call(self, event: ProtocolEvent) -> LiquidationCall | None:
         """``event`` read back as an observed liquidation (see :class:`LiquidationCall`), or
         ``None`` when it is not one. The default: no event is a liquidation."""

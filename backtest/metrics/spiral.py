@@ -155,10 +155,9 @@ class Spiral(Metric):
         bonus = liq.bonus_value
         seq.bonus = seq.bonus + bonus if seq.bonus is not None and bonus is not None else None
         seq.collateral.add(liq.collateral_asset)
-        r = view.state.reserves.get(liq.collateral_asset) if hasattr(view.state, "reserves") else None
-        if r is not None:
-            cfg = r.configuration
-            seq.buffer_negative |= lowers_health(cfg.liquidation_threshold, cfg.liquidation_bonus)
+        params = view.adapter.liquidation_parameters(view.state, liq.user, liq.collateral_asset)
+        if params is not None:  # an e-mode account's are its category's, not the reserve's
+            seq.buffer_negative |= lowers_health(*params)
         seq.last_after = (liq.block_number, after)
 
     def on_block_end(self, view: View, block: BlockEnd) -> None:

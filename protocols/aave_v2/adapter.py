@@ -116,6 +116,14 @@ class AaveV2Adapter(ProtocolAdapter[AaveV2State]):
             raise ProtocolError(f"{asset} is not a reserve of the aave_v2 market {state.pool}")
         return int(r.configuration.decimals)
 
+    def liquidation_parameters(self, state: AaveV2State, user: str,
+                               collateral_asset: str) -> tuple[int, int] | None:
+        """The reserve's threshold and bonus (v2 has no e-mode)."""
+        r = state.reserves.get(collateral_asset)
+        if r is None:
+            return None
+        return r.configuration.liquidation_threshold, r.configuration.liquidation_bonus
+
     def exposures(self, state: AaveV2State, user: str, timestamp: int) -> dict[str, float] | None:
         """Net exposure per asset (v2 prices every reserve by its own AaveOracle source; no
         e-mode): enabled collateral with LT > 0 ``+ amount * LT / 1e4 / 10**decimals``, debt

@@ -19,7 +19,14 @@ from ..errors import ProtocolError
 from ..fixed_point import RAY, WAD, percent_mul_half_up
 from .configuration import ReserveConfiguration, is_using_as_collateral
 from .events import EVENTS, apply_event
-from .generic_logic import AccountData, UserAccountData, calculate_user_account_data, get_user_account_data
+from .generic_logic import (
+    NO_EMODE_CATEGORY,
+    AccountData,
+    UserAccountData,
+    calculate_user_account_data,
+    get_user_account_data,
+    is_in_emode_category,
+)
 from .liquidation_logic import ExecuteLiquidationCallParams, execute_liquidation_call
 from .reserve_logic import (
     a_token_balance,
@@ -125,6 +132,22 @@ class AaveV3Adapter(ProtocolAdapter[AaveV3State]):
         if r is None:
             raise ProtocolError(f"{asset} is not a reserve of the aave_v3 market {state.pool}")
         return int(r.configuration.decimals)
+
+    def liquidation_parameters(self, state: AaveV3State, user: str,
+                               collateral_asset: str) -> tuple[int, int] | None:
+        """The reserve's threshold and bonus, or the user's e-mode category's when the collateral
+        is in it (``EModeLogic.isInEModeCategory`` v3.0-3.1, the collateral bitmap v3.2+), as
+        ``calculateUserAccountData`` and ``LiquidationLogic`` select them."""
+        r = state.reserves.get(collateral_asset)
+        if r is None:
+            return None
+        cfg = r.configuration
+        u = state.users.get(user)
+        emode = u.emode_category if u is not None else 0
+        if emode and is_in_emode_category(TxContext(state, 0, {}), emode, r.id, cfg.emode_category):
+            cat = state.emode_categories.get(emode, NO_EMODE_CATEGORY)
+            return cat.liquidation_threshold, cat.liquidation_bonus
+        return cfg.liquidation_threshold, cfg.liquidation_bonus
 
     def exposures(self, state: AaveV3State, user: str, timestamp: int) -> dict[str, float] | None:
         """Net exposure per price key: for enabled collateral with LT > 0,

@@ -211,3 +211,31 @@ def test_a_spiral_ending_in_a_booked_deficit_under_v3_3() -> None:
     assert seq["liquidations"] == 3 and seq["all_lowered"] is True and seq["spiral"] is True
     assert [int(str(h)) for h in seq["hf_path_wad"]][-1] == 0  # type: ignore[union-attr]
     assert seq["bad_debt_value"] == realized == r.summary["spiral"]["spiral_bad_debt_value"]
+
+
+def test_an_emode_accounts_buffer_is_its_categorys() -> None:
+    """The borrower in e-mode category 1 whose parameters are the spiral's (LT 90 %, bonus 15 %)
+    while the WETH reserve keeps its own (82.5 %, 5 %: a positive buffer): the protocol liquidates
+    the account by the category, so the spiral is the one above, and its sequence must say
+    buffer_negative. It read the reserve's parameters and said False."""
+    import dataclasses
+
+    from protocols.aave_v3.state import EModeCategory
+
+    st = market()
+    st.emode_categories[1] = EModeCategory(ltv=8500, liquidation_threshold=9000, liquidation_bonus=11500)
+    r = st.reserves[WETH]
+    st.reserves[WETH] = dataclasses.replace(
+        r, configuration=dataclasses.replace(r.configuration, emode_category=1))
+    st.users[BORROWER] = dataclasses.replace(st.users[BORROWER], emode_category=1)
+    assert not lowers_health(r.configuration.liquidation_threshold, r.configuration.liquidation_bonus)
+    got = run_inputs(scenario(METRICS, delay=1), inputs(st, PATH))
+    (seq,) = _seq_rows(got)
+    assert (seq["liquidations"], seq["spiral"], seq["buffer_negative"]) == (3, True, True)
+    assert _seq_rows(_run(delay=1))[0]["hf_path_wad"] == seq["hf_path_wad"]  # the same spiral
+    from protocols.aave_v3 import AaveV3Adapter
+
+    # the adapter's own answer, e-mode and plain
+    assert AaveV3Adapter().liquidation_parameters(got.output.final_state, BORROWER, WETH) == (9000, 11500)
+    assert AaveV3Adapter().liquidation_parameters(market(), BORROWER, WETH) == (
+        r.configuration.liquidation_threshold, r.configuration.liquidation_bonus)

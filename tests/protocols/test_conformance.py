@@ -129,6 +129,34 @@ def test_exposures_bound_the_liquidation_slack_linearly(name: str, seed: int, pi
 
 
 @pytest.mark.parametrize("name", NAMES)
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1))
+def test_liquidation_parameters_are_the_ones_the_health_uses(name: str, seed: int) -> None:
+    """``liquidation_parameters`` (when an adapter gives them) name the threshold its own
+    :meth:`account` weighs a collateral by: for an account with one collateral that counts,
+    ``liquidation_threshold_value`` is that collateral's value x LT / 1e4 up to the rounding of
+    the weighted average; the bonus is ``10000 + premium``. An asset the market does not list
+    has none."""
+    adapter = registry.get_adapter(name)
+    s = adapter.sample(random.Random(seed))
+    assert adapter.liquidation_parameters(s.state, s.users[0], "0x" + "ab" * 20) is None
+    for user in s.users:
+        counted = []
+        for p in adapter.positions(s.state, user, s.timestamp):
+            params = adapter.liquidation_parameters(s.state, user, p.asset)
+            if params is None:
+                continue
+            lt, bonus = params
+            assert 0 <= lt <= 10_000 and (bonus >= 10_000 or (lt == 0 and bonus == 0)), params
+            if p.collateral and p.collateral_enabled and lt:
+                counted.append(lt)
+        h = adapter.account(s.state, user, s.prices, s.timestamp)
+        if len(counted) == 1 and h.collateral_value:
+            assert abs(h.liquidation_threshold_value * 10_000 - h.collateral_value * counted[0]) <= (
+                h.collateral_value + 10_000), (counted, h)
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_liquidation_call_reads_only_liquidation_events(name: str) -> None:
     """``liquidation_call`` maps the adapter's own liquidation event (if it has one) to
     ``liquidate`` arguments and observed amounts, and returns None for every other event."""
