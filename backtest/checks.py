@@ -594,8 +594,11 @@ class CheckReport:
 
 
 def _resolve_baseline(ref: str, relative_to: Path | None, db: str) -> Baseline:
+    """A baseline file (``.json`` or an existing path) or else a run id in ``db``. A file named in
+    [checks] (``relative_to``: the scenario's folder) is relative to the scenario, never to the
+    current directory (a same-named file there would be another scenario's baseline)."""
     cand = Path(ref)
-    if relative_to is not None and not cand.is_absolute() and not cand.exists():
+    if relative_to is not None and not cand.is_absolute():
         cand = relative_to / ref
     if cand.suffix == ".json" or cand.exists():
         return load_baseline(cand)

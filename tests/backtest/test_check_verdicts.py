@@ -190,3 +190,24 @@ def test_a_failure_message_never_reads_as_holding() -> None:
     suite = _suite(junit_xml("n", "s.toml", "r1", [o]))
     failure = suite.find("testcase/failure")
     assert failure is not None and "threshold: checks.min_fidelity_recall = 0.8 (min)" in (failure.text or "")
+
+
+def test_a_checks_baseline_file_is_read_next_to_the_scenario(tmp_path: Path, monkeypatch: object) -> None:
+    """[checks] baseline = "baseline.json" is relative to the scenario file (documented), but the
+    current directory was tried first: a CI job running from the repository root, which holds
+    another scenario's baseline.json, judged the rise against that one, silently."""
+    import pytest
+
+    from backtest.checks import BASELINE_FORMAT, _resolve_baseline
+
+    assert isinstance(monkeypatch, pytest.MonkeyPatch)
+    here, there = tmp_path / "root", tmp_path / "root" / "scenarios"
+    there.mkdir(parents=True)
+    for d, rid in ((here, "bt-other-scenario"), (there, "bt-this-scenario")):
+        (d / "baseline.json").write_text(json.dumps({
+            "format": BASELINE_FORMAT, "run_id": rid, "scenario": "s", "scenario_sha256": "h",
+            "code_version": "v", "summaries": {"bad_debt": {"end_total_oracle_usd": 1.0}}}))
+    monkeypatch.chdir(here)
+    assert _resolve_baseline("baseline.json", there, ":memory:").run_id == "bt-this-scenario"
+    # --baseline on the command line (no scenario directory) is relative to the current directory
+    assert _resolve_baseline("baseline.json", None, ":memory:").run_id == "bt-other-scenario"
