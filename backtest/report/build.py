@@ -869,6 +869,13 @@ def _all_figures(d: _Data) -> Section:
     return s
 
 
+def _folder(run_id: str) -> str:
+    """The report's folder under ``out``: the run id with every character but ``[A-Za-z0-9._-]``
+    and a leading dot replaced by ``_`` (a run id is any string, ``--run-id ../../x`` included:
+    joined as a path, it put the report outside ``out``). Derived ids (``bt-<hex>``) are unchanged."""
+    return re.sub(r"^\.", "_", re.sub(r"[^A-Za-z0-9._-]", "_", run_id)) or "_"
+
+
 def build_report(db: str, run_id: str, out: str | Path = "out") -> ReportFiles:
     """Write the HTML and Markdown reports of ``run_id`` (see the module docstring)."""
     wh = open_read_only(db)
@@ -896,7 +903,7 @@ def build_report(db: str, run_id: str, out: str | Path = "out") -> ReportFiles:
         )
     finally:
         wh.close()
-    base = Path(out) / run_id
+    base = Path(out) / _folder(run_id)
     plots_dir = base / "plots"
     plots_dir.mkdir(parents=True, exist_ok=True)
     plots = []

@@ -196,3 +196,32 @@ def test_compare_shows_a_small_change_as_a_change(tmp_path: Any, capsys: Any) ->
     assert _cmd_compare(argparse.Namespace(run_a="ra", run_b="rb", db=db, all=False, json=False)) == 0
     [row] = [ln.split() for ln in capsys.readouterr().out.splitlines() if ln.startswith("bad_debt.")]
     assert row == ["bad_debt.end_total_oracle_usd", "0.001", "0.004", "0.003", "+300.00"], row
+
+
+def test_the_report_stays_under_out_whatever_the_run_id(tmp_path: Any) -> None:
+    """A run id is any string (`deficit run --run-id`); the report went to OUT/RUN_ID/ joined as a
+    path, so run id '../../escape' wrote report.html two folders above --out (and '/abs/x' to
+    /abs/x). The folder is now the run id with every character but [A-Za-z0-9._-] (and a leading
+    dot) replaced by '_'."""
+    from pathlib import Path
+
+    from backtest.report.build import build_report
+
+    db = str(tmp_path / "w.duckdb")
+    con = duckdb.connect(db)
+    con.execute("CREATE SCHEMA bt")
+    for t in (outputs.RUNS, outputs.SUMMARIES):
+        con.execute(t.ddl())
+    for rid in ("../../escape", "bt-0123abcd", "/abs/x"):
+        con.execute(
+            "INSERT INTO bt.runs VALUES (?, 's', 'ab', NULL, 'historical', 1, 'USD', 8, 1, 100, NULL, NULL, "
+            "[], [], 'v1', '{}', 0, 0, 0, 0, 'ok')", [rid])
+    con.close()
+    out = tmp_path / "a" / "b" / "out"
+    for rid, folder in (("../../escape", "_._.._escape"), ("bt-0123abcd", "bt-0123abcd"),
+                        ("/abs/x", "_abs_x")):
+        files = build_report(db, rid, out)
+        assert files.html == out / folder / "report.html" and files.html.is_file(), files.html
+        assert Path(files.html).resolve().is_relative_to(out.resolve())
+        assert rid in files.html.read_text()  # the report still names the run as stored
+    assert not (tmp_path / "a" / "escape").exists()
