@@ -840,7 +840,10 @@ def _fidelity(d: _Data) -> Section:
             ("debt_repaid_error_raw", "coalesce(debt_repaid_error_raw, 0) <> 0"),
             ("collateral_seized_error_raw", "coalesce(collateral_seized_error_raw, 0) <> 0"),
             ("predicted_revert", "predicted_revert IS NOT NULL")) if c in cols) or "false"
-        order = ", ".join(f'"{c}"' for c in ("block_number", "log_index", "user") if c in cols) or "ALL"
+        # then by position, then every other column: a total order (two rows of one user at one
+        # block, predictions without a log index, must not swap between two builds of the report)
+        keys = [c for c in ("block_number", "log_index", "user") if c in cols]
+        order = ", ".join(f'"{c}"' for c in keys + [c for c in cols if c not in keys])
         (total,) = d.q("SELECT count(*) FROM bt.fidelity WHERE run_id = ?")[0]
         rows = d.q(
             f"SELECT {', '.join(chr(34) + c + chr(34) for c in show)} FROM bt.fidelity WHERE run_id = ? "
