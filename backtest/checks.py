@@ -55,6 +55,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
+from ingest.errors import IngestError
+
 from .errors import BacktestError, InputError, MissingData, ScenarioError
 from .files import write_atomic
 
@@ -608,7 +610,6 @@ def _resolve_baseline(ref: str, relative_to: Path | None, db: str) -> Baseline:
 def run_check(scenario_path: str, *, db: str | None = None, baseline: str | None = None,
               run_id: str | None = None) -> CheckReport:
     """Load, run and judge a scenario (the ``deficit check`` logic without printing)."""
-    from ingest.errors import IngestError
     from ingest.warehouse import DEFAULT_DB
 
     from .api import run
@@ -685,12 +686,14 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
         from .scenario import load_scenario
 
-        sc = load_scenario(args.scenario)
         try:
+            sc = load_scenario(args.scenario)
             write_baseline(args.write_baseline,
                            baseline_from_run(str(args.db or sc.warehouse or DEFAULT_DB), rep.run_id))
         except OSError as e:
             rep.error = f"--write-baseline {args.write_baseline}: cannot write: {_os_reason(e)}"
+        except (BacktestError, IngestError) as e:  # the run's rows cannot be read back (locked since)
+            rep.error = f"--write-baseline {args.write_baseline}: {e}"
     if args.junit:
         try:
             write_atomic(args.junit, junit_xml(rep.scenario, args.scenario, rep.run_id, rep.outcomes,

@@ -14,6 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from backtest.checks import Baseline, Checks, Figure, Outcome, Threshold, evaluate, junit_xml
+from backtest.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[2]
 BAD_DEBT = Figure("bad_debt", "end_total_oracle_usd", "bad debt at the end", "USD")
@@ -211,3 +212,31 @@ def test_a_checks_baseline_file_is_read_next_to_the_scenario(tmp_path: Path, mon
     assert _resolve_baseline("baseline.json", there, ":memory:").run_id == "bt-this-scenario"
     # --baseline on the command line (no scenario directory) is relative to the current directory
     assert _resolve_baseline("baseline.json", None, ":memory:").run_id == "bt-other-scenario"
+
+
+def test_a_baseline_that_cannot_be_read_back_is_an_error(tmp_path: Path, monkeypatch: object) -> None:
+    """--write-baseline reads the run's figures back from the warehouse; an InputError there (the
+    warehouse locked by another process since the run, say) escaped the command: a traceback and
+    exit 1, the code of a failed threshold, after every threshold had held."""
+    import argparse
+
+    import pytest
+
+    import backtest.checks as checks
+
+    assert isinstance(monkeypatch, pytest.MonkeyPatch)
+    sc = tmp_path / "s.toml"
+    sc.write_text(MIN_SCENARIO)
+    outs = evaluate(Checks((_max(5),)), {"bad_debt": {"end_total_oracle_usd": 1.0}}, "r1")
+    monkeypatch.setattr(checks, "run_check", lambda *a, **k: checks.CheckReport("min", str(sc), "r1", outs))
+
+    def locked(db: str, run_id: str) -> Baseline:
+        raise InputError(f"baseline run {run_id}: {db} is locked by another process")
+
+    monkeypatch.setattr(checks, "baseline_from_run", locked)
+    junit = tmp_path / "j.xml"
+    args = argparse.Namespace(scenario=str(sc), db=str(tmp_path / "w.duckdb"), baseline=None, run_id=None,
+                              write_baseline=str(tmp_path / "b.json"), junit=str(junit), json=False)
+    assert checks._cmd_check(args) == 2
+    suite = _suite(junit.read_bytes())
+    assert suite.get("tests") == "2" and suite.get("errors") == "1" and suite.get("failures") == "0"
