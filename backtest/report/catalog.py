@@ -288,6 +288,12 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     out = sys.stdout
     ca, cb = res["currency"]["a"], res["currency"]["b"]
     out.write(f"a = {res['a']} (values in {ca})\nb = {res['b']} (values in {cb})\n")
+    dec = res["identity"]["base_currency_decimals"]
+    units = sorted({(ca, dec["a"]), (cb, dec["b"])})
+    # *_value figures are integers in the currency's smallest unit: '409,074,251,400' of bad debt
+    # under 'values in USD' is $4,090.74, not $409 billion
+    out.write("units: " + "; ".join(f"*_{c.lower()} figures in whole {c}, *_value figures in units of "
+                                    f"10^-{d} {c}" for c, d in units) + "\n")
     for k, v in res["identity"].items():
         if not v["same"]:
             out.write(f"  {k}: {v['a']} -> {v['b']}\n")

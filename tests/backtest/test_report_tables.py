@@ -225,3 +225,28 @@ def test_the_report_stays_under_out_whatever_the_run_id(tmp_path: Any) -> None:
         assert Path(files.html).resolve().is_relative_to(out.resolve())
         assert rid in files.html.read_text()  # the report still names the run as stored
     assert not (tmp_path / "a" / "escape").exists()
+
+
+def test_compare_says_what_unit_a_value_figure_is_in(tmp_path: Any, capsys: Any) -> None:
+    """deficit compare listed bad_debt.end_unrealized_oracle_value = 409,074,251,400 under 'values
+    in USD' ($4,090.74 in 1e-8 USD units, read as $409 billion); deficit run says the *_value
+    unit, compare did not."""
+    import argparse
+
+    from backtest.report.catalog import _cmd_compare
+
+    db = str(tmp_path / "w.duckdb")
+    con = duckdb.connect(db)
+    con.execute("CREATE SCHEMA bt")
+    for t in (outputs.RUNS, outputs.SUMMARIES):
+        con.execute(t.ddl())
+    for rid, v in (("ra", 409_074_251_400), ("rb", 0)):
+        con.execute(
+            "INSERT INTO bt.runs VALUES (?, 's', 'ab', NULL, 'historical', 1, 'USD', 8, 1, 100, NULL, NULL, "
+            "[], ['bad_debt'], 'v1', '{}', 0, 0, 0, 0, 'ok')", [rid])
+        con.execute("INSERT INTO bt.summaries VALUES (?, 1, 100, 'bad_debt', 'end_unrealized_oracle_value', "
+                    "?, ?)", [rid, json.dumps(v), v])
+    con.close()
+    assert _cmd_compare(argparse.Namespace(run_a="ra", run_b="rb", db=db, all=False, json=False)) == 0
+    out = capsys.readouterr().out
+    assert "*_value figures in units of 10^-8 USD" in out and "*_usd figures in whole USD" in out, out
