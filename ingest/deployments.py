@@ -43,6 +43,18 @@ PRESETS_DIR = Path(__file__).resolve().parent / "presets"
 _ADDR = re.compile(r"^0x[0-9a-fA-F]{40}$")
 
 
+def _checksum_ok(addr: str) -> bool:
+    """EIP-55: an all-lower or all-upper hex address carries no checksum; a mixed-case one must
+    match it (a typo in a copied checksummed address names another contract)."""
+    digits = addr[2:]
+    if digits == digits.lower() or digits == digits.upper():
+        return True
+    from eth_hash.auto import keccak
+
+    h = keccak(digits.lower().encode()).hex()
+    return all(c.isdigit() or (c.isupper() == (int(h[i], 16) >= 8)) for i, c in enumerate(digits))
+
+
 @dataclass(frozen=True)
 class Deployment:
     """One protocol market: addresses by role, where ingestion of it starts."""
@@ -92,10 +104,12 @@ class DeploymentSet:
         for d in other.deployments:
             if d.name in names:
                 raise ConfigError(f"deployment {d.name!r} declared twice ({d.origin})")
+            names.add(d.name)
             self.deployments.append(d)
         for f in other.feeds:
             if f.name in names:
                 raise ConfigError(f"feed {f.name!r} declared twice ({f.origin})")
+            names.add(f.name)
             self.feeds.append(f)
 
 
@@ -175,6 +189,10 @@ def _from_doc(doc: dict, text: str, origin: str) -> DeploymentSet:
             if not isinstance(addr, str) or not _ADDR.match(addr):
                 raise err("deployment", i, f"contracts.{role}",
                           f"expected a 0x-prefixed 20-byte hex address, got {addr!r}")
+            if not _checksum_ok(addr):
+                raise err("deployment", i, f"contracts.{role}",
+                          f"{addr} fails its EIP-55 checksum (mixed case): a typo? write it as "
+                          "published, or all lower case to skip the check")
         missing = [r for r, required in roles.items() if required and r not in contracts]
         if missing:
             raise err("deployment", i, "contracts", f"missing required role(s) {missing}")
@@ -195,12 +213,19 @@ def _from_doc(doc: dict, text: str, origin: str) -> DeploymentSet:
             raise err("feed", i, sorted(extra)[0], f"unknown field(s) {sorted(extra)}")
         if not isinstance(f["proxy"], str) or not _ADDR.match(f["proxy"]):
             raise err("feed", i, "proxy", f"expected a 20-byte hex address, got {f['proxy']!r}")
+        if not _checksum_ok(f["proxy"]):
+            raise err("feed", i, "proxy", f"{f['proxy']} fails its EIP-55 checksum (mixed case): "
+                      "a typo? write it as published, or all lower case to skip the check")
         aggs = []
         for j, a in enumerate(f.get("aggregators", [])):
             if (not isinstance(a, dict) or not isinstance(a.get("address"), str)
                     or not _ADDR.match(a["address"]) or not isinstance(a.get("phase"), int)):
                 raise err("feed", i, "aggregators",
                           f"aggregators[{j}]: expected {{phase = N, address = \"0x...\"}}")
+            if not _checksum_ok(a["address"]):
+                raise err("feed", i, "aggregators", f"aggregators[{j}]: {a['address']} fails its "
+                          "EIP-55 checksum (mixed case): a typo? write it as published, or all "
+                          "lower case to skip the check")
             aggs.append((int(a["phase"]), a["address"].lower()))
 
         def opt(key: str, i: int = i, f: dict = f) -> int | None:
@@ -214,10 +239,17 @@ def _from_doc(doc: dict, text: str, origin: str) -> DeploymentSet:
             deviation_bps=opt("deviation_bps"), heartbeat_s=opt("heartbeat_s"),
             min_answer=opt("min_answer"), max_answer=opt("max_answer"),
             aggregators=tuple(aggs), origin=origin))
-    for d in out.deployments:
-        if out.chain_id is not None and d.chain_id != out.chain_id:
-            raise DeploymentsFileError(origin, f"deployment {d.name!r} has chain_id {d.chain_id} "
-                                       f"but [meta] says {out.chain_id}")
+    seen: set[str] = set()
+    entries: list[tuple[str, int, str, int]] = (
+        [("deployment", i, d.name, d.chain_id) for i, d in enumerate(out.deployments)]
+        + [("feed", i, f.name, f.chain_id) for i, f in enumerate(out.feeds)])
+    for table, i, name, chain_id in entries:
+        if out.chain_id is not None and chain_id != out.chain_id:
+            raise err(table, i, "chain_id", f"{table} {name!r} has chain_id {chain_id} "
+                      f"but [meta] says {out.chain_id}")
+        if name in seen:  # one name, one source key: two markets' rows would mix
+            raise err(table, i, "name", f"name {name!r} is declared twice in this file")
+        seen.add(name)
     return out
 
 

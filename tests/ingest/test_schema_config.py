@@ -114,8 +114,8 @@ pool = "0x87870Bca3F3fD6335C3F4ce8392D69350B4fA4E2"
     (GOOD.replace('name = "m"\n', ""), 4, "deployment[0].name", "missing required field"),
     (GOOD + "\n[[feed]]\nname = \"x\"\nchain_id = 1\nproxy = \"0xzz\"\nstart_block = 1\n", 15,
      "feed[0].proxy", "20-byte hex"),
-    (GOOD.replace("chain_id = 1\nstart_block", "chain_id = 2\nstart_block"), None, None,
-     "but [meta] says 1"),
+    (GOOD.replace("chain_id = 1\nstart_block", "chain_id = 2\nstart_block"), 7,
+     "deployment[0].chain_id", "but [meta] says 1"),
     (GOOD.replace("[meta]", "[meta"), 1, None, "invalid TOML"),
 ])
 def test_deployments_file_errors_name_file_line_and_field(tmp_path, text, line, field, msg):
