@@ -7,7 +7,8 @@ Order of a run:
    above a fork, recording it in ``meta.reorgs``).
 3. The watermark: by default the node's ``finalized`` block (fallback: head minus N
    confirmations); ``confirmations=N``; or ``head`` (the non-final tail is flagged in
-   ``raw.blocks.finality_at_ingest``).
+   ``raw.blocks.finality_at_ingest``). Stored blocks flagged 'unfinalized' that are now at or
+   below the final block (their hashes were verified in step 2) are marked 'finalized'.
 4. Per dataset source, what is not yet covered by ``meta.checkpoints`` in the requested range is
    cut into aligned chunks. For each chunk, blocks and logs are fetched (the next chunk's are
    fetched on a background thread while this one is written), then written with their
@@ -153,6 +154,9 @@ def _block_number(rpc: JsonRpcClient, tag: str) -> int | None:
     return int(blk["number"], 16) if blk else None
 
 
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
 def resolve_block_at(rpc: JsonRpcClient, when: dt.datetime, *, first_at_or_after: bool) -> int:
     """Block number for a UTC time, by binary search on block timestamps.
 
@@ -162,7 +166,10 @@ def resolve_block_at(rpc: JsonRpcClient, when: dt.datetime, *, first_at_or_after
     if when.tzinfo is None:
         raise ConfigError(f"time {when.isoformat()} has no UTC offset; write e.g. "
                           f"{when.isoformat()}Z")
-    target = int(when.timestamp())
+    # whole seconds, exactly: the last block at or before a time inside a second is the last one
+    # of that second; the first block at or after it is the first one of the next second
+    secs, rest = divmod(when - _EPOCH, dt.timedelta(seconds=1))
+    target = secs + (1 if first_at_or_after and rest else 0)
     head = int(rpc.call("eth_blockNumber", []), 16)
 
     def ts(n: int) -> int:
@@ -319,6 +326,12 @@ def _run(wh: Warehouse, rpc: JsonRpcClient, req: IngestRequest, run_id: str,
     if rep:
         summary.reorgs.append(rep)
     upto, final, head = _watermark(rpc, req.finality, ctx.warn)
+    if final >= 0:
+        # blocks stored as 'unfinalized' that are now final: the reorg check above verified the
+        # stored hash chain against the node up to its head, so they are the final blocks
+        with wh.transaction() as con:
+            con.execute("UPDATE raw.blocks SET finality_at_ingest = 'finalized' WHERE chain_id = ? "
+                        "AND number <= ? AND finality_at_ingest <> 'finalized'", [chain, final])
     hi = req.to_block if req.to_block is not None else upto
     if hi > upto:
         summary.clipped_to = upto

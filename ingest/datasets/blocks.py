@@ -39,7 +39,8 @@ BLOCKS = register_table(Table(
         Column("miner", "VARCHAR", "fee recipient, lower-case 0x-hex", False),
         Column("tx_count", "UINTEGER", "number of transactions", False),
         Column("finality_at_ingest", "VARCHAR", "'finalized' if at or below the node's finalized "
-               "block (or the confirmation depth) when ingested, else 'unfinalized'", False),
+               "block (without one: head minus 64) when ingested, or when a later ingest run found "
+               "it so after re-verifying the stored hash chain; else 'unfinalized'", False),
         Column("confirmations_at_ingest", "UBIGINT", "head height minus this height when ingested", False),
         Column("run_id", "VARCHAR", "ingest run that wrote the row", False),
     ),

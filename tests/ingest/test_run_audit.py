@@ -3,13 +3,16 @@ deployments files, --from/--to times, the non-final tail, secrets in what a fail
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ingest.deployments import DeploymentSet, load_deployments
+from ingest.engine import IngestRequest, resolve_block_at, run_ingest
 from ingest.errors import DeploymentsFileError
+from ingest.warehouse import Warehouse
 
 CHAIN = 31337
 PROXY_A = "0x5f4eC3Df9cbd43714FE2740f5E3616155c5b8419"
@@ -88,3 +91,91 @@ def test_a_mixed_case_address_with_a_wrong_checksum_is_refused(tmp_path: Path) -
         p = _write(tmp_path, f'[[feed]]\nname = "ETH / USD"\nchain_id = 1\nproxy = "{ok}"\n'
                              'start_block = 1\n')
         assert load_deployments(p).feeds[0].proxy == PROXY_A.lower()
+
+
+def _h(n: int) -> str:
+    return "0x" + f"{n:x}".rjust(64, "0")
+
+
+class TimedNode:
+    """Blocks 0..head, linked, with timestamps ``ts[n]``; ``finalized`` is a settable height."""
+
+    def __init__(self, ts: list[int], finalized: int | None = None):
+        self.ts, self.head, self.finalized = ts, len(ts) - 1, finalized
+
+    def check_chain_id(self, expected: int) -> None:
+        assert expected == CHAIN
+
+    def _block(self, n: int) -> dict[str, Any] | None:
+        if n > self.head:
+            return None
+        return {"number": hex(n), "hash": _h(n), "parentHash": _h(n - 1) if n else "0x" + "e" * 64,
+                "timestamp": hex(self.ts[n]), "gasUsed": "0x0", "gasLimit": "0x1",
+                "miner": "0x" + "00" * 20, "transactions": []}
+
+    def call(self, method: str, params: list[Any]) -> Any:
+        if method == "eth_blockNumber":
+            return hex(self.head)
+        assert method == "eth_getBlockByNumber", method
+        tag = params[0]
+        if tag == "finalized":
+            return None if self.finalized is None else self._block(self.finalized)
+        return self._block(self.head if tag == "latest" else int(tag, 16))
+
+    def batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
+        return [self.call(m, p) for m, p in calls]
+
+
+def _utc(s: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(s)
+
+
+def test_times_resolve_to_the_blocks_at_or_inside_them() -> None:
+    """--to includes a block at exactly that second, and every block sharing it; --from starts
+    at the first block of the second; offsets are honoured; outside the chain is an error or the
+    chain's end."""
+    # block n's timestamp: 1000, 1012, 1012, 1012, 1024, 1036, ...
+    node = TimedNode([1000, 1012, 1012, 1012] + [1024 + 12 * k for k in range(10)])
+    at = dt.datetime.fromtimestamp
+    utc = dt.UTC
+    assert resolve_block_at(node, at(1012, utc), first_at_or_after=False) == 3  # type: ignore[arg-type]
+    assert resolve_block_at(node, at(1012, utc), first_at_or_after=True) == 1  # type: ignore[arg-type]
+    assert resolve_block_at(node, at(1011, utc), first_at_or_after=False) == 0  # type: ignore[arg-type]
+    assert resolve_block_at(node, at(1013, utc), first_at_or_after=True) == 4  # type: ignore[arg-type]
+    plus2 = dt.timezone(dt.timedelta(hours=2))
+    assert resolve_block_at(node, at(1024, plus2), first_at_or_after=False) == 4  # type: ignore[arg-type]
+    assert resolve_block_at(node, at(0, utc), first_at_or_after=True) == 0  # type: ignore[arg-type]
+    assert resolve_block_at(node, at(10**9, utc), first_at_or_after=False) == node.head  # type: ignore[arg-type]
+
+
+def test_a_from_time_inside_a_second_does_not_take_the_block_before_it() -> None:
+    """--from 00:00:12.5 means blocks at or after 12.5 s: the block at 12 s is before it. The
+    time was truncated to the whole second, so that block (and every block sharing its second)
+    was ingested although it lies before --from (fails before). --to 12.5 s keeps the block at
+    12 s."""
+    node = TimedNode([1000, 1012, 1012, 1024, 1036])
+    t = dt.datetime.fromtimestamp(1012, dt.UTC) + dt.timedelta(milliseconds=500)
+    assert resolve_block_at(node, t, first_at_or_after=True) == 3  # type: ignore[arg-type]
+    assert resolve_block_at(node, t, first_at_or_after=False) == 2  # type: ignore[arg-type]
+
+
+def test_the_non_final_tail_is_marked_final_once_a_later_run_finds_it_final(tmp_path: Path) -> None:
+    """A --head run stores blocks above the node's 'finalized' as 'unfinalized'. Later the node
+    finalizes them, unchanged (the run's reorg check verified their hashes). Stored blocks are not
+    fetched again, so they stayed 'unfinalized' for good and every backtest over them counted
+    them as non-final (BlockInfo.finalized_at_ingest, the finality metric), however old they got
+    (fails before)."""
+    node = TimedNode([1000 + 12 * n for n in range(30)], finalized=19)
+    with Warehouse(tmp_path / "w.duckdb") as wh:
+        req = IngestRequest(chain_id=CHAIN, deployments=DeploymentSet(), datasets=("blocks",),
+                            from_block=0, finality="head", endpoint_label="test")
+        run_ingest(wh, node, req)  # type: ignore[arg-type]
+        q = ("SELECT finality_at_ingest, min(number), max(number) FROM raw.blocks GROUP BY 1 "
+             "ORDER BY 2")
+        assert wh.con.execute(q).fetchall() == [("finalized", 0, 19), ("unfinalized", 20, 29)]
+        node.ts += [1000 + 12 * n for n in range(30, 40)]
+        node.head, node.finalized = 39, 25
+        run_ingest(wh, node, IngestRequest(chain_id=CHAIN, deployments=DeploymentSet(),  # type: ignore[arg-type]
+                                           datasets=("blocks",), from_block=0,
+                                           endpoint_label="test"))
+        assert wh.con.execute(q).fetchall() == [("finalized", 0, 25), ("unfinalized", 26, 29)]
