@@ -277,7 +277,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
             per_table = _table_counts(wh, summary.run_id)
     finally:
         rpc.close()
-    _print_summary(summary, per_table, args.json, rpc.stats)
+    _print_summary(summary, per_table, args.json, rpc.stats, [url])
     return 0
 
 
@@ -314,14 +314,16 @@ def _table_counts(wh, run_id: str) -> dict[str, int]:
     return {f"raw.{t}": n_of[i] for i, t in enumerate(tables) if n_of.get(i)}
 
 
-def _print_summary(s, per_table: dict[str, int], as_json: bool, stats) -> None:
+def _print_summary(s, per_table: dict[str, int], as_json: bool, stats,
+                   secrets: Sequence[str] = ()) -> None:
+    warnings = [redact_text(w, secrets) for w in s.warnings]
     if as_json:
         _out.print_json(json.dumps({
             "run_id": s.run_id, "chain_id": s.chain_id, "from_block": s.from_block,
             "to_block": s.to_block, "finality": s.watermark, "blocks": s.blocks_written,
             "logs": s.logs_written, "chunks": s.chunks, "reorgs": s.reorgs,
             "elapsed_s": round(s.elapsed_s, 3), "rows_by_table": per_table,
-            "warnings": s.warnings, "rpc": vars(stats) if stats else {}}))
+            "warnings": warnings, "rpc": vars(stats) if stats else {}}))
         return
     t = RichTable(title=f"ingest {s.run_id}: blocks {s.from_block:,}..{s.to_block:,} "
                   f"(chain {s.chain_id}, {s.watermark})", title_justify="left")
@@ -333,7 +335,7 @@ def _print_summary(s, per_table: dict[str, int], as_json: bool, stats) -> None:
     rate = s.logs_written / s.elapsed_s if s.elapsed_s else 0
     _out.print(f"{s.blocks_written:,} blocks, {s.logs_written:,} logs in {s.elapsed_s:.1f} s "
                f"({rate:,.0f} logs/s), {s.chunks} chunk(s), {len(s.reorgs)} reorg(s) rolled back")
-    for w in s.warnings:
+    for w in warnings:
         _err.print(f"[yellow]warning:[/] {escape(w)}")
 
 

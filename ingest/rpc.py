@@ -79,6 +79,7 @@ from .errors import (
     RpcResponseError,
     RpcTransportError,
 )
+from .redact import redact_text
 from .transports import HttpResponse, Transport
 
 __all__ = [
@@ -452,6 +453,17 @@ def _error_fields(error: Any) -> tuple[int | None, str, Any]:
     return code, str(error.get("message", "")), error.get("data")
 
 
+def _redact_data(data: Any, secrets: Sequence[str]) -> Any:
+    """``data`` of a JSON-RPC error with every string in it passed through :func:`redact_text`."""
+    if isinstance(data, str):
+        return redact_text(data, secrets)
+    if isinstance(data, list):
+        return [_redact_data(x, secrets) for x in data]
+    if isinstance(data, Mapping):
+        return {redact_text(str(k), secrets): _redact_data(v, secrets) for k, v in data.items()}
+    return data
+
+
 def _texts(message: str, data: Any) -> tuple[str, ...]:
     """Lower-cased texts to match shapes against: the message and the data, separately."""
     texts = [message.lower()]
@@ -569,9 +581,21 @@ class JsonRpcClient:
         self._bucket = _TokenBucket(rps, sleep)
         self._pool: ThreadPoolExecutor | None = None
         self._closed = False
+        # what the endpoint must never see echoed back into a message, table or log (the URL's
+        # key); a transport names them in ``secrets`` (HttpTransport does)
+        self._secrets: tuple[str, ...] = tuple(getattr(transport, "secrets", ()) or ())
 
     def __repr__(self) -> str:
         return f"JsonRpcClient({self.label!r})"
+
+    def _error_fields(self, error: Any) -> tuple[int | None, str, Any]:
+        """:func:`_error_fields` with the transport's secrets masked in the message and data: a
+        provider may quote the key of the URL in its error ('invalid API key ...'), and the
+        message goes into exceptions, warnings, logs and ``meta.runs.message``."""
+        code, message, data = _error_fields(error)
+        if not self._secrets:
+            return code, message, data
+        return code, redact_text(message, self._secrets), _redact_data(data, self._secrets)
 
     # ----------------------------------------------------------------- public API
 
@@ -914,7 +938,7 @@ class JsonRpcClient:
         if len(calls) > 1 and isinstance(doc, Mapping) and doc.get("error") is not None:
             # One error for the whole batch, and the status says it is final (Alchemy's 401
             # "Must be authenticated!"): no point resending, unless it is about the size.
-            code, message, data = _error_fields(doc["error"])
+            code, message, data = self._error_fields(doc["error"])
             texts = _texts(message, data)
             if _matches(BATCH_TOO_LARGE_SHAPES, code, texts):
                 return _Outcome(pending=everything, too_large=True)
@@ -929,7 +953,7 @@ class JsonRpcClient:
         for item in items:
             if not isinstance(item, Mapping) or item.get("error") is None:
                 continue
-            code, message, data = _error_fields(item["error"])
+            code, message, data = self._error_fields(item["error"])
             texts = _texts(message, data)
             if len(calls) > 1 and _matches(BATCH_TOO_LARGE_SHAPES, code, texts):
                 return True
@@ -958,7 +982,7 @@ class JsonRpcClient:
             if doc.get("error") is None:
                 return _Outcome(pending=everything, error=RpcTransportError(
                     "batch answered with a single object, not a list", self.label, what))
-            code, message, data = _error_fields(doc["error"])
+            code, message, data = self._error_fields(doc["error"])
             if _matches(BATCH_TOO_LARGE_SHAPES, code, _texts(message, data)):
                 return _Outcome(pending=everything, too_large=True)
             return _Outcome(pending=everything, wait=_backoff_hint(data),
@@ -996,7 +1020,7 @@ class JsonRpcClient:
                     outcome.pending.append(pos)
                     continue
                 call = calls[pos]
-                code, message, data = _error_fields(item["error"])
+                code, message, data = self._error_fields(item["error"])
                 texts = _texts(message, data)
                 self._raise_if_range(call, code, message, data, texts)
                 if not _matches(RETRYABLE_ERROR_SHAPES, code, texts):

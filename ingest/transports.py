@@ -121,6 +121,12 @@ class HttpTransport:
     def __repr__(self) -> str:
         return f"HttpTransport({self.label!r})"
 
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The URL and header values: :class:`~ingest.rpc.JsonRpcClient` masks them in what the
+        endpoint answers (an error message quoting the key)."""
+        return self._secrets
+
     def _describe(self, exc: Exception) -> str:
         """httpx's message for ``exc`` with every secret masked (it may quote the URL)."""
         detail = redact_text(str(exc), self._secrets).strip()

@@ -179,3 +179,51 @@ def test_the_non_final_tail_is_marked_final_once_a_later_run_finds_it_final(tmp_
                                            datasets=("blocks",), from_block=0,
                                            endpoint_label="test"))
         assert wh.con.execute(q).fetchall() == [("finalized", 0, 25), ("unfinalized", 26, 29)]
+
+
+def test_a_key_echoed_in_a_providers_error_reaches_no_table_or_output(tmp_path: Path,
+                                                                       capsys: Any) -> None:
+    """A provider that quotes the API key of the URL path in its JSON-RPC error message ('invalid
+    API key <key>'): the failed run stored the message, key included, in meta.runs.message (the
+    terminal line was redacted, the table not) (fails before)."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from ingest.cli import main
+
+    key = "k3y0123456789abcdef0123456789abcd"
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            req = json.loads(self.rfile.read(int(self.headers["content-length"])))
+            first = req[0] if isinstance(req, list) else req
+            body = json.dumps({"jsonrpc": "2.0", "id": first["id"], "error": {
+                "code": -32600, "message": f"invalid API key {self.path.rsplit('/', 1)[-1]}",
+                "data": f"see {self.path}"}}).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a: Any) -> None:
+            pass
+
+    srv = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    db = tmp_path / "w.duckdb"
+    try:
+        code = main(["ingest", "--rpc", f"http://127.0.0.1:{srv.server_port}/v2/{key}",
+                     "--db", str(db), "--chain", str(CHAIN), "--datasets", "blocks",
+                     "--from", "0", "--to", "1", "--json"])
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    out = capsys.readouterr()
+    assert code == 1
+    assert key not in out.out + out.err
+    assert "invalid API key" in out.err
+    with Warehouse(db, read_only=True) as wh:
+        (msg,), = wh.con.execute("SELECT message FROM meta.runs").fetchall()
+    assert "invalid API key" in msg and key not in msg, msg
