@@ -6,8 +6,9 @@
 * ``bt.summaries``: the metrics' headline figures, one row per (metric, name).
 
 Metric modules declare their own tables (:mod:`backtest.metrics`). :func:`write_run` writes a
-run's rows for *every* table in one transaction: rows of the same ``run_id`` are deleted first,
-so a re-run replaces its previous results, and an error leaves the warehouse as it was. Rows
+run's rows for *every* table in one transaction: rows of the same ``run_id`` are deleted first
+(in every bt table, those of metrics the new run does not compute included), so a re-run
+replaces its previous results, and an error leaves the warehouse as it was. Rows
 are inserted through Arrow: a table's rows are a list of tuples (one batch) or a
 :class:`backtest.sink.RowSink` (compact batches, spilled to a temporary file past a memory
 budget, streamed into the INSERT one at a time, sorted by DuckDB when the sink declares an
@@ -226,8 +227,11 @@ def _source(table: Table, rows: Sequence[tuple[Any, ...]]) -> tuple[pa.RecordBat
 
 
 def write_run(wh: Warehouse, run_id: str, tables: Mapping[Table, Sequence[tuple[Any, ...]]]) -> None:
-    """Replace every row of ``run_id`` in ``tables`` (and any other bt table listed) with the
-    given rows, in one transaction (all or nothing).
+    """Replace every row of ``run_id`` in ``tables`` with the given rows, in one transaction (all
+    or nothing). When ``tables`` holds the run's ``bt.runs`` row (a run written as a whole), the
+    run id's rows in every other bt table are deleted too: a run re-written under the same id
+    (``--run-id``) with other metrics leaves nothing of the previous one. Without it (rows derived
+    after a run: ``bt.reorg_exposure``) only the listed tables change.
 
     The rows of a table are a list of tuples or a :class:`backtest.sink.RowSink`; a sink's
     batches are streamed into the INSERT one at a time (and sorted by DuckDB when the sink has an
@@ -235,6 +239,17 @@ def write_run(wh: Warehouse, run_id: str, tables: Mapping[Table, Sequence[tuple[
     not consumed: the same tables can be written again."""
     wh.ensure(*tables)
     with wh.transaction() as con:
+        if RUNS in tables:
+            # the run as a whole is (re)written: no row of a previous run of this id stays in a bt
+            # table this write does not list (a metric it no longer computes, rows derived after
+            # it, as bt.reorg_exposure), or they would read as this run's
+            listed = {t.fqn for t in tables}
+            for (fqn,) in con.execute(
+                    "SELECT DISTINCT t.schema_name || '.' || t.table_name FROM duckdb_tables() t "
+                    "JOIN duckdb_columns() c USING (database_name, schema_name, table_name) "
+                    "WHERE t.schema_name = 'bt' AND c.column_name = 'run_id' ORDER BY 1").fetchall():
+                if fqn not in listed:
+                    con.execute(f"DELETE FROM {fqn} WHERE run_id = ?", [run_id])
         for t in sorted(tables, key=lambda t: t.fqn):
             con.execute(f"DELETE FROM {t.fqn} WHERE run_id = ?", [run_id])
             rows = tables[t]
