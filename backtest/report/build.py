@@ -28,6 +28,7 @@ that metrics name ``*_usd`` are stored as ``*_<currency>`` in a non-USD run
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import re
@@ -39,7 +40,7 @@ from typing import Any
 from ..errors import InputError
 from ..files import write_atomic
 from .catalog import currency_name, open_read_only, run_currency
-from .model import Document, Para, Plot, Pre, Section, Table, render_html, render_markdown
+from .model import Document, Para, Plot, Pre, Section, Table, render_html, render_markdown, visible
 from .svg import PALETTE, Band, Series, bar_chart, line_chart, thin, waterfall
 
 __all__ = ["ReportFiles", "build_report", "HF_BUCKETS"]
@@ -872,6 +873,14 @@ def _all_figures(d: _Data) -> Section:
     return s
 
 
+def _traced(svg: str, trace: str) -> str:
+    """``svg`` with ``trace`` (the run's provenance) as its ``<desc>``, right after its title."""
+    head, sep, rest = svg.partition("</title>")
+    if not sep:
+        return svg
+    return f"{head}</title>\n<desc>{html.escape(visible(trace), quote=True)}</desc>{rest}"
+
+
 def _folder(run_id: str) -> str:
     """The report's folder under ``out``: the run id with every character but ``[A-Za-z0-9._-]``
     and a leading dot replaced by ``_`` (a run id is any string, ``--run-id ../../x`` included:
@@ -897,6 +906,13 @@ def build_report(db: str, run_id: str, out: str | Path = "out") -> ReportFiles:
         ]
         headline = _headline(d)
         r = d.run
+        # what a plot file copied out of the report (into slides, a ticket) still says about itself
+        trace = (f"deficit report of run {r['run_id']}: scenario {r['scenario']} (sha256 "
+                 f"{r['scenario_sha256']}), {r['mode']}, chain {r['chain_id']}, blocks {r['from_block']}"
+                 f" ({r['from_block_hash'] or 'no hash: in-memory run'}) to {r['to_block']} "
+                 f"({r['to_block_hash'] or 'no hash: in-memory run'}), data sources "
+                 f"{', '.join(r['data_sources'] or []) or 'none'}, amounts in {d.currency}, code "
+                 f"{r['code_version']}")
         doc = Document(
             f"deficit report: {r['scenario']}",
             f"run {r['run_id']} · {r['mode']} · chain {r['chain_id']} · blocks {r['from_block']:,} … "
@@ -914,7 +930,7 @@ def build_report(db: str, run_id: str, out: str | Path = "out") -> ReportFiles:
         for b in sec.blocks:
             if isinstance(b, Plot):
                 p = plots_dir / f"{b.name}.svg"
-                write_atomic(p, b.svg + "\n")
+                write_atomic(p, _traced(b.svg, trace) + "\n")
                 plots.append(p)
     html_path, md_path = base / "report.html", base / "report.md"
     write_atomic(md_path, render_markdown(doc, "plots", headline))

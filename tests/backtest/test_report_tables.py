@@ -250,3 +250,31 @@ def test_compare_says_what_unit_a_value_figure_is_in(tmp_path: Any, capsys: Any)
     assert _cmd_compare(argparse.Namespace(run_a="ra", run_b="rb", db=db, all=False, json=False)) == 0
     out = capsys.readouterr().out
     assert "*_value figures in units of 10^-8 USD" in out and "*_usd figures in whole USD" in out, out
+
+
+def test_a_plot_file_names_the_run_it_comes_from(tmp_path: Any) -> None:
+    """The plots/*.svg files beside report.md are the figures people copy into slides and tickets;
+    they carried a title only, so a copied chart could not be traced to its run, blocks, block
+    hashes, scenario or code. Each now has that provenance as its <desc> (escaped, well-formed)."""
+    import xml.etree.ElementTree as ET
+
+    import backtest.metrics.bad_debt as bad_debt
+    from backtest.report.build import build_report
+
+    db = str(tmp_path / "w.duckdb")
+    con = duckdb.connect(db)
+    con.execute("CREATE SCHEMA bt")
+    for t in (outputs.RUNS, outputs.SUMMARIES, bad_debt.BLOCKS, bad_debt.ACCOUNTS):
+        con.execute(t.ddl())
+    con.execute(
+        "INSERT INTO bt.runs VALUES ('bt-1', 'crash <&> \"q\"', 'ab12', NULL, 'historical', 1, 'USD', 8, "
+        "600, 7799, '0xfirst', '0xlast', ['ingest-1', 'prices-1'], ['bad_debt'], 'deficit 9.9+gabc', '{}', "
+        "0, 0, 0, 0, 'ok')")
+    con.close()
+    files = build_report(db, "bt-1", tmp_path / "out")
+    [svg] = [p for p in files.plots if p.name == "bad_debt.svg"]
+    desc = ET.parse(svg).getroot().find("{http://www.w3.org/2000/svg}desc")
+    assert desc is not None and desc.text is not None
+    for want in ("bt-1", 'crash <&> "q"', "ab12", "600 (0xfirst)", "7799 (0xlast)", "ingest-1, prices-1",
+                 "deficit 9.9+gabc", "USD"):
+        assert want in desc.text, (want, desc.text)
