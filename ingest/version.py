@@ -3,28 +3,48 @@ commit. Its own module so that the backtest can use it without importing the net
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 from functools import cache
+from pathlib import Path
 
 __all__ = ["code_version"]
 
 
 @cache
 def code_version() -> str:
-    """``deficit <version>+g<commit>``, with ``.dirty`` when the package sources (``ingest``,
-    ``protocols``, ``backtest``) differ from that commit — a run made with uncommitted code says so."""
+    """``deficit <version>+g<commit>``, with ``.dirty-<hash>`` when the package sources
+    (``ingest``, ``protocols``, ``backtest``) differ from that commit: a run made with uncommitted
+    code says so, and ``<hash>`` (12 hex digits of SHA-256 over the diff against the commit and
+    the untracked files' names and bytes) tells two different uncommitted states apart, so they
+    do not share a run id (a baseline run would be overwritten by another code state's)."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
         v = version("deficit")
     except PackageNotFoundError:
         v = "0+unknown"
+    root = __file__.rsplit("/", 2)[0]
+    paths = ["ingest", "protocols", "backtest"]
     try:
         sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True,
-                             text=True, timeout=5, cwd=__file__.rsplit("/", 2)[0]).stdout.strip()
-        dirty = sha != "" and subprocess.run(
-            ["git", "diff", "--quiet", "HEAD", "--", "ingest", "protocols", "backtest"], capture_output=True,
-            timeout=5, cwd=__file__.rsplit("/", 2)[0]).returncode == 1
+                             text=True, timeout=5, cwd=root).stdout.strip()
+        dirty = ""
+        if sha:
+            diff = subprocess.run(["git", "diff", "--binary", "HEAD", "--", *paths], capture_output=True,
+                                  timeout=30, cwd=root).stdout
+            untracked = subprocess.run(
+                ["git", "ls-files", "-z", "--others", "--exclude-standard", "--", *paths],
+                capture_output=True, timeout=30, cwd=root).stdout.split(b"\0")
+            h = hashlib.sha256(diff)
+            for name in sorted(n for n in untracked if n):
+                h.update(b"\0" + name + b"\0")
+                try:
+                    h.update((Path(root) / name.decode()).read_bytes())
+                except OSError:
+                    pass
+            if diff or any(untracked):
+                dirty = f".dirty-{h.hexdigest()[:12]}"
     except (OSError, subprocess.SubprocessError):
-        sha, dirty = "", False
-    return f"deficit {v}" + (f"+g{sha}" if sha else "") + (".dirty" if dirty else "")
+        sha, dirty = "", ""
+    return f"deficit {v}" + (f"+g{sha}" if sha else "") + dirty
