@@ -24,13 +24,15 @@ resumed run yields the same rows as an uninterrupted one (only ``run_id`` lineag
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import gc
 import logging
+import os
 import secrets
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,7 +51,14 @@ from .datasets.base import (
 from .datasets.blocks import BLOCKS, fetch_blocks, write_blocks
 from .datasets.chainlink import STATE_UNAVAILABLE
 from .deployments import DeploymentSet
-from .errors import BrokenChainError, ChainDataError, ConfigError, InconsistentLogError, RpcResponseError
+from .errors import (
+    BrokenChainError,
+    ChainDataError,
+    ConfigError,
+    InconsistentLogError,
+    RpcResponseError,
+    WarehouseLocked,
+)
 from .reorg import verify_and_rollback
 from .rpc import JsonRpcClient
 from .version import code_version
@@ -224,9 +233,45 @@ def configure_for_ingest(wh: Warehouse) -> None:
     wh.con.execute("SET threads = 1")
 
 
+#: warehouse files an ingest of this process is writing (DuckDB's file lock keeps other
+#: processes out, but a second connection to the same file in this process shares the database)
+_INGESTING: set[str] = set()
+_INGESTING_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _ingest_lock(wh: Warehouse) -> Iterator[None]:
+    """Hold the file for one ingest of this process; a second one stops at once."""
+    if wh.path == ":memory:":  # each connection is its own database
+        yield
+        return
+    key = os.path.realpath(wh.path)
+    with _INGESTING_LOCK:
+        if key in _INGESTING:
+            raise WarehouseLocked(
+                f"{wh.path} is being written by another ingest in this process: wait for it to "
+                "finish, or use --db to choose another file")
+        _INGESTING.add(key)
+    try:
+        yield
+    finally:
+        with _INGESTING_LOCK:
+            _INGESTING.discard(key)
+
+
 def run_ingest(wh: Warehouse, rpc: JsonRpcClient, req: IngestRequest,
                progress: Callable[[Progress], None] | None = None) -> IngestSummary:
-    """Ingest ``req`` into ``wh``; returns a summary. Raises a typed :class:`IngestError`."""
+    """Ingest ``req`` into ``wh``; returns a summary. Raises a typed :class:`IngestError`.
+
+    One ingest at a time per warehouse file: another in this process (a second
+    :class:`Warehouse` on the same file shares the database) raises :class:`WarehouseLocked`,
+    as DuckDB's file lock does for another process."""
+    with _ingest_lock(wh):
+        return _run_ingest(wh, rpc, req, progress)
+
+
+def _run_ingest(wh: Warehouse, rpc: JsonRpcClient, req: IngestRequest,
+                progress: Callable[[Progress], None] | None) -> IngestSummary:
     t0 = time.monotonic()
     run_id = new_run_id()
     datasets: list[LogDataset] = []

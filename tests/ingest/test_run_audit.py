@@ -227,3 +227,45 @@ def test_a_key_echoed_in_a_providers_error_reaches_no_table_or_output(tmp_path: 
     with Warehouse(db, read_only=True) as wh:
         (msg,), = wh.con.execute("SELECT message FROM meta.runs").fetchall()
     assert "invalid API key" in msg and key not in msg, msg
+
+
+def test_a_second_ingest_into_the_same_file_in_this_process_stops_at_once(tmp_path: Path) -> None:
+    """DuckDB's file lock only keeps other processes out: a second Warehouse on the same file in
+    one process shares the database, so two ingests at once (threads, a notebook) both wrote.
+    Two threads fetching blocks 5..19 at once then stored each block twice (31 rows, 16
+    distinct) and two overlapping checkpoints, and one run failed with an untyped DuckDB
+    TransactionException after its rows were committed. The second run now stops at once with
+    WarehouseLocked, as a second process does (fails before: the nested run wrote)."""
+    from ingest.errors import WarehouseLocked
+
+    db = tmp_path / "w.duckdb"
+    ts = [1000 + 12 * n for n in range(20)]
+    outcome: list[str] = []
+
+    class Node(TimedNode):
+        def batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
+            if not outcome:  # while the first run fetches: a second ingest into the same file
+                try:
+                    with Warehouse(db) as wh2:
+                        run_ingest(wh2, TimedNode(ts, finalized=19), IngestRequest(  # type: ignore[arg-type]
+                            chain_id=CHAIN, deployments=DeploymentSet(), datasets=("blocks",),
+                            from_block=0, to_block=19, endpoint_label="t"))
+                    outcome.append("second run wrote")
+                except WarehouseLocked as e:
+                    outcome.append(f"locked: {e}")
+            return super().batch(calls)
+
+    with Warehouse(db) as wh:
+        s = run_ingest(wh, Node(ts, finalized=19), IngestRequest(  # type: ignore[arg-type]
+            chain_id=CHAIN, deployments=DeploymentSet(), datasets=("blocks",), from_block=0,
+            to_block=19, endpoint_label="t"))
+        assert s.blocks_written == 20
+        assert wh.con.execute("SELECT count(*), count(DISTINCT number) FROM raw.blocks"
+                              ).fetchall() == [(20, 20)]
+        assert wh.con.execute("SELECT count(*) FROM meta.runs").fetchall() == [(1,)]
+    assert len(outcome) == 1 and outcome[0].startswith("locked:"), outcome
+    assert "another ingest" in outcome[0] and str(db) in outcome[0]
+    with Warehouse(db) as wh:  # released when the run ends
+        run_ingest(wh, TimedNode(ts, finalized=19), IngestRequest(  # type: ignore[arg-type]
+            chain_id=CHAIN, deployments=DeploymentSet(), datasets=("blocks",), from_block=0,
+            to_block=19, endpoint_label="t"))
