@@ -15,6 +15,7 @@ exception message) of a known set of secret URLs and of every secret-looking par
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -90,6 +91,9 @@ def _secret_components(url: str) -> set[str]:
                 found.add(value)
             elif key:
                 found.add(key)
+        for item in parts.query.split("&"):  # as written too: parse_qsl turns '+' into ' '
+            key, eq, value = item.partition("=")
+            found.add(value if eq else key)
     found |= {unquote(s) for s in found}
     found.discard("")
     return found
@@ -103,7 +107,9 @@ def redact_text(text: str, secrets: Iterable[str]) -> str:
     path segments of at least :data:`MIN_SECRET_SEGMENT` characters, in raw and percent-decoded
     form. A secret that is not a URL (a bare API key or header value) is masked as given; a URL
     with nothing to hide (``http://127.0.0.1:8545``) stays readable.
-    Longer needles are replaced first, so a URL disappears as a whole rather than piecemeal.
+    Matching ignores case (a provider may echo a hex key in the other case); query values are
+    masked as written and decoded. Longer needles are replaced first, so a URL disappears as a
+    whole rather than piecemeal.
     """
     needles: set[str] = set()
     for secret in secrets:
@@ -113,5 +119,6 @@ def redact_text(text: str, secrets: Iterable[str]) -> str:
             needles.add(secret)
         needles |= _secret_components(secret)
     for needle in sorted(needles, key=len, reverse=True):
-        text = text.replace(needle, MASK)
+        # in any case: a provider may echo a hex key upper- or lower-cased
+        text = re.sub(re.escape(needle), MASK, text, flags=re.IGNORECASE)
     return text

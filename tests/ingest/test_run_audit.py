@@ -269,3 +269,16 @@ def test_a_second_ingest_into_the_same_file_in_this_process_stops_at_once(tmp_pa
         run_ingest(wh, TimedNode(ts, finalized=19), IngestRequest(  # type: ignore[arg-type]
             chain_id=CHAIN, deployments=DeploymentSet(), datasets=("blocks",), from_block=0,
             to_block=19, endpoint_label="t"))
+
+
+def test_redaction_masks_a_key_echoed_in_another_case_or_as_written_in_the_query() -> None:
+    """A provider echoing the key upper-cased (a hex key), or a query value as written ('a+b'
+    parses to 'a b'): both were printed/stored unmasked (fails before)."""
+    from ingest.redact import redact_text
+
+    hexkey = "0123456789abcdef0123456789abcdef"
+    url = f"https://mainnet.infura.io/v3/{hexkey}"
+    assert hexkey.upper() not in redact_text(f"project {hexkey.upper()} unknown", [url])
+    url = "https://rpc.example.org/?apikey=Zk9+x/Qw%3D"
+    out = redact_text("bad apikey Zk9+x/Qw%3D (Zk9 x/Qw=)", [url])
+    assert "Zk9" not in out, out
