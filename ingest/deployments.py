@@ -129,6 +129,22 @@ def _line_of(text: str, table: str, index: int, key: str | None) -> int | None:
     return start + 1
 
 
+def _meta_line(text: str, key: str | None) -> int | None:
+    """Line (1-based) of ``key`` in the ``[meta]`` table (its header line for None)."""
+    lines = text.splitlines()
+    start = next((i for i, ln in enumerate(lines) if ln.strip() == "[meta]"), None)
+    if start is None:
+        return None
+    if key is None:
+        return start + 1
+    for i in range(start + 1, len(lines)):
+        if lines[i].lstrip().startswith("["):
+            break
+        if re.match(rf"^\s*{re.escape(key)}\s*=", lines[i]):
+            return i + 1
+    return start + 1
+
+
 def load_deployments(path: str | Path, label: str | None = None) -> DeploymentSet:
     """Parse and validate a deployments TOML file. ``label``: what the deployments' ``origin``
     says (stored with the data, e.g. ``raw.oracle_feeds.declared_in``); default the path as
@@ -158,8 +174,25 @@ def _from_doc(doc: dict, text: str, origin: str) -> DeploymentSet:
     if unknown_top:
         raise DeploymentsFileError(origin, f"unknown top-level key(s) {sorted(unknown_top)}; "
                                    "expected [meta], [[deployment]], [[feed]]")
+    if not isinstance(meta, dict):
+        raise DeploymentsFileError(origin, "[meta] must be a table", _meta_line(text, None), "meta")
+    for key in sorted(set(meta) - {"chain", "chain_id", "finality"}):
+        # a typo of chain_id would leave the file without a chain, and its entries unchecked
+        raise DeploymentsFileError(origin, f"unknown key {key!r} in [meta]; expected chain, "
+                                   "chain_id", _meta_line(text, key), f"meta.{key}")
+    if "finality" in meta and meta["finality"] != "finalized":
+        raise DeploymentsFileError(origin, "a deployments file does not set the watermark (it is "
+                                   "not read): pass --head or --confirmations N to `deficit "
+                                   "ingest`", _meta_line(text, "finality"), "meta.finality")
+    if "chain" in meta and (not isinstance(meta["chain"], str) or not meta["chain"].strip()):
+        raise DeploymentsFileError(origin, "expected a chain name", _meta_line(text, "chain"),
+                                   "meta.chain")
     if "chain_id" in meta:
-        out.chain_id = _int(meta["chain_id"], origin, None, "meta.chain_id", text, "meta", 0)
+        v = meta["chain_id"]
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise DeploymentsFileError(origin, f"expected a non-negative integer, got {v!r}",
+                                       _meta_line(text, "chain_id"), "meta.chain_id")
+        out.chain_id = v
 
     def err(table: str, i: int, key: str, msg: str) -> DeploymentsFileError:
         return DeploymentsFileError(origin, msg, _line_of(text, table, i, key), f"{table}[{i}].{key}")

@@ -282,3 +282,27 @@ def test_redaction_masks_a_key_echoed_in_another_case_or_as_written_in_the_query
     url = "https://rpc.example.org/?apikey=Zk9+x/Qw%3D"
     out = redact_text("bad apikey Zk9+x/Qw%3D (Zk9 x/Qw=)", [url])
     assert "Zk9" not in out, out
+
+
+def test_an_unknown_meta_key_is_refused(tmp_path: Path) -> None:
+    """[meta] chainid = 10 (a typo for chain_id) was ignored: no chain for the file, so the check
+    that its entries are of that chain never ran and a feed of another chain was skipped by the
+    ingest without a word. Unknown [meta] keys are refused with line and field; chain_id must be
+    an integer there too (fails before)."""
+    p = _write(tmp_path, f"""[meta]
+chain = "ethereum"
+chainid = 1
+
+[[feed]]
+name = "ETH / USD"
+chain_id = 10
+proxy = "{PROXY_A}"
+start_block = 1
+""")
+    with pytest.raises(DeploymentsFileError) as e:
+        load_deployments(p)
+    assert (e.value.line, e.value.field) == (3, "meta.chainid"), str(e.value)
+    p = _write(tmp_path, '[meta]\nchain = "ethereum"\nchain_id = "1"\n')
+    with pytest.raises(DeploymentsFileError) as e:
+        load_deployments(p)
+    assert (e.value.line, e.value.field) == (3, "meta.chain_id"), str(e.value)
