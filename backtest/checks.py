@@ -33,7 +33,8 @@ parameter change that raises bad debt then fails ``max_bad_debt_rise_usd = 0``.
 
 ``deficit check`` exit codes: 0 every threshold holds, 1 at least one fails, 2 an error
 (malformed scenario, missing data, a warehouse that cannot be opened, replay error, unreadable
-baseline, a ``--junit`` or ``--write-baseline`` file that cannot be written, an internal error):
+baseline, a baseline of another window or currency, a figure name the metric does not report, a
+``--junit`` or ``--write-baseline`` file that cannot be written, an internal error):
 never 0 or 1 when nothing was judged. ``--junit FILE`` writes a
 JUnit XML report (one testcase per threshold); every failed threshold is also printed as a
 GitHub Actions annotation (``::error file=...,line=...,title=...::...``) pointing at the
@@ -352,15 +353,30 @@ def _currency_of(summaries: Summaries) -> str | None:
     return None
 
 
-def evaluate(checks: Checks, summaries: Summaries, run_id: str, baseline: Baseline | None = None
-             ) -> list[Outcome]:
-    """Judge every threshold on a run's summaries (``{metric: {name: value}}``). A figure the
-    run does not have fails its threshold (with a message saying so); so does a null one."""
+def evaluate(checks: Checks, summaries: Summaries, run_id: str, baseline: Baseline | None = None,
+             window: tuple[int, int] | None = None) -> list[Outcome]:
+    """Judge every threshold on a run's summaries (``{metric: {name: value}}``). A null or
+    non-number figure fails its threshold (with a message saying so). What cannot be judged is
+    an :class:`InputError` (exit 2), not a failure: a figure name the metric does not report (a
+    typo would otherwise pass for a regression), and a rise against a baseline of another
+    currency or, when ``window`` (the run's ``(from_block, to_block)``) is given, of another
+    window (a rise between two windows measures the windows, not the change)."""
     if baseline is not None and checks.needs_baseline:
         cur, bcur = _currency_of(summaries), _currency_of(baseline.summaries)
         if cur and bcur and cur != bcur:  # a rise of wei against USD units would mean nothing
             raise InputError(f"the baseline {baseline.run_id} ({baseline.origin}) is in {bcur}, run {run_id} "
                              f"in {cur}: their figures cannot be compared")
+        if window is not None and baseline.window is not None and tuple(baseline.window) != tuple(window):
+            raise InputError(f"the baseline {baseline.run_id} ({baseline.origin}) covers blocks "
+                             f"{baseline.window[0]}..{baseline.window[1]}, run {run_id} blocks {window[0]}.."
+                             f"{window[1]}: a rise between two windows is not the change's; make the "
+                             "baseline on the same window")
+    for t in checks.thresholds:
+        m = summaries.get(t.figure.metric)
+        if m is not None and t.figure.name not in m:
+            where = f"line {t.line}: " if t.line else ""
+            raise InputError(f"{where}{t.field}: metric {t.figure.metric!r} has no figure {t.figure.name!r} "
+                             f"(it reports: {', '.join(sorted(m))})")
     out = []
     for t in checks.thresholds:
         fig, unit = t.figure, t.figure.unit
@@ -369,7 +385,7 @@ def evaluate(checks: Checks, summaries: Summaries, run_id: str, baseline: Baseli
         label = f"{fig.metric}.{fig.name}"
         if not have:
             out.append(Outcome(t, False, None, None, None, f"{label} is not in run {run_id}'s summaries "
-                               f"(metric {fig.metric!r} did not report it)"))
+                               f"(metric {fig.metric!r} was not computed)"))
             continue
         if not _is_number(v):
             out.append(Outcome(t, False, None, None, None, f"{label} is {json.dumps(v)} in run {run_id} "
@@ -641,7 +657,8 @@ def run_check(scenario_path: str, *, db: str | None = None, baseline: str | None
             rep.baseline = _resolve_baseline(ref, rel, path)
         res = run(sc, db=path, run_id=run_id)
         rep.run_id = res.run_id
-        rep.outcomes = evaluate(checks, res.summary, res.run_id, rep.baseline)
+        rep.outcomes = evaluate(checks, res.summary, res.run_id, rep.baseline,
+                                (res.scenario.from_block, res.scenario.to_block))
     except ScenarioError as e:
         rep.error, rep.error_line = str(e), e.line
     except MissingData as e:  # the message names the data; say which scenario needed it

@@ -209,3 +209,29 @@ def test_a_baseline_in_another_currency_is_refused() -> None:
                                                           "base_currency": "USD"}}, "a.json")
     (o,) = evaluate(sc.checks, run, "bt-v3", same)
     assert not o.ok and o.compared == 10**8
+
+
+def test_what_cannot_be_judged_is_an_error_not_a_failure() -> None:
+    """A figure name the metric does not report (a typo) failed its threshold like a
+    regression (exit 1); a rise against a baseline of another window measured the windows. Both
+    are input errors now (exit 2), naming the line, the names the metric has, the two windows."""
+    from backtest.checks import Baseline, evaluate
+    from backtest.errors import InputError
+    from backtest.scenario import parse_scenario
+
+    head = ('name = "x"\nchain_id = 1\n[window]\nfrom_block = 1\nto_block = 2\n[market]\n'
+            'protocol = "aave_v3"\nsource = "m"\n[[checks.figure]]\nmetric = "bad_debt"\n')
+    run = {"bad_debt": {"end_unrealized_oracle_value": 100 * 10**8, "base_currency": "USD"}}
+    typo = parse_scenario(head + 'name = "end_unrealised_oracle_value"\nmax = 0\n')
+    want = (r"line 12: checks.figure\[0\]\.max: metric 'bad_debt' "
+            r"has no figure 'end_unrealised_oracle_value' "
+            r"\(it reports: base_currency, end_unrealized_oracle_value\)")
+    with pytest.raises(InputError, match=want):
+        evaluate(typo.checks, run, "bt-a")
+    rise = parse_scenario(head + 'name = "end_unrealized_oracle_value"\nmax_rise = 0\n')
+    base = Baseline("bt-b", "b", "h", "c", {"bad_debt": {"end_unrealized_oracle_value": 99 * 10**8,
+                                                          "base_currency": "USD"}}, "b.json", (1, 5))
+    with pytest.raises(InputError, match=r"covers blocks 1\.\.5, run bt-a blocks 1\.\.2"):
+        evaluate(rise.checks, run, "bt-a", base, (1, 2))
+    (o,) = evaluate(rise.checks, run, "bt-a", base, (1, 5))  # the same window: judged
+    assert not o.ok and o.compared == 10**8
