@@ -116,7 +116,8 @@ class DeploymentSet:
 def _line_of(text: str, table: str, index: int, key: str | None) -> int | None:
     """Line (1-based) of ``key`` inside the ``index``-th ``[[table]]`` entry, for messages."""
     lines = text.splitlines()
-    starts = [i for i, ln in enumerate(lines) if ln.strip() == f"[[{table}]]"]
+    header = re.compile(rf"^\s*\[\[\s*{re.escape(table)}\s*\]\]\s*(#.*)?$")
+    starts = [i for i, ln in enumerate(lines) if header.match(ln)]
     if index >= len(starts):
         return None
     start = starts[index]
@@ -249,7 +250,7 @@ def _from_doc(doc: dict, text: str, origin: str) -> DeploymentSet:
         if not _checksum_ok(f["proxy"]):
             raise err("feed", i, "proxy", f"{f['proxy']} fails its EIP-55 checksum (mixed case): "
                       "a typo? write it as published, or all lower case to skip the check")
-        aggs = []
+        aggs: list[tuple[int, str]] = []
         for j, a in enumerate(f.get("aggregators", [])):
             if (not isinstance(a, dict) or not isinstance(a.get("address"), str)
                     or not _ADDR.match(a["address"]) or not isinstance(a.get("phase"), int)):
@@ -259,6 +260,12 @@ def _from_doc(doc: dict, text: str, origin: str) -> DeploymentSet:
                 raise err("feed", i, "aggregators", f"aggregators[{j}]: {a['address']} fails its "
                           "EIP-55 checksum (mixed case): a typo? write it as published, or all "
                           "lower case to skip the check")
+            if isinstance(a["phase"], bool) or a["phase"] < 1:
+                raise err("feed", i, "aggregators",
+                          f"aggregators[{j}]: phase must be 1, 2, ... (got {a['phase']!r})")
+            if any(p == a["phase"] for p, _ in aggs):
+                raise err("feed", i, "aggregators",
+                          f"aggregators[{j}]: phase {a['phase']} is declared twice")
             aggs.append((int(a["phase"]), a["address"].lower()))
 
         def opt(key: str, i: int = i, f: dict = f) -> int | None:

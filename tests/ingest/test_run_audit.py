@@ -306,3 +306,33 @@ start_block = 1
     with pytest.raises(DeploymentsFileError) as e:
         load_deployments(p)
     assert (e.value.line, e.value.field) == (3, "meta.chain_id"), str(e.value)
+
+
+def test_entry_lines_count_headers_with_comments_and_phases_are_checked(tmp_path: Path) -> None:
+    """A '[[feed]]  # ETH' header (a comment after it, valid TOML) was not counted as an entry,
+    so errors of later entries named the line of another entry (here the first feed's proxy
+    line instead of the second's). An aggregator phase 'true' (a bool is an int in Python), 0 or
+    declared twice was accepted (Chainlink phases are 1, 2, ...; the last declaration won)
+    (fails before)."""
+    p = _write(tmp_path, f"""[[feed]]  # first
+name = "A"
+chain_id = 1
+proxy = "{PROXY_A}"
+start_block = 1
+
+[[ feed ]]  # second
+name = "B"
+chain_id = 1
+proxy = "0x1234"
+start_block = 1
+""")
+    with pytest.raises(DeploymentsFileError) as e:
+        load_deployments(p)
+    assert (e.value.line, e.value.field) == (10, "feed[1].proxy"), str(e.value)
+    for phases in ("true", "0", "1, 1"):
+        aggs = ", ".join(f'{{phase = {x.strip()}, address = "{PROXY_B}"}}' for x in phases.split(","))
+        p = _write(tmp_path, f'[[feed]]\nname = "A"\nchain_id = 1\nproxy = "{PROXY_A}"\n'
+                             f'start_block = 1\naggregators = [{aggs}]\n')
+        with pytest.raises(DeploymentsFileError) as e:
+            load_deployments(p)
+        assert (e.value.line, e.value.field) == (6, "feed[0].aggregators"), (phases, str(e.value))
