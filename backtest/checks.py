@@ -229,7 +229,16 @@ def _figures(p: Any, v: object, metrics: Sequence[str], registered: Mapping[str,
         bounds = [k for k in ("min", "max", "max_rise", "max_rise_pct") if k in t]
         if not bounds:
             raise p.err(path, "give at least one of min, max, max_rise, max_rise_pct")
-        fig = Figure(metric, name, f"{metric} figure {name}")
+        unit = ""
+        if name.endswith("_value") and getattr(p, "protocol", ""):
+            # *_value figures are integers in the market's base units (Aave v3: 1e-8 USD), not
+            # whole currency: say so next to every number and limit, or a limit written in USD
+            # reads as one 10^8 times looser than it is
+            from protocols.registry import adapter_class
+
+            cls = adapter_class(p.protocol)
+            unit = f"x 1e-{len(str(cls.base_unit)) - 1} {cls.base_currency}"
+        fig = Figure(metric, name, f"{metric} figure {name}", unit)
         for k in bounds:
             fp = f"{path}.{k}"
             limit = _number(p, t[k], fp)

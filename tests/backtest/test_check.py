@@ -235,3 +235,18 @@ def test_what_cannot_be_judged_is_an_error_not_a_failure() -> None:
         evaluate(rise.checks, run, "bt-a", base, (1, 2))
     (o,) = evaluate(rise.checks, run, "bt-a", base, (1, 5))  # the same window: judged
     assert not o.ok and o.compared == 10**8
+
+
+def test_a_value_figure_says_its_base_units() -> None:
+    """*_value figures are integers in base units (Aave v3: 1e-8 USD); the verdict showed
+    '10,000,000,000 > max = 50' with no unit, so a limit meant in USD read as holding units."""
+    from backtest.checks import evaluate
+    from backtest.scenario import parse_scenario
+
+    for protocol, unit in (("aave_v3", "x 1e-8 USD"), ("aave_v2", "x 1e-18 ETH")):
+        sc = parse_scenario('name = "x"\nchain_id = 1\n[window]\nfrom_block = 1\nto_block = 2\n[market]\n'
+                            f'protocol = "{protocol}"\nsource = "m"\n[[checks.figure]]\nmetric = "bad_debt"\n'
+                            'name = "end_unrealized_oracle_value"\nmax = 50\n')
+        (o,) = evaluate(sc.checks, {"bad_debt": {"end_unrealized_oracle_value": 100 * 10**8}}, "bt-a")
+        assert not o.ok and o.message.endswith(f"> figure[0].max = 50 {unit}"), o.message
+        assert f"10,000,000,000 {unit}" in o.message
