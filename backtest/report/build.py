@@ -441,7 +441,11 @@ def _bad_debt(d: _Data) -> Section:
         "SELECT block_ts, unrealized_oracle_value, unrealized_reference_value, realized_value "
         "FROM bt.bad_debt_blocks WHERE run_id = ? ORDER BY block_number"
     )
-    end_ts = rows[-1][0] if rows else 0
+    # the rows stop at the last change; the figures hold until the window's end (older runs
+    # without end_block_ts: the last row)
+    last = rows[-1][0] if rows else 0
+    window_end = d.fig("bad_debt", "end_block_ts")
+    end_ts = max(last, window_end) if isinstance(window_end, int) else last
     series = []
     for j, name in ((1, "unrealized (oracle prices)"), (2, "unrealized (reference prices)"), (3, "realized")):
         # (the columns are NOT NULL; accounts without a reference price count at oracle prices in

@@ -147,3 +147,33 @@ def test_a_default_deviation_band_is_called_a_default() -> None:
     plots = [b for b in _prices(_Data(con, "r1")).blocks if isinstance(b, Plot)]
     assert len(plots) == 1 and "± 50 bps (a 50 bps default, not the feed's threshold" in plots[0].caption
     con.close()
+
+
+def test_the_bad_debt_plot_runs_to_the_windows_end(tmp_path: Path, monkeypatch: object) -> None:
+    """bt.bad_debt_blocks has a row where the total changed; 50 USD standing from block 10 to the
+    window's end (t = 5,000) was drawn up to the last change (t = 1,010) only, as if the run
+    ended there. The plot now holds each series' last value to bad_debt's end_block_ts."""
+    import pytest
+
+    import backtest.report.build as build
+
+    db = tmp_path / "w.duckdb"
+    con = duckdb.connect(str(db))
+    _run_row(con, "r1")
+    con.execute(bad_debt.BLOCKS.ddl())
+    u = 10**8
+    con.execute("INSERT INTO bt.bad_debt_blocks VALUES ('r1', 1, 10, 1010, ?, ?, 0, ?, 1, 0, 50.0)",
+                [50 * u, 50 * u, 50 * u])
+    con.execute("INSERT INTO bt.summaries VALUES ('r1', 1, 100, 'bad_debt', 'end_block_ts', '5000', 5000.0)")
+    seen: list[object] = []
+
+    def capture(title: str, series: list[object], **kw: object) -> str:
+        seen.extend(series)
+        return "<svg/>"
+
+    assert isinstance(monkeypatch, pytest.MonkeyPatch)
+    monkeypatch.setattr(build, "line_chart", capture)
+    _bad_debt(_Data(con, "r1"))
+    ends = {s.name: s.points[-1] for s in seen}  # type: ignore[attr-defined]
+    assert ends == {"unrealized (oracle prices)": (5000.0, 50.0),
+                    "unrealized (reference prices)": (5000.0, 50.0), "realized": (5000.0, 0.0)}
