@@ -606,9 +606,11 @@ def _liquidations(d: _Data) -> Section:
                 d.amount(d.base(seized)),
                 d.amount(d.base(fee)),
                 _fmt(int(fee_unknown)),
-                d.amount(d.base(gas)),
-                d.amount(d.base(slip)),
-                d.amount(d.base(profit)),
+                # the chain's liquidators' gas, slippage and profit are not known (the columns
+                # hold 0 for observed rows): shown as unknown, not as a free liquidation
+                d.amount(None if obs else d.base(gas)),
+                d.amount(None if obs else d.base(slip)),
+                d.amount(None if obs else d.base(profit)),
                 d.amount(d.base(bad)),
             )
         )

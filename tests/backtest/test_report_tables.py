@@ -278,3 +278,25 @@ def test_a_plot_file_names_the_run_it_comes_from(tmp_path: Any) -> None:
     for want in ("bt-1", 'crash <&> "q"', "ab12", "600 (0xfirst)", "7799 (0xlast)", "ingest-1, prices-1",
                  "deficit 9.9+gabc", "USD"):
         assert want in desc.text, (want, desc.text)
+
+
+def test_the_chains_liquidators_costs_are_unknown_not_zero() -> None:
+    """bt.liquidations holds 0 gas, slippage and profit for observed rows (the model prices only
+    its own liquidations); the report's table showed those zeros, as if the chain's liquidators
+    had paid no gas and made no profit. They are shown as unknown; simulated rows keep theirs."""
+    con = _con(("liquidations",))
+    u = 10**8
+    _insert(con, outputs.LIQUIDATIONS, [
+        _row(outputs.LIQUIDATIONS, block_number=100, log_index=1, observed=True, committed=True, user=USER,
+             debt_repaid_value=1000 * u, collateral_seized_value=1050 * u),
+        _row(outputs.LIQUIDATIONS, block_number=101, log_index=None, observed=False, user=USER,
+             debt_repaid_value=500 * u, collateral_seized_value=525 * u, gas_cost_value=3 * u,
+             slippage_value=2 * u, profit_value=20 * u)])
+    sec = _liquidations(_Data(con, "r1"))
+    [t] = [b for b in sec.blocks if isinstance(b, Table) and b.headers[0] == "origin" and len(b.headers) > 3]
+    by = {r[0]: dict(zip(t.headers, r, strict=True)) for r in t.rows}
+    assert [by["observed"][f"{k} USD"] for k in ("gas", "slippage", "profit")] == ["–", "–", "–"]
+    assert by["observed"]["debt repaid USD"] == "1,000.00"
+    assert [by["simulated, prediction"][f"{k} USD"] for k in ("gas", "slippage", "profit")] == [
+        "3.00", "2.00", "20.00"]
+    con.close()
