@@ -168,15 +168,22 @@ _MD_UNDERSCORE = re.compile(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
 #: what acts only at the start of a line: a heading, a list item, a setext or thematic rule
 _MD_LINE_START = re.compile(r"^(#|[-+](?=\s|$)|=+$|-+$)")
 _MD_ORDERED = re.compile(r"^(\d+)([.)])(?=\s|$)")
+#: GitHub's autolinks: ``scheme://...`` (the ``:`` escaped, no link) and ``www.`` (its first ``w``
+#: as an entity, the same text); e-mail addresses still become ``mailto:`` links (no escape stops
+#: cmark-gfm's, short of changing the text)
+_MD_SCHEME = re.compile(r"://")
+_MD_WWW = re.compile(r"(?<![A-Za-z0-9])www\.")
 
 
 def md_escape(s: object) -> str:
     """Text safe inside Markdown (and a table cell): HTML metacharacters become entities, Markdown
     metacharacters are backslash-escaped where they would act (so run ids, hashes, numbers and
     field names stay copyable from the raw file: ``bt-72e1…``, ``0.00``, ``aave_v3``), newlines
-    become spaces."""
+    become spaces, and on-chain text never becomes a web link (GitHub autolinks ``https://…`` and
+    ``www.…`` in plain text: a token named like a URL would be a clickable link in report.md)."""
     t = html.escape(visible(s), quote=True).replace("\r", " ").replace("\n", " ")
     t = _MD_UNDERSCORE.sub(r"\\_", _MD_META.sub(r"\\\1", t))
+    t = _MD_WWW.sub("&#119;ww.", _MD_SCHEME.sub(r"\\://", t))
     return _MD_ORDERED.sub(r"\1\\\2", _MD_LINE_START.sub(r"\\\1", t))
 
 

@@ -177,3 +177,24 @@ def test_the_bad_debt_plot_runs_to_the_windows_end(tmp_path: Path, monkeypatch: 
     ends = {s.name: s.points[-1] for s in seen}  # type: ignore[attr-defined]
     assert ends == {"unrealized (oracle prices)": (5000.0, 50.0),
                     "unrealized (reference prices)": (5000.0, 50.0), "realized": (5000.0, 0.0)}
+
+
+def test_on_chain_text_is_no_link_on_github() -> None:
+    """Rendered by cmark-gfm (GitHub's Markdown, the ``cmarkgfm`` binding): a token symbol such as
+    ``https://claim-airdrop.example`` or ``www.claim.example`` became a clickable link in
+    report.md. After md_escape it is the same visible text and no link; Markdown metacharacters
+    stay inert as before."""
+    import cmarkgfm
+
+    from backtest.report.model import md_escape
+
+    for sym in ("https://claim-airdrop.example/x?a=1", "visit www.claim.example now", "ftp://x.example",
+                "[click](https://evil.example)", "<https://evil.example>", "**bold** `code` |pipe|"):
+        html_out = cmarkgfm.github_flavored_markdown_to_html(f"| a |\n|---|\n| {md_escape(sym)} |\n")
+        assert "<a " not in html_out and "<strong>" not in html_out and "<code>" not in html_out, html_out
+        cell = html_out.split("<td>", 1)[1].split("</td>", 1)[0]
+        import html as h
+
+        assert h.unescape(cell) == sym, (cell, sym)
+    # before: the bare URL was linked
+    assert "<a " in cmarkgfm.github_flavored_markdown_to_html("https://claim-airdrop.example/x")
