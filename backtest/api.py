@@ -20,6 +20,7 @@ import dataclasses
 import datetime as dt
 import gc
 import hashlib
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -38,7 +39,7 @@ from protocols.registry import get_adapter
 
 from .clock import Blocks
 from .engine import Replay, ReplayInputs, ReplayOutput
-from .errors import MissingData, ReplayError
+from .errors import InputError, MissingData, ReplayError
 from .feed import EventStream, fetch_columns, protocol_events
 from .oracle import FeedRules, RefPoint, Round, SourceChange, republish_rules
 from .outputs import write_run
@@ -144,9 +145,16 @@ def _fresh_state(state: Any) -> Any:
     return copy.deepcopy(state)
 
 
+_RUN_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
+
+
 def run(scenario: Scenario | str | Path, db: str | Path | None = None, *, run_id: str | None = None,
         naive: bool = False, progress: Callable[[int, int, int], None] | None = None) -> RunResult:
-    """Run a scenario (object or TOML path) over a warehouse and write its bt rows."""
+    """Run a scenario (object or TOML path) over a warehouse and write its bt rows. A given
+    ``run_id`` is 1-128 of ``A-Z a-z 0-9 . _ -`` (it names report folders and JUnit cases, and is
+    printed in CI logs); anything else is an :class:`InputError` before anything runs."""
+    if run_id is not None and not _RUN_ID.fullmatch(run_id):
+        raise InputError(f"run id {run_id!r}: use 1-128 letters, digits, '.', '_' or '-'")
     sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
     path = str(db or sc.warehouse or DEFAULT_DB)
     if path != ":memory:" and not Path(path).exists():

@@ -207,3 +207,27 @@ def test_a_reader_closing_the_pipe_early_is_not_a_traceback() -> None:
         err = p.stderr.read().decode()
         assert p.wait(timeout=60) == 141, err
     assert "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+@pytest.mark.parametrize("rid", ["", "../../x", "run\nid", "a" * 129, "bt 1"])
+def test_a_run_id_that_is_not_a_plain_name_is_refused(sample: tuple[Path, dict[str, str]], tmp_path: Path,
+                                                      rid: str) -> None:
+    """--run-id was stored as given: a path, a newline (a forged line in a CI log) or an empty
+    id went into bt.runs and the report folder. Refused before anything runs; nothing written."""
+    db, texts = sample
+    f = tmp_path / "s.toml"
+    f.write_text(small(texts["counterfactual"]))
+    out = assert_user_error(deficit("run", str(f), "--db", str(db), "--run-id", rid))
+    assert "use 1-128 letters, digits" in out
+    import duckdb
+
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        has_runs = con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'bt' "
+                               "AND table_name = 'runs'").fetchall()[0][0]
+        n = 0
+        if has_runs:
+            n = con.execute("SELECT count(*) FROM bt.runs WHERE run_id = ?", [rid]).fetchall()[0][0]
+    finally:
+        con.close()
+    assert n == 0
