@@ -230,8 +230,9 @@ def write_run(wh: Warehouse, run_id: str, tables: Mapping[Table, Sequence[tuple[
     """Replace every row of ``run_id`` in ``tables`` with the given rows, in one transaction (all
     or nothing). When ``tables`` holds the run's ``bt.runs`` row (a run written as a whole), the
     run id's rows in every other bt table are deleted too: a run re-written under the same id
-    (``--run-id``) with other metrics leaves nothing of the previous one. Without it (rows derived
-    after a run: ``bt.reorg_exposure``) only the listed tables change.
+    (``--run-id``) with other metrics leaves nothing of the previous one, and, when its content
+    differs (scenario, data, metrics or code), no ``bt.attributions`` row compares it any more.
+    Without it (rows derived after a run: ``bt.reorg_exposure``) only the listed tables change.
 
     The rows of a table are a list of tuples or a :class:`backtest.sink.RowSink`; a sink's
     batches are streamed into the INSERT one at a time (and sorted by DuckDB when the sink has an
@@ -250,6 +251,20 @@ def write_run(wh: Warehouse, run_id: str, tables: Mapping[Table, Sequence[tuple[
                     "WHERE t.schema_name = 'bt' AND c.column_name = 'run_id' ORDER BY 1").fetchall():
                 if fqn not in listed:
                     con.execute(f"DELETE FROM {fqn} WHERE run_id = ?", [run_id])
+            # an attribution is the difference of two runs: one of them rewritten with other
+            # content (a reused --run-id), it no longer is. The same scenario, data, metrics and
+            # code give byte-identical rows (a rerun): the attribution stands.
+            ident = ("scenario_sha256", "from_block_hash", "to_block_hash", "data_sources", "metrics",
+                     "code_version")
+            row = dict(zip(RUNS.column_names(), list(tables[RUNS])[0], strict=True))
+            now = tuple(list(row[c]) if isinstance(row[c], (list, tuple)) else row[c] for c in ident)
+            before = con.execute(f"SELECT {', '.join(ident)} FROM bt.runs WHERE run_id = ?",
+                                 [run_id]).fetchall()
+            has_attributions = con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'bt' "
+                                           "AND table_name = 'attributions'").fetchall()[0][0]
+            if before and tuple(before[0]) != now and has_attributions:
+                con.execute("DELETE FROM bt.attributions WHERE with_cause_run_id = ? OR "
+                            "without_cause_run_id = ?", [run_id, run_id])
         for t in sorted(tables, key=lambda t: t.fqn):
             con.execute(f"DELETE FROM {t.fqn} WHERE run_id = ?", [run_id])
             rows = tables[t]

@@ -130,3 +130,21 @@ def test_finality_wait_costs_bad_debt_and_reorg_exposure(built: Built, tmp_path:
     assert row[2] == lo - 1 and row[3] == hi and row[6] == 42
     assert row[7] == len(expected) and row[8] == sum(q.debt_repaid_value for q in expected)
     assert row[9] >= row[7]
+
+
+def test_an_attribution_goes_when_one_of_its_runs_is_rewritten_with_other_content(built: Built) -> None:
+    """bt.attributions has no run_id column, so a run id reused (--run-id) for another scenario
+    left the attribution comparing the new run's rows as if they were the old run's. A rerun of
+    the same content (byte-identical rows) keeps it; other content under the id removes it."""
+    from backtest.api import run
+
+    extra = "[oracle]\ndelay_blocks = 200\n[overrides]\n" + _thin_buffer(built)
+    sc = parse_scenario(scenario_text(built, mode="counterfactual", extra=extra))
+    a = lag_attribution(sc, built.db)
+    assert _attribution_rows(built.db, a.attribution_id)
+    run(a.with_cause.scenario, db=built.db, run_id=a.with_cause.run_id)  # the same run again
+    assert _attribution_rows(built.db, a.attribution_id)
+    assert run(a.with_cause.scenario, db=built.db).run_id == a.with_cause.run_id  # its derived id
+    other = parse_scenario(scenario_text(built, mode="counterfactual", extra=extra.replace("200", "100")))
+    run(other, db=built.db, run_id=a.with_cause.run_id)
+    assert _attribution_rows(built.db, a.attribution_id) == {}
