@@ -283,6 +283,21 @@ class Chainlink(LogDataset):
                      f"{_sql_block(hi)})" for p, agg, lo, hi in _phase_ranges(phases)]
         keys = [s.key for s in sources]
         marks = ", ".join("?" for _ in keys)
+        # before deriving rows: a round id above 64 bits cannot form a proxy round id, an updatedAt
+        # above 64 bits is no unix time (the cast would fail as an untyped DuckDB error)
+        order = " ".join(f"WHEN {sql_str(key)} THEN {k}" for k, key in enumerate(keys))
+        over = fetch_one(con.execute(
+            f"SELECT block_number, log_index, round_id > 18446744073709551615 "
+            f"FROM raw.chainlink_answer_updated WHERE chain_id=? "
+            f"AND source IN ({marks}) AND block_number BETWEEN ? AND ? "
+            f"AND (round_id > 18446744073709551615 OR updated_at > 18446744073709551615) "
+            f"ORDER BY CASE source {order} END, block_number, log_index LIMIT 1",
+            [ctx.chain_id, *keys, a, b]))
+        if over:
+            field, what = (("round_id", "aggregator round id exceeds 64 bits: cannot form a proxy round id")
+                           if over[2] else ("updated_at", "updatedAt exceeds 64 bits: not a unix time"))
+            raise DecodeError(what, block_number=over[0], log_index=over[1], field=field,
+                              event="AnswerUpdated")
         if rows:
             con.execute(
                 f"INSERT INTO raw.oracle_rounds SELECT au.chain_id, f.proxy, f.name, au.address, "
@@ -299,18 +314,6 @@ class Chainlink(LogDataset):
                 f"WHERE au.chain_id = ? AND au.source IN ({marks}) AND au.block_number BETWEEN ? "
                 f"AND ? ORDER BY f.k, au.block_number, au.log_index",
                 [ctx.run_id, ctx.chain_id, *keys, a, b])
-        order = " ".join(f"WHEN {sql_str(key)} THEN {k}" for k, key in enumerate(keys))
-        over = fetch_one(con.execute(
-            f"SELECT block_number, log_index FROM raw.chainlink_answer_updated WHERE chain_id=? "
-            f"AND source IN ({marks}) AND block_number BETWEEN ? AND ? "
-            f"AND round_id > 18446744073709551615 "
-            f"ORDER BY CASE source {order} END, block_number, log_index LIMIT 1",
-            [ctx.chain_id, *keys, a, b]))
-        if over:
-            raise DecodeError("aggregator round id exceeds 64 bits: cannot form a proxy round id",
-                              block_number=over[0], log_index=over[1], field="round_id",
-                              event="AnswerUpdated")
-
 
 
 def _phase_ranges(phases: Sequence[tuple[int, str, int | None]]

@@ -84,6 +84,26 @@ def test_unknown_phase_start_keeps_every_round(tmp_path: Path) -> None:
     wh.close()
 
 
+def test_an_updated_at_beyond_64_bits_is_a_typed_error(tmp_path: Path) -> None:
+    """updatedAt is a uint256 in the event: one that is no unix time (> 2^64 - 1) failed the cast
+    with DuckDB's own ConversionException (no block, no log index, not an ingest error); a round
+    id above 64 bits is still named as such. Nothing is written."""
+    import pytest
+
+    from ingest.errors import DecodeError
+
+    for rid, upd, field in ((1, 2**64, "updated_at"), (2**64, 5, "round_id")):
+        sub = tmp_path / field
+        sub.mkdir()
+        wh = _setup(sub, [(AGG1, 5, 1, 100)])
+        wh.con.execute("UPDATE raw.chainlink_answer_updated SET updated_at = ?::UHUGEINT, "
+                       "round_id = ?::UHUGEINT", [str(upd), str(rid)])
+        with pytest.raises(DecodeError, match=rf"block 5.*{field}|{field}.*block 5"):
+            _rounds(wh, [(1, AGG1, 1)])
+        assert wh.con.execute("SELECT count(*) FROM raw.oracle_rounds").fetchall() == [(0,)]
+        wh.close()
+
+
 class _BareAggregatorNode:
     """eth_call answers of a bare aggregator (no phaseId()) whose decimals() is 8."""
 
