@@ -343,6 +343,10 @@ def _watermark(rpc: JsonRpcClient, finality: str | int,
     block stands in ``head - DEFAULT_CONFIRMATIONS`` for it, and says so through ``warn``."""
     head = int(rpc.call("eth_blockNumber", []), 16)
     finalized = _block_number(rpc, "finalized")
+    if finalized is not None:
+        # a load balancer may answer eth_blockNumber from a lagging backend: the chain's head
+        # is at least its finalized block (else confirmations would be negative)
+        head = max(head, finalized)
     final = finalized if finalized is not None else max(head - DEFAULT_CONFIRMATIONS, -1)
     if finalized is None and warn is not None:
         warn(f"the node reports no 'finalized' block: blocks up to head - {DEFAULT_CONFIRMATIONS} "

@@ -6,9 +6,11 @@ with the node on every run. Headers come from batched ``eth_getBlockByNumber(n, 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+import duckdb
 import pyarrow as pa
 
 from ..errors import BrokenChainError, ChainDataError, DecodeError
@@ -16,8 +18,6 @@ from ..schema import Column, Table, register_table
 from ..warehouse import fetch_one
 
 if TYPE_CHECKING:
-    import duckdb
-
     from ..rpc import JsonRpcClient
 
 __all__ = ["BLOCKS", "fetch_blocks", "write_blocks"]
@@ -67,6 +67,11 @@ def fetch_blocks(rpc: JsonRpcClient, a: int, b: int) -> list[dict[str, Any]]:
     return res
 
 
+#: header quantities and the bits of their columns (UBIGINT, UHUGEINT for the base fee)
+_QUANTITIES = (("number", 64), ("timestamp", 64), ("gasUsed", 64), ("gasLimit", 64),
+               ("baseFeePerGas", 128))
+
+
 def _hex_int(text: str) -> int | None:
     try:
         return int(text, 16)
@@ -84,6 +89,16 @@ def write_blocks(con: duckdb.DuckDBPyConnection, blocks: Sequence[dict[str, Any]
             if not isinstance(blk.get(k), str) or not blk[k].startswith("0x"):
                 raise DecodeError(f"block header field {k} missing or not 0x-hex",
                                   block_number=_num(blk), field=k)
+        # quantities checked here: a failed cast in the INSERT would abort the transaction with
+        # an untyped DuckDB error naming neither block nor field
+        for k, bits in _QUANTITIES:
+            v = blk.get(k)
+            if v is None and k == "baseFeePerGas":
+                continue
+            q = _hex_int(v) if isinstance(v, str) and v.startswith("0x") else None
+            if q is None or not 0 <= q < 2 ** bits:
+                raise DecodeError(f"block header field {k} is not a {bits}-bit 0x-hex quantity: "
+                                  f"{str(v)[:80]!r}", block_number=_num(blk), field=k)
         if i and blk["parentHash"].lower() != blocks[i - 1]["hash"].lower():
             raise BrokenChainError(f"block {int(blk['number'], 16)} parent {blk['parentHash']} is "
                                    f"not block {int(blocks[i - 1]['number'], 16)} "
@@ -115,7 +130,8 @@ def write_blocks(con: duckdb.DuckDBPyConnection, blocks: Sequence[dict[str, Any]
             "ELSE 'unfinalized' END, ? - number::UBIGINT, ? FROM _stage_blocks",
             [chain_id, final_upto, head, run_id])
     finally:
-        con.unregister("_stage_blocks")
+        with contextlib.suppress(duckdb.Error):  # refused in an aborted transaction (rolled back)
+            con.unregister("_stage_blocks")
 
 
 def _num(blk: dict[str, Any]) -> int | None:

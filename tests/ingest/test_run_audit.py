@@ -336,3 +336,68 @@ start_block = 1
         with pytest.raises(DeploymentsFileError) as e:
             load_deployments(p)
         assert (e.value.line, e.value.field) == (6, "feed[0].aggregators"), (phases, str(e.value))
+
+
+def test_a_typed_staging_error_inside_the_chunk_transaction_stays_typed() -> None:
+    """Inside the chunk's transaction, a failed statement aborts the transaction and DuckDB then
+    refuses even ``unregister``: the ``finally: con.unregister(...)`` of the parsed-dict staging
+    path (stage_arrow, the fallback after a malformed JSON answer) replaced the typed DecodeError
+    (a log of a contract not asked for) with 'TransactionException: Current transaction is
+    aborted', so the run failed untyped (a traceback, not an IngestError) and meta.runs.message
+    lost the reason (fails before)."""
+    from ingest.datasets.base import LogsBatch, stage_arrow
+    from ingest.errors import DecodeError
+    from tests.ingest.test_abi import ANSWER_UPDATED, _add_blocks, _con_with, _encode_log
+
+    good = _encode_log(ANSWER_UPDATED, {"current": 5, "roundId": 1, "updatedAt": 2}, 3, 0)
+    log = {**good, "address": "0x" + "22" * 20}
+    con, _ = _con_with(ANSWER_UPDATED)
+    _add_blocks(con, [log])
+    con.execute("BEGIN TRANSACTION")
+    with pytest.raises(DecodeError, match="not asked for"):
+        stage_arrow(con, [LogsBatch("s", "r", 3, 3, logs=[log], addresses=(good["address"],),
+                                    topic0s=(ANSWER_UPDATED.topic0,))])
+    con.execute("ROLLBACK")
+
+
+def test_a_header_field_out_of_range_is_a_typed_error_naming_block_and_field(tmp_path: Path) -> None:
+    """A header whose gasUsed does not fit 64 bits failed the INSERT inside the chunk's
+    transaction, and the cleanup's unregister then raised 'TransactionException: Current
+    transaction is aborted' instead: untyped, naming neither the block nor the field (fails
+    before)."""
+    from ingest.errors import DecodeError
+
+    class Node(TimedNode):
+        def _block(self, n: int) -> dict[str, Any] | None:
+            b = super()._block(n)
+            if b is not None and n == 3:
+                b["gasUsed"] = "0x" + "f" * 17
+            return b
+
+    with Warehouse(tmp_path / "w.duckdb") as wh:
+        with pytest.raises(DecodeError) as e:
+            run_ingest(wh, Node([1000 + 12 * n for n in range(6)], finalized=5), IngestRequest(  # type: ignore[arg-type]
+                chain_id=CHAIN, deployments=DeploymentSet(), datasets=("blocks",), from_block=0,
+                endpoint_label="t"))
+        assert (e.value.block_number, e.value.field) == (3, "gasUsed"), str(e.value)
+        assert wh.con.execute("SELECT count(*) FROM raw.blocks").fetchall() == [(0,)]
+
+
+def test_a_finalized_block_above_the_reported_head_is_no_negative_depth(tmp_path: Path) -> None:
+    """A load-balanced endpoint whose eth_blockNumber comes from a lagging backend can report a
+    'finalized' block above that head. The watermark then went past the head and
+    confirmations_at_ingest (head - number) was negative for a UBIGINT: the chunk failed with an
+    untyped DuckDB error. The head is at least the finalized block (fails before)."""
+
+    class Lagging(TimedNode):
+        def call(self, method: str, params: list[Any]) -> Any:
+            return hex(20) if method == "eth_blockNumber" else super().call(method, params)
+
+    with Warehouse(tmp_path / "w.duckdb") as wh:
+        s = run_ingest(wh, Lagging([1000 + 12 * n for n in range(31)], finalized=25),  # type: ignore[arg-type]
+                       IngestRequest(chain_id=CHAIN, deployments=DeploymentSet(),
+                                     datasets=("blocks",), from_block=0, endpoint_label="t"))
+        assert s.to_block == 25
+        assert wh.con.execute("SELECT count(*), min(confirmations_at_ingest), max(confirmations_at_ingest) "
+                              "FROM raw.blocks WHERE finality_at_ingest = 'finalized'"
+                              ).fetchall() == [(26, 0, 25)]
