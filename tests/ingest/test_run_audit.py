@@ -401,3 +401,15 @@ def test_a_finalized_block_above_the_reported_head_is_no_negative_depth(tmp_path
         assert wh.con.execute("SELECT count(*), min(confirmations_at_ingest), max(confirmations_at_ingest) "
                               "FROM raw.blocks WHERE finality_at_ingest = 'finalized'"
                               ).fetchall() == [(26, 0, 25)]
+
+
+def test_a_deployment_name_declared_twice_in_one_file_is_refused(tmp_path: Path) -> None:
+    """A deployment's name is its source key (raw rows, checkpoints): two aave_v3 markets named
+    alike in one file were both accepted and their rows and checkpoints mixed under one source
+    (refused since 72f18f3; this pins the deployment case, the feed case is above)."""
+    entry = ('[[deployment]]\nname = "m"\nprotocol = "aave_v3"\nchain_id = 1\nstart_block = 5\n'
+             '[deployment.contracts]\npool = "{}"\n\n')
+    p = _write(tmp_path, entry.format(PROXY_A) + entry.format(PROXY_B))
+    with pytest.raises(DeploymentsFileError) as e:
+        load_deployments(p)
+    assert (e.value.line, e.value.field) == (10, "deployment[1].name"), str(e.value)
