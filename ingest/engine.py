@@ -371,6 +371,13 @@ def _run(wh: Warehouse, rpc: JsonRpcClient, req: IngestRequest, run_id: str,
     lo = req.from_block if req.from_block is not None else min(
         [s.start_block for _, s in sources], default=0)
     ctx = RunContext(wh, rpc, chain, run_id, lo, summary)
+    elsewhere = ([f"deployment {d.name!r} (chain {d.chain_id})" for d in req.deployments.deployments
+                  if d.chain_id != chain]
+                 + [f"feed {f.name!r} (chain {f.chain_id})" for f in req.deployments.feeds
+                    if f.chain_id != chain])
+    if elsewhere:  # a file without [meta] may mix chains; a typo'd chain_id drops an entry
+        ctx.warn(f"skipped, not on chain {chain}: {', '.join(elsewhere[:10])}"
+                 + (f" and {len(elsewhere) - 10} more" if len(elsewhere) > 10 else ""))
     rep = verify_and_rollback(ctx)
     if rep:
         summary.reorgs.append(rep)

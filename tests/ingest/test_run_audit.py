@@ -413,3 +413,18 @@ def test_a_deployment_name_declared_twice_in_one_file_is_refused(tmp_path: Path)
     with pytest.raises(DeploymentsFileError) as e:
         load_deployments(p)
     assert (e.value.line, e.value.field) == (10, "deployment[1].name"), str(e.value)
+
+
+def test_entries_of_other_chains_are_named_when_skipped(tmp_path: Path) -> None:
+    """A file without [meta] may mix chains; an ingest of chain 31337 skipped its chain-1 feed
+    without a word (a typo'd chain_id drops a feed from the data). The run now says which
+    entries it skipped and why (fails before)."""
+    p = _write(tmp_path, f'[[feed]]\nname = "A"\nchain_id = {CHAIN}\nproxy = "{PROXY_A}"\n'
+                         f'start_block = 0\n\n[[feed]]\nname = "B"\nchain_id = 1\n'
+                         f'proxy = "{PROXY_B}"\nstart_block = 0\n')
+    dset = load_deployments(p)
+    with Warehouse(tmp_path / "w.duckdb") as wh:
+        s = run_ingest(wh, TimedNode([1000 + 12 * n for n in range(6)], finalized=5),  # type: ignore[arg-type]
+                       IngestRequest(chain_id=CHAIN, deployments=dset, datasets=("blocks",),
+                                     from_block=0, endpoint_label="t"))
+    assert any("feed 'B'" in w and "chain 1" in w for w in s.warnings), s.warnings
