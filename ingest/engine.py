@@ -368,8 +368,12 @@ def _run(wh: Warehouse, rpc: JsonRpcClient, req: IngestRequest, run_id: str,
          progress: Callable[[Progress], None] | None, t0: float) -> None:
     chain = req.chain_id
     rpc.check_chain_id(chain)
-    lo = req.from_block if req.from_block is not None else min(
-        [s.start_block for _, s in sources], default=0)
+    # default: the sources' first start block; with no log dataset in the run (blocks alone),
+    # the given deployments' and feeds' on this chain (as --from's help says), else genesis
+    starts = [s.start_block for _, s in sources] or (
+        [d.start_block for d in req.deployments.deployments if d.chain_id == chain]
+        + [f.start_block for f in req.deployments.feeds if f.chain_id == chain])
+    lo = req.from_block if req.from_block is not None else min(starts, default=0)
     ctx = RunContext(wh, rpc, chain, run_id, lo, summary)
     elsewhere = ([f"deployment {d.name!r} (chain {d.chain_id})" for d in req.deployments.deployments
                   if d.chain_id != chain]

@@ -521,3 +521,17 @@ def test_overlapping_runs_store_each_block_once_and_checkpoints_say_exactly_that
             cov = wh.covered(CHAIN, "blocks", "chain")
             assert [n for x, y in cov for n in range(x, y + 1)] == sorted(want), (trial, cov)
             assert all(cov[i][1] + 1 < cov[i + 1][0] for i in range(len(cov) - 1)), (trial, cov)
+
+
+def test_blocks_alone_start_at_the_deployments_start_as_the_help_says(tmp_path: Path) -> None:
+    """`deficit ingest --preset ethereum --datasets blocks` without --from: --from's help says
+    'default: deployments' start', but with no log dataset in the run there were no sources and
+    the run started at block 0 (all of mainnet's headers from genesis). It starts at the given
+    deployments' first start block on this chain (fails before)."""
+    p = _write(tmp_path, f'[[feed]]\nname = "A"\nchain_id = {CHAIN}\nproxy = "{PROXY_A}"\n'
+                         'start_block = 15\n')
+    with Warehouse(tmp_path / "w.duckdb") as wh:
+        s = run_ingest(wh, TimedNode([1000 + 12 * n for n in range(21)], finalized=20),  # type: ignore[arg-type]
+                       IngestRequest(chain_id=CHAIN, deployments=load_deployments(p),
+                                     datasets=("blocks",), endpoint_label="t"))
+        assert (s.from_block, s.to_block, s.blocks_written) == (15, 20, 6)
