@@ -59,6 +59,7 @@ from .errors import (
     RpcResponseError,
     WarehouseLocked,
 )
+from .redact import redact_url
 from .reorg import verify_and_rollback
 from .rpc import JsonRpcClient
 from .version import code_version
@@ -304,7 +305,9 @@ def _run_ingest(wh: Warehouse, rpc: JsonRpcClient, req: IngestRequest,
 
     with wh.transaction() as con:
         con.execute("INSERT INTO meta.runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", [
-            run_id, "ingest", req.chain_id, req.endpoint_label,
+            run_id, "ingest", req.chain_id,
+            # a label, never a key: a URL given as the label is redacted (idempotent on labels)
+            redact_url(req.endpoint_label) if "://" in req.endpoint_label else req.endpoint_label,
             sorted({"blocks"} | {f"{d.NAME}:{s.key}" for d, s in sources}),
             req.from_block, req.to_block, finality_label(req.finality), code_version(), utcnow(), None,
             "running", None])

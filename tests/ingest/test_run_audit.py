@@ -535,3 +535,15 @@ def test_blocks_alone_start_at_the_deployments_start_as_the_help_says(tmp_path: 
                        IngestRequest(chain_id=CHAIN, deployments=load_deployments(p),
                                      datasets=("blocks",), endpoint_label="t"))
         assert (s.from_block, s.to_block, s.blocks_written) == (15, 20, 6)
+
+
+def test_an_endpoint_label_that_is_a_url_is_stored_redacted(tmp_path: Path) -> None:
+    """IngestRequest.endpoint_label is stored in meta.runs; a library caller passing the endpoint
+    URL itself (as the demo does with its local node's) had its key stored (fails before)."""
+    key = "0123456789abcdef0123456789abcdef"
+    with Warehouse(tmp_path / "w.duckdb") as wh:
+        run_ingest(wh, TimedNode([1000 + 12 * n for n in range(3)], finalized=2),  # type: ignore[arg-type]
+                   IngestRequest(chain_id=CHAIN, deployments=DeploymentSet(), datasets=("blocks",),
+                                 from_block=0, endpoint_label=f"https://mainnet.infura.io/v3/{key}"))
+        assert wh.con.execute("SELECT endpoint_label FROM meta.runs").fetchall() == [
+            ("https://mainnet.infura.io/***",)]
