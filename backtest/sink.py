@@ -59,6 +59,8 @@ DEFAULT_MEMORY_BYTES = 8 * 2**20
 
 _BIG = ("HUGEINT", "UHUGEINT")
 #: column types whose order is the same in Python and in DuckDB (allowed in ``order_by``)
+#: integer column types below 128 bits (Arrow uint64/int64, narrowed by DuckDB's checked cast)
+_INTEGERS = ("UBIGINT", "UINTEGER", "USMALLINT", "UTINYINT", "BIGINT", "INTEGER", "SMALLINT", "TINYINT")
 _SORTABLE = ("VARCHAR", "UBIGINT", "BIGINT", "UINTEGER", "INTEGER", "USMALLINT", "SMALLINT", "UTINYINT",
              "TINYINT", "BOOLEAN")
 
@@ -90,12 +92,41 @@ def arrow_schema(table: Table, *, seq: bool = False) -> pa.Schema:
 
 
 def _decimal_text(values: Sequence[Any]) -> pa.Array:
-    """Exact integers → decimal text. Values that fit int64 go through Arrow's own cast (C speed);
-    otherwise ``str(int(v))`` per value (the writer's historical encoding)."""
+    """Exact integers → decimal text. Values that fit 64 bits go through Arrow's own cast (C speed);
+    otherwise ``str(int(v))`` per value (the writer's historical encoding). Anything but an integer
+    (or decimal text, or None) is a ``TypeError``: ``int()`` of a float or a bool would write a
+    plausible integer (1.5 -> 1, True -> 1, a float beyond 2**53 with its low digits lost)."""
     try:
-        return pc.cast(pa.array(values, pa.int64()), pa.string())
+        arr = pa.array(values)
     except (OverflowError, pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
-        return pa.array([None if v is None else str(int(v)) for v in values], pa.string())
+        arr = None  # beyond 64 bits (or mixed): value by value
+    if arr is not None and (pa.types.is_integer(arr.type) or pa.types.is_null(arr.type)):
+        return pc.cast(arr, pa.string())
+    out: list[str | None] = []
+    for v in values:
+        if v is None:
+            out.append(None)
+        elif isinstance(v, (int, str)) and not isinstance(v, bool):
+            out.append(str(int(v)))
+        else:
+            raise TypeError(f"expected an integer, got {type(v).__name__} {v!r}")
+    return pa.array(out, pa.string())
+
+
+def _integers(values: Sequence[Any], type_: pa.DataType) -> pa.Array:
+    """Python integers → an Arrow integer array of ``type_`` (checked cast: out of range raises).
+    Arrow converts a float to an integer type by truncating it without a word (1.5 -> 1), so the
+    values are read with their own inferred type first and anything but integers is a TypeError."""
+    try:
+        arr = pa.array(values)
+    except (OverflowError, pa.ArrowInvalid):  # an unsigned value of 2**63 or more: Arrow infers int64
+        for v in values:
+            if v is not None and (not isinstance(v, int) or isinstance(v, bool)):
+                raise TypeError(f"expected an integer, got {type(v).__name__} {v!r}") from None
+        return pa.array(values, type_)
+    if not (pa.types.is_integer(arr.type) or pa.types.is_null(arr.type)):
+        raise TypeError(f"expected integers, got {arr.type} values")
+    return arr.cast(type_)
 
 
 def record_batch(table: Table, rows: Sequence[tuple[Any, ...]], *, seq_start: int | None = None
@@ -115,6 +146,8 @@ def record_batch(table: Table, rows: Sequence[tuple[Any, ...]], *, seq_start: in
         try:
             if c.type in _BIG:
                 arrays.append(_decimal_text(vals))
+            elif c.type in _INTEGERS:
+                arrays.append(_integers(vals, _arrow_type(c.type)))
             else:
                 arrays.append(pa.array(vals, _arrow_type(c.type)))
         except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError) as e:

@@ -121,3 +121,24 @@ def test_a_failing_sink_leaves_the_previous_rows(tmp_path: Path) -> None:
         s = RowSink(T)
         s.append((RUN, -1, 1, "0x", 1, 1, True, None, None))
         s.flush()
+
+
+@pytest.mark.parametrize(("col", "value"), [
+    ("chain_id", 1.5), ("block_number", 7.0), ("amount_raw", 2.5), ("amount_raw", float(2**70)),
+    ("health_wad", 0.5), ("amount_raw", True), ("block_number", False)])
+def test_a_non_integer_in_an_integer_column_is_refused_not_truncated(tmp_path: Path, col: str,
+                                                                     value: Any) -> None:
+    """Arrow's conversion of a Python float to an integer type truncates without a word (1.5 -> 1),
+    and the 128-bit columns' text fallback did ``str(int(v))``: a metric handing a float, a bool or
+    a float beyond 2**53 (its low digits already lost) to an integer column was written as a
+    plausible integer. Such a value is a ValueError naming the column, in memory and spilled."""
+    names = T.column_names()
+    row = list(_rows(1)[0])
+    row[names.index(col)] = value
+    for batch_rows in (1, 16):
+        s = RowSink(T, batch_rows=batch_rows, memory_bytes=0)
+        with pytest.raises(ValueError, match=rf"bt.sink_test.{col} "):
+            s.extend([tuple(row)] * 3)
+            s.flush()
+    with Warehouse(tmp_path / "w.duckdb") as wh, pytest.raises(ValueError, match=rf"bt.sink_test.{col} "):
+        write_run(wh, RUN, {T: [tuple(row)]})
