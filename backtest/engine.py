@@ -219,6 +219,14 @@ class _View:
         return self._prices
 
     @property
+    def liquidator_quotes(self) -> Mapping[str, int]:
+        """How the liquidator model's quotes so far ended (``LiquidatorModel.quotes``), plus
+        ``reverted:<reason>`` per revert reason."""
+        lm = self._r.liquidator
+        reasons = {f"reverted:{k}": v for k, v in sorted(lm.revert_reasons.items())}
+        return MappingProxyType({**lm.quotes, **reasons})
+
+    @property
     def reference_prices(self) -> Mapping[str, int]:
         return self._ref
 

@@ -94,6 +94,15 @@ class LiquidatorModel:
         self.close_factor_bps = close_factor_bps
         self.min_profit = int(spec.min_profit * unit)
         self.inventory: dict[str, int] = dict(spec.inventory)
+        #: how the quotes of :meth:`decide` ended: ``paying``, ``unprofitable`` (a pair went
+        #: through, none paid ``min_profit``), ``reverted`` (every pair reverted: why an
+        #: underwater account nobody liquidates is left, e.g. a collateral reserve without the
+        #: liquidity to pay the underlying out), ``uncovered`` (no inventory of any debt asset);
+        #: ``reverted_at_landing``: a paying quote that reverted in the block it landed in
+        self.quotes: dict[str, int] = {"paying": 0, "unprofitable": 0, "reverted": 0, "uncovered": 0,
+                                       "reverted_at_landing": 0}
+        #: revert reason -> quotes whose every pair reverted with it first (sorted output)
+        self.revert_reasons: dict[str, int] = {}
 
     def gas_cost(self, base_fee_wei: int, prices: Mapping[str, int]) -> int:
         """``gas_units * (base_fee_wei + priority_fee_wei)`` wei at the ETH price, base currency,
@@ -137,6 +146,8 @@ class LiquidatorModel:
         debts = sorted((p.asset, p.debt) for p in positions if p.debt > 0)
         gas = self.gas_cost(base_fee_wei, prices) if colls and debts else 0
         best: Decision | None = None
+        first_revert: str | None = None
+        tried = False
         for c in colls:
             for d, owed in debts:
                 cover = MAX_UINT256
@@ -146,12 +157,23 @@ class LiquidatorModel:
                     cover = min(cover, self.inventory.get(d, 0))
                 if cover <= 0:
                     continue
-                dec = self._economics(adapter.liquidate(state, user, c, d, cover, prices, ts), cover, gas,
-                                      value)
+                tried = True
+                out = adapter.liquidate(state, user, c, d, cover, prices, ts)
+                if not out.ok and first_revert is None:
+                    first_revert = str(out.revert_reason)
+                dec = self._economics(out, cover, gas, value)
                 if dec is not None and (best is None or dec.profit_value > best.profit_value):
                     best = dec
         if best is None or best.profit_value < self.min_profit:
+            if best is not None:
+                self.quotes["unprofitable"] += 1
+            elif first_revert is not None:
+                self.quotes["reverted"] += 1
+                self.revert_reasons[first_revert] = self.revert_reasons.get(first_revert, 0) + 1
+            elif not tried and colls and debts:
+                self.quotes["uncovered"] += 1
             return None
+        self.quotes["paying"] += 1
         return best
 
     def execute(self, adapter: ProtocolAdapter[Any], state: Any, decision: Decision,
@@ -166,6 +188,8 @@ class LiquidatorModel:
             if cover <= 0:
                 return None
         out = adapter.liquidate(state, o.user, o.collateral_asset, o.debt_asset, cover, prices, ts)
+        if not out.ok:
+            self.quotes["reverted_at_landing"] += 1
         return self._economics(out, cover, decision.gas_cost_value, value)
 
     def _economics(self, out: LiquidationOutcome, cover: int, gas: int, value: Valuer) -> Decision | None:

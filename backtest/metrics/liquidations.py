@@ -15,6 +15,15 @@ An observed liquidation whose protocol fee is unknown (its prediction reverted, 
 :class:`~backtest.metrics.base.Liquidation`) has no bonus either: ``*_bonus_value``,
 ``*_bonus_usd`` and ``*_protocol_fee_value`` sum the liquidations whose fee is known, and
 ``*_protocol_fee_unknown`` counts the others (0: the sums are complete).
+
+Why liquidatable accounts were *not* liquidated: ``quotes_*`` count the liquidator model's
+quotes (one per account and block it considered) by how they ended: ``paying`` (it acted, or
+predicted an action), ``unprofitable`` (a liquidation went through but paid less than
+``min_profit`` after gas, slippage and the flash fee), ``reverted`` (every collateral/debt pair
+reverted; ``quotes_reverted_top_reason`` names the commonest revert reason, e.g. Aave's error
+code for a collateral reserve without the liquidity to pay out), ``uncovered`` (no inventory of
+any of the debts, flash loans off); ``quotes_reverted_at_landing`` counts paying quotes that
+reverted in the block they landed in (the state moved in between), which are not liquidations.
 """
 
 from __future__ import annotations
@@ -38,9 +47,14 @@ class Liquidations(Metric):
         self._acc: dict[str, list[int]] = {}  # origin -> [count, volume, bonus, fee, delayed_n,
         #                                        delay_sum, delay_max, delay_unknown, fee_unknown]
         self._users: dict[str, set[str]] = {"observed": set(), "simulated": set()}
+        self._quotes: dict[str, int] = {}
 
     def on_run_start(self, view: View) -> None:
         self._unit = view.unit
+
+    def on_run_end(self, view: View) -> None:
+        # the liquidator model's quotes (optional on a View: read as feed_keys is)
+        self._quotes = dict(getattr(view, "liquidator_quotes", {}) or {})
 
     def on_liquidation(self, view: View, liquidation: Liquidation) -> None:
         origin = "observed" if liquidation.observed else "simulated"
@@ -79,4 +93,10 @@ class Liquidations(Metric):
                 f"{origin}_delay_blocks_max": a[6] if a[4] else None,
                 f"{origin}_delay_unknown": a[7],
             }
+        q = self._quotes
+        reasons = sorted(((n, k.split(":", 1)[1]) for k, n in q.items() if k.startswith("reverted:")),
+                         key=lambda t: (-t[0], t[1]))
+        out |= {f"quotes_{k}": q.get(k, 0)
+                for k in ("paying", "unprofitable", "reverted", "uncovered", "reverted_at_landing")}
+        out["quotes_reverted_top_reason"] = reasons[0][1] if reasons else None
         return out

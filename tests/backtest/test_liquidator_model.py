@@ -259,3 +259,34 @@ def test_a_slippage_table_above_10000_bps_is_a_scenario_error() -> None:
     assert e.value.field == f"liquidator.slippage.{COLL}.table"
     ok = scenario(extra=bad.replace("20000]", "10000]"))
     assert ok.liquidator.slippage[COLL].table[-1][1] == 10_000
+
+
+def test_why_an_underwater_account_was_not_liquidated_is_counted() -> None:
+    """The model dropped every quote that reverted or did not pay, silently: an account left
+    underwater because its collateral reserve had no liquidity to pay the underlying out looked
+    the same as one nobody found worth liquidating. The liquidations metric now counts the quotes
+    by how they ended, with the commonest revert reason."""
+    import dataclasses
+
+    from backtest.api import run_inputs
+    from tests.backtest.markets import COLL, FROM, inputs, market, scenario
+
+    def quotes(drain: bool, min_profit: int) -> dict[str, object]:
+        book = market(8000, 10500, [(10**18, 1_500 * 10**6)])
+        if drain:  # the aToken holds none of the underlying: every payout reverts
+            r = book.state.reserves[COLL]
+            book.state.reserves[COLL] = dataclasses.replace(r, a_token_underlying_balance=0)
+        extra = (f"\n[liquidator]\nreaction_delay_blocks = 0\ngas_units = 0\nmin_profit_usd = {min_profit}\n"
+                 '[metrics]\nnames = ["liquidations", "bad_debt"]\n')
+        out = run_inputs(scenario(extra=extra, to_block=FROM + 12), inputs(book, [1850 * 10**8] * 10)).output
+        q = {k: v for k, v in out.summary["liquidations"].items() if k.startswith("quotes_")}
+        q["liquidations"] = len(out.liquidations)
+        return q
+
+    paid = quotes(False, 0)
+    assert paid["liquidations"] == paid["quotes_paying"] == 1 and paid["quotes_reverted"] == 0
+    dry = quotes(True, 0)
+    assert dry["liquidations"] == dry["quotes_paying"] == 0
+    assert dry["quotes_reverted"] == 11 and dry["quotes_reverted_top_reason"] is not None  # blocks +1..+11
+    dear = quotes(False, 10**6)  # a bonus of ~$70 never pays $1M
+    assert dear["liquidations"] == 0 and dear["quotes_unprofitable"] == 11 and dear["quotes_reverted"] == 0
