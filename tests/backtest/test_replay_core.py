@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -67,7 +68,7 @@ def synthetic(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Synthetic
 def test_slices_neither_drop_nor_repeat_an_event(synthetic: tuple[Path, SyntheticConfig]) -> None:
     path, cfg = synthetic
     adapter = get_adapter("aave_v3")
-    kw = dict(dataset="aave_v3", chain_id=cfg.chain_id, source=cfg.deployment)
+    kw: dict[str, Any] = dict(dataset="aave_v3", chain_id=cfg.chain_id, source=cfg.deployment)
     con = duckdb.connect(str(path), read_only=True)
     try:
         def keys(a: int, b: int, n: int) -> list[tuple[int, int, str]]:
