@@ -244,7 +244,7 @@ def _resolve_window(wh: Warehouse, sc: Scenario) -> Scenario:
     fb, tb = w.from_block, w.to_block
     if w.from_time is not None:
         r = wh.con.execute("SELECT min(number) FROM raw.blocks WHERE chain_id=? AND timestamp_ts >= ?",
-                           [sc.chain_id, int(w.from_time.timestamp())]).fetchall()
+                           [sc.chain_id, _unix_seconds(w.from_time, ceil=True)]).fetchall()
         if r[0][0] is None:
             raise MissingData(f"window.from: no ingested block at or after "
                               f"{w.from_time.isoformat()} ({_ingested_span(wh, sc.chain_id)}); ingest the "
@@ -254,7 +254,7 @@ def _resolve_window(wh: Warehouse, sc: Scenario) -> Scenario:
         _check_edge(wh, sc, "from", fb, w.from_time)
     if w.to_time is not None:
         r = wh.con.execute("SELECT max(number) FROM raw.blocks WHERE chain_id=? AND timestamp_ts <= ?",
-                           [sc.chain_id, int(w.to_time.timestamp())]).fetchall()
+                           [sc.chain_id, _unix_seconds(w.to_time, ceil=False)]).fetchall()
         if r[0][0] is None:
             raise MissingData(f"window.to: no ingested block at or before "
                               f"{w.to_time.isoformat()} ({_ingested_span(wh, sc.chain_id)}); ingest the "
@@ -266,6 +266,13 @@ def _resolve_window(wh: Warehouse, sc: Scenario) -> Scenario:
     if tb < fb:
         raise sc.error("window", f"the window resolves to blocks {fb}..{tb}, which is empty")
     return dataclasses.replace(sc, window=dataclasses.replace(w, from_block=fb, to_block=tb))
+
+
+def _unix_seconds(t: dt.datetime, *, ceil: bool) -> int:
+    """``t`` (aware) as whole unix seconds, exactly: rounded up (``ceil``: the first block at or after
+    a time with a fraction of a second is stamped the next second) or down."""
+    d = t - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    return d.days * 86_400 + d.seconds + (1 if ceil and d.microseconds else 0)
 
 
 def _check_edge(wh: Warehouse, sc: Scenario, side: str, block: int, t: dt.datetime) -> None:

@@ -626,3 +626,34 @@ def test_a_protocol_fee_override_on_aave_v2_is_refused_at_its_line() -> None:
     assert (e.value.line, e.value.field) == (12, "overrides.reserve[0].liquidation_protocol_fee_bps")
     v3 = parse_scenario(text.replace("aave_v2", "aave_v3"))
     assert v3.overrides.reserves[0].liquidation_protocol_fee_bps == 1000
+
+
+def test_a_window_start_time_with_a_fraction_of_a_second_starts_at_the_first_block_after_it() -> None:
+    """window.from is the first block at or after the time; a time with a fraction of a second
+    was truncated to its whole second, so the block stamped exactly that second (before the time)
+    started the window: ``from = ...:40.5Z`` began at block 150 (stamped ...:40) instead of 151."""
+    import datetime as dt
+
+    from backtest.api import _resolve_window
+    from backtest.scenario import parse_scenario
+    from ingest.datasets.blocks import BLOCKS
+    from ingest.warehouse import CHECKPOINTS
+
+    t0 = 1_600_000_000
+
+    def iso(n: int, frac: str = "") -> str:
+        return dt.datetime.fromtimestamp(t0 + 12 * n, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S") + frac + "Z"
+
+    with Warehouse(":memory:") as wh:
+        wh.ensure(BLOCKS, CHECKPOINTS)
+        with wh.transaction() as con:
+            for n in range(100, 201):
+                con.execute("INSERT INTO raw.blocks VALUES (1, ?, ?, ?, ?, NULL, 0, 0, '0x', 0, 'finalized', "
+                            "0, 'r')", [n, f"0x{n:064x}", f"0x{n - 1:064x}",
+                                        t0 + 12 * n])
+        for frm, to, want in ((iso(150, ".5"), iso(160, ".5"), (151, 160)), (iso(150), iso(160), (150, 160)),
+                              (iso(150, ".000001"), iso(160, ".999999"), (151, 160))):
+            sc = parse_scenario(f'name = "x"\nchain_id = 1\n[window]\nfrom = "{frm}"\nto = "{to}"\n'
+                                '[market]\nprotocol = "aave_v3"\nsource = "m"\n')
+            r = _resolve_window(wh, sc).window
+            assert (r.from_block, r.to_block) == want, (frm, to)
