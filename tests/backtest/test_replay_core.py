@@ -150,3 +150,15 @@ def test_bt_tables_are_identical_under_another_hash_seed(tmp_path: Path) -> None
         out.append(p.stdout.strip())
     assert out[0] == out[1] and len(out[0]) == 64
     assert hashlib.sha256(b"").hexdigest() not in out
+
+
+def test_counterfactual_mode_applies_no_protocol_event_of_the_window() -> None:
+    # the same inputs as the ordering test, in counterfactual mode: the chain's LiquidationCall is
+    # frozen with every other user action (the model's own liquidations commit instead)
+    book = market(8000, 10500, [(10**18, 900 * 10**6)])
+    ins = inputs(book, [1000 * 10**8] * 3)
+    ins = dataclasses.replace(ins, events=[_call(user(0), FROM + 2, 5, 450 * 10**6, 10**17)])
+    res = run_inputs(scenario("counterfactual", to_block=FROM + 4), ins)
+    assert res.output.record.events_applied == 0
+    assert [x.observed for x in res.output.liquidations] == [False]
+    assert all(x.committed for x in res.output.liquidations)
