@@ -147,13 +147,13 @@ class ReplayOutput:
     final_state: Any
 
 
-def apply_overrides(adapter: ProtocolAdapter[Any], state: Any, overrides: Overrides,
-                    assets: Iterable[str] | None = None, *, emode: bool = True) -> None:
-    """Replace the listed reserves' configuration fields (Aave v2/v3 state layout; only
-    ``assets`` when given) and, with ``emode``, the listed e-mode categories' threshold and bonus
-    (Aave v3 ``state.emode_categories``); a field the protocol's reserves lack (Aave v2: caps,
+def apply_overrides(adapter: ProtocolAdapter[Any], state: Any, overrides: Overrides) -> None:
+    """Replace the listed reserves' configuration fields (Aave v2/v3 state layout) and the listed
+    e-mode categories' threshold and bonus (Aave v3 ``state.emode_categories``), at the start of
+    a counterfactual run (the only mode with overrides; it applies no protocol event of the
+    window, so nothing undoes them); a field the protocol's reserves lack (Aave v2: caps,
     protocol fee) or a category the market does not have is a :class:`ReplayError`."""
-    if emode:
+    if overrides.emode:
         for i, c in enumerate(overrides.emode):
             cat = state.emode_categories.get(c.category)
             if cat is None:
@@ -163,8 +163,6 @@ def apply_overrides(adapter: ProtocolAdapter[Any], state: Any, overrides: Overri
                 k: v for k, v in (("liquidation_threshold", c.liquidation_threshold_bps),
                                   ("liquidation_bonus", c.liquidation_bonus_bps)) if v is not None})
     for i, o in enumerate(overrides.reserves):
-        if assets is not None and o.asset not in assets:
-            continue
         r = state.reserves.get(o.asset)
         if r is None:
             raise ReplayError(f"override for {o.asset}: no such reserve in the {adapter.name} market")
@@ -741,10 +739,6 @@ class Replay:
             targets = exposed or self.ledger.evals  # nobody exposed: a market-wide change
             self.dirty.update(targets)
             self.moved.update(targets)
-            if not self.scenario.overrides.empty:  # the chain's change must not undo the scenario's
-                apply_overrides(self.adapter, self.state, self.scenario.overrides,
-                                [t for t in sorted(touched) if t in self.state.reserves],
-                                emode="EMode" in e.name)
         else:
             # only addresses that are (or were) accounts: one with no state in the market and no
             # previous evaluation (a reserve, a token, a contract) has zero health before and after

@@ -62,9 +62,10 @@ def test_a_category_threshold_override_reaches_its_accounts() -> None:
 
 
 def test_a_chain_change_of_the_category_inside_the_window_does_not_undo_the_override() -> None:
-    """Governance re-sets category 1 (still LT 80 %) at FROM + 3: the scenario's 70 % must hold
-    after it, as a reserve override holds after a configurator event on its reserve. Without the
-    override the same event changes nothing (the account stays healthy at 80 %)."""
+    """Governance re-sets category 1 (LT 80 %) at FROM + 3. A counterfactual run freezes the
+    window's protocol events (user actions and configuration alike: the scenario's parameters are
+    the ones in force), so the scenario's 70 % holds to the end and the account is liquidated at
+    FROM + 1; without the override it stays healthy at 80 %."""
     b = FROM + 3
     ev = ProtocolEvent(
         "EModeCategoryAdded", "EModeCategoryAdded(uint8,uint256,uint256,uint256,address,string)",
