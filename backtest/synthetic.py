@@ -61,6 +61,7 @@ Not generated: liquidations, flash loans, stable-rate debt, isolation mode, aTok
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import math
@@ -73,6 +74,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 
 from ingest.datasets.aave_v3 import AaveV3
@@ -439,8 +441,9 @@ class _Sink:
                     f"ORDER BY block_number, log_index",
                     [self.cfg.deployment, self.run_id],
                 )
-            finally:
-                con.unregister("_syn")
+            finally:  # after a failed INSERT DuckDB refuses even this: keep the INSERT's error
+                with contextlib.suppress(duckdb.Error):
+                    con.unregister("_syn")
             self.rows[fqn] = self.rows.get(fqn, 0) + len(rows)
             rows.clear()
         self.pending = 0
@@ -1069,8 +1072,9 @@ def _write_rounds(
             [run_id],
         )
     finally:
-        con.unregister("_rounds")
-        con.unregister("_feeds")
+        with contextlib.suppress(duckdb.Error):
+            con.unregister("_rounds")
+            con.unregister("_feeds")
 
 
 def _write_blocks(wh: Warehouse, cfg: SyntheticConfig, run_id: str, tx_count: dict[int, int]) -> None:
@@ -1098,7 +1102,8 @@ def _write_blocks(wh: Warehouse, cfg: SyntheticConfig, run_id: str, tx_count: di
             [run_id],
         )
     finally:
-        con.unregister("_txc")
+        with contextlib.suppress(duckdb.Error):
+            con.unregister("_txc")
 
 
 def _tables() -> tuple[Table, ...]:

@@ -45,6 +45,7 @@ and importing the same file twice changes nothing but ``run_id``.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import hashlib
@@ -668,8 +669,9 @@ def import_prices(wh: Warehouse, path: str | Path, *, fmt: str | None = None, pa
             try:
                 con.execute(f"INSERT INTO {REFERENCE_PRICES.fqn} ({cols}) SELECT {cols} "
                             f"FROM {stage} ORDER BY ts_us")
-            finally:
-                con.unregister(stage)
+            finally:  # after a failed INSERT DuckDB refuses even this: keep the INSERT's error
+                with contextlib.suppress(duckdb.Error):
+                    con.unregister(stage)
             _record_run(con, run_id, started, "ok",
                         msg + (f"; replaced {replaced} rows" if replaced else ""), datasets)
     except Exception as e:

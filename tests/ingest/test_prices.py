@@ -482,3 +482,26 @@ def test_timestamp_price_roundtrip(tmp_path: Path, data: st.DataObject, times: l
     # in particular: integral seconds give ts_us == seconds * 10**6
     for t, row in zip(times, got, strict=True):
         assert row[0] == Decimal(_seconds_text(t)) * 10**6
+
+
+def test_a_failing_insert_keeps_its_own_error(tmp_path: Path) -> None:
+    """A real DuckDB error in the import's INSERT (here a CHECK constraint on a table the user
+    created) was replaced by 'Current transaction is aborted' from the unregister in the
+    ``finally``: the import failed with the wrong reason. Now the INSERT's own error is raised
+    and recorded; nothing is imported."""
+    import duckdb
+
+    from ingest.prices import REFERENCE_PRICES
+
+    db = tmp_path / "w.duckdb"
+    with Warehouse(db) as wh:
+        wh.con.execute("CREATE SCHEMA IF NOT EXISTS raw")
+        wh.con.execute(REFERENCE_PRICES.ddl().replace('"price_f64" DOUBLE NOT NULL',
+                                                        '"price_f64" DOUBLE NOT NULL CHECK (price_f64 < 1)'))
+    csv = tmp_path / "p.csv"
+    csv.write_text("timestamp,price\n1600000000,1500.5\n1600000060,1501\n")
+    with Warehouse(db) as wh:
+        with pytest.raises(duckdb.ConstraintException, match="CHECK constraint"):
+            import_prices(wh, csv, fmt="timestamp_price", pair="ETH/USD", unit="USD", source="t", run_id="p1")
+        assert wh.con.execute("SELECT count(*) FROM raw.reference_prices").fetchall() == [(0,)]
+        assert wh.con.execute("SELECT status FROM meta.runs").fetchall() == [("failed",)]
