@@ -38,3 +38,28 @@ def test_presets_are_listed_in_readme() -> None:
     readme = (repo_root() / "backtest" / "presets" / "incidents" / "README.md").read_text()
     for p in PRESETS:
         assert f"`{p.name}`" in readme
+
+
+@pytest.mark.parametrize("path", PRESETS, ids=lambda p: p.stem)
+def test_preset_import_commands_feed_its_reference(path: Path) -> None:
+    """The header's ``deficit import-prices`` command imports what the scenario's [reference] reads
+    (same pair and source): a path imported under another pair or source is never read, and the
+    run stops on a missing reference pair (or, without [reference], ignores it)."""
+    import re
+    import shlex
+
+    sc = load_scenario(path)
+    wanted = set(sc.reference.pairs.values()) if sc.reference is not None else set()
+    source = sc.reference.source if sc.reference is not None else None
+    imported: set[str] = set()
+    for line in path.read_text().splitlines():
+        m = re.match(r"#\s+deficit import-prices (.*)$", line)
+        if not m:
+            continue
+        args = shlex.split(m.group(1).replace("<", "'<").replace(">", ">'"))
+        pair = args[args.index("--pair") + 1]
+        imported.add(pair)
+        assert pair in wanted, f"{path.name}: imports {pair}, the scenario reads {sorted(wanted) or 'none'}"
+        if source is not None and "--source" in args:
+            assert args[args.index("--source") + 1] == source
+    assert imported == wanted, f"{path.name}: the scenario reads {sorted(wanted)}, the header imports {sorted(imported)}"
