@@ -62,4 +62,5 @@ def test_preset_import_commands_feed_its_reference(path: Path) -> None:
         assert pair in wanted, f"{path.name}: imports {pair}, the scenario reads {sorted(wanted) or 'none'}"
         if source is not None and "--source" in args:
             assert args[args.index("--source") + 1] == source
-    assert imported == wanted, f"{path.name}: the scenario reads {sorted(wanted)}, the header imports {sorted(imported)}"
+    assert imported == wanted, (f"{path.name}: the scenario reads {sorted(wanted)}, "
+                                f"the header imports {sorted(imported)}")
