@@ -5,7 +5,12 @@ health at the window's start and end.
   (what the protocol read under the scenario's oracle model, shocks included, and the reference
   path), with the price in the adapter's base currency per whole token;
 * ``bt.health_snapshots``: every account with debt at the window start (after the starting state
-  is built) and at the window end, with its health factor at oracle and at reference prices.
+  is built, before the first block's inputs) and at the window end, with its health factor at
+  oracle and at reference prices. The end snapshot evaluates every account afresh at the last
+  block (its timestamp, the prices in force): the engine's last evaluation of an account can be
+  older (the at-risk index skips price moves that cannot make it liquidatable, and reference
+  moves altogether unless a metric tracks the reference), so copying it reported the health
+  before the window's moves.
 
 The report (:mod:`backtest.report`) draws the oracle-against-reference plot from the first and
 the health-factor distributions from the second. Health factors are exact decimal text (an
@@ -14,12 +19,13 @@ indebted account's HF has no fixed bound) plus a float for plotting.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections import ChainMap
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from ingest.schema import Column, Table, register_table
 
-from .base import Metric, PriceUpdate, SummaryValue, View
+from .base import AccountEval, Metric, PriceUpdate, SummaryValue, View
 
 __all__ = ["Paths", "PRICE_PATH", "HEALTH_SNAPSHOTS"]
 
@@ -94,10 +100,26 @@ class Paths(Metric):
                              update.price, update.accepted, update.happened_block, update.price / self._unit))
 
     def on_run_end(self, view: View) -> None:
-        self._snapshot(view, "end")
+        self._snapshot(view, "end", self._fresh(view))
 
-    def _snapshot(self, view: View, phase: str) -> None:
-        for ev in view.accounts():
+    @staticmethod
+    def _fresh(view: View) -> list[AccountEval]:
+        """Every account evaluated at the current block, as the engine evaluates one (reference:
+        the reference prices over the oracle ones, for an account with debt)."""
+        ts = view.block.timestamp
+        prices = view.prices
+        ref_prices = ChainMap(dict(view.reference_prices), dict(prices)) \
+            if view.scenario.reference is not None else None
+        out = []
+        for user in sorted(view.adapter.users(view.state)):
+            h = view.adapter.account(view.state, user, prices, ts)
+            r = view.adapter.account(view.state, user, ref_prices, ts) \
+                if ref_prices is not None and h.debt_value else None
+            out.append(AccountEval(user, h, r))
+        return out
+
+    def _snapshot(self, view: View, phase: str, evals: Iterable[AccountEval] | None = None) -> None:
+        for ev in (view.accounts() if evals is None else evals):
             h = ev.oracle
             if not h.debt_value:
                 continue
@@ -118,5 +140,6 @@ class Paths(Metric):
         return {"oracle_updates": self._counts["oracle"], "reference_updates": self._counts["reference"],
                 "rejected_updates": self._counts["rejected"], "accounts_with_debt_start": len(start),
                 "accounts_with_debt_end": len(end),
-                "accounts_below_1_start": sum(1 for r in start if r[9] < 1),
-                "accounts_below_1_end": sum(1 for r in end if r[9] < 1)}
+                # exact: an HF a few wei below 1 WAD is 1.0 as a float
+                "accounts_below_1_start": sum(1 for r in start if int(r[7]) < WAD),
+                "accounts_below_1_end": sum(1 for r in end if int(r[7]) < WAD)}
