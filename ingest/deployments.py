@@ -230,6 +230,14 @@ def _from_doc(doc: dict, text: str, origin: str) -> DeploymentSet:
         missing = [r for r, required in roles.items() if required and r not in contracts]
         if missing:
             raise err("deployment", i, "contracts", f"missing required role(s) {missing}")
+        seen: dict[str, str] = {}
+        for role, addr in contracts.items():
+            # one contract in two roles: its logs would be staged under both, and an event both
+            # roles declare (the same signature) decoded and applied twice
+            other = seen.setdefault(str(addr).lower(), role)
+            if other != role:
+                raise err("deployment", i, f"contracts.{role}",
+                          f"{addr} is also contracts.{other}: each role is a different contract")
         out.deployments.append(Deployment(
             name=_str(d["name"], err("deployment", i, "name", "expected a non-empty string")),
             protocol=proto,

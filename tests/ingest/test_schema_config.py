@@ -117,6 +117,9 @@ pool = "0x87870Bca3F3fD6335C3F4ce8392D69350B4fA4E2"
     (GOOD.replace("chain_id = 1\nstart_block", "chain_id = 2\nstart_block"), 7,
      "deployment[0].chain_id", "but [meta] says 1"),
     (GOOD.replace("[meta]", "[meta"), 1, None, "invalid TOML"),
+    # one contract in two roles: its logs staged twice, an event both declare applied twice
+    (GOOD + 'pool_configurator = "0x87870bca3f3fd6335c3f4ce8392d69350b4fa4e2"\n', 11,
+     "deployment[0].contracts.pool_configurator", "is also contracts.pool"),
 ])
 def test_deployments_file_errors_name_file_line_and_field(tmp_path, text, line, field, msg):
     p = tmp_path / "d.toml"
