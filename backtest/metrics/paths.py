@@ -65,7 +65,8 @@ HEALTH_SNAPSHOTS = register_table(Table(
         Column("collateral_value", "HUGEINT", "collateral at oracle prices, base currency units", False),
         Column("debt_value", "HUGEINT", "debt at oracle prices, base currency units", False),
         Column("health_factor_wad", "VARCHAR", "HF at oracle prices, WAD, exact decimal", False),
-        Column("health_factor_reference_wad", "VARCHAR", "HF at reference prices (NULL: no reference)"),
+        Column("health_factor_reference_wad", "VARCHAR", "HF at reference prices, oracle prices for keys no "
+               "reference pair covers (NULL: no reference, or a held key's reference path not begun yet)"),
         Column("health_factor_f64", "DOUBLE", "derived: HF at oracle prices", False),
         Column("health_factor_reference_f64", "DOUBLE", "derived: HF at reference prices"),
         Column("debt_base_f64", "DOUBLE", "derived: debt_value in "
@@ -118,12 +119,31 @@ class Paths(Metric):
             out.append(AccountEval(user, h, r))
         return out
 
+    @staticmethod
+    def _unreferenced(view: View) -> frozenset[str]:
+        """Price keys a reference pair covers but the reference path has not priced yet (its
+        first point comes after the window start): an account's reference evaluation would read
+        the oracle price for them (the engine's fallback), passing the oracle HF off as the
+        reference one."""
+        ref = view.scenario.reference if view.scenario is not None else None
+        if ref is None:
+            return frozenset()
+        feed_keys: Mapping[str, Sequence[str]] = getattr(view, "feed_keys", None) or {}
+        have = view.reference_prices
+        return frozenset(k for f in ref.pairs for k in feed_keys.get(f, ()) if k not in have)
+
     def _snapshot(self, view: View, phase: str, evals: Iterable[AccountEval] | None = None) -> None:
+        missing = self._unreferenced(view)
+        ts = view.block.timestamp
         for ev in (view.accounts() if evals is None else evals):
             h = ev.oracle
             if not h.debt_value:
                 continue
             r = ev.reference
+            if r is not None and missing and any(
+                    k in missing for p in view.adapter.positions(view.state, ev.user, ts)
+                    if p.collateral or p.debt for k in view.price_keys(p.asset)):
+                r = None
             self._health.append((view.run_id, view.chain_id, view.block.number, phase, ev.user,
                                  h.collateral_value, h.debt_value, str(h.health_factor_wad),
                                  None if r is None or not r.debt_value else str(r.health_factor_wad),

@@ -49,3 +49,20 @@ def test_accounts_below_1_is_exact() -> None:
     m = Paths()
     m._snapshot(view, "start")  # type: ignore[arg-type]
     assert m.summary()["accounts_below_1_start"] == 1
+
+
+def test_start_reference_hf_is_null_before_the_reference_path_begins() -> None:
+    """The reference path's first point is inside the window (none at or before its start): at the
+    start the borrower's WETH has no reference price, and its "reference" HF was computed at the
+    oracle price (the engine falls back to it key by key), 3.3 as the oracle's, indistinguishable
+    from a reference that agrees. It is NULL until the path has a price for every referenced key
+    the account holds; the end figure is at the reference (1.98)."""
+    import dataclasses
+
+    sc = scenario(["paths"], delay=1000, reference=True)
+    inp = dataclasses.replace(inputs(market(debt_usdc=5_000), [], refs=[(1_020, 1_200)]), initial_refs={})
+    r = run_inputs(sc, inp)
+    start, end = _rows(r, "start"), _rows(r, "end")
+    assert [(x["health_factor_wad"], x["health_factor_reference_wad"], x["health_factor_reference_f64"])
+            for x in start] == [(str(33 * WAD // 10), None, None)]
+    assert [x["health_factor_reference_wad"] for x in end] == [str(198 * WAD // 100)]
