@@ -34,6 +34,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -507,10 +508,12 @@ def _bad_debt(d: _Data) -> Section:
     return s
 
 
-def _bucket(hf: float) -> int:
+def _bucket(hf_wad: int) -> int:
+    """The HF_BUCKETS bucket of an exact WAD health factor (not its float: one wei below 1e18,
+    a liquidatable account, is 1.0 as a float)."""
     i = 0
     for j, lo in enumerate(HF_BUCKETS):
-        if hf >= lo:
+        if hf_wad >= Decimal(str(lo)) * 10**18:
             i = j
     return i
 
@@ -527,10 +530,10 @@ def _health(d: _Data) -> Section:
     counts = {"start": [0] * len(labels), "end": [0] * len(labels)}
     debt = {"start": [0.0] * len(labels), "end": [0.0] * len(labels)}
     for phase, hf, base in d.q(
-        "SELECT phase, health_factor_f64, debt_base_f64 FROM bt.health_snapshots "
+        "SELECT phase, health_factor_wad, debt_base_f64 FROM bt.health_snapshots "
         "WHERE run_id = ? ORDER BY phase, user"
     ):
-        b = _bucket(float(hf))
+        b = _bucket(int(hf))
         counts[str(phase)][b] += 1
         debt[str(phase)][b] += float(base)
     s.blocks.append(

@@ -198,3 +198,23 @@ def test_on_chain_text_is_no_link_on_github() -> None:
         assert h.unescape(cell) == sym, (cell, sym)
     # before: the bare URL was linked
     assert "<a " in cmarkgfm.github_flavored_markdown_to_html("https://claim-airdrop.example/x")
+
+
+def test_health_buckets_are_exact_at_one(tmp_path: Path) -> None:
+    """An account one wei below HF 1 (liquidatable: Aave tests HF < 1e18) has health_factor_f64
+    1.0: bucketed by the float, the report put it in the 1–1.05 bucket with the healthy ones.
+    The buckets now read the exact WAD text."""
+    import backtest.metrics.paths as paths
+    from backtest.report.build import HF_BUCKETS, _health
+
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    _run_row(con, "r1", ("paths",))
+    con.execute(paths.HEALTH_SNAPSHOTS.ddl())
+    wad = 10**18
+    for user, hf in ((ALICE, wad - 1), (BOB, wad)):
+        con.execute("INSERT INTO bt.health_snapshots VALUES "
+                    "('r1', 1, 1, 'start', ?, 2, 1, ?, NULL, ?, NULL, 1.0)", [user, str(hf), hf / wad])
+    sec = _health(_Data(con, "r1"))
+    table = next(b for b in sec.blocks if isinstance(b, Table))
+    below, at = HF_BUCKETS.index(0.95), HF_BUCKETS.index(1.0)
+    assert (table.rows[below][1], table.rows[at][1]) == ("1", "1")
