@@ -22,8 +22,10 @@ project's public API only:
 5. writes the HTML and Markdown reports of the historical and stress runs under ``out/`` and
    prints a summary (``--json``: the same as JSON).
 
-The warehouse is replaced only when it is absent or itself a demo copy (it has
-``meta.sample``); a warehouse holding anything else is left alone and the demo exits 2.
+The warehouse is replaced only when it is absent or itself a demo copy (it has ``meta.sample``
+and no ``meta.runs`` but the sample's: nothing ingested or imported into it since; the demo's own
+``bt`` results are re-derived); a warehouse holding anything else is left alone and the demo
+exits 2.
 """
 
 from __future__ import annotations
@@ -69,14 +71,28 @@ def _meta(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     return {str(k): str(v) for k, v in con.execute("SELECT key, value FROM meta.sample").fetchall()}
 
 
-def _has_sample_meta(path: Path) -> bool:
+def _ingest_runs(path: Path) -> set[str] | None:
+    """The ``meta.runs`` ids of a warehouse that has ``meta.sample`` (a demo copy's are the
+    sample's own); None without ``meta.sample``."""
     con = duckdb.connect(str(path), read_only=True)
     try:
         n = con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'meta' AND "
                         "table_name = 'sample'").fetchall()[0][0]
-        return bool(n)
+        if not n:
+            return None
+        return {str(r[0]) for r in con.execute("SELECT run_id FROM meta.runs").fetchall()}
     finally:
         con.close()
+
+
+def _is_demo_copy(path: Path, sample: Path) -> bool:
+    """``path`` holds the sample and nothing ingested since: ``meta.sample``, and no ``meta.runs``
+    (ingest, import-prices) but the sample's. The demo's own results (``bt``) are re-derived."""
+    runs = _ingest_runs(path)
+    if runs is None:
+        return False
+    own = _ingest_runs(sample)
+    return own is not None and runs <= own
 
 
 def prepare_warehouse(db: Path, sample: Path = SAMPLE_DB) -> None:
@@ -85,13 +101,14 @@ def prepare_warehouse(db: Path, sample: Path = SAMPLE_DB) -> None:
         raise InputError(f"the bundled sample {sample} is missing; rebuild it with `deficit sample build`")
     if db.exists():
         try:
-            ours = _has_sample_meta(db)
+            ours = _is_demo_copy(db, sample)
         except duckdb.Error as e:
             raise InputError(f"{db} is not a readable DuckDB warehouse ({e}); pass --db to choose another "
                              f"file") from None
         if not ours:
-            raise InputError(f"{db} holds data that is not a demo copy of the sample; the demo will not "
-                             f"overwrite it: pass --db to choose another file")
+            raise InputError(f"{db} holds data that is not a demo copy of the sample (other tables, or "
+                             f"data ingested or imported into it); the demo will not overwrite it: pass "
+                             f"--db to choose another file")
     db.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".demo-", suffix=".duckdb", dir=db.parent)
     os.close(fd)

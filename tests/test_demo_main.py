@@ -136,3 +136,23 @@ def test_demo_text_summary_names_the_price_basis_and_its_own_paths(demo: tuple[d
     assert f"bad debt attributable to oracle lag, at market prices (peak / end) │ ${lag:,.2f}" in flat, text
     assert f"bad debt: peak unrealized at oracle prices (block) │ ${peak:,.2f}" in flat, text
     assert f"--junit {out / 'junit.xml'}" in text and "--junit out/junit.xml" not in text
+
+
+def test_demo_leaves_a_demo_copy_with_ingested_data_alone(tmp_path: Path) -> None:
+    """A demo copy is the default warehouse (data/warehouse.duckdb), which `deficit ingest` and
+    `deficit import-prices` write to by default: once they have added data to it, it is no longer
+    a copy the demo may replace (the data would be lost, and an ingest can cost hours)."""
+    from backtest.demo import SAMPLE_DB, prepare_warehouse
+    from backtest.errors import InputError
+
+    db = tmp_path / "warehouse.duckdb"
+    prepare_warehouse(db, SAMPLE_DB)
+    prices = tmp_path / "eth.csv"
+    prices.write_text("timestamp,price\n1610236829,1280.5\n1610236889,1281\n")
+    r = subprocess.run([sys.executable, "-m", "ingest.cli", "import-prices", str(prices), "--pair", "ETH/USD",
+                        "--db", str(db)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    before = db.read_bytes()
+    with pytest.raises(InputError, match="not a demo copy"):
+        prepare_warehouse(db, SAMPLE_DB)
+    assert db.read_bytes() == before
