@@ -126,8 +126,8 @@ def _parser(commands: Sequence[Command] = ()) -> argparse.ArgumentParser:
                      help="binance_kline | timestamp_price | riskdao_binance | coinapi_ohlcv "
                      "(default: detect)")
     imp.add_argument("--source", default=None, help="label for the series (default: file name)")
-    imp.add_argument("--db", type=Path, default=None)
-    imp.add_argument("--json", action="store_true")
+    imp.add_argument("--db", type=Path, default=None, help="warehouse file (default data/warehouse.duckdb)")
+    imp.add_argument("--json", action="store_true", help="print the summary as JSON")
 
     sch = sub.add_parser("schema", help="print every warehouse table and column with its meaning")
     sch.add_argument("--markdown", action="store_true", help="Markdown (as in docs/schema.md)")
@@ -143,9 +143,11 @@ def _parser(commands: Sequence[Command] = ()) -> argparse.ArgumentParser:
     demo = sub.add_parser("demo-ingest", help="ingestion end to end: build a local anvil chain with "
                           "Chainlink-style rounds (an aggregator switch mid-day) and Aave-ABI events, "
                           "ingest it, show what was stored")
-    demo.add_argument("--db", type=Path, default=None)
+    demo.add_argument("--db", type=Path, default=None,
+                      help="warehouse file (default data/demo-ingest.duckdb); its chain-31337 rows are "
+                      "replaced, so a file with chain-31337 data another command wrote is refused")
     demo.add_argument("--seed", type=int, default=7)
-    demo.add_argument("--json", action="store_true")
+    demo.add_argument("--json", action="store_true", help="print the summary as JSON")
 
     smp = sub.add_parser("sample", help="the bundled real-crash sample (data/sample.duckdb)")
     smp_sub = smp.add_subparsers(dest="sample_cmd", required=True)

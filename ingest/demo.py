@@ -241,8 +241,47 @@ def _deployments_toml(chain: DevChain, m: dict[str, Contract], eth_proxy: str,
     return "\n".join(lines) + "\n"
 
 
+#: ``meta.runs.endpoint_label`` of demo-ingest's runs: the chain-31337 data it may replace
+DEMO_ENDPOINT = "anvil (deficit demo-ingest)"
+
+
+def _refuse_other_local_data(db: Path) -> None:
+    """demo-ingest deletes every chain-31337 row before ingesting its new chain: refuse a file
+    whose chain-31337 data another command wrote (the bundled sample's copy made by ``deficit
+    demo``, a user's own anvil ingest), before anything is built or written."""
+    import duckdb
+
+    from .errors import ConfigError
+
+    if not db.exists():
+        return
+    try:
+        con = duckdb.connect(str(db), read_only=True)
+    except duckdb.Error as e:
+        raise ConfigError(f"{db} is not a readable DuckDB warehouse ({e}); pass --db to choose another "
+                          "file") from None
+    try:
+        tables = {f"{s}.{n}" for s, n in con.execute(
+            "SELECT schema_name, table_name FROM duckdb_tables()").fetchall()}
+        other: list[Any] = []
+        if "meta.runs" in tables:
+            other = con.execute("SELECT run_id FROM meta.runs WHERE chain_id = 31337 AND endpoint_label "
+                                "IS DISTINCT FROM ? ORDER BY run_id", [DEMO_ENDPOINT]).fetchall()
+        if not other and "raw.blocks" in tables and "meta.runs" not in tables:
+            other = con.execute("SELECT 'raw.blocks' FROM raw.blocks WHERE chain_id = 31337 "
+                                "LIMIT 1").fetchall()
+    finally:
+        con.close()
+    if other:
+        raise ConfigError(f"{db} holds chain-31337 data that demo-ingest did not write ({other[0][0]}"
+                          f"{' and more' if len(other) > 1 else ''}); demo-ingest replaces that chain's "
+                          "rows, so it will not run on this file: pass --db to choose another file")
+
+
 def run_demo(*, db: Path | None, seed: int, as_json: bool, console: Any) -> int:
-    """Build the demo chain on a fresh anvil, ingest it, print what was stored."""
+    """Build the demo chain on a fresh anvil, ingest it, print what was stored. The chain is new on
+    every run, so the warehouse's chain-31337 rows are deleted first: a file holding chain-31337
+    data another command wrote is refused (:func:`_refuse_other_local_data`)."""
     import time
 
     from .deployments import load_deployments
@@ -252,7 +291,8 @@ def run_demo(*, db: Path | None, seed: int, as_json: bool, console: Any) -> int:
     from .warehouse import DEFAULT_DB, Warehouse
 
     t0 = time.monotonic()
-    db = db or DEFAULT_DB
+    db = db or DEFAULT_DB.with_name("demo-ingest.duckdb")
+    _refuse_other_local_data(db)
     with Anvil(timestamp=DAY_START - 7200, keep_states=100_000) as node, DevChain(node.url) as chain:
         if not as_json:
             console.print(f"anvil on {node.url}: building the demo chain (seed {seed}) …")
@@ -267,7 +307,7 @@ def run_demo(*, db: Path | None, seed: int, as_json: bool, console: Any) -> int:
                 wh.drop_chain(31337)  # the demo chain is new on every run
                 summary = run_ingest(wh, rpc, IngestRequest(
                     chain_id=31337, deployments=dset, finality="head", chunk_blocks=200,
-                    endpoint_label=node.url))
+                    endpoint_label=DEMO_ENDPOINT))
                 counts = dict(wh.con.execute(
                     "SELECT 'raw.' || table_name, estimated_size FROM duckdb_tables() "
                     "WHERE schema_name='raw' AND estimated_size > 0 ORDER BY 1").fetchall())

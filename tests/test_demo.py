@@ -47,3 +47,19 @@ def test_demo_ingests_the_real_price_path_through_the_feed_rules(tmp_path):
             for q in [x.strip() for x in block.split("```")[0].split(";") if x.strip()]:
                 rows = wh.con.execute(q).fetchall()
                 assert rows, q
+
+
+def test_demo_ingest_leaves_other_local_chain_data_alone(tmp_path: Path) -> None:
+    """demo-ingest rebuilds its chain (id 31337) and deletes that chain's rows first: a warehouse
+    holding chain-31337 data it did not write (the bundled sample's copy that `deficit demo` makes,
+    a user's own anvil ingest) is refused and left unchanged, instead of silently losing it."""
+    from backtest.demo import SAMPLE_DB, prepare_warehouse
+
+    db = tmp_path / "warehouse.duckdb"
+    prepare_warehouse(db, SAMPLE_DB)
+    before = db.read_bytes()
+    r = subprocess.run([sys.executable, "-m", "ingest.cli", "demo-ingest", "--json", "--db", str(db)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
+    assert "31337" in r.stderr and "--db" in r.stderr
+    assert db.read_bytes() == before
