@@ -662,7 +662,9 @@ def _time(p: _P, w: Mapping[str, Any], key: str) -> dt.datetime | None:
     else:
         raise p.err(f"window.{key}", f"expected an ISO-8601 UTC time, got {v!r}")
     if t.tzinfo is None:
-        raise p.err(f"window.{key}", f"{v!r} has no UTC offset: append Z for UTC")
+        # a date alone ('2021-01-11', even '2021-01-11Z') parses without one too
+        raise p.err(f"window.{key}", f"{v!r} is not a time of day with a UTC offset: write it like "
+                    "2021-01-11T00:00:00Z (Z for UTC)")
     return t.astimezone(dt.UTC)
 
 

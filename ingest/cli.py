@@ -60,7 +60,9 @@ def parse_block_or_time(v: str) -> int | dt.datetime:
             f"{v!r} is neither a block number nor an ISO-8601 time like 2021-01-11T00:00:00Z"
         ) from None
     if t.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"{v!r} has no UTC offset: append Z for UTC")
+        # a date alone ('2021-01-11', even '2021-01-11Z') parses without one too
+        raise argparse.ArgumentTypeError(f"{v!r} is not a time of day with a UTC offset: write it like "
+                                         "2021-01-11T00:00:00Z (Z for UTC)")
     return t
 
 

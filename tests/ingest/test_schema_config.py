@@ -218,3 +218,21 @@ def test_deployments_for_another_chain_only_are_refused(tmp_path, capsys):
                  "--db", str(db)]) == 2
     err = capsys.readouterr().err
     assert "the deployments given are for chain(s) [1], none for chain 10" in err and "--chain" in err
+
+
+@pytest.mark.parametrize("text", ["2021-01-11", "2021-01-11Z", "2021-01-11T00:00"])
+def test_a_time_without_its_offset_says_how_to_write_one(text):
+    """'2021-01-11Z' (a date with Z) was told to 'append Z for UTC', which it had done: a date
+    alone parses without an offset. The message now shows the form to write."""
+    import argparse
+
+    from backtest.errors import ScenarioError
+    from backtest.scenario import parse_scenario
+    from ingest.cli import parse_block_or_time
+
+    with pytest.raises(argparse.ArgumentTypeError, match=r"write it like 2021-01-11T00:00:00Z"):
+        parse_block_or_time(text)
+    with pytest.raises(ScenarioError, match=r"write it like 2021-01-11T00:00:00Z") as e:
+        parse_scenario(f'name = "x"\nchain_id = 1\n[window]\nfrom = "{text}"\nto_block = 2\n[market]\n'
+                       'protocol = "aave_v3"\nsource = "m"\n', "s.toml")
+    assert e.value.field == "window.from"
