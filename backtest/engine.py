@@ -153,15 +153,14 @@ def apply_overrides(adapter: ProtocolAdapter[Any], state: Any, overrides: Overri
     a counterfactual run (the only mode with overrides; it applies no protocol event of the
     window, so nothing undoes them); a field the protocol's reserves lack (Aave v2: caps,
     protocol fee) or a category the market does not have is a :class:`ReplayError`."""
-    if overrides.emode:
-        for i, c in enumerate(overrides.emode):
-            cat = state.emode_categories.get(c.category)
-            if cat is None:
-                raise ReplayError(f"overrides.emode[{i}].category: the {adapter.name} market has no e-mode "
-                                  f"category {c.category}")
-            state.emode_categories[c.category] = dataclasses.replace(cat, **{
-                k: v for k, v in (("liquidation_threshold", c.liquidation_threshold_bps),
-                                  ("liquidation_bonus", c.liquidation_bonus_bps)) if v is not None})
+    for i, c in enumerate(overrides.emode):
+        cat = state.emode_categories.get(c.category)
+        if cat is None:
+            raise ReplayError(f"overrides.emode[{i}].category: the {adapter.name} market has no e-mode "
+                              f"category {c.category}")
+        state.emode_categories[c.category] = dataclasses.replace(cat, **{
+            k: v for k, v in (("liquidation_threshold", c.liquidation_threshold_bps),
+                              ("liquidation_bonus", c.liquidation_bonus_bps)) if v is not None})
     for i, o in enumerate(overrides.reserves):
         r = state.reserves.get(o.asset)
         if r is None:

@@ -22,17 +22,15 @@ the caller's logs, not in its results.
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 
 from ingest.schema import Column, Table, register_table
-from ingest.warehouse import Warehouse
+from ingest.warehouse import Warehouse, unregister
 
 from .metrics.base import Liquidation, SummaryValue
 from .sink import RowSink, arrow_schema, record_batch
@@ -245,6 +243,8 @@ def write_run(wh: Warehouse, run_id: str, tables: Mapping[Table, Sequence[tuple[
             # table this write does not list (a metric it no longer computes, rows derived after
             # it, as bt.reorg_exposure), or they would read as this run's
             listed = {t.fqn for t in tables}
+            bt_tables = {f"bt.{n}" for (n,) in con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'bt'").fetchall()}
             for (fqn,) in con.execute(
                     "SELECT DISTINCT t.schema_name || '.' || t.table_name FROM duckdb_tables() t "
                     "JOIN duckdb_columns() c USING (database_name, schema_name, table_name) "
@@ -260,9 +260,7 @@ def write_run(wh: Warehouse, run_id: str, tables: Mapping[Table, Sequence[tuple[
             now = tuple(list(row[c]) if isinstance(row[c], (list, tuple)) else row[c] for c in ident)
             before = con.execute(f"SELECT {', '.join(ident)} FROM bt.runs WHERE run_id = ?",
                                  [run_id]).fetchall()
-            has_attributions = con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'bt' "
-                                           "AND table_name = 'attributions'").fetchall()[0][0]
-            if before and tuple(before[0]) != now and has_attributions:
+            if before and tuple(before[0]) != now and "bt.attributions" in bt_tables:
                 con.execute("DELETE FROM bt.attributions WHERE with_cause_run_id = ? OR "
                             "without_cause_run_id = ?", [run_id, run_id])
         for t in sorted(tables, key=lambda t: t.fqn):
@@ -279,8 +277,5 @@ def write_run(wh: Warehouse, run_id: str, tables: Mapping[Table, Sequence[tuple[
                           else f"SELECT {', '.join(cols)} FROM {name}")
                 con.execute(f"INSERT INTO {t.fqn} {select}")
             finally:
-                # after a failed INSERT the transaction is aborted and unregister would raise
-                # "transaction is aborted", masking the INSERT's own error: let that one through
-                with contextlib.suppress(duckdb.Error):
-                    con.unregister(name)
+                unregister(con, name)
         ensure_views(con)  # the analysts' views over the tables that now exist (backtest.views)

@@ -61,7 +61,6 @@ Not generated: liquidations, flash loans, stable-rate debt, isolation mode, aTok
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import hashlib
 import math
@@ -74,7 +73,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 
 from ingest.datasets.aave_v3 import AaveV3
@@ -82,7 +80,7 @@ from ingest.datasets.base import LOGS
 from ingest.datasets.blocks import BLOCKS
 from ingest.datasets.chainlink import ORACLE_PHASES, ORACLE_ROUNDS, Chainlink
 from ingest.schema import Table
-from ingest.warehouse import CHECKPOINTS, REORGS, RUNS, Warehouse
+from ingest.warehouse import CHECKPOINTS, REORGS, RUNS, Warehouse, unregister
 from protocols.aave_v3.reserve_logic import calculate_interest_rates
 from protocols.aave_v3.state import InterestRateStrategy
 from protocols.fixed_point import (
@@ -441,9 +439,8 @@ class _Sink:
                     f"ORDER BY block_number, log_index",
                     [self.cfg.deployment, self.run_id],
                 )
-            finally:  # after a failed INSERT DuckDB refuses even this: keep the INSERT's error
-                with contextlib.suppress(duckdb.Error):
-                    con.unregister("_syn")
+            finally:
+                unregister(con, "_syn")
             self.rows[fqn] = self.rows.get(fqn, 0) + len(rows)
             rows.clear()
         self.pending = 0
@@ -1072,9 +1069,7 @@ def _write_rounds(
             [run_id],
         )
     finally:
-        with contextlib.suppress(duckdb.Error):
-            con.unregister("_rounds")
-            con.unregister("_feeds")
+        unregister(con, "_rounds", "_feeds")
 
 
 def _write_blocks(wh: Warehouse, cfg: SyntheticConfig, run_id: str, tx_count: dict[int, int]) -> None:
@@ -1102,8 +1097,7 @@ def _write_blocks(wh: Warehouse, cfg: SyntheticConfig, run_id: str, tx_count: di
             [run_id],
         )
     finally:
-        with contextlib.suppress(duckdb.Error):
-            con.unregister("_txc")
+        unregister(con, "_txc")
 
 
 def _tables() -> tuple[Table, ...]:

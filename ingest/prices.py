@@ -45,7 +45,6 @@ and importing the same file twice changes nothing but ``run_id``.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import datetime as dt
 import hashlib
@@ -65,7 +64,7 @@ import pyarrow as pa
 
 from .errors import PriceImportError
 from .schema import Column, Table, register_table
-from .warehouse import RUNS, Warehouse, fetch_one, utcnow
+from .warehouse import RUNS, Warehouse, fetch_one, unregister, utcnow
 
 __all__ = ["REFERENCE_PRICES", "FORMATS", "KNOWN_UNITS", "KINDS", "ImportSummary",
            "import_prices", "detect_format", "new_run_id"]
@@ -669,9 +668,8 @@ def import_prices(wh: Warehouse, path: str | Path, *, fmt: str | None = None, pa
             try:
                 con.execute(f"INSERT INTO {REFERENCE_PRICES.fqn} ({cols}) SELECT {cols} "
                             f"FROM {stage} ORDER BY ts_us")
-            finally:  # after a failed INSERT DuckDB refuses even this: keep the INSERT's error
-                with contextlib.suppress(duckdb.Error):
-                    con.unregister(stage)
+            finally:
+                unregister(con, stage)
             _record_run(con, run_id, started, "ok",
                         msg + (f"; replaced {replaced} rows" if replaced else ""), datasets)
     except Exception as e:

@@ -23,7 +23,7 @@ import duckdb
 from .errors import WarehouseError, WarehouseLocked
 from .schema import Column, Table, register_table
 
-__all__ = ["Warehouse", "DEFAULT_DB", "fetch_one", "RUNS", "CHECKPOINTS", "REORGS", "utcnow"]
+__all__ = ["Warehouse", "DEFAULT_DB", "fetch_one", "unregister", "RUNS", "CHECKPOINTS", "REORGS", "utcnow"]
 
 DEFAULT_DB = Path(__file__).resolve().parent.parent / "data" / "warehouse.duckdb"
 
@@ -87,6 +87,16 @@ REORGS = register_table(Table(
     "ingest.reorg", ("chain_id", "detected_at")))
 
 _LOCK_RE = re.compile(r"(?i)(conflicting lock|could not set lock)")
+
+
+def unregister(con: duckdb.DuckDBPyConnection, *names: str) -> None:
+    """``con.unregister(name)`` for each name, in a ``finally`` after a registered relation was
+    used: after a failed statement the transaction is aborted and DuckDB refuses even this, and
+    its TransactionException would replace the error being raised (a typed DecodeError, the
+    INSERT's own); the ROLLBACK that follows drops the registrations anyway."""
+    for name in names:
+        with contextlib.suppress(duckdb.Error):
+            con.unregister(name)
 
 
 def fetch_one(cur: duckdb.DuckDBPyConnection) -> tuple | None:

@@ -9,7 +9,6 @@ into ``raw.logs`` rows and decoded rows, validating strictly before anything is 
 from __future__ import annotations
 
 import atexit
-import contextlib
 import os
 import re
 import secrets
@@ -27,7 +26,7 @@ from .. import bulk_decode
 from ..abi import EventSpec, snake_case
 from ..errors import ConfigError, DecodeError, InconsistentLogError, ValueOutOfRange
 from ..schema import LINEAGE_LOG_COLUMNS, Column, Table, register_table, sql_str
-from ..warehouse import fetch_one
+from ..warehouse import fetch_one, unregister
 
 if TYPE_CHECKING:
     from ..deployments import DeploymentSet
@@ -296,14 +295,6 @@ def _stage_sql(rel: str) -> str:
         f"{raw('logIndex')} || '|' || {raw('transactionHash')}) END")
 
 
-def _unregister(con: duckdb.DuckDBPyConnection, name: str) -> None:
-    """``con.unregister(name)`` in a ``finally``: after a failed statement the transaction is
-    aborted and DuckDB refuses even this, which would replace the error being raised (a typed
-    DecodeError) with 'Current transaction is aborted'; the ROLLBACK that follows drops it."""
-    with contextlib.suppress(duckdb.Error):
-        con.unregister(name)
-
-
 def _raise_log_error(e: duckdb.Error) -> None:
     """Turn the staging statement's ``error()`` into the typed error it stands for."""
     m = re.search(rf"{_LOG_ERR}\|(\w+)\|([^|]*)\|(\d+)\|(\d+)\|([^|]*)\|([^|]*)\|([^|\s\"]*)",
@@ -404,7 +395,7 @@ def stage_arrow(con: duckdb.DuckDBPyConnection, batches: Sequence[LogsBatch]) ->
         _raise_log_error(e)
         raise
     finally:
-        _unregister(con, "_stage_json")
+        unregister(con, "_stage_json")
     n = fetch_one(con.execute("SELECT count(*) FROM _stage"))
     return int(n[0]) if n else 0
 
@@ -435,7 +426,7 @@ def write_logs(con: duckdb.DuckDBPyConnection, staged: pa.Table, *, chain_id: in
         _raise_log_error(e)
         raise
     finally:
-        _unregister(con, "_stage_json")
+        unregister(con, "_stage_json")
     return write_stage(con, chain_id=chain_id, dataset=dataset, run_id=run_id,
                        event_tables=event_tables)
 
@@ -558,7 +549,7 @@ def _insert_bulk(con: duckdb.DuckDBPyConnection, et: EventTable, rel: str, chain
         con.execute(f"INSERT INTO {et.table.fqn} SELECT ?, {_LINEAGE}, {', '.join(sel)}, ? "
                     "FROM _stage_bulk", [chain_id, run_id])
     finally:
-        _unregister(con, "_stage_bulk")
+        unregister(con, "_stage_bulk")
     return True
 
 
@@ -591,7 +582,7 @@ def _insert_dynamic(con: duckdb.DuckDBPyConnection, et: EventTable, rel: str, ch
             f"INSERT INTO {et.table.fqn} SELECT ?, block_number, block_hash, tx_hash, tx_index, "
             f"log_index, address, role, source, {sel}? FROM _stage_dyn", [chain_id, run_id])
     finally:
-        _unregister(con, "_stage_dyn")
+        unregister(con, "_stage_dyn")
 
 
 _I64 = (-(2**63), 2**63 - 1)

@@ -6,7 +6,6 @@ with the node on every run. Headers come from batched ``eth_getBlockByNumber(n, 
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +14,7 @@ import pyarrow as pa
 
 from ..errors import BrokenChainError, ChainDataError, DecodeError
 from ..schema import Column, Table, register_table
-from ..warehouse import fetch_one
+from ..warehouse import fetch_one, unregister
 
 if TYPE_CHECKING:
     from ..rpc import JsonRpcClient
@@ -130,8 +129,7 @@ def write_blocks(con: duckdb.DuckDBPyConnection, blocks: Sequence[dict[str, Any]
             "ELSE 'unfinalized' END, ? - number::UBIGINT, ? FROM _stage_blocks",
             [chain_id, final_upto, head, run_id])
     finally:
-        with contextlib.suppress(duckdb.Error):  # refused in an aborted transaction (rolled back)
-            con.unregister("_stage_blocks")
+        unregister(con, "_stage_blocks")
 
 
 def _num(blk: dict[str, Any]) -> int | None:
