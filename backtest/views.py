@@ -180,6 +180,8 @@ LIQ_DELAY = register_table(Table(
         _RUN, _CHAIN,
         Column("block_number", "UBIGINT", "block of the liquidation"),
         Column("block_ts", "UBIGINT", "its timestamp, unix seconds"),
+        Column("log_index", "UINTEGER", "observed: log index of its LiquidationCall, which tells apart "
+               "liquidations of one account in one transaction (NULL: simulated)"),
         Column("origin", "VARCHAR", "observed | simulated"),
         Column("committed", "BOOLEAN", "changed the replayed state"),
         Column("user", "VARCHAR", "liquidated account"),
@@ -197,8 +199,8 @@ LIQ_DELAY = register_table(Table(
                "observed)"),
         Column("tx_hash", "VARCHAR", "observed: its transaction"),
     ),
-    "backtest.views", ("run_id", "block_number", "user"), kind="view", view_sql="""
-SELECT l.run_id, l.chain_id, l.block_number, l.block_ts,
+    "backtest.views", ("run_id", "block_number", "log_index", "user"), kind="view", view_sql="""
+SELECT l.run_id, l.chain_id, l.block_number, l.block_ts, l.log_index,
        CASE WHEN l.observed THEN 'observed' ELSE 'simulated' END AS origin, l.committed, l."user",
        l.collateral_asset, l.debt_asset, l.liquidatable_since_block, l.delay_blocks,
        CAST(l.block_number AS BIGINT) - CAST(l.decided_block AS BIGINT) AS reaction_blocks,
