@@ -193,13 +193,14 @@ def _replay(sc: Scenario, inputs: ReplayInputs, rid: str, naive: bool, version: 
 
 # ---------------------------------------------------------------------------- loading
 
-def _ingest_hint(sc: Scenario, what: str, a: int, b: int) -> str:
+def _ingest_hint(sc: Scenario, what: str, a: int, b: int, dataset: str | None = None) -> str:
     """The ``deficit ingest`` command that fetches what is missing (``what``: ``blocks``, a feed, or a
-    market deployment named in a preset or deployments file)."""
+    market deployment named in a preset or deployments file; ``dataset``: the one to ingest)."""
     base = f"deficit ingest --chain {sc.chain_id} --from {a} --to {b}"
     if what == "blocks":
         return f"{base} --datasets blocks --deployments <your deployments file> (or --preset NAME)"
-    return f"{base} --deployments <file naming {what}> (or --preset NAME)"
+    only = f" --datasets {dataset}" if dataset else ""
+    return f"{base}{only} --deployments <file naming {what}> (or --preset NAME)"
 
 
 def _ingested_span(wh: Warehouse, chain: int) -> str:
@@ -232,9 +233,10 @@ def _require(wh: Warehouse, sc: Scenario, dataset: str, source: str, a: int, b: 
         if x <= a and b <= y:
             return
     have = _covered(wh, sc.chain_id, dataset, source)
+    hint = _ingest_hint(sc, "blocks" if dataset == "blocks" else source, a, b,
+                        "chainlink" if dataset == "chainlink" else None)
     raise MissingData(f"{what} ({dataset}:{source}) is not ingested over blocks {a}..{b} on chain "
-                      f"{sc.chain_id} (ingested: {have or 'nothing'}); "
-                      f"run `{_ingest_hint(sc, 'blocks' if dataset == 'blocks' else source, a, b)}`")
+                      f"{sc.chain_id} (ingested: {have or 'nothing'}); run `{hint}`")
 
 
 def _resolve_window(wh: Warehouse, sc: Scenario) -> Scenario:
@@ -410,6 +412,10 @@ def load_inputs(wh: Warehouse, scenario: Scenario, *, stream: bool = False) -> t
         raise MissingData("raw.oracle_rounds does not exist: no price feed was ingested; add the feeds "
                           f"{feeds} as [[feed]] entries and run `{_ingest_hint(sc, 'the feeds', fb, tb)}`")
     initial, rounds = _feed_rounds(wh, sc, feeds, fb, tb)
+    for f in feeds:  # rounds past an ingested range are simply absent: the last answer would be held
+        what = f"oracle source of {feed_keys[f]}" if f in feed_keys else "a source from the window"
+        a = min(fb, initial[f].block_number) if f in initial else fb  # from the answer in force at fb
+        _require(wh, sc, "chainlink", f, a, tb, f"feed {f} ({what})")
     initial |= {r.feed: r for r in fixed.values()}
     in_window = {r.feed for r in rounds}
     for f in feeds:
