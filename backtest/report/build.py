@@ -79,7 +79,16 @@ def _fmt(v: Any, digits: int = 2) -> str:
             return "NaN"
         if abs(v) >= 1000:
             return f"{v:,.{digits}f}"
-        return f"{v:.{max(digits, 4)}g}" if abs(v) < 1 and v else f"{v:,.{digits}f}"
+        if abs(v) < 1 and v:
+            # significant digits, as many as it takes for a ratio below 1 not to read 1 (a recall
+            # of 0.99999 is not a perfect score)
+            p = max(digits, 4)
+            s = f"{v:.{p}g}"
+            while abs(float(s)) >= 1 and p < 17:
+                p += 1
+                s = f"{v:.{p}g}"
+            return s
+        return f"{v:,.{digits}f}"
     return str(v)
 
 
@@ -249,7 +258,8 @@ def _provenance(d: _Data) -> Section:
                 Table(
                     ("ingest run", "command", "endpoint", "blocks", "finality", "code", "status"),
                     [
-                        (a, b, c or "–", f"{f} … {t}" if f is not None else "–", fin, cv, st)
+                        (a, b, c or "–", f"{_fmt(f)} … {_fmt(t)}" if f is not None else "–", _fmt(fin),
+                         _fmt(cv), _fmt(st))
                         for a, b, c, f, t, fin, cv, st in ing
                     ],
                 )
@@ -814,16 +824,37 @@ def _finality(d: _Data) -> Section:
                 )
             )
         else:
-            s.blocks.append(Para("No reorg recorded in meta.reorgs touches the window.", "note"))
+            _reorgs_not_computed(d, s, "bt.reorg_exposure has no rows of this run")
     else:
-        s.blocks.append(
-            Para(
-                "Reorg exposure was not computed for this run (bt.reorg_exposure absent: "
-                "backtest.metrics.finality.reorg_exposure writes it after a run).",
-                "note",
-            )
-        )
+        _reorgs_not_computed(d, s, "bt.reorg_exposure absent")
     return s
+
+
+def _reorgs_not_computed(d: _Data, s: Section, why: str) -> None:
+    """What meta.reorgs says of the window when bt.reorg_exposure has no row of the run: the table
+    is written for the runs of a finality attribution only (and by reorg_exposure after a run), so
+    rows of other runs make it exist without saying anything of this one."""
+    r = d.run
+    touching = d.con.execute(
+        "SELECT fork_block, old_tip_block, depth, run_id, logs_removed FROM meta.reorgs "
+        "WHERE chain_id = ? AND fork_block + 1 <= ? AND old_tip_block >= ? ORDER BY fork_block, detected_at",
+        [r["chain_id"], r["to_block"], r["from_block"]],
+    ).fetchall() if d.has("meta.reorgs") else []
+    if not touching:
+        if d.has("meta.reorgs"):
+            s.blocks.append(Para("No reorg recorded in meta.reorgs touches the window.", "note"))
+        else:
+            s.blocks.append(Para(f"Reorg exposure was not computed for this run ({why}: "
+                                 "backtest.metrics.finality.reorg_exposure writes it after a run).", "note"))
+        return
+    s.blocks.append(Para(
+        f"Reorg exposure was not computed for this run ({why}: backtest.metrics.finality.reorg_exposure "
+        f"writes it after a run), but meta.reorgs records {len(touching)} reorg(s) whose replaced blocks "
+        "intersect the window: the run's rows in them are not counted here.", "note"))
+    s.blocks.append(Table(
+        ("fork block", "old tip", "depth", "detected by", "logs removed"),
+        [(_fmt(a), _fmt(b), _fmt(c), e, _fmt(f)) for a, b, c, e, f in touching],
+    ))
 
 
 def _fidelity(d: _Data) -> Section:

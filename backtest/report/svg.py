@@ -103,12 +103,13 @@ def _nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
 
 def fmt_num(v: float) -> str:
     a = abs(v)
-    if a >= 1e9:
-        return f"{v / 1e9:.3g}B"
-    if a >= 1e6:
-        return f"{v / 1e6:.3g}M"
     if a >= 1e4:
-        return f"{v / 1e3:.3g}k"
+        # the unit is chosen after rounding: 999,600 is '1M', not '1e+03k' (1000 thousands)
+        for div, unit in ((1e3, "k"), (1e6, "M"), (1e9, "B")):
+            s = f"{v / div:.3g}"
+            if abs(float(s)) < 1000:
+                return s + unit
+        return f"{v / 1e9:,.0f}B"
     if a >= 100 or v == int(v):
         return f"{v:,.0f}"
     return f"{v:.3g}"

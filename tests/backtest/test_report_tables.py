@@ -300,3 +300,86 @@ def test_the_chains_liquidators_costs_are_unknown_not_zero() -> None:
     assert [by["simulated, prediction"][f"{k} USD"] for k in ("gas", "slippage", "profit")] == [
         "3.00", "2.00", "20.00"]
     con.close()
+
+
+def test_a_reorg_of_the_window_is_not_called_absent_for_a_run_without_its_exposure() -> None:
+    """bt.reorg_exposure is written for the runs of a finality attribution only (deficit demo's
+    wait:0 / wait:64 runs), and the finality section of any other run of the warehouse said 'No
+    reorg recorded in meta.reorgs touches the window' because the table existed (other runs' rows),
+    while meta.reorgs recorded one inside the window. The report now reads meta.reorgs itself."""
+    import backtest.metrics.finality as finality
+    import ingest.warehouse as iw
+    from backtest.report.build import _finality
+
+    con = _con(("finality",))
+    con.execute(finality.REORGS.ddl())
+    con.execute("CREATE SCHEMA meta")
+    con.execute(iw.REORGS.ddl())
+    # another run's exposure row: the table exists; r1 (window 1..100) has none
+    _insert(con, finality.REORGS, [_row(finality.REORGS, run_id="other", block_number=40, old_tip_block=42,
+                                        depth=2, detected_by_run="ingest-9")])
+    con.execute("INSERT INTO meta.reorgs VALUES (1, TIMESTAMPTZ '2026-01-01 00:00:00+00', 'ingest-9', 40, 2, "
+                "42, ['0xa', '0xb'], ['0xc', '0xd'], 7)")
+    # a reorg of another chain and one above the window do not touch it
+    at = "TIMESTAMPTZ '2026-01-01 00:00:00+00'"
+    con.execute(f"INSERT INTO meta.reorgs VALUES (2, {at}, 'ingest-8', 40, 2, 42, [], [], 1), "
+                f"(1, {at}, 'ingest-7', 100, 3, 103, [], [], 1)")
+    sec = _finality(_Data(con, "r1"))
+    texts = [b.text for b in sec.blocks if isinstance(b, Para)]
+    assert not any(t.startswith("No reorg") for t in texts), texts
+    assert any("not computed for this run" in t for t in texts), texts
+    [t] = [b for b in sec.blocks if isinstance(b, Table) and b.headers[0] == "fork block"]
+    assert [list(r) for r in t.rows] == [["40", "42", "2", "ingest-9", "7"]], t.rows
+    # with no reorg in meta.reorgs touching the window, the sentence is true and stays
+    con.execute("DELETE FROM meta.reorgs WHERE run_id = 'ingest-9'")
+    texts = [b.text for b in _finality(_Data(con, "r1")).blocks if isinstance(b, Para)]
+    assert "No reorg recorded in meta.reorgs touches the window." in texts, texts
+    con.close()
+
+
+def test_a_plot_label_keeps_its_unit_prefix() -> None:
+    """Waterfall bar labels and tooltips are data values: 999,600 USD read '1e+03k' (rounded to
+    1000 thousands after choosing 'k'), 1.5 trillion '1.5e+03B'."""
+    from backtest.report.svg import fmt_num
+
+    assert fmt_num(999_600) == "1M"
+    assert fmt_num(-999_600) == "-1M"
+    assert fmt_num(999_600_000) == "1B"
+    assert fmt_num(1.5e12) == "1,500B"
+    assert [fmt_num(v) for v in (999_499, 12_345, 9_999.7, 0.5, 0)] == ["999k", "12.3k", "10,000", "0.5", "0"]
+
+
+def test_a_ratio_below_one_is_never_shown_as_one() -> None:
+    """Fidelity recall and precision (and any float below 1) were formatted to 4 significant
+    digits: a recall of 99,999 in 100,000 (0.99999, one observed liquidation the model missed)
+    read '1', a perfect score, in the headline and the fidelity table."""
+    from backtest.report.build import _fmt
+
+    assert _fmt(0.99999) == "0.99999"
+    assert _fmt(-0.99999) == "-0.99999"
+    assert _fmt(1 - 1e-12) not in ("1", "1.00", "1.000")
+    assert [_fmt(v) for v in (1.0, 0.5, 0.123456, 0.004)] == ["1.00", "0.5", "0.1235", "0.004"]
+
+
+def test_an_ingest_run_without_finality_says_unknown_not_none() -> None:
+    """The provenance's ingest-runs table printed a NULL finality (import-prices runs) as Python's
+    'None'; every other unknown of the report is '–'."""
+    import ingest.warehouse as iw
+    from backtest.report.build import _provenance
+
+    con = _con(("bad_debt",))
+    con.execute("UPDATE bt.runs SET data_sources = ['prices-1']")
+    con.execute("CREATE SCHEMA meta")
+    con.execute(iw.RUNS.ddl())
+    cols = [c.name for c in iw.RUNS.columns]
+    given = {"run_id": "prices-1", "command": "import-prices", "chain_id": 1, "status": "ok",
+             "code_version": "v1", "started_at": "2026-01-01 00:00:00+00"}
+    con.execute(f"INSERT INTO meta.runs ({', '.join(given)}) VALUES ({', '.join('?' * len(given))})",
+                list(given.values()))
+    assert "finality" in cols
+    sec = _provenance(_Data(con, "r1"))
+    [t] = [b for b in sec.blocks if isinstance(b, Table) and b.headers[0] == "ingest run"]
+    row = dict(zip(t.headers, t.rows[0], strict=True))
+    assert row["finality"] == "–", row
+    assert "None" not in [str(c) for c in t.rows[0]], t.rows
+    con.close()
