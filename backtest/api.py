@@ -34,13 +34,14 @@ import polars as pl
 
 from ingest.version import code_version
 from ingest.warehouse import DEFAULT_DB, Warehouse
+from protocols.base import ProtocolAdapter
 from protocols.domain import ProtocolEvent
 from protocols.registry import get_adapter
 
 from .clock import Blocks
 from .engine import Replay, ReplayInputs, ReplayOutput
 from .errors import InputError, MissingData, ReplayError
-from .feed import EventStream, fetch_columns, protocol_events
+from .feed import EventStream, event_sources, fetch_columns, protocol_events
 from .oracle import FeedRules, RefPoint, Round, SourceChange, republish_rules
 from .outputs import write_run
 from .scenario import Scenario, load_scenario
@@ -450,10 +451,8 @@ def load_inputs(wh: Warehouse, scenario: Scenario, *, stream: bool = False) -> t
                              from_block=fb, to_block=tb)
         if not stream:
             events = list(events)
-    sources = sorted({str(r[0]) for r in con.execute(
-        "SELECT DISTINCT run_id FROM meta.checkpoints WHERE chain_id=? AND ((dataset='blocks') OR "
-        "(dataset=? AND source=?) OR (dataset='chainlink' AND source IN (SELECT unnest(?))))",
-        [chain, m.dataset, m.source, feeds]).fetchall()} | set(_reference_runs(wh, sc, blocks)))
+    sources = sorted(set(_ingest_runs(wh, adapter, chain, m.dataset, m.source, feeds, fb, tb))
+                     | set(_reference_runs(wh, sc, blocks)))
     inputs = ReplayInputs(adapter, state, chain, fb, tb, blocks, {f: tuple(k) for f, k in feed_keys.items()},
                           rounds, initial, refs, init_refs, events, tuple(sources),
                           {f: r.decimals for f, r in initial.items()} | {r.feed: r.decimals for r in rounds
@@ -632,6 +631,33 @@ def _check_one_source(sc: Scenario, rows: list[tuple[Any, ...]], t0: int) -> Non
                                f"would interleave; set reference.source to one of {sorted(by)}")
             if b > end:
                 last_src, end = name, b
+
+
+def _ingest_runs(wh: Warehouse, adapter: ProtocolAdapter[Any], chain: int, dataset: str, source: str,
+                 feeds: list[str], fb: int, tb: int) -> list[str]:
+    """The ingest runs (``meta.runs.run_id``) whose rows the replay reads, from the rows themselves:
+    the market's event tables up to the window's end (the state before it is rebuilt from them, the
+    oracle sources and the fixed WETH price come from them), the feeds' rounds up to its end, and
+    ``raw.blocks`` from the market's first event (or the window's start) to its end. Not from
+    ``meta.checkpoints``, whose merged intervals keep only the run that last extended them and reach
+    past the window: a later ingest of other blocks changed the run's id and lineage with nothing
+    it reads."""
+    tables = {s.table for s in event_sources(adapter, dataset)} | {
+        f"raw.{dataset}_{t}" for t in ("asset_source_updated", "reserve_data_updated", "weth_set")}
+    market = " UNION ALL ".join(
+        f"SELECT run_id, block_number FROM {t} WHERE chain_id = $c AND source = $s AND block_number <= $tb"
+        for t in sorted(tables) if _exists(wh, t))
+    parts = ["SELECT run_id FROM raw.oracle_rounds WHERE chain_id = $c AND feed IN (SELECT unnest($f)) AND "
+             "block_number <= $tb",
+             "SELECT run_id FROM raw.blocks WHERE chain_id = $c AND number <= $tb AND number >= "
+             + ("least($fb, (SELECT min(block_number) FROM m))" if market else "$fb")]
+    if market:
+        parts.append("SELECT run_id FROM m")
+    sql = (f"WITH m AS ({market}) " if market else "") + " UNION ".join(parts) + " ORDER BY 1"
+    args: dict[str, Any] = {"c": chain, "f": feeds, "fb": fb, "tb": tb}
+    if market:
+        args["s"] = source
+    return [str(r[0]) for r in wh.con.execute(sql, args).fetchall()]
 
 
 def _reference_runs(wh: Warehouse, sc: Scenario, blocks: Blocks) -> list[str]:

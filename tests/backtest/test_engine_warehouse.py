@@ -292,3 +292,46 @@ def test_an_unknown_pool_needs_its_rule_set(chain: Chain, tmp_path: Path) -> Non
     with pytest.raises(ScenarioError, match=r"not a known deployment.*set market.rules") as e:
         run(f, db=chain.db)
     assert e.value.field == "market.rules"
+
+
+def test_ingesting_past_the_window_does_not_change_the_runs_data_sources(chain: Chain, tmp_path: Path) -> None:
+    """bt.runs.data_sources (and so the derived run id) named every ingest run with a checkpoint of
+    the blocks, the market or its feeds on the chain, wherever its blocks were: extending the
+    warehouse past the window (a later ingest that adds blocks, market logs and rounds the window
+    never reads) gave the same replay of the same rows a new run id and lineage. It names the runs
+    whose rows the replay reads (blocks of the window, the market's logs and the feeds' rounds up to
+    its end), here the one ingest and the reference import."""
+    import shutil
+
+    db = tmp_path / "w.duckdb"
+    shutil.copy(chain.db, db)
+    sc = _scenario(chain, tmp_path)
+    before = run(sc, db=db)
+    with Warehouse(db) as wh:
+        ingest_runs = {str(r[0]) for r in wh.con.execute("SELECT DISTINCT run_id FROM raw.blocks").fetchall()}
+    assert len(ingest_runs) == 1
+    assert list(before.frames()["bt.runs"]["data_sources"][0]) == sorted(ingest_runs | {"prices-1"})
+    # the chain goes on: a new round and more blocks, ingested by a second run
+    m = chain.m
+    m.set_price("WETH", 1_700 * 10**8)
+    m.chain.mine(3)
+    dep = tmp_path / "deployments.toml"
+    shutil.copy(chain.db.parent / "deployments.toml", dep)
+    rpc = JsonRpcClient(HttpTransport(m.chain.url), backoff_base=0.01)
+    try:
+        with Warehouse(db) as wh:
+            run_ingest(wh, rpc, IngestRequest(chain_id=31337, deployments=load_deployments(dep),
+                                              finality="head", endpoint_label="test", chunk_blocks=500))
+            later = {str(r[0]) for r in wh.con.execute(
+                "SELECT DISTINCT run_id FROM raw.blocks WHERE number > ?", [chain.to_block]).fetchall()}
+            assert later and not later & ingest_runs
+            assert wh.con.execute("SELECT count(*) FROM raw.oracle_rounds WHERE block_number > ?",
+                                  [chain.to_block]).fetchone()[0] > 0
+    finally:
+        rpc.close()
+    after = run(sc, db=db)
+    assert after.run_id == before.run_id
+    with Warehouse(db) as wh:
+        (sources,) = wh.con.execute("SELECT data_sources FROM bt.runs WHERE run_id = ?",
+                                    [after.run_id]).fetchone()
+    assert sources == sorted(ingest_runs | {"prices-1"})
