@@ -132,6 +132,9 @@ class RunContext:
         self.wh, self.rpc, self.chain_id, self.run_id = wh, rpc, chain_id, run_id
         self.range_start = range_start
         self.state: dict[Any, Any] = {}
+        #: the node's head the last reorg check compared the stored blocks with: stored blocks
+        #: above it were not verified (set by :func:`ingest.reorg.verify_and_rollback`)
+        self.verified_head = -1
         self._summary = summary
 
     def warn(self, msg: str) -> None:
@@ -389,12 +392,16 @@ def _run(wh: Warehouse, rpc: JsonRpcClient, req: IngestRequest, run_id: str,
     if rep:
         summary.reorgs.append(rep)
     upto, final, head = _watermark(rpc, req.finality, ctx.warn)
-    if final >= 0:
-        # blocks stored as 'unfinalized' that are now final: the reorg check above verified the
-        # stored hash chain against the node up to its head, so they are the final blocks
+    # blocks stored as 'unfinalized' that are now final: the reorg check above verified the
+    # stored hash chain against the node up to the head it saw, so those up to it are the final
+    # blocks. Not above it: an endpoint whose eth_blockNumber lags behind its 'finalized' tag (a
+    # load balancer's backends) would have every stored block up to 'finalized' marked final,
+    # blocks orphaned since they were stored with them; a later run verifies and marks them
+    upgrade_to = min(final, ctx.verified_head)
+    if upgrade_to >= 0:
         with wh.transaction() as con:
             con.execute("UPDATE raw.blocks SET finality_at_ingest = 'finalized' WHERE chain_id = ? "
-                        "AND number <= ? AND finality_at_ingest <> 'finalized'", [chain, final])
+                        "AND number <= ? AND finality_at_ingest <> 'finalized'", [chain, upgrade_to])
     hi = req.to_block if req.to_block is not None else upto
     if hi > upto:
         summary.clipped_to = upto

@@ -108,6 +108,7 @@ def verify_and_rollback(ctx: RunContext) -> tuple[int, int] | None:
     # left for a later run (a missing block used to count as a mismatch: the stored blocks above
     # the head were deleted and a reorg that never happened was recorded)
     head = int(ctx.rpc.call("eth_blockNumber", []), 16)
+    ctx.verified_head = head  # the stored blocks up to it are verified below (or rolled back)
     for lo, hi in sorted(intervals, reverse=True):
         if lo > head:
             continue

@@ -199,3 +199,59 @@ def test_a_block_missing_below_the_nodes_head_is_not_a_reorg(tmp_path: Path) -> 
     assert wh.con.execute("SELECT count(*), max(number) FROM raw.blocks").fetchall()[0] == (21, 20)
     assert _verify(wh, Node(30)) is None  # a consistent node agrees: no reorg
     wh.close()
+
+
+class ForkingNode(HeaderNode):
+    """``HeaderNode`` with a settable ``finalized`` block, linked parent hashes on both sides of a
+    fork, and an ``eth_blockNumber`` that may lag (a load balancer's backend behind the one that
+    answers the 'finalized' tag)."""
+
+    def __init__(self, head: int, finalized: int, forked_from: int | None = None,
+                 reported_head: int | None = None):
+        super().__init__(head, forked_from)
+        self.finalized, self.reported_head = finalized, reported_head
+
+    def _block(self, n: int) -> dict[str, Any] | None:
+        b = super()._block(n)
+        if b is not None and n:
+            b["parentHash"] = self._block(n - 1)["hash"]  # type: ignore[index]
+        return b
+
+    def call(self, method: str, params: list[Any]) -> Any:
+        if method == "eth_blockNumber" and self.reported_head is not None:
+            return hex(self.reported_head)
+        if method == "eth_getBlockByNumber" and params[0] == "finalized":
+            return self._block(self.finalized)
+        return super().call(method, params)
+
+
+def test_blocks_above_the_head_the_reorg_check_saw_are_not_marked_final_unverified(
+        tmp_path: Path) -> None:
+    """A --head run stores 0..29 with 20..29 'unfinalized'. The chain then reorganizes from
+    block 24 on and finalizes up to 29. The next run's endpoint answers eth_blockNumber from a
+    lagging backend (22) and the 'finalized' tag from an up-to-date one (29): the reorg check
+    verifies the stored chain up to 22 only, but every stored block up to 29 was marked
+    'finalized', the orphaned 24..29 with them (said to be 'found final after re-verifying the
+    stored hash chain': they were never compared). Blocks above the verified head keep their
+    flag until a run verifies them (fails before)."""
+    with Warehouse(tmp_path / "w.duckdb") as wh:
+        req = IngestRequest(chain_id=CHAIN, deployments=DeploymentSet(), datasets=("blocks",),
+                            from_block=0, finality="head", endpoint_label="test")
+        run_ingest(wh, ForkingNode(29, finalized=19), req)  # type: ignore[arg-type]
+        node = ForkingNode(39, finalized=29, forked_from=24, reported_head=22)
+        run_ingest(wh, node, IngestRequest(chain_id=CHAIN, deployments=DeploymentSet(),  # type: ignore[arg-type]
+                                           datasets=("blocks",), from_block=0, to_block=29,
+                                           endpoint_label="test"))
+        rows = wh.con.execute("SELECT number, hash FROM raw.blocks WHERE finality_at_ingest = "
+                              "'finalized' ORDER BY number").fetchall()
+        wrong = [n for n, h in rows if h != node._block(n)["hash"]]  # type: ignore[index]
+        assert wrong == [], f"orphaned blocks flagged final: {wrong}"
+        assert max(n for n, _ in rows) == 22
+        # a consistent answer later: the fork is found, the tail re-ingested and final
+        node.reported_head = None
+        s = run_ingest(wh, node, IngestRequest(chain_id=CHAIN, deployments=DeploymentSet(),  # type: ignore[arg-type]
+                                               datasets=("blocks",), from_block=0, to_block=29,
+                                               endpoint_label="test"))
+        assert s.reorgs == [(23, 6)]
+        assert wh.con.execute("SELECT count(*) FROM raw.blocks WHERE finality_at_ingest = "
+                              "'finalized'").fetchall() == [(30,)]
