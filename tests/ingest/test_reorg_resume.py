@@ -189,3 +189,66 @@ def market_small(anvil, tmp_path):
     dep.write_text(m.deployments_toml)
     yield anvil, dep
     chain.close()
+
+
+def test_a_reorg_below_a_gap_is_found_after_a_range_above_it_was_stored(anvil, tmp_path):
+    """Blocks 0..40 stored at the head; a run for 50..60 starts, its reorg check passes, then
+    the chain reorganizes from block 36 on, and the run stores 50..60 of the new chain (nothing
+    links them to the stored 40 across the gap). Stored intervals are not hash-linked to one
+    another, but the check compared only the highest one and stopped at its first match: every
+    later run found 60 matching and never looked at 36..40, orphaned blocks kept for good (and
+    marked 'finalized' once the node finalized their heights). Each interval is compared now: the
+    next run finds the fork at 35 (fails before)."""
+    from ingest.deployments import DeploymentSet
+    from ingest.engine import IngestRequest, run_ingest
+    from ingest.rpc import JsonRpcClient
+    from ingest.transports import HttpTransport
+
+    chain = DevChain(anvil.url)
+    chain.mine(60)
+    transfer = {"from": chain.default_sender, "to": "0x" + "0e" * 20, "value": "0x1"}
+
+    class ReorgAfterTheCheck(JsonRpcClient):
+        """The chain reorganizes once, right after the run's reorg check (at its watermark)."""
+
+        armed = False
+
+        def call(self, method, params):
+            if self.armed and method == "eth_getBlockByNumber" and params[0] == "finalized":
+                self.armed = False
+                chain.reorg(25, [(transfer, 0)])
+            return super().call(method, params)
+
+    def run(frm: int, to: int, armed: bool = False):
+        rpc = ReorgAfterTheCheck(HttpTransport(anvil.url), backoff_base=0.01)
+        rpc.armed = armed
+        try:
+            with Warehouse(tmp_path / "w.duckdb") as wh:
+                return run_ingest(wh, rpc, IngestRequest(
+                    chain_id=31337, deployments=DeploymentSet(), datasets=("blocks",),
+                    from_block=frm, to_block=to, finality="head", endpoint_label="test"))
+        finally:
+            rpc.close()
+
+    run(0, 40)
+    old36 = chain.block(36)["hash"]
+    run(50, 60, armed=True)
+    assert chain.block(36)["hash"] != old36 and chain.block_number() == 60  # it reorganized
+    node = {n: h for n, h in ((n, chain.block(n)["hash"]) for n in range(61))}
+
+    def stored() -> list[tuple[int, str]]:
+        with Warehouse(tmp_path / "w.duckdb", read_only=True) as wh:
+            return wh.con.execute("SELECT number, hash FROM raw.blocks ORDER BY 1").fetchall()
+
+    s = run(0, 40)  # nothing left to fetch in its range: only the reorg check can see it
+    assert s.reorgs == [(35, 25)]
+    assert [n for n, h in stored() if h != node[n]] == []
+    with Warehouse(tmp_path / "w.duckdb", read_only=True) as wh:
+        fork, depth, old = wh.con.execute(
+            "SELECT fork_block, depth, old_hashes FROM meta.reorgs").fetchall()[0]
+    assert (fork, depth, old[0]) == (35, 25, old36)
+    # filling the gap links 41 to the stored 40: it failed there on every run (BrokenChainError
+    # after three retries whose reorg check found nothing)
+    run(0, 60)
+    assert stored() == sorted(node.items())
+    chain.close()
