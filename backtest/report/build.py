@@ -28,6 +28,7 @@ that metrics name ``*_usd`` are stored as ``*_<currency>`` in a non-USD run
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import math
@@ -924,8 +925,29 @@ def _traced(svg: str, trace: str) -> str:
 def _folder(run_id: str) -> str:
     """The report's folder under ``out``: the run id with every character but ``[A-Za-z0-9._-]``
     and a leading dot replaced by ``_`` (a run id is any string, ``--run-id ../../x`` included:
-    joined as a path, it put the report outside ``out``). Derived ids (``bt-<hex>``) are unchanged."""
-    return re.sub(r"^\.", "_", re.sub(r"[^A-Za-z0-9._-]", "_", run_id)) or "_"
+    joined as a path, it put the report outside ``out``). Derived ids (``bt-<hex>``) are unchanged;
+    an id that had a character replaced gets ``-`` and 12 hex digits of its sha256, so two ids
+    that differ only there (``a b``, ``a_b``) do not share a folder (one report overwrote the other)."""
+    folder = re.sub(r"^\.", "_", re.sub(r"[^A-Za-z0-9._-]", "_", run_id)) or "_"
+    if folder != run_id:
+        folder += "-" + hashlib.sha256(run_id.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return folder
+
+
+def _drop_stale_plots(plots_dir: Path, keep: Sequence[Path]) -> None:
+    """Remove the plots an earlier report of the folder wrote that this one does not (a run
+    written again under its id with other data or metrics): only files ``deficit report`` wrote
+    (their ``<desc>`` names it), never anything else in the folder."""
+    kept = {p.name for p in keep}
+    for p in sorted(plots_dir.glob("*.svg")):
+        if p.name in kept or not p.is_file():
+            continue
+        try:
+            head = p.read_text(encoding="utf-8", errors="replace")[:4096]
+        except OSError:
+            continue
+        if "<desc>deficit report of run " in head:
+            p.unlink()
 
 
 def build_report(db: str, run_id: str, out: str | Path = "out") -> ReportFiles:
@@ -972,6 +994,7 @@ def build_report(db: str, run_id: str, out: str | Path = "out") -> ReportFiles:
                 p = plots_dir / f"{b.name}.svg"
                 write_atomic(p, _traced(b.svg, trace) + "\n")
                 plots.append(p)
+    _drop_stale_plots(plots_dir, plots)
     html_path, md_path = base / "report.html", base / "report.md"
     write_atomic(md_path, render_markdown(doc, "plots", headline))
     write_atomic(html_path, render_html(doc, headline))

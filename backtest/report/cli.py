@@ -19,7 +19,8 @@ def _add_report(sub: Any) -> None:
     p.add_argument("run", help="run id (see `deficit runs`)")
     p.add_argument("--db", default=None, help="warehouse file (default data/warehouse.duckdb)")
     p.add_argument("--out", default="out", help="output folder (the report goes to OUT/RUN_ID/, characters "
-                   "other than [A-Za-z0-9._-] of the run id as _; default out)")
+                   "other than [A-Za-z0-9._-] of the run id as _, then - and 12 hex digits of the id's "
+                   "sha256 when one was replaced; default out)")
     p.add_argument("--json", action="store_true", help="print the written paths as JSON")
 
 

@@ -218,8 +218,13 @@ def test_the_report_stays_under_out_whatever_the_run_id(tmp_path: Any) -> None:
             "[], [], 'v1', '{}', 0, 0, 0, 0, 'ok')", [rid])
     con.close()
     out = tmp_path / "a" / "b" / "out"
-    for rid, folder in (("../../escape", "_._.._escape"), ("bt-0123abcd", "bt-0123abcd"),
-                        ("/abs/x", "_abs_x")):
+    import hashlib
+
+    def h(rid: str) -> str:  # an id with a character replaced keeps 12 hex digits of its sha256
+        return "-" + hashlib.sha256(rid.encode()).hexdigest()[:12]
+
+    for rid, folder in (("../../escape", "_._.._escape" + h("../../escape")), ("bt-0123abcd", "bt-0123abcd"),
+                        ("/abs/x", "_abs_x" + h("/abs/x"))):
         files = build_report(db, rid, out)
         assert files.html == out / folder / "report.html" and files.html.is_file(), files.html
         assert Path(files.html).resolve().is_relative_to(out.resolve())
@@ -383,3 +388,37 @@ def test_an_ingest_run_without_finality_says_unknown_not_none() -> None:
     assert row["finality"] == "–", row
     assert "None" not in [str(c) for c in t.rows[0]], t.rows
     con.close()
+
+
+def test_a_report_folder_holds_only_its_own_plots(tmp_path: Any) -> None:
+    """The report of a run id written again into the same --out (the run re-run under its id with
+    other data or metrics, a derived id over re-ingested data) left the previous report's plots
+    in plots/: a waterfall of liquidations the run no longer has sat beside report.md, carrying
+    the run's id. And two run ids that differ only in characters the folder name replaces ('a b',
+    'a_b') shared one folder: the second report overwrote the first's."""
+    from backtest.report.build import build_report
+
+    db = str(tmp_path / "w.duckdb")
+    con = duckdb.connect(db)
+    con.execute("CREATE SCHEMA bt")
+    for t in (outputs.RUNS, outputs.SUMMARIES, outputs.LIQUIDATIONS):
+        con.execute(t.ddl())
+    for rid in ("r1", "a b", "a_b"):
+        con.execute(
+            "INSERT INTO bt.runs VALUES (?, 's', 'ab', NULL, 'historical', 1, 'USD', 8, 1, 100, NULL, NULL, "
+            "[], ['liquidations'], 'v1', '{}', 0, 0, 0, 0, 'ok')", [rid])
+    _insert(con, outputs.LIQUIDATIONS, [_row(outputs.LIQUIDATIONS, block_number=10, log_index=None,
+                                             observed=False, user=USER, debt_repaid_value=10**8)])
+    con.close()
+    out = tmp_path / "out"
+    first = build_report(db, "r1", out)
+    assert any(p.name.startswith("waterfall_") for p in first.plots)
+    con = duckdb.connect(db)
+    con.execute("DELETE FROM bt.liquidations")
+    con.close()
+    again = build_report(db, "r1", out)
+    assert not any(p.name.startswith("waterfall_") for p in again.plots)
+    assert sorted((again.html.parent / "plots").glob("*.svg")) == sorted(again.plots)
+    a, b = build_report(db, "a b", out), build_report(db, "a_b", out)
+    assert a.html != b.html and "run a b " in a.html.read_text() and "run a_b " in b.html.read_text()
+    assert b.html.parent.name == "a_b"  # an id of the folder's characters keeps its name
