@@ -94,8 +94,9 @@ LIQUIDATIONS = register_table(Table(
         Column("liquidator", "VARCHAR", "liquidator address (model: zero address)", False),
         Column("collateral_asset", "VARCHAR", "collateral seized", False),
         Column("debt_asset", "VARCHAR", "debt repaid", False),
-        Column("debt_to_cover_raw", "VARCHAR", "debtToCover argument, exact decimal (may be 2**256-1)",
-               False),
+        Column("debt_to_cover_raw", "VARCHAR", "exact decimal; simulated: the debtToCover the model "
+               "passed (may be 2**256-1); observed: the LiquidationCall event's debtToCover, which is "
+               "the debt actually repaid (= debt_repaid_raw; the call's argument is in no event)", False),
         Column("debt_repaid_raw", "HUGEINT", "debt repaid, debt-asset base units", False),
         Column("collateral_seized_raw", "HUGEINT", "collateral to the liquidator (excl. fee), base units",
                False),
@@ -137,7 +138,8 @@ SUMMARIES = register_table(Table(
         Column("chain_id", "UBIGINT", "chain replayed", False),
         Column("block_number", "UBIGINT", "last block of the window (the figures' instant)", False),
         Column("metric", "VARCHAR", "metric name (backtest.metrics registry)", False),
-        Column("name", "VARCHAR", "figure name, e.g. peak_bad_debt_usd", False),
+        Column("name", "VARCHAR", "figure name, e.g. peak_unrealized_oracle_usd (the "
+               "suffix is the run's base currency: peak_unrealized_oracle_eth in an Aave v2 run)", False),
         Column("value_text", "VARCHAR", "exact value as text (JSON literal: 123, 1.5, \"x\", true, null)",
                False),
         Column("value_f64", "DOUBLE", "numeric value as a float (NULL for text/null)"),
