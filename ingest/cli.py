@@ -135,9 +135,9 @@ def _parser(commands: Sequence[Command] = ()) -> argparse.ArgumentParser:
     sch.add_argument("--markdown", action="store_true", help="Markdown (as in docs/schema.md)")
 
     mig = sub.add_parser("migrate", help="bring a warehouse written by an older version to this "
-                         "version's tables: add new nullable columns declared after the stored ones; if "
-                         "a bt result table changed otherwise, move all bt result tables to an "
-                         "archive_<UTC> schema; refuse "
+                         "version's tables: add new nullable raw/meta columns declared after the stored "
+                         "ones; if a bt result table changed in any way, move all bt result tables to "
+                         "an archive_<UTC> schema; refuse "
                          "raw/meta changes that would lose data. Shows the plan; changes the file "
                          "only with --apply (one transaction)")
     mig.add_argument("--db", type=Path, default=None, help="warehouse file (default data/warehouse.duckdb)")

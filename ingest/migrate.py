@@ -3,16 +3,17 @@
 A table's declaration (:mod:`ingest.schema`) is its contract with analysts; ``Warehouse.ensure``
 refuses a file whose tables differ from it. Migration never drops data:
 
-* **columns appended** (the stored columns are the declared ones' prefix, the new ones are
-  nullable, the stored ones keep their NULL-ability): ``ALTER TABLE ... ADD COLUMN``, with the
-  new column's documentation. Existing rows read NULL there (unknown when they were written).
-  Any schema.
-* **bt result tables, any other change** (column names, order, types, NULL-ability): they are
-  derived (a replay re-creates them), so the stored tables move to an ``archive_<UTC time>``
-  schema, queryable as they were, and this version's are created empty. Re-run the scenarios to
-  fill them. The ``bt`` tables move as a set: a run's results span them (``bt.runs`` lists the
-  run, the others hold its rows), so archiving one alone would leave runs listed whose rows are
-  elsewhere.
+* **raw and meta tables, columns appended** (the stored columns are the declared ones' prefix,
+  the new ones are nullable, the stored ones keep their NULL-ability): ``ALTER TABLE ... ADD
+  COLUMN``, with the new column's documentation. Existing rows read NULL there (unknown when
+  they were written).
+* **bt result tables, any change** (columns appended included: a bt column's NULL often has a
+  declared meaning, e.g. bt.fidelity's ``*_abs_error_value`` "NULL: no amount compared", which
+  rows written before the column existed would then state falsely): they are derived (a replay
+  re-creates them), so the stored tables move to an ``archive_<UTC time>`` schema, queryable as
+  they were, and this version's are created empty. Re-run the scenarios to fill them. The ``bt``
+  tables move as a set: a run's results span them (``bt.runs`` lists the run, the others hold
+  its rows), so archiving one alone would leave runs listed whose rows are elsewhere.
 * **raw and meta tables, any other change**: chain facts and their lineage cannot be re-derived
   in place: :class:`MigrationError` names the table and the difference, and nothing changes.
   Ingest into a new ``--db`` file.
@@ -86,15 +87,15 @@ def plan_migration(wh: Warehouse, tables: list[Table] | None = None, *,
         if have == want:
             continue
         added = t.columns[len(have):]
-        if want[:len(have)] == have and all(c.nullable for c in added):
+        if t.fqn.startswith("bt."):  # derived: never completed with NULLs the old version did not mean
+            steps.append(_archive(t, archive, stored, column_difference(have, want)))
+        elif want[:len(have)] == have and all(c.nullable for c in added):
             sql = [f'ALTER TABLE {t.fqn} ADD COLUMN "{c.name}" {c.type}' for c in added]
             heads = tuple(f'COMMENT ON COLUMN {t.fqn}."{c.name}" ' for c in added)
             sql += [s for s in t.comment_sql() if s.startswith(heads)]
             steps.append(Step(t.fqn, "add_columns",
                               f"add nullable column(s) {[c.name for c in added]} (existing rows: NULL)",
                               tuple(sql)))
-        elif t.fqn.startswith("bt."):
-            steps.append(_archive(t, archive, stored, column_difference(have, want)))
         else:
             diff = column_difference(have, want)
             refused.append(f"{t.fqn}: {diff}")
@@ -107,9 +108,7 @@ def plan_migration(wh: Warehouse, tables: list[Table] | None = None, *,
         # a run's results span the bt tables (bt.runs lists the run, the others hold its rows):
         # archive the previous version's results as a whole, so neither side lists runs whose
         # rows are elsewhere
-        # (a bt table that only gained columns is archived too, instead of altered)
         moved = {st.table for st in steps if st.action == "archive"}
-        steps = [st for st in steps if not (st.action == "add_columns" and st.table.startswith("bt."))]
         for t in tables:
             if t.fqn.startswith("bt.") and t.kind == "table" and t.fqn in stored \
                     and t.fqn not in views and t.fqn not in moved:

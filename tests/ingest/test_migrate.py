@@ -239,3 +239,28 @@ def test_the_ingest_only_entry_point_says_bt_tables_are_not_checked(tmp_path):
                        capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2])
     assert p.returncode == 0, p.stderr
     assert "bt result tables are not known" in p.stderr and "deficit migrate" in p.stderr
+
+
+def test_bt_table_that_gained_columns_is_archived_not_read_with_null(tmp_path):
+    """bt.fidelity gained ``debt_repaid_abs_error_value`` and ``collateral_seized_abs_error_value``
+    (NULL: "no amount compared"). A warehouse written before holds observed rows whose amounts WERE
+    compared (``debt_repaid_error_raw`` = 0): adding the columns as NULL would make those rows say
+    the opposite, silently. bt rows are derived by the version that wrote them: they are archived
+    (with the other bt results) and re-derived by a replay, never completed with NULL."""
+    db = tmp_path / "w.duckdb"
+    _fresh(db)
+    with Warehouse(db) as wh:
+        new = ["debt_repaid_abs_error_value", "collateral_seized_abs_error_value"]
+        for c in new:
+            wh.con.execute(f'ALTER TABLE bt.fidelity DROP COLUMN "{c}"')
+        wh.con.execute("INSERT INTO bt.fidelity VALUES ('bt-old', 1, 10, 3, '0xt', '0xu', 'observed', true, "
+                       "10, 0, '0xc', '0xd', 500, 500, 0, 700, 700, 0, NULL)")
+        steps = plan_migration(wh, archive_schema="archive_test")
+        assert ("bt.fidelity", "add_columns") not in [(s.table, s.action) for s in steps]
+        apply_migration(wh, steps)
+        wh.ensure(*registered_tables())
+        # no row says "no amount compared" while its amount errors are there
+        assert wh.con.execute("SELECT count(*) FROM bt.fidelity WHERE debt_repaid_error_raw IS NOT NULL "
+                              "AND debt_repaid_abs_error_value IS NULL").fetchone()[0] == 0
+        archived = wh.con.execute("SELECT run_id, debt_repaid_error_raw FROM archive_test.fidelity")
+        assert archived.fetchall() == [("bt-old", 0)]
