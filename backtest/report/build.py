@@ -174,8 +174,10 @@ class _Data:
                 out[str(asset).lower()] = str(sym)
         if "raw.oracle_phases" in self.tables:
             for feed, name in self.con.execute(
-                "SELECT feed, any_value(feed_name) FROM raw.oracle_phases WHERE "
-                "chain_id = ? GROUP BY ALL ORDER BY ALL",
+                # the latest phase's name (any_value took the first row read: the same rows in
+                # another order labelled a feed renamed between ingests otherwise)
+                "SELECT feed, arg_max(feed_name, (phase_id, discovered_at_block, feed_name)) FROM "
+                "raw.oracle_phases WHERE chain_id = ? GROUP BY ALL ORDER BY ALL",
                 [self.run["chain_id"]],
             ).fetchall():
                 out.setdefault(str(feed).lower(), str(name))

@@ -218,3 +218,25 @@ def test_health_buckets_are_exact_at_one(tmp_path: Path) -> None:
     table = next(b for b in sec.blocks if isinstance(b, Table))
     below, at = HF_BUCKETS.index(0.95), HF_BUCKETS.index(1.0)
     assert (table.rows[below][1], table.rows[at][1]) == ("1", "1")
+
+
+def test_a_feed_label_is_its_latest_phase_name_whatever_the_row_order() -> None:
+    """A feed's label came from any_value(feed_name) over its phases in raw.oracle_phases: with two
+    names (the deployments renamed it between two ingests) the label was whichever row DuckDB read
+    first, so the same rows in another physical order gave another report. Now the latest phase's
+    name (then the latest discovery), whatever the order."""
+    from ingest.datasets.chainlink import ORACLE_PHASES
+
+    feed = "0x" + "fe" * 20
+    labels = []
+    for order in ((1, 2), (2, 1)):
+        con = duckdb.connect()
+        _run_row(con, "r1", ())
+        con.execute("CREATE SCHEMA raw")
+        con.execute(ORACLE_PHASES.ddl())
+        for phase in order:
+            con.execute("INSERT INTO raw.oracle_phases VALUES (1, ?, ?, ?, '0x', 1, 10, 'i')",
+                        [feed, "ETH / USD" if phase == 1 else "ETH / USD (v2)", phase])
+        labels.append(_Data(con, "r1").label(feed))
+        con.close()
+    assert labels == [f"ETH / USD (v2) ({feed[:10]}…)"] * 2, labels
