@@ -703,11 +703,31 @@ def _load_refs(wh: Warehouse, sc: Scenario, blocks: Blocks) -> tuple[list[RefPoi
         refs.append(RefPoint(str(pair), ts, price, b))
     refs.sort(key=lambda r: (r.block_number, r.ts, r.pair))
     have = {r.pair for r in refs}
+    last = {str(p): int(ts) for p, ts in wh.con.execute(
+        "SELECT pair, max(ts_us) FROM raw.reference_prices WHERE pair IN (SELECT unnest(?))"
+        + (" AND source = ?" if src else "") + " GROUP BY pair", [pairs] + ([src] if src else [])).fetchall()}
+    window = (f"(blocks {sc.from_block}..{sc.to_block}, unix {t0}..{t1}: {_iso(t0)} .. {_iso(t1)})"
+              f"{' for source ' + repr(src) if src else ''}")
     for p in pairs:
         if p not in have:
-            raise MissingData(f"reference pair {p} has no price in the window (blocks {sc.from_block}.."
-                              f"{sc.to_block}, unix {t0}..{t1}){' for source ' + repr(src) if src else ''}; "
+            raise MissingData(f"reference pair {p} has no price in the window {window}; "
                               f"import it with `deficit import-prices FILE --pair {p}`")
+        # a path over part of the window only: before its first price the pair would have none (the
+        # on-chain answer kept under model reference), after its last the last held, silently
+        if p not in initial:
+            first = min(r.ts for r in refs if r.pair == p)
+            raise MissingData(f"reference pair {p} has no price at or before the window's start {window}: "
+                              f"its path starts at unix {first} ({_iso(first)}); import it from before "
+                              f"the window with `deficit import-prices FILE --pair {p}`")
+        end = -(-last[p] // 10**6)
+        if end < t1:
+            raise MissingData(f"reference pair {p} ends at unix {end} ({_iso(end)}), before the window's end "
+                              f"{window}; import it up to (or past) the window's last block with "
+                              f"`deficit import-prices FILE --pair {p}`")
     return refs, initial
+
+
+def _iso(ts: int) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

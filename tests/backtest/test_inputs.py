@@ -329,7 +329,7 @@ def test_a_pair_from_two_overlapping_sources_is_refused(tmp_path: Path) -> None:
         refs, init = _load_refs(wh, sc, blocks)
         assert [int(r.price) for r in refs] == [2_000] * 4 + [1_000] * 6
         assert int(init["COLL/USD"].price) == 2_000
-        put(wh, "other", 1_500, range(T0 - 60, T0 + 60, 12))  # overlaps jan
+        put(wh, "other", 1_500, range(T0 - 60, T0 + 132, 12))  # overlaps jan (and spans the window alone)
         with pytest.raises(ScenarioError) as e:
             _load_refs(wh, sc, blocks)
         assert e.value.field == "reference.source"
@@ -338,7 +338,7 @@ def test_a_pair_from_two_overlapping_sources_is_refused(tmp_path: Path) -> None:
         assert sc.reference is not None
         one = dataclasses.replace(sc, reference=dataclasses.replace(sc.reference, source="other"))
         refs, init = _load_refs(wh, one, blocks)
-        assert [int(r.price) for r in refs] == [1_500] * 4 and int(init["COLL/USD"].price) == 1_500
+        assert [int(r.price) for r in refs] == [1_500] * 10 and int(init["COLL/USD"].price) == 1_500
 
 
 def test_a_bad_metric_parameter_is_a_scenario_error_at_load_time(tmp_path: Path) -> None:

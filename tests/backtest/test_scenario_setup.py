@@ -74,3 +74,37 @@ def test_a_feed_ingested_over_part_of_the_window_fails_before_running(synthetic:
     assert f"feed {feed}" in msg and "is not ingested over blocks" in msg and f"..{TB} " in msg
     assert f"deficit ingest --chain {CFG.chain_id} --from" in msg and "--datasets chainlink" in msg
     assert _bt_tables(db) == 0  # nothing written
+
+
+@pytest.mark.parametrize("cut", ["end", "start"])
+def test_a_reference_path_over_part_of_the_window_fails_before_running(synthetic: Path, tmp_path: Path,
+                                                                      cut: str) -> None:
+    """A reference path (``deficit import-prices``) that stops a quarter into the window (``end``)
+    or starts three quarters into it (``start``) ran: model ``reference`` held its last price for
+    the rest of the window (``oracle_lag`` read it as a stale oracle), or kept the on-chain answer
+    until its first price. The path must hold the price in force at the window's first block and
+    reach its last; otherwise MissingData names the pair, the gap and the import command."""
+    from ingest.prices import import_prices
+
+    db = _copy(synthetic, tmp_path)
+    t0, t1 = CFG.block_ts(FB), CFG.block_ts(TB)
+    times = {"end": range(t0 - 600, t0 + (t1 - t0) // 4, 60),
+             "start": range(t0 + 3 * (t1 - t0) // 4, t1 + 600, 60), "whole": range(t0 - 600, t1 + 600, 60)}
+    feed = market(CFG).feeds[0]
+    sc = _scenario(tmp_path, f'[oracle]\nmodel = "reference"\n[reference.pairs]\n"{feed}" = "ETH/USD"\n'
+                   '[metrics]\nnames = ["bad_debt", "oracle_lag"]\n')
+    for name in (cut, "whole"):
+        csv = tmp_path / f"{name}.csv"
+        csv.write_text("timestamp,price\n" + "".join(f"{t},2300.5\n" for t in times[name]))
+        with Warehouse(db) as wh:
+            import_prices(wh, csv, fmt="timestamp_price", pair="ETH/USD", unit="USD", source="s",
+                          run_id=f"prices-{name}")
+        if name == "whole":  # the whole window imported (the same source, replaced): it runs
+            assert run(sc, db=db).summary["oracle_lag"]["max_staleness_s"] == 60
+            return
+        with pytest.raises(MissingData) as e:
+            run(sc, db=db)
+        msg = str(e.value)
+        assert "reference pair ETH/USD" in msg and "deficit import-prices FILE --pair ETH/USD" in msg
+        assert ("before the window's start" if cut == "start" else "before the window's end") in msg
+        assert _bt_tables(db) == 0  # nothing written
