@@ -92,9 +92,13 @@ def _parser(commands: Sequence[Command] = ()) -> argparse.ArgumentParser:
     ing.add_argument("--datasets", default="",
                      help="comma-separated subset: blocks,chainlink,aave_v3,aave_v2 (default all)")
     ing.add_argument("--from", dest="from_", type=parse_block_or_time,
-                     help="first block, or an ISO-8601 UTC time (default: deployments' start)")
+                     help="first block, or an ISO-8601 UTC time: the first block whose timestamp "
+                     "is at or after it (default: deployments' start)")
     ing.add_argument("--to", type=parse_block_or_time,
-                     help="last block or ISO-8601 UTC time (default: the finality watermark)")
+                     help="last block (included), or an ISO-8601 UTC time: the last block whose "
+                     "timestamp is at or before it, so every block of that second is included "
+                     "(default: the finality watermark; a --to above it stops there, with a "
+                     "warning)")
     fin = ing.add_mutually_exclusive_group()
     fin.add_argument("--finalized", action="store_true",
                      help="ingest only up to the node's 'finalized' block (default)")

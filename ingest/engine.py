@@ -8,7 +8,8 @@ Order of a run:
 3. The watermark: by default the node's ``finalized`` block (fallback: head minus N
    confirmations); ``confirmations=N``; or ``head`` (the non-final tail is flagged in
    ``raw.blocks.finality_at_ingest``). Stored blocks flagged 'unfinalized' that are now at or
-   below the final block (their hashes were verified in step 2) are marked 'finalized'.
+   below the final block, and at or below the head step 2 verified their hashes against, are
+   marked 'finalized'.
 4. Per dataset source, what is not yet covered by ``meta.checkpoints`` in the requested range is
    cut into aligned chunks. For each chunk, blocks and logs are fetched (the next chunk's are
    fetched on a background thread while this one is written), then written with their
@@ -405,8 +406,11 @@ def _run(wh: Warehouse, rpc: JsonRpcClient, req: IngestRequest, run_id: str,
     hi = req.to_block if req.to_block is not None else upto
     if hi > upto:
         summary.clipped_to = upto
-        ctx.warn(f"--to {hi} is above the {req.finality} watermark {upto}; stopping at {upto} "
-                 "(use --finality head to include non-final blocks)")
+        ctx.warn(f"--to {hi} is above the node's head {upto}; stopping at {upto}"
+                 if req.finality == "head" else
+                 f"--to {hi} is above the {finality_label(req.finality)} watermark {upto}; "
+                 f"stopping at {upto} (--head, or --confirmations N with a smaller N, ingests "
+                 "non-final blocks; they are flagged in raw.blocks.finality_at_ingest)")
         hi = upto
     if lo > hi:
         raise ConfigError(f"nothing to ingest: from block {lo} is above the last ingestible "

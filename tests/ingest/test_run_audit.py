@@ -547,3 +547,26 @@ def test_an_endpoint_label_that_is_a_url_is_stored_redacted(tmp_path: Path) -> N
                                  from_block=0, endpoint_label=f"https://mainnet.infura.io/v3/{key}"))
         assert wh.con.execute("SELECT endpoint_label FROM meta.runs").fetchall() == [
             ("https://mainnet.infura.io/***",)]
+
+
+@pytest.mark.parametrize(("finality", "rule"), [("finalized", "finalized"), (3, "confirmations:3")])
+def test_a_clipped_to_names_the_rule_and_the_flags_that_go_further(tmp_path: Path, finality: Any,
+                                                                   rule: str) -> None:
+    """--to above the watermark is clipped, with a warning: it told the user to 'use --finality
+    head', a flag `deficit ingest` does not have (argparse refuses it), and named a confirmation
+    depth as 'the 3 watermark' (fails before)."""
+    with Warehouse(tmp_path / "w.duckdb") as wh:
+        s = run_ingest(wh, TimedNode([1000 + 12 * n for n in range(21)], finalized=10),  # type: ignore[arg-type]
+                       IngestRequest(chain_id=CHAIN, deployments=DeploymentSet(), datasets=("blocks",),
+                                     from_block=0, to_block=19, finality=finality, endpoint_label="t"))
+    upto = 10 if finality == "finalized" else 17
+    assert (s.to_block, s.clipped_to) == (upto, upto)
+    msg = next(w for w in s.warnings if "--to 19" in w)
+    assert "--finality" not in msg and "--head" in msg and "--confirmations" in msg, msg
+    assert f"the {rule} watermark {upto}" in msg, msg
+    with Warehouse(tmp_path / "h.duckdb") as wh:
+        s = run_ingest(wh, TimedNode([1000 + 12 * n for n in range(21)], finalized=10),  # type: ignore[arg-type]
+                       IngestRequest(chain_id=CHAIN, deployments=DeploymentSet(), datasets=("blocks",),
+                                     from_block=0, to_block=25, finality="head", endpoint_label="t"))
+    assert (s.to_block, s.clipped_to) == (20, 20)
+    assert "--to 25 is above the node's head 20; stopping at 20" in s.warnings, s.warnings
