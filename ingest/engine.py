@@ -187,7 +187,13 @@ def resolve_block_at(rpc: JsonRpcClient, when: dt.datetime, *, first_at_or_after
     head = int(rpc.call("eth_blockNumber", []), 16)
 
     def ts(n: int) -> int:
-        return int(rpc.call("eth_getBlockByNumber", [hex(n), False])["timestamp"], 16)
+        blk = rpc.call("eth_getBlockByNumber", [hex(n), False])
+        if not blk:
+            raise ChainDataError(f"the node reports head {head} but returned no block {n} while "
+                                 f"resolving {when.isoformat()} to a block: an inconsistent "
+                                 "endpoint (e.g. a load-balanced provider whose backends lag); "
+                                 "rerun, or give a block number")
+        return int(blk["timestamp"], 16)
 
     lo, hi = 0, head
     if first_at_or_after:

@@ -570,3 +570,20 @@ def test_a_clipped_to_names_the_rule_and_the_flags_that_go_further(tmp_path: Pat
                                      from_block=0, to_block=25, finality="head", endpoint_label="t"))
     assert (s.to_block, s.clipped_to) == (20, 20)
     assert "--to 25 is above the node's head 20; stopping at 20" in s.warnings, s.warnings
+
+
+def test_a_block_missing_while_resolving_a_time_is_a_typed_error() -> None:
+    """Resolving --from/--to times reads block timestamps up to the reported head; a node that
+    returns no block below its head (a lagging backend behind a load balancer) made it fail with
+    an untyped TypeError ('NoneType' object is not subscriptable), a traceback at the CLI. It is
+    a ChainDataError naming the block (fails before)."""
+    from ingest.errors import ChainDataError
+
+    class Gappy(TimedNode):
+        def _block(self, n: int) -> dict[str, Any] | None:
+            return None if n == 10 else super()._block(n)
+
+    node = Gappy([1000 + 12 * n for n in range(21)])
+    with pytest.raises(ChainDataError, match="no block 10"):
+        resolve_block_at(node, dt.datetime.fromtimestamp(1000 + 12 * 3, dt.UTC),  # type: ignore[arg-type]
+                         first_at_or_after=True)
