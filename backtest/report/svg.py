@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .model import visible
@@ -115,9 +115,31 @@ def fmt_num(v: float) -> str:
     return f"{v:.3g}"
 
 
-def _time_label(ts: float, span: float) -> str:
-    t = dt.datetime.fromtimestamp(ts, dt.UTC)
-    return t.strftime("%H:%M" if span <= 2 * 86400 else "%m-%d")
+def _tick_labels(ticks: Sequence[float]) -> list[str]:
+    """:func:`fmt_num` of each tick, or, when two would read the same (a range narrower than 3
+    significant digits show: a BTC price between 16,500 and 16,560 gave '16.5k' three times, a
+    stablecoin's 0.9996 ... 1.0004 '1' five times), the ticks with as many decimals as it takes
+    to tell them apart."""
+    ticks = [t + 0.0 for t in ticks]  # no '-0'
+    labels = [fmt_num(t) for t in ticks]
+    dec = 0
+    while len(set(labels)) < len(labels) and dec <= 12:
+        labels = [f"{t:,.{dec}f}" for t in ticks]
+        dec += 1
+    return labels
+
+
+def _time_labels(ticks: Sequence[float], span: float) -> list[str]:
+    """UTC times of ``ticks``: hours and minutes within two days, month and day beyond, with
+    seconds, or the time of day, added when two ticks would otherwise read the same."""
+    forms = (("%H:%M", "%H:%M:%S", "%m-%d %H:%M:%S") if span <= 2 * 86400
+             else ("%m-%d", "%m-%d %H:%M", "%m-%d %H:%M:%S", "%Y-%m-%d %H:%M:%S"))
+    times = [dt.datetime.fromtimestamp(t, dt.UTC) for t in ticks]
+    for form in forms:
+        labels = [t.strftime(form) for t in times]
+        if len(set(labels)) == len(labels):
+            break
+    return labels
 
 
 def _frame(title: str, y_label: str, x_label: str) -> list[str]:
@@ -131,6 +153,15 @@ def _frame(title: str, y_label: str, x_label: str) -> list[str]:
         f'text-anchor="middle">{_e(y_label)}</text>',
         f'<text x="{ML + (W - ML - MR) / 2:.0f}" y="{H - 6}" text-anchor="middle">{_e(x_label)}</text>',
     ]
+
+
+def _y_ticks(ticks: Sequence[float], sy: Callable[[float], float]) -> list[str]:
+    """Grid lines and labels of the y axis at ``ticks``."""
+    out = []
+    for t, label in zip(ticks, _tick_labels(ticks), strict=True):
+        out.append(f'<line x1="{ML}" y1="{_r(sy(t))}" x2="{W - MR}" y2="{_r(sy(t))}" stroke="#e5e5e5"/>')
+        out.append(f'<text x="{ML - 6}" y="{_r(sy(t) + 4)}" text-anchor="end">{_e(label)}</text>')
+    return out
 
 
 def _legend(items: Sequence[tuple[str, str, bool]]) -> list[str]:
@@ -182,11 +213,9 @@ def line_chart(
     def sy(y: float) -> float:
         return H - MB - (y - y0) / (y1 - y0) * (H - MT - MB)
 
-    for t in _nice_ticks(y0, y1):
-        parts.append(f'<line x1="{ML}" y1="{_r(sy(t))}" x2="{W - MR}" y2="{_r(sy(t))}" stroke="#e5e5e5"/>')
-        parts.append(f'<text x="{ML - 6}" y="{_r(sy(t) + 4)}" text-anchor="end">{_e(fmt_num(t))}</text>')
-    for t in _nice_ticks(x0, x1, 6):
-        label = _time_label(t, x1 - x0) if time_axis else fmt_num(t)
+    parts += _y_ticks(_nice_ticks(y0, y1), sy)
+    xt = _nice_ticks(x0, x1, 6)
+    for t, label in zip(xt, _time_labels(xt, x1 - x0) if time_axis else _tick_labels(xt), strict=True):
         parts.append(
             f'<line x1="{_r(sx(t))}" y1="{H - MB}" x2="{_r(sx(t))}" y2="{H - MB + 4}" stroke="#555"/>'
         )
@@ -247,9 +276,7 @@ def bar_chart(
     def sy(y: float) -> float:
         return H - MB - y / y1 * (H - MT - MB)
 
-    for t in ticks:
-        parts.append(f'<line x1="{ML}" y1="{_r(sy(t))}" x2="{W - MR}" y2="{_r(sy(t))}" stroke="#e5e5e5"/>')
-        parts.append(f'<text x="{ML - 6}" y="{_r(sy(t) + 4)}" text-anchor="end">{_e(fmt_num(t))}</text>')
+    parts += _y_ticks(ticks, sy)
     n = max(1, len(categories))
     cw = (W - ML - MR) / n
     bw = cw * 0.8 / max(1, len(groups))
@@ -293,9 +320,7 @@ def waterfall(title: str, steps: Sequence[tuple[str, float, str]], *, y_label: s
     def sy(y: float) -> float:
         return H - MB - (y - y0) / ((y1 - y0) or 1) * (H - MT - MB)
 
-    for t in ticks:
-        parts.append(f'<line x1="{ML}" y1="{_r(sy(t))}" x2="{W - MR}" y2="{_r(sy(t))}" stroke="#e5e5e5"/>')
-        parts.append(f'<text x="{ML - 6}" y="{_r(sy(t) + 4)}" text-anchor="end">{_e(fmt_num(t))}</text>')
+    parts += _y_ticks(ticks, sy)
     n = max(1, len(bars))
     cw = (W - ML - MR) / n
     for i, (label, a, b, color) in enumerate(bars):

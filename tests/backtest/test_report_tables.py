@@ -422,3 +422,30 @@ def test_a_report_folder_holds_only_its_own_plots(tmp_path: Any) -> None:
     a, b = build_report(db, "a b", out), build_report(db, "a_b", out)
     assert a.html != b.html and "run a b " in a.html.read_text() and "run a_b " in b.html.read_text()
     assert b.html.parent.name == "a_b"  # an id of the folder's characters keeps its name
+
+
+def test_plot_axis_ticks_read_as_different_values() -> None:
+    """Tick labels were 3 significant digits (and whole numbers from 100), whatever the step: a
+    BTC price between 16,500 and 16,560 had ticks '16.5k', '16.5k', '16.5k', '16.6k', a stablecoin
+    between 0.9995 and 1.0004 five ticks all '1', ETH moving half a dollar '1,200' twice; the time
+    axis of a 3-day window read '01-11' twice and a 40-second one '00:00' twice. Ticks now read
+    as the different values they are."""
+    import re
+
+    from backtest.report.svg import Series, bar_chart, line_chart
+
+    def labels(svg: str) -> tuple[list[str], list[str]]:
+        y = re.findall(r'text-anchor="end">([^<]*)</text>', svg)
+        x = re.findall(r'y="\d+" text-anchor="middle">([^<]*)</text>', svg)
+        return y, [v for v in x if v and v != "time (UTC)"]
+
+    t0 = 1610323236
+    for pts in (((t0, 16500.0), (t0 + 600, 16560.0)), ((t0, 0.9995), (t0 + 3 * 86400, 1.0004)),
+                ((t0, 1200.1), (t0 + 40, 1200.6))):
+        y, x = labels(line_chart("t", [Series("s", pts)]))
+        assert len(set(y)) == len(y) > 1, y
+        assert len(set(x)) == len(x) > 1, x
+    y, _ = labels(line_chart("t", [Series("s", ((t0, 1000.0), (t0 + 600, 5000.0)))]))
+    assert y == ["1,000", "2,000", "3,000", "4,000", "5,000"], y  # unchanged where they differed
+    y, _ = labels(bar_chart("b", ["a", "b"], [("g", [16_540.0, 16_545.0])]))
+    assert len(set(y)) == len(y), y
