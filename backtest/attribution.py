@@ -64,8 +64,9 @@ ATTRIBUTIONS = register_table(Table(
         Column("figure", "VARCHAR", "bad_debt figure compared (see backtest.attribution)", False),
         Column("with_cause_run_id", "VARCHAR", "run with the cause (bt.runs)", False),
         Column("without_cause_run_id", "VARCHAR", "run without it (bt.runs)", False),
-        Column("parameter", "VARCHAR", "what differs, e.g. oracle=protocol|reference or wait_blocks=5|0",
-               False),
+        Column("parameter", "VARCHAR", "what differs, WITH|WITHOUT, e.g. oracle=protocol|reference, "
+               "oracle=protocol,delay_blocks=200|reference (the oracle model and its lag settings) or "
+               "wait_blocks=5|0", False),
         Column("with_cause_value", "HUGEINT", "the figure in the run with the cause, base currency units",
                False),
         Column("without_cause_value", "HUGEINT", "the figure in the run without it", False),
@@ -182,7 +183,12 @@ def lag_attribution(scenario: Scenario | str | Path, db: str | Path | None = Non
     perfect = dataclasses.replace(sc.oracle, model="reference", delay_s=0, delay_blocks=0, deviation_bps=None,
                                   heartbeat_s=None)
     without_sc = with_sc if sc.oracle == perfect else _variant(sc, "+lag:without", oracle=perfect)
-    return _pair("oracle_lag", f"oracle={sc.oracle.model}|reference", with_sc, without_sc, db)
+    # what differs: the model and each lag setting the WITHOUT run drops (a delayed feed and the
+    # feed as it was are two attributions; one label for both hid which one a row measured)
+    lag = [f"{k}={getattr(sc.oracle, k)}" for k in ("delay_s", "delay_blocks", "deviation_bps", "heartbeat_s")
+           if getattr(sc.oracle, k) != getattr(perfect, k)]
+    parameter = f"oracle={','.join([sc.oracle.model, *lag])}|reference"
+    return _pair("oracle_lag", parameter, with_sc, without_sc, db)
 
 
 def finality_attribution(scenario: Scenario | str | Path, db: str | Path | None = None, *,

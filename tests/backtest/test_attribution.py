@@ -148,3 +148,37 @@ def test_an_attribution_goes_when_one_of_its_runs_is_rewritten_with_other_conten
     other = parse_scenario(scenario_text(built, mode="counterfactual", extra=extra.replace("200", "100")))
     run(other, db=built.db, run_id=a.with_cause.run_id)
     assert _attribution_rows(built.db, a.attribution_id) == {}
+
+
+_PLAIN = """name = "p"
+mode = "counterfactual"
+chain_id = 31337
+[market]
+protocol = "aave_v3"
+dataset = "aave_v3"
+source = "aave_v3_sample"
+[reference.pairs]
+"0x4ed7c70f96b99c776995fb64377f0d4ab3b0e1c1" = "ETH/USDT"
+[window]
+from_block = 600
+to_block = 7799
+"""
+
+
+def test_the_lag_parameter_says_what_differs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """bt.attributions.parameter is 'what differs' between the two runs; for lag it named the oracle
+    model only, so an attribution of the feed as it was and one of the feed delayed 200 blocks
+    (or republished at 100 bps) both said oracle=protocol|reference: two rows with one label and
+    different figures, the delay they measured in no column of the table."""
+    import backtest.attribution as attribution
+
+    seen: list[str] = []
+    monkeypatch.setattr(attribution, "_pair", lambda kind, parameter, *a: seen.append(parameter))
+    for oracle in ("", '[oracle]\ndelay_blocks = 200\n', '[oracle]\ndelay_s = 30\n',
+                   '[oracle]\nmodel = "republish"\ndeviation_bps = 100\nheartbeat_s = 600\n',
+                   '[oracle]\nmodel = "reference"\ndelay_blocks = 3\n'):
+        attribution.lag_attribution(parse_scenario(_PLAIN + oracle))
+    assert seen == ["oracle=protocol|reference", "oracle=protocol,delay_blocks=200|reference",
+                    "oracle=protocol,delay_s=30|reference",
+                    "oracle=republish,deviation_bps=100,heartbeat_s=600|reference",
+                    "oracle=reference,delay_blocks=3|reference"], seen
