@@ -23,9 +23,9 @@ project's public API only:
    prints a summary (``--json``: the same as JSON).
 
 The warehouse is replaced only when it is absent or itself a demo copy (it has ``meta.sample``
-and no ``meta.runs`` but the sample's: nothing ingested or imported into it since; the demo's own
-``bt`` results are re-derived); a warehouse holding anything else is left alone and the demo
-exits 2.
+and no ``meta.runs`` but the sample's: nothing ingested or imported into it since; and no table or
+view but the sample's and the declared ``bt`` results, which the demo re-derives); a warehouse
+holding anything else is left alone and the demo exits 2.
 """
 
 from __future__ import annotations
@@ -71,28 +71,44 @@ def _meta(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     return {str(k): str(v) for k, v in con.execute("SELECT key, value FROM meta.sample").fetchall()}
 
 
-def _ingest_runs(path: Path) -> set[str] | None:
-    """The ``meta.runs`` ids of a warehouse that has ``meta.sample`` (a demo copy's are the
-    sample's own); None without ``meta.sample``."""
+def _contents(path: Path) -> tuple[set[str], set[str]] | None:
+    """The ``meta.runs`` ids and the tables and views (``schema.name``) of a warehouse that has
+    ``meta.sample`` (a demo copy's are the sample's own); None without ``meta.sample``."""
     con = duckdb.connect(str(path), read_only=True)
     try:
-        n = con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'meta' AND "
-                        "table_name = 'sample'").fetchall()[0][0]
-        if not n:
+        objects = {f"{s}.{n}" for s, n in con.execute(
+            "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = current_database() "
+            "UNION ALL SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal AND "
+            "database_name = current_database()").fetchall()}
+        if "meta.sample" not in objects:
             return None
-        return {str(r[0]) for r in con.execute("SELECT run_id FROM meta.runs").fetchall()}
+        return {str(r[0]) for r in con.execute("SELECT run_id FROM meta.runs").fetchall()}, objects
     finally:
         con.close()
 
 
+def _result_tables() -> set[str]:
+    """The declared ``bt`` tables and views: the demo's own results, which it re-derives."""
+    from ingest.schema import registered_tables
+
+    from . import attribution, outputs, views  # noqa: F401  (they declare bt tables)
+    from .metrics import metric_tables
+
+    metric_tables()
+    return {t.fqn for t in registered_tables() if t.fqn.startswith("bt.")}
+
+
 def _is_demo_copy(path: Path, sample: Path) -> bool:
-    """``path`` holds the sample and nothing ingested since: ``meta.sample``, and no ``meta.runs``
-    (ingest, import-prices) but the sample's. The demo's own results (``bt``) are re-derived."""
-    runs = _ingest_runs(path)
-    if runs is None:
+    """``path`` holds the sample and nothing added since: ``meta.sample``, no ``meta.runs``
+    (ingest, import-prices) but the sample's, and no table or view but the sample's and the
+    declared ``bt`` results (the demo's own results are re-derived; a table of the user's is not)."""
+    got = _contents(path)
+    if got is None:
         return False
-    own = _ingest_runs(sample)
-    return own is not None and runs <= own
+    own = _contents(sample)
+    if own is None:
+        return False
+    return got[0] <= own[0] and got[1] <= own[1] | _result_tables()
 
 
 def prepare_warehouse(db: Path, sample: Path = SAMPLE_DB) -> None:

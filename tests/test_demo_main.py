@@ -156,3 +156,26 @@ def test_demo_leaves_a_demo_copy_with_ingested_data_alone(tmp_path: Path) -> Non
     with pytest.raises(InputError, match="not a demo copy"):
         prepare_warehouse(db, SAMPLE_DB)
     assert db.read_bytes() == before
+
+
+@pytest.mark.parametrize("ddl", [
+    "CREATE TABLE main.my_notes AS SELECT 'worth keeping' AS note",
+    "CREATE SCHEMA analysis; CREATE VIEW analysis.crash AS SELECT 1 AS x",
+    "CREATE TABLE bt.my_results AS SELECT 1 AS x",
+])
+def test_demo_leaves_a_demo_copy_with_a_table_of_the_users_alone(tmp_path: Path, ddl: str) -> None:
+    """The refusal message says a demo copy with "other tables" is left alone: a table or view the
+    user added to the demo's warehouse (main, a schema of their own, or bt beside the declared
+    results) is not the demo's to re-derive; replacing the file lost it silently."""
+    from backtest.demo import SAMPLE_DB, prepare_warehouse
+    from backtest.errors import InputError
+
+    db = tmp_path / "warehouse.duckdb"
+    prepare_warehouse(db, SAMPLE_DB)
+    con = duckdb.connect(str(db))
+    con.execute(ddl)
+    con.close()
+    before = db.read_bytes()
+    with pytest.raises(InputError, match="not a demo copy"):
+        prepare_warehouse(db, SAMPLE_DB)
+    assert db.read_bytes() == before
