@@ -729,5 +729,3 @@ def _load_refs(wh: Warehouse, sc: Scenario, blocks: Blocks) -> tuple[list[RefPoi
 
 def _iso(ts: int) -> str:
     return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-

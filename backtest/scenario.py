@@ -535,9 +535,16 @@ def parse_scenario(text: str, origin: str = "<scenario>") -> Scenario:
             (p.addr(k, f"market.asset_treasuries.{k}"),
              p.addr(p.str_(tt, k, f"market.asset_treasuries.{k}", required=True),
                     f"market.asset_treasuries.{k}")) for k in tt)))
+    rules = p.str_(mk, "rules", "market.rules")
+    if rules is not None:
+        import inspect
+
+        if "rules" not in inspect.signature(adapter_class(str(protocol)).new_state).parameters:
+            raise p.err("market.rules", f"{protocol} has one rule set: rules names the Pool's version of an "
+                        "aave_v3 market; remove it")
     market = Market(str(protocol), str(p.str_(mk, "source", "market.source", required=True)),
-                    str(p.str_(mk, "dataset", "market.dataset", protocol)),
-                    p.str_(mk, "rules", "market.rules"), asset_decimals, asset_treasuries)
+                    str(p.str_(mk, "dataset", "market.dataset", protocol)), rules, asset_decimals,
+                    asset_treasuries)
 
     o = p.table(doc, "oracle", "oracle", ("model", "delay_s", "delay_blocks", "min_answer", "max_answer",
                                           "deviation_bps", "heartbeat_s"))

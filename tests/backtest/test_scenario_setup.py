@@ -108,3 +108,19 @@ def test_a_reference_path_over_part_of_the_window_fails_before_running(synthetic
         assert "reference pair ETH/USD" in msg and "deficit import-prices FILE --pair ETH/USD" in msg
         assert ("before the window's start" if cut == "start" else "before the window's end") in msg
         assert _bt_tables(db) == 0  # nothing written
+
+
+def test_market_rules_on_a_protocol_without_rule_sets_is_refused_at_its_line() -> None:
+    """``market.rules`` (the Aave v3 Pool version) on an Aave v2 market loaded, then the run passed
+    it to the v2 adapter's new_state: a bare TypeError traceback (``deficit run`` exited without
+    its typed error). It is a ScenarioError at market.rules."""
+    from backtest.errors import ScenarioError
+    from backtest.scenario import parse_scenario
+
+    text = ('name = "x"\nchain_id = 1\n[window]\nfrom_block = 1\nto_block = 2\n[market]\n'
+            'protocol = "aave_v2"\nsource = "m"\nrules = "3.0"\n')
+    with pytest.raises(ScenarioError) as e:
+        parse_scenario(text, "s.toml")
+    assert (e.value.line, e.value.field) == (9, "market.rules")
+    assert "aave_v2" in e.value.message
+    assert parse_scenario(text.replace("aave_v2", "aave_v3")).market.rules == "3.0"
