@@ -115,6 +115,9 @@ def prepare_warehouse(db: Path, sample: Path = SAMPLE_DB) -> None:
     """Copy the sample to ``db`` (atomically), unless ``db`` holds something other than a demo copy."""
     if not sample.exists():
         raise InputError(f"the bundled sample {sample} is missing; rebuild it with `deficit sample build`")
+    if db.exists() and db.resolve() == sample.resolve():
+        raise InputError(f"{db} is the bundled sample itself; the demo works on a copy of it: pass --db "
+                         f"to choose another file")
     if db.exists():
         try:
             ours = _is_demo_copy(db, sample)

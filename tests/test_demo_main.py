@@ -179,3 +179,23 @@ def test_demo_leaves_a_demo_copy_with_a_table_of_the_users_alone(tmp_path: Path,
     with pytest.raises(InputError, match="not a demo copy"):
         prepare_warehouse(db, SAMPLE_DB)
     assert db.read_bytes() == before
+
+
+def test_demo_never_writes_the_bundled_sample(tmp_path: Path) -> None:
+    """``--db`` naming the sample itself: the sample passed for its own demo copy, so the demo
+    replaced it and wrote its bt results into it (the docstring: the demo never changes that file)."""
+    import shutil
+
+    from backtest.demo import SAMPLE_DB, prepare_warehouse
+    from backtest.errors import InputError
+
+    sample = tmp_path / "sample.duckdb"
+    shutil.copyfile(SAMPLE_DB, sample)
+    before = sample.read_bytes()
+    with pytest.raises(InputError, match="sample"):
+        prepare_warehouse(sample, sample)
+    link = tmp_path / "link.duckdb"
+    link.symlink_to(sample)
+    with pytest.raises(InputError, match="sample"):
+        prepare_warehouse(link, sample)
+    assert sample.read_bytes() == before
