@@ -684,7 +684,7 @@ def _liquidations(d: _Data) -> Section:
             rows,
         ),
     )
-    series = []
+    curves = []
     for j, (name, cond) in enumerate((("observed", "observed"), ("simulated", "NOT observed"))):
         pts = [
             (float(t), d.base(v) or 0.0)
@@ -694,7 +694,17 @@ def _liquidations(d: _Data) -> Section:
             )
         ]
         if pts:
-            series.append(Series(f"{name}: cumulative debt repaid", thin(pts), PALETTE[j]))
+            curves.append((j, name, pts))
+    # each total holds to the window's end (bad_debt's end_block_ts; else the later origin's last
+    # liquidation): a line stopping at its origin's last liquidation read as data that stopped
+    window_end = d.fig("bad_debt", "end_block_ts")
+    ends = [p[-1][0] for _, _, p in curves] + ([float(window_end)] if isinstance(window_end, int) else [])
+    end_ts = max(ends, default=0.0)
+    series = []
+    for j, name, pts in curves:
+        if pts[-1][0] < end_ts:
+            pts.append((end_ts, pts[-1][1]))
+        series.append(Series(f"{name}: cumulative debt repaid", thin(pts), PALETTE[j]))
     if series:
         s.blocks.append(
             Plot(

@@ -240,3 +240,46 @@ def test_a_feed_label_is_its_latest_phase_name_whatever_the_row_order() -> None:
         labels.append(_Data(con, "r1").label(feed))
         con.close()
     assert labels == [f"ETH / USD (v2) ({feed[:10]}…)"] * 2, labels
+
+
+def test_the_cumulative_liquidations_run_to_the_windows_end(monkeypatch: object) -> None:
+    """The cumulative debt repaid by observed and by simulated liquidations stopped at each
+    origin's last liquidation: observed ones ending at t = 100 and simulated ones at t = 500 drew
+    the observed line a fifth of the way across, as if its data stopped there (the bad-debt plot's
+    fix, 516791d). Both now hold their total to the window's end (bad_debt's end_block_ts, else
+    the later of the two)."""
+    import pytest
+
+    import backtest.report.build as build
+    from backtest.report.build import _liquidations
+
+    con = duckdb.connect()
+    _run_row(con, "r1", ("liquidations",))
+    con.execute(outputs.LIQUIDATIONS.ddl())
+    u = 10**8
+    cols = [c.name for c in outputs.LIQUIDATIONS.columns]
+    for blk, ts, obs, val in ((10, 100, True, 10), (10, 100, False, 10), (50, 500, False, 5)):
+        row = {c: 0 for c in cols} | {"run_id": "r1", "block_number": blk, "block_ts": ts, "observed": obs,
+                                       "committed": obs, "user": ALICE, "liquidator": BOB,
+                                       "collateral_asset": USDC, "debt_asset": DAI, "debt_to_cover_raw": "1",
+                                       "debt_repaid_value": val * u, "log_index": 1 if obs else None,
+                                       "tx_hash": None, "predicted_revert": None}
+        marks = ", ".join("?" * len(cols))
+        con.execute(f"INSERT INTO bt.liquidations VALUES ({marks})", [row[c] for c in cols])
+    seen: list[object] = []
+
+    def capture(title: str, series: list[object], **kw: object) -> str:
+        seen.extend(series)
+        return "<svg/>"
+
+    assert isinstance(monkeypatch, pytest.MonkeyPatch)
+    monkeypatch.setattr(build, "line_chart", capture)
+    _liquidations(_Data(con, "r1"))
+    ends = {s.name: s.points[-1] for s in seen}  # type: ignore[attr-defined]
+    assert ends == {"observed: cumulative debt repaid": (500.0, 10.0),
+                    "simulated: cumulative debt repaid": (500.0, 15.0)}, ends
+    seen.clear()
+    con.execute("INSERT INTO bt.summaries VALUES ('r1', 1, 100, 'bad_debt', 'end_block_ts', '900', 900.0)")
+    _liquidations(_Data(con, "r1"))
+    assert {s.points[-1] for s in seen} == {(900.0, 10.0), (900.0, 15.0)}  # type: ignore[attr-defined]
+    con.close()
