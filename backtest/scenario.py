@@ -274,13 +274,16 @@ class Scenario:
         return self.window.to_block
 
     def canonical_json(self) -> str:
-        """The scenario's content as canonical JSON (sorted keys; origin and text excluded):
-        what ``bt.runs.scenario_sha256`` hashes."""
+        """The scenario's content as canonical JSON (sorted keys; origin, text, checks and the
+        warehouse path excluded): what ``bt.runs.scenario_sha256`` hashes."""
         d = _plain(self)
         assert isinstance(d, dict)
         d.pop("origin")
         d.pop("text")
         d.pop("checks")
+        # where the data is read from, not what: --db overrides it, and what the run read is its
+        # data_sources; null as when absent, so that scenarios without one keep their hash
+        d["warehouse"] = None
         ov = d["overrides"]
         assert isinstance(ov, dict)
         if not ov["emode"]:  # added later: left out when empty, so earlier scenarios keep their hash

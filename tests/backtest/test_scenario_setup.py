@@ -124,3 +124,19 @@ def test_market_rules_on_a_protocol_without_rule_sets_is_refused_at_its_line() -
     assert (e.value.line, e.value.field) == (9, "market.rules")
     assert "aave_v2" in e.value.message
     assert parse_scenario(text.replace("aave_v2", "aave_v3")).market.rules == "3.0"
+
+
+def test_the_warehouse_path_does_not_change_the_scenario_hash() -> None:
+    """``warehouse`` says where to read, not what: ``--db`` overrides it and the data read are the
+    run's data_sources. It was hashed, so the same scenario spelled ``data/w.duckdb`` and
+    ``./data/w.duckdb`` (or given without it and run with ``--db``) had different run ids, and
+    bt.runs.scenario_json named a warehouse the run may not have read."""
+    from backtest.scenario import parse_scenario
+
+    base = ('name = "x"\nchain_id = 1\n{}[window]\nfrom_block = 1\nto_block = 2\n[market]\n'
+            'protocol = "aave_v3"\nsource = "m"\n')
+    hashes = {parse_scenario(base.format(w)).sha256()
+              for w in ("", 'warehouse = "data/w.duckdb"\n', 'warehouse = "./data/w.duckdb"\n')}
+    assert len(hashes) == 1
+    sc = parse_scenario(base.format('warehouse = "data/w.duckdb"\n'))
+    assert sc.warehouse == "data/w.duckdb" and '"warehouse":null' in sc.canonical_json()  # still read
