@@ -123,8 +123,14 @@ def _variant(sc: Scenario, suffix: str, **changes: Any) -> Scenario:
     if "bad_debt" not in names:
         names = ("bad_debt", *names)
     metrics = dataclasses.replace(sc.metrics, names=tuple(names))
+    # the variant is not its file's scenario: bt.runs.scenario_path names the file and the variant
+    # (a run on the reference oracle credited to a file saying oracle = protocol misled its reader)
+    origin = sc.origin
+    if sc.text:
+        p = Path(sc.origin)
+        origin = f"{p.resolve() if p.is_file() else sc.origin} (variant {suffix}, backtest.attribution)"
     return dataclasses.replace(sc, name=f"{sc.name}{suffix}", mode="counterfactual", metrics=metrics,
-                               **changes)
+                               origin=origin, **changes)
 
 
 def _pair(kind: str, parameter: str, with_sc: Scenario, without_sc: Scenario,

@@ -53,7 +53,8 @@ RUNS = register_table(Table(
                False),
         Column("scenario", "VARCHAR", "scenario name", False),
         Column("scenario_sha256", "VARCHAR", "SHA-256 (hex) of the scenario's canonical JSON", False),
-        Column("scenario_path", "VARCHAR", "file the scenario was read from (NULL if built in code)"),
+        Column("scenario_path", "VARCHAR", "file the scenario was read from (NULL if built in code; an "
+               "attribution's run, a variant of a file: '<file> (variant +lag:with, backtest.attribution)')"),
         Column("mode", "VARCHAR", "historical or counterfactual", False),
         Column("chain_id", "UBIGINT", "chain replayed", False),
         Column("base_currency", "VARCHAR", "what the run's values are in: the protocol oracle's base "

@@ -19,7 +19,7 @@ import pytest
 
 from backtest.attribution import ATTRIBUTIONS, finality_attribution, lag_attribution
 from backtest.errors import ScenarioError
-from backtest.scenario import parse_scenario
+from backtest.scenario import Scenario, parse_scenario
 
 from .report_market import Built, build, scenario_text
 
@@ -182,3 +182,25 @@ def test_the_lag_parameter_says_what_differs(monkeypatch: pytest.MonkeyPatch) ->
                     "oracle=protocol,delay_s=30|reference",
                     "oracle=republish,deviation_bps=100,heartbeat_s=600|reference",
                     "oracle=reference,delay_blocks=3|reference"], seen
+
+
+def test_variant_runs_do_not_pass_for_their_scenario_file(monkeypatch: pytest.MonkeyPatch,
+                                                          tmp_path: Path) -> None:
+    """Both runs of an attribution are variants built in code (counterfactual mode, renamed, the
+    reference as the oracle or another finality wait), but bt.runs.scenario_path (and the report's
+    'scenario file') gave the file they were derived from, as if `deficit run <that file>` had
+    produced them: a run on the reference oracle credited to a file that says oracle = protocol.
+    The path now names the variant too."""
+    import backtest.attribution as attribution
+    from backtest.engine import _scenario_path
+
+    f = tmp_path / "s.toml"
+    f.write_text(_PLAIN + '[oracle]\ndelay_blocks = 200\n')
+    pairs: list[tuple[Scenario, Scenario]] = []
+    monkeypatch.setattr(attribution, "_pair", lambda kind, parameter, w, wo, db: pairs.append((w, wo)))
+    attribution.lag_attribution(f)
+    attribution.finality_attribution(f, wait_blocks=5)
+    got = [_scenario_path(s) for p in pairs for s in p]
+    assert got == [f"{f} (variant {v}, backtest.attribution)"
+                   for v in ("+lag:with", "+lag:without", "+wait:5", "+wait:0")], got
+    assert _scenario_path(attribution._load(f)) == str(f)  # the file itself, as before
