@@ -273,16 +273,19 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
                         rps=args.rps, logs_max_span=args.logs_max_span)
     try:
         frm, to = args.from_, args.to
+        resolved: list[str] = []  # warnings of the time resolution, reported with the run's
         if isinstance(frm, dt.datetime):
             frm = resolve_block_at(rpc, frm, first_at_or_after=True)
         if isinstance(to, dt.datetime):
-            to = resolve_block_at(rpc, to, first_at_or_after=False)
+            to = resolve_block_at(rpc, to, first_at_or_after=False,
+                                  warn=lambda m: resolved.append(f"--to {m}"))
         req = IngestRequest(chain_id=chain, deployments=dset, datasets=datasets, from_block=frm,
                             to_block=to, finality=finality, chunk_blocks=args.chunk_blocks,
                             chunk_rows=args.chunk_rows,
                             endpoint_label=redact_url(url))
         with Warehouse(args.db or DEFAULT_DB, memory_limit=args.memory_limit) as wh:
             summary = _with_progress(lambda cb: run_ingest(wh, rpc, req, cb), args.json)
+            summary.warnings[:0] = resolved
             per_table = _table_counts(wh, summary.run_id)
     finally:
         rpc.close()

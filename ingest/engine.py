@@ -171,11 +171,14 @@ def _block_number(rpc: JsonRpcClient, tag: str) -> int | None:
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
-def resolve_block_at(rpc: JsonRpcClient, when: dt.datetime, *, first_at_or_after: bool) -> int:
+def resolve_block_at(rpc: JsonRpcClient, when: dt.datetime, *, first_at_or_after: bool,
+                     warn: Callable[[str], None] | None = None) -> int:
     """Block number for a UTC time, by binary search on block timestamps.
 
     ``first_at_or_after``: the first block with timestamp >= when (for ``--from``); otherwise the
-    last block with timestamp <= when (for ``--to``).
+    last block with timestamp <= when (for ``--to``). A time after the head block's is an error
+    for the former; for the latter it gives the head, and says through ``warn`` that blocks
+    still to come may lie at or before the time.
     """
     if when.tzinfo is None:
         raise ConfigError(f"time {when.isoformat()} has no UTC offset; write e.g. "
@@ -208,6 +211,9 @@ def resolve_block_at(rpc: JsonRpcClient, when: dt.datetime, *, first_at_or_after
         return lo
     if ts(0) > target:
         raise ConfigError(f"{when.isoformat()} is before the chain's genesis")
+    if warn is not None and (head_ts := ts(head)) < target:
+        warn(f"{when.isoformat()} is after the head block {head} (timestamp {head_ts}): the range "
+             f"stops at block {head}, and blocks still to come may lie at or before that time")
     while lo < hi:
         mid = (lo + hi + 1) // 2
         if ts(mid) <= target:

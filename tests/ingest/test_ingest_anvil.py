@@ -314,3 +314,33 @@ def test_feed_rules_declared_in_the_deployments_are_stored(market, tmp_path):
     after = {r[0]: r for r in rows()}
     assert after[eth][4] == 86400 and after[eth][8] != by_feed[eth][8]
     assert after[other[0]] == other
+
+
+def test_a_to_time_after_the_head_says_the_range_stops_short_of_it(anvil_factory, tmp_path, capsys):
+    """--to 2099-01-01T00:00:00Z --head on a chain whose head is at 1_700_000_600: the last block
+    at or before that time is not known yet (blocks still to come are before it), so the run
+    stops at the head. Without --head the watermark's clip warned; with it the range silently
+    ended at the head, short of the time asked for (fails before). A --to time before the
+    head's says nothing."""
+    import json
+
+    from ingest.cli import main
+
+    node = anvil_factory(timestamp=1_700_000_000)
+    chain = DevChain(node.url)
+    for i in range(1, 11):
+        chain.set_next_timestamp(1_700_000_000 + 60 * i)
+        chain.mine(1)
+    chain.close()
+
+    def run(to: str, db: str) -> dict:
+        assert main(["ingest", "--rpc", node.url, "--chain", "31337", "--datasets", "blocks",
+                     "--from", "0", "--to", to, "--head", "--db", str(tmp_path / db),
+                     "--json"]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    out = run("2099-01-01T00:00:00Z", "a.duckdb")
+    assert out["to_block"] == 10
+    assert any("after the head block 10" in w for w in out["warnings"]), out["warnings"]
+    out = run(dt.datetime.fromtimestamp(1_700_000_000 + 60 * 5 + 30, dt.UTC).isoformat(), "b.duckdb")
+    assert (out["to_block"], out["warnings"]) == (5, [])
