@@ -18,7 +18,8 @@ A batch answered by a single object, an id missing, unknown or repeated
     :class:`RpcTransportError` (or :class:`RpcResponseError` for a batch-wide error object).
 HTTP 429
     Retried after ``Retry-After`` (delta-seconds or HTTP-date, capped at ``backoff_max``), or
-    the usual backoff; finally :class:`RpcHttpError`.
+    the usual backoff (also for an invalid value: negative, unparseable); finally
+    :class:`RpcHttpError`.
 HTTP 500, 502, 503, 504
     Retried (``Retry-After`` honoured when sent); finally :class:`RpcHttpError`.
 HTTP 413
@@ -184,9 +185,11 @@ LOGS_LIMIT_SHAPES: tuple[ErrorShape, ...] = (
     _shape("Infura (block range)", r"range \d+ exceeds limit of \d+"),
     # -32602 "invalid params", data "range 20000 is bigger than range limit 2000"
     _shape("Thirdweb / Tenderly", r"range \d+ is bigger than range limit"),
-    # -32614 (HTTP 413) "eth_getLogs is limited to a 10,000 range";
+    # -32614 (HTTP 413) "eth_getLogs is limited to a 10,000 range"; QuickNode's current wording
+    # "eth_getLogs and eth_newFilter are limited to a 10,000 blocks range";
     # 1RPC "eth_getLogs is limited to a 1000 blocks range"
-    _shape("QuickNode / Blast / 1RPC", r"eth_getlogs is limited to"),
+    _shape("QuickNode / Blast / 1RPC",
+           r"eth_getlogs (?:and eth_newfilter )?(?:is|are) limited to"),
     _shape("BlockPI", r"limited to [\d,.]+ blocks?"),
     # -32600 "block range is too wide"; Frontier: "block range is too wide (maximum 1024)"
     _shape("Ankr / Moonbeam (Frontier)", r"block range is too wide"),
@@ -424,7 +427,12 @@ def _raw_result(body: bytes, call_id: int) -> memoryview | None:
 
 
 def _retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date), or None."""
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date), or None.
+
+    None (the usual backoff applies) for a value that is neither: unparseable, not finite, or
+    negative (delta-seconds has no sign; "-5" is no licence to retry at once). A date in the
+    past means now (0).
+    """
     if not value:
         return None
     value = value.strip()
@@ -437,8 +445,11 @@ def _retry_after(value: str | None) -> float | None:
             return None
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
-        seconds = (when - datetime.now(UTC)).total_seconds()
-    return max(0.0, seconds) if math.isfinite(seconds) else None
+        seconds = max(0.0, (when - datetime.now(UTC)).total_seconds())
+    else:
+        if value.startswith("-") or seconds < 0:
+            return None
+    return seconds if math.isfinite(seconds) else None
 
 
 def _error_fields(error: Any) -> tuple[int | None, str, Any]:

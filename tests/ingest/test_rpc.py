@@ -344,6 +344,19 @@ def test_retry_after_is_capped_by_backoff_max(make_client: Any, chain: Chain) ->
 
 
 @needs_anvil
+@pytest.mark.parametrize("value", ["-5", "-0.5", "soon", "1e400"])
+def test_invalid_retry_after_falls_back_to_the_backoff(make_client: Any, chain: Chain,
+                                                       value: str) -> None:
+    # delta-seconds is 1*DIGIT: a negative number is as invalid as a word, and must not turn
+    # into "retry at once" (no wait at all, every retry hammering a rate-limiting provider)
+    client, transport, sleeps = make_client(
+        Fault(status(429, {"retry-after": value}, b"Too Many Requests"), times=2))
+    assert client.call("eth_getBlockByNumber", [hex(3), False]) == chain.blocks[3]
+    assert len(sleeps) == 2 and all(0 < s <= 0.002 for s in sleeps)  # the jitter draws
+    assert len(transport.requests) == 3
+
+
+@needs_anvil
 @pytest.mark.parametrize("code", [500, 502, 503, 504])
 def test_server_errors_are_retried(make_client: Any, chain: Chain, code: int) -> None:
     client, transport, sleeps = make_client(Fault(status(code, {}, b"<html>oops</html>"),
@@ -616,6 +629,11 @@ RANGE_ERRORS: dict[str, tuple[int | None, str, Any, int, bool]] = {
     "infura-results-bare": (-32005, "query returned more than 10000 results", None, 200, False),
     "infura-range": (-32602, "range {w} exceeds limit of {n}", None, 200, True),
     "quicknode": (-32614, "eth_getLogs is limited to a {n} range", None, 413, True),
+    # QuickNode's current wording (its docs list it under HTTP 413; also seen with -32602)
+    "quicknode-blocks": (-32614, "eth_getLogs and eth_newFilter are limited to a {n} blocks "
+                         "range", None, 413, True),
+    "quicknode-blocks-200": (-32602, "eth_getLogs and eth_newFilter are limited to a {n} blocks "
+                             "range", None, 200, True),
     "1rpc": (-32602, "eth_getLogs is limited to a {n} blocks range", None, 200, True),
     "1rpc-size": (-32602, "response size should not greater than 10000000 bytes", None, 200,
                   False),
