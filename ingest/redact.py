@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import SplitResult, parse_qsl, unquote, urlsplit
 
 __all__ = ["MASK", "MIN_SECRET_SEGMENT", "redact_text", "redact_url"]
 
@@ -38,6 +38,14 @@ def _host_port(netloc: str) -> str:
     return netloc.rpartition("@")[2]
 
 
+def _userinfo_cut_short(parts: SplitResult) -> bool:
+    """Whether an ``@`` after the netloc says the userinfo held an unencoded ``/``, ``?`` or
+    ``#`` (``https://user:ab/cd@host``: a base64 password), which ended the netloc inside the
+    password: what urlsplit calls host and port is then the user name and part of the password.
+    """
+    return "@" in parts.path or "@" in parts.query or "@" in parts.fragment
+
+
 def redact_url(url: str) -> str:
     """A label for ``url`` that is safe to print: ``scheme://host[:port]`` plus markers.
 
@@ -47,14 +55,16 @@ def redact_url(url: str) -> str:
     * ``user:password@`` is dropped; the fragment (never sent to the server) is dropped.
 
     ``http://127.0.0.1:8545`` has nothing to hide and is returned unchanged. A string that is not
-    an absolute URL with a host is returned as ``***``: it cannot be shown safely.
+    an absolute URL with a host is returned as ``***``: it cannot be shown safely; so is a URL
+    with an ``@`` after its netloc (a userinfo with an unencoded ``/``, ``?`` or ``#``, whose
+    start urlsplit would take for the host).
     """
     try:
         parts = urlsplit(url.strip())
     except ValueError:  # e.g. an unbalanced IPv6 bracket
         return MASK
     host_port = _host_port(parts.netloc)
-    if not parts.scheme or not host_port:
+    if not parts.scheme or not host_port or _userinfo_cut_short(parts):
         return MASK
     label = f"{parts.scheme.lower()}://{host_port}"
     if any(segment for segment in parts.path.split("/")):
@@ -73,6 +83,10 @@ def _secret_components(url: str) -> set[str]:
     found: set[str] = set()
     userinfo, at, host_port = parts.netloc.rpartition("@")
     if at and userinfo:
+        found.add(userinfo)
+        found.update(p for p in userinfo.split(":", 1) if p)
+    if _userinfo_cut_short(parts):  # the userinfo runs up to the last '@'
+        userinfo = url.strip().partition("://")[2].rpartition("@")[0]
         found.add(userinfo)
         found.update(p for p in userinfo.split(":", 1) if p)
     if parts.scheme and host_port:

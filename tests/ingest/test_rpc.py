@@ -840,6 +840,12 @@ def test_non_http_urls_are_config_errors() -> None:
     ("https://api.example.org/rpc?apikey=SECRETQ", "https://api.example.org/***?***"),
     ("https://u:pw@[::1]:8545/?key=K#frag", "https://[::1]:8545?***"),
     ("localhost:8545", "***"),
+    # userinfo with an unencoded '/', '?' or '#' (a base64 password): urlsplit ends the netloc
+    # there, so "user:ab" would read as host and port; nothing of it may be shown
+    ("https://user:ab/cd+ef==@node.example.com/", "***"),
+    ("https://user:12/34@node.example.com/", "***"),
+    ("https://user:pa#ss@node.example.com/v2/KEY", "***"),
+    ("https://user:pa?ss@node.example.com/", "***"),
 ])
 def test_redact_url_examples(url: str, label: str) -> None:
     assert redact_url(url) == label
