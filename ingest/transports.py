@@ -41,6 +41,10 @@ for _name in ("httpx", "httpcore"):
         _logger.setLevel(logging.WARNING)
 
 
+_ILLEGAL_IN_HEADER = frozenset(chr(c) for c in (*range(0x20), 0x7F)) - {"\t"}
+"""Control characters HTTP/1.1 does not allow in a header field (a tab is allowed)."""
+
+
 class TransportTimeout(RpcTransportError):
     """Connecting, sending or reading took longer than the request's timeout."""
 
@@ -103,6 +107,15 @@ class HttpTransport:
             parts = None
         if parts is None or parts.scheme.lower() not in ("http", "https") or not parts.hostname:
             raise ConfigError(f"RPC URL {self.label} is not an http(s) URL with a host")
+        try:  # what httpx would refuse at every send (a control character, a port 'ab')
+            httpx.URL(url)
+        except (httpx.InvalidURL, ValueError):
+            raise ConfigError(f"RPC URL {self.label} is not valid") from None
+        for name, value in (headers or {}).items():
+            # h11 refuses these at every send, quoting the whole value (a secret) in its error
+            if any(c in _ILLEGAL_IN_HEADER for c in f"{name}{value}"):
+                raise ConfigError(f"RPC header {name!r} has a control character (CR, LF, "
+                                  "NUL, ...) in its name or value")
         if pool_size < 1:
             raise ConfigError(f"pool_size must be at least 1, got {pool_size}")
         self._url = url

@@ -828,6 +828,27 @@ def test_non_http_urls_are_config_errors() -> None:
     _assert_no_secret(str(info.value))
 
 
+@pytest.mark.parametrize("url", [
+    "https://example.invalid/v2/SECRETKEY1\x01\x0223456789abc",  # httpx refuses it at send
+    "https://user:pw/SECRETQ@example.invalid/v2/SECRETKEY123456789abc",  # port 'pw'
+])
+def test_urls_httpx_cannot_send_are_config_errors(url: str) -> None:
+    # refused when the transport is made, not later by an untyped httpx.InvalidURL per request
+    with pytest.raises(ConfigError) as info:
+        HttpTransport(url)
+    _assert_no_secret(str(info.value), "".join(traceback.format_exception(info.value)))
+
+
+@pytest.mark.parametrize("value", ["Bearer SECRETKEY123456789abc\r\nX-Other: 1",
+                                   "Bearer SECRETKEY12345\x006789abc"])
+def test_header_values_httpx_cannot_send_are_config_errors(value: str) -> None:
+    # h11 quotes the whole illegal value (as a bytes repr) in its error: refuse it up front
+    with pytest.raises(ConfigError) as info:
+        HttpTransport("http://127.0.0.1:1/", headers={"authorization": value})
+    _assert_no_secret(str(info.value), "".join(traceback.format_exception(info.value)))
+    assert "authorization" in str(info.value)
+
+
 @pytest.mark.parametrize(("url", "label"), [
     ("http://127.0.0.1:8545", "http://127.0.0.1:8545"),
     ("https://eth-mainnet.g.alchemy.com/v2/Ab-cdEFghIJklMNopQRstUVwxYZ12345",
