@@ -66,7 +66,9 @@ RUN_OVERVIEW = register_table(Table(
                "(base currency)"),
         Column("accounts_underwater_end", "DOUBLE", "accounts with debt above collateral at the end"),
         Column("liquidations_observed", "DOUBLE", "on-chain liquidations"),
-        Column("liquidations_simulated", "DOUBLE", "liquidator-model liquidations"),
+        Column("liquidations_simulated", "DOUBLE", "liquidator-model liquidations (historical mode: "
+               "predictions that changed nothing, mostly of the observed ones: not to be added to "
+               "liquidations_observed; counterfactual: committed)"),
         Column("hidden_insolvency_base_h", "DOUBLE", "hidden insolvency, base currency x hours "
                "(oracle_lag)"),
         Column("max_deviation_bps", "DOUBLE", "max oracle/reference deviation, bps (oracle_lag)"),

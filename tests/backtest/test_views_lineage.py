@@ -53,3 +53,14 @@ def test_liquidations_with_delay_keeps_the_log_index() -> None:
         "AND l.log_index IS NOT DISTINCT FROM v.log_index ORDER BY v.log_index NULLS LAST").fetchall()
     assert got == [(7, 5), (12, 9), (None, 3)], got
     con.close()
+
+
+def test_run_overview_says_simulated_liquidations_of_a_historical_run_are_predictions() -> None:
+    """A historical run has its on-chain liquidations (observed) and the model's predictions of
+    them (simulated, committed = false): 115 and 115 in the demo, the same liquidations twice. The
+    overview called the second 'liquidator-model liquidations', which a reader adds to the first
+    (230 liquidations)."""
+    from backtest.views import RUN_OVERVIEW
+
+    doc = next(c.doc for c in RUN_OVERVIEW.columns if c.name == "liquidations_simulated")
+    assert "prediction" in doc and "historical" in doc, doc
