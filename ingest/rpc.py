@@ -504,13 +504,14 @@ def _backoff_hint(data: Any) -> float | None:
     return None
 
 
+_HEX_QUANTITY = re.compile(r"0[xX][0-9a-fA-F]+")
+
+
 def _quantity(value: Any) -> int | None:
-    """An ``0x``-hex JSON-RPC quantity as int, or None (block tags, malformed values)."""
-    if isinstance(value, str) and value[:2] in ("0x", "0X"):
-        try:
-            return int(value, 16)
-        except ValueError:
-            return None
+    """An ``0x``-hex JSON-RPC quantity as int, or None (block tags, malformed values: ``int(_,
+    16)`` alone would also take surrounding whitespace and ``_`` between digits)."""
+    if isinstance(value, str) and _HEX_QUANTITY.fullmatch(value):
+        return int(value, 16)
     return None
 
 

@@ -1010,6 +1010,30 @@ def test_get_logs_raw_parsed_answer_outside_the_span_raises(make_client: Any,
         client.get_logs_raw(0, chain.head, [chain.address], [])
 
 
+@needs_anvil
+@pytest.mark.parametrize("spoil", [lambda h: h + " ", lambda h: h + "\n",
+                                   lambda h: h[:2] + "_".join(h[2:]) + "_0"])
+def test_malformed_quantities_are_not_read_as_numbers(make_client: Any, chain: Chain,
+                                                      spoil: Callable[[str], str]) -> None:
+    # Python's int(text, 16) takes '0x7a69 ' and '0x7_a_6_9_0': no node sends them, and a chain
+    # id or log position read from one would be a guess
+    from ingest.errors import RpcError
+
+    def chain_id(request: Any, doc: Any) -> Any:
+        return {**doc, "result": spoil(doc["result"])}
+
+    def block(request: Any, doc: Any) -> Any:
+        doc["result"][0]["blockNumber"] = spoil(doc["result"][0]["blockNumber"])
+        return doc
+
+    client, _, _ = make_client(Fault(tampered(chain_id), method="eth_chainId"),
+                               Fault(tampered(block), method="eth_getLogs"))
+    with pytest.raises(RpcError, match="not a hex quantity"):
+        client.chain_id()
+    with pytest.raises(RpcError, match="without blockNumber/logIndex"):
+        client.get_logs(0, chain.head, [chain.address], [])
+
+
 @pytest.mark.parametrize(("body", "ok"), [
     (b'{"jsonrpc":"2.0","id":7,"result":[]}', b"[]"),
     (b' {"jsonrpc": "2.0", "id": 7, "result": [{"a":1}] }\n', b'[{"a":1}]'),
