@@ -214,6 +214,10 @@ def _fmt(v: Any, digits: int = 2) -> str:
         # a bad debt going from $0.001 to $0.004 read '0.00 -> 0.00, b - a 0.00'
         if v and math.isfinite(v) and not any(ch in "123456789" for ch in s):
             s = f"{v:.{max(digits, 4)}g}"
+        # a ratio below 1 never reads 1 (deficit runs' recall of 0.99999 read '1.00', perfect)
+        while 0 < abs(v) < 1 and abs(float(s.replace(",", ""))) >= 1 and digits < 17:
+            digits += 1
+            s = f"{v:,.{digits}f}"
         return s
     if isinstance(v, int) and not isinstance(v, bool):
         return f"{v:,}"
@@ -252,6 +256,29 @@ def _cmd_runs(args: argparse.Namespace) -> int:
     _print_table(table)
     sys.stdout.write(f"{len(runs)} run(s)\n")
     return 0
+
+
+def _both(a: Any, b: Any, digits_a: int, digits_b: int) -> tuple[str, str]:
+    """``a`` and ``b`` as :func:`_fmt` shows them, with more decimals while two different numbers
+    would read the same (a recall of 0.99999 against 1.0 read '1.00  1.00')."""
+    sa, sb = _fmt(a, digits_a), _fmt(b, digits_b)
+    num = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (a, b))
+    d = digits_a
+    while num and digits_a == digits_b and sa == sb and a != b and d < 17:
+        d += 1
+        sa, sb = _fmt(a, d), _fmt(b, d)
+    return sa, sb
+
+
+def _pct(p: float | None) -> str:
+    """A change in percent: 2 decimals, significant digits when a non-zero change would read
+    '+0.00' (a bad debt going from 1,000,000.00 to 1,000,000.01)."""
+    if p is None:
+        return "-"
+    s = f"{p:+.2f}"
+    if p and math.isfinite(p) and not any(ch in "123456789" for ch in s):
+        s = f"{p:+.2g}"
+    return s
 
 
 def _digits(currency: str) -> int:
@@ -305,10 +332,9 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             rows.append(
                 [
                     f"{f['metric']}.{f['name']}",
-                    _fmt(f["a"], _digits(ca)),
-                    _fmt(f["b"], _digits(cb)),
+                    *_both(f["a"], f["b"], _digits(ca), _digits(cb)),
                     _fmt(f["diff"], _digits(ca)),
-                    "-" if f["pct"] is None else f"{f['pct']:+.2f}",
+                    _pct(f["pct"]),
                 ]
             )
     if len(rows) > 1:

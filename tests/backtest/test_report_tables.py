@@ -449,3 +449,38 @@ def test_plot_axis_ticks_read_as_different_values() -> None:
     assert y == ["1,000", "2,000", "3,000", "4,000", "5,000"], y  # unchanged where they differed
     y, _ = labels(bar_chart("b", ["a", "b"], [("g", [16_540.0, 16_545.0])]))
     assert len(set(y)) == len(y), y
+
+
+def test_compare_never_shows_a_changed_figure_as_unchanged(tmp_path: Any, capsys: Any) -> None:
+    """deficit compare listed fidelity recall going from 0.99999 (one miss in 100,000) to 1.0 as
+    '1.00  1.00  1e-05': a changed figure whose two values read the same; and a bad debt going
+    from $1,000,000.00 to $1,000,000.01 as '+0.00' %. Two different values now read differently
+    (as many digits as it takes) and a non-zero change in percent keeps significant digits."""
+    import argparse
+
+    from backtest.report.catalog import _cmd_compare
+
+    db = str(tmp_path / "w.duckdb")
+    con = duckdb.connect(db)
+    con.execute("CREATE SCHEMA bt")
+    for t in (outputs.RUNS, outputs.SUMMARIES):
+        con.execute(t.ddl())
+    for rid, recall, bad in (("ra", 0.99999, 1_000_000.0), ("rb", 1.0, 1_000_000.01)):
+        con.execute(
+            "INSERT INTO bt.runs VALUES (?, 's', 'ab', NULL, 'historical', 1, 'USD', 8, 1, 100, NULL, NULL, "
+            "[], ['bad_debt', 'fidelity'], 'v1', '{}', 0, 0, 0, 0, 'ok')", [rid])
+        con.execute("INSERT INTO bt.summaries VALUES (?, 1, 100, 'fidelity', 'recall', ?, ?), "
+                    "(?, 1, 100, 'bad_debt', 'end_total_oracle_usd', ?, ?)",
+                    [rid, json.dumps(recall), recall, rid, json.dumps(bad), bad])
+    con.close()
+    assert _cmd_compare(argparse.Namespace(run_a="ra", run_b="rb", db=db, all=False, json=False)) == 0
+    rows = {ln.split()[0]: ln.split()[1:] for ln in capsys.readouterr().out.splitlines()
+            if ln.startswith(("bad_debt.", "fidelity."))}
+    a, b, _, pct = rows["fidelity.recall"]
+    assert a != b and a == "0.99999", rows
+    a, b, diff, pct = rows["bad_debt.end_total_oracle_usd"]
+    assert (a, b, diff) == ("1,000,000.00", "1,000,000.01", "0.01"), rows
+    assert pct not in ("+0.00", "-0.00") and float(pct) > 0, rows
+    from backtest.report.catalog import _fmt  # deficit runs' recall column too
+
+    assert _fmt(0.99999, 2) == "0.99999" and _fmt(0.5, 2) == "0.50" and _fmt(1.0, 2) == "1.00"
