@@ -151,6 +151,15 @@ def verify_and_rollback(ctx: RunContext) -> tuple[int, int] | None:
     old = con.execute("SELECT number, hash FROM raw.blocks WHERE chain_id=? AND number > ? "
                       "ORDER BY number", [ctx.chain_id, fork]).fetchall()
     new = _node_hashes(ctx, [n for n, _ in old]) if len(old) <= 4096 else {}
+    final = fetch_one(con.execute(
+        "SELECT count(*), min(number), max(number) FROM raw.blocks WHERE chain_id=? AND number > ? "
+        "AND finality_at_ingest = 'finalized'", [ctx.chain_id, fork]))
+    if final and final[0]:
+        ctx.warn(f"the reorg above block {fork} replaces {final[0]} block(s) flagged 'finalized' "
+                 f"({final[1]}..{final[2]}): the endpoint does not serve the chain they were "
+                 "ingested from (another network under this chain id, a misbehaving provider), "
+                 "or their finality (head minus 64 without a 'finalized' block) was wrong; "
+                 "results computed on them counted them as final")
     with ctx.wh.transaction():
         removed = fetch_one(con.execute("SELECT count(*) FROM raw.logs WHERE chain_id=? AND "
                                         "block_number > ?", [ctx.chain_id, fork]))

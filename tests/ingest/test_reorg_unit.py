@@ -255,3 +255,27 @@ def test_blocks_above_the_head_the_reorg_check_saw_are_not_marked_final_unverifi
         assert s.reorgs == [(23, 6)]
         assert wh.con.execute("SELECT count(*) FROM raw.blocks WHERE finality_at_ingest = "
                               "'finalized'").fetchall() == [(30,)]
+
+
+def test_a_reorg_replacing_blocks_stored_as_final_says_so(tmp_path: Path) -> None:
+    """Blocks 0..20 stored, 0..15 flagged 'finalized'; the node's chain differs from block 12
+    on. The rollback is the same as for any reorg, but blocks that raw.blocks said were final
+    were replaced: either the endpoint is not the chain they came from (another network under
+    the chain id, a misbehaving provider) or the finality they were flagged with (head minus 64
+    without a 'finalized' block) was wrong, and backtests run before counted them as final. It
+    was reported like a routine reorg at the tip (an INFO line); it is a warning now naming the
+    replaced final blocks (fails before)."""
+    wh = _warehouse(tmp_path, 20)
+    wh.con.execute("UPDATE raw.blocks SET finality_at_ingest = 'finalized' WHERE number <= 15")
+    summary = IngestSummary("r1", CHAIN, 0, 0, "head")
+    ctx = RunContext(wh, Node(20, forked_from=12), CHAIN, "r1", 0, summary)  # type: ignore[arg-type]
+    assert verify_and_rollback(ctx) == (11, 9)
+    assert any("4 block(s) flagged 'finalized'" in w and "12..15" in w for w in summary.warnings), \
+        summary.warnings
+    wh.close()
+    (tmp_path / "b").mkdir()
+    wh = _warehouse(tmp_path / "b", 20)  # a reorg of non-final blocks only: no warning
+    summary = IngestSummary("r1", CHAIN, 0, 0, "head")
+    ctx = RunContext(wh, Node(20, forked_from=12), CHAIN, "r1", 0, summary)  # type: ignore[arg-type]
+    assert verify_and_rollback(ctx) == (11, 9) and summary.warnings == []
+    wh.close()
