@@ -308,9 +308,11 @@ def run_demo(*, db: Path | None, seed: int, as_json: bool, console: Any) -> int:
                 summary = run_ingest(wh, rpc, IngestRequest(
                     chain_id=31337, deployments=dset, finality="head", chunk_blocks=200,
                     endpoint_label=DEMO_ENDPOINT))
-                counts = dict(wh.con.execute(
-                    "SELECT 'raw.' || table_name, estimated_size FROM duckdb_tables() "
-                    "WHERE schema_name='raw' AND estimated_size > 0 ORDER BY 1").fetchall())
+                # exact counts: duckdb_tables().estimated_size still counts rows deleted (the
+                # previous demo chain's) from row groups that were not rewritten
+                counts = {t: n for t in [f"raw.{r[0]}" for r in wh.con.execute(
+                    "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'raw' ORDER BY 1"
+                ).fetchall()] if (n := int(wh.con.execute(f'SELECT count(*) FROM {t}').fetchall()[0][0]))}
                 rounds = wh.con.execute(
                     "SELECT phase_id, count(*), min(answer_f64), max(answer_f64) FROM "
                     "raw.oracle_rounds WHERE feed = ? GROUP BY 1 ORDER BY 1",

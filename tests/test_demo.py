@@ -63,3 +63,25 @@ def test_demo_ingest_leaves_other_local_chain_data_alone(tmp_path: Path) -> None
     assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
     assert "31337" in r.stderr and "--db" in r.stderr
     assert db.read_bytes() == before
+
+
+def test_demo_ingest_prints_the_tables_exact_row_counts(tmp_path: Path) -> None:
+    """The stored-rows table it prints came from duckdb_tables().estimated_size, which still counts
+    rows deleted from a row group that was not rewritten: the rerun's delete of the previous demo
+    chain, in a file that also holds another chain's rows, printed raw.blocks 560 rows too high."""
+    db = tmp_path / "w.duckdb"
+
+    def demo_ingest() -> dict:
+        r = subprocess.run([sys.executable, "-m", "ingest.cli", "demo-ingest", "--json", "--db", str(db)],
+                           cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)["rows_by_table"]
+
+    demo_ingest()
+    with Warehouse(db) as wh:  # another chain's blocks after the demo chain's, in the same row groups
+        wh.con.execute("INSERT INTO raw.blocks SELECT 1, n, 'h', 'p', n, NULL, 0, 0, 'm', 0, 'finalized', 0, "
+                       "'r1' FROM range(200000) t(n)")
+    printed = demo_ingest()
+    with Warehouse(db, read_only=True) as wh:
+        exact = {t: wh.con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in printed}
+    assert printed == exact
