@@ -161,8 +161,9 @@ def _html_block(b: Para | Table | Plot | Pre) -> str:
     return f"<pre>{_e(b.text)}</pre>"
 
 
-#: Markdown metacharacters that act anywhere in a line (emphasis, code, links, tables, strikethrough)
-_MD_META = re.compile(r"([\\`*\[\]|~])")
+#: Markdown metacharacters that act anywhere in a line (emphasis, code, links, tables, strikethrough,
+#: and GitHub's math: ``$...$`` is typeset as LaTeX in Markdown files)
+_MD_META = re.compile(r"([\\`*\[\]|~$])")
 #: ``_`` opens or closes emphasis only at a word boundary (CommonMark): ``aave_v3`` stays as it is
 _MD_UNDERSCORE = re.compile(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
 #: what acts only at the start of a line: a heading, a list item, a setext or thematic rule

@@ -283,3 +283,21 @@ def test_the_cumulative_liquidations_run_to_the_windows_end(monkeypatch: object)
     _liquidations(_Data(con, "r1"))
     assert {s.points[-1] for s in seen} == {(900.0, 10.0), (900.0, 15.0)}  # type: ignore[attr-defined]
     con.close()
+
+
+def test_on_chain_text_is_no_math_on_github() -> None:
+    """GitHub renders $...$ (and $`...`$) in Markdown files as LaTeX math: a token symbol such as
+    '$x^2$' showed in report.md as a typeset formula, not its text. Every '$' is now escaped (a
+    CommonMark escape: the same visible text in any renderer)."""
+    import html as h
+    import re
+
+    import cmarkgfm
+
+    from backtest.report.model import md_escape
+
+    for sym in ("$x^2$", "$\\href{https://e.example}{claim}$", "pay $5 to $ETH"):
+        raw = md_escape(sym)
+        assert not re.search(r"(?<!\\)\$", raw), raw
+        html_out = cmarkgfm.github_flavored_markdown_to_html(f"| a |\n|---|\n| {raw} |\n")
+        assert h.unescape(html_out.split("<td>", 1)[1].split("</td>", 1)[0]) == sym, html_out
