@@ -667,7 +667,8 @@ class JsonRpcClient:
         """Every log in blocks ``[from_block, to_block]`` (inclusive), sorted by block and index.
 
         ``addresses``: contract addresses (any of them; empty means any contract).
-        ``topics``: per topic position, the accepted values (any of them) or None for any value.
+        ``topics``: per topic position, the accepted values (any of them, at least one) or None
+        for any value.
         The range is fetched in spans of at most :attr:`logs_span` blocks. When the provider
         refuses a span (:class:`RangeTooLarge`) the span shrinks to the provider's suggestion if
         it gave a smaller one, else to half, and that sub-range is fetched again; after
@@ -714,6 +715,13 @@ class JsonRpcClient:
         """(start, end, result) per span, shrinking and regrowing the span (see get_logs)."""
         if from_block < 0 or to_block < from_block:
             raise ConfigError(f"invalid block range [{from_block}, {to_block}]")
+        if isinstance(addresses, str):
+            raise ConfigError("eth_getLogs addresses must be a list of addresses, not a string")
+        for pos, accepted in enumerate(topics):
+            # a node reads [] as "any value" (geth does), the opposite of "none of these"
+            if accepted is not None and (isinstance(accepted, str) or not accepted):
+                raise ConfigError(f"eth_getLogs topic position {pos}: give a non-empty list of "
+                                  f"accepted values, or None for any value; got {accepted!r}")
         base: dict[str, Any] = {}
         if addresses:
             base["address"] = list(addresses)

@@ -316,6 +316,22 @@ def test_bad_arguments_are_config_errors() -> None:
     client.close()
 
 
+@needs_anvil
+def test_log_filters_that_a_node_would_read_otherwise_are_config_errors(make_client: Any,
+                                                                        chain: Chain) -> None:
+    # An empty list of accepted values at a topic position accepts nothing, but a node reads
+    # it as a wildcard (as geth does): every log of the address came back. A bare string where
+    # a list belongs was sent one character per accepted value.
+    client, transport, _ = make_client()
+    for addresses, topics in ([chain.address], [[]]), ([chain.address], [None, []]), \
+            ([chain.address], [TOPIC_A]), (chain.address, []):
+        with pytest.raises(ConfigError):
+            client.get_logs(0, chain.head, addresses, topics)  # type: ignore[arg-type]
+        with pytest.raises(ConfigError):
+            client.get_logs_raw(0, chain.head, addresses, topics)  # type: ignore[arg-type]
+    assert transport.requests == []
+
+
 # --------------------------------------------------------------------------- HTTP faults
 
 
