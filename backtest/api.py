@@ -9,8 +9,8 @@ replays (:class:`backtest.engine.Replay`) and writes every ``bt`` row of the run
 transaction. :func:`run_inputs` replays in-memory inputs (tests, benchmarks) the same way.
 
 Run ids: ``bt-`` + the first 16 hex digits of ``sha256(scenario sha256, code version, data
-sources)`` unless given, so the same scenario on the same data and code has the same id and a
-re-run replaces its rows.
+sources, the feeds' declared rules)`` unless given, so the same scenario on the same data and code
+has the same id and a re-run replaces its rows.
 """
 
 from __future__ import annotations
@@ -110,8 +110,16 @@ def quiet_gc() -> Iterator[None]:
         gc.set_threshold(*old)
 
 
-def derive_run_id(scenario: Scenario, data_sources: tuple[str, ...], version: str) -> str:
-    h = hashlib.sha256("\n".join((scenario.sha256(), version, *sorted(data_sources))).encode())
+def derive_run_id(scenario: Scenario, data_sources: tuple[str, ...], version: str,
+                  feed_rules: Mapping[str, FeedRules] | None = None) -> str:
+    """``feed_rules``: the feeds' rules as declared at ingest (:attr:`ReplayInputs.feed_rules`), which
+    the oracle_lag metric and model republish judge by: an ingest that declares them anew rewrites
+    them (``raw.oracle_feeds``) and not the rounds, so the data sources alone stay the same. Their
+    values count, not the file that declared them; none declared adds nothing (earlier ids stand)."""
+    declared = sorted((f, r.deviation_bps, r.heartbeat_s, r.min_answer, r.max_answer)
+                      for f, r in (feed_rules or {}).items())
+    rules = ("feed_rules:" + repr(declared),) if declared else ()
+    h = hashlib.sha256("\n".join((scenario.sha256(), version, *sorted(data_sources), *rules)).encode())
     return "bt-" + h.hexdigest()[:16]
 
 
@@ -123,7 +131,7 @@ def run_inputs(scenario: Scenario, inputs: ReplayInputs, *, run_id: str | None =
     changes the state it is given (events, committed liquidations), so the same ``inputs`` run
     twice gave two different runs, the second starting from the first one's end."""
     version = code_version()
-    rid = run_id or derive_run_id(scenario, inputs.data_sources, version)
+    rid = run_id or derive_run_id(scenario, inputs.data_sources, version, inputs.feed_rules)
     inputs = dataclasses.replace(inputs, state=_fresh_state(inputs.state))
     with quiet_gc():
         out = _replay(scenario, inputs, rid, naive, version)
@@ -164,7 +172,7 @@ def run(scenario: Scenario | str | Path, db: str | Path | None = None, *, run_id
         sc, inputs = load_inputs(wh, sc, stream=True)  # checks the data first: nothing written if missing
         _check_output_tables(wh, sc)
         version = code_version()
-        rid = run_id or derive_run_id(sc, inputs.data_sources, version)
+        rid = run_id or derive_run_id(sc, inputs.data_sources, version, inputs.feed_rules)
         out = _replay(sc, inputs, rid, naive, version, progress)
         write_run(wh, rid, out.tables)
     return RunResult(rid, sc, out.summary, out, db=path)

@@ -49,7 +49,7 @@ from backtest.synthetic import SyntheticConfig, generate, market  # noqa: E402
 
 CACHE = ROOT / "bench" / ".cache"
 #: bump when the generator's output changes, so stale cached files are not reused
-GEN_TAG = "g3"
+GEN_TAG = "g4"
 QUICK = dict(borrowers=5_000, suppliers=250, actions=200_000, days=36)
 
 
@@ -147,7 +147,7 @@ def child(args: argparse.Namespace) -> None:
                 sc, inputs = load_inputs(wh, load_scenario(args.scenario), stream=True)
                 phases["load_s"] = time.perf_counter() - t0
                 version = code_version()
-                run_id = derive_run_id(sc, inputs.data_sources, version)
+                run_id = derive_run_id(sc, inputs.data_sources, version, inputs.feed_rules)
                 out = Replay(sc, inputs, run_id, naive=args.naive, code_version=version).run()
                 n_events = out.record.events_applied
                 phases["replay_s"] = time.perf_counter() - t0 - phases["load_s"]

@@ -140,3 +140,35 @@ def test_the_warehouse_path_does_not_change_the_scenario_hash() -> None:
     assert len(hashes) == 1
     sc = parse_scenario(base.format('warehouse = "data/w.duckdb"\n'))
     assert sc.warehouse == "data/w.duckdb" and '"warehouse":null' in sc.canonical_json()  # still read
+
+
+def test_a_feeds_newly_declared_rules_make_another_run(synthetic: Path, tmp_path: Path) -> None:
+    """The oracle_lag metric (and model republish) judge a feed by its rules as declared at ingest
+    (raw.oracle_feeds, rewritten when an ingest declares them anew; its rounds are not). The run
+    id did not cover them: a re-ingest that declared another heartbeat changed the run's figures
+    under the same run id (a re-run replaced the rows; an attribution over the old ones stood).
+    The same rules declared again, from another file, keep the id."""
+    from ingest.prices import import_prices
+
+    db = _copy(synthetic, tmp_path)
+    t0, t1 = CFG.block_ts(FB), CFG.block_ts(TB)
+    feed = market(CFG).feeds[0]
+    csv = tmp_path / "p.csv"
+    csv.write_text("timestamp,price\n" + "".join(f"{t},2300.5\n" for t in range(t0 - 600, t1 + 600, 60)))
+    sc = _scenario(tmp_path, f'[reference.pairs]\n"{feed}" = "ETH/USD"\n[metrics]\nnames = ["oracle_lag"]\n')
+
+    def declare(heartbeat: int, run_id: str, where: str = "deployments.toml") -> tuple[str, object]:
+        with Warehouse(db) as wh, wh.transaction() as con:
+            con.execute("DELETE FROM raw.oracle_feeds WHERE feed = ?", [feed])
+            con.execute("INSERT INTO raw.oracle_feeds VALUES (?, ?, 'ETH / USD', 8, 50, ?, NULL, NULL, ?, ?)",
+                        [CFG.chain_id, feed, heartbeat, where, run_id])
+        r = run(sc, db=db)
+        return r.run_id, r.summary["oracle_lag"]["beyond_heartbeat_s_max"]
+
+    with Warehouse(db) as wh:
+        import_prices(wh, csv, fmt="timestamp_price", pair="ETH/USD", unit="USD", source="s",
+                      run_id="prices-1")
+    a, b = declare(86_400, "ingest-a"), declare(600, "ingest-b")
+    assert a[1] != b[1]  # the declared heartbeat changes the figures ...
+    assert a[0] != b[0]  # ... so it is another run
+    assert declare(600, "ingest-c", "elsewhere/deployments.toml") == b
