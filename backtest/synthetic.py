@@ -6,13 +6,16 @@ ingest`` produces (tables created from the same declarations with
 data (:mod:`backtest.feed`). One file holds, for one synthetic chain:
 
 * ``raw.blocks``: every block of the year (12 s blocks), hash-linked (``parent_hash`` is the
-  previous block's hash), ``base_fee_per_gas_wei`` a deterministic daily cycle plus jitter
-  (5–45 gwei), all ``finalized``;
-* ``raw.oracle_rounds`` (+ ``raw.chainlink_answer_updated``, ``raw.oracle_phases``): one feed per
-  reserve (USD, 8 decimals), published Chainlink-style from a simulated price path: a round is
+  previous block's hash), ``base_fee_per_gas_wei`` a deterministic daily cycle (5–35 gwei) plus
+  a jitter below 0.02 gwei, all ``finalized``;
+* ``raw.oracle_rounds`` (+ ``raw.chainlink_answer_updated``, ``raw.oracle_phases``, and
+  ``raw.oracle_feeds`` with each feed's deviation threshold and heartbeat): one feed per
+  reserve (USD, 8 decimals), published Chainlink-OCR-style from a simulated price path: a round is
   published at a grid point (every :attr:`SyntheticConfig.grid_s` seconds) when the answer moved
-  by at least the feed's deviation threshold since the last round, or the heartbeat elapsed; it
-  lands 0–2 blocks later (transmission latency), each in its own transaction;
+  by at least the feed's deviation threshold since the last round, or the last round's on-chain
+  ``updatedAt`` is a heartbeat old; it lands 0–2 blocks later (transmission latency), each in its
+  own transaction, and its ``updatedAt`` is that block's timestamp (the aggregator's
+  ``AnswerUpdated`` carries ``block.timestamp``);
 * the Aave v3 (rules v3.0) market's decoded event tables ``raw.aave_v3_*``: the oracle's
   ``BaseCurrencySet``/``AssetSourceUpdated`` (asset -> feed), the configurator's reserve listing
   (token ``Initialized``, ``ReserveInitialized``, collateral parameters, borrowing, reserve factor,
@@ -61,6 +64,7 @@ Not generated: liquidations, flash loans, stable-rate debt, isolation mode, aTok
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import math
@@ -356,14 +360,18 @@ def _oracle_rounds(cfg: SyntheticConfig) -> list[_Round]:
             step[i] = x
             logp[i] += x
             answer = round(exp(logp[i]) * scale)
+            # OCR: report when the observation deviates from the latest answer on chain, or when
+            # the latest transmission (its block timestamp) is a heartbeat old
             if abs(answer - last[i]) * 10_000 >= dev[i] * last[i] or ts - last_ts[i] >= hb[i]:
                 rid[i] += 1
-                last[i], last_ts[i] = answer, ts
-                # first block at or after ts (its timestamp >= updatedAt), plus 0-2 blocks latency
+                # first block at or after the observation, plus 0-2 blocks latency; the
+                # aggregator's updatedAt is that block's timestamp (AnswerUpdated(.., block.timestamp))
                 block = (
                     cfg.first_block - (-(ts - cfg.genesis_ts) // cfg.block_time_s) + lat.randrange(latency)
                 )
-                rounds.append(_Round(i, rid[i], answer, ts, block))
+                upd = cfg.block_ts(block)
+                last[i], last_ts[i] = answer, upd
+                rounds.append(_Round(i, rid[i], answer, upd, block))
     rounds.sort(key=lambda r: (r.block, r.updated_at, r.feed))
     return rounds
 
@@ -1015,7 +1023,8 @@ def _write_rounds(
     run_id: str,
     emitted: list[tuple[int, int, int, int, int, int, int]],
 ) -> None:
-    """``raw.oracle_rounds``, ``raw.chainlink_answer_updated`` and ``raw.oracle_phases``."""
+    """``raw.oracle_rounds``, ``raw.chainlink_answer_updated``, ``raw.oracle_feeds`` and
+    ``raw.oracle_phases``."""
     cols: list[tuple[int, ...]] = list(zip(*emitted, strict=True)) if emitted else [() for _ in range(7)]
     tbl = pa.Table.from_arrays(
         [
@@ -1035,8 +1044,10 @@ def _write_rounds(
             pa.array(list(mk.feeds)),
             pa.array(list(mk.aggregators)),
             pa.array([f"{r.symbol} / USD" for r in RESERVES]),
+            pa.array([r.deviation_bps for r in RESERVES], pa.uint32()),
+            pa.array([r.heartbeat_s for r in RESERVES], pa.uint64()),
         ],
-        names=["feed_i", "feed", "aggregator", "feed_name"],
+        names=["feed_i", "feed", "aggregator", "feed_name", "deviation_bps", "heartbeat_s"],
     )
     con, tag = wh.con, _tag(cfg)
     bh = f"'0x' || sha256('{tag}:block:' || r.block_number)"
@@ -1061,6 +1072,13 @@ def _write_rounds(
             f"log_index, aggregator, 'aggregator', feed, answer, aggregator_round_id, updated_at_ts, run_id "
             f"FROM raw.oracle_rounds WHERE chain_id = ? ORDER BY block_number, log_index",
             [cfg.chain_id],
+        )
+        # the feeds' declared rules, as an ingest stores its deployments' [[feed]] settings
+        con.execute(
+            f"INSERT INTO raw.oracle_feeds SELECT {cfg.chain_id}, feed, feed_name, {PRICE_DECIMALS}, "
+            f"deviation_bps, heartbeat_s, NULL, NULL, 'synthetic://backtest.synthetic', ? FROM _feeds "
+            f"ORDER BY feed",
+            [run_id],
         )
         con.execute(
             f"INSERT INTO raw.oracle_phases SELECT {cfg.chain_id}, feed, feed_name, 1, aggregator, "
@@ -1128,10 +1146,8 @@ def generate(
         p.unlink(missing_ok=True)
     say = progress or (lambda _m: None)
     mk = market(cfg)
-    run_id = (
-        "synthetic-"
-        + _h(cfg.seed, "run", cfg.scale, cfg.borrowers, cfg.suppliers, cfg.actions, cfg.days).hex()[:16]
-    )
+    # every field changes what is written, so every field is in the id (a replay's data source)
+    run_id = "synthetic-" + _h(cfg.seed, "run", *dataclasses.astuple(cfg)).hex()[:16]
     rep = GenerationReport(str(path), cfg, mk)
     t0 = time.perf_counter()
     wh = Warehouse(tmp, memory_limit="1GB")
@@ -1158,8 +1174,8 @@ def generate(
             nonlocal ri
             while ri < nr and rounds[ri].block <= upto:
                 r = rounds[ri]
-                tx, li = m.new_tx(r.block, 3)  # OCR transmit: NewTransmission, AnswerUpdated, NewRound
-                emitted.append((r.feed, r.round_id, r.answer, r.updated_at, r.block, tx, li + 1))
+                tx, li = m.new_tx(r.block, 3)  # OCR transmit: NewTransmission, NewRound, AnswerUpdated
+                emitted.append((r.feed, r.round_id, r.answer, r.updated_at, r.block, tx, li + 2))
                 m.px[r.feed] = r.answer
                 ri += 1
             return ri
@@ -1181,7 +1197,8 @@ def generate(
         wh.con.execute("CHECKPOINT")
         rep.seconds["write"] = time.perf_counter() - t2
         rep.rows = dict(sorted(sink.rows.items()))
-        for t in ("raw.blocks", "raw.oracle_rounds", _CL_ANSWER.table.fqn, "raw.oracle_phases"):
+        for t in ("raw.blocks", "raw.oracle_rounds", _CL_ANSWER.table.fqn, "raw.oracle_phases",
+                  "raw.oracle_feeds"):
             row = wh.con.execute(f"SELECT count(*) FROM {t}").fetchall()
             rep.rows[t] = int(row[0][0])
         rep.position_events = sum(
