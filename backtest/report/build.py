@@ -270,7 +270,15 @@ def _provenance(d: _Data) -> Section:
     s.blocks.append(
         Pre(
             json.dumps(sc, indent=2, sort_keys=True),
-            "Scenario as run (canonical JSON, what the sha256 covers)",
+            "Scenario as run (indented for reading; the sha256 covers the canonical JSON below)",
+        )
+    )
+    # the stored bytes themselves: the indented text above does not hash to scenario_sha256
+    s.blocks.append(
+        Pre(
+            str(r["scenario_json"]),
+            f"Canonical JSON as stored in bt.runs.scenario_json, what the sha256 covers "
+            f"({r['scenario_sha256']})",
         )
     )
     return s

@@ -484,3 +484,28 @@ def test_compare_never_shows_a_changed_figure_as_unchanged(tmp_path: Any, capsys
     from backtest.report.catalog import _fmt  # deficit runs' recall column too
 
     assert _fmt(0.99999, 2) == "0.99999" and _fmt(0.5, 2) == "0.50" and _fmt(1.0, 2) == "1.00"
+
+
+def test_the_scenario_shown_as_what_the_sha256_covers_hashes_to_it() -> None:
+    """The provenance showed the scenario 'as run (canonical JSON, what the sha256 covers)', but
+    re-indented: its sha256 was not the run's scenario_sha256, so an auditor checking the hash
+    against the text shown found a mismatch. The stored canonical JSON is now shown as it is (in
+    the HTML and, byte for byte, in report.md); the indented one says it is for reading."""
+    import hashlib
+
+    from backtest.report.build import _provenance
+    from backtest.report.model import Document, Pre, render_markdown
+
+    con = _con(("bad_debt",))
+    canonical = json.dumps({"market": {"dataset": "aave_v3"}, "name": "s <&> \"q\"", "x": 1.5},
+                           sort_keys=True, separators=(",", ":"))
+    sha = hashlib.sha256(canonical.encode()).hexdigest()
+    con.execute("UPDATE bt.runs SET scenario_json = ?, scenario_sha256 = ?", [canonical, sha])
+    sec = _provenance(_Data(con, "r1"))
+    pres = [b for b in sec.blocks if isinstance(b, Pre)]
+    covered = [p for p in pres if "what the sha256 covers" in p.summary]
+    assert covered and all(hashlib.sha256(p.text.encode()).hexdigest() == sha for p in covered), \
+        [(p.summary, p.text) for p in pres]
+    md = render_markdown(Document("t", "s", [sec]), "plots")
+    assert canonical in md.splitlines()
+    con.close()
