@@ -315,11 +315,10 @@ def run_demo(*, db: Path | None, seed: int, as_json: bool, console: Any) -> int:
                 ).fetchall()] if (n := int(wh.con.execute(f'SELECT count(*) FROM {t}').fetchall()[0][0]))}
                 rounds = wh.con.execute(
                     "SELECT phase_id, count(*), min(answer_f64), max(answer_f64) FROM "
-                    "raw.oracle_rounds WHERE feed = ? GROUP BY 1 ORDER BY 1",
+                    "raw.oracle_rounds WHERE chain_id = 31337 AND feed = ? GROUP BY 1 ORDER BY 1",
                     [demo.feed_proxy]).fetchall()
-                liq = fetch_one(wh.con.execute(
-                    "SELECT count(*), sum(debt_to_cover) FROM raw.aave_v3_liquidation_call"
-                ))
+                liq = fetch_one(wh.con.execute(  # the file may hold other chains' rows
+                    "SELECT count(*) FROM raw.aave_v3_liquidation_call WHERE chain_id = 31337"))
         finally:
             rpc.close()
     result = {"warehouse": str(db), "run_id": summary.run_id, "blocks": summary.to_block + 1,

@@ -85,3 +85,19 @@ def test_demo_ingest_prints_the_tables_exact_row_counts(tmp_path: Path) -> None:
     with Warehouse(db, read_only=True) as wh:
         exact = {t: wh.con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in printed}
     assert printed == exact
+
+
+def test_demo_ingest_counts_only_its_own_chains_liquidations(tmp_path: Path) -> None:
+    """Its file may hold other chains (only chain-31337 data it did not write is refused): the
+    "N LiquidationCall events decoded" figure counted every chain's."""
+    from ingest.schema import registered_tables
+
+    db = tmp_path / "w.duckdb"
+    with Warehouse(db) as wh:
+        wh.ensure(*registered_tables())
+        wh.con.execute("INSERT INTO raw.aave_v3_liquidation_call SELECT 1, n, 'h', 't', 0, 0, '0xp', 'pool', "
+                       "'mainnet', '0xc', '0xd', '0xu', 1, 1, '0xl', false, 'r1' FROM range(3) t(n)")
+    r = subprocess.run([sys.executable, "-m", "ingest.cli", "demo-ingest", "--json", "--db", str(db)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["liquidations"] == 40
