@@ -20,7 +20,7 @@ HTTP 429
     Retried after ``Retry-After`` (delta-seconds or HTTP-date, capped at ``backoff_max``), or
     the usual backoff (also for an invalid value: negative, unparseable); finally
     :class:`RpcHttpError`.
-HTTP 500, 502, 503, 504
+HTTP 5xx (except 501 and 505)
     Retried (``Retry-After`` honoured when sent); finally :class:`RpcHttpError`.
 HTTP 413
     For a batch: the batch size is halved. For a lone ``eth_getLogs``: :class:`RangeTooLarge`.
@@ -96,8 +96,10 @@ __all__ = [
 
 logger = logging.getLogger("deficit.rpc")
 
-RETRYABLE_HTTP_STATUSES = frozenset({429, 500, 502, 503, 504})
-"""HTTP statuses that mean "not now" rather than "never"."""
+RETRYABLE_HTTP_STATUSES = frozenset({429, *range(500, 600)} - {501, 505})
+"""HTTP statuses that mean "not now" rather than "never": 429 and every 5xx (Cloudflare, in
+front of many endpoints, adds 520-524 and others), except 501 Not Implemented and 505 HTTP
+Version Not Supported."""
 
 
 @dataclass(frozen=True)

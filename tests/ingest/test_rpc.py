@@ -383,6 +383,26 @@ def test_server_errors_are_retried(make_client: Any, chain: Chain, code: int) ->
 
 
 @needs_anvil
+@pytest.mark.parametrize("code", [507, 520, 521, 522, 523, 524, 529, 598, 599])
+def test_other_5xx_are_retried_too(make_client: Any, chain: Chain, code: int) -> None:
+    # Cloudflare, in front of many endpoints, answers 520-524 ("origin timed out", ...) for
+    # passing trouble: the run stopped at the first one
+    client, transport, sleeps = make_client(Fault(status(code, {}, b"<html>oops</html>"),
+                                                  times=2))
+    assert client.call("eth_getBlockByNumber", [hex(3), False]) == chain.blocks[3]
+    assert client.stats.retries == 2 and len(sleeps) == 2 and len(transport.requests) == 3
+
+
+@needs_anvil
+@pytest.mark.parametrize("code", [501, 505])
+def test_5xx_that_say_never_are_not_retried(make_client: Any, code: int) -> None:
+    client, transport, sleeps = make_client(Fault(status(code, {}, b"<html>no</html>")))
+    with pytest.raises(RpcHttpError) as info:
+        client.call("eth_blockNumber", [])
+    assert info.value.status == code and sleeps == [] and len(transport.requests) == 1
+
+
+@needs_anvil
 def test_persistent_503_raises_http_error_after_max_retries(make_client: Any) -> None:
     client, transport, sleeps = make_client(Fault(status(503), times=float("inf")),
                                             max_retries=3)
