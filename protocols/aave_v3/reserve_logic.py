@@ -253,7 +253,9 @@ def update_interest_rates(tx: TxContext, reserve: ReserveData, rc: ReserveCache,
     """``ReserveLogic.updateInterestRates``: new rates from the strategy for the reserve's debt
     after the action (``rc.next_*``) and its liquidity ± this action's flows; emits
     ``ReserveDataUpdated``. Keeps the current rates when the strategy or the aToken's
-    underlying balance is unknown (or under v3.1+ rules, whose strategy is not ported)."""
+    underlying balance is unknown (or under v3.1+ rules, whose strategy is not ported). Without
+    stable debt (v3.2+: aave-dao/aave-v3-origin v3.2.0, 7c6023e) the event's stable rate is 0
+    and so is the reserve's (``getReserveData`` returns 0 for the deprecated field)."""
     total_variable_debt = ray_mul_half_up(rc.next_scaled_variable_debt, rc.next_variable_borrow_index)
     strategy = reserve.interest_rate_strategy
     if strategy is not None and reserve.a_token_underlying_balance is not None and tx.rules.version == "3.0":
@@ -264,6 +266,9 @@ def update_interest_rates(tx: TxContext, reserve: ReserveData, rc: ReserveCache,
             average_stable_borrow_rate=rc.next_avg_stable_borrow_rate, reserve_factor=rc.reserve_factor)
         reserve = replace(reserve, current_liquidity_rate=liquidity_rate,
                           current_stable_borrow_rate=stable_rate, current_variable_borrow_rate=variable_rate)
+    if not tx.rules.stable_debt and reserve.current_stable_borrow_rate != 0:
+        # v3.2+ emits 0 for it and getReserveData returns 0 (stable borrowing removed)
+        reserve = replace(reserve, current_stable_borrow_rate=0)
     tx.emit("ReserveDataUpdated", "pool", tx.state.pool, reserve=reserve.asset,
             liquidity_rate=reserve.current_liquidity_rate,
             stable_borrow_rate=reserve.current_stable_borrow_rate,

@@ -15,7 +15,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocols.aave_v3 import V3_1, V3_2, AaveV3Adapter, AaveV3State, EModeCategory, UserReserve, UserState
+from protocols.aave_v3 import (
+    V3_1,
+    V3_2,
+    V3_3,
+    V3_5,
+    AaveV3Adapter,
+    AaveV3State,
+    EModeCategory,
+    UserReserve,
+    UserState,
+)
 from protocols.aave_v3 import configuration as C
 from protocols.aave_v3.configuration import ReserveConfiguration
 from protocols.errors import MissingPrice, ProtocolError
@@ -153,6 +163,24 @@ def test_v3_1_liquidation_grace_period() -> None:
     assert _liquidate(state, ts=TS + 13) == (True, None)
     state.rules = replace(V3_1, liquidation_grace_period=False)
     assert _liquidate(state, ts=TS + 12) == (True, None)
+
+
+def test_reserve_data_updated_reports_no_stable_rate_from_v3_2() -> None:
+    # aave-dao/aave-v3-origin v3.2.0 (7c6023e) ReserveLogic.updateInterestRatesAndVirtualBalance
+    # emits ReserveDataUpdated(reserve, liquidityRate, 0, variableRate, ...) and Pool.getReserveData
+    # returns currentStableBorrowRate 0 (stable borrowing removed; the storage slot is deprecated).
+    # The reserves here still carry a v3.1 stable rate (10 %), as a state replayed across the
+    # upgrade does until each reserve's first v3.2 ReserveDataUpdated.
+    for rules, stable in ((V3_1, RAY // 10), (V3_2, 0), (V3_3, 0), (V3_5, 0)):
+        state = _market(0.9)
+        state.rules = rules
+        assert state.reserves[USDC].current_stable_borrow_rate == RAY // 10
+        o = ADAPTER.liquidate(state, USER, WETH, USDC, UINT256_MAX, PRICES, TS + 12, liquidator=LIQUIDATOR)
+        assert o.ok, (rules.version, o.revert_reason)
+        updated = [e.args for e in o.events if e.name == "ReserveDataUpdated"]
+        assert updated and {a["stable_borrow_rate"] for a in updated} == {stable}, rules.version
+        ADAPTER.commit(state, o)
+        assert {state.reserves[a].current_stable_borrow_rate for a in (WETH, USDC)} == {stable}, rules.version
 
 
 def test_close_factor_switches_strictly_above_095() -> None:
