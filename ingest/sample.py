@@ -19,8 +19,10 @@ The chain (anvil 1.7.1, chain id 31337, one block every 12 s)
   the first block at or after the minute it was decided, so the oracle lags the market. Each
   transmission carries five observations around the answer (median = answer). USDC/USD and
   DAI/USD answer exactly $1 and repeat it after their 24 h heartbeat.
-* Base fee: set for every block (``anvil_setNextBlockBaseFeePerGas``) from the same price path,
-  so gas is dear when the market falls, as on 2021-01-11:
+* Base fee: set for every block mined after the market's deployment that carries transactions
+  or follows a bot quote (``anvil_setNextBlockBaseFeePerGas``; runs of empty blocks follow
+  anvil's EIP-1559 rule, -12.5 % per block, and the deployment's blocks keep anvil's own) from
+  the same price path, so gas is dear when the market falls, as on 2021-01-11:
   ``40 gwei + floor(3000 gwei * drawdown)``, capped at 600 gwei, where ``drawdown`` is the fall of
   the mid price from its highest value of the trailing hour (:func:`base_fee_wei`).
 * The window ends at the last block before 2021-01-12T00:00:00Z (about 7,800 blocks in all).

@@ -125,3 +125,20 @@ def test_bot_quotes_equal_the_adapter_on_the_rebuilt_state(con: duckdb.DuckDBPyC
         assert out.ok, (user, state_block, out.revert_reason)
         assert (out.debt_repaid, out.collateral_seized, out.protocol_fee) == (repaid, to_liq, fee), \
             f"user {user}, block {state_block}, pair {coll}/{debt}"
+
+
+def test_base_fee_follows_the_price_path_after_the_deployment(con: duckdb.DuckDBPyConnection) -> None:
+    """data/sample/README.md: every block with transactions after the market's deployment has the
+    base fee of :func:`ingest.sample.base_fee_wei` on the Binance path; the deployment's blocks
+    (before the first account opens) keep anvil's own."""
+    from ingest.sample import base_fee_wei
+
+    rows = load_mid_prices(start=GENESIS_TS - 3600, end=WINDOW_END_TS)
+    first = con.execute("SELECT min(open_block) FROM meta.sample_accounts").fetchone()[0]
+    blocks = con.execute("SELECT number, timestamp_ts, base_fee_per_gas_wei FROM raw.blocks "
+                         "WHERE tx_count > 0 "
+                         "ORDER BY number").fetchall()
+    after = [(n, int(fee)) for n, _, fee in blocks if n >= first]
+    assert len(after) > 500
+    assert [(n, base_fee_wei(rows, GENESIS_TS + BLOCK_S * n)) for n, _ in after] == after
+    assert all(int(fee) <= 10**9 for n, _, fee in blocks if n < first)
