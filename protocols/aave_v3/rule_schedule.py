@@ -26,8 +26,11 @@ Ethereum Core market data (:data:`ETHEREUM_CORE`), provenance:
   - ``0x34339f94350EC5274ea44d0C37DAe9e968c44081`` v3.1 (18f96191, 2024-07-27, cache update);
   - ``0x1f64488c2C4686771dafA75915274d27878B667a`` v3.2 (fb11d947, "feat: v3.2.0 upgrade");
   - ``0xeF434E4573b90b6ECd4a00f4888381e4D0CC5Ccd`` v3.2 (483e27dd, 2024-10-16: replaced the
-    previous one eight days later without a version note; it precedes the v3.3 record, so v3.2
-    rules — [inferred]);
+    previous one eight days later without a version note). It is the "3.2 patch for legacy
+    periphery" (BGD Labs AIP; its pool implementation diff is named
+    ``1_poolImpl_0x1f64488c..._0xeF434E45...``): aave-dao/aave-v3-origin v3.2.1 (58e60a2),
+    whose only Pool change from v3.2.0 is ``getReserveData`` returning a mock
+    ``stableDebtTokenAddress`` — v3.2 rules;
   - ``0x9aEb8aAA1cA38634Aa8C0c8933E7fB4D61091327`` v3.3 (ecbe265f, 2025-02-24, the day of
     tag v3.3.0);
   - ``0x947f0054fAEd3481FF4e76CA35f12fbE36cc665B`` v3.4 (778fd70e, "fix: upgrade to 3.4");
