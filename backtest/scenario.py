@@ -874,7 +874,13 @@ def load_scenario(path: str | Path) -> Scenario:
     """Read and validate a scenario file."""
     path = Path(path)
     try:
-        text = path.read_text()
+        data = path.read_bytes()
     except OSError as e:
         raise ScenarioError(str(path), f"cannot read: {e.strerror}") from None
+    try:  # TOML is UTF-8 whatever the locale's encoding
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise ScenarioError(str(path), f"not UTF-8 text (TOML files are UTF-8): byte 0x{data[e.start]:02x} "
+                            "cannot be decoded; save the file as UTF-8", line) from None
     return parse_scenario(text, str(path))

@@ -231,3 +231,14 @@ def test_a_run_id_that_is_not_a_plain_name_is_refused(sample: tuple[Path, dict[s
     finally:
         con.close()
     assert n == 0
+
+
+@pytest.mark.parametrize("command", ["run", "check"])
+def test_a_scenario_that_is_not_utf8_names_its_line(tmp_path: Path, command: str) -> None:
+    """TOML is UTF-8; a scenario saved in another encoding (a Latin-1 'é' in its name, line 3)
+    was a UnicodeDecodeError traceback (exit 1), and read in the locale's encoding where that is
+    not UTF-8. A ScenarioError at the line of the first undecodable byte, exit 2."""
+    f = tmp_path / "latin1.toml"
+    f.write_bytes(b'# a scenario\nchain_id = 1\nname = "crash \xe9t\xe9"\n')
+    out = assert_user_error(deficit(command, str(f)))
+    assert f"{f}:3: not UTF-8 text" in out and "byte 0xe9" in out
