@@ -32,7 +32,8 @@ debt is inferred from each ``Mint``/``Burn`` (ported from gho-core @ 00e67fe sou
 bytecode here, so hand-worked vectors in ``tests/protocols/test_aave_v3_events.py``).
 
 Not modelled: v3.6+ (its implementation is left out of the deployment data, so an upgrade to
-it stops a replay); GHO's other special cases (v3.3's non-virtual-accounting debt valuation and
+it stops a replay); GHO's other special cases (the discount in a simulated liquidation's debt
+and burn, see :mod:`.liquidation_logic`; v3.3's non-virtual-accounting debt valuation and
 deficit discount, v3.4+'s vGHO); the v3.1+ interest rate strategy (rates then come from
 ``ReserveDataUpdated``; the deficit's effect on rates is therefore not modelled either);
 simulating ``eliminateReserveDeficit`` (only its ``DeficitCovered`` event is applied); the

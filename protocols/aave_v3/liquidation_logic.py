@@ -12,7 +12,13 @@ rules :func:`execute_liquidation_call` runs :mod:`.liquidation_logic_v33` instea
 The port runs the contract's steps in order on a :class:`TxContext`, so what the contract reads
 after a write (an updated index, a cleared flag) is what the port reads. Not modelled: the
 ERC-20 transfers of the underlying (the liquidator is assumed to hold and approve the debt;
-``a_token_underlying_balance`` is adjusted when known), incentives controllers.
+``a_token_underlying_balance`` is adjusted when known), incentives controllers, and GHO's
+stkAAVE discount: ``_calculateDebt`` reads the debt with the token's ``balanceOf``, which for
+``GhoVariableDebtToken`` (gho-core) takes ``percentMul(interest since the user's last action,
+discountPercent)`` off, and its ``burn`` also burns that discount; the user's discount percent
+is not in the state, so a simulated liquidation of a discounted GHO debt reads the undiscounted
+``rayMul(scaled, index)`` (a larger debt, hence a larger 50 % cap) and burns only the repaid
+amount.
 """
 
 from __future__ import annotations
