@@ -670,23 +670,25 @@ class _Market:
         )
 
     def withdraw(self, u: _User, i: int, amount: int | None, block: int, ts: int) -> None:
-        """``amount`` None withdraws the whole balance (``type(uint256).max``)."""
+        """``amount`` None withdraws the whole balance (``type(uint256).max``). Log order of
+        v3.0.1+ (aave-v3-core 7fbdc6e): ``ReserveUsedAsCollateralDisabled`` before the burn."""
         p = u.pos[i]
         tx, li = self.new_tx(block, 6)
         r = self._begin(i, ts)
         balance = ray_mul_half_up(p[0], r.li)
         amt = balance if amount is None else amount
         self._rates(i, r, 0, amt, block, tx, li)
-        p[0] = self._scaled_down(
-            "a_token", r.a_token, block, tx, li + 2, u.address, u.address, p[0], p[1], amt, r.li
-        )
-        p[1] = r.li
         if amt == balance and p[4]:
             p[4] = 0
             self.sink.add(
                 ("ReserveUsedAsCollateralDisabled", "pool"),
-                (block, tx, li + 4, self.mk.pool, "pool", r.asset, u.address),
+                (block, tx, li + 1, self.mk.pool, "pool", r.asset, u.address),
             )
+        # li+2: aToken Transfer, li+4: underlying Transfer
+        p[0] = self._scaled_down(
+            "a_token", r.a_token, block, tx, li + 3, u.address, u.address, p[0], p[1], amt, r.li
+        )
+        p[1] = r.li
         self.sink.add(
             ("Withdraw", "pool"),
             (block, tx, li + 5, self.mk.pool, "pool", r.asset, u.address, u.address, amt),

@@ -225,3 +225,41 @@ def test_run_id_differs_when_the_generated_data_differs(tmp_path: Path) -> None:
         ids[tag] = con.execute("SELECT run_id FROM meta.runs").fetchall()[0][0]
         con.close()
     assert len(set(ids.values())) == len(ids), ids
+
+
+def test_each_transaction_logs_in_the_v3_0_2_pool_order(small) -> None:
+    """The logs of each user transaction in the order the v3.0.2 Pool (aave-v3-core 782f519, the
+    adapter's rules v3.0) emits them. Since v1.17.0 (7fbdc6e, "CEI"), ``executeWithdraw`` emits
+    ``ReserveUsedAsCollateralDisabled`` *before* burning the aTokens; the generator wrote it after
+    the ``Burn`` (the v3.0.0 order), a sequence the modelled Pool never emits."""
+    path, _ = small
+    con = duckdb.connect(str(path), read_only=True)
+
+    def tx_logs(table: str, role: str | None = None) -> dict[str, int]:
+        where = f" WHERE role = '{role}'" if role else ""
+        return dict(con.execute(f"SELECT tx_hash, log_index FROM raw.aave_v3_{table}{where}").fetchall())
+
+    rdu = tx_logs("reserve_data_updated")
+    a_tok = tx_logs("scaled_token_burn", "a_token") | tx_logs("scaled_token_mint", "a_token")
+    d_tok = tx_logs("scaled_token_burn", "variable_debt_token") | tx_logs(
+        "scaled_token_mint", "variable_debt_token"
+    )
+    enabled = tx_logs("reserve_used_as_collateral_enabled")
+    disabled = tx_logs("reserve_used_as_collateral_disabled")
+    orders = {
+        # the logs before the action's own (its last), in order: (table, always emitted)
+        "supply": ((rdu, True), (a_tok, True), (enabled, False)),
+        "withdraw": ((rdu, True), (disabled, False), (a_tok, True)),
+        "borrow": ((d_tok, True), (rdu, True)),
+        "repay": ((d_tok, True), (rdu, True)),
+    }
+    seen_disabled = 0
+    for action, before in orders.items():
+        for tx, li in tx_logs(action).items():
+            got = [(src[tx] if tx in src else None) for src, _ in before]
+            missing = [g for g, (_, required) in zip(got, before, strict=True) if required and g is None]
+            assert not missing, (action, tx)
+            present = [g for g in got if g is not None]
+            assert present == sorted(present) and present[-1] < li, (action, tx, got, li)
+            seen_disabled += action == "withdraw" and got[1] is not None
+    assert seen_disabled > 0
