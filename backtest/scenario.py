@@ -482,6 +482,18 @@ class _P:
             raise self.err(path, f"expected a 0x address (40 hex digits), got {v!r}")
         return v.lower()
 
+    def addr_keys(self, t: Mapping[str, Any], path: str) -> None:
+        """Check the keys of the address-keyed table ``t`` (at ``path``): addresses, each once. Two
+        TOML keys differing in case only (a checksummed and a lower-case copy) are one address,
+        and read into one mapping the later silently replaced the earlier."""
+        seen: dict[str, str] = {}
+        for k in t:
+            a = self.addr(k, f"{path}.{k}")
+            if a in seen:
+                raise self.err(f"{path}.{k}", f"{a} is given twice, as {seen[a]!r} and {k!r} (addresses "
+                               "are not case-sensitive): give it once")
+            seen[a] = k
+
 
 _TOP = ("name", "chain_id", "mode", "seed", "warehouse", "window", "market", "oracle", "reference",
         "liquidator", "overrides", "finality", "shock", "metrics", "checks")
@@ -527,6 +539,7 @@ def parse_scenario(text: str, origin: str = "<scenario>") -> Scenario:
     asset_decimals = None
     if "asset_decimals" in mk:
         dt_ = p.table(mk, "asset_decimals", "market.asset_decimals", None)
+        p.addr_keys(dt_, "market.asset_decimals")
         asset_decimals = MappingProxyType(dict(sorted(
             (p.addr(k, f"market.asset_decimals.{k}"),
              int(p.int_(dt_, k, f"market.asset_decimals.{k}", required=True, minimum=0) or 0))
@@ -534,6 +547,7 @@ def parse_scenario(text: str, origin: str = "<scenario>") -> Scenario:
     asset_treasuries = None
     if "asset_treasuries" in mk:
         tt = p.table(mk, "asset_treasuries", "market.asset_treasuries", None)
+        p.addr_keys(tt, "market.asset_treasuries")
         asset_treasuries = MappingProxyType(dict(sorted(
             (p.addr(k, f"market.asset_treasuries.{k}"),
              p.addr(p.str_(tt, k, f"market.asset_treasuries.{k}", required=True),
@@ -570,6 +584,7 @@ def parse_scenario(text: str, origin: str = "<scenario>") -> Scenario:
     if "reference" in doc:
         r = p.table(doc, "reference", "reference", ("pairs", "source"))
         pairs_t = p.table(r, "pairs", "reference.pairs", None, required=True)
+        p.addr_keys(pairs_t, "reference.pairs")
         pairs = {}
         for k in pairs_t:
             pairs[p.addr(k, f"reference.pairs.{k}")] = str(p.str_(pairs_t, k, f"reference.pairs.{k}"))
@@ -698,6 +713,7 @@ def _liquidator(p: _P, doc: Mapping[str, Any]) -> LiquidatorSpec:
         "capacity_per_block", "flash_loans", "flash_fee_bps", "slippage", "inventory", "repeat_in_block"))
     slip: dict[str, Slippage] = {}
     depth_key = f"depth_{p.currency}"
+    p.addr_keys(p.table(lq, "slippage", "liquidator.slippage", None), "liquidator.slippage")
     for k, v in p.table(lq, "slippage", "liquidator.slippage", None).items():
         path = f"liquidator.slippage.{k}"
         asset = p.addr(k, path)
@@ -726,6 +742,7 @@ def _liquidator(p: _P, doc: Mapping[str, Any]) -> LiquidatorSpec:
                 raise p.err(f"{path}.table", "sizes must increase")
             slip[asset] = Slippage(table=table)
     inv: dict[str, int] = {}
+    p.addr_keys(p.table(lq, "inventory", "liquidator.inventory", None), "liquidator.inventory")
     for k in p.table(lq, "inventory", "liquidator.inventory", None):
         path = f"liquidator.inventory.{k}"
         inv[p.addr(k, path)] = int(p.int_(lq["inventory"], k, path) or 0)

@@ -172,3 +172,30 @@ def test_a_feeds_newly_declared_rules_make_another_run(synthetic: Path, tmp_path
     assert a[1] != b[1]  # the declared heartbeat changes the figures ...
     assert a[0] != b[0]  # ... so it is another run
     assert declare(600, "ingest-c", "elsewhere/deployments.toml") == b
+
+
+@pytest.mark.parametrize(("table", "value_a", "value_b"), [
+    ("market.asset_decimals", "6", "18"),
+    ("market.asset_treasuries", '"0x' + "77" * 20 + '"', '"0x' + "88" * 20 + '"'),
+    ("reference.pairs", '"ETH/USD"', '"BTC/USD"'),
+    ("liquidator.inventory", "5", "7"),
+    ("liquidator.slippage", "{ depth_eth = 5 }", "{ depth_eth = 7 }"),
+])
+def test_an_address_given_twice_in_different_case_is_refused(table: str, value_a: str, value_b: str) -> None:
+    """Address-keyed tables lower-case their keys: the same address written checksummed and in
+    lower case is two TOML keys, and the later one silently replaced the earlier (asset decimals
+    6 read as 18, a feed's reference pair ETH/USD as BTC/USD). Refused at the second key."""
+    from backtest.errors import ScenarioError
+    from backtest.scenario import parse_scenario
+
+    low = "0x5f4ec3df9cbd43714fe2740f5e3616155c5b8419"
+    checksummed = "0x5f4eC3Df9cbd43714FE2740f5E3616155c5b8419"
+    extra = "[liquidator]\nflash_loans = false\n" if table == "liquidator.inventory" else ""
+    text = ('name = "x"\nchain_id = 1\n[window]\nfrom_block = 1\nto_block = 2\n[market]\n'
+            f'protocol = "aave_v2"\nsource = "m"\n{extra}[{table}]\n"{low}" = {value_a}\n'
+            f'"{checksummed}" = {value_b}\n')
+    with pytest.raises(ScenarioError) as e:
+        parse_scenario(text, "s.toml")
+    assert e.value.field == f"{table}.{checksummed}"
+    assert f"{low} is given twice" in e.value.message
+    assert e.value.line == len(text.splitlines())
