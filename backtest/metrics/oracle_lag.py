@@ -129,6 +129,9 @@ def _per_feed(params: Mapping[str, Any], name: str) -> tuple[int | None, dict[st
         for k, x in v.items():
             if not isinstance(x, int) or isinstance(x, bool) or x < 0:
                 raise MetricError(f"metric 'oracle_lag': {name}.{k} must be an integer >= 0, got {x!r}")
+            if str(k).lower() in out:  # checksummed and lower case: two TOML keys, one feed
+                raise MetricError(f"metric 'oracle_lag': {name}.{k}: feed {str(k).lower()} is given twice "
+                                  "(addresses are not case-sensitive); give it once")
             out[str(k).lower()] = x
         return None, out
     raise MetricError(f"metric 'oracle_lag': {name} must be an integer or a table feed -> integer, got {v!r}")

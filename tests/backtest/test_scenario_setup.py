@@ -199,3 +199,21 @@ def test_an_address_given_twice_in_different_case_is_refused(table: str, value_a
     assert e.value.field == f"{table}.{checksummed}"
     assert f"{low} is given twice" in e.value.message
     assert e.value.line == len(text.splitlines())
+
+
+def test_a_feed_given_twice_in_different_case_in_oracle_lag_parameters_is_refused() -> None:
+    """The same for the oracle_lag metric's per-feed tables: deviation_bps 50 for a feed and 100
+    for its checksummed spelling read as 100."""
+    from backtest.errors import ScenarioError
+    from backtest.scenario import parse_scenario
+
+    low = "0x5f4ec3df9cbd43714fe2740f5e3616155c5b8419"
+    checksummed = "0x5f4eC3Df9cbd43714FE2740f5E3616155c5b8419"
+    text = ('name = "x"\nchain_id = 1\n[window]\nfrom_block = 1\nto_block = 2\n[market]\n'
+            'protocol = "aave_v3"\n'
+            f'source = "m"\n[reference.pairs]\n"{low}" = "ETH/USD"\n[metrics]\nnames = ["oracle_lag"]\n'
+            f'[metrics.oracle_lag.deviation_bps]\n"{low}" = 50\n"{checksummed}" = 100\n')
+    with pytest.raises(ScenarioError) as e:
+        parse_scenario(text, "s.toml")
+    assert e.value.field == "metrics.oracle_lag"
+    assert f"feed {low} is given twice" in e.value.message
