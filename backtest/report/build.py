@@ -516,8 +516,13 @@ def _bad_debt(d: _Data) -> Section:
             "FROM bt.bad_debt_accounts WHERE run_id = ? GROUP BY user, block_number) "
             "GROUP BY user HAVING max(total) > 0 ORDER BY 4 DESC, user LIMIT 10"
         )
+        (n_bad,) = d.q("SELECT count(DISTINCT user) FROM bt.bad_debt_accounts WHERE run_id = ? "
+                       "AND bad_debt_oracle_value > 0")[0]
         if top:
-            s.blocks.append(Para("Accounts with the largest peak bad debt:"))
+            s.blocks.append(Para(
+                "Accounts with the largest peak bad debt"
+                + (f" ({len(top)} of the {int(n_bad):,} accounts that had bad debt):" if int(n_bad) > len(top)
+                   else ":")))
             s.blocks.append(
                 Table(
                     ("account", "debt reserves at end", f"bad debt at end {d.currency}",

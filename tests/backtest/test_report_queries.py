@@ -301,3 +301,24 @@ def test_on_chain_text_is_no_math_on_github() -> None:
         assert not re.search(r"(?<!\\)\$", raw), raw
         html_out = cmarkgfm.github_flavored_markdown_to_html(f"| a |\n|---|\n| {raw} |\n")
         assert h.unescape(html_out.split("<td>", 1)[1].split("</td>", 1)[0]) == sym, html_out
+
+
+def test_the_top_accounts_table_says_how_many_had_bad_debt(tmp_path: Path) -> None:
+    """'Accounts with the largest peak bad debt' shows 10 accounts; with 12 that had bad debt,
+    nothing said that 2 were left out (the report's rule for a cut table, af4bf97), and a reader
+    summing the rows took them for every account with bad debt."""
+    con = duckdb.connect()
+    _run_row(con, "r1")
+    con.execute(bad_debt.ACCOUNTS.ddl())
+    con.execute(bad_debt.BLOCKS.ddl())
+    for i in range(12):
+        con.execute("INSERT INTO bt.bad_debt_accounts VALUES ('r1', 1, 10, 1010, ?, ?, 1, 1, ?, NULL, 0, 1, "
+                    "NULL, true, 1.0)", [f"0x{i + 1:040x}", USDC, (i + 1) * 10**8])
+    from backtest.report.model import Para
+
+    sec = _bad_debt(_Data(con, "r1"))
+    [t] = [b for b in sec.blocks if isinstance(b, Table) and b.headers[0] == "account"]
+    assert len(t.rows) == 10
+    texts = " ".join(b.text for b in sec.blocks if isinstance(b, Para))
+    assert "10 of the 12 accounts" in texts, texts
+    con.close()
