@@ -119,7 +119,9 @@ class HttpTransport:
         if pool_size < 1:
             raise ConfigError(f"pool_size must be at least 1, got {pool_size}")
         self._url = url
-        self._secrets = (url, *(headers or {}).values())
+        values = list((headers or {}).values())
+        # 'Bearer <token>': a provider rejecting the token quotes the token alone
+        self._secrets = (url, *values, *(w for v in values for w in v.split()[1:]))
         try:
             self._client = httpx.Client(
                 http1=True, http2=False, follow_redirects=False,
@@ -136,8 +138,9 @@ class HttpTransport:
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        """The URL and header values: :class:`~ingest.rpc.JsonRpcClient` masks them in what the
-        endpoint answers (an error message quoting the key)."""
+        """The URL and header values (and the words after a value's first, the credential of
+        ``Bearer <token>``): :class:`~ingest.rpc.JsonRpcClient` masks them in what the endpoint
+        answers (an error message quoting the key)."""
         return self._secrets
 
     def _describe(self, exc: Exception) -> str:

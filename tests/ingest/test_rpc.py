@@ -875,6 +875,17 @@ def test_urls_httpx_cannot_send_are_config_errors(url: str) -> None:
     _assert_no_secret(str(info.value), "".join(traceback.format_exception(info.value)))
 
 
+def test_header_credentials_are_masked_without_their_scheme_word() -> None:
+    # 'Authorization: Bearer <token>': a provider that rejects the token quotes the token, not
+    # the header line; the client masks what HttpTransport.secrets names
+    headers = {"authorization": "Bearer SECRETKEY123456789abc", "x-api-key": "SECRETQ"}
+    with HttpTransport("http://127.0.0.1:1/", headers=headers) as transport:
+        text = redact_text("invalid token SECRETKEY123456789abc (Bearer SECRETKEY123456789abc); "
+                           "api key SECRETQ; the bearer scheme stays", transport.secrets)
+    _assert_no_secret(text)
+    assert "bearer scheme stays" in text
+
+
 @pytest.mark.parametrize("value", ["Bearer SECRETKEY123456789abc\r\nX-Other: 1",
                                    "Bearer SECRETKEY12345\x006789abc"])
 def test_header_values_httpx_cannot_send_are_config_errors(value: str) -> None:
