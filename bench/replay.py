@@ -218,6 +218,7 @@ def main() -> None:
         args.profile = args.profile_out
         return child(args)
     scales = [int(s) for s in args.scales.split(",") if s]
+    args.regenerated = set()  # the scales --regen has rebuilt in this invocation
     print(f"replay benchmark ({'quick' if args.quick else 'full'}), pid {os.getpid()}, "
           f"cpus {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}")
     rows = []
@@ -245,7 +246,10 @@ def main() -> None:
 
 
 def _one(scale: int, args: argparse.Namespace, days: float | None, *, naive: bool) -> dict:
-    db, gen = cached_market(scale, args.quick, args.regen and not naive and days is None)
+    # --regen rebuilds each scale's market once, at its first run (the full window's, or with
+    # --skip-full the curve's): not again for the runs that follow on the same file
+    db, gen = cached_market(scale, args.quick, args.regen and scale not in args.regenerated)
+    args.regenerated.add(scale)
     cfg = config(scale, args.quick)
     to_block = cfg.last_block if days is None else cfg.first_block + int(days * 86_400 / cfg.block_time_s)
     ev, rr = count_events(db, cfg, cfg.first_block + 1, to_block)

@@ -263,3 +263,38 @@ def test_each_transaction_logs_in_the_v3_0_2_pool_order(small) -> None:
             assert present == sorted(present) and present[-1] < li, (action, tx, got, li)
             seen_disabled += action == "withdraw" and got[1] is not None
     assert seen_disabled > 0
+
+
+def test_bench_replay_regenerates_each_scale_once_with_skip_full(monkeypatch: pytest.MonkeyPatch,
+                                                                 tmp_path: Path) -> None:
+    """``bench/replay.py --regen`` rebuilt a market only on its full-window run, so with
+    ``--skip-full`` (the curve alone) the flag was accepted and ignored: the curve ran on the stale
+    cached file. Each scale is now regenerated once, at its first run."""
+    import importlib.util
+    import sys
+
+    bench = Path(__file__).parents[2] / "bench" / "replay.py"
+    spec = importlib.util.spec_from_file_location("bench_replay", bench)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    calls: list[tuple[int, bool]] = []
+
+    def fake_market(scale: int, quick: bool, regen: bool) -> tuple[Path, dict]:
+        calls.append((scale, regen))
+        return tmp_path / "m.duckdb", {"users": 1, "borrowers": 1, "seconds": {"total": 0.0}, "file_bytes": 0}
+
+    monkeypatch.setattr(mod, "cached_market", fake_market)
+    monkeypatch.setattr(mod, "count_events", lambda *a: (0, 0))
+    monkeypatch.setattr(mod, "scenario", lambda *a: tmp_path / "s.toml")
+    monkeypatch.setattr(mod, "measure", lambda *a, **k: {"status": "ok", "wall_s": 1.0, "peak_rss_mb": 0.0})
+    for argv, want in (
+        (["--skip-full", "--scales", "1,2", "--naive-days", "1", "--regen"], [(1, True), (2, True)]),
+        (["--scales", "1", "--naive-days", "1", "--regen"], [(1, True)]),
+        (["--skip-full", "--scales", "1", "--naive-days", "1"], []),
+    ):
+        calls.clear()
+        monkeypatch.setattr(sys, "argv", ["replay.py", "--quick", *argv])
+        mod.main()
+        assert [c for c in calls if c[1]] == want, argv
+        assert calls, argv
