@@ -377,6 +377,15 @@ def _price_plots(d: _Data, s: Section) -> None:
                 key,
             )
         ]
+        # bt.price_path holds the answers consumed in the window, not the one in force at its start
+        begins = ""
+        if ref and not orc:
+            begins = ("; no oracle answer in the window: the answer in force, from before it, is not in "
+                      "bt.price_path, so no oracle line is drawn")
+        elif orc and ref and orc[0][0] > ref[0][0]:
+            begins = (f"; the oracle line begins at its first answer in the window, "
+                      f"{_duration(int(orc[0][0] - ref[0][0]))} after the reference's first point (the "
+                      "answer in force before it is not in bt.price_path)")
         if orc and ref and orc[-1][0] < ref[-1][0]:
             orc.append((ref[-1][0], orc[-1][1]))
         ref_t = thin(ref)
@@ -400,10 +409,17 @@ def _price_plots(d: _Data, s: Section) -> None:
                 f"prices_{i}",
                 svg,
                 f"{label}, feed {d.label(feed)}: oracle answers in force (step) "
-                f"against the reference path, with the deviation band ± {bps} bps ({band_from}); "
+                f"against the reference path, with the deviation band ± {bps} bps ({band_from}){begins}; "
                 f"prices in {d.currency} per whole token.",
             )
         )
+
+
+def _duration(seconds: int) -> str:
+    """``seconds`` as ``1 h 2 min 5 s``, ``4 min 0 s``, ``35 s``."""
+    h, rest = divmod(seconds, 3600)
+    m, sec = divmod(rest, 60)
+    return (f"{h} h {m} min {sec} s" if h else f"{m} min {sec} s" if m else f"{sec} s")
 
 
 def _oracle_lag_table(d: _Data, s: Section) -> None:

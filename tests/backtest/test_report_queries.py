@@ -322,3 +322,32 @@ def test_the_top_accounts_table_says_how_many_had_bad_debt(tmp_path: Path) -> No
     texts = " ".join(b.text for b in sec.blocks if isinstance(b, Para))
     assert "10 of the 12 accounts" in texts, texts
     con.close()
+
+
+def test_a_price_plot_says_where_the_oracle_line_begins() -> None:
+    """bt.price_path holds the answers consumed in the window, not the one in force at its start:
+    the oracle line began at the first answer in the window (on the bundled sample 156 s after
+    the window's first block; in a calm hour of a 1 h heartbeat, up to an hour) or, with no answer
+    in the window, was not drawn at all, beside a reference line drawn from the start, and the
+    caption called it 'oracle answers in force'. The caption now says where the line begins."""
+    import backtest.metrics.paths as paths
+    from backtest.report.build import _prices
+    from backtest.report.model import Plot
+
+    feed = "0x" + "fe" * 20
+    captions = []
+    for oracle_blocks in ((5,), ()):
+        con = duckdb.connect()
+        _run_row(con, "r1", ("paths",), source="core")
+        con.execute(paths.PRICE_PATH.ddl())
+        rows = [(b, "oracle", feed) for b in oracle_blocks] + [(1, "reference", "ETH/USD"),
+                                                               (9, "reference", "ETH/USD")]
+        for block, kind, fd in rows:
+            con.execute("INSERT INTO bt.price_path VALUES ('r1', 1, ?, 0, ?, ?, ?, ?, 2000, true, 1, 2000.0)",
+                        [block, 1000 + 60 * block, kind, fd, USDC])
+        [plot] = [b for b in _prices(_Data(con, "r1")).blocks if isinstance(b, Plot)]
+        captions.append(plot.caption)
+        con.close()
+    assert "the oracle line begins at its first answer in the window, 4 min 0 s after the reference's " \
+           "first point" in captions[0], captions[0]
+    assert "no oracle answer in the window" in captions[1], captions[1]
