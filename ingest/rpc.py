@@ -15,7 +15,8 @@ Body that is not complete JSON (truncated, an HTML error page)
     Retried; finally :class:`RpcTransportError`.
 A batch answered by a single object, an id missing, unknown or repeated
     Treated as a transport fault: the unanswered calls are resent; finally
-    :class:`RpcTransportError` (or :class:`RpcResponseError` for a batch-wide error object).
+    :class:`RpcTransportError` (or :class:`RpcResponseError` for a batch-wide error object,
+    bare or alone in an array with id null).
 HTTP 429
     Retried after ``Retry-After`` (delta-seconds or HTTP-date, capped at ``backoff_max``), or
     the usual backoff (also for an invalid value: negative, unparseable); finally
@@ -999,6 +1000,11 @@ class JsonRpcClient:
         everything = list(range(len(calls)))
         if not as_batch and isinstance(doc, list) and len(doc) == 1:
             doc = doc[0]  # a lone call answered inside a list: lenient
+        if (as_batch and isinstance(doc, list) and len(doc) == 1 and isinstance(doc[0], Mapping)
+                and doc[0].get("id") is None and doc[0].get("error") is not None):
+            # A batch-level error wrapped in an array, as JSON-RPC 2.0 section 6 has it (Erigon's
+            # "batch limit N exceeded"): the same as the bare object below.
+            doc = doc[0]
         if as_batch and isinstance(doc, Mapping):
             # One object for the whole batch: a batch-level refusal, or a fault to retry.
             if doc.get("error") is None:

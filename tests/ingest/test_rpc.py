@@ -547,6 +547,12 @@ BATCH_LIMITS = {
                       whole_batch=True),
     "nethermind": rpc_error(-32005, "Batch size limit exceeded", whole_batch=True),
     "http-413": status(413, {}, b"Payload Too Large"),
+    # Erigon since it follows JSON-RPC 2.0 section 6 (erigon#17245, #18260): the batch-level
+    # error inside an array, with id null
+    "erigon-array": lambda request, forward: HttpResponse(200, {}, orjson.dumps([{
+        "jsonrpc": "2.0", "id": None, "error": {
+            "code": -32000, "message": "batch limit 3 exceeded (can increase by "
+            f"--rpc.batch.limit). Requested batch of size: {len(request)}"}}])),
 }
 
 
