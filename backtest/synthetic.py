@@ -17,14 +17,15 @@ data (:mod:`backtest.feed`). One file holds, for one synthetic chain:
   own transaction, and its ``updatedAt`` is that block's timestamp (the aggregator's
   ``AnswerUpdated`` carries ``block.timestamp``);
 * the Aave v3 (rules v3.0) market's decoded event tables ``raw.aave_v3_*``: the oracle's
-  ``BaseCurrencySet``/``AssetSourceUpdated`` (asset -> feed), the configurator's reserve listing
-  (token ``Initialized``, ``ReserveInitialized``, collateral parameters, borrowing, reserve factor,
-  protocol fee, e-mode categories), then user transactions — ``Supply``, ``Borrow``, ``Repay``,
-  ``Withdraw`` (the *position events*) each with the logs the v3.0 Pool emits in the same order
-  (``ReserveDataUpdated``, the scaled token's ``Mint``/``Burn`` with ``value``,
-  ``balanceIncrease`` and ``index`` as ``ScaledBalanceTokenBase._mintScaled``/``_burnScaled``
-  compute them, ``ReserveUsedAsCollateralEnabled``/``Disabled``), plus ``UserEModeSet``;
-  log indices leave gaps where the ERC-20 ``Transfer`` logs (not ingested) would be;
+  ``FallbackOracleUpdated``/``AssetSourceUpdated`` (asset -> feed)/``BaseCurrencySet``, the
+  configurator's reserve listing (token ``Initialized``, ``ReserveInitialized``, collateral
+  parameters, borrowing, reserve factor, protocol fee, e-mode categories), then user
+  transactions — ``Supply``, ``Borrow``, ``Repay``, ``Withdraw`` (the *position events*) each
+  with the logs the v3.0.2 Pool emits, in its order (``ReserveDataUpdated``, the scaled token's
+  ``Mint``/``Burn`` with ``value``, ``balanceIncrease`` and ``index`` as
+  ``ScaledBalanceTokenBase._mintScaled``/``_burnScaled`` compute them,
+  ``ReserveUsedAsCollateralEnabled``/``Disabled``), plus ``UserEModeSet``; log indices leave
+  gaps where the ERC-20 ``Transfer`` logs (not ingested) would be;
 * ``meta.checkpoints`` (coverage of every dataset source over the whole range) and one
   ``meta.runs`` row. ``raw.logs`` (the undecoded copy of each log) is created but left empty: the
   replay never reads it, and encoding ~7 million logs would only slow the benchmark down.
@@ -770,13 +771,17 @@ def _setup(m: _Market, cfg: SyntheticConfig) -> None:
     """AaveOracle constructor, reserve listing and configuration, e-mode categories (block
     ``first_block``), as ``PoolConfigurator.initReserves`` and the configurator setters emit them."""
     mk, sink, b = m.mk, m.sink, cfg.first_block
-    tx, li = m.new_tx(b, 1 + len(RESERVES))
-    sink.add(("BaseCurrencySet", "oracle"), (b, tx, li, mk.oracle, "oracle", ZERO, 10**PRICE_DECIMALS))
-    for i in range(len(RESERVES)):
+    # the constructor: _setFallbackOracle, _setAssetsSources, then BaseCurrencySet
+    n = len(RESERVES)
+    tx, li = m.new_tx(b, 2 + n)
+    sink.add(("FallbackOracleUpdated", "oracle"), (b, tx, li, mk.oracle, "oracle", ZERO))
+    for i in range(n):
         sink.add(
             ("AssetSourceUpdated", "oracle"),
             (b, tx, li + 1 + i, mk.oracle, "oracle", mk.assets[i], mk.feeds[i]),
         )
+    base = (b, tx, li + 1 + n, mk.oracle, "oracle", ZERO, 10**PRICE_DECIMALS)
+    sink.add(("BaseCurrencySet", "oracle"), base)
     for cid, (ltv, lt, bonus, label) in EMODES.items():
         tx, li = m.new_tx(b, 1)
         sink.add(

@@ -298,3 +298,23 @@ def test_bench_replay_regenerates_each_scale_once_with_skip_full(monkeypatch: py
         mod.main()
         assert [c for c in calls if c[1]] == want, argv
         assert calls, argv
+
+
+def test_oracle_constructor_logs_as_aave_oracle_emits_them(small) -> None:
+    """``AaveOracle``'s constructor (aave-v3-core 782f519) calls ``_setFallbackOracle`` (emits
+    ``FallbackOracleUpdated``), then ``_setAssetsSources`` (one ``AssetSourceUpdated`` per asset),
+    then emits ``BaseCurrencySet``: the generator wrote ``BaseCurrencySet`` first and no
+    ``FallbackOracleUpdated`` (a table the ingest fills)."""
+    path, _ = small
+    mk = market(SMALL)
+    con = duckdb.connect(str(path), read_only=True)
+    q = "SELECT tx_hash, log_index, address FROM raw.aave_v3_{} ORDER BY log_index"
+    fallback = con.execute(q.format("fallback_oracle_updated")).fetchall()
+    sources = con.execute(q.format("asset_source_updated")).fetchall()
+    base = con.execute(q.format("base_currency_set")).fetchall()
+    assert len(fallback) == 1 and len(base) == 1 and len(sources) == len(RESERVES)
+    assert {r[2] for r in fallback + sources + base} == {mk.oracle}
+    assert len({r[0] for r in fallback + sources + base}) == 1  # one transaction, the constructor
+    assert fallback[0][1] < sources[0][1] and sources[-1][1] < base[0][1]
+    arg = con.execute("SELECT fallback_oracle FROM raw.aave_v3_fallback_oracle_updated").fetchall()
+    assert arg == [("0x" + "0" * 40,)]
