@@ -958,6 +958,8 @@ class JsonRpcClient:
                             wait=_retry_after(response.headers.get("retry-after")))
         if not _is_rpc_answer(doc):
             raise RpcHttpError(status, reason, self.label, what)
+        if len(calls) > 1:
+            doc = _batch_level_error(doc)
         if len(calls) > 1 and isinstance(doc, Mapping) and doc.get("error") is not None:
             # One error for the whole batch, and the status says it is final (Alchemy's 401
             # "Must be authenticated!"): no point resending, unless it is about the size.
@@ -1000,11 +1002,8 @@ class JsonRpcClient:
         everything = list(range(len(calls)))
         if not as_batch and isinstance(doc, list) and len(doc) == 1:
             doc = doc[0]  # a lone call answered inside a list: lenient
-        if (as_batch and isinstance(doc, list) and len(doc) == 1 and isinstance(doc[0], Mapping)
-                and doc[0].get("id") is None and doc[0].get("error") is not None):
-            # A batch-level error wrapped in an array, as JSON-RPC 2.0 section 6 has it (Erigon's
-            # "batch limit N exceeded"): the same as the bare object below.
-            doc = doc[0]
+        if as_batch:
+            doc = _batch_level_error(doc)
         if as_batch and isinstance(doc, Mapping):
             # One object for the whole batch: a batch-level refusal, or a fault to retry.
             if doc.get("error") is None:
@@ -1073,6 +1072,16 @@ class JsonRpcClient:
 def _code_texts(error: Any) -> tuple[int | None, tuple[str, ...]]:
     code, message, data = _error_fields(error)
     return code, _texts(message, data)
+
+
+def _batch_level_error(doc: Any) -> Any:
+    """A batch's answer with a batch-level error wrapped in an array, as JSON-RPC 2.0 section 6
+    has it (``[{"id": null, "error": ...}]``, Erigon's "batch limit N exceeded"), unwrapped to
+    the bare error object most servers send; any other answer unchanged."""
+    if (isinstance(doc, list) and len(doc) == 1 and isinstance(doc[0], Mapping)
+            and doc[0].get("id") is None and doc[0].get("error") is not None):
+        return doc[0]
+    return doc
 
 
 def _response_id(value: Any) -> int | None:

@@ -436,6 +436,18 @@ def test_401_with_a_json_rpc_body_is_not_retried(make_client: Any, chain: Chain)
 
 
 @needs_anvil
+def test_401_with_the_batch_error_in_an_array_is_not_retried(make_client: Any,
+                                                             chain: Chain) -> None:
+    error = {"code": -32600, "message": "Must be authenticated!"}
+    client, transport, sleeps = make_client(Fault(
+        status(401, {}, orjson.dumps([{"jsonrpc": "2.0", "id": None, "error": error}])),
+        times=float("inf")))
+    with pytest.raises(RpcResponseError) as info:
+        client.batch(block_calls(chain)[:4])
+    assert info.value.code == -32600 and len(transport.requests) == 1 and sleeps == []
+
+
+@needs_anvil
 def test_timeouts_are_retried_then_raised(make_client: Any, chain: Chain) -> None:
     def timeout() -> Exception:
         return TransportTimeout("no answer within 60 s", "scripted")
