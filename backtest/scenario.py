@@ -383,6 +383,8 @@ def _line_of(text: str, path: str) -> int | None:
         h = re.match(r"^\[\[?\s*([^\]]+?)\s*\]\]?$", _code(ln))
         if h and not m and h.group(1).replace('"', "").startswith(f"{path}."):
             return i + 1
+    if len(parts) > 1:  # a key of an inline table ("0x.." = { depth_usd = 0 }): the line of its table
+        return _line_of(text, ".".join(parts[:-1]))
     return None
 
 

@@ -131,7 +131,8 @@ def test_a_baseline_threshold_without_a_baseline_names_no_none_line(
     f.write_text(re.sub(r"(?m)^(chain_id = .*)$", r"\1\nchecks = { max_bad_debt_rise_pct = 5 }",
                         small(texts["counterfactual"]), count=1))
     out = assert_user_error(deficit("check", str(f), "--db", str(db)))
-    assert f"error: {f}: checks.max_bad_debt_rise_pct: compares against a baseline" in out
+    line = line_of(f.read_text(), "checks = ")  # the inline table's line
+    assert f"error: {f}:{line}: checks.max_bad_debt_rise_pct: compares against a baseline" in out
     assert "None" not in out
 
 

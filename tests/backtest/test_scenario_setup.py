@@ -217,3 +217,17 @@ def test_a_feed_given_twice_in_different_case_in_oracle_lag_parameters_is_refuse
         parse_scenario(text, "s.toml")
     assert e.value.field == "metrics.oracle_lag"
     assert f"feed {low} is given twice" in e.value.message
+
+
+def test_an_error_in_an_inline_table_names_its_line() -> None:
+    """A key of an inline table (``"0x.." = { depth_usd = 0 }``) has no ``key =`` line of its own:
+    its errors named the field but no line. They name the inline table's line."""
+    from backtest.errors import ScenarioError
+    from backtest.scenario import parse_scenario
+
+    text = ('name = "x"\nchain_id = 1\n[window]\nfrom_block = 1\nto_block = 2\n[market]\n'
+            'protocol = "aave_v3"\nsource = "m"\n[liquidator.slippage]\n'
+            '"0x' + "11" * 20 + '" = { depth_usd = 0 }\n')
+    with pytest.raises(ScenarioError) as e:
+        parse_scenario(text, "s.toml")
+    assert (e.value.line, e.value.field) == (10, "liquidator.slippage.0x" + "11" * 20 + ".depth_usd")
