@@ -24,8 +24,9 @@ Later releases from aave-dao/aave-v3-origin tags v3.1.0 (e627c74), v3.2.0 (7c602
 
 Proven against the v3.0.2 bytecode on anvil (``tests/protocols/test_aave_v3_differential.py``);
 the v3.1–v3.5 branches are ported from source only, v3.3–v3.5 checked against hand-worked
-vectors (``tests/protocols/test_aave_v3_rules_v33.py``) and, like every rule set, against the
-conformance invariants.
+vectors (``tests/protocols/test_aave_v3_rules_v33.py``), an independent re-derivation of each
+liquidation on sampled markets (``tests/protocols/test_aave_v3_rules_v33_model.py``) and, like
+every rule set, against the conformance invariants.
 
 GHO's variable debt token (v3.0.1-v3.4): the stkAAVE discount it burns from a borrower's scaled
 debt is inferred from each ``Mint``/``Burn`` (ported from gho-core @ 00e67fe source only; no GHO
