@@ -629,9 +629,11 @@ def parse_scenario(text: str, origin: str = "<scenario>") -> Scenario:
         if not isinstance(names_raw, list) or not all(isinstance(n, str) for n in names_raw):
             raise p.err("metrics.names", f"expected a list of metric names, got {names_raw!r}")
         names = tuple(names_raw)
-    for n in names:
+    for i, n in enumerate(names):
         if n not in METRICS:
             raise p.err("metrics.names", f"unknown metric {n!r}; registered: {sorted(METRICS)}")
+        if n in names[:i]:  # computed twice: each of its figures twice in bt.summaries
+            raise p.err("metrics.names", f"metric {n!r} is listed twice; list it once")
     if reference is None:
         from .metrics import get_metric
 

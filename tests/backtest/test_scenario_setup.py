@@ -231,3 +231,18 @@ def test_an_error_in_an_inline_table_names_its_line() -> None:
     with pytest.raises(ScenarioError) as e:
         parse_scenario(text, "s.toml")
     assert (e.value.line, e.value.field) == (10, "liquidator.slippage.0x" + "11" * 20 + ".depth_usd")
+
+
+def test_a_metric_named_twice_is_refused() -> None:
+    """``names = ["bad_debt", "bad_debt"]`` ran the metric twice: bt.summaries got each of its
+    figures twice (a sum over them doubled) and bt.runs.metrics listed it twice."""
+    from backtest.errors import ScenarioError
+    from backtest.scenario import parse_scenario
+
+    text = ('name = "x"\nchain_id = 1\n[window]\nfrom_block = 1\nto_block = 2\n[market]\n'
+            'protocol = "aave_v3"\nsource = "m"\n[metrics]\n'
+            'names = ["bad_debt", "liquidations", "bad_debt"]\n')
+    with pytest.raises(ScenarioError) as e:
+        parse_scenario(text, "s.toml")
+    assert (e.value.line, e.value.field) == (10, "metrics.names")
+    assert "'bad_debt' is listed twice" in e.value.message
