@@ -62,6 +62,8 @@ ACCOUNTS = register_table(Table(
      Column("target_hf_bps", "UINTEGER", "health factor aimed at when opening, bps (10000 = 1.0)"),
      Column("weth_supplied_raw", "HUGEINT", "WETH supplied at opening, wei", False),
      Column("usdc_supplied_raw", "HUGEINT", "USDC supplied at opening, 6 decimals", False),
+     Column("dai_supplied_raw", "HUGEINT", "DAI supplied at opening, 18 decimals (the liquidity "
+            "provider's)", False),
      Column("usdc_borrowed_raw", "HUGEINT", "USDC borrowed at opening, 6 decimals", False),
      Column("dai_borrowed_raw", "HUGEINT", "DAI borrowed at opening, 18 decimals", False),
      Column("emode_category", "UTINYINT", "e-mode category entered (0 = none)", False),

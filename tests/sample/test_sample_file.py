@@ -142,3 +142,26 @@ def test_base_fee_follows_the_price_path_after_the_deployment(con: duckdb.DuckDB
     assert len(after) > 500
     assert [(n, base_fee_wei(rows, GENESIS_TS + BLOCK_S * n)) for n, _ in after] == after
     assert all(int(fee) <= 10**9 for n, _, fee in blocks if n < first)
+
+
+def test_sample_accounts_record_every_opening_supply_and_borrow(con: duckdb.DuckDBPyConnection) -> None:
+    """meta.sample_accounts says what each account opened: its rows equal the Supply and Borrow
+    events of the account's opening block, for every reserve. (The liquidity provider's 50 M DAI
+    had no column and read as nothing supplied.)"""
+    meta = _meta(con)
+    sym = {meta[f"reserve.{s}"]: s.lower() for s in ("WETH", "USDC", "DAI")}
+    cols = {c for (c,) in con.execute("SELECT column_name FROM duckdb_columns() WHERE schema_name = 'meta' "
+                                      "AND table_name = 'sample_accounts'").fetchall()}
+    for kind, table in (("supplied", "raw.aave_v3_supply"), ("borrowed", "raw.aave_v3_borrow")):
+        events = {(u, sym[r], int(a)) for u, r, a in con.execute(
+            f'SELECT e.on_behalf_of, e.reserve, e.amount::HUGEINT FROM {table} e JOIN meta.sample_accounts s '
+            f'ON s."user" = e.on_behalf_of AND s.open_block = e.block_number').fetchall()}
+        assert len(events) > 100
+        missing = {f"{s}_{kind}_raw" for _, s, _ in events} - cols
+        assert not missing, f"meta.sample_accounts has no column for {sorted(missing)}"
+        recorded: set[tuple[str, str, int]] = set()
+        for s in sorted({s for _, s, _ in events}):
+            recorded |= {(u, s, int(a)) for u, a in con.execute(
+                f'SELECT "user", {s}_{kind}_raw::HUGEINT FROM meta.sample_accounts WHERE {s}_{kind}_raw > 0'
+            ).fetchall()}
+        assert recorded == events
