@@ -18,11 +18,11 @@ A batch answered by a single object, an id missing, unknown or repeated
     :class:`RpcTransportError` (or :class:`RpcResponseError` for a batch-wide error object,
     bare or alone in an array with id null).
 HTTP 429
-    Retried after ``Retry-After`` (delta-seconds or HTTP-date, capped at ``backoff_max``), or
-    the usual backoff (also for an invalid value: negative, unparseable); finally
-    :class:`RpcHttpError`.
+    Retried after ``Retry-After`` (delta-seconds or HTTP-date, capped at ``backoff_max``), else
+    after the body's Infura ``data.rate.backoff_seconds``, else the usual backoff (also for an
+    invalid ``Retry-After``: negative, unparseable); finally :class:`RpcHttpError`.
 HTTP 5xx (except 501 and 505)
-    Retried (``Retry-After`` honoured when sent); finally :class:`RpcHttpError`.
+    Retried (waits as for 429); finally :class:`RpcHttpError`.
 HTTP 413
     For a batch: the batch size is halved. For a lone ``eth_getLogs``: :class:`RangeTooLarge`.
     Otherwise :class:`RpcHttpError` at once. A JSON-RPC body that names the limit wins over the
@@ -510,6 +510,14 @@ def _backoff_hint(data: Any) -> float | None:
 _HEX_QUANTITY = re.compile(r"0[xX][0-9a-fA-F]+")
 
 
+def _body_backoff_hint(doc: Any) -> float | None:
+    """The longest :func:`_backoff_hint` of the JSON-RPC errors in a decoded body, if any."""
+    hints = [h for item in (doc if isinstance(doc, list) else [doc])
+             if isinstance(item, Mapping) and isinstance(item.get("error"), Mapping)
+             and (h := _backoff_hint(item["error"].get("data"))) is not None]
+    return max(hints) if hints else None
+
+
 def _quantity(value: Any) -> int | None:
     """An ``0x``-hex JSON-RPC quantity as int, or None (block tags, malformed values: ``int(_,
     16)`` alone would also take surrounding whitespace and ``_`` between digits)."""
@@ -953,9 +961,11 @@ class JsonRpcClient:
                     raise RangeTooLarge(None, f"HTTP 413 {reason}", self.label, what,
                                         suggested=None)
                 raise RpcHttpError(status, reason, self.label, what)
+            wait = _retry_after(response.headers.get("retry-after"))
+            if wait is None:  # Infura: HTTP 429 and the wait in the JSON-RPC error's data
+                wait = _body_backoff_hint(doc)
             return _Outcome(pending=everything, error=RpcHttpError(status, reason, self.label,
-                                                                   what),
-                            wait=_retry_after(response.headers.get("retry-after")))
+                                                                   what), wait=wait)
         if not _is_rpc_answer(doc):
             raise RpcHttpError(status, reason, self.label, what)
         if len(calls) > 1:

@@ -360,6 +360,26 @@ def test_retry_after_is_capped_by_backoff_max(make_client: Any, chain: Chain) ->
 
 
 @needs_anvil
+def test_429_waits_for_infuras_backoff_seconds(make_client: Any, chain: Chain) -> None:
+    # Infura rate-limits with HTTP 429 and a JSON-RPC error whose data says how long to wait
+    # (no Retry-After): the wait it asks for, not a jitter draw of a few milliseconds
+    data = {"rate": {"allowed_rps": 10, "backoff_seconds": 2, "current_rps": 13.3},
+            "see": "https://infura.io/dashboard"}
+    client, _, sleeps = make_client(
+        Fault(rpc_error(-32005, "project ID request rate exceeded", data, http=429)),
+        Fault(rpc_error(-32005, "project ID request rate exceeded", data, http=429,
+                        whole_batch=True), batch=True))
+    assert client.call("eth_getBlockByNumber", [hex(3), False]) == chain.blocks[3]
+    assert client.batch(block_calls(chain)[:3]) == chain.blocks[:3]
+    assert sleeps == [2.0, 2.0]
+    body = orjson.dumps({"jsonrpc": "2.0", "id": None, "error": {
+        "code": -32005, "message": "project ID request rate exceeded", "data": data}})
+    client, _, sleeps = make_client(Fault(status(429, {"retry-after": "3"}, body)))
+    assert client.call("eth_getBlockByNumber", [hex(3), False]) == chain.blocks[3]
+    assert sleeps == [3.0]  # a Retry-After header wins over the body
+
+
+@needs_anvil
 @pytest.mark.parametrize("value", ["-5", "-0.5", "soon", "1e400"])
 def test_invalid_retry_after_falls_back_to_the_backoff(make_client: Any, chain: Chain,
                                                        value: str) -> None:
