@@ -61,19 +61,31 @@ class AaveMarket(LogDataset):
         return {r: sorted(x for x in v if x != zero) for r, v in found.items() if v}
 
     def _before_coverage(self, ctx: RunContext, source: Source) -> list[tuple[str, str, str]]:
-        """ReserveInitialized logs between start_block and the first stored block, read once."""
+        """ReserveInitialized logs of the blocks from start_block up to the run's first block
+        that are not stored (below the stored ranges and in the gaps between them and the run's
+        range), read once. The run's own range is read chunk by chunk, in order, before its
+        tokens are looked for; a stretch left out here hid the tokens of a reserve initialized
+        there from the run (their events silently missing from a range marked ingested)."""
         key = (self.NAME, source.key, "pre")
         if key in ctx.state:
             cached: list[tuple[str, str, str]] = ctx.state[key]
             return cached
-        cov = ctx.wh.covered(ctx.chain_id, self.NAME, source.key)
-        first = min([a for a, _ in cov] + [ctx.range_start])
+        gaps, cur = [], source.start_block
+        for a, b in sorted(ctx.wh.covered(ctx.chain_id, self.NAME, source.key)):
+            if a > cur:
+                gaps.append((cur, min(a, ctx.range_start) - 1))
+            cur = max(cur, b + 1)
+            if cur >= ctx.range_start:
+                break
+        if cur < ctx.range_start:
+            gaps.append((cur, ctx.range_start - 1))
         out: list[tuple[str, str, str]] = []
         configurator = source.payload.address(self.CONFIGURATOR_ROLE)
-        if configurator and first > source.start_block:
-            et = next(t for t in self.EVENT_TABLES if t.spec.name == "ReserveInitialized")
-            logs = ctx.rpc.get_logs(source.start_block, first - 1, [configurator],
-                                    [[et.spec.topic0]])
+        et = next(t for t in self.EVENT_TABLES if t.spec.name == "ReserveInitialized")
+        for lo, hi in gaps if configurator else []:
+            if lo > hi:
+                continue
+            logs = ctx.rpc.get_logs(lo, hi, [configurator], [[et.spec.topic0]])
             for lg in logs:
                 if str(lg.get("address", "")).lower() != configurator:
                     raise DecodeError(

@@ -62,3 +62,37 @@ def test_reserve_initialized_of_another_contract_is_refused(tmp_path: Path) -> N
     with pytest.raises(DecodeError) as ei:
         _discover(tmp_path, [_reserve_initialized(OTHER, "0x" + "22" * 20)])
     assert (ei.value.block_number, ei.value.log_index, ei.value.field) == (5, 0, "address")
+
+
+@pytest.mark.parametrize(("cov", "start", "asked"), [
+    ([], 100, [(1, 99)]),
+    ([(10, 20), (30, 40)], 50, [(1, 9), (21, 29), (41, 49)]),
+    ([(1, 20)], 50, [(21, 49)]),
+    ([(1, 49)], 50, []),
+    ([(10, 20), (60, 70)], 50, [(1, 9), (21, 49)]),
+    ([(1, 5), (30, 80)], 50, [(6, 29)]),
+])
+def test_every_unstored_stretch_below_the_run_is_read(tmp_path: Path, cov: list[tuple[int, int]],
+                                                      start: int, asked: list[tuple[int, int]]) -> None:
+    """The stretches of start_block..(run's first block - 1) not stored for the market: below the
+    stored ranges and in every gap (only the stretch below the lowest stored block was read, so a
+    reserve initialized in a gap was never found) (fails before)."""
+    seen: list[tuple[int, int]] = []
+
+    class Recording(_Node):
+        def get_logs(self, a: int, b: int, addresses: list[str], topics: Any) -> list[dict[str, Any]]:
+            seen.append((a, b))
+            return []
+
+    wh = Warehouse(tmp_path / "w.duckdb")
+    wh.ensure(CHECKPOINTS)
+    for a, b in cov:
+        wh.add_covered(1, "aave_v3", "m", a, b, "r0")
+    dep = Deployment("m", "aave_v3", 1, 1, {"pool": "0x" + "01" * 20,
+                                             "pool_configurator": CONFIGURATOR})
+    ctx = RunContext(wh, Recording([]), 1, "r", start, IngestSummary("r", 1, start, 200, "head"))  # type: ignore[arg-type]
+    try:
+        assert AaveV3()._before_coverage(ctx, Source("aave_v3", "m", 1, dep)) == []
+    finally:
+        wh.close()
+    assert seen == asked

@@ -344,3 +344,43 @@ def test_a_to_time_after_the_head_says_the_range_stops_short_of_it(anvil_factory
     assert any("after the head block 10" in w for w in out["warnings"]), out["warnings"]
     out = run(dt.datetime.fromtimestamp(1_700_000_000 + 60 * 5 + 30, dt.UTC).isoformat(), "b.duckdb")
     assert (out["to_block"], out["warnings"]) == (5, [])
+
+
+def test_tokens_of_a_reserve_initialized_in_a_gap_below_the_run_are_ingested(anvil, tmp_path):
+    """An Aave market ingested up to block H1; a reserve is initialized at a block above H1; a
+    later run starts further up (--from S, leaving H1+1..S-1 unstored). The tokens were looked
+    for in the stored ReserveInitialized rows and, below the lowest stored block, in the
+    configurator's logs: not in the gap between the stored range and S, so the new reserve's
+    aToken and debt token events from S on were never fetched, while the checkpoints said the
+    range was ingested (filling the gap later does not refetch it) (fails before)."""
+    import random
+
+    from ingest.datasets.aave import TOKEN_ROLES
+    from ingest.demo import emitter_name
+
+    from .chainbuilder import MarketChain, emit_all
+
+    chain = DevChain(anvil.url)
+    m = build_market_chain(chain, seed=9, times=1, datasets=("aave_v3",), rounds=2)
+    dep = tmp_path / "dep.toml"
+    dep.write_text(m.deployments_toml)
+    db = tmp_path / "w.duckdb"
+    ingest(anvil.url, db, dep, to_block=chain.block_number())
+    chain.mine(5)
+    toks = {r: chain.deploy(emitter_name("aave_v3", r)) for r in TOKEN_ROLES}
+    configurator = m.contracts[("aave_v3", "pool_configurator")][0]
+    chain.send(configurator, "emitReserveInitialized", "0x" + "ab" * 20, toks["a_token"].address,
+               toks["stable_debt_token"].address, toks["variable_debt_token"].address,
+               "0x" + "cd" * 20)
+    chain.mine(5)
+    start = chain.block_number() + 1
+    later = MarketChain("")
+    for r, c in toks.items():
+        emit_all(chain, "aave_v3", r, c, random.Random(1), 1, later)
+    assert later.emitted and all(chain.receipt(e.tx_hash)["blockNumber"] for e in later.emitted)
+    ingest(anvil.url, db, dep, from_block=start)
+    with Warehouse(db, read_only=True) as wh:
+        missing = [(e.table, e.address) for e in later.emitted if not wh.con.execute(
+            f"SELECT count(*) FROM {e.table} WHERE tx_hash = ?", [e.tx_hash]).fetchall()[0][0]]
+    assert missing == [], missing
+    chain.close()
