@@ -246,3 +246,29 @@ def test_a_metric_named_twice_is_refused() -> None:
         parse_scenario(text, "s.toml")
     assert (e.value.line, e.value.field) == (10, "metrics.names")
     assert "'bad_debt' is listed twice" in e.value.message
+
+
+def test_two_writers_of_one_output_file_do_not_share_a_part_file(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """write_atomic wrote every file through ``<name>.part``: two writers of one output (two
+    ``deficit check --junit junit.xml`` or ``deficit report`` of one run at once) shared it. B
+    writing it while A was about to rename it took A's part file: A's rename failed (its bytes
+    lost), or, before B's own rename, moved B's bytes into place as A's (B's rename then failed),
+    and a reader of the part file saw it half written. Each write now has a part file of its own."""
+    from backtest import files
+
+    target = tmp_path / "junit.xml"
+    real = Path.replace
+    interleaved: list[object] = []
+
+    def replace(self: Path, other: Path) -> Path:  # B writes the same file while A is about to rename
+        if not interleaved:
+            interleaved.append(1)
+            files.write_atomic(target, "B" * 10)
+        return real(self, other)
+
+    monkeypatch.setattr(Path, "replace", replace)
+    files.write_atomic(target, "A" * 1000)  # A renames last: A's bytes, whole
+    assert interleaved == [1]  # B's write succeeded too
+    assert target.read_text() == "A" * 1000
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["junit.xml"]  # no part file left
