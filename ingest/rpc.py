@@ -39,6 +39,11 @@ JSON-RPC error matching :data:`RETRYABLE_ERROR_SHAPES`
 Any other JSON-RPC error
     :class:`RpcResponseError` at once, no retry.
 
+A state-changing call (``eth_send*``, filters, ``evm_mine``, ...: :data:`_STATE_CHANGING`) is
+not resent after a failure that leaves unknown whether the node acted on it (a transport error,
+an incomplete answer, a 5xx): that error is raised at once. Refusals (429, JSON-RPC errors) are
+retried as above.
+
 Backoff is "full jitter": before retry ``n`` (1-based) the client sleeps a uniform random time in
 ``[0, min(backoff_max, backoff_base * 2**(n-1))]`` seconds, drawn from ``random.Random(seed)``; a
 server-given wait replaces the draw. ``max_retries`` counts retries after the first attempt.
@@ -279,6 +284,28 @@ _BIG_INT = re.compile(rb"[:\[,]\s*-?\d{19}")
 
 _INVALID = object()
 """Marks a body that did not decode as JSON."""
+
+_STATE_CHANGING = frozenset({
+    "eth_sendTransaction", "eth_sendRawTransaction", "personal_sendTransaction",
+    "eth_newFilter", "eth_newBlockFilter", "eth_newPendingTransactionFilter",
+    "eth_getFilterChanges", "eth_uninstallFilter",
+    "evm_mine", "evm_snapshot", "evm_revert", "evm_increaseTime", "anvil_mine", "hardhat_mine",
+})
+"""Methods a node acts on (sends, mines, creates or consumes something): not idempotent, so not
+resent after a failure that leaves unknown whether the node got them (see :meth:`_execute`)."""
+
+
+def _changes_state(method: str) -> bool:
+    return method in _STATE_CHANGING or method.startswith("eth_send")
+
+
+def _outcome_unknown(error: RpcError) -> bool:
+    """Whether the request may have been acted on although it failed: no (complete) answer, or
+    a 5xx from a proxy whose backend may have run it. A 429 or a JSON-RPC error is a refusal."""
+    if isinstance(error, RpcHttpError):
+        return error.status >= 500
+    return isinstance(error, RpcTransportError)
+
 
 _GROW_AFTER = 4
 """Consecutive successful ``eth_getLogs`` spans after which the span is doubled again."""
@@ -888,6 +915,10 @@ class JsonRpcClient:
             todo = sorted(retry)
             if not todo or error is None:  # done, or only a batch-size change: resend at once
                 continue
+            changing = [calls[i].method for i in todo if _changes_state(calls[i].method)]
+            if changing and _outcome_unknown(error):
+                error.add_note(f"{changing[0]} not resent: the node may have acted on it already")
+                raise error
             attempts += 1
             if attempts > self.max_retries:
                 logger.warning("%s %s: giving up after %d attempts: %s", self.label,

@@ -484,6 +484,28 @@ def test_timeouts_are_retried_then_raised(make_client: Any, chain: Chain) -> Non
 
 
 @needs_anvil
+def test_a_call_that_changes_state_is_not_resent_after_an_unknown_outcome(
+        make_client: Any) -> None:
+    # The request reached the node, which acted on it, and the answer was lost: resending a
+    # state-changing call does it twice (a second snapshot here; a second mined block or sent
+    # transaction elsewhere) and returns the second one's result as the first's.
+    def applied_then_timeout(request: Any, forward: Forward) -> HttpResponse:
+        forward()
+        raise TransportTimeout("no answer within 60 s", "scripted")
+
+    client, transport, sleeps = make_client(Fault(applied_then_timeout, method="evm_snapshot"))
+    with pytest.raises(TransportTimeout) as info:
+        client.call("evm_snapshot", [])
+    assert len(transport.requests) == 1 and sleeps == []
+    assert "not resent" in "".join(traceback.format_exception(info.value))
+    # a refusal (429: not acted on) is still retried, and so are reads after a timeout
+    client, transport, _ = make_client(Fault(status(429), method="evm_snapshot"),
+                                       Fault(applied_then_timeout, method="eth_blockNumber"))
+    assert isinstance(client.call("evm_snapshot", []), str) and len(transport.requests) == 2
+    assert isinstance(client.call("eth_blockNumber", []), str) and len(transport.requests) == 4
+
+
+@needs_anvil
 def test_connect_errors_are_retried(make_client: Any, chain: Chain) -> None:
     client, _, _ = make_client(Fault(raise_(lambda: TransportConnectError("reset", "s")),
                                      times=2, batch=True), max_batch=8)
