@@ -31,6 +31,7 @@ holding anything else is left alone and the demo exits 2.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -314,6 +315,9 @@ def print_summary(res: DemoResult, console: Any) -> None:
     def usd(v: float | None) -> str:
         return "–" if v is None else f"${v:,.2f}"
 
+    def pct(v: float | None) -> str:  # rounded down: 100 % only when every one was right
+        return "–" if v is None else f"{math.floor(v * 100 + 1e-9)}%"
+
     t = Table(title="deficit demo: Aave v3 through the 2021-01-11 ETH crash (bundled sample)")
     t.add_column("figure")
     t.add_column("value", justify="right")
@@ -321,7 +325,8 @@ def print_summary(res: DemoResult, console: Any) -> None:
         ("liquidations on chain (accounts)", f"{s['liquidations_observed']} ({s['liquidated_accounts']})"),
         ("debt repaid by liquidators", usd(s["liquidation_volume_usd"])),
         ("fidelity: predicted vs observed (user, block)",
-         f"precision {f['precision']:.0%}, recall {f['recall']:.0%} ({f['matched']}/{f['observed']})"),
+         f"precision {pct(f['precision'])} ({f['matched']}/{f['predicted']}), "
+         f"recall {pct(f['recall'])} ({f['matched']}/{f['observed']})"),
         ("fidelity: amounts exact to the wei", f"{f['amounts_exact']}/{f['amounts_compared']}"),
         ("bad debt: peak unrealized at oracle prices (block)",
          f"{usd(bd['peak_unrealized_usd'])} ({bd['peak_unrealized_block']})"),

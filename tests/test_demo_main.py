@@ -199,3 +199,23 @@ def test_demo_never_writes_the_bundled_sample(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="sample"):
         prepare_warehouse(link, sample)
     assert sample.read_bytes() == before
+
+
+def test_demo_text_summary_never_rounds_fidelity_up_to_100_percent(demo: tuple[dict, Path, Path]) -> None:
+    """"precision 100%" is the demo's claim that every prediction was right: a precision of 0.996
+    (one false positive in 250 predictions) printed as 100 % with ``:.0%``; the counts behind
+    each rate are printed too (precision is matched / predicted, not matched / observed)."""
+    from rich.console import Console
+
+    from backtest.demo import DemoResult, print_summary
+
+    s, db, _ = demo
+    s = json.loads(json.dumps(s))
+    s["fidelity"] |= {"observed": 249, "predicted": 250, "matched": 249, "precision": 249 / 250,
+                      "recall": 1.0}
+    res = DemoResult(db, {k: Path(v) for k, v in s["scenarios"].items()}, s,
+                     {k: Path(v) for k, v in s["reports"].items()})
+    console = Console(record=True, width=250, highlight=False)
+    print_summary(res, console)
+    flat = re.sub(r" +", " ", console.export_text())
+    assert "precision 99% (249/250), recall 100% (249/249)" in flat, flat
