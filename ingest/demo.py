@@ -1,6 +1,7 @@
-"""The quickstart's main job: a real local chain, ingested end to end.
+"""``deficit demo-ingest``: ingestion end to end on a real local chain (the Quickstart's main job
+is ``deficit demo``, :mod:`backtest.demo`, which replays the bundled sample instead).
 
-``deficit demo`` starts anvil, and on it:
+``deficit demo-ingest`` starts anvil, and on it:
 
 * a Chainlink-style ETH/USD feed (``TestAggregatorProxy``) whose rounds follow the real ETH price
   path of 2021-01-11 (Binance futures mid price, ``data/sample/``) under the real ETH/USD feed
@@ -11,9 +12,10 @@
   oracle, aToken/debt tokens): reserve initialisation and configuration, borrowers supplying and
   borrowing, and liquidations when the price falls.
 
-It then ingests the chain into the default warehouse with the real ingestor and prints what was
-stored. The positions are event-level only (issue 3 brings the real Aave bytecode); every row is
-still a real log of a real node.
+It then ingests the chain into ``data/demo-ingest.duckdb`` (``--db`` chooses another file) with
+the real ingestor and prints what was stored. The positions are event-level only (the bundled
+sample, :mod:`ingest.sample`, runs the real Aave bytecode); every row is still a real log of a
+real node.
 """
 
 from __future__ import annotations
