@@ -3,10 +3,11 @@
 Stored blocks are contiguous within each checkpoint interval of the ``blocks`` dataset and every
 block is checked to link to its parent when written, so if the node agrees on the hash of an
 interval's highest block it agrees on the whole interval. Each run therefore compares one hash per
-stored interval (all of them, in one batch: intervals are not linked across their gaps), at its
-highest block the node has (blocks stored above the node's head are not evidence of a reorg: they
-are checked once the node has them); in the lowest interval that mismatches it walks down in
-doubling windows to the highest block whose hash still matches (the fork point),
+stored interval (in one batch: intervals are not linked across their gaps; below the highest,
+only those not yet final), at its highest block the node has (blocks stored above the node's
+head are not evidence of a reorg: they are checked once the node has them); in the lowest
+interval that mismatches it walks down in doubling windows to the highest block whose hash still
+matches (the fork point),
 then — in ONE transaction — deletes every row of every ``raw`` table above the fork, trims the
 checkpoints, and records the reorg in ``meta.reorgs`` (depth, old and new hashes, when
 detected). The engine then re-ingests.
@@ -109,20 +110,25 @@ def verify_and_rollback(ctx: RunContext) -> tuple[int, int] | None:
     # left for a later run (a missing block used to count as a mismatch: the stored blocks above
     # the head were deleted and a reorg that never happened was recorded)
     head = int(ctx.rpc.call("eth_blockNumber", []), 16)
-    ctx.verified_head = head  # every stored block up to it is compared below (or rolled back)
+    ctx.verified_head = head  # every non-final stored block up to it is compared (or rolled back)
     # Every interval is compared, not only down to the first match: intervals are not linked to
     # one another, so a match above a gap says nothing below it. A range stored above a gap after
     # the chain reorganized below the gap (between a run's check and its chunks, or by a node
     # lagging at the check) matches, while the interval below holds orphaned blocks: they were
-    # never found, and every run filling the gap failed on the link to them.
+    # never found, and every run filling the gap failed on the link to them. Below the highest
+    # interval, one whose compared block is flagged 'finalized' (final when written, or found
+    # final after this check) is not asked for: it cannot change, and a node that no longer
+    # serves old blocks (history expiry) would stop every run.
     checked = [(lo, min(hi, head)) for lo, hi in sorted(intervals, reverse=True) if lo <= head]
+    ours_top: dict[int, tuple[str, str]] = {n: (h, f) for n, h, f in con.execute(
+        "SELECT number, hash, finality_at_ingest FROM raw.blocks WHERE chain_id=? AND "
+        "list_contains(?, number)", [ctx.chain_id, [hi for _, hi in checked]]).fetchall()}
+    checked = [(lo, hi) for i, (lo, hi) in enumerate(checked)
+               if i == 0 or ours_top.get(hi, ("", ""))[1] != "finalized"]
     tops = [hi for _, hi in checked]
-    ours_top: dict[int, str] = dict(con.execute(
-        "SELECT number, hash FROM raw.blocks WHERE chain_id=? AND list_contains(?, number)",
-        [ctx.chain_id, tops]).fetchall()) if tops else {}
     node_top = _known_hashes(ctx, tops, head) if tops else {}
     for lo, hi in checked:
-        if ours_top.get(hi) is None or node_top[hi] != ours_top[hi]:
+        if hi not in ours_top or node_top[hi] != ours_top[hi][0]:
             lowest_bad_interval = (lo, hi)
     if lowest_bad_interval is None:
         return None

@@ -279,3 +279,18 @@ def test_a_reorg_replacing_blocks_stored_as_final_says_so(tmp_path: Path) -> Non
     ctx = RunContext(wh, Node(20, forked_from=12), CHAIN, "r1", 0, summary)  # type: ignore[arg-type]
     assert verify_and_rollback(ctx) == (11, 9) and summary.warnings == []
     wh.close()
+
+
+def test_final_intervals_below_the_top_one_are_not_asked_for(tmp_path: Path) -> None:
+    """Every stored interval used to be compared at its top block: a final one below the highest
+    interval (blocks 0..10 flagged 'finalized', ingested from an archive provider) cannot change,
+    and a node that no longer serves old blocks (history expiry: geth prunes pre-merge bodies)
+    would stop every run with ChainDataError for it. Final intervals below the highest are not
+    asked for; a non-final one is (see the anvil test of a reorg below a gap)."""
+    wh = _warehouse(tmp_path, 120, [(0, 10), (30, 40), (100, 120)])
+    wh.con.execute("UPDATE raw.blocks SET finality_at_ingest = 'finalized' WHERE number <= 10")
+    assert _verify(wh, GappyNode(200, set(range(0, 11)))) is None
+    # the non-final 30..40 is still compared: a node without block 40 is an inconsistent endpoint
+    with pytest.raises(ChainDataError, match="returned no block 40"):
+        _verify(wh, GappyNode(200, {40}))
+    wh.close()
