@@ -370,6 +370,16 @@ class _Outcome:
     error: RpcError | None = None
     wait: float | None = None
     too_large: bool = False
+    unsure: dict[int, RpcError] | None = None
+    """Pending positions the node may have acted on, with the failure that left them unknown;
+    None: all pending ones if ``error`` leaves the outcome unknown (:func:`_outcome_unknown`)."""
+
+    def unsure_positions(self) -> dict[int, RpcError]:
+        if self.unsure is not None:
+            return self.unsure
+        if self.error is not None and _outcome_unknown(self.error):
+            return dict.fromkeys(self.pending, self.error)
+        return {}
 
 
 class _Aborted(Exception):
@@ -896,6 +906,7 @@ class JsonRpcClient:
             retry: list[int] = []
             error: RpcError | None = None
             hint: float | None = None
+            unsure: dict[int, RpcError] = {}  # position -> the failure that left it unknown
             for g in range(0, len(todo), limit):
                 if abort is not None and abort.is_set():
                     raise _Aborted()
@@ -904,6 +915,8 @@ class JsonRpcClient:
                 for pos, value in outcome.values.items():
                     results[group[pos]] = value
                 retry.extend(group[pos] for pos in outcome.pending)
+                unsure.update((group[pos], cause)
+                              for pos, cause in outcome.unsure_positions().items())
                 if outcome.too_large:
                     self._shrink_batch(len(group))
                     retry.extend(todo[g + limit:])  # resend the rest in smaller groups
@@ -913,12 +926,14 @@ class JsonRpcClient:
                     if outcome.wait is not None:
                         hint = outcome.wait if hint is None else max(hint, outcome.wait)
             todo = sorted(retry)
+            changing = [i for i in todo if i in unsure and _changes_state(calls[i].method)]
+            if changing:
+                cause = unsure[changing[0]]
+                cause.add_note(f"{calls[changing[0]].method} not resent: the node may have acted "
+                               "on it already")
+                raise cause
             if not todo or error is None:  # done, or only a batch-size change: resend at once
                 continue
-            changing = [calls[i].method for i in todo if _changes_state(calls[i].method)]
-            if changing and _outcome_unknown(error):
-                error.add_note(f"{changing[0]} not resent: the node may have acted on it already")
-                raise error
             attempts += 1
             if attempts > self.max_retries:
                 logger.warning("%s %s: giving up after %d attempts: %s", self.label,
@@ -1075,14 +1090,16 @@ class JsonRpcClient:
         too_large = as_batch and any(
             _matches(BATCH_TOO_LARGE_SHAPES, *_code_texts(i["error"]))
             for i in answered.values() if i.get("error") is not None)
-        outcome = _Outcome(too_large=too_large)
+        unsure: dict[int, RpcError] = {}  # no answer: the node may have acted on them
+        outcome = _Outcome(too_large=too_large, unsure=unsure)
+        missing = RpcTransportError(f"answer has no response for {len(calls) - len(answered)} "
+                                    f"of {len(calls)} ids", self.label, what)
         for pos in everything:
             item = answered.get(pos)
             if item is None:
                 outcome.pending.append(pos)
-                outcome.error = outcome.error or RpcTransportError(
-                    f"answer has no response for {len(calls) - len(answered)} of "
-                    f"{len(calls)} ids", self.label, what)
+                unsure[pos] = missing
+                outcome.error = outcome.error or missing
             elif item.get("error") is not None:
                 if too_large:
                     outcome.pending.append(pos)
@@ -1102,9 +1119,10 @@ class JsonRpcClient:
                 outcome.values[pos] = item["result"]
             else:
                 outcome.pending.append(pos)
-                outcome.error = outcome.error or RpcTransportError(
+                unsure[pos] = RpcTransportError(
                     f"response for id {ids[pos]} has neither result nor error", self.label,
                     calls[pos].method)
+                outcome.error = outcome.error or unsure[pos]
         if too_large:
             outcome.error = None
         return outcome

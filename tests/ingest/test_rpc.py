@@ -506,6 +506,38 @@ def test_a_call_that_changes_state_is_not_resent_after_an_unknown_outcome(
 
 
 @needs_anvil
+def test_a_state_change_left_unknown_is_not_resent_whatever_else_failed(
+        make_client: Any) -> None:
+    # The batch's answer lacks the snapshot's response (the node took it), and the other call
+    # was rate-limited: the round's last error is a refusal, but the snapshot's outcome is
+    # still unknown.
+    def drop_snapshot_limit_the_rest(request: Any, doc: Any) -> Any:
+        snap = next(r["id"] for r in request if r["method"] == "evm_snapshot")
+        return [{"jsonrpc": "2.0", "id": d["id"],
+                 "error": {"code": -32005, "message": "project ID request rate exceeded"}}
+                for d in doc if d["id"] != snap]
+
+    client, transport, _ = make_client(Fault(tampered(drop_snapshot_limit_the_rest), batch=True))
+    with pytest.raises(RpcTransportError) as info:
+        client.batch([("eth_blockNumber", []), ("evm_snapshot", [])])
+    assert len(transport.requests) == 1
+    assert "not resent" in "".join(traceback.format_exception(info.value))
+
+    # after a batch-size refusal the calls go out one per request: the snapshot times out
+    # after the node took it, then the read is refused with 429
+    def applied_then_timeout(request: Any, forward: Forward) -> HttpResponse:
+        forward()
+        raise TransportTimeout("no answer within 60 s", "scripted")
+
+    client, transport, _ = make_client(
+        Fault(status(413), batch=True), Fault(applied_then_timeout, method="evm_snapshot"),
+        Fault(status(429), method="eth_blockNumber", batch=False), max_batch=2)
+    with pytest.raises(TransportTimeout):
+        client.batch([("evm_snapshot", []), ("eth_blockNumber", [])])
+    assert [r["method"] for r in transport.requests[1:]] == ["evm_snapshot", "eth_blockNumber"]
+
+
+@needs_anvil
 def test_connect_errors_are_retried(make_client: Any, chain: Chain) -> None:
     client, _, _ = make_client(Fault(raise_(lambda: TransportConnectError("reset", "s")),
                                      times=2, batch=True), max_batch=8)
