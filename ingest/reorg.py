@@ -157,12 +157,16 @@ def verify_and_rollback(ctx: RunContext) -> tuple[int, int] | None:
     old = con.execute("SELECT number, hash FROM raw.blocks WHERE chain_id=? AND number > ? "
                       "ORDER BY number", [ctx.chain_id, fork]).fetchall()
     new = _node_hashes(ctx, [n for n, _ in old]) if len(old) <= 4096 else {}
-    final = fetch_one(con.execute(
-        "SELECT count(*), min(number), max(number) FROM raw.blocks WHERE chain_id=? AND number > ? "
-        "AND finality_at_ingest = 'finalized'", [ctx.chain_id, fork]))
-    if final and final[0]:
-        ctx.warn(f"the reorg above block {fork} replaces {final[0]} block(s) flagged 'finalized' "
-                 f"({final[1]}..{final[2]}): the endpoint does not serve the chain they were "
+    # stored final blocks the node replaced (those it still has unchanged are only deleted
+    # because they lie above the fork; with more than 4096 blocks not fetched: all counted)
+    old_hash = dict(old)
+    final = [n for (n,) in con.execute(
+        "SELECT number FROM raw.blocks WHERE chain_id=? AND number > ? AND finality_at_ingest = "
+        "'finalized' ORDER BY number", [ctx.chain_id, fork]).fetchall()
+        if new.get(n) != old_hash[n]]
+    if final:
+        ctx.warn(f"the reorg above block {fork} replaces {len(final)} block(s) flagged 'finalized' "
+                 f"({final[0]}..{final[-1]}): the endpoint does not serve the chain they were "
                  "ingested from (another network under this chain id, a misbehaving provider), "
                  "or their finality (head minus 64 without a 'finalized' block) was wrong; "
                  "results computed on them counted them as final")

@@ -294,3 +294,25 @@ def test_final_intervals_below_the_top_one_are_not_asked_for(tmp_path: Path) -> 
     with pytest.raises(ChainDataError, match="returned no block 40"):
         _verify(wh, GappyNode(200, {40}))
     wh.close()
+
+
+def test_final_blocks_deleted_above_the_fork_but_unchanged_are_not_said_replaced(tmp_path: Path) -> None:
+    """0..20 stored non-final, 30..40 stored above a gap from the chain as it is now and final.
+    The node's chain differs from block 12 to 29 (the stored 12..20 were orphaned): the rollback
+    deletes everything above 11, 30..40 with it, but those match the node: no block flagged
+    'finalized' was replaced, and the warning of 0a78a82 must not say so."""
+
+    class Patched(Node):
+        def _block(self, n: int) -> dict[str, Any] | None:
+            b = super()._block(n)
+            if b is not None and 12 <= n < 30:
+                b["hash"] = _h(n, "f")
+            return b
+
+    wh = _warehouse(tmp_path, 40, [(0, 20), (30, 40)])
+    wh.con.execute("UPDATE raw.blocks SET finality_at_ingest = 'finalized' WHERE number >= 30")
+    summary = IngestSummary("r1", CHAIN, 0, 0, "head")
+    ctx = RunContext(wh, Patched(40), CHAIN, "r1", 0, summary)  # type: ignore[arg-type]
+    assert verify_and_rollback(ctx) == (11, 29)
+    assert summary.warnings == []
+    wh.close()
