@@ -318,3 +318,52 @@ def test_oracle_constructor_logs_as_aave_oracle_emits_them(small) -> None:
     assert fallback[0][1] < sources[0][1] and sources[-1][1] < base[0][1]
     arg = con.execute("SELECT fallback_oracle FROM raw.aave_v3_fallback_oracle_updated").fetchall()
     assert arg == [("0x" + "0" * 40,)]
+
+
+def test_every_borrow_and_withdraw_passes_the_pools_validation(small) -> None:
+    """The documented claim "borrows never exceed the reserve's liquidity nor the LTV at the
+    current oracle answers", held to v3.0.2's ``ValidationLogic`` on the replayed state: a
+    ``Borrow`` needs a health factor above 1 before it and debt + amount within the LTV
+    (``validateBorrow``), in the user's e-mode category; a ``Withdraw`` by a borrower must leave
+    a health factor of at least 1 (``validateHFAndLtv``); no reserve's underlying goes negative."""
+    path, _ = small
+    mk = market(SMALL)
+    con = duckdb.connect(str(path), read_only=True)
+    adapter = get_adapter("aave_v3")
+    state = adapter.new_state(pool=mk.pool)
+    feed_asset = dict(zip(mk.feeds, mk.assets, strict=True))
+    rounds = con.execute(
+        "SELECT block_number, log_index, feed, answer::VARCHAR FROM raw.oracle_rounds ORDER BY 1, 2"
+    ).fetchall()
+    prices: dict[str, int] = {}
+    ri, before, checked = 0, None, 0
+    events = protocol_events(
+        con, adapter, dataset="aave_v3", chain_id=SMALL.chain_id, source=SMALL.deployment
+    )
+    for ev in events:
+        pos, ts = (ev.ref.block_number, ev.ref.log_index), ev.ref.block_timestamp
+        while ri < len(rounds) and rounds[ri][:2] < pos:
+            prices[feed_asset[rounds[ri][2]]] = int(rounds[ri][3])
+            ri += 1
+        if ev.name == "Mint" and ev.role == "variable_debt_token":  # a borrow's first log
+            before = adapter.calculate_user_account_data(state, str(ev.args["on_behalf_of"]), prices, ts)
+        adapter.apply(state, ev)
+        if ev.name == "Borrow":
+            assert before is not None
+            cfg = state.reserves[str(ev.args["reserve"])].configuration
+            amount = prices[str(ev.args["reserve"])] * int(ev.args["amount"]) // 10**cfg.decimals
+            assert before.health_factor > 10**18, ev.ref
+            assert (before.total_debt_base + amount) * 10_000 <= before.total_collateral_base * before.avg_ltv
+            emode = state.user(str(ev.args["on_behalf_of"])).emode_category
+            assert emode in (0, cfg.emode_category), ev.ref
+            before, checked = None, checked + 1
+        elif ev.name == "Withdraw":
+            user = str(ev.args["user"])
+            if any(r.scaled_variable_debt for r in state.user(user).reserves.values()):
+                hf = adapter.calculate_user_account_data(state, user, prices, ts).health_factor
+                assert hf >= 10**18, ev.ref
+                checked += 1
+        if ev.name in ("Supply", "Withdraw", "Borrow", "Repay"):
+            under = state.reserves[str(ev.args["reserve"])].a_token_underlying_balance
+            assert under is None or under >= 0, ev.ref
+    assert checked > 1_000
