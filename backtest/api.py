@@ -421,9 +421,19 @@ def load_inputs(wh: Warehouse, scenario: Scenario, *, stream: bool = False) -> t
         raise MissingData("raw.oracle_rounds does not exist: no price feed was ingested; add the feeds "
                           f"{feeds} as [[feed]] entries and run `{_ingest_hint(sc, 'the feeds', fb, tb)}`")
     initial, rounds = _feed_rounds(wh, sc, feeds, fb, tb)
+    first_round: dict[str, int] = {}
+    for r in rounds:
+        first_round.setdefault(r.feed, r.block_number)
     for f in feeds:  # rounds past an ingested range are simply absent: the last answer would be held
         what = f"oracle source of {feed_keys[f]}" if f in feed_keys else "a source from the window"
-        a = min(fb, initial[f].block_number) if f in initial else fb  # from the answer in force at fb
+        if f in initial:  # from the answer in force at the window start
+            a = min(fb, initial[f].block_number)
+        elif f in feed_keys:
+            a = fb
+        elif f in first_round:  # a source only from a switch inside the window: maybe deployed there
+            a = first_round[f]
+        else:
+            continue  # no round at all: said below
         _require(wh, sc, "chainlink", f, a, tb, f"feed {f} ({what})")
     initial |= {r.feed: r for r in fixed.values()}
     in_window = {r.feed for r in rounds}

@@ -272,3 +272,33 @@ def test_two_writers_of_one_output_file_do_not_share_a_part_file(tmp_path: Path,
     assert interleaved == [1]  # B's write succeeded too
     assert target.read_text() == "A" * 1000
     assert sorted(p.name for p in tmp_path.iterdir()) == ["junit.xml"]  # no part file left
+
+
+def test_a_feed_deployed_inside_the_window_and_switched_to_there_runs(synthetic: Path,
+                                                                      tmp_path: Path) -> None:
+    """A feed the oracle switches to inside the window (AssetSourceUpdated) may itself be deployed
+    inside it, and ingested from its deployment (its start_block): its coverage starts after the
+    window's, yet every round it had is there. Only a feed that prices a reserve at the window's
+    start needs coverage from its start (or from its answer then)."""
+    mk = market(CFG)
+    db = _copy(synthetic, tmp_path)
+    new = "0x" + "f1" * 20
+    deployed, switch = FB + 500, FB + 1_000
+    with Warehouse(db) as wh, wh.transaction() as con:
+        con.execute("INSERT INTO raw.oracle_rounds SELECT * REPLACE (? AS feed, ? AS source) FROM "
+                    "raw.oracle_rounds WHERE feed = ? AND block_number >= ?",
+                    [new, new, mk.feeds[0], deployed])
+        con.execute("INSERT INTO meta.checkpoints SELECT * REPLACE (? AS source, ? AS from_block) FROM "
+                    "meta.checkpoints WHERE dataset = 'chainlink' AND source = ?",
+                    [new, deployed, mk.feeds[0]])
+        con.execute("INSERT INTO raw.aave_v3_asset_source_updated SELECT * REPLACE (? AS block_number, 0 AS "
+                    "log_index, ? AS arg_source) FROM raw.aave_v3_asset_source_updated WHERE asset = ? "
+                    "ORDER BY block_number LIMIT 1", [switch, new, mk.assets[0]])
+    r = run(_scenario(tmp_path), db=db)
+    assert r.output.record.prices_consumed > 0
+    # the same feed ingested from after its switch: the answer it had then is missing
+    with Warehouse(db) as wh, wh.transaction() as con:
+        con.execute("UPDATE meta.checkpoints SET from_block = ? WHERE source = ?", [switch + 1, new])
+        con.execute("DELETE FROM raw.oracle_rounds WHERE feed = ? AND block_number <= ?", [new, switch])
+    with pytest.raises(MissingData, match=f"feed {new}"):
+        run(_scenario(tmp_path), db=db)
