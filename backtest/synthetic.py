@@ -1248,7 +1248,7 @@ def _write_meta(
         "command": "synthetic",
         "chain_id": cfg.chain_id,
         "endpoint_label": "synthetic://backtest.synthetic",
-        "datasets": ["blocks", f"aave_v3:{cfg.deployment}", "chainlink"],
+        "datasets": sorted(f"{ds}:{src}" if ds != "blocks" else ds for ds, src in sources),
         "from_block": cfg.first_block,
         "to_block": cfg.last_block,
         "finality": "finalized",

@@ -106,6 +106,10 @@ def test_tables_are_in_the_ingest_format_with_consistent_lineage(small) -> None:
         assert ("blocks", "chain", SMALL.first_block, SMALL.last_block) in cov
         assert {s for d, s, _, _ in cov if d == "chainlink"} == set(mk.feeds)
         assert con.execute("SELECT status, command FROM meta.runs").fetchall() == [("ok", "synthetic")]
+        # as an ingest lists them: every dataset source, sorted (ingest.engine)
+        (datasets,) = con.execute("SELECT datasets FROM meta.runs").fetchall()[0]
+        want = ["blocks", f"aave_v3:{SMALL.deployment}"] + [f"chainlink:{f}" for f in mk.feeds]
+        assert datasets == sorted(want)
     assert rep.rows["raw.oracle_rounds"] == rep.oracle_rounds
 
 
