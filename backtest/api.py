@@ -2,11 +2,13 @@
 
 The production path reads the warehouse (:func:`load_inputs`): it checks, *before* replaying,
 that everything the scenario needs is there — the window inside the ingested blocks, the market's
-events from its first block, a price for every listed reserve, a reference path for every pair
-named — and raises :class:`~backtest.errors.MissingData` saying what is missing and the command
-that fetches it. Then it rebuilds the market at the window start from the ingested events,
-replays (:class:`backtest.engine.Replay`) and writes every ``bt`` row of the run in one
-transaction. :func:`run_inputs` replays in-memory inputs (tests, benchmarks) the same way.
+events from its first block, a price for every listed reserve, each oracle feed ingested over the
+whole window (from the answer in force at its start), a reference path for every pair named that
+holds the price at the window's start and reaches its end — and raises
+:class:`~backtest.errors.MissingData` saying what is missing and the command that fetches it.
+Then it rebuilds the market at the window start from the ingested events, replays
+(:class:`backtest.engine.Replay`) and writes every ``bt`` row of the run in one transaction.
+:func:`run_inputs` replays in-memory inputs (tests, benchmarks) the same way.
 
 Run ids: ``bt-`` + the first 16 hex digits of ``sha256(scenario sha256, code version, data
 sources, the feeds' declared rules)`` unless given, so the same scenario on the same data and code

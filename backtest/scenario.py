@@ -6,6 +6,8 @@
     chain_id = 1
     mode = "counterfactual"            # historical | counterfactual
     warehouse = "data/warehouse.duckdb" # optional; --db overrides
+    seed = 7                           # seeds Monte Carlo shocks (default 0); top level, so before
+                                       # the first [table] (after one it would be that table's key)
 
     [window]                           # from_block/to_block, or from/to ISO UTC times
     from_block = 100
@@ -72,7 +74,6 @@
     depth_blocks = 64                  # a block is final this many blocks later
     wait_blocks = 0                    # liquidations wait this many blocks (finality wait)
 
-    seed = 7                           # top level: seeds Monte Carlo shocks (default 0)
     [[shock]]                          # price-path shocks (backtest.shocks), applied in order to
     kind = "shift"                     # the oracle answers of each feed; "assets" name feeds
     pct = -0.3                         # (proxy addresses), never one that oracle model reference
@@ -88,7 +89,7 @@
 
 Every key is checked: an unknown key, a wrong type or a bad value raises :class:`ScenarioError`
 naming the file, the line and the field, and what was expected. Whether the warehouse has the
-data is checked later, before the replay starts (:mod:`backtest.engine`).
+data is checked later, before the replay starts (:func:`backtest.api.load_inputs`).
 """
 
 from __future__ import annotations
