@@ -8,22 +8,30 @@ difference against the baseline set ``bad_debt, liquidations``. ``oracle_lag`` n
 path, which the synthetic market has not, so it is not measured here. Timings on a shared 2-core
 machine are noisy: each set is run ``--repeat`` times (default 2) and the minimum is printed.
 
+The default ``--db`` is the market ``bench/replay.py`` currently caches (its ``GEN_TAG``), not
+any older one left in the cache, and the default scenario the 7-day one ``bench/replay.py`` writes
+beside it (``--naive-days 7``, its default).
+
 Usage::
 
-    .venv/bin/python bench/metrics_cost.py [--db bench/.cache/synthetic-1x-g2.duckdb] [--repeat 2]
+    .venv/bin/python bench/metrics_cost.py [--db bench/.cache/synthetic-1x-g4.duckdb] [--repeat 2]
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import glob
+import sys
 import time
+from pathlib import Path
 
 from backtest.api import load_inputs
 from backtest.engine import Replay
 from backtest.scenario import load_scenario
 from ingest.warehouse import Warehouse
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from replay import GEN_TAG  # noqa: E402
 
 BASE = ("bad_debt", "liquidations")
 SETS: tuple[tuple[str, ...], ...] = (
@@ -36,16 +44,24 @@ SETS: tuple[tuple[str, ...], ...] = (
 )
 
 
+def default_db(cache: Path = Path("bench/.cache")) -> str | None:
+    """The 1x market of the current generator (``bench/replay.py``'s ``GEN_TAG``), if cached. The
+    first of a sorted glob was the *oldest* tag left in the cache (g3 before g4): a stale market,
+    measured without a word."""
+    path = cache / f"synthetic-1x-{GEN_TAG}.duckdb"
+    return str(path) if path.exists() else None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    found = sorted(glob.glob("bench/.cache/synthetic-1x-*.duckdb"))
-    ap.add_argument("--db", default=found[0] if found else None)
+    ap.add_argument("--db", default=default_db())
     ap.add_argument("--scenario", default=None, help="default: the 7-day toml beside the db")
     ap.add_argument("--repeat", type=int, default=2)
     args = ap.parse_args()
     if args.db is None:
-        raise SystemExit("no cached synthetic market: run bench/replay.py first")
-    toml = args.scenario or args.db.replace(".duckdb", "-7d-indexed.toml")
+        raise SystemExit(f"no cached synthetic market (synthetic-1x-{GEN_TAG}): run bench/replay.py first")
+    toml = args.scenario or args.db.replace(".duckdb", "-7d.toml")  # bench/replay.py --naive-days 7
+    print(f"market {args.db}, scenario {toml}", flush=True)
     sc0 = load_scenario(toml)
     base_s = None
     for names in SETS:

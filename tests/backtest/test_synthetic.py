@@ -371,3 +371,24 @@ def test_every_borrow_and_withdraw_passes_the_pools_validation(small) -> None:
             under = state.reserves[str(ev.args["reserve"])].a_token_underlying_balance
             assert under is None or under >= 0, ev.ref
     assert checked > 1_000
+
+
+def test_bench_metrics_cost_measures_the_current_market(tmp_path: Path) -> None:
+    """``bench/metrics_cost.py`` took the first of a sorted glob of cached 1x markets, i.e. the
+    oldest generator tag left in the cache (g3 before g4), silently."""
+    import importlib.util
+    import sys
+
+    bench = Path(__file__).parents[2] / "bench"
+    sys.path.insert(0, str(bench))
+    try:
+        spec = importlib.util.spec_from_file_location("bench_metrics_cost", bench / "metrics_cost.py")
+        assert spec is not None and spec.loader is not None
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+    finally:
+        sys.path.remove(str(bench))
+    assert mod.default_db(tmp_path) is None
+    for tag in ("g1", "g3", mod.GEN_TAG, "g99"):
+        (tmp_path / f"synthetic-1x-{tag}.duckdb").touch()
+    assert mod.default_db(tmp_path) == str(tmp_path / f"synthetic-1x-{mod.GEN_TAG}.duckdb")
