@@ -200,8 +200,16 @@ to_block = {meta["last_block"]}
 [metrics]
 names = [{cf_names}]
 """
-    stress = counterfactual.replace('name = "sample crash: counterfactual"',
-                                    'name = "sample crash: ETH a further 25 % lower"') + f"""
+    # a shock moves the oracle's answers only; the reference stays the real path, so in the stress
+    # run every figure against it (oracle lag, hidden insolvency, bad debt at reference prices)
+    # would measure the shock itself: the stress scenario has no reference and no oracle_lag
+    reference = common[common.index("[reference]"):common.index("[liquidator]")]
+    stress_names = ", ".join(f'"{m}"' for m in ALL_METRICS if m not in ("fidelity", "oracle_lag"))
+    stress = counterfactual.replace(
+        'name = "sample crash: counterfactual"', 'name = "sample crash: ETH a further 25 % lower"').replace(
+        reference, "").replace(f"names = [{cf_names}]", f"names = [{stress_names}]") + f"""
+# No [reference] here: a shock moves the oracle's answers only, and the real market path would
+# then measure the shock itself as oracle error.
 [[shock]]                            # ETH/USD a further 25 % lower, ramped in over an hour
 kind = "shift"
 at_ts = {STRESS_AT_TS}
