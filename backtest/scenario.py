@@ -760,8 +760,12 @@ def _liquidator(p: _P, doc: Mapping[str, Any]) -> LiquidatorSpec:
     if flash and "inventory" in lq:
         raise p.err("liquidator.inventory", "inventory applies only with flash_loans = false (the bot "
                     "repays from it); with flash loans it borrows what it repays")
-    if not flash and (p.int_(lq, "flash_fee_bps", "liquidator.flash_fee_bps", 0) or 0) > 0:
+    fee = p.int_(lq, "flash_fee_bps", "liquidator.flash_fee_bps", 0) or 0
+    if not flash and fee > 0:
         raise p.err("liquidator.flash_fee_bps", "flash_fee_bps applies only with flash_loans = true")
+    if fee > 10_000:  # Aave's configurator refuses a premium above 100 % (FLASHLOAN_PREMIUM_INVALID)
+        raise p.err("liquidator.flash_fee_bps", f"expected 0..10000 bps, got {fee}: the fee is in basis "
+                    "points of the repaid debt (5 = 0.05 %)")
     if not flash and not any(v > 0 for v in inv.values()):
         raise p.err("liquidator.flash_loans", "flash_loans = false needs [liquidator.inventory]: the "
                     "debt-asset base units the bot repays from; with none it can never liquidate")

@@ -302,3 +302,18 @@ def test_a_feed_deployed_inside_the_window_and_switched_to_there_runs(synthetic:
         con.execute("DELETE FROM raw.oracle_rounds WHERE feed = ? AND block_number <= ?", [new, switch])
     with pytest.raises(MissingData, match=f"feed {new}"):
         run(_scenario(tmp_path), db=db)
+
+
+def test_a_flash_fee_above_10000_bps_is_refused() -> None:
+    """flash_fee_bps had no upper bound: 50000 (a fee of 5x the repaid debt, which Aave's
+    configurator refuses: FLASHLOAN_PREMIUM_INVALID above 100 %) made no liquidation pay, so the
+    run reported the bad debt of a market nobody liquidates, without a word."""
+    from backtest.errors import ScenarioError
+    from backtest.scenario import parse_scenario
+
+    text = ('name = "x"\nchain_id = 1\n[window]\nfrom_block = 1\nto_block = 2\n[market]\n'
+            'protocol = "aave_v3"\nsource = "m"\n[liquidator]\nflash_fee_bps = 50000\n')
+    with pytest.raises(ScenarioError) as e:
+        parse_scenario(text, "s.toml")
+    assert (e.value.line, e.value.field) == (10, "liquidator.flash_fee_bps")
+    assert parse_scenario(text.replace("50000", "10000")).liquidator.flash_fee_bps == 10_000
