@@ -746,9 +746,9 @@ def _write_sample_tables(con: Any, sc: SampleChain, params: BotParams, build: di
             raise SampleBuildError(f"{a.user}: meta.sample_accounts has no column for "
                                    f"{sorted(a.supplied)} supplied / {sorted(a.borrowed)} borrowed")
         acc.append((a.user, a.kind, a.profile, a.open_block, a.target_hf_bps or None,
-                    a.supplied.get("WETH", 0), a.supplied.get("USDC", 0), a.supplied.get("DAI", 0),
-                    a.borrowed.get("USDC", 0), a.borrowed.get("DAI", 0), 1 if a.kind == "emode" else 0,
-                    a.action or None, a.action_block or None, a.action_amount or None))
+                    a.supplied.get("WETH", 0), a.supplied.get("USDC", 0), a.borrowed.get("USDC", 0),
+                    a.borrowed.get("DAI", 0), 1 if a.kind == "emode" else 0, a.action or None,
+                    a.action_block or None, a.action_amount or None, a.supplied.get("DAI", 0)))
     con.executemany(f"INSERT INTO {ACCOUNTS.fqn} VALUES ({', '.join('?' * len(ACCOUNTS.columns))})", acc)
 
 

@@ -62,12 +62,13 @@ ACCOUNTS = register_table(Table(
      Column("target_hf_bps", "UINTEGER", "health factor aimed at when opening, bps (10000 = 1.0)"),
      Column("weth_supplied_raw", "HUGEINT", "WETH supplied at opening, wei", False),
      Column("usdc_supplied_raw", "HUGEINT", "USDC supplied at opening, 6 decimals", False),
-     Column("dai_supplied_raw", "HUGEINT", "DAI supplied at opening, 18 decimals (the liquidity "
-            "provider's)", False),
      Column("usdc_borrowed_raw", "HUGEINT", "USDC borrowed at opening, 6 decimals", False),
      Column("dai_borrowed_raw", "HUGEINT", "DAI borrowed at opening, 18 decimals", False),
      Column("emode_category", "UTINYINT", "e-mode category entered (0 = none)", False),
      Column("action", "VARCHAR", "scheduled day action: repay | topup | withdraw (NULL = none)"),
      Column("action_block", "UBIGINT", "block of that action"),
-     Column("action_amount_raw", "HUGEINT", "its amount, raw units of the asset")),
+     Column("action_amount_raw", "HUGEINT", "its amount, raw units of the asset"),
+     Column("dai_supplied_raw", "HUGEINT", "DAI supplied at opening, 18 decimals (the liquidity "
+            "provider's; NULL: not recorded, a sample built before this column, whose writer "
+            "dropped it)")),
     filled_by="ingest.sample", sort_key=("user",)))

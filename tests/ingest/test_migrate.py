@@ -264,3 +264,23 @@ def test_bt_table_that_gained_columns_is_archived_not_read_with_null(tmp_path):
                               "AND debt_repaid_abs_error_value IS NULL").fetchone()[0] == 0
         archived = wh.con.execute("SELECT run_id, debt_repaid_error_raw FROM archive_test.fidelity")
         assert archived.fetchall() == [("bt-old", 0)]
+
+
+def test_a_demo_copy_of_an_older_sample_is_migrated_not_refused(tmp_path):
+    """meta.sample_accounts gained dai_supplied_raw (the liquidity provider's DAI, dropped before):
+    appended and nullable ("NULL: not recorded"), so a demo copy of the older sample migrates
+    (the column added as NULL) instead of being refused as a raw/meta table that would lose data."""
+    import shutil
+
+    from backtest.demo import SAMPLE_DB
+
+    db = tmp_path / "w.duckdb"
+    shutil.copyfile(SAMPLE_DB, db)
+    with Warehouse(db) as wh:
+        wh.con.execute('ALTER TABLE meta.sample_accounts DROP COLUMN "dai_supplied_raw"')
+        steps = plan_migration(wh)
+        assert [(s.table, s.action) for s in steps] == [("meta.sample_accounts", "add_columns")]
+        apply_migration(wh, steps)
+        wh.ensure(*registered_tables())
+        assert wh.con.execute("SELECT count(*) FROM meta.sample_accounts WHERE dai_supplied_raw IS NOT NULL"
+                              ).fetchone()[0] == 0
