@@ -137,7 +137,7 @@ def test_kill_9_at_random_points_then_resume_equals_clean_run(anvil, tmp_path):
                                      ).fetchall()[0][0]
             return sum(b - a + 1 for a, b in wh.covered(31337, "blocks", "chain")), running
 
-    while (kills < 10 or in_loop < 3) and attempts < 60:
+    while (kills < 10 or in_loop < 3) and attempts < 90:
         attempts += 1
         done, running = progress()
         # a random instant within what is left of the run: anywhere (start-up included) on odd
@@ -152,7 +152,14 @@ def test_kill_9_at_random_points_then_resume_equals_clean_run(anvil, tmp_path):
         p.communicate(timeout=60)
         if killed and progress()[1] > running:
             in_loop += 1  # killed after its run was recorded: inside the chunk loop
-    assert kills >= 10 and in_loop >= 3, (kills, in_loop)
+        if not killed and in_loop < 3:
+            # the attempt finished the ingest before enough kills inside its chunk loop (on a loaded
+            # machine start-up outlasts t_noop): nothing is left to kill there, so the series starts
+            # over on a new file; the kills counted are those of the file resumed below
+            for f in tmp_path.glob("killed.duckdb*"):
+                f.unlink()
+            kills = in_loop = 0
+    assert kills >= 10 and in_loop >= 3, (kills, in_loop, attempts)
     p = _cli(*args, "--db", str(db))
     out, err = p.communicate(timeout=300)
     assert p.returncode == 0, err.decode()
