@@ -287,6 +287,10 @@ class Scenario:
         d["warehouse"] = None
         ov = d["overrides"]
         assert isinstance(ov, dict)
+        # at most one override per reserve and per category (refused at load): their order in the
+        # file means nothing
+        ov["reserves"] = sorted(ov["reserves"], key=lambda r: str(r["asset"]))
+        ov["emode"] = sorted(ov["emode"], key=lambda r: int(r["category"]))
         if not ov["emode"]:  # added later: left out when empty, so earlier scenarios keep their hash
             del ov["emode"]
         return json.dumps(d, sort_keys=True, default=_json_default, separators=(",", ":"))
@@ -311,8 +315,9 @@ def _plain(o: object) -> object:
 
 
 def _json_default(o: object) -> object:
-    if isinstance(o, Decimal):
-        return str(o)
+    if isinstance(o, Decimal):  # one amount, one text: 10, 10.0, "10.00" and 1e1 are "10"
+        text = format(o.normalize(), "f")
+        return "0" if text in ("-0", "0") else text
     if isinstance(o, dt.datetime):
         return o.isoformat()
     if isinstance(o, Mapping):

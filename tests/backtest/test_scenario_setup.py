@@ -317,3 +317,27 @@ def test_a_flash_fee_above_10000_bps_is_refused() -> None:
         parse_scenario(text, "s.toml")
     assert (e.value.line, e.value.field) == (10, "liquidator.flash_fee_bps")
     assert parse_scenario(text.replace("50000", "10000")).liquidator.flash_fee_bps == 10_000
+
+
+def test_equal_scenarios_written_differently_have_one_hash() -> None:
+    """The run id hashes the scenario's canonical JSON, which kept money amounts as written
+    (``min_profit_usd = 10`` and ``10.0`` and ``"10.00"`` are one amount; the JSON said "10",
+    "10.0", "10.00") and reserve overrides in file order (two overrides of one reserve are
+    refused, so their order means nothing): the same scenario got different run ids and
+    scenario_sha256. Scenarios that differ still differ."""
+    from backtest.scenario import parse_scenario
+
+    a, b = "0x" + "11" * 20, "0x" + "22" * 20
+    base = ('name = "x"\nchain_id = 1\nmode = "counterfactual"\n[window]\nfrom_block = 1\nto_block = 2\n'
+            '[market]\nprotocol = "aave_v3"\nsource = "m"\n[liquidator]\nmin_profit_usd = {}\n{}')
+
+    def ov(*entries: tuple[str, int]) -> str:
+        return "".join(f'[[overrides.reserve]]\nasset = "{x}"\nliquidation_bonus_bps = {bps}\n'
+                       for x, bps in entries)
+
+    one, other = ov((a, 10_500), (b, 10_700)), ov((b, 10_700), (a, 10_500))
+    hashes = {parse_scenario(base.format(m, o)).sha256()
+              for m in ("10", "10.0", '"10.00"', "1e1") for o in (one, other)}
+    assert len(hashes) == 1
+    assert parse_scenario(base.format("10.5", one)).sha256() not in hashes
+    assert parse_scenario(base.format("10", one.replace("10700", "10600"))).sha256() not in hashes
