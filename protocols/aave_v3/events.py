@@ -17,7 +17,9 @@ stkAAVE discount, which the token also burns from the scaled debt (:func:`_debt_
 more than the accrual raises. Indices
 and rates come from ``ReserveDataUpdated`` (timestamped with the block), flags from
 ``ReserveUsedAsCollateral*`` (the borrowing flag, which has no event, is cleared when a
-``Repay``/``LiquidationCall`` leaves no debt), parameters from the configurator.
+``Repay``/``LiquidationCall`` leaves no debt — under v3.0-v3.3 only if the amount paid back was
+the whole debt: a burn whose ``rayDiv`` rounding takes the whole scaled debt for less keeps
+it, ``AaveV3State.inexact_debt_closures``), parameters from the configurator.
 
 v3.3+ (aave-dao/aave-v3-origin v3.3.0, 5431379, ``LiquidationLogic.sol``): ``DeficitCreated``
 adds to the reserve's ``deficit`` (the debt itself leaves through the debt token's ``Burn``)
@@ -221,7 +223,16 @@ def _add_underlying(r: ReserveData, delta: int) -> ReserveData:
     return _with_underlying(r, r.a_token_underlying_balance + delta)
 
 
-def _clear_borrowing_if_repaid(state: AaveV3State, user_address: str, reserve: ReserveData) -> None:
+def _clear_borrowing_if_repaid(state: AaveV3State, user_address: str, reserve: ReserveData,
+                              e: ProtocolEvent | None = None) -> None:
+    """The borrowing flag after a ``Repay``/``LiquidationCall`` (``e``) or a v3.4+ deficit burn:
+    cleared when no debt is left, except under v3.0-v3.3 (which compare the amount paid back with
+    the debt) after a burn whose rounding took the whole scaled debt for less than the debt."""
+    if e is not None and state.inexact_debt_closures:
+        inexact = (e.ref.tx_hash, user_address, reserve.asset) in state.inexact_debt_closures
+        state.inexact_debt_closures.clear()  # each marks the burn of the call closing it
+        if inexact and not state.rules.borrow_flag_from_balance:
+            return
     u = state.user(user_address)
     ur = u.reserve(reserve.asset)
     repaid = ur.scaled_variable_debt == 0 and ur.stable_debt_principal == 0
@@ -252,7 +263,7 @@ def _repay(state: AaveV3State, e: ProtocolEvent) -> None:
     r = _reserve(state, e, "reserve")
     if not _bool(e, "use_a_tokens"):
         state.reserves[r.asset] = _add_underlying(r, _int(e, "amount"))
-    _clear_borrowing_if_repaid(state, _addr(e, "user"), r)
+    _clear_borrowing_if_repaid(state, _addr(e, "user"), r, e)
 
 
 def _liquidation_call(state: AaveV3State, e: ProtocolEvent) -> None:
@@ -269,7 +280,7 @@ def _liquidation_call(state: AaveV3State, e: ProtocolEvent) -> None:
     if not _bool(e, "receive_a_token"):
         coll = _reserve(state, e, "collateral_asset")
         state.reserves[coll.asset] = _add_underlying(coll, -_int(e, "liquidated_collateral_amount"))
-    _clear_borrowing_if_repaid(state, _addr(e, "user"), state.reserves[debt.asset])
+    _clear_borrowing_if_repaid(state, _addr(e, "user"), state.reserves[debt.asset], e)
 
 
 def _reserve_data_updated(state: AaveV3State, e: ProtocolEvent) -> None:
@@ -499,8 +510,10 @@ def _exact_scaled_change(state: AaveV3State, e: ProtocolEvent, reserve: ReserveD
 
 
 def _debt_discount_scaled(state: AaveV3State, e: ProtocolEvent, reserve: ReserveData, address: str,
-                          increase: int, index: int) -> int:
-    """The scaled debt a variable debt token burned as a *discount* in this action (v3.0-v3.4):
+                          increase: int, index: int) -> tuple[int, int]:
+    """The scaled debt a variable debt token burned as a *discount* in this action (v3.0-v3.4),
+    and the user's debt before the action (the token's ``balanceOf``: ``rayMul(s, index) -
+    discount``):
     0 for Aave's own ``VariableDebtToken``; for GHO's ``GhoVariableDebtToken`` (gho-core @ 00e67fe,
     ``src/contracts/facilitators/aave/tokens/GhoVariableDebtToken.sol``, ``_accrueDebtOnAction``)
     the discount taken off the interest accrued since the user's last action.
@@ -520,7 +533,7 @@ def _debt_discount_scaled(state: AaveV3State, e: ProtocolEvent, reserve: Reserve
                     f"scaled debt {s} since index {ur.variable_debt_previous_index}")
     if index <= 0:
         raise _fail(e, f"index {index} is not positive")
-    return (raw - increase) * RAY // index
+    return (raw - increase) * RAY // index, ray_mul_half_up(s, index) - (raw - increase)
 
 
 def _scaled_mint(state: AaveV3State, e: ProtocolEvent) -> None:
@@ -531,7 +544,7 @@ def _scaled_mint(state: AaveV3State, e: ProtocolEvent) -> None:
         delta = _exact_scaled_change(state, e, r, address, value, increase, index)
         _change_scaled(state, e, r, address, delta, index)
         return
-    discount = _debt_discount_scaled(state, e, r, address, increase, index) if e.role != "a_token" else 0
+    discount = _debt_discount_scaled(state, e, r, address, increase, index)[0] if e.role != "a_token" else 0
     if value > increase:  # _mintScaled
         _change_scaled(state, e, r, address, ray_div_half_up(value - increase, index) - discount, index)
     elif value < increase:  # _burnScaled of less than the accrued interest
@@ -550,9 +563,17 @@ def _scaled_burn(state: AaveV3State, e: ProtocolEvent) -> None:
         _change_scaled(state, e, r, address, delta, index)
         return
     increase = _int(e, "balance_increase")
-    discount = _debt_discount_scaled(state, e, r, address, increase, index) if e.role != "a_token" else 0
     amount = _int(e, "value") + increase
-    _change_scaled(state, e, r, address, -ray_div_half_up(amount, index) - discount, index)
+    if e.role == "a_token":
+        _change_scaled(state, e, r, address, -ray_div_half_up(amount, index), index)
+        return
+    discount, debt = _debt_discount_scaled(state, e, r, address, increase, index)
+    delta = -ray_div_half_up(amount, index) - discount
+    if delta == -state.user(address).reserve(r.asset).scaled_variable_debt and amount != debt:
+        # rounding burned the whole scaled debt for less than the debt: v3.0-v3.3 keep the
+        # borrowing flag (the Repay / LiquidationCall that follows reads this)
+        state.inexact_debt_closures.add((e.ref.tx_hash, address, r.asset))
+    _change_scaled(state, e, r, address, delta, index)
 
 
 def _balance_transfer(state: AaveV3State, e: ProtocolEvent) -> None:

@@ -280,6 +280,10 @@ class AaveV3State:
     #: timestamp, reused while the reserve record is the same object (see ``reserve_logic``)
     index_cache: dict[tuple[str, int], tuple[ReserveData, int, int]] = field(
         default_factory=dict, repr=False, compare=False)
+    #: (tx hash, user, asset) of a variable debt ``Burn`` that left no scaled debt although the
+    #: amount was less than the debt (``rayDiv`` rounding): under v3.0-v3.3 the ``Repay`` /
+    #: ``LiquidationCall`` of that transaction keeps the borrowing flag (see ``events``)
+    inexact_debt_closures: set[tuple[str, str, str]] = field(default_factory=set, repr=False, compare=False)
 
     def add_reserve(self, reserve: ReserveData) -> None:
         """List a reserve (as ``PoolConfigurator.initReserves`` does) under its ``id``."""

@@ -24,7 +24,8 @@ import pytest
 from ingest import catalog
 from ingest.abi import EventSpec as CatalogSpec
 from ingest.devchain import DevChain
-from protocols.aave_v3 import AaveV3Adapter
+from protocols.aave_v3 import RULE_SETS, AaveV3Adapter, AaveV3State
+from protocols.aave_v3.configuration import is_borrowing
 from protocols.domain import EventRef, ProtocolEvent
 from protocols.errors import InconsistentEvent
 from tests.protocols import diffkit as kit
@@ -259,3 +260,79 @@ def test_gho_discount_burned_from_the_scaled_debt_is_inferred_from_the_events() 
             "index": index}
     with pytest.raises(InconsistentEvent, match=r"block 19, log index 7.*balance increase .* exceeds"):
         ADAPTER.apply(state, _ev(SCALED_MINT, "variable_debt_token", args, address=vtoken))
+
+
+# ----- the borrowing flag after a burn that rounds the whole scaled debt away -----
+
+BORROW = "Borrow(address,address,address,uint256,uint8,uint256,uint16)"
+REPAY = "Repay(address,address,address,uint256,bool)"
+LIQUIDATION = "LiquidationCall(address,address,address,uint256,uint256,address,bool)"
+RDU = "ReserveDataUpdated(address,uint256,uint256,uint256,uint256,uint256)"
+
+
+def _ray_mul(a: int, b: int) -> int:
+    return (a * b + RAY // 2) // RAY
+
+
+def _ray_div(a: int, b: int) -> int:
+    return (a * RAY + b // 2) // b
+
+
+def _borrower(rules: str, scaled: int, index: int) -> tuple[AaveV3State, str]:
+    """A state (``rules``) where A["09"] borrowed ``scaled`` variable debt of A["02"] at ``index``."""
+    state = ADAPTER.new_state(rules=RULE_SETS[rules], pool=A["01"])
+    state.asset_decimals[A["02"]] = 6
+    ADAPTER.apply(state, _ev(INIT, "pool_configurator", INIT_ARGS))
+    user, amount = A["09"], _ray_mul(scaled, index)
+    assert _ray_div(amount, index) == scaled
+    ADAPTER.apply(state, _ev(BORROW, "pool", {"reserve": A["02"], "user": user, "on_behalf_of": user,
+                                              "amount": amount, "interest_rate_mode": 2, "borrow_rate": 0,
+                                              "referral_code": 0}))
+    ADAPTER.apply(state, _ev(SCALED_MINT, "variable_debt_token", {
+        "caller": user, "on_behalf_of": user, "value": amount, "balance_increase": 0, "index": index},
+        address=A["05"]))
+    return state, user
+
+
+def _pay_back(state: AaveV3State, user: str, amount: int, index: int, closing: dict[str, object]) -> None:
+    """The variable debt token's Burn of ``amount`` at ``index`` (no interest since the borrow),
+    the reserve's ReserveDataUpdated, then the closing pool event (Repay / LiquidationCall)."""
+    ADAPTER.apply(state, _ev(SCALED_BURN, "variable_debt_token", {
+        "from": user, "target": A["00"], "value": amount, "balance_increase": 0, "index": index},
+        address=A["05"]))
+    ADAPTER.apply(state, _ev(RDU, "pool", {"reserve": A["02"], "liquidity_rate": 0, "stable_borrow_rate": 0,
+                                           "variable_borrow_rate": 0, "liquidity_index": RAY,
+                                           "variable_borrow_index": index}, address=A["01"]))
+    ADAPTER.apply(state, _ev(str(closing.pop("sig")), "pool", closing, address=A["01"]))
+
+
+@pytest.mark.parametrize("closing", ["repay", "liquidation"])
+@pytest.mark.parametrize("rules", ["3.0", "3.1", "3.2", "3.3", "3.4"])
+def test_borrowing_flag_after_a_payback_whose_rounding_burns_the_whole_scaled_debt(rules: str,
+                                                                                  closing: str) -> None:
+    """v3.0-v3.3 clear the borrowing flag when the amount paid back equals the debt
+    (aave-v3-core 724a9ef ``BorrowLogic.executeRepay``: ``stableDebt + variableDebt - paybackAmount
+    == 0``; ``LiquidationLogic``: ``userTotalDebt == actualDebtToLiquidate``; v3.3.0 5431379:
+    ``variableDebt - paybackAmount == 0`` / ``outstandingDebt == 0``), not when the burn leaves no
+    scaled debt; v3.4+ from the burn's ``scaledBalanceOf(from) == 0`` (``noMoreDebt``). A payback
+    of one unit less than the debt whose ``rayDiv`` (half up) is the whole scaled balance leaves
+    the contract's flag on with no debt. Before, the rebuild cleared it under every rule set.
+    Hand-worked: scaled 7,603,506 at index 1.0951...e27 is a debt of 8,326,884; 8,326,883
+    rayDivs to 7,603,506."""
+    scaled, index = 7_603_506, 1_095_137_366_702_826_316_496_521_890
+    debt = _ray_mul(scaled, index)
+    assert (debt, _ray_div(debt - 1, index)) == (8_326_884, scaled)
+    for paid, cleared_by_v30 in ((debt - 1, False), (debt, True)):
+        state, user = _borrower(rules, scaled, index)
+        if closing == "repay":
+            ev: dict[str, object] = {"sig": REPAY, "reserve": A["02"], "user": user, "repayer": user,
+                                     "amount": paid, "use_a_tokens": False}
+        else:
+            ev = {"sig": LIQUIDATION, "collateral_asset": A["02"], "debt_asset": A["02"], "user": user,
+                  "debt_to_cover": paid, "liquidated_collateral_amount": 0, "liquidator": A["08"],
+                  "receive_a_token": True}
+        _pay_back(state, user, paid, index, ev)
+        assert state.user(user).reserve(A["02"]).scaled_variable_debt == 0
+        borrowing = is_borrowing(state.user(user).configuration, 0)
+        expected = not cleared_by_v30 if rules in ("3.0", "3.1", "3.2", "3.3") else False
+        assert borrowing == expected, (rules, closing, paid)
