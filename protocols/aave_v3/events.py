@@ -521,8 +521,10 @@ def _debt_discount_scaled(state: AaveV3State, e: ProtocolEvent, reserve: Reserve
     Both tokens accrue ``raw = rayMul(s, index) - rayMul(s, previous index)`` on the stored scaled
     debt ``s``; GHO then takes ``discount = percentMul(raw, discount percent)`` off it, emits
     ``balance_increase = raw - discount`` and burns ``discount * RAY / index`` scaled tokens
-    (floored) besides the amount. The discount percent is internal state (it follows the
-    borrower's stkAAVE balance), but the event gives the discount itself: ``raw -
+    (floored) besides the amount — or, from b2db754 ("full repayment", the token of the v3.0.2
+    pool; an earlier token's full repayment is not told apart), the whole scaled balance when
+    the amount burned is the whole discounted debt. The discount percent is internal state (it
+    follows the borrower's stkAAVE balance), but the event gives the discount itself: ``raw -
     balance_increase``. An event announcing more than ``raw`` means the rebuilt balance is not
     the token's, and raises."""
     ur = state.user(address).reserve(reserve.asset)
@@ -568,8 +570,11 @@ def _scaled_burn(state: AaveV3State, e: ProtocolEvent) -> None:
         _change_scaled(state, e, r, address, -ray_div_half_up(amount, index), index)
         return
     discount, debt = _debt_discount_scaled(state, e, r, address, increase, index)
-    delta = -ray_div_half_up(amount, index) - discount
-    if delta == -state.user(address).reserve(r.asset).scaled_variable_debt and amount != debt:
+    scaled = state.user(address).reserve(r.asset).scaled_variable_debt
+    # GHO (gho-core b2db754) burns the whole scaled balance when the amount is the whole
+    # (discounted) debt; for Aave's own token rayDiv(rayMul(s, index), index) == s anyway
+    delta = -scaled if amount == debt else -ray_div_half_up(amount, index) - discount
+    if delta == -scaled and amount != debt:
         # rounding burned the whole scaled debt for less than the debt: v3.0-v3.3 keep the
         # borrowing flag (the Repay / LiquidationCall that follows reads this)
         state.inexact_debt_closures.add((e.ref.tx_hash, address, r.asset))

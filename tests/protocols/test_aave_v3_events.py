@@ -336,3 +336,40 @@ def test_borrowing_flag_after_a_payback_whose_rounding_burns_the_whole_scaled_de
         borrowing = is_borrowing(state.user(user).configuration, 0)
         expected = not cleared_by_v30 if rules in ("3.0", "3.1", "3.2", "3.3") else False
         assert borrowing == expected, (rules, closing, paid)
+
+
+def test_gho_repayment_of_the_whole_discounted_debt_burns_the_whole_scaled_debt() -> None:
+    """GHO's variable debt token (gho-core b2db754, "Update variable debt gho with full
+    repayment", in the token the v3.0.2 pool runs with) burns the whole scaled balance when the
+    amount is the user's ``balanceOf`` (the discounted debt: what ``repay(max)`` pays), not
+    ``rayDiv(amount) + discountScaled``, which can be one less. Before, the rebuild kept that
+    one scaled unit of GHO debt (and the borrowing flag the pool cleared), silently. Hand-worked
+    from the token's source: scaled 7,741,234,940,106,989,627,640 borrowed at index
+    1.01304...e27, repaid in full at 1.02076...e27 with a 30 % discount."""
+    state = ADAPTER.new_state(pool=A["01"])
+    state.asset_decimals[A["02"]] = 18
+    ADAPTER.apply(state, _ev(INIT, "pool_configurator", INIT_ARGS))
+    user = A["09"]
+    s, prev = 7_741_234_940_106_989_627_640, 1_013_044_341_512_950_681_078_335_192
+    index = 1_020_762_768_594_939_197_342_759_206
+    borrowed = _ray_mul(s, prev)
+    ADAPTER.apply(state, _ev(BORROW, "pool", {"reserve": A["02"], "user": user, "on_behalf_of": user,
+                                              "amount": borrowed, "interest_rate_mode": 2,
+                                              "borrow_rate": 0, "referral_code": 0}))
+    new, name, value, increase, _ = _gho_action(0, 0, 0, borrowed, prev, "borrow")
+    assert (new, name) == (s, "Mint")
+    ADAPTER.apply(state, _ev(SCALED_MINT, "variable_debt_token", {
+        "caller": user, "on_behalf_of": user, "value": value, "balance_increase": increase, "index": prev},
+        address=A["05"]))
+    raw = _ray_mul(s, index) - _ray_mul(s, prev)
+    discount = (raw * 3_000 + 5_000) // 10_000
+    balance = _ray_mul(s, index) - discount  # GhoVariableDebtToken.balanceOf
+    assert _ray_div(balance, index) + discount * RAY // index == s - 1  # the old rebuild's burn
+    ADAPTER.apply(state, _ev(SCALED_BURN, "variable_debt_token", {
+        "from": user, "target": A["00"], "value": balance - (raw - discount),
+        "balance_increase": raw - discount, "index": index}, address=A["05"]))
+    assert state.user(user).reserve(A["02"]).scaled_variable_debt == 0
+    assert state.reserves[A["02"]].variable_debt_scaled_total_supply == 0
+    ADAPTER.apply(state, _ev(REPAY, "pool", {"reserve": A["02"], "user": user, "repayer": user,
+                                             "amount": balance, "use_a_tokens": False}, address=A["01"]))
+    assert not is_borrowing(state.user(user).configuration, 0)  # variableDebt - paybackAmount == 0
