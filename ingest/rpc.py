@@ -33,7 +33,9 @@ Any other HTTP status
 JSON-RPC error matching :data:`BATCH_TOO_LARGE_SHAPES`
     The batch size is halved for the rest of the client's life and the calls are resent.
 JSON-RPC error matching :data:`LOGS_LIMIT_SHAPES` (``eth_getLogs`` only)
-    :class:`RangeTooLarge` at once, with the provider's proposed range when it gave one.
+    :class:`RangeTooLarge` at once, with the provider's proposed range when it gave one; except a
+    query deadline (:data:`LOGS_TIMEOUT_SHAPES`) on a single block, which nothing can split: it
+    means a slow or loaded node and is retried like :data:`RETRYABLE_ERROR_SHAPES`.
 JSON-RPC error matching :data:`RETRYABLE_ERROR_SHAPES`
     Retried (Infura's ``data.rate.backoff_seconds`` honoured); finally :class:`RpcResponseError`.
 Any other JSON-RPC error
@@ -94,6 +96,7 @@ __all__ = [
     "ErrorShape",
     "JsonRpcClient",
     "LOGS_LIMIT_SHAPES",
+    "LOGS_TIMEOUT_SHAPES",
     "LogsPart",
     "RETRYABLE_ERROR_SHAPES",
     "RETRYABLE_HTTP_STATUSES",
@@ -175,6 +178,21 @@ BATCH_TOO_LARGE_SHAPES: tuple[ErrorShape, ...] = (
 )
 """JSON-RPC errors that refuse a batch for its size: the batch size is halved for good."""
 
+LOGS_TIMEOUT_SHAPES: tuple[ErrorShape, ...] = (
+    # "Query timeout exceeded. Consider reducing your block range. ..." (-32000, HTTP 400)
+    _shape("Alchemy / Infura (query duration)",
+           r"query timeout|consider reducing your block range"),
+    # geth / Erigon / Bor and the providers in front of them: the query's context ran out
+    _shape("geth / Erigon (query deadline)", r"context deadline exceeded"),
+    _shape("any provider (query or execution timeout wording)",
+           r"execution timeout|(?:query|execution) timed out|statement timeout"),
+)
+"""``eth_getLogs`` errors that say the query ran out of time (part of :data:`LOGS_LIMIT_SHAPES`).
+
+Over several blocks they are :class:`RangeTooLarge` (the span is split); over a single block,
+which cannot be split, they are a transient fault and retried with the usual backoff and limit.
+"""
+
 LOGS_LIMIT_SHAPES: tuple[ErrorShape, ...] = (
     # "Log response size exceeded. You can make eth_getLogs requests with up to a 2K block range
     # and no limit on the response size, or you can request any block range with a cap of 10K
@@ -183,9 +201,8 @@ LOGS_LIMIT_SHAPES: tuple[ErrorShape, ...] = (
     # Free tier plan, you can make eth_getLogs requests with up to a 10 block range. ...")
     _shape("Alchemy", r"log response size exceeded"),
     _shape("Alchemy", r"eth_getlogs requests with up to an? [\d,.]+\s*k? block range"),
-    # "Query timeout exceeded. Consider reducing your block range. ..." (-32000, HTTP 400)
-    _shape("Alchemy / Infura (query duration)",
-           r"query timeout|consider reducing your block range"),
+    # Query deadlines (see LOGS_TIMEOUT_SHAPES): a narrower range may finish in time.
+    *LOGS_TIMEOUT_SHAPES,
     # -32005 "query returned more than 10000 results. Try with this block range [0x.., 0x..]."
     _shape("Infura / Thirdweb / zkSync / Polygon zkEVM",
            r"query returned more than [\d,.]+ results"),
@@ -1000,7 +1017,7 @@ class JsonRpcClient:
             # error) wins over the status: the same request would only be refused again.
             if self._refuses_size(calls, doc):
                 return _Outcome(pending=everything, too_large=True)
-            if status == 413:
+            if status == 413 and not self._transient_logs_error(calls, doc):
                 if len(calls) > 1:
                     return _Outcome(pending=everything, too_large=True)
                 if calls[0].method == "eth_getLogs":
@@ -1027,6 +1044,17 @@ class JsonRpcClient:
                 raise RpcResponseError(code, message, self.label, what, data)
         return self._answers(calls, ids, doc)  # e.g. Alchemy answers some errors with HTTP 400
 
+    def _transient_logs_error(self, calls: list[_Call], doc: Any) -> bool:
+        """Whether ``doc`` holds a query deadline for a lone single-block ``eth_getLogs``."""
+        if len(calls) != 1:
+            return False
+        for item in doc if isinstance(doc, list) else [doc]:
+            if isinstance(item, Mapping) and item.get("error") is not None:
+                code, message, data = self._error_fields(item["error"])
+                if _single_block_timeout(calls[0], code, _texts(message, data)):
+                    return True
+        return False
+
     def _refuses_size(self, calls: list[_Call], doc: Any) -> bool:
         """Whether ``doc`` refuses the batch for its size (returns True) or, for a single
         ``eth_getLogs``, refuses its range (raises :class:`RangeTooLarge`)."""
@@ -1044,8 +1072,11 @@ class JsonRpcClient:
 
     def _raise_if_range(self, call: _Call, code: int | None, message: str, data: Any,
                         texts: Sequence[str]) -> None:
-        """Raise :class:`RangeTooLarge` if this ``eth_getLogs`` error refuses the range."""
+        """Raise :class:`RangeTooLarge` if this ``eth_getLogs`` error refuses the range (not for
+        a query deadline on a single block: see :func:`_single_block_timeout`)."""
         if call.method != "eth_getLogs" or not _matches(LOGS_LIMIT_SHAPES, code, texts):
+            return
+        if _single_block_timeout(call, code, texts):
             return
         params = call.params[0] if call.params and isinstance(call.params[0], Mapping) else {}
         suggested = _suggested_range(texts, _quantity(params.get("fromBlock")))
@@ -1108,7 +1139,8 @@ class JsonRpcClient:
                 code, message, data = self._error_fields(item["error"])
                 texts = _texts(message, data)
                 self._raise_if_range(call, code, message, data, texts)
-                if not _matches(RETRYABLE_ERROR_SHAPES, code, texts):
+                if not (_matches(RETRYABLE_ERROR_SHAPES, code, texts)
+                        or _single_block_timeout(call, code, texts)):
                     raise RpcResponseError(code, message, self.label, call.method, data)
                 outcome.pending.append(pos)
                 outcome.error = RpcResponseError(code, message, self.label, call.method, data)
@@ -1126,6 +1158,16 @@ class JsonRpcClient:
         if too_large:
             outcome.error = None
         return outcome
+
+
+def _single_block_timeout(call: _Call, code: int | None, texts: Sequence[str]) -> bool:
+    """Whether this is an ``eth_getLogs`` over one block refused by a query deadline
+    (:data:`LOGS_TIMEOUT_SHAPES`): no smaller range exists, so it is retried as transient."""
+    if call.method != "eth_getLogs" or not _matches(LOGS_TIMEOUT_SHAPES, code, texts):
+        return False
+    params = call.params[0] if call.params and isinstance(call.params[0], Mapping) else {}
+    start = _quantity(params.get("fromBlock"))
+    return start is not None and start == _quantity(params.get("toBlock"))
 
 
 def _code_texts(error: Any) -> tuple[int | None, tuple[str, ...]]:

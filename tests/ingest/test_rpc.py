@@ -791,6 +791,9 @@ RANGE_ERRORS: dict[str, tuple[int | None, str, Any, int, bool]] = {
     "morph": (-32000, "block range is larger than max block range, block range = {w}, max block "
               "range = {n}", None, 200, True),
     "arc": (-32012, "requested range too large", None, 200, False),
+    # a node's query deadline ran out over a wide range: a narrower one may finish in time
+    "geth-deadline": (-32000, "context deadline exceeded", None, 200, False),
+    "execution-timeout": (-32000, "execution timeout", None, 200, False),
 }
 
 
@@ -870,6 +873,54 @@ def test_single_block_still_refused_raises(make_client: Any, chain: Chain) -> No
         client.get_logs(first, chain.head, [chain.address], [])
     assert "cannot be split" in str(info.value) and f"block {first}" in str(info.value)
     assert transport.label in str(info.value) and transport.log_widths()[-1] == 1
+
+
+# Deadline wordings: over a wide span the query is split; on a single block (nothing left to
+# split) they mean a slow or loaded node, so the same block is retried.
+TIMEOUT_ERRORS: dict[str, tuple[int, str, int]] = {
+    "alchemy": (-32000, "Query timeout exceeded. Consider reducing your block range.", 400),
+    "geth-deadline": (-32000, "context deadline exceeded", 200),
+    "execution-timeout": (-32000, "execution timeout", 200),
+    "deadline-http-413": (-32000, "context deadline exceeded", 413),  # the body wins over 413
+}
+
+
+def _single_block(request: Any) -> bool:
+    p = request["params"][0]
+    return bool(p["fromBlock"] == p["toBlock"])
+
+
+@needs_anvil
+@pytest.mark.parametrize("provider", sorted(TIMEOUT_ERRORS))
+def test_timeout_on_a_single_block_is_retried_not_split(make_client: Any, chain: Chain,
+                                                        provider: str) -> None:
+    code, message, http = TIMEOUT_ERRORS[provider]
+    first = int(chain.logs[0]["blockNumber"], 16)
+    client, transport, sleeps = make_client(
+        refuse_wide_logs(code, message, None, http, limit=1),
+        Fault(rpc_error(code, message, http=http), method="eth_getLogs", batch=False, times=2,
+              when=_single_block))
+    logs = client.get_logs(first, first + 2, [chain.address], [])
+    assert logs == [x for x in chain.logs if first <= int(x["blockNumber"], 16) <= first + 2]
+    assert transport.log_widths()[:4] == [3, 1, 1, 1]  # split to one block, then retried
+    assert client.stats.retries == 2 and len(sleeps) == 2 and client.stats.splits == 1
+
+
+@needs_anvil
+@pytest.mark.parametrize("provider", sorted(TIMEOUT_ERRORS))
+def test_timeout_on_a_single_block_forever_gives_up_after_the_retries(
+        make_client: Any, chain: Chain, provider: str) -> None:
+    code, message, http = TIMEOUT_ERRORS[provider]
+    first = int(chain.logs[0]["blockNumber"], 16)
+    client, transport, sleeps = make_client(
+        Fault(rpc_error(code, message, http=http), method="eth_getLogs", times=float("inf")),
+        max_retries=3)
+    with pytest.raises(RpcResponseError if http != 413 else RpcHttpError) as info:
+        client.get_logs(first, first, [chain.address], [])
+    assert not isinstance(info.value, RangeTooLarge)
+    assert "cannot be split" not in str(info.value)
+    assert "gave up after 4 attempts" in "".join(getattr(info.value, "__notes__", []))
+    assert transport.log_widths() == [1, 1, 1, 1] and len(sleeps) == 3
 
 
 @needs_anvil
