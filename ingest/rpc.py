@@ -792,6 +792,7 @@ class JsonRpcClient:
             base["address"] = list(addresses)
         if topics:
             base["topics"] = [list(t) if t is not None else None for t in topics]
+        self._check_open()
         start, streak = from_block, 0
         while start <= to_block:
             span = max(1, min(self.logs_span, self.logs_max_span))
@@ -820,7 +821,8 @@ class JsonRpcClient:
                 streak = 0
 
     def close(self) -> None:
-        """Stop the worker threads and close the transport (idempotent)."""
+        """Stop the worker threads and close the transport (idempotent). Any later call raises
+        :class:`ConfigError`."""
         with self._lock:
             pool, self._pool = self._pool, None
             closed, self._closed = self._closed, True
@@ -845,6 +847,13 @@ class JsonRpcClient:
         if not isinstance(params, list | tuple):
             raise ConfigError(f"{method}: params must be a list, got {type(params).__name__}")
         return _Call(method, list(params))
+
+    def _check_open(self) -> None:
+        """Raise :class:`ConfigError` once :meth:`close` was called (the transport is closed:
+        httpx would raise an untyped RuntimeError, which the retry loop does not know)."""
+        with self._lock:
+            if self._closed:
+                raise ConfigError(f"{self!r} is closed")
 
     def _executor(self) -> ThreadPoolExecutor:
         with self._lock:
@@ -979,6 +988,7 @@ class JsonRpcClient:
         requests = [{"jsonrpc": "2.0", "id": i, "method": c.method, "params": c.params}
                     for i, c in zip(ids, calls, strict=True)]
         body = orjson.dumps(requests if len(calls) > 1 else requests[0])
+        self._check_open()
         self._bucket.acquire()
         with self._lock:
             self.stats.requests += 1

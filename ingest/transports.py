@@ -150,6 +150,8 @@ class HttpTransport:
 
     def send(self, body: bytes, *, timeout: float) -> HttpResponse:
         """POST ``body``; see :meth:`Transport.send`. Raises the typed errors ``from None``."""
+        if self._client.is_closed:  # httpx: an untyped RuntimeError
+            raise ConfigError(f"{self!r} is closed")
         error: RpcTransportError
         try:
             response = self._client.post(self._url, content=body, timeout=timeout)
@@ -171,7 +173,8 @@ class HttpTransport:
         raise error from None
 
     def close(self) -> None:
-        """Close the pooled connections (idempotent)."""
+        """Close the pooled connections (idempotent); a later :meth:`send` raises
+        :class:`ConfigError`."""
         self._client.close()
 
     def __enter__(self) -> HttpTransport:

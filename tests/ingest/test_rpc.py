@@ -931,6 +931,27 @@ def test_range_error_on_other_methods_is_not_split(make_client: Any) -> None:
     assert not isinstance(info.value, RangeTooLarge) and sleeps == []
 
 
+@needs_anvil
+def test_calls_after_close_raise_a_typed_error_without_sending(make_client: Any,
+                                                               chain: Chain) -> None:
+    client, transport, sleeps = make_client()
+    assert client.call("eth_blockNumber", []) == hex(chain.head)
+    client.close()
+    sent = len(transport.requests)
+    for use in (lambda: client.call("eth_blockNumber", []),
+                lambda: client.batch(block_calls(chain)[:2]),
+                lambda: client.get_logs(0, chain.head, [chain.address], []),
+                lambda: client.get_logs_raw(0, chain.head, [chain.address], [])):
+        with pytest.raises(ConfigError, match="is closed"):
+            use()
+    assert len(transport.requests) == sent and sleeps == []
+    client.close()  # still idempotent
+    with HttpTransport(chain.url) as real:
+        pass
+    with pytest.raises(ConfigError, match="is closed"):
+        real.send(b"{}", timeout=1.0)
+
+
 # --------------------------------------------------------------------------- rate limit
 
 
