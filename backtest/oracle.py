@@ -14,7 +14,9 @@ aggregator's min/max answer) and, optionally, an off-chain reference path
   answer whenever the reference moves at least ``deviation_bps`` from the last published answer,
   or ``heartbeat_s`` after it (checked at each reference point, as OCR nodes check at each
   observation); the last published answer at the window start is the reference price in force
-  then (the feed's starting answer), at its instant.
+  then (the feed's starting answer), at its instant. "Published" is accepted: an answer outside
+  the bounds (below) never lands on chain, so the next points are still measured from the last
+  accepted answer and its instant, as OCR nodes measure from the aggregator's latest answer.
 
 Then, for every model: ``delay_blocks`` (the answer is usable that many blocks later) and
 ``delay_s`` (usable from the first block whose timestamp is at least ``happened + delay_s``)
@@ -216,6 +218,12 @@ def _from_reference(spec: OracleModelSpec, feed: str, dec: int, points: Iterable
         answer = reference_answer(p.price, dec)
         if spec.model == "republish":
             if last is not None and abs(answer - last) * 10_000 < dev * abs(last) and p.ts - last_ts < hb:
+                continue
+            # the nodes compare with the answer on chain: a rejected one never lands there, so it
+            # moves neither the deviation base nor the heartbeat (OCR2 does not report it, OCR1's
+            # transmit reverts "median is out of min-max range")
+            if not accepted(spec, answer, declared):
+                out.append((p.block_number, -1, feed, answer, dec, p.ts, p.ts))
                 continue
         last, last_ts = answer, p.ts
         out.append((p.block_number, -1, feed, answer, dec, p.ts, p.ts))

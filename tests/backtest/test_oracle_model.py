@@ -264,3 +264,27 @@ def test_a_shock_elsewhere_does_not_move_a_round_to_an_earlier_block_of_the_same
     rec = _Prices()
     Replay(scenario(to_block=FROM + 10, extra=shock), inp, "r", metrics=[rec]).run()
     assert [(b, a) for b, a, _, _ in rec.seen] == [(FROM + 3, 1_500 * 10**8)]
+
+
+def test_republish_measures_deviation_and_heartbeat_from_the_last_accepted_answer() -> None:
+    """An OCR feed's nodes compare each observation with the answer on chain
+    (``LatestTransmissionDetails``: its latest answer and timestamp), and an answer outside
+    [minAnswer, maxAnswer] never lands there (OCR2 does not report it, OCR1's ``transmit``
+    reverts). So a rejected re-published answer moves neither the deviation base nor the
+    heartbeat. Declared min $100, 1 % / 60 s:
+
+    * $110 (t=0) accepted; $99.70 (t=12, 9.4 % off) rejected; $100.00 (t=24): 9.1 % off the $110
+      on chain → published and accepted. Measured from the rejected $99.70 (0.3 %) it was
+      skipped, and the feed stayed at $110 with the reference at $100.
+    * $100.50 (t=0) accepted; $99.40 (t=36, 1.09 % off) rejected; $100.20 (t=60, 0.3 % off $100.50)
+      is due by the heartbeat of the t=0 answer; counted from the rejected one (24 s) it was not."""
+    rules = {FEED: FeedRules(deviation_bps=100, heartbeat_s=60, min_answer=100_00000000)}
+    spec = OracleModelSpec(model="republish")
+    for path, want in (
+            (((0, "110"), (12, "99.7"), (24, "100")),
+             [(0, 110_00000000, True), (12, 99_70000000, False), (24, 100_00000000, True)]),
+            (((0, "100.5"), (36, "99.4"), (60, "100.2")),
+             [(0, 100_50000000, True), (36, 99_40000000, False), (60, 100_20000000, True)])):
+        pubs = publications(spec, [], [_ref(t, p) for t, p in path], {FEED: "ETH/USD"}, {FEED: 8}, BLOCKS,
+                            40, rules)
+        assert [(p.updated_at_ts, p.answer, p.accepted) for p in pubs] == want
