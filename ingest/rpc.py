@@ -24,7 +24,9 @@ HTTP 429
 HTTP 5xx (except 501 and 505)
     Retried (waits as for 429); finally :class:`RpcHttpError`.
 HTTP 413
-    For a batch: the batch size is halved. For a lone ``eth_getLogs``: :class:`RangeTooLarge`.
+    For a batch: the batch size is halved. For a lone ``eth_getLogs``: :class:`RangeTooLarge`,
+    with the width a plain-text body states (QuickNode: "... limited to a 10,000 blocks range")
+    read as from a JSON-RPC error.
     Otherwise :class:`RpcHttpError` at once. A JSON-RPC body that names the limit wins over the
     status (QuickNode answers its range limit with 413 and a JSON-RPC error).
 Any other HTTP status
@@ -1031,8 +1033,15 @@ class JsonRpcClient:
                 if len(calls) > 1:
                     return _Outcome(pending=everything, too_large=True)
                 if calls[0].method == "eth_getLogs":
-                    raise RangeTooLarge(None, f"HTTP 413 {reason}", self.label, what,
-                                        suggested=None)
+                    # QuickNode may say it in plain text ("eth_getLogs and eth_newFilter are
+                    # limited to a 10,000 blocks range"): its width is read as from JSON-RPC
+                    text = self._plain_text(response.body, doc)
+                    params = calls[0].params[0] if calls[0].params and isinstance(
+                        calls[0].params[0], Mapping) else {}
+                    suggested = _suggested_range((text.lower(),),
+                                                 _quantity(params.get("fromBlock")))
+                    raise RangeTooLarge(None, f"HTTP 413 {reason}" + (f": {text}" if text else ""),
+                                        self.label, what, suggested=suggested)
                 raise RpcHttpError(status, reason, self.label, what)
             wait = _retry_after(response.headers.get("retry-after"))
             if wait is None:  # Infura: HTTP 429 and the wait in the JSON-RPC error's data
@@ -1053,6 +1062,19 @@ class JsonRpcClient:
             if not _matches(RETRYABLE_ERROR_SHAPES, code, texts):
                 raise RpcResponseError(code, message, self.label, what, data)
         return self._answers(calls, ids, doc)  # e.g. Alchemy answers some errors with HTTP 400
+
+    def _plain_text(self, body: bytes, doc: Any) -> str:
+        """A non-JSON-RPC error body as one line of text (at most 300 characters, secrets
+        masked): the body itself, or the string it encodes as JSON; "" for anything else."""
+        if isinstance(doc, str):
+            text = doc
+        elif doc is _INVALID:
+            text = body[:4096].decode("utf-8", "replace")
+        else:
+            return ""
+        if self._secrets:
+            text = redact_text(text, self._secrets)
+        return " ".join(text.split())[:300]
 
     def _transient_logs_error(self, calls: list[_Call], doc: Any) -> bool:
         """Whether ``doc`` holds a query deadline for a lone single-block ``eth_getLogs``."""

@@ -852,6 +852,37 @@ def test_http_413_without_body_splits_get_logs(make_client: Any, chain: Chain) -
 
 
 @needs_anvil
+@pytest.mark.parametrize("body", [
+    b"eth_getLogs and eth_newFilter are limited to a {n} blocks range",
+    b"eth_getLogs is limited to a {n} range\n",
+    b'"eth_getLogs is limited to a {n} range"',  # a bare JSON string
+])
+def test_http_413_with_a_plain_text_limit_takes_its_width(make_client: Any, chain: Chain,
+                                                          body: bytes) -> None:
+    def too_wide(request: Any) -> bool:
+        p = request["params"][0]
+        return int(p["toBlock"], 16) - int(p["fromBlock"], 16) + 1 > LIMIT
+
+    text = body.replace(b"{n}", str(LIMIT).encode())
+    client, transport, sleeps = make_client(Fault(status(413, {"content-type": "text/plain"}, text),
+                                                  method="eth_getLogs", times=float("inf"),
+                                                  when=too_wide))
+    assert client.get_logs(0, chain.head, [chain.address], []) == chain.logs
+    widths = transport.log_widths()
+    assert widths[0] == chain.head + 1 and widths[1] == LIMIT  # the stated width, not half
+    assert sleeps == [] and client.stats.retries == 0
+
+
+@needs_anvil
+def test_http_413_plain_text_refusal_names_its_text(make_client: Any, chain: Chain) -> None:
+    client, _, _ = make_client(Fault(status(413, {}, b"eth_getLogs is limited to a 1 range"),
+                                     method="eth_getLogs", times=float("inf")))
+    with pytest.raises(RangeTooLarge) as info:
+        client.get_logs(0, 0, [chain.address], [])
+    assert "HTTP 413" in str(info.value) and "limited to a 1 range" in str(info.value)
+
+
+@needs_anvil
 def test_span_shrinks_then_grows_back(make_client: Any, chain: Chain) -> None:
     assert chain.head + 1 >= 24
     client, transport, _ = make_client(
