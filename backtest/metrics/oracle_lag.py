@@ -275,10 +275,14 @@ class OracleLag(Metric):
     def _feed_of(self, view: View, update: PriceUpdate) -> _Feed | None:
         if update.kind == "oracle":
             f = self._feeds.get(update.feed)
-            if f is not None and update.source_change:
-                # the keys read this feed from now on (their hidden insolvency, their reference)
+            if update.source_change:
+                # the keys read this feed from now on (their hidden insolvency, their reference);
+                # a feed without a reference pair: the keys are no longer any referenced feed's
                 for k in update.keys:
-                    self._key_feed[k] = f.feed
+                    if f is not None:
+                        self._key_feed[k] = f.feed
+                    else:
+                        self._key_feed.pop(k, None)
         elif update.reference_of:
             f = self._feeds.get(update.reference_of)
         else:  # a view that does not say which feed: the pair's feed that sets one of the keys

@@ -274,3 +274,30 @@ def test_the_feed_switched_away_from_still_follows_its_reference() -> None:
         f = rows[feed]
         assert f["max_deviation_bps_f64"] == pytest.approx(100 / 1_900 * 10_000), feed
         assert f["beyond_threshold_s"] == 240, feed
+
+
+def test_a_key_switched_to_a_feed_without_reference_no_longer_counts_for_its_old_feed() -> None:
+    """WETH's source switches from FEED_WETH (reference ETH/USD) to a feed with no reference pair
+    (AssetSourceUpdated): from then on WETH is priced by that feed, so an account hidden-insolvent
+    afterwards (here through another key's lag) holds no position priced by FEED_WETH. The
+    metric kept WETH as FEED_WETH's key and put the interval on FEED_WETH (10,000 USD x 48 s, one
+    hidden account) and in the row's feeds."""
+    sc = make_scenario(["oracle_lag"], reference=True)
+    view = StubView(market(), sc, {WETH: 2_000 * E8, USDC: E8}, block=FIRST, ts=1_000,
+                    ref={WETH: 2_000 * E8})
+    m = OracleLag()
+    m.on_run_start(view)
+    new = "0x" + "f3" * 20
+    view.at(FIRST + 1, 1_012)
+    view.reference_prices = {}
+    m.on_price(view, PriceUpdate("oracle", new, (WETH,), 2_000 * E8, 2_000 * E8, 2_000 * E8, 8, True,
+                                 FIRST + 1, 1_012, FIRST + 1, 3, 1_012, 1_012, source_change=True))
+    hidden = AccountEval(BORROWER, health(13_000, 10_000), health(12_000, 10_000, 8250))
+    m.on_block_end(view, BlockEnd(view.block, (hidden,)))
+    view.at(FIRST + 5, 1_060)
+    m.on_run_end(view)
+    (feed,) = m.rows()[FEEDS.fqn]
+    f = _cols(feed)
+    assert (f["hidden_insolvency_value_s"], f["hidden_accounts"]) == (0, 0)
+    (row,) = [_cols(r, HIDDEN) for r in m.rows()[HIDDEN.fqn]]
+    assert (row["feeds"], row["value_s"]) == ([], 10_000 * E8 * 48)
