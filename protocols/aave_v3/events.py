@@ -24,7 +24,8 @@ it, ``AaveV3State.inexact_debt_closures``), parameters from the configurator.
 v3.3+ (aave-dao/aave-v3-origin v3.3.0, 5431379, ``LiquidationLogic.sol``): ``DeficitCreated``
 adds to the reserve's ``deficit`` (the debt itself leaves through the debt token's ``Burn``)
 and clears the user's borrowing flag of that reserve (``_burnBadDebt`` burns debts the
-``LiquidationCall`` does not name),
+``LiquidationCall`` does not name) and of every active reserve it borrows without debt
+(``_burnBadDebt`` clears those without an event; one run without any deficit is not seen),
 ``DeficitCovered`` (``eliminateReserveDeficit``) takes it off (the aTokens burned arrive as a
 ``Burn``); either under a rule set without deficit accounting means the rules are wrong and
 raises. The pool proxy's ``Upgraded(implementation)`` switches ``state.rules`` through
@@ -354,6 +355,20 @@ def _deficit_created(state: AaveV3State, e: ProtocolEvent) -> None:
         if is_borrowing(u.configuration, r.id):
             _put_user(state, address, UserState(set_borrowing(u.configuration, r.id, False),
                                                 u.emode_category, u.reserves))
+    # a deficit means the user has no collateral left, so _burnBadDebt visits every active
+    # reserve it borrows: one flagged without debt (a v3.0-v3.3 rounding payback) burns nothing,
+    # emits no DeficitCreated, and has its flag cleared
+    u = state.user(address)
+    config = u.configuration
+    for rid, asset in state.reserves_list.items():
+        other = state.reserves.get(asset)
+        if other is None or not other.configuration.active or not is_borrowing(config, rid):
+            continue
+        ur = u.reserve(asset)
+        if ur.scaled_variable_debt == 0 and ur.stable_debt_principal == 0:
+            config = set_borrowing(config, rid, False)
+    if config != u.configuration:
+        _put_user(state, address, UserState(config, u.emode_category, u.reserves))
 
 
 def _deficit_covered(state: AaveV3State, e: ProtocolEvent) -> None:

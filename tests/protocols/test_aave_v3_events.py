@@ -373,3 +373,48 @@ def test_gho_repayment_of_the_whole_discounted_debt_burns_the_whole_scaled_debt(
     ADAPTER.apply(state, _ev(REPAY, "pool", {"reserve": A["02"], "user": user, "repayer": user,
                                              "amount": balance, "use_a_tokens": False}, address=A["01"]))
     assert not is_borrowing(state.user(user).configuration, 0)  # variableDebt - paybackAmount == 0
+
+
+@pytest.mark.parametrize("rules", ["3.3", "3.4"])
+def test_bad_debt_burn_clears_a_borrowing_flag_left_on_without_debt(rules: str) -> None:
+    """v3.3+ ``_burnBadDebt`` (aave-v3-origin v3.3.0 5431379 / v3.4.0 ``LiquidationLogic``) visits
+    every active reserve the user borrows once it has no collateral left: one with debt is
+    burned into deficit (``DeficitCreated``); one flagged without debt (the flag a v3.0-v3.3
+    rounding payback keeps) burns nothing, emits no deficit, and has its flag cleared
+    (``outstandingDebt == 0`` / ``noMoreDebt`` stays true). A ``DeficitCreated`` for the user
+    means that pass runs, so the rebuild clears the user's debt-less borrowing flags of active
+    reserves. Before, such a flag stayed on after the contract had cleared it."""
+    scaled, index = 7_603_506, 1_095_137_366_702_826_316_496_521_890
+    state, user = _borrower(rules, scaled, index)
+    if rules == "3.3":  # a payback of debt - 1 that burns everything keeps the flag under v3.3
+        debt = _ray_mul(scaled, index)
+        _pay_back(state, user, debt - 1, index, {"sig": REPAY, "reserve": A["02"], "user": user,
+                                                 "repayer": user, "amount": debt - 1, "use_a_tokens": False})
+    else:  # a flag from a v3.0-v3.3 history: the debt burned with no closing event
+        ADAPTER.apply(state, _ev(SCALED_BURN, "variable_debt_token", {
+            "from": user, "target": A["00"], "value": _ray_mul(scaled, index), "balance_increase": 0,
+            "index": index}, address=A["05"]))
+    assert is_borrowing(state.user(user).configuration, 0)
+    assert state.user(user).reserve(A["02"]).scaled_variable_debt == 0
+    # a second reserve (id 1) the user owes and is liquidated on, with no collateral left
+    other = {"asset": A["06"], "a_token": A["77"], "stable_debt_token": "0x" + "11" * 20,
+             "variable_debt_token": "0x" + "12" * 20, "interest_rate_strategy_address": A["06"]}
+    state.asset_decimals[A["06"]] = 18
+    ADAPTER.apply(state, _ev(INIT, "pool_configurator", other))
+    vtoken = other["variable_debt_token"]
+    ADAPTER.apply(state, _ev(BORROW, "pool", {"reserve": A["06"], "user": user, "on_behalf_of": user,
+                                              "amount": 10**18, "interest_rate_mode": 2, "borrow_rate": 0,
+                                              "referral_code": 0}))
+    ADAPTER.apply(state, _ev(SCALED_MINT, "variable_debt_token", {
+        "caller": user, "on_behalf_of": user, "value": 10**18, "balance_increase": 0, "index": RAY},
+        address=vtoken))
+    ADAPTER.apply(state, _ev(SCALED_BURN, "variable_debt_token", {
+        "from": user, "target": A["00"], "value": 10**18, "balance_increase": 0, "index": RAY},
+        address=vtoken))
+    ADAPTER.apply(state, _ev("DeficitCreated(address,address,uint256)", "pool", {
+        "user": user, "debt_asset": A["06"], "amount_created": 4 * 10**17}, address=A["01"]))
+    ADAPTER.apply(state, _ev(LIQUIDATION, "pool", {
+        "collateral_asset": A["02"], "debt_asset": A["06"], "user": user, "debt_to_cover": 6 * 10**17,
+        "liquidated_collateral_amount": 0, "liquidator": A["08"], "receive_a_token": True}, address=A["01"]))
+    config = state.user(user).configuration
+    assert (is_borrowing(config, 0), is_borrowing(config, 1)) == (False, False)
