@@ -11,6 +11,7 @@ import argparse
 import datetime as dt
 import json
 import logging
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -117,9 +118,12 @@ def _parser(commands: Sequence[Command] = ()) -> argparse.ArgumentParser:
     ing.add_argument("--memory-limit", default="256MB",
                      help="DuckDB buffer cap for the run (default 256MB): memory stays flat "
                      "however long the range")
-    ing.add_argument("--rps", type=float, default=None, help="max HTTP requests per second")
-    ing.add_argument("--concurrency", type=int, default=4, help="parallel HTTP requests")
-    ing.add_argument("--batch-size", type=int, default=100, help="JSON-RPC calls per batch")
+    ing.add_argument("--rps", type=float, default=None,
+                     help="max HTTP requests per second, retries included (> 0; default: no limit)")
+    ing.add_argument("--concurrency", type=int, default=4,
+                     help="parallel HTTP requests of a large batch (>= 1; the connection pool is "
+                     "sized to match; default 4)")
+    ing.add_argument("--batch-size", type=int, default=100, help="JSON-RPC calls per batch (>= 1)")
     ing.add_argument("--logs-max-span", type=int, default=10_000,
                      help="largest eth_getLogs block span to try (shrinks on provider limits)")
     ing.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -268,7 +272,19 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
             raise ConfigError("--confirmations must be >= 0")
         finality = args.confirmations
     datasets = tuple(x.strip() for x in args.datasets.split(",") if x.strip())
-    transport = HttpTransport(url)
+    for flag, value, ok, want in (
+            ("--concurrency", args.concurrency, args.concurrency >= 1, "at least 1"),
+            ("--rps", args.rps, args.rps is None or (math.isfinite(args.rps) and args.rps > 0),
+             "a finite number above 0"),
+            ("--batch-size", args.batch_size, args.batch_size >= 1, "at least 1"),
+            ("--logs-max-span", args.logs_max_span, args.logs_max_span >= 1, "at least 1")):
+        if not ok:
+            raise ConfigError(f"{flag} must be {want}, got {value}")
+    # One connection per thread that may send at once: the client's `concurrency` batch
+    # workers, plus the run's own thread and its prefetch thread, which send lone calls and
+    # eth_getLogs spans themselves. A smaller pool (httpx's 8 before) queues requests behind
+    # it, where they can fail with httpx's pool timeout.
+    transport = HttpTransport(url, pool_size=args.concurrency + 2)
     rpc = JsonRpcClient(transport, max_batch=args.batch_size, concurrency=args.concurrency,
                         rps=args.rps, logs_max_span=args.logs_max_span)
     try:

@@ -153,6 +153,40 @@ def test_cli_errors_exit_2_with_a_clear_message(tmp_path, capsys, monkeypatch):
     assert r.returncode == 2 and "ISO-8601" in r.stderr
 
 
+@pytest.mark.parametrize("concurrency", [1, 4, 8, 16, 32])
+def test_ingest_sizes_the_connection_pool_from_concurrency(concurrency, monkeypatch, tmp_path):
+    """`HttpTransport(url)` had httpx's pool of 8 connections whatever `--concurrency` was: above
+    8 the parallel requests queued behind the pool (and could fail with its pool timeout)."""
+    import ingest.transports
+
+    sizes = []
+
+    class Recording(ingest.transports.HttpTransport):
+        def __init__(self, url, **kw):
+            sizes.append(kw.get("pool_size", 8))
+            raise ConfigError("recorded")
+
+    monkeypatch.setattr(ingest.transports, "HttpTransport", Recording)
+    assert main(["ingest", "--rpc", "http://127.0.0.1:1", "--chain", "1", "--concurrency",
+                 str(concurrency), "--db", str(tmp_path / "w.duckdb")]) == 2
+    # the batch workers, plus the run's thread and its prefetch thread sending lone calls
+    assert sizes == [concurrency + 2]
+
+
+@pytest.mark.parametrize("option, value, want", [
+    ("--concurrency", "0", "at least 1"), ("--concurrency", "-3", "at least 1"),
+    ("--rps", "0", "above 0"), ("--rps", "-1", "above 0"), ("--rps", "nan", "above 0"),
+    ("--rps", "inf", "above 0"), ("--batch-size", "0", "at least 1"),
+    ("--logs-max-span", "0", "at least 1"),
+])
+def test_ingest_rpc_options_out_of_range_name_the_option(option, value, want, capsys, tmp_path):
+    db = tmp_path / "w.duckdb"
+    assert main(["ingest", "--rpc", "http://127.0.0.1:1", "--chain", "1", option, value,
+                 "--db", str(db)]) == 2
+    err = capsys.readouterr().err
+    assert f"{option} must be" in err and want in err and not db.exists()
+
+
 def test_block_or_time_arguments():
     assert parse_block_or_time("17_000_000") == 17_000_000
     assert parse_block_or_time("0x10") == 16
