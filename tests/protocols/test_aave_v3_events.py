@@ -418,3 +418,59 @@ def test_bad_debt_burn_clears_a_borrowing_flag_left_on_without_debt(rules: str) 
         "liquidated_collateral_amount": 0, "liquidator": A["08"], "receive_a_token": True}, address=A["01"]))
     config = state.user(user).configuration
     assert (is_borrowing(config, 0), is_borrowing(config, 1)) == (False, False)
+
+
+# ----- the same on the v3.0.2 bytecode -----
+
+@pytest.fixture(scope="module")
+def fresh_market() -> Iterator[Market]:
+    yield from kit.on_anvil(prepare_market)
+
+
+@pytest.mark.anvil
+def test_v302_repay_rounding_away_the_scaled_debt_keeps_the_flag_and_the_rebuild_agrees(
+        fresh_market: Market) -> None:
+    """On the real v3.0.2 pool: a repayment of one unit less than the debt at a block whose
+    index makes its ``rayDiv`` the whole scaled debt burns it all, and the pool keeps the
+    borrowing flag (no debt left). The state rebuilt from every log equals storage (before the
+    fix the rebuild cleared the flag). The block's timestamp is chosen (and set) so that the
+    index there has that property, computed by the adapter's index accrual from the storage at
+    the previous block."""
+    from protocols.aave_v3 import V3_0
+    from protocols.aave_v3.reserve_logic import get_normalized_debt
+    mk = fresh_market
+    m = mk.m
+    user = m.new_user()
+    m.supply(user, "WETH", 100 * 10**18, fund=True)
+    unit = m.reserve("USDC").unit
+    m.borrow(user, "USDC", 50_000 * unit)
+    m.advance_time(400 * DAY)
+    m.supply(mk.lp, "USDC", unit, fund=True)  # stores the index at T
+    snap = read_state(m, {user})
+    usdc = m.asset("USDC")
+    reserve = snap.state.reserves[usdc]
+    scaled = m.variable_debt_scaled(user, "USDC")
+    for dt in range(1, 20_000):
+        index = get_normalized_debt(reserve, snap.timestamp + dt, V3_0)
+        debt = _ray_mul(scaled, index)
+        if _ray_div(debt - 1, index) == scaled:
+            break
+    else:
+        pytest.fail("no timestamp found")
+    m.fund(user, "USDC", debt)
+    m.chain.set_next_timestamp(snap.timestamp + dt)
+    m.repay(user, "USDC", debt - 1)
+    assert m.variable_debt_scaled(user, "USDC") == 0
+    chain = read_state(m, {user, mk.lp, mk.background, m.treasury})
+    assert chain.timestamp == snap.timestamp + dt
+    assert is_borrowing(chain.state.users[user].configuration, reserve.id)  # kept by the pool
+    state = ADAPTER.new_state(pool=m.pool.address)
+    for event in _events(m):
+        if (event.role, event.signature) in APPLIED:
+            ADAPTER.apply(state, event)
+    for asset, r in state.reserves.items():  # what no event carries
+        c = chain.state.reserves[asset]
+        state.reserves[asset] = replace(r, accrued_to_treasury=c.accrued_to_treasury,
+                                        interest_rate_strategy=c.interest_rate_strategy)
+    problems = [f"rebuilt vs chain: {d}" for d in diff_states(state, chain.state)]
+    assert not problems, "\n".join(problems[:40])
