@@ -240,14 +240,50 @@ def _exists(wh: Warehouse, fqn: str) -> bool:
 
 
 def _require(wh: Warehouse, sc: Scenario, dataset: str, source: str, a: int, b: int, what: str) -> None:
-    for x, y in _covered(wh, sc.chain_id, dataset, source):
-        if x <= a and b <= y:
-            return
-    have = _covered(wh, sc.chain_id, dataset, source)
-    hint = _ingest_hint(sc, "blocks" if dataset == "blocks" else source, a, b,
-                        "chainlink" if dataset == "chainlink" else None)
-    raise MissingData(f"{what} ({dataset}:{source}) is not ingested over blocks {a}..{b} on chain "
-                      f"{sc.chain_id} (ingested: {have or 'nothing'}); run `{hint}`")
+    """Blocks ``a..b`` of ``dataset``'s ``source`` are ingested, under this version's fingerprint
+    of what to fetch (``meta.checkpoints.asked_sha256``); else :class:`MissingData` with the
+    ``deficit ingest`` command that (re-)ingests them."""
+    from ingest.datasets import asked_fingerprint
+
+    stored = wh.checkpoints(sc.chain_id, dataset, source) if _exists(wh, "meta.checkpoints") else []
+
+    def hint(x: int, y: int) -> str:
+        return _ingest_hint(sc, "blocks" if dataset == "blocks" else source, x, y,
+                            "chainlink" if dataset == "chainlink" else None)
+
+    cur = a
+    for x, y, _ in stored:  # by first block; disjoint
+        if x <= cur <= y:
+            cur = y + 1
+        if cur > b:
+            break
+    if cur <= b:
+        have = [(x, y) for x, y, _ in stored]
+        raise MissingData(f"{what} ({dataset}:{source}) is not ingested over blocks {a}..{b} on chain "
+                          f"{sc.chain_id} (ingested: {have or 'nothing'}); run `{hint(a, b)}`")
+    asked = asked_fingerprint(dataset)
+    stale = [(max(a, x), min(b, y), f) for x, y, f in stored if f != asked and x <= b and y >= a]
+    if not stale:
+        return
+    lo, hi = stale[0][0], stale[-1][1]
+    spans = ", ".join(f"{x}..{y}" for x, y, _ in stale[:5]) + (
+        f" and {len(stale) - 5} more" if len(stale) > 5 else "")
+    fps = sorted({f for _, _, f in stale if f is not None})
+    if not fps:
+        why = ("before deficit recorded what each ingest asks for (meta.checkpoints.asked_sha256 is "
+               "NULL: a warehouse written by an older version), so whether it holds every event and "
+               "row this version reads is unknown")
+    else:
+        why = (f"under other declarations of what to fetch or another ingest format than this "
+               f"version's (meta.checkpoints.asked_sha256 {', '.join(f[:12] for f in fps)}…, this "
+               f"version's {asked[:12]}…): events declared since are missing there, or its rows were "
+               "written by since-changed code")
+        if any(f is None for _, _, f in stale):
+            why += "; parts have no fingerprint (NULL: written by an older version)"
+    raise MissingData(f"{what} ({dataset}:{source}) over blocks {spans} on chain {sc.chain_id} was "
+                      f"ingested {why}. Re-run `deficit ingest` over that range to re-ingest it "
+                      f"(`deficit migrate --db {wh.path} --apply` first if ingest asks for it): "
+                      f"`{hint(lo, hi)}`")
 
 
 def _resolve_window(wh: Warehouse, sc: Scenario) -> Scenario:

@@ -26,7 +26,8 @@ data (:mod:`backtest.feed`). One file holds, for one synthetic chain:
   ``ScaledBalanceTokenBase._mintScaled``/``_burnScaled`` compute them,
   ``ReserveUsedAsCollateralEnabled``/``Disabled``), plus ``UserEModeSet``; log indices leave
   gaps where the ERC-20 ``Transfer`` logs (not ingested) would be;
-* ``meta.checkpoints`` (coverage of every dataset source over the whole range) and one
+* ``meta.checkpoints`` (coverage of every dataset source over the whole range, under the
+  fingerprint a real ingest of this version records) and one
   ``meta.runs`` row. ``raw.logs`` (the undecoded copy of each log) is created but left empty: the
   replay never reads it, and encoding ~7 million logs would only slow the benchmark down.
 
@@ -84,6 +85,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from ingest.datasets import asked_fingerprint
 from ingest.datasets.aave_v3 import AaveV3
 from ingest.datasets.base import LOGS
 from ingest.datasets.blocks import BLOCKS
@@ -1238,9 +1240,11 @@ def _write_meta(
     now = dt.datetime.fromtimestamp(started, dt.UTC)
     sources = [("blocks", "chain"), ("aave_v3", cfg.deployment)] + [("chainlink", f) for f in mk.feeds]
     for ds, src in sources:
+        # the fingerprint a real ingest of this version records (what it asks for and writes):
+        # the backtest refuses intervals stored under another one
         wh.con.execute(
-            "INSERT INTO meta.checkpoints VALUES (?,?,?,?,?,?,?)",
-            [cfg.chain_id, ds, src, cfg.first_block, cfg.last_block, run_id, now],
+            "INSERT INTO meta.checkpoints VALUES (?,?,?,?,?,?,?,?)",
+            [cfg.chain_id, ds, src, cfg.first_block, cfg.last_block, run_id, now, asked_fingerprint(ds)],
         )
     cols = [c.name for c in RUNS.columns]
     values: dict[str, Any] = {

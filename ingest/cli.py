@@ -351,7 +351,8 @@ def _print_summary(s, per_table: dict[str, int], as_json: bool, stats,
             "to_block": s.to_block, "finality": s.watermark, "blocks": s.blocks_written,
             "logs": s.logs_written, "chunks": s.chunks, "reorgs": s.reorgs,
             "elapsed_s": round(s.elapsed_s, 3), "rows_by_table": per_table,
-            "warnings": warnings, "rpc": vars(stats) if stats else {}}))
+            "reingested_blocks": s.reingested, "warnings": warnings,
+            "rpc": vars(stats) if stats else {}}))
         return
     t = RichTable(title=f"ingest {s.run_id}: blocks {s.from_block:,}..{s.to_block:,} "
                   f"(chain {s.chain_id}, {s.watermark})", title_justify="left")

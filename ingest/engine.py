@@ -10,9 +10,12 @@ Order of a run:
    ``raw.blocks.finality_at_ingest``). Stored blocks flagged 'unfinalized' that are now at or
    below the final block, and at or below the head step 2 verified their hashes against, are
    marked 'finalized'.
-4. Per dataset source, what is not yet covered by ``meta.checkpoints`` in the requested range is
-   cut into aligned chunks. For each chunk, blocks and logs are fetched (the next chunk's are
-   fetched on a background thread while this one is written), then written with their
+4. Per dataset source, what is not yet covered by ``meta.checkpoints`` in the requested range
+   under this version's fingerprint of what to fetch (``asked_sha256``: each role's topic0s, the
+   tables written, :data:`ingest.version.INGEST_FORMAT`) is cut into aligned chunks; intervals
+   stored under another fingerprint are re-ingested, and the summary says how many blocks. For
+   each chunk, blocks and logs are fetched (the next chunk's are fetched on a background thread
+   while this one is written), then written with their
    checkpoints in one transaction: per dataset, one staging statement reads every source's and
    role's ``eth_getLogs`` arrays straight from their JSON bytes, then one INSERT per table. A
    chain that changes under the run (a log whose block hash disagrees, a parent hash that does
@@ -49,7 +52,7 @@ from .datasets.base import (
     stage_json,
     write_stage,
 )
-from .datasets.blocks import BLOCKS, fetch_blocks, write_blocks
+from .datasets.blocks import BLOCKS, blocks_asked_sha256, fetch_blocks, write_blocks
 from .datasets.chainlink import STATE_UNAVAILABLE
 from .deployments import DeploymentSet
 from .errors import (
@@ -123,6 +126,9 @@ class IngestSummary:
     elapsed_s: float = 0.0
     warnings: list[str] = field(default_factory=list)
     clipped_to: int | None = None
+    #: blocks re-ingested per ``dataset:source`` because they were stored under another
+    #: fingerprint of what to fetch (``meta.checkpoints.asked_sha256``); also said in ``warnings``
+    reingested: dict[str, int] = field(default_factory=dict)
 
 
 class RunContext:
@@ -144,6 +150,10 @@ class RunContext:
 
     def info(self, msg: str) -> None:
         log.info(msg)
+
+    def note_reingested(self, key: str, blocks: int) -> None:
+        """``blocks`` of dataset source ``key`` are re-ingested (stored under a stale fingerprint)."""
+        self._summary.reingested[key] = blocks
 
     def try_eth_call(self, to: str, data: str, block: int) -> str | None:
         """eth_call that returns None when the call reverts (e.g. a function that doesn't exist).
@@ -434,9 +444,13 @@ def _run(wh: Warehouse, rpc: JsonRpcClient, req: IngestRequest, run_id: str,
     check_disjoint([(f"{d.NAME}:{s.key}", d.root_roles(ctx, s)) for d, s in sources
                     if max(lo, s.start_block) <= hi])
 
-    todo_blocks = _subtract(lo, hi, wh.covered(chain, "blocks", "chain"))
-    todo_src = {(d.NAME, s.key): _subtract(max(lo, s.start_block), hi,
-                                           wh.covered(chain, d.NAME, s.key))
+    # what this version asks for: an interval stored under another fingerprint (a declaration
+    # added or changed since, another INGEST_FORMAT, or NULL: stored before fingerprints were
+    # recorded) is not covered, and is re-ingested (the chunk writes replace its rows)
+    asked_blocks = blocks_asked_sha256()
+    todo_blocks = _todo(ctx, "blocks", "chain", lo, hi, asked_blocks)
+    todo_src = {(d.NAME, s.key): _todo(ctx, d.NAME, s.key, max(lo, s.start_block), hi,
+                                       asked_of(ctx, d))
                 for d, s in sources}
     size = req.chunk_blocks
     # the plan's grid: aligned cells of ``size`` blocks with something to do (the same cells
@@ -495,6 +509,38 @@ def _run(wh: Warehouse, rpc: JsonRpcClient, req: IngestRequest, run_id: str,
         if progress:
             progress(Progress(done, total, summary.logs_written, time.monotonic() - t0, (a, b)))
         cur_plan = next_plan
+
+
+def asked_of(ctx: RunContext, d: LogDataset) -> str:
+    """``d``'s fingerprint (:meth:`LogDataset.asked_sha256`), computed once per run."""
+    key = ("asked_sha256", d.NAME)
+    if key not in ctx.state:
+        ctx.state[key] = d.asked_sha256()
+    fp: str = ctx.state[key]
+    return fp
+
+
+def _todo(ctx: RunContext, dataset: str, source: str, lo: int, hi: int,
+          asked: str) -> list[tuple[int, int]]:
+    """The blocks of [lo, hi] that ``dataset``'s ``source`` lacks under fingerprint ``asked``;
+    those stored under another fingerprint are counted in the run's summary and said in a
+    warning (they are re-ingested)."""
+    if lo > hi:
+        return []
+    stored = ctx.wh.checkpoints(ctx.chain_id, dataset, source)
+    todo = _subtract(lo, hi, [(a, b) for a, b, f in stored if f == asked])
+    stale = [(x, y, f) for a, b, f in stored if f != asked for x, y in _intersect(a, b, [(lo, hi)])]
+    if stale:
+        n = sum(y - x + 1 for x, y, _ in stale)
+        ctx.note_reingested(f"{dataset}:{source}", n)
+        spans = ", ".join(f"{x}..{y}" for x, y, _ in stale[:5]) + (
+            f" and {len(stale) - 5} more" if len(stale) > 5 else "")
+        why = ("were stored before deficit recorded what each ingest asks for (NULL fingerprint)"
+               if all(f is None for _, _, f in stale) else
+               "were stored under other declarations of what to fetch (a newly declared event, "
+               "role or table, or another ingest format) than this version's")
+        ctx.warn(f"{n:,} block(s) of {dataset}:{source} ({spans}) are re-ingested: they {why}")
+    return todo
 
 
 #: at most this many ``chunk_blocks`` cells in one chunk (a bound on a transaction's block span
@@ -614,7 +660,7 @@ def _chunk_inner(ctx: RunContext, blocks_ivs: list[tuple[int, int]],
                         [chain, a, b])
             write_blocks(con, blocks, chain_id=chain, run_id=ctx.run_id, final_upto=final,
                          head=head)
-            wh.add_covered(chain, "blocks", "chain", a, b, ctx.run_id)
+            wh.add_covered(chain, "blocks", "chain", a, b, ctx.run_id, blocks_asked_sha256())
         for (_, a, b), (d, srcs, batches) in groups.items():
             # Range replace. Decoded and derived rows are only ever written together with their
             # raw.logs rows, so when raw.logs holds nothing for the range neither do they.
@@ -638,7 +684,7 @@ def _chunk_inner(ctx: RunContext, blocks_ivs: list[tuple[int, int]],
             nlogs += _write_batches(ctx, d, found, raw)
             d.after_chunk_all(ctx, srcs, a, b)
             for s in srcs:
-                wh.add_covered(chain, d.NAME, s.key, a, b, ctx.run_id)
+                wh.add_covered(chain, d.NAME, s.key, a, b, ctx.run_id, asked_of(ctx, d))
     return nlogs
 
 

@@ -14,11 +14,13 @@ as exact decimal ``VARCHAR`` (castable to ``BIGNUM`` for ``+``, ``-``, ``sum``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 __all__ = ["Column", "Table", "LINEAGE_LOG_COLUMNS", "register_table", "registered_tables",
-           "schema_markdown", "schema_text"]
+           "schema_markdown", "schema_text", "asked_sha256"]
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,23 @@ LINEAGE_LOG_COLUMNS: tuple[Column, ...] = (
     Column("log_index", "UINTEGER", "index of the log in its block", False),
     Column("address", "VARCHAR", "emitting contract, lower-case 0x-hex", False),
 )
+
+
+def asked_sha256(dataset: str, topics: Mapping[str, Sequence[str]], tables: Iterable[Table]) -> str:
+    """The fingerprint of what an ingest of ``dataset`` asks for and writes, recorded with every
+    interval it covers (``meta.checkpoints.asked_sha256``): SHA-256 (hex) of the canonical JSON of
+    :data:`ingest.version.INGEST_FORMAT`, the dataset, each role's sorted ``eth_getLogs`` topic0s
+    (``topics``: role -> topic0s) and each written table's columns (names and types, by table).
+    An interval stored under another fingerprint lacks what this version would fetch there (a
+    newly declared event or role, a new table or column) or holds rows of another ingest format:
+    the planner re-ingests it, the backtest refuses it until then."""
+    from .version import INGEST_FORMAT
+
+    doc = {"ingest_format": INGEST_FORMAT, "dataset": dataset,
+           "topics": {r: sorted(str(t).lower() for t in ts) for r, ts in topics.items()},
+           "tables": {t.fqn: [[c.name, c.type] for c in t.columns] for t in tables}}
+    text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 _REGISTRY: dict[str, Table] = {}

@@ -8,7 +8,15 @@ import subprocess
 from functools import cache
 from pathlib import Path
 
-__all__ = ["code_version"]
+__all__ = ["code_version", "INGEST_FORMAT"]
+
+#: The version of what ingest writes, recorded (inside ``meta.checkpoints.asked_sha256``) with
+#: every ingested block interval. **Bump it when a fix changes the rows ingest writes for the
+#: same chain data** (a decoding or derivation bug, a column filled differently): intervals stored
+#: under another value are then stale, and the next ``deficit ingest`` over them re-ingests them
+#: (the backtest refuses them until it has). Declaring a new event, role or table needs no bump:
+#: the fingerprint covers the declarations themselves (:meth:`ingest.datasets.base.LogDataset.asked_sha256`).
+INGEST_FORMAT = 1
 
 
 @cache

@@ -48,9 +48,10 @@ RUNS = register_table(Table(
     "ingest.warehouse", ("started_at",)))
 
 CHECKPOINTS = register_table(Table(
-    "meta", "checkpoints", "Block intervals already ingested, per dataset source. Written in the "
-    "same transaction as the data; adjacent intervals are merged. A resumed run ingests only "
-    "what is missing.",
+    "meta", "checkpoints", "Block intervals already ingested, per dataset source, with a fingerprint "
+    "of what was asked for there. Written in the same transaction as the data; adjacent intervals "
+    "of equal fingerprint are merged. A resumed run ingests only what is missing or was stored "
+    "under another fingerprint.",
     (
         Column("chain_id", "UBIGINT", "chain", False),
         Column("dataset", "VARCHAR", "dataset name (blocks, chainlink, aave_v3, ...)", False),
@@ -59,6 +60,13 @@ CHECKPOINTS = register_table(Table(
         Column("to_block", "UBIGINT", "last block of the covered interval (inclusive)", False),
         Column("run_id", "VARCHAR", "run that last extended this interval", False),
         Column("updated_at", "TIMESTAMPTZ", "wall-clock time of that write (UTC)", False),
+        Column("asked_sha256", "VARCHAR", "fingerprint of what the ingest asked for and wrote over "
+               "the interval: SHA-256 of the ingest format (ingest.version.INGEST_FORMAT), each "
+               "role's eth_getLogs topic0s and the dataset's table columns "
+               "(ingest.schema.asked_sha256). An interval whose fingerprint is not this version's "
+               "is re-ingested by the next ingest over it and refused by the backtest until then; "
+               "adjacent intervals merge only when equal. NULL: written before the column existed "
+               "(unknown, treated as stale)"),
     ),
     "ingest.warehouse", ("chain_id", "dataset", "source", "from_block")))
 
@@ -247,25 +255,62 @@ class Warehouse:
             self.con.execute("COMMIT")
 
     # ----------------------------------------------------------------- checkpoints
-    def covered(self, chain_id: int, dataset: str, source: str) -> list[tuple[int, int]]:
+    def checkpoints(self, chain_id: int, dataset: str, source: str
+                    ) -> list[tuple[int, int, str | None]]:
+        """The stored intervals of one dataset source with their fingerprints
+        (``asked_sha256``; None when NULL, or for a file whose ``meta.checkpoints`` predates the
+        column: the backtest reads files that were not migrated), by first block."""
+        has = self.con.execute(
+            "SELECT count(*) FROM duckdb_columns() WHERE schema_name='meta' AND "
+            "table_name='checkpoints' AND column_name='asked_sha256'").fetchall()[0][0]
         rows = self.con.execute(
-            "SELECT from_block, to_block FROM meta.checkpoints WHERE chain_id=? AND dataset=? "
-            "AND source=? ORDER BY from_block", [chain_id, dataset, source]).fetchall()
-        return [(int(a), int(b)) for a, b in rows]
+            f"SELECT from_block, to_block, {'asked_sha256' if has else 'NULL'} FROM meta.checkpoints "
+            "WHERE chain_id=? AND dataset=? AND source=? ORDER BY from_block",
+            [chain_id, dataset, source]).fetchall()
+        return [(int(a), int(b), None if f is None else str(f)) for a, b, f in rows]
+
+    def covered(self, chain_id: int, dataset: str, source: str, *,
+                asked: str | None = None) -> list[tuple[int, int]]:
+        """Stored intervals of one dataset source; with ``asked``, only those stored under that
+        fingerprint (what this version counts as ingested)."""
+        return [(a, b) for a, b, f in self.checkpoints(chain_id, dataset, source)
+                if asked is None or f == asked]
 
     def add_covered(self, chain_id: int, dataset: str, source: str, a: int, b: int,
-                    run_id: str) -> None:
-        """Merge [a, b] into the covered intervals (call inside the data's transaction)."""
-        ivs = self.covered(chain_id, dataset, source)
+                    run_id: str, asked: str | None = None) -> None:
+        """Record [a, b] as ingested under fingerprint ``asked`` (default: this version's for
+        ``dataset``); call inside the data's transaction. Intervals of the same fingerprint that
+        overlap or touch it are merged into it; those of another fingerprint (or NULL) lose
+        their part inside [a, b] (its rows were just replaced), and keep the rest as they were."""
+        if asked is None:
+            from .datasets import asked_fingerprint
+
+            asked = asked_fingerprint(dataset)
         lo, hi = a, b
-        for x, y in ivs:
-            if y + 1 >= lo and x <= hi + 1:
+        keep: list[tuple[int, int, str, object, str | None]] = []
+        hit = False
+        for x, y, run, at, f in self.con.execute(
+                "SELECT from_block, to_block, run_id, updated_at, asked_sha256 FROM meta.checkpoints "
+                "WHERE chain_id=? AND dataset=? AND source=? AND to_block + 1 >= ? AND "
+                "from_block <= ? + 1", [chain_id, dataset, source, a, b]).fetchall():
+            x, y = int(x), int(y)
+            hit = True
+            if f == asked:
                 lo, hi = min(lo, x), max(hi, y)
-        self.con.execute(
-            "DELETE FROM meta.checkpoints WHERE chain_id=? AND dataset=? AND source=? "
-            "AND to_block + 1 >= ? AND from_block <= ? + 1", [chain_id, dataset, source, lo, hi])
-        self.con.execute("INSERT INTO meta.checkpoints VALUES (?,?,?,?,?,?,?)",
-                         [chain_id, dataset, source, lo, hi, run_id, utcnow()])
+                continue
+            if x < a:
+                keep.append((x, min(y, a - 1), run, at, f))
+            if y > b:
+                keep.append((max(x, b + 1), y, run, at, f))
+        if hit:
+            self.con.execute(
+                "DELETE FROM meta.checkpoints WHERE chain_id=? AND dataset=? AND source=? "
+                "AND to_block + 1 >= ? AND from_block <= ? + 1", [chain_id, dataset, source, a, b])
+        for x, y, run, at, f in keep:
+            self.con.execute("INSERT INTO meta.checkpoints VALUES (?,?,?,?,?,?,?,?)",
+                             [chain_id, dataset, source, x, y, run, at, f])
+        self.con.execute("INSERT INTO meta.checkpoints VALUES (?,?,?,?,?,?,?,?)",
+                         [chain_id, dataset, source, lo, hi, run_id, utcnow(), asked])
 
     def truncate_covered(self, chain_id: int, above: int) -> None:
         """Forget coverage above block ``above`` for every dataset (after a reorg rollback)."""

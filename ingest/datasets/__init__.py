@@ -14,7 +14,7 @@ from .aave_v3 import AaveV3
 from .base import LogDataset
 from .chainlink import Chainlink
 
-__all__ = ["DATASETS", "LOG_DATASETS", "all_event_tables", "get_dataset"]
+__all__ = ["DATASETS", "LOG_DATASETS", "all_event_tables", "asked_fingerprint", "get_dataset"]
 
 LOG_DATASETS: MappingProxyType[str, type[LogDataset]] = MappingProxyType({
     "chainlink": Chainlink,
@@ -39,3 +39,14 @@ def all_event_tables():
     from . import blocks  # noqa: F401  (registers raw.blocks)
 
     return [t for cls in LOG_DATASETS.values() for t in cls().all_tables()]
+
+
+def asked_fingerprint(name: str) -> str:
+    """This version's fingerprint of what an ingest of dataset ``name`` (``blocks`` included)
+    asks for and writes: what ``meta.checkpoints.asked_sha256`` must hold for an interval to
+    count as ingested (:func:`ingest.schema.asked_sha256`)."""
+    if name == "blocks":
+        from .blocks import blocks_asked_sha256
+
+        return blocks_asked_sha256()
+    return get_dataset(name).asked_sha256()

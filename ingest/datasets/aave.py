@@ -62,16 +62,20 @@ class AaveMarket(LogDataset):
 
     def _before_coverage(self, ctx: RunContext, source: Source) -> list[tuple[str, str, str]]:
         """ReserveInitialized logs of the blocks from start_block up to the run's first block
-        that are not stored (below the stored ranges and in the gaps between them and the run's
-        range), read once. The run's own range is read chunk by chunk, in order, before its
-        tokens are looked for; a stretch left out here hid the tokens of a reserve initialized
-        there from the run (their events silently missing from a range marked ingested)."""
+        that are not stored under this version's fingerprint (below the stored ranges and in the
+        gaps between them and the run's range), read once. The run's own range is read chunk by
+        chunk, in order, before its tokens are looked for; a stretch left out here hid the tokens
+        of a reserve initialized there from the run (their events silently missing from a range
+        marked ingested)."""
         key = (self.NAME, source.key, "pre")
         if key in ctx.state:
             cached: list[tuple[str, str, str]] = ctx.state[key]
             return cached
         gaps, cur = [], source.start_block
-        for a, b in sorted(ctx.wh.covered(ctx.chain_id, self.NAME, source.key)):
+        # stored under this version's fingerprint only: an interval stored under another one is
+        # re-ingested or left stale, and is read here rather than trusted
+        for a, b in sorted(ctx.wh.covered(ctx.chain_id, self.NAME, source.key,
+                                          asked=self.asked_sha256())):
             if a > cur:
                 gaps.append((cur, min(a, ctx.range_start) - 1))
             cur = max(cur, b + 1)

@@ -25,7 +25,7 @@ import pyarrow as pa
 from .. import bulk_decode
 from ..abi import EventSpec, snake_case
 from ..errors import ConfigError, DecodeError, InconsistentLogError, ValueOutOfRange
-from ..schema import LINEAGE_LOG_COLUMNS, Column, Table, register_table, sql_str
+from ..schema import LINEAGE_LOG_COLUMNS, Column, Table, asked_sha256, register_table, sql_str
 from ..warehouse import fetch_one, unregister
 
 if TYPE_CHECKING:
@@ -166,6 +166,14 @@ class LogDataset(ABC):
 
     def all_tables(self) -> tuple[Table, ...]:
         return tuple(t.table for t in self.EVENT_TABLES) + self.DERIVED_TABLES
+
+    def asked_sha256(self) -> str:
+        """The fingerprint of what this dataset asks for (each role's topic0s) and writes
+        (``raw.logs`` and its tables), recorded with each covered interval
+        (:func:`ingest.schema.asked_sha256`)."""
+        roles = sorted(set(self.ROLES) | {r for t in self.EVENT_TABLES for r in t.roles})
+        return asked_sha256(self.NAME, {r: self.topics_for(r) for r in roles},
+                            (LOGS, *self.all_tables()))
 
 
 # ------------------------------------------------------------------------- bulk path

@@ -13,13 +13,13 @@ import duckdb
 import pyarrow as pa
 
 from ..errors import BrokenChainError, ChainDataError, DecodeError
-from ..schema import Column, Table, register_table
+from ..schema import Column, Table, asked_sha256, register_table
 from ..warehouse import fetch_one, unregister
 
 if TYPE_CHECKING:
     from ..rpc import JsonRpcClient
 
-__all__ = ["BLOCKS", "fetch_blocks", "write_blocks"]
+__all__ = ["BLOCKS", "fetch_blocks", "write_blocks", "blocks_asked_sha256"]
 
 NAME = "blocks"
 
@@ -44,6 +44,14 @@ BLOCKS = register_table(Table(
         Column("run_id", "VARCHAR", "ingest run that wrote the row", False),
     ),
     "ingest.datasets.blocks", ("chain_id", "number")))
+
+
+
+def blocks_asked_sha256() -> str:
+    """The fingerprint recorded with the ``blocks`` dataset's covered intervals (no logs asked:
+    the ingest format and ``raw.blocks``'s columns)."""
+    return asked_sha256(NAME, {}, (BLOCKS,))
+
 
 _SCHEMA = pa.schema([(k, pa.string()) for k in (
     "number", "hash", "parentHash", "timestamp", "baseFeePerGas", "gasUsed", "gasLimit", "miner")]

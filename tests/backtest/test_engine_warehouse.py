@@ -21,6 +21,7 @@ import pytest
 from backtest.api import run
 from backtest.errors import MissingData, ScenarioError
 from ingest.aave_devmarket import DEFAULT_EMODES, DEFAULT_RESERVES, MAX_UINT256, AaveV3Market
+from ingest.datasets import asked_fingerprint
 from ingest.deployments import load_deployments
 from ingest.devchain import DevChain
 from ingest.engine import IngestRequest, run_ingest
@@ -335,3 +336,47 @@ def test_ingesting_past_the_window_does_not_change_the_runs_data_sources(chain: 
         (sources,) = wh.con.execute("SELECT data_sources FROM bt.runs WHERE run_id = ?",
                                     [after.run_id]).fetchone()
     assert sources == sorted(ingest_runs | {"prices-1"})
+
+
+def test_intervals_ingested_under_other_declarations_are_refused_until_reingested(chain: Chain,
+                                                                                   tmp_path: Path) -> None:
+    """``meta.checkpoints.asked_sha256`` records what an ingest asked for: a market or feed whose
+    needed blocks were ingested under other declarations (an event declared since is missing there,
+    e.g. the token ``Initialized`` logs that carry the decimals) or before fingerprints were recorded
+    (NULL) is refused before running, with the ``deficit ingest`` that re-ingests it; after that
+    ingest, the run is the same as on a warehouse that was never stale."""
+    import shutil
+
+    db = tmp_path / "w.duckdb"
+    shutil.copy(chain.db, db)
+    sc = _scenario(chain, tmp_path)
+    want = run(sc, db=db)
+    with Warehouse(db) as wh:
+        wh.con.execute("UPDATE meta.checkpoints SET asked_sha256 = repeat('ab', 32) "
+                       "WHERE dataset = 'aave_v3'")
+        wh.con.execute("UPDATE meta.checkpoints SET asked_sha256 = NULL WHERE source = ?", [chain.new_feed])
+    with pytest.raises(MissingData, match=r"market .*\(aave_v3:aave_v3_local\) over blocks 0\.\.\d+ .*"
+                       r"other declarations .*asked_sha256 abababababab.*Re-run `deficit ingest` over that "
+                       r"range.*`deficit ingest --chain 31337 --from 0 --to "):
+        run(sc, db=db)
+    with Warehouse(db) as wh:
+        assert wh.con.execute("SELECT count(*) FROM bt.runs").fetchone()[0] == 1  # refused before running
+        wh.con.execute("UPDATE meta.checkpoints SET asked_sha256 = ? WHERE dataset = 'aave_v3'",
+                       [asked_fingerprint("aave_v3")])
+    with pytest.raises(MissingData, match=rf"feed {chain.new_feed} .*\(chainlink:{chain.new_feed}\) over "
+                       r"blocks .* before deficit recorded what each ingest asks for .*NULL.*Re-run "
+                       r"`deficit ingest`.*--datasets chainlink"):
+        run(sc, db=db)
+    m = chain.m
+    dep = tmp_path / "deployments.toml"
+    shutil.copy(chain.db.parent / "deployments.toml", dep)
+    rpc = JsonRpcClient(HttpTransport(m.chain.url), backoff_base=0.01)
+    try:
+        with Warehouse(db) as wh:
+            s = run_ingest(wh, rpc, IngestRequest(chain_id=31337, deployments=load_deployments(dep),
+                                                  finality="head", endpoint_label="test", chunk_blocks=500))
+    finally:
+        rpc.close()
+    assert f"chainlink:{chain.new_feed}" in s.reingested
+    after = run(sc, db=db)
+    assert after.summary == want.summary

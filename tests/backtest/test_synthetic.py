@@ -16,6 +16,7 @@ import pytest
 
 from backtest.feed import protocol_events
 from backtest.synthetic import RESERVES, SyntheticConfig, _tables, generate, market
+from ingest.datasets import asked_fingerprint
 from ingest.warehouse import Warehouse
 from protocols.registry import get_adapter
 
@@ -105,6 +106,9 @@ def test_tables_are_in_the_ingest_format_with_consistent_lineage(small) -> None:
         assert ("aave_v3", SMALL.deployment, SMALL.first_block, SMALL.last_block) in cov
         assert ("blocks", "chain", SMALL.first_block, SMALL.last_block) in cov
         assert {s for d, s, _, _ in cov if d == "chainlink"} == set(mk.feeds)
+        # the fingerprint of what a real ingest of this version asks for: the backtest refuses others
+        fps = con.execute("SELECT DISTINCT dataset, asked_sha256 FROM meta.checkpoints").fetchall()
+        assert sorted(fps) == sorted((d, asked_fingerprint(d)) for d in ("blocks", "aave_v3", "chainlink"))
         assert con.execute("SELECT status, command FROM meta.runs").fetchall() == [("ok", "synthetic")]
         # as an ingest lists them: every dataset source, sorted (ingest.engine)
         (datasets,) = con.execute("SELECT datasets FROM meta.runs").fetchall()[0]
