@@ -214,7 +214,7 @@ def main(argv: Sequence[str] | None = None, *, commands: Sequence[Command] = ())
 
 
 def _cmd_migrate(args: argparse.Namespace) -> int:
-    from .migrate import apply_migration, plan_migration
+    from .migrate import apply_migration, missing_tables, plan_migration
     from .schema import registered_tables
     from .warehouse import DEFAULT_DB, Warehouse
 
@@ -227,14 +227,21 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
         raise ConfigError(f"{db} does not exist: nothing to migrate")
     with Warehouse(db, read_only=not args.apply) as wh:  # the plan alone changes nothing
         steps = plan_migration(wh)
+        missing = missing_tables(wh)
         for s in steps:
             _out.print(f"{escape(s.table)}: {escape(s.detail)}", soft_wrap=True)
+        for name in missing:
+            _out.print(f"{escape(name)}: missing: create it (empty, documented)", soft_wrap=True)
+        todo = ", ".join(x for x in (f"{len(steps)} table(s) to migrate" if steps else "",
+                                     f"{len(missing)} to create" if missing else "") if x)
         if args.apply:
             apply_migration(wh, steps)
-            _out.print(f"migrated {len(steps)} table(s); {db} matches this version" if steps else
-                       f"{db} already matches this version's tables; created any that were missing")
-        elif steps:
-            _out.print(f"{len(steps)} table(s) to migrate: rerun with --apply to do it (one transaction)")
+            done = ", ".join(x for x in (f"migrated {len(steps)} table(s)" if steps else "",
+                                         f"created {len(missing)}" if missing else "") if x)
+            _out.print(f"{done}; {db} matches this version" if done else
+                       f"{db} already matches this version's tables: nothing to do")
+        elif todo:
+            _out.print(f"{todo}: rerun with --apply to do it (one transaction)")
         else:
             _out.print(f"{db} already matches this version's tables: nothing to do")
     return 0

@@ -20,6 +20,9 @@ refuses a file whose tables differ from it. Migration never drops data:
 * **a table stored as a view** (no rows): the view is dropped and the table created. **A view
   stored as a table**: archived like a changed bt table, refused in raw and meta.
 
+* **a declared table or view the file lacks** (:func:`missing_tables`): created, empty, with
+  its documentation.
+
 The plan is computed first and shown; ``apply`` runs all of it in one transaction (all or
 nothing).
 """
@@ -35,7 +38,7 @@ from .errors import WarehouseError
 from .schema import Table, registered_tables
 from .warehouse import Col, Warehouse, column_difference, declared_columns
 
-__all__ = ["Step", "MigrationError", "plan_migration", "apply_migration"]
+__all__ = ["Step", "MigrationError", "plan_migration", "apply_migration", "missing_tables"]
 
 
 class MigrationError(WarehouseError):
@@ -114,6 +117,15 @@ def plan_migration(wh: Warehouse, tables: list[Table] | None = None, *,
                     and t.fqn not in views and t.fqn not in moved:
                 steps.append(_archive(t, archive, stored, "archived with the other bt results"))
     return steps
+
+
+def missing_tables(wh: Warehouse, tables: list[Table] | None = None) -> list[str]:
+    """The declared tables and views (fqn, in declaration order) that ``wh`` holds under no
+    kind: :func:`apply_migration` creates them, empty (they are not :class:`Step` s, which
+    change what is stored)."""
+    tables = registered_tables() if tables is None else tables
+    present = set(wh.stored_columns()) | _views(wh)
+    return [t.fqn for t in tables if t.fqn not in present]
 
 
 def _archive(t: Table, archive: str, stored: dict[str, list[Col]], why: str) -> Step:

@@ -11,7 +11,7 @@ import pytest
 
 from backtest.cli import main
 from ingest.errors import WarehouseError
-from ingest.migrate import MigrationError, Step, apply_migration, plan_migration
+from ingest.migrate import MigrationError, Step, apply_migration, missing_tables, plan_migration
 from ingest.schema import registered_tables
 from ingest.warehouse import Warehouse
 
@@ -284,3 +284,26 @@ def test_a_demo_copy_of_an_older_sample_is_migrated_not_refused(tmp_path):
         wh.ensure(*registered_tables())
         assert wh.con.execute("SELECT count(*) FROM meta.sample_accounts WHERE dai_supplied_raw IS NOT NULL"
                               ).fetchone()[0] == 0
+
+
+def test_missing_declared_tables_are_named_not_nothing_to_do(tmp_path, capsys):
+    """A file lacking declared tables (here bt.fidelity and bt.runs, dropped) was told "nothing
+    to do" by the plan, although --apply creates them: the plan names what it would create."""
+    db = tmp_path / "w.duckdb"
+    _fresh(db)
+    with Warehouse(db) as wh:
+        wh.con.execute("DROP TABLE bt.fidelity")
+        wh.con.execute("DROP TABLE bt.runs")
+    assert main(["migrate", "--db", str(db)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "nothing to do" not in out
+    assert "bt.fidelity: missing: create it" in out and "bt.runs: missing: create it" in out
+    assert "2 to create: rerun with --apply" in out
+    assert main(["migrate", "--db", str(db), "--apply"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "created 2;" in out and "matches this version" in out
+    with Warehouse(db) as wh:
+        wh.ensure(*registered_tables())
+        assert missing_tables(wh) == [] and plan_migration(wh) == []
+    assert main(["migrate", "--db", str(db)]) == 0
+    assert "nothing to do" in capsys.readouterr().out
