@@ -413,9 +413,11 @@ class Replay:
         ``ts`` (dropped beyond the window), or at the block of the feed's round at ``ts`` where
         there is one (a later block may share its timestamp). The shocked price in force at ``t0``
         (a shock from ``t0`` or earlier, or a round of the first block) takes effect at the start
-        of the first block when it differs from the answer in force before the window. A constant
-        price (Aave v2's WETH, ``constant:<asset>``) is not a feed and is never shocked. Without
-        shocks: the rounds unchanged."""
+        of the first block when it differs from the answer in force before the window. A feed no
+        shock moves keeps its rounds as they are (their log indexes, rounds sharing a second, the
+        rounds a delay holds back from before the window). A constant price (Aave v2's WETH,
+        ``constant:<asset>``) is not a feed and is never shocked. Without shocks: the rounds
+        unchanged."""
         if not self.scenario.shocks:
             return self.inputs.rounds
         from .shocks import apply_shocks, parse_shock
@@ -443,6 +445,9 @@ class Replay:
         out = apply_shocks({f: tuple(v) for f, v in paths.items() if v}, shocks, self.scenario.seed)
         rounds: list[Round] = []
         for f in sorted(out):
+            if out[f] == tuple(paths[f]):  # no shock moved it: its rounds where they were
+                rounds += [r for r in self.inputs.rounds if r.feed == f]
+                continue
             dec = self._feed_decimals(f)
             start: int | None = None  # the shocked price in force at t0
             for ts, price in out[f]:
@@ -918,7 +923,8 @@ class Replay:
             if d is not None:
                 out.append((user, d, b))
         out.sort(key=lambda t: (-t[1].profit_value, t[0]))
-        self.pending.setdefault(nxt, []).extend(out)
+        if out:  # nothing decided: nothing to visit the next block for
+            self.pending.setdefault(nxt, []).extend(out)
 
     def _execute(self, b: int) -> None:
         """Run the liquidations decided for block ``b`` (top of the block, before its inputs):

@@ -225,8 +225,9 @@ def test_a_round_just_before_the_window_takes_effect_after_the_delay(shocked: bo
     """With delay_blocks = 3, a round of block FROM - 1 is usable from FROM + 2: the inputs carry it
     among the rounds (the answer in force at the start is the round before it). A shock on another
     feed used to drop it (a path point before the window start was neither the start nor a later
-    round), so the feed never moved; under shocks it folds into the answer in force at the window
-    start, which takes effect the delay after the first block (FROM + 3), as a shocked start does."""
+    round), so the feed never moved; then it folded into the answer in force at the window start
+    and took effect the delay after the first block (FROM + 3), a block late; a feed no shock
+    moves now keeps its rounds as they are (FROM + 2)."""
     import dataclasses
 
     from tests.backtest.markets import FEED_D, T0
@@ -240,8 +241,7 @@ def test_a_round_just_before_the_window_takes_effect_after_the_delay(shocked: bo
              if shocked else "")
     rec = _Prices()
     Replay(scenario(to_block=FROM + 10, extra="delay_blocks = 3\n" + shock), inp, "r", metrics=[rec]).run()
-    at = FROM + 3 if shocked else FROM + 2
-    assert rec.seen == [(at, 1_900 * 10**8, True, 1_900 * 10**8)]
+    assert rec.seen == [(FROM + 2, 1_900 * 10**8, True, 1_900 * 10**8)]
 
 
 def test_a_shock_elsewhere_does_not_move_a_round_to_an_earlier_block_of_the_same_second() -> None:
@@ -288,3 +288,49 @@ def test_republish_measures_deviation_and_heartbeat_from_the_last_accepted_answe
         pubs = publications(spec, [], [_ref(t, p) for t, p in path], {FEED: "ETH/USD"}, {FEED: 8}, BLOCKS,
                             40, rules)
         assert [(p.updated_at_ts, p.answer, p.accepted) for p in pubs] == want
+
+
+class _Positions(Metric):
+    """Records where each answer of the collateral feed took effect."""
+
+    name = "test_positions"
+
+    def __init__(self, params: Mapping[str, Any] | None = None) -> None:
+        super().__init__(params)
+        self.seen: list[tuple[int, int, int, int]] = []
+
+    def on_price(self, view: View, update: PriceUpdate) -> None:
+        if update.kind == "oracle" and update.feed == FEED_C:
+            self.seen.append((update.block_number, update.log_index, update.answer, update.updated_at_ts))
+
+
+@pytest.mark.parametrize("delay", [0, 3])
+def test_a_shock_on_another_feed_leaves_a_feeds_answers_where_they_were(delay: int) -> None:
+    """A shock on FEED_D only must not move FEED_C's answers. Under any shock every feed's rounds
+    were rebuilt from its price path: FEED_C's round of the first block (log 7) took effect at the
+    start of that block (log -1), of two rounds in one second only the second was kept, and with
+    delay_blocks = 3 a round of block FROM - 1 (usable from FROM + 2) folded into the window start
+    and landed at FROM + 3. Now a feed no shock moves keeps its rounds as they are."""
+    import dataclasses
+
+    from tests.backtest.markets import FEED_D, T0
+
+    book = market(8000, 10500, [(10**18, 100 * 10**6)])
+    base = inputs(book, [2_000 * 10**8], to_block=FROM + 10)
+    t = base.blocks.timestamp
+    rounds = [Round(FEED_C, 1_950 * 10**8, 8, t(FROM), FROM, 7, t(FROM)),
+              Round(FEED_C, 1_940 * 10**8, 8, t(FROM + 5), FROM + 5, 1, t(FROM + 5)),
+              Round(FEED_C, 1_930 * 10**8, 8, t(FROM + 5), FROM + 5, 2, t(FROM + 5))]
+    if delay:
+        rounds.insert(0, Round(FEED_C, 1_900 * 10**8, 8, T0, FROM - 1, 0, T0))
+    inp = dataclasses.replace(base, rounds=rounds, initial_rounds={
+        **base.initial_rounds, FEED_C: Round(FEED_C, 2_000 * 10**8, 8, T0 - 600, FROM - 50, 0, T0 - 600)})
+    shock = f'\n[[shock]]\nkind = "shift"\npct = 0.1\nat_ts = {T0 + 10**6}\nassets = ["{FEED_D}"]\n'
+    seen = []
+    for extra in ("", shock):
+        rec = _Positions()
+        Replay(scenario(to_block=FROM + 10, extra=f"delay_blocks = {delay}\n" + extra), inp, "r",
+               metrics=[rec]).run()
+        seen.append(rec.seen)
+    assert len(seen[0]) == len(rounds)
+    assert seen[1] == seen[0]
