@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -112,6 +113,17 @@ def _is_demo_copy(path: Path, sample: Path) -> bool:
     return got[0] <= own[0] and got[1] <= own[1] | _result_tables()
 
 
+def _lock_holder(e: duckdb.Error) -> str | None:
+    """For DuckDB's error on a file another process holds open for writing ("Could not set lock
+    on file ...: Conflicting lock is held in <program> (PID n)"): " (PID n)", or "" when it
+    names no PID; None for any other error."""
+    msg = str(e)
+    if not re.search(r"(?i)conflicting lock|could not set lock", msg):
+        return None
+    pid = re.search(r"PID (\d+)", msg)
+    return f" (PID {pid.group(1)})" if pid else ""
+
+
 def prepare_warehouse(db: Path, sample: Path = SAMPLE_DB) -> None:
     """Copy the sample to ``db`` (atomically), unless ``db`` holds something other than a demo copy."""
     if not sample.exists():
@@ -123,6 +135,9 @@ def prepare_warehouse(db: Path, sample: Path = SAMPLE_DB) -> None:
         try:
             ours = _is_demo_copy(db, sample)
         except duckdb.Error as e:
+            if (holder := _lock_holder(e)) is not None:
+                raise InputError(f"{db} is in use by another process{holder}: wait for it to finish, "
+                                 f"or pass --db to choose another file") from None
             raise InputError(f"{db} is not a readable DuckDB warehouse ({e}); pass --db to choose another "
                              f"file") from None
         if not ours:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import csv
 import json
 import random
+import re
 import tempfile
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -260,6 +261,11 @@ def _refuse_other_local_data(db: Path) -> None:
     try:
         con = duckdb.connect(str(db), read_only=True)
     except duckdb.Error as e:
+        msg = str(e)
+        if re.search(r"(?i)conflicting lock|could not set lock", msg):  # DuckDB's lock error
+            pid = re.search(r"PID (\d+)", msg)
+            raise ConfigError(f"{db} is in use by another process{f' (PID {pid.group(1)})' if pid else ''}: "
+                              "wait for it to finish, or pass --db to choose another file") from None
         raise ConfigError(f"{db} is not a readable DuckDB warehouse ({e}); pass --db to choose another "
                           "file") from None
     try:
