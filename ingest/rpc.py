@@ -740,8 +740,9 @@ class JsonRpcClient:
         refuses a span (:class:`RangeTooLarge`) the span shrinks to the provider's suggestion if
         it gave a smaller one, else to half, and that sub-range is fetched again; after
         4 consecutive successes the span doubles again, up to ``logs_max_span``. A single
-        block that is still refused raises :class:`RangeTooLarge`. Logs are returned exactly as
-        received.
+        block that is still refused raises :class:`RangeTooLarge`, except for a query deadline
+        (:data:`LOGS_TIMEOUT_SHAPES`), which is retried as a transient fault. Logs are returned
+        exactly as received.
         """
         found: list[tuple[int, int, dict[str, Any]]] = []
         for start, end, logs in self._log_spans(from_block, to_block, addresses, topics, False):
