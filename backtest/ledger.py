@@ -7,8 +7,9 @@ index decides, per price update, which accounts need it.
 The bound. For a lending account, ``slack = LT-weighted collateral value - debt value`` (base
 currency; liquidatable iff ``slack < 0``; Aave: ``HF < 1``) is linear in each price:
 ``slack(p) = slack0 + sum_k e_k * (p_k - p0_k)``, where ``e_k`` is the account's net exposure to
-price key ``k`` (collateral amount x LT, minus debt amount, per whole token). Half of ``slack0``
-is reserved for rounding and interest; the other half is split evenly over the account's
+price key ``k`` (collateral amount x LT, minus debt amount, per whole token), up to rounding
+(below: ``slack0`` here is the evaluated slack less its rounding allowance). Half of ``slack0``
+is reserved for interest; the other half is split evenly over the account's
 ``n`` price keys, giving each key a *trigger price*: ``p0_k - slack0 / (2 n e_k)`` below the
 last evaluated price for a net-long key, above it for a net-short one. As long as no key has
 crossed its trigger, the adverse move is below ``slack0 / 2`` in total, so the account is
@@ -16,6 +17,14 @@ still healthy (up to the reserved half). Per key, two heaps hold the trigger pri
 up: min-heap); a price update pops exactly the crossed entries, whose accounts are re-evaluated
 at block end. Stale entries (the account was re-evaluated since) are skipped by version and
 compacted when they outnumber live ones.
+
+Rounding: the protocol's slack is not exactly linear. Aave (v2, v3 before 3.5) values the
+LT-weighted collateral as ``collateral x floor(sum(value_i x LT_i) / collateral)``: the floor of
+the weighted average loses up to 1 bps of the collateral, and it can lose it after a price move
+inside the triggers when it lost nothing at the evaluation (each value and debt is also floored
+per reserve, a unit each). So the bound is kept on ``slack0 - collateral / 1e4 - ROUNDING_UNITS``
+(:func:`rounding_allowance`); an account whose slack is within that allowance is *hot* (no bound),
+with an expiry for its interest like a bounded one.
 
 Interest: debt grows between evaluations. An account's evaluation also expires before debt
 compounding at ``max_rate_per_year`` (default 300 %/yr, above Aave's slope-2 region for listed
@@ -52,10 +61,21 @@ from .metrics.base import AccountEval
 __all__ = ["Ledger", "HotSet"]
 
 SECONDS_PER_YEAR = 365 * 86_400
+#: base units of per-reserve rounding a bound reserves besides the average threshold's floor: a
+#: floored value and a rounded debt per reserve (at most 128 reserves in Aave v2/v3), the
+#: half-up percentMul, and the exposures' float error
+ROUNDING_UNITS = 2 * 128 + 4
 
 Heaps = dict[str, list[tuple[float, str, int]]]
 
 _EMPTY: frozenset[str] = frozenset()
+
+
+def rounding_allowance(collateral_value: int) -> int:
+    """How much of an account's slack rounding may take after prices move inside its triggers
+    (module docstring): the floor of the average liquidation threshold (< 1 bps of the
+    collateral) and the per-reserve roundings."""
+    return collateral_value // 10_000 + ROUNDING_UNITS
 
 
 class HotSet:
@@ -156,8 +176,7 @@ class Ledger:
         debt_value = h.debt_value
         hot = self.hot
         if not positions_changed and user in hot.members and user not in hot.any \
-                and 0 < debt_value and h.liquidation_threshold_value <= debt_value \
-                and self._still_ref_hot(ev, user, ref_prices):
+                and 0 < debt_value and h.liquidatable and self._still_ref_hot(ev, user, ref_prices):
             # hot before and after, same positions: same keys, no bound, no expiry to re-index
             self.evals[user] = ev
             return
@@ -178,8 +197,10 @@ class Ledger:
             return
         self.evals[user] = ev
         slack = h.liquidation_threshold_value - debt_value
+        bound = slack - rounding_allowance(h.collateral_value)  # what the triggers may spend
         r = ev.reference if self.track_reference and ref_prices is not None else None
         rslack = r.liquidation_threshold_value - r.debt_value if r is not None else None
+        rbound = None if r is None or rslack is None else rslack - rounding_allowance(r.collateral_value)
         exp = None
         keys: tuple[str, ...] = ()
         if not self.naive:
@@ -191,18 +212,18 @@ class Ledger:
             else:  # hot both ways, positions unchanged: the same price keys
                 keys = old
         known = keys if keys else None
-        if exp is None and not keys or slack <= 0:
+        if exp is None and not keys or bound <= 0:
             hot.add(user, known)
         else:
             assert exp is not None
             hot.discard(user)
-            self._push(self.down, self.up, exp, keys, prices, slack, user, v)
+            self._push(self.down, self.up, exp, keys, prices, bound, user, v)
         if self.track_reference:
-            if exp is None or rslack is None or rslack <= 0 or ref_prices is None:
+            if exp is None or rbound is None or rbound <= 0 or ref_prices is None:
                 self.ref_hot.add(user, known)
             else:
                 self.ref_hot.discard(user)
-                self._push(self.rdown, self.rup, exp, keys, ref_prices, rslack, user, v)
+                self._push(self.rdown, self.rup, exp, keys, ref_prices, rbound, user, v)
         if keys != old:
             if old:
                 self._unexpose(user, old)
@@ -215,9 +236,21 @@ class Ledger:
                         exposed[k] = {user}
                     else:
                         s.add(user)
-        margin = slack if slack > 0 else None  # the smaller positive margin, if any
-        if rslack is not None and rslack > 0 and (margin is None or rslack < margin):
-            margin = rslack
+        # the smaller margin, if any: the bound's, or for a hot account that is not liquidatable
+        # (its slack within the rounding allowance, or at the boundary: HF == 1 with a slack <= 0)
+        # its slack, 0 at the boundary (the next visited block), so that interest alone, which
+        # moves no price, still has it re-evaluated
+        margin = None
+        for b_, s_, a in ((bound, slack, h), (rbound, rslack, r)):
+            if s_ is None or a is None:
+                continue
+            m = b_ if b_ is not None and b_ > 0 else s_
+            if m <= 0:
+                if a.liquidatable:
+                    continue
+                m = 0
+            if margin is None or m < margin:
+                margin = m
         if margin is not None and keys:
             # Until the evaluation expires, debt may grow by a factor 1 + g and prices may move
             # within their triggers (an adverse move of at most half the margin, valued at the
@@ -254,7 +287,7 @@ class Ledger:
             return True
         r = ev.reference
         return ref_prices is not None and r is not None and user in self.ref_hot.members \
-            and user not in self.ref_hot.any and r.liquidation_threshold_value <= r.debt_value
+            and user not in self.ref_hot.any and r.liquidatable
 
     def stale_liquidatable(self, ts: int) -> list[str]:
         """Accounts liquidatable at their last evaluation (oracle or reference prices) and last
