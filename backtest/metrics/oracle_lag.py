@@ -4,8 +4,12 @@ For every feed that has a reference pair (scenario ``[reference.pairs]``):
 
 * **deviation** ``|oracle − reference| × 10⁴ / reference`` (bps) between the price the protocol
   reads and the reference, piecewise constant between price updates (both change only at
-  updates). ``max`` is over every instant, ``mean`` is time-weighted (seconds of block time) over
-  the part of the window where both prices are known (``covered_s``).
+  updates). ``max`` is over every instant, i.e. every position in the replay's order (block, log
+  index) once all its updates are in: a reference point and an answer taking effect at the start of
+  the same block (model ``reference``, ``republish``) are one instant, while a round later in the
+  block is another (the block's earlier logs read the old answer); ``mean`` is time-weighted
+  (seconds of block time) over the part of the window where both prices are known
+  (``covered_s``).
 * **time beyond the deviation threshold** (seconds): time during which the deviation is strictly
   above the feed's deviation threshold, i.e. the feed "should" have published and had not yet.
   The threshold: parameter ``deviation_bps`` (an integer for every feed, or a table feed → bps),
@@ -160,7 +164,7 @@ class _Feed:
     """Accumulators of one feed."""
 
     __slots__ = ("feed", "pair", "key", "oracle", "ref", "since", "updated_at", "updates", "rejected",
-                 "covered", "dev_time", "beyond", "max_dev", "max_block", "max_stale", "stale_beyond",
+                 "covered", "dev_time", "beyond", "max_dev", "max_block", "max_stale", "stale_beyond", "pos",
                  "hidden", "hidden_users", "threshold", "heartbeat", "threshold_from", "heartbeat_from")
 
     def __init__(self, feed: str, pair: str, key: str, t0: int, threshold: int, heartbeat: int) -> None:
@@ -174,6 +178,10 @@ class _Feed:
         self.updates = self.rejected = self.covered = self.beyond = self.max_stale = self.stale_beyond = 0
         self.dev_time = 0.0
         self.max_dev: float | None = None
+        #: (block, log index) of the latest update: its prices are observed for the max once no
+        #: other update follows at that position (a reference point and the answer that follows it
+        #: at the start of the same block are one instant: nothing reads the state between them)
+        self.pos: tuple[int, int] | None = None
         self.max_block: int | None = None
         self.hidden = 0
         self.hidden_users: set[str] = set()
@@ -312,11 +320,14 @@ class OracleLag(Metric):
         if f is None:
             return
         f.advance(update.timestamp)
+        pos = (update.block_number, update.log_index)
+        if f.pos is not None and f.pos != pos:
+            self._observe_max(f, f.pos[0])
+        f.pos = pos
         if update.kind == "oracle":
             if update.source_change:
                 # not an answer: a key now reads the feed's round in force (its updatedAt unchanged)
                 f.oracle = update.price
-                self._observe_max(f, update.block_number)
                 return
             if not update.accepted:
                 f.rejected += 1
@@ -327,7 +338,6 @@ class OracleLag(Metric):
             f.max_stale = max(f.max_stale, update.timestamp - update.updated_at_ts)
         else:
             f.ref = update.price
-        self._observe_max(f, update.block_number)
 
     @staticmethod
     def _observe_max(f: _Feed, block: int) -> None:
@@ -342,7 +352,11 @@ class OracleLag(Metric):
         t = view.block.timestamp
         self._end_block = view.block.number
         for feed in sorted(self._feeds):
-            self._feeds[feed].advance(t)
+            f = self._feeds[feed]
+            f.advance(t)
+            if f.pos is not None:
+                self._observe_max(f, f.pos[0])
+                f.pos = None
         for user in sorted(self._open):
             self._close(view, user, view.block.number, t)
 

@@ -301,3 +301,17 @@ def test_a_key_switched_to_a_feed_without_reference_no_longer_counts_for_its_old
     assert (f["hidden_insolvency_value_s"], f["hidden_accounts"]) == (0, 0)
     (row,) = [_cols(r, HIDDEN) for r in m.rows()[HIDDEN.fqn]]
     assert (row["feeds"], row["value_s"]) == ([], 10_000 * E8 * 48)
+
+
+def test_an_oracle_that_follows_the_reference_in_the_same_position_never_deviates() -> None:
+    """Model ``reference``: the oracle is the reference path, instantly: each reference point and
+    its answer take effect at the start of the same block (log -1; the point first), so no
+    transaction can read one without the other. The metric took the maximum after the reference
+    update alone, so a perfect oracle had a 1,500 bps max deviation (the 2,000 -> 1,700 step).
+    The protocol model's round later in a block still counts from the point to the round (logs in
+    between read the old answer): the test of a lagging oracle above."""
+    sc = make_scenario(["oracle_lag"], reference=True, oracle_model="reference", delay=1000)
+    r = run_inputs(sc, inputs(market(debt_usdc=15_000), [], refs=[(FIRST + 10, 1_700), (FIRST + 20, 2_100)]))
+    (f,) = [_cols(row) for row in r.output.tables[FEEDS]]
+    assert f["max_deviation_bps_f64"] == 0
+    assert (f["updates"], f["beyond_threshold_s"], f["mean_deviation_bps_f64"]) == (2, 0, 0)
