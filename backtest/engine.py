@@ -541,7 +541,7 @@ class Replay:
         self._visit_scheduled_before(self.inputs.to_block + 1)
         if self.block.number != self.inputs.to_block and self.inputs.to_block in self.inputs.blocks:
             self._begin(self.inputs.to_block)
-            if self.ledger.stale_liquidatable(self.block.timestamp):
+            if self.ledger.stale_with_debt(self.block.timestamp):
                 self._end(self.inputs.to_block)
         for m in self.metrics:
             m.on_run_end(self.view)
@@ -643,7 +643,12 @@ class Replay:
             hook(self.view, upd)
 
     def _on_source_change(self, c: SourceChange) -> None:
-        """``c.key`` now reads ``c.feed``: its price becomes that feed's latest answer at once."""
+        """``c.key`` now reads ``c.feed``: its price becomes that feed's latest answer at once.
+        Except a key the oracle prices at a constant (Aave v2's WETH, ``constant:<asset>``): its
+        ``getAssetPrice`` returns 1 ether before looking at the source, so the switch changes
+        nothing."""
+        if any(f.startswith("constant:") and c.key in keys for f, keys in self.feed_keys.items()):
+            return
         answer = self.feed_answer.get(c.feed)
         if answer is None:
             raise ReplayError(f"block {c.block_number} log {c.log_index}: the oracle source of {c.key} "
@@ -865,8 +870,8 @@ class Replay:
             self.ref_dirty.clear()
         if self.price_moved or self.ref_moved:
             dirty.update(ledger.ref_hot.any)
-        if b == self.inputs.to_block:  # the window's end: under-water accounts evaluated at its last block
-            dirty.update(ledger.stale_liquidatable(ts))
+        if b == self.inputs.to_block:  # the window's end: accounts with debt evaluated at its last block
+            dirty.update(ledger.stale_with_debt(ts))
         evaluated: tuple[AccountEval, ...] = ()
         if dirty:
             users = sorted(dirty)

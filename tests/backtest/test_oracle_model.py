@@ -334,3 +334,34 @@ def test_a_shock_on_another_feed_leaves_a_feeds_answers_where_they_were(delay: i
         seen.append(rec.seen)
     assert len(seen[0]) == len(rounds)
     assert seen[1] == seen[0]
+
+
+def test_a_source_change_of_the_constant_priced_weth_leaves_it_at_one_ether() -> None:
+    """Aave v2's AaveOracle returns 1 ether for its WETH before it looks at the asset's source
+    (``getAssetPrice``: ``if (asset == WETH) return 1 ether``), so an ``AssetSourceUpdated`` for
+    WETH inside the window changes nothing. The replay switched the key to the new feed and priced
+    it at the feed's answer (here 2,000 instead of 1)."""
+    import dataclasses
+
+    from backtest.oracle import SourceChange
+    from tests.backtest.markets import T0
+
+    book = market(8000, 10500, [(10**18, 100 * 10**6)])
+    base = inputs(book, [2_000 * 10**8], to_block=FROM + 10)
+    weth = f"constant:{COLL}"
+    one = Round(weth, 10**8, 8, T0 - 10**6, FROM - 900, 0, T0 - 10**6)
+    initial = {k: v for k, v in base.initial_rounds.items() if k != FEED_C} | {weth: one}
+    inp = dataclasses.replace(base, feed_keys={**{k: v for k, v in base.feed_keys.items() if k != FEED_C},
+                                               weth: (COLL,)},
+                              initial_rounds={**initial, FEED_C: base.initial_rounds[FEED_C]},
+                              source_changes=[SourceChange(FROM + 3, 2, COLL, FEED_C)])
+    seen: list[int] = []
+
+    class _End(Metric):
+        name = "test_end"
+
+        def on_run_end(self, view: View) -> None:
+            seen.append(view.prices[COLL])
+
+    Replay(scenario(to_block=FROM + 10), inp, "r", metrics=[_End()]).run()
+    assert seen == [10**8]
