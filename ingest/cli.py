@@ -165,7 +165,12 @@ def _parser(commands: Sequence[Command] = ()) -> argparse.ArgumentParser:
     sb = smp_sub.add_parser("build", help="rebuild the sample from a seed: real Aave v3 market on "
                             "anvil through the ETH crash of 2021-01-11, liquidator bots, ingested")
     sb.add_argument("--seed", type=int, default=1, help="population seed (default 1, the committed one)")
-    sb.add_argument("--out", type=Path, default=None, help="output file (default data/sample.duckdb)")
+    sb.add_argument("--out", type=Path, default=None,
+                    help="output file (default data/sample.duckdb, rebuilt in place). An existing "
+                    "--out file is refused unless --force. The file is written beside it as "
+                    "<out>.part and renamed over it (nothing half-written); a stale <out>.wal "
+                    "is removed")
+    sb.add_argument("--force", action="store_true", help="replace an existing --out file")
     sb.add_argument("--json", action="store_true", help="print the statistics as JSON")
     for _, add, _ in commands:
         add(sub)
@@ -199,7 +204,8 @@ def main(argv: Sequence[str] | None = None, *, commands: Sequence[Command] = ())
         if args.cmd == "sample":
             from .sample import run_sample_build
 
-            return run_sample_build(seed=args.seed, out=args.out, as_json=args.json, console=_out)
+            return run_sample_build(seed=args.seed, out=args.out, as_json=args.json, console=_out,
+                                    force=args.force)
     except (DeploymentsFileError, PriceImportError, ConfigError) as e:
         _err.print(f"[bold red]error:[/] {escape(redact_text(str(e), secrets))}", soft_wrap=True)
         return 2

@@ -61,7 +61,10 @@ quoted (:func:`ingest.prices.import_prices`, format ``riskdao_binance``, source
 so that two builds have identical ``raw.*`` rows. ``meta.sample`` records the seed, code, anvil
 and artifact versions, the window and the contracts (with the deployments TOML); wall-clock
 times exist only in ``meta.*`` and in ``meta.sample`` key ``build.*``. The file is written to a
-temporary path, copied compactly (``COPY FROM DATABASE``) and renamed: an error leaves nothing.
+temporary path, copied compactly (``COPY FROM DATABASE``) to ``<out>.part`` next to ``out`` and
+renamed over it: an error leaves nothing, and a stale ``<out>.wal`` of the file it replaces is
+removed (DuckDB would refuse the new file with it). ``deficit sample build`` refuses an existing
+``--out`` file unless ``--force`` (the default output, the bundled sample, is rebuilt in place).
 """
 
 from __future__ import annotations
@@ -92,7 +95,7 @@ from .aave_devmarket import (
 from .demo import SAMPLE_PRICES, feed_rounds, load_mid_prices
 from .devchain import Contract, DevChain, DevChainError, abi_type, function_selector
 from .devnet import Anvil, repo_root
-from .errors import IngestError
+from .errors import ConfigError, IngestError
 from .sample_bots import MAX_UINT256, WAD, BotParams, Quote, ReserveInfo, best_quote
 from .sample_tables import ACCOUNTS, BOT_DECISIONS, META
 
@@ -825,10 +828,7 @@ def build_sample(out: Path = SAMPLE_DB, seed: int = 1, params: BotParams | None 
             con.execute("DETACH compact")
         finally:
             con.close()
-        out.parent.mkdir(parents=True, exist_ok=True)
-        part = out.with_name(out.name + ".part")
-        shutil.copyfile(compact, part)
-        part.replace(out)
+        _install(compact, out)
         sc.stats["build_s"] = round(time.monotonic() - t0, 1)
         sc.stats["file_bytes"] = out.stat().st_size
         say(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB) in {sc.stats['build_s']} s")
@@ -840,16 +840,48 @@ def build_sample(out: Path = SAMPLE_DB, seed: int = 1, params: BotParams | None 
 
 
 
-def run_sample_build(*, seed: int, out: Path | None, as_json: bool, console: Any) -> int:
-    """``deficit sample build``: build, then print the statistics."""
+def _install(built: Path, out: Path) -> None:
+    """Put the finished file ``built`` at ``out`` atomically: copied to ``<out>.part`` next to
+    ``out`` (same file system), then renamed over it. A ``<out>.wal`` is removed first: it holds
+    un-checkpointed writes of the file being replaced (left by a crash or a kill), and DuckDB
+    refuses to open the new file beside it ("WAL does not match database file"). On an error the
+    ``.part`` is removed and ``out`` is untouched."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    part = out.with_name(out.name + ".part")
+    try:
+        shutil.copyfile(built, part)
+        out.with_name(out.name + ".wal").unlink(missing_ok=True)
+        part.replace(out)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+
+
+def run_sample_build(*, seed: int, out: Path | None, as_json: bool, console: Any,
+                     force: bool = False) -> int:
+    """``deficit sample build``: build, then print the statistics.
+
+    An explicit ``out`` that exists is refused unless ``force`` (checked before the build, which
+    takes a minute); the default output, the bundled sample, is what the command rebuilds.
+    """
     import json
 
-    out = out or SAMPLE_DB
+    target = out or SAMPLE_DB
+    if target.is_dir():
+        raise ConfigError(f"--out {target} is a directory: name the file to write")
+    replaces = target.exists()
+    if (replaces and out is not None and not force
+            and target.resolve() != SAMPLE_DB.resolve()):
+        raise ConfigError(f"--out {target} already exists: pass --force to replace it (the new "
+                          "file is written beside it and renamed over it)")
+    out = target
     say = None if as_json else (lambda msg: console.print(msg, soft_wrap=True))
     sc = build_sample(out, seed, progress=say)
     if as_json:
-        console.print_json(json.dumps({"out": str(out), **sc.stats}))
+        console.print_json(json.dumps({"out": str(out), "replaced": replaces, **sc.stats}))
         return 0
+    if replaces:
+        console.print(f"replaced the previous {out}", soft_wrap=True)
     for k, v in sc.stats.items():
         console.print(f"  {k:<28} {v:>16,}" if isinstance(v, int) else f"  {k:<28} {v!s:>16}")
     return 0

@@ -8,6 +8,8 @@ from the ingested events.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +42,7 @@ class FreshSample:
     path: Path
     chain: SampleChain
     readings: ChainReadings
+    replaced_stale_wal: bool = False
 
 
 def _checkpoints(sc: SampleChain) -> list[int]:
@@ -79,6 +82,19 @@ def _read(chain: DevChain, sc: SampleChain) -> ChainReadings:
     return r
 
 
+def plant_stale_wal(path: Path) -> None:
+    """A DuckDB file at ``path`` whose writer was killed before a checkpoint: ``<path>.wal``
+    holds its last writes (table ``old``)."""
+    code = ("import duckdb, os, sys\n"
+            "con = duckdb.connect(sys.argv[1])\n"
+            "con.execute(\"PRAGMA disable_checkpoint_on_shutdown\")\n"
+            "con.execute(\"SET checkpoint_threshold = '10GB'\")\n"
+            "con.execute('CREATE TABLE old AS SELECT 1 AS x')\n"
+            "os._exit(0)\n")
+    subprocess.run([sys.executable, "-c", code, str(path)], check=True)
+    assert path.with_name(path.name + ".wal").exists()
+
+
 @pytest.fixture(scope="session")
 def fresh_sample(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FreshSample]:
     from tests.conftest import _require_anvil
@@ -86,5 +102,8 @@ def fresh_sample(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FreshSamp
     _require_anvil()
     readings: list[ChainReadings] = []
     out = tmp_path_factory.mktemp("sample") / "sample.duckdb"
+    # built over an old file whose writer was killed before a checkpoint, leaving its WAL (the
+    # build must not leave that WAL beside the new file: test_sample_out.py)
+    plant_stale_wal(out)
     sc = build_sample(out, seed=1, inspect=lambda chain, s: readings.append(_read(chain, s)))
-    yield FreshSample(out, sc, readings[0])
+    yield FreshSample(out, sc, readings[0], replaced_stale_wal=True)
