@@ -541,7 +541,7 @@ class Replay:
         self._visit_scheduled_before(self.inputs.to_block + 1)
         if self.block.number != self.inputs.to_block and self.inputs.to_block in self.inputs.blocks:
             self._begin(self.inputs.to_block)
-            if self.ledger.stale_liquidatable(self.block.timestamp):
+            if self.ledger.stale_with_debt(self.block.timestamp):
                 self._end(self.inputs.to_block)
         for m in self.metrics:
             m.on_run_end(self.view)
@@ -870,8 +870,8 @@ class Replay:
             self.ref_dirty.clear()
         if self.price_moved or self.ref_moved:
             dirty.update(ledger.ref_hot.any)
-        if b == self.inputs.to_block:  # the window's end: under-water accounts evaluated at its last block
-            dirty.update(ledger.stale_liquidatable(ts))
+        if b == self.inputs.to_block:  # the window's end: accounts with debt evaluated at its last block
+            dirty.update(ledger.stale_with_debt(ts))
         evaluated: tuple[AccountEval, ...] = ()
         if dirty:
             users = sorted(dirty)

@@ -37,8 +37,10 @@ exposures, kept from their last evaluation while no event changed their position
 events that touch them. An account's health depends only on its positions, its keys' prices and
 time (interest): a move of an unrelated feed cannot change it, so re-evaluating every hot account
 at every price update (positions x updates again, for the under-water set) would only re-sample
-interest. The engine re-evaluates the accounts liquidatable at their last evaluation at the
-window's last block (``stale_liquidatable``), so end-of-window figures include interest to the end.
+interest. The engine re-evaluates every account with debt not evaluated at the window's last
+block there (``stale_with_debt``), so end-of-window figures include interest to the end: those
+liquidatable at their last evaluation, and those that interest alone carried under since (an
+expired bound is only looked at in a visited block, and a window may end after a long gap).
 
 Exposures come from the adapter (:meth:`protocols.base.ProtocolAdapter.exposures`). For an
 adapter that gives none (the default ``None``) every account with debt is hot on every key
@@ -289,12 +291,12 @@ class Ledger:
         return ref_prices is not None and r is not None and user in self.ref_hot.members \
             and user not in self.ref_hot.any and r.liquidatable
 
-    def stale_liquidatable(self, ts: int) -> list[str]:
-        """Accounts liquidatable at their last evaluation (oracle or reference prices) and last
+    def stale_with_debt(self, ts: int) -> list[str]:
+        """Accounts with debt at their last evaluation (oracle or reference prices) and last
         evaluated before ``ts``, sorted (the same set whether or not the index is ``naive``)."""
         at = self.evaluated_at
         return sorted(u for u, ev in self.evals.items() if at.get(u, ts) < ts and (
-            ev.oracle.liquidatable or (ev.reference is not None and ev.reference.liquidatable)))
+            ev.oracle.debt_value or (ev.reference is not None and ev.reference.debt_value)))
 
     def _push(self, down: Heaps, up: Heaps, exp: Mapping[str, float], keys: tuple[str, ...],
               prices: Mapping[str, int], slack: int, user: str, v: int) -> None:

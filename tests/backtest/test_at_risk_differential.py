@@ -598,3 +598,28 @@ def test_a_quote_that_decides_nothing_schedules_no_visit() -> None:
         # the window's first block, the price move's, and its last (the under-water account's
         # final evaluation); nothing at FROM + 2
         assert res.summary["finality"]["blocks_visited"] == 3, naive
+
+
+def test_the_window_end_counts_the_bad_debt_that_interest_alone_created() -> None:
+    """A healthy account (HF 1.075) and 120 days of 100 %/yr interest with no input after the
+    first blocks: at the window end its debt ($22,219.74) exceeds its collateral ($20,000). Only
+    accounts liquidatable at their last evaluation were re-evaluated at the window's last block, so
+    both replays reported no bad debt at the end; every account with debt is now."""
+    from backtest.clock import Blocks
+
+    fx, fy, fd = _addr(0xF0, 0), _addr(0xF0, 1), _addr(0xF0, 2)
+    start = {fx: 2_000 * 10**8, fy: 2_000 * 10**8, fd: 10**8}
+    path = [start, {**start, fx: 1_900 * 10**8}]
+    user, inp = _two_collateral_market(0, 10 * 10**18, 16_000 * 10**6, path, borrow_rate=10**27,
+                                       spacing_s=86_400)
+    inp = dataclasses.replace(inp, to_block=FROM + 120,
+                              blocks=Blocks.regular(FROM - 1, FROM + 120, T0 - 86_400, 86_400))
+    sc = parse_scenario(f'name = "t"\nchain_id = {CHAIN}\n[window]\nfrom_block = {FROM}\nto_block = '
+                        f'{inp.to_block}\n[market]\nprotocol = "aave_v3"\nsource = "m"\n[liquidator]\n'
+                        'min_profit_usd = 1000000000\n', "<test>")
+    end = inp.adapter.account(inp.state, user, {a: path[-1][f] for f, (a,) in inp.feed_keys.items()},
+                              inp.blocks.timestamp(inp.to_block))
+    assert end.debt_value - end.collateral_value == 221_973_674_800  # $2,219.74 under water
+    for naive in (False, True):
+        res = run_inputs(sc, inp, naive=naive)
+        assert res.summary["bad_debt"]["end_unrealized_oracle_value"] == 221_973_674_800, naive
