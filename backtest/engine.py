@@ -413,9 +413,11 @@ class Replay:
         ``ts`` (dropped beyond the window), or at the block of the feed's round at ``ts`` where
         there is one (a later block may share its timestamp). The shocked price in force at ``t0``
         (a shock from ``t0`` or earlier, or a round of the first block) takes effect at the start
-        of the first block when it differs from the answer in force before the window. A feed no
-        shock moves keeps its rounds as they are (their log indexes, rounds sharing a second, the
-        rounds a delay holds back from before the window). A constant price (Aave v2's WETH,
+        of the first block when it differs from the answer in force before the window; where the
+        shocks leave the price at ``t0`` alone, the rounds folded into it keep their own positions
+        instead (a round a delay holds back from before the window lands the delay after its own
+        block, not after the first block). A feed no shock moves keeps its rounds as they are
+        (their log indexes, rounds sharing a second). A constant price (Aave v2's WETH,
         ``constant:<asset>``) is not a feed and is never shocked. Without shocks: the rounds
         unchanged."""
         if not self.scenario.shocks:
@@ -461,7 +463,10 @@ class Replay:
                     continue
                 rounds.append(Round(f, price, dec, ts, b, -1, ts))
             before = self.inputs.initial_rounds.get(f)
-            if start is not None and (before is None or start != before.answer):
+            if start is not None and paths[f][0][0] <= t0 and start == paths[f][0][1]:
+                # the shocks leave the price at t0 alone: the rounds folded into it where they were
+                rounds += [r for r in self.inputs.rounds if r.feed == f and r.block_ts <= t0]
+            elif start is not None and (before is None or start != before.answer):
                 rounds.append(Round(f, start, dec, t0, self.inputs.from_block, -1, t0))
         rounds.sort(key=lambda r: (r.block_number, r.updated_at_ts, r.feed))
         return rounds

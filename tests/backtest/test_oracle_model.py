@@ -365,3 +365,28 @@ def test_a_source_change_of_the_constant_priced_weth_leaves_it_at_one_ether() ->
 
     Replay(scenario(to_block=FROM + 10), inp, "r", metrics=[_End()]).run()
     assert seen == [10**8]
+
+
+def test_a_shock_later_in_the_window_leaves_the_feeds_round_from_before_it_on_time() -> None:
+    """delay_blocks = 3; FEED_C's round of block FROM - 1 (1,900) is usable from FROM + 2, and a
+    shift shock on FEED_C itself from T0 + 60 moves its round of FROM + 6 (taking effect at
+    FROM + 9). The shock does not reach the window start, yet the round from before the window
+    was folded into the start (the shocked path's price at t0) and delayed from the first block:
+    FROM + 3, a block late. A start the shocks leave alone now keeps the rounds it folds."""
+    import dataclasses
+
+    from tests.backtest.markets import T0
+
+    book = market(8000, 10500, [(10**18, 100 * 10**6)])
+    base = inputs(book, [2_000 * 10**8], to_block=FROM + 10)
+    t = base.blocks.timestamp
+    before = Round(FEED_C, 2_000 * 10**8, 8, T0 - 600, FROM - 50, 0, T0 - 600)
+    rounds = [Round(FEED_C, 1_900 * 10**8, 8, T0, FROM - 1, 0, T0),
+              Round(FEED_C, 1_800 * 10**8, 8, t(FROM + 6), FROM + 6, 0, t(FROM + 6))]
+    inp = dataclasses.replace(base, rounds=rounds, initial_rounds={**base.initial_rounds, FEED_C: before})
+    shock = f'\n[[shock]]\nkind = "shift"\npct = 0.1\nat_ts = {T0 + 60}\nassets = ["{FEED_C}"]\n'
+    rec = _Prices()
+    Replay(scenario(to_block=FROM + 10, extra="delay_blocks = 3\n" + shock), inp, "r", metrics=[rec]).run()
+    assert [(b, a) for b, a, _, _ in rec.seen][:1] == [(FROM + 2, 1_900 * 10**8)]
+    assert [b for b, _, _, _ in rec.seen] == [FROM + 2, FROM + 9]
+    assert rec.seen[1][1] != 1_800 * 10**8  # the shock moved it
