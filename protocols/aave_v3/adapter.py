@@ -150,13 +150,13 @@ class AaveV3Adapter(ProtocolAdapter[AaveV3State]):
         return cfg.liquidation_threshold, cfg.liquidation_bonus
 
     def exposures(self, state: AaveV3State, user: str, timestamp: int) -> dict[str, float] | None:
-        """Net exposure per price key: for enabled collateral with LT > 0,
+        """Net exposure per price key: for enabled collateral whose reserve LT is not 0,
         ``+ amount * LT / 1e4 / 10**decimals``; for debt ``- amount / 10**decimals`` (per whole
         token, so ``e * price`` is base currency). E-mode: the category's LT for its assets, and
         its price source as the key when it has one (v3.0-3.1), as
         ``GenericLogic.calculateUserAccountData`` prices them.
 
-        Floats for the at-risk index's bounds (which reserve half the slack for rounding): amounts
+        Floats for the at-risk index's bounds (which keep a rounding allowance off the slack): amounts
         are ``scaled * index / RAY`` in floating point with the indexes accrued to ``timestamp``,
         not the tokens' rounded ``balanceOf`` (a relative error near 1e-16, and no big-integer
         work: this runs for every re-indexed account)."""
@@ -185,7 +185,10 @@ class AaveV3Adapter(ProtocolAdapter[AaveV3State]):
             unit = 10.0 ** cfg.decimals
             e = 0.0
             lt = cat.liquidation_threshold if in_emode and cat is not None else cfg.liquidation_threshold
-            if ur.scaled_a_token_balance and lt and is_using_as_collateral(config, r.id):
+            # counted only when the reserve's own threshold is not 0, as calculateUserAccountData
+            # does, then at the category's threshold in e-mode
+            if ur.scaled_a_token_balance and cfg.liquidation_threshold and lt \
+                    and is_using_as_collateral(config, r.id):
                 income = cached_normalized_income(state, r, timestamp)
                 e += ur.scaled_a_token_balance * (income / RAY) * lt / 10_000 / unit
             debt = 0.0

@@ -623,3 +623,46 @@ def test_the_window_end_counts_the_bad_debt_that_interest_alone_created() -> Non
     for naive in (False, True):
         res = run_inputs(sc, inp, naive=naive)
         assert res.summary["bad_debt"]["end_unrealized_oracle_value"] == 221_973_674_800, naive
+
+
+def test_collateral_of_a_reserve_with_threshold_zero_is_no_exposure_in_emode() -> None:
+    """``calculateUserAccountData`` counts a collateral only when the *reserve's* threshold is not
+    0, then weights it by the e-mode category's threshold; ``exposures`` tested the category's.
+    An e-mode account holding (as collateral) and owing a stablecoin whose reserve threshold is 0
+    was given an exposure of -700 to it instead of -10,000 (the supplied 10,000 counted at 93 %):
+    the stablecoin rising to $1.70 (HF 0.94) crossed no trigger, the indexed replay never
+    re-evaluated the account and the naive one liquidated it."""
+    from protocols.aave_v3 import AaveV3Adapter
+    from protocols.aave_v3.configuration import ReserveConfiguration
+    from protocols.aave_v3.state import V3_0, AaveV3State, EModeCategory, ReserveData, UserReserve, UserState
+
+    st = AaveV3State(rules=V3_0, pool=POOL)
+    x, s = _addr(0xA0, 0), _addr(0xA0, 1)
+    for i, (a, lt, cat) in enumerate(((x, 8000, 0), (s, 0, 1))):
+        st.add_reserve(ReserveData(
+            asset=a, id=i, configuration=ReserveConfiguration(
+                ltv=7500 if lt else 0, liquidation_threshold=lt, liquidation_bonus=10500 if lt else 0,
+                decimals=18, active=True, borrowing_enabled=True, emode_category=cat),
+            last_update_timestamp=T0, a_token=_addr(0xB0, i), variable_debt_token=_addr(0xC0, i),
+            stable_debt_token=_addr(0xD0, i), treasury=TREASURY, a_token_underlying_balance=10**40,
+            variable_debt_scaled_total_supply=10_000 * 10**18 if a == s else 0))
+    st.emode_categories[1] = EModeCategory(ltv=9000, liquidation_threshold=9300, liquidation_bonus=10100)
+    user = _addr(0x11, 1)
+    st.users[user] = UserState(configuration=(1 << 1) | (1 << 2) | (1 << 3), emode_category=1, reserves={
+        x: UserReserve(scaled_a_token_balance=10 * 10**18, a_token_previous_index=RAY),
+        s: UserReserve(scaled_a_token_balance=10_000 * 10**18, a_token_previous_index=RAY,
+                       scaled_variable_debt=10_000 * 10**18, variable_debt_previous_index=RAY)})
+    adapter = AaveV3Adapter()
+    fx, fs = _addr(0xF0, 0), _addr(0xF0, 1)
+    blocks = Blocks.regular(FROM - 1, FROM + 3, T0 - 12)
+    inp = ReplayInputs(adapter, st, CHAIN, FROM, FROM + 3, blocks, {fx: (x,), fs: (s,)},
+                       [Round(fs, 170_000_000, 8, blocks.timestamp(FROM + 1), FROM + 1, 0,
+                              blocks.timestamp(FROM + 1))],
+                       {fx: Round(fx, 2_000 * 10**8, 8, T0 - 12, FROM - 1, 0, T0 - 12),
+                        fs: Round(fs, 10**8, 8, T0 - 12, FROM - 1, 1, T0 - 12)})
+    sc = parse_scenario(f'name = "t"\nchain_id = {CHAIN}\n[window]\nfrom_block = {FROM}\nto_block = '
+                        f'{FROM + 3}\n[market]\nprotocol = "aave_v3"\nsource = "m"\n', "<test>")
+    naive = run_inputs(sc, inp, naive=True)
+    assert [liq.user for liq in naive.output.liquidations][:1] == [user]
+    assert differences(run_inputs(sc, inp), naive) == []
+    assert adapter.exposures(st, user, T0) == {x: 8.0, s: -10_000.0}
