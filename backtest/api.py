@@ -252,17 +252,19 @@ def _require(wh: Warehouse, sc: Scenario, dataset: str, source: str, a: int, b: 
                             "chainlink" if dataset == "chainlink" else None)
 
     cur = a
-    for x, y, _ in stored:  # by first block; disjoint
+    for x, y, _, _ in stored:  # by first block; disjoint
         if x <= cur <= y:
             cur = y + 1
         if cur > b:
             break
     if cur <= b:
-        have = [(x, y) for x, y, _ in stored]
+        have = [(x, y) for x, y, _, _ in stored]
         raise MissingData(f"{what} ({dataset}:{source}) is not ingested over blocks {a}..{b} on chain "
                           f"{sc.chain_id} (ingested: {have or 'nothing'}); run `{hint(a, b)}`")
     asked = asked_fingerprint(dataset)
-    stale = [(max(a, x), min(b, y), f) for x, y, f in stored if f != asked and x <= b and y >= a]
+    # what was asked (declarations, ingest format); not the contract addresses, which only the
+    # deployments file knows (an ingest compares those)
+    stale = [(max(a, x), min(b, y), f) for x, y, f, _ in stored if f != asked and x <= b and y >= a]
     if not stale:
         return
     lo, hi = stale[0][0], stale[-1][1]

@@ -90,7 +90,7 @@ from ingest.datasets.aave_v3 import AaveV3
 from ingest.datasets.base import LOGS
 from ingest.datasets.blocks import BLOCKS
 from ingest.datasets.chainlink import ORACLE_PHASES, ORACLE_ROUNDS, Chainlink
-from ingest.schema import Table
+from ingest.schema import Table, addresses_sha256
 from ingest.warehouse import CHECKPOINTS, REORGS, RUNS, Warehouse, unregister
 from protocols.aave_v3.reserve_logic import calculate_interest_rates
 from protocols.aave_v3.state import InterestRateStrategy
@@ -1239,12 +1239,15 @@ def _write_meta(
     """Coverage of every source over the whole range, and the generation run."""
     now = dt.datetime.fromtimestamp(started, dt.UTC)
     sources = [("blocks", "chain"), ("aave_v3", cfg.deployment)] + [("chainlink", f) for f in mk.feeds]
+    # the market's contracts as a deployments file of it would give them
+    given = {"pool": [mk.pool], "pool_configurator": [mk.configurator], "oracle": [mk.oracle]}
     for ds, src in sources:
-        # the fingerprint a real ingest of this version records (what it asks for and writes):
-        # the backtest refuses intervals stored under another one
+        # the fingerprints a real ingest of this version records (what it asks for and writes,
+        # the contracts it was given): the backtest refuses intervals stored under another one
         wh.con.execute(
-            "INSERT INTO meta.checkpoints VALUES (?,?,?,?,?,?,?,?)",
-            [cfg.chain_id, ds, src, cfg.first_block, cfg.last_block, run_id, now, asked_fingerprint(ds)],
+            "INSERT INTO meta.checkpoints VALUES (?,?,?,?,?,?,?,?,?)",
+            [cfg.chain_id, ds, src, cfg.first_block, cfg.last_block, run_id, now, asked_fingerprint(ds),
+             addresses_sha256(given if ds == "aave_v3" else {})],
         )
     cols = [c.name for c in RUNS.columns]
     values: dict[str, Any] = {

@@ -12,8 +12,9 @@ Order of a run:
    marked 'finalized'.
 4. Per dataset source, what is not yet covered by ``meta.checkpoints`` in the requested range
    under this version's fingerprint of what to fetch (``asked_sha256``: each role's topic0s, the
-   tables written, :data:`ingest.version.INGEST_FORMAT`) is cut into aligned chunks; intervals
-   stored under another fingerprint are re-ingested, and the summary says how many blocks. For
+   tables written, :data:`ingest.version.INGEST_FORMAT`) and of the contracts the deployments
+   give (``addresses_sha256``) is cut into aligned chunks; intervals stored under other
+   fingerprints are re-ingested, and the summary says how many blocks. For
    each chunk, blocks and logs are fetched (the next chunk's are fetched on a background thread
    while this one is written), then written with their
    checkpoints in one transaction: per dataset, one staging statement reads every source's and
@@ -66,6 +67,7 @@ from .errors import (
 from .redact import redact_url
 from .reorg import verify_and_rollback
 from .rpc import JsonRpcClient
+from .schema import addresses_sha256
 from .version import code_version
 from .warehouse import CHECKPOINTS, REORGS, RUNS, Warehouse, utcnow
 
@@ -444,13 +446,13 @@ def _run(wh: Warehouse, rpc: JsonRpcClient, req: IngestRequest, run_id: str,
     check_disjoint([(f"{d.NAME}:{s.key}", d.root_roles(ctx, s)) for d, s in sources
                     if max(lo, s.start_block) <= hi])
 
-    # what this version asks for: an interval stored under another fingerprint (a declaration
-    # added or changed since, another INGEST_FORMAT, or NULL: stored before fingerprints were
-    # recorded) is not covered, and is re-ingested (the chunk writes replace its rows)
-    asked_blocks = blocks_asked_sha256()
-    todo_blocks = _todo(ctx, "blocks", "chain", lo, hi, asked_blocks)
+    # what this version asks for: an interval stored under other fingerprints (a declaration
+    # added or changed since, another INGEST_FORMAT, a contract added or readdressed in the
+    # deployments, or NULL: not recorded) is not covered, and is re-ingested (the chunk writes
+    # replace its rows)
+    todo_blocks = _todo(ctx, "blocks", "chain", lo, hi, blocks_asked_sha256(), NO_ADDRESSES)
     todo_src = {(d.NAME, s.key): _todo(ctx, d.NAME, s.key, max(lo, s.start_block), hi,
-                                       asked_of(ctx, d))
+                                       asked_of(ctx, d), d.addresses_sha256(s))
                 for d, s in sources}
     size = req.chunk_blocks
     # the plan's grid: aligned cells of ``size`` blocks with something to do (the same cells
@@ -520,26 +522,40 @@ def asked_of(ctx: RunContext, d: LogDataset) -> str:
     return fp
 
 
+#: the addresses fingerprint of a dataset given no addresses (blocks; feeds, whose aggregators
+#: are discovered)
+NO_ADDRESSES = addresses_sha256({})
+
+
 def _todo(ctx: RunContext, dataset: str, source: str, lo: int, hi: int,
-          asked: str) -> list[tuple[int, int]]:
-    """The blocks of [lo, hi] that ``dataset``'s ``source`` lacks under fingerprint ``asked``;
-    those stored under another fingerprint are counted in the run's summary and said in a
-    warning (they are re-ingested)."""
+          asked: str, addresses: str) -> list[tuple[int, int]]:
+    """The blocks of [lo, hi] that ``dataset``'s ``source`` lacks under fingerprints ``asked``
+    (declarations) and ``addresses`` (contracts given); those stored under other ones are
+    counted in the run's summary and said in a warning (they are re-ingested)."""
     if lo > hi:
         return []
     stored = ctx.wh.checkpoints(ctx.chain_id, dataset, source)
-    todo = _subtract(lo, hi, [(a, b) for a, b, f in stored if f == asked])
-    stale = [(x, y, f) for a, b, f in stored if f != asked for x, y in _intersect(a, b, [(lo, hi)])]
+    todo = _subtract(lo, hi, [(a, b) for a, b, f, g in stored if (f, g) == (asked, addresses)])
+    stale = [(x, y, f, g) for a, b, f, g in stored if (f, g) != (asked, addresses)
+             for x, y in _intersect(a, b, [(lo, hi)])]
     if stale:
-        n = sum(y - x + 1 for x, y, _ in stale)
+        n = sum(y - x + 1 for x, y, _, _ in stale)
         ctx.note_reingested(f"{dataset}:{source}", n)
-        spans = ", ".join(f"{x}..{y}" for x, y, _ in stale[:5]) + (
+        spans = ", ".join(f"{x}..{y}" for x, y, _, _ in stale[:5]) + (
             f" and {len(stale) - 5} more" if len(stale) > 5 else "")
-        why = ("were stored before deficit recorded what each ingest asks for (NULL fingerprint)"
-               if all(f is None for _, _, f in stale) else
-               "were stored under other declarations of what to fetch (a newly declared event, "
-               "role or table, or another ingest format) than this version's")
-        ctx.warn(f"{n:,} block(s) of {dataset}:{source} ({spans}) are re-ingested: they {why}")
+        why = []
+        if any(f is None for _, _, f, _ in stale):
+            why.append("stored before deficit recorded what each ingest asks for (NULL fingerprint)")
+        if any(f is not None and f != asked for _, _, f, _ in stale):
+            why.append("stored under other declarations of what to fetch (a newly declared event, "
+                       "role or table, or another ingest format) than this version's")
+        if any(f == asked and g != addresses for _, _, f, g in stale):
+            why.append("stored with other contract addresses than the deployments now give (a "
+                       "role added or readdressed)" if all(g is not None for _, _, f, g in stale
+                                                           if f == asked) else
+                       "stored without a record of the contract addresses asked for")
+        ctx.warn(f"{n:,} block(s) of {dataset}:{source} ({spans}) are re-ingested: they were "
+                 + "; ".join(why))
     return todo
 
 
@@ -660,7 +676,8 @@ def _chunk_inner(ctx: RunContext, blocks_ivs: list[tuple[int, int]],
                         [chain, a, b])
             write_blocks(con, blocks, chain_id=chain, run_id=ctx.run_id, final_upto=final,
                          head=head)
-            wh.add_covered(chain, "blocks", "chain", a, b, ctx.run_id, blocks_asked_sha256())
+            wh.add_covered(chain, "blocks", "chain", a, b, ctx.run_id, blocks_asked_sha256(),
+                           NO_ADDRESSES)
         for (_, a, b), (d, srcs, batches) in groups.items():
             # Range replace. Decoded and derived rows are only ever written together with their
             # raw.logs rows, so when raw.logs holds nothing for the range neither do they.
@@ -684,7 +701,8 @@ def _chunk_inner(ctx: RunContext, blocks_ivs: list[tuple[int, int]],
             nlogs += _write_batches(ctx, d, found, raw)
             d.after_chunk_all(ctx, srcs, a, b)
             for s in srcs:
-                wh.add_covered(chain, d.NAME, s.key, a, b, ctx.run_id, asked_of(ctx, d))
+                wh.add_covered(chain, d.NAME, s.key, a, b, ctx.run_id, asked_of(ctx, d),
+                               d.addresses_sha256(s))
     return nlogs
 
 

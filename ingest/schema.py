@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 __all__ = ["Column", "Table", "LINEAGE_LOG_COLUMNS", "register_table", "registered_tables",
-           "schema_markdown", "schema_text", "asked_sha256"]
+           "schema_markdown", "schema_text", "asked_sha256", "addresses_sha256"]
 
 
 @dataclass(frozen=True)
@@ -101,6 +101,18 @@ def asked_sha256(dataset: str, topics: Mapping[str, Sequence[str]], tables: Iter
     doc = {"ingest_format": INGEST_FORMAT, "dataset": dataset,
            "topics": {r: sorted(str(t).lower() for t in ts) for r, ts in topics.items()},
            "tables": {t.fqn: [[c.name, c.type] for c in t.columns] for t in tables}}
+    text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def addresses_sha256(addresses: Mapping[str, Sequence[str]]) -> str:
+    """The fingerprint of the contract addresses an ingest of one dataset source was *given* (a
+    deployment's declared contracts, by role; not those it discovers from logs, e.g. tokens or
+    feed phase aggregators), recorded with each covered interval
+    (``meta.checkpoints.addresses_sha256``): SHA-256 (hex) of the canonical JSON of role -> sorted
+    lower-case addresses. A role given another address (or a new role) since an interval was
+    stored makes that interval stale: the new contract's logs were never asked for there."""
+    doc = {r: sorted(str(a).lower() for a in v) for r, v in addresses.items() if v}
     text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 

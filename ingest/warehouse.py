@@ -48,9 +48,9 @@ RUNS = register_table(Table(
     "ingest.warehouse", ("started_at",)))
 
 CHECKPOINTS = register_table(Table(
-    "meta", "checkpoints", "Block intervals already ingested, per dataset source, with a fingerprint "
+    "meta", "checkpoints", "Block intervals already ingested, per dataset source, with fingerprints "
     "of what was asked for there. Written in the same transaction as the data; adjacent intervals "
-    "of equal fingerprint are merged. A resumed run ingests only what is missing or was stored "
+    "of equal fingerprints are merged. A resumed run ingests only what is missing or was stored "
     "under another fingerprint.",
     (
         Column("chain_id", "UBIGINT", "chain", False),
@@ -67,6 +67,12 @@ CHECKPOINTS = register_table(Table(
                "is re-ingested by the next ingest over it and refused by the backtest until then; "
                "adjacent intervals merge only when equal. NULL: written before the column existed "
                "(unknown, treated as stale)"),
+        Column("addresses_sha256", "VARCHAR", "fingerprint of the contract addresses the ingest of "
+               "this source was given (the deployment's contracts by role; not those discovered from "
+               "logs): SHA-256 of role -> sorted addresses (ingest.schema.addresses_sha256). An "
+               "interval stored under other addresses (a role added or readdressed in the "
+               "deployments since) is re-ingested by the next ingest over it; adjacent intervals "
+               "merge only when equal. NULL: not recorded (treated as stale by ingest)"),
     ),
     "ingest.warehouse", ("chain_id", "dataset", "source", "from_block")))
 
@@ -256,61 +262,66 @@ class Warehouse:
 
     # ----------------------------------------------------------------- checkpoints
     def checkpoints(self, chain_id: int, dataset: str, source: str
-                    ) -> list[tuple[int, int, str | None]]:
-        """The stored intervals of one dataset source with their fingerprints
-        (``asked_sha256``; None when NULL, or for a file whose ``meta.checkpoints`` predates the
-        column: the backtest reads files that were not migrated), by first block."""
-        has = self.con.execute(
-            "SELECT count(*) FROM duckdb_columns() WHERE schema_name='meta' AND "
-            "table_name='checkpoints' AND column_name='asked_sha256'").fetchall()[0][0]
+                    ) -> list[tuple[int, int, str | None, str | None]]:
+        """The stored intervals of one dataset source with their fingerprints, ``(from_block,
+        to_block, asked_sha256, addresses_sha256)`` by first block (None for NULL, or for a file
+        whose ``meta.checkpoints`` predates the column: the backtest reads files that were not
+        migrated)."""
+        have = {str(r[0]) for r in self.con.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE schema_name='meta' AND "
+            "table_name='checkpoints'").fetchall()}
+        cols = ", ".join(c if c in have else "NULL" for c in ("asked_sha256", "addresses_sha256"))
         rows = self.con.execute(
-            f"SELECT from_block, to_block, {'asked_sha256' if has else 'NULL'} FROM meta.checkpoints "
+            f"SELECT from_block, to_block, {cols} FROM meta.checkpoints "
             "WHERE chain_id=? AND dataset=? AND source=? ORDER BY from_block",
             [chain_id, dataset, source]).fetchall()
-        return [(int(a), int(b), None if f is None else str(f)) for a, b, f in rows]
+        return [(int(a), int(b), None if f is None else str(f), None if g is None else str(g))
+                for a, b, f, g in rows]
 
-    def covered(self, chain_id: int, dataset: str, source: str, *,
-                asked: str | None = None) -> list[tuple[int, int]]:
-        """Stored intervals of one dataset source; with ``asked``, only those stored under that
-        fingerprint (what this version counts as ingested)."""
-        return [(a, b) for a, b, f in self.checkpoints(chain_id, dataset, source)
-                if asked is None or f == asked]
+    def covered(self, chain_id: int, dataset: str, source: str, *, asked: str | None = None,
+                addresses: str | None = None) -> list[tuple[int, int]]:
+        """Stored intervals of one dataset source; with ``asked`` (``addresses``), only those
+        stored under that fingerprint of the declarations (of the addresses given)."""
+        return [(a, b) for a, b, f, g in self.checkpoints(chain_id, dataset, source)
+                if (asked is None or f == asked) and (addresses is None or g == addresses)]
 
     def add_covered(self, chain_id: int, dataset: str, source: str, a: int, b: int,
-                    run_id: str, asked: str | None = None) -> None:
-        """Record [a, b] as ingested under fingerprint ``asked`` (default: this version's for
-        ``dataset``); call inside the data's transaction. Intervals of the same fingerprint that
-        overlap or touch it are merged into it; those of another fingerprint (or NULL) lose
-        their part inside [a, b] (its rows were just replaced), and keep the rest as they were."""
+                    run_id: str, asked: str | None = None, addresses: str | None = None) -> None:
+        """Record [a, b] as ingested under fingerprints ``asked`` (default: this version's for
+        ``dataset``) and ``addresses`` (default NULL: not recorded); call inside the data's
+        transaction. Intervals of the same fingerprints that overlap or touch it are merged into
+        it; the others lose their part inside [a, b] (its rows were just replaced), and keep the
+        rest as they were."""
         if asked is None:
             from .datasets import asked_fingerprint
 
             asked = asked_fingerprint(dataset)
         lo, hi = a, b
-        keep: list[tuple[int, int, str, object, str | None]] = []
+        keep: list[tuple[int, int, str, object, str | None, str | None]] = []
         hit = False
-        for x, y, run, at, f in self.con.execute(
-                "SELECT from_block, to_block, run_id, updated_at, asked_sha256 FROM meta.checkpoints "
-                "WHERE chain_id=? AND dataset=? AND source=? AND to_block + 1 >= ? AND "
-                "from_block <= ? + 1", [chain_id, dataset, source, a, b]).fetchall():
+        for x, y, run, at, f, g in self.con.execute(
+                "SELECT from_block, to_block, run_id, updated_at, asked_sha256, addresses_sha256 "
+                "FROM meta.checkpoints WHERE chain_id=? AND dataset=? AND source=? AND "
+                "to_block + 1 >= ? AND from_block <= ? + 1", [chain_id, dataset, source, a, b]
+                ).fetchall():
             x, y = int(x), int(y)
             hit = True
-            if f == asked:
+            if f == asked and g == addresses:
                 lo, hi = min(lo, x), max(hi, y)
                 continue
             if x < a:
-                keep.append((x, min(y, a - 1), run, at, f))
+                keep.append((x, min(y, a - 1), run, at, f, g))
             if y > b:
-                keep.append((max(x, b + 1), y, run, at, f))
+                keep.append((max(x, b + 1), y, run, at, f, g))
         if hit:
             self.con.execute(
                 "DELETE FROM meta.checkpoints WHERE chain_id=? AND dataset=? AND source=? "
                 "AND to_block + 1 >= ? AND from_block <= ? + 1", [chain_id, dataset, source, a, b])
-        for x, y, run, at, f in keep:
-            self.con.execute("INSERT INTO meta.checkpoints VALUES (?,?,?,?,?,?,?,?)",
-                             [chain_id, dataset, source, x, y, run, at, f])
-        self.con.execute("INSERT INTO meta.checkpoints VALUES (?,?,?,?,?,?,?,?)",
-                         [chain_id, dataset, source, lo, hi, run_id, utcnow(), asked])
+        for x, y, run, at, f, g in keep:
+            self.con.execute("INSERT INTO meta.checkpoints VALUES (?,?,?,?,?,?,?,?,?)",
+                             [chain_id, dataset, source, x, y, run, at, f, g])
+        self.con.execute("INSERT INTO meta.checkpoints VALUES (?,?,?,?,?,?,?,?,?)",
+                         [chain_id, dataset, source, lo, hi, run_id, utcnow(), asked, addresses])
 
     def truncate_covered(self, chain_id: int, above: int) -> None:
         """Forget coverage above block ``above`` for every dataset (after a reorg rollback)."""

@@ -38,6 +38,12 @@ class AaveMarket(LogDataset):
         return {role: [addr] for role, addr in source.payload.contracts.items()
                 if role in self.ROLES and role not in TOKEN_ROLES}
 
+    def declared_addresses(self, source: Source) -> dict[str, list[str]]:
+        """The deployment's contracts of this dataset's roles (root contracts, and tokens
+        declared by hand): a role added or readdressed since a range was stored makes it stale."""
+        return {role: [str(addr).lower()] for role, addr in sorted(source.payload.contracts.items())
+                if role in self.ROLES}
+
     def _reserve_table(self) -> str:
         return next(t.table.fqn for t in self.EVENT_TABLES
                     if t.spec.name == "ReserveInitialized")

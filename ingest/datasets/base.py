@@ -25,7 +25,15 @@ import pyarrow as pa
 from .. import bulk_decode
 from ..abi import EventSpec, snake_case
 from ..errors import ConfigError, DecodeError, InconsistentLogError, ValueOutOfRange
-from ..schema import LINEAGE_LOG_COLUMNS, Column, Table, asked_sha256, register_table, sql_str
+from ..schema import (
+    LINEAGE_LOG_COLUMNS,
+    Column,
+    Table,
+    addresses_sha256,
+    asked_sha256,
+    register_table,
+    sql_str,
+)
 from ..warehouse import fetch_one, unregister
 
 if TYPE_CHECKING:
@@ -174,6 +182,16 @@ class LogDataset(ABC):
         roles = sorted(set(self.ROLES) | {r for t in self.EVENT_TABLES for r in t.roles})
         return asked_sha256(self.NAME, {r: self.topics_for(r) for r in roles},
                             (LOGS, *self.all_tables()))
+
+    def declared_addresses(self, source: Source) -> dict[str, list[str]]:
+        """The contract addresses ``source`` was given, by role (default: none; the dataset
+        discovers its contracts, e.g. a feed's phase aggregators)."""
+        return {}
+
+    def addresses_sha256(self, source: Source) -> str:
+        """Fingerprint of :meth:`declared_addresses`, recorded with each covered interval of
+        ``source`` (:func:`ingest.schema.addresses_sha256`)."""
+        return addresses_sha256(self.declared_addresses(source))
 
 
 # ------------------------------------------------------------------------- bulk path

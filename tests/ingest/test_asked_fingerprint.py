@@ -33,6 +33,11 @@ def _without_new_event(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(AaveV3, "EVENT_TABLES", reduced)
 
 
+def _ivs(wh: Warehouse, dataset: str, source: str) -> list[tuple[int, int, str | None]]:
+    """The source's intervals with their declarations' fingerprint."""
+    return [(a, b, f) for a, b, f, _ in wh.checkpoints(31337, dataset, source)]
+
+
 def _fingerprints(db: Path) -> set[tuple[str, str | None]]:
     with Warehouse(db, read_only=True) as wh:
         return {(d, f) for d, f in wh.con.execute(
@@ -72,7 +77,7 @@ def test_a_newly_declared_event_is_fetched_over_ranges_ingested_before(anvil, ch
     with Warehouse(db, read_only=True) as wh:
         assert not wh.con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'raw' "
                                   "AND table_name = 'aave_v3_a_token_initialized'").fetchone()[0]
-        assert wh.checkpoints(31337, "aave_v3", "aave_v3_test") == [(0, head, old_fp)]
+        assert _ivs(wh, "aave_v3", "aave_v3_test") == [(0, head, old_fp)]
 
     # this version: the new table is created (empty), and the range is re-ingested for it
     s = ingest(anvil.url, db, dep)
@@ -118,7 +123,7 @@ def test_an_interrupted_reingest_resumes_to_what_a_fresh_ingest_writes(anvil, ch
     now = asked_fingerprint("aave_v3")
     with Warehouse(db, read_only=True) as wh:
         # the re-ingested part replaced the stale one's blocks; the two are not merged
-        assert wh.checkpoints(31337, "aave_v3", "aave_v3_test") == [(0, 29, now), (30, head, old_fp)]
+        assert _ivs(wh, "aave_v3", "aave_v3_test") == [(0, 29, now), (30, head, old_fp)]
         assert wh.con.execute(f"SELECT count(*) FROM {NEW_TABLE} WHERE block_number > 29"
                               ).fetchone()[0] == 0
     s = ingest(anvil.url, db, dep, chunk_blocks=10, chunk_rows=0)
@@ -160,23 +165,28 @@ def test_checkpoints_merge_only_equal_fingerprints_and_trim_replaced_ones(tmp_pa
             wh.add_covered(1, "blocks", "chain", 0, 99, "r0", "old")
             wh.add_covered(1, "blocks", "chain", 200, 299, "r0", "new")
             wh.con.execute("INSERT INTO meta.checkpoints VALUES (1, 'blocks', 'chain', 300, 399, "
-                           "'r-1', now(), NULL)")
+                           "'r-1', now(), NULL, NULL)")
         with wh.transaction():  # inside an old interval: it is cut in two around it
             wh.add_covered(1, "blocks", "chain", 40, 59, "r1", "new")
-        assert wh.checkpoints(1, "blocks", "chain") == [
+        assert [iv[:3] for iv in wh.checkpoints(1, "blocks", "chain")] == [
             (0, 39, "old"), (40, 59, "new"), (60, 99, "old"), (200, 299, "new"), (300, 399, None)]
         with wh.transaction():  # touching an equal one merges; touching another does not
             wh.add_covered(1, "blocks", "chain", 100, 199, "r2", "new")
-        assert wh.checkpoints(1, "blocks", "chain") == [
+        assert [iv[:3] for iv in wh.checkpoints(1, "blocks", "chain")] == [
             (0, 39, "old"), (40, 59, "new"), (60, 99, "old"), (100, 299, "new"), (300, 399, None)]
         with wh.transaction():  # over several: the replaced parts go, the rest keeps its lineage
             wh.add_covered(1, "blocks", "chain", 20, 350, "r3", "new")
-        assert wh.checkpoints(1, "blocks", "chain") == [(0, 19, "old"), (20, 350, "new"),
+        assert [iv[:3] for iv in wh.checkpoints(1, "blocks", "chain")] == [(0, 19, "old"), (20, 350, "new"),
                                                         (351, 399, None)]
         assert wh.con.execute("SELECT run_id FROM meta.checkpoints ORDER BY from_block"
                               ).fetchall() == [("r0",), ("r3",), ("r-1",)]
         assert wh.covered(1, "blocks", "chain", asked="new") == [(20, 350)]
         assert wh.covered(1, "blocks", "chain") == [(0, 19), (20, 350), (351, 399)]
+        with wh.transaction():  # the same declarations, other addresses: not merged either
+            wh.add_covered(1, "blocks", "chain", 351, 360, "r4", "new", "addr")
+        assert wh.checkpoints(1, "blocks", "chain")[1:3] == [(20, 350, "new", None),
+                                                            (351, 360, "new", "addr")]
+        assert wh.covered(1, "blocks", "chain", asked="new", addresses="addr") == [(351, 360)]
 
 
 def test_an_older_warehouse_migrates_and_its_intervals_read_as_unknown(tmp_path):
@@ -192,10 +202,38 @@ def test_an_older_warehouse_migrates_and_its_intervals_read_as_unknown(tmp_path)
                        "source VARCHAR NOT NULL, from_block UBIGINT NOT NULL, to_block UBIGINT NOT NULL, "
                        "run_id VARCHAR NOT NULL, updated_at TIMESTAMPTZ NOT NULL)")
         wh.con.execute("INSERT INTO meta.checkpoints VALUES (1, 'aave_v3', 'm', 0, 99, 'r0', now())")
-        assert wh.checkpoints(1, "aave_v3", "m") == [(0, 99, None)]  # read as unknown, unmigrated
+        assert wh.checkpoints(1, "aave_v3", "m") == [(0, 99, None, None)]  # unknown, unmigrated
         steps = plan_migration(wh, [CHECKPOINTS])
         assert [(s.table, s.action) for s in steps] == [("meta.checkpoints", "add_columns")]
         apply_migration(wh, steps, [CHECKPOINTS])
         wh.ensure(CHECKPOINTS)
-        assert wh.checkpoints(1, "aave_v3", "m") == [(0, 99, None)]
+        assert wh.checkpoints(1, "aave_v3", "m") == [(0, 99, None, None)]
         assert wh.covered(1, "aave_v3", "m", asked=asked_fingerprint("aave_v3")) == []
+
+
+@pytest.mark.anvil
+def test_a_contract_added_to_a_deployment_is_fetched_over_ranges_ingested_before(anvil, chain, tmp_path):
+    """The deployment's ``oracle`` declared after its range was ingested: its AssetSourceUpdated
+    logs were never fetched there (the table stayed empty over an ingested range, and the replay
+    found no price source) (fails before)."""
+    import re
+
+    m = build_market_chain(chain, seed=8, times=1, datasets=("aave_v3",), rounds=4)
+    full = tmp_path / "full.toml"
+    full.write_text(m.deployments_toml)
+    part = tmp_path / "part.toml"
+    part.write_text(re.sub(r"(?m)^oracle = .*\n", "", m.deployments_toml))
+    assert part.read_text() != full.read_text()
+    head = chain.block_number()
+    fresh = tmp_path / "fresh.duckdb"
+    ingest(anvil.url, fresh, full)
+    db = tmp_path / "w.duckdb"
+    ingest(anvil.url, db, part)
+    with Warehouse(db, read_only=True) as wh:
+        assert not wh.con.execute("SELECT count(*) FROM raw.aave_v3_asset_source_updated").fetchone()[0]
+    s = ingest(anvil.url, db, full)
+    assert s.reingested == {SOURCE: head + 1}
+    assert any("other contract addresses" in w for w in s.warnings)
+    assert snapshot(db) == snapshot(fresh)  # rows and checkpoints (both fingerprints)
+    with Warehouse(db, read_only=True) as wh:
+        assert wh.con.execute("SELECT count(*) FROM raw.aave_v3_asset_source_updated").fetchone()[0] > 0

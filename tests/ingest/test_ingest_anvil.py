@@ -51,7 +51,8 @@ def snapshot(db: Path, exclude=("run_id", "updated_at", "discovered_at_block")) 
             sel = ", ".join(f'"{c}"' for c in cols)
             out[t] = con.execute(f"SELECT {sel} FROM raw.{t} ORDER BY ALL").fetchall()
         out["checkpoints"] = con.execute(
-            "SELECT chain_id, dataset, source, from_block, to_block, asked_sha256 FROM meta.checkpoints "
+            "SELECT chain_id, dataset, source, from_block, to_block, asked_sha256, addresses_sha256 "
+            "FROM meta.checkpoints "
             "ORDER BY ALL").fetchall()
     return out
 
