@@ -253,7 +253,7 @@ class Ledger:
                 m = 0
             if margin is None or m < margin:
                 margin = m
-        if margin is not None and keys:
+        if margin is not None and (keys or margin == 0):  # at the boundary: with or without keys
             # Until the evaluation expires, debt may grow by a factor 1 + g and prices may move
             # within their triggers (an adverse move of at most half the margin, valued at the
             # evaluation's amounts). The account stays healthy while
