@@ -293,7 +293,7 @@ class Scenario:
         ov["emode"] = sorted(ov["emode"], key=lambda r: int(r["category"]))
         if not ov["emode"]:  # added later: left out when empty, so earlier scenarios keep their hash
             del ov["emode"]
-        return json.dumps(d, sort_keys=True, default=_json_default, separators=(",", ":"))
+        return json.dumps(_whole_floats(d), sort_keys=True, default=_json_default, separators=(",", ":"))
 
     def sha256(self) -> str:
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()
@@ -311,6 +311,18 @@ def _plain(o: object) -> object:
         return {str(k): _plain(v) for k, v in o.items()}
     if isinstance(o, (list, tuple)):
         return [_plain(v) for v in o]
+    return o
+
+
+def _whole_floats(o: object) -> object:
+    """``o`` with every whole float (``1.0``, from a TOML ``1.0``) as an int: the code reading a
+    parameter takes ``1`` and ``1.0`` as one number, so the hash does too."""
+    if isinstance(o, float) and o.is_integer() and abs(o) < 2**53:
+        return int(o)
+    if isinstance(o, dict):
+        return {k: _whole_floats(v) for k, v in o.items()}
+    if isinstance(o, list):
+        return [_whole_floats(v) for v in o]
     return o
 
 

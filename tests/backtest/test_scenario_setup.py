@@ -341,3 +341,19 @@ def test_equal_scenarios_written_differently_have_one_hash() -> None:
     assert len(hashes) == 1
     assert parse_scenario(base.format("10.5", one)).sha256() not in hashes
     assert parse_scenario(base.format("10", one.replace("10700", "10600"))).sha256() not in hashes
+
+
+def test_a_whole_number_written_as_a_float_does_not_change_the_hash() -> None:
+    """A metric parameter or a shock parameter written ``1`` or ``1.0`` is one number to the code
+    that reads it, but the canonical JSON kept the float (``1`` vs ``1.0``), so the two spellings
+    had different run ids. A different value still differs."""
+    from backtest.scenario import parse_scenario
+
+    base = ('name = "x"\nchain_id = 1\nmode = "counterfactual"\n[window]\nfrom_block = 1\nto_block = 2\n'
+            '[market]\nprotocol = "aave_v3"\nsource = "m"\n'
+            '[[shock]]\nkind = "scale"\nfactor = {}\nfrom_ts = 0\nto_ts = 10\n'
+            '[metrics]\nnames = ["bad_debt"]\n[metrics.bad_debt]\ndust_usd = {}\n')
+    hashes = {parse_scenario(base.format(f, d)).sha256() for f in ("2", "2.0") for d in ("1", "1.0")}
+    assert len(hashes) == 1
+    assert parse_scenario(base.format("2", "1.5")).sha256() not in hashes
+    assert parse_scenario(base.format("2.5", "1")).sha256() not in hashes
