@@ -238,3 +238,46 @@ def test_demo_stress_run_does_not_measure_its_own_shock_as_oracle_error(
     finally:
         con.close()
     assert against_market == []
+
+
+def test_demo_text_summary_does_not_present_the_liquidation_volume_as_a_finality_risk(tmp_path: Path) -> None:
+    """An on-chain liquidation acts on the state of its own block (``decided_block = block``), never
+    final at a depth > 0: in the historical run every one counts as acting on non-final state, so
+    the demo's "liquidated on blocks not yet final: $X" was the liquidation volume printed again
+    under a name that read as a risk figure of its own. It now says how many of all the
+    liquidations that is (and why), and how many sat in blocks not final when ingested (the rows a
+    reorg could still change)."""
+    from rich.console import Console
+
+    from backtest.demo import DemoResult, print_summary
+
+    s = {
+        "warehouse": "w.duckdb", "liquidations_observed": 3, "liquidated_accounts": 2,
+        "liquidation_volume_usd": 1234.5,
+        "fidelity": {"observed": 3, "predicted": 3, "matched": 3, "precision": 1.0, "recall": 1.0,
+                     "amounts_compared": 3, "amounts_exact": 3},
+        "bad_debt": {"peak_unrealized_usd": 0.0, "peak_unrealized_block": None, "end_usd": 0.0,
+                     "realized_usd": 0.0},
+        "oracle_lag": {"max_deviation_bps": 10.0, "beyond_threshold_s_max": 0, "max_staleness_s": 0,
+                       "hidden_insolvency_usd_h": 0.0, "hidden_accounts": 0},
+        "lag_attributable_bad_debt_usd": {"peak": 0.0, "end": 0.0},
+        "finality": {"depth_blocks": 64, "liquidations": 3, "liquidations_on_non_final_state": 3,
+                     "liquidated_on_non_final_state_usd": 1234.5,
+                     "liquidations_in_blocks_not_final_at_ingest": 1,
+                     "oracle_updates_consumed_non_final": 5, "accounts_changed_non_final": 2,
+                     "wait_blocks": 64, "extra_bad_debt_if_waiting_usd": {"peak": 1.0, "end": 2.0}},
+        "stress": {"peak_unrealized_bad_debt_usd": 0.0, "end_bad_debt_usd": 0.0, "accounts_underwater_end": 0,
+                   "suppliers_loss_usd": 0.0, "max_supplier_haircut_bps": 0.0, "liquidations": 0,
+                   "spirals": 0},
+        "reports": {"historical": str(tmp_path / "h.html"), "stress": str(tmp_path / "s.html")},
+        "scenarios": {"historical": str(tmp_path / "demo" / "historical.toml")},
+        "elapsed_s": 1.0,
+    }
+    res = DemoResult(tmp_path / "w.duckdb", {k: Path(v) for k, v in s["scenarios"].items()}, s,  # type: ignore[arg-type]
+                     {k: Path(v) for k, v in s["reports"].items()})  # type: ignore[arg-type]
+    console = Console(record=True, width=250, highlight=False)
+    print_summary(res, console)
+    flat = re.sub(r" +", " ", console.export_text())
+    assert "liquidated on blocks not yet final" not in flat, flat
+    assert ("liquidations acting on state not yet final (64 blocks; an on-chain one acts on its own block's "
+            "state) │ 3 of 3 ($1,234.50); in blocks not final when ingested: 1") in flat, flat

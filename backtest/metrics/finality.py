@@ -23,7 +23,10 @@ the usual safe depth). Parameters (``[metrics.finality]``):
   it observed the account in, ``A − 1`` without delay: a transaction cannot land in the block
   whose end state it read); observed — an on-chain
   liquidator acted on the state of its own block (``decided = A``). Not final when
-  ``decided > A − depth``. Value = debt repaid at the oracle price.
+  ``decided > A − depth``. Value = debt repaid at the oracle price. So at any depth > 0 every
+  observed liquidation acted on non-final state: in a historical run ``liquidated_not_final_value``
+  is the whole observed volume (read it with ``liquidations_not_final`` of ``liquidations``, not as
+  a risk figure of its own); the model's timing makes it informative in a counterfactual.
 * an *oracle update* the protocol consumed in block ``K``: produced in ``happened_block`` ``P``;
   not final when ``P > K − depth`` (with no added delay the protocol reads a round in its own
   block, so every round is consumed before it is final unless the depth is 0).
