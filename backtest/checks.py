@@ -52,7 +52,7 @@ import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation, localcontext
 from pathlib import Path
 from typing import Any, Literal
 
@@ -411,13 +411,21 @@ def evaluate(checks: Checks, summaries: Summaries, run_id: str, baseline: Baseli
                 out.append(Outcome(t, False, v, None, None, f"the baseline {baseline.run_id} has no number "
                                    f"for {label} ({baseline.origin})"))
                 continue
-            rise = Decimal(str(v)) - Decimal(str(bv))
-            if t.vs_baseline == "abs":
-                compared = rise
-            elif bv:
-                compared = rise * 100 / abs(Decimal(str(bv)))
-            else:
-                compared = Decimal(0) if rise == 0 else Decimal("Infinity" if rise > 0 else "-Infinity")
+            with localcontext() as ctx:  # inf - inf, x / inf: NaN, not decimal.InvalidOperation
+                ctx.traps[InvalidOperation] = False
+                rise = Decimal(str(v)) - Decimal(str(bv))
+                if t.vs_baseline == "abs":
+                    compared = rise
+                elif bv:
+                    compared = rise * 100 / abs(Decimal(str(bv)))
+                else:
+                    compared = Decimal(0) if rise == 0 else Decimal("Infinity" if rise > 0 else "-Infinity")
+            if isinstance(compared, Decimal) and compared.is_nan():  # inf against an inf baseline
+                what = "rise" if t.vs_baseline == "abs" else "rise in %"
+                out.append(Outcome(t, False, v, bv, None, f"the {what} of {label} is undefined "
+                                   f"({_fmt(bv, unit)} in baseline {baseline.run_id} -> {_fmt(v, unit)} "
+                                   f"in run {run_id}): cannot be judged"))
+                continue
         c = Decimal(str(compared))
         ok = c <= t.limit if t.kind == "max" else c >= t.limit
         op = ("<=" if ok else ">") if t.kind == "max" else (">=" if ok else "<")

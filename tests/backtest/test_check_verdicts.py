@@ -240,3 +240,26 @@ def test_a_baseline_that_cannot_be_read_back_is_an_error(tmp_path: Path, monkeyp
     assert checks._cmd_check(args) == 2
     suite = _suite(junit.read_bytes())
     assert suite.get("tests") == "2" and suite.get("errors") == "1" and suite.get("failures") == "0"
+
+
+def test_a_rise_between_infinite_figures_fails_instead_of_crashing() -> None:
+    """An infinite figure against an infinite baseline figure (inf - inf), or any figure against
+    an infinite baseline in percent (x / inf), raised decimal.InvalidOperation out of evaluate:
+    'internal error ... nothing was judged', every other threshold's verdict and the JUnit cases
+    lost. The rise is undefined: the threshold fails saying so, the others are judged."""
+    fig = Figure("m", "x", "a figure")
+    inf = float("inf")
+    other = _max(5)
+    for key, vs, v, bv in (("figure[0].max_rise", "abs", inf, inf),
+                           ("figure[0].max_rise", "abs", -inf, -inf),
+                           ("figure[0].max_rise_pct", "pct", inf, inf),
+                           ("figure[0].max_rise_pct", "pct", 1.0, inf)):
+        t = Threshold(key, f"checks.{key}", 4, "max", Decimal(0), fig, vs)  # type: ignore[arg-type]
+        base = Baseline("b0", "s", "h", "v", {"m": {"x": bv}}, "b.json")
+        o, judged = evaluate(Checks((t, other)), {"m": {"x": v}, "bad_debt": {"end_total_oracle_usd": 1.0}},
+                             "r1", base)
+        assert not o.ok and "undefined" in o.message and o.compared is None, o.message
+        assert judged.ok
+        json.dumps(o.as_json(), allow_nan=False)
+    suite = _suite(junit_xml("n", "s.toml", "r1", [o, judged]))
+    assert suite.get("failures") == "1" and suite.get("tests") == "2"
