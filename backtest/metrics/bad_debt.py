@@ -143,6 +143,8 @@ class BadDebt(Metric):
         self._by_user: dict[str, tuple[int, int]] = {}
         #: user -> the debt reserves its last rows gave a non-zero share (oracle or reference)
         self._shared: dict[str, tuple[str, ...]] = {}
+        #: user -> (reserve, oracle share, reference share) of its last rows' non-zero shares
+        self._split: dict[str, tuple[tuple[str, int, int | None], ...]] = {}
         self._oracle = self._reference = self._material = 0
         self._underwater = 0
         self._realized = 0
@@ -221,8 +223,22 @@ class BadDebt(Metric):
             o = ev.oracle.bad_debt_value
             r = ev.reference.bad_debt_value if ev.reference is not None else o
             prev = self._by_user.get(ev.user, (0, 0))
-            if (o, r) == prev:
+            if (o, r) == prev == (0, 0):
                 continue
+            # NULL at the reference only in a run without one: an account without debt has no
+            # reference evaluation (the engine skips it) but its bad debt there is 0, not unknown
+            rows = self._account_rows(view, ev, number, ts, o,
+                                      r if ev.reference is not None or self._has_reference else None)
+            # the same total can come with another split over the debts (a repayment with aTokens
+            # lowers debt and collateral alike): rows then too, else each reserve's last row kept
+            # its old share. The split of the same debts at the same figures is the same: no rows
+            split = tuple((row[5], row[8], row[9]) for row in rows if row[8] or row[9])
+            if (o, r) == prev and split == self._split.get(ev.user):
+                continue
+            if split:
+                self._split[ev.user] = split
+            else:
+                self._split.pop(ev.user, None)
             self._oracle += o - prev[0]
             self._reference += r - prev[1]
             self._material += (o if o >= self.dust and o else 0) - (prev[0] if prev[0] >= self.dust and
@@ -232,10 +248,6 @@ class BadDebt(Metric):
                 self._by_user[ev.user] = (o, r)
             else:
                 self._by_user.pop(ev.user, None)
-            # NULL at the reference only in a run without one: an account without debt has no
-            # reference evaluation (the engine skips it) but its bad debt there is 0, not unknown
-            rows = self._account_rows(view, ev, number, ts, o,
-                                      r if ev.reference is not None or self._has_reference else None)
             if held is not None:
                 held[ev.user] = rows  # the block's last evaluation of the account
             else:

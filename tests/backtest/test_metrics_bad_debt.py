@@ -141,3 +141,30 @@ def test_reference_share_follows_the_debts_values_at_the_reference() -> None:
     got = sorted((x["reserve"], x["bad_debt_oracle_value"], x["bad_debt_reference_value"])
                  for x in (_cols(r) for r in m.rows()[ACCOUNTS.fqn]))
     assert got == [(USDC, 600 * E8, 1_125 * E8), (WETH, 400 * E8, 375 * E8)], got
+
+
+def test_a_new_split_over_the_debts_gets_rows_when_the_total_stays() -> None:
+    """Alice owes 1 WETH (2,000 USD) and 3,000 USDC against 4,000 USD of collateral: 1,000 USD of
+    bad debt, 400 WETH / 600 USDC. She repays 1,000 USDC with aUSDC (repayWithATokens: debt and
+    collateral fall by the same value): still 1,000 USD of bad debt, now owed 2,000 : 2,000, so
+    500 / 500. The rows were written only when the account's total changed, so the per-reserve
+    view (the last row of each reserve, bt.daily_bad_debt_by_reserve) kept 400 / 600 for ever."""
+    state = _two_debts(1, 3_000)
+    view = StubView(state, scenario(["bad_debt"]), {WETH: 2_000 * E8, USDC: E8}, block=FIRST, ts=1_000)
+    m = BadDebt()
+    m.on_run_start(view)
+    m.on_block_end(view, BlockEnd(view.block, (AccountEval(BORROWER, health(4_000, 5_000, 10_000), None),)))
+    u = state.users[BORROWER]
+    state.users[BORROWER] = UserState(configuration=u.configuration, reserves={
+        **u.reserves, USDC: replace(u.reserves[USDC], scaled_variable_debt=2_000 * 10**6)})
+    view.at(FIRST + 1, 1_012)
+    m.on_block_end(view, BlockEnd(view.block, (AccountEval(BORROWER, health(3_000, 4_000, 10_000), None),)))
+    m.on_run_end(view)
+    rows = [_cols(x) for x in m.rows()[ACCOUNTS.fqn]]
+    last: dict[str, int] = {}
+    for x in sorted(rows, key=lambda x: x["block_number"]):  # type: ignore[arg-type,return-value]
+        last[x["reserve"]] = x["bad_debt_oracle_value"]  # type: ignore[index,assignment]
+    assert last == {WETH: 500 * E8, USDC: 500 * E8}, rows
+    assert m.summary()["end_unrealized_oracle_value"] == 1_000 * E8
+    # the totals did not change: no second bt.bad_debt_blocks row
+    assert [b[2] for b in m.rows()[BLOCKS.fqn]] == [FIRST]
