@@ -18,7 +18,8 @@ Definitions (base currency of the adapter, Aave v3: USD with 8 decimals):
   their bad debt stays unrealized in the accounts, so realized is 0 for them by construction.
 
 Time series: ``bt.bad_debt_accounts`` gets a row for an account and reserve each time the
-account's unrealized figures change (including the row that returns it to 0), so the value at
+account's unrealized figures or their split over its debt reserves change (including the row
+that returns it to 0), so the value at
 any block is the last row at or before it. ``bt.bad_debt_blocks`` gets one row per visited
 block in which the totals changed. Summary: peak (value and block) and end of window, at
 oracle and reference prices, material vs dust, realized.
