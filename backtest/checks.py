@@ -692,7 +692,13 @@ def run_check(scenario_path: str, *, db: str | None = None, baseline: str | None
 
 def _add_check(sub: Any) -> None:
     p = sub.add_parser("check", help="run a scenario and judge its [checks] thresholds (CI): exit 0 all "
-                       "hold, 1 one fails, 2 error")
+                       "hold, 1 one fails, 2 error",
+                       description="Run a scenario and judge its [checks] thresholds (docs/ci.md). Exit "
+                       "codes: 0 every threshold holds; 1 at least one threshold failed (a null or NaN "
+                       "figure fails); 2 an error, nothing or not everything judged (malformed scenario, "
+                       "missing data, replay error, unreadable warehouse or baseline, a baseline of "
+                       "another window or currency, a figure name the metric does not report, a --junit "
+                       "or --write-baseline file that cannot be written, an internal error).")
     p.add_argument("scenario", help="scenario TOML file with a [checks] table")
     p.add_argument("--db", default=None, help="warehouse file (default: the scenario's, else "
                    "data/warehouse.duckdb)")

@@ -263,3 +263,15 @@ def test_a_rise_between_infinite_figures_fails_instead_of_crashing() -> None:
         json.dumps(o.as_json(), allow_nan=False)
     suite = _suite(junit_xml("n", "s.toml", "r1", [o, judged]))
     assert suite.get("failures") == "1" and suite.get("tests") == "2"
+
+
+def test_check_help_states_the_exit_codes() -> None:
+    """`deficit check --help` (what a CI author reads) did not say what its exit codes mean: only
+    the one-line summary in `deficit --help` did, without telling a failed replay from a failed
+    threshold."""
+    r = subprocess.run([sys.executable, "-m", "backtest.cli", "check", "--help"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=120)
+    text = " ".join(r.stdout.split())
+    assert r.returncode == 0
+    assert "0 every threshold holds" in text and "1 at least one threshold failed" in text
+    assert "2 an error" in text and "replay error" in text
