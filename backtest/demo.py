@@ -367,11 +367,10 @@ def print_summary(res: DemoResult, console: Any) -> None:
          f"{usd(ol['hidden_insolvency_usd_h'])}·h over {ol['hidden_accounts']} account(s)"),
         ("bad debt attributable to oracle lag, at market prices (peak / end)",
          f"{usd(lag['peak'])} / {usd(lag['end'])}"),
-        (f"liquidations acting on state not yet final ({fi['depth_blocks']} blocks; an on-chain one "
-         "acts on its own block's state)",
-         f"{fi['liquidations_on_non_final_state']} of {fi['liquidations']} "
-         f"({usd(fi['liquidated_on_non_final_state_usd'])}); "
-         f"in blocks not final when ingested: {fi['liquidations_in_blocks_not_final_at_ingest']}"),
+        (f"liquidations on state not yet final ({fi['depth_blocks']} blocks deep)",
+         f"{fi['liquidations_on_non_final_state']} of {fi['liquidations']}, "
+         f"{usd(fi['liquidated_on_non_final_state_usd'])} (each acts on its own block); "
+         f"{fi['liquidations_in_blocks_not_final_at_ingest']} in blocks not final at ingest"),
         (f"extra bad debt if liquidators wait {fi['wait_blocks']} blocks, at market prices (peak / end)",
          f"{usd(wait['peak'])} / {usd(wait['end'])}"),
         ("stress (ETH −25 % more): bad debt peak / end (oracle prices)",

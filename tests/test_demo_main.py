@@ -279,5 +279,5 @@ def test_demo_text_summary_does_not_present_the_liquidation_volume_as_a_finality
     print_summary(res, console)
     flat = re.sub(r" +", " ", console.export_text())
     assert "liquidated on blocks not yet final" not in flat, flat
-    assert ("liquidations acting on state not yet final (64 blocks; an on-chain one acts on its own block's "
-            "state) │ 3 of 3 ($1,234.50); in blocks not final when ingested: 1") in flat, flat
+    assert ("liquidations on state not yet final (64 blocks deep) │ 3 of 3, $1,234.50 (each acts on its own "
+            "block); 1 in blocks not final at ingest") in flat, flat
