@@ -165,9 +165,21 @@ def _number(p: Any, v: object, path: str, *, unit_interval: bool = False) -> Dec
     return d
 
 
-def parse_checks(p: Any, raw: object, metrics: Sequence[str]) -> Checks:
+#: figures a counterfactual run never has (nothing is observed: ``None``), so a threshold on one
+#: could never be judged there and failed (exit 1, "a threshold failed") on every run
+_OBSERVED_ONLY = {("fidelity", "recall"), ("fidelity", "precision"), ("fidelity", "precision_episodes")}
+
+
+def _observed_only(p: Any, path: str, fig: Figure, mode: str | None) -> None:
+    if mode == "counterfactual" and (fig.metric, fig.name) in _OBSERVED_ONLY:
+        raise p.err(path, f"{fig.metric}.{fig.name} is undefined (null) in a counterfactual run: nothing is "
+                    "observed, so this threshold could never be judged; judge it on a historical scenario")
+
+
+def parse_checks(p: Any, raw: object, metrics: Sequence[str], mode: str | None = None) -> Checks:
     """Validate a ``[checks]`` table (``p``: the scenario parser, :class:`backtest.scenario._P`,
-    whose ``err(path, message)`` locates errors; ``metrics``: the scenario's metric names)."""
+    whose ``err(path, message)`` locates errors; ``metrics``: the scenario's metric names;
+    ``mode``: the scenario's, to refuse thresholds on figures its runs never have)."""
     from .metrics import METRICS
 
     if not isinstance(raw, dict):
@@ -188,7 +200,7 @@ def parse_checks(p: Any, raw: object, metrics: Sequence[str]) -> Checks:
             baseline = v
             continue
         if key == "figure":
-            out += _figures(p, v, metrics, METRICS)
+            out += _figures(p, v, metrics, METRICS, mode)
             continue
         if key in elsewhere:
             own = key.replace(f"_{elsewhere[key]}", f"_{currency}")
@@ -204,11 +216,13 @@ def parse_checks(p: Any, raw: object, metrics: Sequence[str]) -> Checks:
         if fig.metric not in metrics:
             raise p.err(path, f"{key} judges metric {fig.metric!r} ({fig.metric}.{fig.name}), which this "
                         f"scenario does not compute; add it to [metrics] names (computed: {list(metrics)})")
+        _observed_only(p, path, fig, mode)
         out.append(Threshold(key, path, p.err(path, "").line, kind, limit, fig, vs))
     return Checks(tuple(out), baseline, p.err("checks.baseline", "").line if baseline else None)
 
 
-def _figures(p: Any, v: object, metrics: Sequence[str], registered: Mapping[str, str]) -> list[Threshold]:
+def _figures(p: Any, v: object, metrics: Sequence[str], registered: Mapping[str, str],
+             mode: str | None = None) -> list[Threshold]:
     if not isinstance(v, list) or not all(isinstance(x, dict) for x in v):
         raise p.err("checks.figure", "expected an array of tables [[checks.figure]]")
     out: list[Threshold] = []
@@ -239,6 +253,7 @@ def _figures(p: Any, v: object, metrics: Sequence[str], registered: Mapping[str,
             cls = adapter_class(p.protocol)
             unit = f"x 1e-{len(str(cls.base_unit)) - 1} {cls.base_currency}"
         fig = Figure(metric, name, f"{metric} figure {name}", unit)
+        _observed_only(p, f"{path}.name", fig, mode)
         for k in bounds:
             fp = f"{path}.{k}"
             limit = _number(p, t[k], fp)

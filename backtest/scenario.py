@@ -687,7 +687,7 @@ def parse_scenario(text: str, origin: str = "<scenario>") -> Scenario:
     if "checks" in doc:  # validated by backtest.checks (issue 5), same error type and lines
         from .checks import parse_checks
 
-        checks = parse_checks(p, doc["checks"], names)
+        checks = parse_checks(p, doc["checks"], names, str(mode))
     return Scenario(str(name), int(chain_id or 0), mode,  # type: ignore[arg-type]
                     window, market, oracle, reference, liquidator, overrides, finality,
                     tuple(MappingProxyType(dict(s)) for s in shocks_raw), MetricsSpec(names, params),

@@ -275,3 +275,27 @@ def test_check_help_states_the_exit_codes() -> None:
     assert r.returncode == 0
     assert "0 every threshold holds" in text and "1 at least one threshold failed" in text
     assert "2 an error" in text and "replay error" in text
+
+
+def test_a_fidelity_threshold_in_a_counterfactual_scenario_is_refused() -> None:
+    """A counterfactual run observes nothing: fidelity's recall and precision are null there, so
+    `min_fidelity_recall` (or a [[checks.figure]] on them) could never be judged and failed on
+    every run with exit 1, the code of a regression. It is a scenario error now (exit 2), at its
+    line; the same threshold in a historical scenario, and fidelity's counts, stay allowed."""
+    import pytest
+
+    from backtest.errors import ScenarioError
+    from backtest.scenario import parse_scenario
+
+    head = ('name = "x"\nchain_id = 1\nmode = "{mode}"\n[window]\nfrom_block = 1\nto_block = 2\n[market]\n'
+            'protocol = "aave_v3"\nsource = "m"\n[metrics]\nnames = ["fidelity"]\n')
+    for checks, line in (("[checks]\nmin_fidelity_recall = 0.5\n", 13),
+                         ("[checks]\nmin_fidelity_precision = 0.5\n", 13),
+                         ('[[checks.figure]]\nmetric = "fidelity"\nname = "precision_episodes"\n'
+                          'min = 0.1\n', 14)):
+        with pytest.raises(ScenarioError, match="counterfactual") as e:
+            parse_scenario(head.format(mode="counterfactual") + checks)
+        assert e.value.line == line, (checks, e.value.line)
+        assert parse_scenario(head.format(mode="historical") + checks).checks is not None
+    counts = '[[checks.figure]]\nmetric = "fidelity"\nname = "predicted"\nmax = 0\n'
+    assert parse_scenario(head.format(mode="counterfactual") + counts).checks is not None
