@@ -484,8 +484,13 @@ def _bad_debt(d: _Data) -> Section:
     last = rows[-1][0] if rows else 0
     window_end = d.fig("bad_debt", "end_block_ts")
     end_ts = max(last, window_end) if isinstance(window_end, int) else last
+    # without a [reference] the metric's reference figures are the oracle ones (its fallback):
+    # not shown as a market measure the run never had
+    has_ref = d.scenario.get("reference") is not None
     series = []
     for j, name in ((1, "unrealized (oracle prices)"), (2, "unrealized (reference prices)"), (3, "realized")):
+        if j == 2 and not has_ref:
+            continue
         # (the columns are NOT NULL; accounts without a reference price count at oracle prices in
         # unrealized_reference_value): a NULL would leave its points out rather than draw a 0
         pts = [(float(r[0]), v) for r in rows if (v := d.base(r[j])) is not None]
@@ -496,8 +501,9 @@ def _bad_debt(d: _Data) -> Section:
         Plot(
             "bad_debt",
             line_chart("Bad debt", series, y_label=d.currency, y_zero=True),
-            "Unrealized bad debt (debt above collateral, summed over accounts) at oracle and at reference "
-            "prices, and realized (booked deficits), at the end of each block where they changed.",
+            "Unrealized bad debt (debt above collateral, summed over accounts) at oracle "
+            + ("and at reference prices" if has_ref else "prices (the run has no reference path)")
+            + ", and realized (booked deficits), at the end of each block where they changed.",
         )
     )
     f = d.fig
@@ -511,10 +517,10 @@ def _bad_debt(d: _Data) -> Section:
                 ),
                 ("peak unrealized (oracle)", d.money(f("bad_debt", "peak_unrealized_oracle_usd"))),
                 ("peak block", _fmt(f("bad_debt", "peak_unrealized_oracle_block"))),
-                (
+                *([(
                     "peak unrealized (reference)",
                     d.money(d.base(f("bad_debt", "peak_unrealized_reference_value"))),
-                ),
+                )] if has_ref else []),
                 ("realized", d.money(f("bad_debt", "realized_usd"))),
                 ("accounts underwater at the end", _fmt(f("bad_debt", "end_accounts_underwater"))),
             ],

@@ -509,3 +509,38 @@ def test_the_scenario_shown_as_what_the_sha256_covers_hashes_to_it() -> None:
     md = render_markdown(Document("t", "s", [sec]), "plots")
     assert canonical in md.splitlines()
     con.close()
+
+
+def test_a_run_without_a_reference_path_shows_no_reference_bad_debt() -> None:
+    """Without a [reference] the bad_debt metric's reference figures are the oracle ones (its
+    documented fallback, which the attribution relies on), but the report showed them as
+    'peak unrealized (reference)' and drew an 'unrealized (reference prices)' line, as if the run
+    had been measured against a market path it never had (the demo's stress run). With a
+    reference path both are shown."""
+    from backtest.report.build import _bad_debt
+    from backtest.report.model import Plot
+
+    for reference in (None, {"pairs": {ASSET: "ETH/USD"}, "source": None}):
+        con = duckdb.connect()
+        con.execute("CREATE SCHEMA bt")
+        for t in (outputs.RUNS, outputs.SUMMARIES):
+            con.execute(t.ddl())
+        con.execute(bad_debt_ddl())
+        con.execute(
+            "INSERT INTO bt.runs VALUES ('r1', 's', 'ab', NULL, 'historical', 1, 'USD', 8, 1, 100, NULL, "
+            "NULL, [], ['bad_debt'], 'test', ?, 0, 0, 0, 0, 'ok')",
+            [json.dumps({"market": {"dataset": "aave_v3"}, "reference": reference})])
+        import backtest.metrics.bad_debt as bad_debt
+
+        _insert(con, bad_debt.BLOCKS, [_row(bad_debt.BLOCKS, block_number=5, block_ts=60,
+                                            unrealized_oracle_value=10**8, unrealized_reference_value=10**8)])
+        for name, v in (("end_total_oracle_usd", 1.0), ("peak_unrealized_reference_value", 10**8)):
+            con.execute("INSERT INTO bt.summaries VALUES ('r1', 1, 100, 'bad_debt', ?, ?, ?)",
+                        [name, json.dumps(v), v])
+        blocks = _bad_debt(_Data(con, "r1")).blocks
+        [table] = [b for b in blocks if isinstance(b, Table)]
+        [plot] = [b for b in blocks if isinstance(b, Plot)]
+        shown = "peak unrealized (reference)" in {str(r[0]) for r in table.rows}
+        drawn = "reference prices" in plot.svg
+        assert (shown, drawn) == ((True, True) if reference else (False, False)), reference
+        con.close()
