@@ -20,7 +20,7 @@ BOB = "0x" + "22" * 20
 
 
 def _run_row(con: duckdb.DuckDBPyConnection, run_id: str, metrics: tuple[str, ...] = ("bad_debt",),
-             source: str | None = None) -> None:
+             source: str | None = None, reference: dict[str, object] | None = None) -> None:
     con.execute("CREATE SCHEMA IF NOT EXISTS bt")
     con.execute(outputs.RUNS.ddl())
     con.execute(outputs.SUMMARIES.ddl())
@@ -28,7 +28,7 @@ def _run_row(con: duckdb.DuckDBPyConnection, run_id: str, metrics: tuple[str, ..
     con.execute(
         "INSERT INTO bt.runs VALUES (?, 's', 'ab', NULL, 'historical', 1, 'USD', 8, 1, 100, NULL, NULL, "
         "[], ?, 'test', ?, 0, 0, 0, 0, 'ok')",
-        [run_id, list(metrics), json.dumps({"market": market})],
+        [run_id, list(metrics), json.dumps({"market": market, "reference": reference})],
     )
 
 
@@ -159,7 +159,7 @@ def test_the_bad_debt_plot_runs_to_the_windows_end(tmp_path: Path, monkeypatch: 
 
     db = tmp_path / "w.duckdb"
     con = duckdb.connect(str(db))
-    _run_row(con, "r1")
+    _run_row(con, "r1", reference={"pairs": {USDC: "ETH/USD"}, "source": None})  # draws the reference line
     con.execute(bad_debt.BLOCKS.ddl())
     u = 10**8
     con.execute("INSERT INTO bt.bad_debt_blocks VALUES ('r1', 1, 10, 1010, ?, ?, 0, ?, 1, 0, 50.0)",
