@@ -150,6 +150,8 @@ def _delta(a: Any, b: Any) -> tuple[Any, Any]:
     num = (int, float)
     if isinstance(a, bool) or isinstance(b, bool) or not isinstance(a, num) or not isinstance(b, num):
         return None, None
+    if not (math.isfinite(a) and math.isfinite(b)):  # no difference of an infinite or NaN figure
+        return None, None
     d = Decimal(str(b)) - Decimal(str(a))
     diff: int | float = int(d) if isinstance(a, int) and isinstance(b, int) else float(d)
     pct = float(d * 100 / abs(Decimal(str(a)))) if a else None
@@ -191,8 +193,13 @@ def compare_runs(db: str, run_a: str, run_b: str) -> dict[str, Any]:
         for n in sorted(set(sa.get(m, {})) | set(sb.get(m, {}))):
             a, b = sa.get(m, {}).get(n), sb.get(m, {}).get(n)
             diff, pct = _delta(a, b) if comparable else (None, None)
+            # a figure null in one run and absent from the other differs; NaN is NaN
+            present = (n in sa.get(m, {}), n in sb.get(m, {}))
+            same = a == b or (isinstance(a, float) and isinstance(b, float)
+                              and math.isnan(a) and math.isnan(b))
             figures.append(
-                {"metric": m, "name": n, "a": a, "b": b, "diff": diff, "pct": pct, "changed": a != b}
+                {"metric": m, "name": n, "a": a, "b": b, "diff": diff, "pct": pct,
+                 "changed": not same or present[0] != present[1]}
             )
     note = None if comparable else (
         f"the runs are in different base currencies ({run_a}: {cur['a']}, {run_b}: {cur['b']}): "

@@ -544,3 +544,35 @@ def test_a_run_without_a_reference_path_shows_no_reference_bad_debt() -> None:
         drawn = "reference prices" in plot.svg
         assert (shown, drawn) == ((True, True) if reference else (False, False)), reference
         con.close()
+
+
+def test_compare_judges_non_finite_null_and_missing_figures() -> None:
+    """deficit compare: two infinite figures crashed it (Decimal('inf') - Decimal('inf'): an
+    InvalidOperation traceback, exit 1); a figure null in one run and absent from the other read as
+    unchanged; two NaN figures read as changed. Now: no difference is computed for a non-finite
+    value, NaN equals NaN, and null differs from absent."""
+    import tempfile
+    from pathlib import Path
+
+    from backtest.report.catalog import compare_runs
+
+    with tempfile.TemporaryDirectory() as tmp:
+        db = str(Path(tmp) / "w.duckdb")
+        con = duckdb.connect(db)
+        con.execute("CREATE SCHEMA bt")
+        for t in (outputs.RUNS, outputs.SUMMARIES):
+            con.execute(t.ddl())
+        for rid, figs in (("ra", {"inf": float("inf"), "nan": float("nan"), "null": None, "one": 1.0}),
+                          ("rb", {"inf": float("inf"), "nan": float("nan"), "one": 1.0})):
+            con.execute(
+                "INSERT INTO bt.runs VALUES (?, 's', 'ab', NULL, 'historical', 1, 'USD', 8, 1, 100, NULL, "
+                "NULL, [], ['m'], 'v1', '{}', 0, 0, 0, 0, 'ok')", [rid])
+            for name, v in figs.items():
+                con.execute("INSERT INTO bt.summaries VALUES (?, 1, 100, 'm', ?, ?, ?)",
+                            [rid, name, json.dumps(v), v])
+        con.close()
+        out = {f["name"]: f for f in compare_runs(db, "ra", "rb")["figures"]}
+    assert out["inf"]["changed"] is False and out["inf"]["diff"] is None
+    assert out["nan"]["changed"] is False and out["nan"]["diff"] is None
+    assert out["null"]["changed"] is True
+    assert out["one"]["changed"] is False and out["one"]["diff"] == 0.0
