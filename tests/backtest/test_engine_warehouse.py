@@ -295,7 +295,8 @@ def test_an_unknown_pool_needs_its_rule_set(chain: Chain, tmp_path: Path) -> Non
     assert e.value.field == "market.rules"
 
 
-def test_ingesting_past_the_window_does_not_change_the_runs_data_sources(chain: Chain, tmp_path: Path) -> None:
+def test_ingesting_past_the_window_does_not_change_the_runs_data_sources(chain: Chain,
+                                                                         tmp_path: Path) -> None:
     """bt.runs.data_sources (and so the derived run id) named every ingest run with a checkpoint of
     the blocks, the market or its feeds on the chain, wherever its blocks were: extending the
     warehouse past the window (a later ingest that adds blocks, market logs and rounds the window
