@@ -149,13 +149,29 @@ def test_a_default_deviation_band_is_called_a_default() -> None:
     con.close()
 
 
+def _capture_series(monkeypatch: object) -> list[object]:
+    """The series every line chart of the report build draws from now on (the chart itself is
+    replaced by an empty SVG)."""
+    import pytest
+
+    import backtest.report.build as build
+
+    seen: list[object] = []
+
+    def capture(title: str, series: list[object], **kw: object) -> str:
+        seen.extend(series)
+        return "<svg/>"
+
+    assert isinstance(monkeypatch, pytest.MonkeyPatch)
+    monkeypatch.setattr(build, "line_chart", capture)
+    return seen
+
+
 def test_the_bad_debt_plot_runs_to_the_windows_end(tmp_path: Path, monkeypatch: object) -> None:
     """bt.bad_debt_blocks has a row where the total changed; 50 USD standing from block 10 to the
     window's end (t = 5,000) was drawn up to the last change (t = 1,010) only, as if the run
     ended there. The plot now holds each series' last value to bad_debt's end_block_ts."""
-    import pytest
 
-    import backtest.report.build as build
 
     db = tmp_path / "w.duckdb"
     con = duckdb.connect(str(db))
@@ -165,14 +181,7 @@ def test_the_bad_debt_plot_runs_to_the_windows_end(tmp_path: Path, monkeypatch: 
     con.execute("INSERT INTO bt.bad_debt_blocks VALUES ('r1', 1, 10, 1010, ?, ?, 0, ?, 1, 0, 50.0)",
                 [50 * u, 50 * u, 50 * u])
     con.execute("INSERT INTO bt.summaries VALUES ('r1', 1, 100, 'bad_debt', 'end_block_ts', '5000', 5000.0)")
-    seen: list[object] = []
-
-    def capture(title: str, series: list[object], **kw: object) -> str:
-        seen.extend(series)
-        return "<svg/>"
-
-    assert isinstance(monkeypatch, pytest.MonkeyPatch)
-    monkeypatch.setattr(build, "line_chart", capture)
+    seen = _capture_series(monkeypatch)
     _bad_debt(_Data(con, "r1"))
     ends = {s.name: s.points[-1] for s in seen}  # type: ignore[attr-defined]
     assert ends == {"unrealized (oracle prices)": (5000.0, 50.0),
@@ -248,9 +257,7 @@ def test_the_cumulative_liquidations_run_to_the_windows_end(monkeypatch: object)
     the observed line a fifth of the way across, as if its data stopped there (the bad-debt plot's
     fix, 516791d). Both now hold their total to the window's end (bad_debt's end_block_ts, else
     the later of the two)."""
-    import pytest
 
-    import backtest.report.build as build
     from backtest.report.build import _liquidations
 
     con = duckdb.connect()
@@ -266,14 +273,7 @@ def test_the_cumulative_liquidations_run_to_the_windows_end(monkeypatch: object)
                                        "tx_hash": None, "predicted_revert": None}
         marks = ", ".join("?" * len(cols))
         con.execute(f"INSERT INTO bt.liquidations VALUES ({marks})", [row[c] for c in cols])
-    seen: list[object] = []
-
-    def capture(title: str, series: list[object], **kw: object) -> str:
-        seen.extend(series)
-        return "<svg/>"
-
-    assert isinstance(monkeypatch, pytest.MonkeyPatch)
-    monkeypatch.setattr(build, "line_chart", capture)
+    seen = _capture_series(monkeypatch)
     _liquidations(_Data(con, "r1"))
     ends = {s.name: s.points[-1] for s in seen}  # type: ignore[attr-defined]
     assert ends == {"observed: cumulative debt repaid": (500.0, 10.0),
