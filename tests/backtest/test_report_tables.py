@@ -173,6 +173,23 @@ def bad_debt_ddl() -> str:
     return bad_debt.BLOCKS.ddl()
 
 
+def _two_runs(db: str, figures: dict[str, dict[tuple[str, str], Any]]) -> None:
+    """A warehouse file with USD runs (id -> {(metric, name): value}) and their summary figures."""
+    con = duckdb.connect(db)
+    con.execute("CREATE SCHEMA bt")
+    for t in (outputs.RUNS, outputs.SUMMARIES):
+        con.execute(t.ddl())
+    for rid, figs in figures.items():
+        metrics = sorted({m for m, _ in figs})
+        con.execute(
+            "INSERT INTO bt.runs VALUES (?, 's', 'ab', NULL, 'historical', 1, 'USD', 8, 1, 100, NULL, NULL, "
+            "[], ?, 'v1', '{}', 0, 0, 0, 0, 'ok')", [rid, metrics])
+        for (m, name), v in figs.items():
+            con.execute("INSERT INTO bt.summaries VALUES (?, 1, 100, ?, ?, ?, ?)",
+                        [rid, m, name, json.dumps(v), v])
+    con.close()
+
+
 def test_compare_shows_a_small_change_as_a_change(tmp_path: Any, capsys: Any) -> None:
     """deficit compare printed a USD bad debt going from $0.001 to $0.004 as '0.00  0.00  0.00
     +300.00': a changed figure whose values and difference all read zero. Non-zero amounts keep
@@ -182,17 +199,8 @@ def test_compare_shows_a_small_change_as_a_change(tmp_path: Any, capsys: Any) ->
     from backtest.report.catalog import _cmd_compare
 
     db = str(tmp_path / "w.duckdb")
-    con = duckdb.connect(db)
-    con.execute("CREATE SCHEMA bt")
-    for t in (outputs.RUNS, outputs.SUMMARIES):
-        con.execute(t.ddl())
-    for rid, v in (("ra", 0.001), ("rb", 0.004)):
-        con.execute(
-            "INSERT INTO bt.runs VALUES (?, 's', 'ab', NULL, 'historical', 1, 'USD', 8, 1, 100, NULL, NULL, "
-            "[], ['bad_debt'], 'v1', '{}', 0, 0, 0, 0, 'ok')", [rid])
-        con.execute("INSERT INTO bt.summaries VALUES (?, 1, 100, 'bad_debt', 'end_total_oracle_usd', ?, ?)",
-                    [rid, json.dumps(v), v])
-    con.close()
+    _two_runs(db, {rid: {("bad_debt", "end_total_oracle_usd"): v}
+                   for rid, v in (("ra", 0.001), ("rb", 0.004))})
     assert _cmd_compare(argparse.Namespace(run_a="ra", run_b="rb", db=db, all=False, json=False)) == 0
     [row] = [ln.split() for ln in capsys.readouterr().out.splitlines() if ln.startswith("bad_debt.")]
     assert row == ["bad_debt.end_total_oracle_usd", "0.001", "0.004", "0.003", "+300.00"], row
@@ -241,17 +249,8 @@ def test_compare_says_what_unit_a_value_figure_is_in(tmp_path: Any, capsys: Any)
     from backtest.report.catalog import _cmd_compare
 
     db = str(tmp_path / "w.duckdb")
-    con = duckdb.connect(db)
-    con.execute("CREATE SCHEMA bt")
-    for t in (outputs.RUNS, outputs.SUMMARIES):
-        con.execute(t.ddl())
-    for rid, v in (("ra", 409_074_251_400), ("rb", 0)):
-        con.execute(
-            "INSERT INTO bt.runs VALUES (?, 's', 'ab', NULL, 'historical', 1, 'USD', 8, 1, 100, NULL, NULL, "
-            "[], ['bad_debt'], 'v1', '{}', 0, 0, 0, 0, 'ok')", [rid])
-        con.execute("INSERT INTO bt.summaries VALUES (?, 1, 100, 'bad_debt', 'end_unrealized_oracle_value', "
-                    "?, ?)", [rid, json.dumps(v), v])
-    con.close()
+    _two_runs(db, {rid: {("bad_debt", "end_unrealized_oracle_value"): v}
+                   for rid, v in (("ra", 409_074_251_400), ("rb", 0))})
     assert _cmd_compare(argparse.Namespace(run_a="ra", run_b="rb", db=db, all=False, json=False)) == 0
     out = capsys.readouterr().out
     assert "*_value figures in units of 10^-8 USD" in out and "*_usd figures in whole USD" in out, out
@@ -461,18 +460,8 @@ def test_compare_never_shows_a_changed_figure_as_unchanged(tmp_path: Any, capsys
     from backtest.report.catalog import _cmd_compare
 
     db = str(tmp_path / "w.duckdb")
-    con = duckdb.connect(db)
-    con.execute("CREATE SCHEMA bt")
-    for t in (outputs.RUNS, outputs.SUMMARIES):
-        con.execute(t.ddl())
-    for rid, recall, bad in (("ra", 0.99999, 1_000_000.0), ("rb", 1.0, 1_000_000.01)):
-        con.execute(
-            "INSERT INTO bt.runs VALUES (?, 's', 'ab', NULL, 'historical', 1, 'USD', 8, 1, 100, NULL, NULL, "
-            "[], ['bad_debt', 'fidelity'], 'v1', '{}', 0, 0, 0, 0, 'ok')", [rid])
-        con.execute("INSERT INTO bt.summaries VALUES (?, 1, 100, 'fidelity', 'recall', ?, ?), "
-                    "(?, 1, 100, 'bad_debt', 'end_total_oracle_usd', ?, ?)",
-                    [rid, json.dumps(recall), recall, rid, json.dumps(bad), bad])
-    con.close()
+    _two_runs(db, {rid: {("fidelity", "recall"): recall, ("bad_debt", "end_total_oracle_usd"): bad}
+                   for rid, recall, bad in (("ra", 0.99999, 1_000_000.0), ("rb", 1.0, 1_000_000.01))})
     assert _cmd_compare(argparse.Namespace(run_a="ra", run_b="rb", db=db, all=False, json=False)) == 0
     rows = {ln.split()[0]: ln.split()[1:] for ln in capsys.readouterr().out.splitlines()
             if ln.startswith(("bad_debt.", "fidelity."))}
@@ -558,19 +547,9 @@ def test_compare_judges_non_finite_null_and_missing_figures() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         db = str(Path(tmp) / "w.duckdb")
-        con = duckdb.connect(db)
-        con.execute("CREATE SCHEMA bt")
-        for t in (outputs.RUNS, outputs.SUMMARIES):
-            con.execute(t.ddl())
-        for rid, figs in (("ra", {"inf": float("inf"), "nan": float("nan"), "null": None, "one": 1.0}),
-                          ("rb", {"inf": float("inf"), "nan": float("nan"), "one": 1.0})):
-            con.execute(
-                "INSERT INTO bt.runs VALUES (?, 's', 'ab', NULL, 'historical', 1, 'USD', 8, 1, 100, NULL, "
-                "NULL, [], ['m'], 'v1', '{}', 0, 0, 0, 0, 'ok')", [rid])
-            for name, v in figs.items():
-                con.execute("INSERT INTO bt.summaries VALUES (?, 1, 100, 'm', ?, ?, ?)",
-                            [rid, name, json.dumps(v), v])
-        con.close()
+        _two_runs(db, {rid: {("m", n): v for n, v in figs.items()} for rid, figs in (
+            ("ra", {"inf": float("inf"), "nan": float("nan"), "null": None, "one": 1.0}),
+            ("rb", {"inf": float("inf"), "nan": float("nan"), "one": 1.0}))})
         out = {f["name"]: f for f in compare_runs(db, "ra", "rb")["figures"]}
     assert out["inf"]["changed"] is False and out["inf"]["diff"] is None
     assert out["nan"]["changed"] is False and out["nan"]["diff"] is None
