@@ -18,6 +18,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -122,6 +123,17 @@ def history() -> Iterator[tuple[Market, set[str]]]:
 
 
 @pytest.mark.anvil
+def _assert_rebuilt_equals_storage(state: AaveV3State, chain: Any) -> None:
+    """The state rebuilt from events equals the pool's storage (``chain``: :func:`read_state`),
+    once what no event carries (a reserve's accrued-to-treasury and rate strategy) is copied."""
+    for asset, r in state.reserves.items():
+        c = chain.state.reserves[asset]
+        state.reserves[asset] = replace(r, accrued_to_treasury=c.accrued_to_treasury,
+                                        interest_rate_strategy=c.interest_rate_strategy)
+    problems = [f"rebuilt vs chain: {d}" for d in diff_states(state, chain.state)]
+    assert not problems, "\n".join(problems[:40])
+
+
 def test_state_rebuilt_from_events_equals_storage(history: tuple[Market, set[str]]) -> None:
     mk, users = history
     m = mk.m
@@ -135,12 +147,7 @@ def test_state_rebuilt_from_events_equals_storage(history: tuple[Market, set[str
             "IsolationModeTotalDebtUpdated", "UserEModeSet", "MintedToTreasury", "Repay", "Withdraw",
             "ReservePaused", "CollateralConfigurationChanged"} <= seen
     chain = read_state(m, set(users) | set(state.users))
-    for asset, r in state.reserves.items():  # what no event carries
-        c = chain.state.reserves[asset]
-        state.reserves[asset] = replace(r, accrued_to_treasury=c.accrued_to_treasury,
-                                        interest_rate_strategy=c.interest_rate_strategy)
-    problems = [f"rebuilt vs chain: {d}" for d in diff_states(state, chain.state)]
-    assert not problems, "\n".join(problems[:40])
+    _assert_rebuilt_equals_storage(state, chain)
     for u in sorted(users):  # and so is every account's health
         assert tuple(m.get_user_account_data(u, chain.block)) == \
             tuple(ADAPTER.user_account_data(state, u, chain.prices, chain.timestamp)), u
@@ -468,9 +475,4 @@ def test_v302_repay_rounding_away_the_scaled_debt_keeps_the_flag_and_the_rebuild
     for event in _events(m):
         if (event.role, event.signature) in APPLIED:
             ADAPTER.apply(state, event)
-    for asset, r in state.reserves.items():  # what no event carries
-        c = chain.state.reserves[asset]
-        state.reserves[asset] = replace(r, accrued_to_treasury=c.accrued_to_treasury,
-                                        interest_rate_strategy=c.interest_rate_strategy)
-    problems = [f"rebuilt vs chain: {d}" for d in diff_states(state, chain.state)]
-    assert not problems, "\n".join(problems[:40])
+    _assert_rebuilt_equals_storage(state, chain)
