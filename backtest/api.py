@@ -592,18 +592,49 @@ def _load_blocks(wh: Warehouse, chain: int, fb: int, tb: int) -> Blocks:
     return Blocks.from_arrow(table, ends)
 
 
+def _rounds_relation(wh: Warehouse) -> str:
+    """A SQL relation of every answer the feeds' proxies reported: ``raw.oracle_rounds`` plus, at
+    each phase's first block, the answer of that phase's aggregator from before it (``log_index``
+    -1, start of the block). ``AggregatorProxy.confirmAggregator`` emits nothing, and from it on
+    ``latestRoundData`` reads the new aggregator, whose latest round may predate the switch (it
+    transmits before it is confirmed); ``raw.oracle_rounds`` rightly leaves that round out at its
+    own block, so without the repeat the old aggregator's last answer priced the blocks up to the
+    new one's next round. The repeat keeps the answer and ``updatedAt`` the proxy reports; its
+    block clock is the switch block (the first block it was readable through the proxy). Not
+    repeated: a phase whose first block is unknown (NULL: no historical state on the node) and an
+    aggregator with no round before its phase (the proxy reports answer 0 until its first).
+    Columns: chain_id, feed, answer, decimals, updated_at_ts, block_number, log_index (BIGINT),
+    block_timestamp_ts, run_id, phase_id (the order of two switches in one block)."""
+    rounds = ("SELECT chain_id, feed, answer, decimals, updated_at_ts, block_number, log_index::BIGINT AS "
+              "log_index, block_timestamp_ts, run_id, phase_id FROM raw.oracle_rounds")
+    if not (_exists(wh, "raw.oracle_phases") and _exists(wh, "raw.chainlink_answer_updated")):
+        return rounds
+    return (f"{rounds} UNION ALL SELECT ph.chain_id, ph.feed, au.current, d.decimals, "
+            "CAST(au.updated_at AS UBIGINT), ph.first_block, -1::BIGINT, b.timestamp_ts, au.run_id, "
+            "ph.phase_id "
+            "FROM raw.oracle_phases ph JOIN raw.chainlink_answer_updated au ON au.chain_id = ph.chain_id "
+            "AND au.source = ph.feed AND au.address = ph.aggregator AND au.block_number < ph.first_block "
+            "JOIN raw.blocks b ON b.chain_id = ph.chain_id AND b.number = ph.first_block "
+            "JOIN (SELECT chain_id, feed, any_value(decimals) AS decimals FROM raw.oracle_rounds "
+            "GROUP BY ALL) d ON d.chain_id = ph.chain_id AND d.feed = ph.feed "
+            "WHERE ph.first_block IS NOT NULL QUALIFY row_number() OVER (PARTITION BY ph.chain_id, ph.feed, "
+            "ph.phase_id ORDER BY au.block_number DESC, au.log_index DESC) = 1")
+
+
 def _feed_rounds(wh: Warehouse, sc: Scenario, feeds: list[str], fb: int, tb: int
                  ) -> tuple[dict[str, Round], list[Round]]:
     """Each feed's answer in force at the window start (``initial_rounds``) and the rounds the
-    window reads. With an oracle delay a round is usable ``delay_blocks`` blocks, or ``delay_s``
+    window reads (:func:`_rounds_relation`: a phase switch repeats the new aggregator's latest
+    answer). With an oracle delay a round is usable ``delay_blocks`` blocks, or ``delay_s``
     seconds, after its block (:mod:`backtest.oracle`): the answer in force at block ``fb`` is the
     last round usable by then (block ``<= fb - delay_blocks`` and timestamp ``<= t0 - delay_s``,
     ``t0`` the timestamp of ``fb``; a feed with none starts from its oldest round before the
     window, the oldest answer known), and the later rounds before the window come first among the
     rounds, to take effect inside it."""
     chain, o = sc.chain_id, sc.oracle
+    rel = _rounds_relation(wh)
     rcols = "feed, answer, decimals, updated_at_ts, block_number, log_index, block_timestamp_ts"
-    sel = f"SELECT {rcols} FROM raw.oracle_rounds WHERE chain_id=? AND feed IN (SELECT unnest(?))"
+    sel = f"SELECT {rcols} FROM ({rel}) r WHERE chain_id=? AND feed IN (SELECT unnest(?))"
     ready, held, args = "", None, []
     if o.delay_blocks or o.delay_s:
         t0 = int(wh.con.execute("SELECT timestamp_ts FROM raw.blocks WHERE chain_id=? AND number=?",
@@ -612,29 +643,32 @@ def _feed_rounds(wh: Warehouse, sc: Scenario, feeds: list[str], fb: int, tb: int
         ready, args = " AND block_number::BIGINT <= ? AND block_timestamp_ts::BIGINT <= ?", list(held)
     initial = {str(r[0]): _round(r) for r in wh.con.execute(
         f"{sel} AND block_number < ?{ready} QUALIFY row_number() OVER (PARTITION BY feed "
-        "ORDER BY block_number DESC, log_index DESC) = 1", [chain, feeds, fb, *args]).fetchall()}
-    pending = _load_rounds(wh, chain, feeds, 0, fb - 1, held) if held is not None and fb > 0 else []
+        "ORDER BY block_number DESC, log_index DESC, phase_id DESC) = 1",
+        [chain, feeds, fb, *args]).fetchall()}
+    pending = _load_rounds(wh, rel, chain, feeds, 0, fb - 1, held) if held is not None and fb > 0 else []
     for r in list(pending):  # no round usable yet (a feed younger than the delay): its oldest answer
         if r.feed not in initial:
             initial[r.feed] = r
             pending.remove(r)
-    return initial, pending + _load_rounds(wh, chain, feeds, fb, tb)
+    return initial, pending + _load_rounds(wh, rel, chain, feeds, fb, tb)
 
 
-def _load_rounds(wh: Warehouse, chain: int, feeds: list[str], fb: int, tb: int,
+def _load_rounds(wh: Warehouse, rel: str, chain: int, feeds: list[str], fb: int, tb: int,
                  held: tuple[int, int] | None = None) -> list[Round]:
-    """The feeds' rounds in blocks ``[fb, tb]``, in order (columns through Arrow, exact answers);
-    with ``held = (block, ts)`` only those not usable at the window start (after that block or
-    that timestamp: see :func:`_feed_rounds`)."""
+    """The feeds' rounds in blocks ``[fb, tb]`` of ``rel`` (:func:`_rounds_relation`), in order
+    (columns through Arrow, exact answers); with ``held = (block, ts)`` only those not usable at
+    the window start (after that block or that timestamp: see :func:`_feed_rounds`)."""
     types = {str(c): str(t) for c, t in wh.con.execute(
         "SELECT column_name, data_type FROM duckdb_columns() WHERE schema_name = 'raw' AND "
         "table_name = 'oracle_rounds'").fetchall()}
+    types["log_index"] = "BIGINT"
     names = ("feed", "answer", "decimals", "updated_at_ts", "block_number", "log_index", "block_timestamp_ts")
     cols = fetch_columns(wh.con, [(n, types[n]) for n in names],
-                         "FROM raw.oracle_rounds WHERE chain_id = ? AND feed IN (SELECT unnest(?)) AND "
+                         f"FROM ({rel}) r WHERE chain_id = ? AND feed IN (SELECT unnest(?)) AND "
                          "block_number BETWEEN ? AND ?" + (" AND NOT (block_number::BIGINT <= ? AND "
                                                            "block_timestamp_ts::BIGINT <= ?)" if held else "")
-                         + " ORDER BY block_number, log_index", [chain, feeds, fb, tb, *(held or ())])
+                         + " ORDER BY block_number, log_index, phase_id",
+                         [chain, feeds, fb, tb, *(held or ())])
     for name, col in zip(names, cols, strict=True):
         if None in col:
             i = col.index(None)
@@ -705,8 +739,8 @@ def _ingest_runs(wh: Warehouse, adapter: ProtocolAdapter[Any], chain: int, datas
     market = " UNION ALL ".join(
         f"SELECT run_id, block_number FROM {t} WHERE chain_id = $c AND source = $s AND block_number <= $tb"
         for t in sorted(tables) if _exists(wh, t))
-    parts = ["SELECT run_id FROM raw.oracle_rounds WHERE chain_id = $c AND feed IN (SELECT unnest($f)) AND "
-             "block_number <= $tb",
+    parts = [f"SELECT run_id FROM ({_rounds_relation(wh)}) r WHERE chain_id = $c AND feed IN "
+             "(SELECT unnest($f)) AND block_number <= $tb",
              "SELECT run_id FROM raw.blocks WHERE chain_id = $c AND number <= $tb AND number >= "
              + ("least($fb, (SELECT min(block_number) FROM m))" if market else "$fb")]
     if market:

@@ -13,7 +13,8 @@ phase's blocks ``[first_block, next phase's first_block)``: a new aggregator tra
 confirmed, an old one may go on after, and neither is what the proxy reported then. Limits: the
 switch block's logs are attributed to the new phase whatever their order relative to the
 ``confirmAggregator`` transaction, and the new aggregator's latest answer from before the switch
-(which the proxy reads from the switch on) is not repeated at the switch block.
+(which the proxy reads from the switch on) is not repeated at the switch block here: the replay
+repeats it (``backtest.api._rounds_relation``, from ``raw.chainlink_answer_updated``).
 ``NewTransmission`` keeps the OCR report details (observations, transmitter) in its own decoded
 table.
 
