@@ -32,6 +32,13 @@ valued at the oracle prices:
   draws down;
 * profit = revenue − gas − slippage − flash fee.
 
+**Size.** With a slippage curve for the collateral, the protocol's largest liquidation need not
+pay most (slippage grows faster than the sale): the model also tries the ``debt_to_cover`` of each
+sale size where the profit may peak (:meth:`LiquidatorModel._sized_covers`: constant product,
+``D / sqrt(1 - a) - D`` for the margin ``a`` before slippage; a table, its points and each
+segment's stationary point) and keeps the pair's most profitable outcome, as a bot sizing its
+liquidation does (a size the protocol refuses, e.g. Aave v3.3's dust rule, is not taken).
+
 It picks the pair with the highest profit (ties: lowest (collateral, debt) addresses) and acts
 only if profit >= ``min_profit`` (``min_profit_usd`` / ``min_profit_eth`` in the scenario: whole
 base currency). **Action**: the liquidation lands at the top of block
@@ -54,6 +61,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
+from math import isqrt
 from typing import Any
 
 from protocols.base import ProtocolAdapter
@@ -137,6 +145,43 @@ class LiquidatorModel:
                     break
         return int(value * bps / 10_000)
 
+    def _sized_covers(self, dec: Decision) -> list[int]:
+        """The ``debt_to_cover`` amounts, below ``dec``'s repaid amount, at which the profit of the
+        pair of ``dec`` (a liquidation of the largest size allowed, selling its collateral) may
+        peak. The seized value is proportional to the repaid one (``S / R``, read on ``dec``), so a
+        sale ``s`` earns ``a * s - slippage(s)`` with the margin ``a = 1 - (1 + flash fee) R / S``;
+        with a convex slippage curve the best ``s`` may be below ``S``: constant product, where
+        the derivative is zero, ``(D + s)**2 = D**2 / (1 - a)``; a table, each point's size and
+        each segment's stationary point. Each size ``s`` is repaid by ``debt_repaid * s // S``."""
+        o = dec.outcome
+        curve = self.spec.slippage.get(o.collateral_asset)
+        big_s, big_r, repaid = dec.collateral_seized_value, dec.debt_repaid_value, o.debt_repaid
+        if curve is None or big_s <= 0 or big_r <= 0 or repaid <= 1:
+            return []
+        fee = self.spec.flash_fee_bps if self.spec.flash_loans else 0
+        one_minus_a = Fraction((10_000 + fee) * big_r, 10_000 * big_s)
+        if one_minus_a >= 1:  # no size earns more than it costs before slippage
+            return []
+        a = 1 - one_minus_a
+        sizes: list[int] = []  # sale values (base currency units)
+        if curve.depth is not None:
+            depth = int(curve.depth * self.unit)
+            # D / sqrt(1 - a) - D, in integers: isqrt(D**2 * S * 10**4 / ((10**4 + fee) * R))
+            sizes.append(isqrt(depth * depth * big_s * 10_000 // ((10_000 + fee) * big_r)) - depth)
+        else:
+            pts = [(Fraction(x), Fraction(b)) for x, b in curve.table]
+            if pts[0][0] > 0:
+                pts.insert(0, (Fraction(0), Fraction(0)))
+            for (x0, b0), (x1, b1) in zip(pts, pts[1:], strict=False):
+                sizes.append(int(x1 * self.unit))
+                m = (b1 - b0) / (x1 - x0)  # bps per whole base currency
+                if m > 0:  # a x - x (b0 + m (x - x0)) / 10**4 peaks where its derivative is 0
+                    x = (a * 10_000 - b0 + m * x0) / (2 * m)
+                    if x0 < x < x1:
+                        sizes.append(int(x * self.unit))
+        covers = {repaid * s // big_s for s in sizes if 0 < s < big_s}
+        return sorted(c for c in covers if 0 < c < repaid)
+
     def decide(self, adapter: ProtocolAdapter[Any], state: Any, user: str, prices: Mapping[str, int],
                ts: int, base_fee_wei: int, value: Valuer) -> Decision | None:
         """The most profitable paying liquidation of ``user`` on ``state`` at ``ts``, landing in a
@@ -162,6 +207,13 @@ class LiquidatorModel:
                 if not out.ok and first_revert is None:
                     first_revert = str(out.revert_reason)
                 dec = self._economics(out, cover, gas, value)
+                if dec is not None and c != d:
+                    # with slippage a smaller sale may pay more: the covers of the candidate sizes
+                    for smaller in self._sized_covers(dec):
+                        alt = self._economics(adapter.liquidate(state, user, c, d, smaller, prices, ts),
+                                              smaller, gas, value)
+                        if alt is not None and alt.profit_value > dec.profit_value:
+                            dec = alt
                 if dec is not None and (best is None or dec.profit_value > best.profit_value):
                     best = dec
         if best is None or best.profit_value < self.min_profit:

@@ -1,0 +1,79 @@
+"""How much debt the liquidator model repays when selling the seized collateral has slippage: the
+amount that pays most, not always the protocol's maximum. Real ported Aave v3.0 rules
+(:mod:`tests.backtest.markets`); expectations from the constant-product formula, worked by hand.
+
+The account: 1,000 ETH collateral (LT 80 %, bonus 5 %, no protocol fee) at $2,000, 1,650,000 USDC
+debt: HF = 2,000,000 x 0.8 / 1,650,000 = 0.9697 > 0.95, close factor 50 %, so the protocol's maximum
+repays 825,000 USDC for 866,250 USD of ETH (bonus 41,250). Selling that into a constant-product
+pool of depth D = 10,000,000 USD loses s^2 / (D + s) = 69,057.6: the maximum loses 27,807.
+
+A sale of s (for s / 1.05 repaid) earns 0.05 s / 1.05 - s^2 / (D + s); its derivative is zero at
+(D + s)^2 = 1.05 D^2, s* = D (sqrt(1.05) - 1) = 246,950.77 USD of ETH for 235,191.21 USDC repaid,
+profit 11,759.56 - 5,951.50 = 5,808.06 USD."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from math import sqrt
+from types import MappingProxyType
+
+from backtest.liquidator import LiquidatorModel
+from backtest.scenario import LiquidatorSpec, Slippage
+from tests.backtest.markets import ADAPTER, COLL, DEBT, T0, market
+
+UNIT = 10**8
+PRICES = {COLL: 2_000 * UNIT, DEBT: UNIT}
+D = 10_000_000
+
+
+def _value(asset: str, amount: int) -> int:
+    return amount * PRICES[asset] // 10 ** (18 if asset == COLL else 6)
+
+
+def _by_hand(repaid_usd: float, depth: float = D) -> float:
+    s = repaid_usd * 1.05
+    return 0.05 * repaid_usd - s * s / (depth + s)
+
+
+def test_repays_the_amount_that_pays_most_under_constant_product_slippage() -> None:
+    """The model passed type(uint256).max only: the protocol's maximum lost 27,807, so it left the
+    account alone, though repaying 235,191 USDC earns 5,808 (a bot sizes its liquidation)."""
+    book = market(8000, 10500, [(1_000 * 10**18, 1_650_000 * 10**6)])
+    m = LiquidatorModel(LiquidatorSpec(slippage=MappingProxyType({COLL: Slippage(depth=Decimal(D))})), UNIT)
+    assert _by_hand(825_000) < -27_000  # the protocol's maximum does not pay
+    d = m.decide(ADAPTER, book.state, book.users[0], PRICES, T0, 0, _value)
+    assert d is not None
+    r_star = D * (sqrt(1.05) - 1) / 1.05
+    repaid = d.outcome.debt_repaid / 10**6
+    assert abs(repaid - r_star) < 1.0, (repaid, r_star)
+    assert d.debt_to_cover == d.outcome.debt_repaid
+    assert abs(d.profit_value / UNIT - _by_hand(r_star)) < 0.02, d.profit_value
+    # no amount on a grid around it pays more (by hand, same formula)
+    assert all(_by_hand(r) <= d.profit_value / UNIT + 0.02 for r in range(1_000, 825_000, 1_000))
+
+
+def test_repays_the_amount_that_pays_most_under_a_slippage_table() -> None:
+    """Table (size USD, bps): (100,000, 100), (1,000,000, 900). Between the points slippage is
+    100 + 800 (s - 100,000) / 900,000 bps of s, so profit(s) = 0.05 s / 1.05 - s bps(s) / 10^4
+    = s (0.047619 - 11.11 / 10^4) - 0.00088889 s^2 / 10^4, zero derivative at
+    s = (476.19 - 11.11) / (2 x 0.00088889) = 261,607 USD (profit 6,083; below with exact fractions)."""
+    from fractions import Fraction as F
+
+    table = ((Decimal(100_000), 100), (Decimal(1_000_000), 900))
+    book = market(8000, 10500, [(1_000 * 10**18, 1_650_000 * 10**6)])
+    m = LiquidatorModel(LiquidatorSpec(slippage=MappingProxyType({COLL: Slippage(table=table)})), UNIT)
+    d = m.decide(ADAPTER, book.state, book.users[0], PRICES, T0, 0, _value)
+    assert d is not None
+    a = F(5, 105)
+    slope = F(800, 900_000)  # bps per USD
+    s_star = (a * 10_000 - (100 - slope * 100_000)) / (2 * slope)
+    assert 100_000 < s_star < 1_000_000
+
+    def profit(s: F) -> F:
+        return a * s - s * (100 + slope * (s - 100_000)) / 10_000
+
+    seized = F(d.collateral_seized_value, UNIT)
+    assert abs(seized - s_star) < 2, (float(seized), float(s_star))
+    assert abs(F(d.profit_value, UNIT) - profit(s_star)) < F(1, 10)
+    # the protocol's maximum: 866,250 USD sold at 100 + 800 x 766,250 / 900,000 = 781.1 bps: a loss
+    assert profit(F(866_250)) < 0
