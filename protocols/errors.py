@@ -9,6 +9,8 @@
     │                              reserve); the message names block, log index and tx
     ├── UnknownProtocol            ``get_adapter(name)`` with a name not in the registry
     ├── MissingPrice               an evaluation needs the price of an asset the caller did not give
+    ├── MissingParameter           a rule needs a value no event carries and nobody declared (Aave
+    │                              v2: the aToken treasury a liquidation mints the reserve factor to)
     └── StaleOutcome               ``commit`` of a liquidation outcome computed on a state that has
                                    changed since
 
@@ -24,6 +26,7 @@ __all__ = [
     "InconsistentEvent",
     "UnknownProtocol",
     "MissingPrice",
+    "MissingParameter",
     "StaleOutcome",
 ]
 
@@ -54,6 +57,11 @@ class MissingPrice(ProtocolError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+
+class MissingParameter(ProtocolError):
+    """A rule needs a market parameter that no event carries and that was not declared; going on
+    would pass a stand-in (address 0, a revert) off as the contract's behaviour."""
 
 
 class StaleOutcome(ProtocolError):

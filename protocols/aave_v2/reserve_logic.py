@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..base import ZERO_ADDRESS
+from ..errors import MissingParameter
 from ..fixed_point import (
     PERCENTAGE_FACTOR,
     ArithmeticOverflow,
@@ -187,10 +188,16 @@ def update_state(tx: TxContext, reserve: ReserveData) -> ReserveData:
 def mint_to_treasury(tx: TxContext, reserve: ReserveData, amount: int, index: int) -> None:
     """``AToken.mintToTreasury(amount, index)``: credits ``rayDiv(amount, index)`` scaled
     aTokens to the reserve's treasury and emits ``Transfer`` + ``Mint`` (no zero check of the
-    scaled amount, unlike ``mint``)."""
+    scaled amount, unlike ``mint``). An unknown treasury (``ReserveData.treasury`` address 0: no
+    event carries the aToken's immutable) raises :class:`MissingParameter`: the deployed aToken
+    always has one, so this is missing input, not a revert of the call."""
     treasury = reserve.treasury
-    if treasury == ZERO_ADDRESS:  # ERC20: mint to the zero address
-        raise ArithmeticOverflow(f"treasury of {reserve.asset} unknown (ReserveData.treasury)")
+    if treasury == ZERO_ADDRESS:
+        raise MissingParameter(
+            f"the treasury of reserve {reserve.asset} (its aToken's RESERVE_TREASURY_ADDRESS) is unknown, "
+            f"but updateState mints the reserve factor's share ({amount}) to it: no Aave v2 event carries "
+            "it; declare it (new_state(asset_treasuries=...); a scenario's [market.asset_treasuries])"
+        )
     u = tx.user(treasury)
     ur = u.reserve(reserve.asset)
     tx.put_user(

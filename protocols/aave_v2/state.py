@@ -169,7 +169,8 @@ class AaveV2State:
     #: decimals of assets not yet listed: v2's ``ReserveInitialized`` does not carry them
     asset_decimals: dict[str, int] = field(default_factory=dict)
     #: the aTokens' ``RESERVE_TREASURY_ADDRESS`` per asset (an immutable: in no event either); a
-    #: reserve without one cannot mint its reserve factor share (the liquidation then fails)
+    #: simulated ``updateState`` that must mint a reserve factor share to an unknown one raises
+    #: :class:`~protocols.errors.MissingParameter`
     asset_treasuries: dict[str, str] = field(default_factory=dict)
     #: (tx hash, log index, asset, amount) of the last ``Borrow`` applied: a ``FlashLoan`` that
     #: opened debt is the log right after its ``Borrow`` (``_executeBorrow`` emits it last) and

@@ -259,3 +259,25 @@ def test_socialization_needs_the_treasuries(chain: Chain, tmp_path: Path) -> Non
         run(f, db=chain.db)
     assert e.value.field == "metrics.socialization"
     assert "the treasury of reserve(s)" in e.value.message and "[market.asset_treasuries]" in e.value.message
+
+
+def test_a_liquidation_needs_the_treasury_it_mints_to(chain: Chain, tmp_path: Path) -> None:
+    """USDC's reserve factor (10 %) makes every ``updateState`` after interest accrued mint the
+    treasury's share to the aToken's ``RESERVE_TREASURY_ADDRESS``, which no v2 event carries.
+    Without [market.asset_treasuries] the engine's liquidation of A quoted a revert '23'
+    (LP_LIQUIDATION_CALL_FAILED: the port's mint to address 0 'reverted') where the chain
+    liquidated A, so the counterfactual run let A go unliquidated and counted a protocol revert,
+    silently. It is now an error naming the reserve and the declaration."""
+    import re
+
+    from backtest.errors import ReplayError
+
+    f = _scenario(chain, tmp_path, "counterfactual")
+    f.write_text(
+        re.sub(r'\[market.asset_treasuries\]\n("0x[0-9a-f]{40}" = "0x[0-9a-f]{40}"\n)*', "", f.read_text())
+    )
+    assert "asset_treasuries" not in f.read_text()
+    with pytest.raises(ReplayError) as e:
+        run(f, db=chain.db)
+    msg = str(e.value)
+    assert chain.usdc in msg and "[market.asset_treasuries]" in msg
