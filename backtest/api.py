@@ -783,12 +783,16 @@ def _load_refs(wh: Warehouse, sc: Scenario, blocks: Blocks) -> tuple[list[RefPoi
         _check_one_source(sc, rows, t0)
     refs: list[RefPoint] = []
     initial: dict[str, RefPoint] = {}
-    for pair, _source, ts_us, text in rows:
+    read: dict[str, list[tuple[int, int, str]]] = {}  # pair -> (second, ts_us, source) of the points read
+    for pair, source, ts_us, text in rows:
         ts = -(-int(ts_us) // 10**6)  # usable from the first block whose timestamp is >= the instant
         price = Fraction(Decimal(str(text)))
+        pts = read.setdefault(str(pair), [])
         if ts <= t0:
             initial[str(pair)] = RefPoint(str(pair), ts, price, sc.from_block)
+            pts[:] = [(ts, int(ts_us), str(source))]  # only the price in force at the start is read
             continue
+        pts.append((ts, int(ts_us), str(source)))
         b = blocks.first_at_or_after(ts)
         if b is None:
             continue
@@ -816,7 +820,66 @@ def _load_refs(wh: Warehouse, sc: Scenario, blocks: Blocks) -> tuple[list[RefPoi
             raise MissingData(f"reference pair {p} ends at unix {end} ({_iso(end)}), before the window's end "
                               f"{window}; import it up to (or past) the window's last block with "
                               f"`deficit import-prices FILE --pair {p}`")
+    _check_gaps(wh, sc, read, t0, t1, window)
     return refs, initial
+
+
+#: without ``[reference] max_gap_s``, the longest a reference price may be held in the window is
+#: this many times the series' median interval (the sources read, each over the window and a week
+#: either side; the coarsest of them): a few missing candles pass, an hours-long hole does not
+DEFAULT_GAP_FACTOR = 10
+_GAP_MARGIN_US = 7 * 86_400 * 10**6
+
+
+def _check_gaps(wh: Warehouse, sc: Scenario, read: Mapping[str, list[tuple[int, int, str]]], t0: int,
+                t1: int, window: str) -> None:
+    """Refuse a reference path with a hole in the window: the replay holds a price until the next
+    one (``view.reference_prices``), so over a hole oracle_lag and reference bad debt would be
+    measured against a stale price, silently. For each pair, from the price in force at the
+    window's start (``read``: its points in order, usable seconds) through the first price after
+    the window's end, the time a price is held inside the window, ``min(next, t1) - this``, must
+    not exceed ``max_gap_s`` (declared, or :data:`DEFAULT_GAP_FACTOR` x the median interval)."""
+    assert sc.reference is not None
+    src = sc.reference.source
+    declared = sc.reference.max_gap_s
+    for pair, pts in sorted(read.items()):
+        only = " AND source = ?" if src else ""
+        nxt = wh.con.execute(
+            f"SELECT ts_us, source FROM raw.reference_prices WHERE pair = ?{only} AND ts_us > ? "
+            "ORDER BY ts_us, source LIMIT 1", [pair, *([src] if src else []), t1 * 10**6]).fetchall()
+        seq = list(pts)
+        if nxt:  # the first price after the window: the last one in it is held until then
+            seq.append((-(-int(nxt[0][0]) // 10**6), int(nxt[0][0]), str(nxt[0][1])))
+        holes = [(a, b, min(b, t1) - a) for (a, _, _), (b, _, _) in zip(seq, seq[1:], strict=False)]
+        if seq[-1][0] < t1:  # cannot happen after the end check; kept so a change there cannot hide a hole
+            holes.append((seq[-1][0], t1, t1 - seq[-1][0]))
+        if declared is not None:
+            limit, how = Fraction(declared), f"max_gap_s = {declared} declared in [reference]"
+        else:
+            sources = sorted({s for _, _, s in seq})
+            meds = [m for (m,) in wh.con.execute(
+                "SELECT median(d) FROM (SELECT source, ts_us::BIGINT - lag(ts_us::BIGINT) OVER (PARTITION BY "
+                "source ORDER BY ts_us) AS d FROM raw.reference_prices WHERE pair = ? AND source IN "
+                "(SELECT unnest(?)) AND ts_us BETWEEN ? AND ?) WHERE d IS NOT NULL GROUP BY source",
+                [pair, sources, max(seq[0][1] - _GAP_MARGIN_US, 0), seq[-1][1] + _GAP_MARGIN_US]).fetchall()
+                if m is not None]
+            if not meds:
+                raise MissingData(f"reference pair {pair} has a single price per source around the window "
+                                  f"{window}: no interval to judge its holes by; declare the longest hole "
+                                  "to accept with `max_gap_s = N` (seconds) in [reference]")
+            med = Fraction(Decimal(str(max(meds)))) / 10**6
+            limit = DEFAULT_GAP_FACTOR * med
+            how = (f"default {DEFAULT_GAP_FACTOR} x the series' median interval of {float(med):g} s "
+                   f"({float(limit):g} s)")
+        over = [h for h in holes if h[2] > limit]
+        if over:
+            a, b, held = over[0]
+            more = f" (and {len(over) - 1} more such holes)" if len(over) > 1 else ""
+            raise MissingData(
+                f"reference pair {pair} has no price from {_iso(a)} (unix {a}) to {_iso(b)} (unix {b}): the "
+                f"window {window} would hold the price of {_iso(a)} for {held} s ({held / 3600:.2f} h), "
+                f"longer than the {how}{more}; import the missing prices, or declare the longest hole to "
+                "accept with `max_gap_s = N` (seconds) in [reference]")
 
 
 def _iso(ts: int) -> str:

@@ -36,6 +36,8 @@
 
     [reference]                        # optional off-chain reference path (raw.reference_prices)
     source = "binance-ethusdt"         # optional: raw.reference_prices.source
+    max_gap_s = 600                    # optional: longest hole in the path the window may hold
+                                       # a price over (default: 10x the series' median interval)
     [reference.pairs]                  # feed (proxy address) -> pair
     "0x5f4ec3df9cbd43714fe2740f5e3616155c5b8419" = "ETH/USD"
 
@@ -160,10 +162,14 @@ class OracleModelSpec:
 @dataclass(frozen=True)
 class ReferenceSpec:
     """``pairs``: feed (proxy address) → reference pair; the feed's price keys then also get a
-    reference price. ``source``: restrict to one ``raw.reference_prices.source``."""
+    reference price. ``source``: restrict to one ``raw.reference_prices.source``. ``max_gap_s``:
+    the longest a reference price may be held in the window before the next one (a hole in the
+    path is refused beyond it); None: 10 times the series' median interval
+    (``backtest.api.DEFAULT_GAP_FACTOR``)."""
 
     pairs: Mapping[str, str] = field(default_factory=dict)
     source: str | None = None
+    max_gap_s: int | None = None
 
 
 @dataclass(frozen=True)
@@ -293,6 +299,9 @@ class Scenario:
         ov["emode"] = sorted(ov["emode"], key=lambda r: int(r["category"]))
         if not ov["emode"]:  # added later: left out when empty, so earlier scenarios keep their hash
             del ov["emode"]
+        ref = d["reference"]
+        if isinstance(ref, dict) and ref.get("max_gap_s") is None:  # added later, as emode
+            ref.pop("max_gap_s", None)
         return json.dumps(_whole_floats(d), sort_keys=True, default=_json_default, separators=(",", ":"))
 
     def sha256(self) -> str:
@@ -602,14 +611,15 @@ def parse_scenario(text: str, origin: str = "<scenario>") -> Scenario:
 
     reference = None
     if "reference" in doc:
-        r = p.table(doc, "reference", "reference", ("pairs", "source"))
+        r = p.table(doc, "reference", "reference", ("pairs", "source", "max_gap_s"))
         pairs_t = p.table(r, "pairs", "reference.pairs", None, required=True)
         p.addr_keys(pairs_t, "reference.pairs")
         pairs = {}
         for k in pairs_t:
             pairs[p.addr(k, f"reference.pairs.{k}")] = str(p.str_(pairs_t, k, f"reference.pairs.{k}"))
         reference = ReferenceSpec(MappingProxyType(dict(sorted(pairs.items()))),
-                                  p.str_(r, "source", "reference.source"))
+                                  p.str_(r, "source", "reference.source"),
+                                  p.int_(r, "max_gap_s", "reference.max_gap_s", minimum=1))
     if oracle.model in ("reference", "republish") and reference is None:
         raise p.err("oracle.model", f"model {oracle.model!r} needs a [reference] table with pairs")
 
