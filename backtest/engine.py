@@ -227,6 +227,12 @@ class _View:
     def reference_prices(self) -> Mapping[str, int]:
         return self._ref
 
+    @property
+    def start_updates(self) -> Sequence[PriceUpdate]:
+        """The oracle answers and reference prices in force at the window start (see
+        :class:`backtest.metrics.base.View`)."""
+        return tuple(self._r.start_updates)
+
     def health(self, user: str) -> AccountEval | None:
         return self._r.ledger.evals.get(user)
 
@@ -296,6 +302,9 @@ class Replay:
         self.start_updated_at: dict[str, int] = {}
         #: replaced feed -> (answer, unix second) in force at the window start (_initial_prices)
         self._start_answer: dict[str, tuple[int, int]] = {}
+        #: the oracle answers and reference prices in force at the window start, as price updates
+        #: at log index -2 of the first block (_initial_prices; View.start_updates)
+        self.start_updates: list[PriceUpdate] = []
         self.pair_last: dict[str, Fraction] = {}  # reference pair -> its latest price
         self.liquidator = LiquidatorModel(scenario.liquidator, self.unit, scenario.overrides.close_factor_bps)
         self.delay = scenario.liquidator.reaction_delay_blocks + scenario.finality.wait_blocks
@@ -353,6 +362,8 @@ class Replay:
         for feed in feeds:
             r = self.inputs.initial_rounds.get(feed)
             answer = r.answer if r is not None else None
+            # where the answer in force comes from: block, unix second, updatedAt
+            happened = None if r is None else (r.block_number, r.block_ts, r.updated_at_ts)
             if feed in replaced and s.reference is not None:
                 p = self.inputs.initial_refs.get(s.reference.pairs[feed])
                 if p is not None:
@@ -361,6 +372,7 @@ class Replay:
                     if accepted(s.oracle, a, self.inputs.feed_rules.get(feed)):
                         answer = a
                         self._start_answer[feed] = (a, p.ts)
+                        happened = (p.block_number, p.ts, p.ts)
                     elif r is not None:
                         self._start_answer[feed] = (r.answer, r.updated_at_ts)
             if answer is not None:
@@ -371,12 +383,23 @@ class Replay:
                     self.start_updated_at[feed] = r.updated_at_ts
                 for k in self.feed_keys.get(feed, ()):
                     self.prices[k] = answer
+                if happened is not None:
+                    self.start_updates.append(PriceUpdate(
+                        "oracle", feed, self.feed_keys.get(feed, ()), answer, None, answer,
+                        self._feed_decimals(feed), True, happened[0], happened[1], self.block.number, -2,
+                        self.block.timestamp, happened[2]))
         if s.reference is not None:
             for feed, pair in sorted(s.reference.pairs.items()):
                 p = self.inputs.initial_refs.get(pair)
                 if p is not None:
-                    for k in self.feed_keys.get(feed, ()):
-                        self.ref_prices[k] = reference_answer(p.price, self._feed_decimals(feed))
+                    ans = reference_answer(p.price, self._feed_decimals(feed))
+                    keys = self.feed_keys.get(feed, ())
+                    for k in keys:
+                        self.ref_prices[k] = ans
+                    self.start_updates.append(PriceUpdate(
+                        "reference", pair, keys, ans, None, ans, self._feed_decimals(feed), True,
+                        p.block_number, p.ts, self.block.number, -2, self.block.timestamp, p.ts,
+                        reference_of=feed))
 
     def _stream(self) -> Iterator[tuple[int, int, int, int, object]]:
         """Every input as ``(block, log_index, kind, seq, item)``; kind 0 reference, 1 oracle,

@@ -337,6 +337,14 @@ class View(Protocol):
         scenario has no reference path; a key is absent until its first reference price)."""
         ...
 
+    @property
+    def start_updates(self) -> Sequence[PriceUpdate]:
+        """The oracle answers (one per feed) and reference prices (one per feed of a pair) in force
+        at the window start, carried from before it, as price updates at the window's first block
+        and log index -2 (``happened_*``: the round or reference instant they come from). Not
+        passed to :meth:`Metric.on_price`: nothing was consumed."""
+        ...
+
     def health(self, user: str) -> AccountEval | None:
         """The account's last exact evaluation (None if never evaluated / no position)."""
         ...

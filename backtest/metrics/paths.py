@@ -3,7 +3,9 @@ health at the window's start and end.
 
 * ``bt.price_path``: one row per oracle or reference price update in the replay's total order
   (what the protocol read under the scenario's oracle model, shocks included, and the reference
-  path), with the price in the adapter's base currency per whole token;
+  path), with the price in the adapter's base currency per whole token, led by the prices in
+  force at the window start (log index -2 of its first block: without them a price was unknown
+  in the table until a feed's first update inside the window, up to a heartbeat later);
 * ``bt.health_snapshots``: every account with debt at the window start (after the starting state
   is built, before the first block's inputs) and at the window end, with its health factor at
   oracle and at reference prices. The end snapshot evaluates every account afresh at the last
@@ -39,7 +41,8 @@ PRICE_PATH = register_table(Table(
         Column("chain_id", "UBIGINT", "chain replayed", False),
         Column("block_number", "UBIGINT", "block the price took effect in (knowable)", False),
         Column("log_index", "BIGINT", "log index of the round (-1: start of block, e.g. a delayed or "
-               "reference-derived answer)", False),
+               "reference-derived answer; -2: the price in force at the window start, carried from "
+               "before it, in the window's first block)", False),
         Column("block_ts", "UBIGINT", "its block timestamp, unix seconds", False),
         Column("kind", "VARCHAR", "oracle | reference", False),
         Column("feed", "VARCHAR", "oracle feed (proxy address) or reference pair", False),
@@ -90,15 +93,19 @@ class Paths(Metric):
 
     def on_run_start(self, view: View) -> None:
         self._unit = view.unit
+        for u in getattr(view, "start_updates", ()):
+            self._price_row(view, u)
         self._snapshot(view, "start")
 
     def on_price(self, view: View, update: PriceUpdate) -> None:
         self._counts[update.kind] += 1
         self._counts["rejected"] += not update.accepted
-        key = update.keys[0] if update.keys else ""
-        self._prices.append((view.run_id, view.chain_id, update.block_number, update.log_index,
-                             update.timestamp, update.kind, update.feed, key,
-                             update.price, update.accepted, update.happened_block, update.price / self._unit))
+        self._price_row(view, update)
+
+    def _price_row(self, view: View, u: PriceUpdate) -> None:
+        self._prices.append((view.run_id, view.chain_id, u.block_number, u.log_index, u.timestamp, u.kind,
+                             u.feed, u.keys[0] if u.keys else "", u.price, u.accepted, u.happened_block,
+                             u.price / self._unit))
 
     def on_run_end(self, view: View) -> None:
         self._snapshot(view, "end", self._fresh(view))

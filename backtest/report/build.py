@@ -377,7 +377,8 @@ def _price_plots(d: _Data, s: Section) -> None:
                 key,
             )
         ]
-        # bt.price_path holds the answers consumed in the window, not the one in force at its start
+        # bt.price_path leads with the prices in force at the window start (log index -2); a feed
+        # with no answer before the window (or a run written before those rows) begins later
         begins = ""
         if ref and not orc:
             begins = ("; no oracle answer in the window: the answer in force, from before it, is not in "

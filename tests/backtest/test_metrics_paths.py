@@ -66,3 +66,44 @@ def test_start_reference_hf_is_null_before_the_reference_path_begins() -> None:
     assert [(x["health_factor_wad"], x["health_factor_reference_wad"], x["health_factor_reference_f64"])
             for x in start] == [(str(33 * WAD // 10), None, None)]
     assert [x["health_factor_reference_wad"] for x in end] == [str(198 * WAD // 100)]
+
+
+def test_price_path_starts_with_the_prices_in_force_at_the_window_start() -> None:
+    """The feeds' last rounds before the window (WETH 2,000 and USDC 1 at block 999) and the
+    reference price in force (2,000) are what every block reads until the first update inside the
+    window (block 1,010). bt.price_path began at that update, so an as-of join of a block before
+    it found no price. Now they lead the table at the first block, log index -2, each naming the
+    round (or reference instant) it comes from; they are not counted as updates consumed. Under
+    the reference oracle model the WETH feed's starting answer is the reference price, from the
+    reference instant."""
+    from fractions import Fraction
+
+    from backtest.metrics.paths import PRICE_PATH
+    from backtest.oracle import RefPoint
+
+    from .metric_market import FEED_USDC, FEED_WETH, FIRST, USDC, WETH
+
+    cols = PRICE_PATH.column_names()
+    sc = scenario(["paths"], reference=True)
+    r = run_inputs(sc, inputs(market(debt_usdc=5_000), [(1_010, 1_700)], refs=[(1_020, 1_200)]))
+    rows = [dict(zip(cols, x, strict=True)) for x in r.output.tables[PRICE_PATH]]
+    start = [(x["block_number"], x["log_index"], x["kind"], x["feed"], x["price_key"], x["price"],
+              x["happened_block"]) for x in rows if x["log_index"] == -2]
+    assert start == [(FIRST, -2, "oracle", FEED_WETH, WETH, 2_000 * 10**8, FIRST - 1),
+                     (FIRST, -2, "oracle", FEED_USDC, USDC, 10**8, FIRST - 1),
+                     (FIRST, -2, "reference", "ETH/USD", WETH, 2_000 * 10**8, FIRST)]
+    assert rows[:3] == [x for x in rows if x["log_index"] == -2]  # they lead the table
+    assert [(x["block_number"], x["kind"], x["price"]) for x in rows[3:]] == [
+        (1_010, "oracle", 1_700 * 10**8), (1_020, "reference", 1_200 * 10**8)]
+    s = r.output.summary["paths"]
+    assert (s["oracle_updates"], s["reference_updates"]) == (1, 1)
+
+    ins = inputs(market(debt_usdc=5_000), [(1_010, 1_700)], refs=[(1_020, 1_200)])
+    t = ins.blocks.timestamp(FIRST) - 5
+    ins = replace(ins, initial_refs={"ETH/USD": RefPoint("ETH/USD", t, Fraction(2_100), FIRST)})
+    r = run_inputs(scenario(["paths"], reference=True, oracle_model="reference"), ins)
+    rows = [dict(zip(cols, x, strict=True)) for x in r.output.tables[PRICE_PATH]]
+    start = [(x["kind"], x["feed"], x["price"], x["happened_block"]) for x in rows if x["log_index"] == -2]
+    assert start == [
+        ("oracle", FEED_WETH, 2_100 * 10**8, FIRST), ("oracle", FEED_USDC, 10**8, FIRST - 1),
+        ("reference", "ETH/USD", 2_100 * 10**8, FIRST)]
