@@ -41,8 +41,10 @@ Rows: ``bt.socialization`` and ``bt.loss_bearers`` get a row for a reserve at th
 window's first block if its loss is non-zero (the run start's figures with that block's changes:
 one row per reserve and block), then at every visited block in which its ``(U, D)`` changed, or in which its
 supply moved (a scaled aToken balance changed: a withdrawal, a liquidation) while its loss is
-non-zero — the haircut of the suppliers who stay grows as others leave (the value at a block is
-the last row at or before it; supply and treasury in a row are as of that block; interest alone
+non-zero — the haircut of the suppliers who stay grows as others leave —, or its oracle price
+moved while its loss is non-zero (``D``, the supply and the treasury's claim are valued at it: a
+deficit booked at $1,000 reads $500 after the asset halves) (the value at a block is the last
+row at or before it; supply, treasury and values in a row are as of that block; interest alone
 does not write a row).
 
 Cost: supply is kept as per-reserve sums of scaled aToken balances, updated only for accounts an
@@ -64,7 +66,17 @@ from protocols.domain import ProtocolEvent
 from protocols.fixed_point import ray_mul_half_up
 
 from .bad_debt import _split
-from .base import AccountEval, BlockEnd, Liquidation, Metric, MetricError, RowSink, SummaryValue, View
+from .base import (
+    AccountEval,
+    BlockEnd,
+    Liquidation,
+    Metric,
+    MetricError,
+    PriceUpdate,
+    RowSink,
+    SummaryValue,
+    View,
+)
 
 __all__ = ["Socialization", "SOCIALIZATION", "LOSS_BEARERS", "BEARERS", "AAVE_BEARERS"]
 
@@ -79,8 +91,8 @@ _ADDRESS_LEN = 42
 SOCIALIZATION = register_table(Table(
     "bt", "socialization", "Loss per reserve and who bears it: unrealized bad debt in accounts, booked "
     "deficit (Aave v3.3+), the treasury's capacity, and the suppliers' haircut in bps of supply. One row "
-    "per reserve each time its loss changes, or its supply moves while it has a loss (the value at a "
-    "block is the last row at or before it).",
+    "per reserve each time its loss changes, or its supply or oracle price moves while it has a loss (the "
+    "value at a block is the last row at or before it).",
     (
         Column("run_id", "VARCHAR", "backtest run (bt.runs)", False),
         Column("chain_id", "UBIGINT", "chain replayed", False),
@@ -163,6 +175,9 @@ class Socialization(Metric):
         self._touched: set[str] = set()
         #: reserves whose scaled aToken sum changed since the last emission
         self._supply_moved: set[str] = set()
+        #: reserves whose oracle price moved since the last emission (D, supply and the treasury's
+        #: claim are valued at it)
+        self._repriced: set[str] = set()
         #: reserves whose (U, D) may have changed since the last emission; all of them when
         #: ``_scan_all`` (the run's start, a committed simulated liquidation)
         self._dirty: set[str] = set()
@@ -193,6 +208,10 @@ class Socialization(Metric):
         self._evaluations(view, tuple(view.accounts()))
         # no row here: the first block's end writes every reserve with a loss (_scan_all), so a
         # reserve never has two rows at one block (the start's and that block's end)
+
+    def on_price(self, view: View, update: PriceUpdate) -> None:
+        if update.kind == "oracle" and update.accepted and update.price != update.previous:
+            self._repriced.update(k for k in update.keys if k in view.state.reserves)
 
     def on_event(self, view: View, event: ProtocolEvent) -> None:
         if event.role == "a_token":  # only the aToken's Mint/Burn/BalanceTransfer move scaled balances
@@ -284,7 +303,8 @@ class Socialization(Metric):
         # (U, D) changes only through evaluations and deficit bookings, which mark their reserves;
         # the supply through scaled aToken balances (_refresh_scaled)
         moved = self._supply_moved
-        reserves = sorted(state.reserves) if self._scan_all else sorted(self._dirty | moved)
+        repriced = self._repriced
+        reserves = sorted(state.reserves) if self._scan_all else sorted(self._dirty | moved | repriced)
         self._dirty.clear()
         self._scan_all = False
         for reserve in reserves:
@@ -293,7 +313,8 @@ class Socialization(Metric):
                 continue
             u = self._u.get(reserve, 0)
             d = int(getattr(r, "deficit", 0))
-            if (u, d) == self._last.get(reserve, (0, 0)) and ((u, d) == (0, 0) or reserve not in moved):
+            if (u, d) == self._last.get(reserve, (0, 0)) and (
+                    (u, d) == (0, 0) or (reserve not in moved and reserve not in repriced)):
                 continue
             self._last[reserve] = (u, d)
             index = self._income(r, ts)
@@ -321,6 +342,7 @@ class Socialization(Metric):
             if net is not None and (self._max_net is None or net > self._max_net[0]):
                 self._max_net = (net, reserve, number)
         moved.clear()
+        repriced.clear()
 
     # ------------------------------------------------------------------ outputs
     def rows(self) -> Mapping[str, Sequence[tuple[Any, ...]]]:

@@ -229,3 +229,37 @@ def test_one_row_per_reserve_and_block_when_the_first_block_changes_the_loss() -
     assert [(r["block_number"], r["loss_value"]) for r in rows] == [(FIRST, 2_000 * 10**8)]
     assert [r[5] for r in m.rows()[LOSS_BEARERS.fqn]] == [0, 2_000 * 10**8, 0]
     assert m.summary()["max_haircut_gross_bps"] == pytest.approx(2_000 / 100_000 * 10_000)
+
+
+def test_a_booked_deficit_is_valued_at_the_price_in_force_when_the_price_moves() -> None:
+    """Aave v3.3: 1 collateral token of deficit booked before the window (``ReserveData.deficit``),
+    nobody under water; the token's oracle price falls from $1,000 to $900, $800, $500. A row was
+    written only when (U, D) or the supply changed, so the deficit kept its first value, $1,000, to
+    the end (``end_loss_value`` and ``end_deficit_outstanding_value`` twice what it was worth).
+    Each move now writes a row valued at the new price (1 token x price, by hand)."""
+    from protocols.aave_v3 import V3_3
+    from tests.backtest.markets import COLL, FROM
+    from tests.backtest.markets import inputs as m_inputs
+    from tests.backtest.markets import market as m_market
+    from tests.backtest.markets import scenario as m_scenario
+
+    book = m_market(8000, 10500, [(100 * 10**18, 100 * 10**6)])  # 100 tokens against $100: healthy
+    book.state.rules = V3_3
+    book.state.reserves[COLL] = dataclasses.replace(book.state.reserves[COLL], deficit=10**18)
+    path = [1_000 * 10**8, 900 * 10**8, 800 * 10**8, 500 * 10**8]  # at FROM + 1 .. FROM + 4
+    sc = m_scenario(to_block=FROM + len(path) + 1,
+                    extra='[metrics]\nnames = ["bad_debt", "socialization"]\n')
+    r = run_inputs(sc, m_inputs(book, path))
+    rows = r.frames()["bt.socialization"].sort("block_number").to_dicts()
+    assert [(x["block_number"], x["deficit_raw"], x["deficit_value"], x["loss_value"]) for x in rows] == [
+        (FROM, 10**18, 1_000 * 10**8, 1_000 * 10**8),  # the first block's end (the start's price)
+        (FROM + 2, 10**18, 900 * 10**8, 900 * 10**8),  # FROM + 1 repeats $1,000: no row
+        (FROM + 3, 10**18, 800 * 10**8, 800 * 10**8),
+        (FROM + 4, 10**18, 500 * 10**8, 500 * 10**8)]
+    # supply 100 tokens: the haircut is 1 % at every price
+    assert all(x["haircut_gross_bps_f64"] == pytest.approx(100.0) for x in rows)
+    s = r.summary["socialization"]
+    assert s["end_deficit_outstanding_value"] == s["end_loss_value"] == 500 * 10**8
+    bearers = r.frames()["bt.loss_bearers"].filter(block_number=FROM + 4).to_dicts()
+    assert {b["bearer"]: b["value"] for b in bearers} == {
+        "deficit_outstanding": 500 * 10**8, "suppliers": 0, "treasury_reserve": 0}
