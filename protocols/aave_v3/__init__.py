@@ -42,8 +42,11 @@ virtual underlying balance beyond ``a_token_underlying_balance``; siloed borrowi
 borrow-side validation (no borrow simulation); the fallback oracle (a missing or non-positive
 price raises :class:`~protocols.errors.MissingPrice`); incentives controllers; the underlying
 ERC-20 transfers; token-proxy ``Upgraded`` logs (token rounding follows the pool's rule set).
-Deployment data lacks the v3.0.0/v3.0.1 Ethereum pool implementations and every activation
-block (see :mod:`.rule_schedule`).
+v3.0.1 (:data:`V3_0_1`, Ethereum's launch rules) differs from v3.0.2 only in the automatic
+collateral checks; v3.0.0 (1.16.x: nominal ``BalanceTransfer`` amounts, no transfer interest
+``Mint``, the collateral flag and protocol-fee cap of a liquidation) is not modelled. Deployment
+data lacks v3.0.2 Ethereum pool implementations before March 2024 and every activation block
+(see :mod:`.rule_schedule`).
 """
 
 from .adapter import BASE_CURRENCY_UNIT, AaveV3Adapter
@@ -60,6 +63,7 @@ from .rule_schedule import (
 from .state import (
     RULE_SETS,
     V3_0,
+    V3_0_1,
     V3_1,
     V3_2,
     V3_3,
@@ -88,6 +92,7 @@ __all__ = [
     "UserReserve",
     "UserState",
     "V3_0",
+    "V3_0_1",
     "V3_1",
     "V3_2",
     "V3_3",

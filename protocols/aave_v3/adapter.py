@@ -68,15 +68,19 @@ class AaveV3Adapter(ProtocolAdapter[AaveV3State]):
     base_currency: ClassVar[str] = "USD"
     has_emode_categories: ClassVar[bool] = True
 
-    def new_state(self, rules: RuleSet = V3_0, pool: str = ZERO_ADDRESS,
+    def new_state(self, rules: RuleSet | None = None, pool: str = ZERO_ADDRESS,
                   implementations: Mapping[str, RuleSet] | None = None) -> AaveV3State:
-        """An empty market under ``rules``. ``implementations`` (pool implementation ->
-        rule set) lets a pool ``Upgraded`` event switch the rules; by default that of the
-        known deployment at ``pool`` (:data:`.rule_schedule.KNOWN_DEPLOYMENTS`), else none —
-        then any ``Upgraded`` raises :class:`.rule_schedule.UnknownImplementation`."""
+        """An empty market under ``rules``: by default the rule set the known deployment at
+        ``pool`` (:data:`.rule_schedule.KNOWN_DEPLOYMENTS`) was deployed with (its first
+        schedule entry: the first implementation emits no ``Upgraded``), else v3.0.2.
+        ``implementations`` (pool implementation -> rule set) lets a pool ``Upgraded`` event
+        switch the rules; by default that of the known deployment, else none — then any
+        ``Upgraded`` raises :class:`.rule_schedule.UnknownImplementation`."""
         pool = pool.lower()
+        known = KNOWN_DEPLOYMENTS.get(pool)
+        if rules is None:
+            rules = known.rule_schedule[0][1] if known is not None and known.rule_schedule else V3_0
         if implementations is None:
-            known = KNOWN_DEPLOYMENTS.get(pool)
             implementations = known.implementations if known is not None else {}
         return AaveV3State(rules=rules, pool=pool,
                            implementations={a.lower(): r for a, r in implementations.items()})

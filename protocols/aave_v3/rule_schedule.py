@@ -17,7 +17,12 @@ Ethereum Core market data (:data:`ETHEREUM_CORE`), provenance:
 
 * pool proxy ``0x87870Bca3F3fD6335C3F4ce8392D69350B4fA4E2``, created at block 16291127
   (``ingest/presets/ethereum.toml``: bgd-labs/aave-address-book, aave/protocol-subgraphs);
-  v3.0 rules from there;
+  v3.0.1 rules (:data:`~.state.V3_0_1`, aave-v3-core 1.17.x, released 2022-12-28) from there.
+  The first implementation is installed by ``PoolAddressesProvider._updateImpl`` through the
+  proxy's ``initialize``, which calls ``_setImplementation`` and emits no ``Upgraded``
+  (aave-v3-core @ 782f519 ``InitializableUpgradeabilityProxy.sol``; only ``_upgradeTo`` emits
+  it), so the launch version comes from this schedule alone and the move to v3.0.2 from the
+  first ``Upgraded`` log;
 * implementations: the history of ``POOL_IMPL`` in bgd-labs/aave-address-book
   ``src/ts/AaveV3Ethereum.ts`` (read at the commits named below; each value is the
   implementation the address book recorded after that release's governance upgrade):
@@ -37,9 +42,10 @@ Ethereum Core market data (:data:`ETHEREUM_CORE`), provenance:
   - ``0x97287a4F35E583D924f78AD88DB8AFcE1379189A`` v3.5 (33761b7d, "update config engine
     for v3.5").
 
-Not sourced, so left out: the v3.0.0 and v3.0.1 implementations (the address book has no
-``POOL_IMPL`` before March 2024) — a replay from the pool's creation meets their ``Upgraded``
-logs and must add them with :func:`with_implementations`; ``0x8147b99DF7672A21809c9093E6F6CE1a60F119Bd``
+Not sourced, so left out: any v3.0.2 implementation before ``0x5FAab9E1`` (the address book has
+no ``POOL_IMPL`` before March 2024) — a replay from the pool's creation that meets such an
+``Upgraded`` log stops (:class:`UnknownImplementation`) and must add it with
+:func:`with_implementations`; ``0x8147b99DF7672A21809c9093E6F6CE1a60F119Bd``
 (2e2878b2, 2026-01-16), v3.6, whose rules are not ported; the activation *blocks* of the
 upgrades (they come from the ``Upgraded`` logs themselves). Nothing here was checked on chain.
 """
@@ -52,7 +58,7 @@ from types import MappingProxyType
 
 from ..domain import EventRef
 from ..errors import InconsistentEvent, ProtocolError
-from .state import V3_0, V3_1, V3_2, V3_3, V3_4, V3_5, RuleSet
+from .state import V3_0, V3_0_1, V3_1, V3_2, V3_3, V3_4, V3_5, RuleSet
 
 __all__ = [
     "UnknownImplementation",
@@ -103,7 +109,7 @@ def _impls(pairs: Iterable[tuple[str, RuleSet]]) -> Mapping[str, RuleSet]:
 ETHEREUM_CORE = AaveV3Deployment(
     name="aave_v3_ethereum",
     pool="0x87870bca3f3fd6335c3f4ce8392d69350b4fa4e2",
-    rule_schedule=((16291127, V3_0),),
+    rule_schedule=((16291127, V3_0_1),),
     implementations=_impls((
         ("0x5FAab9E1adbddaD0a08734BE8a52185Fd6558E14", V3_0),
         ("0x34339f94350EC5274ea44d0C37DAe9e968c44081", V3_1),

@@ -75,6 +75,14 @@ def evolver(cls: type[_R], *names: str) -> Callable[..., _R]:
 class RuleSet:
     """What differs between the v3 releases this adapter covers.
 
+    * ``automatic_collateral_checks`` (v3.0.2+, aave-v3-core 1.18.0 #820): an aToken received
+      without a balance (a liquidator's with ``receiveAToken``) is enabled as collateral only
+      through ``validateAutomaticUseAsCollateral`` (an isolated asset needs
+      ISOLATED_COLLATERAL_SUPPLIER_ROLE) and ``validateUseAsCollateral`` refuses LTV 0; v3.0.1
+      (1.17.x, Ethereum's rules from its launch) enables it by ``validateUseAsCollateral``
+      without the LTV check. The only liquidation-path difference between 3.0.1 and 3.0.2
+      (``git diff -w v1.17.2 v1.18.0 -- contracts/``: the rest is formatting, docs, the zero
+      rate strategy and L2 calldata);
     * ``emode_price_source``: an e-mode category may carry its own oracle (v3.0–v3.1);
     * ``emode_bitmaps``: e-mode membership is the category's collateral bitmap (v3.2+), not the
       reserve's single ``emode_category``;
@@ -107,10 +115,17 @@ class RuleSet:
     borrow_flag_from_balance: bool = False
     compounding_v34: bool = False
     directional_rounding: bool = False
+    automatic_collateral_checks: bool = True
 
 
+#: v3.0.2 (aave-v3-core 1.18.0 .. 1.19.x)
 V3_0 = RuleSet("3.0", emode_price_source=True, emode_bitmaps=False, stable_debt=True,
                liquidation_grace_period=False)
+#: v3.0.1 (aave-v3-core 1.17.x): v3.0.2 without the automatic-collateral checks. v3.0.0
+#: (1.16.x) is not modelled: its ``BalanceTransfer`` carries the nominal amount, transfers
+#: announce no interest ``Mint``, and a liquidation leaves the collateral flag on when the
+#: protocol fee takes the last of it
+V3_0_1 = replace(V3_0, version="3.0.1", automatic_collateral_checks=False)
 V3_1 = RuleSet("3.1", emode_price_source=True, emode_bitmaps=False, stable_debt=True,
                liquidation_grace_period=True)
 V3_2 = RuleSet("3.2", emode_price_source=False, emode_bitmaps=True, stable_debt=False,
@@ -125,7 +140,7 @@ V3_4 = replace(V3_3, version="3.4", custom_errors=True, forbid_self_liquidation=
 #: v3.5.0 (6138e1f): v3.4 with the ``TokenMath`` rounding changes
 V3_5 = replace(V3_4, version="3.5", directional_rounding=True)
 RULE_SETS: Mapping[str, RuleSet] = MappingProxyType(
-    {r.version: r for r in (V3_0, V3_1, V3_2, V3_3, V3_4, V3_5)})
+    {r.version: r for r in (V3_0_1, V3_0, V3_1, V3_2, V3_3, V3_4, V3_5)})
 
 
 @dataclass(frozen=True, slots=True)

@@ -92,9 +92,10 @@ def get_isolation_mode_state(tx: TxContext, user_configuration: int) -> tuple[bo
 
 def validate_use_as_collateral(tx: TxContext, user_configuration: int,
                                reserve_configuration: ReserveConfiguration) -> bool:
-    """``ValidationLogic.validateUseAsCollateral``: LTV > 0, and either no collateral yet or
-    neither the user nor the asset is in isolation mode."""
-    if reserve_configuration.ltv == 0:
+    """``ValidationLogic.validateUseAsCollateral``: LTV > 0 (v3.0.2+, aave-v3-core #820; v3.0.1
+    has no LTV check), and either no collateral yet or neither the user nor the asset is in
+    isolation mode."""
+    if reserve_configuration.ltv == 0 and tx.rules.automatic_collateral_checks:
         return False
     if not is_using_as_collateral_any(user_configuration):
         return True
@@ -106,7 +107,10 @@ def validate_automatic_use_as_collateral(tx: TxContext, user: str, user_configur
                                          reserve_configuration: ReserveConfiguration) -> bool:
     """``ValidationLogic.validateAutomaticUseAsCollateral``: an isolated asset (debt ceiling >
     0) is only enabled for holders of ISOLATED_COLLATERAL_SUPPLIER_ROLE (``user`` is the
-    ``msg.sender`` of the action, e.g. the liquidator)."""
+    ``msg.sender`` of the action, e.g. the liquidator). v3.0.1 (aave-v3-core v1.17.2) has no
+    such function: its actions call ``validateUseAsCollateral`` (no role, no LTV check)."""
+    if not tx.rules.automatic_collateral_checks:
+        return validate_use_as_collateral(tx, user_configuration, reserve_configuration)
     if reserve_configuration.debt_ceiling != 0 and user not in tx.state.isolated_collateral_suppliers:
         return False
     return validate_use_as_collateral(tx, user_configuration, reserve_configuration)

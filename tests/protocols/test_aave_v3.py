@@ -16,6 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocols.aave_v3 import (
+    V3_0,
+    V3_0_1,
     V3_1,
     V3_2,
     V3_3,
@@ -163,6 +165,40 @@ def test_v3_1_liquidation_grace_period() -> None:
     assert _liquidate(state, ts=TS + 13) == (True, None)
     state.rules = replace(V3_1, liquidation_grace_period=False)
     assert _liquidate(state, ts=TS + 12) == (True, None)
+
+
+@pytest.mark.parametrize("collateral_change", [{"ltv": 0}, {"debt_ceiling": 1_000_000_00}],
+                         ids=["ltv_0", "isolated"])
+def test_v3_0_1_enables_a_liquidators_received_atokens_without_the_v3_0_2_checks(
+        collateral_change: dict[str, int]) -> None:
+    # aave-v3-core v1.17.2 (3.0.1) LiquidationLogic._liquidateATokens: a liquidator with no
+    # balance gets the collateral enabled if ValidationLogic.validateUseAsCollateral(...), which
+    # is true for a user with no collateral at all (no LTV check, no role check). v1.18.0
+    # (3.0.2, #820) calls validateAutomaticUseAsCollateral: an isolated asset needs
+    # ISOLATED_COLLATERAL_SUPPLIER_ROLE, and validateUseAsCollateral returns false for LTV 0.
+    flags = {}
+    for rules in (V3_0_1, V3_0):
+        state = _market(0.9)
+        state.rules = rules
+        weth = state.reserves[WETH]
+        state.reserves[WETH] = replace(weth, configuration=replace(weth.configuration, **collateral_change))
+        o = ADAPTER.liquidate(state, USER, WETH, USDC, UINT256_MAX, PRICES, TS + 12, liquidator=LIQUIDATOR,
+                              receive_a_token=True)
+        assert o.ok, o.revert_reason
+        enabled = [e for e in o.events if e.name == "ReserveUsedAsCollateralEnabled"]
+        ADAPTER.commit(state, o)
+        flags[rules.version] = (C.is_using_as_collateral(state.user(LIQUIDATOR).configuration, weth.id),
+                                [e.args["user"] for e in enabled])
+    assert flags == {"3.0.1": (True, [LIQUIDATOR]), "3.0": (False, [])}
+
+
+def test_ethereum_pool_starts_on_v3_0_1() -> None:
+    # The Ethereum pool (block 16291127) ran aave-v3-core 1.17.x (3.0.1); its first
+    # implementation is set by the proxy's initialize, which emits no Upgraded, so the state
+    # must start on 3.0.1 rules, not 3.0.2's.
+    state = ADAPTER.new_state(pool="0x87870Bca3F3fD6335C3F4ce8392D69350B4fA4E2")
+    assert state.rules is V3_0_1
+    assert ADAPTER.new_state(pool="0x" + "12" * 20).rules is V3_0  # an unknown pool: 3.0.2 as before
 
 
 def test_reserve_data_updated_reports_no_stable_rate_from_v3_2() -> None:

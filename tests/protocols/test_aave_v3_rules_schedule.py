@@ -12,6 +12,7 @@ import pytest
 from protocols.aave_v3 import (
     ETHEREUM_CORE,
     V3_0,
+    V3_0_1,
     V3_2,
     V3_3,
     V3_4,
@@ -64,7 +65,7 @@ def test_unknown_implementation_names_the_log() -> None:
 
 
 def test_ethereum_deployment_data() -> None:
-    assert ETHEREUM_CORE.rule_schedule == ((16291127, V3_0),)
+    assert ETHEREUM_CORE.rule_schedule == ((16291127, V3_0_1),)  # launched on 3.0.1 (1.17.x)
     impls = ETHEREUM_CORE.implementations
     assert impls["0x9aeb8aaa1ca38634aa8c0c8933e7fb4d61091327"] is V3_3
     assert impls["0x947f0054faed3481ff4e76ca35f12fbe36cc665b"] is V3_4
