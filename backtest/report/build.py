@@ -220,7 +220,10 @@ def _missing(metric: str, tables: Sequence[str]) -> Para:
 
 
 def _provenance(d: _Data) -> Section:
+    from ingest.version import code_version
+
     r = d.run
+    writer = code_version()
     sc = d.scenario
     rows = [
         ("run id", r["run_id"]),
@@ -241,6 +244,11 @@ def _provenance(d: _Data) -> Section:
         ("data sources (ingest runs)", ", ".join(r["data_sources"] or []) or "–"),
         ("metrics", ", ".join(r["metrics"] or [])),
         ("code version", r["code_version"]),
+        (
+            "report written by",
+            writer if writer == r["code_version"] else f"{writer} (not the run's code version: the "
+            "figures are the run's, their presentation and the report's checks this version's)",
+        ),
         ("status", r["status"]),
         (
             "replay work",

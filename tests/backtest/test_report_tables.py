@@ -555,3 +555,25 @@ def test_compare_judges_non_finite_null_and_missing_figures() -> None:
     assert out["nan"]["changed"] is False and out["nan"]["diff"] is None
     assert out["null"]["changed"] is True
     assert out["one"]["changed"] is False and out["one"]["diff"] == 0.0
+
+
+def test_provenance_names_the_code_that_wrote_the_report() -> None:
+    """A report built later, by other code, than the run it shows named only the run's code
+    version: an auditor could not tell which version presented the figures (labels, derived
+    ratios, the report's own checks). The writer's version is a row of its own, flagged when it
+    is not the run's."""
+    from backtest.report.build import _provenance
+    from ingest.version import code_version
+
+    con = _con(("bad_debt",))
+    rows = {}
+    for writer_is_runner in (False, True):
+        ver = code_version() if writer_is_runner else "deficit 0.0.1+gdeadbeef"
+        con.execute("UPDATE bt.runs SET code_version = ?", [ver])
+        sec = _provenance(_Data(con, "r1"))
+        [t] = [b for b in sec.blocks if isinstance(b, Table) and b.headers == ("field", "value")]
+        rows[writer_is_runner] = dict(t.rows)
+    assert rows[True]["report written by"] == code_version()
+    assert rows[False]["code version"] == "deficit 0.0.1+gdeadbeef"
+    assert rows[False]["report written by"].startswith(f"{code_version()} (not the run's code version")
+    con.close()
