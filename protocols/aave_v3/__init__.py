@@ -29,7 +29,7 @@ liquidation on sampled markets (``tests/protocols/test_aave_v3_rules_v33_model.p
 every rule set, against the conformance invariants.
 
 GHO's variable debt token (v3.0.1-v3.4): the stkAAVE discount it burns from a borrower's scaled
-debt is inferred from each ``Mint``/``Burn`` (ported from gho-core @ 00e67fe source only; no GHO
+debt is inferred from each ``Mint``/``Burn`` (ported from gho-core @ 00e67fe + e41d7ee source only; no GHO
 bytecode here, so hand-worked vectors in ``tests/protocols/test_aave_v3_events.py``).
 
 Not modelled: v3.6+ (its implementation is left out of the deployment data, so an upgrade to

@@ -12,7 +12,7 @@ How balances are rebuilt: the scaled tokens announce every balance change with t
 scaled change — a ``Mint`` whose value is below its balance increase comes from a burn, one
 equal to it only announces interest; ``BalanceTransfer`` carries the scaled amount). A variable
 debt token whose ``balance_increase`` is less than the interest accrued on the rebuilt balance is
-GHO's (gho-core @ 00e67fe, ``GhoVariableDebtToken.sol``): the difference is the borrower's
+GHO's (gho-core @ 00e67fe and e41d7ee, ``GhoVariableDebtToken.sol``): the difference is the borrower's
 stkAAVE discount, which the token also burns from the scaled debt (:func:`_debt_discount_scaled`);
 more than the accrual raises. Indices
 and rates come from ``ReserveDataUpdated`` (timestamped with the block), flags from
@@ -535,8 +535,9 @@ def _debt_discount_scaled(state: AaveV3State, e: ProtocolEvent, reserve: Reserve
 
     Both tokens accrue ``raw = rayMul(s, index) - rayMul(s, previous index)`` on the stored scaled
     debt ``s``; GHO then takes ``discount = percentMul(raw, discount percent)`` off it, emits
-    ``balance_increase = raw - discount`` and burns ``discount * RAY / index`` scaled tokens
-    (floored) besides the amount — or, from b2db754 ("full repayment", the token of the v3.0.2
+    ``balance_increase = raw - discount`` and burns ``discount.rayDiv(index)`` scaled tokens
+    (half up: gho-core e41d7ee, 2023-01-19, before GHO's launch; 00e67fe floored) besides the
+    amount — or, from b2db754 ("full repayment", the token of the v3.0.2
     pool; an earlier token's full repayment is not told apart), the whole scaled balance when
     the amount burned is the whole discounted debt. The discount percent is internal state (it
     follows the borrower's stkAAVE balance), but the event gives the discount itself: ``raw -
@@ -550,7 +551,7 @@ def _debt_discount_scaled(state: AaveV3State, e: ProtocolEvent, reserve: Reserve
                     f"scaled debt {s} since index {ur.variable_debt_previous_index}")
     if index <= 0:
         raise _fail(e, f"index {index} is not positive")
-    return (raw - increase) * RAY // index, ray_mul_half_up(s, index) - (raw - increase)
+    return ray_div_half_up(raw - increase, index), ray_mul_half_up(s, index) - (raw - increase)
 
 
 def _scaled_mint(state: AaveV3State, e: ProtocolEvent) -> None:

@@ -196,7 +196,8 @@ SCALED_MINT = "Mint(address,address,uint256,uint256,uint256)"
 def _gho_action(s: int, prev: int, pct: int, amount: int, index: int,
                 kind: str) -> tuple[int, str, int, int, int]:
     """GHO's variable debt token, after gho-core @ 00e67fe ``GhoVariableDebtToken.sol``
-    (``_mintScaled``, ``_burnScaled``, ``rebalanceUserDiscountPercent`` and ``_accrueDebtOnAction``),
+    (``_mintScaled``, ``_burnScaled``, ``rebalanceUserDiscountPercent`` and ``_accrueDebtOnAction``;
+    the scaled discount rounded half up as from e41d7ee, which every deployed token has),
     written out independently of the adapter: (new scaled balance, event, value, balance increase,
     scaled discount burned)."""
     def ray_mul(a: int, b: int) -> int:
@@ -206,7 +207,7 @@ def _gho_action(s: int, prev: int, pct: int, amount: int, index: int,
     discount_scaled, increase = 0, raw
     if raw != 0 and pct != 0:
         discount = (raw * pct + 5_000) // 10_000  # percentMul, half up
-        discount_scaled = discount * RAY // index
+        discount_scaled = (discount * RAY + index // 2) // index  # rayDiv, half up
         increase = raw - discount
     amount_scaled = (amount * RAY + index // 2) // index  # rayDiv, half up
     d = discount_scaled
@@ -343,6 +344,40 @@ def test_borrowing_flag_after_a_payback_whose_rounding_burns_the_whole_scaled_de
         borrowing = is_borrowing(state.user(user).configuration, 0)
         expected = not cleared_by_v30 if rules in ("3.0", "3.1", "3.2", "3.3") else False
         assert borrowing == expected, (rules, closing, paid)
+
+
+def test_gho_discount_is_burned_rounded_half_up_as_the_deployed_token_does() -> None:
+    """The discount GhoVariableDebtToken burns is ``discount.rayDiv(index)``, half up, since
+    gho-core e41d7ee (2023-01-19, "User rayDiv over plain div for discountScaled calc", #232),
+    six months before GHO launched (every deployed token has it); the pre-launch 00e67fe floored
+    ``discount * RAY / index``. Before, the rebuild floored, keeping one scaled unit of GHO debt
+    too many whenever the remainder was at least half the index. Hand-worked: scaled debt s at
+    index 1.1 RAY, a rebalance at 1.1000001...e27 with a 30 % discount."""
+    state = ADAPTER.new_state(pool=A["01"])
+    state.asset_decimals[A["02"]] = 18
+    ADAPTER.apply(state, _ev(INIT, "pool_configurator", INIT_ARGS))
+    user, vtoken = A["09"], A["05"]
+    prev = RAY * 11 // 10
+    borrowed = 1_000 * 10**18
+    s = _ray_div(borrowed, prev)
+    ADAPTER.apply(state, _ev(SCALED_MINT, "variable_debt_token", {
+        "caller": user, "on_behalf_of": user, "value": borrowed, "balance_increase": 0, "index": prev},
+        address=vtoken))
+    assert state.user(user).reserve(A["02"]).scaled_variable_debt == s
+    index = 1_100_000_100_000_000_000_000_012_345
+    raw = _ray_mul(s, index) - _ray_mul(s, prev)  # _accrueDebtOnAction's balanceIncrease
+    discount = (raw * 3_000 + 5_000) // 10_000  # percentMul, half up
+    assert (raw, discount) == (90_909_090_909_091, 27_272_727_272_727)
+    # rayDiv(27272727272727, index) = (27272727272727e27 + index/2) / index = 24793386175808
+    # (the floor, 24793386175807, is one less)
+    discount_scaled = _ray_div(discount, index)
+    assert discount_scaled == 24_793_386_175_808 == discount * RAY // index + 1
+    increase = raw - discount
+    ADAPTER.apply(state, _ev(SCALED_MINT, "variable_debt_token", {  # rebalanceUserDiscountPercent
+        "caller": A["00"], "on_behalf_of": user, "value": increase, "balance_increase": increase,
+        "index": index}, address=vtoken))
+    assert state.user(user).reserve(A["02"]).scaled_variable_debt == s - discount_scaled
+    assert state.reserves[A["02"]].variable_debt_scaled_total_supply == s - discount_scaled
 
 
 def test_gho_repayment_of_the_whole_discounted_debt_burns_the_whole_scaled_debt() -> None:
