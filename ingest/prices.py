@@ -17,8 +17,10 @@ Accepted formats (:data:`FORMATS`; auto-detected from the header/shape when ``fm
     ``…59.999``), not rounded up to the next candle's open.
 ``timestamp_price``
     Generic CSV with header ``timestamp,price``. ``timestamp`` is unix seconds (an integer or a
-    decimal with at most 6 fractional digits that matter) or ISO-8601 with an explicit offset or
-    ``Z``; naive ISO times are rejected as ambiguous. Kind ``price``.
+    decimal with at most 6 fractional digits that matter; 10 integer digits, 2001-09-09 ..
+    2286-11-20, so that a millisecond, microsecond or minute value is refused, not read as
+    seconds) or ISO-8601 with an explicit offset or ``Z``; naive ISO times are rejected as
+    ambiguous. Kind ``price``.
 ``riskdao_binance``
     The Risk-DAO simulation-env CSV (``timestamp_x`` unix microseconds written as a float,
     ``ask_price``, ``bid_price``, ...); a ``timestamp_x`` outside 16 digits (a millisecond or
@@ -239,6 +241,13 @@ def _parse_unix_or_iso(text: str) -> int:
     if not t:
         raise _FieldError("empty timestamp")
     if _UNIX_RE.match(t):
+        digits = len(t.split(".")[0].lstrip("0"))
+        if digits != 10:  # as the other formats' digit rules: a ms/µs value is not seconds
+            unit = {13: "unix milliseconds", 16: "unix microseconds", 19: "unix nanoseconds"}.get(digits)
+            raise _FieldError(
+                f"timestamp {t!r} is not unix seconds (10 integer digits, 2001-09-09 .. 2286-11-20)"
+                + (f": it looks like {unit}" if unit else "")
+                + "; convert it to unix seconds or to ISO-8601 with an offset")
         return _decimal_to_us(Decimal(t), 10**6, t)
     return _parse_iso(t)
 

@@ -275,6 +275,13 @@ BAD_TS_PRICE = [
     (["1600000000,100", "1600000060.0000001,101"], 3, "timestamp", "sub-microsecond"),
     (["1600000000,100", "1600000060,101,7"], 3, "columns", "columns"),
     (["1600000000,1e999999"], 2, "price", "double"),
+    # unix seconds have 10 digits from 2001 to 2286: other lengths were read as seconds anyway,
+    # 11 digits (deciseconds) in the 2470s and 8 (minutes) in 1970, or refused only as "outside
+    # 1970 .. 9999" without saying they are milliseconds / microseconds
+    (["1600000000,100", "16000000600,101"], 3, "timestamp", "not unix seconds (10 integer digits"),
+    (["26666666,100"], 2, "timestamp", "not unix seconds (10 integer digits"),
+    (["1600000000000,100"], 2, "timestamp", "milliseconds"),
+    (["1600000000000000.5,100"], 2, "timestamp", "microseconds"),
 ]
 
 
@@ -461,7 +468,7 @@ def _seconds_text(ts_us: int) -> str:
 
 prices_st = st.decimals(min_value=Decimal("1e-12"), max_value=Decimal("1e15"), allow_nan=False,
                         allow_infinity=False).map(lambda d: format(d, "f"))
-times_st = st.lists(st.integers(min_value=0, max_value=4_102_444_800 * 10**6), min_size=1,
+times_st = st.lists(st.integers(min_value=10**9 * 10**6, max_value=4_102_444_800 * 10**6), min_size=1,
                     max_size=30, unique=True).map(sorted)
 
 
