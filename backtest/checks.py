@@ -7,7 +7,7 @@ figures (``bt.summaries``), optionally against a baseline run; ``deficit check``
     max_bad_debt_usd = 250000            # bad debt at the end of the window (unrealized + realized)
     max_unrealized_bad_debt_usd = 400000 # peak unrealized bad debt over the window (oracle prices)
     max_hidden_insolvency_usd_s = 1e9    # hidden-insolvency exposure (oracle_lag metric)
-    min_fidelity_recall = 0.8            # fidelity metric: observed liquidations the model predicted
+    min_fidelity_recall = 0.8            # fidelity metric: observed (user, block) pairs the model predicted
     min_fidelity_precision = 0.8         # ... predictions that happened
     max_bad_debt_rise_usd = 0            # against the baseline: rise of max_bad_debt_usd's figure
     max_bad_debt_rise_pct = 5            # ... in percent of the baseline's figure
@@ -91,8 +91,8 @@ NAMED: Mapping[str, tuple[Literal["min", "max"], Figure, Literal["abs", "pct"] |
     "max_hidden_insolvency_usd_s": ("max", Figure(
         "oracle_lag", "hidden_insolvency_usd_s", "hidden insolvency: bad debt at reference prices "
         "the oracle did not show, integrated over time", "USD*s"), None),
-    "min_fidelity_recall": ("min", Figure("fidelity", "recall", "share of observed liquidations "
-                                          "the model predicted"), None),
+    "min_fidelity_recall": ("min", Figure("fidelity", "recall", "share of observed (user, block) "
+                                          "liquidation pairs the model predicted"), None),
     "min_fidelity_precision": ("min", Figure("fidelity", "precision", "share of predicted "
                                              "liquidations that were observed"), None),
     "max_bad_debt_rise_usd": ("max", BAD_DEBT, "abs"),

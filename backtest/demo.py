@@ -287,8 +287,9 @@ def run_demo(*, db: Path | None = None, out: Path = Path("out"), sample: Path = 
         "liquidations_observed": h["liquidations"]["observed_count"],
         "liquidated_accounts": h["liquidations"]["observed_accounts"],
         "liquidation_volume_usd": h["liquidations"]["observed_volume_usd"],
-        "fidelity": {k: h["fidelity"][k] for k in ("observed", "predicted", "matched", "precision", "recall",
-                                                   "amounts_compared", "amounts_exact")},
+        "fidelity": {k: h["fidelity"][k] for k in (
+            "observed", "observed_user_blocks", "predicted", "matched", "precision", "recall",
+            "amounts_compared", "amounts_exact")},
         "bad_debt": {"peak_unrealized_usd": h["bad_debt"]["peak_unrealized_oracle_usd"],
                      "peak_unrealized_block": h["bad_debt"]["peak_unrealized_oracle_block"],
                      "end_usd": h["bad_debt"]["end_total_oracle_usd"],
@@ -357,7 +358,7 @@ def print_summary(res: DemoResult, console: Any) -> None:
         ("debt repaid by liquidators", usd(s["liquidation_volume_usd"])),
         ("fidelity: predicted vs observed (user, block)",
          f"precision {pct(f['precision'])} ({f['matched']}/{f['predicted']}), "
-         f"recall {pct(f['recall'])} ({f['matched']}/{f['observed']})"),
+         f"recall {pct(f['recall'])} ({f['matched']}/{f['observed_user_blocks']})"),
         ("fidelity: amounts exact to the wei", f"{f['amounts_exact']}/{f['amounts_compared']}"),
         ("bad debt: peak unrealized at oracle prices (block)",
          f"{usd(bd['peak_unrealized_usd'])} ({bd['peak_unrealized_block']})"),

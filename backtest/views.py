@@ -76,7 +76,8 @@ RUN_OVERVIEW = register_table(Table(
                "(finality; "
                "liquidations that changed the state: on-chain ones, or the model's in a counterfactual)"),
         Column("loss_end_base", "DOUBLE", "loss at the window end, base currency (socialization)"),
-        Column("fidelity_recall", "DOUBLE", "observed liquidations the model predicted (fidelity)"),
+        Column("fidelity_recall", "DOUBLE", "share of the observed (user, block) pairs the model predicted "
+               "(fidelity; several liquidations of one account in one block are one pair)"),
         Column("fidelity_precision", "DOUBLE", "predictions that were observed (fidelity)"),
     ),
     "backtest.views", ("run_id",), kind="view", view_sql=f"""

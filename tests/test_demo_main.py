@@ -211,8 +211,8 @@ def test_demo_text_summary_never_rounds_fidelity_up_to_100_percent(demo: tuple[d
 
     s, db, _ = demo
     s = json.loads(json.dumps(s))
-    s["fidelity"] |= {"observed": 249, "predicted": 250, "matched": 249, "precision": 249 / 250,
-                      "recall": 1.0}
+    s["fidelity"] |= {"observed": 249, "observed_user_blocks": 249, "predicted": 250, "matched": 249,
+                      "precision": 249 / 250, "recall": 1.0}
     res = DemoResult(db, {k: Path(v) for k, v in s["scenarios"].items()}, s,
                      {k: Path(v) for k, v in s["reports"].items()})
     console = Console(record=True, width=250, highlight=False)
@@ -254,8 +254,8 @@ def test_demo_text_summary_does_not_present_the_liquidation_volume_as_a_finality
     s = {
         "warehouse": "w.duckdb", "liquidations_observed": 3, "liquidated_accounts": 2,
         "liquidation_volume_usd": 1234.5,
-        "fidelity": {"observed": 3, "predicted": 3, "matched": 3, "precision": 1.0, "recall": 1.0,
-                     "amounts_compared": 3, "amounts_exact": 3},
+        "fidelity": {"observed": 3, "observed_user_blocks": 3, "predicted": 3, "matched": 3, "precision": 1.0,
+                     "recall": 1.0, "amounts_compared": 3, "amounts_exact": 3},
         "bad_debt": {"peak_unrealized_usd": 0.0, "peak_unrealized_block": None, "end_usd": 0.0,
                      "realized_usd": 0.0},
         "oracle_lag": {"max_deviation_bps": 10.0, "beyond_threshold_s_max": 0, "max_staleness_s": 0,

@@ -4,16 +4,24 @@ Two questions, kept apart:
 
 * **Who and when** — does the liquidator model pick the accounts and blocks the real liquidators
   did? The model's decisions in historical mode are *predictions* (``Liquidation.observed`` False,
-  ``committed`` False); the on-chain ``LiquidationCall`` events are the *observed* set. A
-  prediction ``(user, b')`` matches an observation ``(user, b)`` when ``|b − b'| <=
-  tolerance_blocks`` (parameter, default 0 = the same block). Matching is one-to-one, greedy in
-  chain order: each observation (by block, log index) takes the earliest unmatched prediction of
-  the same user within the tolerance. ``precision = matched / predictions``, ``recall = matched /
-  observations`` (None when the denominator is 0). The engine predicts once per account and
-  visited block while an account stays liquidatable and nobody liquidates it, so an account left
-  alone for 100 blocks is 100 false positives at ``(user, block)`` level; ``precision_episodes``
-  counts each liquidatable episode of the model (predictions sharing ``user`` and
-  ``liquidatable_since_block``) once: the share of episodes with at least one matched prediction.
+  ``committed`` False); the on-chain ``LiquidationCall`` events are the *observed* set. Both are
+  compared as ``(user, block)`` pairs: several on-chain liquidations of one account in one block
+  (two calls of a bot over two collaterals, two bots in a row) are one observed pair
+  (``observed_user_blocks``; ``observed`` counts the liquidations), since the model liquidates an
+  account at most once per block and a block where it acted on the right account is a hit
+  whatever the number of calls. A prediction ``(user, b')`` matches an observed pair
+  ``(user, b)`` when ``|b − b'| <= tolerance_blocks`` (parameter, default 0 = the same block).
+  Matching is one-to-one, greedy in chain order: each observed pair (by its first liquidation's
+  block and log index) takes the earliest unmatched prediction of the same user within the
+  tolerance (so a prediction one block after the observation is, at tolerance 0, a false
+  negative *and* a false positive). ``precision = matched / predicted``, ``recall = matched /
+  observed_user_blocks`` (None when the denominator is 0). The engine predicts an account once
+  per episode: after a prediction it does not predict the same account again until an event
+  changes its position (e.g. the chain's own liquidation) or it stops being liquidatable, so an
+  under-water account nobody liquidates is one false positive, not one per block.
+  ``precision_episodes`` counts each liquidatable episode of the model (predictions sharing
+  ``user`` and ``liquidatable_since_block``) once: the share of episodes with at least one
+  matched prediction.
 * **How much** — given what the real liquidator asked for, does the protocol model compute what the
   contract did? For every observed liquidation the engine computed ``adapter.liquidate`` with the
   event's own arguments on the pre-event state (``Liquidation.predicted``; the event's
@@ -29,10 +37,10 @@ Two questions, kept apart:
   liquidation happened (the price ``debt_repaid_value`` is valued at), so an error worth less
   than one base unit counts as a mismatch and adds 0 to the value figures.
 
-Rows: ``bt.fidelity`` — one row per observed liquidation (with its match and amount errors) and
-one per unmatched prediction (a false positive), sorted by block, then log index (predictions
-last in their block), then user. In counterfactual mode nothing is observed: counts are 0 and
-precision/recall are None.
+Rows: ``bt.fidelity`` — one row per observed liquidation (with its pair's match and its own amount
+errors: each liquidation of a matched pair says ``matched``) and one per unmatched prediction (a
+false positive), sorted by block, then log index (predictions last in their block), then user.
+In counterfactual mode nothing is observed: counts are 0 and precision/recall are None.
 """
 
 from __future__ import annotations
@@ -60,7 +68,8 @@ FIDELITY = register_table(Table(
         Column("user", "VARCHAR", "liquidated account", False),
         Column("kind", "VARCHAR", "observed (an on-chain LiquidationCall) or false_positive (a prediction "
                "no observation matched)", False),
-        Column("matched", "BOOLEAN", "observed: a prediction matched it", False),
+        Column("matched", "BOOLEAN", "observed: a prediction matched its (user, block) pair (every "
+               "liquidation of the account in that block)", False),
         Column("predicted_block", "UBIGINT", "block of the matching prediction (false_positive: its own)"),
         Column("block_error", "BIGINT", "predicted_block - block_number (NULL: unmatched)"),
         Column("collateral_asset", "VARCHAR", "collateral seized", False),
@@ -146,9 +155,19 @@ class Fidelity(Metric):
         elif not liquidation.committed:
             self._predicted.append(liquidation)
 
+    def _pairs(self) -> tuple[list[tuple[str, int]], list[int]]:
+        """The observed ``(user, block)`` pairs in chain order, and each observation's pair index."""
+        index: dict[tuple[str, int], int] = {}
+        of: list[int] = []
+        for o in self._observed:
+            of.append(index.setdefault((o.user, o.block_number), len(index)))
+        return list(index), of
+
     def _matches(self) -> list[int | None]:
-        return match([(o.user, o.block_number) for o in self._observed],
-                     [(p.user, p.block_number) for p in self._predicted], self.tolerance)
+        """Per observed liquidation, the prediction its ``(user, block)`` pair matched (or None)."""
+        pairs, of = self._pairs()
+        hits = match(pairs, [(p.user, p.block_number) for p in self._predicted], self.tolerance)
+        return [hits[i] for i in of]
 
     def rows(self) -> Mapping[str, Sequence[tuple[Any, ...]]]:
         rid, chain = self._run_id, self._chain_id
@@ -177,8 +196,8 @@ class Fidelity(Metric):
 
     def summary(self) -> Mapping[str, SummaryValue]:
         hits = self._matches()
-        matched = sum(1 for h in hits if h is not None)
-        n_obs, n_pred = len(self._observed), len(self._predicted)
+        matched = len({h for h in hits if h is not None})  # pairs matched = predictions matched
+        n_obs, n_pred = len(self._pairs()[0]), len(self._predicted)
         errs_d: list[int] = []
         errs_c: list[int] = []
         vals_d: list[int] = []
@@ -202,7 +221,8 @@ class Fidelity(Metric):
             episodes[key] = episodes.get(key, False) or i in used
         return {
             "tolerance_blocks": self.tolerance,
-            "observed": n_obs,
+            "observed": len(self._observed),
+            "observed_user_blocks": n_obs,
             "predicted": n_pred,
             "matched": matched,
             "precision": matched / n_pred if n_pred else None,
