@@ -1028,7 +1028,8 @@ class Replay:
         s = self.scenario
         rid, chain = self.run_id, self.inputs.chain_id
         tables: dict[Table, Sequence[tuple[Any, ...]]] = {}
-        tables[LIQUIDATIONS] = [liquidation_row(rid, chain, liq, self.unit) for liq in self.liquidations]
+        tables[LIQUIDATIONS] = [liquidation_row(rid, chain, liq, self.unit, i)
+                                for i, liq in enumerate(self.liquidations)]
         summ: dict[str, dict[str, Any]] = {}
         srows: list[tuple[Any, ...]] = []
         for m in self.metrics:

@@ -128,8 +128,11 @@ LIQUIDATIONS = register_table(Table(
         Column("profit_value", "HUGEINT", "simulated: liquidator bonus minus costs", False),
         Column("bonus_base_f64", "DOUBLE", "derived: bonus_value in whole base currency "
                "(bt.runs.base_currency; analysis only; NULL: fee unknown)"),
+        Column("seq", "UBIGINT", "the liquidation's position in the run, in replay order (0-based): "
+               "orders, and tells apart, liquidations of one account in one block (the liquidator "
+               "model's bundle, whose rows have no log index)", False),
     ),
-    "backtest.outputs", ("run_id", "block_number", "log_index", "user")))
+    "backtest.outputs", ("run_id", "seq")))
 
 SUMMARIES = register_table(Table(
     "bt", "summaries", "Headline figures of each metric of a run (one row per metric and name). "
@@ -187,8 +190,9 @@ class RunRecord:
                 self.status)
 
 
-def liquidation_row(run_id: str, chain_id: int, liq: Liquidation, unit: int) -> tuple[Any, ...]:
-    """A ``bt.liquidations`` row (column order of :data:`LIQUIDATIONS`)."""
+def liquidation_row(run_id: str, chain_id: int, liq: Liquidation, unit: int, seq: int) -> tuple[Any, ...]:
+    """A ``bt.liquidations`` row (column order of :data:`LIQUIDATIONS`); ``seq``: its position in
+    the run's liquidations, in replay order."""
     p = liq.predicted
     ok = p is not None and p.ok
     bonus = liq.bonus_value  # None: the protocol fee is unknown
@@ -200,7 +204,7 @@ def liquidation_row(run_id: str, chain_id: int, liq: Liquidation, unit: int) -> 
             liq.debt_repaid_value, liq.collateral_seized_value, liq.protocol_fee_value, bonus,
             liq.bad_debt_value, liq.liquidatable_since_block,
             liq.delay_blocks, liq.decided_block, liq.gas_cost_value, liq.slippage_value, liq.flash_fee_value,
-            liq.profit_value, bonus / unit if bonus is not None else None)
+            liq.profit_value, bonus / unit if bonus is not None else None, seq)
 
 
 def summary_rows(run_id: str, chain_id: int, block: int, metric: str,

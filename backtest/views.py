@@ -201,8 +201,9 @@ LIQ_DELAY = register_table(Table(
         Column("profit_base", "DOUBLE", "simulated: liquidator profit after costs, base currency (NULL: "
                "observed)"),
         Column("tx_hash", "VARCHAR", "observed: its transaction"),
+        Column("seq", "UBIGINT", "position in the run's liquidations, replay order (bt.liquidations.seq)"),
     ),
-    "backtest.views", ("run_id", "block_number", "log_index", "user"), kind="view", view_sql="""
+    "backtest.views", ("run_id", "seq"), kind="view", view_sql="""
 SELECT l.run_id, l.chain_id, l.block_number, l.block_ts, l.log_index,
        CASE WHEN l.observed THEN 'observed' ELSE 'simulated' END AS origin, l.committed, l."user",
        l.collateral_asset, l.debt_asset, l.liquidatable_since_block, l.delay_blocks,
@@ -211,9 +212,9 @@ SELECT l.run_id, l.chain_id, l.block_number, l.block_ts, l.log_index,
        CAST(l.debt_repaid_value AS DOUBLE) / 10 ** r.base_currency_decimals AS debt_repaid_base,
        l.bonus_base_f64 AS bonus_base,
        CASE WHEN NOT l.observed THEN CAST(l.profit_value AS DOUBLE) / 10 ** r.base_currency_decimals END
-           AS profit_base, l.tx_hash
+           AS profit_base, l.tx_hash, l.seq
 FROM bt.liquidations l JOIN bt.runs r USING (run_id)
-ORDER BY l.run_id, l.block_number, l.log_index NULLS LAST, l."user\""""))
+ORDER BY l.run_id, l.seq"""))
 
 VIEWS: tuple[Table, ...] = (RUN_OVERVIEW, DAILY_BAD_DEBT, HIDDEN_BY_FEED, LIQ_DELAY)
 #: tables each view reads (the view is created only when all exist)

@@ -396,7 +396,14 @@ def _cmd_import(args: argparse.Namespace) -> int:
     if args.json:
         _out.print_json(json.dumps({k: str(v) for k, v in vars(s).items()}))
     else:
-        _out.print(f"imported {s.rows:,} {s.pair} prices from {args.file} ({s.format})")
+        _out.print(f"imported {s.rows:,} {s.pair} prices from {args.file} ({s.format})"
+                   + (f"; replaced {s.replaced:,} earlier rows of source {s.source!r}" if s.replaced else ""),
+                   soft_wrap=True)
+    if s.dropped and s.dropped_first_ts and s.dropped_last_ts:
+        _err.print(f"[yellow]warning:[/] {s.dropped:,} of them ({s.dropped_first_ts.isoformat()} .. "
+                   f"{s.dropped_last_ts.isoformat()}) lie outside this file's range and are no longer "
+                   f"stored: a re-import replaces the whole source {escape(repr(s.source))} for {s.pair}; "
+                   "import a file that continues a series under its own --source", soft_wrap=True)
     return 0
 
 

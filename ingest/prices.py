@@ -42,7 +42,11 @@ naming file, line and field; a bad file imports nothing.
 
 Re-importing the same (``source``, ``pair``) replaces those rows in one transaction (delete, then
 insert, together with the ``meta.runs`` row), so a failed import leaves the previous rows intact
-and importing the same file twice changes nothing but ``run_id``.
+and importing the same file twice changes nothing but ``run_id``. The whole (source, pair) is
+replaced, not the file's range (a corrected file leaves no stale row of the old one behind): rows
+outside the new file's range are counted in :attr:`ImportSummary.dropped` and the CLI warns about
+them (a file that continues a series needs its own source; the backtest reads a pair's sources
+that follow one another as one path).
 """
 
 from __future__ import annotations
@@ -145,6 +149,11 @@ class ImportSummary:
     file_sha256: str = ""
     run_id: str = ""
     replaced: int = 0  # rows of the same source+pair deleted by this import
+    #: of those, the rows outside this file's range (first_ts .. last_ts): not replaced by a row
+    #: of this file but gone (a file that continues a series needs its own source)
+    dropped: int = 0
+    dropped_first_ts: dt.datetime | None = None
+    dropped_last_ts: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -668,9 +677,14 @@ def import_prices(wh: Warehouse, path: str | Path, *, fmt: str | None = None, pa
     stage = f"_prices_stage_{secrets.token_hex(4)}"
     try:
         with wh.transaction() as con:
-            old = fetch_one(con.execute(f"SELECT count(*) FROM {REFERENCE_PRICES.fqn} WHERE source=? AND "
-                              "pair=?", [src, pair]))
+            old = fetch_one(con.execute(
+                f"SELECT count(*), count(*) FILTER (WHERE ts_us < ? OR ts_us > ?), min(ts_us) FILTER "
+                f"(WHERE ts_us < ? OR ts_us > ?), max(ts_us) FILTER (WHERE ts_us < ? OR ts_us > ?) FROM "
+                f"{REFERENCE_PRICES.fqn} WHERE source=? AND pair=?",
+                [rows[0][0], rows[-1][0]] * 3 + [src, pair]))
             replaced = int(old[0]) if old else 0
+            dropped = int(old[1]) if old else 0
+            span = (us_to_datetime(int(old[2])), us_to_datetime(int(old[3]))) if dropped else None
             con.execute(f"DELETE FROM {REFERENCE_PRICES.fqn} WHERE source=? AND pair=?",
                         [src, pair])
             con.register(stage, tbl)
@@ -679,14 +693,20 @@ def import_prices(wh: Warehouse, path: str | Path, *, fmt: str | None = None, pa
                             f"FROM {stage} ORDER BY ts_us")
             finally:
                 unregister(con, stage)
-            _record_run(con, run_id, started, "ok",
-                        msg + (f"; replaced {replaced} rows" if replaced else ""), datasets)
+            if replaced:
+                msg += f"; replaced {replaced} rows"
+            if span:
+                msg += (f", {dropped} of them outside this file's range ({span[0].isoformat()} .. "
+                        f"{span[1].isoformat()}) and now gone")
+            _record_run(con, run_id, started, "ok", msg, datasets)
     except Exception as e:
         _record_failure(wh, e, run_id, started, datasets)
         raise
     return ImportSummary(rows=len(rows), first_ts=first, last_ts=last, source=src, pair=pair,
                          format=fmt_used, unit=unit, kind=kind, file_sha256=sha, run_id=run_id,
-                         replaced=replaced)
+                         replaced=replaced, dropped=dropped,
+                         dropped_first_ts=span[0] if span else None,
+                         dropped_last_ts=span[1] if span else None)
 
 
 def _record_failure(wh: Warehouse, err: BaseException, run_id: str, started: dt.datetime,

@@ -292,19 +292,14 @@ def _current(tx: TxContext, asset: str) -> ReserveData:
 
 
 def _bad_debt(tx: TxContext, user_address: str) -> Mapping[str, int]:
-    """Debt left on a user with no collateral that counts (enabled, LT > 0) after the call,
-    per asset (base units, accrued to the block). v2 keeps it on the books."""
+    """Debt left on a user with no collateral after the call, per asset (base units, accrued to
+    the block). No collateral is what ``calculateUserAccountData`` sees: a total collateral of 0
+    ETH wei (an enabled balance too small to be worth 1 wei at the oracle's price counts for
+    nothing, as in the contract). v2 keeps that debt on the books."""
     user = tx.user(user_address)
+    if calculate_user_account_data(tx, user).total_collateral_eth != 0:
+        return EMPTY_MAPPING
     ts = tx.timestamp
-    for asset, ur in user.reserves.items():
-        r = tx.reserve(asset)
-        if (
-            r is not None
-            and ur.scaled_a_token_balance
-            and r.configuration.liquidation_threshold
-            and is_using_as_collateral(user.configuration, r.id)
-        ):
-            return EMPTY_MAPPING
     out: dict[str, int] = {}
     for asset, ur in sorted(user.reserves.items()):
         r = tx.reserve(asset)

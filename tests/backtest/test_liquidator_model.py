@@ -234,7 +234,7 @@ def test_the_delay_view_has_no_profit_for_an_observed_liquidation() -> None:
     rec = RunRecord("bt-x", "s", "0" * 64, None, "historical", 1, "USD", 8, 1, 9, None, None, (), (), "v",
                     "{}", 0, 0, 0, 0)
     con.execute(f"INSERT INTO {RUNS.fqn} VALUES ({', '.join('?' * len(RUNS.columns))})", rec.row())
-    for observed in (True, False):
+    for seq, observed in enumerate((True, False)):
         liq = Liquidation(observed=observed, committed=observed, block_number=5,
                           log_index=1 if observed else None, tx_hash="0x01" if observed else None,
                           timestamp=T0, user=user(0), liquidator=user(9),
@@ -243,7 +243,7 @@ def test_the_delay_view_has_no_profit_for_an_observed_liquidation() -> None:
                           collateral_seized_value=2 * UNIT, protocol_fee_value=0,
                           decided_block=None if observed else 4, profit_value=0 if observed else UNIT // 2)
         con.execute(f"INSERT INTO {LIQUIDATIONS.fqn} VALUES ({', '.join('?' * len(LIQUIDATIONS.columns))})",
-                    liquidation_row("bt-x", 1, liq, UNIT))
+                    liquidation_row("bt-x", 1, liq, UNIT, seq))
     ensure_views(con)
     got = con.execute(f"SELECT origin, reaction_blocks, profit_base, bonus_base FROM {LIQ_DELAY.fqn} "
                       "ORDER BY origin").fetchall()
@@ -290,3 +290,24 @@ def test_why_an_underwater_account_was_not_liquidated_is_counted() -> None:
     assert dry["quotes_reverted"] == 11 and dry["quotes_reverted_top_reason"] is not None  # blocks +1..+11
     dear = quotes(False, 10**6)  # a bonus of ~$70 never pays $1M
     assert dear["liquidations"] == 0 and dear["quotes_unprofitable"] == 11 and dear["quotes_reverted"] == 0
+
+
+def test_a_bundle_of_liquidations_in_one_block_has_distinct_ordered_rows() -> None:
+    """LT 95 %, bonus 10 %: LT x (1 + bonus) = 1.045 > 1, so a liquidation lowers the health
+    factor. 10 ETH against 16,500 USDC at $1,667: HF = 10 x 1667 x 0.95 / 16500 = 0.9598, close
+    factor 50 %; after it HF ≈ 2 x 0.9598 - 1.045 = 0.875 < 0.95, so the model liquidates again in
+    the same block (repeat_in_block) with the whole debt coverable. The two rows of bt.liquidations
+    shared run, block, user and a NULL log index, their key: nothing said which came first. Now
+    ``seq`` orders them (replay order), unique within the run."""
+    from backtest.outputs import LIQUIDATIONS
+
+    path = [2_000 * UNIT] * 3 + [1_667 * UNIT] * 12
+    inp = inputs(market(9500, 11000, [(10 * 10**18, 16_500 * 10**6)]), path, to_block=FROM + 20)
+    r = run_inputs(scenario(to_block=FROM + 20), inp)
+    cols = LIQUIDATIONS.column_names()
+    rows = [dict(zip(cols, x, strict=True)) for x in r.output.tables[LIQUIDATIONS]]
+    assert len(rows) >= 2 and len({(x["block_number"], x["user"]) for x in rows[:2]}) == 1
+    assert [x["seq"] for x in rows] == list(range(len(rows)))
+    # the first is the close-factor-limited half (8,250 USDC), the second covers what is left
+    assert rows[0]["debt_repaid_raw"] == 8_250 * 10**6
+    assert rows[1]["debt_repaid_raw"] != rows[0]["debt_repaid_raw"]

@@ -25,7 +25,8 @@ def _liq(log_index: int | None, tx: str | None, repaid: int) -> tuple[Any, ...]:
               "debt_to_cover_raw": str(repaid), "debt_repaid_raw": repaid, "collateral_seized_raw": 1,
               "protocol_fee_raw": 0, "debt_repaid_value": repaid * 100, "collateral_seized_value": 1,
               "protocol_fee_value": 0, "bonus_value": 1, "bad_debt_value": 0, "gas_cost_value": 0,
-              "slippage_value": 0, "flash_fee_value": 0, "profit_value": 0, "bonus_base_f64": 1e-8}
+              "slippage_value": 0, "flash_fee_value": 0, "profit_value": 0, "bonus_base_f64": 1e-8,
+              "seq": repaid}  # unique in these tests
     return tuple(values.get(c) for c in outputs.LIQUIDATIONS.column_names())
 
 

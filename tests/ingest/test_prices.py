@@ -512,3 +512,36 @@ def test_a_failing_insert_keeps_its_own_error(tmp_path: Path) -> None:
             import_prices(wh, csv, fmt="timestamp_price", pair="ETH/USD", unit="USD", source="t", run_id="p1")
         assert wh.con.execute("SELECT count(*) FROM raw.reference_prices").fetchall() == [(0,)]
         assert wh.con.execute("SELECT status FROM meta.runs").fetchall() == [("failed",)]
+
+
+@needs_real
+def test_reimport_under_one_source_says_which_earlier_rows_it_drops(tmp_path: Path, capsys) -> None:
+    """A re-import replaces the whole (source, pair), as documented; importing the next day's file
+    under the same --source therefore deleted the previous day's rows, and the CLI said only
+    'imported N prices'. It now says how many rows it replaced and warns about those outside the
+    new file's range, which are gone. Real Risk-DAO rows, split by their own datetime_utc column."""
+    from ingest.cli import main
+
+    header, *lines = RISKDAO.read_text().splitlines()
+    day10 = [ln for ln in lines if ln.split(",")[-1].startswith("2021-01-10")]
+    day11 = [ln for ln in lines if ln.split(",")[-1].startswith("2021-01-11")]
+    assert len(day10) == len(day11) == 1440
+    db = tmp_path / "w.duckdb"
+    f10 = write(tmp_path / "d10.csv", header + "\n" + "\n".join(day10) + "\n")
+    f11 = write(tmp_path / "d11.csv", header + "\n" + "\n".join(day11) + "\n")
+
+    def imp(f: Path) -> str:
+        capsys.readouterr()
+        assert main(["import-prices", str(f), "--pair", "ETH/USDT", "--source", "binance",
+                     "--db", str(db)]) == 0
+        out = capsys.readouterr()
+        return " ".join((out.out + out.err).split())
+
+    assert "replaced" not in imp(f10)
+    out = imp(f11)
+    assert "replaced 1,440 earlier rows" in out, out
+    assert "1,440 of them" in out and "2021-01-10T00:00:29" in out and "2021-01-10T23:59:" in out, out
+    out = imp(f11)  # the same file again: its own rows, nothing outside its range
+    assert "replaced 1,440 earlier rows" in out and "of them" not in out, out
+    with Warehouse(db) as wh:
+        assert wh.con.execute("SELECT count(*) FROM raw.reference_prices").fetchall() == [(1440,)]

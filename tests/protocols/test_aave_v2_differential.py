@@ -334,3 +334,35 @@ def test_base_market_is_busy(market: Market) -> None:
             r.liquidity_index > RAY and r.variable_borrow_index > RAY and r.current_variable_borrow_rate > 0
         )
     assert replace(snap.state.reserves[market.m.asset("WETH")]).treasury == market.m.treasury
+
+
+def test_collateral_worth_nothing_leaves_bad_debt(market: Market) -> None:
+    """A user whose only collateral left after a liquidation is 1000 wei of DAI (worth
+    ``floor(price * 1000 / 1e18) = 0`` ETH wei to ``calculateUserAccountData``) has no collateral
+    for the contract (``getUserAccountData``: 0 collateral, debt > 0), so the liquidation leaves
+    bad debt. The outcome's ``bad_debt`` said none: it counted any non-zero enabled aToken
+    balance as collateral, unlike the value the contract (and the v3 adapter) uses."""
+    market.reset()
+    m = market.m
+    user, liq = m.new_user(), m.new_user()
+    m.deposit(user, "WETH", 10 * ETH, fund=True)
+    m.deposit(user, "DAI", 1000, fund=True)  # enabled on first deposit, priced at 0 ETH wei
+    assert m.price("DAI") * 1000 // m.reserve("DAI").unit == 0
+    m.borrow(user, "USDC", _eth_to_amount(m, "USDC", 79 * ETH // 10), 2)
+    m.set_price("USDC", m.price("USDC") * 3)  # debt 23.7 ETH: half of it with the bonus > 10 WETH
+    m.fund(liq, "USDC", 10**9 * m.reserve("USDC").unit)
+    snap = read_state(m, [user, liq, m.treasury, market.lp, market.background])
+    ts = snap.timestamp + BLOCK_INTERVAL
+    weth, usdc = m.asset("WETH"), m.asset("USDC")
+    outcome = ADAPTER.liquidate(snap.state, user, weth, usdc, MAX_UINT256, snap.prices, ts, liquidator=liq)
+    res = m.liquidate(liq, "WETH", "USDC", user, MAX_UINT256, check=True)
+    b = res.block_number
+    assert b == snap.block + 1 and int(m.chain.block(b)["timestamp"], 16) == ts
+    ev = res.event("LiquidationCall")
+    observed = (int(ev["debtToCover"]), int(ev["liquidatedCollateralAmount"]))
+    assert outcome.ok and (outcome.debt_repaid, outcome.collateral_seized) == observed
+    after = m.get_user_account_data(user, b)
+    assert after.total_collateral_eth == 0 < after.total_debt_eth
+    assert m.a_balance(user, "WETH", b) == 0 < m.a_balance(user, "DAI", b)
+    assert m.user_configuration(user, b)["DAI"] == (False, True)  # still enabled collateral
+    assert dict(outcome.bad_debt) == {usdc: m.variable_debt(user, "USDC", b)}
