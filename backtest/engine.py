@@ -962,6 +962,7 @@ class Replay:
     def _execute(self, b: int) -> None:
         """Run the liquidations decided for block ``b`` (top of the block, before its inputs):
         committed in counterfactual mode, recorded as predictions in historical mode."""
+        self.liquidator.sold.clear()  # each block's sales meet a pool arbitrage has restored
         todo = self.pending.pop(b, None)
         if not todo:
             return
@@ -980,11 +981,24 @@ class Replay:
                     break
                 try:
                     d = self.liquidator.execute(self.adapter, self.state, d, self.prices, ts, self.view.value)
+                    if d is not None and d.profit_value < self.liquidator.min_profit:
+                        # no longer pays where it lands (the block's earlier sales of its collateral
+                        # took the pool's depth): sized again on the landing state, or left
+                        d = self.liquidator.decide(self.adapter, self.state, user, self.prices, ts,
+                                                   self.block.base_fee_wei, self.view.value,
+                                                   self.liquidator.sold)
+                        if d is not None:
+                            d = self.liquidator.execute(self.adapter, self.state, d, self.prices, ts,
+                                                        self.view.value)
                 except ProtocolError as ex:
                     raise ReplayError(f"block {b}: liquidator model on {user}: {ex}") from ex
                 if d is None:
+                    # not executed here: observed at the block's end (still liquidatable, it is
+                    # quoted again for the next block), not forgotten until its next input
+                    self.dirty.add(user)
                     break
                 self.capacity_used += 1
+                self.liquidator.landed(d)
                 liq = self._simulated(user, d, commit, seen)
                 if not commit:
                     self._record_liquidation(liq)
@@ -1001,7 +1015,7 @@ class Replay:
                     break
                 try:
                     d = self.liquidator.decide(self.adapter, self.state, user, self.prices, ts,
-                                               self.block.base_fee_wei, self.view.value)
+                                               self.block.base_fee_wei, self.view.value, self.liquidator.sold)
                 except ProtocolError as ex:
                     raise ReplayError(f"block {b}: liquidator model on {user}: {ex}") from ex
                 seen = b

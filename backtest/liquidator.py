@@ -26,7 +26,10 @@ valued at the oracle prices:
   the asset's side): ``s**2 // (D + s)`` for a sale worth ``s`` (the shortfall of
   ``D*s/(D+s)`` received against ``s``); or a table of (size in base currency, bps), linear between points,
   linear from (0, 0) up to the first point, flat beyond the last; ``floor(s * bps / 10000)``;
-  none when the collateral is the debt asset (nothing is sold);
+  none when the collateral is the debt asset (nothing is sold). The sales of one block share the
+  asset's pool: after sales worth ``P`` of it in the block (earlier liquidations landed there),
+  a sale of ``s`` loses ``loss(P + s) - loss(P)``; arbitrage restores the pool between blocks (a
+  quote for the next block sees it whole);
 * flash-loan fee: ``flash_fee_bps`` of the repaid value when ``flash_loans``; without flash loans
   the bot repays from ``inventory`` (debt-asset base units), which each committed liquidation
   draws down;
@@ -46,8 +49,11 @@ base currency). **Action**: the liquidation lands at the top of block
 it), where the same pair and ``debt_to_cover`` are executed on the state then
 (:meth:`LiquidatorModel.execute`: interest to ``n + 1``'s timestamp). The block's liquidations
 run in the order (profit desc, user asc), at most ``capacity_per_block`` of them (0 =
-unlimited); an account the capacity leaves out is observed at the block's end, so a liquidation
-still due is quoted again for the next block. In counterfactual mode, with ``repeat_in_block``
+unlimited); a liquidation that no longer pays ``min_profit`` where it lands (the block's earlier
+sales took the pool's depth) is sized again on the landing state (:meth:`LiquidatorModel.decide`
+with the block's sales) or left; an account the capacity leaves out, or whose liquidation is
+left or reverts where it lands, is observed at the block's end, so a liquidation still due is
+quoted again for the next block. In counterfactual mode, with ``repeat_in_block``
 (default), the model quotes the account again right after its liquidation and repeats while it
 stays liquidatable and a liquidation pays (a bundle) — at most
 ``backtest.engine.MAX_BUNDLE_LIQUIDATIONS`` (64) liquidations of one account in one block: an
@@ -111,6 +117,9 @@ class LiquidatorModel:
                                        "reverted_at_landing": 0}
         #: revert reason -> quotes whose every pair reverted with it first (sorted output)
         self.revert_reasons: dict[str, int] = {}
+        #: collateral asset -> value (base currency) of its seized collateral sold in the block
+        #: being executed (:meth:`landed`); the engine clears it at each block's top
+        self.sold: dict[str, int] = {}
 
     def gas_cost(self, base_fee_wei: int, prices: Mapping[str, int]) -> int:
         """``gas_units * (base_fee_wei + priority_fee_wei)`` wei at the ETH price, base currency,
@@ -123,13 +132,21 @@ class LiquidatorModel:
         wei = self.spec.gas_units * (base_fee_wei + self.spec.priority_fee_wei)
         return wei * prices[key] // 10**18
 
-    def slippage(self, asset: str, value: int) -> int:
+    def slippage(self, asset: str, value: int, sold: int = 0) -> int:
+        """The loss selling ``value`` of ``asset`` after sales of ``sold`` in the same block (the
+        same pool): ``loss(sold + value) - loss(sold)``, floored (never below 0)."""
         s: Slippage | None = self.spec.slippage.get(asset)
         if s is None or value <= 0:
             return 0
+        if not sold:
+            return int(self._loss(s, value))
+        return max(0, int(self._loss(s, sold + value) - self._loss(s, sold)))
+
+    def _loss(self, s: Slippage, value: int) -> Fraction:
+        """The loss of one sale of ``value`` (base currency units) in a fresh pool, exact."""
         if s.depth is not None:
             depth = int(s.depth * self.unit)
-            return value * value // (depth + value)
+            return Fraction(value * value, depth + value)
         size = Fraction(value, self.unit)  # whole base currency, like the table's sizes
         pts = [(Fraction(a), b) for a, b in s.table]
         bps: Fraction
@@ -143,16 +160,17 @@ class LiquidatorModel:
                 if a0 <= size <= a1:
                     bps = b0 + (b1 - b0) * (size - a0) / (a1 - a0)
                     break
-        return int(value * bps / 10_000)
+        return value * bps / 10_000
 
-    def _sized_covers(self, dec: Decision) -> list[int]:
+    def _sized_covers(self, dec: Decision, sold: int) -> list[int]:
         """The ``debt_to_cover`` amounts, below ``dec``'s repaid amount, at which the profit of the
         pair of ``dec`` (a liquidation of the largest size allowed, selling its collateral) may
         peak. The seized value is proportional to the repaid one (``S / R``, read on ``dec``), so a
         sale ``s`` earns ``a * s - slippage(s)`` with the margin ``a = 1 - (1 + flash fee) R / S``;
         with a convex slippage curve the best ``s`` may be below ``S``: constant product, where
         the derivative is zero, ``(D + s)**2 = D**2 / (1 - a)``; a table, each point's size and
-        each segment's stationary point. Each size ``s`` is repaid by ``debt_repaid * s // S``."""
+        each segment's stationary point; after sales of ``sold`` in the block, those points less
+        ``sold``. Each size ``s`` is repaid by ``debt_repaid * s // S``."""
         o = dec.outcome
         curve = self.spec.slippage.get(o.collateral_asset)
         big_s, big_r, repaid = dec.collateral_seized_value, dec.debt_repaid_value, o.debt_repaid
@@ -179,13 +197,18 @@ class LiquidatorModel:
                     x = (a * 10_000 - b0 + m * x0) / (2 * m)
                     if x0 < x < x1:
                         sizes.append(int(x * self.unit))
+        sizes = [x - sold for x in sizes]
         covers = {repaid * s // big_s for s in sizes if 0 < s < big_s}
         return sorted(c for c in covers if 0 < c < repaid)
 
     def decide(self, adapter: ProtocolAdapter[Any], state: Any, user: str, prices: Mapping[str, int],
-               ts: int, base_fee_wei: int, value: Valuer) -> Decision | None:
+               ts: int, base_fee_wei: int, value: Valuer,
+               sold: Mapping[str, int] | None = None) -> Decision | None:
         """The most profitable paying liquidation of ``user`` on ``state`` at ``ts``, landing in a
-        block with base fee ``base_fee_wei``; None when no pair pays ``min_profit``."""
+        block with base fee ``base_fee_wei``, after the block's earlier sales ``sold`` (collateral
+        asset -> value; None: the first of its block, as a quote for the next block is); None
+        when no pair pays ``min_profit``."""
+        sold = sold or {}
         positions = adapter.positions(state, user, ts)
         colls = sorted(p.asset for p in positions if p.collateral > 0 and p.collateral_enabled)
         debts = sorted((p.asset, p.debt) for p in positions if p.debt > 0)
@@ -206,12 +229,12 @@ class LiquidatorModel:
                 out = adapter.liquidate(state, user, c, d, cover, prices, ts)
                 if not out.ok and first_revert is None:
                     first_revert = str(out.revert_reason)
-                dec = self._economics(out, cover, gas, value)
+                dec = self._economics(out, cover, gas, value, sold)
                 if dec is not None and c != d:
                     # with slippage a smaller sale may pay more: the covers of the candidate sizes
-                    for smaller in self._sized_covers(dec):
+                    for smaller in self._sized_covers(dec, sold.get(c, 0)):
                         alt = self._economics(adapter.liquidate(state, user, c, d, smaller, prices, ts),
-                                              smaller, gas, value)
+                                              smaller, gas, value, sold)
                         if alt is not None and alt.profit_value > dec.profit_value:
                             dec = alt
                 if dec is not None and (best is None or dec.profit_value > best.profit_value):
@@ -231,8 +254,9 @@ class LiquidatorModel:
     def execute(self, adapter: ProtocolAdapter[Any], state: Any, decision: Decision,
                 prices: Mapping[str, int], ts: int, value: Valuer) -> Decision | None:
         """The decided liquidation (same pair and ``debt_to_cover``, capped by what is left of the
-        inventory without flash loans) on ``state`` at ``ts``, where it lands; its gas is the
-        quoted one. None when it would revert now (it is not committed then)."""
+        inventory without flash loans) on ``state`` at ``ts``, where it lands, after the block's
+        sales so far (:attr:`sold`); its gas is the quoted one. None when it would revert now (it
+        is not committed then)."""
         o = decision.outcome
         cover = decision.debt_to_cover
         if not self.spec.flash_loans:
@@ -242,9 +266,17 @@ class LiquidatorModel:
         out = adapter.liquidate(state, o.user, o.collateral_asset, o.debt_asset, cover, prices, ts)
         if not out.ok:
             self.quotes["reverted_at_landing"] += 1
-        return self._economics(out, cover, decision.gas_cost_value, value)
+        return self._economics(out, cover, decision.gas_cost_value, value, self.sold)
 
-    def _economics(self, out: LiquidationOutcome, cover: int, gas: int, value: Valuer) -> Decision | None:
+    def landed(self, decision: Decision) -> None:
+        """Book a liquidation executed in the current block (committed or predicted): its seized
+        collateral is sold into the asset's pool, whose depth the block's later sales see."""
+        c = decision.outcome.collateral_asset
+        if c != decision.outcome.debt_asset and c in self.spec.slippage:
+            self.sold[c] = self.sold.get(c, 0) + decision.collateral_seized_value
+
+    def _economics(self, out: LiquidationOutcome, cover: int, gas: int, value: Valuer,
+                   sold: Mapping[str, int]) -> Decision | None:
         if not out.ok:
             return None
         c, d = out.collateral_asset, out.debt_asset
@@ -252,7 +284,7 @@ class LiquidatorModel:
         seized_v = value(c, out.collateral_seized)
         fee_v = value(c, out.protocol_fee)
         bad_v = sum(value(a, v) for a, v in sorted(out.bad_debt.items()))
-        slip = self.slippage(c, seized_v) if c != d else 0  # the same asset repays the debt unsold
+        slip = self.slippage(c, seized_v, sold.get(c, 0)) if c != d else 0  # the same asset: unsold
         flash = repaid_v * self.spec.flash_fee_bps // 10_000 if self.spec.flash_loans else 0
         profit = seized_v - repaid_v - gas - slip - flash
         return Decision(out, cover, repaid_v, seized_v, fee_v, bad_v, gas, slip, flash, profit)

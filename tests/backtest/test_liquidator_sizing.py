@@ -14,6 +14,7 @@ profit 11,759.56 - 5,951.50 = 5,808.06 USD."""
 from __future__ import annotations
 
 from decimal import Decimal
+from fractions import Fraction
 from math import sqrt
 from types import MappingProxyType
 
@@ -77,3 +78,66 @@ def test_repays_the_amount_that_pays_most_under_a_slippage_table() -> None:
     assert abs(F(d.profit_value, UNIT) - profit(s_star)) < F(1, 10)
     # the protocol's maximum: 866,250 USD sold at 100 + 800 x 766,250 / 900,000 = 781.1 bps: a loss
     assert profit(F(866_250)) < 0
+
+
+def _pool_loss(sold_before: Fraction, s: Fraction, depth: Fraction) -> Fraction:
+    """Constant product, depth ``depth`` on the asset's side: selling ``s`` after ``sold_before`` in
+    the same block receives D^2 / (D + P) - D^2 / (D + P + s) (the other side's reserve D^2 / x),
+    worth ``s`` at the oracle price; the loss is the difference."""
+    d2 = depth * depth
+    return s - (d2 / (depth + sold_before) - d2 / (depth + sold_before + s))
+
+
+def test_sales_in_one_block_share_the_pool() -> None:
+    """Two accounts with the same collateral liquidated in the same block sell into one pool: the
+    second sale's slippage is priced after the first. (Each was priced against the full depth, as
+    if every sale in a crash block were the first: the slippage of a cascade was understated.)
+
+    ETH falls to $1,800 at FROM+4: A (10 ETH / 15,000 USDC) and B (20 ETH / 30,000 USDC) both reach
+    HF 0.96 (close factor 50 %); both land at FROM+5. B repays 15,000 for 8.75 ETH ($15,750), A
+    7,500 for 4.375 ETH ($7,875); depth $1,000,000. B pays more, so it goes first."""
+    from backtest.api import run_inputs
+    from tests.backtest.markets import FROM, inputs, scenario, user
+
+    path = [2_000 * UNIT] * 3 + [1_800 * UNIT] * 12
+    book = market(8000, 10500, [(10 * 10**18, 15_000 * 10**6), (20 * 10**18, 30_000 * 10**6)])
+    extra = (f'\n[liquidator]\nreaction_delay_blocks = 1\nrepeat_in_block = false\n'
+             f'[liquidator.slippage."{COLL}"]\ndepth_usd = 1000000\n')
+    liqs = run_inputs(scenario(extra=extra, to_block=FROM + 20), inputs(book, path, to_block=FROM + 20)
+                      ).output.liquidations
+    assert [(x.block_number, x.user) for x in liqs] == [(FROM + 5, user(1)), (FROM + 5, user(0))]
+    depth = Fraction(1_000_000)
+    # seized: 15,750 and 7,875 USD of ETH, less a wei each (the protocol's floor, then half-up bonus)
+    sb, sa = (Fraction(x.collateral_seized_value, UNIT) for x in liqs)
+    assert abs(sb - 15_750) < Fraction(1, 10**6) and abs(sa - 7_875) < Fraction(1, 10**6)
+    first = _pool_loss(Fraction(0), sb, depth)    # 244.22
+    second = _pool_loss(sb, sa, depth)  # 301.04, not 61.53 in a fresh pool
+    assert abs(Fraction(liqs[0].slippage_value, UNIT) - first) <= Fraction(1, UNIT)
+    assert abs(Fraction(liqs[1].slippage_value, UNIT) - second) <= Fraction(2, UNIT)
+    assert liqs[1].profit_value == (liqs[1].collateral_seized_value - liqs[1].debt_repaid_value
+                                    - liqs[1].slippage_value)
+
+
+def test_a_bundle_stops_where_the_pools_depth_is_spent() -> None:
+    """repeat_in_block liquidates an account again in the same block while it pays: each sale was
+    priced in a fresh pool, so a $100,000-deep pool took one best-sized sale (~$2,469.5) after
+    another in one block as if each were the first. After the first, the same pool pays for no
+    further sale (its best cumulative size is spent), so there is one liquidation per block, each
+    of D (sqrt(1.05) - 1) = 2,469.51 USD, until the account is healthy (the pool is restored
+    between blocks).
+
+    10 ETH / 15,000 USDC, ETH at $1,800 from FROM+4: HF 0.96."""
+    from backtest.api import run_inputs
+    from tests.backtest.markets import FROM, inputs, scenario
+
+    path = [2_000 * UNIT] * 3 + [1_800 * UNIT] * 30
+    book = market(8000, 10500, [(10 * 10**18, 15_000 * 10**6)])
+    extra = f'\n[liquidator]\nreaction_delay_blocks = 1\n[liquidator.slippage."{COLL}"]\ndepth_usd = 100000\n'
+    liqs = run_inputs(scenario(extra=extra, to_block=FROM + 30), inputs(book, path, to_block=FROM + 30)
+                      ).output.liquidations
+    assert len(liqs) >= 2
+    blocks = [x.block_number for x in liqs]
+    assert blocks == list(range(FROM + 5, FROM + 5 + len(liqs)))  # one per block, from FROM+5 on
+    s_star = 100_000 * (sqrt(1.05) - 1)
+    for x in liqs[:-1]:  # the last one may be smaller (the account ends healthy)
+        assert abs(x.collateral_seized_value / UNIT - s_star) < 1.0, x.collateral_seized_value
