@@ -396,8 +396,9 @@ def _cmd_import(args: argparse.Namespace) -> int:
     if args.json:
         _out.print_json(json.dumps({k: str(v) for k, v in vars(s).items()}))
     else:
-        _out.print(f"imported {s.rows:,} {s.pair} prices from {args.file} ({s.format})"
-                   + (f"; replaced {s.replaced:,} earlier rows of source {s.source!r}" if s.replaced else ""),
+        src = escape(repr(s.source))
+        rep = f"; replaced {s.replaced:,} earlier rows of source {src}" if s.replaced else ""
+        _out.print(f"imported {s.rows:,} {s.pair} prices from {escape(str(args.file))} ({s.format}){rep}",
                    soft_wrap=True)
     if s.dropped and s.dropped_first_ts and s.dropped_last_ts:
         _err.print(f"[yellow]warning:[/] {s.dropped:,} of them ({s.dropped_first_ts.isoformat()} .. "
