@@ -35,7 +35,8 @@ Liquity redistribution).
 suppliers would lose, in basis points of supply, if the whole loss were socialised pro rata;
 ``haircut_net_bps = suppliers × 10⁴ / supply_value`` after the treasury absorbs its part.
 ``supply`` is the aToken total supply (``rayMul(scaledTotalSupply, normalizedIncome)`` at the
-block's timestamp, as ``AToken.totalSupply``), the treasury's own aTokens included.
+block's timestamp, as ``AToken.totalSupply``; v3.5+ ``rayMulFloor``), the treasury's own aTokens
+included.
 
 Rows: ``bt.socialization`` and ``bt.loss_bearers`` get a row for a reserve at the end of the
 window's first block if its loss is non-zero (the run start's figures with that block's changes:
@@ -63,7 +64,7 @@ from typing import Any, ClassVar
 from ingest.schema import Column, Table, register_table
 from protocols.base import ZERO_ADDRESS
 from protocols.domain import ProtocolEvent
-from protocols.fixed_point import ray_mul_half_up
+from protocols.fixed_point import ray_mul_floor, ray_mul_half_up
 
 from .bad_debt import _split
 from .base import (
@@ -147,6 +148,13 @@ def _income_fn(adapter_name: str) -> Callable[[Any, int], int]:
 
         return f2
     raise MetricError(f"metric 'socialization': adapter {adapter_name!r} is not supported (aave_v2, aave_v3)")
+
+
+def _a_token_balance(state: Any) -> Callable[[int, int], int]:
+    """``AToken.balanceOf``/``totalSupply`` from a scaled amount and the normalized income: v3.5+
+    ``getATokenBalance`` rounds down (``rayMulFloor``, TokenMath), earlier releases and v2 half up."""
+    rules = getattr(state, "rules", None)
+    return ray_mul_floor if getattr(rules, "directional_rounding", False) else ray_mul_half_up
 
 
 def _books_deficit(state: Any) -> bool:
@@ -307,6 +315,7 @@ class Socialization(Metric):
         reserves = sorted(state.reserves) if self._scan_all else sorted(self._dirty | moved | repriced)
         self._dirty.clear()
         self._scan_all = False
+        balance = _a_token_balance(state)
         for reserve in reserves:
             r = state.reserves.get(reserve)
             if r is None:
@@ -318,9 +327,9 @@ class Socialization(Metric):
                 continue
             self._last[reserve] = (u, d)
             index = self._income(r, ts)
-            supply = ray_mul_half_up(self._scaled_sum.get(reserve, 0), index)
+            supply = balance(self._scaled_sum.get(reserve, 0), index)
             t_scaled = self._scaled.get(r.treasury, {}).get(reserve, 0) if r.treasury != ZERO_ADDRESS else 0
-            treasury = ray_mul_half_up(t_scaled + int(getattr(r, "accrued_to_treasury", 0)), index)
+            treasury = balance(t_scaled + int(getattr(r, "accrued_to_treasury", 0)), index)
             has_price = reserve in view.prices
             d_value = view.value(reserve, d) if has_price else 0
             supply_value = view.value(reserve, supply) if has_price else 0

@@ -263,3 +263,36 @@ def test_a_booked_deficit_is_valued_at_the_price_in_force_when_the_price_moves()
     bearers = r.frames()["bt.loss_bearers"].filter(block_number=FROM + 4).to_dicts()
     assert {b["bearer"]: b["value"] for b in bearers} == {
         "deficit_outstanding": 500 * 10**8, "suppliers": 0, "treasury_reserve": 0}
+
+
+def test_supply_under_v3_5_is_the_atoken_total_supply_rounded_down() -> None:
+    """Aave v3.5's ``AToken.totalSupply`` is ``scaledTotalSupply.getATokenBalance(income)``, i.e.
+    ``rayMulFloor`` (TokenMath), where v3.0-v3.4 round half up. At a liquidity index of 1.5 RAY and
+    100,000 USDC + 3 units scaled, the supply is 150,000 USDC + 4.5 units: 4 units (by hand, floor),
+    not 5 (half up), as the metric wrote under every rule set; the treasury's claim likewise."""
+    from protocols.aave_v3 import V3_5
+    from protocols.fixed_point import RAY
+
+    state = market(treasury_usdc=0)
+    state.rules = V3_5
+    index = RAY * 3 // 2
+    state.reserves[USDC] = dataclasses.replace(state.reserves[USDC], liquidity_index=index,
+                                               current_liquidity_rate=0)
+    sup = state.users[SUPPLIER]
+    state.users[SUPPLIER] = dataclasses.replace(sup, reserves={USDC: dataclasses.replace(
+        sup.reserves[USDC], scaled_a_token_balance=100_000 * 10**6 + 2)})
+    # the treasury holds 1 scaled unit: 1.5 units of USDC, floor 1
+    from protocols.aave_v3.state import UserReserve, UserState
+
+    treasury = state.reserves[USDC].treasury
+    state.users[treasury] = UserState(configuration=0, reserves={
+        USDC: UserReserve(scaled_a_token_balance=1, a_token_previous_index=index)})
+    # WETH falls to $1,500 at FIRST + 1: 15,000 USD of collateral against 17,000 USD of debt; the
+    # liquidator waits longer than the window, so the loss stays
+    sc = scenario(["socialization"], delay=10_000)
+    r = run_inputs(sc, inputs(state, [(FIRST + 1, 1_500)]))
+    rows = r.frames()["bt.socialization"].sort("block_number").to_dicts()
+    assert rows and rows[0]["reserve"] == USDC
+    scaled = 100_000 * 10**6 + 2 + 1
+    assert rows[0]["supply_raw"] == scaled * index // RAY == 150_000 * 10**6 + 4
+    assert rows[0]["treasury_raw"] == 1 * index // RAY == 1
