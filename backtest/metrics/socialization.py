@@ -66,6 +66,7 @@ from protocols.base import ZERO_ADDRESS
 from protocols.domain import ProtocolEvent
 from protocols.fixed_point import ray_mul_floor, ray_mul_half_up
 
+from ..errors import ReplayError
 from .bad_debt import _split
 from .base import (
     AccountEval,
@@ -331,6 +332,12 @@ class Socialization(Metric):
             t_scaled = self._scaled.get(r.treasury, {}).get(reserve, 0) if r.treasury != ZERO_ADDRESS else 0
             treasury = balance(t_scaled + int(getattr(r, "accrued_to_treasury", 0)), index)
             has_price = reserve in view.prices
+            if d and not has_price:  # valued at 0 it read as no loss; U implies a price (the evaluation)
+                raise ReplayError(
+                    f"metric 'socialization': block {number}: reserve {reserve} has a booked deficit of {d} "
+                    "base units but no oracle price yet (its feed has no answer before this block), so "
+                    "its loss cannot be valued; start the window after the feed's first answer, or leave "
+                    "socialization out of [metrics] names")
             d_value = view.value(reserve, d) if has_price else 0
             supply_value = view.value(reserve, supply) if has_price else 0
             t_value = view.value(reserve, treasury) if has_price else 0

@@ -296,3 +296,29 @@ def test_supply_under_v3_5_is_the_atoken_total_supply_rounded_down() -> None:
     scaled = 100_000 * 10**6 + 2 + 1
     assert rows[0]["supply_raw"] == scaled * index // RAY == 150_000 * 10**6 + 4
     assert rows[0]["treasury_raw"] == 1 * index // RAY == 1
+
+
+def test_a_booked_deficit_of_a_reserve_without_a_price_yet_is_an_error_not_a_loss_of_zero() -> None:
+    """A reserve whose feed has no answer before the window (its first round comes inside it) and
+    that carries a deficit booked before (Aave v3.3+): at the first block the metric valued the
+    deficit, the supply and the treasury's claim at 0 (deficit_raw 1 token, loss_value 0, no
+    haircut), a plausible "no loss". The loss cannot be valued there: the run fails, naming the
+    reserve and the block."""
+    from backtest.errors import ReplayError
+    from protocols.aave_v3 import V3_3
+    from tests.backtest.markets import COLL, FEED_C, FROM
+    from tests.backtest.markets import inputs as m_inputs
+    from tests.backtest.markets import market as m_market
+    from tests.backtest.markets import scenario as m_scenario
+
+    book = m_market(8000, 10500, [])  # nobody holds the collateral token: nothing else needs its price
+    book.state.rules = V3_3
+    book.state.reserves[COLL] = dataclasses.replace(book.state.reserves[COLL], deficit=10**18)
+    path = [1_000 * 10**8, 900 * 10**8, 800 * 10**8]
+    inp = m_inputs(book, path)
+    no_start = {f: x for f, x in inp.initial_rounds.items() if f != FEED_C}  # its first round: FROM + 1
+    inp = dataclasses.replace(inp, initial_rounds=no_start)
+    sc = m_scenario(to_block=FROM + len(path) + 1, extra='[metrics]\nnames = ["socialization"]\n')
+    with pytest.raises(ReplayError, match=f"{COLL}.*no oracle price") as e:
+        run_inputs(sc, inp)
+    assert f"block {FROM}" in str(e.value)
