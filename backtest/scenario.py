@@ -5,7 +5,7 @@
     name = "eth-crash-2021"
     chain_id = 1
     mode = "counterfactual"            # historical | counterfactual
-    warehouse = "data/warehouse.duckdb" # optional; --db overrides
+    warehouse = "data/warehouse.duckdb" # optional; relative to this file's folder; --db overrides
     seed = 7                           # seeds Monte Carlo shocks (default 0); top level, so before
                                        # the first [table] (after one it would be that table's key)
 
@@ -936,4 +936,8 @@ def load_scenario(path: str | Path) -> Scenario:
         line = data[:e.start].count(b"\n") + 1
         raise ScenarioError(str(path), f"not UTF-8 text (TOML files are UTF-8): byte 0x{data[e.start]:02x} "
                             "cannot be decoded; save the file as UTF-8", line) from None
-    return parse_scenario(text, str(path))
+    sc = parse_scenario(text, str(path))
+    if sc.warehouse and sc.warehouse != ":memory:" and not Path(sc.warehouse).is_absolute():
+        # relative to the scenario's folder, as [checks] baseline is: not to wherever it is run from
+        sc = dataclasses.replace(sc, warehouse=str(path.parent / sc.warehouse))
+    return sc

@@ -357,3 +357,28 @@ def test_a_whole_number_written_as_a_float_does_not_change_the_hash() -> None:
     assert len(hashes) == 1
     assert parse_scenario(base.format("2", "1.5")).sha256() not in hashes
     assert parse_scenario(base.format("2.5", "1")).sha256() not in hashes
+
+
+def test_a_relative_warehouse_is_read_from_the_scenario_files_folder(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """``warehouse = "w.duckdb"`` in ci/s.toml named w.duckdb in whatever folder the command ran
+    from, while the same file's ``[checks] baseline`` is read beside the scenario: run from the
+    repository root, `deficit run ci/s.toml` read (or was told to ingest into) another file than
+    `cd ci && deficit run s.toml`. Both are now relative to the scenario's folder; an absolute
+    path, and a scenario parsed from text (no file), are unchanged."""
+    from backtest.scenario import load_scenario, parse_scenario
+
+    text = ('name = "x"\nchain_id = 1\nwarehouse = "{}"\n[window]\nfrom_block = 1\nto_block = 2\n'
+            '[market]\nprotocol = "aave_v3"\nsource = "m"\n')
+    ci = tmp_path / "ci"
+    ci.mkdir()
+    (ci / "s.toml").write_text(text.format("w.duckdb"))
+    monkeypatch.chdir(tmp_path)
+    assert Path(load_scenario("ci/s.toml").warehouse or "").resolve() == (ci / "w.duckdb").resolve()
+    monkeypatch.chdir(ci)
+    assert Path(load_scenario("s.toml").warehouse or "").resolve() == (ci / "w.duckdb").resolve()
+    absolute = tmp_path / "elsewhere.duckdb"
+    (ci / "a.toml").write_text(text.format(absolute.as_posix()))
+    assert load_scenario(ci / "a.toml").warehouse == absolute.as_posix()
+    assert parse_scenario(text.format("w.duckdb")).warehouse == "w.duckdb"
+    # the hash leaves the warehouse out, so both spellings are one run
+    assert load_scenario(ci / "s.toml").sha256() == parse_scenario(text.format("other.duckdb")).sha256()
