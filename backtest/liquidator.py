@@ -40,7 +40,11 @@ pay most (slippage grows faster than the sale): the model also tries the ``debt_
 sale size where the profit may peak (:meth:`LiquidatorModel._sized_covers`: constant product,
 ``D / sqrt(1 - a) - D`` for the margin ``a`` before slippage; a table, its points and each
 segment's stationary point) and keeps the pair's most profitable outcome, as a bot sizing its
-liquidation does (a size the protocol refuses, e.g. Aave v3.3's dust rule, is not taken).
+liquidation does (a size the protocol refuses, e.g. Aave v3.3's dust rule, is not taken). When
+the largest liquidation of a pair reverts, the largest ``debt_to_cover`` that goes through is
+looked for (:meth:`LiquidatorModel._largest_going_through`: a probe at 1/1024 of it, then
+bisection), as a bot sizes one to what the protocol can pay out (a collateral reserve with less
+underlying than the seizure); a revert at the probe's size too leaves the pair reverted.
 
 It picks the pair with the highest profit (ties: lowest (collateral, debt) addresses) and acts
 only if profit >= ``min_profit`` (``min_profit_usd`` / ``min_profit_eth`` in the scenario: whole
@@ -201,6 +205,29 @@ class LiquidatorModel:
         covers = {repaid * s // big_s for s in sizes if 0 < s < big_s}
         return sorted(c for c in covers if 0 < c < repaid)
 
+    def _largest_going_through(self, adapter: ProtocolAdapter[Any], state: Any, user: str, c: str, d: str,
+                               hi: int, prices: Mapping[str, int], ts: int, reverted: LiquidationOutcome
+                               ) -> tuple[int, LiquidationOutcome]:
+        """When the largest liquidation of a pair reverts, the largest ``debt_to_cover`` up to ``hi``
+        (the debt owed, or the model's cap) that goes through, as a bot sizes one to what the
+        protocol lets it take (e.g. a collateral reserve with less underlying to pay out than the
+        seizure): a probe at ``hi / 1024``, then bisection (``reverted`` when the probe reverts
+        too: the revert does not depend on the size)."""
+        lo = hi >> 10
+        if lo <= 0:
+            return hi, reverted
+        best = adapter.liquidate(state, user, c, d, lo, prices, ts)
+        if not best.ok:
+            return hi, reverted
+        while hi - lo > max(1, hi >> 40):  # to 1e-12 of the size
+            mid = (lo + hi) // 2
+            out = adapter.liquidate(state, user, c, d, mid, prices, ts)
+            if out.ok:
+                lo, best = mid, out
+            else:
+                hi = mid
+        return lo, best
+
     def decide(self, adapter: ProtocolAdapter[Any], state: Any, user: str, prices: Mapping[str, int],
                ts: int, base_fee_wei: int, value: Valuer,
                sold: Mapping[str, int] | None = None) -> Decision | None:
@@ -227,8 +254,11 @@ class LiquidatorModel:
                     continue
                 tried = True
                 out = adapter.liquidate(state, user, c, d, cover, prices, ts)
-                if not out.ok and first_revert is None:
-                    first_revert = str(out.revert_reason)
+                if not out.ok:
+                    if first_revert is None:
+                        first_revert = str(out.revert_reason)
+                    cover, out = self._largest_going_through(adapter, state, user, c, d, min(cover, owed),
+                                                             prices, ts, out)
                 dec = self._economics(out, cover, gas, value, sold)
                 if dec is not None and c != d:
                     # with slippage a smaller sale may pay more: the covers of the candidate sizes

@@ -141,3 +141,24 @@ def test_a_bundle_stops_where_the_pools_depth_is_spent() -> None:
     s_star = 100_000 * (sqrt(1.05) - 1)
     for x in liqs[:-1]:  # the last one may be smaller (the account ends healthy)
         assert abs(x.collateral_seized_value / UNIT - s_star) < 1.0, x.collateral_seized_value
+
+
+def test_a_reserve_short_of_liquidity_is_liquidated_as_far_as_it_pays_out() -> None:
+    """The collateral reserve holds 1 ETH of underlying (the rest lent out): the protocol's
+    maximum (8,250 USDC for 4.33125 ETH) reverts paying the ETH out, and the model left the
+    account alone (quotes_reverted), though a liquidation seizing at most 1 ETH goes through, and a
+    bot sizes it so. Largest: 1 ETH = 1.05 x cover / 2,000, cover = 1,904.761904 USDC.
+
+    10 ETH / 16,500 USDC at $2,000: HF 0.9697, close factor 50 %."""
+    import dataclasses
+
+    book = market(8000, 10500, [(10 * 10**18, 16_500 * 10**6)])
+    r = book.state.reserves[COLL]
+    book.state.reserves[COLL] = dataclasses.replace(r, a_token_underlying_balance=10**18)
+    m = LiquidatorModel(LiquidatorSpec(), UNIT)
+    d = m.decide(ADAPTER, book.state, book.users[0], PRICES, T0, 0, _value)
+    assert d is not None, m.quotes
+    cover_max = 2_000 * 10**6 * 100 // 105  # 1,904.761904 USDC (6 decimals, floored)
+    assert cover_max - 2 <= d.outcome.debt_repaid <= cover_max, d.outcome.debt_repaid
+    assert 10**18 - 2 * 10**12 <= d.outcome.collateral_seized <= 10**18
+    assert d.profit_value > 90 * UNIT  # 5 % of ~1,905 USD
