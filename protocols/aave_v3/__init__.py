@@ -32,11 +32,17 @@ GHO's variable debt token (v3.0.1-v3.4): the stkAAVE discount it burns from a bo
 debt is inferred from each ``Mint``/``Burn`` (ported from gho-core @ 00e67fe + e41d7ee source only; no GHO
 bytecode here, so hand-worked vectors in ``tests/protocols/test_aave_v3_events.py``).
 
+GHO's discount in a simulation (v3.0.1-v3.3): the discount percent is not ingested, so a
+simulated liquidation that goes through on a GHO debt with interest accrued since the user's
+last action, v3.3's health factor of such a borrower (the pool reads ``balanceOf``), and a v3.3
+liquidation that burns GHO debt into deficit (reduced by the token's accumulated interest) raise
+:class:`GhoDiscountUnknown` instead of using the undiscounted debt. GHO's variable debt token is
+known from the deployment data (Ethereum) or from the first discount its events show.
+
 Not modelled: v3.6+ (its implementation is left out of the deployment data, so an upgrade to
-it stops a replay); GHO's other special cases (the discount in a simulated liquidation's debt
-and burn, see :mod:`.liquidation_logic`; v3.3's non-virtual-accounting debt valuation and
-deficit discount, v3.4+'s vGHO); the v3.1+ interest rate strategy (rates then come from
-``ReserveDataUpdated``; the deficit's effect on rates is therefore not modelled either);
+it stops a replay); GHO's discount percent (see above); the v3.1+ interest rate strategy (rates
+then come from ``ReserveDataUpdated``; the deficit's effect on rates is therefore not modelled
+either);
 simulating ``eliminateReserveDeficit`` (only its ``DeficitCovered`` event is applied); the
 virtual underlying balance beyond ``a_token_underlying_balance``; siloed borrowing, caps and
 borrow-side validation (no borrow simulation); the fallback oracle (a missing or non-positive
@@ -71,6 +77,7 @@ from .state import (
     V3_5,
     AaveV3State,
     EModeCategory,
+    GhoDiscountUnknown,
     InterestRateStrategy,
     ReserveData,
     RuleSet,
@@ -85,6 +92,7 @@ __all__ = [
     "UserAccountData",
     "AaveV3State",
     "EModeCategory",
+    "GhoDiscountUnknown",
     "InterestRateStrategy",
     "ReserveData",
     "RuleSet",

@@ -83,7 +83,8 @@ class AaveV3Adapter(ProtocolAdapter[AaveV3State]):
         if implementations is None:
             implementations = known.implementations if known is not None else {}
         return AaveV3State(rules=rules, pool=pool,
-                           implementations={a.lower(): r for a, r in implementations.items()})
+                           implementations={a.lower(): r for a, r in implementations.items()},
+                           discount_debt_tokens=set(known.discount_debt_tokens if known is not None else ()))
 
     def apply(self, state: AaveV3State, event: ProtocolEvent) -> None:
         """Apply one event (a pool ``Upgraded`` switches ``state.rules``, see :mod:`.events`)."""

@@ -551,6 +551,8 @@ def _debt_discount_scaled(state: AaveV3State, e: ProtocolEvent, reserve: Reserve
                     f"scaled debt {s} since index {ur.variable_debt_previous_index}")
     if index <= 0:
         raise _fail(e, f"index {index} is not positive")
+    if increase < raw:  # only a GhoVariableDebtToken announces less than the accrual
+        state.discount_debt_tokens.add(reserve.variable_debt_token.lower())
     return ray_div_half_up(raw - increase, index), ray_mul_half_up(s, index) - (raw - increase)
 
 

@@ -36,7 +36,15 @@ from ..fixed_point import (
     wad_div_half_up,
 )
 from .reserve_logic import cached_normalized_debt, cached_normalized_income, stable_debt_balance_of
-from .state import EMPTY_USER_RESERVE, EModeCategory, TxContext, UserState
+from .state import (
+    EMPTY_USER_RESERVE,
+    EModeCategory,
+    GhoDiscountUnknown,
+    ReserveData,
+    TxContext,
+    UserReserve,
+    UserState,
+)
 
 __all__ = [
     "UserAccountData",
@@ -85,6 +93,35 @@ def is_in_emode_category(tx: TxContext, user_emode_category: int, reserve_id: in
     return asset_emode_category == user_emode_category
 
 
+def refuse_discounted_gho_debt(tx: TxContext, user: str, asset: str) -> None:
+    """Raise :class:`~.state.GhoDiscountUnknown` when ``user``'s variable debt of ``asset`` is
+    held in a ``GhoVariableDebtToken`` (rules v3.0.1-v3.3) and has accrued interest since the
+    user's last action: its ``balanceOf`` is ``rayMul(s, index) - percentMul(rayMul(s, index) -
+    rayMul(s, previousIndex), discountPercent)`` (gho-core ``GhoVariableDebtToken.balanceOf``),
+    and the discount percent (stkAAVE balance, ``DiscountPercentUpdated``) is not ingested."""
+    reserve = tx.reserve(asset)
+    if reserve is not None and reserve.variable_debt_token.lower() in tx.state.discount_debt_tokens:
+        _refuse_gho(tx, reserve, tx.user(user).reserve(asset), user)
+
+
+def _refuse_gho(tx: TxContext, reserve: ReserveData, ur: UserReserve, who: str | UserState) -> None:
+    s = ur.scaled_variable_debt
+    if not tx.rules.gho_discount or s == 0:
+        return
+    index = cached_normalized_debt(tx.state, reserve, tx.timestamp)
+    previous = ur.variable_debt_previous_index
+    if ray_mul_half_up(s, index) == ray_mul_half_up(s, previous):
+        return
+    if not isinstance(who, str):
+        who = next((a for a, u in tx.state.users.items() if u is who), "a user")
+    raise GhoDiscountUnknown(
+        f"{who}'s debt of {reserve.asset} (GhoVariableDebtToken {reserve.variable_debt_token}) "
+        f"accrued interest since its last action (index {previous} -> {index} at timestamp "
+        f"{tx.timestamp}); under v{tx.rules.version} rules the pool reads it with balanceOf, which "
+        f"takes the user's stkAAVE discount percent off that interest, and the percent is not "
+        f"ingested (DiscountPercentUpdated): the debt cannot be computed")
+
+
 def calculate_user_account_data(tx: TxContext, user: UserState) -> UserAccountData:
     """``GenericLogic.calculateUserAccountData`` for ``user`` at ``tx.timestamp`` with
     ``tx.prices``, reading reserves through ``tx`` (so a reserve the transaction already
@@ -117,6 +154,8 @@ def calculate_user_account_data(tx: TxContext, user: UserState) -> UserAccountDa
     has_zero_ltv_collateral = False
     v35 = rules.directional_rounding
     stable = rules.stable_debt
+    # v3.3 values GHO debt with its discounted balanceOf (the discount percent is not known)
+    gho_in_hf = rules.gho_discount and rules.deficit_accounting and bool(state.discount_debt_tokens)
     data = config
     while data:  # reserve ids with a flag set, ascending (configuration.reserve_ids)
         i = ((data & -data).bit_length() - 1) >> 1
@@ -162,6 +201,8 @@ def calculate_user_account_data(tx: TxContext, user: UserState) -> UserAccountDa
             debt = 0
             if ur.scaled_variable_debt != 0:
                 debt = ray_mul_half_up(ur.scaled_variable_debt, cached_normalized_debt(state, reserve, ts))
+                if gho_in_hf and reserve.variable_debt_token.lower() in state.discount_debt_tokens:
+                    _refuse_gho(tx, reserve, ur, user)
             if stable:
                 debt += stable_debt_balance_of(ur, ts)
             total_debt += price * debt // unit

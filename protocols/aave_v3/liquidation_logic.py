@@ -16,9 +16,9 @@ ERC-20 transfers of the underlying (the liquidator is assumed to hold and approv
 stkAAVE discount: ``_calculateDebt`` reads the debt with the token's ``balanceOf``, which for
 ``GhoVariableDebtToken`` (gho-core) takes ``percentMul(interest since the user's last action,
 discountPercent)`` off, and its ``burn`` also burns that discount; the user's discount percent
-is not in the state, so a simulated liquidation of a discounted GHO debt reads the undiscounted
-``rayMul(scaled, index)`` (a larger debt, hence a larger 50 % cap) and burns only the repaid
-amount.
+is not in the state, so a liquidation that goes through on such a debt with interest accrued
+raises :class:`~.state.GhoDiscountUnknown` (it used to read the undiscounted
+``rayMul(scaled, index)``: a larger debt, hence a larger cap, and burn only the repaid amount).
 """
 
 from __future__ import annotations
@@ -39,7 +39,12 @@ from ..fixed_point import (
 )
 from . import error_codes as E
 from .configuration import DEBT_CEILING_DECIMALS, is_borrowing, set_borrowing, set_using_as_collateral
-from .generic_logic import NO_EMODE_CATEGORY, calculate_user_account_data, is_in_emode_category
+from .generic_logic import (
+    NO_EMODE_CATEGORY,
+    calculate_user_account_data,
+    is_in_emode_category,
+    refuse_discounted_gho_debt,
+)
 from .liquidation_logic_v33 import Revert, deficits_mapping, execute_v33
 from .reserve_logic import (
     ReserveCache,
@@ -50,7 +55,7 @@ from .reserve_logic import (
     update_interest_rates,
     update_state,
 )
-from .state import AaveV3State, ReserveData, TxContext, UserState
+from .state import AaveV3State, GhoDiscountUnknown, ReserveData, TxContext, UserState
 from .tokens import burn_scaled, burn_stable_debt, transfer_a_token
 from .validation_logic import (
     get_isolation_mode_state,
@@ -152,6 +157,7 @@ def execute_liquidation_call(state: AaveV3State, params: ExecuteLiquidationCallP
         if state.rules.deficit_accounting:
             debt_repaid, seized, fee, deficits = execute_v33(tx, p.collateral_asset, p.debt_asset, p.user,
                                                              p.debt_to_cover, p.receive_a_token, p.liquidator)
+            _refuse_gho_deficit(state, p.user, deficits, timestamp)
             bad_debt: Mapping[str, int] = MappingProxyType(deficits_mapping(deficits)) if deficits \
                 else EMPTY_MAPPING
         else:
@@ -163,9 +169,29 @@ def execute_liquidation_call(state: AaveV3State, params: ExecuteLiquidationCallP
     except ArithmeticOverflow as e:
         reason = E.PANIC_DIVISION_BY_ZERO if "zero" in str(e) else E.PANIC_ARITHMETIC
         return LiquidationOutcome(False, reason, p.user, p.collateral_asset, p.debt_asset)
+    # _calculateDebt read the debt with balanceOf, and a GhoVariableDebtToken burns the discount
+    # too: a liquidation that goes through needs the user's discount percent (a revert does not
+    # depend on it: the health factor of v3.0-v3.2 reads the scaled balance, v3.3's refuses)
+    refuse_discounted_gho_debt(TxContext(state, timestamp, prices), p.user, p.debt_asset)
     return LiquidationOutcome(True, None, p.user, p.collateral_asset, p.debt_asset, debt_repaid=debt_repaid,
                               collateral_seized=seized, protocol_fee=fee, bad_debt=bad_debt,
                               events=tuple(tx.events), effects=tx.effects())
+
+
+def _refuse_gho_deficit(state: AaveV3State, user: str, deficits: Mapping[str, int], timestamp: int) -> None:
+    """v3.3 (aave-v3-origin 5431379 ``LiquidationLogic._burnBadDebt``): the deficit of a reserve
+    without virtual accounting (GHO) is reduced by the interest its ``GhoVariableDebtToken``
+    accumulated for the user (``getBalanceFromInterest``), which is not rebuilt: refuse."""
+    if not state.rules.gho_discount:
+        return
+    for asset in deficits:
+        r = state.reserves.get(asset)
+        if r is not None and r.variable_debt_token.lower() in state.discount_debt_tokens:
+            raise GhoDiscountUnknown(
+                f"liquidating {user} at timestamp {timestamp} under v{state.rules.version} rules burns "
+                f"its GHO debt of {asset} into deficit, which v3.3 reduces by the interest the "
+                f"GhoVariableDebtToken accumulated for the user (getBalanceFromInterest), not rebuilt "
+                f"here: the deficit cannot be computed")
 
 
 def _execute(tx: TxContext, p: ExecuteLiquidationCallParams) -> tuple[int, int, int]:

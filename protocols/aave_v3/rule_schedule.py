@@ -40,7 +40,11 @@ Ethereum Core market data (:data:`ETHEREUM_CORE`), provenance:
     tag v3.3.0);
   - ``0x947f0054fAEd3481FF4e76CA35f12fbE36cc665B`` v3.4 (778fd70e, "fix: upgrade to 3.4");
   - ``0x97287a4F35E583D924f78AD88DB8AFcE1379189A`` v3.5 (33761b7d, "update config engine
-    for v3.5").
+    for v3.5");
+
+* GHO's variable debt token ``0x786dBff3f1292ae8F92ea68Cf93c30b34B1ed04B`` (``ASSETS.GHO.V_TOKEN``
+  in the same ``AaveV3Ethereum.ts``): a gho-core ``GhoVariableDebtToken`` (stkAAVE discount)
+  until v3.4.
 
 Not sourced, so left out: any v3.0.2 implementation before ``0x5FAab9E1`` (the address book has
 no ``POOL_IMPL`` before March 2024) — a replay from the pool's creation that meets such an
@@ -100,6 +104,8 @@ class AaveV3Deployment:
     pool: str
     rule_schedule: tuple[tuple[int, RuleSet], ...]
     implementations: Mapping[str, RuleSet] = field(default_factory=dict)
+    #: variable debt tokens (lower case) that are gho-core ``GhoVariableDebtToken``s
+    discount_debt_tokens: frozenset[str] = frozenset()
 
 
 def _impls(pairs: Iterable[tuple[str, RuleSet]]) -> Mapping[str, RuleSet]:
@@ -119,6 +125,9 @@ ETHEREUM_CORE = AaveV3Deployment(
         ("0x947f0054fAEd3481FF4e76CA35f12fbE36cc665B", V3_4),
         ("0x97287a4F35E583D924f78AD88DB8AFcE1379189A", V3_5),
     )),
+    # GHO's variable debt token (bgd-labs/aave-address-book AaveV3Ethereum ASSETS.GHO.V_TOKEN;
+    # underlying GHO 0x40D16FC0246aD3160Ccc09B8D0D3A2cD28aE6C2f)
+    discount_debt_tokens=frozenset({"0x786dbff3f1292ae8f92ea68cf93c30b34b1ed04b"}),
 )
 
 #: deployment data by pool proxy address (lower case)
@@ -131,7 +140,7 @@ def with_implementations(deployment: AaveV3Deployment,
     merged = dict(deployment.implementations)
     merged.update({a.lower(): r for a, r in extra.items()})
     return AaveV3Deployment(deployment.name, deployment.pool, deployment.rule_schedule,
-                            MappingProxyType(merged))
+                            MappingProxyType(merged), deployment.discount_debt_tokens)
 
 
 def implementation_rules(implementations: Mapping[str, RuleSet], upgrade: Upgrade) -> RuleSet:

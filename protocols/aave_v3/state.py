@@ -23,7 +23,7 @@ from typing import TypeVar, cast
 
 from ..base import ZERO_ADDRESS
 from ..domain import EmittedEvent
-from ..errors import MissingPrice, StaleOutcome
+from ..errors import MissingPrice, ProtocolError, StaleOutcome
 from ..fixed_point import RAY
 from .configuration import ReserveConfiguration
 
@@ -71,6 +71,12 @@ def evolver(cls: type[_R], *names: str) -> Callable[..., _R]:
     return fn
 
 
+class GhoDiscountUnknown(ProtocolError):
+    """A simulated action reads a GHO debt whose value depends on the borrower's stkAAVE
+    discount percent (``GhoVariableDebtToken.balanceOf``, v3.0.1-v3.3), which the rebuilt state
+    does not have; the message names the user, the reserve, the indices and the rule set."""
+
+
 @dataclass(frozen=True, slots=True)
 class RuleSet:
     """What differs between the v3 releases this adapter covers.
@@ -83,6 +89,12 @@ class RuleSet:
       without the LTV check. The only liquidation-path difference between 3.0.1 and 3.0.2
       (``git diff -w v1.17.2 v1.18.0 -- contracts/``: the rest is formatting, docs, the zero
       rate strategy and L2 calldata);
+    * ``gho_discount`` (v3.0–v3.3): a variable debt token may be gho-core's
+      ``GhoVariableDebtToken``, whose ``balanceOf`` takes the borrower's stkAAVE discount percent
+      off the interest accrued since its last action (and whose v3.3 reserve, without virtual
+      accounting, has the pool's GHO special cases); v3.4 replaced it by the plain
+      ``VariableDebtTokenMainnetInstanceGHO`` (aave-v3-origin: "deprecated discount hook ...
+      not used since v3.4");
     * ``emode_price_source``: an e-mode category may carry its own oracle (v3.0–v3.1);
     * ``emode_bitmaps``: e-mode membership is the category's collateral bitmap (v3.2+), not the
       reserve's single ``emode_category``;
@@ -116,6 +128,7 @@ class RuleSet:
     compounding_v34: bool = False
     directional_rounding: bool = False
     automatic_collateral_checks: bool = True
+    gho_discount: bool = True
 
 
 #: v3.0.2 (aave-v3-core 1.18.0 .. 1.19.x)
@@ -136,7 +149,7 @@ V3_3 = replace(V3_2, version="3.3", deficit_accounting=True)
 #: balance-based borrowing flag and the new compounding formula (GHO, which v3.3 special-cases,
 #: is not modelled)
 V3_4 = replace(V3_3, version="3.4", custom_errors=True, forbid_self_liquidation=True,
-               borrow_flag_from_balance=True, compounding_v34=True)
+               borrow_flag_from_balance=True, compounding_v34=True, gho_discount=False)
 #: v3.5.0 (6138e1f): v3.4 with the ``TokenMath`` rounding changes
 V3_5 = replace(V3_4, version="3.5", directional_rounding=True)
 RULE_SETS: Mapping[str, RuleSet] = MappingProxyType(
@@ -295,6 +308,9 @@ class AaveV3State:
     #: timestamp, reused while the reserve record is the same object (see ``reserve_logic``)
     index_cache: dict[tuple[str, int], tuple[ReserveData, int, int]] = field(
         default_factory=dict, repr=False, compare=False)
+    #: variable debt tokens (lower case) known to be gho-core ``GhoVariableDebtToken``s (stkAAVE
+    #: discount): from the deployment data, and any whose events show a discount (``events``)
+    discount_debt_tokens: set[str] = field(default_factory=set)
     #: (tx hash, user, asset) of a variable debt ``Burn`` that left no scaled debt although the
     #: amount was less than the debt (``rayDiv`` rounding): under v3.0-v3.3 the ``Repay`` /
     #: ``LiquidationCall`` of that transaction keeps the borrowing flag (see ``events``)

@@ -21,10 +21,12 @@ from protocols.aave_v3 import (
     V3_1,
     V3_2,
     V3_3,
+    V3_4,
     V3_5,
     AaveV3Adapter,
     AaveV3State,
     EModeCategory,
+    GhoDiscountUnknown,
     UserReserve,
     UserState,
 )
@@ -199,6 +201,64 @@ def test_ethereum_pool_starts_on_v3_0_1() -> None:
     state = ADAPTER.new_state(pool="0x87870Bca3F3fD6335C3F4ce8392D69350B4fA4E2")
     assert state.rules is V3_0_1
     assert ADAPTER.new_state(pool="0x" + "12" * 20).rules is V3_0  # an unknown pool: 3.0.2 as before
+
+
+def test_gho_debt_with_an_unknown_discount_is_refused_not_read_undiscounted() -> None:
+    """gho-core ``GhoVariableDebtToken.balanceOf`` (605e15a, unchanged since 5dc045b) returns
+    ``rayMul(s, index) - percentMul(rayMul(s, index) - rayMul(s, previousIndex), discountPercent)``,
+    and ``LiquidationLogic._calculateDebt`` (v3.0.1-v3.2) reads the debt with it; v3.3's
+    ``calculateUserAccountData`` values GHO debt with it too. The percent follows the
+    borrower's stkAAVE balance and is not ingested. Before, a liquidation of such a debt read
+    the undiscounted ``rayMul(s, index)`` (a larger debt, so a larger close-factor cap) and
+    went through silently; now it raises, naming the user and the token. Without interest
+    since the last action (index == previous index), or under v3.4+ (a plain token), the debt
+    is exact and the liquidation goes on."""
+    base = _market(0.9)
+    vtoken = base.reserves[USDC].variable_debt_token
+    ur = base.users[USER].reserve(USDC)
+    usdc = base.reserves[USDC]
+    assert usdc.current_variable_borrow_rate > 0  # interest accrues over the 12 seconds
+    for rules in (V3_0_1, V3_0, V3_1, V3_2):
+        state = _market(0.9)
+        state.rules = rules
+        state.discount_debt_tokens.add(vtoken)
+        with pytest.raises(GhoDiscountUnknown, match=f"{USER}'s debt of {USDC}.*{vtoken}"):
+            _liquidate(state, ts=TS + 12)
+        assert _liquidate(state, ts=TS) == (True, None)  # no interest since the last action
+        healthy = _market(1.2)
+        healthy.rules = rules
+        healthy.discount_debt_tokens.add(vtoken)
+        assert _liquidate(healthy, ts=TS + 12) == (False, "45")  # a revert reads no discount
+    # what the contract would read with, e.g., a 30 % discount differs from the undiscounted debt
+    index = _normalized_debt(base, TS + 12)
+    raw = _ray_mul(ur.scaled_variable_debt, index) - _ray_mul(ur.scaled_variable_debt,
+                                                             ur.variable_debt_previous_index)
+    assert raw > 0 and (raw * 3_000 + 5_000) // 10_000 > 0
+    v33 = _market(0.9)
+    v33.rules = V3_3
+    v33.discount_debt_tokens.add(vtoken)
+    with pytest.raises(GhoDiscountUnknown, match="v3.3 rules"):
+        ADAPTER.account(v33, USER, PRICES, TS + 12)  # v3.3's health factor reads balanceOf
+    v34 = _market(0.9)
+    v34.rules = V3_4
+    v34.discount_debt_tokens.add(vtoken)
+    assert ADAPTER.liquidate(v34, USER, WETH, USDC, UINT256_MAX, PRICES, TS + 12, liquidator=LIQUIDATOR).ok
+
+
+def _ray_mul(a: int, b: int) -> int:
+    return (a * b + RAY // 2) // RAY
+
+
+def _normalized_debt(state: AaveV3State, ts: int) -> int:
+    from protocols.aave_v3.reserve_logic import get_normalized_debt
+
+    return get_normalized_debt(state.reserves[USDC], ts, state.rules)
+
+
+def test_known_ethereum_gho_variable_debt_token() -> None:
+    state = ADAPTER.new_state(pool="0x87870Bca3F3fD6335C3F4ce8392D69350B4fA4E2")
+    assert state.discount_debt_tokens == {"0x786dbff3f1292ae8f92ea68cf93c30b34b1ed04b"}
+    assert ADAPTER.new_state(pool="0x" + "12" * 20).discount_debt_tokens == set()
 
 
 def test_reserve_data_updated_reports_no_stable_rate_from_v3_2() -> None:
