@@ -19,8 +19,13 @@ first, then pro rata to suppliers.
   paying is a later decision (Aave: Umbrella stakers or the treasury via
   ``eliminateReserveDeficit``). Until then the aToken supply still claims it.
 * ``treasury_reserve`` = ``min(U, T)``: the part the protocol's reserve could absorb, ``T`` = the
-  treasury's claim on the reserve (its aToken balance plus ``accruedToTreasury`` not yet minted,
-  at the current liquidity index), valued at the oracle price.
+  treasury's aToken balance in the reserve (at the current liquidity index), valued at the oracle
+  price. Aave v3's ``accruedToTreasury`` (its share of interest not yet minted) is *not* counted:
+  no event carries it, so the state rebuilt from events holds 0 for it (``MintedToTreasury``
+  resets it; :mod:`protocols.aave_v3.events`), and a counterfactual replay accrues it from the
+  window start only. Counting it made ``T`` the aToken balance in a historical run and that plus
+  a window's worth of accrual in a counterfactual one, neither what the chain held; what is minted
+  (``Mint`` to the treasury) is in the balance.
 * ``suppliers`` = ``U − treasury_reserve``: what remains falls on suppliers pro rata if it were
   socialised (each aToken holder loses the same fraction).
 
@@ -53,7 +58,7 @@ aToken event (``Mint``/``Burn``/``BalanceTransfer``: every change of a scaled ba
 treasury's mints included) or a committed liquidation touches (a simulated one: the aToken
 events of its outcome), so one full pass over the accounts
 happens at the run start only. Supports the Aave v2/v3 state layouts (``state.users[u].reserves[a]
-.scaled_a_token_balance``, ``state.reserves[a].treasury``, ``.accrued_to_treasury``, ``.deficit``).
+.scaled_a_token_balance``, ``state.reserves[a].treasury``, ``.deficit``).
 """
 
 from __future__ import annotations
@@ -108,8 +113,8 @@ SOCIALIZATION = register_table(Table(
         Column("loss_value", "HUGEINT", "L = U + D, base currency units", False),
         Column("supply_raw", "HUGEINT", "aToken total supply, reserve base units", False),
         Column("supply_value", "HUGEINT", "the same at the oracle price, base currency units", False),
-        Column("treasury_raw", "HUGEINT", "treasury's claim: its aToken balance + accruedToTreasury, base "
-               "units", False),
+        Column("treasury_raw", "HUGEINT", "treasury's claim: its aToken balance, base units "
+               "(accruedToTreasury not yet minted is not counted: not rebuilt from events)", False),
         Column("treasury_value", "HUGEINT", "the same at the oracle price, base currency units", False),
         Column("treasury_reserve_value", "HUGEINT", "bearer treasury_reserve: min(U, treasury_value)",
                False),
@@ -330,7 +335,7 @@ class Socialization(Metric):
             index = self._income(r, ts)
             supply = balance(self._scaled_sum.get(reserve, 0), index)
             t_scaled = self._scaled.get(r.treasury, {}).get(reserve, 0) if r.treasury != ZERO_ADDRESS else 0
-            treasury = balance(t_scaled + int(getattr(r, "accrued_to_treasury", 0)), index)
+            treasury = balance(t_scaled, index)  # accruedToTreasury: unknown (module docstring)
             has_price = reserve in view.prices
             if d and not has_price:  # valued at 0 it read as no loss; U implies a price (the evaluation)
                 raise ReplayError(

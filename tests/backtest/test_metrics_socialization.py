@@ -322,3 +322,33 @@ def test_a_booked_deficit_of_a_reserve_without_a_price_yet_is_an_error_not_a_los
     with pytest.raises(ReplayError, match=f"{COLL}.*no oracle price") as e:
         run_inputs(sc, inp)
     assert f"block {FROM}" in str(e.value)
+
+
+def test_the_treasurys_claim_is_its_atoken_balance_not_an_accrual_the_replay_half_knows() -> None:
+    """``accruedToTreasury`` is not rebuilt from events (0 in the historical state, whatever the
+    chain held), but a counterfactual replay accrues it from the window start: a liquidation's
+    ``updateState`` of the debt reserve (100 %/yr borrow rate, 10 % reserve factor) made 133 units
+    of it, and the metric counted them as the treasury's claim, which holds no aToken here (its
+    share of the loss moved from the suppliers to a treasury that holds nothing it could give).
+    The claim is the treasury's aToken balance: 0, the whole loss on the suppliers."""
+    from tests.backtest.markets import DEBT, FROM
+    from tests.backtest.markets import inputs as m_inputs
+    from tests.backtest.markets import market as m_market
+    from tests.backtest.markets import scenario as m_scenario
+
+    book = m_market(8000, 10500, [(10**18, 700 * 10**6)], borrow_rate=10**27)
+    r = book.state.reserves[DEBT]
+    book.state.reserves[DEBT] = dataclasses.replace(
+        r, configuration=dataclasses.replace(r.configuration, reserve_factor=1000))
+    path = [1000 * 10**8, 1000 * 10**8, 500 * 10**8, 500 * 10**8, 500 * 10**8]  # at FROM + 1 .. FROM + 5
+    sc = m_scenario(to_block=FROM + len(path) + 1,
+                    extra='[metrics]\nnames = ["liquidations", "socialization"]\n')
+    res = run_inputs(sc, m_inputs(book, path))
+    assert [x.committed for x in res.output.liquidations] == [True]
+    assert res.output.final_state.reserves[DEBT].accrued_to_treasury > 0  # what the replay accrued
+    assert book.state.users.get(book.state.reserves[DEBT].treasury) is None  # no aToken anywhere
+    rows = res.frames()["bt.socialization"].to_dicts()
+    assert rows and all(x["treasury_raw"] == 0 and x["treasury_reserve_value"] == 0 for x in rows)
+    assert all(x["suppliers_value"] == x["unrealized_value"] > 0 for x in rows)
+    s = res.summary["socialization"]
+    assert s["end_treasury_reserve_value"] == 0 and s["end_suppliers_value"] == s["end_loss_value"] > 0
