@@ -565,13 +565,21 @@ def _xml_text(s: str) -> str:
 
 
 def junit_xml(scenario_name: str, scenario_file: str, run_id: str | None, outcomes: Sequence[Outcome],
-              error: str | None = None, properties: Mapping[str, str] | None = None) -> bytes:
+              error: str | None = None, properties: Mapping[str, str] | None = None, *,
+              started_at: str | None = None, elapsed_s: float | None = None) -> bytes:
     """JUnit XML: one testsuite, one testcase per threshold (a failure carries the figure, the
     threshold and the run id); an error (before evaluation, or after it: a --write-baseline file
-    that cannot be written) is one more, errored testcase. Counts equal the testcases."""
-    suite = ET.Element("testsuite", {
-        "name": f"deficit check {scenario_name}", "tests": str(len(outcomes) + (1 if error else 0)),
-        "failures": str(sum(not o.ok for o in outcomes)), "errors": "1" if error else "0", "skipped": "0"})
+    that cannot be written) is one more, errored testcase. Counts equal the testcases. The suite's
+    ``timestamp`` (UTC) and ``time`` (seconds, the replay included) when given; a threshold's own
+    evaluation takes no measurable time, so the testcases carry none."""
+    attrs = {"name": f"deficit check {scenario_name}", "tests": str(len(outcomes) + (1 if error else 0)),
+             "failures": str(sum(not o.ok for o in outcomes)), "errors": "1" if error else "0",
+             "skipped": "0"}
+    if started_at is not None:
+        attrs["timestamp"] = started_at
+    if elapsed_s is not None:
+        attrs["time"] = f"{elapsed_s:.3f}"
+    suite = ET.Element("testsuite", attrs)
     props = ET.SubElement(suite, "properties")
     all_props = {**(properties or {}), "scenario_file": scenario_file, "run_id": run_id or ""}
     for k, v in sorted(all_props.items()):
@@ -598,7 +606,8 @@ def junit_xml(scenario_name: str, scenario_file: str, run_id: str | None, outcom
             out.text = o.message
     root = ET.Element("testsuites", {"name": "deficit check", "tests": suite.get("tests", "0"),
                                      "failures": suite.get("failures", "0"),
-                                     "errors": suite.get("errors", "0")})
+                                     "errors": suite.get("errors", "0"),
+                                     **({"time": dur} if (dur := suite.get("time")) else {})})
     root.append(suite)
     for el in root.iter():
         el.attrib = {k: _xml_text(v) for k, v in el.attrib.items()}
@@ -622,6 +631,10 @@ class CheckReport:
     baseline: Baseline | None = None
     error: str | None = None
     error_line: int | None = None
+    #: when the check started (UTC, ISO 8601 to the second) and how long it took, replay
+    #: included (the JUnit testsuite's timestamp and time); None until run_check sets them
+    started_at: str | None = None
+    elapsed_s: float | None = None
 
     @property
     def exit_code(self) -> int:
@@ -658,6 +671,17 @@ def _resolve_baseline(ref: str, relative_to: Path | None, db: str) -> Baseline:
 def run_check(scenario_path: str, *, db: str | None = None, baseline: str | None = None,
               run_id: str | None = None) -> CheckReport:
     """Load, run and judge a scenario (the ``deficit check`` logic without printing)."""
+    import datetime as dt
+    import time
+
+    started = dt.datetime.now(dt.UTC).replace(microsecond=0, tzinfo=None).isoformat()
+    t0 = time.monotonic()
+    rep = _run_check(scenario_path, db, baseline, run_id)
+    rep.started_at, rep.elapsed_s = started, time.monotonic() - t0
+    return rep
+
+
+def _run_check(scenario_path: str, db: str | None, baseline: str | None, run_id: str | None) -> CheckReport:
     from ingest.warehouse import DEFAULT_DB
 
     from .api import run
@@ -752,7 +776,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     if args.junit:
         try:
             write_atomic(args.junit, junit_xml(rep.scenario, args.scenario, rep.run_id, rep.outcomes,
-                                               rep.error))
+                                               rep.error, started_at=rep.started_at, elapsed_s=rep.elapsed_s))
         except OSError as e:
             rep.error = f"--junit {args.junit}: cannot write: {_os_reason(e)}"
     if args.json:

@@ -5,9 +5,11 @@ line and field; a baseline (file or run id) makes a change that raises bad debt 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -55,7 +57,10 @@ def test_loosened_passes_tightened_fails_with_junit_and_annotation(built: rm.Bui
     tight = tmp_path / "tight.toml"
     tight.write_text(text)
     junit = tmp_path / "junit.xml"
+    before = dt.datetime.now(dt.UTC).replace(microsecond=0, tzinfo=None)
+    t0 = time.monotonic()
     r = deficit("check", str(tight), "--junit", str(junit))
+    took = time.monotonic() - t0
     assert r.returncode == 1, r.stdout + r.stderr
     n = line_of(text, "max_unrealized_bad_debt_usd")
     ann = [ln for ln in r.stdout.splitlines() if ln.startswith("::error")]
@@ -66,6 +71,12 @@ def test_loosened_passes_tightened_fails_with_junit_and_annotation(built: rm.Bui
     assert "FAIL  max_unrealized_bad_debt_usd" in r.stdout and "PASS  max_bad_debt_usd" in r.stdout
     suite = ET.parse(junit).getroot().find("testsuite")
     assert suite is not None and suite.get("tests") == "2" and suite.get("failures") == "1"
+    # CI dashboards (GitLab, Jenkins) read the suite's duration and start time: the replay's
+    # seconds, inside the command's own wall time, and a UTC start within it
+    assert 0 < float(suite.get("time") or "nan") < took
+    start = dt.datetime.fromisoformat(suite.get("timestamp") or "")
+    assert before <= start <= before + dt.timedelta(seconds=took + 1)
+    assert ET.parse(junit).getroot().get("time") == suite.get("time")
     cases = {c.get("name"): c for c in suite.iter("testcase")}
     assert cases["max_bad_debt_usd"].find("failure") is None
     fail = cases["max_unrealized_bad_debt_usd"].find("failure")
