@@ -37,7 +37,7 @@ simulated liquidation that goes through on a GHO debt with interest accrued sinc
 last action, v3.3's health factor of such a borrower (the pool reads ``balanceOf``), and a v3.3
 liquidation that burns GHO debt into deficit (reduced by the token's accumulated interest) raise
 :class:`GhoDiscountUnknown` instead of using the undiscounted debt. GHO's variable debt token is
-known from the deployment data (Ethereum) or from the first discount its events show.
+known from the deployment data (Ethereum; a discount from any other variable debt token raises).
 
 Not modelled: v3.6+ (its implementation is left out of the deployment data, so an upgrade to
 it stops a replay); GHO's discount percent (see above); the v3.1+ interest rate strategy (rates

@@ -11,10 +11,11 @@ How balances are rebuilt: the scaled tokens announce every balance change with t
 (``Mint``/``Burn``: ``value ± balance_increase`` is the amount, ``rayDiv(amount, index)`` the
 scaled change — a ``Mint`` whose value is below its balance increase comes from a burn, one
 equal to it only announces interest; ``BalanceTransfer`` carries the scaled amount). A variable
-debt token whose ``balance_increase`` is less than the interest accrued on the rebuilt balance is
-GHO's (gho-core @ 00e67fe and e41d7ee, ``GhoVariableDebtToken.sol``): the difference is the borrower's
-stkAAVE discount, which the token also burns from the scaled debt (:func:`_debt_discount_scaled`);
-more than the accrual raises. Indices
+debt token the deployment data names a ``GhoVariableDebtToken`` (``discount_debt_tokens``) may
+announce a ``balance_increase`` less than the interest accrued on the rebuilt balance (gho-core
+@ 00e67fe and e41d7ee, ``GhoVariableDebtToken.sol``; any other doing so raises): the difference
+is the borrower's stkAAVE discount, which the token also burns from the scaled debt
+(:func:`_debt_discount_scaled`); more than the accrual raises. Indices
 and rates come from ``ReserveDataUpdated`` (timestamped with the block), flags from
 ``ReserveUsedAsCollateral*`` (the borrowing flag, which has no event, is cleared when a
 ``Repay``/``LiquidationCall`` leaves no debt — under v3.0-v3.3 only if the amount paid back was
@@ -541,8 +542,9 @@ def _debt_discount_scaled(state: AaveV3State, e: ProtocolEvent, reserve: Reserve
     pool; an earlier token's full repayment is not told apart), the whole scaled balance when
     the amount burned is the whole discounted debt. The discount percent is internal state (it
     follows the borrower's stkAAVE balance), but the event gives the discount itself: ``raw -
-    balance_increase``. An event announcing more than ``raw`` means the rebuilt balance is not
-    the token's, and raises."""
+    balance_increase``. An event announcing more than ``raw``, or less from a token the state
+    does not name a ``GhoVariableDebtToken`` (``discount_debt_tokens``, from the deployment
+    data), means the rebuilt balance is not the token's, and raises."""
     ur = state.user(address).reserve(reserve.asset)
     s = ur.scaled_variable_debt
     raw = ray_mul_half_up(s, index) - ray_mul_half_up(s, ur.variable_debt_previous_index) if s else 0
@@ -551,8 +553,11 @@ def _debt_discount_scaled(state: AaveV3State, e: ProtocolEvent, reserve: Reserve
                     f"scaled debt {s} since index {ur.variable_debt_previous_index}")
     if index <= 0:
         raise _fail(e, f"index {index} is not positive")
-    if increase < raw:  # only a GhoVariableDebtToken announces less than the accrual
-        state.discount_debt_tokens.add(reserve.variable_debt_token.lower())
+    if increase < raw and reserve.variable_debt_token.lower() not in state.discount_debt_tokens:
+        raise _fail(e, f"balance increase {increase} of {address} is less than the {raw} accrued on its "
+                    f"rebuilt scaled debt {s} since index {ur.variable_debt_previous_index}: only a "
+                    f"GhoVariableDebtToken discounts it, and {reserve.variable_debt_token} is not named one "
+                    f"by the deployment data (AaveV3State.discount_debt_tokens)")
     return ray_div_half_up(raw - increase, index), ray_mul_half_up(s, index) - (raw - increase)
 
 

@@ -309,7 +309,7 @@ class AaveV3State:
     index_cache: dict[tuple[str, int], tuple[ReserveData, int, int]] = field(
         default_factory=dict, repr=False, compare=False)
     #: variable debt tokens (lower case) known to be gho-core ``GhoVariableDebtToken``s (stkAAVE
-    #: discount): from the deployment data, and any whose events show a discount (``events``)
+    #: discount), from the deployment data: only their events may announce discounted interest
     discount_debt_tokens: set[str] = field(default_factory=set)
     #: (tx hash, user, asset) of a variable debt ``Burn`` that left no scaled debt although the
     #: amount was less than the debt (``rayDiv`` rounding): under v3.0-v3.3 the ``Repay`` /
