@@ -35,7 +35,8 @@ Two questions, kept apart:
   in base currency units (per row: ``*_abs_error_value``) (Aave v3: USD 1e8; v2: ETH wei), each error valued
   ``floor(|error| * price / 10**decimals)`` at the oracle price of its asset when the
   liquidation happened (the price ``debt_repaid_value`` is valued at), so an error worth less
-  than one base unit counts as a mismatch and adds 0 to the value figures.
+  than one base unit counts as a mismatch and adds 0 to the value figures. With no amount compared
+  (nothing observed, or every prediction reverted) the ``*_max_value`` figures are None, not 0.
 
 Rows: ``bt.fidelity`` — one row per observed liquidation (with its pair's match and its own amount
 errors: each liquidation of a matched pair says ``matched``) and one per unmatched prediction (a
@@ -233,9 +234,10 @@ class Fidelity(Metric):
             "amounts_exact": exact,
             "predicted_reverts": reverts,
             "debt_repaid_mismatches": sum(1 for x in errs_d if x),
-            "debt_repaid_abs_error_max_value": max(vals_d, default=0),
+            # the largest of no error is undefined, not an exact 0 (every prediction reverted)
+            "debt_repaid_abs_error_max_value": max(vals_d, default=None),
             "debt_repaid_abs_error_sum_value": sum(vals_d),
             "collateral_seized_mismatches": sum(1 for x in errs_c if x),
-            "collateral_seized_abs_error_max_value": max(vals_c, default=0),
+            "collateral_seized_abs_error_max_value": max(vals_c, default=None),
             "collateral_seized_abs_error_sum_value": sum(vals_c),
         }

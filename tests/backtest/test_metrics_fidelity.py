@@ -201,3 +201,30 @@ def test_two_onchain_liquidations_of_one_account_in_one_block_are_one_user_block
     rows = res.frames()["bt.fidelity"].sort("log_index").to_dicts()
     assert [(r["kind"], r["matched"], r["predicted_block"]) for r in rows] == [
         ("observed", True, block), ("observed", True, block)]
+
+
+def test_the_largest_amount_error_is_undefined_when_every_prediction_reverted() -> None:
+    """One on-chain liquidation of an account the port finds healthy (HF 1.14 at the block's
+    prices): its prediction reverts, so no amount is compared. The largest error was reported as
+    0, the figure of an exact port, and a [[checks.figure]] ``max = 0`` on it passed; it is None
+    (the sums stay 0: a sum over nothing)."""
+    from backtest.api import run_inputs
+    from protocols.domain import EventRef, ProtocolEvent
+    from tests.backtest.markets import COLL, DEBT, FROM, POOL, T0, inputs, scenario, user
+    from tests.backtest.markets import market as m_market
+
+    book = m_market(8000, 10500, [(10**18, 700 * 10**6)])  # $1,000 of collateral against $700
+    b = FROM + 2
+    sig = "LiquidationCall(address,address,address,uint256,uint256,address,bool)"
+    args = {"collateral_asset": COLL, "debt_asset": DEBT, "user": user(0), "debt_to_cover": 100 * 10**6,
+            "liquidated_collateral_amount": 10**17, "liquidator": "0x" + "1e" * 20, "receive_a_token": False}
+    call = ProtocolEvent("LiquidationCall", sig, POOL, "pool", args,
+                         EventRef(b, 0, "0x" + "01" * 32, T0 + 12 * (b - FROM + 1)))
+    ins = dataclasses.replace(inputs(book, [1000 * 10**8] * 3), events=[call])
+    res = run_inputs(scenario("historical", to_block=FROM + 4,
+                              extra='[metrics]\nnames = ["fidelity"]\n'), ins)
+    s = res.summary["fidelity"]
+    assert (s["observed"], s["amounts_compared"], s["predicted_reverts"]) == (1, 0, 1)
+    assert s["debt_repaid_abs_error_max_value"] is None
+    assert s["collateral_seized_abs_error_max_value"] is None
+    assert s["debt_repaid_abs_error_sum_value"] == s["collateral_seized_abs_error_sum_value"] == 0
