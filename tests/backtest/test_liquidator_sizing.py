@@ -162,3 +162,28 @@ def test_a_reserve_short_of_liquidity_is_liquidated_as_far_as_it_pays_out() -> N
     assert cover_max - 2 <= d.outcome.debt_repaid <= cover_max, d.outcome.debt_repaid
     assert 10**18 - 2 * 10**12 <= d.outcome.collateral_seized <= 10**18
     assert d.profit_value > 90 * UNIT  # 5 % of ~1,905 USD
+
+
+def test_a_liquidation_the_blocks_earlier_sales_made_unprofitable_waits_for_the_next_block() -> None:
+    """Depth $300,000: the best single sale is x* = D (sqrt(1.05) - 1) = 7,408.52 USD (profit
+    0.05 x* / 1.05 - x*^2 / (D + x*) = 352.79 - 178.54 = 174.24), below both accounts' maximal
+    sales ($7,875 and $15,750), so both are quoted at x* with the same profit; A (user 0) goes
+    first. In the same block the pool has no room for B: selling x* more loses
+    loss(2 x*) - loss(x*) = 697.36 - 178.54 = 518.82 > 352.79, and no smaller sale pays (the
+    cumulative best is spent). So B is left at FROM+5 and, observed at its end (one oracle answer
+    only, at FROM+4: nothing else would look at it), liquidated at FROM+6 in a restored pool."""
+    from backtest.api import run_inputs
+    from tests.backtest.markets import FROM, inputs, scenario, user
+
+    path = [2_000 * UNIT] * 3 + [1_800 * UNIT]  # no answer after FROM+4
+    book = market(8000, 10500, [(10 * 10**18, 15_000 * 10**6), (20 * 10**18, 30_000 * 10**6)])
+    extra = (f'\n[liquidator]\nreaction_delay_blocks = 1\nrepeat_in_block = false\n'
+             f'[liquidator.slippage."{COLL}"]\ndepth_usd = 300000\n')
+    liqs = run_inputs(scenario(extra=extra, to_block=FROM + 20), inputs(book, path, to_block=FROM + 20)
+                      ).output.liquidations
+    x_star = 300_000 * (sqrt(1.05) - 1)
+    assert [(x.block_number, x.user) for x in liqs[:2]] == [(FROM + 5, user(0)), (FROM + 6, user(1))]
+    for x in liqs[:2]:
+        assert abs(x.collateral_seized_value / UNIT - x_star) < 1.0
+        assert x.profit_value > 0
+    assert all(x.profit_value >= 0 for x in liqs)
