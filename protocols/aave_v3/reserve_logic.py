@@ -258,7 +258,8 @@ def update_interest_rates(tx: TxContext, reserve: ReserveData, rc: ReserveCache,
     and so is the reserve's (``getReserveData`` returns 0 for the deprecated field)."""
     total_variable_debt = ray_mul_half_up(rc.next_scaled_variable_debt, rc.next_variable_borrow_index)
     strategy = reserve.interest_rate_strategy
-    if strategy is not None and reserve.a_token_underlying_balance is not None and tx.rules.version == "3.0":
+    if strategy is not None and reserve.a_token_underlying_balance is not None \
+            and tx.rules.version in ("3.0", "3.0.1"):
         liquidity_rate, stable_rate, variable_rate = calculate_interest_rates(
             strategy, unbacked=reserve.unbacked,
             available_liquidity=reserve.a_token_underlying_balance + liquidity_added - liquidity_taken,

@@ -194,6 +194,24 @@ def test_v3_0_1_enables_a_liquidators_received_atokens_without_the_v3_0_2_checks
     assert flags == {"3.0.1": (True, [LIQUIDATOR]), "3.0": (False, [])}
 
 
+def test_v3_0_1_recomputes_rates_with_the_v3_0_strategy() -> None:
+    # DefaultReserveInterestRateStrategy and ReserveLogic.updateInterestRates are the same in
+    # aave-v3-core v1.17.2 (3.0.1) and v1.18.0 (3.0.2) (git diff -w: formatting only), so a
+    # 3.0.1 liquidation emits the rates 3.0.2's does, not the reserves' old ones
+    rates = {}
+    for rules in (V3_0_1, V3_0):
+        state = _market(0.9)
+        state.rules = rules
+        before = {a: (r.current_liquidity_rate, r.current_variable_borrow_rate)
+                  for a, r in state.reserves.items()}
+        o = ADAPTER.liquidate(state, USER, WETH, USDC, UINT256_MAX, PRICES, TS + 12, liquidator=LIQUIDATOR)
+        assert o.ok, o.revert_reason
+        rates[rules.version] = [(e.args["reserve"], e.args["liquidity_rate"], e.args["variable_borrow_rate"])
+                                for e in o.events if e.name == "ReserveDataUpdated"]
+        assert any((lr, vr) != before[a] for a, lr, vr in rates[rules.version])
+    assert rates["3.0.1"] == rates["3.0"]
+
+
 def test_ethereum_pool_starts_on_v3_0_1() -> None:
     # The Ethereum pool (block 16291127) ran aave-v3-core 1.17.x (3.0.1); its first
     # implementation is set by the proxy's initialize, which emits no Upgraded, so the state
