@@ -38,7 +38,9 @@ Liquity redistribution).
 
 **Haircut** (``bt.socialization``): ``haircut_gross_bps = L × 10⁴ / supply_value`` — what
 suppliers would lose, in basis points of supply, if the whole loss were socialised pro rata;
-``haircut_net_bps = suppliers × 10⁴ / supply_value`` after the treasury absorbs its part.
+``haircut_net_bps = suppliers × 10⁴ / (supply_value − treasury_reserve)``: what each other
+supplier loses after the treasury's aTokens absorbed their part (they are out of the supply that
+bears the rest: 900 USD left on 100,000 USDC of other suppliers is 90 bps, not 900 / 100,100).
 ``supply`` is the aToken total supply (``rayMul(scaledTotalSupply, normalizedIncome)`` at the
 block's timestamp, as ``AToken.totalSupply``; v3.5+ ``rayMulFloor``), the treasury's own aTokens
 included.
@@ -121,7 +123,9 @@ SOCIALIZATION = register_table(Table(
         Column("suppliers_value", "HUGEINT", "bearer suppliers: U - treasury_reserve_value", False),
         Column("haircut_gross_bps_f64", "DOUBLE", "L / supply_value in bps: suppliers' loss if all of it "
                "were socialised pro rata (NULL: no supply)"),
-        Column("haircut_net_bps_f64", "DOUBLE", "suppliers_value / supply_value in bps (NULL: no supply)"),
+        Column("haircut_net_bps_f64", "DOUBLE", "suppliers_value / (supply_value - treasury_reserve_value) "
+               "in bps: the other suppliers' loss once the treasury's aTokens absorbed their part (NULL: no "
+               "supply, or a loss left on no other supplier)"),
         Column("loss_base_f64", "DOUBLE", "derived: loss_value in "
                "whole base currency (bt.runs.base_currency)", False),
     ),
@@ -350,7 +354,10 @@ class Socialization(Metric):
             t_part = min(u, t_value)
             s_part = u - t_part
             gross = loss * 10_000 / supply_value if supply_value else None
-            net = s_part * 10_000 / supply_value if supply_value else None
+            # the suppliers left once the treasury's aTokens took their part bear the rest
+            rest = supply_value - t_part
+            net = s_part * 10_000 / rest if supply_value and rest > 0 else (
+                0.0 if supply_value and not s_part else None)
             row = (view.run_id, view.chain_id, number, ts, reserve, u, d, d_value, loss, supply, supply_value,
                    treasury, t_value, t_part, s_part, gross, net, loss / self._unit)
             self._rows.append(row)
