@@ -22,7 +22,13 @@ account's unrealized figures or their split over its debt reserves change (inclu
 that returns it to 0), so the value at
 any block is the last row at or before it. ``bt.bad_debt_blocks`` gets one row per visited
 block in which the totals changed. Summary: peak (value and block) and end of window, at
-oracle and reference prices, material vs dust, realized.
+oracle and reference prices, material vs dust, realized. The **peak** is the largest *total*
+unrealized bad debt over all accounts and reserves at the end of a visited block (one figure per
+block, not a sum of per-account or per-reserve peaks; the reference peak is taken on its own and
+may fall at another block); realized bad debt is not in it (it is cumulative: see
+``end_total_oracle_usd``, unrealized at the window's end + realized). **End** is the totals at
+the window's last block. The dust threshold applies per *account* (its whole oracle figure, not
+each reserve's share), in whole base currency.
 
 Accounts are re-evaluated where the replay re-evaluates them (events, liquidations, the at-risk
 index; with a reference path also on reference moves, ``tracks_reference``). Bad debt implies

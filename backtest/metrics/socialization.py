@@ -45,6 +45,11 @@ bears the rest: 900 USD left on 100,000 USDC of other suppliers is 90 bps, not 9
 block's timestamp, as ``AToken.totalSupply``; v3.5+ ``rayMulFloor``), the treasury's own aTokens
 included.
 
+Summary: ``end_*`` sums each reserve's last row (the window's end); ``max_haircut_*`` is the largest
+haircut of any one reserve at any row (reserve and block given), not of a total over reserves;
+``deficit_created_value`` / ``deficit_covered_value`` add each booking at the oracle price of its
+block (``end_deficit_outstanding_value`` is the outstanding deficit at the last prices).
+
 Rows: ``bt.socialization`` and ``bt.loss_bearers`` get a row for a reserve at the end of the
 window's first block if its loss is non-zero (the run start's figures with that block's changes:
 one row per reserve and block), then at every visited block in which its ``(U, D)`` changed, or in which its
