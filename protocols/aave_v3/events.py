@@ -544,7 +544,8 @@ def _debt_discount_scaled(state: AaveV3State, e: ProtocolEvent, reserve: Reserve
     follows the borrower's stkAAVE balance), but the event gives the discount itself: ``raw -
     balance_increase``. An event announcing more than ``raw``, or less from a token the state
     does not name a ``GhoVariableDebtToken`` (``discount_debt_tokens``, from the deployment
-    data), means the rebuilt balance is not the token's, and raises."""
+    data) or under v3.4+ rules (vGHO became a plain token), means the rebuilt balance is not
+    the token's, and raises."""
     ur = state.user(address).reserve(reserve.asset)
     s = ur.scaled_variable_debt
     raw = ray_mul_half_up(s, index) - ray_mul_half_up(s, ur.variable_debt_previous_index) if s else 0
@@ -553,11 +554,13 @@ def _debt_discount_scaled(state: AaveV3State, e: ProtocolEvent, reserve: Reserve
                     f"scaled debt {s} since index {ur.variable_debt_previous_index}")
     if index <= 0:
         raise _fail(e, f"index {index} is not positive")
-    if increase < raw and reserve.variable_debt_token.lower() not in state.discount_debt_tokens:
+    if increase < raw and (reserve.variable_debt_token.lower() not in state.discount_debt_tokens
+                           or not state.rules.gho_discount):
         raise _fail(e, f"balance increase {increase} of {address} is less than the {raw} accrued on its "
                     f"rebuilt scaled debt {s} since index {ur.variable_debt_previous_index}: only a "
-                    f"GhoVariableDebtToken discounts it, and {reserve.variable_debt_token} is not named one "
-                    f"by the deployment data (AaveV3State.discount_debt_tokens)")
+                    f"GhoVariableDebtToken discounts it (v3.0.1-v3.3; the deployment data names "
+                    f"{sorted(state.discount_debt_tokens)}), not {reserve.variable_debt_token} under "
+                    f"v{state.rules.version} rules")
     return ray_div_half_up(raw - increase, index), ray_mul_half_up(s, index) - (raw - increase)
 
 

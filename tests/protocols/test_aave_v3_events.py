@@ -25,7 +25,7 @@ import pytest
 from ingest import catalog
 from ingest.abi import EventSpec as CatalogSpec
 from ingest.devchain import DevChain
-from protocols.aave_v3 import RULE_SETS, AaveV3Adapter, AaveV3State
+from protocols.aave_v3 import RULE_SETS, V3_0_1, V3_4, AaveV3Adapter, AaveV3State
 from protocols.aave_v3.configuration import is_borrowing
 from protocols.domain import EventRef, ProtocolEvent
 from protocols.errors import InconsistentEvent
@@ -404,7 +404,11 @@ def test_less_interest_than_accrued_from_a_plain_debt_token_is_a_divergence_not_
     args = {"caller": user, "on_behalf_of": user, "value": low, "balance_increase": low, "index": index}
     with pytest.raises(InconsistentEvent, match=rf"block 19, log index 7.*{low}.*less than the {raw}"):
         ADAPTER.apply(state, _ev(SCALED_MINT, "variable_debt_token", args, address=vtoken))
-    state.discount_debt_tokens.add(vtoken)  # named a GhoVariableDebtToken: a discount of 1e9
+    state.discount_debt_tokens.add(vtoken)  # named a GhoVariableDebtToken
+    state.rules = V3_4  # v3.4 made vGHO a plain VariableDebtTokenMainnetInstanceGHO: no discount
+    with pytest.raises(InconsistentEvent, match=r"block 19, log index 7.*under v3.4 rules"):
+        ADAPTER.apply(state, _ev(SCALED_MINT, "variable_debt_token", args, address=vtoken))
+    state.rules = V3_0_1  # GHO's launch era: a discount of 1e9
     ADAPTER.apply(state, _ev(SCALED_MINT, "variable_debt_token", args, address=vtoken))
     assert state.user(user).reserve(A["02"]).scaled_variable_debt == s - _ray_div(10**9, index)
 
