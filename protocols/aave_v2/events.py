@@ -16,10 +16,13 @@ computed it); ``BalanceTransfer`` too (v2 emits the nominal amount). Stable debt
 the principal to ``currentBalance + amount`` when it comes from ``mint`` (the supply grows by
 ``amount``) and to ``principal + amount`` when it comes from ``burn`` (interest above the burned
 amount; the supply shrinks) — told apart by the supply it announces; a ``Burn`` takes
-``amount`` off the principal. Indices and rates come from ``ReserveDataUpdated`` (timestamped
-with the block), collateral flags from ``ReserveUsedAsCollateral*``; the borrowing flag (no event)
-is set by ``Borrow`` and cleared by a ``Repay`` that leaves no debt — never by a liquidation,
-as in the contract. The aToken's underlying balance follows the pool's flows.
+``amount`` off the principal. Both carry the principal before them (``currentBalance -
+balanceIncrease``) and the supply after them: a mismatch with the replayed state (an event lost
+or misread earlier) raises :class:`InconsistentEvent`. Indices and rates come from
+``ReserveDataUpdated`` (timestamped with the block), collateral flags from
+``ReserveUsedAsCollateral*``; the borrowing flag (no event) is set by ``Borrow`` and cleared by
+a ``Repay`` that leaves no debt — never by a liquidation, as in the contract. The aToken's
+underlying balance follows the pool's flows.
 
 Not in any event: a reserve's decimals (``ReserveInitialized`` lacks them and these tokens'
 ``initialize`` emits nothing: seed ``AaveV2State.asset_decimals``, or pass a ``decimals``
@@ -277,8 +280,11 @@ def _reserve_initialized(state: AaveV2State, e: ProtocolEvent) -> None:
     if not isinstance(decimals, int):
         decimals = state.asset_decimals.get(asset)
     if decimals is None:
-        raise _fail(e, f"decimals of {asset} unknown: Aave v2 emits none; declare them "
-                       "(new_state(asset_decimals=...); a scenario's [market.asset_decimals])")
+        raise _fail(
+            e,
+            f"decimals of {asset} unknown: Aave v2 emits none; declare them "
+            "(new_state(asset_decimals=...); a scenario's [market.asset_decimals])",
+        )
     state.add_reserve(
         ReserveData(
             asset=asset,
@@ -423,16 +429,53 @@ def _stable_set(
     )
 
 
+def _stable_before(state: AaveV2State, e: ProtocolEvent, r: ReserveData, address: str) -> int:
+    """The user's stable principal, which the event states too: ``_calculateBalanceIncrease``
+    gives ``currentBalance = principal + balanceIncrease``; a mismatch means the replay lost or
+    misread an earlier stable debt event."""
+    principal = state.user(address).reserve(r.asset).stable_debt_principal
+    stated = _int(e, "current_balance") - _int(e, "balance_increase")
+    if stated != principal:
+        raise _fail(
+            e,
+            f"{address}'s stable debt principal of {r.asset} before it is {stated} "
+            f"(currentBalance - balanceIncrease) but the replay has {principal}",
+        )
+    return principal
+
+
+def _burned_supply(e: ProtocolEvent, previous: int, burned: int) -> None:
+    """``StableDebtToken.burn``'s reported next supply: ``previous - amount``, or 0 when that
+    would not stay positive; anything else contradicts the replayed supply."""
+    expected = previous - burned if previous > burned else 0
+    supply = _int(e, "new_total_supply")
+    if supply != expected:
+        raise _fail(
+            e,
+            f"announces a stable debt supply of {supply} after burning {burned}, but the "
+            f"replayed supply {previous} gives {expected}",
+        )
+
+
 def _s_mint(state: AaveV2State, e: ProtocolEvent) -> None:
     r = _token_reserve(state, e)
     address = _addr(e, "on_behalf_of")
     amount, current_balance = _int(e, "amount"), _int(e, "current_balance")
     supply, avg = _int(e, "new_total_supply"), _int(e, "avg_stable_rate")
-    principal = state.user(address).reserve(r.asset).stable_debt_principal
+    principal = _stable_before(state, e, r, address)
     now = e.ref.block_timestamp
-    if supply == stable_debt_total_supply(r, now) + amount:  # StableDebtToken.mint
+    previous = stable_debt_total_supply(r, now)
+    if supply == previous + amount:  # StableDebtToken.mint
         _stable_set(state, e, r, address, current_balance + amount, _int(e, "new_rate"), now, supply, avg)
     else:  # StableDebtToken.burn of less than the accrued interest
+        burned = _int(e, "balance_increase") - amount
+        if burned < 0:
+            raise _fail(
+                e,
+                f"announces a stable debt supply of {supply}, but the replayed supply {previous} "
+                f"plus the minted {amount} is {previous + amount}",
+            )
+        _burned_supply(e, previous, burned)
         _stable_set(
             state, e, r, address, principal + amount, _int(e, "new_rate"), now, supply if avg else 0, avg
         )
@@ -449,6 +492,10 @@ def _s_burn(state: AaveV2State, e: ProtocolEvent) -> None:
             f"{address} burns {_int(e, 'amount')} stable debt of {r.asset} but owes "
             f"{ur.stable_debt_principal} (repays more than the debt)",
         )
+    _stable_before(state, e, r, address)
+    _burned_supply(
+        e, stable_debt_total_supply(r, e.ref.block_timestamp), _int(e, "amount") + _int(e, "balance_increase")
+    )
     repaid_all = principal == 0
     avg = _int(e, "avg_stable_rate")  # the supply is reset with the average (the event keeps the value)
     _stable_set(
@@ -485,9 +532,7 @@ _HANDLERS: dict[tuple[str, str], Handler] = {
     (_C, _CONFIGURATOR["BorrowingEnabledOnReserve"]): _borrowing_enabled,
     (_C, _CONFIGURATOR["BorrowingDisabledOnReserve"]): _const(borrowing_enabled=False),
     (_C, _CONFIGURATOR["StableRateEnabledOnReserve"]): _const(stable_borrowing_enabled=True),
-    (_C, _CONFIGURATOR["StableRateDisabledOnReserve"]): _const(
-        stable_borrowing_enabled=False
-    ),
+    (_C, _CONFIGURATOR["StableRateDisabledOnReserve"]): _const(stable_borrowing_enabled=False),
     (_C, _CONFIGURATOR["ReserveActivated"]): _const(active=True),
     (_C, _CONFIGURATOR["ReserveDeactivated"]): _const(active=False),
     (_C, _CONFIGURATOR["ReserveFrozen"]): _const(frozen=True),

@@ -366,3 +366,38 @@ def test_collateral_worth_nothing_leaves_bad_debt(market: Market) -> None:
     assert m.a_balance(user, "WETH", b) == 0 < m.a_balance(user, "DAI", b)
     assert m.user_configuration(user, b)["DAI"] == (False, True)  # still enabled collateral
     assert dict(outcome.bad_debt) == {usdc: m.variable_debt(user, "USDC", b)}
+
+
+def test_a_lost_stable_debt_mint_is_an_error_not_a_wrong_principal(market: Market) -> None:
+    """The rebuild tells a stable ``Mint`` of ``mint()`` (principal := currentBalance + amount) from
+    one of ``burn()`` (principal += amount) by the supply it announces. With the user's first
+    stable borrow lost from the stream (a fault injected here: a real node does not lose logs,
+    but an ingest gap or a replay bug would do this), the second borrow's Mint no longer matched
+    the replayed supply, was taken for a burn's interest and set the principal to 500 DAI where
+    the chain has about 1,500, silently. The event says what the principal was before it
+    (``currentBalance - balanceIncrease``) and what the supply becomes: a mismatch with the
+    replayed state now raises :class:`InconsistentEvent` at that event."""
+    from protocols.errors import InconsistentEvent
+
+    market.reset()
+    m = market.m
+    user = m.new_user()
+    m.deposit(user, "WETH", 100 * ETH, fund=True)
+    m.borrow(user, "DAI", 1_000 * ETH, 1)
+    m.advance_time(30 * DAY)
+    m.borrow(user, "DAI", 500 * ETH, 1)
+    events = kit.logged_events(m, kit.token_roles(m, "lending_pool", "lending_pool_configurator"))
+    stable = m.reserve("DAI").stable_debt
+    assert stable is not None
+    mints = [e for e in events if (e.address, e.name) == (stable.address, "Mint")]
+    mints = [e for e in mints if e.args["on_behalf_of"] == user]
+    assert len(mints) == 2 and mints[1].args["balance_increase"] > 0
+    state = ADAPTER.new_state(pool=m.pool.address)
+    for r in m.reserves.values():
+        state.asset_decimals[r.address] = r.spec.decimals
+    applied = set(SIGNATURES.values())
+    with pytest.raises(InconsistentEvent) as e:
+        for ev in events:
+            if ev is not mints[0] and ev.signature in applied:
+                ADAPTER.apply(state, ev)
+    assert f"log index {mints[1].ref.log_index}" in str(e.value) and user in str(e.value)
