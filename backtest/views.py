@@ -100,7 +100,8 @@ GROUP BY ALL ORDER BY r.run_id"""))
 DAILY_BAD_DEBT = register_table(Table(
     "bt", "daily_bad_debt_by_reserve", "Unrealized bad debt per run, UTC day and debt reserve at the end "
     "of the day: each account counts with its last evaluation at or before midnight (bt.bad_debt_accounts); "
-    "every day up to the window end's (bad_debt's end_block_ts summary), not only days with a change.",
+    "every day up to the window end's (bad_debt's end_block_ts summary), not only days with a change; a day "
+    "on which a reserve has no bad debt (oracle and reference) has no row for it: read a missing day as 0.",
     (
         _RUN, _CHAIN,
         Column("day", "DATE", "UTC day (of block timestamps)"),
