@@ -358,7 +358,8 @@ def _liquidate_a_tokens(tx: TxContext, p: ExecuteLiquidationCallParams, actual_c
 
 def _bad_debt(tx: TxContext, user_address: str) -> Mapping[str, int]:
     """Debt left on a user whose collateral (enabled, LT > 0) is now worth nothing: v3.0–3.2
-    keep it on the books (no deficit accounting); it is reported per asset."""
+    keep it on the books (no deficit accounting); it is reported per asset (a GHO debt whose
+    discount matters raises :class:`~.state.GhoDiscountUnknown`)."""
     state = tx.state
     user = tx.user(user_address)
     if calculate_user_account_data(tx, user).total_collateral_base != 0:
@@ -369,6 +370,7 @@ def _bad_debt(tx: TxContext, user_address: str) -> Mapping[str, int]:
         if reserve is None or not is_borrowing(user.configuration, reserve.id):
             continue
         ur = user.reserves[asset]
+        refuse_discounted_gho_debt(tx, user_address, asset)  # its balanceOf is discounted
         debt = ray_mul_half_up(ur.scaled_variable_debt,
                                get_normalized_debt(reserve, tx.timestamp, state.rules))
         if state.rules.stable_debt:

@@ -376,6 +376,28 @@ def test_bad_debt_is_the_debt_left_without_collateral() -> None:
     assert after.bad_debt_value == after.debt_value
 
 
+def test_gho_bad_debt_left_by_another_debts_liquidation_is_refused_when_the_discount_matters() -> None:
+    # v3.0-v3.2 keep a user's debts on the books once its collateral is gone; the outcome's
+    # bad_debt reports each at the debt token's balance, which for a GhoVariableDebtToken is
+    # discounted by the unknown stkAAVE percent (GhoVariableDebtToken.balanceOf). Before, a GHO
+    # debt left behind by the liquidation of another debt was reported undiscounted, silently.
+    state = _market(0.5)
+    state.users[USER] = replace(state.users[USER], configuration=C.set_using_as_collateral(
+        state.users[USER].configuration, state.reserves[WBTC].id, False))
+    wbtc = state.reserves[WBTC]
+    u = state.users[USER]
+    # the user also owes 0.01 "WBTC" borrowed at index 1.0 (accruing: the reserve's index is higher)
+    assert wbtc.variable_borrow_index > RAY
+    owed = replace(u.reserve(WBTC), scaled_variable_debt=10**6, variable_debt_previous_index=RAY)
+    config = C.set_borrowing(u.configuration, wbtc.id, True)
+    state.users[USER] = UserState(config, 0, {**u.reserves, WBTC: owed})
+    o = ADAPTER.liquidate(state, USER, WETH, USDC, UINT256_MAX, PRICES, TS + 12, liquidator=LIQUIDATOR)
+    assert o.ok and set(o.bad_debt) == {USDC, WBTC}
+    state.discount_debt_tokens.add(wbtc.variable_debt_token)
+    with pytest.raises(GhoDiscountUnknown, match=f"debt of {WBTC}"):
+        ADAPTER.liquidate(state, USER, WETH, USDC, UINT256_MAX, PRICES, TS + 12, liquidator=LIQUIDATOR)
+
+
 def test_account_health_matches_get_user_account_data() -> None:
     s = ADAPTER.sample(random.Random(11))
     for user in s.users:
