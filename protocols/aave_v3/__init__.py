@@ -28,9 +28,10 @@ vectors (``tests/protocols/test_aave_v3_rules_v33.py``), an independent re-deriv
 liquidation on sampled markets (``tests/protocols/test_aave_v3_rules_v33_model.py``) and, like
 every rule set, against the conformance invariants.
 
-GHO's variable debt token (v3.0.1-v3.4): the stkAAVE discount it burns from a borrower's scaled
-debt is inferred from each ``Mint``/``Burn`` (ported from gho-core @ 00e67fe + e41d7ee source only; no GHO
-bytecode here, so hand-worked vectors in ``tests/protocols/test_aave_v3_events.py``).
+GHO's variable debt token (v3.0.1-v3.3; plain from v3.4): the stkAAVE discount it burns from a
+borrower's scaled debt is inferred from each ``Mint``/``Burn`` (ported from gho-core @ 00e67fe +
+e41d7ee source only; no GHO bytecode here, so hand-worked vectors in
+``tests/protocols/test_aave_v3_events.py``).
 
 GHO's discount in a simulation (v3.0.1-v3.3): the discount percent is not ingested, so a
 simulated liquidation that goes through on a GHO debt with interest accrued since the user's
