@@ -60,6 +60,7 @@ from ingest.errors import IngestError
 
 from .errors import BacktestError, InputError, MissingData, ScenarioError
 from .files import write_atomic
+from .metrics.fidelity import OBSERVED_ONLY as _FIDELITY_OBSERVED_ONLY
 
 __all__ = ["NAMED", "named_in", "Threshold", "Checks", "Outcome", "Baseline", "parse_checks", "evaluate",
            "load_baseline", "baseline_from_run", "write_baseline", "junit_xml", "annotation",
@@ -166,8 +167,10 @@ def _number(p: Any, v: object, path: str, *, unit_interval: bool = False) -> Dec
 
 
 #: figures a counterfactual run never has (nothing is observed: ``None``), so a threshold on one
-#: could never be judged there and failed (exit 1, "a threshold failed") on every run
-_OBSERVED_ONLY = {("fidelity", "recall"), ("fidelity", "precision"), ("fidelity", "precision_episodes")}
+#: could never be judged there and failed (exit 1, "a threshold failed") on every run: fidelity's
+#: figures that judge the replay against observations (``backtest.metrics.fidelity.OBSERVED_ONLY``:
+#: recall, precision, mismatches, amount errors, ...)
+_OBSERVED_ONLY = {("fidelity", n) for n in _FIDELITY_OBSERVED_ONLY}
 
 
 def _observed_only(p: Any, path: str, fig: Figure, mode: str | None) -> None:

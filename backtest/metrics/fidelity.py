@@ -41,7 +41,10 @@ Two questions, kept apart:
 Rows: ``bt.fidelity`` — one row per observed liquidation (with its pair's match and its own amount
 errors: each liquidation of a matched pair says ``matched``) and one per unmatched prediction (a
 false positive), sorted by block, then log index (predictions last in their block), then user.
-In counterfactual mode nothing is observed: counts are 0 and precision/recall are None.
+In counterfactual mode nothing is observed: the counts (``observed``, ``predicted``, ``matched``,
+``amounts_compared``) are 0 and every figure that judges the replay against observations
+(:data:`OBSERVED_ONLY`: precision, recall, exact amounts, reverts, mismatches, errors) is None —
+not applicable, rather than a 0 that reads as a perfect port.
 """
 
 from __future__ import annotations
@@ -54,7 +57,16 @@ from protocols.domain import LiquidationOutcome
 
 from .base import Liquidation, Metric, MetricError, SummaryValue, View
 
-__all__ = ["Fidelity", "FIDELITY", "match"]
+__all__ = ["Fidelity", "FIDELITY", "match", "OBSERVED_ONLY"]
+
+#: summary figures that judge the replay against observations: None in a counterfactual run
+#: (nothing is observed there, so a 0 mismatch or error would read as an exact port and a
+#: threshold on one would pass on nothing; ``[checks]`` refuses them in counterfactual scenarios)
+OBSERVED_ONLY: tuple[str, ...] = (
+    "precision", "recall", "precision_episodes", "amounts_exact", "predicted_reverts",
+    "debt_repaid_mismatches", "debt_repaid_abs_error_max_value", "debt_repaid_abs_error_sum_value",
+    "collateral_seized_mismatches", "collateral_seized_abs_error_max_value",
+    "collateral_seized_abs_error_sum_value")
 
 FIDELITY = register_table(Table(
     "bt", "fidelity", "Observed on-chain liquidations against the replay: each observation with its "
@@ -141,9 +153,11 @@ class Fidelity(Metric):
         self._error_values: list[tuple[int, int] | None] = []
         self._predicted: list[Liquidation] = []
         self._run_id, self._chain_id = "", 0
+        self._counterfactual = False
 
     def on_run_start(self, view: View) -> None:
         self._run_id, self._chain_id = view.run_id, view.chain_id
+        self._counterfactual = view.mode == "counterfactual"
 
     def on_liquidation(self, view: View, liquidation: Liquidation) -> None:
         if liquidation.observed:
@@ -220,7 +234,7 @@ class Fidelity(Metric):
             since = q.liquidatable_since_block
             key = (q.user, since if since is not None else q.block_number)
             episodes[key] = episodes.get(key, False) or i in used
-        return {
+        out: dict[str, SummaryValue] = {
             "tolerance_blocks": self.tolerance,
             "observed": len(self._observed),
             "observed_user_blocks": n_obs,
@@ -241,3 +255,6 @@ class Fidelity(Metric):
             "collateral_seized_abs_error_max_value": max(vals_c, default=None),
             "collateral_seized_abs_error_sum_value": sum(vals_c),
         }
+        if self._counterfactual:  # not applicable: nothing observed to judge against
+            out.update(dict.fromkeys(OBSERVED_ONLY))
+        return out

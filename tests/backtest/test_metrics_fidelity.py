@@ -41,6 +41,7 @@ def test_match_is_one_to_one_within_tolerance() -> None:
 
 def test_precision_recall_and_amount_errors_by_hand() -> None:
     view = StubView(market(), scenario(["fidelity"]), {WETH: 2000 * 10**8, USDC: 10**8})
+    view.mode = "historical"  # observed liquidations: a historical run's
     m = Fidelity({"tolerance_blocks": 2})
     m.on_run_start(view)
     # observed: U1@100 predicted exactly; U2@105: the port says 1 unit less repaid, 3 wei less seized;
@@ -84,6 +85,7 @@ def test_amount_errors_in_two_assets_are_valued_at_the_liquidations_prices() -> 
     """Errors in USDC units and in wei are not added as raw units: each is valued at the oracle
     price of its asset when its liquidation happened, then summed (base currency, USD 1e8)."""
     view = StubView(market(), scenario(["fidelity"]), {WETH: 2000 * 10**8, USDC: 10**8})
+    view.mode = "historical"  # observed liquidations: a historical run's
     m = Fidelity()
     m.on_run_start(view)
     # U1 (WETH collateral, USDC debt): the port repays 5 USDC more and seizes 0.001 WETH less
@@ -228,3 +230,37 @@ def test_the_largest_amount_error_is_undefined_when_every_prediction_reverted() 
     assert s["debt_repaid_abs_error_max_value"] is None
     assert s["collateral_seized_abs_error_max_value"] is None
     assert s["debt_repaid_abs_error_sum_value"] == s["collateral_seized_abs_error_sum_value"] == 0
+
+
+def test_a_counterfactual_run_judges_nothing_against_observations() -> None:
+    """A counterfactual run observes nothing (its liquidations are the model's, committed): the
+    fidelity figures that judge the port against observations read 0 mismatches, 0 reverts and 0
+    error, an exact port by the look of it, and a [[checks.figure]] ``max = 0`` on one passed on
+    nothing. They are None there (the counts stay: 0 observed, 0 predicted), and [checks] refuses
+    such a threshold in a counterfactual scenario at its line, as it does for recall."""
+    from backtest.api import run_inputs
+    from backtest.errors import ScenarioError
+    from backtest.scenario import parse_scenario
+    from tests.backtest.markets import FROM, inputs, scenario
+    from tests.backtest.markets import market as m_market
+
+    book = m_market(8000, 10500, [(10**18, 700 * 10**6)])  # the collateral halves: liquidated
+    res = run_inputs(scenario(to_block=FROM + 5, extra='[metrics]\nnames = ["liquidations", "fidelity"]\n'),
+                     inputs(book, [1000 * 10**8, 500 * 10**8, 500 * 10**8]))
+    assert [x.committed for x in res.output.liquidations] == [True]
+    s = res.summary["fidelity"]
+    assert (s["observed"], s["predicted"], s["matched"], s["amounts_compared"]) == (0, 0, 0, 0)
+    judged = ("debt_repaid_mismatches", "collateral_seized_mismatches", "amounts_exact", "predicted_reverts",
+              "debt_repaid_abs_error_sum_value", "collateral_seized_abs_error_sum_value", "recall",
+              "precision")
+    assert {name: s[name] for name in judged} == dict.fromkeys(judged)
+    from backtest.metrics.fidelity import OBSERVED_ONLY
+
+    assert set(judged) <= set(OBSERVED_ONLY)
+    head = ('name = "x"\nchain_id = 1\nmode = "{mode}"\n[window]\nfrom_block = 1\nto_block = 2\n[market]\n'
+            'protocol = "aave_v3"\nsource = "m"\n[metrics]\nnames = ["fidelity"]\n'
+            '[[checks.figure]]\nmetric = "fidelity"\nname = "debt_repaid_mismatches"\nmax = 0\n')
+    with pytest.raises(ScenarioError, match="counterfactual") as e:
+        parse_scenario(head.format(mode="counterfactual"))
+    assert e.value.line == 14
+    assert parse_scenario(head.format(mode="historical")).checks is not None
