@@ -26,7 +26,11 @@ Not modelled: borrow/deposit/withdraw simulation (only their events are applied)
 other than their events, the fallback oracle (a missing or non-positive price raises
 :class:`~protocols.errors.MissingPrice`), incentives controllers, the underlying ERC-20
 transfers, later v2 revisions (the 2021+ pool with ``Initialized`` token events,
-``ReserveUsedAsCollateral`` on ``transferOnLiquidation``'s later variants, v2 AMM/ARC markets).
+``ReserveUsedAsCollateral`` on ``transferOnLiquidation``'s later variants, v2 AMM/ARC markets),
+markets whose oracle is not ETH-quoted (USD with 8 decimals, as v2 markets outside Ethereum's
+main one are documented to use: their ``BaseCurrencySet`` is refused with
+:class:`~protocols.errors.UnsupportedEvent`; an oracle whose ``BaseCurrencySet`` was not ingested
+cannot be told apart).
 """
 
 from .adapter import BASE_CURRENCY_UNIT, AaveV2Adapter

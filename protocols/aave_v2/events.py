@@ -24,6 +24,9 @@ or misread earlier) raises :class:`InconsistentEvent`. Indices and rates come fr
 a ``Repay`` that leaves no debt — never by a liquidation, as in the contract. The aToken's
 underlying balance follows the pool's flows.
 
+The oracle's ``BaseCurrencySet`` (the later AaveOracle) is read only to refuse a market whose
+prices are not ETH wei (a USD-quoted v2 market: the adapter's values are ETH wei).
+
 Not in any event: a reserve's decimals (``ReserveInitialized`` lacks them and these tokens'
 ``initialize`` emits nothing: seed ``AaveV2State.asset_decimals``, or pass a ``decimals``
 argument), the treasury address (the aToken's immutable ``RESERVE_TREASURY_ADDRESS``: seed
@@ -80,6 +83,8 @@ _CONFIGURATOR = {
     "StableDebtTokenUpgraded": "StableDebtTokenUpgraded(address,address,address)",
     "VariableDebtTokenUpgraded": "VariableDebtTokenUpgraded(address,address,address)",
 }
+#: the later AaveOracle (protocol-v2 ce53c4a ``misc/AaveOracle.sol``): base currency and its unit
+_BASE_CURRENCY_SET = "BaseCurrencySet(address,uint256)"
 _A_MINT = "Mint(address,uint256,uint256)"
 _A_BURN = "Burn(address,address,uint256,uint256)"
 _BALANCE_TRANSFER = "BalanceTransfer(address,address,uint256,uint256)"
@@ -91,6 +96,7 @@ _S_BURN = "Burn(address,uint256,uint256,uint256,uint256,uint256)"
 EVENTS: tuple[EventSpec, ...] = (
     *(EventSpec("lending_pool", s) for s in _POOL.values()),
     *(EventSpec("lending_pool_configurator", s) for s in _CONFIGURATOR.values()),
+    EventSpec("oracle", _BASE_CURRENCY_SET),
     EventSpec("a_token", _A_MINT),
     EventSpec("a_token", _A_BURN),
     EventSpec("a_token", _BALANCE_TRANSFER),
@@ -265,6 +271,25 @@ def _no_state(state: AaveV2State, e: ProtocolEvent) -> None:
 
 def _paused(state: AaveV2State, e: ProtocolEvent) -> None:
     state.paused = e.name == "Paused"
+
+
+# ----- oracle -----
+
+
+def _base_currency_set(state: AaveV2State, e: ProtocolEvent) -> None:
+    """The later AaveOracle announces what its prices are in: ``getAssetPrice`` returns base
+    currency units, ``BASE_CURRENCY_UNIT`` per whole base currency token. The adapter values
+    everything in ETH wei (``BASE_CURRENCY_UNIT = 10**18``, the Ethereum main market's oracle);
+    a USD-quoted market (``address(0)``, unit ``1e8``, as v2 markets outside Ethereum's main one
+    are documented to be) would have every value read in the wrong unit and labelled ETH, so it is refused."""
+    base, unit = _addr(e, "base_currency"), _int(e, "base_currency_unit")
+    if base == ZERO_ADDRESS or unit != 10**18:
+        raise UnsupportedEvent(
+            f"{e.ref}: BaseCurrencySet at {e.address}: this market's AaveOracle quotes prices in base "
+            f"currency {base}{' (USD)' if base == ZERO_ADDRESS else ''} with unit {unit}, but the aave_v2 "
+            "adapter values accounts in ETH wei (unit 10**18, the Ethereum main market's oracle): its "
+            "values would be read in the wrong unit and currency; such a market is not supported"
+        )
 
 
 # ----- configurator -----
@@ -527,6 +552,7 @@ _HANDLERS: dict[tuple[str, str], Handler] = {
     (_P, _POOL["ReserveDataUpdated"]): _reserve_data_updated,
     (_P, _POOL["Paused"]): _paused,
     (_P, _POOL["Unpaused"]): _paused,
+    ("oracle", _BASE_CURRENCY_SET): _base_currency_set,
     (_C, _CONFIGURATOR["ReserveInitialized"]): _reserve_initialized,
     (_C, _CONFIGURATOR["CollateralConfigurationChanged"]): _collateral_configuration,
     (_C, _CONFIGURATOR["BorrowingEnabledOnReserve"]): _borrowing_enabled,

@@ -281,3 +281,84 @@ def test_a_liquidation_needs_the_treasury_it_mints_to(chain: Chain, tmp_path: Pa
         run(f, db=chain.db)
     msg = str(e.value)
     assert chain.usdc in msg and "[market.asset_treasuries]" in msg
+
+
+def test_a_usd_quoted_v2_oracle_is_refused(tmp_path: Path) -> None:
+    """A USD-quoted Aave v2 market (as those outside Ethereum's main one are documented to be):
+    its AaveOracle (the later one, with ``BaseCurrencySet``) announces base currency
+    ``address(0)`` and unit ``1e8``. The adapter values in ETH wei (``base_unit = 1e18``,
+    ``base_currency = "ETH"``), so such a market was replayed with every value a USD amount in 8
+    decimals read as ETH wei (and labelled ETH), silently. The oracle here is the real
+    ``AaveOracle`` bytecode of npm ``@aave/core-v3`` (the same ``BaseCurrencySet`` /
+    ``AssetSourceUpdated`` events and ``getAssetPrice`` as v2's later AaveOracle), constructed
+    USD-quoted and set as the v2 pool's price oracle; the replay now stops at its
+    ``BaseCurrencySet``, naming it."""
+    from eth_abi.abi import encode as abi_encode
+
+    from backtest.errors import ReplayError
+    from ingest.aave_devmarket import aave_artifact
+    from ingest.devchain import Contract, abi_type
+    from ingest.devnet import Anvil
+
+    node = Anvil(timestamp=GENESIS)
+    c = DevChain(node.url)
+    try:
+        m = AaveV2Market.deploy(
+            c, [r for r in DEFAULT_RESERVES if r.symbol in ("WETH", "USDC")], block_interval=12
+        )
+        feed = m.reserve("USDC").feed
+        assert feed is not None
+        art = aave_artifact("AaveOracle")
+        ctor = next(e for e in art["abi"] if e.get("type") == "constructor")
+        # every reserve needs a source: WETH reads the same test feed (its answers do not matter here)
+        args = [
+            m.provider.address,
+            [m.asset("USDC"), m.asset("WETH")],
+            [feed.address, feed.address],
+            "0x" + "00" * 20,
+            "0x" + "00" * 20,
+            10**8,
+        ]
+        data = bytes.fromhex(art["bytecode"][2:]) + abi_encode([abi_type(p) for p in ctor["inputs"]], args)
+        tx = c.tx_request(None, data, sender=m.admin)
+        receipt = c._wait_receipt(str(c.rpc("eth_sendTransaction", [tx])))
+        assert receipt is not None and int(receipt["status"], 16) == 1
+        usd_oracle = Contract(str(receipt["contractAddress"]).lower(), art["abi"], "AaveOracle")
+        m._admin_send(m.provider, "setPriceOracle", usd_oracle.address)
+        assert int(c.call(usd_oracle, "BASE_CURRENCY_UNIT")[0]) == 10**8
+        lp = m.new_user()
+        m.fund(lp, "USDC", 10**6 * 10**6)
+        m.deposit(lp, "USDC", 10**6 * 10**6)
+        fb = c.block_number() + 1
+        c.mine(3)
+        tb = c.block_number()
+        dep = tmp_path / "deployments.toml"
+        dep.write_text(_deployments(m, [feed.address]).replace(m.oracle.address, usd_oracle.address))
+        db = tmp_path / "w.duckdb"
+        rpc = JsonRpcClient(HttpTransport(node.url), backoff_base=0.01)
+        try:
+            with Warehouse(db) as wh:
+                run_ingest(
+                    wh,
+                    rpc,
+                    IngestRequest(
+                        chain_id=31337,
+                        deployments=load_deployments(dep),
+                        finality="head",
+                        endpoint_label="test",
+                        chunk_blocks=500,
+                    ),
+                )
+        finally:
+            rpc.close()
+        decimals = {m.asset(s): m.reserve(s).spec.decimals for s in ("WETH", "USDC")}
+        treasuries = {m.asset(s): m.treasury for s in ("WETH", "USDC")}
+        ch = Chain(
+            db, m, m.asset("WETH"), m.asset("USDC"), feed.address, fb, tb, {}, {}, tb, decimals, treasuries
+        )
+        with pytest.raises(ReplayError) as e:
+            run(_scenario(ch, tmp_path, "historical"), db=db)
+        assert "BaseCurrencySet" in str(e.value) and "100000000" in str(e.value)
+    finally:
+        c.close()
+        node.stop()

@@ -56,6 +56,7 @@ def test_applied_events_are_declared_for_ingest() -> None:
     roles = {
         "lending_pool": catalog.AAVE_V2_POOL,
         "lending_pool_configurator": catalog.AAVE_V2_CONFIGURATOR,
+        "oracle": catalog.AAVE_V2_ORACLE,
         "a_token": catalog.AAVE_V2_ATOKEN,
         "variable_debt_token": catalog.AAVE_V2_VARIABLE_DEBT_TOKEN,
         "stable_debt_token": catalog.AAVE_V2_STABLE_DEBT_TOKEN,
