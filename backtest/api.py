@@ -533,10 +533,12 @@ def _load_feed_rules(wh: Warehouse, chain: int, feeds: list[str]) -> dict[str, F
             for f, d, h, lo, hi, src in rows}
 
 
-#: the reference quote units (``raw.reference_prices.unit``) a market's base currency accepts: its
-#: own, and for USD the dollar stablecoins a CEX path is usually quoted in (Binance ETH/USDT)
-REFERENCE_QUOTES: Mapping[str, tuple[str, ...]] = {
-    "USD": ("USD", "USDT", "USDC", "DAI", "BUSD"), "ETH": ("ETH", "WETH")}
+#: the reference quote units (``raw.reference_prices.unit``) a market's base currency accepts as
+#: itself: its own (WETH is ETH, by the contract); a dollar stablecoin only when the scenario takes
+#: it at par (``[reference] at_par``), since in stress they trade off it
+REFERENCE_QUOTES: Mapping[str, tuple[str, ...]] = {"USD": ("USD",), "ETH": ("ETH", "WETH")}
+#: quotes ``at_par`` may name for a base currency: the dollar stablecoins CEX paths are quoted in
+AT_PAR_QUOTES: Mapping[str, tuple[str, ...]] = {"USD": ("USDT", "USDC", "DAI", "BUSD", "FDUSD", "TUSD")}
 
 
 def _check_reference_quotes(sc: Scenario) -> None:
@@ -548,14 +550,29 @@ def _check_reference_quotes(sc: Scenario) -> None:
     from protocols.registry import adapter_class
 
     cur = adapter_class(sc.market.protocol).base_currency
-    ok = REFERENCE_QUOTES.get(cur, (cur,))
+    own = REFERENCE_QUOTES.get(cur, (cur,))
+    stable = AT_PAR_QUOTES.get(cur, ())
+    for q in sc.reference.at_par:
+        if q not in stable:
+            raise sc.error("reference.at_par", f"{q} cannot be taken at par with this {sc.market.protocol} "
+                           f"market's {cur}" + (f"; at_par names one of {list(stable)}" if stable else
+                                                f": no quote is ({cur} is no dollar)"))
     for feed, pair in sc.reference.pairs.items():
         base, slash, quote = pair.rpartition("/")
-        if slash and base and quote.upper() not in ok:
+        q = quote.upper()
+        if not slash or not base or q in own or q in sc.reference.at_par:
+            continue
+        if q in stable:
             raise sc.error(f"reference.pairs.{feed}",
-                           f"pair {pair!r} is quoted in {quote}, but this {sc.market.protocol} market's "
-                           f"prices are in {cur} (its oracle's base currency): the reference path would "
-                           f"be read as {cur}; import a path quoted in {' or '.join(ok)}")
+                           f"pair {pair!r} is quoted in {quote}, not {cur}: read as {cur} at 1:1, the "
+                           f"stablecoin's own moves off par (USDT traded near 0.95 in May 2022, USDC at "
+                           f"0.88 in March 2023) would be counted as oracle error and reference bad debt; "
+                           f'take it at par knowingly with [reference] at_par = ["{q}"], or import a '
+                           f"path quoted in {cur}")
+        raise sc.error(f"reference.pairs.{feed}",
+                       f"pair {pair!r} is quoted in {quote}, but this {sc.market.protocol} market's "
+                       f"prices are in {cur} (its oracle's base currency): the reference path would "
+                       f"be read as {cur}; import a path quoted in {' or '.join(own)}")
 
 
 def _check_base_fees(wh: Warehouse, sc: Scenario, chain: int, fb: int, tb: int) -> None:

@@ -169,6 +169,7 @@ rules = "3.0"                        # the sample's Pool: @aave/core-v3 1.19.3 b
 
 [reference]                          # the Binance path the feed followed, as the market price
 source = "{meta["price_source"]}"
+at_par = ["USDT"]                    # the sample's feed published this USDT path as USD
 [reference.pairs]
 "{eth_feed}" = "{meta["price_pair"]}"
 

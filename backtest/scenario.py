@@ -38,6 +38,8 @@
     source = "binance-ethusdt"         # optional: raw.reference_prices.source
     max_gap_s = 600                    # optional: longest hole in the path the window may hold
                                        # a price over (default: 10x the series' median interval)
+    at_par = ["USDT"]                  # stablecoin quotes taken as the market's USD at 1:1; a pair
+                                       # quoted in one (ETH/USDT) is refused in a USD market without
     [reference.pairs]                  # feed (proxy address) -> pair
     "0x5f4ec3df9cbd43714fe2740f5e3616155c5b8419" = "ETH/USD"
 
@@ -165,11 +167,14 @@ class ReferenceSpec:
     reference price. ``source``: restrict to one ``raw.reference_prices.source``. ``max_gap_s``:
     the longest a reference price may be held in the window before the next one (a hole in the
     path is refused beyond it); None: 10 times the series' median interval
-    (``backtest.api.DEFAULT_GAP_FACTOR``)."""
+    (``backtest.api.DEFAULT_GAP_FACTOR``). ``at_par``: quote currencies (upper case) the user takes
+    as the market's base currency at 1:1, e.g. ``("USDT",)`` for a Binance ETH/USDT path on a USD
+    market; a pair quoted in a stablecoin not named here is refused (``backtest.api``)."""
 
     pairs: Mapping[str, str] = field(default_factory=dict)
     source: str | None = None
     max_gap_s: int | None = None
+    at_par: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -302,6 +307,8 @@ class Scenario:
         ref = d["reference"]
         if isinstance(ref, dict) and ref.get("max_gap_s") is None:  # added later, as emode
             ref.pop("max_gap_s", None)
+        if isinstance(ref, dict) and not ref.get("at_par"):  # added later too
+            ref.pop("at_par", None)
         return json.dumps(_whole_floats(d), sort_keys=True, default=_json_default, separators=(",", ":"))
 
     def sha256(self) -> str:
@@ -611,15 +618,20 @@ def parse_scenario(text: str, origin: str = "<scenario>") -> Scenario:
 
     reference = None
     if "reference" in doc:
-        r = p.table(doc, "reference", "reference", ("pairs", "source", "max_gap_s"))
+        r = p.table(doc, "reference", "reference", ("pairs", "source", "max_gap_s", "at_par"))
         pairs_t = p.table(r, "pairs", "reference.pairs", None, required=True)
         p.addr_keys(pairs_t, "reference.pairs")
         pairs = {}
         for k in pairs_t:
             pairs[p.addr(k, f"reference.pairs.{k}")] = str(p.str_(pairs_t, k, f"reference.pairs.{k}"))
+        at_par = r.get("at_par", [])
+        if not isinstance(at_par, list) or not all(isinstance(q, str) and q.strip() for q in at_par):
+            raise p.err("reference.at_par", f"expected a list of quote currencies, e.g. [\"USDT\"], got "
+                        f"{at_par!r}")
         reference = ReferenceSpec(MappingProxyType(dict(sorted(pairs.items()))),
                                   p.str_(r, "source", "reference.source"),
-                                  p.int_(r, "max_gap_s", "reference.max_gap_s", minimum=1))
+                                  p.int_(r, "max_gap_s", "reference.max_gap_s", minimum=1),
+                                  tuple(sorted({q.strip().upper() for q in at_par})))
     if oracle.model in ("reference", "republish") and reference is None:
         raise p.err("oracle.model", f"model {oracle.model!r} needs a [reference] table with pairs")
 

@@ -157,6 +157,8 @@ chain_id = 31337
 protocol = "aave_v3"
 dataset = "aave_v3"
 source = "aave_v3_sample"
+[reference]
+at_par = ["USDT"]
 [reference.pairs]
 "0x4ed7c70f96b99c776995fb64377f0d4ab3b0e1c1" = "ETH/USDT"
 [window]

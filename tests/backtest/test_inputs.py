@@ -251,7 +251,7 @@ def test_a_shock_on_a_feed_the_oracle_model_replaces_is_refused(assets: bool) ->
 
 
 @pytest.mark.parametrize(("protocol", "pair", "ok"), [
-    ("aave_v3", "ETH/USD", True), ("aave_v3", "ETH/USDT", True), ("aave_v3", "STETH/ETH", False),
+    ("aave_v3", "ETH/USD", True), ("aave_v3", "STETH/ETH", False),
     ("aave_v3", "ETH/EUR", False), ("aave_v2", "CRV/ETH", True), ("aave_v2", "CRV/USD", False),
     ("aave_v2", "ETH/USDT", False),
 ])
@@ -277,6 +277,40 @@ def test_a_reference_pair_must_be_quoted_in_the_markets_base_currency(tmp_path: 
     cur = "ETH" if protocol == "aave_v2" else "USD"
     quote = pair.split("/")[1]
     assert f"quoted in {quote}, but this {protocol} market's prices are in {cur}" in e.value.message
+
+
+def test_a_stablecoin_quoted_reference_is_taken_at_par_only_when_the_scenario_says_so(tmp_path: Path) -> None:
+    """An ETH/USDT path on a USD market was read as USD 1:1 without a word: USDT's own moves off
+    par (and USDC's 0.88 of March 2023) landed in oracle_lag and reference bad debt as oracle error.
+    It is refused unless [reference] at_par names the quote; at_par naming a quote that is no
+    dollar stablecoin, or on an ETH market, is refused at its line."""
+    from backtest.api import load_inputs
+
+    feed = "0x" + "11" * 20
+
+    def load(protocol: str, pair: str, at_par: str = "") -> None:
+        f = tmp_path / "s.toml"
+        f.write_text('name = "x"\nchain_id = 1\n[window]\nfrom_block = 1\nto_block = 2\n[market]\n'
+                     f'protocol = "{protocol}"\nsource = "m"\n[reference]\n{at_par}[reference.pairs]\n'
+                     f'"{feed}" = "{pair}"\n')
+        with Warehouse(":memory:") as wh:
+            load_inputs(wh, load_scenario(f))
+
+    for pair in ("ETH/USDT", "ETH/usdc"):
+        want = r"quoted in (USDT|usdc), not USD.*at_par = \[\"(USDT|USDC)\"\]"
+        with pytest.raises(ScenarioError, match=want) as e:
+            load("aave_v3", pair)
+        assert (e.value.line, e.value.field) == (11, f"reference.pairs.{feed}")
+    with pytest.raises(MissingData, match="no raw.blocks"):  # accepted: on to the data
+        load("aave_v3", "ETH/USDT", 'at_par = ["usdt"]\n')
+    with pytest.raises(ScenarioError, match=r"quoted in USDC, not USD"):  # at_par names only USDT
+        load("aave_v3", "ETH/USDC", 'at_par = ["USDT"]\n')
+    for protocol, at_par in (("aave_v3", '["EUR"]'), ("aave_v2", '["USDT"]')):
+        with pytest.raises(ScenarioError, match="cannot be taken at par") as e:
+            load(protocol, "ETH/USDT", f"at_par = {at_par}\n")
+        assert (e.value.line, e.value.field) == (10, "reference.at_par")
+    with pytest.raises(ScenarioError, match="expected a list of quote currencies"):
+        load("aave_v3", "ETH/USDT", 'at_par = "USDT"\n')
 
 
 @pytest.mark.parametrize(("table", "message"), [
