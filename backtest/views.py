@@ -239,3 +239,12 @@ def ensure_views(con: Any) -> list[str]:
                 con.execute(stmt)
             made.append(v.fqn)
     return made
+
+
+# the tables the views read are registered with them: a process that imported this module alone
+# listed the views in ingest.schema.registered_tables() without their inputs, and creating them
+# (Warehouse.ensure) failed; at the end, as backtest.outputs imports this module at its top
+from . import outputs as _outputs  # noqa: E402, F401
+from .metrics import metric_tables as _metric_tables  # noqa: E402
+
+_metric_tables()
