@@ -25,8 +25,9 @@ naming the field):
   (multivariate t: one shared chi-square draw per step, so the correlation of the returns is the
   matrix itself);
 * ``bootstrap`` (:class:`Bootstrap`): the same, with returns drawn by a circular block
-  bootstrap (``block_len`` steps) from the assets' own history resampled on the grid; the same
-  block starts are used for every asset, which keeps their cross-correlation and fat tails.
+  bootstrap (``block_len`` steps) from the assets' own history resampled on the grid, up to
+  ``from_ts`` (never after it: that is the future the path replaces); the same block starts are
+  used for every asset, which keeps their cross-correlation and fat tails.
 
 Monte Carlo shocks start from the price in force at ``from_ts`` (last observation at or before
 it, else the first observation); observations after ``to_ts`` are kept, rescaled by the ratio
@@ -316,7 +317,9 @@ class StudentT:
 class Bootstrap:
     """Monte Carlo path on ``(from_ts, to_ts]`` every ``step_s`` seconds from a circular block
     bootstrap (blocks of ``block_len`` steps) of the assets' own log returns on the same grid
-    over ``[history_from_ts, history_to_ts]`` (default: the span all assets cover)."""
+    over ``[history_from_ts, history_to_ts]`` (default: the span all assets cover up to
+    ``from_ts``). The history ends at ``from_ts`` at the latest: the path after it is the future
+    the simulated path replaces, so ``history_to_ts`` after ``from_ts`` (look-ahead) is refused."""
 
     kind: ClassVar[str] = "bootstrap"
     from_ts: int
@@ -333,6 +336,10 @@ class Bootstrap:
         _set(self, "history_from_ts", _opt_int(self.kind, "history_from_ts", self.history_from_ts))
         _set(self, "history_to_ts", _opt_int(self.kind, "history_to_ts", self.history_to_ts))
         _window(self.kind, self.history_from_ts, self.history_to_ts)
+        if self.history_to_ts is not None and self.history_to_ts > self.from_ts:
+            raise ShockError("bootstrap.history_to_ts", (
+                f"{self.history_to_ts} is after from_ts {self.from_ts}: the returns after the shock's "
+                "start are the future its path replaces (look-ahead); end the history at from_ts or before"))
 
 
 Shock: TypeAlias = Scale | Shift | Stretch | Correlated | Resample | StudentT | Bootstrap
@@ -518,7 +525,7 @@ def _student_t(paths: dict[str, Path], s: StudentT, rng: random.Random) -> None:
 
 def _history_returns(paths: Mapping[str, Path], s: Bootstrap, keys: list[str]) -> list[list[float]]:
     lo = max(paths[k][0][0] for k in keys if paths[k])
-    hi = min(paths[k][-1][0] for k in keys if paths[k])
+    hi = min(min(paths[k][-1][0] for k in keys if paths[k]), s.from_ts)  # no look-ahead
     if s.history_from_ts is not None:
         lo = max(lo, s.history_from_ts)
     if s.history_to_ts is not None:
@@ -527,7 +534,8 @@ def _history_returns(paths: Mapping[str, Path], s: Bootstrap, keys: list[str]) -
     if len(grid) - 1 < s.block_len:
         raise ShockError("bootstrap.block_len",
                          f"the history window [{lo}, {hi}] holds {max(0, len(grid) - 1)} returns of "
-                         f"{s.step_s} s, fewer than one block of {s.block_len}")
+                         f"{s.step_s} s, fewer than one block of {s.block_len} (the history ends at "
+                         f"from_ts {s.from_ts} at the latest)")
     cols = []
     for k in keys:
         path, i, price, levels = paths[k], 0, paths[k][0][1], []

@@ -294,3 +294,23 @@ def test_a_scenario_can_ask_for_gaussian_returns() -> None:
     assert apply_shocks(base, [s], 5) == apply_shocks(base, [StudentT(df=None, **kw)], 5)
     with pytest.raises(ShockError, match=r'shock.df: expected a number > 2 or "normal"'):
         parse_shock({**table, "df": "cauchy"})
+
+
+def test_bootstrap_draws_no_return_from_after_its_start() -> None:
+    """A bootstrap from ``from_ts`` resamples the history before it: the path after ``from_ts`` is
+    what the Monte Carlo path replaces (the future at the shock's start). By default the history
+    was the span all assets cover, so a crash later in the window leaked into the draws.
+    History here: +-1 % steps up to from_ts; after it, a fall by half at every step."""
+    step, n = 60, 200
+    start = T0 + n * step
+    up, down = 101 * 10**14, 100 * 10**14
+    before = tuple((T0 + i * step, up if i % 2 else down) for i in range(n + 1))
+    after = tuple((start + i * step, down >> i) for i in range(1, 40))
+    shock = Bootstrap(from_ts=start, to_ts=start + 20 * n * step, step_s=step, assets=("a",), block_len=5)
+    out = apply_shocks({"a": before + after}, [shock], 11)["a"]
+    sim = [o for o in out if start <= o[0] <= shock.to_ts]
+    allowed = (math.log(101 / 100), math.log(100 / 101))  # the only returns before from_ts
+    for r in _log_returns(tuple(sim)):
+        assert min(abs(r - a) for a in allowed) < 1e-9, r
+    with pytest.raises(ShockError, match=r"bootstrap.history_to_ts.*after from_ts"):
+        Bootstrap(from_ts=start, to_ts=start + 600, step_s=step, assets=("a",), history_to_ts=start + 1)
