@@ -26,8 +26,13 @@ first, then pro rata to suppliers.
   window start only. Counting it made ``T`` the aToken balance in a historical run and that plus
   a window's worth of accrual in a counterfactual one, neither what the chain held; what is minted
   (``Mint`` to the treasury) is in the balance.
-* ``suppliers`` = ``U − treasury_reserve``: what remains falls on suppliers pro rata if it were
-  socialised (each aToken holder loses the same fraction).
+* ``suppliers`` = ``min(U − treasury_reserve, supply − treasury_reserve)``: what remains falls on
+  suppliers pro rata if it were socialised (each aToken holder loses the same fraction), up to
+  what they hold;
+* ``unbacked`` = ``U − treasury_reserve − suppliers``: debt with no supplier behind it, whose loss
+  falls on the asset's issuer. GHO (minted by its facilitator, no aToken supply) is the case: its
+  bad debt is GHO in circulation without collateral, borne by the Aave DAO, not by suppliers who
+  do not exist. A supplied reserve has none (debt never exceeds supply).
 
 Reserved for other protocols (not produced for Aave; named now so reports share one vocabulary,
 after the bad-debt taxonomy of ``docs/protocol-rules.md`` §11): ``insurance_fund`` (perps/dYdX,
@@ -95,10 +100,10 @@ from .base import (
 __all__ = ["Socialization", "SOCIALIZATION", "LOSS_BEARERS", "BEARERS", "AAVE_BEARERS"]
 
 #: every bearer category (see the module docstring)
-BEARERS: tuple[str, ...] = ("suppliers", "treasury_reserve", "deficit_outstanding", "insurance_fund", "adl",
-                            "socialized")
+BEARERS: tuple[str, ...] = ("suppliers", "treasury_reserve", "deficit_outstanding", "unbacked",
+                            "insurance_fund", "adl", "socialized")
 #: the ones an Aave market produces (rows are written in this order)
-AAVE_BEARERS: tuple[str, ...] = ("deficit_outstanding", "suppliers", "treasury_reserve")
+AAVE_BEARERS: tuple[str, ...] = ("deficit_outstanding", "suppliers", "treasury_reserve", "unbacked")
 
 _ADDRESS_LEN = 42
 
@@ -125,7 +130,8 @@ SOCIALIZATION = register_table(Table(
         Column("treasury_value", "HUGEINT", "the same at the oracle price, base currency units", False),
         Column("treasury_reserve_value", "HUGEINT", "bearer treasury_reserve: min(U, treasury_value)",
                False),
-        Column("suppliers_value", "HUGEINT", "bearer suppliers: U - treasury_reserve_value", False),
+        Column("suppliers_value", "HUGEINT", "bearer suppliers: U - treasury_reserve_value, at most the "
+               "supply less treasury_reserve_value (what the other suppliers hold)", False),
         Column("haircut_gross_bps_f64", "DOUBLE", "L / supply_value in bps: suppliers' loss if all of it "
                "were socialised pro rata (NULL: no supply)"),
         Column("haircut_net_bps_f64", "DOUBLE", "suppliers_value / (supply_value - treasury_reserve_value) "
@@ -133,13 +139,15 @@ SOCIALIZATION = register_table(Table(
                "supply, or a loss left on no other supplier)"),
         Column("loss_base_f64", "DOUBLE", "derived: loss_value in "
                "whole base currency (bt.runs.base_currency)", False),
+        Column("unbacked_value", "HUGEINT", "bearer unbacked: U with no supplier behind it (U - "
+               "treasury_reserve_value - suppliers_value; GHO: its issuer bears it)", False),
     ),
     "backtest.metrics.socialization", ("run_id", "reserve", "block_number")))
 
 LOSS_BEARERS = register_table(Table(
     "bt", "loss_bearers", "The loss of each reserve partitioned by bearer (vocabulary: suppliers, "
-    "treasury_reserve, deficit_outstanding; reserved for perps: insurance_fund, adl, socialized), one "
-    "row per bearer each time the reserve has a bt.socialization row.",
+    "treasury_reserve, deficit_outstanding, unbacked; reserved for perps: insurance_fund, adl, "
+    "socialized), one row per bearer each time the reserve has a bt.socialization row.",
     (
         Column("run_id", "VARCHAR", "backtest run (bt.runs)", False),
         Column("chain_id", "UBIGINT", "chain replayed", False),
@@ -357,17 +365,18 @@ class Socialization(Metric):
             t_value = view.value(reserve, treasury) if has_price else 0
             loss = u + d_value
             t_part = min(u, t_value)
-            s_part = u - t_part
+            s_part = min(u - t_part, max(0, supply_value - t_part))  # suppliers lose at most what they hold
+            unbacked = u - t_part - s_part
             gross = loss * 10_000 / supply_value if supply_value else None
             # the suppliers left once the treasury's aTokens took their part bear the rest
             rest = supply_value - t_part
             net = s_part * 10_000 / rest if supply_value and rest > 0 else (
                 0.0 if supply_value and not s_part else None)
             row = (view.run_id, view.chain_id, number, ts, reserve, u, d, d_value, loss, supply, supply_value,
-                   treasury, t_value, t_part, s_part, gross, net, loss / self._unit)
+                   treasury, t_value, t_part, s_part, gross, net, loss / self._unit, unbacked)
             self._rows.append(row)
             self._end[reserve] = row
-            for bearer, part in zip(AAVE_BEARERS, (d_value, s_part, t_part), strict=True):
+            for bearer, part in zip(AAVE_BEARERS, (d_value, s_part, t_part, unbacked), strict=True):
                 self._bearer_rows.append((view.run_id, view.chain_id, number, reserve, bearer, part,
                                           part * 10_000 / loss if loss else None))
             if gross is not None and (self._max_gross is None or gross > self._max_gross[0]):
@@ -393,6 +402,7 @@ class Socialization(Metric):
             "end_treasury_reserve_value": sum(int(r[13]) for r in end),
             "end_suppliers_value": sum(int(r[14]) for r in end),
             "end_suppliers_usd": sum(int(r[14]) for r in end) / u,
+            "end_unbacked_value": sum(int(r[18]) for r in end),
             "end_reserves_with_loss": sum(1 for r in end if r[8]),
             "deficit_created_value": self._deficit_created,
             "deficit_covered_value": self._deficit_covered,

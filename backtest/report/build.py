@@ -787,7 +787,7 @@ def _socialization(d: _Data) -> Section:
         return s
     end = d.q(
         "SELECT reserve, loss_value, unrealized_value, deficit_value, treasury_reserve_value, "
-        "suppliers_value, "
+        "suppliers_value, unbacked_value, "
         "supply_value, haircut_gross_bps_f64, haircut_net_bps_f64 FROM bt.socialization WHERE run_id = ? "
         "QUALIFY row_number() OVER (PARTITION BY reserve ORDER BY block_number DESC) = 1 ORDER BY reserve"
     )
@@ -800,11 +800,12 @@ def _socialization(d: _Data) -> Section:
                 f"deficit {d.currency}",
                 f"treasury bears {d.currency}",
                 f"suppliers bear {d.currency}",
+                f"unbacked (no supplier) {d.currency}",
                 f"supply {d.currency}",
                 "haircut gross bps",
                 "haircut net bps",
             ),
-            [(d.label(r[0]), *(d.amount(d.base(v)) for v in r[1:7]), _fmt(r[7]), _fmt(r[8])) for r in end],
+            [(d.label(r[0]), *(d.amount(d.base(v)) for v in r[1:8]), _fmt(r[8]), _fmt(r[9])) for r in end],
         )
     )
     bearers = d.q(

@@ -66,7 +66,8 @@ def test_haircut_treasury_and_suppliers_by_hand() -> None:
     # the treasury's 100 USDC of aTokens absorbed 100 USD: 900 USD on the other 100,000 USDC (by hand)
     assert cols["haircut_net_bps_f64"] == pytest.approx(900 / 100_000 * 10_000)
     bearers = {r[4]: r[5] for r in m.rows()[LOSS_BEARERS.fqn]}
-    assert bearers == {"deficit_outstanding": 0, "suppliers": 900 * 10**8, "treasury_reserve": 100 * 10**8}
+    assert bearers == {"deficit_outstanding": 0, "suppliers": 900 * 10**8, "treasury_reserve": 100 * 10**8,
+                       "unbacked": 0}
     assert sum(bearers.values()) == cols["loss_value"]
     # v3.3-style booked deficit of 50 USDC appears on the next block; the account recovers
     state.reserves[USDC] = dataclasses.replace(state.reserves[USDC], deficit=50 * 10**6)
@@ -228,7 +229,7 @@ def test_one_row_per_reserve_and_block_when_the_first_block_changes_the_loss() -
     m.on_block_end(view, BlockEnd(view.block, (ev,)))
     rows = [dict(zip(SOCIALIZATION.column_names(), r, strict=True)) for r in m.rows()[SOCIALIZATION.fqn]]
     assert [(r["block_number"], r["loss_value"]) for r in rows] == [(FIRST, 2_000 * 10**8)]
-    assert [r[5] for r in m.rows()[LOSS_BEARERS.fqn]] == [0, 2_000 * 10**8, 0]
+    assert [r[5] for r in m.rows()[LOSS_BEARERS.fqn]] == [0, 2_000 * 10**8, 0, 0]
     assert m.summary()["max_haircut_gross_bps"] == pytest.approx(2_000 / 100_000 * 10_000)
 
 
@@ -263,7 +264,7 @@ def test_a_booked_deficit_is_valued_at_the_price_in_force_when_the_price_moves()
     assert s["end_deficit_outstanding_value"] == s["end_loss_value"] == 500 * 10**8
     bearers = r.frames()["bt.loss_bearers"].filter(block_number=FROM + 4).to_dicts()
     assert {b["bearer"]: b["value"] for b in bearers} == {
-        "deficit_outstanding": 500 * 10**8, "suppliers": 0, "treasury_reserve": 0}
+        "deficit_outstanding": 500 * 10**8, "suppliers": 0, "treasury_reserve": 0, "unbacked": 0}
 
 
 def test_supply_under_v3_5_is_the_atoken_total_supply_rounded_down() -> None:
@@ -331,7 +332,8 @@ def test_the_treasurys_claim_is_its_atoken_balance_not_an_accrual_the_replay_hal
     ``updateState`` of the debt reserve (100 %/yr borrow rate, 10 % reserve factor) made 133 units
     of it, and the metric counted them as the treasury's claim, which holds no aToken here (its
     share of the loss moved from the suppliers to a treasury that holds nothing it could give).
-    The claim is the treasury's aToken balance: 0, the whole loss on the suppliers."""
+    The claim is the treasury's aToken balance: 0, none of the loss on the treasury (nobody supplies
+    this test market's debt asset, so it is unbacked rather than the suppliers')."""
     from tests.backtest.markets import DEBT, FROM
     from tests.backtest.markets import inputs as m_inputs
     from tests.backtest.markets import market as m_market
@@ -350,6 +352,35 @@ def test_the_treasurys_claim_is_its_atoken_balance_not_an_accrual_the_replay_hal
     assert book.state.users.get(book.state.reserves[DEBT].treasury) is None  # no aToken anywhere
     rows = res.frames()["bt.socialization"].to_dicts()
     assert rows and all(x["treasury_raw"] == 0 and x["treasury_reserve_value"] == 0 for x in rows)
-    assert all(x["suppliers_value"] == x["unrealized_value"] > 0 for x in rows)
+    assert all(x["suppliers_value"] + x["unbacked_value"] == x["unrealized_value"] > 0 for x in rows)
     s = res.summary["socialization"]
-    assert s["end_treasury_reserve_value"] == 0 and s["end_suppliers_value"] == s["end_loss_value"] > 0
+    assert s["end_treasury_reserve_value"] == 0
+    assert s["end_suppliers_value"] + s["end_unbacked_value"] == s["end_loss_value"] > 0
+
+
+def test_a_loss_with_no_supplier_behind_it_is_unbacked_not_the_suppliers() -> None:
+    """A debt reserve nobody supplies (GHO: minted by its facilitator, no aToken supply) with 1,000
+    USD of bad debt: the suppliers bore all of it (suppliers_value 1,000 USD, haircut NULL), a
+    bearer that does not exist. Suppliers bear at most what they hold (the supply less the
+    treasury's part); the rest is ``unbacked``: debt with no supplier behind it, whose loss falls
+    on the asset's issuer (GHO: the DAO, as its facilitator). With 400 USDC of supply, 400 USD
+    fall on the suppliers (10,000 bps) and 600 USD are unbacked; with the usual supply, nothing is."""
+    for supplied, suppliers, unbacked in ((0, 0, 1_000), (400, 400, 600), (100_000, 1_000, 0)):
+        state = market(supplier_usdc=supplied)
+        view = StubView(state, scenario(["socialization"]), dict(PRICES))
+        m = Socialization()
+        m.on_run_start(view)
+        view.at(FIRST + 5, T0 + 60)
+        ev = AccountEval(BORROWER, health(16_000, 17_000), None)
+        view.evals[BORROWER] = ev
+        m.on_block_end(view, BlockEnd(view.block, (ev,)))
+        (row,) = m.rows()[SOCIALIZATION.fqn]
+        cols = dict(zip(SOCIALIZATION.column_names(), row, strict=True))
+        assert cols["supply_value"] == supplied * 10**8
+        assert (cols["suppliers_value"], cols["unbacked_value"]) == (suppliers * 10**8, unbacked * 10**8)
+        bearers = {r[4]: r[5] for r in m.rows()[LOSS_BEARERS.fqn]}
+        assert bearers["suppliers"] == suppliers * 10**8 and bearers["unbacked"] == unbacked * 10**8
+        assert sum(bearers.values()) == cols["loss_value"] == 1_000 * 10**8
+        assert m.summary()["end_unbacked_value"] == unbacked * 10**8
+        if supplied == 400:
+            assert cols["haircut_net_bps_f64"] == 10_000.0
