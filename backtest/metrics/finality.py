@@ -29,7 +29,10 @@ the usual safe depth). Parameters (``[metrics.finality]``):
   a risk figure of its own); the model's timing makes it informative in a counterfactual.
 * an *oracle update* the protocol consumed in block ``K``: produced in ``happened_block`` ``P``;
   not final when ``P > K − depth`` (with no added delay the protocol reads a round in its own
-  block, so every round is consumed before it is final unless the depth is 0).
+  block, so every round is consumed before it is final unless the depth is 0). Consumed: an
+  accepted answer of a feed some price key reads (a feed the protocol switched away from, or
+  never used, publishes answers nothing reads); a change of oracle source
+  (``PriceUpdate.source_change``, ``AssetSourceUpdated``) is not an answer.
 * *position changes*: every protocol event applied (historical mode) acts on its own block; and
   every account whose position a committed liquidation decided on a non-final block changed.
 
@@ -182,8 +185,8 @@ class Finality(Metric):
 
     def on_price(self, view: View, update: PriceUpdate) -> None:
         self._see(view)
-        if update.kind != "oracle" or not update.accepted:
-            return
+        if update.kind != "oracle" or not update.accepted or update.source_change or not update.keys:
+            return  # not an answer the protocol read (see the module docstring)
         self._acc["oracle"] += 1
         u = update
         if not self.is_final(u.happened_block, u.block_number, u.timestamp, u.happened_ts):

@@ -176,3 +176,30 @@ def test_a_block_exactly_depth_deep_is_final() -> None:
     assert m.is_final(1136, 1200, 0) and not m.is_final(1137, 1200, 0)
     s = Finality({"depth_s": 768})
     assert s.is_final(1136, 1200, 14_400, 14_400 - 768) and not s.is_final(1137, 1200, 14_400, 14_400 - 767)
+
+
+def test_oracle_updates_consumed_are_answers_a_key_reads_not_source_changes() -> None:
+    """Through the engine (the oracle-lag tests' market, 12 s blocks, depth 5 blocks): WETH's
+    source switches from FEED_WETH to FEED_NEW at +10 (AssetSourceUpdated); FEED_NEW's last round
+    was produced at FIRST - 9; FEED_WETH, which then prices no key, still publishes at +30; USDC's
+    feed publishes at +20. The protocol consumed one oracle answer in the window: USDC's at +20,
+    in its own block (not final at any depth > 0). The switch is not an answer (FEED_NEW's round
+    is 19 blocks old there: final), and FEED_WETH's +30 answer is read by nothing. Both counted as
+    oracle updates consumed on non-final blocks: (3, 3)."""
+    from dataclasses import replace
+
+    from backtest.api import run_inputs
+    from backtest.oracle import Round, SourceChange
+
+    from .metric_market import FIRST, T0, inputs
+
+    new = "0x" + "f3" * 20
+    sc = replace(scenario(["finality"], delay=1000), metrics=replace(
+        scenario(["finality"]).metrics, params={"finality": {"depth_blocks": 5}}))
+    inp = inputs(market(debt_usdc=15_000), [(FIRST + 30, 2_000)], usdc_path=[(FIRST + 20, 99_990_000)])
+    inp.initial_rounds = {**inp.initial_rounds,
+                          new: Round(new, 2_000 * 10**8, 8, T0 - 100, FIRST - 9, 0, T0 - 100)}
+    inp.source_changes = [SourceChange(FIRST + 10, 3, WETH, new)]
+    s = run_inputs(sc, inp).summary["finality"]
+    assert s["depth_blocks"] == 5
+    assert (s["oracle_updates"], s["oracle_updates_not_final"]) == (1, 1)
