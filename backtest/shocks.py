@@ -17,7 +17,7 @@ naming the field):
 * ``correlated`` (:class:`Correlated`): one percentage move ``pct`` applied to several assets,
   each with its own ``beta`` (asset move = ``pct * beta``), same time and ramp;
 * ``resample`` (:class:`Resample`): insert last-observation-carried-forward points on a
-  regular grid (so a later shift or stretch acts between sparse observations);
+  regular grid (so a later ramp or stretch acts between sparse observations);
 * ``student_t`` (:class:`StudentT`): replace ``(from_ts, to_ts]`` by a seeded Monte Carlo path
   on a ``step_s`` grid with Student-t log returns (``df``; ``None``, in TOML ``"normal"`` =
   Gaussian, i.e. GBM),
@@ -28,6 +28,14 @@ naming the field):
   bootstrap (``block_len`` steps) from the assets' own history resampled on the grid, up to
   ``from_ts`` (never after it: that is the future the path replaces); the same block starts are
   used for every asset, which keeps their cross-correlation and fat tails.
+
+A path is a step function: each observation is the price in force until the next. ``scale``,
+``shift`` and ``correlated`` act on the price in force from their own instants, not only on the
+observations after them: where the path has no observation at ``from_ts`` / ``to_ts + 1`` (scale)
+or at the ramp's end ``at_ts + ramp_s`` (shift, correlated; ``at_ts`` without a ramp) they add
+one there carrying the price in force, moved (none before the first observation, none that would
+change nothing). Between observations a ramp is thus a step at its end; resample first for a
+finer one.
 
 Monte Carlo shocks start from the price in force at ``from_ts`` (last observation at or before
 it, else the first observation); observations after ``to_ts`` are kept, rescaled by the ratio
@@ -146,7 +154,9 @@ def _window(kind: str, from_ts: int | None, to_ts: int | None) -> None:
 # ------------------------------------------------------------------------------------ shocks
 @dataclass(frozen=True, slots=True)
 class Scale:
-    """Multiply prices with ``from_ts <= ts <= to_ts`` (``None``: unbounded) by ``factor >= 0``."""
+    """Multiply the prices in force on ``[from_ts, to_ts]`` (``None``: unbounded) by
+    ``factor >= 0``: the observations there, and the price in force at ``from_ts``; after
+    ``to_ts`` the unscaled price in force is back (points added where needed)."""
 
     kind: ClassVar[str] = "scale"
     factor: Fraction
@@ -169,7 +179,8 @@ class Scale:
 class Shift:
     """From ``at_ts`` on, add ``amount`` (signed, price units) or move by ``pct`` (a fraction,
     ``>= -1``: ``-0.3`` = 30 % lower); exactly one of the two. With ``ramp_s > 0`` the move grows
-    linearly from 0 at ``at_ts`` to full at ``at_ts + ramp_s``."""
+    linearly from 0 at ``at_ts`` to full at ``at_ts + ramp_s``. The price in force moves too: the
+    full move holds from ``at_ts + ramp_s`` (a point there where the path has none)."""
 
     kind: ClassVar[str] = "shift"
     at_ts: int
@@ -469,9 +480,35 @@ def _ramp(ts: int, at: int, ramp_s: int) -> Fraction:
     return Fraction(ts - at, ramp_s)
 
 
+def _breaks(path: Path, times: Sequence[int]) -> tuple[list[Observation], set[int]]:
+    """``path`` with a carried-forward point at each of ``times`` (the price in force then) where
+    it has no observation, and the indexes of those points. None before the first observation."""
+    have = {t for t, _ in path}
+    add = sorted({t for t in times if path and t >= path[0][0] and t not in have})
+    out: list[Observation] = []
+    inserted: set[int] = set()
+    i = 0
+    for t in add:
+        while i < len(path) and path[i][0] <= t:
+            out.append(path[i])
+            i += 1
+        inserted.add(len(out))
+        out.append((t, out[-1][1]))
+    out.extend(path[i:])
+    return out, inserted
+
+
+def _drop_idle(out: Sequence[Observation], inserted: set[int]) -> Path:
+    """``out`` without the inserted points that change nothing (same price as the one before)."""
+    return tuple(o for i, o in enumerate(out) if i not in inserted or o[1] != out[i - 1][1])
+
+
 def _move(path: Path, at: int, ramp_s: int, pct: Fraction | None, amount: int | None) -> Path:
+    # the move acts on the price in force from ``at`` (the full move from the ramp's end), not only
+    # on the next observation: a point there, where the path has none
+    pts, inserted = _breaks(path, [at + ramp_s])
     out = []
-    for ts, p in path:
+    for ts, p in pts:
         f = _ramp(ts, at, ramp_s)
         if f == 0:
             out.append((ts, p))
@@ -480,7 +517,17 @@ def _move(path: Path, at: int, ramp_s: int, pct: Fraction | None, amount: int | 
         else:
             assert pct is not None
             out.append((ts, _round_price(p * (1 + f * max(pct, Fraction(-1))))))
-    return tuple(out)
+    return _drop_idle(out, inserted)
+
+
+def _scale(path: Path, s: Scale) -> Path:
+    lo = s.from_ts if s.from_ts is not None else -(2**63)
+    hi = s.to_ts if s.to_ts is not None else 2**63
+    # scaled from from_ts, back to the unscaled price in force after to_ts: points there
+    pts, inserted = _breaks(path, [t for t in (s.from_ts, None if s.to_ts is None else s.to_ts + 1)
+                                   if t is not None])
+    out = [(t, _round_price(p * s.factor)) if lo <= t <= hi else (t, p) for t, p in pts]
+    return _drop_idle(out, inserted)
 
 
 def _grid(from_ts: int, to_ts: int, step: int) -> list[int]:
@@ -580,11 +627,8 @@ def _resample(path: Path, s: Resample) -> Path:
 
 def _apply_one(paths: dict[str, Path], s: Shock, rng: random.Random) -> None:
     if isinstance(s, Scale):
-        lo = s.from_ts if s.from_ts is not None else -(2**63)
-        hi = s.to_ts if s.to_ts is not None else 2**63
         for k in _targets(paths, s.assets, s.kind):
-            paths[k] = tuple((t, _round_price(p * s.factor)) if lo <= t <= hi else (t, p)
-                             for t, p in paths[k])
+            paths[k] = _scale(paths[k], s)
     elif isinstance(s, Shift):
         for k in _targets(paths, s.assets, s.kind):
             paths[k] = _move(paths[k], s.at_ts, s.ramp_s, s.pct, s.amount)

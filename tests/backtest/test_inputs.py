@@ -243,7 +243,9 @@ def test_a_shock_on_a_feed_the_oracle_model_replaces_is_refused(assets: bool) ->
         sc = scenario(extra=idle + text, to_block=FROM + 12, reference=True, oracle=model)
         return int(run_inputs(sc, inp).summary["bad_debt"]["end_unrealized_oracle_value"])
 
-    assert go("protocol", shock) == 400 * 10**8  # $800 of collateral against $1,200 of debt
+    # $800 of collateral against $1,200 of debt; without assets the debt feed (no round in the
+    # window) falls 60 % too, from T0 + 60 on: $800 against $480, no bad debt
+    assert go("protocol", shock) == (400 * 10**8 if assets else 0)
     with pytest.raises(ScenarioError, match=r"shock\[0\].*0xfcfc.*model 'reference'"):
         go("reference", shock)
     other = f'\n[[shock]]\nkind = "shift"\npct = 1\nat_ts = {T0}\nassets = ["{FEED_D}"]\n'
@@ -691,3 +693,14 @@ def test_a_window_start_time_with_a_fraction_of_a_second_starts_at_the_first_blo
                                 '[market]\nprotocol = "aave_v3"\nsource = "m"\n')
             r = _resolve_window(wh, sc).window
             assert (r.from_block, r.to_block) == want, (frm, to)
+
+
+def test_a_shock_between_a_feeds_rounds_moves_the_price_in_force() -> None:
+    """A 60 % shift at the second block's time, on a feed with no round in the window (a quiet
+    feed: an hourly heartbeat, a stablecoin's daily one): the shock used to act on the feed's
+    next round only, so here it changed nothing. 1 COLL at $800 against $1,200 of debt: $400."""
+    from tests.backtest.markets import FEED_C, T0
+
+    # T0 + 24: block FROM + 1's second (markets.inputs: blocks every 12 s from FROM - 1 at T0)
+    shock = f'\n[[shock]]\nkind = "shift"\npct = -0.6\nat_ts = {T0 + 24}\nassets = ["{FEED_C}"]\n'
+    assert _idle_shocked(shock) == 400 * 10**8

@@ -369,7 +369,8 @@ def test_a_source_change_of_the_constant_priced_weth_leaves_it_at_one_ether() ->
 
 def test_a_shock_later_in_the_window_leaves_the_feeds_round_from_before_it_on_time() -> None:
     """delay_blocks = 3; FEED_C's round of block FROM - 1 (1,900) is usable from FROM + 2, and a
-    shift shock on FEED_C itself from T0 + 60 moves its round of FROM + 6 (taking effect at
+    shift shock on FEED_C itself from T0 + 60 (block FROM + 4's second) moves the price in force
+    then (1,900 -> 2,090, taking effect at FROM + 7) and its round of FROM + 6 (1,800 -> 1,980, at
     FROM + 9). The shock does not reach the window start, yet the round from before the window
     was folded into the start (the shocked path's price at t0) and delayed from the first block:
     FROM + 3, a block late. A start the shocks leave alone now keeps the rounds it folds."""
@@ -388,5 +389,5 @@ def test_a_shock_later_in_the_window_leaves_the_feeds_round_from_before_it_on_ti
     rec = _Prices()
     Replay(scenario(to_block=FROM + 10, extra="delay_blocks = 3\n" + shock), inp, "r", metrics=[rec]).run()
     assert [(b, a) for b, a, _, _ in rec.seen][:1] == [(FROM + 2, 1_900 * 10**8)]
-    assert [b for b, _, _, _ in rec.seen] == [FROM + 2, FROM + 9]
-    assert rec.seen[1][1] != 1_800 * 10**8  # the shock moved it
+    assert [(b, a) for b, a, _, _ in rec.seen] == [
+        (FROM + 2, 1_900 * 10**8), (FROM + 7, 2_090 * 10**8), (FROM + 9, 1_980 * 10**8)]

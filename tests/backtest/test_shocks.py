@@ -80,8 +80,9 @@ def test_scale_composes(paths: dict, a: Fraction, b: Fraction) -> None:
 def test_scale_window_and_rounding_half_even() -> None:
     path = {"a": ((T0, 5), (T0 + 10, 15), (T0 + 20, 25), (T0 + 30, 7))}
     out = apply_shocks(path, [Scale("0.5", from_ts=T0 + 10, to_ts=T0 + 20)], 0)
-    # 15 * 0.5 = 7.5 -> 8 (even), 25 * 0.5 = 12.5 -> 12 (even); outside the window untouched
-    assert out["a"] == ((T0, 5), (T0 + 10, 8), (T0 + 20, 12), (T0 + 30, 7))
+    # 15 * 0.5 = 7.5 -> 8 (even), 25 * 0.5 = 12.5 -> 12 (even); outside the window untouched:
+    # after T0 + 20 the unscaled 25 in force again (it held until T0 + 30 as 12 before)
+    assert out["a"] == ((T0, 5), (T0 + 10, 8), (T0 + 20, 12), (T0 + 21, 25), (T0 + 30, 7))
     assert apply_shocks(path, [Scale(0)], 0)["a"] == tuple((t, MIN_PRICE) for t, _ in path["a"])
 
 
@@ -314,3 +315,28 @@ def test_bootstrap_draws_no_return_from_after_its_start() -> None:
         assert min(abs(r - a) for a in allowed) < 1e-9, r
     with pytest.raises(ShockError, match=r"bootstrap.history_to_ts.*after from_ts"):
         Bootstrap(from_ts=start, to_ts=start + 600, step_s=step, assets=("a",), history_to_ts=start + 1)
+
+
+def test_a_move_between_observations_takes_effect_at_its_own_time() -> None:
+    """A path is a step function (the observation in force holds until the next one). A shift at
+    ``at_ts``, a scale on ``[from_ts, to_ts]`` and a correlated move act on the price in force
+    from their instant, not only on the next observation: a feed with an hourly (or daily:
+    stablecoins) heartbeat used to take the shock up to that long late, or never in the window.
+    Expected step functions by hand."""
+    flat = {"a": ((T0, 100 * 10**8), (T0 + 3_600, 100 * 10**8))}
+    half = 50 * 10**8
+    assert apply_shocks(flat, [Shift(at_ts=T0 + 600, pct="-0.5")], 0)["a"] == (
+        (T0, 100 * 10**8), (T0 + 600, half), (T0 + 3_600, half))
+    assert apply_shocks(flat, [Shift(at_ts=T0 + 600, amount=-half)], 0)["a"] == (
+        (T0, 100 * 10**8), (T0 + 600, half), (T0 + 3_600, half))
+    assert apply_shocks(flat, [Correlated(at_ts=T0 + 600, pct="-0.25", betas={"a": 2})], 0)["a"] == (
+        (T0, 100 * 10**8), (T0 + 600, half), (T0 + 3_600, half))
+    # ramped over 1,200 s: no observation inside the ramp, so the full move is in force from its end
+    assert apply_shocks(flat, [Shift(at_ts=T0 + 600, pct="-0.5", ramp_s=1_200)], 0)["a"] == (
+        (T0, 100 * 10**8), (T0 + 1_800, half), (T0 + 3_600, half))
+    # a scale on [T0 + 30, T0 + 60]: doubled from T0 + 30, back to the price in force after T0 + 60
+    two = {"a": ((T0, 10), (T0 + 100, 20))}
+    assert apply_shocks(two, [Scale(2, from_ts=T0 + 30, to_ts=T0 + 60)], 0)["a"] == (
+        (T0, 10), (T0 + 30, 20), (T0 + 61, 10), (T0 + 100, 20))
+    # before the first observation there is no price in force: none is invented
+    assert apply_shocks(flat, [Shift(at_ts=T0 - 600, pct="-0.5")], 0)["a"] == ((T0, half), (T0 + 3_600, half))
