@@ -428,10 +428,16 @@ def load_inputs(wh: Warehouse, scenario: Scenario, *, stream: bool = False) -> t
     if not _exists(wh, tbl):
         raise MissingData(f"{tbl} does not exist: the market's oracle (role 'oracle') was not ingested; add "
                           f"its address to the deployment and run `{_ingest_hint(sc, m.source, first, tb)}`")
+    oracle = _market_oracle(wh, sc, fb, tb)
+    only = [oracle] if oracle else []  # the provider's oracle: its logs alone set the sources
     src_rows = con.execute(f"SELECT asset, arg_source, block_number, log_index FROM {tbl} WHERE chain_id=? "
-                           "AND source=? "
-                           "AND block_number <= ? ORDER BY block_number, log_index", [chain, m.source, tb]
-                           ).fetchall()
+                           "AND source=? AND block_number <= ?" + (" AND address = ?" if oracle else "")
+                           + " ORDER BY block_number, log_index", [chain, m.source, tb, *only]).fetchall()
+    if oracle and not src_rows:
+        hint = _ingest_hint(sc, m.source, first, tb)
+        raise MissingData(f"market {m.source}: its price oracle at block {fb} is {oracle} (the addresses "
+                          "provider's PriceOracleUpdated), whose AssetSourceUpdated logs were not ingested; "
+                          f"declare it as the deployment's `oracle` and run `{hint}`")
     asset_src: dict[str, str] = {}
     changes: list[SourceChange] = []
     for asset, src, b, li in src_rows:
@@ -446,7 +452,7 @@ def load_inputs(wh: Warehouse, scenario: Scenario, *, stream: bool = False) -> t
             keys.append(ps)
     # Aave v2's AaveOracle prices its WETH at exactly 1 ETH (``getAssetPrice``: ``if (asset == WETH)
     # return 1 ether``), whatever its source: a constant "feed" (WethSet log) with one answer
-    fixed = _fixed_prices(wh, sc, adapter.base_unit)
+    fixed = _fixed_prices(wh, sc, adapter.base_unit, oracle)
     feed_keys: dict[str, list[str]] = {}
     for k in sorted(set(keys)):
         if k in fixed:
@@ -694,10 +700,35 @@ def _load_rounds(wh: Warehouse, rel: str, chain: int, feeds: list[str], fb: int,
     return [Round(*r) for r in zip(*cols, strict=True)]
 
 
-def _fixed_prices(wh: Warehouse, sc: Scenario, unit: int) -> dict[str, Round]:
+def _market_oracle(wh: Warehouse, sc: Scenario, fb: int, tb: int) -> str | None:
+    """The price oracle the market's pool reads from the window start: the address of the addresses
+    provider's last ``PriceOracleUpdated`` before it (lower case), or None when the provider's logs
+    were not ingested (then every ingested oracle log of the market is read, as before the
+    provider was known). The pool asks the provider for its oracle on every price read, so a
+    switch replaces every asset's source at once: the sources are the new oracle's, set before
+    the switch (its constructor), not the last ``AssetSourceUpdated`` of either. A switch inside
+    the window is not modelled and refused."""
+    m, chain = sc.market, sc.chain_id
+    tbl = f"raw.{m.dataset}_price_oracle_updated"
+    if not _exists(wh, tbl):
+        return None
+    rows = wh.con.execute(f"SELECT block_number, new_address FROM {tbl} WHERE chain_id = ? AND source = ? "
+                          "AND block_number <= ? ORDER BY block_number, log_index", [chain, m.source, tb]
+                          ).fetchall()
+    inside = [(int(b), str(a)) for b, a in rows if int(b) >= fb]
+    if inside:
+        b, a = inside[0]
+        raise ReplayError(f"market {m.source}: its addresses provider switched the price oracle to "
+                          f"{a.lower()} at block {b}, inside the window {fb}..{tb}: a switch of every source "
+                          f"at once is not modelled; end the window before block {b} or start it after")
+    return str(rows[-1][1]).lower() if rows else None
+
+
+def _fixed_prices(wh: Warehouse, sc: Scenario, unit: int, oracle: str | None = None) -> dict[str, Round]:
     """Price keys the market's oracle prices at a constant: the asset of the last ``WethSet`` before
     the window (Aave v2 ``AaveOracle``), at one base unit (1 ETH), as a pseudo-feed
-    ``constant:<asset>`` whose single answer precedes the window (decimals = log10 of the unit)."""
+    ``constant:<asset>`` whose single answer precedes the window (decimals = log10 of the unit).
+    ``oracle``: the market's oracle then (:func:`_market_oracle`), whose ``WethSet`` alone counts."""
     m = sc.market
     tbl = f"raw.{m.dataset}_weth_set"
     if not _exists(wh, tbl):
@@ -705,8 +736,9 @@ def _fixed_prices(wh: Warehouse, sc: Scenario, unit: int) -> dict[str, Round]:
     row = wh.con.execute(
         f"SELECT w.weth, w.block_number, w.log_index, b.timestamp_ts FROM {tbl} w JOIN raw.blocks b "
         "ON b.chain_id = w.chain_id AND b.number = w.block_number WHERE w.chain_id=? AND w.source=? "
-        "AND w.block_number < ? ORDER BY w.block_number DESC, w.log_index DESC LIMIT 1",
-        [sc.chain_id, m.source, sc.from_block]).fetchall()
+        "AND w.block_number < ?" + (" AND w.address = ?" if oracle else "")
+        + " ORDER BY w.block_number DESC, w.log_index DESC LIMIT 1",
+        [sc.chain_id, m.source, sc.from_block, *([oracle] if oracle else [])]).fetchall()
     if not row or str(row[0][0]) == "0x" + "00" * 20:
         return {}
     asset, b, li, ts = str(row[0][0]), int(row[0][1]), int(row[0][2]), int(row[0][3])
