@@ -410,7 +410,7 @@ class Replay:
                 for f in sorted(set(self.feed_keys) | {c.feed for c in self.inputs.source_changes})}
         pubs = publications(s.oracle, self._shocked_rounds(), self.inputs.refs, pairs, decs,
                             self.inputs.blocks, self.inputs.to_block, self.inputs.feed_rules,
-                            synthetic_rounds=bool(s.shocks), initial=self._start_answer)
+                            initial=self._start_answer)
         a: Iterator[tuple[int, int, int, int, object]] = (
             (p.block_number, p.log_index, 1, p.seq, p) for p in pubs)
         b: Iterator[tuple[int, int, int, int, object]] = (
@@ -474,6 +474,8 @@ class Replay:
                 rounds += [r for r in self.inputs.rounds if r.feed == f]
                 continue
             dec = self._feed_decimals(f)
+            # a point the shocks left as it was is the chain's round; any other the chain never saw
+            seen = set(paths[f])
             start: int | None = None  # the shocked price in force at t0
             for ts, price in out[f]:
                 if ts <= t0:
@@ -484,13 +486,14 @@ class Replay:
                     b = self.inputs.blocks.first_at_or_after(ts)
                 if b is None or b > self.inputs.to_block:
                     continue
-                rounds.append(Round(f, price, dec, ts, b, -1, ts))
+                rounds.append(Round(f, price, dec, ts, b, -1, ts, (ts, price) not in seen))
             before = self.inputs.initial_rounds.get(f)
             if start is not None and paths[f][0][0] <= t0 and start == paths[f][0][1]:
                 # the shocks leave the price at t0 alone: the rounds folded into it where they were
                 rounds += [r for r in self.inputs.rounds if r.feed == f and r.block_ts <= t0]
             elif start is not None and (before is None or start != before.answer):
-                rounds.append(Round(f, start, dec, t0, self.inputs.from_block, -1, t0))
+                rounds.append(Round(f, start, dec, t0, self.inputs.from_block, -1, t0,
+                                    (t0, start) not in seen))
         rounds.sort(key=lambda r: (r.block_number, r.updated_at_ts, r.feed))
         return rounds
 

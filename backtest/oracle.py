@@ -31,7 +31,7 @@ whose median is outside ``[minAnswer, maxAnswer]`` (``OffchainAggregator.transmi
 "median is out of min-max range"). Rejected answers are still reported to metrics
 (``PriceUpdate.accepted = False``). Answers the chain never saw — re-published or reference
 answers (the one in force at the window start included: outside, the feed keeps its last round),
-and shocked rounds (``synthetic_rounds``) — are also held to each feed's declared
+and shocked rounds (``Round.synthetic``) — are also held to each feed's declared
 ``min_answer``/``max_answer`` (its real aggregator's bounds) where the scenario sets none; the
 rounds as they happened already passed the chain's own.
 
@@ -69,7 +69,8 @@ class FeedRules:
 
 @dataclass(frozen=True, slots=True)
 class Round:
-    """One ingested oracle round of ``feed`` (proxy address)."""
+    """One ingested oracle round of ``feed`` (proxy address); ``synthetic``: an answer the chain
+    never saw (a shocked one, :mod:`backtest.shocks`), held to the feed's declared bounds."""
 
     feed: str
     answer: int
@@ -78,6 +79,7 @@ class Round:
     block_number: int
     log_index: int
     block_ts: int
+    synthetic: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,18 +137,20 @@ def publications(spec: OracleModelSpec, rounds: Sequence[Round], refs: Sequence[
                  initial: Mapping[str, tuple[int, int]] | None = None) -> list[Publication]:
     """Every oracle answer the protocol gets in the window, in replay order (see the module
     docstring). ``pairs``: feed → reference pair; ``decimals``: feed → decimals (for feeds only
-    known from the reference path); ``rules``: feed → declared rules; ``synthetic_rounds``: the
-    rounds were shocked (not what the chain saw); ``initial``: feed → (answer, unix second) of a
-    replaced feed's answer in force at the window start (the reference price then), from which
-    the republish model measures its first deviation and heartbeat. Raises :class:`ValueError`
+    known from the reference path); ``rules``: feed → declared rules; ``synthetic_rounds``: every
+    round is one the chain never saw (a round's own ``synthetic`` says it for that round);
+    ``initial``: feed → (answer, unix second) of a replaced feed's answer in force at the window
+    start (the reference price then), from which the republish model measures its first deviation
+    and heartbeat. Raises :class:`ValueError`
     naming a feed the republish model has no deviation threshold or heartbeat for."""
     rules = rules or {}
-    raw: list[tuple[int, int, str, int, int, int, int]] = []  # block, log, feed, answer, dec, upd, ts
+    # block, log, feed, answer, dec, upd, ts, whether the chain never saw it
+    raw: list[tuple[int, int, str, int, int, int, int, bool]] = []
     replaced = set(pairs) if spec.model in ("reference", "republish") else set()
     for r in rounds:
         if r.feed not in replaced:
             raw.append((r.block_number, r.log_index, r.feed, r.answer, r.decimals, r.updated_at_ts,
-                        r.block_ts))
+                        r.block_ts, synthetic_rounds or r.synthetic))
     if replaced:
         by_pair: dict[str, list[RefPoint]] = {}
         for p in refs:
@@ -154,11 +158,11 @@ def publications(spec: OracleModelSpec, rounds: Sequence[Round], refs: Sequence[
         for feed in sorted(replaced):
             dec = decimals.get(feed, 8)
             points = by_pair.get(pairs[feed], [])
-            raw += _from_reference(spec, feed, dec, points, rules.get(feed, FeedRules()),
-                                   (initial or {}).get(feed))
+            raw += [(*t, True) for t in _from_reference(spec, feed, dec, points, rules.get(feed, FeedRules()),
+                                                        (initial or {}).get(feed))]
     raw.sort(key=lambda t: (t[0], t[1]))
     out: list[Publication] = []
-    for seq, (b, li, feed, answer, dec, upd, ts) in enumerate(raw):
+    for seq, (b, li, feed, answer, dec, upd, ts, unseen) in enumerate(raw):
         eff_b, eff_li = b, li
         if spec.delay_blocks:
             eff_b, eff_li = b + spec.delay_blocks, -1
@@ -175,8 +179,9 @@ def publications(spec: OracleModelSpec, rounds: Sequence[Round], refs: Sequence[
             if nb2 is None or nb2 > to_block:
                 continue
             eff_b = nb2
-        # an answer the chain never saw (replaced, shocked) is held to the feed's declared bounds too
-        ok = accepted(spec, answer, rules.get(feed) if feed in replaced or synthetic_rounds else None)
+        # an answer the chain never saw (replaced, shocked) is held to the feed's declared bounds too;
+        # a round as it happened passed the chain's own and is not judged again
+        ok = accepted(spec, answer, rules.get(feed) if unseen else None)
         out.append(Publication(eff_b, eff_li, seq, feed, answer, dec, upd, b, ts, ok))
     out.sort(key=lambda p: (p.block_number, p.log_index, p.seq))
     return out

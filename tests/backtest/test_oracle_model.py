@@ -391,3 +391,33 @@ def test_a_shock_later_in_the_window_leaves_the_feeds_round_from_before_it_on_ti
     assert [(b, a) for b, a, _, _ in rec.seen][:1] == [(FROM + 2, 1_900 * 10**8)]
     assert [(b, a) for b, a, _, _ in rec.seen] == [
         (FROM + 2, 1_900 * 10**8), (FROM + 7, 2_090 * 10**8), (FROM + 9, 1_980 * 10**8)]
+
+
+def test_a_shock_on_another_feed_does_not_judge_a_feeds_real_rounds_again() -> None:
+    """FEED_C's rounds as they happened (2,000, 1,000, 2,200) passed the chain's own bounds; its
+    declared bounds (min 1,500: the deployments' aggregator, say a later phase's than the one that
+    published these rounds) are not applied to them. A shock on FEED_D only (the declared bounds are
+    an input here, not a fake) turned on the declared bounds for every feed's rounds, so FEED_C's
+    real 1,000 was rejected and the collateral stayed at 2,000. Only shocked answers are judged."""
+    import dataclasses
+
+    from tests.backtest.markets import FEED_D, T0
+
+    book = market(8000, 10500, [(10**18, 100 * 10**6)])
+    inp = dataclasses.replace(inputs(book, [2_000 * 10**8, 1_000 * 10**8, 2_200 * 10**8], to_block=FROM + 10),
+                              feed_rules={FEED_C: FeedRules(min_answer=1_500 * 10**8)})
+    shock = f'\n[[shock]]\nkind = "shift"\npct = 0.1\nat_ts = {T0 + 60}\nassets = ["{FEED_D}"]\n'
+    seen = []
+    for extra in ("", shock):
+        rec = _Prices()
+        Replay(scenario(to_block=FROM + 10, extra=extra), inp, "r", metrics=[rec]).run()
+        seen.append(rec.seen)
+    assert [a for _, a, ok, _ in seen[0] if ok] == [2_000 * 10**8, 1_000 * 10**8, 2_200 * 10**8]
+    assert seen[1] == seen[0]
+    # FEED_C itself halved from T0 + 30: its round of T0 + 24 is the chain's (accepted); the price in
+    # force at T0 + 30 (2,000 -> 1,000) and the rounds after (500, 1,100) are shocked, below 1,500
+    rec = _Prices()
+    Replay(scenario(to_block=FROM + 10, extra=shock.replace(FEED_D, FEED_C).replace(
+        "pct = 0.1", "pct = -0.5").replace(str(T0 + 60), str(T0 + 30))), inp, "r", metrics=[rec]).run()
+    assert [(a, ok) for _, a, ok, _ in rec.seen] == [
+        (2_000 * 10**8, True), (1_000 * 10**8, False), (500 * 10**8, False), (1_100 * 10**8, False)]
