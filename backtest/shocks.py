@@ -48,7 +48,9 @@ round **half to even** (Python's ``round``) to an integer price; Monte Carlo pat
 returns in binary floating point and round the float price half to even. Timestamps are rounded
 half to even too. **Floor**: no shock ever produces a price below :data:`MIN_PRICE` (= 1 unit):
 a result below it is raised to it, because a zero or negative answer is not a price (Aave's oracle
-rejects answers <= 0). Input paths must be sorted with positive prices; otherwise
+rejects answers <= 0). **Ceiling**: a result above :data:`MAX_PRICE` (int256 max: no Chainlink
+answer is larger) is refused with :class:`ShockError` naming the shock (``shock[i]``, its position
+in the list). Input paths must be sorted with positive prices; otherwise
 :class:`ShockError` names the path and the observation.
 
 Reproducibility: each stochastic shock draws from its own :class:`random.Random`, seeded from
@@ -69,13 +71,16 @@ from fractions import Fraction
 from typing import ClassVar, TypeAlias
 
 __all__ = [
-    "MIN_PRICE", "SECONDS_PER_YEAR", "Observation", "Path", "Paths", "ShockError", "Shock", "Scale",
+    "MIN_PRICE", "MAX_PRICE", "SECONDS_PER_YEAR", "Observation", "Path", "Paths", "ShockError", "Shock",
+    "Scale",
     "Shift", "Stretch", "Correlated", "Resample", "StudentT", "Bootstrap", "SHOCK_KINDS",
     "apply_shocks", "parse_shock", "shock_rng", "cholesky", "student_t_vectors",
 ]
 
 #: smallest price a shock may produce (one unit of the feed's integer answer)
 MIN_PRICE = 1
+#: largest: a Chainlink answer is an int256 (``AnswerUpdated(int256 current, ...)``)
+MAX_PRICE = 2**255 - 1
 #: the year used to annualise ``vol`` and ``drift`` (365 days, as Aave's SECONDS_PER_YEAR)
 SECONDS_PER_YEAR = 365 * 24 * 3600
 
@@ -552,8 +557,13 @@ def _simulate(paths: dict[str, Path], s: StudentT | Bootstrap, keys: list[str],
         price = float(start)
         sim = []
         for ts, ret in zip(grid, steps, strict=True):
-            price *= math.exp(ret[j])
-            sim.append((ts, _round_price(price)))
+            try:
+                price *= math.exp(ret[j])
+                sim.append((ts, _round_price(price)))
+            except OverflowError:  # beyond a float, so far beyond any feed answer (MAX_PRICE)
+                raise ShockError(f"{s.kind}.assets", (
+                    f"the simulated price of {key!r} overflows at ts {ts} (a float above 1.8e308; "
+                    f"no feed answers above {MAX_PRICE}): lower vol or drift")) from None
         paths[key] = _splice(path, s, start, sim)
 
 
@@ -659,4 +669,10 @@ def apply_shocks(paths: Paths, shocks: Sequence[Shock], seed: int) -> dict[str, 
         if not isinstance(s, Scale | Shift | Stretch | Correlated | Resample | StudentT | Bootstrap):
             raise ShockError(f"shocks[{i}]", f"not a shock: {s!r}")
         _apply_one(out, s, shock_rng(seed, i))
+        for key in sorted(out):
+            high = [o for o in out[key] if o[1] > MAX_PRICE]
+            if high:
+                raise ShockError(f"shock[{i}]", (
+                    f"the {s.kind} shock takes the price of {key!r} at ts {high[0][0]} to {high[0][1]}, "
+                    f"above any feed answer (int256 max {MAX_PRICE})"))
     return out

@@ -340,3 +340,26 @@ def test_a_move_between_observations_takes_effect_at_its_own_time() -> None:
         (T0, 10), (T0 + 30, 20), (T0 + 61, 10), (T0 + 100, 20))
     # before the first observation there is no price in force: none is invented
     assert apply_shocks(flat, [Shift(at_ts=T0 - 600, pct="-0.5")], 0)["a"] == ((T0, half), (T0 + 3_600, half))
+
+
+def test_a_price_no_feed_can_answer_is_refused() -> None:
+    """A Chainlink answer is an int256 (AnswerUpdated(int256 current, ...), latestAnswer() returns
+    int256), so no feed answers more than 2**255 - 1; a shock taking a price beyond it (a factor
+    written in wei, say) produced it silently. Refused, naming the shock, the path and the time."""
+    top = 2**255 - 1
+    path = {"a": ((T0, 2_000 * 10**8), (T0 + 60, 10**8))}
+    factor = -(-top // (2_000 * 10**8))  # ceil: the first observation lands just above the top
+    with pytest.raises(ShockError, match=r"shock\[1\].*scale.*'a'.*1700000000.*int256") as e:
+        apply_shocks(path, [Scale(1), Scale(factor)], 0)
+    assert e.value.field == "shock[1]"
+    with pytest.raises(ShockError, match=r"shock\[0\].*shift"):
+        apply_shocks(path, [Shift(at_ts=T0 + 60, amount=top)], 0)
+    year = 365 * 24 * 3600  # a simulated path beyond int256, and beyond a float (OverflowError before)
+    mc = {"a": ((T0, 2_000 * 10**8),)}
+    kw = dict(from_ts=T0, step_s=year, assets=("a",), vol=0)
+    with pytest.raises(ShockError, match=r"shock\[0\].*student_t.*int256"):
+        apply_shocks(mc, [StudentT(to_ts=T0 + 2 * year, drift=100, **kw)], 0)  # e^200 * 2e11 > 5.8e76
+    with pytest.raises(ShockError, match=r"student_t.assets.*overflows"):
+        apply_shocks(mc, [StudentT(to_ts=T0 + year, drift=1e4, **kw)], 0)  # e^10000: no float
+    # up to the top it is a price (bounds below it are the feed's own: declared min/max answers)
+    assert apply_shocks({"a": ((T0, 1),)}, [Scale(top)], 0)["a"] == ((T0, top),)
