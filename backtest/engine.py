@@ -11,7 +11,8 @@ accounts that may have changed (events, the at-risk index of :mod:`backtest.ledg
 moves, and on reference moves when a metric ``requires_reference`` or ``tracks_reference``:
 accounts whose liquidation point the move may have crossed, and already liquidatable accounts
 exposed to the moved price —, expiries, the liquidatable accounts the liquidator could act on
-when an oracle answer was published, wake-ups; at the window's last block, every account
+when an oracle answer was published (or, with ``[liquidator] prices = "reference"``, a reference
+price moved), wake-ups; at the window's last block, every account
 liquidatable at its last evaluation), the liquidator model's quotes for the accounts due (landing
 in the next block), then the metrics' ``on_block_end``.
 
@@ -60,7 +61,7 @@ from protocols.errors import ProtocolError
 from .clock import Blocks
 from .errors import ReplayError
 from .ledger import Ledger
-from .liquidator import MAX_UINT256, Decision, LiquidatorModel
+from .liquidator import MAX_UINT256, Decision, LiquidatorModel, TradePrices
 from .metrics import MetricError, get_metric
 from .metrics.base import (
     AccountEval,
@@ -307,6 +308,12 @@ class Replay:
         self.start_updates: list[PriceUpdate] = []
         self.pair_last: dict[str, Fraction] = {}  # reference pair -> its latest price
         self.liquidator = LiquidatorModel(scenario.liquidator, self.unit, scenario.overrides.close_factor_bps)
+        #: ``[liquidator] prices = "reference"``: the liquidator trades at the reference price in
+        #: force for each key it covers, the oracle's for the others (live: both dicts change in place)
+        self.trade: TradePrices | None = None
+        if scenario.liquidator.prices == "reference":
+            market = ChainMap(self.ref_prices, self.prices)
+            self.trade = TradePrices(market, lambda a, v: self.view.value(a, v, market))
         self.delay = scenario.liquidator.reaction_delay_blocks + scenario.finality.wait_blocks
         self.block = BlockInfo(inputs.from_block, inputs.blocks.timestamp(inputs.from_block)
                                if inputs.from_block in inputs.blocks else 0)
@@ -876,8 +883,9 @@ class Replay:
         expired = ledger.expired(ts)
         if self.price_moved:  # hot accounts without exposures (the moved keys' ones: on the move)
             dirty.update(ledger.hot.any)
-        if self.priced:
-            # the liquidator reads every liquidatable account when an answer lands — except those
+        if self.priced or (self.ref_moved and self.trade is not None):
+            # the liquidator reads every liquidatable account when an answer lands (or, trading at
+            # the reference prices, when one moves) — except those
             # it cannot act on: an open prediction (historical mode) or nothing to seize
             evals = ledger.evals
             dirty.update(u for u in self.episode if u not in self.predicted_open
@@ -890,9 +898,11 @@ class Replay:
         # oracle answer may have moved (it re-reads every account when an answer lands) and its
         # wake-ups. Accounts re-evaluated only because their interest bound expired or the
         # reference price moved are evaluated for the metrics (exact bad debt, hidden insolvency)
-        # but not quoted: no liquidator watches an off-chain reference, and one that only reacts
-        # to answers and events does not see interest alone push an account under (the bundled
-        # sample's bots do exactly this; ingest/sample_bots.py)
+        # but not quoted: a liquidator deciding at the oracle prices does not watch an off-chain
+        # reference (one trading at it, [liquidator] prices = "reference", re-reads the
+        # liquidatable accounts above when it moves), and one that only reacts to answers and
+        # events does not see interest alone push an account under (the bundled sample's bots do
+        # exactly this; ingest/sample_bots.py)
         observed = frozenset(dirty)
         if expired:
             dirty.update(expired)
@@ -953,7 +963,7 @@ class Replay:
                 continue
             try:
                 d = self.liquidator.decide(self.adapter, self.state, user, self.prices, self.block.timestamp,
-                                           base_fee, self.view.value)
+                                           base_fee, self.view.value, trade=self.trade)
             except ProtocolError as ex:
                 raise ReplayError(f"block {b}: liquidator model on {user}: {ex}") from ex
             if d is not None:
@@ -983,16 +993,17 @@ class Replay:
                     self.dirty.add(user)
                     break
                 try:
-                    d = self.liquidator.execute(self.adapter, self.state, d, self.prices, ts, self.view.value)
+                    d = self.liquidator.execute(self.adapter, self.state, d, self.prices, ts, self.view.value,
+                                                self.trade)
                     if d is not None and d.profit_value < self.liquidator.min_profit:
                         # no longer pays where it lands (the block's earlier sales of its collateral
                         # took the pool's depth): sized again on the landing state, or left
                         d = self.liquidator.decide(self.adapter, self.state, user, self.prices, ts,
                                                    self.block.base_fee_wei, self.view.value,
-                                                   self.liquidator.sold)
+                                                   self.liquidator.sold, self.trade)
                         if d is not None:
                             d = self.liquidator.execute(self.adapter, self.state, d, self.prices, ts,
-                                                        self.view.value)
+                                                        self.view.value, self.trade)
                 except ProtocolError as ex:
                     raise ReplayError(f"block {b}: liquidator model on {user}: {ex}") from ex
                 if d is None:
@@ -1018,7 +1029,8 @@ class Replay:
                     break
                 try:
                     d = self.liquidator.decide(self.adapter, self.state, user, self.prices, ts,
-                                               self.block.base_fee_wei, self.view.value, self.liquidator.sold)
+                                               self.block.base_fee_wei, self.view.value, self.liquidator.sold,
+                                               self.trade)
                 except ProtocolError as ex:
                     raise ReplayError(f"block {b}: liquidator model on {user}: {ex}") from ex
                 seen = b

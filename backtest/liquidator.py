@@ -15,25 +15,38 @@ at the end of ``n`` (interest to ``n``'s timestamp, the oracle prices in force):
 (collateral, debt) pair of the account (collateral enabled and held, debt owed), passing
 ``debt_to_cover = 2**256 - 1`` as bots do (the protocol caps it at its close factor), or less when
 the scenario's ``close_factor_bps`` override or a finite inventory (``flash_loans = false``) caps
-it; the adapter gives the exact outcome (:meth:`protocols.base.ProtocolAdapter.liquidate`),
-valued at the oracle prices:
+it; the adapter gives the exact outcome (:meth:`protocols.base.ProtocolAdapter.liquidate`), its
+amounts (debt repaid, collateral seized, protocol fee, bad debt) computed by the protocol at the
+oracle prices, as the Pool does. The liquidator values its trade at the *trade prices*:
+``prices = "oracle"`` (default) the oracle's, as the sample's on-chain bots decide;
+``prices = "reference"`` the ``[reference]`` path's price in force for each price key it covers
+(the oracle's for the others), since a real bot buys the debt it repays and sells the collateral it
+seizes at market — in a crash with the oracle lagging above the market, a liquidation paying at
+the oracle prices may lose at the market's, and a bot valuing at market leaves it (it then also
+quotes again, like at an oracle answer, each liquidatable account when a reference price moves):
 
-* revenue = value of the collateral seized (excluding the protocol fee) − value of the debt repaid;
+* revenue = trade value of the collateral seized (excluding the protocol fee) − trade value of
+  the debt repaid;
 * gas = ``gas_units * (base fee of n + 1 + priority_fee_wei)`` wei (under EIP-1559 the next
-  block's base fee is known in advance), valued at the price under ``gas_price_key`` (ETH's
+  block's base fee is known in advance), valued at the trade price under ``gas_price_key`` (ETH's
   price key, e.g. WETH's address; required when ``gas_units > 0``);
 * slippage selling the seized collateral: constant product with depth ``D`` (base currency on
-  the asset's side): ``s**2 // (D + s)`` for a sale worth ``s`` (the shortfall of
+  the asset's side): ``s**2 // (D + s)`` for a sale worth ``s`` at the trade price (the shortfall of
   ``D*s/(D+s)`` received against ``s``); or a table of (size in base currency, bps), linear between points,
   linear from (0, 0) up to the first point, flat beyond the last; ``floor(s * bps / 10000)``;
   none when the collateral is the debt asset (nothing is sold). The sales of one block share the
   asset's pool: after sales worth ``P`` of it in the block (earlier liquidations landed there),
   a sale of ``s`` loses ``loss(P + s) - loss(P)``; arbitrage restores the pool between blocks (a
   quote for the next block sees it whole);
-* flash-loan fee: ``flash_fee_bps`` of the repaid value when ``flash_loans``; without flash loans
+* flash-loan fee: ``flash_fee_bps`` of the repaid trade value when ``flash_loans``; without flash loans
   the bot repays from ``inventory`` (debt-asset base units), which each committed liquidation
   draws down;
-* profit = revenue − gas − slippage − flash fee.
+* profit = revenue − gas − slippage − flash fee, all at the trade prices (``min_profit`` is compared
+  with it). :class:`Decision` (and ``bt.liquidations``) keeps the protocol's amounts at the oracle
+  prices (``debt_repaid_value``, ``collateral_seized_value``, ``protocol_fee_value``,
+  ``bad_debt_value``) and the bot's at the trade prices (``gas_cost_value``, ``slippage_value``,
+  ``flash_fee_value``, ``profit_value``): under ``"reference"`` the trade's margin is
+  ``profit + gas + slippage + flash fee``, not seized − repaid.
 
 **Size.** With a slippage curve for the collateral, the protocol's largest liquidation need not
 pay most (slippage grows faster than the sale): the model also tries the ``debt_to_cover`` of each
@@ -79,14 +92,18 @@ from protocols.domain import LiquidationOutcome
 
 from .scenario import LiquidatorSpec, Slippage
 
-__all__ = ["LiquidatorModel", "Decision", "MAX_UINT256"]
+__all__ = ["LiquidatorModel", "Decision", "TradePrices", "MAX_UINT256"]
 
 MAX_UINT256 = 2**256 - 1
 
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """The model's chosen liquidation and its economics (base-currency units)."""
+    """The model's chosen liquidation and its economics (base-currency units): the protocol's
+    amounts at the oracle prices (``debt_repaid_value`` to ``bad_debt_value``), the liquidator's at
+    the trade prices (``gas_cost_value`` to ``profit_value``, and ``trade_repaid_value`` /
+    ``trade_seized_value``: the debt bought and the collateral sold, before slippage; the oracle
+    values under ``prices = "oracle"``)."""
 
     outcome: LiquidationOutcome
     debt_to_cover: int
@@ -98,9 +115,21 @@ class Decision:
     slippage_value: int
     flash_fee_value: int
     profit_value: int
+    trade_repaid_value: int
+    trade_seized_value: int
 
 
 Valuer = Callable[[str, int], int]  # (asset, amount) -> base-currency value at the oracle prices
+
+
+@dataclass(frozen=True, slots=True)
+class TradePrices:
+    """The prices the liquidator trades at when they are not the oracle's (``[liquidator] prices =
+    "reference"``): ``prices`` (price key -> price: the reference in force over the oracle's) and
+    ``value`` valuing an amount at them."""
+
+    prices: Mapping[str, int]
+    value: Valuer
 
 
 class LiquidatorModel:
@@ -169,7 +198,8 @@ class LiquidatorModel:
     def _sized_covers(self, dec: Decision, sold: int) -> list[int]:
         """The ``debt_to_cover`` amounts, below ``dec``'s repaid amount, at which the profit of the
         pair of ``dec`` (a liquidation of the largest size allowed, selling its collateral) may
-        peak. The seized value is proportional to the repaid one (``S / R``, read on ``dec``), so a
+        peak. The seized value is proportional to the repaid one (``S / R``, read on ``dec`` at the
+        trade prices, which value the sale and its slippage), so a
         sale ``s`` earns ``a * s - slippage(s)`` with the margin ``a = 1 - (1 + flash fee) R / S``;
         with a convex slippage curve the best ``s`` may be below ``S``: constant product, where
         the derivative is zero, ``(D + s)**2 = D**2 / (1 - a)``; a table, each point's size and
@@ -177,7 +207,7 @@ class LiquidatorModel:
         ``sold``. Each size ``s`` is repaid by ``debt_repaid * s // S``."""
         o = dec.outcome
         curve = self.spec.slippage.get(o.collateral_asset)
-        big_s, big_r, repaid = dec.collateral_seized_value, dec.debt_repaid_value, o.debt_repaid
+        big_s, big_r, repaid = dec.trade_seized_value, dec.trade_repaid_value, o.debt_repaid
         if curve is None or big_s <= 0 or big_r <= 0 or repaid <= 1:
             return []
         fee = self.spec.flash_fee_bps if self.spec.flash_loans else 0
@@ -230,16 +260,17 @@ class LiquidatorModel:
 
     def decide(self, adapter: ProtocolAdapter[Any], state: Any, user: str, prices: Mapping[str, int],
                ts: int, base_fee_wei: int, value: Valuer,
-               sold: Mapping[str, int] | None = None) -> Decision | None:
+               sold: Mapping[str, int] | None = None, trade: TradePrices | None = None) -> Decision | None:
         """The most profitable paying liquidation of ``user`` on ``state`` at ``ts``, landing in a
         block with base fee ``base_fee_wei``, after the block's earlier sales ``sold`` (collateral
-        asset -> value; None: the first of its block, as a quote for the next block is); None
-        when no pair pays ``min_profit``."""
+        asset -> value at the trade prices; None: the first of its block, as a quote for the next
+        block is); None when no pair pays ``min_profit``. The protocol liquidates at ``prices``
+        (valued by ``value``); the liquidator trades at ``trade`` (None: at those same prices)."""
         sold = sold or {}
         positions = adapter.positions(state, user, ts)
         colls = sorted(p.asset for p in positions if p.collateral > 0 and p.collateral_enabled)
         debts = sorted((p.asset, p.debt) for p in positions if p.debt > 0)
-        gas = self.gas_cost(base_fee_wei, prices) if colls and debts else 0
+        gas = self.gas_cost(base_fee_wei, prices if trade is None else trade.prices) if colls and debts else 0
         best: Decision | None = None
         first_revert: str | None = None
         tried = False
@@ -259,12 +290,12 @@ class LiquidatorModel:
                         first_revert = str(out.revert_reason)
                     cover, out = self._largest_going_through(adapter, state, user, c, d, min(cover, owed),
                                                              prices, ts, out)
-                dec = self._economics(out, cover, gas, value, sold)
+                dec = self._economics(out, cover, gas, value, sold, trade)
                 if dec is not None and c != d:
                     # with slippage a smaller sale may pay more: the covers of the candidate sizes
                     for smaller in self._sized_covers(dec, sold.get(c, 0)):
                         alt = self._economics(adapter.liquidate(state, user, c, d, smaller, prices, ts),
-                                              smaller, gas, value, sold)
+                                              smaller, gas, value, sold, trade)
                         if alt is not None and alt.profit_value > dec.profit_value:
                             dec = alt
                 if dec is not None and (best is None or dec.profit_value > best.profit_value):
@@ -282,7 +313,8 @@ class LiquidatorModel:
         return best
 
     def execute(self, adapter: ProtocolAdapter[Any], state: Any, decision: Decision,
-                prices: Mapping[str, int], ts: int, value: Valuer) -> Decision | None:
+                prices: Mapping[str, int], ts: int, value: Valuer, trade: TradePrices | None = None
+                ) -> Decision | None:
         """The decided liquidation (same pair and ``debt_to_cover``, capped by what is left of the
         inventory without flash loans) on ``state`` at ``ts``, where it lands, after the block's
         sales so far (:attr:`sold`); its gas is the quoted one. None when it would revert now (it
@@ -296,17 +328,20 @@ class LiquidatorModel:
         out = adapter.liquidate(state, o.user, o.collateral_asset, o.debt_asset, cover, prices, ts)
         if not out.ok:
             self.quotes["reverted_at_landing"] += 1
-        return self._economics(out, cover, decision.gas_cost_value, value, self.sold)
+        return self._economics(out, cover, decision.gas_cost_value, value, self.sold, trade)
 
     def landed(self, decision: Decision) -> None:
         """Book a liquidation executed in the current block (committed or predicted): its seized
-        collateral is sold into the asset's pool, whose depth the block's later sales see."""
+        collateral is sold into the asset's pool (its value at the trade prices), whose depth the
+        block's later sales see."""
         c = decision.outcome.collateral_asset
         if c != decision.outcome.debt_asset and c in self.spec.slippage:
-            self.sold[c] = self.sold.get(c, 0) + decision.collateral_seized_value
+            self.sold[c] = self.sold.get(c, 0) + decision.trade_seized_value
 
     def _economics(self, out: LiquidationOutcome, cover: int, gas: int, value: Valuer,
-                   sold: Mapping[str, int]) -> Decision | None:
+                   sold: Mapping[str, int], trade: TradePrices | None = None) -> Decision | None:
+        """``out``'s amounts at the oracle prices (``value``) and its economics at the trade prices
+        (``trade``; None: the oracle's); ``gas`` is already at the trade prices."""
         if not out.ok:
             return None
         c, d = out.collateral_asset, out.debt_asset
@@ -314,10 +349,15 @@ class LiquidatorModel:
         seized_v = value(c, out.collateral_seized)
         fee_v = value(c, out.protocol_fee)
         bad_v = sum(value(a, v) for a, v in sorted(out.bad_debt.items()))
-        slip = self.slippage(c, seized_v, sold.get(c, 0)) if c != d else 0  # the same asset: unsold
-        flash = repaid_v * self.spec.flash_fee_bps // 10_000 if self.spec.flash_loans else 0
-        profit = seized_v - repaid_v - gas - slip - flash
-        return Decision(out, cover, repaid_v, seized_v, fee_v, bad_v, gas, slip, flash, profit)
+        if trade is None:
+            repaid_t, seized_t = repaid_v, seized_v
+        else:
+            repaid_t, seized_t = trade.value(d, out.debt_repaid), trade.value(c, out.collateral_seized)
+        slip = self.slippage(c, seized_t, sold.get(c, 0)) if c != d else 0  # the same asset: unsold
+        flash = repaid_t * self.spec.flash_fee_bps // 10_000 if self.spec.flash_loans else 0
+        profit = seized_t - repaid_t - gas - slip - flash
+        return Decision(out, cover, repaid_v, seized_v, fee_v, bad_v, gas, slip, flash, profit, repaid_t,
+                        seized_t)
 
     def spend(self, decision: Decision) -> None:
         """Draw the inventory down after a committed liquidation (no flash loans)."""

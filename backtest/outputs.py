@@ -122,10 +122,18 @@ LIQUIDATIONS = register_table(Table(
                "evaluations finding it liquidatable, any evaluation (NULL: never seen liquidatable)"),
         Column("delay_blocks", "UBIGINT", "block_number - liquidatable_since_block"),
         Column("decided_block", "UBIGINT", "simulated: block whose state the liquidator acted on"),
-        Column("gas_cost_value", "HUGEINT", "simulated: gas cost in base currency", False),
-        Column("slippage_value", "HUGEINT", "simulated: slippage selling the collateral", False),
-        Column("flash_fee_value", "HUGEINT", "simulated: flash-loan fee", False),
-        Column("profit_value", "HUGEINT", "simulated: liquidator bonus minus costs", False),
+        Column("gas_cost_value", "HUGEINT", "simulated: gas cost in base currency, at the liquidator's "
+               "trade prices (scenario [liquidator] prices: the oracle's by default; \"reference\": the "
+               "reference price of ETH's key where the path covers it)", False),
+        Column("slippage_value", "HUGEINT", "simulated: slippage selling the collateral, on its value at "
+               "the trade prices", False),
+        Column("flash_fee_value", "HUGEINT", "simulated: flash-loan fee on the repaid debt's value at the "
+               "trade prices", False),
+        Column("profit_value", "HUGEINT", "simulated: the liquidator's profit at its trade prices, what "
+               "min_profit is compared with: prices = \"oracle\" (default): liquidator bonus minus costs "
+               "(collateral_seized_value - debt_repaid_value - gas - slippage - flash fee); \"reference\": "
+               "the seized collateral sold minus the repaid debt bought, both at the reference prices, "
+               "minus the costs (not the oracle-valued columns' difference)", False),
         Column("bonus_base_f64", "DOUBLE", "derived: bonus_value in whole base currency "
                "(bt.runs.base_currency; analysis only; NULL: fee unknown)"),
         Column("seq", "UBIGINT", "the liquidation's position in the run, in replay order (0-based): "

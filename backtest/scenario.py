@@ -56,6 +56,10 @@
                                        # block while it stays liquidatable and it pays
     flash_loans = true
     flash_fee_bps = 5                  # with flash loans only
+    prices = "oracle"                  # oracle | reference: the prices the liquidator values its
+                                       # trade at (debt bought, collateral sold, gas, min_profit);
+                                       # "reference" needs [reference]; the protocol's amounts stay
+                                       # at the oracle's (see backtest.liquidator)
     [liquidator.slippage."0xc02a..."]  # per collateral asset: depth_usd (constant product) or
     depth_usd = 50000000               # table = [[size_usd, bps], ...]
     # [liquidator.inventory]           # flash_loans = false only, and required then: the
@@ -190,7 +194,9 @@ class Slippage:
 @dataclass(frozen=True)
 class LiquidatorSpec:
     """``min_profit``: whole units of the market's base currency (``min_profit_usd`` for Aave v3,
-    ``min_profit_eth`` for Aave v2 in the scenario)."""
+    ``min_profit_eth`` for Aave v2 in the scenario). ``prices``: what the liquidator values its
+    trade at, ``"oracle"`` (the protocol's prices) or ``"reference"`` (the ``[reference]`` path's
+    where it has one, the oracle's elsewhere; :mod:`backtest.liquidator`)."""
 
     reaction_delay_blocks: int = 0
     gas_units: int = 0
@@ -203,6 +209,7 @@ class LiquidatorSpec:
     slippage: Mapping[str, Slippage] = field(default_factory=dict)
     inventory: Mapping[str, int] = field(default_factory=dict)
     repeat_in_block: bool = True
+    prices: Literal["oracle", "reference"] = "oracle"
 
 
 @dataclass(frozen=True)
@@ -309,6 +316,9 @@ class Scenario:
             ref.pop("max_gap_s", None)
         if isinstance(ref, dict) and not ref.get("at_par"):  # added later too
             ref.pop("at_par", None)
+        lq = d["liquidator"]
+        if isinstance(lq, dict) and lq.get("prices") == "oracle":  # added later: the default left out
+            lq.pop("prices")
         return json.dumps(_whole_floats(d), sort_keys=True, default=_json_default, separators=(",", ":"))
 
     def sha256(self) -> str:
@@ -636,6 +646,10 @@ def parse_scenario(text: str, origin: str = "<scenario>") -> Scenario:
         raise p.err("oracle.model", f"model {oracle.model!r} needs a [reference] table with pairs")
 
     liquidator = _liquidator(p, doc)
+    if liquidator.prices == "reference" and reference is None:
+        raise p.err("liquidator.prices", "prices = \"reference\" values the liquidator's trade at the "
+                    "reference path, and this scenario has none: add a [reference] table with pairs "
+                    "(feed address = pair, e.g. \"ETH/USD\"), or set prices = \"oracle\"")
     overrides = _overrides(p, doc)
     if not overrides.empty and mode != "counterfactual":
         raise p.err("overrides", "overrides apply in counterfactual mode only "
@@ -754,7 +768,8 @@ def money_keys(stem: str) -> tuple[str, ...]:
 def _liquidator(p: _P, doc: Mapping[str, Any]) -> LiquidatorSpec:
     lq = p.table(doc, "liquidator", "liquidator", (
         "reaction_delay_blocks", "gas_units", "priority_fee_wei", "gas_price_key", *money_keys("min_profit"),
-        "capacity_per_block", "flash_loans", "flash_fee_bps", "slippage", "inventory", "repeat_in_block"))
+        "capacity_per_block", "flash_loans", "flash_fee_bps", "slippage", "inventory", "repeat_in_block",
+        "prices"))
     slip: dict[str, Slippage] = {}
     depth_key = f"depth_{p.currency}"
     p.addr_keys(p.table(lq, "slippage", "liquidator.slippage", None), "liquidator.slippage")
@@ -818,7 +833,8 @@ def _liquidator(p: _P, doc: Mapping[str, Any]) -> LiquidatorSpec:
         flash,
         p.int_(lq, "flash_fee_bps", "liquidator.flash_fee_bps", 0) or 0,
         MappingProxyType(dict(sorted(slip.items()))), MappingProxyType(dict(sorted(inv.items()))),
-        p.bool_(lq, "repeat_in_block", "liquidator.repeat_in_block", True))
+        p.bool_(lq, "repeat_in_block", "liquidator.repeat_in_block", True),
+        p.str_(lq, "prices", "liquidator.prices", "oracle", choices=("oracle", "reference")))  # type: ignore[arg-type]
 
 
 _RESERVE_KEYS = ("asset", "ltv_bps", "liquidation_threshold_bps", "liquidation_bonus_bps",

@@ -199,8 +199,8 @@ LIQ_DELAY = register_table(Table(
         Column("debt_repaid_base", "DOUBLE", "debt repaid at the oracle price, base currency"),
         Column("bonus_base", "DOUBLE", "seized + protocol fee - repaid, base currency (NULL: the "
                "protocol fee is unknown, bt.liquidations.protocol_fee_raw)"),
-        Column("profit_base", "DOUBLE", "simulated: liquidator profit after costs, base currency (NULL: "
-               "observed)"),
+        Column("profit_base", "DOUBLE", "simulated: liquidator profit after costs, base currency, at its "
+               "trade prices (bt.liquidations.profit_value; NULL: observed)"),
         Column("tx_hash", "VARCHAR", "observed: its transaction"),
         Column("seq", "UBIGINT", "position in the run's liquidations, replay order (bt.liquidations.seq)"),
     ),

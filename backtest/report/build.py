@@ -680,6 +680,9 @@ def _liquidations(d: _Data) -> Section:
             ("protocol fee", d.base(fee) or 0.0, "delta"),
             ("collateral taken", d.base(int(seized) + int(fee or 0)) or 0.0, "total"),
         ]
+        # [liquidator] prices = "reference": the profit is the trade at the market's prices, not
+        # the oracle-valued bonus minus costs; the difference is its own step (0 under "oracle")
+        market = 0 if obs else int(profit) - (int(seized) - int(rep) - int(gas) - int(slip) - int(flash))
         if not obs:
             steps += [
                 ("repaid back", -(d.base(rep) or 0.0), "delta"),
@@ -687,6 +690,7 @@ def _liquidations(d: _Data) -> Section:
                 ("gas", -(d.base(gas) or 0.0), "delta"),
                 ("slippage", -(d.base(slip) or 0.0), "delta"),
                 ("flash fee", -(d.base(flash) or 0.0), "delta"),
+                *([("market vs oracle prices", d.base(market) or 0.0, "delta")] if market else []),
                 ("profit", d.base(profit) or 0.0, "total"),
             ]
         slug = origin.replace(",", "").replace(" ", "_")
@@ -704,7 +708,14 @@ def _liquidations(d: _Data) -> Section:
                 )
                 + (
                     "; minus the repayment, fee, gas, slippage and "
-                    "flash-loan fee it leaves the liquidator's profit."
+                    "flash-loan fee it leaves the liquidator's profit"
+                    + (
+                        " (the liquidator trades at the reference prices, [liquidator] prices = "
+                        "\"reference\": the collateral it sells and the debt it buys there differ from "
+                        "their oracle values by the 'market vs oracle prices' step)."
+                        if market
+                        else "."
+                    )
                     if not obs
                     else "."
                 ),
