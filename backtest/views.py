@@ -165,7 +165,8 @@ HIDDEN_BY_FEED = register_table(Table(
         Column("hidden_insolvency_base_h", "DOUBLE", "base currency x hours"),
         Column("hidden_accounts", "UBIGINT", "accounts hidden-insolvent at some point"),
         Column("max_deviation_bps", "DOUBLE", "max |oracle - reference| / reference, bps"),
-        Column("beyond_threshold_s", "UBIGINT", "seconds with deviation above the feed's threshold"),
+        Column("beyond_threshold_s", "UBIGINT", "seconds with the reference beyond the feed's threshold "
+               "from its answer on chain (its trigger met, no new answer yet)"),
         Column("max_staleness_s", "UBIGINT", "max seconds since the round in force was updated"),
     ),
     "backtest.views", ("run_id", "feed"), kind="view", view_sql="""

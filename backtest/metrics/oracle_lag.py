@@ -10,8 +10,12 @@ For every feed that has a reference pair (scenario ``[reference.pairs]``):
   block is another (the block's earlier logs read the old answer); ``mean`` is time-weighted
   (seconds of block time) over the part of the window where both prices are known
   (``covered_s``).
-* **time beyond the deviation threshold** (seconds): time during which the deviation is strictly
-  above the feed's deviation threshold, i.e. the feed "should" have published and had not yet.
+* **time beyond the deviation threshold** (seconds): time during which the feed "should" have
+  published and had not yet by its own rule, i.e. the reference was strictly more than the
+  threshold away from the answer on chain *relative to that answer* — Chainlink OCR's trigger
+  (``deviates``: ``|new − old| / |old| > threshold``, ``old`` the latest answer on chain), exact in
+  integers. Not the deviation above (relative to the reference): answer 2,000, reference
+  1,990.02 is 49.9 bps of the answer (no trigger at 50 bps) but 50.15 bps of the reference.
   The threshold: parameter ``deviation_bps`` (an integer for every feed, or a table feed → bps),
   else the scenario's ``oracle.deviation_bps`` when the oracle model is ``republish``, else the
   feed's own published threshold as the deployments declared it at ingest (``raw.oracle_feeds``:
@@ -84,7 +88,9 @@ FEEDS = register_table(Table(
                "covered)"),
         Column("max_deviation_block", "UBIGINT", "block where the max took effect"),
         Column("mean_deviation_bps_f64", "DOUBLE", "time-weighted mean deviation over covered_s, bps"),
-        Column("beyond_threshold_s", "UBIGINT", "seconds with deviation > threshold", False),
+        Column("beyond_threshold_s", "UBIGINT", "seconds with |reference - oracle| / oracle > threshold: "
+               "the feed's trigger (Chainlink OCR: from the answer on chain) met and no new answer yet",
+               False),
         Column("max_staleness_s", "UBIGINT", "max seconds since the round in force was updated", False),
         Column("beyond_heartbeat_s", "UBIGINT", "seconds with staleness > heartbeat", False),
         Column("hidden_insolvency_value_s", "HUGEINT", "debt liquidatable at the reference but not at the "
@@ -201,7 +207,10 @@ class _Feed:
         if dev is not None:
             self.covered += dt
             self.dev_time += dev * dt
-            if dev > threshold:
+            o, r = self.oracle, self.ref
+            assert o is not None and r is not None
+            # the feed's trigger: measured from the answer on chain (OCR deviates), strictly above
+            if abs(o - r) * 10_000 > threshold * abs(o):
                 self.beyond += dt
         # staleness grows linearly from (since - updated_at) to (t - updated_at)
         self.max_stale = max(self.max_stale, t - self.updated_at)

@@ -8,7 +8,7 @@ import pytest
 from backtest.api import run_inputs
 from backtest.metrics.base import AccountEval, BlockEnd, MetricError, PriceUpdate
 from backtest.metrics.oracle_lag import FEEDS, HIDDEN, OracleLag
-from backtest.oracle import FeedRules
+from backtest.oracle import FeedRules, Round
 
 from .metric_market import BORROWER, FEED_WETH, FIRST, SUPPLIER, USDC, WETH, StubView, health, inputs, market
 from .metric_market import scenario as make_scenario
@@ -315,3 +315,43 @@ def test_an_oracle_that_follows_the_reference_in_the_same_position_never_deviate
     (f,) = [_cols(row) for row in r.output.tables[FEEDS]]
     assert f["max_deviation_bps_f64"] == 0
     assert (f["updates"], f["beyond_threshold_s"], f["mean_deviation_bps_f64"]) == (2, 0, 0)
+
+
+def test_a_republished_feed_that_follows_its_rule_is_never_beyond_its_threshold() -> None:
+    """Model ``republish`` at 50 bps, Chainlink's rule (OCR's ``deviates``: |new - old| / |old|
+    against the answer on chain). The reference falls from 2,000 to 1,990.02 at +10: 9.98 / 2,000
+    = 49.9 bps from the answer, so no new answer (right); it rises to 2,010.05 at +30: 10.05 /
+    2,000 = 50.25 bps, published there. The feed was never beyond its threshold. The metric
+    measured the threshold against the reference instead (9.98 / 1,990.02 = 50.15 bps) and
+    counted +10..+30 (240 s) beyond it; the deviation figures stay relative to the reference."""
+    from dataclasses import replace
+    from fractions import Fraction
+
+    from backtest.scenario import OracleModelSpec
+
+    sc = make_scenario(["oracle_lag"], reference=True, delay=1000)
+    sc = replace(sc, oracle=OracleModelSpec(model="republish", deviation_bps=50, heartbeat_s=86_400))
+    refs = [(FIRST + 10, Fraction(199_002, 100)), (FIRST + 30, Fraction(201_005, 100))]
+    r = run_inputs(sc, inputs(market(debt_usdc=15_000), [], refs=refs))  # type: ignore[arg-type]
+    (f,) = [_cols(row) for row in r.output.tables[FEEDS]]
+    assert (f["deviation_threshold_bps"], f["deviation_threshold_from"]) == (50, "republish")
+    assert f["updates"] == 1  # the +30 answer only
+    assert f["max_deviation_bps_f64"] == pytest.approx(998 / 199_002 * 10_000)  # vs the reference
+    assert f["beyond_threshold_s"] == 0
+
+
+def test_beyond_the_threshold_is_measured_from_the_answer_on_chain() -> None:
+    """Model ``protocol``: the feed's answer stays 2,000 while the reference rises to 2,010.05 at
+    +10; the feed publishes 2,010.05 at +20. 10.05 / 2,000 = 50.25 bps from the answer on chain:
+    beyond the 50 bps threshold by the feed's rule for those 10 blocks (120 s). Measured against
+    the reference (10.05 / 2,010.05 = 49.998 bps) the metric found nothing beyond it."""
+    from fractions import Fraction
+
+    sc = make_scenario(["oracle_lag"], reference=True, delay=1000)
+    inp = inputs(market(debt_usdc=15_000), [], refs=[(FIRST + 10, Fraction(201_005, 100))])  # type: ignore[list-item]
+    ts = inp.blocks.timestamp(FIRST + 20)
+    inp.rounds = [*inp.rounds, Round(FEED_WETH, 201_005_000_000, 8, ts, FIRST + 20, 5, ts)]
+    r = run_inputs(sc, inp)
+    (f,) = [_cols(row) for row in r.output.tables[FEEDS]]
+    assert (f["deviation_threshold_bps"], f["updates"]) == (50, 1)
+    assert f["beyond_threshold_s"] == 120
