@@ -95,7 +95,9 @@ def _print_summary(res: Any) -> None:
     console = Console(highlight=False)
     sc = res.scenario
     rec = res.output.record
-    console.print(f"run {res.run_id}: {sc.name} ({sc.mode}), blocks {sc.from_block}..{sc.to_block}; "
+    shocked = (f", {len(sc.shocks)} price shock(s) on the oracle's answers: "
+               f"{', '.join(str(s.get('kind')) for s in sc.shocks)}, seed {sc.seed}" if sc.shocks else "")
+    console.print(f"run {res.run_id}: {sc.name} ({sc.mode}{shocked}), blocks {sc.from_block}..{sc.to_block}; "
                   f"*_value figures in {rec.base_currency} units of 1e-{rec.base_currency_decimals}, "
                   f"*_{rec.base_currency.lower()} in whole {rec.base_currency}", markup=False)
     for metric, figures in res.summary.items():

@@ -33,7 +33,7 @@ import html
 import json
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -219,6 +219,20 @@ def _missing(metric: str, tables: Sequence[str]) -> Para:
     )
 
 
+def _shocks_text(sc: Mapping[str, Any]) -> str:
+    """What the scenario's ``[[shock]]`` entries did to the run's prices, for a reader of its figures."""
+    shocks = [s for s in sc.get("shocks") or [] if isinstance(s, Mapping)]
+    if not shocks:
+        return "none: the oracle's answers as the model gives them"
+    named = [list(s.get("betas") or {}) if s.get("kind") == "correlated" else list(s.get("assets") or [])
+             for s in shocks]
+    where = "every feed" if not all(named) else "feeds " + ", ".join(sorted({f for n in named for f in n}))
+    kinds = ", ".join(str(s.get("kind")) for s in shocks)
+    return (f"{len(shocks)} ([[shock]]: {kinds}; seed {sc.get('seed', 0)}): the oracle's answers on "
+            f"{where} were moved (backtest.shocks), so every figure here is under those prices; a "
+            "[reference] path is the recorded one")
+
+
 def _provenance(d: _Data) -> Section:
     from ingest.version import code_version
 
@@ -231,6 +245,7 @@ def _provenance(d: _Data) -> Section:
         ("scenario file", r.get("scenario_path") or "–"),
         ("scenario sha256", r["scenario_sha256"]),
         ("mode", r["mode"]),
+        ("price shocks", _shocks_text(sc)),
         ("chain id", str(r["chain_id"])),
         (
             "base currency",
@@ -1045,7 +1060,9 @@ def build_report(db: str, run_id: str, out: str | Path = "out") -> ReportFiles:
                  f"{r['code_version']}")
         doc = Document(
             f"deficit report: {r['scenario']}",
-            f"run {r['run_id']} · {r['mode']} · chain {r['chain_id']} · blocks {r['from_block']:,} … "
+            f"run {r['run_id']} · {r['mode']}"
+            f"{' (shocked prices)' if d.scenario.get('shocks') else ''} · chain {r['chain_id']} · blocks "
+            f"{r['from_block']:,} … "
             f"{r['to_block']:,} · amounts in {d.currency} · scenario {r['scenario_sha256'][:16]} · "
             f"{r['code_version']}",
             sections,

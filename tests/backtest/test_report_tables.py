@@ -577,3 +577,28 @@ def test_provenance_names_the_code_that_wrote_the_report() -> None:
     assert rows[False]["code version"] == "deficit 0.0.1+gdeadbeef"
     assert rows[False]["report written by"].startswith(f"{code_version()} (not the run's code version")
     con.close()
+
+
+def test_provenance_says_whether_the_oracle_answers_were_shocked() -> None:
+    """A counterfactual run under [[shock]] entries read like any other counterfactual run: its
+    figures come from moved oracle answers, and only the scenario JSON at the foot of the
+    provenance said so. A row names the shocks (count, kinds, feeds, seed) or says none."""
+    from backtest.report.build import _provenance
+    from tests.backtest.markets import FEED_C, scenario
+
+    con = _con(("bad_debt",))
+    rows = {}
+    shock = (f'\n[[shock]]\nkind = "shift"\npct = -0.2\nat_ts = 1700000060\nassets = ["{FEED_C}"]\n'
+             '[[shock]]\nkind = "student_t"\nfrom_ts = 1700000000\nto_ts = 1700000600\nstep_s = 60\n'
+             f'assets = ["{FEED_C}"]\nvol = 0.8\n')
+    for shocked in (False, True):
+        sc = scenario(extra=shock if shocked else "")
+        con.execute("UPDATE bt.runs SET scenario_json = ?", [sc.canonical_json()])
+        sec = _provenance(_Data(con, "r1"))
+        [t] = [b for b in sec.blocks if isinstance(b, Table) and b.headers == ("field", "value")]
+        rows[shocked] = dict(t.rows)
+    assert rows[False]["price shocks"] == "none: the oracle's answers as the model gives them"
+    text = rows[True]["price shocks"]
+    assert text.startswith("2 ([[shock]]: shift, student_t; seed 0)"), text
+    assert FEED_C in text
+    con.close()
