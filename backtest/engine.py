@@ -11,8 +11,8 @@ accounts that may have changed (events, the at-risk index of :mod:`backtest.ledg
 moves, and on reference moves when a metric ``requires_reference`` or ``tracks_reference``:
 accounts whose liquidation point the move may have crossed, and already liquidatable accounts
 exposed to the moved price —, expiries, the liquidatable accounts the liquidator could act on
-when an oracle answer was published (or, with ``[liquidator] prices = "reference"``, a reference
-price moved), wake-ups; at the window's last block, every account
+when an oracle answer was published (with ``[liquidator] prices = "reference"``, also when a
+reference price moved), wake-ups; at the window's last block, every account
 liquidatable at its last evaluation), the liquidator model's quotes for the accounts due (landing
 in the next block), then the metrics' ``on_block_end``.
 
@@ -884,13 +884,16 @@ class Replay:
         if self.price_moved:  # hot accounts without exposures (the moved keys' ones: on the move)
             dirty.update(ledger.hot.any)
         if self.priced or (self.ref_moved and self.trade is not None):
-            # the liquidator reads every liquidatable account when an answer lands (or, trading at
-            # the reference prices, when one moves) — except those
-            # it cannot act on: an open prediction (historical mode) or nothing to seize
+            # the liquidator reads every liquidatable account when an answer lands — except those
+            # it cannot act on: an open prediction (historical mode) or nothing to seize. Trading
+            # at the reference prices, it quotes those again when a reference price moves (one it
+            # left for not paying at market may pay now), and only those: what else it observes
+            # (interest pushing an account under) waits for an answer or an event, as at the oracle
             evals = ledger.evals
             dirty.update(u for u in self.episode if u not in self.predicted_open
                          and (u not in evals or evals[u].oracle.collateral_value))
-            dirty.update(expired)
+            if self.priced:
+                dirty.update(expired)
         woken = self.wakes.pop(b, None)
         if woken:
             dirty.update(woken)
@@ -899,10 +902,10 @@ class Replay:
         # wake-ups. Accounts re-evaluated only because their interest bound expired or the
         # reference price moved are evaluated for the metrics (exact bad debt, hidden insolvency)
         # but not quoted: a liquidator deciding at the oracle prices does not watch an off-chain
-        # reference (one trading at it, [liquidator] prices = "reference", re-reads the
-        # liquidatable accounts above when it moves), and one that only reacts to answers and
-        # events does not see interest alone push an account under (the bundled sample's bots do
-        # exactly this; ingest/sample_bots.py)
+        # reference (one trading at it, [liquidator] prices = "reference", quotes the accounts
+        # already in an episode again when it moves, above), and one that only reacts to answers
+        # and events does not see interest alone push an account under (the bundled sample's bots
+        # do exactly this; ingest/sample_bots.py)
         observed = frozenset(dirty)
         if expired:
             dirty.update(expired)

@@ -23,7 +23,8 @@ oracle prices, as the Pool does. The liquidator values its trade at the *trade p
 (the oracle's for the others), since a real bot buys the debt it repays and sells the collateral it
 seizes at market — in a crash with the oracle lagging above the market, a liquidation paying at
 the oracle prices may lose at the market's, and a bot valuing at market leaves it (it then also
-quotes again, like at an oracle answer, each liquidatable account when a reference price moves):
+quotes again the accounts in an episode when a reference price moves, as at an oracle answer;
+nothing else it observes changes):
 
 * revenue = trade value of the collateral seized (excluding the protocol fee) − trade value of
   the debt repaid;

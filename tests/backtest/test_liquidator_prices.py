@@ -252,3 +252,35 @@ def test_the_report_waterfall_of_a_reference_priced_liquidation_adds_up_to_its_p
     svg = plot(-6_250_000_000)
     assert "<title>market vs oracle prices: -438</title>" in svg  # -437.50, shown to the unit
     assert "market vs oracle" not in plot(375 * UNIT)
+
+
+def test_a_market_move_quotes_again_only_the_accounts_already_liquidatable() -> None:
+    """prices = "reference" changes what the trade is worth, not what the bot observes: interest
+    (100 % APR) pushes the account under between daily blocks (HF 0.99 at FROM+5, where a
+    reference point moves the market $2,000 -> $2,001); as at the oracle prices, the bot first
+    observes it at the next oracle answer (FROM+11) and liquidates at FROM+12 (a market move quotes
+    again only the accounts in an episode: those it left for not paying at market)."""
+    from backtest.clock import Blocks
+    from backtest.oracle import RefPoint, Round
+    from protocols.fixed_point import RAY
+    from tests.backtest.markets import FEED_C
+
+    day = 86_400
+
+    def ts(b: int) -> int:
+        return T0 + day * (b - FROM + 1)
+
+    def run(prices: str):  # type: ignore[no-untyped-def]
+        inp = inputs(market(8000, 10500, [(10 * 10**18, 15_900 * 10**6)], borrow_rate=RAY), [2_000 * UNIT],
+                     to_block=FROM + 20, ref_start=Fraction(2_000))
+        inp.blocks = Blocks((n, ts(n), 0, True) for n in range(FROM - 1, FROM + 21))
+        inp.rounds = [Round(FEED_C, p * UNIT, 8, ts(b), b, 0, ts(b))
+                      for b, p in ((FROM + 1, 2_000), (FROM + 11, 1_999))]
+        inp.refs = [RefPoint("COLL/USD", ts(FROM + 5), Fraction(2_001), FROM + 5)]
+        extra = f'\n[liquidator]\nprices = "{prices}"\n[metrics]\nnames = ["liquidations"]\n'
+        return run_inputs(scenario(extra=extra, to_block=FROM + 20, reference=True), inp).output.liquidations
+
+    for prices in ("oracle", "reference"):
+        (liq,) = run(prices)
+        assert (liq.block_number, liq.liquidatable_since_block, liq.decided_block) == (
+            FROM + 12, FROM + 5, FROM + 11), prices
