@@ -448,8 +448,9 @@ class Replay:
         instead (a round a delay holds back from before the window lands the delay after its own
         block, not after the first block). A feed no shock moves keeps its rounds as they are
         (their log indexes, rounds sharing a second). A constant price (Aave v2's WETH,
-        ``constant:<asset>``) is not a feed and is never shocked. Without shocks: the rounds
-        unchanged."""
+        ``constant:<asset>``) is not a feed and is never shocked. A point a ``resample`` inserted
+        that no later shock moved is not published (it repeats the answer in force). Without
+        shocks: the rounds unchanged."""
         if not self.scenario.shocks:
             return self.inputs.rounds
         from .shocks import apply_shocks, parse_shock
@@ -474,7 +475,9 @@ class Replay:
             pts.append((ts, r.answer))
         shocks = [parse_shock(sh, f"shock[{i}]") for i, sh in enumerate(self.scenario.shocks)]
         self._refuse_replaced_shocks(shocks, sorted(f for f, v in paths.items() if v))
-        out = apply_shocks({f: tuple(v) for f, v in paths.items() if v}, shocks, self.scenario.seed)
+        # a point a resample inserted and nothing moved is no answer of the feed: not published
+        out = apply_shocks({f: tuple(v) for f, v in paths.items() if v}, shocks, self.scenario.seed,
+                           keep_resampled=False)
         rounds: list[Round] = []
         for f in sorted(out):
             if out[f] == tuple(paths[f]):  # no shock moved it: its rounds where they were

@@ -17,7 +17,8 @@ naming the field):
 * ``correlated`` (:class:`Correlated`): one percentage move ``pct`` applied to several assets,
   each with its own ``beta`` (asset move = ``pct * beta``), same time and ramp;
 * ``resample`` (:class:`Resample`): insert last-observation-carried-forward points on a
-  regular grid (so a later ramp or stretch acts between sparse observations);
+  regular grid (so a later ramp or stretch acts between sparse observations; a replay publishes
+  only those a later shock moved, see ``apply_shocks(keep_resampled=False)``);
 * ``student_t`` (:class:`StudentT`): replace ``(from_ts, to_ts]`` by a seeded Monte Carlo path
   on a ``step_s`` grid with Student-t log returns (``df``; ``None``, in TOML ``"normal"`` =
   Gaussian, i.e. GBM),
@@ -657,22 +658,44 @@ def _apply_one(paths: dict[str, Path], s: Shock, rng: random.Random) -> None:
         _bootstrap(paths, s, rng)
 
 
-def apply_shocks(paths: Paths, shocks: Sequence[Shock], seed: int) -> dict[str, Path]:
+def apply_shocks(paths: Paths, shocks: Sequence[Shock], seed: int, *,
+                 keep_resampled: bool = True) -> dict[str, Path]:
     """Apply ``shocks`` in order to ``paths`` (validated: sorted, positive prices) and return the
     new paths (a new dict; the input is not modified). ``seed`` seeds every stochastic shock
-    through :func:`shock_rng`."""
+    through :func:`shock_rng`. ``keep_resampled=False``: drop the points a ``resample`` inserted
+    that no later shock moved off the price before them (they change nothing in the step function;
+    a replay would publish each as an oracle round: a fresh ``updatedAt`` on no new price)."""
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ShockError("seed", f"expected an integer, got {seed!r}")
     _check_paths(paths)
     out = {k: tuple(paths[k]) for k in sorted(paths)}
+    #: per path, the timestamps of the points a resample inserted (followed through stretches)
+    carried: dict[str, set[int]] = {k: set() for k in out}
     for i, s in enumerate(shocks):
         if not isinstance(s, Scale | Shift | Stretch | Correlated | Resample | StudentT | Bootstrap):
             raise ShockError(f"shocks[{i}]", f"not a shock: {s!r}")
+        before = dict(out)
         _apply_one(out, s, shock_rng(seed, i))
+        if isinstance(s, Resample):
+            for k in _targets(out, s.assets, s.kind):
+                carried[k] |= {t for t, _ in out[k]} - {t for t, _ in before[k]}
+        elif isinstance(s, Stretch):
+            for k in _targets(out, s.assets, s.kind):
+                carried[k] = {s.anchor_ts + round((t - s.anchor_ts) * s.factor) for t in carried[k]}
+        elif isinstance(s, StudentT | Bootstrap):  # the simulated points replace them
+            for k in s.assets:
+                carried[k] = {t for t in carried[k] if not s.from_ts < t <= s.to_ts}
         for key in sorted(out):
             high = [o for o in out[key] if o[1] > MAX_PRICE]
             if high:
                 raise ShockError(f"shock[{i}]", (
                     f"the {s.kind} shock takes the price of {key!r} at ts {high[0][0]} to {high[0][1]}, "
                     f"above any feed answer (int256 max {MAX_PRICE})"))
+    if not keep_resampled:
+        for k, marks in carried.items():
+            kept: list[Observation] = []
+            for t, p in out[k]:
+                if not (t in marks and kept and p == kept[-1][1]):
+                    kept.append((t, p))
+            out[k] = tuple(kept)
     return out

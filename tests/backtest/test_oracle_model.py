@@ -421,3 +421,35 @@ def test_a_shock_on_another_feed_does_not_judge_a_feeds_real_rounds_again() -> N
         "pct = 0.1", "pct = -0.5").replace(str(T0 + 60), str(T0 + 30))), inp, "r", metrics=[rec]).run()
     assert [(a, ok) for _, a, ok, _ in rec.seen] == [
         (2_000 * 10**8, True), (1_000 * 10**8, False), (500 * 10**8, False), (1_100 * 10**8, False)]
+
+
+def test_a_resample_publishes_no_answer_of_its_own() -> None:
+    """A resample inserts carried-forward points so that a later ramp acts between a feed's
+    rounds; it moves no price. Each point it inserted became an oracle round in the replay (an
+    update every 12 s with a fresh updatedAt: the feed looked fresh to the staleness figures, the
+    liquidator re-read the book at each one), and the feed's real rounds were rebuilt at the start
+    of their blocks. A resample alone now leaves the feed's answers as they were; with a ramp after
+    it, the points the ramp moved are the only new answers (by hand: a 10 % rise ramped over 48 s
+    from block FROM + 4's second on a feed flat at 2,000 moves the grid points 12, 24, 36 and 48 s
+    into it by 1/4, 2/4, 3/4 and 4/4 of 200)."""
+    import dataclasses
+
+    from tests.backtest.markets import T0
+
+    book = market(8000, 10500, [(10**18, 100 * 10**6)])
+    base = inputs(book, [2_000 * 10**8], to_block=FROM + 10)
+    t = base.blocks.timestamp
+    rounds = [Round(FEED_C, 2_000 * 10**8, 8, t(FROM + 2), FROM + 2, 7, t(FROM + 2))]
+    inp = dataclasses.replace(base, rounds=rounds)
+    resample = f'\n[[shock]]\nkind = "resample"\nstep_s = 12\nfrom_ts = {T0}\nto_ts = {t(FROM + 10)}\n'
+    ramp = f'\n[[shock]]\nkind = "shift"\npct = 0.1\nat_ts = {t(FROM + 4)}\nramp_s = 48\n'
+    seen = []
+    for extra in ("", resample, resample + ramp):
+        rec = _Positions()
+        Replay(scenario(to_block=FROM + 10, extra=extra), inp, "r", metrics=[rec]).run()
+        seen.append(rec.seen)
+    assert seen[0] == [(FROM + 2, 7, 2_000 * 10**8, t(FROM + 2))]
+    assert seen[1] == seen[0]
+    assert [(b, a) for b, _, a, _ in seen[2]] == [
+        (FROM + 2, 2_000 * 10**8), (FROM + 5, 2_050 * 10**8), (FROM + 6, 2_100 * 10**8),
+        (FROM + 7, 2_150 * 10**8), (FROM + 8, 2_200 * 10**8)]

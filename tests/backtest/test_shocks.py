@@ -363,3 +363,17 @@ def test_a_price_no_feed_can_answer_is_refused() -> None:
         apply_shocks(mc, [StudentT(to_ts=T0 + year, drift=1e4, **kw)], 0)  # e^10000: no float
     # up to the top it is a price (bounds below it are the feed's own: declared min/max answers)
     assert apply_shocks({"a": ((T0, 1),)}, [Scale(top)], 0)["a"] == ((T0, top),)
+
+
+def test_resampled_points_nothing_moved_can_be_left_out() -> None:
+    """``keep_resampled=False`` (what a replay asks for) drops the carried-forward points a
+    resample inserted that are still repeats at the end, through a stretch too; the ones a later
+    ramp moved stay (hand-derived: +10 % over 200 s from T0 + 100 on a flat 1,000)."""
+    path = {"a": ((T0, 1_000), (T0 + 1_000, 1_000))}
+    grid = Resample(50, T0, T0 + 1_000)
+    stretch = Stretch(anchor_ts=T0, factor=2)
+    assert apply_shocks(path, [grid, stretch], 0, keep_resampled=False) == apply_shocks(path, [stretch], 0)
+    assert len(apply_shocks(path, [grid, stretch], 0)["a"]) == 21  # kept by default
+    ramp = apply_shocks(path, [grid, Shift(at_ts=T0 + 100, pct="0.1", ramp_s=200)], 0, keep_resampled=False)
+    assert ramp["a"] == ((T0, 1_000), (T0 + 150, 1_025), (T0 + 200, 1_050), (T0 + 250, 1_075),
+                         (T0 + 300, 1_100), (T0 + 1_000, 1_100))
