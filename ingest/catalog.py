@@ -52,6 +52,7 @@ __all__ = [
     "AAVE_V3_ATOKEN",
     "AAVE_V3_STABLE_DEBT_TOKEN",
     "AAVE_V3_DEBT_TOKEN",
+    "AAVE_V3_GHO_VARIABLE_DEBT_TOKEN",
     "AAVE_V2_POOL",
     "AAVE_V2_CONFIGURATOR",
     "AAVE_V2_ORACLE",
@@ -176,6 +177,16 @@ AAVE_V3_ATOKEN: tuple[str, ...] = (
 # contracts/interfaces/IInitializableDebtToken.sol.
 AAVE_V3_DEBT_TOKEN: tuple[str, ...] = (
     "Initialized(address indexed underlyingAsset, address indexed pool, address incentivesController, uint8 debtTokenDecimals, string debtTokenName, string debtTokenSymbol, bytes params)",
+)
+
+# GHO's variable debt token (Ethereum vGHO 0x786dBff3f1292ae8F92ea68Cf93c30b34B1ed04B, a variable
+# debt token proxy of the pool), a gho-core GhoVariableDebtToken until Aave v3.4: the borrower's
+# stkAAVE discount percent, which its balanceOf takes off the interest accrued since the user's
+# last action. Declared for every variable debt token (only a GhoVariableDebtToken emits it).
+# aave/gho-core @ 51be447 (the deployed token's source; the event unchanged since 81bb51b)
+# src/contracts/facilitators/aave/tokens/interfaces/IGhoVariableDebtToken.sol.
+AAVE_V3_GHO_VARIABLE_DEBT_TOKEN: tuple[str, ...] = (
+    "DiscountPercentUpdated(address indexed user, uint256 oldDiscountPercent, uint256 indexed newDiscountPercent)",
 )
 
 # Stable debt token proxies (v3.0-v3.1; the token was removed in v3.2).
@@ -314,6 +325,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "AAVE_V3_ATOKEN": AAVE_V3_ATOKEN,
     "AAVE_V3_STABLE_DEBT_TOKEN": AAVE_V3_STABLE_DEBT_TOKEN,
     "AAVE_V3_DEBT_TOKEN": AAVE_V3_DEBT_TOKEN,
+    "AAVE_V3_GHO_VARIABLE_DEBT_TOKEN": AAVE_V3_GHO_VARIABLE_DEBT_TOKEN,
     "AAVE_V2_POOL": AAVE_V2_POOL,
     "AAVE_V2_CONFIGURATOR": AAVE_V2_CONFIGURATOR,
     "AAVE_V2_ORACLE": AAVE_V2_ORACLE,

@@ -35,6 +35,8 @@ class AaveV3(AaveMarket):
                    f"{NAME}_stable_debt_token"),
         EventGroup(("variable_debt_token", "stable_debt_token"), catalog.AAVE_V3_DEBT_TOKEN,
                    f"{NAME}_debt_token"),
+        EventGroup(("variable_debt_token",), catalog.AAVE_V3_GHO_VARIABLE_DEBT_TOKEN,
+                   f"{NAME}_variable_debt_token"),
         EventGroup(("pool", "pool_configurator", "a_token", "variable_debt_token",
                     "stable_debt_token"), catalog.PROXY, NAME),
     )

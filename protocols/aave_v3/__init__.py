@@ -28,22 +28,25 @@ vectors (``tests/protocols/test_aave_v3_rules_v33.py``), an independent re-deriv
 liquidation on sampled markets (``tests/protocols/test_aave_v3_rules_v33_model.py``) and, like
 every rule set, against the conformance invariants.
 
-GHO's variable debt token (v3.0.1-v3.3; plain from v3.4): the stkAAVE discount it burns from a
-borrower's scaled debt is inferred from each ``Mint``/``Burn`` (ported from gho-core @ 00e67fe +
-e41d7ee source only; no GHO bytecode here, so hand-worked vectors in
-``tests/protocols/test_aave_v3_events.py``).
-
-GHO's discount in a simulation (v3.0.1-v3.3): the discount percent is not ingested, so a
-simulated liquidation that goes through on a GHO debt with interest accrued since the user's
-last action, v3.3's health factor of such a borrower (the pool reads ``balanceOf``), and a v3.3
-liquidation that burns GHO debt into deficit (reduced by the token's accumulated interest) raise
-:class:`GhoDiscountUnknown` instead of using the undiscounted debt. GHO's variable debt token is
-known from the deployment data (Ethereum; a discount from any other variable debt token raises).
+GHO's variable debt token (v3.0.1-v3.3; plain from v3.4), a gho-core ``GhoVariableDebtToken``
+(named by the deployment data: Ethereum's vGHO; a discount or ``DiscountPercentUpdated`` from any
+other variable debt token raises): the rebuild keeps each borrower's stkAAVE discount percent
+(``DiscountPercentUpdated``, its old percent checked) and accumulated interest
+(``getBalanceFromInterest``), burns the discount each ``Mint``/``Burn`` announces from the scaled
+debt and checks it is ``percentMul(accrued, percent)``. A simulation reads GHO debt as the
+token's ``balanceOf`` (discounted; ``generic_logic.variable_debt_balance_of``) where the pool
+does (v3.0.1-v3.2 ``_calculateDebt`` and bad debt; v3.3's health factor, reserve debt and bad
+debt), burns it as the token does (``tokens.burn_gho_debt``) and takes v3.3's GHO deficit less
+the interest accumulated beyond the amount liquidated. Ported from gho-core 51be447 source;
+hand-worked vectors in ``tests/protocols/test_aave_v3_events.py`` / ``test_aave_v3.py``. After a
+simulated burn the token refreshes the percent from the user's stkAAVE balance, which is not
+rebuilt: a later read of that user's GHO debt with interest accrued raises
+:class:`GhoDiscountUnknown`.
 
 Not modelled: v3.6+ (its implementation is left out of the deployment data, so an upgrade to
-it stops a replay); GHO's discount percent (see above); the v3.1+ interest rate strategy (rates
-then come from ``ReserveDataUpdated``; the deficit's effect on rates is therefore not modelled
-either);
+it stops a replay); GHO's discount percent after a simulated burn (see above); the v3.1+
+interest rate strategy (rates then come from ``ReserveDataUpdated``; the deficit's effect on
+rates is therefore not modelled either);
 simulating ``eliminateReserveDeficit`` (only its ``DeficitCovered`` event is applied); the
 virtual underlying balance beyond ``a_token_underlying_balance``; siloed borrowing, caps and
 borrow-side validation (no borrow simulation); the fallback oracle (a missing or non-positive

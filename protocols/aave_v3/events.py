@@ -15,7 +15,10 @@ debt token the deployment data names a ``GhoVariableDebtToken`` (``discount_debt
 announce a ``balance_increase`` less than the interest accrued on the rebuilt balance (gho-core
 @ 00e67fe and e41d7ee, ``GhoVariableDebtToken.sol``; any other doing so raises): the difference
 is the borrower's stkAAVE discount, which the token also burns from the scaled debt
-(:func:`_debt_discount_scaled`); more than the accrual raises. Indices
+(:func:`_debt_discount_scaled`); more than the accrual raises, and so does a discount that is
+not ``percentMul(accrued, percent)`` at the percent rebuilt from the token's
+``DiscountPercentUpdated`` (:func:`_discount_percent_updated`). Its accumulated interest
+(``getBalanceFromInterest``) is rebuilt too (:func:`_gho_interest`). Indices
 and rates come from ``ReserveDataUpdated`` (timestamped with the block), flags from
 ``ReserveUsedAsCollateral*`` (the borrowing flag, which has no event, is cleared when a
 ``Repay``/``LiquidationCall`` leaves no debt — under v3.0-v3.3 only if the amount paid back was
@@ -57,7 +60,14 @@ from typing import Any
 from ..base import ZERO_ADDRESS, EventSpec
 from ..domain import ProtocolEvent
 from ..errors import InconsistentEvent, UnsupportedEvent
-from ..fixed_point import RAY, ray_div_half_up, ray_mul_ceil, ray_mul_floor, ray_mul_half_up
+from ..fixed_point import (
+    RAY,
+    percent_mul_half_up,
+    ray_div_half_up,
+    ray_mul_ceil,
+    ray_mul_floor,
+    ray_mul_half_up,
+)
 from .configuration import ReserveConfiguration, is_borrowing, set_borrowing, set_using_as_collateral
 from .reserve_logic import cache, update_state
 from .rule_schedule import Upgrade, implementation_rules
@@ -122,6 +132,7 @@ _BALANCE_TRANSFER = "BalanceTransfer(address,address,uint256,uint256)"
 _A_TOKEN_INITIALIZED = "Initialized(address,address,address,address,uint8,string,string,bytes)"
 _STABLE_MINT = "Mint(address,address,uint256,uint256,uint256,uint256,uint256,uint256)"
 _STABLE_BURN = "Burn(address,uint256,uint256,uint256,uint256,uint256)"
+_DISCOUNT_PERCENT_UPDATED = "DiscountPercentUpdated(address,uint256,uint256)"  # GhoVariableDebtToken
 
 EVENTS: tuple[EventSpec, ...] = (
     *(EventSpec("pool", s) for s in _POOL.values()),
@@ -132,6 +143,7 @@ EVENTS: tuple[EventSpec, ...] = (
     EventSpec("a_token", _A_TOKEN_INITIALIZED),
     EventSpec("variable_debt_token", _SCALED_MINT),
     EventSpec("variable_debt_token", _SCALED_BURN),
+    EventSpec("variable_debt_token", _DISCOUNT_PERCENT_UPDATED),
     EventSpec("stable_debt_token", _STABLE_MINT),
     EventSpec("stable_debt_token", _STABLE_BURN),
 )
@@ -265,6 +277,7 @@ def _repay(state: AaveV3State, e: ProtocolEvent) -> None:
     r = _reserve(state, e, "reserve")
     if not _bool(e, "use_a_tokens"):
         state.reserves[r.asset] = _add_underlying(r, _int(e, "amount"))
+        _gho_interest(state, e, r, _addr(e, "user"), repaid=_int(e, "amount"))  # handleRepayment
     _clear_borrowing_if_repaid(state, _addr(e, "user"), r, e)
 
 
@@ -279,6 +292,7 @@ def _liquidation_call(state: AaveV3State, e: ProtocolEvent) -> None:
                                                    directional_rounding=True)
     debt = _reserve(state, e, "debt_asset")
     state.reserves[debt.asset] = _add_underlying(debt, _int(e, "debt_to_cover"))
+    _gho_interest(state, e, debt, _addr(e, "user"), repaid=_int(e, "debt_to_cover"))  # handleRepayment
     if not _bool(e, "receive_a_token"):
         coll = _reserve(state, e, "collateral_asset")
         state.reserves[coll.asset] = _add_underlying(coll, -_int(e, "liquidated_collateral_amount"))
@@ -324,6 +338,8 @@ def _flash_loan(state: AaveV3State, e: ProtocolEvent) -> None:
     r = _reserve(state, e, "asset")
     if _int(e, "interest_rate_mode") == 0:  # repaid in the same transaction, premium kept
         state.reserves[r.asset] = _add_underlying(r, _int(e, "premium"))
+        # _handleFlashLoanRepayment: handleRepayment(receiver, receiver, amount + premium)
+        _gho_interest(state, e, r, _addr(e, "target"), repaid=_int(e, "amount") + _int(e, "premium"))
 
 
 def _mint_unbacked(state: AaveV3State, e: ProtocolEvent) -> None:
@@ -349,6 +365,7 @@ def _deficit_created(state: AaveV3State, e: ProtocolEvent) -> None:
     # clears the borrowing flag: v3.3 sets outstandingDebt = 0, v3.4+ reads noMoreDebt from the
     # burn. For a debt other than the LiquidationCall's (_burnBadDebt) no other event says so.
     address = _addr(e, "user")
+    _gho_interest(state, e, r, address, clear=True)
     if state.rules.borrow_flag_from_balance:
         _clear_borrowing_if_repaid(state, address, r)
     else:
@@ -540,9 +557,10 @@ def _debt_discount_scaled(state: AaveV3State, e: ProtocolEvent, reserve: Reserve
     (half up: gho-core e41d7ee, 2023-01-19, before GHO's launch; 00e67fe floored) besides the
     amount — or, from b2db754 ("full repayment", the token of the v3.0.2
     pool; an earlier token's full repayment is not told apart), the whole scaled balance when
-    the amount burned is the whole discounted debt. The discount percent is internal state (it
-    follows the borrower's stkAAVE balance), but the event gives the discount itself: ``raw -
-    balance_increase``. An event announcing more than ``raw``, or less from a token the state
+    the amount burned is the whole discounted debt. The event gives the discount itself: ``raw -
+    balance_increase``; it must be ``percentMul(raw, percent)`` at the user's rebuilt percent
+    (the old one of a ``DiscountPercentUpdated`` of the same action, logged just before), when
+    known. An event announcing more than ``raw``, or less from a token the state
     does not name a ``GhoVariableDebtToken`` (``discount_debt_tokens``, from the deployment
     data) or under v3.4+ rules (vGHO became a plain token), means the rebuilt balance is not
     the token's, and raises."""
@@ -561,7 +579,61 @@ def _debt_discount_scaled(state: AaveV3State, e: ProtocolEvent, reserve: Reserve
                     f"GhoVariableDebtToken discounts it (v3.0.1-v3.3; the deployment data names "
                     f"{sorted(state.discount_debt_tokens)}), not {reserve.variable_debt_token} under "
                     f"v{state.rules.version} rules")
+    if reserve.variable_debt_token.lower() in state.discount_debt_tokens and state.rules.gho_discount:
+        before = state.discount_percent_before.pop(address, None)
+        # the percent _accrueDebtOnAction applied: the one the DiscountPercentUpdated of this
+        # action (logged before its Mint/Burn) replaced, else the user's
+        percent = before[1] if before is not None and before[0] == e.ref.tx_hash else ur.discount_percent
+        expected = percent_mul_half_up(raw, percent) if raw and percent else 0
+        if percent is not None and raw - increase != expected:
+            raise _fail(e, f"balance increase {increase} of {address}: the {raw} accrued on its rebuilt "
+                        f"scaled debt {s} since index {ur.variable_debt_previous_index} less its "
+                        f"discount percentMul({raw}, {percent}) is {raw - expected}")
     return ray_div_half_up(raw - increase, index), ray_mul_half_up(s, index) - (raw - increase)
+
+
+def _is_gho(state: AaveV3State, reserve: ReserveData) -> bool:
+    return state.rules.gho_discount and reserve.variable_debt_token.lower() in state.discount_debt_tokens
+
+
+def _gho_interest(state: AaveV3State, e: ProtocolEvent, reserve: ReserveData, address: str,
+                  accrued: int = 0, repaid: int = 0, clear: bool = False) -> None:
+    """GHO's ``accumulatedDebtInterest`` of ``address`` (gho-core 51be447): ``_accrueDebtOnAction``
+    adds the (discounted) balance increase of each ``Mint``/``Burn``; ``GhoAToken.handleRepayment``
+    takes ``min(repaid, accumulated)`` off at a ``Repay`` / ``LiquidationCall`` of GHO; a v3.3
+    ``DeficitCreated`` of GHO leaves none (``_burnDebtTokens`` hands the excess over the
+    liquidated amount to ``handleRepayment``, then the liquidation repays the rest)."""
+    if not _is_gho(state, reserve):
+        return
+    u = state.user(address)
+    ur = u.reserve(reserve.asset)
+    acc = 0 if clear else ur.gho_accrued_interest + accrued
+    acc -= min(repaid, acc)
+    if acc >= 2**128:
+        raise _fail(e, f"{address}'s accumulated GHO interest {acc} overflows the token's uint128")
+    _put_user(state, address, u.with_reserve(reserve.asset, replace(ur, gho_accrued_interest=acc)))
+
+
+def _discount_percent_updated(state: AaveV3State, e: ProtocolEvent) -> None:
+    """GHO's ``GhoVariableDebtToken._refreshDiscountPercent`` (gho-core 51be447): the user's
+    stkAAVE discount percent changed from ``old_discount_percent`` (checked against the rebuilt
+    one, when known) to ``new_discount_percent``. It is logged before the ``Mint``/``Burn`` of
+    the same action, whose discount was taken at the old percent (kept for it in
+    ``state.discount_percent_before``)."""
+    r = _token_reserve(state, e)
+    if r.variable_debt_token.lower() not in state.discount_debt_tokens:
+        raise _fail(e, f"{e.address} is not a GhoVariableDebtToken (the deployment data names "
+                    f"{sorted(state.discount_debt_tokens)}): it has no discount percent")
+    address = _addr(e, "user")
+    old, new = _int(e, "old_discount_percent"), _int(e, "new_discount_percent")
+    u = state.user(address)
+    ur = u.reserve(r.asset)
+    if ur.discount_percent is not None and ur.discount_percent != old:
+        raise _fail(e, f"{address}'s discount percent was {old}, the rebuilt one is {ur.discount_percent}")
+    if not 0 <= new < 2**16:  # stored as uint16 (toUint16 reverts above)
+        raise _fail(e, f"discount percent {new} does not fit the token's uint16")
+    state.discount_percent_before[address] = (e.ref.tx_hash, old)
+    _put_user(state, address, u.with_reserve(r.asset, replace(ur, discount_percent=new)))
 
 
 def _scaled_mint(state: AaveV3State, e: ProtocolEvent) -> None:
@@ -579,6 +651,8 @@ def _scaled_mint(state: AaveV3State, e: ProtocolEvent) -> None:
         _change_scaled(state, e, r, address, -ray_div_half_up(increase - value, index) - discount, index)
     else:  # interest announced by a transfer (the move is the BalanceTransfer), or a GHO discount
         _change_scaled(state, e, r, address, -discount, index)  # rebalance / distribution update
+    if e.role != "a_token":
+        _gho_interest(state, e, state.reserves[r.asset], address, accrued=increase)
 
 
 def _scaled_burn(state: AaveV3State, e: ProtocolEvent) -> None:
@@ -605,6 +679,7 @@ def _scaled_burn(state: AaveV3State, e: ProtocolEvent) -> None:
         # borrowing flag (the Repay / LiquidationCall that follows reads this)
         state.inexact_debt_closures.add((e.ref.tx_hash, address, r.asset))
     _change_scaled(state, e, r, address, delta, index)
+    _gho_interest(state, e, state.reserves[r.asset], address, accrued=increase)
 
 
 def _balance_transfer(state: AaveV3State, e: ProtocolEvent) -> None:
@@ -713,6 +788,7 @@ _HANDLERS: dict[tuple[str, str], Handler] = {
     ("a_token", _A_TOKEN_INITIALIZED): _a_token_initialized,
     ("variable_debt_token", _SCALED_MINT): _scaled_mint,
     ("variable_debt_token", _SCALED_BURN): _scaled_burn,
+    ("variable_debt_token", _DISCOUNT_PERCENT_UPDATED): _discount_percent_updated,
     ("stable_debt_token", _STABLE_MINT): _stable_mint,
     ("stable_debt_token", _STABLE_BURN): _stable_burn,
 }

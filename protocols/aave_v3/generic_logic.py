@@ -7,8 +7,9 @@ Source: aave/aave-v3-core @ 724a9ef (v3.0.2) ``contracts/protocol/libraries/logi
 (collateral bitmap instead of the asset's category, no category oracle, variable debt only)
 from aave-dao/aave-v3-origin v3.2.0 (7c6023e) ``src/contracts/protocol/libraries/logic/
 GenericLogic.sol``. Unchanged in v3.1.0; v3.3.0 (5431379) adds the GHO debt special case (its
-discounted ``balanceOf``; not modelled), v3.4.0 (d7a6412) drops it again and compounds debt with
-its new ``MathUtils`` formula (see ``reserve_logic.compounded_interest``). v3.5.0 (6138e1f)
+discounted ``balanceOf``: :func:`variable_debt_balance_of`), v3.4.0 (d7a6412) drops it again
+and compounds debt with its new ``MathUtils`` formula (see
+``reserve_logic.compounded_interest``). v3.5.0 (6138e1f)
 ``GenericLogic.sol``: collateral balance ``rayMulFloor``, debt balance ``rayMulCeil`` and its
 value ``mulDivCeil``, ``HF = wadDiv(sum(value_i * LT_i), debt) / 1e4`` (no floored average LT in between) and
 ``availableBorrows`` with ``percentMulFloor``.
@@ -27,6 +28,7 @@ from ..base import ZERO_ADDRESS
 from ..fixed_point import (
     PERCENTAGE_FACTOR,
     UINT256_MAX,
+    ArithmeticOverflow,
     mul_div_ceil,
     percent_mul_floor,
     percent_mul_half_up,
@@ -54,6 +56,8 @@ __all__ = [
     "get_user_account_data",
     "is_in_emode_category",
     "NO_EMODE_CATEGORY",
+    "is_gho_debt",
+    "variable_debt_balance_of",
 ]
 
 NO_EMODE_CATEGORY = EModeCategory(0, 0, 0)
@@ -93,33 +97,47 @@ def is_in_emode_category(tx: TxContext, user_emode_category: int, reserve_id: in
     return asset_emode_category == user_emode_category
 
 
-def refuse_discounted_gho_debt(tx: TxContext, user: str, asset: str) -> None:
-    """Raise :class:`~.state.GhoDiscountUnknown` when ``user``'s variable debt of ``asset`` is
-    held in a ``GhoVariableDebtToken`` (rules v3.0.1-v3.3) and has accrued interest since the
-    user's last action: its ``balanceOf`` is ``rayMul(s, index) - percentMul(rayMul(s, index) -
-    rayMul(s, previousIndex), discountPercent)`` (gho-core ``GhoVariableDebtToken.balanceOf``),
-    and the discount percent (stkAAVE balance, ``DiscountPercentUpdated``) is not ingested."""
-    reserve = tx.reserve(asset)
-    if reserve is not None and reserve.variable_debt_token.lower() in tx.state.discount_debt_tokens:
-        _refuse_gho(tx, reserve, tx.user(user).reserve(asset), user)
+def is_gho_debt(tx: TxContext, reserve: ReserveData) -> bool:
+    """Whether ``reserve``'s variable debt token is a gho-core ``GhoVariableDebtToken`` whose
+    ``balanceOf`` is discounted (named by the deployment data; rules v3.0.1-v3.3)."""
+    return tx.rules.gho_discount and reserve.variable_debt_token.lower() in tx.state.discount_debt_tokens
 
 
-def _refuse_gho(tx: TxContext, reserve: ReserveData, ur: UserReserve, who: str | UserState) -> None:
+def variable_debt_balance_of(tx: TxContext, reserve: ReserveData, ur: UserReserve, index: int,
+                             who: str | UserState) -> int:
+    """The variable debt token's ``balanceOf`` for a user holding ``ur``, at ``index`` (the
+    reserve's normalized debt, ``POOL.getReserveNormalizedVariableDebt``), rules v3.0.1-v3.4:
+    ``rayMul(s, index)`` (half up), and for GHO's ``GhoVariableDebtToken`` (gho-core 51be447
+    ``balanceOf``, unchanged since 5dc045b) that less ``percentMul(rayMul(s, index) - rayMul(s,
+    previousIndex), discountPercent)`` (half up; checked subtraction) when the index moved since
+    the user's last action (``previousIndex``, ``_userState[user].additionalData``) and its
+    discount percent is not 0. Raises :class:`~.state.GhoDiscountUnknown` when that percent is
+    unknown and matters (``who``: the user, for the message)."""
     s = ur.scaled_variable_debt
-    if not tx.rules.gho_discount or s == 0:
-        return
-    index = cached_normalized_debt(tx.state, reserve, tx.timestamp)
+    balance = ray_mul_half_up(s, index)
+    if s == 0 or not is_gho_debt(tx, reserve):
+        return balance
     previous = ur.variable_debt_previous_index
-    if ray_mul_half_up(s, index) == ray_mul_half_up(s, previous):
-        return
-    if not isinstance(who, str):
-        who = next((a for a, u in tx.state.users.items() if u is who), "a user")
-    raise GhoDiscountUnknown(
-        f"{who}'s debt of {reserve.asset} (GhoVariableDebtToken {reserve.variable_debt_token}) "
-        f"accrued interest since its last action (index {previous} -> {index} at timestamp "
-        f"{tx.timestamp}); under v{tx.rules.version} rules the pool reads it with balanceOf, which "
-        f"takes the user's stkAAVE discount percent off that interest, and the percent is not "
-        f"ingested (DiscountPercentUpdated): the debt cannot be computed")
+    if index == previous:
+        return balance
+    percent = ur.discount_percent
+    if percent is None:
+        if not isinstance(who, str):
+            who = next((a for a, u in tx.state.users.items() if u is who), "a user")
+        raise GhoDiscountUnknown(
+            f"{who}'s debt of {reserve.asset} (GhoVariableDebtToken {reserve.variable_debt_token}) "
+            f"accrued interest since its last action (index {previous} -> {index} at timestamp "
+            f"{tx.timestamp}); under v{tx.rules.version} rules the pool reads it with balanceOf, which "
+            f"takes the user's stkAAVE discount percent off that interest, and that percent is unknown: "
+            f"an earlier simulated action of this replay burned the user's GHO debt, and the token "
+            f"then set the percent from the user's stkAAVE balance, which is not rebuilt")
+    if percent != 0:
+        increase = balance - ray_mul_half_up(s, previous)
+        if increase < 0:  # Solidity's checked subtraction
+            raise ArithmeticOverflow(f"arithmetic underflow: GHO debt index {index} below the user's "
+                                     f"previous index {previous}")
+        balance -= percent_mul_half_up(increase, percent)
+    return balance
 
 
 def calculate_user_account_data(tx: TxContext, user: UserState) -> UserAccountData:
@@ -154,7 +172,7 @@ def calculate_user_account_data(tx: TxContext, user: UserState) -> UserAccountDa
     has_zero_ltv_collateral = False
     v35 = rules.directional_rounding
     stable = rules.stable_debt
-    # v3.3 values GHO debt with its discounted balanceOf (the discount percent is not known)
+    # v3.3 values GHO debt (no virtual accounting) with its discounted balanceOf
     gho_in_hf = rules.gho_discount and rules.deficit_accounting and bool(state.discount_debt_tokens)
     data = config
     while data:  # reserve ids with a flag set, ascending (configuration.reserve_ids)
@@ -200,9 +218,11 @@ def calculate_user_account_data(tx: TxContext, user: UserState) -> UserAccountDa
         elif flags & 1:
             debt = 0
             if ur.scaled_variable_debt != 0:
-                debt = ray_mul_half_up(ur.scaled_variable_debt, cached_normalized_debt(state, reserve, ts))
+                index = cached_normalized_debt(state, reserve, ts)
                 if gho_in_hf and reserve.variable_debt_token.lower() in state.discount_debt_tokens:
-                    _refuse_gho(tx, reserve, ur, user)
+                    debt = variable_debt_balance_of(tx, reserve, ur, index, user)
+                else:
+                    debt = ray_mul_half_up(ur.scaled_variable_debt, index)
             if stable:
                 debt += stable_debt_balance_of(ur, ts)
             total_debt += price * debt // unit

@@ -12,13 +12,14 @@ rules :func:`execute_liquidation_call` runs :mod:`.liquidation_logic_v33` instea
 The port runs the contract's steps in order on a :class:`TxContext`, so what the contract reads
 after a write (an updated index, a cleared flag) is what the port reads. Not modelled: the
 ERC-20 transfers of the underlying (the liquidator is assumed to hold and approve the debt;
-``a_token_underlying_balance`` is adjusted when known), incentives controllers, and GHO's
-stkAAVE discount: ``_calculateDebt`` reads the debt with the token's ``balanceOf``, which for
-``GhoVariableDebtToken`` (gho-core) takes ``percentMul(interest since the user's last action,
-discountPercent)`` off, and its ``burn`` also burns that discount; the user's discount percent
-is not in the state, so a liquidation that goes through on such a debt with interest accrued
-raises :class:`~.state.GhoDiscountUnknown` (it used to read the undiscounted
-``rayMul(scaled, index)``: a larger debt, hence a larger cap, and burn only the repaid amount).
+``a_token_underlying_balance`` is adjusted when known) and incentives controllers.
+
+GHO (rules v3.0.1-v3.3): ``_calculateDebt`` reads the debt with the token's ``balanceOf``,
+which for the ``GhoVariableDebtToken`` takes ``percentMul(interest since the user's last action,
+discountPercent)`` off (:func:`~.generic_logic.variable_debt_balance_of`, the percent rebuilt
+from ``DiscountPercentUpdated``), and its ``burn`` burns that discount too
+(:func:`~.tokens.burn_gho_debt`); a percent unknown (set by an earlier simulated burn from the
+stkAAVE balance, not rebuilt) raises :class:`~.state.GhoDiscountUnknown` when interest accrued.
 """
 
 from __future__ import annotations
@@ -42,8 +43,9 @@ from .configuration import DEBT_CEILING_DECIMALS, is_borrowing, set_borrowing, s
 from .generic_logic import (
     NO_EMODE_CATEGORY,
     calculate_user_account_data,
+    is_gho_debt,
     is_in_emode_category,
-    refuse_discounted_gho_debt,
+    variable_debt_balance_of,
 )
 from .liquidation_logic_v33 import Revert, deficits_mapping, execute_v33
 from .reserve_logic import (
@@ -55,8 +57,8 @@ from .reserve_logic import (
     update_interest_rates,
     update_state,
 )
-from .state import AaveV3State, GhoDiscountUnknown, ReserveData, TxContext, UserState
-from .tokens import burn_scaled, burn_stable_debt, transfer_a_token
+from .state import AaveV3State, ReserveData, TxContext, UserState
+from .tokens import burn_gho_debt, burn_scaled, burn_stable_debt, gho_handle_repayment, transfer_a_token
 from .validation_logic import (
     get_isolation_mode_state,
     validate_automatic_use_as_collateral,
@@ -157,7 +159,6 @@ def execute_liquidation_call(state: AaveV3State, params: ExecuteLiquidationCallP
         if state.rules.deficit_accounting:
             debt_repaid, seized, fee, deficits = execute_v33(tx, p.collateral_asset, p.debt_asset, p.user,
                                                              p.debt_to_cover, p.receive_a_token, p.liquidator)
-            _refuse_gho_deficit(state, p.user, deficits, timestamp)
             bad_debt: Mapping[str, int] = MappingProxyType(deficits_mapping(deficits)) if deficits \
                 else EMPTY_MAPPING
         else:
@@ -169,29 +170,9 @@ def execute_liquidation_call(state: AaveV3State, params: ExecuteLiquidationCallP
     except ArithmeticOverflow as e:
         reason = E.PANIC_DIVISION_BY_ZERO if "zero" in str(e) else E.PANIC_ARITHMETIC
         return LiquidationOutcome(False, reason, p.user, p.collateral_asset, p.debt_asset)
-    # _calculateDebt read the debt with balanceOf, and a GhoVariableDebtToken burns the discount
-    # too: a liquidation that goes through needs the user's discount percent (a revert does not
-    # depend on it: the health factor of v3.0-v3.2 reads the scaled balance, v3.3's refuses)
-    refuse_discounted_gho_debt(TxContext(state, timestamp, prices), p.user, p.debt_asset)
     return LiquidationOutcome(True, None, p.user, p.collateral_asset, p.debt_asset, debt_repaid=debt_repaid,
                               collateral_seized=seized, protocol_fee=fee, bad_debt=bad_debt,
                               events=tuple(tx.events), effects=tx.effects())
-
-
-def _refuse_gho_deficit(state: AaveV3State, user: str, deficits: Mapping[str, int], timestamp: int) -> None:
-    """v3.3 (aave-v3-origin 5431379 ``LiquidationLogic._burnBadDebt``): the deficit of a reserve
-    without virtual accounting (GHO) is reduced by the interest its ``GhoVariableDebtToken``
-    accumulated for the user (``getBalanceFromInterest``), which is not rebuilt: refuse."""
-    if not state.rules.gho_discount:
-        return
-    for asset in deficits:
-        r = state.reserves.get(asset)
-        if r is not None and r.variable_debt_token.lower() in state.discount_debt_tokens:
-            raise GhoDiscountUnknown(
-                f"liquidating {user} at timestamp {timestamp} under v{state.rules.version} rules burns "
-                f"its GHO debt of {asset} into deficit, which v3.3 reduces by the interest the "
-                f"GhoVariableDebtToken accumulated for the user (getBalanceFromInterest), not rebuilt "
-                f"here: the deficit cannot be computed")
 
 
 def _execute(tx: TxContext, p: ExecuteLiquidationCallParams) -> tuple[int, int, int]:
@@ -209,9 +190,9 @@ def _execute(tx: TxContext, p: ExecuteLiquidationCallParams) -> tuple[int, int, 
     # _calculateDebt
     debt_position = user.reserve(p.debt_asset)
     user_variable_debt = 0
-    if debt_position.scaled_variable_debt != 0:
-        user_variable_debt = ray_mul_half_up(debt_position.scaled_variable_debt,
-                                             get_normalized_debt(debt_reserve, ts, rules))
+    if debt_position.scaled_variable_debt != 0:  # balanceOf (GHO's discounted)
+        user_variable_debt = variable_debt_balance_of(tx, debt_reserve, debt_position,
+                                                      get_normalized_debt(debt_reserve, ts, rules), p.user)
     user_stable_debt = stable_debt_balance_of(debt_position, ts) if rules.stable_debt else 0
     user_total_debt = user_stable_debt + user_variable_debt
     close_factor = DEFAULT_LIQUIDATION_CLOSE_FACTOR if health_factor > CLOSE_FACTOR_HF_THRESHOLD \
@@ -281,6 +262,7 @@ def _execute(tx: TxContext, p: ExecuteLiquidationCallParams) -> tuple[int, int, 
     if debt_reserve.a_token_underlying_balance is not None:  # safeTransferFrom(liquidator -> aToken)
         tx.put_reserve(replace(debt_reserve, a_token_underlying_balance=(
             debt_reserve.a_token_underlying_balance + actual_debt_to_liquidate)))
+    gho_handle_repayment(tx, p.debt_asset, p.user, actual_debt_to_liquidate)  # aToken.handleRepayment
     tx.emit("LiquidationCall", "pool", tx.state.pool, collateral_asset=p.collateral_asset,
             debt_asset=p.debt_asset, user=p.user, debt_to_cover=actual_debt_to_liquidate,
             liquidated_collateral_amount=actual_collateral, liquidator=p.liquidator,
@@ -292,6 +274,10 @@ def _burn_debt_tokens(tx: TxContext, p: ExecuteLiquidationCallParams, rc: Reserv
                       user_variable_debt: int, actual_debt_to_liquidate: int) -> None:
     """``LiquidationLogic._burnDebtTokens``: variable debt first, then stable (v3.0–3.1)."""
     index = rc.next_variable_borrow_index
+    if is_gho_debt(tx, _reserve(tx, p.debt_asset)):  # no stable debt; balanceOf is user_variable_debt
+        _check(burn_gho_debt(tx, p.debt_asset, p.user, actual_debt_to_liquidate, index, user_variable_debt))
+        rc.next_scaled_variable_debt = _reserve(tx, p.debt_asset).variable_debt_scaled_total_supply
+        return
     if not tx.rules.stable_debt or user_variable_debt >= actual_debt_to_liquidate:
         _check(burn_scaled(tx, p.debt_asset, "variable_debt_token", p.user, ZERO_ADDRESS,
                            actual_debt_to_liquidate, index))
@@ -358,8 +344,8 @@ def _liquidate_a_tokens(tx: TxContext, p: ExecuteLiquidationCallParams, actual_c
 
 def _bad_debt(tx: TxContext, user_address: str) -> Mapping[str, int]:
     """Debt left on a user whose collateral (enabled, LT > 0) is now worth nothing: v3.0–3.2
-    keep it on the books (no deficit accounting); it is reported per asset (a GHO debt whose
-    discount matters raises :class:`~.state.GhoDiscountUnknown`)."""
+    keep it on the books (no deficit accounting); it is reported per asset, at the debt token's
+    ``balanceOf`` (GHO's discounted)."""
     state = tx.state
     user = tx.user(user_address)
     if calculate_user_account_data(tx, user).total_collateral_base != 0:
@@ -370,9 +356,8 @@ def _bad_debt(tx: TxContext, user_address: str) -> Mapping[str, int]:
         if reserve is None or not is_borrowing(user.configuration, reserve.id):
             continue
         ur = user.reserves[asset]
-        refuse_discounted_gho_debt(tx, user_address, asset)  # its balanceOf is discounted
-        debt = ray_mul_half_up(ur.scaled_variable_debt,
-                               get_normalized_debt(reserve, tx.timestamp, state.rules))
+        index = get_normalized_debt(reserve, tx.timestamp, state.rules)
+        debt = variable_debt_balance_of(tx, reserve, ur, index, user_address)  # GHO's discounted
         if state.rules.stable_debt:
             debt += stable_debt_balance_of(ur, tx.timestamp)
         if debt:

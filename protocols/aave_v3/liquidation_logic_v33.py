@@ -32,8 +32,13 @@ The steps, in the contract's order (differences by release in brackets):
 7. the isolation-mode total debt of a *collateral with a debt ceiling* drops by the repaid
    amount only (not the deficit).
 
-Not modelled: GHO (v3.3's non-virtual-accounting special case), the v3.1+ rate strategy (rates
-stay as they are; ``ReserveDataUpdated`` carries them on replay).
+GHO (v3.3's non-virtual-accounting reserve, whose ``GhoVariableDebtToken`` the deployment data
+names): its debt is the token's discounted ``balanceOf`` (health factor, reserve debt, bad debt),
+its burn burns the discount (:func:`~.tokens.burn_gho_debt`), and ``_burnDebtTokens`` takes off
+its deficit the interest the token accumulated for the user beyond the amount liquidated
+(``getBalanceFromInterest``, rebuilt as ``UserReserve.gho_accrued_interest``), handing it to
+``GhoAToken.handleRepayment``. Not modelled: the v3.1+ rate strategy (rates stay as they are;
+``ReserveDataUpdated`` carries them on replay).
 """
 
 from __future__ import annotations
@@ -61,7 +66,13 @@ from .configuration import (
     set_borrowing,
     set_using_as_collateral,
 )
-from .generic_logic import NO_EMODE_CATEGORY, calculate_user_account_data, is_in_emode_category
+from .generic_logic import (
+    NO_EMODE_CATEGORY,
+    calculate_user_account_data,
+    is_gho_debt,
+    is_in_emode_category,
+    variable_debt_balance_of,
+)
 from .reserve_logic import (
     ReserveCache,
     a_token_balance,
@@ -72,7 +83,7 @@ from .reserve_logic import (
     variable_debt_balance,
 )
 from .state import ReserveData, TxContext, UserState
-from .tokens import burn_scaled, burn_scaled_exact, transfer_a_token
+from .tokens import burn_gho_debt, burn_scaled, burn_scaled_exact, gho_handle_repayment, transfer_a_token
 from .validation_logic import validate_automatic_use_as_collateral, validate_liquidation_call
 
 __all__ = [
@@ -201,9 +212,15 @@ def execute_v33(
     user_collateral_balance = a_token_balance(
         user.reserve(collateral_asset).scaled_a_token_balance, coll_index, rules
     )
-    user_reserve_debt = variable_debt_balance(
-        user.reserve(debt_asset).scaled_variable_debt, rc.next_variable_borrow_index, rules
-    )
+    debt_reserve = _reserve(tx, debt_asset)
+    if is_gho_debt(tx, debt_reserve):  # GhoVariableDebtToken.balanceOf (v3.3), discounted
+        user_reserve_debt = variable_debt_balance_of(
+            tx, debt_reserve, user.reserve(debt_asset), rc.next_variable_borrow_index, user_address
+        )
+    else:
+        user_reserve_debt = variable_debt_balance(
+            user.reserve(debt_asset).scaled_variable_debt, rc.next_variable_borrow_index, rules
+        )
 
     if rules.forbid_self_liquidation and user_address == liquidator:
         raise Revert(E.SELF_LIQUIDATION)
@@ -328,6 +345,7 @@ def execute_v33(
                 a_token_underlying_balance=(debt_reserve.a_token_underlying_balance + actual_debt),
             )
         )
+    gho_handle_repayment(tx, debt_asset, user_address, actual_debt)  # aToken.handleRepayment
     tx.emit(
         "LiquidationCall",
         "pool",
@@ -368,7 +386,10 @@ def _burn_debt_tokens(
     if user_reserve_debt != 0:
         amount = user_reserve_debt if has_no_collateral_left else actual_debt
         index = rc.next_variable_borrow_index
-        if rules.directional_rounding:
+        if is_gho_debt(tx, _reserve(tx, debt_asset)):  # user_reserve_debt is its balanceOf
+            _check(burn_gho_debt(tx, debt_asset, user_address, amount, index, user_reserve_debt))
+            no_more_debt = tx.user(user_address).reserve(debt_asset).scaled_variable_debt == 0
+        elif rules.directional_rounding:
             reason, no_more_debt = burn_scaled_exact(
                 tx,
                 debt_asset,
@@ -387,6 +408,13 @@ def _burn_debt_tokens(
         rc.next_scaled_variable_debt = _reserve(tx, debt_asset).variable_debt_scaled_total_supply
     outstanding = _sub(user_reserve_debt, actual_debt)
     reserve = _reserve(tx, debt_asset)
+    if has_no_collateral_left and outstanding != 0 and is_gho_debt(tx, reserve):
+        # GHO (no virtual accounting): the interest accumulated beyond the amount liquidated is
+        # handed to handleRepayment and taken off the deficit (the DAO forgoes it)
+        accrued = tx.user(user_address).reserve(debt_asset).gho_accrued_interest
+        if accrued != 0 and accrued > actual_debt:
+            outstanding = _sub(outstanding, accrued - actual_debt)
+            gho_handle_repayment(tx, debt_asset, user_address, accrued - actual_debt)
     if has_no_collateral_left and outstanding != 0:
         tx.put_reserve(replace(reserve, deficit=reserve.deficit + outstanding))
         tx.emit(
@@ -424,9 +452,11 @@ def _burn_bad_debt(tx: TxContext, user_address: str, deficits: dict[str, int]) -
                 reserve, rc, tx.timestamp, tx.rules, directional_rounding=tx.rules.directional_rounding
             )
         )
-        debt = variable_debt_balance(
-            tx.user(user_address).reserve(asset).scaled_variable_debt, rc.next_variable_borrow_index, tx.rules
-        )
+        ur = tx.user(user_address).reserve(asset)
+        if is_gho_debt(tx, reserve):  # balanceOf, discounted
+            debt = variable_debt_balance_of(tx, reserve, ur, rc.next_variable_borrow_index, user_address)
+        else:
+            debt = variable_debt_balance(ur.scaled_variable_debt, rc.next_variable_borrow_index, tx.rules)
         _burn_debt_tokens(tx, rc, asset, user_address, debt, 0, True, deficits)
 
 

@@ -73,8 +73,10 @@ def evolver(cls: type[_R], *names: str) -> Callable[..., _R]:
 
 class GhoDiscountUnknown(ProtocolError):
     """A simulated action reads a GHO debt whose value depends on the borrower's stkAAVE
-    discount percent (``GhoVariableDebtToken.balanceOf``, v3.0.1-v3.3), which the rebuilt state
-    does not have; the message names the user, the reserve, the indices and the rule set."""
+    discount percent (``GhoVariableDebtToken.balanceOf``, v3.0.1-v3.3) while that percent is
+    unknown (``UserReserve.discount_percent`` None: set by an earlier simulated burn from the
+    user's stkAAVE balance, which is not rebuilt); the message names the user, the reserve, the
+    indices and the rule set."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,10 +248,23 @@ class UserReserve:
     stable_debt_principal: int = 0
     stable_rate: int = 0
     stable_debt_timestamp: int = 0
+    #: GHO's ``GhoVariableDebtToken`` only (``_ghoUserState[user].discountPercent``, bps): the
+    #: stkAAVE discount its ``balanceOf`` takes off the interest accrued since the user's last
+    #: action, set by ``DiscountPercentUpdated``; None when unknown (a simulated burn refreshes
+    #: it from the user's stkAAVE balance, which is not rebuilt). 0 for any other token
+    discount_percent: int | None = 0
+    #: GHO's ``GhoVariableDebtToken`` only (``_ghoUserState[user].accumulatedDebtInterest``,
+    #: ``getBalanceFromInterest``): the discounted interest accrued on each action, less what
+    #: ``GhoAToken.handleRepayment`` took of it; v3.3 takes it off a GHO deficit
+    gho_accrued_interest: int = 0
 
     @property
     def empty(self) -> bool:
-        return not (self.scaled_a_token_balance or self.scaled_variable_debt or self.stable_debt_principal)
+        # a discount percent without debt is kept (the token keeps it; its next action reads
+        # it); an unknown one without debt is not: balanceOf is 0 whatever it is, and the
+        # deployed GhoDiscountRateStrategy gives 0 to a debt below 1 GHO
+        return not (self.scaled_a_token_balance or self.scaled_variable_debt or self.stable_debt_principal
+                    or self.discount_percent or self.gho_accrued_interest)
 
 
 EMPTY_USER_RESERVE = UserReserve()
@@ -315,6 +330,11 @@ class AaveV3State:
     #: amount was less than the debt (``rayDiv`` rounding): under v3.0-v3.3 the ``Repay`` /
     #: ``LiquidationCall`` of that transaction keeps the borrowing flag (see ``events``)
     inexact_debt_closures: set[tuple[str, str, str]] = field(default_factory=set, repr=False, compare=False)
+    #: user -> (tx hash, old percent) of a GHO ``DiscountPercentUpdated`` whose ``Mint``/``Burn``
+    #: (which follows it in the same transaction, its discount taken at the old percent) is not
+    #: applied yet (see ``events``)
+    discount_percent_before: dict[str, tuple[str, int]] = field(default_factory=dict, repr=False,
+                                                                compare=False)
 
     def add_reserve(self, reserve: ReserveData) -> None:
         """List a reserve (as ``PoolConfigurator.initReserves`` does) under its ``id``."""

@@ -24,13 +24,20 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..base import ZERO_ADDRESS
-from ..fixed_point import ray_div_half_up, ray_mul_ceil, ray_mul_floor, ray_mul_half_up, wad_to_ray
+from ..fixed_point import (
+    percent_mul_half_up,
+    ray_div_half_up,
+    ray_mul_ceil,
+    ray_mul_floor,
+    ray_mul_half_up,
+    wad_to_ray,
+)
 from . import error_codes as E
 from .reserve_logic import stable_debt_balance_of, stable_debt_total_supply
-from .state import ReserveData, TxContext
+from .state import GhoDiscountUnknown, ReserveData, TxContext
 
-__all__ = ["burn_scaled", "burn_scaled_exact", "transfer_a_token", "burn_stable_debt", "stable_burn_totals",
-           "stable_burn_user"]
+__all__ = ["burn_scaled", "burn_gho_debt", "gho_handle_repayment", "burn_scaled_exact", "transfer_a_token",
+           "burn_stable_debt", "stable_burn_totals", "stable_burn_user"]
 
 
 def burn_scaled(tx: TxContext, asset: str, role: str, user: str, target: str, amount: int,
@@ -72,6 +79,77 @@ def burn_scaled(tx: TxContext, asset: str, role: str, user: str, target: str, am
         tx.emit("Burn", role, token, **{"from": user, "target": target, "value": burned,
                                         "balance_increase": balance_increase, "index": index})
     return None
+
+
+def burn_gho_debt(tx: TxContext, asset: str, user: str, amount: int, index: int,
+                  balance_before: int) -> str | None:
+    """GHO's ``GhoVariableDebtToken.burn`` → ``_burnScaled(user, address(0), amount, index)``
+    (gho-core 51be447; the full-repayment case from b2db754, the token upgraded in before any
+    pool liquidation of GHO could read it differently): '25' if ``rayDiv(amount, index)`` is 0;
+    ``_accrueDebtOnAction`` takes ``discount = percentMul(raw, discountPercent)`` off the interest
+    ``raw = rayMul(s, index) - rayMul(s, previousIndex)`` (when both are non-zero) and burns
+    ``rayDiv(discount, index)`` besides ``rayDiv(amount, index)``, or the whole scaled balance
+    when ``amount`` is ``balance_before`` (its ``balanceOf`` before the burn, which the caller
+    computed); a panic if that exceeds the balance. The discounted interest is added to the
+    user's ``gho_accrued_interest`` (``accumulatedDebtInterest``). Emits ``Transfer`` + ``Burn`` (or ``Mint``
+    when the discounted interest exceeds ``amount``) with the discounted ``balanceIncrease``.
+    The token then refreshes the discount percent from the user's stkAAVE balance, which is not
+    rebuilt: the percent becomes unknown (None), unless no debt is left. No
+    ``DiscountPercentUpdated`` is emitted (its new value is unknown)."""
+    reserve = _reserve(tx, asset)
+    amount_scaled = ray_div_half_up(amount, index)
+    if amount_scaled == 0:
+        return E.INVALID_BURN_AMOUNT
+    u = tx.user(user)
+    ur = u.reserve(asset)
+    scaled = ur.scaled_variable_debt
+    increase = ray_mul_half_up(scaled, index) - ray_mul_half_up(scaled, ur.variable_debt_previous_index)
+    if increase < 0:
+        return E.PANIC_ARITHMETIC
+    discount_scaled = 0
+    percent = ur.discount_percent
+    if increase != 0 and percent != 0:
+        if percent is None:  # the caller's balanceOf raised already; kept for direct callers
+            raise GhoDiscountUnknown(f"{user}'s GHO discount percent in {reserve.variable_debt_token} is "
+                                     f"unknown and {increase} of interest accrued since its last action")
+        discount = percent_mul_half_up(increase, percent)
+        discount_scaled = ray_div_half_up(discount, index)
+        increase -= discount
+    burned_scaled = scaled if amount == balance_before else amount_scaled + discount_scaled
+    if burned_scaled > scaled:
+        return E.PANIC_ARITHMETIC
+    left = scaled - burned_scaled
+    tx.put_reserve(replace(reserve, variable_debt_scaled_total_supply=(
+        reserve.variable_debt_scaled_total_supply - burned_scaled)))
+    tx.put_user(user, u.with_reserve(asset, replace(
+        ur, scaled_variable_debt=left, variable_debt_previous_index=index,
+        discount_percent=None if left else 0, gho_accrued_interest=ur.gho_accrued_interest + increase)))
+    token, role = reserve.variable_debt_token, "variable_debt_token"
+    if increase > amount:
+        minted = increase - amount
+        tx.emit("Transfer", role, token, **{"from": ZERO_ADDRESS, "to": user, "value": minted})
+        tx.emit("Mint", role, token, caller=user, on_behalf_of=user, value=minted,
+                balance_increase=increase, index=index)
+    else:
+        burned = amount - increase
+        tx.emit("Transfer", role, token, **{"from": user, "to": ZERO_ADDRESS, "value": burned})
+        tx.emit("Burn", role, token, **{"from": user, "target": ZERO_ADDRESS, "value": burned,
+                                        "balance_increase": increase, "index": index})
+    return None
+
+
+def gho_handle_repayment(tx: TxContext, asset: str, user: str, amount: int) -> None:
+    """``GhoAToken.handleRepayment(_, user, amount)`` (gho-core 51be447) when ``asset``'s variable
+    debt token is a GhoVariableDebtToken (rules v3.0.1-v3.3): the user's accumulated interest
+    (``getBalanceFromInterest``) drops by ``min(amount, it)`` (the GHO burned is not modelled);
+    nothing for any other reserve."""
+    reserve = _reserve(tx, asset)
+    if not tx.rules.gho_discount or reserve.variable_debt_token.lower() not in tx.state.discount_debt_tokens:
+        return
+    u = tx.user(user)
+    ur = u.reserve(asset)
+    acc = ur.gho_accrued_interest
+    tx.put_user(user, u.with_reserve(asset, replace(ur, gho_accrued_interest=acc - min(amount, acc))))
 
 
 def burn_scaled_exact(tx: TxContext, asset: str, role: str, user: str, target: str, amount_scaled: int,

@@ -27,6 +27,7 @@ from protocols.aave_v3 import (
     AaveV3State,
     EModeCategory,
     GhoDiscountUnknown,
+    RuleSet,
     UserReserve,
     UserState,
 )
@@ -221,46 +222,91 @@ def test_ethereum_pool_starts_on_v3_0_1() -> None:
     assert ADAPTER.new_state(pool="0x" + "12" * 20).rules is V3_0  # an unknown pool: 3.0.2 as before
 
 
-def test_gho_debt_with_an_unknown_discount_is_refused_not_read_undiscounted() -> None:
-    """gho-core ``GhoVariableDebtToken.balanceOf`` (605e15a, unchanged since 5dc045b) returns
-    ``rayMul(s, index) - percentMul(rayMul(s, index) - rayMul(s, previousIndex), discountPercent)``,
-    and ``LiquidationLogic._calculateDebt`` (v3.0.1-v3.2) reads the debt with it; v3.3's
-    ``calculateUserAccountData`` values GHO debt with it too. The percent follows the
-    borrower's stkAAVE balance and is not ingested. Before, a liquidation of such a debt read
-    the undiscounted ``rayMul(s, index)`` (a larger debt, so a larger close-factor cap) and
-    went through silently; now it raises, naming the user and the token. Without interest
-    since the last action (index == previous index), or under v3.4+ (a plain token), the debt
-    is exact and the liquidation goes on."""
-    base = _market(0.9)
-    vtoken = base.reserves[USDC].variable_debt_token
-    ur = base.users[USER].reserve(USDC)
-    usdc = base.reserves[USDC]
-    assert usdc.current_variable_borrow_rate > 0  # interest accrues over the 12 seconds
-    for rules in (V3_0_1, V3_0, V3_1, V3_2):
-        state = _market(0.9)
-        state.rules = rules
-        state.discount_debt_tokens.add(vtoken)
-        with pytest.raises(GhoDiscountUnknown, match=f"{USER}'s debt of {USDC}.*{vtoken}"):
-            _liquidate(state, ts=TS + 12)
-        assert _liquidate(state, ts=TS) == (True, None)  # no interest since the last action
-        healthy = _market(1.2)
-        healthy.rules = rules
-        healthy.discount_debt_tokens.add(vtoken)
-        assert _liquidate(healthy, ts=TS + 12) == (False, "45")  # a revert reads no discount
-    # what the contract would read with, e.g., a 30 % discount differs from the undiscounted debt
-    index = _normalized_debt(base, TS + 12)
-    raw = _ray_mul(ur.scaled_variable_debt, index) - _ray_mul(ur.scaled_variable_debt,
-                                                             ur.variable_debt_previous_index)
-    assert raw > 0 and (raw * 3_000 + 5_000) // 10_000 > 0
-    v33 = _market(0.9)
-    v33.rules = V3_3
-    v33.discount_debt_tokens.add(vtoken)
+def _with_gho_percent(state: AaveV3State, user: str, asset: str, percent: int | None) -> None:
+    """Name ``asset``'s variable debt token a GhoVariableDebtToken and give ``user`` ``percent``."""
+    state.discount_debt_tokens.add(state.reserves[asset].variable_debt_token)
+    u = state.users[user]
+    state.users[user] = u.with_reserve(asset, replace(u.reserve(asset), discount_percent=percent))
+
+
+def _gho_balance_of(s: int, prev: int, index: int, percent: int) -> tuple[int, int]:
+    """gho-core 51be447 ``GhoVariableDebtToken.balanceOf`` (unchanged since 5dc045b), written out
+    from the Solidity: (balance, discount) with ``discount = percentMul(rayMul(s, index) -
+    rayMul(s, previousIndex), percent)`` (half up) when the index moved and the percent is not 0."""
+    balance = _ray_mul(s, index)
+    if index == prev or percent == 0:
+        return balance, 0
+    discount = ((balance - _ray_mul(s, prev)) * percent + 5_000) // 10_000
+    return balance - discount, discount
+
+
+def _ray_div(a: int, b: int) -> int:
+    return (a * RAY + b // 2) // b
+
+
+@pytest.mark.parametrize("rules", [V3_0_1, V3_0, V3_1, V3_2, V3_3], ids=lambda r: r.version)
+@pytest.mark.parametrize("hf", [0.9, 0.97])
+def test_gho_liquidation_reads_and_burns_the_discounted_balance(rules: RuleSet, hf: float) -> None:
+    """``LiquidationLogic._calculateDebt`` (v3.0.1-v3.2; v3.3's ``userReserveDebt``) reads the
+    debt with ``balanceOf``, which GhoVariableDebtToken discounts by the user's stkAAVE percent
+    (rebuilt from ``DiscountPercentUpdated``); its ``burn`` burns ``rayDiv(amount) +
+    rayDiv(discount)``, or the whole scaled balance when the amount is that balance. Before, the
+    replay refused (GhoDiscountUnknown); now the cap, the repaid debt and the burn are the
+    token's. Expectations from the Solidity by hand (``_gho_balance_of``): at HF 0.9 the close
+    factor is 100 % (the whole discounted debt; the whole scaled debt burned), at 0.97 50 %."""
+    state = _market(hf)
+    state.rules = rules
+    _with_gho_percent(state, USER, USDC, 3_000)
+    ur = state.users[USER].reserve(USDC)
+    s, prev = ur.scaled_variable_debt, ur.variable_debt_previous_index
+    index = _normalized_debt(state, TS + 12)
+    debt, discount = _gho_balance_of(s, prev, index, 3_000)
+    assert discount > 0 and _ray_mul(s, index) - debt == discount
+    o = ADAPTER.liquidate(state, USER, WETH, USDC, UINT256_MAX, PRICES, TS + 12, liquidator=LIQUIDATOR)
+    assert o.ok, o.revert_reason
+    repaid = debt if hf < 0.95 else (debt * 5_000 + 5_000) // 10_000
+    assert o.debt_repaid == repaid
+    increase = _ray_mul(s, index) - _ray_mul(s, prev) - discount  # the discounted balanceIncrease
+    vtoken = state.reserves[USDC].variable_debt_token
+    burns = [e for e in o.events if e.name == "Burn" and e.address == vtoken]
+    assert [(e.args["value"], e.args["balance_increase"], e.args["index"]) for e in burns] == [
+        (repaid - increase, increase, index)]
+    ADAPTER.commit(state, o)
+    after = state.users[USER].reserve(USDC)
+    if hf < 0.95:
+        assert after.scaled_variable_debt == 0 and after.discount_percent in (0, None)
+    else:
+        left = s - _ray_div(repaid, index) - _ray_div(discount, index)
+        assert (after.scaled_variable_debt, after.variable_debt_previous_index) == (left, index)
+        assert after.discount_percent is None  # refreshed from the stkAAVE balance, not rebuilt
+        assert state.reserves[USDC].variable_debt_scaled_total_supply == left
+        with pytest.raises(GhoDiscountUnknown, match=f"{USER}'s debt of {USDC}.*simulated"):
+            ADAPTER.liquidate(state, USER, WETH, USDC, UINT256_MAX, PRICES, TS + 24, liquidator=LIQUIDATOR)
+
+
+def test_gho_debt_in_the_v3_3_health_factor_is_its_discounted_balance() -> None:
+    """v3.3 (aave-v3-origin 5431379 ``GenericLogic.calculateUserAccountData``) values a reserve
+    without virtual accounting (GHO) at ``balanceOf * price / unit``; v3.0-v3.2 and v3.4 value
+    every debt at ``rayMul(scaledBalanceOf, normalizedDebt)``."""
+    index = _normalized_debt(_market(0.9), TS + 12)
+    for rules, discounted in ((V3_2, False), (V3_3, True), (V3_4, False)):
+        plain, gho = _market(0.9), _market(0.9)
+        plain.rules = gho.rules = rules
+        _with_gho_percent(gho, USER, USDC, 2_500)
+        ur = gho.users[USER].reserve(USDC)
+        debt, _ = _gho_balance_of(ur.scaled_variable_debt, ur.variable_debt_previous_index, index, 2_500)
+        full = _ray_mul(ur.scaled_variable_debt, index)
+        assert debt < full
+        price = PRICES[USDC]
+        gap = price * full // 10**6 - price * debt // 10**6
+        a, b = ADAPTER.account(plain, USER, PRICES, TS + 12), ADAPTER.account(gho, USER, PRICES, TS + 12)
+        assert a.debt_value - b.debt_value == (gap if discounted else 0), rules.version
+    unknown = _market(0.9)
+    unknown.rules = V3_3
+    _with_gho_percent(unknown, USER, USDC, None)
     with pytest.raises(GhoDiscountUnknown, match="v3.3 rules"):
-        ADAPTER.account(v33, USER, PRICES, TS + 12)  # v3.3's health factor reads balanceOf
-    v34 = _market(0.9)
-    v34.rules = V3_4
-    v34.discount_debt_tokens.add(vtoken)
-    assert ADAPTER.liquidate(v34, USER, WETH, USDC, UINT256_MAX, PRICES, TS + 12, liquidator=LIQUIDATOR).ok
+        ADAPTER.account(unknown, USER, PRICES, TS + 12)
+    assert ADAPTER.account(unknown, USER, PRICES, TS).debt_value > 0  # no interest yet: exact
 
 
 def _ray_mul(a: int, b: int) -> int:
@@ -271,6 +317,12 @@ def _normalized_debt(state: AaveV3State, ts: int) -> int:
     from protocols.aave_v3.reserve_logic import get_normalized_debt
 
     return get_normalized_debt(state.reserves[USDC], ts, state.rules)
+
+
+def _normalized_debt_of(state: AaveV3State, asset: str, ts: int) -> int:
+    from protocols.aave_v3.reserve_logic import get_normalized_debt
+
+    return get_normalized_debt(state.reserves[asset], ts, state.rules)
 
 
 def test_known_ethereum_gho_variable_debt_token() -> None:
@@ -376,11 +428,11 @@ def test_bad_debt_is_the_debt_left_without_collateral() -> None:
     assert after.bad_debt_value == after.debt_value
 
 
-def test_gho_bad_debt_left_by_another_debts_liquidation_is_refused_when_the_discount_matters() -> None:
+def test_gho_bad_debt_left_by_another_debts_liquidation_is_its_discounted_balance() -> None:
     # v3.0-v3.2 keep a user's debts on the books once its collateral is gone; the outcome's
     # bad_debt reports each at the debt token's balance, which for a GhoVariableDebtToken is
-    # discounted by the unknown stkAAVE percent (GhoVariableDebtToken.balanceOf). Before, a GHO
-    # debt left behind by the liquidation of another debt was reported undiscounted, silently.
+    # discounted by the user's stkAAVE percent (GhoVariableDebtToken.balanceOf). Before, such a
+    # GHO debt was refused (GhoDiscountUnknown; before that, reported undiscounted).
     state = _market(0.5)
     state.users[USER] = replace(state.users[USER], configuration=C.set_using_as_collateral(
         state.users[USER].configuration, state.reserves[WBTC].id, False))
@@ -393,9 +445,11 @@ def test_gho_bad_debt_left_by_another_debts_liquidation_is_refused_when_the_disc
     state.users[USER] = UserState(config, 0, {**u.reserves, WBTC: owed})
     o = ADAPTER.liquidate(state, USER, WETH, USDC, UINT256_MAX, PRICES, TS + 12, liquidator=LIQUIDATOR)
     assert o.ok and set(o.bad_debt) == {USDC, WBTC}
-    state.discount_debt_tokens.add(wbtc.variable_debt_token)
-    with pytest.raises(GhoDiscountUnknown, match=f"debt of {WBTC}"):
-        ADAPTER.liquidate(state, USER, WETH, USDC, UINT256_MAX, PRICES, TS + 12, liquidator=LIQUIDATOR)
+    index = _normalized_debt_of(state, WBTC, TS + 12)
+    assert o.bad_debt[WBTC] == _ray_mul(10**6, index)
+    _with_gho_percent(state, USER, WBTC, 2_000)
+    o = ADAPTER.liquidate(state, USER, WETH, USDC, UINT256_MAX, PRICES, TS + 12, liquidator=LIQUIDATOR)
+    assert o.bad_debt[WBTC] == _gho_balance_of(10**6, RAY, index, 2_000)[0] < _ray_mul(10**6, index)
 
 
 def test_account_health_matches_get_user_account_data() -> None:
@@ -406,3 +460,33 @@ def test_account_health_matches_get_user_account_data() -> None:
         assert (h.collateral_value, h.debt_value, h.health_factor_wad) == \
             (d.total_collateral_base, d.total_debt_base, d.health_factor)
         assert h.liquidatable == (d.health_factor < WAD) and h.unit == 10**8
+
+
+def test_v3_3_gho_deficit_is_reduced_by_the_interest_accumulated_beyond_the_amount_liquidated() -> None:
+    """aave-v3-origin v3.3.0 (5431379) ``LiquidationLogic._burnDebtTokens``: when the user has no
+    collateral left, the GHO debt not repaid becomes deficit less ``accruedInterest -
+    actualDebtToLiquidate`` when the token's ``getBalanceFromInterest`` (the discounted interest
+    ``_accrueDebtOnAction`` accumulated, this burn's included) exceeds the amount liquidated; that
+    excess goes to ``handleRepayment`` and the liquidation's own ``handleRepayment`` clears the
+    rest. Before, the replay refused any v3.3 GHO deficit (GhoDiscountUnknown). By hand from the
+    Solidity: deficit = balanceOf - actual - (accumulated + this burn's interest - actual)."""
+    for accumulated in (0, 25_000 * 10**6):
+        state = _market(0.5)
+        state.rules = V3_3
+        _with_gho_percent(state, USER, USDC, 1_000)
+        u = state.users[USER]
+        state.users[USER] = u.with_reserve(USDC, replace(u.reserve(USDC), gho_accrued_interest=accumulated))
+        ur = state.users[USER].reserve(USDC)
+        s, prev = ur.scaled_variable_debt, ur.variable_debt_previous_index
+        index = _normalized_debt(state, TS + 12)
+        debt, discount = _gho_balance_of(s, prev, index, 1_000)
+        increase = _ray_mul(s, index) - _ray_mul(s, prev) - discount
+        o = ADAPTER.liquidate(state, USER, WETH, USDC, UINT256_MAX, PRICES, TS + 12, liquidator=LIQUIDATOR)
+        assert o.ok, o.revert_reason
+        actual = o.debt_repaid
+        assert 0 < actual < debt
+        excess = accumulated + increase - actual if accumulated + increase > actual else 0
+        assert (excess > 0) == (accumulated > 0)
+        assert o.bad_debt == {USDC: debt - actual - excess}
+        ADAPTER.commit(state, o)
+        assert USDC not in state.users[USER].reserves  # no debt, no percent, no interest left

@@ -51,7 +51,7 @@ NOT_IN_CATALOG = {("a_token", "Initialized(address,address,address,address,uint8
 def test_applied_events_are_declared_for_ingest() -> None:
     roles = {"pool": catalog.AAVE_V3_POOL + catalog.PROXY, "pool_configurator": catalog.AAVE_V3_CONFIGURATOR,
              "a_token": catalog.AAVE_V3_SCALED_TOKEN + catalog.AAVE_V3_ATOKEN,
-             "variable_debt_token": catalog.AAVE_V3_SCALED_TOKEN,
+             "variable_debt_token": catalog.AAVE_V3_SCALED_TOKEN + catalog.AAVE_V3_GHO_VARIABLE_DEBT_TOKEN,
              "stable_debt_token": catalog.AAVE_V3_STABLE_DEBT_TOKEN}
     declared = {(role, CatalogSpec.parse(d).signature) for role, decls in roles.items() for d in decls}
     assert APPLIED - NOT_IN_CATALOG <= declared, sorted(APPLIED - NOT_IN_CATALOG - declared)
@@ -191,6 +191,7 @@ def test_contradictions_raise_inconsistent_event_with_location() -> None:
 
 
 SCALED_MINT = "Mint(address,address,uint256,uint256,uint256)"
+DPU = "DiscountPercentUpdated(address,uint256,uint256)"  # GhoVariableDebtToken
 
 
 def _gho_action(s: int, prev: int, pct: int, amount: int, index: int,
@@ -244,8 +245,13 @@ def test_gho_discount_burned_from_the_scaled_debt_is_inferred_from_the_events() 
         ("borrow", 10**18, RAY * 1_26 // 100, 0),                # no discount: Aave's own rule
     ]
     burned = 0
-    for kind, amount, index, pct in steps:
+    for k, (kind, amount, index, pct) in enumerate(steps):
         new, name, value, increase, discount = _gho_action(s, prev, pct, amount, index, kind)
+        following = steps[k + 1][3] if k + 1 < len(steps) else pct
+        if following != pct:  # the token refreshes the percent, logged before the Mint/Burn
+            ADAPTER.apply(state, _ev(DPU, "variable_debt_token", {"user": user, "old_discount_percent": pct,
+                                                                  "new_discount_percent": following},
+                                     address=vtoken))
         if name == "Mint":
             caller = A["00"] if kind == "rebalance" else user
             args: dict[str, object] = {"caller": caller, "on_behalf_of": user, "value": value,
@@ -362,6 +368,8 @@ def test_gho_discount_is_burned_rounded_half_up_as_the_deployed_token_does() -> 
     prev = RAY * 11 // 10
     borrowed = 1_000 * 10**18
     s = _ray_div(borrowed, prev)
+    ADAPTER.apply(state, _ev(DPU, "variable_debt_token", {  # the borrow's refresh: 30 % from now on
+        "user": user, "old_discount_percent": 0, "new_discount_percent": 3_000}, address=vtoken))
     ADAPTER.apply(state, _ev(SCALED_MINT, "variable_debt_token", {
         "caller": user, "on_behalf_of": user, "value": borrowed, "balance_increase": 0, "index": prev},
         address=vtoken))
@@ -400,7 +408,8 @@ def test_less_interest_than_accrued_from_a_plain_debt_token_is_a_divergence_not_
     s = state.user(user).reserve(A["02"]).scaled_variable_debt
     index = RAY * 12 // 10
     raw = _ray_mul(s, index) - _ray_mul(s, prev)
-    low = raw - 10**9
+    discount = (raw * 3_000 + 5_000) // 10_000  # what GHO takes off at a 30 % discount
+    low = raw - discount
     args = {"caller": user, "on_behalf_of": user, "value": low, "balance_increase": low, "index": index}
     with pytest.raises(InconsistentEvent, match=rf"block 19, log index 7.*{low}.*less than the {raw}"):
         ADAPTER.apply(state, _ev(SCALED_MINT, "variable_debt_token", args, address=vtoken))
@@ -408,9 +417,11 @@ def test_less_interest_than_accrued_from_a_plain_debt_token_is_a_divergence_not_
     state.rules = V3_4  # v3.4 made vGHO a plain VariableDebtTokenMainnetInstanceGHO: no discount
     with pytest.raises(InconsistentEvent, match=r"block 19, log index 7.*under v3.4 rules"):
         ADAPTER.apply(state, _ev(SCALED_MINT, "variable_debt_token", args, address=vtoken))
-    state.rules = V3_0_1  # GHO's launch era: a discount of 1e9
+    state.rules = V3_0_1  # GHO's launch era: a discount, at the user's 30 %
+    u = state.users[user]
+    state.users[user] = u.with_reserve(A["02"], replace(u.reserve(A["02"]), discount_percent=3_000))
     ADAPTER.apply(state, _ev(SCALED_MINT, "variable_debt_token", args, address=vtoken))
-    assert state.user(user).reserve(A["02"]).scaled_variable_debt == s - _ray_div(10**9, index)
+    assert state.user(user).reserve(A["02"]).scaled_variable_debt == s - _ray_div(discount, index)
 
 
 def test_gho_repayment_of_the_whole_discounted_debt_burns_the_whole_scaled_debt() -> None:
@@ -434,6 +445,8 @@ def test_gho_repayment_of_the_whole_discounted_debt_burns_the_whole_scaled_debt(
                                               "borrow_rate": 0, "referral_code": 0}))
     new, name, value, increase, _ = _gho_action(0, 0, 0, borrowed, prev, "borrow")
     assert (new, name) == (s, "Mint")
+    ADAPTER.apply(state, _ev(DPU, "variable_debt_token", {  # the borrow's refresh: 30 %
+        "user": user, "old_discount_percent": 0, "new_discount_percent": 3_000}, address=A["05"]))
     ADAPTER.apply(state, _ev(SCALED_MINT, "variable_debt_token", {
         "caller": user, "on_behalf_of": user, "value": value, "balance_increase": increase, "index": prev},
         address=A["05"]))
@@ -545,3 +558,76 @@ def test_v302_repay_rounding_away_the_scaled_debt_keeps_the_flag_and_the_rebuild
         if (event.role, event.signature) in APPLIED:
             ADAPTER.apply(state, event)
     _assert_rebuilt_equals_storage(state, chain)
+
+
+def test_gho_discount_percent_is_rebuilt_from_its_events_and_checked_against_each_discount() -> None:
+    """gho-core 51be447 ``GhoVariableDebtToken._refreshDiscountPercent`` logs
+    ``DiscountPercentUpdated(user, old, new)`` after ``_accrueDebtOnAction`` took the discount at
+    the *old* percent, and before the action's ``Mint``/``Burn``. The rebuild keeps the user's
+    percent (a simulated liquidation's ``balanceOf`` reads it) and checks that each event's
+    discount is ``percentMul(accrued, percent)``: a lost ``DiscountPercentUpdated`` (or one whose
+    old percent is not the rebuilt one) raises at the event instead of leaving a wrong percent.
+    Hand-worked from the Solidity (``_gho_action``)."""
+    state = ADAPTER.new_state(pool=A["01"])
+    state.asset_decimals[A["02"]] = 18
+    ADAPTER.apply(state, _ev(INIT, "pool_configurator", INIT_ARGS))
+    user, vtoken, asset = A["09"], A["05"], A["02"]
+    dpu = {"user": user, "old_discount_percent": 0, "new_discount_percent": 2_500}
+    with pytest.raises(InconsistentEvent, match="not a GhoVariableDebtToken"):
+        ADAPTER.apply(state, _ev(DPU, "variable_debt_token", dpu, address=vtoken))
+    state.discount_debt_tokens.add(vtoken)
+    prev, index = RAY * 11 // 10, RAY * 12 // 10
+    new, _, value, increase, _ = _gho_action(0, 0, 0, 1_000 * 10**18, prev, "borrow")
+    ADAPTER.apply(state, _ev(DPU, "variable_debt_token", dpu, address=vtoken))  # the borrow's refresh
+    ADAPTER.apply(state, _ev(SCALED_MINT, "variable_debt_token", {
+        "caller": user, "on_behalf_of": user, "value": value, "balance_increase": increase, "index": prev},
+        address=vtoken))
+    ur = state.users[user].reserve(asset)
+    assert (ur.scaled_variable_debt, ur.discount_percent) == (new, 2_500)
+    with pytest.raises(InconsistentEvent, match="discount percent was 1000, the rebuilt one is 2500"):
+        ADAPTER.apply(state, _ev(DPU, "variable_debt_token", {**dpu, "old_discount_percent": 1_000},
+                                 address=vtoken))
+    # a rebalance at 25 %: accepted; the same event computed at 30 % (a lost update) is not
+    for pct, ok in ((3_000, False), (2_500, True)):
+        s2, _, value, increase, _ = _gho_action(new, prev, pct, 0, index, "rebalance")
+        args = {"caller": A["00"], "on_behalf_of": user, "value": value, "balance_increase": increase,
+                "index": index}
+        if ok:
+            ADAPTER.apply(state, _ev(SCALED_MINT, "variable_debt_token", args, address=vtoken))
+            assert state.users[user].reserve(asset).scaled_variable_debt == s2
+        else:
+            with pytest.raises(InconsistentEvent, match=r"percentMul\(\d+, 2500\)"):
+                ADAPTER.apply(state, _ev(SCALED_MINT, "variable_debt_token", args, address=vtoken))
+
+
+def test_gho_accumulated_interest_is_rebuilt_from_the_events() -> None:
+    """gho-core 51be447: ``_accrueDebtOnAction`` adds each action's discounted balance increase
+    to ``accumulatedDebtInterest`` (``getBalanceFromInterest``, which v3.3 takes off a GHO
+    deficit); ``GhoAToken.handleRepayment(_, onBehalfOf, amount)`` takes ``min(amount, it)`` off
+    at a repayment (aave-v3-core 724a9ef ``BorrowLogic.executeRepay``, after the ``Burn``, before
+    ``Repay``); a v3.3 ``DeficitCreated`` of GHO leaves none. Hand-worked from the Solidity."""
+    state = ADAPTER.new_state(pool=A["01"])
+    state.asset_decimals[A["02"]] = 18
+    ADAPTER.apply(state, _ev(INIT, "pool_configurator", INIT_ARGS))
+    user, vtoken, asset = A["09"], A["05"], A["02"]
+    state.discount_debt_tokens.add(vtoken)
+    prev, index = RAY * 11 // 10, RAY * 12 // 10
+    s, _, value, increase, _ = _gho_action(0, 0, 0, 1_000 * 10**18, prev, "borrow")
+    ADAPTER.apply(state, _ev(SCALED_MINT, "variable_debt_token", {
+        "caller": user, "on_behalf_of": user, "value": value, "balance_increase": increase, "index": prev},
+        address=vtoken))
+    assert state.users[user].reserve(asset).gho_accrued_interest == 0
+    _, name, value, increase, _ = _gho_action(s, prev, 0, 10 * 10**18, index, "repay")
+    # less than the interest: the burn logs a Mint of the difference (_burnScaled)
+    assert name == "Mint" and increase == _ray_mul(s, index) - _ray_mul(s, prev) > 10 * 10**18
+    ADAPTER.apply(state, _ev(SCALED_MINT, "variable_debt_token", {
+        "caller": user, "on_behalf_of": user, "value": value, "balance_increase": increase, "index": index},
+        address=vtoken))
+    assert state.users[user].reserve(asset).gho_accrued_interest == increase
+    ADAPTER.apply(state, _ev(REPAY, "pool", {"reserve": A["02"], "user": user, "repayer": A["08"],
+                                             "amount": 10 * 10**18, "use_a_tokens": False}, address=A["01"]))
+    assert state.users[user].reserve(asset).gho_accrued_interest == increase - 10 * 10**18
+    ADAPTER.apply(state, _ev(LIQUIDATION, "pool", {  # handleRepayment of more than is left: 0
+        "collateral_asset": A["02"], "debt_asset": A["02"], "user": user, "debt_to_cover": increase,
+        "liquidated_collateral_amount": 0, "liquidator": A["08"], "receive_a_token": True}, address=A["01"]))
+    assert state.users[user].reserve(asset).gho_accrued_interest == 0
