@@ -214,7 +214,10 @@ class Shift:
 class Stretch:
     """Map every timestamp to ``anchor_ts + (ts - anchor_ts) * factor`` (``factor > 0``), rounded
     half to even; prices and their order are unchanged (two observations may share a second
-    after a compression; they keep their order)."""
+    after a compression; they keep their order). Only the given observations move: in a replay
+    the path is the window's rounds, so a compression leaves the window's tail at the last
+    round's price (the rounds after the window are not read) and a stretch pushes rounds past its
+    end (dropped); the gaps between rounds scale too, past a feed's heartbeat if need be."""
 
     kind: ClassVar[str] = "stretch"
     anchor_ts: int
