@@ -240,7 +240,10 @@ class Liquidation:
     * ``decided_block``: simulated: the block whose state the liquidator saw (acting block −
       reaction delay − finality wait); observed: None.
     * ``gas_cost_value`` / ``slippage_value`` / ``flash_fee_value`` / ``profit_value``:
-      simulated only (base currency; 0 for observed), ``profit_value`` = liquidator bonus − costs.
+      simulated only (base currency; 0 for observed), at the liquidator model's trade prices
+      (``[liquidator] prices``: the oracle's, or the reference market's; see
+      :mod:`backtest.liquidator`): ``profit_value`` = the trade's value − costs, the liquidator
+      bonus − costs at oracle prices.
     * ``outcome``: the adapter's outcome committed or predicted (simulated); for observed ones,
       None (see ``predicted``).
     * ``health_before_wad``: observed: the account's health factor on the state ``predicted`` was
