@@ -946,7 +946,7 @@ def shock_error(sc: Scenario, e: Exception) -> ScenarioError:
         kind, _, rest = field.partition(".")
         idx = [i for i, s in enumerate(sc.shocks) if s.get("kind") == kind]
         field = f"shock[{idx[0]}].{rest}" if len(idx) == 1 and rest else "shock"
-    if field.endswith(".assets"):
+    if field.endswith((".assets", ".betas")):
         msg += " (shock assets name oracle feeds by their proxy address, as in raw.oracle_rounds.feed)"
     return sc.error(field, msg)
 

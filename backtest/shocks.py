@@ -462,12 +462,12 @@ def _check_paths(paths: Paths) -> None:
             prev = ts
 
 
-def _targets(paths: Paths, assets: Sequence[str], kind: str) -> list[str]:
+def _targets(paths: Paths, assets: Sequence[str], kind: str, key: str = "assets") -> list[str]:
     if not assets:
         return sorted(paths)
     missing = [a for a in assets if a not in paths]
     if missing:
-        raise ShockError(f"{kind}.assets", f"no price path for {missing[0]!r}; have {sorted(paths)}")
+        raise ShockError(f"{kind}.{key}", f"no price path for {missing[0]!r}; have {sorted(paths)}")
     return list(assets)
 
 
@@ -647,7 +647,7 @@ def _apply_one(paths: dict[str, Path], s: Shock, rng: random.Random) -> None:
         for k in _targets(paths, s.assets, s.kind):
             paths[k] = _move(paths[k], s.at_ts, s.ramp_s, s.pct, s.amount)
     elif isinstance(s, Correlated):
-        for k in _targets(paths, tuple(s.betas), s.kind):
+        for k in _targets(paths, tuple(s.betas), s.kind, "betas"):
             paths[k] = _move(paths[k], s.at_ts, s.ramp_s, s.pct * s.betas[k], None)
     elif isinstance(s, Stretch):
         for k in _targets(paths, s.assets, s.kind):
@@ -678,7 +678,11 @@ def apply_shocks(paths: Paths, shocks: Sequence[Shock], seed: int, *,
         if not isinstance(s, Scale | Shift | Stretch | Correlated | Resample | StudentT | Bootstrap):
             raise ShockError(f"shocks[{i}]", f"not a shock: {s!r}")
         before = dict(out)
-        _apply_one(out, s, shock_rng(seed, i))
+        try:
+            _apply_one(out, s, shock_rng(seed, i))
+        except ShockError as e:  # which shock: several may share a kind
+            rest = e.field.split(".", 1)[1] if e.field.startswith(f"{s.kind}.") else e.field
+            raise ShockError(f"shock[{i}].{rest}", str(e).split(": ", 1)[-1]) from None
         if isinstance(s, Resample):
             for k in _targets(out, s.assets, s.kind):
                 carried[k] |= {t for t, _ in out[k]} - {t for t, _ in before[k]}

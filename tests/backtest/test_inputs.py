@@ -704,3 +704,23 @@ def test_a_shock_between_a_feeds_rounds_moves_the_price_in_force() -> None:
     # T0 + 24: block FROM + 1's second (markets.inputs: blocks every 12 s from FROM - 1 at T0)
     shock = f'\n[[shock]]\nkind = "shift"\npct = -0.6\nat_ts = {T0 + 24}\nassets = ["{FEED_C}"]\n'
     assert _idle_shocked(shock) == 400 * 10**8
+
+
+def test_a_shock_that_does_not_fit_the_paths_is_named_among_shocks_of_its_kind() -> None:
+    """Two shift shocks, the second naming a feed without prices in the window: the error was
+    located at ``shock`` (which one? the relocation only knew the kind, and two shared it); it is
+    at ``shock[1].assets``, the line of the second [[shock]]."""
+    from tests.backtest.markets import FEED_C, T0
+
+    other = "0x" + "11" * 20
+    shift = '\n[[shock]]\nkind = "shift"\npct = -0.1\nat_ts = {at}\nassets = ["{feed}"]\n'
+    first = shift.format(at=T0 + 60, feed=FEED_C)
+    # a correlated shock names its feeds in betas: the error is there
+    corr = f'\n[[shock]]\nkind = "correlated"\npct = -0.1\nat_ts = {T0 + 60}\n[shock.betas]\n"{other}" = 1\n'
+    bad = shift.format(at=T0 + 60, feed=other)
+    for second, field in ((bad, "shock[1].assets"), (corr, "shock[1].betas")):
+        with pytest.raises(ScenarioError) as e:
+            run_inputs(scenario(extra=first + second, to_block=FROM + 12),
+                       inputs(market(8000, 10500, [(10**18, 1_200 * 10**6)]), [2_000 * 10**8] * 10))
+        assert e.value.field == field, str(e.value)
+        assert f"no price path for '{other}'" in str(e.value) and "by their proxy address" in str(e.value)
