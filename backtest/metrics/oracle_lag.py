@@ -37,9 +37,12 @@ For every feed that has a reference pair (scenario ``[reference.pairs]``):
   exact evaluation (an account not re-evaluated keeps its last evaluation — the at-risk semantics
   of the replay) or the window end, in base currency units × seconds (``*_value_s``; Aave v3:
   USD 1e8 · s) and ``*_usd_s`` floats. Per account (``bt.hidden_insolvency``, one row per
-  interval) and per feed (every feed with a reference the account holds a position priced by; an
-  account exposed to two such feeds counts for both, so per-feed figures may sum to more than
-  the total).
+  interval) and per feed (every feed with a reference that prices a key the account's
+  liquidation point moves with: its debt and the collateral its health factor counts — enabled,
+  with a threshold — under the key the protocol reads, an e-mode category's price source where
+  it has one; the adapter's ``exposures``, else its positions that count. A supply not used as
+  collateral is no exposure: its price cannot hide an insolvency. An account exposed to two such
+  feeds counts for both, so per-feed figures may sum to more than the total).
 
 Time is block time: an instant is the timestamp of the block an update took effect in; the
 window ends at the timestamp of its last block.
@@ -118,7 +121,9 @@ HIDDEN = register_table(Table(
         Column("health_factor_oracle_wad", "UHUGEINT", "HF at oracle prices (>= 1e18), WAD", False),
         Column("health_factor_reference_wad", "UHUGEINT", "HF at reference prices (< 1e18), WAD", False),
         Column("value_s", "HUGEINT", "debt_reference_value x duration_s", False),
-        Column("feeds", "VARCHAR[]", "feeds with a reference that price the account's positions", False),
+        Column("feeds", "VARCHAR[]", "feeds with a reference that price a key its liquidation point moves "
+               "with (its debt, the collateral its health factor counts; not a supply off collateral)",
+               False),
         Column("base_s_f64", "DOUBLE", "derived: value_s in "
                "whole base currency (bt.runs.base_currency) x s", False),
     ),
@@ -383,11 +388,19 @@ class OracleLag(Metric):
             r = ev.reference
             if r is None or not r.liquidatable or ev.oracle.liquidatable:
                 continue
-            keys = {k for p in view.adapter.positions(view.state, ev.user, ts) if p.debt or p.collateral
-                    for k in view.price_keys(p.asset)}
+            keys = self._exposed_keys(view, ev.user, ts)
             feeds = tuple(sorted({self._key_feed[k] for k in keys if k in self._key_feed}))
             self._open[ev.user] = (number, ts, r.debt_value, ev.oracle.health_factor_wad, r.health_factor_wad,
                                    feeds)
+
+    @staticmethod
+    def _exposed_keys(view: View, user: str, ts: int) -> set[str]:
+        """The price keys the account's liquidation point moves with (see the module docstring)."""
+        exposures = view.adapter.exposures(view.state, user, ts)
+        if exposures is not None:
+            return {k for k, e in exposures.items() if e}
+        return {k for p in view.adapter.positions(view.state, user, ts)
+                if p.debt or (p.collateral and p.collateral_enabled) for k in view.price_keys(p.asset)}
 
     def _close(self, view: View, user: str, end_block: int, end_ts: int) -> None:
         b, ts, value, hf_o, hf_r, feeds = self._open.pop(user)

@@ -355,3 +355,87 @@ def test_beyond_the_threshold_is_measured_from_the_answer_on_chain() -> None:
     (f,) = [_cols(row) for row in r.output.tables[FEEDS]]
     assert (f["deviation_threshold_bps"], f["updates"]) == (50, 1)
     assert f["beyond_threshold_s"] == 120
+
+
+def test_a_supply_not_used_as_collateral_exposes_no_feed_to_hidden_insolvency() -> None:
+    """Two feeds with a reference: WETH's (ETH/USD) and DAI's (DAI/USD). The borrower (10 WETH
+    collateral, 17,000 USDC debt) also supplies 1,000 DAI with its collateral flag off: DAI's price
+    is not in its health factor (calculateUserAccountData skips a reserve not used as collateral),
+    so DAI's feed cannot have hidden its insolvency. Hidden 10,000 USD x 48 s (hand-made
+    evaluations): the metric credited it to FEED_DAI too (its hidden_insolvency_value_s and
+    hidden_accounts, and the row's feeds), as it did any position the account held."""
+    from dataclasses import replace
+
+    from backtest.scenario import ReferenceSpec
+    from protocols.aave_v3.configuration import ReserveConfiguration
+    from protocols.aave_v3.state import ReserveData, UserReserve
+    from protocols.fixed_point import RAY
+
+    from .metric_market import T0, TREASURY
+
+    dai, feed_dai = "0x" + "da" * 20, "0x" + "fd" * 20
+    state = market()
+    cfg = ReserveConfiguration(ltv=7500, liquidation_threshold=8000, liquidation_bonus=10500, decimals=18,
+                               active=True, borrowing_enabled=True, liquidation_protocol_fee=0)
+    state.add_reserve(ReserveData(asset=dai, id=2, configuration=cfg, last_update_timestamp=T0 - 100,
+                                  a_token="0x" + "a2" * 20, variable_debt_token="0x" + "d2" * 20,
+                                  stable_debt_token="0x" + "c2" * 20, treasury=TREASURY,
+                                  a_token_underlying_balance=10**30))
+    b = state.users[BORROWER]
+    state.users[BORROWER] = replace(b, reserves={**b.reserves, dai: UserReserve(
+        scaled_a_token_balance=1_000 * 10**18, a_token_previous_index=RAY)})  # collateral bit 5 off
+    assert not (state.users[BORROWER].configuration >> 5) & 1
+    sc = make_scenario(["oracle_lag"], reference=True)
+    sc = replace(sc, reference=ReferenceSpec({FEED_WETH: "ETH/USD", feed_dai: "DAI/USD"}))
+    view = StubView(state, sc, {WETH: 2_000 * E8, USDC: E8, dai: E8}, block=FIRST, ts=1_000,
+                    ref={WETH: 2_000 * E8, dai: E8})
+    view.feed_keys = {**view.feed_keys, feed_dai: (dai,)}
+    m = OracleLag()
+    m.on_run_start(view)
+    view.at(FIRST + 1, 1_012)
+    hidden = AccountEval(BORROWER, health(13_000, 10_000), health(12_000, 10_000, 8250))
+    m.on_block_end(view, BlockEnd(view.block, (hidden,)))
+    view.at(FIRST + 5, 1_060)
+    m.on_run_end(view)
+    rows = {c["feed"]: c for c in (_cols(r) for r in m.rows()[FEEDS.fqn])}
+    assert (rows[FEED_WETH]["hidden_insolvency_value_s"], rows[FEED_WETH]["hidden_accounts"]) == (
+        10_000 * E8 * 48, 1)
+    assert (rows[feed_dai]["hidden_insolvency_value_s"], rows[feed_dai]["hidden_accounts"]) == (0, 0)
+    (row,) = [_cols(r, HIDDEN) for r in m.rows()[HIDDEN.fqn]]
+    assert row["feeds"] == [FEED_WETH]
+
+
+def test_an_e_mode_account_is_exposed_to_its_category_price_source_feed() -> None:
+    """v3.0 e-mode: the borrower is in category 1 (WETH in it) whose price source PS is read for
+    WETH (GenericLogic.calculateUserAccountData: eModeAssetPrice), and PS's feed has the ETH/USD
+    reference; WETH's own feed has none. Hidden 10,000 USD x 48 s: its insolvency hid behind PS's
+    feed. The metric looked up the feeds of the assets held (WETH, USDC: no reference) and
+    credited no feed at all."""
+    from dataclasses import replace
+
+    from backtest.scenario import ReferenceSpec
+    from protocols.aave_v3.state import EModeCategory
+
+    ps, feed_ps = "0x" + "9c" * 20, "0x" + "fc" * 20
+    state = market()
+    w = state.reserves[WETH]
+    state.reserves[WETH] = replace(w, configuration=replace(w.configuration, emode_category=1))
+    state.emode_categories[1] = EModeCategory(9000, 9300, 10100, price_source=ps, label="ETH")
+    state.users[BORROWER] = replace(state.users[BORROWER], emode_category=1)
+    assert state.rules.emode_price_source  # v3.0: a category may price its assets by its source
+    sc = make_scenario(["oracle_lag"], reference=True)
+    sc = replace(sc, reference=ReferenceSpec({feed_ps: "ETH/USD"}))
+    view = StubView(state, sc, {WETH: 2_000 * E8, USDC: E8, ps: 2_000 * E8}, block=FIRST, ts=1_000,
+                    ref={ps: 2_000 * E8})
+    view.feed_keys = {**view.feed_keys, feed_ps: (ps,)}
+    m = OracleLag()
+    m.on_run_start(view)
+    view.at(FIRST + 1, 1_012)
+    hidden = AccountEval(BORROWER, health(13_000, 10_000), health(12_000, 10_000, 8250))
+    m.on_block_end(view, BlockEnd(view.block, (hidden,)))
+    view.at(FIRST + 5, 1_060)
+    m.on_run_end(view)
+    (f,) = [_cols(r) for r in m.rows()[FEEDS.fqn]]
+    assert (f["feed"], f["hidden_insolvency_value_s"], f["hidden_accounts"]) == (feed_ps, 10_000 * E8 * 48, 1)
+    (row,) = [_cols(r, HIDDEN) for r in m.rows()[HIDDEN.fqn]]
+    assert row["feeds"] == [feed_ps]
