@@ -43,7 +43,9 @@ liquidations in them.
 **Reorgs** in ``meta.reorgs`` and what they touched are read after a run by :func:`reorg_exposure`
 (it needs the warehouse): for each reorg whose replaced range ``fork_block+1 .. old_tip_block``
 intersects the window, the logs it removed, the liquidations that changed the state in that range
-(committed: a historical run's predictions moved nothing) and the run's ``bt`` rows there.
+(committed: a historical run's predictions moved nothing) and the run's ``bt`` rows of those
+blocks (not the window's figures, ``bt.summaries`` and ``bt.oracle_lag_feeds``, whose block_number
+is the window's last block whatever block a reorg replaced).
 **The cost of waiting for finality** (liquidations wait ``k`` blocks) is a pair of runs:
 :func:`backtest.attribution.finality_attribution`.
 """
@@ -101,8 +103,9 @@ REORGS = register_table(Table(
                "model's in a counterfactual; not historical predictions) in fork_block+1..old_tip_block",
                False),
         Column("liquidated_value", "HUGEINT", "their debt repaid, base currency units", False),
-        Column("bt_rows", "UBIGINT", "the run's rows in every bt table with a block_number in the range",
-               False),
+        Column("bt_rows", "UBIGINT", "the run's rows of the replaced blocks: in every bt table with a "
+               "block_number in the range, but the window's figures (bt.summaries, bt.oracle_lag_feeds: "
+               "block_number is the window's last block for figures over all of it)", False),
     ),
     "backtest.metrics.finality", ("run_id", "block_number")))
 
@@ -260,6 +263,12 @@ class Finality(Metric):
         }
 
 
+#: bt tables whose block_number is the window's last block as the instant of figures over the whole
+#: window, not a row of that block: a reorg anywhere in the window bears on them alike, so they are
+#: not rows of the replaced blocks when a reorg reaches the window's end
+WINDOW_FIGURES = ("summaries", "oracle_lag_feeds")
+
+
 def reorg_exposure(wh: Warehouse, run_id: str) -> list[tuple[Any, ...]]:
     """``bt.reorg_exposure`` rows of a written run: every ``meta.reorgs`` row of the run's chain
     whose replaced range intersects the run's window, with the run's rows in that range; writes
@@ -280,7 +289,7 @@ def reorg_exposure(wh: Warehouse, run_id: str) -> list[tuple[Any, ...]]:
             "ORDER BY fork_block, detected_at",
             [chain, tb, fb]).fetchall()
     bt_tables = sorted(n for s, n in have if s == "bt" and n not in ("runs", "reorg_exposure"))
-    with_block = [n for n in bt_tables if con.execute(
+    with_block = [n for n in bt_tables if n not in WINDOW_FIGURES and con.execute(
         "SELECT count(*) FROM duckdb_columns() WHERE schema_name = 'bt' AND table_name = ? "
         "AND column_name IN ('run_id', 'block_number')", [n]).fetchall()[0][0] == 2]
     rows: list[tuple[Any, ...]] = []

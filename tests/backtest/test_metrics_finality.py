@@ -203,3 +203,33 @@ def test_oracle_updates_consumed_are_answers_a_key_reads_not_source_changes() ->
     s = run_inputs(sc, inp).summary["finality"]
     assert s["depth_blocks"] == 5
     assert (s["oracle_updates"], s["oracle_updates_not_final"]) == (1, 1)
+
+
+def test_reorg_exposure_bt_rows_are_rows_of_the_replaced_blocks_not_window_figures(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A reorg replaced 151..200, the window's last 50 blocks (where reorgs happen: the chain's
+    head). In it the run has one liquidation (block 160). Its bt.summaries and bt.oracle_lag_feeds
+    rows carry block_number 200 as the window's last block (figures over the whole window), which
+    a reorg anywhere in the window affects alike: bt_rows counted them as rows of the replaced
+    blocks (4 instead of 1) whenever the reorg reached the window's end."""
+    from backtest.metrics.finality import REORGS, reorg_exposure
+    from backtest.metrics.oracle_lag import FEEDS
+    from backtest.outputs import LIQUIDATIONS as BT_LIQ
+    from backtest.outputs import RUNS, SUMMARIES, write_run
+    from ingest.warehouse import REORGS as META_REORGS
+    from ingest.warehouse import Warehouse
+
+    with Warehouse(str(tmp_path / "w.duckdb")) as wh:
+        write_run(wh, "r1", {
+            RUNS: [_row(RUNS, run_id="r1", chain_id=1, from_block=100, to_block=200)],
+            BT_LIQ: [_row(BT_LIQ, run_id="r1", chain_id=1, block_number=160, log_index=3, observed=True,
+                          committed=True, user=U1, debt_repaid_value=700)],
+            SUMMARIES: [_row(SUMMARIES, run_id="r1", chain_id=1, block_number=200, metric="m", name=n)
+                        for n in ("a", "b")],
+            FEEDS: [_row(FEEDS, run_id="r1", chain_id=1, block_number=200, feed="0x" + "f1" * 20)]})
+        wh.ensure(META_REORGS)
+        wh.con.execute("INSERT INTO meta.reorgs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       list(_row(META_REORGS, chain_id=1, run_id="ingest-x", fork_block=150, depth=50,
+                                 old_tip_block=200, logs_removed=5)))
+        (row,) = reorg_exposure(wh, "r1")
+    r = dict(zip(REORGS.column_names(), row, strict=True))
+    assert (r["liquidations"], r["liquidated_value"], r["bt_rows"]) == (1, 700, 1)
