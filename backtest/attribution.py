@@ -22,8 +22,9 @@ cannot respond to a different oracle or timing.
   gives a positive number. If the scenario's oracle already is the reference, the two runs are
   the same run and the attributable bad debt is exactly 0.
 * :func:`finality_attribution` — **the cost of waiting for finality**: WITH: liquidations wait
-  ``k`` blocks (``finality.wait_blocks = k``, default the scenario's own); WITHOUT: ``wait_blocks
-  = 0``. It also fills ``bt.reorg_exposure`` for both runs (:func:`backtest.metrics.finality
+  ``k`` blocks (``finality.wait_blocks = k``; by default until finality: the scenario's
+  ``wait_blocks`` when it sets one, else its ``depth_blocks``, 64 unless set); WITHOUT:
+  ``wait_blocks = 0``. It also fills ``bt.reorg_exposure`` for both runs (:func:`backtest.metrics.finality
   .reorg_exposure`).
 
 Figures (from the ``bad_debt`` metric's summary, base currency units, Aave v3: USD 1e8):
@@ -199,10 +200,12 @@ def lag_attribution(scenario: Scenario | str | Path, db: str | Path | None = Non
 
 def finality_attribution(scenario: Scenario | str | Path, db: str | Path | None = None, *,
                          wait_blocks: int | None = None) -> Attribution:
-    """The extra bad debt of liquidations waiting ``wait_blocks`` (default the scenario's
-    ``finality.wait_blocks``) for finality, against not waiting (see the module docstring)."""
+    """The extra bad debt of liquidations waiting ``wait_blocks`` for finality, against not waiting
+    (see the module docstring). By default they wait until the block they decided on is final: the
+    scenario's ``finality.wait_blocks`` when set, else its ``finality.depth_blocks`` (a scenario
+    waiting 0 blocks would make both runs the same run and the cost exactly 0)."""
     sc = _load(scenario)
-    k = sc.finality.wait_blocks if wait_blocks is None else wait_blocks
+    k = (sc.finality.wait_blocks or sc.finality.depth_blocks) if wait_blocks is None else wait_blocks
     if not isinstance(k, int) or isinstance(k, bool) or k < 0:
         raise ValueError(f"wait_blocks must be an integer >= 0, got {k!r}")
     with_sc = _variant(sc, f"+wait:{k}", finality=dataclasses.replace(sc.finality, wait_blocks=k))

@@ -206,3 +206,22 @@ def test_variant_runs_do_not_pass_for_their_scenario_file(monkeypatch: pytest.Mo
     assert got == [f"{f} (variant {v}, backtest.attribution)"
                    for v in ("+lag:with", "+lag:without", "+wait:5", "+wait:0")], got
     assert _scenario_path(attribution._load(f)) == str(f)  # the file itself, as before
+
+
+def test_finality_wait_defaults_to_waiting_for_finality(built: Built) -> None:
+    """finality_attribution without wait_blocks took the scenario's finality.wait_blocks, 0 unless
+    set: the run 'with the wait' was the run without it, and the cost of waiting for finality read
+    exactly 0 in bt.attributions (wait_blocks=0|0), a plausible answer to a question not asked. The
+    default is now to wait for finality: the scenario's wait_blocks when set, else its depth_blocks
+    (64 here, the [finality] default)."""
+    text = scenario_text(built, mode="counterfactual", metrics=("bad_debt",))
+    sc = parse_scenario(text)
+    assert (sc.finality.depth_blocks, sc.finality.wait_blocks) == (64, 0)
+    a = finality_attribution(sc, built.db)
+    assert a.parameter == "wait_blocks=64|0"
+    assert a.with_cause.scenario.finality.wait_blocks == 64
+    assert a.without_cause.scenario.finality.wait_blocks == 0
+    assert a.with_cause.run_id != a.without_cause.run_id
+    # a scenario that sets its own wait keeps it
+    own = parse_scenario(text + "\n[finality]\nwait_blocks = 5\n")
+    assert finality_attribution(own, built.db).parameter == "wait_blocks=5|0"
