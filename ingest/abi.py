@@ -8,8 +8,11 @@ and the decoder, so they cannot disagree. Decoding is done in bulk:
   string and cast, with a strict validation query run first (exact data length, zero padding of
   addresses/uintN/bytesN, sign extension of intN, 0/1 booleans, and the 128-bit column fit). A
   failing row is reported with its block, log index, tx and field; nothing is written.
-* events with dynamic parameters (``int192[]``, ``bytes``, ``string``) are decoded per log with
-  ``eth_abi`` in strict mode, then fit-checked the same way.
+* events with dynamic parameters (``int192[]``, ``bytes``, ``string``) are decoded column at a
+  time (:mod:`ingest.bulk_decode`) or per log (:meth:`EventSpec.decode_fast`), accepting only the
+  canonical layout a contract emits (tails in order, nothing after them), then fit-checked the
+  same way. :meth:`EventSpec.decode_log` (``eth_abi`` strict, plus a check that the data is the
+  canonical re-encoding of what it decoded) is the reference they are tested against.
 
 Column types (see :mod:`ingest.schema` for the uint256 policy): ``address`` -> lower-case hex
 ``VARCHAR``; ``bool`` -> ``BOOLEAN``; ``uint8..64``/``int8..64`` -> the matching DuckDB integer;
@@ -271,8 +274,11 @@ class EventSpec:
         """Decode one log strictly into ``{column: python value}`` (the slow, general path).
 
         Integers come back as Python ints (exact); every value is checked against its column.
+        A non-canonical encoding (trailing bytes, a tail out of place), which ``eth_abi`` itself
+        would read, raises :class:`DecodeError`; an error names the parameter whose word is bad.
         """
         from eth_abi.abi import decode as abi_decode
+        from eth_abi.abi import encode as abi_encode
         from eth_abi.exceptions import DecodingError
 
         where: dict[str, Any] = dict(block_number=block_number, log_index=log_index,
@@ -305,14 +311,36 @@ class EventSpec:
                 raise DecodeError(f"invalid {p.type}: {e}", field=col, **where) from None
             out[col] = self._check(p, v, col, where)
         dp = self.data_params
-        try:
-            values = abi_decode([p.type for p in dp], raw, strict=True) if dp else ()
-        except (DecodingError, ValueError, OverflowError, UnicodeDecodeError) as e:
-            raise DecodeError(f"data does not decode as ({','.join(p.type for p in dp)}): {e}",
-                              field="data", **where) from None
+        types = [p.type for p in dp]
         if self.is_static and len(raw) != 32 * len(dp):
             raise DecodeError(f"data is {len(raw)} bytes, expected {32 * len(dp)}",
                               field="data", **where)
+        errors = (DecodingError, ValueError, OverflowError, UnicodeDecodeError)
+        try:
+            values = abi_decode(types, raw, strict=True) if dp else ()
+        except errors as e:
+            # eth_abi decodes the tuple at once: the first parameter whose prefix of the tuple
+            # does not decode is the bad one (offsets are from the start of the data)
+            col = "data"
+            for k in range(len(dp)):
+                try:
+                    abi_decode(types[:k + 1], raw, strict=True)
+                except errors:
+                    col = self.column_name(dp[k])
+                    break
+            raise DecodeError(f"data does not decode as ({','.join(types)}): {e}",
+                              field=col, **where) from None
+        if not self.is_static:
+            # eth_abi reads tails wherever the offsets point and ignores trailing bytes; the
+            # contract's encoder writes one layout only (tails in order, nothing after them)
+            canonical = abi_encode(types, values)
+            if canonical != raw:
+                moved = next((j for j in range(len(dp)) if raw[32 * j: 32 * j + 32]
+                              != canonical[32 * j: 32 * j + 32]), None)
+                col = "data" if moved is None else self.column_name(dp[moved])
+                raise DecodeError(f"data is not the canonical encoding of ({','.join(types)}) "
+                                  f"({len(raw)} bytes, the canonical one has {len(canonical)}; "
+                                  "a tail out of place or trailing bytes)", field=col, **where)
         for p, v in zip(dp, values, strict=True):
             col = self.column_name(p)
             out[col] = self._check(p, v, col, where)
