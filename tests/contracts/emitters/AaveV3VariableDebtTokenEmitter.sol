@@ -7,6 +7,7 @@ contract AaveV3VariableDebtTokenEmitter {
     event Mint(address indexed caller, address indexed onBehalfOf, uint256 value, uint256 balanceIncrease, uint256 index);
     event Burn(address indexed from, address indexed target, uint256 value, uint256 balanceIncrease, uint256 index);
     event Initialized(address indexed underlyingAsset, address indexed pool, address incentivesController, uint8 debtTokenDecimals, string debtTokenName, string debtTokenSymbol, bytes params);
+    event DiscountPercentUpdated(address indexed user, uint256 oldDiscountPercent, uint256 indexed newDiscountPercent);
     event Upgraded(address indexed implementation);
 
     function emitMint(address caller_, address onBehalfOf_, uint256 value_, uint256 balanceIncrease_, uint256 index_) external {
@@ -19,6 +20,10 @@ contract AaveV3VariableDebtTokenEmitter {
 
     function emitInitialized(address underlyingAsset_, address pool_, address incentivesController_, uint8 debtTokenDecimals_, string calldata debtTokenName_, string calldata debtTokenSymbol_, bytes calldata params_) external {
         emit Initialized(underlyingAsset_, pool_, incentivesController_, debtTokenDecimals_, debtTokenName_, debtTokenSymbol_, params_);
+    }
+
+    function emitDiscountPercentUpdated(address user_, uint256 oldDiscountPercent_, uint256 newDiscountPercent_) external {
+        emit DiscountPercentUpdated(user_, oldDiscountPercent_, newDiscountPercent_);
     }
 
     function emitUpgraded(address implementation_) external {
