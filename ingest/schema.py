@@ -7,9 +7,16 @@ generated from it, so the docs cannot drift from the warehouse.
 Column-name suffixes carry units: ``_ts`` unix seconds, ``_raw`` token base units, ``_wad``/``_ray``/
 ``_bps`` fixed point, ``_f64`` a derived float for analysis only (never a source of truth).
 
-uint256 policy: exact integers only. Values that provably fit 128 bits are ``UHUGEINT`` (signed:
-``HUGEINT``) and the decoder *raises* on a value that does not fit; other 256-bit values are kept
-as exact decimal ``VARCHAR`` (castable to ``BIGNUM`` for ``+``, ``-``, ``sum``).
+uint256 policy: exact integers only. Every event integer wider than 64 bits (uint72..uint256,
+int72..int256) is a ``UHUGEINT`` (signed: ``HUGEINT``) column, and the decoder *raises*
+:class:`~ingest.errors.ValueOutOfRange` (block, log index, field) on a value that does not fit
+128 bits; no event column holds such a value as text or as a float.
+
+Reading them back: ``fetchall()`` gives exact Python ints. DuckDB (2.0) hands ``UHUGEINT`` and
+``HUGEINT`` to Arrow and polars (``.pl()``, ``.to_arrow_table()``) as ``decimal128(38, 0)``, where
+a ``UHUGEINT`` of 2**127 or more comes out negative (2**128 - 1 reads -1); cast such a column to
+``VARCHAR`` (exact decimal text) or split it into 64-bit halves in SQL first, as
+``backtest.feed.fetch_columns`` does.
 """
 
 from __future__ import annotations
