@@ -8,7 +8,9 @@
 //   node scripts/compile_contracts.mjs --check   exit 1 if any artifact is missing or stale
 //                                                (source hashes only; no compiler is loaded)
 //
-// Each .sol file is its own compilation unit (imports are resolved relative to it). A unit is
+// Each .sol file is its own compilation unit (imports are resolved relative to it; an import of
+// `@aave/core-v3/...`, as in the vendored gho-core sources, from the pinned npm package under
+// node_modules, whose file hashes the artifact records like any other dependency). A unit is
 // compiled with the legacy pipeline first and, only if that fails with "stack too deep", again
 // with viaIR; the settings used are recorded in the artifact. Output is deterministic: sorted
 // keys, two-space indent, trailing newline, no metadata hash in the bytecode.
@@ -22,6 +24,11 @@ import { fileURLToPath } from "node:url";
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const CONTRACTS = path.join(ROOT, "tests", "contracts");
 const ARTIFACTS = path.join(CONTRACTS, "artifacts");
+const NPM_PACKAGES = ["@aave/core-v3/"]; // importable by name, from node_modules
+const NODE_MODULES = path.join(ROOT, "node_modules");
+// the file an import (a source unit name) names: a pinned npm package's, else the repository's
+const sourceFile = (unit) =>
+  NPM_PACKAGES.some((p) => unit.startsWith(p)) ? path.join(NODE_MODULES, unit) : path.resolve(ROOT, unit);
 const COMPILER = "solc-0.8.37";
 const BASE_SETTINGS = {
   evmVersion: "cancun",
@@ -82,7 +89,7 @@ function readArtifacts() {
 }
 
 function sourceHash(relPath) {
-  const abs = path.join(ROOT, relPath);
+  const abs = sourceFile(relPath);
   return fs.existsSync(abs) ? sha256(fs.readFileSync(abs)) : null;
 }
 
@@ -134,8 +141,9 @@ function compileUnit(solc, abs, viaIR) {
     },
   };
   const findImports = (p) => {
-    const target = path.resolve(ROOT, p);
-    if (!target.startsWith(CONTRACTS + path.sep)) return { error: `import outside tests/contracts: ${p}` };
+    const target = sourceFile(p);
+    const npm = NPM_PACKAGES.some((pkg) => target.startsWith(path.join(NODE_MODULES, pkg)));
+    if (!npm && !target.startsWith(CONTRACTS + path.sep)) return { error: `import outside tests/contracts: ${p}` };
     if (!fs.existsSync(target)) return { error: `file not found: ${p}` };
     return { contents: fs.readFileSync(target, "utf8") };
   };
