@@ -303,6 +303,10 @@ class Replay:
         self.start_updated_at: dict[str, int] = {}
         #: replaced feed -> (answer, unix second) in force at the window start (_initial_prices)
         self._start_answer: dict[str, tuple[int, int]] = {}
+        #: the shocked rounds (_shocked_rounds, computed once) and the shocked answer in force at
+        #: the window start of each feed whose initial round the shocks move (_initial_prices)
+        self._shocked: list[Round] | None = None
+        self._shocked_start: dict[str, int] = {}
         #: the oracle answers and reference prices in force at the window start, as price updates
         #: at log index -2 of the first block (_initial_prices; View.start_updates)
         self.start_updates: list[PriceUpdate] = []
@@ -363,6 +367,7 @@ class Replay:
         replaced: set[str] = set()
         if s.reference is not None and s.oracle.model != "protocol":
             replaced = set(s.reference.pairs)
+        self._shocked_rounds()  # the shocked answers in force at the start (_shocked_start)
         for pair, point in sorted(self.inputs.initial_refs.items()):
             self.pair_last[pair] = point.price
         feeds = sorted(set(self.feed_keys) | {c.feed for c in self.inputs.source_changes})
@@ -382,6 +387,11 @@ class Replay:
                         happened = (p.block_number, p.ts, p.ts)
                     elif r is not None:
                         self._start_answer[feed] = (r.answer, r.updated_at_ts)
+            shocked = self._shocked_start.get(feed)
+            # the round in force, moved by the shocks: an answer the chain never saw, held to the
+            # feed's bounds (outside them, the round as it was stays)
+            if shocked is not None and accepted(s.oracle, shocked, self.inputs.feed_rules.get(feed)):
+                answer = shocked
             if answer is not None:
                 self.feed_answer[feed] = answer
                 if feed in self._start_answer:
@@ -435,44 +445,60 @@ class Replay:
         return heapq.merge(*streams)
 
     def _shocked_rounds(self) -> Sequence[Round]:
-        """The window's rounds after the scenario's shocks (:func:`backtest.shocks.apply_shocks`),
-        keyed by feed: each feed's path is its answer in force at the window start (at the first
-        block's timestamp ``t0``, after that block's own rounds and the rounds before the window
-        that a delay holds back: all fold into the start) followed by its later rounds; a
-        shocked observation at ``ts`` takes effect at the start of the first block at or after
-        ``ts`` (dropped beyond the window), or at the block of the feed's round at ``ts`` where
-        there is one (a later block may share its timestamp). The shocked price in force at ``t0``
-        (a shock from ``t0`` or earlier, or a round of the first block) takes effect at the start
-        of the first block when it differs from the answer in force before the window; where the
-        shocks leave the price at ``t0`` alone, the rounds folded into it keep their own positions
-        instead (a round a delay holds back from before the window lands the delay after its own
-        block, not after the first block). A feed no shock moves keeps its rounds as they are
-        (their log indexes, rounds sharing a second). A constant price (Aave v2's WETH,
+        """The window's rounds after the scenario's shocks (:func:`backtest.shocks.apply_shocks`;
+        computed once). Each feed's path is the answer in force at the window start (the initial
+        round, at its own second ``ti``) followed by its later rounds at their blocks' seconds
+        (those before the window that an oracle delay holds back, then the window's; rounds of one
+        second fold into its last). After the shocks:
+
+        * a point at a round's second is that round: as it was, the round itself (block, log
+          index); moved, its answer at the round's block and log index (so a delay holds it back
+          from its own block, as the real round);
+        * the initial round's point, moved, is the answer in force at the start of the window
+          (:meth:`_initial_prices`; the delay does not apply: that round was usable before the
+          window), held to the feed's bounds like any shocked answer;
+        * any other point (a shift's or scale's instant, a Monte Carlo or stretched point) at
+          ``ts`` after the first block's second ``t0`` takes effect at the start of the first block
+          at or after ``ts`` (dropped beyond the window); the last one at or before ``t0`` at the
+          start of the first block (as published then, so a delay applies), unless a round point
+          follows it there (a round the delay holds back, a round of the first block: the later
+          answer); then, if it comes before every held-back round and ``delay_s`` before ``t0``, it
+          is the answer in force at the start (usable by then; under ``delay_blocks`` an
+          approximation, the block of an instant before the window being unknown), else dropped.
+
+        A feed no shock moves keeps its rounds as they are. A constant price (Aave v2's WETH,
         ``constant:<asset>``) is not a feed and is never shocked. A point a ``resample`` inserted
         that no later shock moved is not published (it repeats the answer in force). Without
         shocks: the rounds unchanged."""
         if not self.scenario.shocks:
             return self.inputs.rounds
+        if self._shocked is not None:
+            return self._shocked
         from .shocks import apply_shocks, parse_shock
 
         t0 = self.inputs.blocks.timestamp(self.inputs.from_block)
         paths: dict[str, list[tuple[int, int]]] = {}
-        #: (feed, second) -> the block of its (last) round then: a point at that second goes back to
-        #: it, not to an earlier block sharing the timestamp (Blocks allows repeated timestamps)
-        block_of: dict[tuple[str, int], int] = {}
+        #: (feed, second) -> its (last) round then: a point at that second is that round
+        round_at: dict[tuple[str, int], Round] = {}
+        #: feed -> the second of its initial round's point (the answer in force at the start)
+        initial_at: dict[str, int] = {}
         for f, r in self.inputs.initial_rounds.items():
             if not f.startswith("constant:"):
-                paths[f] = [(t0, r.answer)]
+                initial_at[f] = min(r.block_ts, t0)
+                paths[f] = [(initial_at[f], r.answer)]
         for r in self.inputs.rounds:
             if r.feed.startswith("constant:"):
                 continue
             pts = paths.setdefault(r.feed, [])
-            ts = max(r.block_ts, t0)  # a round before the window (behind a delay) folds into the start
-            block_of[(r.feed, ts)] = r.block_number
+            ts = r.block_ts
+            round_at[(r.feed, ts)] = r
             if pts and pts[-1][0] >= ts:
                 pts[-1] = (pts[-1][0], r.answer) if pts[-1][0] == ts else pts[-1]
                 continue
             pts.append((ts, r.answer))
+        for f, ti in list(initial_at.items()):  # a round of the initial's second supersedes it
+            if (f, ti) in round_at:
+                del initial_at[f]
         shocks = [parse_shock(sh, f"shock[{i}]") for i, sh in enumerate(self.scenario.shocks)]
         self._refuse_replaced_shocks(shocks, sorted(f for f, v in paths.items() if v))
         # a point a resample inserted and nothing moved is no answer of the feed: not published
@@ -484,27 +510,35 @@ class Replay:
                 rounds += [r for r in self.inputs.rounds if r.feed == f]
                 continue
             dec = self._feed_decimals(f)
-            # a point the shocks left as it was is the chain's round; any other the chain never saw
-            seen = set(paths[f])
-            start: int | None = None  # the shocked price in force at t0
-            for ts, price in out[f]:
-                if ts <= t0:
-                    start = price
-                    continue
-                b = block_of.get((f, ts))
-                if b is None:
+            initial = self.inputs.initial_rounds.get(f)
+            pending: Round | None = None  # the last other point at or before t0
+            held = False  # a round the delay holds back met: later points are not usable at t0
+            for i, (ts, price) in enumerate(out[f]):
+                rd = round_at.get((f, ts))
+                if rd is not None:
+                    if ts <= t0 and pending is not None:
+                        # superseded there; before any held-back round and older than delay_s, it
+                        # was usable at the start (an approximation when delay_blocks decides)
+                        if (not held and rd.block_number < self.inputs.from_block
+                                and pending.block_ts + self.scenario.oracle.delay_s <= t0):
+                            self._shocked_start[f] = pending.answer
+                        pending = None
+                    held = held or rd.block_number < self.inputs.from_block
+                    rounds.append(rd if rd.answer == price else Round(
+                        f, price, dec, rd.updated_at_ts, rd.block_number, rd.log_index, ts, True))
+                elif i == 0 and ts == initial_at.get(f):  # the answer in force at the start
+                    if initial is not None and price != initial.answer:
+                        self._shocked_start[f] = price
+                elif ts <= t0:
+                    pending = Round(f, price, dec, ts, self.inputs.from_block, -1, ts, True)
+                else:
                     b = self.inputs.blocks.first_at_or_after(ts)
-                if b is None or b > self.inputs.to_block:
-                    continue
-                rounds.append(Round(f, price, dec, ts, b, -1, ts, (ts, price) not in seen))
-            before = self.inputs.initial_rounds.get(f)
-            if start is not None and paths[f][0][0] <= t0 and start == paths[f][0][1]:
-                # the shocks leave the price at t0 alone: the rounds folded into it where they were
-                rounds += [r for r in self.inputs.rounds if r.feed == f and r.block_ts <= t0]
-            elif start is not None and (before is None or start != before.answer):
-                rounds.append(Round(f, start, dec, t0, self.inputs.from_block, -1, t0,
-                                    (t0, start) not in seen))
-        rounds.sort(key=lambda r: (r.block_number, r.updated_at_ts, r.feed))
+                    if b is not None and b <= self.inputs.to_block:
+                        rounds.append(Round(f, price, dec, ts, b, -1, ts, True))
+            if pending is not None:
+                rounds.append(pending)
+        rounds.sort(key=lambda r: (r.block_number, r.log_index, r.updated_at_ts, r.feed))
+        self._shocked = rounds
         return rounds
 
     def _refuse_replaced_shocks(self, shocks: Sequence[Any], feeds: Sequence[str]) -> None:

@@ -453,3 +453,33 @@ def test_a_resample_publishes_no_answer_of_its_own() -> None:
     assert [(b, a) for b, _, a, _ in seen[2]] == [
         (FROM + 2, 2_000 * 10**8), (FROM + 5, 2_050 * 10**8), (FROM + 6, 2_100 * 10**8),
         (FROM + 7, 2_150 * 10**8), (FROM + 8, 2_200 * 10**8)]
+
+
+@pytest.mark.parametrize("delay", ["delay_blocks = 3", "delay_s = 36"])
+def test_a_shock_before_the_window_moves_the_answer_in_force_at_once_under_a_delay(delay: str) -> None:
+    """An oracle delay holds back what is published late; the round in force at the window start
+    (FEED_C at 2,000, from block FROM - 50) was usable long before. A 50 % shift from before it
+    moves that answer: 1,000 from the first block. The shocked start was published as a new round
+    of the first block and delayed with the rest, so the first 3 blocks (36 s) ran at the
+    unshocked 2,000. The round of FROM - 1 the delay holds back (1,900) still lands the delay
+    after its own block, shocked: 950 at FROM + 2 (by hand). A shift from between the two (T0 - 300,
+    after the round in force, before the held-back one) publishes 1,000 then, usable by the start
+    (36 s later): in force at the start, then the held-back round, shocked, at FROM + 2."""
+    import dataclasses
+
+    from tests.backtest.markets import T0
+
+    book = market(8000, 10500, [(10**18, 100 * 10**6)])
+    base = inputs(book, [2_000 * 10**8], to_block=FROM + 10)
+    before = Round(FEED_C, 2_000 * 10**8, 8, T0 - 600, FROM - 50, 0, T0 - 600)
+    pending = Round(FEED_C, 1_900 * 10**8, 8, T0, FROM - 1, 0, T0)
+    shift = '\n[[shock]]\nkind = "shift"\npct = -0.5\nat_ts = {at}\nassets = ["{feed}"]\n'
+    for rounds, seen, at in (([], [], T0 - 10_000),
+                             ([pending], [(FROM + 2, 950 * 10**8, True, 950 * 10**8)], T0 - 10_000),
+                             ([pending], [(FROM + 2, 950 * 10**8, True, 950 * 10**8)], T0 - 300)):
+        shock = shift.format(at=at, feed=FEED_C)
+        inp = dataclasses.replace(base, rounds=rounds, initial_rounds={**base.initial_rounds, FEED_C: before})
+        rec, start = _Prices(), _Start()
+        Replay(scenario(to_block=FROM + 10, extra=f"{delay}\n" + shock), inp, "r", metrics=[rec, start]).run()
+        assert start.price == 1_000 * 10**8
+        assert rec.seen == seen
