@@ -183,7 +183,8 @@ class Scale:
 
 @dataclass(frozen=True, slots=True)
 class Shift:
-    """From ``at_ts`` on, add ``amount`` (signed, price units) or move by ``pct`` (a fraction,
+    """From ``at_ts`` on, add ``amount`` (signed, price units: with several paths, only with
+    ``assets``) or move by ``pct`` (a fraction,
     ``>= -1``: ``-0.3`` = 30 % lower); exactly one of the two. With ``ramp_s > 0`` the move grows
     linearly from 0 at ``at_ts`` to full at ``at_ts + ramp_s``. The price in force moves too: the
     full move holds from ``at_ts + ramp_s`` (a point there where the path has none)."""
@@ -644,6 +645,10 @@ def _apply_one(paths: dict[str, Path], s: Shock, rng: random.Random) -> None:
         for k in _targets(paths, s.assets, s.kind):
             paths[k] = _scale(paths[k], s)
     elif isinstance(s, Shift):
+        if s.amount and not s.assets and len(paths) > 1:
+            raise ShockError("shift.assets", (
+                f"an amount ({s.amount}) is in one feed's price units; without assets it would be "
+                f"added to every path ({sorted(paths)}): name the feed(s) it is for, or use pct"))
         for k in _targets(paths, s.assets, s.kind):
             paths[k] = _move(paths[k], s.at_ts, s.ramp_s, s.pct, s.amount)
     elif isinstance(s, Correlated):

@@ -377,3 +377,17 @@ def test_resampled_points_nothing_moved_can_be_left_out() -> None:
     ramp = apply_shocks(path, [grid, Shift(at_ts=T0 + 100, pct="0.1", ramp_s=200)], 0, keep_resampled=False)
     assert ramp["a"] == ((T0, 1_000), (T0 + 150, 1_025), (T0 + 200, 1_050), (T0 + 250, 1_075),
                          (T0 + 300, 1_100), (T0 + 1_000, 1_100))
+
+
+def test_an_amount_shift_on_every_feed_is_refused() -> None:
+    """``amount`` is in one feed's price units (USD 1e8 for ETH / USD); without ``assets`` it was
+    added to every path, so a -500 USD move meant for ETH took a dollar stablecoin to the floor
+    (1 unit) in silence. Refused where there is more than one path; named feeds, and a lone path,
+    still take it."""
+    paths = {"eth": ((T0, 2_000 * 10**8),), "usdc": ((T0, 10**8),)}
+    with pytest.raises(ShockError, match=r"shock\[0\].assets: .*amount.*eth.*usdc"):
+        apply_shocks(paths, [Shift(at_ts=T0, amount=-500 * 10**8)], 0)
+    out = apply_shocks(paths, [Shift(at_ts=T0, amount=-500 * 10**8, assets=("eth",))], 0)
+    assert out == {"eth": ((T0, 1_500 * 10**8),), "usdc": ((T0, 10**8),)}
+    assert apply_shocks({"eth": paths["eth"]}, [Shift(at_ts=T0, amount=-500 * 10**8)], 0) == {
+        "eth": ((T0, 1_500 * 10**8),)}
