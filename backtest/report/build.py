@@ -323,8 +323,13 @@ def _headline(d: _Data) -> list[tuple[str, str]]:
     if "oracle_lag" in d.summaries:
         out.append((f"hidden insolvency ({c}·h)", _fmt(f("oracle_lag", "hidden_insolvency_usd_h"))))
     if "finality" in d.summaries:
+        # in a historical run every observed liquidation acts on its own, not yet final, block: the
+        # volume alone read as a finality risk of its own (backtest.metrics.finality)
+        hist = d.run["mode"] == "historical"
+        n, of = _fmt(f("finality", "liquidations_not_final")), _fmt(f("finality", "liquidations"))
         out.append((f"liquidated on non-final state ({c})",
-                    d.amount(f("finality", "liquidated_not_final_usd"))))
+                    f"{d.amount(f('finality', 'liquidated_not_final_usd'))}: {n} of {of} liquidations"
+                    + (" (an on-chain liquidation acts on its own block)" if hist else "")))
     if "fidelity" in d.summaries:
         out.append(
             (

@@ -602,3 +602,24 @@ def test_provenance_says_whether_the_oracle_answers_were_shocked() -> None:
     assert text.startswith("2 ([[shock]]: shift, student_t; seed 0)"), text
     assert FEED_C in text
     con.close()
+
+
+def test_the_finality_headline_says_how_many_liquidations_it_counts() -> None:
+    """A historical run's 'liquidated on non-final state' is the whole observed volume (every
+    on-chain liquidation acts on its own, not yet final, block): the headline printed the amount
+    alone, which read as a finality risk of its own. It now says N of M liquidations, and in a
+    historical run why (the demo's summary already did)."""
+    from backtest.report.build import _headline
+
+    figures = {"liquidated_not_final_usd": 1234.5, "liquidations_not_final": 7, "liquidations": 7}
+    for mode in ("historical", "counterfactual"):
+        con = _summary_run("USD", 8, {})
+        con.execute("UPDATE bt.runs SET mode = ?, metrics = ['finality']", [mode])
+        for name, v in figures.items():
+            con.execute("INSERT INTO bt.summaries VALUES ('r1', 1, 100, 'finality', ?, ?, ?)",
+                        [name, json.dumps(v), v])
+        head = dict(_headline(_Data(con, "r1")))
+        cell = head["liquidated on non-final state (USD)"]
+        assert cell.startswith("1,234.50: 7 of 7 liquidations"), cell
+        assert ("acts on its own block" in cell) == (mode == "historical"), cell
+        con.close()
