@@ -25,7 +25,9 @@ from .generic_logic import (
     UserAccountData,
     calculate_user_account_data,
     get_user_account_data,
+    is_gho_debt,
     is_in_emode_category,
+    variable_debt_balance_of,
 )
 from .liquidation_logic import ExecuteLiquidationCallParams, execute_liquidation_call
 from .reserve_logic import (
@@ -115,7 +117,11 @@ class AaveV3Adapter(ProtocolAdapter[AaveV3State]):
         return sorted(state.users)
 
     def positions(self, state: AaveV3State, user: str, timestamp: int) -> tuple[Position, ...]:
+        """Each reserve's aToken and debt token balances at ``timestamp``; GHO's debt (v3.0.1-v3.3)
+        is its ``GhoVariableDebtToken.balanceOf``, discounted (raises
+        :class:`~.state.GhoDiscountUnknown` when the percent is unknown and matters)."""
         u = state.user(user)
+        tx = TxContext(state, timestamp, {})
         out = []
         for asset in sorted(u.reserves):
             reserve = state.reserves.get(asset)
@@ -124,8 +130,11 @@ class AaveV3Adapter(ProtocolAdapter[AaveV3State]):
             ur = u.reserves[asset]
             collateral = a_token_balance(ur.scaled_a_token_balance, get_normalized_income(reserve, timestamp),
                                          state.rules)
-            debt = variable_debt_balance(ur.scaled_variable_debt,
-                                         get_normalized_debt(reserve, timestamp, state.rules), state.rules)
+            index = get_normalized_debt(reserve, timestamp, state.rules)
+            if ur.scaled_variable_debt and is_gho_debt(tx, reserve):  # GhoVariableDebtToken.balanceOf
+                debt = variable_debt_balance_of(tx, reserve, ur, index, user)
+            else:
+                debt = variable_debt_balance(ur.scaled_variable_debt, index, state.rules)
             if state.rules.stable_debt:
                 debt += stable_debt_balance_of(ur, timestamp)
             enabled = is_using_as_collateral(u.configuration, reserve.id)

@@ -490,3 +490,21 @@ def test_v3_3_gho_deficit_is_reduced_by_the_interest_accumulated_beyond_the_amou
         assert o.bad_debt == {USDC: debt - actual - excess}
         ADAPTER.commit(state, o)
         assert USDC not in state.users[USER].reserves  # no debt, no percent, no interest left
+
+
+def test_positions_report_gho_debt_at_the_tokens_discounted_balance() -> None:
+    """``positions()`` gives the debt owed per asset (the engine's bad debt of an account left
+    without collateral, the liquidator model's cover); for GHO that is GhoVariableDebtToken's
+    ``balanceOf`` (what ``repay(max)`` pays and the pool burns), discounted by the user's stkAAVE
+    percent. Before, it was rayMul(scaled, index): the discount counted as debt."""
+    state = _market(0.9)
+    _with_gho_percent(state, USER, USDC, 3_000)
+    ur = state.users[USER].reserve(USDC)
+    index = _normalized_debt(state, TS + 12)
+    debt, discount = _gho_balance_of(ur.scaled_variable_debt, ur.variable_debt_previous_index, index, 3_000)
+    assert discount > 0
+    got = {p.asset: p.debt for p in ADAPTER.positions(state, USER, TS + 12)}
+    assert got[USDC] == debt
+    state.rules = V3_4  # a plain token from v3.4
+    plain = _ray_mul(ur.scaled_variable_debt, _normalized_debt(state, TS + 12))
+    assert {p.asset: p.debt for p in ADAPTER.positions(state, USER, TS + 12)}[USDC] == plain
