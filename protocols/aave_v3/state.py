@@ -148,8 +148,8 @@ V3_2 = RuleSet("3.2", emode_price_source=False, emode_bitmaps=True, stable_debt=
 #: aave-dao/aave-v3-origin v3.3.0 (5431379)
 V3_3 = replace(V3_2, version="3.3", deficit_accounting=True)
 #: v3.4.0 (d7a6412): v3.3's liquidation rules with custom errors, no self-liquidation, the
-#: balance-based borrowing flag and the new compounding formula (GHO, which v3.3 special-cases,
-#: is not modelled)
+#: balance-based borrowing flag and the new compounding formula; vGHO a plain token (no
+#: discount: ``gho_discount`` off) and no GHO special case in the pool
 V3_4 = replace(V3_3, version="3.4", custom_errors=True, forbid_self_liquidation=True,
                borrow_flag_from_balance=True, compounding_v34=True, gho_discount=False)
 #: v3.5.0 (6138e1f): v3.4 with the ``TokenMath`` rounding changes
