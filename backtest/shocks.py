@@ -286,6 +286,9 @@ def _mc_common(obj: StudentT | Bootstrap) -> None:
     if obj.to_ts <= obj.from_ts:
         raise ShockError(f"{k}.to_ts", f"{obj.to_ts} must be after from_ts {obj.from_ts}")
     _set(obj, "step_s", _int(k, "step_s", obj.step_s, minimum=1))
+    if obj.step_s > obj.to_ts - obj.from_ts:
+        raise ShockError(f"{k}.step_s", f"{obj.step_s} s is longer than the span from_ts..to_ts "
+                         f"({obj.to_ts - obj.from_ts} s): no step would be simulated")
     _set(obj, "assets", _assets(k, obj.assets, required=True))
 
 

@@ -391,3 +391,18 @@ def test_an_amount_shift_on_every_feed_is_refused() -> None:
     assert out == {"eth": ((T0, 1_500 * 10**8),), "usdc": ((T0, 10**8),)}
     assert apply_shocks({"eth": paths["eth"]}, [Shift(at_ts=T0, amount=-500 * 10**8)], 0) == {
         "eth": ((T0, 1_500 * 10**8),)}
+
+
+def test_a_monte_carlo_step_longer_than_its_span_is_refused() -> None:
+    """``step_s`` beyond ``to_ts - from_ts`` leaves the grid empty: no simulated point, the path's
+    observations in the span deleted and the later ones rescaled to undo its move (a flat path
+    where a Monte Carlo one was asked for), silently. Refused at step_s."""
+    path = {"a": ((T0, 100), (T0 + 30, 50), (T0 + 90, 60))}
+    with pytest.raises(ShockError) as e:
+        StudentT(from_ts=T0, to_ts=T0 + 59, step_s=60, assets=("a",), vol=0.5)
+    assert e.value.field == "student_t.step_s"
+    with pytest.raises(ShockError) as e:
+        Bootstrap(from_ts=T0, to_ts=T0 + 59, step_s=60, assets=("a",))
+    assert e.value.field == "bootstrap.step_s"
+    one = apply_shocks(path, [StudentT(from_ts=T0, to_ts=T0 + 60, step_s=60, assets=("a",), vol=0.0)], 0)
+    assert one["a"] == ((T0, 100), (T0 + 60, 100), (T0 + 90, 120))  # flat, one step; 60 * 100/50 after
