@@ -54,7 +54,7 @@ PRICE_PATH = register_table(Table(
         Column("price_f64", "DOUBLE", "derived: price in whole base currency per whole token "
                "(bt.runs.base_currency: USD for Aave v3, ETH for v2)", False),
     ),
-    "backtest.metrics.paths", ("run_id", "block_number", "log_index", "kind", "feed")))
+    "backtest.metrics.paths", ("run_id", "block_number", "log_index", "kind", "feed", "price_key")))
 
 HEALTH_SNAPSHOTS = register_table(Table(
     "bt", "health_snapshots", "Every account with debt at the start and at the end of a run's window, "
@@ -89,7 +89,7 @@ class Paths(Metric):
         self._prices: list[tuple[Any, ...]] = []
         self._health: list[tuple[Any, ...]] = []
         self._unit = 1
-        self._counts = {"oracle": 0, "reference": 0, "rejected": 0}
+        self._counts = {"oracle": 0, "reference": 0, "rejected": 0, "source_changes": 0}
 
     def on_run_start(self, view: View) -> None:
         self._unit = view.unit
@@ -98,7 +98,8 @@ class Paths(Metric):
         self._snapshot(view, "start")
 
     def on_price(self, view: View, update: PriceUpdate) -> None:
-        self._counts[update.kind] += 1
+        # a change of oracle source is a row (the keys now read that feed's answer), not an answer
+        self._counts["source_changes" if update.source_change else update.kind] += 1
         self._counts["rejected"] += not update.accepted
         self._price_row(view, update)
 
@@ -165,7 +166,8 @@ class Paths(Metric):
         start = [r for r in self._health if r[3] == "start"]
         end = [r for r in self._health if r[3] == "end"]
         return {"oracle_updates": self._counts["oracle"], "reference_updates": self._counts["reference"],
-                "rejected_updates": self._counts["rejected"], "accounts_with_debt_start": len(start),
+                "rejected_updates": self._counts["rejected"],
+                "source_changes": self._counts["source_changes"], "accounts_with_debt_start": len(start),
                 "accounts_with_debt_end": len(end),
                 # exact: an HF a few wei below 1 WAD is 1.0 as a float
                 "accounts_below_1_start": sum(1 for r in start if int(r[7]) < WAD),

@@ -107,3 +107,27 @@ def test_price_path_starts_with_the_prices_in_force_at_the_window_start() -> Non
     assert start == [
         ("oracle", FEED_WETH, 2_100 * 10**8, FIRST), ("oracle", FEED_USDC, 10**8, FIRST - 1),
         ("reference", "ETH/USD", 2_100 * 10**8, FIRST)]
+
+
+def test_a_change_of_oracle_source_is_a_row_not_an_oracle_update() -> None:
+    """WETH's source switches at block 1,010 (AssetSourceUpdated) to a feed whose last answer
+    equals the old one's; the WETH feed then publishes once (block 1,030). The switch is a row of
+    bt.price_path (from it the key reads the new feed) but no answer: the summary counted it in
+    oracle_updates (2 for 1), now in source_changes. Rows keyed by price key too (a pair or feed
+    backing two keys gave two rows with one key)."""
+    from backtest.metrics.paths import PRICE_PATH
+    from backtest.oracle import Round, SourceChange
+
+    from .metric_market import FIRST, T0, WETH
+
+    new = "0x" + "f3" * 20
+    inp = inputs(market(debt_usdc=5_000), [(FIRST + 30, 2_000)])
+    inp.initial_rounds = {**inp.initial_rounds,
+                          new: Round(new, 2_000 * 10**8, 8, T0 - 100, FIRST - 9, 0, T0 - 100)}
+    inp.source_changes = [SourceChange(FIRST + 10, 3, WETH, new)]
+    r = run_inputs(scenario(["paths"]), inp)
+    s = r.output.summary["paths"]
+    assert (s["oracle_updates"], s["source_changes"]) == (1, 1)
+    rows = [x for x in r.output.tables[PRICE_PATH] if x[3] != -2]
+    assert [(x[2], x[6]) for x in rows] == [(FIRST + 10, new), (FIRST + 30, inp.rounds[0].feed)]
+    assert "price_key" in PRICE_PATH.sort_key
