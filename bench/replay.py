@@ -49,7 +49,7 @@ from backtest.synthetic import SyntheticConfig, generate, market  # noqa: E402
 
 CACHE = ROOT / "bench" / ".cache"
 #: bump when the generator's output changes, so stale cached files are not reused
-GEN_TAG = "g5"
+GEN_TAG = "g6"
 QUICK = dict(borrowers=5_000, suppliers=250, actions=200_000, days=36)
 
 
