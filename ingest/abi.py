@@ -141,7 +141,12 @@ class EventSpec:
         names = [snake_case(p.name) for p in params]
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate parameter names in {decl!r}")
-        return cls(name, tuple(params), decl)
+        spec = cls(name, tuple(params), decl)
+        cols = [spec.column_name(p) for p in params]
+        same = sorted({c for c in cols if cols.count(c) > 1})
+        if same:  # e.g. `source` (a lineage column, so arg_source) beside `argSource`
+            raise ValueError(f"parameters of {decl!r} map to the same column ({', '.join(same)})")
+        return spec
 
     @cached_property
     def signature(self) -> str:

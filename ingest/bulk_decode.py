@@ -137,8 +137,10 @@ def _word_values(e: str, q: list[pa.Array], wide: bool = True) -> tuple[pa.Array
 
 def column_sql(name: str, sql_type: str, parts: tuple[pa.Array, ...]
                ) -> tuple[dict[str, pa.Array], str]:
-    """The Arrow columns and the SQL expression that give column ``name`` from a decoded
-    value (one array) or the (high, low) 64-bit halves of a 128-bit integer."""
+    """The Arrow columns (``d_<name>``, ``d_<name>__hi``/``__lo``) and the SQL expression that
+    give a column of ``sql_type`` from a decoded value (one array) or the (high, low) 64-bit
+    halves of a 128-bit integer. ``name`` must keep those Arrow names apart from every other
+    column's (the caller passes the column's position, not its name)."""
     if len(parts) == 1:
         return {f"d_{name}": parts[0]}, f'CAST("d_{name}" AS {sql_type})'
     hi, lo = f'"d_{name}__hi"', f'"d_{name}__lo"'

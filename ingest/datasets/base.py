@@ -562,8 +562,10 @@ def _insert_bulk(con: duckdb.DuckDBPyConnection, et: EventTable, rel: str, chain
         return False
     arrays = {n: tbl.column(n) for n in _LINEAGE.split(", ")}
     sel = []
-    for c, parts in zip(spec.columns(), decoded, strict=True):
-        arrs, expr = bulk_decode.column_sql(c.name, c.type, parts)
+    for i, (c, parts) in enumerate(zip(spec.columns(), decoded, strict=True)):
+        # Arrow columns named by position: a name built from the column's (d_<name>__hi) could be
+        # another parameter's column (a parameter named `amount__hi`)
+        arrs, expr = bulk_decode.column_sql(str(i), c.type, parts)
         arrays.update(arrs)
         sel.append(expr)
     del tbl
@@ -599,11 +601,11 @@ def _insert_dynamic(con: duckdb.DuckDBPyConnection, et: EventTable, rel: str, ch
     names = ["block_number", "block_hash", "tx_hash", "tx_index", "log_index", "address", "role",
              "source"]
     arrays = {n: pa.array([r[i] for r in rows]) for i, n in enumerate(names)}
-    for j, c in enumerate(cols):
-        arrays["d_" + c.name] = _exact_array([d[j] for d in decoded_rows])
+    for j in range(len(cols)):
+        arrays[f"d_{j}"] = _exact_array([d[j] for d in decoded_rows])
     con.register("_stage_dyn", pa.table(arrays))
     try:
-        sel = "".join(f'CAST("d_{c.name}" AS {c.type}), ' for c in cols)
+        sel = "".join(f'CAST("d_{j}" AS {c.type}), ' for j, c in enumerate(cols))
         con.execute(
             f"INSERT INTO {et.table.fqn} SELECT ?, block_number, block_hash, tx_hash, tx_index, "
             f"log_index, address, role, source, {sel}? FROM _stage_dyn", [chain_id, run_id])
