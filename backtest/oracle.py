@@ -11,7 +11,7 @@ aggregator's min/max answer) and, optionally, an off-chain reference path
 * ``republish``: a Chainlink-style feed re-published from the reference path with the
   scenario's ``deviation_bps`` and ``heartbeat_s`` — or, where the scenario leaves one out, each
   feed's own as the deployments declared it (:class:`FeedRules`, ``raw.oracle_feeds``): a new
-  answer whenever the reference moves at least ``deviation_bps`` from the last published answer,
+  answer whenever the reference moves more than ``deviation_bps`` from the last published answer,
   or ``heartbeat_s`` after it (checked at each reference point, as OCR nodes check at each
   observation); the last published answer at the window start is the reference price in force
   then (the feed's starting answer), at its instant. "Published" is accepted: an answer outside
@@ -222,7 +222,8 @@ def _from_reference(spec: OracleModelSpec, feed: str, dec: int, points: Iterable
     for p in points:
         answer = reference_answer(p.price, dec)
         if spec.model == "republish":
-            if last is not None and abs(answer - last) * 10_000 < dev * abs(last) and p.ts - last_ts < hb:
+            # OCR's trigger is strictly beyond the threshold (libocr deviates: |new - old| > |old| x t)
+            if last is not None and abs(answer - last) * 10_000 <= dev * abs(last) and p.ts - last_ts < hb:
                 continue
             # the nodes compare with the answer on chain: a rejected one never lands there, so it
             # moves neither the deviation base nor the heartbeat (OCR2 does not report it, OCR1's

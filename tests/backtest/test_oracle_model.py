@@ -34,7 +34,7 @@ def test_republish_with_deviation_and_heartbeat_gives_the_exact_rounds() -> None
     t=0 100.00 first point → published; t=12 100.50 (0.50 % off 100.00, 12 s) → no;
     t=24 101.01 (1.01 %) → yes; t=36 101.50 (0.485 % off 101.01, 12 s) → no;
     t=84 101.60 (0.58 %, but 60 s since t=24: heartbeat) → yes;
-    t=96 100.58 (|100.58 − 101.60| = 1.02 ≥ 1 % × 101.60 = 1.016) → yes;
+    t=96 100.58 (|100.58 − 101.60| = 1.02 > 1 % × 101.60 = 1.016) → yes;
     t=108 99.58 (0.994 % off 100.58, 12 s) → no."""
     refs = [_ref(t, p) for t, p in ((0, "100.00"), (12, "100.50"), (24, "101.01"), (36, "101.50"),
                                     (84, "101.60"), (96, "100.58"), (108, "99.58"))]
@@ -483,3 +483,16 @@ def test_a_shock_before_the_window_moves_the_answer_in_force_at_once_under_a_del
         Replay(scenario(to_block=FROM + 10, extra=f"{delay}\n" + shock), inp, "r", metrics=[rec, start]).run()
         assert start.price == 1_000 * 10**8
         assert rec.seen == seen
+
+
+def test_republish_publishes_only_beyond_the_deviation_threshold_not_at_it() -> None:
+    """Chainlink OCR's trigger is strictly above the threshold (libocr ``deviates``:
+    ``|new - old| * 1e9 > |old| * thresholdPPB``). 1 % / 60 s from $100.00: $101.00 (t=12) is exactly
+    1 % off and stays unpublished (it was published); $101.01 (t=24) is beyond and is; $102.0201
+    (t=36) is exactly 1 % off $101.01 (1.0101) and is not; $102.0202 (t=48) is beyond and is."""
+    refs = [_ref(t, p) for t, p in ((0, "100.00"), (12, "101.00"), (24, "101.01"), (36, "102.0201"),
+                                    (48, "102.0202"))]
+    spec = OracleModelSpec(model="republish", deviation_bps=100, heartbeat_s=60)
+    pubs = publications(spec, [], refs, {FEED: "ETH/USD"}, {FEED: 8}, BLOCKS, 40)
+    assert [(p.answer, p.updated_at_ts) for p in pubs] == [
+        (100_00000000, 0), (101_01000000, 24), (102_02020000, 48)]
