@@ -177,6 +177,12 @@ def run(scenario: Scenario | str | Path, db: str | Path | None = None, *, run_id
         rid = run_id or derive_run_id(sc, inputs.data_sources, version, inputs.feed_rules)
         out = _replay(sc, inputs, rid, naive, version, progress)
         write_run(wh, rid, out.tables)
+        if "finality" in sc.metrics.names:
+            from .metrics.finality import reorg_exposure
+
+            # the reorgs of meta.reorgs that touched the window, with the run's rows there: derived
+            # from the written rows, in a transaction of its own
+            reorg_exposure(wh, rid)
     return RunResult(rid, sc, out.summary, out, db=path)
 
 

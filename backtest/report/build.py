@@ -921,8 +921,9 @@ def _finality(d: _Data) -> Section:
 
 def _reorgs_not_computed(d: _Data, s: Section, why: str) -> None:
     """What meta.reorgs says of the window when bt.reorg_exposure has no row of the run: the table
-    is written for the runs of a finality attribution only (and by reorg_exposure after a run), so
-    rows of other runs make it exist without saying anything of this one."""
+    is written after every run with the finality metric (``backtest.run``) and for the runs of a
+    finality attribution, so rows of other runs make it exist without saying anything of this one
+    (a run without the metric, or written before it was)."""
     r = d.run
     touching = d.con.execute(
         "SELECT fork_block, old_tip_block, depth, run_id, logs_removed FROM meta.reorgs "
@@ -933,8 +934,8 @@ def _reorgs_not_computed(d: _Data, s: Section, why: str) -> None:
         if d.has("meta.reorgs"):
             s.blocks.append(Para("No reorg recorded in meta.reorgs touches the window.", "note"))
         else:
-            s.blocks.append(Para(f"Reorg exposure was not computed for this run ({why}: "
-                                 "backtest.metrics.finality.reorg_exposure writes it after a run).", "note"))
+            s.blocks.append(Para(f"Reorg exposure was not computed for this run ({why}: a run with the "
+                                 "finality metric writes it).", "note"))
         return
     s.blocks.append(Para(
         f"Reorg exposure was not computed for this run ({why}: backtest.metrics.finality.reorg_exposure "

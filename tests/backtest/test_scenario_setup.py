@@ -382,3 +382,30 @@ def test_a_relative_warehouse_is_read_from_the_scenario_files_folder(tmp_path: P
     assert parse_scenario(text.format("w.duckdb")).warehouse == "w.duckdb"
     # the hash leaves the warehouse out, so both spellings are one run
     assert load_scenario(ci / "s.toml").sha256() == parse_scenario(text.format("other.duckdb")).sha256()
+
+
+def test_a_run_with_the_finality_metric_records_the_reorgs_that_touched_its_window(synthetic: Path,
+                                                                                     tmp_path: Path) -> None:
+    """meta.reorgs holds a reorg that replaced blocks inside the window (as ingest records one) and
+    one outside it. `deficit run` with the finality metric wrote no bt.reorg_exposure row (only a
+    finality attribution did), so the issue's "reorgs in meta.reorgs and what they touched" was
+    missing from every plain run and its report said "not computed". Now the run records the one
+    that touched its window, with its depth and the detecting ingest run."""
+    import datetime as dt
+
+    from ingest.warehouse import REORGS
+
+    db = _copy(synthetic, tmp_path)
+    with Warehouse(db) as wh:
+        wh.ensure(REORGS)
+        for fork, tip in ((FB + 100, FB + 103), (TB + 10, TB + 12)):
+            wh.con.execute(f"INSERT INTO meta.reorgs ({', '.join(c.name for c in REORGS.columns)}) VALUES "
+                           f"({', '.join('?' * len(REORGS.columns))})",
+                           [CFG.chain_id, dt.datetime(2026, 1, 1, tzinfo=dt.UTC), "ingest-x", fork,
+                            tip - fork, tip, ["0x" + "aa" * 32] * (tip - fork),
+                            ["0x" + "bb" * 32] * (tip - fork), 0])
+    r = run(_scenario(tmp_path, '[metrics]\nnames = ["finality", "liquidations"]\n'), db=db)
+    with Warehouse(db, read_only=True) as wh:
+        rows = wh.con.execute("SELECT block_number, depth, detected_by_run FROM bt.reorg_exposure "
+                              "WHERE run_id = ?", [r.run_id]).fetchall()
+    assert rows == [(FB + 100, 3, "ingest-x")]
