@@ -457,7 +457,9 @@ class Replay:
         * the initial round's point, moved, is the answer in force at the start of the window
           (:meth:`_initial_prices`; the delay does not apply: that round was usable before the
           window), held to the feed's bounds like any shocked answer;
-        * any other point (a shift's or scale's instant, a Monte Carlo or stretched point) at
+        * any other point (a shift's or scale's instant, a Monte Carlo or stretched point, the
+          point added at ``t0`` for what the shocks make of the price in force then, if they move
+          it) at
           ``ts`` after the first block's second ``t0`` takes effect at the start of the first block
           at or after ``ts`` (dropped beyond the window); the last one at or before ``t0`` at the
           start of the first block (as published then, so a delay applies), unless a round point
@@ -499,11 +501,20 @@ class Replay:
         for f, ti in list(initial_at.items()):  # a round of the initial's second supersedes it
             if (f, ti) in round_at:
                 del initial_at[f]
+        # a point carrying the price in force at the window's first second, for what the shocks
+        # make of it then (a ramp under way); dropped unless they move it (apply_shocks: carried)
+        marked = {f: list(pts) for f, pts in paths.items()}
+        marks: dict[str, set[int]] = {}
+        for f, pts in marked.items():
+            before = [p for p in pts if p[0] <= t0]
+            if before and before[-1][0] < t0:
+                pts.insert(len(before), (t0, before[-1][1]))
+                marks[f] = {t0}
         shocks = [parse_shock(sh, f"shock[{i}]") for i, sh in enumerate(self.scenario.shocks)]
         self._refuse_replaced_shocks(shocks, sorted(f for f, v in paths.items() if v))
         # a point a resample inserted and nothing moved is no answer of the feed: not published
-        out = apply_shocks({f: tuple(v) for f, v in paths.items() if v}, shocks, self.scenario.seed,
-                           keep_resampled=False)
+        out = apply_shocks({f: tuple(v) for f, v in marked.items() if v}, shocks, self.scenario.seed,
+                           keep_resampled=False, carried=marks)
         rounds: list[Round] = []
         for f in sorted(out):
             if out[f] == tuple(paths[f]):  # no shock moved it: its rounds where they were

@@ -66,7 +66,7 @@ from __future__ import annotations
 import hashlib
 import math
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, fields
 from fractions import Fraction
 from typing import ClassVar, TypeAlias
@@ -670,18 +670,21 @@ def _apply_one(paths: dict[str, Path], s: Shock, rng: random.Random) -> None:
 
 
 def apply_shocks(paths: Paths, shocks: Sequence[Shock], seed: int, *,
-                 keep_resampled: bool = True) -> dict[str, Path]:
+                 keep_resampled: bool = True,
+                 carried: Mapping[str, Collection[int]] | None = None) -> dict[str, Path]:
     """Apply ``shocks`` in order to ``paths`` (validated: sorted, positive prices) and return the
     new paths (a new dict; the input is not modified). ``seed`` seeds every stochastic shock
     through :func:`shock_rng`. ``keep_resampled=False``: drop the points a ``resample`` inserted
     that no later shock moved off the price before them (they change nothing in the step function;
-    a replay would publish each as an oracle round: a fresh ``updatedAt`` on no new price)."""
+    a replay would publish each as an oracle round: a fresh ``updatedAt`` on no new price), and
+    likewise the points of ``paths`` that ``carried`` names (key -> timestamps: points the caller
+    added carrying the price before them, to see what the shocks make of it then)."""
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ShockError("seed", f"expected an integer, got {seed!r}")
     _check_paths(paths)
     out = {k: tuple(paths[k]) for k in sorted(paths)}
     #: per path, the timestamps of the points a resample inserted (followed through stretches)
-    carried: dict[str, set[int]] = {k: set() for k in out}
+    carried_at: dict[str, set[int]] = {k: set((carried or {}).get(k, ())) for k in out}
     for i, s in enumerate(shocks):
         if not isinstance(s, Scale | Shift | Stretch | Correlated | Resample | StudentT | Bootstrap):
             raise ShockError(f"shocks[{i}]", f"not a shock: {s!r}")
@@ -693,13 +696,13 @@ def apply_shocks(paths: Paths, shocks: Sequence[Shock], seed: int, *,
             raise ShockError(f"shock[{i}].{rest}", str(e).split(": ", 1)[-1]) from None
         if isinstance(s, Resample):
             for k in _targets(out, s.assets, s.kind):
-                carried[k] |= {t for t, _ in out[k]} - {t for t, _ in before[k]}
+                carried_at[k] |= {t for t, _ in out[k]} - {t for t, _ in before[k]}
         elif isinstance(s, Stretch):
             for k in _targets(out, s.assets, s.kind):
-                carried[k] = {s.anchor_ts + round((t - s.anchor_ts) * s.factor) for t in carried[k]}
+                carried_at[k] = {s.anchor_ts + round((t - s.anchor_ts) * s.factor) for t in carried_at[k]}
         elif isinstance(s, StudentT | Bootstrap):  # the simulated points replace them
             for k in s.assets:
-                carried[k] = {t for t in carried[k] if not s.from_ts < t <= s.to_ts}
+                carried_at[k] = {t for t in carried_at[k] if not s.from_ts < t <= s.to_ts}
         for key in sorted(out):
             high = [o for o in out[key] if o[1] > MAX_PRICE]
             if high:
@@ -707,7 +710,7 @@ def apply_shocks(paths: Paths, shocks: Sequence[Shock], seed: int, *,
                     f"the {s.kind} shock takes the price of {key!r} at ts {high[0][0]} to {high[0][1]}, "
                     f"above any feed answer (int256 max {MAX_PRICE})"))
     if not keep_resampled:
-        for k, marks in carried.items():
+        for k, marks in carried_at.items():
             kept: list[Observation] = []
             for t, p in out[k]:
                 if not (t in marks and kept and p == kept[-1][1]):

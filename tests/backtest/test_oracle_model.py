@@ -496,3 +496,22 @@ def test_republish_publishes_only_beyond_the_deviation_threshold_not_at_it() -> 
     pubs = publications(spec, [], refs, {FEED: "ETH/USD"}, {FEED: 8}, BLOCKS, 40)
     assert [(p.answer, p.updated_at_ts) for p in pubs] == [
         (100_00000000, 0), (101_01000000, 24), (102_02020000, 48)]
+
+
+def test_a_ramp_across_the_window_start_moves_the_answer_in_force_by_its_share_then() -> None:
+    """A 50 % fall ramped over 1,200 s from T0 - 588 is half done at the window's first second
+    (T0 + 12): 2,000 * (1 - 0.5 * 600 / 1,200) = 1,500 from the first block (by hand), with no
+    round of the feed in between to carry it (the ramp ends after the window)."""
+    import dataclasses
+
+    from tests.backtest.markets import T0
+
+    book = market(8000, 10500, [(10**18, 100 * 10**6)])
+    base = inputs(book, [2_000 * 10**8], to_block=FROM + 10)
+    before = Round(FEED_C, 2_000 * 10**8, 8, T0 - 600, FROM - 50, 0, T0 - 600)
+    inp = dataclasses.replace(base, rounds=[], initial_rounds={**base.initial_rounds, FEED_C: before})
+    shock = (f'\n[[shock]]\nkind = "shift"\npct = -0.5\nat_ts = {T0 - 588}\nramp_s = 1200\n'
+             f'assets = ["{FEED_C}"]\n')
+    rec = _Prices()
+    Replay(scenario(to_block=FROM + 10, extra=shock), inp, "r", metrics=[rec]).run()
+    assert rec.seen == [(FROM, 1_500 * 10**8, True, 1_500 * 10**8)]

@@ -406,3 +406,16 @@ def test_a_monte_carlo_step_longer_than_its_span_is_refused() -> None:
     assert e.value.field == "bootstrap.step_s"
     one = apply_shocks(path, [StudentT(from_ts=T0, to_ts=T0 + 60, step_s=60, assets=("a",), vol=0.0)], 0)
     assert one["a"] == ((T0, 100), (T0 + 60, 100), (T0 + 90, 120))  # flat, one step; 60 * 100/50 after
+
+
+def test_points_a_caller_carries_are_dropped_unless_a_shock_moves_them() -> None:
+    """``carried`` names points the caller added (a replay: the price in force at the window's
+    first second); with ``keep_resampled=False`` they go unless the shocks moved them off the
+    price before them (by hand: a 50 % fall ramped over 1,200 s from T0 is half done at T0 + 600)."""
+    path = {"a": ((T0 - 100, 2_000), (T0 + 600, 2_000), (T0 + 5_000, 2_000))}
+    ramp = Shift(at_ts=T0, pct="-0.5", ramp_s=1_200)
+    out = apply_shocks(path, [ramp], 0, keep_resampled=False, carried={"a": {T0 + 600}})
+    assert out["a"] == ((T0 - 100, 2_000), (T0 + 600, 1_500), (T0 + 1_200, 1_000), (T0 + 5_000, 1_000))
+    late = Shift(at_ts=T0 + 1_000, pct="-0.5")
+    out = apply_shocks(path, [late], 0, keep_resampled=False, carried={"a": {T0 + 600}})
+    assert out["a"] == ((T0 - 100, 2_000), (T0 + 1_000, 1_000), (T0 + 5_000, 1_000))
