@@ -39,8 +39,9 @@ does (v3.0.1-v3.2 ``_calculateDebt`` and bad debt; v3.3's health factor, reserve
 debt), burns it as the token does (``tokens.burn_gho_debt``) and takes v3.3's GHO deficit less
 the interest accumulated beyond the amount liquidated. Ported from gho-core 51be447 source;
 ``balanceOf``, the burn and the event rebuild are proven against that token's real bytecode on
-anvil (``tests/protocols/test_aave_v3_gho_token.py``), the pool's use of them against hand-worked
-vectors (``tests/protocols/test_aave_v3_events.py`` / ``test_aave_v3.py``). After a
+anvil (``tests/protocols/test_aave_v3_gho_token.py``), v3.0.2 liquidations of GHO debt against
+the real Pool running it (``test_aave_v3_gho_pool.py``), v3.3's GHO cases and the accumulated
+interest's pool side against hand-worked vectors (``test_aave_v3.py``, ``test_aave_v3_events.py``). After a
 simulated burn the token refreshes the percent from the user's stkAAVE balance, which is not
 rebuilt: a later read of that user's GHO debt with interest accrued raises
 :class:`GhoDiscountUnknown`.
