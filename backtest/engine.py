@@ -512,6 +512,7 @@ class Replay:
                 marks[f] = {t0}
         shocks = [parse_shock(sh, f"shock[{i}]") for i, sh in enumerate(self.scenario.shocks)]
         self._refuse_replaced_shocks(shocks, sorted(f for f, v in paths.items() if v))
+        self._refuse_idle_shocks(shocks, t0, self.inputs.blocks.timestamp(self.inputs.to_block))
         # a point a resample inserted and nothing moved is no answer of the feed: not published
         out = apply_shocks({f: tuple(v) for f, v in marked.items() if v}, shocks, self.scenario.seed,
                            keep_resampled=False, carried=marks)
@@ -551,6 +552,32 @@ class Replay:
         rounds.sort(key=lambda r: (r.block_number, r.log_index, r.updated_at_ts, r.feed))
         self._shocked = rounds
         return rounds
+
+    @staticmethod
+    def _refuse_idle_shocks(shocks: Sequence[Any], t0: int, t_end: int) -> None:
+        """A shock whose instants all fall after the window's last block (``t_end``; an ``at_ts``
+        in milliseconds, the wrong day), or a scale ending before its first block (``t0``),
+        changes nothing in the run: the stressed run would come out as the baseline. A
+        ShockError at the instant's field."""
+        from .shocks import Bootstrap, Correlated, Scale, Shift, ShockError, StudentT
+
+        for i, sh in enumerate(shocks):
+            first: tuple[str, int] | None = None  # the field and the shock's first effect
+            if isinstance(sh, Shift | Correlated):
+                first = ("at_ts", sh.at_ts)
+            elif isinstance(sh, Scale) and sh.from_ts is not None:
+                first = ("from_ts", sh.from_ts)
+            elif isinstance(sh, StudentT | Bootstrap):
+                first = ("from_ts", sh.from_ts + sh.step_s)  # its first simulated point
+            if first is not None and first[1] > t_end:
+                raise ShockError(f"shock[{i}].{first[0]}", (
+                    f"{getattr(sh, first[0])} puts its first effect after the window's last block "
+                    f"(unix second {t_end}): the {sh.kind} shock would change nothing in the run "
+                    "(unix seconds, not milliseconds)"))
+            if isinstance(sh, Scale) and sh.to_ts is not None and sh.to_ts < t0:
+                raise ShockError(f"shock[{i}].to_ts", (
+                    f"{sh.to_ts} is before the window's first block (unix second {t0}): the scale "
+                    "ends before the window and would change nothing in the run"))
 
     def _refuse_replaced_shocks(self, shocks: Sequence[Any], feeds: Sequence[str]) -> None:
         """Shocks move the feeds' rounds; oracle models ``reference`` and ``republish`` drop the

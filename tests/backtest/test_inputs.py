@@ -205,8 +205,9 @@ def test_a_round_in_the_first_block_is_kept_under_an_unrelated_shock() -> None:
 
     first = [Round(FEED_C, 800 * 10**8, 8, T0 + 12, FROM, 0, T0 + 12)]
     assert _idle_shocked("", first) == 400 * 10**8
-    far = f'\n[[shock]]\nkind = "shift"\npct = -0.1\nat_ts = {T0 + 10**6}\nassets = ["{FEED_D}"]\n'
-    assert _idle_shocked(far, first) == 400 * 10**8
+    # the debt feed 10 % lower from block FROM + 1: $800 of collateral against $1,080
+    other = f'\n[[shock]]\nkind = "shift"\npct = -0.1\nat_ts = {T0 + 24}\nassets = ["{FEED_D}"]\n'
+    assert _idle_shocked(other, first) == 280 * 10**8
 
 
 def test_a_constant_price_is_not_shocked() -> None:
@@ -724,3 +725,26 @@ def test_a_shock_that_does_not_fit_the_paths_is_named_among_shocks_of_its_kind()
                        inputs(market(8000, 10500, [(10**18, 1_200 * 10**6)]), [2_000 * 10**8] * 10))
         assert e.value.field == field, str(e.value)
         assert f"no price path for '{other}'" in str(e.value) and "by their proxy address" in str(e.value)
+
+
+@pytest.mark.parametrize(("shock", "field"), [
+    ('kind = "shift"\npct = -0.3\nat_ts = AFTER', "shock[0].at_ts"),  # e.g. milliseconds
+    ('kind = "correlated"\npct = -0.3\nat_ts = AFTER\n[shock.betas]\n"FEED" = 1', "shock[0].at_ts"),
+    ('kind = "scale"\nfactor = 0.5\nfrom_ts = AFTER', "shock[0].from_ts"),
+    ('kind = "scale"\nfactor = 0.5\nto_ts = BEFORE', "shock[0].to_ts"),
+    ('kind = "student_t"\nfrom_ts = AFTER\nto_ts = LATER\nstep_s = 60\nvol = 0.8\nassets = ["FEED"]',
+     "shock[0].from_ts"),
+])
+def test_a_shock_that_cannot_reach_the_window_is_refused(shock: str, field: str) -> None:
+    """A shock whose instants all fall after the window's last block (an at_ts in milliseconds,
+    the wrong day) or a scale that ends before its first block changes nothing in the run: the
+    stressed run came out as the baseline, without a word. Refused at the instant's field."""
+    from tests.backtest.markets import FEED_C, T0
+
+    ms = (T0 + 60) * 1000
+    text = "\n[[shock]]\n" + shock.replace("AFTER", str(ms)).replace("LATER", str(ms + 3600)).replace(
+        "BEFORE", str(T0 - 1)).replace("FEED", FEED_C) + "\n"
+    with pytest.raises(ScenarioError) as e:
+        _idle_shocked(text)
+    assert e.value.field == field, str(e.value)
+    assert "window" in str(e.value)

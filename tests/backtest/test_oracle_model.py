@@ -237,7 +237,7 @@ def test_a_round_just_before_the_window_takes_effect_after_the_delay(shocked: bo
     before = Round(FEED_C, 2_000 * 10**8, 8, T0 - 600, FROM - 50, 0, T0 - 600)
     pending = Round(FEED_C, 1_900 * 10**8, 8, T0, FROM - 1, 0, T0)
     inp = dataclasses.replace(inp, rounds=[pending], initial_rounds={**inp.initial_rounds, FEED_C: before})
-    shock = (f'\n[[shock]]\nkind = "shift"\npct = 0.1\nat_ts = {T0 + 10**6}\nassets = ["{FEED_D}"]\n'
+    shock = (f'\n[[shock]]\nkind = "shift"\npct = 0.1\nat_ts = {T0 + 60}\nassets = ["{FEED_D}"]\n'
              if shocked else "")
     rec = _Prices()
     Replay(scenario(to_block=FROM + 10, extra="delay_blocks = 3\n" + shock), inp, "r", metrics=[rec]).run()
@@ -260,7 +260,7 @@ def test_a_shock_elsewhere_does_not_move_a_round_to_an_earlier_block_of_the_same
     rnd = Round(FEED_C, 1_500 * 10**8, 8, ts, FROM + 3, 0, ts)
     inp = dataclasses.replace(inputs(market(8000, 10500, [(10**18, 100 * 10**6)]), [2_000 * 10**8],
                                      to_block=FROM + 10), blocks=blocks, rounds=[rnd])
-    shock = f'\n[[shock]]\nkind = "shift"\npct = 0.1\nat_ts = {T0 + 10**6}\nassets = ["{FEED_D}"]\n'
+    shock = f'\n[[shock]]\nkind = "shift"\npct = 0.1\nat_ts = {T0 + 60}\nassets = ["{FEED_D}"]\n'
     rec = _Prices()
     Replay(scenario(to_block=FROM + 10, extra=shock), inp, "r", metrics=[rec]).run()
     assert [(b, a) for b, a, _, _ in rec.seen] == [(FROM + 3, 1_500 * 10**8)]
@@ -325,7 +325,7 @@ def test_a_shock_on_another_feed_leaves_a_feeds_answers_where_they_were(delay: i
         rounds.insert(0, Round(FEED_C, 1_900 * 10**8, 8, T0, FROM - 1, 0, T0))
     inp = dataclasses.replace(base, rounds=rounds, initial_rounds={
         **base.initial_rounds, FEED_C: Round(FEED_C, 2_000 * 10**8, 8, T0 - 600, FROM - 50, 0, T0 - 600)})
-    shock = f'\n[[shock]]\nkind = "shift"\npct = 0.1\nat_ts = {T0 + 10**6}\nassets = ["{FEED_D}"]\n'
+    shock = f'\n[[shock]]\nkind = "shift"\npct = 0.1\nat_ts = {T0 + 60}\nassets = ["{FEED_D}"]\n'
     seen = []
     for extra in ("", shock):
         rec = _Positions()
