@@ -553,13 +553,15 @@ class Replay:
         self._shocked = rounds
         return rounds
 
-    @staticmethod
-    def _refuse_idle_shocks(shocks: Sequence[Any], t0: int, t_end: int) -> None:
+    def _refuse_idle_shocks(self, shocks: Sequence[Any], t0: int, t_end: int) -> None:
         """A shock whose instants all fall after the window's last block (``t_end``; an ``at_ts``
-        in milliseconds, the wrong day), or a scale ending before its first block (``t0``),
-        changes nothing in the run: the stressed run would come out as the baseline. A
-        ShockError at the instant's field."""
+        in milliseconds, the wrong day), or, without an oracle delay (which brings rounds from
+        before the window into it), a scale ending before its first block (``t0``), changes
+        nothing in the run: the stressed run would come out as the baseline. A ShockError at the
+        instant's field."""
         from .shocks import Bootstrap, Correlated, Scale, Shift, ShockError, StudentT
+
+        delayed = bool(self.scenario.oracle.delay_blocks or self.scenario.oracle.delay_s)
 
         for i, sh in enumerate(shocks):
             first: tuple[str, int] | None = None  # the field and the shock's first effect
@@ -574,7 +576,7 @@ class Replay:
                     f"{getattr(sh, first[0])} puts its first effect after the window's last block "
                     f"(unix second {t_end}): the {sh.kind} shock would change nothing in the run "
                     "(unix seconds, not milliseconds)"))
-            if isinstance(sh, Scale) and sh.to_ts is not None and sh.to_ts < t0:
+            if isinstance(sh, Scale) and sh.to_ts is not None and sh.to_ts < t0 and not delayed:
                 raise ShockError(f"shock[{i}].to_ts", (
                     f"{sh.to_ts} is before the window's first block (unix second {t0}): the scale "
                     "ends before the window and would change nothing in the run"))

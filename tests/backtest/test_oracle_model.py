@@ -515,3 +515,30 @@ def test_a_ramp_across_the_window_start_moves_the_answer_in_force_by_its_share_t
     rec = _Prices()
     Replay(scenario(to_block=FROM + 10, extra=shock), inp, "r", metrics=[rec]).run()
     assert rec.seen == [(FROM, 1_500 * 10**8, True, 1_500 * 10**8)]
+
+
+def test_a_scale_ending_before_the_window_reaches_it_through_the_delay() -> None:
+    """A scale that ends before the window's first block changes nothing there and is refused,
+    unless an oracle delay holds back a round it covers: FEED_C's round of FROM - 1 (1,900, at T0)
+    lands at FROM + 2 under delay_blocks = 3, halved (950, by hand); the scale's end (T0 + 6, the
+    unscaled 1,900 again, published in the first block at or after it, FROM) lands at FROM + 3."""
+    import dataclasses
+
+    from backtest.errors import ScenarioError
+    from backtest.scenario import shock_error
+    from backtest.shocks import ShockError
+    from tests.backtest.markets import T0
+
+    book = market(8000, 10500, [(10**18, 100 * 10**6)])
+    base = inputs(book, [2_000 * 10**8], to_block=FROM + 10)
+    before = Round(FEED_C, 2_000 * 10**8, 8, T0 - 600, FROM - 50, 0, T0 - 600)
+    pending = Round(FEED_C, 1_900 * 10**8, 8, T0, FROM - 1, 0, T0)
+    inp = dataclasses.replace(base, rounds=[pending], initial_rounds={**base.initial_rounds, FEED_C: before})
+    shock = f'\n[[shock]]\nkind = "scale"\nfactor = 0.5\nfrom_ts = {T0 - 10}\nto_ts = {T0 + 5}\n'
+    rec = _Prices()
+    Replay(scenario(to_block=FROM + 10, extra="delay_blocks = 3\n" + shock), inp, "r", metrics=[rec]).run()
+    assert [(b, a) for b, a, _, _ in rec.seen] == [(FROM + 2, 950 * 10**8), (FROM + 3, 1_900 * 10**8)]
+    sc = scenario(to_block=FROM + 10, extra=shock)
+    with pytest.raises(ShockError) as e:
+        Replay(sc, dataclasses.replace(inp, rounds=[]), "r", metrics=[]).run()
+    assert isinstance(shock_error(sc, e.value), ScenarioError) and e.value.field == "shock[0].to_ts"
