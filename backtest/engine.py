@@ -557,13 +557,14 @@ class Replay:
         """A shock whose instants all fall after the window's last block (``t_end``; an ``at_ts``
         in milliseconds, the wrong day), or, without an oracle delay (which brings rounds from
         before the window into it), a scale ending before its first block (``t0``), changes
-        nothing in the run: the stressed run would come out as the baseline. A ShockError at the
-        instant's field."""
-        from .shocks import Bootstrap, Correlated, Scale, Shift, ShockError, StudentT
+        nothing in the run (unless a later stretch moves it): the stressed run would come out as
+        the baseline. A ShockError at the instant's field."""
+        from .shocks import Bootstrap, Correlated, Scale, Shift, ShockError, Stretch, StudentT
 
         delayed = bool(self.scenario.oracle.delay_blocks or self.scenario.oracle.delay_s)
-
         for i, sh in enumerate(shocks):
+            if any(isinstance(later, Stretch) for later in shocks[i + 1:]):
+                continue  # a later stretch may move its effect into the window
             first: tuple[str, int] | None = None  # the field and the shock's first effect
             if isinstance(sh, Shift | Correlated):
                 first = ("at_ts", sh.at_ts)
