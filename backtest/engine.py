@@ -512,10 +512,10 @@ class Replay:
                 marks[f] = {t0}
         shocks = [parse_shock(sh, f"shock[{i}]") for i, sh in enumerate(self.scenario.shocks)]
         self._refuse_replaced_shocks(shocks, sorted(f for f, v in paths.items() if v))
-        self._refuse_idle_shocks(shocks, t0, self.inputs.blocks.timestamp(self.inputs.to_block))
         # a point a resample inserted and nothing moved is no answer of the feed: not published
         out = apply_shocks({f: tuple(v) for f, v in marked.items() if v}, shocks, self.scenario.seed,
                            keep_resampled=False, carried=marks)
+        self._refuse_idle_shocks(shocks, t0, self.inputs.blocks.timestamp(self.inputs.to_block))
         rounds: list[Round] = []
         for f in sorted(out):
             if out[f] == tuple(paths[f]):  # no shock moved it: its rounds where they were
