@@ -54,7 +54,8 @@ simulating ``eliminateReserveDeficit`` (only its ``DeficitCovered`` event is app
 virtual underlying balance beyond ``a_token_underlying_balance``; siloed borrowing, caps and
 borrow-side validation (no borrow simulation); the fallback oracle (a missing or non-positive
 price raises :class:`~protocols.errors.MissingPrice`); incentives controllers; the underlying
-ERC-20 transfers; token-proxy ``Upgraded`` logs (token rounding follows the pool's rule set).
+ERC-20 transfers; token-proxy ``Upgraded`` logs other than a GhoVariableDebtToken's (token rounding
+follows the pool's rule set; vGHO's launch implementation burns a full repayment by parts).
 v3.0.1 (:data:`V3_0_1`, Ethereum's launch rules) differs from v3.0.2 only in the automatic
 collateral checks; v3.0.0 (1.16.x: nominal ``BalanceTransfer`` amounts, no transfer interest
 ``Mint``, the collateral flag and protocol-fee cap of a liquidation) is not modelled. Deployment

@@ -86,7 +86,9 @@ class AaveV3Adapter(ProtocolAdapter[AaveV3State]):
             implementations = known.implementations if known is not None else {}
         return AaveV3State(rules=rules, pool=pool,
                            implementations={a.lower(): r for a, r in implementations.items()},
-                           discount_debt_tokens=set(known.discount_debt_tokens if known is not None else ()))
+                           discount_debt_tokens=set(known.discount_debt_tokens if known is not None else ()),
+                           gho_impls_without_full_repayment=(known.gho_impls_without_full_repayment
+                                                             if known is not None else frozenset()))
 
     def apply(self, state: AaveV3State, event: ProtocolEvent) -> None:
         """Apply one event (a pool ``Upgraded`` switches ``state.rules``, see :mod:`.events`)."""

@@ -144,6 +144,7 @@ EVENTS: tuple[EventSpec, ...] = (
     EventSpec("variable_debt_token", _SCALED_MINT),
     EventSpec("variable_debt_token", _SCALED_BURN),
     EventSpec("variable_debt_token", _DISCOUNT_PERCENT_UPDATED),
+    EventSpec("variable_debt_token", _POOL["Upgraded"]),  # the proxy (ingest.catalog.PROXY)
     EventSpec("stable_debt_token", _STABLE_MINT),
     EventSpec("stable_debt_token", _STABLE_BURN),
 )
@@ -247,9 +248,14 @@ def _clear_borrowing_if_repaid(state: AaveV3State, user_address: str, reserve: R
         state.inexact_debt_closures.clear()  # each marks the burn of the call closing it
         if inexact and not state.rules.borrow_flag_from_balance:
             return
+    dusty = False
+    if e is not None and state.gho_dusty_debt_closures:
+        dusty = (e.ref.tx_hash, user_address, reserve.asset) in state.gho_dusty_debt_closures
+        state.gho_dusty_debt_closures.clear()
+        dusty = dusty and not state.rules.borrow_flag_from_balance
     u = state.user(user_address)
     ur = u.reserve(reserve.asset)
-    repaid = ur.scaled_variable_debt == 0 and ur.stable_debt_principal == 0
+    repaid = dusty or (ur.scaled_variable_debt == 0 and ur.stable_debt_principal == 0)
     if repaid and is_borrowing(u.configuration, reserve.id):
         _put_user(state, user_address, UserState(set_borrowing(u.configuration, reserve.id, False),
                                                  u.emode_category, u.reserves))
@@ -555,12 +561,13 @@ def _debt_discount_scaled(state: AaveV3State, e: ProtocolEvent, reserve: Reserve
     debt ``s``; GHO then takes ``discount = percentMul(raw, discount percent)`` off it, emits
     ``balance_increase = raw - discount`` and burns ``discount.rayDiv(index)`` scaled tokens
     (half up: gho-core e41d7ee, 2023-01-19, before GHO's launch; 00e67fe floored) besides the
-    amount — or, from b2db754 ("full repayment", the token of the v3.0.2
-    pool; an earlier token's full repayment is not told apart), the whole scaled balance when
-    the amount burned is the whole discounted debt. The event gives the discount itself: ``raw -
-    balance_increase``; it must be ``percentMul(raw, percent)`` at the user's rebuilt percent
-    (the old one of a ``DiscountPercentUpdated`` of the same action, logged just before), when
-    known. An event announcing more than ``raw``, or less from a token the state
+    amount — or, from b2db754 ("full repayment"), the whole scaled balance when the amount
+    burned is the whole discounted debt (an earlier implementation, Ethereum's launch one, named
+    by the deployment data and installed by the token proxy's ``Upgraded``, burns by parts even
+    then, and may leave scaled dust whose borrowing flag the pool clears). The event gives the
+    discount itself: ``raw - balance_increase``; it must be ``percentMul(raw, percent)`` at the
+    user's rebuilt percent (the old one of a ``DiscountPercentUpdated`` of the same action,
+    logged just before), when known. An event announcing more than ``raw``, or less from a token the state
     does not name a ``GhoVariableDebtToken`` (``discount_debt_tokens``, from the deployment
     data) or under v3.4+ rules (vGHO became a plain token), means the rebuilt balance is not
     the token's, and raises."""
@@ -612,6 +619,15 @@ def _gho_interest(state: AaveV3State, e: ProtocolEvent, reserve: ReserveData, ad
     if acc >= 2**128:
         raise _fail(e, f"{address}'s accumulated GHO interest {acc} overflows the token's uint128")
     _put_user(state, address, u.with_reserve(reserve.asset, replace(ur, gho_accrued_interest=acc)))
+
+
+def _debt_token_upgraded(state: AaveV3State, e: ProtocolEvent) -> None:
+    """A variable debt token proxy's ``Upgraded(implementation)``: kept for a GhoVariableDebtToken
+    (whether it burns the whole debt at full repayment, :meth:`AaveV3State.gho_burns_whole_debt`);
+    Aave's own tokens' rounding follows the pool's rule set."""
+    token = e.address.lower()
+    if token in state.discount_debt_tokens:
+        state.gho_impls[token] = _addr(e, "implementation")
 
 
 def _discount_percent_updated(state: AaveV3State, e: ProtocolEvent) -> None:
@@ -672,12 +688,18 @@ def _scaled_burn(state: AaveV3State, e: ProtocolEvent) -> None:
     discount, debt = _debt_discount_scaled(state, e, r, address, increase, index)
     scaled = state.user(address).reserve(r.asset).scaled_variable_debt
     # GHO (gho-core b2db754) burns the whole scaled balance when the amount is the whole
-    # (discounted) debt; for Aave's own token rayDiv(rayMul(s, index), index) == s anyway
-    delta = -scaled if amount == debt else -ray_div_half_up(amount, index) - discount
+    # (discounted) debt; for Aave's own token rayDiv(rayMul(s, index), index) == s anyway; a
+    # GHO token from before b2db754 burns rayDiv(amount) + rayDiv(discount) even then
+    whole = amount == debt and (not _is_gho(state, r) or state.gho_burns_whole_debt(r.variable_debt_token))
+    delta = -scaled if whole else -ray_div_half_up(amount, index) - discount
     if delta == -scaled and amount != debt:
         # rounding burned the whole scaled debt for less than the debt: v3.0-v3.3 keep the
         # borrowing flag (the Repay / LiquidationCall that follows reads this)
         state.inexact_debt_closures.add((e.ref.tx_hash, address, r.asset))
+    if amount == debt and delta != -scaled:
+        # the whole debt paid back, scaled dust left (pre-b2db754 GHO): v3.0-v3.3 compare
+        # amounts and clear the borrowing flag
+        state.gho_dusty_debt_closures.add((e.ref.tx_hash, address, r.asset))
     _change_scaled(state, e, r, address, delta, index)
     _gho_interest(state, e, state.reserves[r.asset], address, accrued=increase)
 
@@ -789,6 +811,7 @@ _HANDLERS: dict[tuple[str, str], Handler] = {
     ("variable_debt_token", _SCALED_MINT): _scaled_mint,
     ("variable_debt_token", _SCALED_BURN): _scaled_burn,
     ("variable_debt_token", _DISCOUNT_PERCENT_UPDATED): _discount_percent_updated,
+    ("variable_debt_token", _POOL["Upgraded"]): _debt_token_upgraded,
     ("stable_debt_token", _STABLE_MINT): _stable_mint,
     ("stable_debt_token", _STABLE_BURN): _stable_burn,
 }

@@ -44,7 +44,9 @@ Ethereum Core market data (:data:`ETHEREUM_CORE`), provenance:
 
 * GHO's variable debt token ``0x786dBff3f1292ae8F92ea68Cf93c30b34B1ed04B`` (``ASSETS.GHO.V_TOKEN``
   in the same ``AaveV3Ethereum.ts``): a gho-core ``GhoVariableDebtToken`` (stkAAVE discount)
-  until v3.4.
+  until v3.4; its launch implementation ``0x3FEaB6F8510C73E05b8C0Fdf96Df012E3A144319``
+  predates gho-core b2db754's full repayment (bgd-labs/aave-proposals
+  ``AaveV3_Ethereum_VGHOImprovement_20230826`` replaced it).
 
 Not sourced, so left out: any v3.0.2 implementation before ``0x5FAab9E1`` (the address book has
 no ``POOL_IMPL`` before March 2024) — a replay from the pool's creation that meets such an
@@ -106,6 +108,9 @@ class AaveV3Deployment:
     implementations: Mapping[str, RuleSet] = field(default_factory=dict)
     #: variable debt tokens (lower case) that are gho-core ``GhoVariableDebtToken``s
     discount_debt_tokens: frozenset[str] = frozenset()
+    #: implementations (lower case) of those tokens from before gho-core b2db754, whose burn of
+    #: the whole debt burns ``rayDiv(amount) + rayDiv(discount)``, not the whole scaled balance
+    gho_impls_without_full_repayment: frozenset[str] = frozenset()
 
 
 def _impls(pairs: Iterable[tuple[str, RuleSet]]) -> Mapping[str, RuleSet]:
@@ -128,6 +133,12 @@ ETHEREUM_CORE = AaveV3Deployment(
     # GHO's variable debt token (bgd-labs/aave-address-book AaveV3Ethereum ASSETS.GHO.V_TOKEN;
     # underlying GHO 0x40D16FC0246aD3160Ccc09B8D0D3A2cD28aE6C2f)
     discount_debt_tokens=frozenset({"0x786dbff3f1292ae8f92ea68cf93c30b34b1ed04b"}),
+    # vGHO's launch implementation (revision 1): bgd-labs/aave-proposals
+    # diffs/preAaveV3_Ethereum_VGHOImprovement_20230826_postAaveV3_Ethereum_VGHOImprovement_20230826.md
+    # (variableDebtTokenImpl 0x3FEaB6F8... -> 0x7aa606b1..., the "vGHO improvement" of gho-core
+    # b2db754's full repayment; then 0x20Cb2f30... by AaveV3Ethereum_GhoIncidentReport_20231113,
+    # gho-core 51be447; v3.4's plain token after that)
+    gho_impls_without_full_repayment=frozenset({"0x3feab6f8510c73e05b8c0fdf96df012e3a144319"}),
 )
 
 #: deployment data by pool proxy address (lower case)
@@ -140,7 +151,8 @@ def with_implementations(deployment: AaveV3Deployment,
     merged = dict(deployment.implementations)
     merged.update({a.lower(): r for a, r in extra.items()})
     return AaveV3Deployment(deployment.name, deployment.pool, deployment.rule_schedule,
-                            MappingProxyType(merged), deployment.discount_debt_tokens)
+                            MappingProxyType(merged), deployment.discount_debt_tokens,
+                            deployment.gho_impls_without_full_repayment)
 
 
 def implementation_rules(implementations: Mapping[str, RuleSet], upgrade: Upgrade) -> RuleSet:

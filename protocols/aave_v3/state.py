@@ -330,11 +330,27 @@ class AaveV3State:
     #: amount was less than the debt (``rayDiv`` rounding): under v3.0-v3.3 the ``Repay`` /
     #: ``LiquidationCall`` of that transaction keeps the borrowing flag (see ``events``)
     inexact_debt_closures: set[tuple[str, str, str]] = field(default_factory=set, repr=False, compare=False)
+    #: implementations (lower case) of GhoVariableDebtTokens from before gho-core b2db754 (no
+    #: whole-balance burn at full repayment), from the deployment data
+    gho_impls_without_full_repayment: frozenset[str] = frozenset()
+    #: GhoVariableDebtToken -> its implementation, from the token proxy's ``Upgraded`` (unknown:
+    #: a token with b2db754's full repayment, as every one since September 2023)
+    gho_impls: dict[str, str] = field(default_factory=dict)
+    #: (tx hash, user, asset) of a pre-b2db754 GHO ``Burn`` of the whole debt that left scaled
+    #: dust: the pool (v3.0-v3.3) compares amounts and clears the borrowing flag anyway
+    gho_dusty_debt_closures: set[tuple[str, str, str]] = field(default_factory=set, repr=False,
+                                                                compare=False)
     #: user -> (tx hash, old percent) of a GHO ``DiscountPercentUpdated`` whose ``Mint``/``Burn``
     #: (which follows it in the same transaction, its discount taken at the old percent) is not
     #: applied yet (see ``events``)
     discount_percent_before: dict[str, tuple[str, int]] = field(default_factory=dict, repr=False,
                                                                 compare=False)
+
+    def gho_burns_whole_debt(self, token: str) -> bool:
+        """Whether GhoVariableDebtToken ``token`` burns the whole scaled balance when the amount is
+        its ``balanceOf`` (gho-core b2db754 on), not ``rayDiv(amount) + rayDiv(discount)``."""
+        impl = self.gho_impls.get(token.lower())
+        return impl is None or impl not in self.gho_impls_without_full_repayment
 
     def add_reserve(self, reserve: ReserveData) -> None:
         """List a reserve (as ``PoolConfigurator.initReserves`` does) under its ``id``."""

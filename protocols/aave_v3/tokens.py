@@ -84,15 +84,17 @@ def burn_scaled(tx: TxContext, asset: str, role: str, user: str, target: str, am
 def burn_gho_debt(tx: TxContext, asset: str, user: str, amount: int, index: int,
                   balance_before: int) -> str | None:
     """GHO's ``GhoVariableDebtToken.burn`` → ``_burnScaled(user, address(0), amount, index)``
-    (gho-core 51be447; the full-repayment case from b2db754, the token upgraded in before any
-    pool liquidation of GHO could read it differently): '25' if ``rayDiv(amount, index)`` is 0;
+    (gho-core 51be447; the full-repayment case from b2db754, 397336c before): '25' if
+    ``rayDiv(amount, index)`` is 0;
     ``_accrueDebtOnAction`` takes ``discount = percentMul(raw, discountPercent)`` off the interest
     ``raw = rayMul(s, index) - rayMul(s, previousIndex)`` (when both are non-zero) and burns
     ``rayDiv(discount, index)`` besides ``rayDiv(amount, index)``, or the whole scaled balance
     when ``amount`` is ``balance_before`` (its ``balanceOf`` before the burn, which the caller
-    computed); a panic if that exceeds the balance. The discounted interest is added to the
-    user's ``gho_accrued_interest`` (``accumulatedDebtInterest``). Emits ``Transfer`` + ``Burn`` (or ``Mint``
-    when the discounted interest exceeds ``amount``) with the discounted ``balanceIncrease``.
+    computed) and the token has b2db754's full repayment (Ethereum's launch implementation has
+    not, ``AaveV3State.gho_burns_whole_debt``); a panic if that exceeds the balance. The
+    discounted interest is added to the user's ``gho_accrued_interest``
+    (``accumulatedDebtInterest``). Emits ``Transfer`` + ``Burn`` (or ``Mint`` when the discounted
+    interest exceeds ``amount``) with the discounted ``balanceIncrease``.
     The token then refreshes the discount percent from the user's stkAAVE balance, which is not
     rebuilt: the percent becomes unknown (None), unless no debt is left. No
     ``DiscountPercentUpdated`` is emitted (its new value is unknown)."""
@@ -115,7 +117,8 @@ def burn_gho_debt(tx: TxContext, asset: str, user: str, amount: int, index: int,
         discount = percent_mul_half_up(increase, percent)
         discount_scaled = ray_div_half_up(discount, index)
         increase -= discount
-    burned_scaled = scaled if amount == balance_before else amount_scaled + discount_scaled
+    whole = amount == balance_before and tx.state.gho_burns_whole_debt(reserve.variable_debt_token)
+    burned_scaled = scaled if whole else amount_scaled + discount_scaled
     if burned_scaled > scaled:
         return E.PANIC_ARITHMETIC
     left = scaled - burned_scaled

@@ -51,7 +51,8 @@ NOT_IN_CATALOG = {("a_token", "Initialized(address,address,address,address,uint8
 def test_applied_events_are_declared_for_ingest() -> None:
     roles = {"pool": catalog.AAVE_V3_POOL + catalog.PROXY, "pool_configurator": catalog.AAVE_V3_CONFIGURATOR,
              "a_token": catalog.AAVE_V3_SCALED_TOKEN + catalog.AAVE_V3_ATOKEN,
-             "variable_debt_token": catalog.AAVE_V3_SCALED_TOKEN + catalog.AAVE_V3_GHO_VARIABLE_DEBT_TOKEN,
+             "variable_debt_token": catalog.AAVE_V3_SCALED_TOKEN + catalog.AAVE_V3_GHO_VARIABLE_DEBT_TOKEN
+             + catalog.PROXY,
              "stable_debt_token": catalog.AAVE_V3_STABLE_DEBT_TOKEN}
     declared = {(role, CatalogSpec.parse(d).signature) for role, decls in roles.items() for d in decls}
     assert APPLIED - NOT_IN_CATALOG <= declared, sorted(APPLIED - NOT_IN_CATALOG - declared)
@@ -631,3 +632,100 @@ def test_gho_accumulated_interest_is_rebuilt_from_the_events() -> None:
         "collateral_asset": A["02"], "debt_asset": A["02"], "user": user, "debt_to_cover": increase,
         "liquidated_collateral_amount": 0, "liquidator": A["08"], "receive_a_token": True}, address=A["01"]))
     assert state.users[user].reserve(asset).gho_accrued_interest == 0
+
+
+def test_ghos_launch_token_burns_the_whole_debt_by_parts_and_the_pool_clears_the_flag() -> None:
+    """Ethereum's vGHO launched on implementation 0x3FEaB6F8... (bgd-labs/aave-proposals
+    VGHOImprovement_20230826 replaced it), whose ``_burnScaled`` (gho-core 397336c, before
+    b2db754's full repayment) burns ``rayDiv(amount) + rayDiv(discount)`` even when the amount
+    is the whole ``balanceOf``: that can leave one scaled unit, while the v3.0 pool, comparing
+    amounts, clears the borrowing flag. Before, the rebuild burned the whole scaled balance
+    for every token (the GHO debt of such a user vanished from the rebuilt state). The token
+    proxy's ``Upgraded`` tells the implementations apart. Hand-worked vector (found by a search
+    over random positions with the arithmetic below, written out from the Solidity): a 30 %
+    discount, repaid in full; by parts burns s - 1. The burn of the simulation: see
+    test_gho_launch_token_burn_in_a_simulation."""
+    launch = "0x3feab6f8510c73e05b8c0fdf96df012e3a144319"
+    improved = "0x7aa606b1b341ffeeafadbbe4a2992efb35972775"
+    s, prev = GHO_DUST_VECTOR
+    index = GHO_DUST_INDEX
+    raw = _ray_mul(s, index) - _ray_mul(s, prev)
+    discount = (raw * 3_000 + 5_000) // 10_000
+    balance = _ray_mul(s, index) - discount
+    by_parts = _ray_div(balance, index) + _ray_div(discount, index)
+    assert by_parts == s - 1
+    for impl, left in ((launch, 1), (improved, 0)):
+        state = ADAPTER.new_state(pool="0x87870bca3f3fd6335c3f4ce8392d69350b4fa4e2")  # Ethereum's data
+        state.asset_decimals[A["02"]] = 18
+        ADAPTER.apply(state, _ev(INIT, "pool_configurator", INIT_ARGS))
+        user, vtoken = A["09"], A["05"]
+        state.discount_debt_tokens.add(vtoken)  # (standing in for 0x786dBff3...)
+        ADAPTER.apply(state, _ev("Upgraded(address)", "variable_debt_token", {"implementation": impl},
+                                 address=vtoken))
+        ADAPTER.apply(state, _ev(BORROW, "pool", {"reserve": A["02"], "user": user, "on_behalf_of": user,
+                                                  "amount": _ray_mul(s, prev), "interest_rate_mode": 2,
+                                                  "borrow_rate": 0, "referral_code": 0}))
+        ADAPTER.apply(state, _ev(DPU, "variable_debt_token", {
+            "user": user, "old_discount_percent": 0, "new_discount_percent": 3_000}, address=vtoken))
+        ADAPTER.apply(state, _ev(SCALED_MINT, "variable_debt_token", {
+            "caller": user, "on_behalf_of": user, "value": _ray_mul(s, prev), "balance_increase": 0,
+            "index": prev}, address=vtoken))
+        assert state.user(user).reserve(A["02"]).scaled_variable_debt == s
+        ADAPTER.apply(state, _ev(SCALED_BURN, "variable_debt_token", {
+            "from": user, "target": A["00"], "value": balance - (raw - discount),
+            "balance_increase": raw - discount, "index": index}, address=vtoken))
+        ADAPTER.apply(state, _ev(REPAY, "pool", {"reserve": A["02"], "user": user, "repayer": user,
+                                                 "amount": balance, "use_a_tokens": False}, address=A["01"]))
+        assert state.user(user).reserve(A["02"]).scaled_variable_debt == left, impl
+        assert state.reserves[A["02"]].variable_debt_scaled_total_supply == left
+        assert not is_borrowing(state.user(user).configuration, 0), impl  # variableDebt - paybackAmount == 0
+
+
+#: (scaled debt, previous index) and the index of a full GHO repayment at 30 % whose burn by
+#: parts (rayDiv(balanceOf) + rayDiv(discount), both half up) is one less than the scaled debt
+GHO_DUST_VECTOR = (4_770_421_700_248_675_909_167_266, 1_015_779_779_186_382_275_377_453_518)
+GHO_DUST_INDEX = 1_016_043_444_963_479_842_497_964_307
+#: the same, one more than the scaled debt (the launch token's _burn underflows: a panic)
+GHO_OVERBURN_VECTOR = (7_895_786_186_393_110_709_197_600, 1_060_262_501_747_922_425_368_136_861)
+GHO_OVERBURN_INDEX = 1_062_723_215_244_117_131_548_371_688
+
+
+def test_gho_launch_token_burn_in_a_simulation() -> None:
+    """:func:`protocols.aave_v3.tokens.burn_gho_debt` (a simulated liquidation's burn) on the
+    launch implementation: the whole ``balanceOf`` burns by parts, leaving a scaled unit, or
+    panics when by parts exceeds the balance (``_burn``'s checked subtraction: the liquidation
+    reverts); the later implementations burn the whole scaled balance. By hand as above."""
+    from protocols.aave_v3 import error_codes as E
+    from protocols.aave_v3.state import TxContext
+    from protocols.aave_v3.tokens import burn_gho_debt
+
+    launch = "0x3feab6f8510c73e05b8c0fdf96df012e3a144319"
+    cases = ((GHO_DUST_VECTOR, GHO_DUST_INDEX, (None, 1)),
+             (GHO_OVERBURN_VECTOR, GHO_OVERBURN_INDEX, (E.PANIC_ARITHMETIC, None)))
+    for (s, prev), index, on_launch in cases:
+        raw = _ray_mul(s, index) - _ray_mul(s, prev)
+        discount = (raw * 3_000 + 5_000) // 10_000
+        balance = _ray_mul(s, index) - discount
+        assert abs(_ray_div(balance, index) + _ray_div(discount, index) - s) == 1
+        for impl in (launch, None):
+            state = ADAPTER.new_state(pool="0x87870bca3f3fd6335c3f4ce8392d69350b4fa4e2")
+            state.asset_decimals[A["02"]] = 18
+            ADAPTER.apply(state, _ev(INIT, "pool_configurator", INIT_ARGS))
+            user, vtoken = A["09"], A["05"]
+            state.discount_debt_tokens.add(vtoken)
+            if impl is not None:
+                state.gho_impls[vtoken] = impl
+            u = state.user(user)
+            state.users[user] = u.with_reserve(A["02"], replace(
+                u.reserve(A["02"]), scaled_variable_debt=s, variable_debt_previous_index=prev,
+                discount_percent=3_000))
+            state.reserves[A["02"]] = replace(state.reserves[A["02"]], variable_debt_scaled_total_supply=s)
+            tx = TxContext(state, 0, {})
+            reason = burn_gho_debt(tx, A["02"], user, balance, index, balance)
+            left = tx.user(user).reserve(A["02"]).scaled_variable_debt
+            if impl is None:
+                assert (reason, left) == (None, 0)
+            elif on_launch[0] is not None:
+                assert reason == on_launch[0]
+            else:
+                assert (reason, left) == on_launch
