@@ -157,6 +157,19 @@ def _window(kind: str, from_ts: int | None, to_ts: int | None) -> None:
         raise ShockError(f"{kind}.to_ts", f"{to_ts} is before from_ts {from_ts}")
 
 
+#: most points a shock's grid may have (a year of 12-second blocks is 2.6e6; a to_ts written in
+#: milliseconds beside a from_ts in seconds asks for ~1e10 steps of a minute)
+MAX_STEPS = 10**7
+
+
+def _steps(kind: str, from_ts: int, to_ts: int, step_s: int) -> None:
+    n = (to_ts - from_ts) // step_s
+    if n > MAX_STEPS:
+        raise ShockError(f"{kind}.to_ts", (
+            f"from_ts {from_ts} to to_ts {to_ts} is {n} steps of {step_s} s, more than {MAX_STEPS}: "
+            "unix seconds, not milliseconds?"))
+
+
 # ------------------------------------------------------------------------------------ shocks
 @dataclass(frozen=True, slots=True)
 class Scale:
@@ -276,6 +289,7 @@ class Resample:
         _set(self, "from_ts", _int(self.kind, "from_ts", self.from_ts))
         _set(self, "to_ts", _int(self.kind, "to_ts", self.to_ts))
         _window(self.kind, self.from_ts, self.to_ts)
+        _steps(self.kind, self.from_ts, self.to_ts, self.step_s)
         _set(self, "assets", _assets(self.kind, self.assets))
 
 
@@ -286,6 +300,7 @@ def _mc_common(obj: StudentT | Bootstrap) -> None:
     if obj.to_ts <= obj.from_ts:
         raise ShockError(f"{k}.to_ts", f"{obj.to_ts} must be after from_ts {obj.from_ts}")
     _set(obj, "step_s", _int(k, "step_s", obj.step_s, minimum=1))
+    _steps(k, obj.from_ts, obj.to_ts, obj.step_s)
     if obj.step_s > obj.to_ts - obj.from_ts:
         raise ShockError(f"{k}.step_s", f"{obj.step_s} s is longer than the span from_ts..to_ts "
                          f"({obj.to_ts - obj.from_ts} s): no step would be simulated")

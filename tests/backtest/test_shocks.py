@@ -419,3 +419,15 @@ def test_points_a_caller_carries_are_dropped_unless_a_shock_moves_them() -> None
     late = Shift(at_ts=T0 + 1_000, pct="-0.5")
     out = apply_shocks(path, [late], 0, keep_resampled=False, carried={"a": {T0 + 600}})
     assert out["a"] == ((T0 - 100, 2_000), (T0 + 1_000, 1_000), (T0 + 5_000, 1_000))
+
+
+def test_a_grid_of_millions_of_steps_is_refused() -> None:
+    """A to_ts in milliseconds beside a from_ts in seconds asks a Monte Carlo path (or a resample)
+    for ~2.7e10 steps of 60 s: the run ran out of memory or never ended. Refused at to_ts."""
+    ms = (T0 + 3_600) * 1000
+    for make in (lambda: StudentT(from_ts=T0, to_ts=ms, step_s=60, assets=("a",), vol=0.5),
+                 lambda: Bootstrap(from_ts=T0, to_ts=ms, step_s=60, assets=("a",)),
+                 lambda: Resample(60, T0, ms)):
+        with pytest.raises(ShockError, match=r"to_ts: .*steps.*milliseconds"):
+            make()
+    StudentT(from_ts=T0, to_ts=T0 + 365 * 86_400, step_s=12, assets=("a",), vol=0.5)  # a year of blocks
