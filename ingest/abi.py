@@ -213,15 +213,24 @@ class EventSpec:
         return f"substr(data, {3 + 64 * k}, 64)"
 
     def sql_checks(self) -> list[tuple[str, str]]:
-        """(condition that must hold, field name) pairs: the strict checks of the bulk path."""
+        """(condition that must hold, field name) pairs: the strict checks of the bulk path.
+
+        An integer wider than 128 bits has two checks: that the word is a valid ``uintN``/``intN``
+        (field: the column) and then that the value fits the 128-bit column (field:
+        ``fit:<column>``, a :class:`ValueOutOfRange`), as :meth:`decode_fast` tells them apart.
+        The order is the per-log decoders': the indexed parameters, the data's length, the data
+        parameters, so a log with several faults is reported by the same one on every path."""
         checks: list[tuple[str, str]] = [
             (f"len(topics) = {1 + len(self.indexed)}", "topics"),
-            (f"coalesce(length(data), -1) = {2 + 64 * len(self.data_params)}", "data"),
             ("regexp_full_match(data, '0x[0-9a-fA-F]*')", "data"),
         ]
         for i in range(len(self.indexed)):
             checks.append((f"regexp_full_match(topics[{i + 2}], '0x[0-9a-fA-F]{{64}}')", "topics"))
-        for p in self.params:
+        length = (f"coalesce(length(data), -1) = {2 + 64 * len(self.data_params)}", "data")
+        for p in (*self.indexed, None, *self.data_params):
+            if p is None:
+                checks.append(length)
+                continue
             if p.indexed and p.is_dynamic:
                 continue
             w = self._word_sql(p)
@@ -235,16 +244,19 @@ class EventSpec:
                 n = int(e[5:])
                 if n < 32:
                     checks.append((f"substr({w}, {2 * n + 1}) = '{'0' * (64 - 2 * n)}'", col))
-            elif e.startswith("uint"):
-                bits = min(p.bits(), 128)
-                k = (256 - bits) // 4
-                checks.append((f"substr({w}, 1, {k}) = '{'0' * k}'", col))
-            else:  # intN: sign-extended from min(N,128) bits
-                bits = min(p.bits(), 128)
-                k = (256 - bits) // 4
-                checks.append((f"((substr({w}, 1, {k}) = '{'0' * k}' AND substr({w}, {k + 1}, 1) < '8')"
-                               f" OR (lower(substr({w}, 1, {k})) = '{'f' * k}'"
-                               f" AND substr({w}, {k + 1}, 1) >= '8'))", col))
+            else:
+                # valid uintN/intN first (N < 256), then the 128-bit column fit (N > 128)
+                for bits, fld in ((p.bits(), col), (128, f"fit:{col}")):
+                    if bits >= 256 or (fld != col and p.bits() <= 128):
+                        continue
+                    k = (256 - bits) // 4
+                    if e.startswith("uint"):
+                        checks.append((f"substr({w}, 1, {k}) = '{'0' * k}'", fld))
+                    else:  # sign-extended from `bits` bits
+                        checks.append((
+                            f"((substr({w}, 1, {k}) = '{'0' * k}' AND substr({w}, {k + 1}, 1) < '8')"
+                            f" OR (lower(substr({w}, 1, {k})) = '{'f' * k}'"
+                            f" AND substr({w}, {k + 1}, 1) >= '8'))", fld))
         return checks
 
     def select_sql(self) -> list[str]:
@@ -325,14 +337,16 @@ class EventSpec:
             values = abi_decode(types, raw, strict=True) if dp else ()
         except errors as e:
             # eth_abi decodes the tuple at once: the first parameter whose prefix of the tuple
-            # does not decode is the bad one (offsets are from the start of the data)
+            # does not decode is the bad one (offsets are from the start of the data), unless
+            # one before it does not fit its column (the order in which decode_fast reads them)
             col = "data"
             for k in range(len(dp)):
                 try:
-                    abi_decode(types[:k + 1], raw, strict=True)
+                    head = abi_decode(types[:k + 1], raw, strict=True)
                 except errors:
                     col = self.column_name(dp[k])
                     break
+                self._check(dp[k], head[k], self.column_name(dp[k]), where)
             raise DecodeError(f"data does not decode as ({','.join(types)}): {e}",
                               field=col, **where) from None
         if not self.is_static:

@@ -512,7 +512,7 @@ def write_stage(con: duckdb.DuckDBPyConnection, *, chain_id: int, dataset: str, 
                     f"WHERE {where} AND {guard} ORDER BY block_number, log_index",
                     [chain_id, run_id])
             except duckdb.Error as e:
-                m = re.search(rf"{_DECODE_ERR}\|(\d+)\|(\d+)\|([^|]*)\|(\w+)", str(e))
+                m = re.search(rf"{_DECODE_ERR}\|(\d+)\|(\d+)\|([^|]*)\|([\w$:]+)", str(e))
                 if not m:
                     raise
                 _raise_field(spec, (int(m.group(1)), int(m.group(2)), m.group(3), m.group(4)))
@@ -532,11 +532,13 @@ def _try_hex(v: str | None) -> int | None:
 
 def _raise_field(spec: EventSpec, bad: tuple[Any, ...]) -> None:
     block, logi, tx, fld = bad
-    p = next((p for p in spec.params if spec.column_name(p) == fld), None)
-    if p is not None and p.bits() > 128 and not p.is_array:
+    if fld.startswith("fit:"):  # a valid uintN/intN (N > 128) that does not fit its column
+        fld = fld[4:]
+        p = next(p for p in spec.params if spec.column_name(p) == fld)
         raise ValueOutOfRange(f"{p.type} value does not fit the 128-bit column "
-                              f"(or is not a valid {p.type})", block_number=block,
-                              log_index=logi, tx_hash=tx, event=spec.signature, field=fld)
+                              f"({'UHUGEINT' if p.elem.startswith('uint') else 'HUGEINT'})",
+                              block_number=block, log_index=logi, tx_hash=tx,
+                              event=spec.signature, field=fld)
     what = {"topics": f"expected {1 + len(spec.indexed)} 32-byte topics",
             "data": f"expected exactly {32 * len(spec.data_params)} bytes of 0x-hex data"}
     raise DecodeError(what.get(fld, "invalid ABI encoding (padding, sign extension or bool)"),
