@@ -364,7 +364,8 @@ def _print_summary(s, per_table: dict[str, int], as_json: bool, stats,
             "to_block": s.to_block, "finality": s.watermark, "blocks": s.blocks_written,
             "logs": s.logs_written, "chunks": s.chunks, "reorgs": s.reorgs,
             "elapsed_s": round(s.elapsed_s, 3), "rows_by_table": per_table,
-            "reingested_blocks": s.reingested, "warnings": warnings,
+            "reingested_blocks": s.reingested, "backfilled": s.backfilled,
+            "backfill": s.backfill_line(), "warnings": warnings,
             "rpc": vars(stats) if stats else {}}))
         return
     t = RichTable(title=f"ingest {s.run_id}: blocks {s.from_block:,}..{s.to_block:,} "
@@ -377,6 +378,8 @@ def _print_summary(s, per_table: dict[str, int], as_json: bool, stats,
     rate = s.logs_written / s.elapsed_s if s.elapsed_s else 0
     _out.print(f"{s.blocks_written:,} blocks, {s.logs_written:,} logs in {s.elapsed_s:.1f} s "
                f"({rate:,.0f} logs/s), {s.chunks} chunk(s), {len(s.reorgs)} reorg(s) rolled back")
+    if line := s.backfill_line():
+        _out.print(escape(line), soft_wrap=True)
     for w in warnings:
         _err.print(f"[yellow]warning:[/] {escape(w)}")
 

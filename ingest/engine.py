@@ -14,7 +14,10 @@ Order of a run:
    under this version's fingerprint of what to fetch (``asked_sha256``: each role's topic0s, the
    tables written, :data:`ingest.version.INGEST_FORMAT`) and of the contracts the deployments
    give (``addresses_sha256``) is cut into aligned chunks; intervals stored under other
-   fingerprints are re-ingested, and the summary says how many blocks. For
+   fingerprints are re-ingested, and the summary says how many blocks, except those that lack
+   only events this version added (same addresses and format; what a fingerprint asked is kept
+   in ``meta.asked_sets``): there only the added events are fetched and written, beside the
+   stored rows, with the interval's new checkpoint (the backfill, :func:`added_since`). For
    each chunk, blocks and logs are fetched (the next chunk's are fetched on a background thread
    while this one is written), then written with their
    checkpoints in one transaction: per dataset, one staging statement reads every source's and
@@ -69,7 +72,7 @@ from .reorg import verify_and_rollback
 from .rpc import JsonRpcClient
 from .schema import addresses_sha256
 from .version import code_version
-from .warehouse import CHECKPOINTS, REORGS, RUNS, Warehouse, utcnow
+from .warehouse import ASKED_SETS, CHECKPOINTS, REORGS, RUNS, Warehouse, fetch_one, utcnow
 
 __all__ = ["IngestRequest", "IngestSummary", "Progress", "RunContext", "run_ingest",
            "configure_for_ingest", "finality_label",
@@ -131,6 +134,21 @@ class IngestSummary:
     #: blocks re-ingested per ``dataset:source`` because they were stored under another
     #: fingerprint of what to fetch (``meta.checkpoints.asked_sha256``); also said in ``warnings``
     reingested: dict[str, int] = field(default_factory=dict)
+    #: per ``dataset:source``, intervals stored under declarations that lack only some events this
+    #: version declares, where only those events are fetched (incremental backfill):
+    #: ``{"intervals": n, "blocks": n, "events": [signature, ...]}``
+    backfilled: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def backfill_line(self) -> str | None:
+        """``backfilled N intervals for K added events (...)``, or None when nothing was."""
+        if not self.backfilled:
+            return None
+        n = sum(v["intervals"] for v in self.backfilled.values())
+        blocks = sum(v["blocks"] for v in self.backfilled.values())
+        events = sorted({e for v in self.backfilled.values() for e in v["events"]})
+        return (f"backfilled {n} interval{'s' * (n != 1)} ({blocks:,} blocks of "
+                f"{', '.join(sorted(self.backfilled))}) for {len(events)} added "
+                f"event{'s' * (len(events) != 1)}: {', '.join(events)}")
 
 
 class RunContext:
@@ -156,6 +174,11 @@ class RunContext:
     def note_reingested(self, key: str, blocks: int) -> None:
         """``blocks`` of dataset source ``key`` are re-ingested (stored under a stale fingerprint)."""
         self._summary.reingested[key] = blocks
+
+    def note_backfilled(self, key: str, intervals: int, blocks: int, events: list[str]) -> None:
+        """``intervals`` (``blocks`` blocks) of ``key`` get only the added ``events`` fetched."""
+        self._summary.backfilled[key] = {"intervals": intervals, "blocks": blocks,
+                                         "events": sorted(events)}
 
     def try_eth_call(self, to: str, data: str, block: int) -> str | None:
         """eth_call that returns None when the call reverts (e.g. a function that doesn't exist).
@@ -326,7 +349,7 @@ def _run_ingest(wh: Warehouse, rpc: JsonRpcClient, req: IngestRequest,
         raise ConfigError("--chunk-rows must be >= 0")
 
     configure_for_ingest(wh)
-    tables = [RUNS, CHECKPOINTS, REORGS, BLOCKS, LOGS]
+    tables = [RUNS, CHECKPOINTS, ASKED_SETS, REORGS, BLOCKS, LOGS]
     for d in LOG_DATASETS.values():
         tables += list(d().all_tables())
     wh.ensure(*tables)
@@ -446,19 +469,28 @@ def _run(wh: Warehouse, rpc: JsonRpcClient, req: IngestRequest, run_id: str,
     check_disjoint([(f"{d.NAME}:{s.key}", d.root_roles(ctx, s)) for d, s in sources
                     if max(lo, s.start_block) <= hi])
 
+    # what this version asks for is recorded first (meta.asked_sets: the text each checkpoint's
+    # fingerprint hashes), so that a later version can tell which events it lacks
+    with wh.transaction():
+        for d in {d.NAME: d for d, _ in sources}.values():
+            wh.record_asked(asked_of(ctx, d), d.NAME, d.asked_doc(), run_id)
     # what this version asks for: an interval stored under other fingerprints (a declaration
     # added or changed since, another INGEST_FORMAT, a contract added or readdressed in the
     # deployments, or NULL: not recorded) is not covered, and is re-ingested (the chunk writes
-    # replace its rows)
+    # replace its rows), unless it lacks only events this version added (same addresses and
+    # format): then only those are fetched there (the backfill, ``todo_bf``)
     todo_blocks = _todo(ctx, "blocks", "chain", lo, hi, blocks_asked_sha256(), NO_ADDRESSES)
+    todo_bf: dict[tuple[str, str], list[_Backfill]] = {}
     todo_src = {(d.NAME, s.key): _todo(ctx, d.NAME, s.key, max(lo, s.start_block), hi,
-                                       asked_of(ctx, d), d.addresses_sha256(s))
+                                       asked_of(ctx, d), d.addresses_sha256(s),
+                                       ds=d, backfill=todo_bf.setdefault((d.NAME, s.key), []))
                 for d, s in sources}
     size = req.chunk_blocks
     # the plan's grid: aligned cells of ``size`` blocks with something to do (the same cells
     # whatever was done before, so a resumed run redoes exactly the unfinished ones)
     starts = sorted({x - x % size for a, b in todo_blocks + [iv for v in todo_src.values()
                                                                for iv in v]
+                     + [(x, y) for v in todo_bf.values() for x, y, _ in v]
                      for x in range(a - a % size, b + 1, size)})
     total = sum(min(cs + size - 1, hi) - max(cs, lo) + 1 for cs in starts)
 
@@ -469,7 +501,10 @@ def _run(wh: Warehouse, rpc: JsonRpcClient, req: IngestRequest, run_id: str,
             j += 1
         a, b = max(starts[i], lo), min(starts[j - 1] + size - 1, hi)
         src_ivs = [(d, s, _intersect(a, b, todo_src[(d.NAME, s.key)])) for d, s in sources]
-        return j, (a, b, _intersect(a, b, todo_blocks), [(d, s, ivs) for d, s, ivs in src_ivs if ivs])
+        bf_ivs = [(d, s, [(max(a, x), min(b, y), added) for x, y, added in todo_bf[(d.NAME, s.key)]
+                          if x <= b and y >= a]) for d, s in sources]
+        return j, (a, b, _intersect(a, b, todo_blocks), [(d, s, ivs) for d, s, ivs in src_ivs if ivs],
+                   [(d, s, ivs) for d, s, ivs in bf_ivs if ivs])
 
     done = 0
     last = (0, 0)  # rows and blocks of the last chunk written: the next one is sized from them
@@ -479,16 +514,16 @@ def _run(wh: Warehouse, rpc: JsonRpcClient, req: IngestRequest, run_id: str,
     # (recent, not the average since the start, which lags far behind a density that rises
     # mid-range, e.g. when a source starts, and keeps chunks several times too large).
     i, cur_plan = plan(0, 1) if starts else (0, None)
-    nxt = _Prefetch(ctx, cur_plan[2], cur_plan[3]) if cur_plan else None
+    nxt = _Prefetch(ctx, *cur_plan[2:]) if cur_plan else None
     while cur_plan is not None:
-        a, b, blocks_ivs, src_ivs = cur_plan
+        a, b, blocks_ivs, src_ivs, bf_ivs = cur_plan
         cur, next_plan = nxt, None
         if i < len(starts):
             i, next_plan = plan(i, merge_cells(req.chunk_rows, size, *last))
-        nxt = _Prefetch(ctx, next_plan[2], next_plan[3]) if next_plan else None
+        nxt = _Prefetch(ctx, *next_plan[2:]) if next_plan else None
         for attempt in range(MAX_CHUNK_RETRIES + 1):
             try:
-                nlogs = _chunk(ctx, blocks_ivs, src_ivs, final, head,
+                nlogs = _chunk(ctx, blocks_ivs, src_ivs, final, head, bf_ivs,
                                prefetched=cur.result() if attempt == 0 and cur else None)
                 break
             except (InconsistentLogError, BrokenChainError) as e:
@@ -527,17 +562,64 @@ def asked_of(ctx: RunContext, d: LogDataset) -> str:
 NO_ADDRESSES = addresses_sha256({})
 
 
+#: a stored interval's part to backfill: (from, to, the topic0s to fetch by role)
+_Backfill = tuple[int, int, tuple[tuple[str, tuple[str, ...]], ...]]
+
+
+def added_since(ctx: RunContext, d: LogDataset, asked: str | None) -> dict[str, tuple[str, ...]] | None:
+    """The topic0s by role that ``d`` asks for beyond what an interval stored under fingerprint
+    ``asked`` did, when that is all that differs (:meth:`LogDataset.added_topics`); None when the
+    interval must be re-ingested whole (another difference, or what it asked is unknown: NULL,
+    or a fingerprint neither recorded in ``meta.asked_sets`` nor this version's less one event)."""
+    if asked is None:
+        return None
+    key = ("added_since", d.NAME, asked)
+    if key not in ctx.state:
+        doc = ctx.wh.asked_doc(asked)
+        if doc is None:
+            ek = ("earlier_docs", d.NAME)
+            if ek not in ctx.state:
+                ctx.state[ek] = d.earlier_docs()
+            doc = ctx.state[ek].get(asked)
+        ctx.state[key] = None if doc is None else d.added_topics(doc)
+    out: dict[str, tuple[str, ...]] | None = ctx.state[key]
+    return out
+
+
 def _todo(ctx: RunContext, dataset: str, source: str, lo: int, hi: int,
-          asked: str, addresses: str) -> list[tuple[int, int]]:
+          asked: str, addresses: str, *, ds: LogDataset | None = None,
+          backfill: list[_Backfill] | None = None) -> list[tuple[int, int]]:
     """The blocks of [lo, hi] that ``dataset``'s ``source`` lacks under fingerprints ``asked``
     (declarations) and ``addresses`` (contracts given); those stored under other ones are
-    counted in the run's summary and said in a warning (they are re-ingested)."""
+    counted in the run's summary and said in a warning (they are re-ingested). With ``backfill``
+    (and the dataset, ``ds``), the stored parts under the same addresses whose
+    declarations lack only events this version added (:func:`added_since`) are appended there
+    instead, said in the summary (``backfilled``), and not re-ingested."""
     if lo > hi:
         return []
+    d = ds
     stored = ctx.wh.checkpoints(ctx.chain_id, dataset, source)
-    todo = _subtract(lo, hi, [(a, b) for a, b, f, g in stored if (f, g) == (asked, addresses)])
-    stale = [(x, y, f, g) for a, b, f, g in stored if (f, g) != (asked, addresses)
+    parts = [(x, y, f, g) for a, b, f, g in stored if (f, g) != (asked, addresses)
              for x, y in _intersect(a, b, [(lo, hi)])]
+    bf: list[tuple[int, int, dict[str, tuple[str, ...]]]] = []
+    if backfill is not None and d is not None:
+        for x, y, f, g in parts:
+            added = added_since(ctx, d, f) if g == addresses else None
+            if added is not None:
+                bf.append((x, y, added))
+                backfill.append((x, y, tuple(sorted(added.items()))))
+    if bf:
+        events = sorted({d.event_of(t) for _, _, ad in bf for ts in ad.values() for t in ts}
+                        ) if d is not None else []
+        n = sum(y - x + 1 for x, y, _ in bf)
+        ctx.note_backfilled(f"{dataset}:{source}", len(bf), n, events)
+        ctx.info(f"{n:,} block(s) of {dataset}:{source} in {len(bf)} interval(s) are backfilled "
+                 f"with {len(events)} event(s) this version declares and they lack "
+                 f"({', '.join(events)}); only those are fetched there")
+    done = [(a, b) for a, b, f, g in stored if (f, g) == (asked, addresses)] + [
+        (x, y) for x, y, _ in bf]
+    todo = _subtract(lo, hi, done)
+    stale = [p for p in parts if (p[0], p[1]) not in {(x, y) for x, y, _ in bf}]
     if stale:
         n = sum(y - x + 1 for x, y, _, _ in stale)
         ctx.note_reingested(f"{dataset}:{source}", n)
@@ -585,10 +667,16 @@ def merge_cells(chunk_rows: int, size: int, rows: int, blocks: int) -> int:
     return max(1, min(cap, int(chunk_rows // per_cell)))
 
 
-_Plan = tuple[int, int, list[tuple[int, int]], list[tuple[LogDataset, Source, list[tuple[int, int]]]]]
+_SrcIvs = list[tuple[LogDataset, Source, list[tuple[int, int]]]]
+_BfIvs = list[tuple[LogDataset, Source, list[_Backfill]]]
+_Plan = tuple[int, int, list[tuple[int, int]], _SrcIvs, _BfIvs]
 
+#: a chunk's fetched headers; its root-role logs by (dataset, range); and its backfills' root-role
+#: logs by (dataset, range): (dataset, [(source, topic0s to fetch by role)], batches)
 _Fetched = tuple[list[tuple[int, int, list[dict[str, Any]]]],
-                 dict[tuple[str, int, int], tuple[LogDataset, list[Source], list[LogsBatch]]]]
+                 dict[tuple[str, int, int], tuple[LogDataset, list[Source], list[LogsBatch]]],
+                 dict[tuple[str, int, int], tuple[LogDataset, list[tuple[Source, dict[str, tuple[str, ...]]]],
+                                                  list[LogsBatch]]]]
 
 
 class _Prefetch:
@@ -598,18 +686,18 @@ class _Prefetch:
     result is used once, for the chunk's first attempt; a retry fetches again.
     """
 
-    def __init__(self, ctx: RunContext, blocks_ivs: list[tuple[int, int]],
-                 src_ivs: list[tuple[LogDataset, Source, list[tuple[int, int]]]]):
+    def __init__(self, ctx: RunContext, blocks_ivs: list[tuple[int, int]], src_ivs: _SrcIvs,
+                 bf_ivs: _BfIvs):
         self._value: _Fetched | None = None
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(ctx, blocks_ivs, src_ivs),
+        self._thread = threading.Thread(target=self._run, args=(ctx, blocks_ivs, src_ivs, bf_ivs),
                                         name="deficit-prefetch", daemon=True)
         self._thread.start()
 
-    def _run(self, ctx: RunContext, blocks_ivs: list[tuple[int, int]],
-             src_ivs: list[tuple[LogDataset, Source, list[tuple[int, int]]]]) -> None:
+    def _run(self, ctx: RunContext, blocks_ivs: list[tuple[int, int]], src_ivs: _SrcIvs,
+             bf_ivs: _BfIvs) -> None:
         try:
-            self._value = _fetch_root(ctx, blocks_ivs, src_ivs, raw=True)
+            self._value = _fetch_root(ctx, blocks_ivs, src_ivs, bf_ivs, raw=True)
         except BaseException as e:  # handed to the main thread, which raises it
             self._error = e
 
@@ -621,9 +709,9 @@ class _Prefetch:
         return self._value
 
 
-def _chunk(ctx: RunContext, blocks_ivs: list[tuple[int, int]],
-           src_ivs: list[tuple[LogDataset, Source, list[tuple[int, int]]]],
-           final: int, head: int, prefetched: _Fetched | None = None) -> int:
+def _chunk(ctx: RunContext, blocks_ivs: list[tuple[int, int]], src_ivs: _SrcIvs,
+           final: int, head: int, bf_ivs: _BfIvs | None = None,
+           prefetched: _Fetched | None = None) -> int:
     """Fetch and write one chunk in one transaction; returns the number of logs written.
 
     Logs take the fast path (JSON bytes read by DuckDB, :meth:`JsonRpcClient.get_logs_raw`);
@@ -637,20 +725,20 @@ def _chunk(ctx: RunContext, blocks_ivs: list[tuple[int, int]],
     gc.disable()
     try:
         try:
-            return _chunk_inner(ctx, blocks_ivs, src_ivs, final, head, raw=True,
+            return _chunk_inner(ctx, blocks_ivs, src_ivs, bf_ivs or [], final, head, raw=True,
                                 prefetched=prefetched)
         except MalformedLogsJson as e:
             ctx.info(f"re-reading the chunk through the parsed path: {e}")
-            return _chunk_inner(ctx, blocks_ivs, src_ivs, final, head, raw=False)
+            return _chunk_inner(ctx, blocks_ivs, src_ivs, bf_ivs or [], final, head, raw=False)
     finally:
         if gc_was_enabled:
             gc.enable()
 
 
-def _fetch_root(ctx: RunContext, blocks_ivs: list[tuple[int, int]],
-                src_ivs: list[tuple[LogDataset, Source, list[tuple[int, int]]]], *,
-                raw: bool) -> _Fetched:
-    """A chunk's block headers, and its root-role logs grouped by (dataset, range)."""
+def _fetch_root(ctx: RunContext, blocks_ivs: list[tuple[int, int]], src_ivs: _SrcIvs,
+                bf_ivs: _BfIvs, *, raw: bool) -> _Fetched:
+    """A chunk's block headers, and its root-role logs grouped by (dataset, range): every
+    declared event over the ranges to (re-)ingest, the added ones over the ranges to backfill."""
     rpc = ctx.rpc
     fetched_blocks = [(a, b, fetch_blocks(rpc, a, b)) for a, b in blocks_ivs]
     # one write per dataset and range for all its sources and roles (few, large statements)
@@ -661,14 +749,24 @@ def _fetch_root(ctx: RunContext, blocks_ivs: list[tuple[int, int]],
             g = groups.setdefault((d.NAME, a, b), (d, [], []))
             g[1].append(s)
             g[2].extend(_fetch_batches(rpc, d, s, roles, a, b, raw))
-    return fetched_blocks, groups
+    bf_groups: dict[tuple[str, int, int], tuple[LogDataset, list[tuple[Source, dict[str, tuple[str, ...]]]],
+                                                list[LogsBatch]]] = {}
+    for d, s, bivs in bf_ivs:
+        roles = d.root_roles(ctx, s)
+        for a, b, added in bivs:
+            topics = dict(added)
+            bg = bf_groups.setdefault((d.NAME, a, b), (d, [], []))
+            bg[1].append((s, topics))
+            bg[2].extend(_fetch_batches(rpc, d, s, roles, a, b, raw, topics))
+    return fetched_blocks, groups, bf_groups
 
 
-def _chunk_inner(ctx: RunContext, blocks_ivs: list[tuple[int, int]],
-                 src_ivs: list[tuple[LogDataset, Source, list[tuple[int, int]]]],
-                 final: int, head: int, *, raw: bool, prefetched: _Fetched | None = None) -> int:
+def _chunk_inner(ctx: RunContext, blocks_ivs: list[tuple[int, int]], src_ivs: _SrcIvs,
+                 bf_ivs: _BfIvs, final: int, head: int, *, raw: bool,
+                 prefetched: _Fetched | None = None) -> int:
     rpc, wh, chain = ctx.rpc, ctx.wh, ctx.chain_id
-    fetched_blocks, groups = prefetched or _fetch_root(ctx, blocks_ivs, src_ivs, raw=raw)
+    fetched_blocks, groups, bf_groups = prefetched or _fetch_root(ctx, blocks_ivs, src_ivs,
+                                                                  bf_ivs, raw=raw)
     nlogs = 0
     with wh.transaction() as con:
         for a, b, blocks in fetched_blocks:
@@ -703,15 +801,33 @@ def _chunk_inner(ctx: RunContext, blocks_ivs: list[tuple[int, int]],
             for s in srcs:
                 wh.add_covered(chain, d.NAME, s.key, a, b, ctx.run_id, asked_of(ctx, d),
                                d.addresses_sha256(s))
+        for (_, a, b), (d, items, batches) in bf_groups.items():
+            # Backfill: the stored rows stay; the added events' logs join them (raw.logs and
+            # their typed tables; no derived row or discovered address depends on them,
+            # LogDataset.added_topics), then the interval's checkpoint takes this version's
+            # fingerprint. Tokens are found as a full ingest finds them: from the stored
+            # ReserveInitialized rows, which the backfill does not change.
+            nlogs += _write_batches(ctx, d, batches, raw, added=True)
+            found = []
+            for s, topics in items:
+                roles = d.discovered_roles(ctx, s, a, b)
+                if roles:
+                    found.extend(_fetch_batches(rpc, d, s, roles, a, b, raw, topics))
+            nlogs += _write_batches(ctx, d, found, raw, added=True)
+            for s, _ in items:
+                wh.add_covered(chain, d.NAME, s.key, a, b, ctx.run_id, asked_of(ctx, d),
+                               d.addresses_sha256(s))
     return nlogs
 
 
 def _fetch_batches(rpc: JsonRpcClient, d: LogDataset, s: Source, roles: dict[str, list[str]],
-                   a: int, b: int, raw: bool) -> list[LogsBatch]:
-    """The logs of ``s``'s contracts in blocks [a, b], one batch per role (and span)."""
+                   a: int, b: int, raw: bool,
+                   only: dict[str, tuple[str, ...]] | None = None) -> list[LogsBatch]:
+    """The logs of ``s``'s contracts in blocks [a, b], one batch per role (and span); with
+    ``only``, just those topic0s by role (a backfill)."""
     out: list[LogsBatch] = []
     for role, addrs in sorted(roles.items()):
-        topics = d.topics_for(role)
+        topics = d.topics_for(role) if only is None else list(only.get(role, ()))
         if not (addrs and topics):
             continue
         asked, t0s = tuple(addrs), tuple(topics)  # every log is checked against the request
@@ -726,12 +842,29 @@ def _fetch_batches(rpc: JsonRpcClient, d: LogDataset, s: Source, roles: dict[str
     return out
 
 
-def _write_batches(ctx: RunContext, d: LogDataset, batches: list[LogsBatch], raw: bool) -> int:
+def _write_batches(ctx: RunContext, d: LogDataset, batches: list[LogsBatch], raw: bool,
+                   added: bool = False) -> int:
+    """Stage and write ``batches``; ``added``: a backfill's, which must not be stored already
+    (their events were not asked for when the interval was stored)."""
     if not batches:
         return 0
     con = ctx.wh.con
     n = stage_json(con, batches) if raw else stage_arrow(con, batches)
     if not n:
         return 0
+    if added:
+        span = fetch_one(con.execute("SELECT min(block_number), max(block_number) FROM _stage"))
+        assert span is not None
+        # constant bounds, so the scan of raw.logs reads only the blocks' row groups
+        have = fetch_one(con.execute(
+            "SELECT s.block_number, s.log_index, s.source FROM _stage s JOIN raw.logs l ON "
+            "l.chain_id = ? AND l.block_number = s.block_number AND l.log_index = s.log_index "
+            "WHERE l.block_number BETWEEN ? AND ? ORDER BY 1, 2 LIMIT 1",
+            [ctx.chain_id, span[0], span[1]]))
+        if have:
+            raise ChainDataError(
+                f"block {have[0]} log index {have[1]} ({d.NAME}:{have[2]}): a log of an event "
+                "being backfilled is stored already, though its interval's fingerprint says it "
+                "was not asked for; re-ingest the range into a new --db file")
     return write_stage(con, chain_id=ctx.chain_id, dataset=d.NAME, run_id=ctx.run_id,
                        event_tables=d.EVENT_TABLES)

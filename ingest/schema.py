@@ -27,7 +27,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 __all__ = ["Column", "Table", "LINEAGE_LOG_COLUMNS", "register_table", "registered_tables",
-           "schema_markdown", "schema_text", "asked_sha256", "addresses_sha256"]
+           "schema_markdown", "schema_text", "asked_sha256", "asked_doc", "canonical_asked",
+           "addresses_sha256", "sha256_hex"]
 
 
 @dataclass(frozen=True)
@@ -103,12 +104,26 @@ def asked_sha256(dataset: str, topics: Mapping[str, Sequence[str]], tables: Iter
     An interval stored under another fingerprint lacks what this version would fetch there (a
     newly declared event or role, a new table or column) or holds rows of another ingest format:
     the planner re-ingests it, the backtest refuses it until then."""
+    return sha256_hex(asked_doc(dataset, topics, tables))
+
+
+def asked_doc(dataset: str, topics: Mapping[str, Sequence[str]], tables: Iterable[Table]) -> str:
+    """The canonical JSON text :func:`asked_sha256` hashes (kept in ``meta.asked_sets``, so a
+    later version can tell what an interval stored under that fingerprint asked for)."""
     from .version import INGEST_FORMAT
 
-    doc = {"ingest_format": INGEST_FORMAT, "dataset": dataset,
-           "topics": {r: sorted(str(t).lower() for t in ts) for r, ts in topics.items()},
-           "tables": {t.fqn: [[c.name, c.type] for c in t.columns] for t in tables}}
-    text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
+    return canonical_asked({
+        "ingest_format": INGEST_FORMAT, "dataset": dataset,
+        "topics": {r: sorted(str(t).lower() for t in ts) for r, ts in topics.items()},
+        "tables": {t.fqn: [[c.name, c.type] for c in t.columns] for t in tables}})
+
+
+def canonical_asked(doc: Mapping[str, object]) -> str:
+    """The canonical JSON text of a parsed :func:`asked_doc` (sorted keys, no spaces)."""
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"))
+
+
+def sha256_hex(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 

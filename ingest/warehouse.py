@@ -23,7 +23,8 @@ import duckdb
 from .errors import WarehouseError, WarehouseLocked
 from .schema import Column, Table, register_table
 
-__all__ = ["Warehouse", "DEFAULT_DB", "fetch_one", "unregister", "RUNS", "CHECKPOINTS", "REORGS", "utcnow"]
+__all__ = ["Warehouse", "DEFAULT_DB", "fetch_one", "unregister", "RUNS", "CHECKPOINTS", "REORGS",
+           "ASKED_SETS", "utcnow"]
 
 DEFAULT_DB = Path(__file__).resolve().parent.parent / "data" / "warehouse.duckdb"
 
@@ -63,8 +64,10 @@ CHECKPOINTS = register_table(Table(
         Column("asked_sha256", "VARCHAR", "fingerprint of what the ingest asked for and wrote over "
                "the interval: SHA-256 of the ingest format (ingest.version.INGEST_FORMAT), each "
                "role's eth_getLogs topic0s and the dataset's table columns "
-               "(ingest.schema.asked_sha256). An interval whose fingerprint is not this version's "
-               "is re-ingested by the next ingest over it and refused by the backtest until then; "
+               "(ingest.schema.asked_sha256; the text hashed is in meta.asked_sets). An interval whose "
+               "fingerprint is not this version's is re-ingested by the next ingest over it (or "
+               "backfilled: only the events added since are fetched, when that is all that "
+               "differs) and refused by the backtest until then; "
                "adjacent intervals merge only when equal. NULL: written before the column existed "
                "(unknown, treated as stale)"),
         Column("addresses_sha256", "VARCHAR", "fingerprint of the contract addresses the ingest of "
@@ -75,6 +78,26 @@ CHECKPOINTS = register_table(Table(
                "merge only when equal. NULL: not recorded (treated as stale by ingest)"),
     ),
     "ingest.warehouse", ("chain_id", "dataset", "source", "from_block")))
+
+ASKED_SETS = register_table(Table(
+    "meta", "asked_sets", "What each fingerprint in meta.checkpoints.asked_sha256 stands for: the "
+    "canonical JSON text that was hashed (ingest format, dataset, each role's eth_getLogs topic0s, "
+    "the tables written and their columns). With it, a later version whose declarations differ "
+    "from an interval's only by events added to roles (same addresses, same ingest format, every "
+    "table and topic of the interval still declared alike) fetches just the added events there "
+    "(an incremental backfill) instead of re-ingesting the interval whole. A fingerprint without "
+    "a row here (written by a version before this table) is recognised only when it is this "
+    "version's declarations less one event (or less one event for one of its roles); otherwise "
+    "its interval is re-ingested whole.",
+    (
+        Column("asked_sha256", "VARCHAR", "SHA-256 (hex) of doc: a value of "
+               "meta.checkpoints.asked_sha256", False),
+        Column("dataset", "VARCHAR", "dataset the declarations are of", False),
+        Column("doc", "VARCHAR", "the canonical JSON text hashed (ingest.schema.asked_doc)", False),
+        Column("run_id", "VARCHAR", "ingest run that first recorded it", False),
+        Column("recorded_at", "TIMESTAMPTZ", "wall-clock time of that record (UTC)", False),
+    ),
+    "ingest.warehouse", ("asked_sha256",)))
 
 REORGS = register_table(Table(
     "meta", "reorgs", "Chain reorganizations found when re-verifying stored block hashes against "
@@ -322,6 +345,30 @@ class Warehouse:
                              [chain_id, dataset, source, x, y, run, at, f, g])
         self.con.execute("INSERT INTO meta.checkpoints VALUES (?,?,?,?,?,?,?,?,?)",
                          [chain_id, dataset, source, lo, hi, run_id, utcnow(), asked, addresses])
+
+    def record_asked(self, asked: str, dataset: str, doc: str, run_id: str) -> None:
+        """Keep what fingerprint ``asked`` stands for (``doc``, the text it hashes) in
+        ``meta.asked_sets``, unless it is there already."""
+        from .schema import sha256_hex
+
+        if sha256_hex(doc) != asked:
+            raise ValueError(f"{dataset}: the asked doc does not hash to {asked}")
+        self.con.execute(
+            "INSERT INTO meta.asked_sets SELECT ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM "
+            "meta.asked_sets WHERE asked_sha256 = ?)", [asked, dataset, doc, run_id, utcnow(), asked])
+
+    def asked_doc(self, asked: str) -> str | None:
+        """The text fingerprint ``asked`` was computed from, if recorded (None when not, or
+        when the file has no ``meta.asked_sets``: written by an older version); checked against
+        the fingerprint."""
+        from .schema import sha256_hex
+
+        if not self.con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name='meta' "
+                                "AND table_name='asked_sets'").fetchall()[0][0]:
+            return None
+        rows = self.con.execute("SELECT doc FROM meta.asked_sets WHERE asked_sha256 = ?",
+                                [asked]).fetchall()
+        return next((str(d) for (d,) in rows if sha256_hex(str(d)) == asked), None)
 
     def truncate_covered(self, chain_id: int, above: int) -> None:
         """Forget coverage above block ``above`` for every dataset (after a reorg rollback)."""

@@ -44,6 +44,11 @@ class AaveMarket(LogDataset):
         return {role: [str(addr).lower()] for role, addr in sorted(source.payload.contracts.items())
                 if role in self.ROLES}
 
+    def derived_inputs(self) -> frozenset[str] | None:
+        """Token discovery reads ``ReserveInitialized``; nothing else is derived."""
+        return frozenset(t.spec.topic0 for t in self.EVENT_TABLES
+                         if t.spec.name == "ReserveInitialized")
+
     def _reserve_table(self) -> str:
         return next(t.table.fqn for t in self.EVENT_TABLES
                     if t.spec.name == "ReserveInitialized")

@@ -9,6 +9,7 @@ into ``raw.logs`` rows and decoded rows, validating strictly before anything is 
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import re
 import secrets
@@ -30,8 +31,10 @@ from ..schema import (
     Column,
     Table,
     addresses_sha256,
-    asked_sha256,
+    asked_doc,
+    canonical_asked,
     register_table,
+    sha256_hex,
     sql_str,
 )
 from ..warehouse import fetch_one, unregister
@@ -175,13 +178,96 @@ class LogDataset(ABC):
     def all_tables(self) -> tuple[Table, ...]:
         return tuple(t.table for t in self.EVENT_TABLES) + self.DERIVED_TABLES
 
-    def asked_sha256(self) -> str:
-        """The fingerprint of what this dataset asks for (each role's topic0s) and writes
-        (``raw.logs`` and its tables), recorded with each covered interval
-        (:func:`ingest.schema.asked_sha256`)."""
+    def asked_doc(self) -> str:
+        """What this dataset asks for (each role's topic0s) and writes (``raw.logs`` and its
+        tables), as the canonical JSON text its fingerprint hashes (:func:`ingest.schema.asked_doc`)."""
         roles = sorted(set(self.ROLES) | {r for t in self.EVENT_TABLES for r in t.roles})
-        return asked_sha256(self.NAME, {r: self.topics_for(r) for r in roles},
-                            (LOGS, *self.all_tables()))
+        return asked_doc(self.NAME, {r: self.topics_for(r) for r in roles},
+                         (LOGS, *self.all_tables()))
+
+    def asked_sha256(self) -> str:
+        """The fingerprint of :meth:`asked_doc`, recorded with each covered interval
+        (:func:`ingest.schema.asked_sha256`)."""
+        return sha256_hex(self.asked_doc())
+
+    def derived_inputs(self) -> frozenset[str] | None:
+        """The topic0s whose logs this dataset's derived tables or contract discovery read
+        (declaring one of them anew changes rows or addresses beyond its own logs, so an interval
+        stored without it is re-ingested whole, never backfilled); None: not known, every added
+        event needs a re-ingest. Default: none when the dataset derives and discovers nothing."""
+        cls = type(self)
+        if self.DERIVED_TABLES or any(getattr(cls, h) is not getattr(LogDataset, h) for h in (
+                "after_chunk", "after_chunk_all", "discovered_roles", "prepare")):
+            return None
+        return frozenset()
+
+    def added_topics(self, old_doc: str) -> dict[str, tuple[str, ...]] | None:
+        """The topic0s this version asks for, by role, beyond those of ``old_doc`` (an interval's
+        recorded :meth:`asked_doc`), when that is the only difference: same dataset and ingest
+        format, every role's old topic0s still asked for, every old table declared with the same
+        columns, the new tables those of added events only, and no added event read by derived
+        rows or discovery (:meth:`derived_inputs`). Else None: the interval is re-ingested whole.
+        """
+        try:
+            old = json.loads(old_doc)
+        except ValueError:
+            return None
+        new = json.loads(self.asked_doc())
+        if not isinstance(old, dict) or set(old) != set(new) or any(
+                old[k] != new[k] for k in ("ingest_format", "dataset")):
+            return None
+        ot, nt = old["topics"], new["topics"]
+        if not isinstance(ot, dict) or not set(ot) <= set(nt):
+            return None
+        added: dict[str, tuple[str, ...]] = {}
+        for role, ts in sorted(nt.items()):
+            before = set(ot.get(role, ()))
+            if not before <= set(ts):
+                return None  # an event no longer asked for: its rows would have to go
+            if set(ts) - before:
+                added[role] = tuple(sorted(set(ts) - before))
+        every = {t for ts in added.values() for t in ts}
+        inputs = self.derived_inputs()
+        if not every or inputs is None or inputs & every:
+            return None
+        otab, ntab = old["tables"], new["tables"]
+        if not isinstance(otab, dict) or any(ntab.get(k) != v for k, v in otab.items()):
+            return None  # a table no longer written, or written with other columns
+        if not set(ntab) - set(otab) <= {t.table.fqn for t in self.EVENT_TABLES
+                                         if t.spec.topic0 in every}:
+            return None  # a new table that is not an added event's (a derived one)
+        return added
+
+    def earlier_docs(self) -> dict[str, str]:
+        """:meth:`asked_doc` of this version's declarations less one event (undeclared, or
+        undeclared for one of its roles), by fingerprint: how an interval stored by a version
+        that did not record its doc (``meta.asked_sets``) is recognised as lacking exactly that
+        event (a SHA-256 match proves the doc)."""
+        new = json.loads(self.asked_doc())
+        table_of = {t.spec.topic0: t.table.fqn for t in self.EVENT_TABLES}
+        out: dict[str, str] = {}
+
+        def add(doc: dict[str, Any]) -> None:
+            text = canonical_asked(doc)
+            out[sha256_hex(text)] = text
+
+        for t0 in sorted({t for ts in new["topics"].values() for t in ts}):
+            roles = [r for r, ts in new["topics"].items() if t0 in ts]
+            doc = json.loads(json.dumps(new))
+            for r in roles:
+                doc["topics"][r].remove(t0)
+            doc["tables"].pop(table_of.get(t0, ""), None)
+            add(doc)
+            for r in roles if len(roles) > 1 else ():
+                doc = json.loads(json.dumps(new))
+                doc["topics"][r].remove(t0)
+                add(doc)
+        return out
+
+    def event_of(self, topic0: str) -> str:
+        """The declared signature of ``topic0`` (for messages)."""
+        return next((t.spec.signature for t in self.EVENT_TABLES if t.spec.topic0 == topic0),
+                    topic0)
 
     def declared_addresses(self, source: Source) -> dict[str, list[str]]:
         """The contract addresses ``source`` was given, by role (default: none; the dataset

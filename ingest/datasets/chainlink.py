@@ -264,6 +264,11 @@ class Chainlink(LogDataset):
             return None
         return hi
 
+    def derived_inputs(self) -> frozenset[str] | None:
+        """``raw.oracle_rounds`` is derived from ``AnswerUpdated`` (phases are found by
+        eth_call, not from logs)."""
+        return frozenset(t.spec.topic0 for t in self.EVENT_TABLES if t.spec.name == "AnswerUpdated")
+
     def root_roles(self, ctx: RunContext, source: Source) -> dict[str, list[str]]:
         phases, _ = ctx.state[("chainlink", source.key)]
         return {"aggregator": sorted({agg for _, agg, _ in phases})}
