@@ -383,3 +383,36 @@ def test_deficit_migrate_creates_meta_asked_sets_in_an_older_warehouse(tmp_path,
     with Warehouse(db, read_only=True) as wh:
         assert wh.con.execute("SELECT count(*) FROM meta.asked_sets").fetchone()[0] == 0
         assert wh.asked_doc("00" * 32) is None
+
+
+@pytest.mark.anvil
+def test_an_unrecorded_older_range_is_backfilled_and_the_rest_ingested_in_the_same_chunks(
+        anvil, chain, tmp_path, monkeypatch):
+    """A warehouse of the version before the GHO event and before ``meta.asked_sets`` (dropped
+    here), ingested up to a block inside a chunk: its fingerprint is recognised (this version's
+    declarations less that event), so that part is backfilled while the blocks above it are
+    ingested in full, in the same chunk's transaction; the result is a fresh ingest's."""
+    m, dep = _market(chain, tmp_path, seed=25)
+    head = chain.block_number()
+    mid = head // 2 + 3
+    assert mid % 10 not in (0, 9)  # inside a chunk
+    fresh = tmp_path / "fresh.duckdb"
+    ingest(anvil.url, fresh, dep, chunk_blocks=10, chunk_rows=0)
+    db = tmp_path / "w.duckdb"
+    with monkeypatch.context() as mp:
+        _without(mp, GHO_TABLE)
+        ingest(anvil.url, db, dep, chunk_blocks=10, chunk_rows=0, to_block=mid)
+    with Warehouse(db) as wh:
+        wh.con.execute("DROP TABLE meta.asked_sets")
+    seen: list[dict] = []
+    s = ingest(anvil.url, db, dep, seen, chunk_blocks=10, chunk_rows=0)
+    assert s.backfilled == {SOURCE: {"intervals": 1, "blocks": mid + 1, "events": [GHO_SIG]}}
+    assert s.reingested == {}
+    assert snapshot(db) == snapshot(fresh)
+    assert rows_in_key_order(db, "raw.logs") == rows_in_key_order(fresh, "raw.logs")
+    # below mid only the added event was asked for; above it, every event (the market's roles)
+    for p in seen:
+        lo, hi = int(p["fromBlock"], 16), int(p["toBlock"], 16)
+        assert hi <= mid or lo > mid, (lo, hi)
+        assert lo > mid or p["topics"] == [[GHO_T0]], p
+    assert any(int(p["fromBlock"], 16) > mid and len(p["topics"][0]) > 1 for p in seen)
