@@ -83,10 +83,13 @@ class AaveMarket(LogDataset):
             cached: list[tuple[str, str, str]] = ctx.state[key]
             return cached
         gaps, cur = [], source.start_block
-        # stored under this version's fingerprint only: an interval stored under another one is
-        # re-ingested or left stale, and is read here rather than trusted
+        # stored under this version's fingerprints only (declarations and the contracts given:
+        # an interval stored before the configurator was declared holds none of its
+        # ReserveInitialized): one stored under others is re-ingested or left stale, and is
+        # read here rather than trusted
         for a, b in sorted(ctx.wh.covered(ctx.chain_id, self.NAME, source.key,
-                                          asked=self.asked_sha256())):
+                                          asked=self.asked_sha256(),
+                                          addresses=self.addresses_sha256(source))):
             if a > cur:
                 gaps.append((cur, min(a, ctx.range_start) - 1))
             cur = max(cur, b + 1)
