@@ -632,9 +632,10 @@ def _todo(ctx: RunContext, dataset: str, source: str, lo: int, hi: int,
             why.append("stored under other declarations of what to fetch (a newly declared event, "
                        "role or table, or another ingest format) than this version's")
         if any(f == asked and g != addresses for _, _, f, g in stale):
-            why.append("stored with other contract addresses than the deployments now give (a "
-                       "role added or readdressed)" if all(g is not None for _, _, f, g in stale
-                                                           if f == asked) else
+            recorded = all(g is not None for _, _, f, g in stale if f == asked)
+            why.append("stored with other contract addresses than this run reads (a "
+                       "deployment's role added or readdressed, or a feed's phases changed)"
+                       if recorded else
                        "stored without a record of the contract addresses asked for")
         ctx.warn(f"{n:,} block(s) of {dataset}:{source} ({spans}) are re-ingested: they were "
                  + "; ".join(why))

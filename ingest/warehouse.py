@@ -75,7 +75,10 @@ CHECKPOINTS = register_table(Table(
                "logs): SHA-256 of role -> sorted addresses (ingest.schema.addresses_sha256). An "
                "interval stored under other addresses (a role added or readdressed in the "
                "deployments since) is re-ingested by the next ingest over it; adjacent intervals "
-               "merge only when equal. NULL: not recorded (treated as stale by ingest)"),
+               "merge only when equal. A Chainlink feed, whose aggregators are discovered, has "
+               "that of no addresses, and once its phases change (a new aggregator found) its "
+               "stored intervals get that of the aggregators they were read from, so they are "
+               "re-ingested. NULL: not recorded (treated as stale by ingest)"),
     ),
     "ingest.warehouse", ("chain_id", "dataset", "source", "from_block")))
 

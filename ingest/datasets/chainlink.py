@@ -32,7 +32,7 @@ from eth_hash.auto import keccak
 
 from .. import catalog
 from ..errors import ConfigError, DecodeError, RpcResponseError
-from ..schema import Column, Table, register_table, sql_str
+from ..schema import Column, Table, addresses_sha256, register_table, sql_str
 from ..warehouse import fetch_one
 from .base import EventGroup, LogDataset, Source, build_event_tables
 
@@ -225,7 +225,33 @@ class Chainlink(LogDataset):
     @staticmethod
     def _store_phases(ctx: RunContext, feed: Feed, phases: list[tuple[int, str, int | None]],
                       to_block: int) -> None:
+        """Replace the feed's stored phases. When they change (a phase found since, or a phase's
+        first block), the feed's stored intervals were read from other aggregators, or their
+        rounds derived under other phase bounds: a new aggregator transmits before the proxy
+        confirms it, so its rounds may lie in blocks stored before it was known, and the proxy
+        reports its latest one from the switch on. Those intervals get the fingerprint of the
+        aggregators they were read from (``meta.checkpoints.addresses_sha256``), so that the
+        next ingest over them re-ingests them, as for a readdressed contract."""
         with ctx.wh.transaction() as con:
+            old = [tuple(r) for r in con.execute(
+                "SELECT phase_id, aggregator, first_block FROM raw.oracle_phases WHERE chain_id=? "
+                "AND feed=? ORDER BY phase_id", [ctx.chain_id, feed.proxy]).fetchall()]
+            if old == sorted(phases):
+                return  # unchanged: a rerun writes nothing
+            if old:
+                read_from = addresses_sha256({"aggregator": sorted({str(a) for _, a, _ in old})})
+                n = con.execute(
+                    "SELECT coalesce(sum(to_block - from_block + 1), 0) FROM meta.checkpoints "
+                    "WHERE chain_id=? AND dataset=? AND source=?",
+                    [ctx.chain_id, NAME, feed.proxy]).fetchall()[0][0]
+                if n:
+                    con.execute("UPDATE meta.checkpoints SET addresses_sha256 = ? WHERE chain_id=? "
+                                "AND dataset=? AND source=?",
+                                [read_from, ctx.chain_id, NAME, feed.proxy])
+                    ctx.warn(f"feed {feed.name}: its phases changed since its {int(n):,} stored "
+                             f"block(s) were read (phases {[p[:2] for p in old]} then, now "
+                             f"{[p[:2] for p in sorted(phases)]}): they are re-ingested by this or "
+                             "the next ingest over them")
             con.execute("DELETE FROM raw.oracle_phases WHERE chain_id=? AND feed=?",
                         [ctx.chain_id, feed.proxy])
             for phase, agg, first in phases:

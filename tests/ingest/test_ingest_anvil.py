@@ -425,3 +425,47 @@ def test_tokens_of_a_reserve_initialized_where_the_configurator_was_not_yet_decl
             f"SELECT count(*) FROM {e.table} WHERE tx_hash = ?", [e.tx_hash]).fetchall()[0][0]]
     assert missing == [], missing
     chain.close()
+
+
+def test_an_aggregator_that_transmitted_before_a_stored_range_ended_is_read_there(anvil, tmp_path):
+    """A feed's next aggregator transmits before the proxy confirms it (Chainlink runs the new
+    one beside the old). A warehouse ingested up to H1 inside that stretch knew only phase 1;
+    the next run found phase 2 and read its aggregator from H1 + 1 on only, so its rounds up to
+    H1 were missing (raw.logs, raw.chainlink_answer_updated), and the answer the proxy reports
+    from the switch (the new aggregator's latest, repeated by the replay from
+    raw.chainlink_answer_updated) was not the one the chain had: the warehouse differed from a
+    fresh ingest. Now the feed's stored range is re-ingested when its phases change (fails
+    before)."""
+    chain = DevChain(anvil.url)
+    owner = chain.default_sender
+    flux = chain.deploy("TestFluxAggregator", 3600, 1, 10**14, 8, "ETH / USD")
+    chain.send(flux, "changeOracles", [], [owner], [owner], 1, 1, 0)
+    proxy = chain.deploy("TestAggregatorProxy", flux.address)
+    ocr = chain.deploy("TestOCRAggregator", 1, 10**14, 8, "ETH / USD")
+    chain.send_many([(flux, "submit", (i + 1, 1200 * 10**8 + i)) for i in range(3)])
+    # the new aggregator's only round before the switch, then the old one goes on
+    chain.send(ocr, "transmit", [1300 * 10**8 - 1, 1300 * 10**8, 1300 * 10**8 + 1])
+    chain.send_many([(flux, "submit", (i + 4, 1200 * 10**8 + i)) for i in range(2)])
+    h1 = chain.block_number()
+    dep = tmp_path / "dep.toml"
+    dep.write_text(f'[meta]\nchain_id = 31337\n\n[[feed]]\nname = "ETH / USD"\nchain_id = 31337\n'
+                   f'proxy = "{proxy.address}"\ndecimals = 8\nstart_block = 0\n')
+    db = tmp_path / "w.duckdb"
+    ingest(anvil.url, db, dep, to_block=h1)
+    chain.mine(2)
+    chain.send(proxy, "proposeAggregator", ocr.address)
+    chain.send(proxy, "confirmAggregator", ocr.address)
+    chain.send_many([(ocr, "transmit", ([1310 * 10**8 + i] * 3,)) for i in range(2)])
+    s = ingest(anvil.url, db, dep)
+    fresh = tmp_path / "fresh.duckdb"
+    ingest(anvil.url, fresh, dep)
+    # (the headers up to H1 were ingested with fewer confirmations than the fresh ingest's)
+    lineage = ("run_id", "updated_at", "discovered_at_block", "confirmations_at_ingest")
+    assert snapshot(db, exclude=lineage) == snapshot(fresh, exclude=lineage)
+    assert s.reingested == {f"chainlink:{proxy.address}": h1 + 1}
+    assert any("phase" in w and "re-ingested" in w for w in s.warnings), s.warnings
+    with Warehouse(db, read_only=True) as wh:
+        # the round the proxy reads from the switch is there (by its answer, as sent)
+        assert wh.con.execute("SELECT count(*) FROM raw.chainlink_answer_updated WHERE address = ? "
+                              "AND block_number <= ?", [ocr.address, h1]).fetchone()[0] == 1
+    chain.close()
