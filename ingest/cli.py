@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -34,14 +35,34 @@ CHAINS = {"ethereum": 1, "mainnet": 1, "optimism": 10, "bsc": 56, "polygon": 137
 _err = Console(stderr=True, highlight=False)
 _out = Console(highlight=False)
 
+#: the largest chain id meta.runs (UBIGINT) can hold
+MAX_CHAIN_ID = 2**64 - 1
+
 
 def _chain_id(v: str) -> int:
-    if v.isdigit():
-        return int(v)
+    if v.isascii() and v.isdigit():
+        n = int(v)
+        if not 1 <= n <= MAX_CHAIN_ID:
+            raise argparse.ArgumentTypeError(f"chain id {v} is out of range: a chain id is 1 to "
+                                             f"{MAX_CHAIN_ID} (EIP-155)")
+        return n
     if v.lower() in CHAINS:
         return CHAINS[v.lower()]
     raise argparse.ArgumentTypeError(f"unknown chain {v!r}: give a chain id or one of "
                                      f"{', '.join(sorted(CHAINS))}")
+
+
+_MEMORY = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|%)\s*", re.IGNORECASE)
+
+
+def _memory_limit(v: str) -> str:
+    """A DuckDB memory limit: a positive amount with its unit (``256MB``, ``1GiB``, ``50%``).
+    Judged here, before any file is created: DuckDB itself reads '-1GB' as no limit at all."""
+    m = _MEMORY.fullmatch(v)
+    if m is None or float(m.group(1)) <= 0:
+        raise argparse.ArgumentTypeError(f"{v!r} is not a memory size: write a positive amount with "
+                                         "a unit, like 256MB, 1GB or 1GiB")
+    return v
 
 
 def parse_block_or_time(v: str) -> int | dt.datetime:
@@ -115,7 +136,7 @@ def _parser(commands: Sequence[Command] = ()) -> argparse.ArgumentParser:
                      help="merge consecutive --chunk-blocks ranges into one transaction while the "
                      "last chunk's density keeps it near N rows, logs plus block headers "
                      "(default 50000; 0: one range per transaction)")
-    ing.add_argument("--memory-limit", default="256MB",
+    ing.add_argument("--memory-limit", default="256MB", type=_memory_limit,
                      help="DuckDB buffer cap for the run (default 256MB): memory stays flat "
                      "however long the range")
     ing.add_argument("--rps", type=float, default=None,
