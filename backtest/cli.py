@@ -92,14 +92,15 @@ def _print_summary(res: Any) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(highlight=False)
+    console = Console(highlight=False, emoji=False)  # a ':x:' in a scenario name stays as written
     sc = res.scenario
     rec = res.output.record
     shocked = (f", {len(sc.shocks)} price shock(s) on the oracle's answers: "
                f"{', '.join(str(s.get('kind')) for s in sc.shocks)}, seed {sc.seed}" if sc.shocks else "")
     console.print(f"run {res.run_id}: {sc.name} ({sc.mode}{shocked}), blocks {sc.from_block}..{sc.to_block}; "
                   f"*_value figures in {rec.base_currency} units of 1e-{rec.base_currency_decimals}, "
-                  f"*_{rec.base_currency.lower()} in whole {rec.base_currency}", markup=False)
+                  f"*_{rec.base_currency.lower()} in whole {rec.base_currency}", markup=False,
+                  soft_wrap=True)
     for metric, figures in res.summary.items():
         t = Table(title=metric, title_justify="left", show_header=False, box=None, padding=(0, 2))
         t.add_column("figure")
@@ -109,7 +110,7 @@ def _print_summary(res: Any) -> None:
                 t.add_row(name, _fmt(v))
         console.print(t)
     db = f" --db {res.db}" if res.db else ""
-    console.print(f"report: deficit report {res.run_id}{db}", markup=False)
+    console.print(f"report: deficit report {res.run_id}{db}", markup=False, soft_wrap=True)  # one line
 
 
 class _progress:
@@ -157,7 +158,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     from .demo import cli_demo
 
-    return cli_demo(args.db, args.out, args.json, Console(highlight=False))
+    return cli_demo(args.db, args.out, args.json, Console(highlight=False, emoji=False))
 
 
 COMMANDS: tuple[ingest_cli.Command, ...] = (("run", _add_run, _cmd_run), ("demo", _add_demo, _cmd_demo))

@@ -32,8 +32,9 @@ __all__ = ["main", "CHAINS", "parse_block_or_time"]
 CHAINS = {"ethereum": 1, "mainnet": 1, "optimism": 10, "bsc": 56, "polygon": 137, "base": 8453,
           "arbitrum": 42161, "avalanche": 43114, "sepolia": 11155111, "anvil": 31337}
 
-_err = Console(stderr=True, highlight=False)
-_out = Console(highlight=False)
+# emoji off: rich would print ':x:' in a message (a quoted file line, a path) as an emoji
+_err = Console(stderr=True, highlight=False, emoji=False)
+_out = Console(highlight=False, emoji=False)
 
 #: the largest chain id meta.runs (UBIGINT) can hold
 MAX_CHAIN_ID = 2**64 - 1

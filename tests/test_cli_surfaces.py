@@ -7,11 +7,15 @@ Runs the real command in a subprocess; the ingest ones against a real anvil (con
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
 import pytest
+
+from backtest.demo import SAMPLE_DB, demo_scenarios, prepare_warehouse
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,3 +56,39 @@ def test_a_chain_id_out_of_range_is_refused(tmp_path: Path, chain: str) -> None:
     out = assert_user_error(r)
     assert "--chain" in out and chain in out, out
     assert not db.exists()
+
+
+def test_error_messages_are_printed_as_written(tmp_path: Path) -> None:
+    """Messages went through rich with emoji codes on: a ':x:' in an error (here the first record
+    of a passwd-like file the importer quotes) was printed as an emoji, so the message no longer
+    showed the file's text."""
+    f = tmp_path / "prices.csv"
+    f.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    r = deficit("import-prices", str(f), "--pair", "ETH/USD", "--db", str(tmp_path / "w.duckdb"))
+    out = assert_user_error(r)
+    assert "root:x:0:0:root" in r.stderr, out
+
+
+def test_a_run_summary_prints_the_scenario_name_as_written(tmp_path: Path) -> None:
+    """The same for ``deficit run``'s summary: a scenario named 'crash :x: test' was printed as
+    'crash ❌ test'; and its closing hint, the command that writes the report, was wrapped at
+    80 columns when not on a terminal (a CI log), splitting '--db' from its path."""
+    from tests.test_cli_errors import small
+
+    db = tmp_path / "w.duckdb"
+    prepare_warehouse(db, SAMPLE_DB)
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        meta = {str(k): str(v) for k, v in con.execute("SELECT key, value FROM meta.sample").fetchall()}
+    finally:
+        con.close()
+    text = re.sub(r'(?m)^name = ".*"$', 'name = "crash :x: test"',
+                  small(demo_scenarios(meta)["counterfactual"]))
+    f = tmp_path / "s.toml"
+    f.write_text(text)
+    r = deficit("run", str(f), "--db", str(db))
+    assert r.returncode == 0, r.stderr
+    assert "crash :x: test" in r.stdout, r.stdout
+    rid = re.search(r"^run (\S+):", r.stdout)
+    assert rid is not None, r.stdout
+    assert f"report: deficit report {rid.group(1)} --db {db}\n" in r.stdout, r.stdout
