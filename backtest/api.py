@@ -34,6 +34,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from ingest.errors import is_interrupt
 from ingest.version import code_version
 from ingest.warehouse import DEFAULT_DB, Warehouse
 from protocols.base import ProtocolAdapter
@@ -415,6 +416,8 @@ def load_inputs(wh: Warehouse, scenario: Scenario, *, stream: bool = False) -> t
     except MissingData:
         raise
     except Exception as e:  # the adapter's typed errors carry the event location
+        if is_interrupt(e):  # Ctrl-C while DuckDB streams the events: not a replay error
+            raise
         raise ReplayError(f"rebuilding {m.source} before block {fb}: {e}") from e
     reserves = sorted(state.reserves)
     if not reserves:

@@ -56,7 +56,7 @@ from decimal import Decimal, InvalidOperation, localcontext
 from pathlib import Path
 from typing import Any, Literal
 
-from ingest.errors import IngestError
+from ingest.errors import IngestError, is_interrupt
 
 from .errors import BacktestError, InputError, MissingData, ScenarioError
 from .files import write_atomic
@@ -757,6 +757,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
     try:
         rep = run_check(args.scenario, db=args.db, baseline=args.baseline, run_id=args.run_id)
     except Exception as e:  # a bug: its traceback, and exit 2 (an uncaught one exits 1, "a threshold failed")
+        if is_interrupt(e):  # Ctrl-C during a DuckDB query: the command's 130, not an internal error
+            raise
         import traceback
 
         traceback.print_exc()

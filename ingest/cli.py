@@ -14,7 +14,9 @@ import logging
 import math
 import os
 import re
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table as RichTable
 
-from .errors import ConfigError, DeploymentsFileError, IngestError, PriceImportError
+from .errors import ConfigError, DeploymentsFileError, IngestError, PriceImportError, is_interrupt
 from .redact import redact_text, redact_url
 
 __all__ = ["main", "CHAINS", "parse_block_or_time"]
@@ -199,8 +201,39 @@ def _parser(commands: Sequence[Command] = ()) -> argparse.ArgumentParser:
     return p
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``timeout``, a CI runner cancelling a job, systemd), raised in the main thread as
+    Ctrl-C raises KeyboardInterrupt, so it unwinds the same way: the open transaction rolled
+    back, the run marked failed in meta.runs, child processes (anvil) stopped."""
+
+
+_sigterm_seen = False
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    global _sigterm_seen
+    _sigterm_seen = True
+    raise Terminated()
+
+
 def main(argv: Sequence[str] | None = None, *, commands: Sequence[Command] = ()) -> int:
     args = _parser(commands).parse_args(argv)
+    # SIGTERM unwinds as Ctrl-C does; not when a caller chose another handler, nor off the main
+    # thread (where Python cannot set one); the caller's handler is back on return
+    own = (threading.current_thread() is threading.main_thread()
+           and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL)
+    if own:
+        global _sigterm_seen
+        _sigterm_seen = False
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        return _main(args, commands)
+    finally:
+        if own:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _main(args: argparse.Namespace, commands: Sequence[Command]) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     secrets = [os.environ.get("DEFICIT_RPC_URL", ""), getattr(args, "rpc", None) or ""]
@@ -235,9 +268,16 @@ def main(argv: Sequence[str] | None = None, *, commands: Sequence[Command] = ())
         _err.print(f"[bold red]error ({type(e).__name__}):[/] "
                    f"{escape(redact_text(str(e), secrets))}", soft_wrap=True)
         return 1
-    except KeyboardInterrupt:
-        _err.print("interrupted: the open chunk was rolled back; rerun to resume")
-        return 130
+    except (KeyboardInterrupt, RuntimeError) as e:
+        if not is_interrupt(e):  # a RuntimeError that is a bug: its traceback
+            raise
+        # Ctrl-C or SIGTERM; during a DuckDB query it arrives as DuckDB's RuntimeError
+        term = isinstance(e, Terminated) or _sigterm_seen
+        what = "terminated (SIGTERM)" if term else "interrupted"
+        after = (": the open chunk was rolled back and the run is marked failed in meta.runs; rerun "
+                 "to resume") if args.cmd == "ingest" else ""
+        _err.print(f"{what}{after}", soft_wrap=True)
+        return 143 if term else 130
     return 2
 
 

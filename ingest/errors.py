@@ -43,7 +43,15 @@ __all__ = [
     "ValueOutOfRange",
     "WarehouseError",
     "WarehouseLocked",
+    "is_interrupt",
 ]
+
+
+def is_interrupt(e: BaseException) -> bool:
+    """Whether ``e`` is Ctrl-C or SIGTERM rather than a failure: a KeyboardInterrupt, or the
+    ``RuntimeError('Query interrupted')`` that DuckDB's Python client (2.x) raises instead when
+    the signal arrives while one of its queries runs (the KeyboardInterrupt itself is gone)."""
+    return isinstance(e, KeyboardInterrupt) or (type(e) is RuntimeError and str(e) == "Query interrupted")
 
 
 class IngestError(Exception):

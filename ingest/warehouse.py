@@ -284,7 +284,13 @@ class Warehouse:
             raise
         else:
             self._in_tx = False
-            self.con.execute("COMMIT")
+            try:
+                self.con.execute("COMMIT")
+            except BaseException:  # an interrupted (Ctrl-C) or failed COMMIT: end the transaction,
+                # so that the caller's bookkeeping (meta.runs 'failed') can start its own
+                with contextlib.suppress(duckdb.Error, RuntimeError):
+                    self.con.execute("ROLLBACK")
+                raise
 
     # ----------------------------------------------------------------- checkpoints
     def checkpoints(self, chain_id: int, dataset: str, source: str

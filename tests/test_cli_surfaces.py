@@ -8,8 +8,10 @@ Runs the real command in a subprocess; the ingest ones against a real anvil (con
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import duckdb
@@ -92,3 +94,133 @@ def test_a_run_summary_prints_the_scenario_name_as_written(tmp_path: Path) -> No
     rid = re.search(r"^run (\S+):", r.stdout)
     assert rid is not None, r.stdout
     assert f"report: deficit report {rid.group(1)} --db {db}\n" in r.stdout, r.stdout
+
+
+def _wait_for(path: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("sig, code, word", [(signal.SIGTERM, 143, "terminated"),
+                                             (signal.SIGINT, 130, "interrupted")])
+def test_a_stopped_ingest_says_so_and_records_a_failed_run(anvil, tmp_path: Path, sig: int, code: int,
+                                                           word: str) -> None:
+    """SIGTERM (what `timeout`, a CI runner or systemd sends) killed the ingest outright: no
+    message, exit -15, and its meta.runs row said 'running' forever. Now it is handled as Ctrl-C
+    is: the open chunk rolled back, the run marked failed, a message, exit 128 + signal. The rows
+    left are exactly the committed chunks (raw.blocks matches meta.checkpoints)."""
+    anvil.rpc("anvil_mine", [hex(3000)])
+    db = tmp_path / "w.duckdb"
+    # throttled (20 requests/s, 10 calls each, 50-block chunks): the ingest of 3,000 blocks takes
+    # ~15 s, so the signal lands mid-run
+    with subprocess.Popen(
+            [sys.executable, "-m", "backtest.cli", "ingest", "--rpc", anvil.url, "--chain", "31337",
+             "--db", str(db), "--head", "--chunk-blocks", "50", "--chunk-rows", "0", "--rps", "20",
+             "--batch-size", "10"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            # a test runner may ignore SIGINT in its children (a background job): restore it
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)) as p:
+        _wait_for(db)
+        time.sleep(3)
+        p.send_signal(sig)
+        out, err = p.communicate(timeout=60)
+    assert p.returncode == code, (p.returncode, out, err)
+    assert "Traceback" not in err and word in err, err
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        runs = con.execute("SELECT status, message FROM meta.runs").fetchall()
+        n, lo, hi = con.execute("SELECT count(*), min(number), max(number) FROM raw.blocks").fetchall()[0]
+        cps = con.execute("SELECT from_block, to_block FROM meta.checkpoints WHERE dataset = 'blocks'"
+                          ).fetchall()
+    finally:
+        con.close()
+    assert len(runs) == 1 and runs[0][0] == "failed", runs
+    assert n < 3001, n  # stopped mid-run
+    assert cps == ([(lo, hi)] if n else []) and n == (hi - lo + 1 if n else 0), (cps, n, lo, hi)
+
+
+#: ``deficit`` with one fault injected: in its Nth warehouse transaction it runs a long real DuckDB
+#: query and sends itself the signal meanwhile (a thread of its own), so the real signal reaches
+#: the real DuckDB client mid-query every time; by chance a Ctrl-C lands there only now and then
+#: (a COMMIT, a large read). Nothing else is changed.
+_DRIVER = """
+import contextlib, os, signal, sys, threading
+from ingest import warehouse
+sig, nth = int(sys.argv[1]), int(sys.argv[2])
+orig, seen = warehouse.Warehouse.transaction, [0]
+
+@contextlib.contextmanager
+def transaction(self):
+    with orig(self) as con:
+        seen[0] += 1
+        if seen[0] == nth:
+            threading.Timer(0.5, os.kill, (os.getpid(), sig)).start()
+            con.execute("SELECT sum(i) FROM range(100000000000) t(i)").fetchall()
+        yield con
+
+warehouse.Warehouse.transaction = transaction
+from backtest.cli import main
+sys.exit(main(sys.argv[3:]))
+"""
+
+
+def _driven(sig: int, nth: int, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", _DRIVER, str(int(sig)), str(nth), *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+@pytest.mark.parametrize("sig, code, word", [(signal.SIGINT, 130, "interrupted"),
+                                             (signal.SIGTERM, 143, "terminated")])
+def test_a_signal_during_a_duckdb_query_stops_an_ingest_cleanly(anvil, tmp_path: Path, sig: int, code: int,
+                                                                word: str) -> None:
+    """DuckDB 2.x's Python client turns a Ctrl-C that arrives during one of its queries into
+    RuntimeError('Query interrupted'): the ingest ended in a traceback, exit 1 (SIGTERM, before
+    it was handled: killed, -15). Now: the message, 128 + signal, the run marked failed, the rows
+    exactly the committed chunks."""
+    anvil.rpc("anvil_mine", [hex(400)])
+    db = tmp_path / "w.duckdb"
+    r = _driven(sig, 4, "ingest", "--rpc", anvil.url, "--chain", "31337", "--db", str(db), "--head",
+                "--chunk-blocks", "50", "--chunk-rows", "0")
+    assert r.returncode == code, (r.returncode, r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr and word in r.stderr, r.stderr
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        runs = con.execute("SELECT status FROM meta.runs").fetchall()
+        n, lo, hi = con.execute("SELECT count(*), min(number), max(number) FROM raw.blocks").fetchall()[0]
+        cps = con.execute("SELECT from_block, to_block FROM meta.checkpoints WHERE dataset = 'blocks'"
+                          ).fetchall()
+    finally:
+        con.close()
+    assert runs == [("failed",)], runs
+    assert 0 < n < 401 and cps == [(lo, hi)] and n == hi - lo + 1, (cps, n, lo, hi)
+
+
+@pytest.mark.parametrize("command", ["run", "check"])
+def test_a_ctrl_c_during_a_duckdb_query_of_a_run_is_an_interrupt(tmp_path: Path, command: str) -> None:
+    """The same for ``deficit run`` (a traceback, exit 1) and ``deficit check`` (an 'internal
+    error', exit 2 with a traceback): interrupted, exit 130, nothing of the run written."""
+    from tests.test_cli_errors import small
+
+    db = tmp_path / "w.duckdb"
+    prepare_warehouse(db, SAMPLE_DB)
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        meta = {str(k): str(v) for k, v in con.execute("SELECT key, value FROM meta.sample").fetchall()}
+    finally:
+        con.close()
+    f = tmp_path / "s.toml"
+    f.write_text(small(demo_scenarios(meta)["counterfactual"]) + "\n[checks]\nmax_bad_debt_usd = 1\n")
+    # the run's first transaction is the one that writes its rows
+    r = _driven(signal.SIGINT, 1, command, str(f), "--db", str(db))
+    assert r.returncode == 130, (r.returncode, r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr and "interrupted" in r.stderr, r.stderr
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        n = con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'bt' AND table_name = "
+                        "'runs'").fetchall()[0][0]
+        rows = con.execute("SELECT count(*) FROM bt.runs").fetchall()[0][0] if n else 0
+    finally:
+        con.close()
+    assert rows == 0
