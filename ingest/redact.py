@@ -15,6 +15,7 @@ exception message) of a known set of secret URLs and of every secret-looking par
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Iterable
 from urllib.parse import SplitResult, parse_qsl, unquote, urlsplit
@@ -81,12 +82,13 @@ def _secret_components(url: str) -> set[str]:
     except ValueError:
         return set()
     found: set[str] = set()
+    userinfos: list[str] = []
     userinfo, at, host_port = parts.netloc.rpartition("@")
     if at and userinfo:
-        found.add(userinfo)
-        found.update(p for p in userinfo.split(":", 1) if p)
+        userinfos.append(userinfo)
     if _userinfo_cut_short(parts):  # the userinfo runs up to the last '@'
-        userinfo = url.strip().partition("://")[2].rpartition("@")[0]
+        userinfos.append(url.strip().partition("://")[2].rpartition("@")[0])
+    for userinfo in userinfos:
         found.add(userinfo)
         found.update(p for p in userinfo.split(":", 1) if p)
     if parts.scheme and host_port:
@@ -96,6 +98,12 @@ def _secret_components(url: str) -> set[str]:
             found.add(bare)
         if parts.query:
             found.add(f"{bare}?{parts.query}")
+    if parts.path.strip("/"):
+        # the path as a whole, as a provider's error quotes the request ('invalid key in
+        # /v3/<key>'): a key shorter than MIN_SECRET_SEGMENT is masked there too
+        found.add(parts.path)
+        if parts.query:
+            found.add(f"{parts.path}?{parts.query}")
     found.update(s for s in parts.path.split("/") if len(s) >= MIN_SECRET_SEGMENT)
     if parts.query:
         found.add(parts.query)
@@ -109,6 +117,10 @@ def _secret_components(url: str) -> set[str]:
             key, eq, value = item.partition("=")
             found.add(value if eq else key)
     found |= {unquote(s) for s in found}
+    for userinfo in userinfos:
+        # as an Authorization header carries it (base64 of 'user:password', percent-decoded
+        # first as httpx does), which a provider's error may quote back
+        found.add(base64.b64encode(unquote(userinfo).encode()).decode())
     found.discard("")
     return found
 

@@ -224,3 +224,86 @@ def test_a_ctrl_c_during_a_duckdb_query_of_a_run_is_an_interrupt(tmp_path: Path,
     finally:
         con.close()
     assert rows == 0
+
+
+class _EchoingNode:
+    """A real local HTTP server standing in for a provider that rejects the key: every JSON-RPC
+    call gets an error whose message quotes the request's path and query and its Authorization
+    header, as providers' 'invalid project id /v3/<id>' answers do."""
+
+    def __init__(self) -> None:
+        import http.server
+        import json
+        import threading
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))))
+                msg = f"invalid key in {self.path} (auth {self.headers.get('authorization', '-')})"
+                reqs = body if isinstance(body, list) else [body]
+                out = [{"jsonrpc": "2.0", "id": r.get("id"), "error": {"code": -32000, "message": msg}}
+                       for r in reqs]
+                data = json.dumps(out if isinstance(body, list) else out[0]).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *a: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("path, secrets", [
+    ("/v3/SECRET?apikey=SECRET2", ["SECRET"]),  # the brief's example: a short key in the path
+    ("/v2/shortkey9", ["shortkey9"]),
+])
+def test_a_provider_echoing_the_url_leaks_no_key(tmp_path: Path, path: str, secrets: list[str]) -> None:
+    """redact_text masked path segments of 16+ characters only, so a provider's error quoting
+    the request path put a shorter key ('/v3/SECRET') in the error printed and in meta.runs."""
+    node = _EchoingNode()
+    try:
+        db = tmp_path / "w.duckdb"
+        r = deficit("ingest", "--rpc", f"http://127.0.0.1:{node.port}{path}", "--chain", "1", "--db", str(db))
+    finally:
+        node.close()
+    assert r.returncode == 1 and "invalid key in" in r.stderr, r.stderr
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        stored = str(con.execute("SELECT * FROM meta.runs").fetchall())
+    finally:
+        con.close()
+    assert "invalid key in" in stored, stored
+    for s in secrets:
+        assert s not in r.stdout + r.stderr and s not in stored, (r.stderr, stored)
+
+
+def test_a_provider_echoing_basic_auth_leaks_no_password(tmp_path: Path) -> None:
+    """The userinfo was masked as written, but not as the Authorization header carries it
+    (base64 of 'user:password'), which a provider's error may quote back."""
+    import base64
+
+    node = _EchoingNode()
+    try:
+        db = tmp_path / "w.duckdb"
+        r = deficit("ingest", "--rpc", f"http://alice:Pa55word@127.0.0.1:{node.port}/", "--chain", "1",
+                    "--db", str(db))
+    finally:
+        node.close()
+    token = base64.b64encode(b"alice:Pa55word").decode()
+    assert r.returncode == 1 and "invalid key in" in r.stderr, r.stderr
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        stored = str(con.execute("SELECT * FROM meta.runs").fetchall())
+    finally:
+        con.close()
+    for s in (token, "Pa55word"):
+        assert s not in r.stdout + r.stderr and s not in stored, (r.stderr, stored)
