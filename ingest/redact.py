@@ -129,9 +129,11 @@ def redact_text(text: str, secrets: Iterable[str]) -> str:
     """``text`` with every occurrence of each secret, and of its secret-looking parts, masked.
 
     Each item of ``secrets`` is usually an endpoint URL; it is masked whole, and so are its
-    userinfo (and the user name and password alone), its query string and query values, and its
-    path segments of at least :data:`MIN_SECRET_SEGMENT` characters, in raw and percent-decoded
-    form. A secret that is not a URL (a bare API key or header value) is masked as given; a URL
+    userinfo (the user name and password alone, and its base64 form as a Basic Authorization
+    header carries it), its query string and query values, its path as a whole (``/v3/<key>``,
+    as a provider's error may quote the request) and its path segments of at least
+    :data:`MIN_SECRET_SEGMENT` characters alone, in raw and percent-decoded form. A secret that is
+    not a URL (a bare API key or header value) is masked as given; a URL
     with nothing to hide (``http://127.0.0.1:8545``) stays readable.
     Matching ignores case (a provider may echo a hex key in the other case); query values are
     masked as written and decoded. Longer needles are replaced first, so a URL disappears as a
