@@ -370,6 +370,13 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
         if isinstance(to, dt.datetime):
             to = resolve_block_at(rpc, to, first_at_or_after=False,
                                   warn=lambda m: resolved.append(f"--to {m}"))
+        if frm is not None and to is not None and frm > to:  # before the warehouse is touched
+            def flag(name: str, given: int | dt.datetime, block: int) -> str:
+                return (f"{name} {block}" if not isinstance(given, dt.datetime) else
+                        f"{name} {given.isoformat().replace('+00:00', 'Z')} (block {block})")
+
+            raise ConfigError(f"{flag('--from', args.from_, frm)} is after {flag('--to', args.to, to)}: "
+                              "no block to ingest")
         req = IngestRequest(chain_id=chain, deployments=dset, datasets=datasets, from_block=frm,
                             to_block=to, finality=finality, chunk_blocks=args.chunk_blocks,
                             chunk_rows=args.chunk_rows,

@@ -307,3 +307,16 @@ def test_a_provider_echoing_basic_auth_leaks_no_password(tmp_path: Path) -> None
         con.close()
     for s in (token, "Pa55word"):
         assert s not in r.stdout + r.stderr and s not in stored, (r.stderr, stored)
+
+
+def test_from_after_to_names_both_flags_and_writes_nothing(anvil, tmp_path: Path) -> None:
+    """--from 10 --to 5 was judged only inside the run, after the warehouse file was created and
+    a failed meta.runs row written, as 'from block 10 is above the last ingestible block 5
+    (finality head)': the node's finality blamed for the flags' own range."""
+    anvil.rpc("anvil_mine", [hex(20)])
+    db = tmp_path / "w.duckdb"
+    r = deficit("ingest", "--rpc", anvil.url, "--chain", "31337", "--db", str(db), "--head",
+                "--from", "10", "--to", "5")
+    out = assert_user_error(r)
+    assert "--from 10" in r.stderr and "--to 5" in r.stderr and "finality" not in r.stderr, out
+    assert not db.exists()
