@@ -216,8 +216,40 @@ def _on_sigterm(signum: int, frame: object) -> None:
     raise Terminated()
 
 
+def _not_utf8(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse an argument that is not UTF-8 (a file name in Latin-1 bytes, which Python hands over
+    with surrogates): the warehouse, the reports and DuckDB itself take only UTF-8 text, so it
+    failed later as a UnicodeEncodeError or DuckDB 'std::bad_cast' traceback."""
+    for dest, value in vars(args).items():
+        for v in value if isinstance(value, list) else [value]:
+            if isinstance(v, str | Path):
+                try:
+                    str(v).encode("utf-8")
+                except UnicodeEncodeError:
+                    opt = next((a.option_strings[-1] for a in _actions(parser, args) if a.dest == dest
+                                and a.option_strings), None)
+                    name = f"argument {opt}" if opt else f"the {dest} argument"
+                    shown = os.fsencode(str(v)).decode("utf-8", "backslashreplace")
+                    parser.exit(2, f"error: {name}: {shown} is not UTF-8 text: rename the file "
+                                "(names are stored as UTF-8)\n")
+
+
+def _actions(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[argparse.Action]:
+    """The actions of ``parser`` and of the subcommand parsers ``args`` chose."""
+    out: list[argparse.Action] = []
+    for a in parser._actions:
+        out.append(a)
+        if isinstance(a, argparse._SubParsersAction):
+            chosen = a.choices.get(getattr(args, a.dest, None) or "")
+            if chosen is not None:
+                out += _actions(chosen, args)
+    return out
+
+
 def main(argv: Sequence[str] | None = None, *, commands: Sequence[Command] = ()) -> int:
-    args = _parser(commands).parse_args(argv)
+    parser = _parser(commands)
+    args = parser.parse_args(argv)
+    _not_utf8(parser, args)
     # SIGTERM unwinds as Ctrl-C does; not when a caller chose another handler, nor off the main
     # thread (where Python cannot set one); the caller's handler is back on return
     own = (threading.current_thread() is threading.main_thread()

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def deficit(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "backtest.cli", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=timeout)
+                          text=True, errors="backslashreplace", timeout=timeout)
 
 
 def assert_user_error(r: subprocess.CompletedProcess[str]) -> str:
@@ -320,3 +320,38 @@ def test_from_after_to_names_both_flags_and_writes_nothing(anvil, tmp_path: Path
     out = assert_user_error(r)
     assert "--from 10" in r.stderr and "--to 5" in r.stderr and "finality" not in r.stderr, out
     assert not db.exists()
+
+
+@pytest.mark.parametrize("command", ["run", "check", "runs"])
+def test_a_file_name_that_is_not_utf8_is_a_usage_error(tmp_path: Path, command: str) -> None:
+    """A path whose bytes are not UTF-8 (a Latin-1 'é' in a file name): deficit run ended in a
+    traceback when bt.runs stored the scenario path (exit 1), deficit check reported an internal
+    error, and a --db named so was DuckDB's 'std::bad_cast' traceback. Refused up front, naming
+    the argument; nothing written."""
+    import os
+
+    from tests.test_cli_errors import small
+
+    db = tmp_path / "w.duckdb"
+    prepare_warehouse(db, SAMPLE_DB)
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        meta = {str(k): str(v) for k, v in con.execute("SELECT key, value FROM meta.sample").fetchall()}
+    finally:
+        con.close()
+    text = small(demo_scenarios(meta)["counterfactual"]) + "\n[checks]\nmax_bad_debt_usd = 1e12\n"
+    scenario = os.fsdecode(os.fsencode(str(tmp_path)) + b"/caf\xe9.toml")
+    Path(scenario).write_text(text)
+    bad_db = os.fsdecode(os.fsencode(str(tmp_path)) + b"/caf\xe9.duckdb")
+    Path(bad_db).write_bytes(db.read_bytes())
+    args = {"run": ["run", scenario, "--db", str(db)], "check": ["check", scenario, "--db", str(db)],
+            "runs": ["runs", "--db", bad_db]}[command]
+    r = deficit(*args)
+    out = assert_user_error(r)
+    assert "not UTF-8" in r.stderr and ("--db" if command == "runs" else "scenario") in r.stderr, out
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        assert not con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'bt' "
+                               "AND table_name = 'runs'").fetchall()[0][0]
+    finally:
+        con.close()
