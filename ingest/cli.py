@@ -498,7 +498,9 @@ def _cmd_import(args: argparse.Namespace) -> int:
         s = import_prices(wh, args.file, fmt=args.fmt, pair=pair, unit=unit, source=args.source,
                           run_id=new_run_id())
     if args.json:
-        _out.print_json(json.dumps({k: str(v) for k, v in vars(s).items()}))
+        # JSON types: counts as numbers, absent values null, times ISO-8601 (not all strings)
+        _out.print_json(json.dumps({k: v.isoformat() if isinstance(v, dt.datetime) else v
+                                    for k, v in vars(s).items()}))
     else:
         src = escape(repr(s.source))
         rep = f"; replaced {s.replaced:,} earlier rows of source {src}" if s.replaced else ""

@@ -355,3 +355,24 @@ def test_a_file_name_that_is_not_utf8_is_a_usage_error(tmp_path: Path, command: 
                                "AND table_name = 'runs'").fetchall()[0][0]
     finally:
         con.close()
+
+
+def test_import_prices_json_has_json_types(tmp_path: Path) -> None:
+    """import-prices --json printed every field as a string: counts as "4320", absent times as
+    the string "None", times as Python's str() ("2021-01-10 00:00:29.852629+00:00"). Counts are
+    numbers, absent values null, times ISO-8601, as ingest --json prints them. Expected values from
+    the CSV itself (the committed Binance futures file of the sample)."""
+    import csv
+    import datetime as dt
+    import json
+
+    f = ROOT / "data" / "sample" / "ethusdt_binance_futures_2021-01-10_to_2021-01-12.csv"
+    with f.open() as fh:
+        recs = list(csv.DictReader(fh))
+    r = deficit("import-prices", str(f), "--pair", "ETH/USDT", "--db", str(tmp_path / "w.duckdb"), "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["rows"] == len(recs) and doc["replaced"] == 0 and doc["dropped"] == 0
+    assert doc["dropped_first_ts"] is None and doc["dropped_last_ts"] is None
+    first = dt.datetime.fromisoformat(recs[0]["datetime_utc"]).replace(tzinfo=dt.UTC)
+    assert dt.datetime.fromisoformat(doc["first_ts"]) == first and "T" in doc["first_ts"]
