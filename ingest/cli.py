@@ -1,6 +1,8 @@
 """The ``deficit`` command line: presentation only (progress bars, tables, exit codes).
 
-Exit codes: 0 success, 1 the run failed (a typed error is printed), 2 bad usage or input.
+Exit codes: 0 success, 1 the run failed (a typed error is printed; a locked warehouse
+included), 2 bad usage or input (a --db that is not a warehouse of this version included),
+130 Ctrl-C, 143 SIGTERM.
 Every message printed passes through :func:`ingest.redact.redact_text` with the RPC URL as a
 secret, so keys never reach a terminal or a CI log even if a message slipped through unredacted.
 """
@@ -26,7 +28,14 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table as RichTable
 
-from .errors import ConfigError, DeploymentsFileError, IngestError, PriceImportError, is_interrupt
+from .errors import (
+    ConfigError,
+    DeploymentsFileError,
+    IngestError,
+    PriceImportError,
+    WarehouseError,
+    is_interrupt,
+)
 from .redact import redact_text, redact_url
 
 __all__ = ["main", "CHAINS", "parse_block_or_time"]
@@ -299,7 +308,10 @@ def _main(args: argparse.Namespace, commands: Sequence[Command]) -> int:
     except IngestError as e:
         _err.print(f"[bold red]error ({type(e).__name__}):[/] "
                    f"{escape(redact_text(str(e), secrets))}", soft_wrap=True)
-        return 1
+        # a --db that is not a warehouse of this version (not DuckDB, a directory, tables to
+        # migrate) is bad input, as for deficit run; a locked one (WarehouseLocked) is a run
+        # that could not start, a refused migration (MigrationError) one that failed
+        return 2 if type(e) is WarehouseError else 1
     except (KeyboardInterrupt, RuntimeError) as e:
         if not is_interrupt(e):  # a RuntimeError that is a bug: its traceback
             raise

@@ -376,3 +376,26 @@ def test_import_prices_json_has_json_types(tmp_path: Path) -> None:
     assert doc["dropped_first_ts"] is None and doc["dropped_last_ts"] is None
     first = dt.datetime.fromisoformat(recs[0]["datetime_utc"]).replace(tzinfo=dt.UTC)
     assert dt.datetime.fromisoformat(doc["first_ts"]) == first and "T" in doc["first_ts"]
+
+
+@pytest.mark.parametrize("command", ["ingest", "migrate", "import-prices", "run", "runs"])
+def test_a_db_that_is_not_a_warehouse_is_bad_input_everywhere(tmp_path: Path, command: str) -> None:
+    """--db naming a directory or a file that is not DuckDB: deficit run, check and runs exit 2
+    (bad input, nothing written), but ingest, migrate and import-prices exited 1, the code they
+    document for a run that failed, so a script could not tell a typo from a failed run."""
+    not_db = tmp_path / "notes.txt"
+    not_db.write_text("not a warehouse\n")
+    prices = ROOT / "data" / "sample" / "ethusdt_binance_futures_2021-01-10_to_2021-01-12.csv"
+    scenario = tmp_path / "s.toml"
+    scenario.write_text('name = "x"\nmode = "historical"\nchain_id = 31337\n[market]\nprotocol = "aave_v3"\n'
+                        'source = "s"\n[window]\nfrom_block = 1\nto_block = 2\n')
+    for db in (not_db, tmp_path):
+        args = {"ingest": ["ingest", "--rpc", "http://127.0.0.1:1", "--chain", "1", "--db", str(db)],
+                "migrate": ["migrate", "--db", str(db)],
+                "import-prices": ["import-prices", str(prices), "--pair", "ETH/USDT", "--db", str(db)],
+                "run": ["run", str(scenario), "--db", str(db)],
+                "runs": ["runs", "--db", str(db)]}[command]
+        r = deficit(*args)
+        out = assert_user_error(r)
+        assert str(db) in r.stderr, out
+    assert not_db.read_text() == "not a warehouse\n"
