@@ -511,9 +511,14 @@ def load_baseline(path: str | Path) -> Baseline:
     the field when it is not one."""
     path = Path(path)
     try:
-        doc = json.loads(path.read_text())
+        data = path.read_bytes()
     except OSError as e:
         raise InputError(f"baseline {path}: cannot read: {e.strerror}") from None
+    try:  # JSON is UTF-8 (RFC 8259), whatever the locale's encoding
+        doc = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise InputError(f"baseline {path}: not UTF-8 text: byte 0x{data[e.start]:02x} at offset {e.start} "
+                         "cannot be decoded") from None
     except json.JSONDecodeError as e:
         raise InputError(f"baseline {path}:{e.lineno}: not valid JSON: {e.msg}") from None
     if not isinstance(doc, dict) or doc.get("format") != BASELINE_FORMAT:

@@ -399,3 +399,23 @@ def test_a_db_that_is_not_a_warehouse_is_bad_input_everywhere(tmp_path: Path, co
         out = assert_user_error(r)
         assert str(db) in r.stderr, out
     assert not_db.read_text() == "not a warehouse\n"
+
+
+def test_a_baseline_that_is_not_utf8_is_a_typed_error(tmp_path: Path) -> None:
+    """A --baseline file that is not UTF-8 (JSON is UTF-8, RFC 8259) was read in the locale's
+    encoding and, undecodable, ended deficit check as an 'internal error' with a traceback; now
+    an error naming the file and the offset, nothing judged (exit 2)."""
+    db = tmp_path / "w.duckdb"
+    prepare_warehouse(db, SAMPLE_DB)
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        meta = {str(k): str(v) for k, v in con.execute("SELECT key, value FROM meta.sample").fetchall()}
+    finally:
+        con.close()
+    f = tmp_path / "s.toml"
+    f.write_text(demo_scenarios(meta)["historical"])
+    b = tmp_path / "b.json"
+    b.write_bytes(b'{"format": "deficit-baseline/1", "scenario": "caf\xe9"}')
+    r = deficit("check", str(f), "--db", str(db), "--baseline", str(b))
+    out = assert_user_error(r)
+    assert f"baseline {b}: not UTF-8" in r.stderr and "byte 0xe9" in r.stderr, out
