@@ -152,9 +152,15 @@ def load_deployments(path: str | Path, label: str | None = None) -> DeploymentSe
     given. Errors always name the path."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as e:
         raise DeploymentsFileError(str(path), f"cannot read: {e.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DeploymentsFileError(str(path), f"not UTF-8 text (TOML files are UTF-8): byte "
+                                   f"0x{data[e.start]:02x} cannot be decoded; save the file as UTF-8",
+                                   data[:e.start].count(b"\n") + 1) from None
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:

@@ -419,3 +419,16 @@ def test_a_baseline_that_is_not_utf8_is_a_typed_error(tmp_path: Path) -> None:
     r = deficit("check", str(f), "--db", str(db), "--baseline", str(b))
     out = assert_user_error(r)
     assert f"baseline {b}: not UTF-8" in r.stderr and "byte 0xe9" in r.stderr, out
+
+
+def test_a_deployments_file_that_is_not_utf8_names_its_line(tmp_path: Path) -> None:
+    """--deployments FILE not in UTF-8 (TOML's encoding; a Latin-1 'é' on line 3) was a
+    UnicodeDecodeError traceback, exit 1; now a DeploymentsFileError at the line, exit 2, before
+    any endpoint is contacted or warehouse created."""
+    f = tmp_path / "dep.toml"
+    f.write_bytes(b'# my deployments\n[meta]\nname = "caf\xe9"\n')
+    db = tmp_path / "w.duckdb"
+    r = deficit("ingest", "--rpc", "http://127.0.0.1:1", "--deployments", str(f), "--db", str(db))
+    out = assert_user_error(r)
+    assert f"{f}:3" in r.stderr and "not UTF-8" in r.stderr and "0xe9" in r.stderr, out
+    assert not db.exists()
