@@ -432,3 +432,19 @@ def test_a_deployments_file_that_is_not_utf8_names_its_line(tmp_path: Path) -> N
     out = assert_user_error(r)
     assert f"{f}:3" in r.stderr and "not UTF-8" in r.stderr and "0xe9" in r.stderr, out
     assert not db.exists()
+
+
+def test_runs_of_a_warehouse_without_runs_is_an_empty_list(tmp_path: Path) -> None:
+    """deficit runs on a warehouse with nothing run yet (the bundled sample as shipped: raw and
+    meta tables only) was an error, exit 2 and nothing on stdout, while the same warehouse once
+    its bt tables existed but held no row listed '[]', exit 0: 'no runs' is an empty list either
+    way (report and compare, which name a run, still refuse)."""
+    import json
+
+    db = tmp_path / "s.duckdb"
+    db.write_bytes(SAMPLE_DB.read_bytes())
+    r = deficit("runs", "--db", str(db), "--json")
+    assert r.returncode == 0 and json.loads(r.stdout) == [], (r.stdout, r.stderr)
+    r = deficit("runs", "--db", str(db))
+    assert r.returncode == 0 and "0 run(s)" in r.stdout, (r.stdout, r.stderr)
+    assert_user_error(deficit("report", "x", "--db", str(db)))

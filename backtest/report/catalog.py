@@ -76,8 +76,9 @@ _RUN_COLS = (
 )
 
 
-def open_read_only(db: str) -> Any:
-    """A read-only :class:`ingest.warehouse.Warehouse` holding ``bt.runs`` (InputError otherwise)."""
+def open_read_only(db: str, *, none_without_runs: bool = False) -> Any:
+    """A read-only :class:`ingest.warehouse.Warehouse` holding ``bt.runs`` (InputError otherwise;
+    ``none_without_runs``: None for a warehouse that opens but has no bt tables yet)."""
     from ingest.errors import WarehouseError
     from ingest.warehouse import Warehouse
 
@@ -92,6 +93,8 @@ def open_read_only(db: str) -> Any:
     ).fetchall()[0][0]
     if n != 2:
         wh.close()
+        if none_without_runs:
+            return None
         raise InputError(f"{db} has no backtest runs (bt.runs); run one with `deficit run SCENARIO.toml`")
     return wh
 
@@ -127,7 +130,9 @@ def list_runs(db: str) -> list[dict[str, Any]]:
     """Every run with its identity, base currency and headline figures (:data:`HEADLINE`, keyed
     ``metric.name`` by the names the run stored: ``bad_debt.end_total_oracle_eth`` for an ETH
     run), sorted. Runs of different base currencies are listed, never added up."""
-    wh = open_read_only(db)
+    wh = open_read_only(db, none_without_runs=True)
+    if wh is None:  # nothing run yet: no runs, as with an empty bt.runs
+        return []
     try:
         runs = _run_rows(wh.con)
         summ = _summaries(wh.con, [r["run_id"] for r in runs])
