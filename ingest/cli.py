@@ -47,8 +47,8 @@ CHAINS = {"ethereum": 1, "mainnet": 1, "optimism": 10, "bsc": 56, "polygon": 137
 _err = Console(stderr=True, highlight=False, emoji=False)
 _out = Console(highlight=False, emoji=False)
 
-#: the largest chain id meta.runs (UBIGINT) can hold
-MAX_CHAIN_ID = 2**64 - 1
+#: the largest chain id and block number meta.runs (UBIGINT) can hold
+MAX_CHAIN_ID = MAX_BLOCK = 2**64 - 1
 
 
 def _chain_id(v: str) -> int:
@@ -80,13 +80,18 @@ def _memory_limit(v: str) -> str:
 def parse_block_or_time(v: str) -> int | dt.datetime:
     """A block number (``17000000``, ``0x10``) or an ISO-8601 UTC time (``2021-01-11T00:00Z``)."""
     s = v.strip().replace("_", "")
-    if s.isdigit():
-        return int(s)
-    if s.lower().startswith("0x"):
+    n: int | None = None
+    if s.isascii() and s.isdigit():
+        n = int(s)
+    elif s.lower().startswith("0x"):
         try:
-            return int(s, 16)
+            n = int(s, 16)
         except ValueError:
             pass
+    if n is not None:
+        if n > MAX_BLOCK:  # meta.runs and raw.blocks store block numbers as UBIGINT
+            raise argparse.ArgumentTypeError(f"block {v} is out of range (at most {MAX_BLOCK})")
+        return n
     try:
         t = dt.datetime.fromisoformat(s.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:

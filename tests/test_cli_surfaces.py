@@ -448,3 +448,15 @@ def test_runs_of_a_warehouse_without_runs_is_an_empty_list(tmp_path: Path) -> No
     r = deficit("runs", "--db", str(db))
     assert r.returncode == 0 and "0 run(s)" in r.stdout, (r.stdout, r.stderr)
     assert_user_error(deficit("report", "x", "--db", str(db)))
+
+
+@pytest.mark.parametrize("flag, value", [("--from", str(2**64)), ("--to", "99999999999999999999999"),
+                                         ("--from", hex(2**64))])
+def test_a_block_number_out_of_range_is_refused(tmp_path: Path, flag: str, value: str) -> None:
+    """A block number past what meta.runs stores (UBIGINT) was a DuckDB ConversionException
+    traceback from the meta.runs insert (exit 1) with the warehouse file created."""
+    db = tmp_path / "w.duckdb"
+    r = deficit("ingest", "--rpc", "http://127.0.0.1:1", "--chain", "1", "--db", str(db), flag, value)
+    out = assert_user_error(r)
+    assert flag in r.stderr and value in r.stderr, out
+    assert not db.exists()
