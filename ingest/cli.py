@@ -457,6 +457,12 @@ def _with_progress(fn, quiet: bool):
         return fn(cb)
 
 
+def _print_json(doc: Any) -> None:
+    """``doc`` as JSON alone on stdout, never coloured (rich's print_json adds ANSI escapes when
+    FORCE_COLOR is set, as CI setups often do, and the output is then no JSON)."""
+    _out.file.write(json.dumps(doc, indent=2) + "\n")
+
+
 def _table_counts(wh, run_id: str) -> dict[str, int]:
     """Rows the run wrote per raw table that has a run_id (non-zero only, by table name); one
     catalog query and one counting statement for all tables."""
@@ -477,14 +483,14 @@ def _print_summary(s, per_table: dict[str, int], as_json: bool, stats,
                    secrets: Sequence[str] = ()) -> None:
     warnings = [redact_text(w, secrets) for w in s.warnings]
     if as_json:
-        _out.print_json(json.dumps({
+        _print_json({
             "run_id": s.run_id, "chain_id": s.chain_id, "from_block": s.from_block,
             "to_block": s.to_block, "finality": s.watermark, "blocks": s.blocks_written,
             "logs": s.logs_written, "chunks": s.chunks, "reorgs": s.reorgs,
             "elapsed_s": round(s.elapsed_s, 3), "rows_by_table": per_table,
             "reingested_blocks": s.reingested, "backfilled": s.backfilled,
             "backfill": s.backfill_line(), "warnings": warnings,
-            "rpc": vars(stats) if stats else {}}))
+            "rpc": vars(stats) if stats else {}})
         return
     t = RichTable(title=f"ingest {s.run_id}: blocks {s.from_block:,}..{s.to_block:,} "
                   f"(chain {s.chain_id}, {s.watermark})", title_justify="left")
@@ -516,8 +522,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
                           run_id=new_run_id())
     if args.json:
         # JSON types: counts as numbers, absent values null, times ISO-8601 (not all strings)
-        _out.print_json(json.dumps({k: v.isoformat() if isinstance(v, dt.datetime) else v
-                                    for k, v in vars(s).items()}))
+        _print_json({k: v.isoformat() if isinstance(v, dt.datetime) else v for k, v in vars(s).items()})
     else:
         src = escape(repr(s.source))
         rep = f"; replaced {s.replaced:,} earlier rows of source {src}" if s.replaced else ""

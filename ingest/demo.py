@@ -337,7 +337,7 @@ def run_demo(*, db: Path | None, seed: int, as_json: bool, console: Any) -> int:
               "liquidations": int(liq[0]) if liq else 0,
               "chain_build_s": round(t_chain, 2), "ingest_s": round(summary.elapsed_s, 2)}
     if as_json:
-        console.print_json(json.dumps(result))
+        console.file.write(json.dumps(result, indent=2) + "\n")  # plain: rich colours it under FORCE_COLOR
         return 0
     from rich.table import Table as RichTable
 

@@ -878,7 +878,8 @@ def run_sample_build(*, seed: int, out: Path | None, as_json: bool, console: Any
     say = None if as_json else (lambda msg: console.print(msg, soft_wrap=True))
     sc = build_sample(out, seed, progress=say)
     if as_json:
-        console.print_json(json.dumps({"out": str(out), "replaced": replaces, **sc.stats}))
+        # plain JSON: rich's print_json colours it when FORCE_COLOR is set (no longer JSON)
+        console.file.write(json.dumps({"out": str(out), "replaced": replaces, **sc.stats}, indent=2) + "\n")
         return 0
     if replaces:
         console.print(f"replaced the previous {out}", soft_wrap=True)

@@ -460,3 +460,28 @@ def test_a_block_number_out_of_range_is_refused(tmp_path: Path, flag: str, value
     out = assert_user_error(r)
     assert flag in r.stderr and value in r.stderr, out
     assert not db.exists()
+
+
+def _forced_color(*args: str) -> subprocess.CompletedProcess[str]:
+    import os
+
+    return subprocess.run([sys.executable, "-m", "backtest.cli", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "FORCE_COLOR": "1"})
+
+
+def test_json_output_stays_json_when_colour_is_forced(anvil, tmp_path: Path) -> None:
+    """FORCE_COLOR=1 (set by many CI setups to keep logs coloured) made rich colour the JSON of
+    ingest, import-prices and demo-ingest --json: ANSI escapes around every key and value, so
+    stdout was no longer JSON. The JSON is written plain; the other commands already did."""
+    import json
+
+    prices = ROOT / "data" / "sample" / "ethusdt_binance_futures_2021-01-10_to_2021-01-12.csv"
+    anvil.rpc("anvil_mine", [hex(5)])
+    for args in (["import-prices", str(prices), "--pair", "ETH/USDT", "--db", str(tmp_path / "p.duckdb")],
+                 ["ingest", "--rpc", anvil.url, "--chain", "31337", "--head", "--db",
+                  str(tmp_path / "i.duckdb")],
+                 ["demo-ingest", "--db", str(tmp_path / "d.duckdb")]):
+        r = _forced_color(*args, "--json")
+        assert r.returncode == 0, r.stderr
+        assert "\x1b[" not in r.stdout, r.stdout[:300]
+        assert isinstance(json.loads(r.stdout), dict)
