@@ -759,6 +759,22 @@ def _add_check(sub: Any) -> None:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
+    """Exit 0/1/2. Nothing may leave as an uncaught exception: Python exits 1 then, which reads
+    as 'a threshold failed'."""
+    try:
+        return _check_and_report(args)
+    except Exception as e:
+        # Ctrl-C during a DuckDB query (130), the reader of stdout gone (141): the command's own
+        if is_interrupt(e) or isinstance(e, BrokenPipeError):
+            raise
+        import traceback
+
+        traceback.print_exc()
+        sys.stderr.write(f"error: internal error ({type(e).__name__}): {e}\n")
+        return 2
+
+
+def _check_and_report(args: argparse.Namespace) -> int:
     try:
         rep = run_check(args.scenario, db=args.db, baseline=args.baseline, run_id=args.run_id)
     except Exception as e:  # a bug: its traceback, and exit 2 (an uncaught one exits 1, "a threshold failed")

@@ -485,3 +485,28 @@ def test_json_output_stays_json_when_colour_is_forced(anvil, tmp_path: Path) -> 
         assert r.returncode == 0, r.stderr
         assert "\x1b[" not in r.stdout, r.stdout[:300]
         assert isinstance(json.loads(r.stdout), dict)
+
+
+def test_deficit_check_never_exits_1_on_an_internal_error_after_the_run(tmp_path: Path) -> None:
+    """Exit 1 means 'a threshold failed'. An internal error raised after the run, while the
+    verdicts are written out (here the JUnit writer fails: a fault injected in a subprocess, as no
+    real input makes it fail), escaped deficit check as an uncaught traceback: exit 1 for a run
+    whose thresholds all held. It is an error, exit 2."""
+    from tests.test_cli_errors import small
+
+    db = tmp_path / "w.duckdb"
+    prepare_warehouse(db, SAMPLE_DB)
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        meta = {str(k): str(v) for k, v in con.execute("SELECT key, value FROM meta.sample").fetchall()}
+    finally:
+        con.close()
+    f = tmp_path / "s.toml"
+    f.write_text(small(demo_scenarios(meta)["counterfactual"]) + "\n[checks]\nmax_bad_debt_usd = 1e12\n")
+    driver = ("import sys\nfrom backtest import checks\n"
+              "def junit_xml(*a, **k):\n    raise ValueError('injected')\n"
+              "checks.junit_xml = junit_xml\nfrom backtest.cli import main\nsys.exit(main(sys.argv[1:]))\n")
+    r = subprocess.run([sys.executable, "-c", driver, "check", str(f), "--db", str(db), "--junit",
+                        str(tmp_path / "j.xml")], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert "internal error" in r.stderr and "injected" in r.stderr, r.stderr
