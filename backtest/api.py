@@ -269,8 +269,23 @@ def _require(wh: Warehouse, sc: Scenario, dataset: str, source: str, a: int, b: 
         raise MissingData(f"{what} ({dataset}:{source}) is not ingested over blocks {a}..{b} on chain "
                           f"{sc.chain_id} (ingested: {have or 'nothing'}); run `{hint(a, b)}`")
     asked = asked_fingerprint(dataset)
-    # what was asked (declarations, ingest format); not the contract addresses, which only the
-    # deployments file knows (an ingest compares those)
+    # what was asked (declarations, ingest format); not a market's contract addresses, which only
+    # the deployments file knows (an ingest compares those). A feed and the blocks are given no
+    # address: an interval of a feed whose phases changed since carries the aggregators it was
+    # read from (ingest.datasets.chainlink), i.e. a new aggregator's rounds may be missing there
+    if dataset in ("chainlink", "blocks"):
+        from ingest.schema import addresses_sha256
+
+        none = addresses_sha256({})
+        moved = [(max(a, x), min(b, y)) for x, y, f, g in stored
+                 if g is not None and g != none and f == asked and x <= b and y >= a]
+        if moved:
+            spans = ", ".join(f"{x}..{y}" for x, y in moved[:5]) + (
+                f" and {len(moved) - 5} more" if len(moved) > 5 else "")
+            raise MissingData(f"{what} ({dataset}:{source}) over blocks {spans} on chain {sc.chain_id} was "
+                              "read before the feed's aggregators changed (a new phase found since: its "
+                              "rounds there may be missing, meta.checkpoints.addresses_sha256); re-ingest "
+                              f"it: `{hint(moved[0][0], moved[-1][1])}`")
     stale = [(max(a, x), min(b, y), f) for x, y, f, _ in stored if f != asked and x <= b and y >= a]
     if not stale:
         return

@@ -171,3 +171,27 @@ def test_replay_reproduces_every_onchain_liquidation_of_the_sample(sample: Path,
     frames = res.frames()
     rows = frames["bt.fidelity"]
     assert rows.height == n and rows["matched"].all()
+
+
+def test_a_feed_interval_read_before_its_aggregators_changed_is_refused(sample: Path, tmp_path: Path) -> None:
+    """When a later ingest finds a new phase of a feed, it stamps the feed's stored intervals with
+    the aggregators they were read from (meta.checkpoints.addresses_sha256, f82766a), so that the
+    next ingest re-reads them: the new aggregator's rounds there (which the proxy reports from the
+    switch, and the replay repeats) may be missing. The backtest checked only asked_sha256 and read
+    such an interval as complete. Here the stamp is set as that ingest step sets it (an UPDATE of
+    the ETH/USD feed's intervals), on a private copy of the sample; the run is refused, naming the
+    feed and the re-ingest command."""
+    from backtest.errors import MissingData
+    from ingest.schema import addresses_sha256
+
+    db = tmp_path / "stamped.duckdb"
+    shutil.copyfile(sample, db)
+    feed = _meta(db)["feed.WETH"].lower()
+    con = duckdb.connect(str(db))
+    try:
+        con.execute("UPDATE meta.checkpoints SET addresses_sha256 = ? WHERE dataset = 'chainlink' "
+                    "AND source = ?", [addresses_sha256({"aggregator": ["0x" + "ab" * 20]}), feed])
+    finally:
+        con.close()
+    with pytest.raises(MissingData, match=rf"\(chainlink:{feed}\).*aggregators changed.*deficit ingest"):
+        run(_scenario(db, tmp_path), db=db)
