@@ -177,13 +177,14 @@ def run(scenario: Scenario | str | Path, db: str | Path | None = None, *, run_id
         version = code_version()
         rid = run_id or derive_run_id(sc, inputs.data_sources, version, inputs.feed_rules)
         out = _replay(sc, inputs, rid, naive, version, progress)
-        write_run(wh, rid, out.tables)
+        derived = {}
         if "finality" in sc.metrics.names:
-            from .metrics.finality import reorg_exposure
+            from .metrics.finality import REORGS, reorg_exposure_rows
 
             # the reorgs of meta.reorgs that touched the window, with the run's rows there: derived
-            # from the written rows, in a transaction of its own
-            reorg_exposure(wh, rid)
+            # from the rows written, in the same transaction
+            derived[REORGS] = lambda con: reorg_exposure_rows(con, rid, path)
+        write_run(wh, rid, out.tables, derived)
     return RunResult(rid, sc, out.summary, out, db=path)
 
 

@@ -23,7 +23,7 @@ the caller's logs, not in its results.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -239,7 +239,8 @@ def _source(table: Table, rows: Sequence[tuple[Any, ...]]) -> tuple[pa.RecordBat
     return pa.RecordBatchReader.from_batches(arrow_schema(table), [record_batch(table, rows)]), None
 
 
-def write_run(wh: Warehouse, run_id: str, tables: Mapping[Table, Sequence[tuple[Any, ...]]]) -> None:
+def write_run(wh: Warehouse, run_id: str, tables: Mapping[Table, Sequence[tuple[Any, ...]]],
+              derived: Mapping[Table, Callable[[Any], Sequence[tuple[Any, ...]]]] | None = None) -> None:
     """Replace every row of ``run_id`` in ``tables`` with the given rows, in one transaction (all
     or nothing). When ``tables`` holds the run's ``bt.runs`` row (a run written as a whole), the
     run id's rows in every other bt table are deleted too: a run re-written under the same id
@@ -250,14 +251,19 @@ def write_run(wh: Warehouse, run_id: str, tables: Mapping[Table, Sequence[tuple[
     The rows of a table are a list of tuples or a :class:`backtest.sink.RowSink`; a sink's
     batches are streamed into the INSERT one at a time (and sorted by DuckDB when the sink has an
     ``order_by``), so the write never holds a large table's rows as Python objects. The sinks are
-    not consumed: the same tables can be written again."""
-    wh.ensure(*tables)
+    not consumed: the same tables can be written again.
+
+    ``derived``: tables whose rows are computed from the rows just written (``bt.reorg_exposure``
+    from the run's rows): each callable gets the connection inside the same transaction, after
+    ``tables`` are in, so the run and what derives from it are written all or nothing."""
+    derived = derived or {}
+    wh.ensure(*tables, *derived)
     with wh.transaction() as con:
         if RUNS in tables:
             # the run as a whole is (re)written: no row of a previous run of this id stays in a bt
             # table this write does not list (a metric it no longer computes, rows derived after
             # it, as bt.reorg_exposure), or they would read as this run's
-            listed = {t.fqn for t in tables}
+            listed = {t.fqn for t in (*tables, *derived)}
             bt_tables = {f"bt.{n}" for (n,) in con.execute(
                 "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'bt'").fetchall()}
             for (fqn,) in con.execute(
@@ -293,4 +299,9 @@ def write_run(wh: Warehouse, run_id: str, tables: Mapping[Table, Sequence[tuple[
                 con.execute(f"INSERT INTO {t.fqn} {select}")
             finally:
                 unregister(con, name)
+        for t, compute in sorted(derived.items(), key=lambda kv: kv[0].fqn):
+            con.execute(f"DELETE FROM {t.fqn} WHERE run_id = ?", [run_id])
+            got = list(compute(con))
+            if got:
+                con.executemany(f"INSERT INTO {t.fqn} VALUES ({', '.join('?' * len(t.columns))})", got)
         ensure_views(con)  # the analysts' views over the tables that now exist (backtest.views)

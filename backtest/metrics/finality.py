@@ -270,14 +270,23 @@ WINDOW_FIGURES = ("summaries", "oracle_lag_feeds")
 
 
 def reorg_exposure(wh: Warehouse, run_id: str) -> list[tuple[Any, ...]]:
-    """``bt.reorg_exposure`` rows of a written run: every ``meta.reorgs`` row of the run's chain
-    whose replaced range intersects the run's window, with the run's rows in that range; writes
-    them (replacing the run's previous ones) in one transaction and returns them."""
-    con = wh.con
+    """``bt.reorg_exposure`` rows of a written run (:func:`reorg_exposure_rows`); writes them
+    (replacing the run's previous ones) in one transaction and returns them."""
+    from backtest.outputs import write_run
+
+    rows = reorg_exposure_rows(wh.con, run_id, str(wh.path))
+    write_run(wh, run_id, {REORGS: rows})
+    return rows
+
+
+def reorg_exposure_rows(con: Any, run_id: str, where: str = "the warehouse") -> list[tuple[Any, ...]]:
+    """``bt.reorg_exposure`` rows of run ``run_id`` as ``con`` sees it (inside the transaction that
+    writes the run, or after): every ``meta.reorgs`` row of the run's chain whose replaced range
+    intersects the run's window, with the run's rows in that range. Reads only."""
     got = con.execute("SELECT chain_id, from_block, to_block FROM bt.runs WHERE run_id = ?",
                       [run_id]).fetchall()
     if not got:
-        raise MetricError(f"reorg_exposure: run {run_id!r} is not in bt.runs of {wh.path}")
+        raise MetricError(f"reorg_exposure: run {run_id!r} is not in bt.runs of {where}")
     chain, fb, tb = (int(x) for x in got[0])
     have = {(str(s), str(n)) for s, n in con.execute(
         "SELECT schema_name, table_name FROM duckdb_tables() WHERE schema_name IN ('bt', 'meta')").fetchall()}
@@ -305,7 +314,4 @@ def reorg_exposure(wh: Warehouse, run_id: str) -> list[tuple[Any, ...]]:
                                      "AND block_number BETWEEN ? AND ?", [run_id, lo, hi]).fetchall()[0][0])
         rows.append((run_id, chain, int(fork), hi, int(depth), str(detected_by), int(removed), int(n_liq),
                      int(value), total))
-    from backtest.outputs import write_run
-
-    write_run(wh, run_id, {REORGS: rows})
     return rows

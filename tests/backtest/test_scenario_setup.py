@@ -409,3 +409,25 @@ def test_a_run_with_the_finality_metric_records_the_reorgs_that_touched_its_wind
         rows = wh.con.execute("SELECT block_number, depth, detected_by_run FROM bt.reorg_exposure "
                               "WHERE run_id = ?", [r.run_id]).fetchall()
     assert rows == [(FB + 100, 3, "ingest-x")]
+
+
+def test_the_reorg_exposure_is_written_with_the_run_or_not_at_all(synthetic: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """bt.reorg_exposure derives from the run's rows and was written in a transaction after them:
+    a failure (or an interrupt) between the two left the run stored without it. It is now computed
+    inside the run's own transaction. The failure is injected (a fake that raises: no real input
+    makes the derivation fail), and nothing of the run is stored."""
+    import backtest.metrics.finality as finality
+
+    db = _copy(synthetic, tmp_path)
+
+    def boom(con: object, run_id: str, where: str = "") -> list[tuple[object, ...]]:
+        raise RuntimeError("injected failure while deriving bt.reorg_exposure")
+
+    monkeypatch.setattr(finality, "reorg_exposure_rows", boom)
+    with pytest.raises(RuntimeError, match="injected failure"):
+        run(_scenario(tmp_path, '[metrics]\nnames = ["finality", "liquidations"]\n'), db=db)
+    with Warehouse(db, read_only=True) as wh:
+        have = {n for (n,) in wh.con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'bt'").fetchall()}
+        assert "runs" not in have or wh.con.execute("SELECT count(*) FROM bt.runs").fetchall() == [(0,)]
