@@ -68,16 +68,7 @@ def burn_scaled(tx: TxContext, asset: str, role: str, user: str, target: str, am
         tx.put_reserve(replace(reserve, variable_debt_scaled_total_supply=(
             reserve.variable_debt_scaled_total_supply - amount_scaled)))
     tx.put_user(user, u.with_reserve(asset, ur))
-    if balance_increase > amount:
-        minted = balance_increase - amount
-        tx.emit("Transfer", role, token, **{"from": ZERO_ADDRESS, "to": user, "value": minted})
-        tx.emit("Mint", role, token, caller=user, on_behalf_of=user, value=minted,
-                balance_increase=balance_increase, index=index)
-    else:
-        burned = amount - balance_increase
-        tx.emit("Transfer", role, token, **{"from": user, "to": ZERO_ADDRESS, "value": burned})
-        tx.emit("Burn", role, token, **{"from": user, "target": target, "value": burned,
-                                        "balance_increase": balance_increase, "index": index})
+    _emit_burn(tx, role, token, user, target, balance_increase - amount, balance_increase, index)
     return None
 
 
@@ -127,17 +118,8 @@ def burn_gho_debt(tx: TxContext, asset: str, user: str, amount: int, index: int,
     tx.put_user(user, u.with_reserve(asset, replace(
         ur, scaled_variable_debt=left, variable_debt_previous_index=index,
         discount_percent=None if left else 0, gho_accrued_interest=ur.gho_accrued_interest + increase)))
-    token, role = reserve.variable_debt_token, "variable_debt_token"
-    if increase > amount:
-        minted = increase - amount
-        tx.emit("Transfer", role, token, **{"from": ZERO_ADDRESS, "to": user, "value": minted})
-        tx.emit("Mint", role, token, caller=user, on_behalf_of=user, value=minted,
-                balance_increase=increase, index=index)
-    else:
-        burned = amount - increase
-        tx.emit("Transfer", role, token, **{"from": user, "to": ZERO_ADDRESS, "value": burned})
-        tx.emit("Burn", role, token, **{"from": user, "target": ZERO_ADDRESS, "value": burned,
-                                        "balance_increase": increase, "index": index})
+    _emit_burn(tx, "variable_debt_token", reserve.variable_debt_token, user, ZERO_ADDRESS, increase - amount,
+               increase, index)
     return None
 
 
@@ -186,16 +168,7 @@ def burn_scaled_exact(tx: TxContext, asset: str, role: str, user: str, target: s
         tx.put_reserve(replace(reserve, variable_debt_scaled_total_supply=(
             reserve.variable_debt_scaled_total_supply - amount_scaled)))
     tx.put_user(user, u.with_reserve(asset, ur))
-    if next_balance > previous_balance:
-        minted = next_balance - previous_balance
-        tx.emit("Transfer", role, token, **{"from": ZERO_ADDRESS, "to": user, "value": minted})
-        tx.emit("Mint", role, token, caller=user, on_behalf_of=user, value=minted,
-                balance_increase=balance_increase, index=index)
-    else:
-        burned = previous_balance - next_balance
-        tx.emit("Transfer", role, token, **{"from": user, "to": ZERO_ADDRESS, "value": burned})
-        tx.emit("Burn", role, token, **{"from": user, "target": target, "value": burned,
-                                        "balance_increase": balance_increase, "index": index})
+    _emit_burn(tx, role, token, user, target, next_balance - previous_balance, balance_increase, index)
     return None, scaled == amount_scaled
 
 
@@ -313,6 +286,21 @@ def stable_burn_user(previous_principal: int, current_balance: int, balance_incr
     if balance_increase > amount:
         return rate, stamp, previous_principal + (balance_increase - amount)
     return rate, stamp, previous_principal - (amount - balance_increase)
+
+
+def _emit_burn(tx: TxContext, role: str, token: str, user: str, target: str, net: int, balance_increase: int,
+               index: int) -> None:
+    """A scaled token's burn events (``ScaledBalanceTokenBase._burnScaled``): ``Transfer`` + ``Mint``
+    of ``net`` when the interest accrued exceeds the amount burned (``net`` > 0), else ``Transfer``
+    + ``Burn`` of ``-net``, each with the ``balance_increase`` and ``index``."""
+    if net > 0:
+        tx.emit("Transfer", role, token, **{"from": ZERO_ADDRESS, "to": user, "value": net})
+        tx.emit("Mint", role, token, caller=user, on_behalf_of=user, value=net,
+                balance_increase=balance_increase, index=index)
+    else:
+        tx.emit("Transfer", role, token, **{"from": user, "to": ZERO_ADDRESS, "value": -net})
+        tx.emit("Burn", role, token, **{"from": user, "target": target, "value": -net,
+                                        "balance_increase": balance_increase, "index": index})
 
 
 def _reserve(tx: TxContext, asset: str) -> ReserveData:
