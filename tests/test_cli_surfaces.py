@@ -27,6 +27,18 @@ def deficit(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str
                           text=True, errors="backslashreplace", timeout=timeout)
 
 
+def _demo_copy(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A demo copy of the sample in ``tmp_path`` and the demo's scenario texts."""
+    db = tmp_path / "w.duckdb"
+    prepare_warehouse(db, SAMPLE_DB)
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        meta = {str(k): str(v) for k, v in con.execute("SELECT key, value FROM meta.sample").fetchall()}
+    finally:
+        con.close()
+    return db, demo_scenarios(meta)
+
+
 def assert_user_error(r: subprocess.CompletedProcess[str]) -> str:
     out = r.stdout + r.stderr
     assert r.returncode == 2, out
@@ -77,15 +89,9 @@ def test_a_run_summary_prints_the_scenario_name_as_written(tmp_path: Path) -> No
     80 columns when not on a terminal (a CI log), splitting '--db' from its path."""
     from tests.test_cli_errors import small
 
-    db = tmp_path / "w.duckdb"
-    prepare_warehouse(db, SAMPLE_DB)
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        meta = {str(k): str(v) for k, v in con.execute("SELECT key, value FROM meta.sample").fetchall()}
-    finally:
-        con.close()
+    db, scenarios = _demo_copy(tmp_path)
     text = re.sub(r'(?m)^name = ".*"$', 'name = "crash :x: test"',
-                  small(demo_scenarios(meta)["counterfactual"]))
+                  small(scenarios["counterfactual"]))
     f = tmp_path / "s.toml"
     f.write_text(text)
     r = deficit("run", str(f), "--db", str(db))
@@ -204,15 +210,9 @@ def test_a_ctrl_c_during_a_duckdb_query_of_a_run_is_an_interrupt(tmp_path: Path,
     error', exit 2 with a traceback): interrupted, exit 130, nothing of the run written."""
     from tests.test_cli_errors import small
 
-    db = tmp_path / "w.duckdb"
-    prepare_warehouse(db, SAMPLE_DB)
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        meta = {str(k): str(v) for k, v in con.execute("SELECT key, value FROM meta.sample").fetchall()}
-    finally:
-        con.close()
+    db, scenarios = _demo_copy(tmp_path)
     f = tmp_path / "s.toml"
-    f.write_text(small(demo_scenarios(meta)["counterfactual"]) + "\n[checks]\nmax_bad_debt_usd = 1\n")
+    f.write_text(small(scenarios["counterfactual"]) + "\n[checks]\nmax_bad_debt_usd = 1\n")
     # the run's first transaction is the one that writes its rows
     r = _driven(signal.SIGINT, 1, command, str(f), "--db", str(db))
     assert r.returncode == 130, (r.returncode, r.stdout, r.stderr)
@@ -333,14 +333,8 @@ def test_a_file_name_that_is_not_utf8_is_a_usage_error(tmp_path: Path, command: 
 
     from tests.test_cli_errors import small
 
-    db = tmp_path / "w.duckdb"
-    prepare_warehouse(db, SAMPLE_DB)
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        meta = {str(k): str(v) for k, v in con.execute("SELECT key, value FROM meta.sample").fetchall()}
-    finally:
-        con.close()
-    text = small(demo_scenarios(meta)["counterfactual"]) + "\n[checks]\nmax_bad_debt_usd = 1e12\n"
+    db, scenarios = _demo_copy(tmp_path)
+    text = small(scenarios["counterfactual"]) + "\n[checks]\nmax_bad_debt_usd = 1e12\n"
     scenario = os.fsdecode(os.fsencode(str(tmp_path)) + b"/caf\xe9.toml")
     Path(scenario).write_text(text)
     bad_db = os.fsdecode(os.fsencode(str(tmp_path)) + b"/caf\xe9.duckdb")
@@ -406,15 +400,9 @@ def test_a_baseline_that_is_not_utf8_is_a_typed_error(tmp_path: Path) -> None:
     """A --baseline file that is not UTF-8 (JSON is UTF-8, RFC 8259) was read in the locale's
     encoding and, undecodable, ended deficit check as an 'internal error' with a traceback; now
     an error naming the file and the offset, nothing judged (exit 2)."""
-    db = tmp_path / "w.duckdb"
-    prepare_warehouse(db, SAMPLE_DB)
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        meta = {str(k): str(v) for k, v in con.execute("SELECT key, value FROM meta.sample").fetchall()}
-    finally:
-        con.close()
+    db, scenarios = _demo_copy(tmp_path)
     f = tmp_path / "s.toml"
-    f.write_text(demo_scenarios(meta)["historical"])
+    f.write_text(scenarios["historical"])
     b = tmp_path / "b.json"
     b.write_bytes(b'{"format": "deficit-baseline/1", "scenario": "caf\xe9"}')
     r = deficit("check", str(f), "--db", str(db), "--baseline", str(b))
@@ -495,15 +483,9 @@ def test_deficit_check_never_exits_1_on_an_internal_error_after_the_run(tmp_path
     whose thresholds all held. It is an error, exit 2."""
     from tests.test_cli_errors import small
 
-    db = tmp_path / "w.duckdb"
-    prepare_warehouse(db, SAMPLE_DB)
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        meta = {str(k): str(v) for k, v in con.execute("SELECT key, value FROM meta.sample").fetchall()}
-    finally:
-        con.close()
+    db, scenarios = _demo_copy(tmp_path)
     f = tmp_path / "s.toml"
-    f.write_text(small(demo_scenarios(meta)["counterfactual"]) + "\n[checks]\nmax_bad_debt_usd = 1e12\n")
+    f.write_text(small(scenarios["counterfactual"]) + "\n[checks]\nmax_bad_debt_usd = 1e12\n")
     driver = ("import sys\nfrom backtest import checks\n"
               "def junit_xml(*a, **k):\n    raise ValueError('injected')\n"
               "checks.junit_xml = junit_xml\nfrom backtest.cli import main\nsys.exit(main(sys.argv[1:]))\n")
